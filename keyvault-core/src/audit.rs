@@ -1,0 +1,336 @@
+//! The append-only, hash-chained audit log (`audit.jsonl`).
+//!
+//! Each line is one JSON event carrying `prev`, the SHA-256 of the previous line's exact
+//! bytes (64 zeros for the first line). The inventory records the newest line's number and
+//! hash ([`AuditHead`]), so an edit, a deletion, an insertion or a cut-off tail is detected.
+//! Lines after the recorded head that chain correctly are accepted: they are what a process
+//! interrupted between appending and saving the inventory leaves behind.
+
+use crate::error::AuditError;
+use crate::fsutil;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use ssh_key::sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::Path;
+
+/// The `prev` of the first line.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The largest audit log keyvault reads (1 GiB).
+const MAX_LOG_BYTES: u64 = 1 << 30;
+
+/// Whether an audited operation succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Outcome {
+    /// It did what it set out to do.
+    Ok,
+    /// It failed; `detail` says how.
+    Failed,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditEvent {
+    seq: u64,
+    time: DateTime<Utc>,
+    actor: String,
+    action: String,
+    key_id: Option<String>,
+    fingerprint: Option<String>,
+    outcome: Outcome,
+    detail: Option<String>,
+    prev: String,
+}
+
+impl AuditEvent {
+    /// 1-based position in the log.
+    #[must_use]
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+    /// When it happened.
+    #[must_use]
+    pub fn time(&self) -> DateTime<Utc> {
+        self.time
+    }
+    /// Who did it, `user@host`.
+    #[must_use]
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+    /// What was done, e.g. `create`, `import`, `passwd`.
+    #[must_use]
+    pub fn action(&self) -> &str {
+        &self.action
+    }
+    /// The key concerned.
+    #[must_use]
+    pub fn key_id(&self) -> Option<&str> {
+        self.key_id.as_deref()
+    }
+    /// Its fingerprint.
+    #[must_use]
+    pub fn fingerprint(&self) -> Option<&str> {
+        self.fingerprint.as_deref()
+    }
+    /// Whether it succeeded.
+    #[must_use]
+    pub fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+    /// More about it (never a secret).
+    #[must_use]
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
+}
+
+/// An event about to be appended; the log assigns `seq`, `time` and `prev`.
+#[derive(Debug, Clone)]
+pub(crate) struct Draft {
+    pub action: &'static str,
+    pub key_id: Option<String>,
+    pub fingerprint: Option<String>,
+    pub outcome: Outcome,
+    pub detail: Option<String>,
+}
+
+/// The newest line of the chain as the inventory records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditHead {
+    seq: u64,
+    hash: String,
+}
+
+impl AuditHead {
+    /// Number of the newest line.
+    #[must_use]
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+    /// SHA-256 of the newest line, hex.
+    #[must_use]
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+}
+
+/// What [`verify`] found in an intact log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// Lines checked.
+    pub events: u64,
+    /// Lines after the head the inventory records (left by an interrupted write).
+    pub unanchored: u64,
+}
+
+fn hash_line(line: &[u8]) -> String {
+    let digest = Sha256::digest(line);
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// Reads the log's lines (without newlines). A missing file is an empty log.
+fn read_lines(path: &Path) -> Result<Vec<Vec<u8>>, AuditError> {
+    let bytes = fsutil::read_optional(path, MAX_LOG_BYTES)
+        .map_err(|e| AuditError::Io {
+            operation: "read",
+            path: path.to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+        .unwrap_or_default();
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let broken = |line: usize, reason: &str| AuditError::Broken {
+        path: path.to_owned(),
+        line: line as u64,
+        reason: reason.to_owned(),
+    };
+    let Some(body) = bytes.strip_suffix(b"\n") else {
+        let n = bytes.split(|b| *b == b'\n').count();
+        return Err(broken(n, "the last line is incomplete (truncated or edited)"));
+    };
+    Ok(body.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect())
+}
+
+/// Checks the chain of `lines` against `head`; returns the parsed events.
+fn check(path: &Path, lines: &[Vec<u8>], head: Option<&AuditHead>) -> Result<(Vec<AuditEvent>, u64), AuditError> {
+    let broken = |line: u64, reason: String| AuditError::Broken {
+        path: path.to_owned(),
+        line,
+        reason,
+    };
+    let mut events = Vec::with_capacity(lines.len());
+    let mut prev = GENESIS.to_owned();
+    let mut head_seen = head.is_none();
+    for (i, line) in lines.iter().enumerate() {
+        let n = i as u64 + 1;
+        let event: AuditEvent = serde_json::from_slice(line)
+            .map_err(|_| broken(n, "not a valid audit event (edited or corrupt)".to_owned()))?;
+        if event.seq != n {
+            return Err(broken(n, format!("sequence number {} where {n} was expected (a line was removed or inserted)", event.seq)));
+        }
+        if event.prev != prev {
+            return Err(broken(n, "hash chain mismatch: the line before it was edited, removed or inserted".to_owned()));
+        }
+        prev = hash_line(line);
+        if let Some(h) = head
+            && h.seq == n
+        {
+            if h.hash != prev {
+                return Err(broken(n, "this line differs from the one the inventory recorded (edited)".to_owned()));
+            }
+            head_seen = true;
+        }
+        events.push(event);
+    }
+    if !head_seen {
+        let h = head.map_or(0, |h| h.seq);
+        return Err(broken(
+            lines.len() as u64 + 1,
+            format!("the log ends at line {} but the inventory recorded {h} lines (truncated)", lines.len()),
+        ));
+    }
+    let unanchored = lines.len() as u64 - head.map_or(0, |h| h.seq);
+    Ok((events, unanchored))
+}
+
+/// Verifies the whole log at `path` against the head the inventory recorded.
+///
+/// # Errors
+///
+/// [`AuditError::Broken`] naming the first line where the chain does not hold.
+pub fn verify(path: &Path, head: Option<&AuditHead>) -> Result<Verification, AuditError> {
+    let lines = read_lines(path)?;
+    let (events, unanchored) = check(path, &lines, head)?;
+    Ok(Verification {
+        events: events.len() as u64,
+        unanchored,
+    })
+}
+
+/// Reads and verifies every event.
+///
+/// # Errors
+///
+/// As [`verify`].
+pub fn read(path: &Path, head: Option<&AuditHead>) -> Result<Vec<AuditEvent>, AuditError> {
+    let lines = read_lines(path)?;
+    check(path, &lines, head).map(|(events, _)| events)
+}
+
+/// Appends `drafts` after verifying the existing chain against `head`; returns the new head.
+/// Refuses to write onto a broken chain, so tampering is never sealed over.
+pub(crate) fn append(
+    path: &Path,
+    head: Option<&AuditHead>,
+    drafts: &[Draft],
+    time: DateTime<Utc>,
+    actor: &str,
+) -> Result<Option<AuditHead>, AuditError> {
+    let lines = read_lines(path)?;
+    check(path, &lines, head)?;
+    let mut seq = lines.len() as u64;
+    let mut prev = lines.last().map_or_else(|| GENESIS.to_owned(), |l| hash_line(l));
+    let mut out = Vec::new();
+    for d in drafts {
+        seq += 1;
+        let event = AuditEvent {
+            seq,
+            time,
+            actor: actor.to_owned(),
+            action: d.action.to_owned(),
+            key_id: d.key_id.clone(),
+            fingerprint: d.fingerprint.clone(),
+            outcome: d.outcome,
+            detail: d.detail.clone(),
+            prev: prev.clone(),
+        };
+        let line = serde_json::to_vec(&event).map_err(|e| AuditError::Io {
+            operation: "encode",
+            path: path.to_owned(),
+            source: std::io::Error::other(e),
+        })?;
+        prev = hash_line(&line);
+        out.extend_from_slice(&line);
+        out.push(b'\n');
+    }
+    if drafts.is_empty() {
+        return Ok(lines.last().map(|l| AuditHead {
+            seq,
+            hash: hash_line(l),
+        }));
+    }
+    let io = |operation| {
+        move |source| AuditError::Io {
+            operation,
+            path: path.to_owned(),
+            source,
+        }
+    };
+    let mut file = fsutil::open_append(path, 0o600).map_err(|e| AuditError::Io {
+        operation: "open",
+        path: path.to_owned(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    file.write_all(&out).map_err(io("append to"))?;
+    file.sync_all().map_err(io("sync"))?;
+    Ok(Some(AuditHead { seq, hash: prev }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(action: &'static str) -> Draft {
+        Draft {
+            action,
+            key_id: Some("p-1".into()),
+            fingerprint: None,
+            outcome: Outcome::Ok,
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn chain_detects_edit_delete_truncate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("audit.jsonl");
+        let t = Utc::now();
+        let h1 = append(&p, None, &[draft("create"), draft("passwd")], t, "me@host").expect("append");
+        let h2 = append(&p, h1.as_ref(), &[draft("import")], t, "me@host").expect("append");
+        let head = h2.expect("head");
+        assert_eq!(verify(&p, Some(&head)).expect("ok").events, 3);
+
+        let original = std::fs::read_to_string(&p).expect("read");
+        let lines: Vec<&str> = original.lines().collect();
+
+        // Edit a middle line.
+        std::fs::write(&p, original.replace("\"passwd\"", "\"create\"")).expect("write");
+        assert!(matches!(verify(&p, Some(&head)), Err(AuditError::Broken { line: 3, .. })));
+        // Delete a middle line.
+        std::fs::write(&p, format!("{}\n{}\n", lines[0], lines[2])).expect("write");
+        assert!(verify(&p, Some(&head)).is_err());
+        // Truncate the tail.
+        std::fs::write(&p, format!("{}\n{}\n", lines[0], lines[1])).expect("write");
+        assert!(matches!(verify(&p, Some(&head)), Err(AuditError::Broken { line: 3, .. })));
+        // Edit the last line.
+        std::fs::write(&p, original.replace("\"import\"", "\"revoke\"")).expect("write");
+        assert!(verify(&p, Some(&head)).is_err());
+        // Appending onto a broken chain is refused.
+        assert!(append(&p, Some(&head), &[draft("x")], t, "me@host").is_err());
+        // An unanchored tail (crash between append and inventory save) is accepted.
+        std::fs::write(&p, &original).expect("write");
+        let h1 = AuditHead { seq: 2, hash: hash_line(lines[1].as_bytes()) };
+        assert_eq!(verify(&p, Some(&h1)).expect("ok").unanchored, 1);
+    }
+}

@@ -1,0 +1,256 @@
+//! File system primitives for secret-bearing files: atomic writes (temp, fsync, rename,
+//! directory fsync), exclusive creation, no writing through symlinks, permission checks on
+//! read, capped reads.
+
+use crate::error::StoreError;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+/// Whether [`write_atomic`] may replace an existing file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Replace {
+    /// Fail if the file exists.
+    No,
+    /// Replace it atomically.
+    Yes,
+}
+
+fn io<'a>(operation: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        operation,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Creates `dir` with `mode` if missing; an existing one must be a real directory (not a
+/// symlink). Parents are created with the same mode.
+pub(crate) fn ensure_dir(dir: &Path, mode: u32) -> Result<(), StoreError> {
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(StoreError::NotRegular { path: dir.to_owned() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => fs::DirBuilder::new()
+            .recursive(true)
+            .mode(mode)
+            .create(dir)
+            .map_err(io("create directory", dir)),
+        Err(e) => Err(io("inspect", dir)(e)),
+    }
+}
+
+/// A name for a temporary file beside `path`, unique to this process and call.
+fn temp_path(path: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
+}
+
+/// Opens a new file exclusively (`O_CREAT|O_EXCL|O_NOFOLLOW`) with `mode`.
+fn create_exclusive(path: &Path, mode: u32) -> std::io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// fsyncs a directory so a rename in it survives a crash.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("sync directory", dir))
+}
+
+/// Writes `bytes` to `path` atomically: a temp file beside it (created exclusively with
+/// `mode`, never following symlinks), fsync, rename, fsync of the directory. With
+/// [`Replace::No`] an existing `path` is an error and is left alone. A symlink at `path` is
+/// replaced, never followed.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32, replace: Replace) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    if replace == Replace::No {
+        match fs::symlink_metadata(path) {
+            Ok(_) => {
+                return Err(StoreError::Io {
+                    operation: "create",
+                    path: path.to_owned(),
+                    source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("inspect", path)(e)),
+        }
+    }
+    let tmp = temp_path(path);
+    let result = (|| {
+        let mut file = create_exclusive(&tmp, mode).map_err(io("create", &tmp))?;
+        // The umask may have narrowed the mode; make it exact.
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(io("set permissions on", &tmp))?;
+        file.write_all(bytes).map_err(io("write", &tmp))?;
+        file.sync_all().map_err(io("sync", &tmp))?;
+        drop(file);
+        if replace == Replace::No {
+            // link(2) fails if the target exists, so a racing creator is never overwritten.
+            fs::hard_link(&tmp, path).map_err(io("create", path))?;
+            fs::remove_file(&tmp).map_err(io("remove", &tmp))?;
+        } else {
+            fs::rename(&tmp, path).map_err(io("replace", path))?;
+        }
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Points the symlink `link` at `target` atomically (a new link beside it, renamed over).
+pub(crate) fn swap_symlink(target: &Path, link: &Path) -> Result<(), StoreError> {
+    let tmp = temp_path(link);
+    std::os::unix::fs::symlink(target, &tmp).map_err(io("create link", &tmp))?;
+    if let Err(e) = fs::rename(&tmp, link) {
+        let _ = fs::remove_file(&tmp);
+        return Err(io("replace", link)(e));
+    }
+    sync_dir(link.parent().unwrap_or(Path::new(".")))
+}
+
+/// Requires that a secret-bearing file grants nothing to group or others.
+pub(crate) fn check_private_mode(path: &Path, meta: &fs::Metadata) -> Result<(), StoreError> {
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(StoreError::Permissions {
+            path: path.to_owned(),
+            mode,
+            expected: 0o600,
+        });
+    }
+    Ok(())
+}
+
+/// Opens a regular file for reading without following a symlink at its last component.
+fn open_regular(path: &Path) -> Result<(File, fs::Metadata), StoreError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                StoreError::NotRegular { path: path.to_owned() }
+            } else {
+                io("read", path)(e)
+            }
+        })?;
+    let meta = file.metadata().map_err(io("inspect", path))?;
+    if !meta.is_file() {
+        return Err(StoreError::NotRegular { path: path.to_owned() });
+    }
+    Ok((file, meta))
+}
+
+fn read_capped(mut file: File, path: &Path, max: u64) -> Result<Vec<u8>, StoreError> {
+    let mut buf = Vec::new();
+    Read::by_ref(&mut file)
+        .take(max + 1)
+        .read_to_end(&mut buf)
+        .map_err(io("read", path))?;
+    if buf.len() as u64 > max {
+        return Err(StoreError::Io {
+            operation: "read",
+            path: path.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("file is larger than {max} bytes")),
+        });
+    }
+    Ok(buf)
+}
+
+/// Reads a secret-bearing regular file of at most `max` bytes, refusing symlinks and files
+/// that group or others can access.
+pub(crate) fn read_private(path: &Path, max: u64) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+    let (file, meta) = open_regular(path)?;
+    check_private_mode(path, &meta)?;
+    read_capped(file, path, max).map(Zeroizing::new)
+}
+
+/// Reads a regular file of at most `max` bytes, if it exists.
+pub(crate) fn read_optional(path: &Path, max: u64) -> Result<Option<Vec<u8>>, StoreError> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io("inspect", path)(e)),
+        Ok(_) => {}
+    }
+    let (file, _) = open_regular(path)?;
+    read_capped(file, path, max).map(Some)
+}
+
+/// Opens `path` for appending, creating it with `mode`; never through a symlink.
+pub(crate) fn open_append(path: &Path, mode: u32) -> Result<File, StoreError> {
+    let file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                StoreError::NotRegular { path: path.to_owned() }
+            } else {
+                io("open", path)(e)
+            }
+        })?;
+    let meta = file.metadata().map_err(io("inspect", path))?;
+    if !meta.is_file() {
+        return Err(StoreError::NotRegular { path: path.to_owned() });
+    }
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_modes_and_no_clobber() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("secret");
+        write_atomic(&p, b"one", 0o600, Replace::No).expect("write");
+        assert_eq!(fs::metadata(&p).expect("meta").mode() & 0o777, 0o600);
+        assert!(write_atomic(&p, b"two", 0o600, Replace::No).is_err());
+        assert_eq!(fs::read(&p).expect("read"), b"one");
+        write_atomic(&p, b"three", 0o600, Replace::Yes).expect("replace");
+        assert_eq!(fs::read(&p).expect("read"), b"three");
+        // No temp files left behind.
+        assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 1);
+    }
+
+    #[test]
+    fn symlink_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outside = dir.path().join("outside");
+        fs::write(&outside, b"keep").expect("write");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&outside, &link).expect("symlink");
+        assert!(write_atomic(&link, b"x", 0o600, Replace::No).is_err());
+        assert!(matches!(read_private(&link, 10), Err(StoreError::NotRegular { .. })));
+        write_atomic(&link, b"x", 0o600, Replace::Yes).expect("replace");
+        assert_eq!(fs::read(&outside).expect("read"), b"keep");
+    }
+
+    #[test]
+    fn refuses_readable_by_others_and_oversized() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("k");
+        fs::write(&p, b"0123456789").expect("write");
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert!(matches!(read_private(&p, 100), Err(StoreError::Permissions { mode: 0o644, .. })));
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert!(read_private(&p, 5).is_err());
+        assert_eq!(&*read_private(&p, 10).expect("read"), b"0123456789");
+    }
+}

@@ -1,0 +1,447 @@
+//! The per-purpose inventory: [`Purpose`], [`KeyId`], [`KeyRecord`], [`KeyState`],
+//! [`Deployment`] and the [`Inventory`] document stored in `inventory.json`.
+
+use crate::audit::AuditHead;
+use crate::error::InputError;
+use crate::keygen::Algorithm;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// The inventory schema version this build reads and writes.
+pub const INVENTORY_VERSION: u32 = 1;
+
+/// A purpose name such as `personal`, `team` or `ci-deploy`: matches
+/// `^[a-z0-9][a-z0-9._-]{0,63}$`, so it is always safe as a file name.
+///
+/// ```
+/// use keyvault_core::Purpose;
+/// assert!("ci-deploy".parse::<Purpose>().is_ok());
+/// for bad in ["", "../x", "A", "-x", &"a".repeat(65)] {
+///     assert!(bad.parse::<Purpose>().is_err());
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Purpose(String);
+
+impl Purpose {
+    /// The name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn check_name(s: &str) -> Result<(), &'static str> {
+    let bytes = s.as_bytes();
+    match bytes.first() {
+        None => return Err("must not be empty"),
+        Some(b) if !(b.is_ascii_lowercase() || b.is_ascii_digit()) => {
+            return Err("must start with a lowercase letter or a digit");
+        }
+        Some(_) => {}
+    }
+    if bytes.len() > 64 {
+        return Err("must be at most 64 characters");
+    }
+    if !bytes
+        .iter()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err("may contain only a-z, 0-9, '.', '_' and '-'");
+    }
+    Ok(())
+}
+
+impl FromStr for Purpose {
+    type Err = InputError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        check_name(s).map_err(|reason| InputError::Purpose {
+            value: s.to_owned(),
+            reason,
+        })?;
+        Ok(Purpose(s.to_owned()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Purpose {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for Purpose {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A key's id, `<purpose>-<n>` (e.g. `personal-3`); safe as a file name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct KeyId(String);
+
+impl KeyId {
+    /// The id of the `n`th key of `purpose`.
+    #[must_use]
+    pub fn new(purpose: &Purpose, n: u64) -> Self {
+        KeyId(format!("{purpose}-{n}"))
+    }
+
+    /// The id as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The sequence number after the last `-`.
+    #[must_use]
+    pub fn number(&self) -> u64 {
+        self.0
+            .rsplit_once('-')
+            .and_then(|(_, n)| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl FromStr for KeyId {
+    type Err = InputError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || InputError::KeyId { value: s.to_owned() };
+        let (purpose, n) = s.rsplit_once('-').ok_or_else(bad)?;
+        check_name(purpose).map_err(|_| bad())?;
+        if n.is_empty() || n.len() > 12 || !n.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        Ok(KeyId(s.to_owned()))
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a key is in its life. `expired` is not a state: it is derived from the clock
+/// ([`KeyRecord::is_expired_at`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum KeyState {
+    /// Generated, not yet trusted everywhere (during a rotation).
+    Pending,
+    /// The purpose's key in use.
+    Active,
+    /// Replaced, still trusted somewhere until removal finishes.
+    Retiring,
+    /// Removed everywhere; never used again.
+    Revoked,
+}
+
+impl fmt::Display for KeyState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyState::Pending => "pending",
+            KeyState::Active => "active",
+            KeyState::Retiring => "retiring",
+            KeyState::Revoked => "revoked",
+        })
+    }
+}
+
+/// How a key's private half is protected at rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Protection {
+    /// Encrypted with a passphrase the user supplies.
+    Passphrase,
+    /// Not encrypted (only where the purpose's policy allows it).
+    None,
+}
+
+/// A place a key's public half is trusted, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deployment {
+    target: String,
+    added_at: DateTime<Utc>,
+    verified_at: Option<DateTime<Utc>>,
+    removed_at: Option<DateTime<Utc>>,
+}
+
+impl Deployment {
+    /// The target, e.g. `runpod` or `file:/home/me/.ssh/authorized_keys`.
+    #[must_use]
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+    /// When the key was added there.
+    #[must_use]
+    pub fn added_at(&self) -> DateTime<Utc> {
+        self.added_at
+    }
+    /// When its presence was last verified.
+    #[must_use]
+    pub fn verified_at(&self) -> Option<DateTime<Utc>> {
+        self.verified_at
+    }
+    /// When it was removed, if it was.
+    #[must_use]
+    pub fn removed_at(&self) -> Option<DateTime<Utc>> {
+        self.removed_at
+    }
+}
+
+/// One key of the inventory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRecord {
+    pub(crate) id: KeyId,
+    pub(crate) purpose: Purpose,
+    pub(crate) algorithm: Algorithm,
+    pub(crate) fingerprint: String,
+    pub(crate) public_key: String,
+    pub(crate) comment: String,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) expires_at: Option<DateTime<Utc>>,
+    pub(crate) state: KeyState,
+    pub(crate) protection: Protection,
+    pub(crate) kdf_rounds: Option<u32>,
+    pub(crate) origin: Origin,
+    pub(crate) private_key_path: String,
+    #[serde(default)]
+    pub(crate) deployments: Vec<Deployment>,
+    #[serde(default)]
+    pub(crate) rotated_from: Option<KeyId>,
+    #[serde(default)]
+    pub(crate) rotated_to: Option<KeyId>,
+    #[serde(default)]
+    pub(crate) revoked_at: Option<DateTime<Utc>>,
+}
+
+/// How a key came into the vault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Origin {
+    /// Generated by keyvault.
+    Generated,
+    /// Adopted with `keyvault import`.
+    Imported,
+}
+
+impl KeyRecord {
+    /// The key's id.
+    #[must_use]
+    pub fn id(&self) -> &KeyId {
+        &self.id
+    }
+    /// Its purpose.
+    #[must_use]
+    pub fn purpose(&self) -> &Purpose {
+        &self.purpose
+    }
+    /// Its algorithm.
+    #[must_use]
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+    /// SHA256 fingerprint, `SHA256:…`, as `ssh-keygen -lf` prints it.
+    #[must_use]
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+    /// The OpenSSH public key line.
+    #[must_use]
+    pub fn public_key(&self) -> &str {
+        &self.public_key
+    }
+    /// The key's comment.
+    #[must_use]
+    pub fn comment(&self) -> &str {
+        &self.comment
+    }
+    /// When it was created (or imported).
+    #[must_use]
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+    /// When it expires, if ever.
+    #[must_use]
+    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.expires_at
+    }
+    /// Its stored state.
+    #[must_use]
+    pub fn state(&self) -> KeyState {
+        self.state
+    }
+    /// How the private key is protected.
+    #[must_use]
+    pub fn protection(&self) -> Protection {
+        self.protection
+    }
+    /// bcrypt-pbkdf rounds of the private key file, if encrypted.
+    #[must_use]
+    pub fn kdf_rounds(&self) -> Option<u32> {
+        self.kdf_rounds
+    }
+    /// Whether keyvault generated or imported it.
+    #[must_use]
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+    /// The private key file, relative to the vault's home (`keys/<id>`).
+    #[must_use]
+    pub fn private_key_path(&self) -> &str {
+        &self.private_key_path
+    }
+    /// Where it is deployed.
+    #[must_use]
+    pub fn deployments(&self) -> &[Deployment] {
+        &self.deployments
+    }
+    /// The key it replaced.
+    #[must_use]
+    pub fn rotated_from(&self) -> Option<&KeyId> {
+        self.rotated_from.as_ref()
+    }
+    /// The key that replaced it.
+    #[must_use]
+    pub fn rotated_to(&self) -> Option<&KeyId> {
+        self.rotated_to.as_ref()
+    }
+    /// When it was revoked.
+    #[must_use]
+    pub fn revoked_at(&self) -> Option<DateTime<Utc>> {
+        self.revoked_at
+    }
+    /// Whether it has expired at `now`.
+    #[must_use]
+    pub fn is_expired_at(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|t| t <= now)
+    }
+    /// The state as people see it at `now`: `expired` for a live key past its expiry.
+    #[must_use]
+    pub fn display_state_at(&self, now: DateTime<Utc>) -> &'static str {
+        match self.state {
+            KeyState::Revoked => "revoked",
+            _ if self.is_expired_at(now) => "expired",
+            KeyState::Pending => "pending",
+            KeyState::Active => "active",
+            KeyState::Retiring => "retiring",
+        }
+    }
+}
+
+/// The whole inventory document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inventory {
+    pub(crate) version: u32,
+    pub(crate) keys: Vec<KeyRecord>,
+    #[serde(default)]
+    pub(crate) audit: Option<AuditHead>,
+}
+
+impl Default for Inventory {
+    fn default() -> Self {
+        Inventory {
+            version: INVENTORY_VERSION,
+            keys: Vec::new(),
+            audit: None,
+        }
+    }
+}
+
+impl Inventory {
+    /// Every key, oldest first.
+    #[must_use]
+    pub fn keys(&self) -> &[KeyRecord] {
+        &self.keys
+    }
+
+    /// The key with this id.
+    #[must_use]
+    pub fn get(&self, id: &KeyId) -> Option<&KeyRecord> {
+        self.keys.iter().find(|k| &k.id == id)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: &KeyId) -> Option<&mut KeyRecord> {
+        self.keys.iter_mut().find(|k| &k.id == id)
+    }
+
+    /// The active key of `purpose`, if any.
+    #[must_use]
+    pub fn active(&self, purpose: &Purpose) -> Option<&KeyRecord> {
+        self.keys
+            .iter()
+            .find(|k| &k.purpose == purpose && k.state == KeyState::Active)
+    }
+
+    /// Every purpose that has at least one key, sorted.
+    #[must_use]
+    pub fn purposes(&self) -> Vec<&Purpose> {
+        let mut p: Vec<&Purpose> = self.keys.iter().map(|k| &k.purpose).collect();
+        p.sort();
+        p.dedup();
+        p
+    }
+
+    /// The head of the audit chain this inventory was last written with.
+    #[must_use]
+    pub fn audit_head(&self) -> Option<&AuditHead> {
+        self.audit.as_ref()
+    }
+
+    /// The next unused id for `purpose`.
+    pub(crate) fn next_id(&self, purpose: &Purpose) -> KeyId {
+        let n = self
+            .keys
+            .iter()
+            .filter(|k| &k.purpose == purpose)
+            .map(|k| k.id.number())
+            .max()
+            .unwrap_or(0);
+        KeyId::new(purpose, n + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purpose_rules() {
+        for good in ["personal", "ci-deploy", "a", "0", "team.gpu_1", &"a".repeat(64)] {
+            assert!(good.parse::<Purpose>().is_ok(), "{good}");
+        }
+        for bad in ["", "../x", "A", "-x", ".x", "_x", "a/b", "a b", "é", &"a".repeat(65)] {
+            assert!(bad.parse::<Purpose>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn key_id_rules() {
+        let p: Purpose = "ci-deploy".parse().expect("purpose");
+        let id = KeyId::new(&p, 12);
+        assert_eq!(id.as_str(), "ci-deploy-12");
+        assert_eq!(id.number(), 12);
+        assert_eq!(id.as_str().parse::<KeyId>().expect("parses"), id);
+        for bad in ["personal", "personal-", "../x-1", "x-1a", "-1"] {
+            assert!(bad.parse::<KeyId>().is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,481 @@
+//! Per-purpose rules, read from the optional `config.toml` in the vault's home.
+//!
+//! ```toml
+//! # Applies to every purpose unless a [purpose.NAME] table overrides a key.
+//! [policy]
+//! algorithms = ["ed25519", "ecdsa-p256", "ecdsa-p384", "rsa-3072", "rsa-4096"]
+//! default_algorithm = "ed25519"
+//! min_rsa_bits = 3072
+//! default_ttl = "90d"
+//! max_ttl = "365d"
+//! passphrase = "required"        # or "optional": allows --no-passphrase
+//! min_passphrase_strength = 3    # 0 (anything) to 4 (strongest), zxcvbn's scale
+//! min_kdf_rounds = 16
+//! warn_within = "14d"
+//!
+//! [purpose.ci-deploy]
+//! default_ttl = "1h"
+//! max_ttl = "1d"
+//! ```
+
+use crate::error::{ConfigError, Error, InputError, PolicyError};
+use crate::inventory::Purpose;
+use crate::keyfile::{DEFAULT_KDF_ROUNDS, MAX_KDF_ROUNDS};
+use crate::keygen::Algorithm;
+use crate::secret::Passphrase;
+use crate::span::Span;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// Whether keys of a purpose must be passphrase-protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PassphraseRule {
+    /// Every key is encrypted (the default).
+    Required,
+    /// `--no-passphrase` is allowed.
+    Optional,
+}
+
+/// The rules of one purpose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    algorithms: Vec<Algorithm>,
+    default_algorithm: Algorithm,
+    min_rsa_bits: u32,
+    default_ttl: Span,
+    max_ttl: Span,
+    passphrase: PassphraseRule,
+    min_passphrase_strength: u8,
+    min_kdf_rounds: u32,
+    warn_within: Span,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            algorithms: vec![
+                Algorithm::Ed25519,
+                Algorithm::EcdsaP256,
+                Algorithm::EcdsaP384,
+                Algorithm::EcdsaP521,
+                Algorithm::Rsa { bits: 3072 },
+                Algorithm::Rsa { bits: 4096 },
+            ],
+            default_algorithm: Algorithm::Ed25519,
+            min_rsa_bits: 3072,
+            default_ttl: Span::from_days(90),
+            max_ttl: Span::from_days(365),
+            passphrase: PassphraseRule::Required,
+            min_passphrase_strength: 3,
+            min_kdf_rounds: DEFAULT_KDF_ROUNDS,
+            warn_within: Span::from_days(14),
+        }
+    }
+}
+
+impl Policy {
+    /// The algorithm `new` uses when none is asked for.
+    #[must_use]
+    pub fn default_algorithm(&self) -> Algorithm {
+        self.default_algorithm
+    }
+    /// Lifetime of a key when none is asked for.
+    #[must_use]
+    pub fn default_ttl(&self) -> Span {
+        self.default_ttl
+    }
+    /// The longest lifetime allowed.
+    #[must_use]
+    pub fn max_ttl(&self) -> Span {
+        self.max_ttl
+    }
+    /// Whether a passphrase is required.
+    #[must_use]
+    pub fn passphrase(&self) -> PassphraseRule {
+        self.passphrase
+    }
+    /// Minimum passphrase strength, 0 to 4.
+    #[must_use]
+    pub fn min_passphrase_strength(&self) -> u8 {
+        self.min_passphrase_strength
+    }
+    /// Minimum bcrypt-pbkdf rounds for key files.
+    #[must_use]
+    pub fn min_kdf_rounds(&self) -> u32 {
+        self.min_kdf_rounds
+    }
+    /// How long before expiry `status` starts warning.
+    #[must_use]
+    pub fn warn_within(&self) -> Span {
+        self.warn_within
+    }
+
+    /// Checks that `algorithm` may be used for `purpose`.
+    ///
+    /// An RSA key is allowed when it is at least `min_rsa_bits` and at least as large as
+    /// some RSA size in `algorithms`.
+    ///
+    /// # Errors
+    ///
+    /// [`PolicyError::AlgorithmNotAllowed`] or [`PolicyError::RsaTooSmall`].
+    pub fn check_algorithm(&self, purpose: &Purpose, algorithm: Algorithm) -> Result<(), PolicyError> {
+        let allowed = match algorithm {
+            Algorithm::Rsa { bits } => {
+                if bits < self.min_rsa_bits {
+                    return Err(PolicyError::RsaTooSmall {
+                        purpose: purpose.to_string(),
+                        bits,
+                        min: self.min_rsa_bits,
+                    });
+                }
+                self.algorithms
+                    .iter()
+                    .any(|a| matches!(a, Algorithm::Rsa { bits: b } if *b <= bits))
+            }
+            other => self.algorithms.contains(&other),
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(PolicyError::AlgorithmNotAllowed {
+                purpose: purpose.to_string(),
+                algorithm: algorithm.to_string(),
+                allowed: self
+                    .algorithms
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+        }
+    }
+
+    /// Checks a requested lifetime against the maximum.
+    ///
+    /// # Errors
+    ///
+    /// [`PolicyError::TtlTooLong`].
+    pub fn check_ttl(&self, purpose: &Purpose, ttl: Span) -> Result<(), PolicyError> {
+        if ttl > self.max_ttl {
+            return Err(PolicyError::TtlTooLong {
+                purpose: purpose.to_string(),
+                requested: ttl.to_string(),
+                max: self.max_ttl.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks a new passphrase: never empty, and at least `min_passphrase_strength` on
+    /// zxcvbn's 0–4 scale. `context` lists words the passphrase should not be built from
+    /// (purpose, comment, user name).
+    ///
+    /// # Errors
+    ///
+    /// [`InputError::EmptyPassphrase`] or [`PolicyError::WeakPassphrase`]; neither carries
+    /// the passphrase.
+    pub fn check_passphrase(
+        &self,
+        purpose: &Purpose,
+        subject: &str,
+        passphrase: &Passphrase,
+        context: &[&str],
+    ) -> Result<(), Error> {
+        if passphrase.is_empty() {
+            return Err(InputError::EmptyPassphrase {
+                subject: subject.to_owned(),
+            }
+            .into());
+        }
+        if self.min_passphrase_strength == 0 {
+            return Ok(());
+        }
+        // zxcvbn's cost grows with length; beyond 100 characters strength is not in doubt.
+        let text: String = passphrase.expose().chars().take(100).collect();
+        let text = zeroize::Zeroizing::new(text);
+        let estimate = zxcvbn::zxcvbn(&text, context);
+        let score = u8::from(estimate.score());
+        if score >= self.min_passphrase_strength {
+            return Ok(());
+        }
+        let mut advice = Vec::new();
+        if let Some(fb) = estimate.feedback() {
+            if let Some(w) = fb.warning() {
+                advice.push(w.to_string());
+            }
+            advice.extend(fb.suggestions().iter().map(ToString::to_string));
+        }
+        let feedback = if advice.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", advice.join(" "))
+        };
+        Err(PolicyError::WeakPassphrase {
+            subject: subject.to_owned(),
+            purpose: purpose.to_string(),
+            score,
+            min: self.min_passphrase_strength,
+            feedback,
+        }
+        .into())
+    }
+}
+
+/// The vault's configuration: a default policy and per-purpose overrides.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Config {
+    defaults: Policy,
+    purposes: BTreeMap<Purpose, Policy>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    policy: Option<RawPolicy>,
+    #[serde(default)]
+    purpose: BTreeMap<String, RawPolicy>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    algorithms: Option<Spanned<Vec<String>>>,
+    default_algorithm: Option<Spanned<String>>,
+    min_rsa_bits: Option<Spanned<u32>>,
+    default_ttl: Option<Spanned<String>>,
+    max_ttl: Option<Spanned<String>>,
+    passphrase: Option<Spanned<String>>,
+    min_passphrase_strength: Option<Spanned<u8>>,
+    min_kdf_rounds: Option<Spanned<u32>>,
+    warn_within: Option<Spanned<String>>,
+}
+
+struct Ctx<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn line_of(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())].matches('\n').count() + 1
+    }
+    fn err<T>(&self, table: &str, key: &str, span: std::ops::Range<usize>, message: impl Into<String>) -> Result<T, ConfigError> {
+        Err(ConfigError::Value {
+            path: self.path.to_owned(),
+            line: self.line_of(span.start),
+            key: format!("{table}.{key}"),
+            message: message.into(),
+        })
+    }
+    fn span_value(&self, table: &str, key: &str, v: &Option<Spanned<String>>) -> Result<Option<Span>, ConfigError> {
+        match v {
+            None => Ok(None),
+            Some(s) => match s.get_ref().parse::<Span>() {
+                Ok(span) => Ok(Some(span)),
+                Err(e) => self.err(table, key, s.span(), e.to_string()),
+            },
+        }
+    }
+}
+
+fn apply(ctx: &Ctx<'_>, table: &str, base: &Policy, raw: &RawPolicy) -> Result<Policy, ConfigError> {
+    let mut p = base.clone();
+    if let Some(list) = &raw.algorithms {
+        let mut algorithms = Vec::new();
+        for name in list.get_ref() {
+            match name.parse::<Algorithm>() {
+                Ok(a) => algorithms.push(a),
+                Err(e) => return ctx.err(table, "algorithms", list.span(), e.to_string()),
+            }
+        }
+        if algorithms.is_empty() {
+            return ctx.err(table, "algorithms", list.span(), "must name at least one algorithm");
+        }
+        p.algorithms = algorithms;
+        if raw.default_algorithm.is_none() && !p.algorithms.contains(&p.default_algorithm) {
+            p.default_algorithm = p.algorithms[0];
+        }
+    }
+    if let Some(a) = &raw.default_algorithm {
+        p.default_algorithm = match a.get_ref().parse() {
+            Ok(a) => a,
+            Err(e) => return ctx.err(table, "default_algorithm", a.span(), InputError::to_string(&e)),
+        };
+        if !p.default_algorithm.is_generatable() {
+            return ctx.err(table, "default_algorithm", a.span(), "keyvault cannot generate this algorithm");
+        }
+    }
+    if let Some(bits) = &raw.min_rsa_bits {
+        if *bits.get_ref() < 2048 {
+            return ctx.err(table, "min_rsa_bits", bits.span(), "must be at least 2048");
+        }
+        p.min_rsa_bits = *bits.get_ref();
+    }
+    if let Some(t) = ctx.span_value(table, "default_ttl", &raw.default_ttl)? {
+        p.default_ttl = t;
+    }
+    if let Some(t) = ctx.span_value(table, "max_ttl", &raw.max_ttl)? {
+        p.max_ttl = t;
+    }
+    if let Some(t) = ctx.span_value(table, "warn_within", &raw.warn_within)? {
+        p.warn_within = t;
+    }
+    if let Some(rule) = &raw.passphrase {
+        p.passphrase = match rule.get_ref().as_str() {
+            "required" => PassphraseRule::Required,
+            "optional" => PassphraseRule::Optional,
+            _ => return ctx.err(table, "passphrase", rule.span(), "expected \"required\" or \"optional\""),
+        };
+    }
+    if let Some(s) = &raw.min_passphrase_strength {
+        if *s.get_ref() > 4 {
+            return ctx.err(table, "min_passphrase_strength", s.span(), "must be 0 to 4");
+        }
+        p.min_passphrase_strength = *s.get_ref();
+    }
+    if let Some(r) = &raw.min_kdf_rounds {
+        if !(1..=MAX_KDF_ROUNDS).contains(r.get_ref()) {
+            return ctx.err(table, "min_kdf_rounds", r.span(), format!("must be 1 to {MAX_KDF_ROUNDS}"));
+        }
+        p.min_kdf_rounds = *r.get_ref();
+    }
+    if p.default_ttl > p.max_ttl {
+        let span = raw
+            .default_ttl
+            .as_ref()
+            .or(raw.max_ttl.as_ref())
+            .map_or(0..0, Spanned::span);
+        return ctx.err(
+            table,
+            "default_ttl",
+            span,
+            format!("default_ttl {} is longer than max_ttl {}", p.default_ttl, p.max_ttl),
+        );
+    }
+    if !p.algorithms.contains(&p.default_algorithm) {
+        let span = raw.default_algorithm.as_ref().map_or(0..0, Spanned::span);
+        return ctx.err(table, "default_algorithm", span, "is not in algorithms");
+    }
+    Ok(p)
+}
+
+impl Config {
+    /// Parses `config.toml` text; `path` is only used in error messages.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Parse`] for TOML syntax, unknown keys and wrong types (the message
+    /// names line and column), [`ConfigError::Value`] for invalid values (naming the line).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        let ctx = Ctx { path, text };
+        let defaults = apply(&ctx, "policy", &Policy::default(), &raw.policy.unwrap_or_default())?;
+        let mut purposes = BTreeMap::new();
+        for (name, table) in &raw.purpose {
+            let purpose: Purpose = name.parse().map_err(|e: InputError| ConfigError::Value {
+                path: path.to_owned(),
+                line: text.find(name.as_str()).map_or(0, |o| ctx.line_of(o)),
+                key: format!("purpose.{name}"),
+                message: e.to_string(),
+            })?;
+            let p = apply(&ctx, &format!("purpose.{name}"), &defaults, table)?;
+            purposes.insert(purpose, p);
+        }
+        Ok(Config { defaults, purposes })
+    }
+
+    /// Reads `path`; a missing file gives the default configuration.
+    ///
+    /// # Errors
+    ///
+    /// As [`Config::parse`], plus [`ConfigError::Read`].
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&text, path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(source) => Err(ConfigError::Read {
+                path: PathBuf::from(path),
+                source,
+            }),
+        }
+    }
+
+    /// The policy of `purpose`.
+    #[must_use]
+    pub fn policy(&self, purpose: &Purpose) -> &Policy {
+        self.purposes.get(purpose).unwrap_or(&self.defaults)
+    }
+
+    /// The policy of purposes without their own table.
+    #[must_use]
+    pub fn defaults(&self) -> &Policy {
+        &self.defaults
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(name: &str) -> Purpose {
+        name.parse().expect("purpose")
+    }
+
+    #[test]
+    fn overrides_inherit_from_policy_table() {
+        let c = Config::parse(
+            "[policy]\nmax_ttl = \"30d\"\ndefault_ttl = \"7d\"\n\n[purpose.ci]\npassphrase = \"optional\"\ndefault_ttl = \"1h\"\n",
+            Path::new("c.toml"),
+        )
+        .expect("parses");
+        assert_eq!(c.policy(&p("ci")).max_ttl(), Span::from_days(30));
+        assert_eq!(c.policy(&p("ci")).default_ttl(), Span::from_secs(3600));
+        assert_eq!(c.policy(&p("ci")).passphrase(), PassphraseRule::Optional);
+        assert_eq!(c.policy(&p("other")).passphrase(), PassphraseRule::Required);
+        assert_eq!(c.policy(&p("other")).default_ttl(), Span::from_days(7));
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = Config::parse("[policy]\n\nmax_ttl = \"forever\"\n", Path::new("c.toml")).expect_err("bad");
+        assert!(e.to_string().contains("line 3"), "{e}");
+        assert!(e.to_string().contains("policy.max_ttl"), "{e}");
+        let e = Config::parse("[policy]\nmax_tll = \"1d\"\n", Path::new("c.toml")).expect_err("unknown key");
+        assert!(e.to_string().contains("line 2"), "{e}");
+        let e = Config::parse("[purpose.BAD]\n", Path::new("c.toml")).expect_err("bad purpose");
+        assert!(e.to_string().contains("line 1"), "{e}");
+        let e = Config::parse("[policy]\ndefault_ttl = \"400d\"\n", Path::new("c.toml")).expect_err("ttl");
+        assert!(e.to_string().contains("longer than max_ttl"), "{e}");
+    }
+
+    #[test]
+    fn algorithm_rules() {
+        let policy = Policy::default();
+        let purpose = p("x");
+        assert!(policy.check_algorithm(&purpose, Algorithm::Ed25519).is_ok());
+        assert!(policy.check_algorithm(&purpose, Algorithm::Rsa { bits: 8192 }).is_ok());
+        assert!(matches!(
+            policy.check_algorithm(&purpose, Algorithm::Rsa { bits: 2048 }),
+            Err(PolicyError::RsaTooSmall { .. })
+        ));
+    }
+
+    #[test]
+    fn passphrase_strength() {
+        let policy = Policy::default();
+        let purpose = p("personal");
+        let weak = Passphrase::new("password1".into());
+        let err = policy.check_passphrase(&purpose, "key", &weak, &[]).expect_err("weak");
+        assert!(!err.to_string().contains("password1"), "{err}");
+        let strong = Passphrase::new("plum-Vortex-carpet-71-tundra".into());
+        policy.check_passphrase(&purpose, "key", &strong, &[]).expect("strong");
+        let empty = Passphrase::new(String::new());
+        assert!(policy.check_passphrase(&purpose, "key", &empty, &[]).is_err());
+    }
+}

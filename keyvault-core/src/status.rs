@@ -1,0 +1,120 @@
+//! Health of a vault: what `keyvault status` reports.
+
+use crate::inventory::KeyId;
+use serde::Serialize;
+use std::fmt;
+
+/// How serious a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Severity {
+    /// Worth knowing.
+    Low,
+    /// Act soon (e.g. a key expiring within the warning window).
+    Medium,
+    /// Act now (e.g. an expired key still in use, a broken audit log).
+    High,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+        })
+    }
+}
+
+/// What kind of problem a finding is; stable names for alerting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum FindingKind {
+    /// A key past its expiry that is still active, pending or retiring.
+    Expired,
+    /// A key that expires within the warning window.
+    Expiring,
+    /// The audit log does not verify.
+    AuditBroken,
+    /// A file in the home others can access.
+    Permissions,
+    /// A live key's private key file is missing or does not match.
+    KeyFile,
+}
+
+/// One problem `status` found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub(crate) severity: Severity,
+    pub(crate) kind: FindingKind,
+    pub(crate) key_id: Option<KeyId>,
+    pub(crate) message: String,
+    pub(crate) fix: String,
+}
+
+impl Finding {
+    /// How serious it is.
+    #[must_use]
+    pub fn severity(&self) -> Severity {
+        self.severity
+    }
+    /// What kind of problem it is.
+    #[must_use]
+    pub fn kind(&self) -> FindingKind {
+        self.kind
+    }
+    /// The key concerned, if one.
+    #[must_use]
+    pub fn key_id(&self) -> Option<&KeyId> {
+        self.key_id.as_ref()
+    }
+    /// What is wrong.
+    #[must_use]
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+    /// What to do about it.
+    #[must_use]
+    pub fn fix(&self) -> &str {
+        &self.fix
+    }
+}
+
+/// Everything `status` found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusReport {
+    pub(crate) checked_at: chrono::DateTime<chrono::Utc>,
+    pub(crate) keys: usize,
+    pub(crate) live_keys: usize,
+    pub(crate) findings: Vec<Finding>,
+}
+
+impl StatusReport {
+    /// Whether nothing was found.
+    #[must_use]
+    pub fn is_healthy(&self) -> bool {
+        self.findings.is_empty()
+    }
+    /// The findings, most severe first.
+    #[must_use]
+    pub fn findings(&self) -> &[Finding] {
+        &self.findings
+    }
+    /// Keys in the inventory.
+    #[must_use]
+    pub fn keys(&self) -> usize {
+        self.keys
+    }
+    /// Keys not revoked.
+    #[must_use]
+    pub fn live_keys(&self) -> usize {
+        self.live_keys
+    }
+    /// When the check ran.
+    #[must_use]
+    pub fn checked_at(&self) -> chrono::DateTime<chrono::Utc> {
+        self.checked_at
+    }
+}

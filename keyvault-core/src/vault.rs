@@ -1,0 +1,844 @@
+//! [`Vault`]: a vault home opened with an injected clock and actor, and every operation on
+//! it. Writers hold the vault's lock while they change files; readers never need it,
+//! because every file is replaced atomically.
+
+use crate::audit::{self, AuditEvent, Draft, Outcome, Verification};
+use crate::callbacks::{Callbacks, PassphraseKind, PassphraseRequest, Progress};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{InputError, KeyError, PolicyError, Result, StoreError};
+use crate::fsutil;
+use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState, Origin, Protection, Purpose};
+use crate::keyfile::{self, DEFAULT_KDF_ROUNDS, MAX_KDF_ROUNDS};
+use crate::keygen::{self, Algorithm};
+use crate::policy::{Config, PassphraseRule, Policy};
+use crate::secret::Passphrase;
+use crate::span::Span;
+use crate::status::{Finding, FindingKind, Severity, StatusReport};
+use chrono::{DateTime, Utc};
+use ssh_key::rand_core::CryptoRng;
+use ssh_key::{HashAlg, PrivateKey};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// When a new key expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Expiry {
+    /// The purpose's default lifetime.
+    #[default]
+    PolicyDefault,
+    /// This long from now.
+    After(Span),
+    /// At this time.
+    At(DateTime<Utc>),
+}
+
+/// What to generate: see [`Vault::create`].
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    purpose: Purpose,
+    algorithm: Option<Algorithm>,
+    expiry: Expiry,
+    comment: Option<String>,
+    kdf_rounds: Option<u32>,
+    unencrypted: bool,
+}
+
+impl NewKey {
+    /// A key for `purpose` with the purpose's default algorithm and lifetime.
+    #[must_use]
+    pub fn new(purpose: Purpose) -> Self {
+        NewKey {
+            purpose,
+            algorithm: None,
+            expiry: Expiry::PolicyDefault,
+            comment: None,
+            kdf_rounds: None,
+            unencrypted: false,
+        }
+    }
+    /// Use this algorithm instead of the policy's default.
+    #[must_use]
+    pub fn algorithm(mut self, algorithm: Algorithm) -> Self {
+        self.algorithm = Some(algorithm);
+        self
+    }
+    /// When the key expires.
+    #[must_use]
+    pub fn expiry(mut self, expiry: Expiry) -> Self {
+        self.expiry = expiry;
+        self
+    }
+    /// The key's comment (default `keyvault:<id>`).
+    #[must_use]
+    pub fn comment(mut self, comment: impl Into<String>) -> Self {
+        self.comment = Some(comment.into());
+        self
+    }
+    /// bcrypt-pbkdf rounds (default 16, or the policy's minimum if higher).
+    #[must_use]
+    pub fn kdf_rounds(mut self, rounds: u32) -> Self {
+        self.kdf_rounds = Some(rounds);
+        self
+    }
+    /// Store the private key unencrypted (only where the policy allows it).
+    #[must_use]
+    pub fn unencrypted(mut self, yes: bool) -> Self {
+        self.unencrypted = yes;
+        self
+    }
+}
+
+/// What to adopt: see [`Vault::import`].
+#[derive(Debug, Clone)]
+pub struct ImportKey {
+    purpose: Purpose,
+    expiry: Expiry,
+    comment: Option<String>,
+    unencrypted: bool,
+}
+
+impl ImportKey {
+    /// Import into `purpose`, expiring after the purpose's default lifetime.
+    #[must_use]
+    pub fn new(purpose: Purpose) -> Self {
+        ImportKey {
+            purpose,
+            expiry: Expiry::PolicyDefault,
+            comment: None,
+            unencrypted: false,
+        }
+    }
+    /// When the key expires (counted from the import).
+    #[must_use]
+    pub fn expiry(mut self, expiry: Expiry) -> Self {
+        self.expiry = expiry;
+        self
+    }
+    /// Replace the key's comment.
+    #[must_use]
+    pub fn comment(mut self, comment: impl Into<String>) -> Self {
+        self.comment = Some(comment.into());
+        self
+    }
+    /// Keep an unencrypted key unencrypted (only where the policy allows it).
+    #[must_use]
+    pub fn unencrypted(mut self, yes: bool) -> Self {
+        self.unencrypted = yes;
+        self
+    }
+}
+
+/// A vault home directory and the operations on it.
+///
+/// Opening reads `config.toml` (if any) and creates nothing; the first write creates the
+/// home (0700) and its files.
+pub struct Vault {
+    store: crate::store::Store,
+    config: Config,
+    clock: Arc<dyn Clock>,
+    actor: String,
+    lock_timeout: Duration,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault")
+            .field("home", &self.store.home())
+            .field("actor", &self.actor)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A new key after its slow parts ran, waiting to be written under the lock.
+struct Prepared {
+    key: PrivateKey,
+    purpose: Purpose,
+    algorithm: Algorithm,
+    expires_at: Option<DateTime<Utc>>,
+    comment: Option<String>,
+    protection: Option<(Passphrase, u32)>,
+    origin: Origin,
+    detail: String,
+}
+
+impl Vault {
+    /// Opens the vault at `home`, reading its `config.toml` if present. Uses the system
+    /// clock, actor `keyvault`, and a 30 s lock timeout until told otherwise.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::ConfigError`] when `config.toml` is invalid.
+    pub fn open(home: impl Into<PathBuf>) -> Result<Self> {
+        let store = crate::store::Store::new(home.into());
+        let config = Config::load(&store.config_path())?;
+        Ok(Vault {
+            store,
+            config,
+            clock: Arc::new(SystemClock),
+            actor: "keyvault".to_owned(),
+            lock_timeout: Duration::from_secs(30),
+        })
+    }
+
+    /// Uses `clock` for every notion of "now".
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Records `actor` (e.g. `alice@laptop`) in audit events.
+    #[must_use]
+    pub fn with_actor(mut self, actor: impl Into<String>) -> Self {
+        self.actor = actor.into();
+        self
+    }
+
+    /// How long a writer waits for another process's lock before failing.
+    #[must_use]
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// The home directory.
+    #[must_use]
+    pub fn home(&self) -> &Path {
+        self.store.home()
+    }
+
+    /// The configuration in force.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The current time by the injected clock.
+    #[must_use]
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The absolute path of a key's private key file.
+    #[must_use]
+    pub fn private_key_path(&self, record: &KeyRecord) -> PathBuf {
+        self.store.home().join(record.private_key_path())
+    }
+
+    /// The stable path naming the active key of `purpose` (`current/<purpose>`), for
+    /// `IdentityFile` in `~/.ssh/config`.
+    #[must_use]
+    pub fn current_path(&self, purpose: &Purpose) -> PathBuf {
+        self.store.current_dir().join(purpose.as_str())
+    }
+
+    /// The audit log's path.
+    #[must_use]
+    pub fn audit_path(&self) -> PathBuf {
+        self.store.audit_path()
+    }
+
+    /// Reads the inventory (empty if the vault has none yet).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the file is unreadable, corrupt, of an unknown version, or
+    /// accessible to others.
+    pub fn inventory(&self) -> Result<Inventory> {
+        Ok(self.store.load()?)
+    }
+
+    /// Finds the key a user means by `selector`: a key id, or a purpose (its active key).
+    ///
+    /// # Errors
+    ///
+    /// [`InputError`] when `selector` is neither a valid id nor a valid purpose,
+    /// [`StoreError::NotFound`], [`StoreError::NoActiveKey`], [`StoreError::Ambiguous`].
+    pub fn find<'a>(&self, inventory: &'a Inventory, selector: &str) -> Result<&'a KeyRecord> {
+        let by_id = selector.parse::<KeyId>().ok().and_then(|id| inventory.get(&id));
+        let purpose = selector.parse::<Purpose>().ok();
+        let has_purpose = purpose
+            .as_ref()
+            .is_some_and(|p| inventory.keys().iter().any(|k| k.purpose() == p));
+        match (by_id, has_purpose) {
+            (Some(_), true) => Err(StoreError::Ambiguous {
+                selector: selector.to_owned(),
+            }
+            .into()),
+            (Some(k), false) => Ok(k),
+            (None, true) => {
+                let purpose = purpose.expect("has_purpose implies a purpose");
+                inventory.active(&purpose).ok_or_else(|| {
+                    StoreError::NoActiveKey {
+                        purpose: purpose.to_string(),
+                    }
+                    .into()
+                })
+            }
+            (None, false) => {
+                if purpose.is_none() && selector.parse::<KeyId>().is_err() {
+                    Err(InputError::Purpose {
+                        value: selector.to_owned(),
+                        reason: "not a valid key id or purpose",
+                    }
+                    .into())
+                } else {
+                    Err(StoreError::NotFound {
+                        selector: selector.to_owned(),
+                    }
+                    .into())
+                }
+            }
+        }
+    }
+
+    fn resolve_expiry(&self, purpose: &Purpose, policy: &Policy, expiry: Expiry, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+        let at = match expiry {
+            Expiry::PolicyDefault => now + policy.default_ttl().to_delta(),
+            Expiry::After(span) => {
+                policy.check_ttl(purpose, span)?;
+                now + span.to_delta()
+            }
+            Expiry::At(at) => {
+                if at <= now {
+                    return Err(InputError::ExpiryInPast { at: at.to_rfc3339() }.into());
+                }
+                let secs = u64::try_from((at - now).num_seconds()).unwrap_or(u64::MAX);
+                policy.check_ttl(purpose, Span::from_secs(secs.max(1)))?;
+                at
+            }
+        };
+        Ok(at)
+    }
+
+    fn check_comment(comment: &str) -> Result<()> {
+        if comment.len() > 256 {
+            return Err(InputError::Comment {
+                reason: "longer than 256 bytes",
+            }
+            .into());
+        }
+        if comment.chars().any(char::is_control) {
+            return Err(InputError::Comment {
+                reason: "contains a line break or control character",
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    fn context_words<'a>(&'a self, purpose: &'a Purpose, comment: Option<&'a str>) -> Vec<&'a str> {
+        let mut words = vec![purpose.as_str(), "keyvault"];
+        words.extend(self.actor.split(['@', '.']));
+        words.extend(comment);
+        words
+    }
+
+    fn new_passphrase(
+        &self,
+        callbacks: &mut dyn Callbacks,
+        policy: &Policy,
+        purpose: &Purpose,
+        subject: &str,
+        comment: Option<&str>,
+    ) -> Result<Passphrase> {
+        let passphrase = callbacks.passphrase(&PassphraseRequest::new(PassphraseKind::New, subject))?;
+        policy.check_passphrase(purpose, subject, &passphrase, &self.context_words(purpose, comment))?;
+        Ok(passphrase)
+    }
+
+    /// Generates a key for a purpose, encrypts it, records it as the purpose's active key
+    /// and points `current/<purpose>` at it.
+    ///
+    /// Asks `callbacks` for a new passphrase (unless the request is unencrypted and the
+    /// policy allows it) before any slow work, and reports generation as [`Progress`].
+    /// Nothing is written until every check passed.
+    ///
+    /// # Errors
+    ///
+    /// [`InputError`] and [`PolicyError`] for requests the rules refuse,
+    /// [`StoreError::ActiveKeyExists`] when the purpose already has an active key,
+    /// the callbacks' error, [`KeyError`] and [`StoreError`] for failures.
+    pub fn create<R: CryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+        request: &NewKey,
+        callbacks: &mut dyn Callbacks,
+    ) -> Result<KeyRecord> {
+        let purpose = &request.purpose;
+        let policy = self.config.policy(purpose);
+        let algorithm = request.algorithm.unwrap_or(policy.default_algorithm());
+        if !algorithm.is_generatable() {
+            return Err(InputError::CannotGenerate {
+                algorithm: algorithm.to_string(),
+            }
+            .into());
+        }
+        policy.check_algorithm(purpose, algorithm)?;
+        let now = self.now();
+        let expires_at = self.resolve_expiry(purpose, policy, request.expiry, now)?;
+        if let Some(c) = &request.comment {
+            Self::check_comment(c)?;
+        }
+        let rounds = self.rounds_for(purpose, policy, request.kdf_rounds)?;
+        if request.unencrypted && policy.passphrase() == PassphraseRule::Required {
+            return Err(PolicyError::PassphraseRequired {
+                purpose: purpose.to_string(),
+            }
+            .into());
+        }
+        // Fail before asking anything if the purpose is taken or the inventory is bad.
+        self.check_no_active(&self.store.load()?, purpose)?;
+        let protection = if request.unencrypted {
+            None
+        } else {
+            let subject = format!("new key for purpose {purpose}");
+            let p = self.new_passphrase(callbacks, policy, purpose, &subject, request.comment.as_deref())?;
+            Some((p, rounds))
+        };
+        callbacks.progress(Progress::Generating(algorithm));
+        let key = keygen::generate(rng, algorithm, "");
+        callbacks.progress(Progress::Done);
+        self.commit_new(
+            rng,
+            Prepared {
+                key: key?,
+                purpose: purpose.clone(),
+                algorithm,
+                expires_at: Some(expires_at),
+                comment: request.comment.clone(),
+                protection,
+                origin: Origin::Generated,
+                detail: format!("generated {algorithm}, expires {}", expires_at.to_rfc3339()),
+            },
+        )
+    }
+
+    fn rounds_for(&self, purpose: &Purpose, policy: &Policy, requested: Option<u32>) -> Result<u32> {
+        match requested {
+            Some(r) if !(1..=MAX_KDF_ROUNDS).contains(&r) => Err(InputError::KdfRounds {
+                value: r,
+                min: 1,
+                max: MAX_KDF_ROUNDS,
+            }
+            .into()),
+            Some(r) if r < policy.min_kdf_rounds() => Err(PolicyError::KdfRoundsTooLow {
+                purpose: purpose.to_string(),
+                rounds: r,
+                min: policy.min_kdf_rounds(),
+            }
+            .into()),
+            Some(r) => Ok(r),
+            None => Ok(DEFAULT_KDF_ROUNDS.max(policy.min_kdf_rounds())),
+        }
+    }
+
+    fn check_no_active(&self, inventory: &Inventory, purpose: &Purpose) -> Result<()> {
+        match inventory.active(purpose) {
+            Some(k) => Err(StoreError::ActiveKeyExists {
+                purpose: purpose.to_string(),
+                id: k.id().to_string(),
+            }
+            .into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Under the lock: picks the id, encrypts, writes the key files, records the key,
+    /// appends to the audit log and swaps `current/<purpose>`.
+    fn commit_new<R: CryptoRng + ?Sized>(&self, rng: &mut R, prepared: Prepared) -> Result<KeyRecord> {
+        let Prepared {
+            mut key,
+            purpose,
+            algorithm,
+            expires_at,
+            comment,
+            protection,
+            origin,
+            detail,
+        } = prepared;
+        let _lock = self.store.lock(self.lock_timeout)?;
+        let mut inventory = self.store.load()?;
+        self.check_no_active(&inventory, &purpose)?;
+        let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+        if let Some(dup) = inventory.keys().iter().find(|k| k.fingerprint() == fingerprint) {
+            return Err(StoreError::DuplicateKey {
+                id: dup.id().to_string(),
+            }
+            .into());
+        }
+        // Skip ids whose files exist (left by a process that died before recording them).
+        let mut id = inventory.next_id(&purpose);
+        while std::fs::symlink_metadata(self.store.keys_dir().join(id.as_str())).is_ok() {
+            id = KeyId::new(&purpose, id.number() + 1);
+        }
+        let comment = comment.unwrap_or_else(|| format!("keyvault:{id}"));
+        key.set_comment(comment.as_str());
+        let (stored, kdf_rounds) = match &protection {
+            Some((passphrase, rounds)) => (keyfile::encrypt(rng, &key, passphrase, *rounds)?, Some(*rounds)),
+            None => (key.clone(), None),
+        };
+        let text = keyfile::to_openssh(&stored)?;
+        let public_key = key.public_key().to_openssh().map_err(|e| KeyError::Crypto {
+            operation: "encode",
+            reason: e.to_string(),
+        })?;
+        let relative = format!("keys/{id}");
+        let private_path = self.store.home().join(&relative);
+        let public_path = self.store.home().join(format!("{relative}.pub"));
+        keyfile::write_new(&private_path, &text)?;
+        let written = (|| -> Result<KeyRecord> {
+            fsutil::write_atomic(&public_path, format!("{public_key}\n").as_bytes(), 0o644, fsutil::Replace::No)?;
+            let now = self.now();
+            let record = KeyRecord {
+                id: id.clone(),
+                purpose: purpose.clone(),
+                algorithm,
+                fingerprint: fingerprint.clone(),
+                public_key: public_key.clone(),
+                comment,
+                created_at: now,
+                expires_at,
+                state: KeyState::Active,
+                protection: if protection.is_some() {
+                    Protection::Passphrase
+                } else {
+                    Protection::None
+                },
+                kdf_rounds,
+                origin,
+                private_key_path: relative.clone(),
+                deployments: Vec::new(),
+                rotated_from: None,
+                rotated_to: None,
+                revoked_at: None,
+            };
+            inventory.keys.push(record.clone());
+            let action = match origin {
+                Origin::Generated => "create",
+                Origin::Imported => "import",
+            };
+            self.record(&mut inventory, &[Draft {
+                action,
+                key_id: Some(id.to_string()),
+                fingerprint: Some(fingerprint.clone()),
+                outcome: Outcome::Ok,
+                detail: Some(detail.clone()),
+            }])?;
+            Ok(record)
+        })();
+        let record = match written {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = std::fs::remove_file(&private_path);
+                let _ = std::fs::remove_file(&public_path);
+                return Err(e);
+            }
+        };
+        self.point_current(&purpose, &id)?;
+        Ok(record)
+    }
+
+    /// Appends audit events and saves the inventory with the new chain head.
+    fn record(&self, inventory: &mut Inventory, drafts: &[Draft]) -> Result<()> {
+        let head = audit::append(
+            &self.store.audit_path(),
+            inventory.audit.as_ref(),
+            drafts,
+            self.now(),
+            &self.actor,
+        )?;
+        inventory.audit = head;
+        self.store.save(inventory)?;
+        Ok(())
+    }
+
+    fn point_current(&self, purpose: &Purpose, id: &KeyId) -> Result<()> {
+        let dir = self.store.current_dir();
+        fsutil::ensure_dir(&dir, 0o700)?;
+        fsutil::swap_symlink(&Path::new("../keys").join(format!("{id}.pub")), &dir.join(format!("{purpose}.pub")))?;
+        fsutil::swap_symlink(&Path::new("../keys").join(id.as_str()), &dir.join(purpose.as_str()))?;
+        Ok(())
+    }
+
+    /// Adopts an existing OpenSSH private key (e.g. one `ssh-keygen` made) as the active
+    /// key of a purpose. The source file is read, never changed.
+    ///
+    /// An encrypted key is decrypted with the passphrase `callbacks` supplies (which must
+    /// meet the policy) and re-encrypted with it; an unencrypted key is encrypted with a new
+    /// passphrase unless the request is unencrypted and the policy allows that.
+    ///
+    /// # Errors
+    ///
+    /// As [`Vault::create`], plus [`KeyError`] for files that are not readable keys,
+    /// [`StoreError::Permissions`] for a source others can read, and
+    /// [`StoreError::DuplicateKey`] for a key already in the vault.
+    pub fn import<R: CryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+        path: &Path,
+        request: &ImportKey,
+        callbacks: &mut dyn Callbacks,
+    ) -> Result<KeyRecord> {
+        let purpose = &request.purpose;
+        let policy = self.config.policy(purpose);
+        let source = std::fs::canonicalize(path).map_err(|source| StoreError::Io {
+            operation: "read",
+            path: path.to_owned(),
+            source,
+        })?;
+        let (key, _) = keyfile::read(&source)?;
+        let subject = path.display().to_string();
+        let algorithm = Algorithm::of_public_key(key.public_key(), &subject)?;
+        policy.check_algorithm(purpose, algorithm)?;
+        if let Some(c) = &request.comment {
+            Self::check_comment(c)?;
+        }
+        let now = self.now();
+        let expires_at = self.resolve_expiry(purpose, policy, request.expiry, now)?;
+        let inventory = self.store.load()?;
+        self.check_no_active(&inventory, purpose)?;
+        let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+        if let Some(dup) = inventory.keys().iter().find(|k| k.fingerprint() == fingerprint) {
+            return Err(StoreError::DuplicateKey {
+                id: dup.id().to_string(),
+            }
+            .into());
+        }
+        let default_rounds = DEFAULT_KDF_ROUNDS.max(policy.min_kdf_rounds());
+        let (plain, protection) = if key.is_encrypted() {
+            let passphrase = callbacks.passphrase(&PassphraseRequest::new(PassphraseKind::Existing, &subject))?;
+            let plain = keyfile::decrypt(&key, &passphrase, &subject)?;
+            policy.check_passphrase(purpose, &subject, &passphrase, &self.context_words(purpose, None))?;
+            let rounds = keyfile::kdf_rounds(&key).unwrap_or(0).max(default_rounds);
+            (plain, Some((passphrase, rounds)))
+        } else if request.unencrypted {
+            if policy.passphrase() == PassphraseRule::Required {
+                return Err(PolicyError::PassphraseRequired {
+                    purpose: purpose.to_string(),
+                }
+                .into());
+            }
+            (key.clone(), None)
+        } else {
+            let subject = format!("imported key for purpose {purpose}");
+            let p = self.new_passphrase(callbacks, policy, purpose, &subject, None)?;
+            (key.clone(), Some((p, default_rounds)))
+        };
+        let file_comment = String::from_utf8_lossy(plain.comment().as_bytes()).into_owned();
+        let comment = request
+            .comment
+            .clone()
+            .or_else(|| (!file_comment.is_empty() && Self::check_comment(&file_comment).is_ok()).then_some(file_comment));
+        self.commit_new(
+            rng,
+            Prepared {
+                key: plain,
+                purpose: purpose.clone(),
+                algorithm,
+                expires_at: Some(expires_at),
+                comment,
+                protection,
+                origin: Origin::Imported,
+                detail: format!("imported {algorithm} from {}, expires {}", source.display(), expires_at.to_rfc3339()),
+            },
+        )
+    }
+
+    /// Re-encrypts a key with a new passphrase, atomically. The old passphrase (for an
+    /// encrypted key) and the new one come from `callbacks`; a wrong old passphrase leaves
+    /// the key file byte for byte as it was.
+    ///
+    /// # Errors
+    ///
+    /// As [`Vault::find`]; [`KeyError::Decrypt`] for a wrong old passphrase;
+    /// [`PolicyError::WeakPassphrase`]; [`StoreError::Changed`] if the file changed
+    /// meanwhile; [`StoreError`] for I/O.
+    pub fn change_passphrase<R: CryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+        selector: &str,
+        callbacks: &mut dyn Callbacks,
+    ) -> Result<KeyRecord> {
+        let inventory = self.store.load()?;
+        let record = self.find(&inventory, selector)?.clone();
+        if record.state() == KeyState::Revoked {
+            return Err(StoreError::NotFound {
+                selector: format!("{selector} (revoked)"),
+            }
+            .into());
+        }
+        let path = self.private_key_path(&record);
+        let (key, original) = self.read_record_key(&record)?;
+        let subject = format!("key {}", record.id());
+        let plain = if key.is_encrypted() {
+            let old = callbacks.passphrase(&PassphraseRequest::new(PassphraseKind::Existing, &subject))?;
+            keyfile::decrypt(&key, &old, &subject)?
+        } else {
+            key.clone()
+        };
+        let policy = self.config.policy(record.purpose());
+        let new = self.new_passphrase(
+            callbacks,
+            policy,
+            record.purpose(),
+            &format!("new passphrase of key {}", record.id()),
+            Some(record.comment()),
+        )?;
+        let rounds = keyfile::kdf_rounds(&key)
+            .unwrap_or(0)
+            .max(DEFAULT_KDF_ROUNDS)
+            .max(policy.min_kdf_rounds());
+        let encrypted = keyfile::encrypt(rng, &plain, &new, rounds)?;
+        let text = keyfile::to_openssh(&encrypted)?;
+
+        let _lock = self.store.lock(self.lock_timeout)?;
+        let mut inventory = self.store.load()?;
+        let current = fsutil::read_private(&path, keyfile::MAX_KEY_FILE_BYTES)?;
+        if *current != *original {
+            return Err(StoreError::Changed { path }.into());
+        }
+        let Some(entry) = inventory.get_mut(record.id()) else {
+            return Err(StoreError::NotFound {
+                selector: record.id().to_string(),
+            }
+            .into());
+        };
+        fsutil::write_atomic(&path, text.as_bytes(), 0o600, fsutil::Replace::Yes)?;
+        entry.protection = Protection::Passphrase;
+        entry.kdf_rounds = Some(rounds);
+        let updated = entry.clone();
+        self.record(&mut inventory, &[Draft {
+            action: "passwd",
+            key_id: Some(record.id().to_string()),
+            fingerprint: Some(record.fingerprint().to_owned()),
+            outcome: Outcome::Ok,
+            detail: Some(format!("re-encrypted with a new passphrase, {rounds} kdf rounds")),
+        }])?;
+        Ok(updated)
+    }
+
+    /// Reads a record's private key file and checks it is the recorded key.
+    fn read_record_key(&self, record: &KeyRecord) -> Result<(PrivateKey, zeroize::Zeroizing<Vec<u8>>)> {
+        let path = self.private_key_path(record);
+        let (key, bytes) = keyfile::read(&path)?;
+        if key.fingerprint(HashAlg::Sha256).to_string() != record.fingerprint() {
+            return Err(StoreError::Mismatch {
+                path,
+                id: record.id().to_string(),
+            }
+            .into());
+        }
+        Ok((key, bytes))
+    }
+
+    /// Checks the vault's health at the clock's "now": expired keys still live, keys
+    /// expiring within `warn_within` (default: each purpose's policy), a broken audit log,
+    /// key files missing or accessible to others.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the inventory itself cannot be read.
+    pub fn status(&self, warn_within: Option<Span>) -> Result<StatusReport> {
+        let inventory = self.store.load()?;
+        let now = self.now();
+        let mut findings = Vec::new();
+        let live: Vec<&KeyRecord> = inventory
+            .keys()
+            .iter()
+            .filter(|k| k.state() != KeyState::Revoked)
+            .collect();
+        for k in &live {
+            let window = warn_within.unwrap_or_else(|| self.config.policy(k.purpose()).warn_within());
+            if let Some(at) = k.expires_at() {
+                if at <= now {
+                    findings.push(Finding {
+                        severity: Severity::High,
+                        kind: FindingKind::Expired,
+                        key_id: Some(k.id().clone()),
+                        message: format!("key {} ({}, {}) expired on {}", k.id(), k.purpose(), k.state(), at.format("%Y-%m-%d %H:%M UTC")),
+                        fix: format!("replace it: keyvault rotate {}", k.purpose()),
+                    });
+                } else if at <= now + window.to_delta() {
+                    findings.push(Finding {
+                        severity: Severity::Medium,
+                        kind: FindingKind::Expiring,
+                        key_id: Some(k.id().clone()),
+                        message: format!("key {} ({}) expires on {}", k.id(), k.purpose(), at.format("%Y-%m-%d %H:%M UTC")),
+                        fix: format!("rotate it before then: keyvault rotate {}", k.purpose()),
+                    });
+                }
+            }
+            let path = self.private_key_path(k);
+            match std::fs::symlink_metadata(&path) {
+                Ok(meta) if meta.is_file() && meta.mode() & 0o077 != 0 => findings.push(Finding {
+                    severity: Severity::High,
+                    kind: FindingKind::Permissions,
+                    key_id: Some(k.id().clone()),
+                    message: format!("private key {} has mode {:04o}; expected 0600", path.display(), meta.mode() & 0o7777),
+                    fix: format!("chmod 600 {}", path.display()),
+                }),
+                Ok(meta) if meta.is_file() => {}
+                _ => findings.push(Finding {
+                    severity: Severity::High,
+                    kind: FindingKind::KeyFile,
+                    key_id: Some(k.id().clone()),
+                    message: format!("private key file {} of live key {} is missing", path.display(), k.id()),
+                    fix: "restore it from a backup, or revoke the key".to_owned(),
+                }),
+            }
+        }
+        if let Err(e) = audit::verify(&self.store.audit_path(), inventory.audit_head()) {
+            findings.push(Finding {
+                severity: Severity::High,
+                kind: FindingKind::AuditBroken,
+                key_id: None,
+                message: e.to_string(),
+                fix: "find out who changed the log; keyvault log --verify shows where".to_owned(),
+            });
+        }
+        if let Ok(meta) = std::fs::metadata(self.store.home())
+            && meta.mode() & 0o077 != 0
+        {
+            findings.push(Finding {
+                severity: Severity::High,
+                kind: FindingKind::Permissions,
+                key_id: None,
+                message: format!("vault home {} has mode {:04o}; expected 0700", self.store.home().display(), meta.mode() & 0o7777),
+                fix: format!("chmod 700 {}", self.store.home().display()),
+            });
+        }
+        findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+        Ok(StatusReport {
+            checked_at: now,
+            keys: inventory.keys().len(),
+            live_keys: live.len(),
+            findings,
+        })
+    }
+
+    /// Every audit event, after verifying the chain.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::AuditError::Broken`] when the chain does not verify, [`StoreError`] when
+    /// the inventory cannot be read.
+    pub fn audit_events(&self) -> Result<Vec<AuditEvent>> {
+        let inventory = self.store.load()?;
+        Ok(audit::read(&self.store.audit_path(), inventory.audit_head())?)
+    }
+
+    /// Verifies the audit chain against the head recorded in the inventory.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::AuditError::Broken`] naming the first bad line.
+    pub fn verify_audit(&self) -> Result<Verification> {
+        let inventory = self.store.load()?;
+        Ok(audit::verify(&self.store.audit_path(), inventory.audit_head())?)
+    }
+}
+

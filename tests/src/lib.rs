@@ -1,0 +1,1 @@
+//! keyvault end-to-end tests live in tests/
