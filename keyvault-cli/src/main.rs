@@ -1,1 +1,320 @@
-fn main() {}
+//! `keyvault`: parse flags, convert them to keyvault-core types, call core, render.
+
+mod args;
+mod passphrase;
+mod progress;
+mod render;
+
+use args::{Cli, Command, ExpiryArgs, PassphraseSource};
+use clap::{CommandFactory, Parser};
+use keyvault_core::ssh_key::getrandom::SysRng;
+use keyvault_core::ssh_key::rand_core::UnwrapErr;
+use keyvault_core::{
+    Algorithm, AuditError, Error, Expiry, ImportKey, KeyError, KeyState, NewKey, PolicyError, Purpose, Span,
+    StoreError, Vault,
+};
+use passphrase::{CliCallbacks, Source};
+use render::Style;
+use serde_json::json;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit codes, as documented in the README and `--help`.
+const EXIT_FAILURE: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+const EXIT_PROBLEMS: u8 = 3;
+
+/// What a command ended with, besides an error.
+enum Done {
+    Ok,
+    Problems,
+}
+
+/// A failure: keyvault-core's error, or a usage error only the CLI can see.
+#[derive(Debug)]
+enum Failure {
+    Core(Error),
+    Usage(String),
+}
+
+impl<E: Into<Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure::Core(e.into())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    match run(cli) {
+        Ok(Done::Ok) => ExitCode::SUCCESS,
+        Ok(Done::Problems) => ExitCode::from(EXIT_PROBLEMS),
+        Err(Failure::Core(e)) => {
+            report(&e.to_string(), e.is_usage(), hint(&e), json);
+            ExitCode::from(if e.is_usage() { EXIT_USAGE } else { EXIT_FAILURE })
+        }
+        Err(Failure::Usage(message)) => {
+            report(&message, true, None, json);
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn report(message: &str, usage: bool, hint: Option<String>, json: bool) {
+    if json {
+        let kind = if usage { "usage" } else { "failure" };
+        eprintln!("{}", json!({"error": {"kind": kind, "message": message, "hint": hint}}));
+    } else {
+        eprintln!("error: {message}");
+        if let Some(h) = hint {
+            eprintln!("hint: {h}");
+        }
+    }
+}
+
+/// What the user can do next, where there is something.
+fn hint(e: &Error) -> Option<String> {
+    Some(match e {
+        Error::Store(StoreError::Permissions { path, expected, .. }) => {
+            format!("run `chmod {expected:o} {}`", path.display())
+        }
+        Error::Store(StoreError::ActiveKeyExists { purpose, .. }) => {
+            format!("a purpose has one active key; pick another --purpose, or see `keyvault show {purpose}`")
+        }
+        Error::Store(StoreError::NotFound { .. } | StoreError::NoActiveKey { .. }) => {
+            "see `keyvault list --all` for the keys and purposes in this vault".to_owned()
+        }
+        Error::Store(StoreError::Ambiguous { selector }) => {
+            format!("`keyvault list --all` shows which key {selector:?} names; use a key id of that purpose instead")
+        }
+        Error::Store(StoreError::CorruptInventory { .. } | StoreError::UnsupportedVersion { .. }) => {
+            "keyvault will not overwrite it; restore inventory.json from a backup or repair it".to_owned()
+        }
+        Error::Store(StoreError::Locked { .. }) => "wait for that keyvault process to finish, then retry".to_owned(),
+        Error::Store(StoreError::NotRegular { .. }) => "replace the symlink with a regular file or directory".to_owned(),
+        Error::Policy(PolicyError::WeakPassphrase { .. }) => {
+            "use a longer passphrase, e.g. five or more random words".to_owned()
+        }
+        Error::Policy(PolicyError::PassphraseRequired { purpose }) => {
+            format!("set `passphrase = \"optional\"` under [purpose.{purpose}] in config.toml to allow unencrypted keys")
+        }
+        Error::Policy(PolicyError::TtlTooLong { .. } | PolicyError::AlgorithmNotAllowed { .. }) => {
+            "the purpose's policy lives in config.toml in the vault's home".to_owned()
+        }
+        Error::Key(KeyError::Decrypt { .. }) => "check the passphrase and where it comes from".to_owned(),
+        Error::Audit(AuditError::Broken { .. }) => {
+            "run `keyvault log --verify` and find out who changed the audit log".to_owned()
+        }
+        Error::Config(_) => "fix config.toml in the vault's home (see the README for every key)".to_owned(),
+        _ => return None,
+    })
+}
+
+fn home(cli_home: Option<PathBuf>) -> Result<PathBuf, Failure> {
+    if let Some(h) = cli_home.filter(|h| !h.as_os_str().is_empty()) {
+        return Ok(h);
+    }
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").map(PathBuf::from).filter(|p| p.is_absolute()) {
+        return Ok(x.join("keyvault"));
+    }
+    match std::env::var_os("HOME").map(PathBuf::from).filter(|p| p.is_absolute()) {
+        Some(h) => Ok(h.join(".local/share/keyvault")),
+        None => Err(Failure::Usage(
+            "no vault home: set --home, KEYVAULT_HOME, XDG_DATA_HOME or HOME".to_owned(),
+        )),
+    }
+}
+
+/// The name of this process's user from /etc/passwd (when USER and LOGNAME are unset,
+/// as under cron or sudo).
+fn user_from_passwd() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_owned())
+    })
+}
+
+/// `user@host` for the audit log.
+fn actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(user_from_passwd)
+        .unwrap_or_else(|| "unknown".to_owned());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".to_owned());
+    format!("{user}@{host}")
+}
+
+fn expiry(args: &ExpiryArgs) -> Result<Expiry, Failure> {
+    Ok(match (&args.ttl, &args.expires) {
+        (Some(t), _) => Expiry::After(t.parse::<Span>()?),
+        (_, Some(d)) => Expiry::At(keyvault_core::parse_date(d)?),
+        _ => Expiry::PolicyDefault,
+    })
+}
+
+fn source(p: &PassphraseSource) -> Source {
+    Source::from_flags(p.passphrase_env.as_ref(), p.passphrase_file.as_ref(), p.passphrase_stdin)
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+}
+
+fn run(cli: Cli) -> Result<Done, Failure> {
+    if let Command::Completions(c) = &cli.command {
+        clap_complete::generate(c.shell, &mut Cli::command(), "keyvault", &mut std::io::stdout());
+        return Ok(Done::Ok);
+    }
+    let json = cli.json;
+    let style = Style::detect();
+    let show_progress = !json && std::io::stderr().is_terminal();
+    let vault = Vault::open(home(cli.home)?)?.with_actor(actor());
+    let mut rng = UnwrapErr(SysRng);
+    match cli.command {
+        Command::New(a) => {
+            let purpose: Purpose = a.purpose.parse()?;
+            let mut request = NewKey::new(purpose).expiry(expiry(&a.expiry)?).unencrypted(a.no_passphrase);
+            if let Some(alg) = &a.algorithm {
+                request = request.algorithm(alg.parse::<Algorithm>()?);
+            }
+            if let Some(c) = a.comment {
+                request = request.comment(c);
+            }
+            if let Some(r) = a.kdf_rounds {
+                request = request.kdf_rounds(r);
+            }
+            let src = source(&a.passphrase);
+            let mut callbacks = CliCallbacks::new(src.clone(), src, cli.no_input, show_progress);
+            let key = vault.create(&mut rng, &request, &mut callbacks)?;
+            announce(&vault, style, json, &key, "created")?;
+        }
+        Command::Import(a) => {
+            let purpose: Purpose = a.purpose.parse()?;
+            let mut request = ImportKey::new(purpose).expiry(expiry(&a.expiry)?).unencrypted(a.no_passphrase);
+            if let Some(c) = a.comment {
+                request = request.comment(c);
+            }
+            let src = source(&a.passphrase);
+            let mut callbacks = CliCallbacks::new(src.clone(), src, cli.no_input, show_progress);
+            let key = vault.import(&mut rng, &a.path, &request, &mut callbacks)?;
+            announce(&vault, style, json, &key, "imported")?;
+            if !json {
+                println!("\nThe original file {} was not changed; delete it once nothing uses it.", a.path.display());
+            }
+        }
+        Command::Passwd(a) => {
+            let new = Source::from_flags(a.new.new_passphrase_env.as_ref(), a.new.new_passphrase_file.as_ref(), a.new.new_passphrase_stdin);
+            let old = source(&a.old);
+            let mut callbacks = CliCallbacks::new(old, new, cli.no_input, show_progress);
+            let key = vault.change_passphrase(&mut rng, &a.key, &mut callbacks)?;
+            if json {
+                print_json(&render::key_json(&vault, &key, vault.now()));
+            } else {
+                println!("changed the passphrase of {}", key.id());
+            }
+        }
+        Command::List(a) => {
+            let purpose = a.purpose.as_deref().map(str::parse::<Purpose>).transpose()?;
+            let inventory = vault.inventory()?;
+            let now = vault.now();
+            let keys: Vec<_> = inventory
+                .keys()
+                .iter()
+                .filter(|k| a.all || k.state() != KeyState::Revoked)
+                .filter(|k| purpose.as_ref().is_none_or(|p| k.purpose() == p))
+                .collect();
+            if json {
+                let list: Vec<_> = keys.iter().map(|k| render::key_json(&vault, k, now)).collect();
+                print_json(&json!({ "keys": list }));
+            } else if keys.is_empty() {
+                println!("no keys yet: create one with `keyvault new --purpose personal`");
+            } else {
+                render::key_rows(style, &keys, now);
+            }
+        }
+        Command::Show(a) => {
+            let inventory = vault.inventory()?;
+            let key = vault.find(&inventory, &a.key)?;
+            if json {
+                print_json(&render::key_json(&vault, key, vault.now()));
+            } else {
+                render::show_key(style, &vault, key, vault.now());
+            }
+        }
+        Command::Status(a) => {
+            let window = a.warn_within.as_deref().map(str::parse::<Span>).transpose()?;
+            let report = vault.status(window)?;
+            if json {
+                print_json(&render::status_json(&report));
+            } else {
+                render::status_human(style, &report);
+            }
+            if !report.is_healthy() {
+                return Ok(Done::Problems);
+            }
+        }
+        Command::Log(a) => {
+            if a.verify {
+                let v = vault.verify_audit()?;
+                if json {
+                    print_json(&json!({"verified": true, "events": v.events, "unanchored": v.unanchored}));
+                } else {
+                    println!("audit log verified: {}, hash chain intact", render::count(v.events as usize, "event"));
+                    if v.unanchored > 0 {
+                        println!(
+                            "note: the last {} events were written by a process that stopped before saving the inventory",
+                            v.unanchored
+                        );
+                    }
+                }
+            } else {
+                let events = vault.audit_events()?;
+                if json {
+                    print_json(&json!({ "events": events }));
+                } else if events.is_empty() {
+                    println!("the audit log is empty");
+                } else {
+                    render::events_human(style, &events);
+                }
+            }
+        }
+        Command::Completions(_) => unreachable!("handled above"),
+    }
+    Ok(Done::Ok)
+}
+
+/// Tells the person what they got and how to use it; JSON for scripts.
+fn announce(vault: &Vault, style: Style, json: bool, key: &keyvault_core::KeyRecord, verb: &str) -> keyvault_core::Result<()> {
+    if json {
+        print_json(&render::key_json(vault, key, vault.now()));
+        return Ok(());
+    }
+    let current = vault.current_path(key.purpose());
+    println!(
+        "{verb} {} ({}, {}), expires {}",
+        style.bold(key.id().as_str()),
+        key.algorithm(),
+        key.purpose(),
+        key.expires_at().map_or_else(|| "never".to_owned(), render::time)
+    );
+    println!("  fingerprint  {}", key.fingerprint());
+    println!("  private key  {}", vault.private_key_path(key).display());
+    println!("  stable path  {} (follows rotations)", current.display());
+    println!("  public key   {}.pub", current.display());
+    println!();
+    println!("Use it from ~/.ssh/config:");
+    println!("  Host example.com");
+    println!("      IdentityFile {}", current.display());
+    println!("      IdentitiesOnly yes");
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! Raw command-line flags. Nothing here is validated beyond its shape: `main.rs` turns
+//! these into keyvault-core types and reports usage errors there.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// keyvault: SSH keys with passphrases, purposes, expiry and an audit trail.
+#[derive(Debug, Parser)]
+#[command(name = "keyvault", version, about, long_about = None, propagate_version = true)]
+#[command(after_help = "Exit codes: 0 success, 1 the operation failed, 2 usage error, \
+3 status found problems.\nData lives in $KEYVAULT_HOME, else $XDG_DATA_HOME/keyvault, else ~/.local/share/keyvault.")]
+pub struct Cli {
+    /// The vault's directory.
+    #[arg(long, global = true, env = "KEYVAULT_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Machine-readable JSON on stdout; errors as JSON on stderr.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Never prompt; fail where a prompt would be needed.
+    #[arg(long, global = true, env = "KEYVAULT_NO_INPUT")]
+    pub no_input: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where an existing or new passphrase comes from. Without any, keyvault prompts on a TTY.
+#[derive(Debug, Args, Default)]
+#[group(multiple = false)]
+pub struct PassphraseSource {
+    /// Read the passphrase from environment variable VAR.
+    #[arg(long, value_name = "VAR")]
+    pub passphrase_env: Option<String>,
+    /// Read the passphrase from the first line of FILE.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Read the passphrase from standard input.
+    #[arg(long)]
+    pub passphrase_stdin: bool,
+}
+
+/// Where the new passphrase of `passwd` comes from.
+#[derive(Debug, Args, Default)]
+#[group(multiple = false)]
+pub struct NewPassphraseSource {
+    /// Read the new passphrase from environment variable VAR.
+    #[arg(long, value_name = "VAR")]
+    pub new_passphrase_env: Option<String>,
+    /// Read the new passphrase from the first line of FILE.
+    #[arg(long, value_name = "FILE")]
+    pub new_passphrase_file: Option<PathBuf>,
+    /// Read the new passphrase from standard input.
+    #[arg(long, conflicts_with = "passphrase_stdin")]
+    pub new_passphrase_stdin: bool,
+}
+
+/// When a key expires.
+#[derive(Debug, Args, Default)]
+#[group(multiple = false)]
+pub struct ExpiryArgs {
+    /// Lifetime, e.g. 90d, 12h, 2w, 1d12h (default: the purpose's policy).
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+    /// Expiry date, YYYY-MM-DD (00:00 UTC) or RFC 3339.
+    #[arg(long, value_name = "DATE")]
+    pub expires: Option<String>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a passphrase-protected key for a purpose.
+    #[command(after_help = "Examples:\n  keyvault new --purpose personal\n  \
+keyvault new --purpose ci-deploy --algorithm rsa-4096 --ttl 30d --passphrase-env DEPLOY_PASS\n  \
+keyvault new --purpose team --expires 2027-06-30 --passphrase-file ~/.team-pass")]
+    New(NewArgs),
+    /// List keys (live ones; --all includes revoked).
+    #[command(after_help = "Examples:\n  keyvault list\n  keyvault list --purpose personal --all --json")]
+    List(ListArgs),
+    /// Show one key: by id (personal-2) or purpose (its active key).
+    #[command(after_help = "Examples:\n  keyvault show personal\n  keyvault show personal-2 --json")]
+    Show(ShowArgs),
+    /// Adopt an existing private key (e.g. from ssh-keygen) as a purpose's active key.
+    #[command(after_help = "The source file is read, never changed. An unencrypted key is encrypted on the way in.\n\n\
+Examples:\n  keyvault import ~/.ssh/id_ed25519 --purpose personal\n  \
+keyvault import old_key --purpose team --ttl 30d --passphrase-stdin < pass.txt")]
+    Import(ImportArgs),
+    /// Change a key's passphrase.
+    #[command(after_help = "Examples:\n  keyvault passwd personal\n  \
+keyvault passwd personal-2 --passphrase-env OLD --new-passphrase-env NEW")]
+    Passwd(PasswdArgs),
+    /// Health: expired and expiring keys, key files, audit log (exit 3 on problems).
+    #[command(after_help = "Examples:\n  keyvault status\n  keyvault status --warn-within 30d --json\n\n\
+For cron: `keyvault status --json || alert` (exit 3 means problems were found).")]
+    Status(StatusArgs),
+    /// Show the audit trail; --verify checks its hash chain.
+    #[command(after_help = "Examples:\n  keyvault log\n  keyvault log --verify")]
+    Log(LogArgs),
+    /// Print shell completions.
+    #[command(after_help = "Examples:\n  keyvault completions bash > ~/.local/share/bash-completion/completions/keyvault\n  \
+keyvault completions zsh > \"${fpath[1]}/_keyvault\"")]
+    Completions(CompletionsArgs),
+}
+
+/// `keyvault new`.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// Purpose of the key: personal, team, ci-deploy, … (a-z, 0-9, '.', '_', '-').
+    #[arg(long, short)]
+    pub purpose: String,
+    /// ed25519 (default), rsa-3072, rsa-4096, ecdsa-p256 or ecdsa-p384.
+    #[arg(long, short)]
+    pub algorithm: Option<String>,
+    /// When the key expires.
+    #[command(flatten)]
+    pub expiry: ExpiryArgs,
+    /// Comment in the public key (default keyvault:<id>).
+    #[arg(long, short)]
+    pub comment: Option<String>,
+    /// bcrypt-pbkdf rounds protecting the key file (default 16).
+    #[arg(long, value_name = "N")]
+    pub kdf_rounds: Option<u32>,
+    /// Where the passphrase comes from.
+    #[command(flatten)]
+    pub passphrase: PassphraseSource,
+    /// Store the key unencrypted (only where the purpose's policy allows it).
+    #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_file", "passphrase_stdin"])]
+    pub no_passphrase: bool,
+}
+
+/// `keyvault list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only keys of this purpose.
+    #[arg(long, short)]
+    pub purpose: Option<String>,
+    /// Include revoked keys.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `keyvault show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A key id (personal-2) or a purpose (its active key).
+    pub key: String,
+}
+
+/// `keyvault import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The private key file to adopt.
+    pub path: PathBuf,
+    /// Purpose to file it under.
+    #[arg(long, short)]
+    pub purpose: String,
+    /// When the key expires (counted from now).
+    #[command(flatten)]
+    pub expiry: ExpiryArgs,
+    /// Replace the key's comment.
+    #[arg(long, short)]
+    pub comment: Option<String>,
+    /// The key's passphrase if it is encrypted, else the new passphrase to encrypt it with.
+    #[command(flatten)]
+    pub passphrase: PassphraseSource,
+    /// Keep an unencrypted key unencrypted (only where the policy allows it).
+    #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_file", "passphrase_stdin"])]
+    pub no_passphrase: bool,
+}
+
+/// `keyvault passwd`.
+#[derive(Debug, Args)]
+pub struct PasswdArgs {
+    /// A key id or a purpose.
+    pub key: String,
+    /// Where the current passphrase comes from.
+    #[command(flatten)]
+    pub old: PassphraseSource,
+    /// Where the new passphrase comes from.
+    #[command(flatten)]
+    pub new: NewPassphraseSource,
+}
+
+/// `keyvault status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Warn about keys expiring within this span (default: each purpose's policy, 14d).
+    #[arg(long, value_name = "DURATION")]
+    pub warn_within: Option<String>,
+}
+
+/// `keyvault log`.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Verify the hash chain; exit 1 if any line was edited, removed or cut off.
+    #[arg(long)]
+    pub verify: bool,
+}
+
+/// `keyvault completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, elvish or powershell.
+    pub shell: clap_complete::Shell,
+}

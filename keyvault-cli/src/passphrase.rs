@@ -1,0 +1,152 @@
+//! Passphrase sources (`--passphrase-env/-file/-stdin`, a TTY prompt) as keyvault-core
+//! [`Callbacks`], plus the progress indicator. Passphrases never come from argv.
+
+use crate::progress::Spinner;
+use keyvault_core::{Callbacks, Error, Passphrase, PassphraseKind, PassphraseRequest, Progress, Result};
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use keyvault_core::secrecy::zeroize::Zeroizing;
+
+/// Largest passphrase file or stdin keyvault reads.
+const MAX_PASSPHRASE_BYTES: u64 = 4096;
+
+/// One place a passphrase can come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Env(String),
+    File(PathBuf),
+    Stdin,
+    Prompt,
+}
+
+impl Source {
+    pub fn from_flags(env: Option<&String>, file: Option<&PathBuf>, stdin: bool) -> Self {
+        match (env, file, stdin) {
+            (Some(v), _, _) => Source::Env(v.clone()),
+            (_, Some(f), _) => Source::File(f.clone()),
+            (_, _, true) => Source::Stdin,
+            _ => Source::Prompt,
+        }
+    }
+}
+
+/// The CLI's answers to keyvault-core's questions.
+pub struct CliCallbacks {
+    existing: Source,
+    new: Source,
+    no_input: bool,
+    show_progress: bool,
+    spinner: Option<Spinner>,
+}
+
+impl CliCallbacks {
+    pub fn new(existing: Source, new: Source, no_input: bool, show_progress: bool) -> Self {
+        CliCallbacks {
+            existing,
+            new,
+            no_input,
+            show_progress,
+            spinner: None,
+        }
+    }
+}
+
+fn unavailable(request: &PassphraseRequest, reason: impl Into<String>) -> Error {
+    Error::PassphraseUnavailable {
+        subject: request.subject().to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Strips one trailing line ending, as a file or a pipe usually carries.
+fn strip_newline(mut s: String) -> String {
+    if s.ends_with('\n') {
+        s.pop();
+        if s.ends_with('\r') {
+            s.pop();
+        }
+    }
+    s
+}
+
+fn read_limited(reader: impl Read, request: &PassphraseRequest, what: &str) -> Result<String> {
+    let mut buf = Zeroizing::new(Vec::new());
+    reader
+        .take(MAX_PASSPHRASE_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| unavailable(request, format!("cannot read {what}: {e}")))?;
+    if buf.len() as u64 > MAX_PASSPHRASE_BYTES {
+        return Err(unavailable(request, format!("{what} is longer than {MAX_PASSPHRASE_BYTES} bytes")));
+    }
+    let text = String::from_utf8(buf.to_vec()).map_err(|_| unavailable(request, format!("{what} is not UTF-8 text")))?;
+    Ok(strip_newline(text))
+}
+
+impl CliCallbacks {
+    fn read(&mut self, source: &Source, request: &PassphraseRequest) -> Result<Passphrase> {
+        let value = match source {
+            Source::Env(var) => match std::env::var_os(var) {
+                None => return Err(unavailable(request, format!("environment variable {var} is not set"))),
+                Some(v) => v
+                    .into_string()
+                    .map_err(|_| unavailable(request, format!("environment variable {var} is not UTF-8")))?,
+            },
+            Source::File(path) => {
+                let file = std::fs::File::open(path)
+                    .map_err(|e| unavailable(request, format!("cannot read {}: {e}", path.display())))?;
+                read_limited(file, request, &path.display().to_string())?
+            }
+            Source::Stdin => read_limited(std::io::stdin().lock(), request, "standard input")?,
+            Source::Prompt => return self.prompt(request),
+        };
+        Ok(Passphrase::new(value))
+    }
+
+    fn prompt(&mut self, request: &PassphraseRequest) -> Result<Passphrase> {
+        const ALTERNATIVES: &str = "use --passphrase-env VAR, --passphrase-file FILE or --passphrase-stdin";
+        if self.no_input {
+            return Err(unavailable(request, format!("--no-input is set; {ALTERNATIVES}")));
+        }
+        if !std::io::stdin().is_terminal() {
+            return Err(unavailable(request, format!("standard input is not a terminal; {ALTERNATIVES}")));
+        }
+        let ask = |label: &str| {
+            rpassword::prompt_password(label).map_err(|e| unavailable(request, format!("cannot read from the terminal: {e}")))
+        };
+        match request.kind() {
+            PassphraseKind::Existing => Ok(Passphrase::new(ask(&format!("Passphrase for {}: ", request.subject()))?)),
+            _ => {
+                let first = Zeroizing::new(ask(&format!("Passphrase for {}: ", request.subject()))?);
+                let second = Zeroizing::new(ask("Same passphrase again: ")?);
+                if *first != *second {
+                    return Err(unavailable(request, "the two passphrases differ"));
+                }
+                Ok(Passphrase::new(first.to_string()))
+            }
+        }
+    }
+}
+
+impl Callbacks for CliCallbacks {
+    fn passphrase(&mut self, request: &PassphraseRequest) -> Result<Passphrase> {
+        let source = match request.kind() {
+            PassphraseKind::Existing => self.existing.clone(),
+            _ => self.new.clone(),
+        };
+        self.read(&source, request)
+    }
+
+    fn progress(&mut self, event: Progress) {
+        match event {
+            Progress::Generating(algorithm) if self.show_progress && algorithm.is_slow() => {
+                self.spinner = Some(Spinner::start(format!("generating {algorithm} key")));
+            }
+            Progress::Done => {
+                if let Some(s) = self.spinner.take() {
+                    s.stop();
+                }
+            }
+            _ => {}
+        }
+    }
+}

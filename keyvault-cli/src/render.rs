@@ -1,0 +1,223 @@
+//! Output: aligned tables and sentences for people (colour only on a TTY without
+//! `NO_COLOR`), stable JSON for scripts.
+
+use chrono::{DateTime, Utc};
+use keyvault_core::{AuditEvent, KeyRecord, KeyState, StatusReport, Vault};
+use serde_json::{Value, json};
+use std::io::IsTerminal;
+
+/// How stdout is rendered.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub colour: bool,
+}
+
+impl Style {
+    pub fn detect() -> Self {
+        let colour = std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            && std::env::var_os("TERM").is_none_or(|t| t != "dumb");
+        Style { colour }
+    }
+
+    fn paint(self, code: &str, text: &str) -> String {
+        if self.colour {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    pub fn bold(self, text: &str) -> String {
+        self.paint("1", text)
+    }
+
+    pub fn state(self, state: &str) -> String {
+        let code = match state {
+            "active" => "32",
+            "expired" | "revoked" => "31",
+            "retiring" | "pending" => "33",
+            _ => "0",
+        };
+        self.paint(code, state)
+    }
+
+    pub fn severity(self, severity: &str) -> String {
+        let code = match severity {
+            "high" => "31;1",
+            "medium" => "33",
+            _ => "0",
+        };
+        self.paint(code, &severity.to_uppercase())
+    }
+}
+
+/// `1 key`, `3 keys`.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
+pub fn time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// Prints rows as columns separated by two spaces; `header` in bold. Width is measured on
+/// the unstyled text, so colour codes do not break alignment.
+pub fn table(style: Style, header: &[&str], rows: &[Vec<(String, String)>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, (plain, _)) in row.iter().enumerate() {
+            widths[i] = widths[i].max(plain.chars().count());
+        }
+    }
+    let line = |cells: Vec<(String, String)>| {
+        let last = cells.len().saturating_sub(1);
+        let mut out = String::new();
+        for (i, (plain, shown)) in cells.into_iter().enumerate() {
+            out.push_str(&shown);
+            if i < last {
+                out.push_str(&" ".repeat(widths[i] - plain.chars().count() + 2));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(header.iter().map(|h| (h.to_string(), style.bold(h))).collect());
+    for row in rows {
+        line(row.clone());
+    }
+}
+
+pub fn plain(s: impl Into<String>) -> (String, String) {
+    let s = s.into();
+    (s.clone(), s)
+}
+
+/// The JSON object of a key: the inventory record with absolute paths and derived fields.
+pub fn key_json(vault: &Vault, record: &KeyRecord, now: DateTime<Utc>) -> Value {
+    let mut value = serde_json::to_value(record).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        map.insert(
+            "private_key_path".into(),
+            json!(vault.private_key_path(record).display().to_string()),
+        );
+        map.insert(
+            "public_key_path".into(),
+            json!(format!("{}.pub", vault.private_key_path(record).display())),
+        );
+        let current = (record.state() == KeyState::Active)
+            .then(|| vault.current_path(record.purpose()).display().to_string());
+        map.insert("current_path".into(), json!(current));
+        map.insert("expired".into(), json!(record.is_expired_at(now)));
+    }
+    value
+}
+
+pub fn key_rows(style: Style, keys: &[&KeyRecord], now: DateTime<Utc>) {
+    let rows: Vec<Vec<(String, String)>> = keys
+        .iter()
+        .map(|k| {
+            let state = k.display_state_at(now);
+            vec![
+                plain(k.id().as_str()),
+                plain(k.purpose().as_str()),
+                plain(k.algorithm().to_string()),
+                (state.to_owned(), style.state(state)),
+                plain(k.expires_at().map_or_else(|| "never".to_owned(), time)),
+                plain(k.fingerprint()),
+            ]
+        })
+        .collect();
+    table(style, &["ID", "PURPOSE", "ALGORITHM", "STATE", "EXPIRES", "FINGERPRINT"], &rows);
+}
+
+pub fn show_key(style: Style, vault: &Vault, k: &KeyRecord, now: DateTime<Utc>) {
+    let state = k.display_state_at(now);
+    let mut fields: Vec<(&str, String)> = vec![
+        ("id", k.id().to_string()),
+        ("purpose", k.purpose().to_string()),
+        ("algorithm", k.algorithm().to_string()),
+        ("state", style.state(state)),
+        ("fingerprint", k.fingerprint().to_owned()),
+        ("comment", k.comment().to_owned()),
+        ("created", time(k.created_at())),
+        ("expires", k.expires_at().map_or_else(|| "never".to_owned(), time)),
+        (
+            "protection",
+            match k.kdf_rounds() {
+                Some(r) => format!("passphrase (aes256-ctr, {r} bcrypt-pbkdf rounds)"),
+                None => "none (unencrypted)".to_owned(),
+            },
+        ),
+        ("origin", format!("{:?}", k.origin()).to_lowercase()),
+        ("private key", vault.private_key_path(k).display().to_string()),
+    ];
+    if k.state() == KeyState::Active {
+        fields.push(("stable path", vault.current_path(k.purpose()).display().to_string()));
+    }
+    if let Some(f) = k.rotated_from() {
+        fields.push(("rotated from", f.to_string()));
+    }
+    if let Some(t) = k.rotated_to() {
+        fields.push(("rotated to", t.to_string()));
+    }
+    if let Some(t) = k.revoked_at() {
+        fields.push(("revoked", time(t)));
+    }
+    let deployments = if k.deployments().is_empty() {
+        "none".to_owned()
+    } else {
+        k.deployments()
+            .iter()
+            .map(|d| d.target().to_owned())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    fields.push(("deployed to", deployments));
+    fields.push(("public key", k.public_key().to_owned()));
+    let width = fields.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    for (name, value) in fields {
+        println!("{}  {value}", style.bold(&format!("{name:width$}")));
+    }
+}
+
+pub fn status_json(report: &StatusReport) -> Value {
+    json!({
+        "healthy": report.is_healthy(),
+        "checked_at": report.checked_at(),
+        "keys": report.keys(),
+        "live_keys": report.live_keys(),
+        "findings": report.findings(),
+    })
+}
+
+pub fn status_human(style: Style, report: &StatusReport) {
+    let n = report.findings().len();
+    if n == 0 {
+        println!("healthy: {}, {} live, no problems found", count(report.keys(), "key"), report.live_keys());
+        return;
+    }
+    println!("{} found ({}, {} live)", count(n, "problem"), count(report.keys(), "key"), report.live_keys());
+    for f in report.findings() {
+        let sev = f.severity().to_string();
+        println!("{}  {}", style.severity(&sev), f.message());
+        println!("{}  fix: {}", " ".repeat(sev.len()), f.fix());
+    }
+}
+
+pub fn events_human(style: Style, events: &[AuditEvent]) {
+    let rows: Vec<Vec<(String, String)>> = events
+        .iter()
+        .map(|e| {
+            vec![
+                plain(e.seq().to_string()),
+                plain(time(e.time())),
+                plain(e.actor()),
+                plain(e.action()),
+                plain(e.key_id().unwrap_or("-")),
+                plain(format!("{:?}", e.outcome()).to_lowercase()),
+                plain(e.detail().unwrap_or("")),
+            ]
+        })
+        .collect();
+    table(style, &["#", "TIME", "ACTOR", "ACTION", "KEY", "OUTCOME", "DETAIL"], &rows);
+}
