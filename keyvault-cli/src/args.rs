@@ -7,8 +7,10 @@ use std::path::PathBuf;
 /// keyvault: SSH keys with passphrases, purposes, expiry and an audit trail.
 #[derive(Debug, Parser)]
 #[command(name = "keyvault", version, about, long_about = None, propagate_version = true)]
-#[command(after_help = "Exit codes: 0 success, 1 the operation failed, 2 usage error, \
-3 status found problems.\nData lives in $KEYVAULT_HOME, else $XDG_DATA_HOME/keyvault, else ~/.local/share/keyvault.")]
+#[command(
+    after_help = "Exit codes: 0 success, 1 the operation failed, 2 usage error, \
+3 status found problems.\nData lives in $KEYVAULT_HOME, else $XDG_DATA_HOME/keyvault, else ~/.local/share/keyvault."
+)]
 pub struct Cli {
     /// The vault's directory.
     #[arg(long, global = true, env = "KEYVAULT_HOME", value_name = "DIR")]
@@ -75,30 +77,40 @@ keyvault new --purpose ci-deploy --algorithm rsa-4096 --ttl 30d --passphrase-env
 keyvault new --purpose team --expires 2027-06-30 --passphrase-file ~/.team-pass")]
     New(NewArgs),
     /// List keys (live ones; --all includes revoked).
-    #[command(after_help = "Examples:\n  keyvault list\n  keyvault list --purpose personal --all --json")]
+    #[command(
+        after_help = "Examples:\n  keyvault list\n  keyvault list --purpose personal --all --json"
+    )]
     List(ListArgs),
     /// Show one key: by id (personal-2) or purpose (its active key).
-    #[command(after_help = "Examples:\n  keyvault show personal\n  keyvault show personal-2 --json")]
+    #[command(
+        after_help = "Examples:\n  keyvault show personal\n  keyvault show personal-2 --json"
+    )]
     Show(ShowArgs),
     /// Adopt an existing private key (e.g. from ssh-keygen) as a purpose's active key.
-    #[command(after_help = "The source file is read, never changed. An unencrypted key is encrypted on the way in.\n\n\
+    #[command(
+        after_help = "The source file is read, never changed. An unencrypted key is encrypted on the way in.\n\n\
 Examples:\n  keyvault import ~/.ssh/id_ed25519 --purpose personal\n  \
-keyvault import old_key --purpose team --ttl 30d --passphrase-stdin < pass.txt")]
+keyvault import old_key --purpose team --ttl 30d --passphrase-stdin < pass.txt"
+    )]
     Import(ImportArgs),
     /// Change a key's passphrase.
     #[command(after_help = "Examples:\n  keyvault passwd personal\n  \
 keyvault passwd personal-2 --passphrase-env OLD --new-passphrase-env NEW")]
     Passwd(PasswdArgs),
     /// Health: expired and expiring keys, key files, audit log (exit 3 on problems).
-    #[command(after_help = "Examples:\n  keyvault status\n  keyvault status --warn-within 30d --json\n\n\
-For cron: `keyvault status --json || alert` (exit 3 means problems were found).")]
+    #[command(
+        after_help = "Examples:\n  keyvault status\n  keyvault status --warn-within 30d --json\n\n\
+For cron: `keyvault status --json || alert` (exit 3 means problems were found)."
+    )]
     Status(StatusArgs),
     /// Show the audit trail; --verify checks its hash chain.
     #[command(after_help = "Examples:\n  keyvault log\n  keyvault log --verify")]
     Log(LogArgs),
     /// Print shell completions.
-    #[command(after_help = "Examples:\n  keyvault completions bash > ~/.local/share/bash-completion/completions/keyvault\n  \
-keyvault completions zsh > \"${fpath[1]}/_keyvault\"")]
+    #[command(
+        after_help = "Examples:\n  keyvault completions bash > ~/.local/share/bash-completion/completions/keyvault\n  \
+keyvault completions zsh > \"${fpath[1]}/_keyvault\""
+    )]
     Completions(CompletionsArgs),
 }
 

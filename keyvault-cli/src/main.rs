@@ -10,8 +10,8 @@ use clap::{CommandFactory, Parser};
 use keyvault_core::ssh_key::getrandom::SysRng;
 use keyvault_core::ssh_key::rand_core::UnwrapErr;
 use keyvault_core::{
-    Algorithm, AuditError, Error, Expiry, ImportKey, KeyError, KeyState, NewKey, PolicyError, Purpose, Span,
-    StoreError, Vault,
+    Algorithm, AuditError, Error, Expiry, ImportKey, KeyError, KeyState, NewKey, PolicyError,
+    Purpose, Span, StoreError, Vault,
 };
 use passphrase::{CliCallbacks, Source};
 use render::Style;
@@ -52,7 +52,11 @@ fn main() -> ExitCode {
         Ok(Done::Problems) => ExitCode::from(EXIT_PROBLEMS),
         Err(Failure::Core(e)) => {
             report(&e.to_string(), e.is_usage(), hint(&e), json);
-            ExitCode::from(if e.is_usage() { EXIT_USAGE } else { EXIT_FAILURE })
+            ExitCode::from(if e.is_usage() {
+                EXIT_USAGE
+            } else {
+                EXIT_FAILURE
+            })
         }
         Err(Failure::Usage(message)) => {
             report(&message, true, None, json);
@@ -64,7 +68,10 @@ fn main() -> ExitCode {
 fn report(message: &str, usage: bool, hint: Option<String>, json: bool) {
     if json {
         let kind = if usage { "usage" } else { "failure" };
-        eprintln!("{}", json!({"error": {"kind": kind, "message": message, "hint": hint}}));
+        eprintln!(
+            "{}",
+            json!({"error": {"kind": kind, "message": message, "hint": hint}})
+        );
     } else {
         eprintln!("error: {message}");
         if let Some(h) = hint {
@@ -80,33 +87,48 @@ fn hint(e: &Error) -> Option<String> {
             format!("run `chmod {expected:o} {}`", path.display())
         }
         Error::Store(StoreError::ActiveKeyExists { purpose, .. }) => {
-            format!("a purpose has one active key; pick another --purpose, or see `keyvault show {purpose}`")
+            format!(
+                "a purpose has one active key; pick another --purpose, or see `keyvault show {purpose}`"
+            )
         }
         Error::Store(StoreError::NotFound { .. } | StoreError::NoActiveKey { .. }) => {
             "see `keyvault list --all` for the keys and purposes in this vault".to_owned()
         }
         Error::Store(StoreError::Ambiguous { selector }) => {
-            format!("`keyvault list --all` shows which key {selector:?} names; use a key id of that purpose instead")
+            format!(
+                "`keyvault list --all` shows which key {selector:?} names; use a key id of that purpose instead"
+            )
         }
-        Error::Store(StoreError::CorruptInventory { .. } | StoreError::UnsupportedVersion { .. }) => {
-            "keyvault will not overwrite it; restore inventory.json from a backup or repair it".to_owned()
+        Error::Store(
+            StoreError::CorruptInventory { .. } | StoreError::UnsupportedVersion { .. },
+        ) => "keyvault will not overwrite it; restore inventory.json from a backup or repair it"
+            .to_owned(),
+        Error::Store(StoreError::Locked { .. }) => {
+            "wait for that keyvault process to finish, then retry".to_owned()
         }
-        Error::Store(StoreError::Locked { .. }) => "wait for that keyvault process to finish, then retry".to_owned(),
-        Error::Store(StoreError::NotRegular { .. }) => "replace the symlink with a regular file or directory".to_owned(),
+        Error::Store(StoreError::NotRegular { .. }) => {
+            "replace the symlink with a regular file or directory".to_owned()
+        }
         Error::Policy(PolicyError::WeakPassphrase { .. }) => {
             "use a longer passphrase, e.g. five or more random words".to_owned()
         }
         Error::Policy(PolicyError::PassphraseRequired { purpose }) => {
-            format!("set `passphrase = \"optional\"` under [purpose.{purpose}] in config.toml to allow unencrypted keys")
+            format!(
+                "set `passphrase = \"optional\"` under [purpose.{purpose}] in config.toml to allow unencrypted keys"
+            )
         }
         Error::Policy(PolicyError::TtlTooLong { .. } | PolicyError::AlgorithmNotAllowed { .. }) => {
             "the purpose's policy lives in config.toml in the vault's home".to_owned()
         }
-        Error::Key(KeyError::Decrypt { .. }) => "check the passphrase and where it comes from".to_owned(),
+        Error::Key(KeyError::Decrypt { .. }) => {
+            "check the passphrase and where it comes from".to_owned()
+        }
         Error::Audit(AuditError::Broken { .. }) => {
             "run `keyvault log --verify` and find out who changed the audit log".to_owned()
         }
-        Error::Config(_) => "fix config.toml in the vault's home (see the README for every key)".to_owned(),
+        Error::Config(_) => {
+            "fix config.toml in the vault's home (see the README for every key)".to_owned()
+        }
         _ => return None,
     })
 }
@@ -115,10 +137,16 @@ fn home(cli_home: Option<PathBuf>) -> Result<PathBuf, Failure> {
     if let Some(h) = cli_home.filter(|h| !h.as_os_str().is_empty()) {
         return Ok(h);
     }
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME").map(PathBuf::from).filter(|p| p.is_absolute()) {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+    {
         return Ok(x.join("keyvault"));
     }
-    match std::env::var_os("HOME").map(PathBuf::from).filter(|p| p.is_absolute()) {
+    match std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+    {
         Some(h) => Ok(h.join(".local/share/keyvault")),
         None => Err(Failure::Usage(
             "no vault home: set --home, KEYVAULT_HOME, XDG_DATA_HOME or HOME".to_owned(),
@@ -163,16 +191,28 @@ fn expiry(args: &ExpiryArgs) -> Result<Expiry, Failure> {
 }
 
 fn source(p: &PassphraseSource) -> Source {
-    Source::from_flags(p.passphrase_env.as_ref(), p.passphrase_file.as_ref(), p.passphrase_stdin)
+    Source::from_flags(
+        p.passphrase_env.as_ref(),
+        p.passphrase_file.as_ref(),
+        p.passphrase_stdin,
+    )
 }
 
 fn print_json(value: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }
 
 fn run(cli: Cli) -> Result<Done, Failure> {
     if let Command::Completions(c) = &cli.command {
-        clap_complete::generate(c.shell, &mut Cli::command(), "keyvault", &mut std::io::stdout());
+        clap_complete::generate(
+            c.shell,
+            &mut Cli::command(),
+            "keyvault",
+            &mut std::io::stdout(),
+        );
         return Ok(Done::Ok);
     }
     let json = cli.json;
@@ -183,7 +223,9 @@ fn run(cli: Cli) -> Result<Done, Failure> {
     match cli.command {
         Command::New(a) => {
             let purpose: Purpose = a.purpose.parse()?;
-            let mut request = NewKey::new(purpose).expiry(expiry(&a.expiry)?).unencrypted(a.no_passphrase);
+            let mut request = NewKey::new(purpose)
+                .expiry(expiry(&a.expiry)?)
+                .unencrypted(a.no_passphrase);
             if let Some(alg) = &a.algorithm {
                 request = request.algorithm(alg.parse::<Algorithm>()?);
             }
@@ -200,7 +242,9 @@ fn run(cli: Cli) -> Result<Done, Failure> {
         }
         Command::Import(a) => {
             let purpose: Purpose = a.purpose.parse()?;
-            let mut request = ImportKey::new(purpose).expiry(expiry(&a.expiry)?).unencrypted(a.no_passphrase);
+            let mut request = ImportKey::new(purpose)
+                .expiry(expiry(&a.expiry)?)
+                .unencrypted(a.no_passphrase);
             if let Some(c) = a.comment {
                 request = request.comment(c);
             }
@@ -209,11 +253,18 @@ fn run(cli: Cli) -> Result<Done, Failure> {
             let key = vault.import(&mut rng, &a.path, &request, &mut callbacks)?;
             announce(&vault, style, json, &key, "imported")?;
             if !json {
-                println!("\nThe original file {} was not changed; delete it once nothing uses it.", a.path.display());
+                println!(
+                    "\nThe original file {} was not changed; delete it once nothing uses it.",
+                    a.path.display()
+                );
             }
         }
         Command::Passwd(a) => {
-            let new = Source::from_flags(a.new.new_passphrase_env.as_ref(), a.new.new_passphrase_file.as_ref(), a.new.new_passphrase_stdin);
+            let new = Source::from_flags(
+                a.new.new_passphrase_env.as_ref(),
+                a.new.new_passphrase_file.as_ref(),
+                a.new.new_passphrase_stdin,
+            );
             let old = source(&a.old);
             let mut callbacks = CliCallbacks::new(old, new, cli.no_input, show_progress);
             let key = vault.change_passphrase(&mut rng, &a.key, &mut callbacks)?;
@@ -224,7 +275,11 @@ fn run(cli: Cli) -> Result<Done, Failure> {
             }
         }
         Command::List(a) => {
-            let purpose = a.purpose.as_deref().map(str::parse::<Purpose>).transpose()?;
+            let purpose = a
+                .purpose
+                .as_deref()
+                .map(str::parse::<Purpose>)
+                .transpose()?;
             let inventory = vault.inventory()?;
             let now = vault.now();
             let keys: Vec<_> = inventory
@@ -234,7 +289,10 @@ fn run(cli: Cli) -> Result<Done, Failure> {
                 .filter(|k| purpose.as_ref().is_none_or(|p| k.purpose() == p))
                 .collect();
             if json {
-                let list: Vec<_> = keys.iter().map(|k| render::key_json(&vault, k, now)).collect();
+                let list: Vec<_> = keys
+                    .iter()
+                    .map(|k| render::key_json(&vault, k, now))
+                    .collect();
                 print_json(&json!({ "keys": list }));
             } else if keys.is_empty() {
                 println!("no keys yet: create one with `keyvault new --purpose personal`");
@@ -252,7 +310,11 @@ fn run(cli: Cli) -> Result<Done, Failure> {
             }
         }
         Command::Status(a) => {
-            let window = a.warn_within.as_deref().map(str::parse::<Span>).transpose()?;
+            let window = a
+                .warn_within
+                .as_deref()
+                .map(str::parse::<Span>)
+                .transpose()?;
             let report = vault.status(window)?;
             if json {
                 print_json(&render::status_json(&report));
@@ -267,9 +329,14 @@ fn run(cli: Cli) -> Result<Done, Failure> {
             if a.verify {
                 let v = vault.verify_audit()?;
                 if json {
-                    print_json(&json!({"verified": true, "events": v.events, "unanchored": v.unanchored}));
+                    print_json(
+                        &json!({"verified": true, "events": v.events, "unanchored": v.unanchored}),
+                    );
                 } else {
-                    println!("audit log verified: {}, hash chain intact", render::count(v.events as usize, "event"));
+                    println!(
+                        "audit log verified: {}, hash chain intact",
+                        render::count(v.events as usize, "event")
+                    );
                     if v.unanchored > 0 {
                         println!(
                             "note: the last {} events were written by a process that stopped before saving the inventory",
@@ -294,7 +361,13 @@ fn run(cli: Cli) -> Result<Done, Failure> {
 }
 
 /// Tells the person what they got and how to use it; JSON for scripts.
-fn announce(vault: &Vault, style: Style, json: bool, key: &keyvault_core::KeyRecord, verb: &str) -> keyvault_core::Result<()> {
+fn announce(
+    vault: &Vault,
+    style: Style,
+    json: bool,
+    key: &keyvault_core::KeyRecord,
+    verb: &str,
+) -> keyvault_core::Result<()> {
     if json {
         print_json(&render::key_json(vault, key, vault.now()));
         return Ok(());
@@ -305,7 +378,8 @@ fn announce(vault: &Vault, style: Style, json: bool, key: &keyvault_core::KeyRec
         style.bold(key.id().as_str()),
         key.algorithm(),
         key.purpose(),
-        key.expires_at().map_or_else(|| "never".to_owned(), render::time)
+        key.expires_at()
+            .map_or_else(|| "never".to_owned(), render::time)
     );
     println!("  fingerprint  {}", key.fingerprint());
     println!("  private key  {}", vault.private_key_path(key).display());

@@ -2,10 +2,12 @@
 //! [`Callbacks`], plus the progress indicator. Passphrases never come from argv.
 
 use crate::progress::Spinner;
-use keyvault_core::{Callbacks, Error, Passphrase, PassphraseKind, PassphraseRequest, Progress, Result};
+use keyvault_core::secrecy::zeroize::Zeroizing;
+use keyvault_core::{
+    Callbacks, Error, Passphrase, PassphraseKind, PassphraseRequest, Progress, Result,
+};
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
-use keyvault_core::secrecy::zeroize::Zeroizing;
 
 /// Largest passphrase file or stdin keyvault reads.
 const MAX_PASSPHRASE_BYTES: u64 = 4096;
@@ -76,9 +78,13 @@ fn read_limited(reader: impl Read, request: &PassphraseRequest, what: &str) -> R
         .read_to_end(&mut buf)
         .map_err(|e| unavailable(request, format!("cannot read {what}: {e}")))?;
     if buf.len() as u64 > MAX_PASSPHRASE_BYTES {
-        return Err(unavailable(request, format!("{what} is longer than {MAX_PASSPHRASE_BYTES} bytes")));
+        return Err(unavailable(
+            request,
+            format!("{what} is longer than {MAX_PASSPHRASE_BYTES} bytes"),
+        ));
     }
-    let text = String::from_utf8(buf.to_vec()).map_err(|_| unavailable(request, format!("{what} is not UTF-8 text")))?;
+    let text = String::from_utf8(buf.to_vec())
+        .map_err(|_| unavailable(request, format!("{what} is not UTF-8 text")))?;
     Ok(strip_newline(text))
 }
 
@@ -86,14 +92,20 @@ impl CliCallbacks {
     fn read(&mut self, source: &Source, request: &PassphraseRequest) -> Result<Passphrase> {
         let value = match source {
             Source::Env(var) => match std::env::var_os(var) {
-                None => return Err(unavailable(request, format!("environment variable {var} is not set"))),
-                Some(v) => v
-                    .into_string()
-                    .map_err(|_| unavailable(request, format!("environment variable {var} is not UTF-8")))?,
+                None => {
+                    return Err(unavailable(
+                        request,
+                        format!("environment variable {var} is not set"),
+                    ));
+                }
+                Some(v) => v.into_string().map_err(|_| {
+                    unavailable(request, format!("environment variable {var} is not UTF-8"))
+                })?,
             },
             Source::File(path) => {
-                let file = std::fs::File::open(path)
-                    .map_err(|e| unavailable(request, format!("cannot read {}: {e}", path.display())))?;
+                let file = std::fs::File::open(path).map_err(|e| {
+                    unavailable(request, format!("cannot read {}: {e}", path.display()))
+                })?;
                 read_limited(file, request, &path.display().to_string())?
             }
             Source::Stdin => read_limited(std::io::stdin().lock(), request, "standard input")?,
@@ -103,20 +115,32 @@ impl CliCallbacks {
     }
 
     fn prompt(&mut self, request: &PassphraseRequest) -> Result<Passphrase> {
-        const ALTERNATIVES: &str = "use --passphrase-env VAR, --passphrase-file FILE or --passphrase-stdin";
+        const ALTERNATIVES: &str =
+            "use --passphrase-env VAR, --passphrase-file FILE or --passphrase-stdin";
         if self.no_input {
-            return Err(unavailable(request, format!("--no-input is set; {ALTERNATIVES}")));
+            return Err(unavailable(
+                request,
+                format!("--no-input is set; {ALTERNATIVES}"),
+            ));
         }
         if !std::io::stdin().is_terminal() {
-            return Err(unavailable(request, format!("standard input is not a terminal; {ALTERNATIVES}")));
+            return Err(unavailable(
+                request,
+                format!("standard input is not a terminal; {ALTERNATIVES}"),
+            ));
         }
         let ask = |label: &str| {
-            rpassword::prompt_password(label).map_err(|e| unavailable(request, format!("cannot read from the terminal: {e}")))
+            rpassword::prompt_password(label)
+                .map_err(|e| unavailable(request, format!("cannot read from the terminal: {e}")))
         };
         match request.kind() {
-            PassphraseKind::Existing => Ok(Passphrase::new(ask(&format!("Passphrase for {}: ", request.subject()))?)),
+            PassphraseKind::Existing => Ok(Passphrase::new(ask(&format!(
+                "Passphrase for {}: ",
+                request.subject()
+            ))?)),
             _ => {
-                let first = Zeroizing::new(ask(&format!("Passphrase for {}: ", request.subject()))?);
+                let first =
+                    Zeroizing::new(ask(&format!("Passphrase for {}: ", request.subject()))?);
                 let second = Zeroizing::new(ask("Same passphrase again: ")?);
                 if *first != *second {
                     return Err(unavailable(request, "the two passphrases differ"));

@@ -54,7 +54,11 @@ impl Style {
 
 /// `1 key`, `3 keys`.
 pub fn count(n: usize, noun: &str) -> String {
-    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 pub fn time(t: DateTime<Utc>) -> String {
@@ -81,7 +85,12 @@ pub fn table(style: Style, header: &[&str], rows: &[Vec<(String, String)>]) {
         }
         println!("{}", out.trim_end());
     };
-    line(header.iter().map(|h| (h.to_string(), style.bold(h))).collect());
+    line(
+        header
+            .iter()
+            .map(|h| (h.to_string(), style.bold(h)))
+            .collect(),
+    );
     for row in rows {
         line(row.clone());
     }
@@ -127,7 +136,18 @@ pub fn key_rows(style: Style, keys: &[&KeyRecord], now: DateTime<Utc>) {
             ]
         })
         .collect();
-    table(style, &["ID", "PURPOSE", "ALGORITHM", "STATE", "EXPIRES", "FINGERPRINT"], &rows);
+    table(
+        style,
+        &[
+            "ID",
+            "PURPOSE",
+            "ALGORITHM",
+            "STATE",
+            "EXPIRES",
+            "FINGERPRINT",
+        ],
+        &rows,
+    );
 }
 
 pub fn show_key(style: Style, vault: &Vault, k: &KeyRecord, now: DateTime<Utc>) {
@@ -140,7 +160,10 @@ pub fn show_key(style: Style, vault: &Vault, k: &KeyRecord, now: DateTime<Utc>) 
         ("fingerprint", k.fingerprint().to_owned()),
         ("comment", k.comment().to_owned()),
         ("created", time(k.created_at())),
-        ("expires", k.expires_at().map_or_else(|| "never".to_owned(), time)),
+        (
+            "expires",
+            k.expires_at().map_or_else(|| "never".to_owned(), time),
+        ),
         (
             "protection",
             match k.kdf_rounds() {
@@ -149,10 +172,16 @@ pub fn show_key(style: Style, vault: &Vault, k: &KeyRecord, now: DateTime<Utc>) 
             },
         ),
         ("origin", format!("{:?}", k.origin()).to_lowercase()),
-        ("private key", vault.private_key_path(k).display().to_string()),
+        (
+            "private key",
+            vault.private_key_path(k).display().to_string(),
+        ),
     ];
     if k.state() == KeyState::Active {
-        fields.push(("stable path", vault.current_path(k.purpose()).display().to_string()));
+        fields.push((
+            "stable path",
+            vault.current_path(k.purpose()).display().to_string(),
+        ));
     }
     if let Some(f) = k.rotated_from() {
         fields.push(("rotated from", f.to_string()));
@@ -193,10 +222,19 @@ pub fn status_json(report: &StatusReport) -> Value {
 pub fn status_human(style: Style, report: &StatusReport) {
     let n = report.findings().len();
     if n == 0 {
-        println!("healthy: {}, {} live, no problems found", count(report.keys(), "key"), report.live_keys());
+        println!(
+            "healthy: {}, {} live, no problems found",
+            count(report.keys(), "key"),
+            report.live_keys()
+        );
         return;
     }
-    println!("{} found ({}, {} live)", count(n, "problem"), count(report.keys(), "key"), report.live_keys());
+    println!(
+        "{} found ({}, {} live)",
+        count(n, "problem"),
+        count(report.keys(), "key"),
+        report.live_keys()
+    );
     for f in report.findings() {
         let sev = f.severity().to_string();
         println!("{}  {}", style.severity(&sev), f.message());
@@ -219,5 +257,9 @@ pub fn events_human(style: Style, events: &[AuditEvent]) {
             ]
         })
         .collect();
-    table(style, &["#", "TIME", "ACTOR", "ACTION", "KEY", "OUTCOME", "DETAIL"], &rows);
+    table(
+        style,
+        &["#", "TIME", "ACTOR", "ACTION", "KEY", "OUTCOME", "DETAIL"],
+        &rows,
+    );
 }

@@ -157,13 +157,20 @@ fn read_lines(path: &Path) -> Result<Vec<Vec<u8>>, AuditError> {
     };
     let Some(body) = bytes.strip_suffix(b"\n") else {
         let n = bytes.split(|b| *b == b'\n').count();
-        return Err(broken(n, "the last line is incomplete (truncated or edited)"));
+        return Err(broken(
+            n,
+            "the last line is incomplete (truncated or edited)",
+        ));
     };
     Ok(body.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect())
 }
 
 /// Checks the chain of `lines` against `head`; returns the parsed events.
-fn check(path: &Path, lines: &[Vec<u8>], head: Option<&AuditHead>) -> Result<(Vec<AuditEvent>, u64), AuditError> {
+fn check(
+    path: &Path,
+    lines: &[Vec<u8>],
+    head: Option<&AuditHead>,
+) -> Result<(Vec<AuditEvent>, u64), AuditError> {
     let broken = |line: u64, reason: String| AuditError::Broken {
         path: path.to_owned(),
         line,
@@ -177,17 +184,30 @@ fn check(path: &Path, lines: &[Vec<u8>], head: Option<&AuditHead>) -> Result<(Ve
         let event: AuditEvent = serde_json::from_slice(line)
             .map_err(|_| broken(n, "not a valid audit event (edited or corrupt)".to_owned()))?;
         if event.seq != n {
-            return Err(broken(n, format!("sequence number {} where {n} was expected (a line was removed or inserted)", event.seq)));
+            return Err(broken(
+                n,
+                format!(
+                    "sequence number {} where {n} was expected (a line was removed or inserted)",
+                    event.seq
+                ),
+            ));
         }
         if event.prev != prev {
-            return Err(broken(n, "hash chain mismatch: the line before it was edited, removed or inserted".to_owned()));
+            return Err(broken(
+                n,
+                "hash chain mismatch: the line before it was edited, removed or inserted"
+                    .to_owned(),
+            ));
         }
         prev = hash_line(line);
         if let Some(h) = head
             && h.seq == n
         {
             if h.hash != prev {
-                return Err(broken(n, "this line differs from the one the inventory recorded (edited)".to_owned()));
+                return Err(broken(
+                    n,
+                    "this line differs from the one the inventory recorded (edited)".to_owned(),
+                ));
             }
             head_seen = true;
         }
@@ -197,7 +217,10 @@ fn check(path: &Path, lines: &[Vec<u8>], head: Option<&AuditHead>) -> Result<(Ve
         let h = head.map_or(0, |h| h.seq);
         return Err(broken(
             lines.len() as u64 + 1,
-            format!("the log ends at line {} but the inventory recorded {h} lines (truncated)", lines.len()),
+            format!(
+                "the log ends at line {} but the inventory recorded {h} lines (truncated)",
+                lines.len()
+            ),
         ));
     }
     let unanchored = lines.len() as u64 - head.map_or(0, |h| h.seq);
@@ -240,7 +263,9 @@ pub(crate) fn append(
     let lines = read_lines(path)?;
     check(path, &lines, head)?;
     let mut seq = lines.len() as u64;
-    let mut prev = lines.last().map_or_else(|| GENESIS.to_owned(), |l| hash_line(l));
+    let mut prev = lines
+        .last()
+        .map_or_else(|| GENESIS.to_owned(), |l| hash_line(l));
     let mut out = Vec::new();
     for d in drafts {
         seq += 1;
@@ -306,7 +331,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("audit.jsonl");
         let t = Utc::now();
-        let h1 = append(&p, None, &[draft("create"), draft("passwd")], t, "me@host").expect("append");
+        let h1 =
+            append(&p, None, &[draft("create"), draft("passwd")], t, "me@host").expect("append");
         let h2 = append(&p, h1.as_ref(), &[draft("import")], t, "me@host").expect("append");
         let head = h2.expect("head");
         assert_eq!(verify(&p, Some(&head)).expect("ok").events, 3);
@@ -316,13 +342,19 @@ mod tests {
 
         // Edit a middle line.
         std::fs::write(&p, original.replace("\"passwd\"", "\"create\"")).expect("write");
-        assert!(matches!(verify(&p, Some(&head)), Err(AuditError::Broken { line: 3, .. })));
+        assert!(matches!(
+            verify(&p, Some(&head)),
+            Err(AuditError::Broken { line: 3, .. })
+        ));
         // Delete a middle line.
         std::fs::write(&p, format!("{}\n{}\n", lines[0], lines[2])).expect("write");
         assert!(verify(&p, Some(&head)).is_err());
         // Truncate the tail.
         std::fs::write(&p, format!("{}\n{}\n", lines[0], lines[1])).expect("write");
-        assert!(matches!(verify(&p, Some(&head)), Err(AuditError::Broken { line: 3, .. })));
+        assert!(matches!(
+            verify(&p, Some(&head)),
+            Err(AuditError::Broken { line: 3, .. })
+        ));
         // Edit the last line.
         std::fs::write(&p, original.replace("\"import\"", "\"revoke\"")).expect("write");
         assert!(verify(&p, Some(&head)).is_err());
@@ -330,7 +362,10 @@ mod tests {
         assert!(append(&p, Some(&head), &[draft("x")], t, "me@host").is_err());
         // An unanchored tail (crash between append and inventory save) is accepted.
         std::fs::write(&p, &original).expect("write");
-        let h1 = AuditHead { seq: 2, hash: hash_line(lines[1].as_bytes()) };
+        let h1 = AuditHead {
+            seq: 2,
+            hash: hash_line(lines[1].as_bytes()),
+        };
         assert_eq!(verify(&p, Some(&h1)).expect("ok").unanchored, 1);
     }
 }

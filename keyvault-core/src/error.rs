@@ -48,7 +48,10 @@ impl Error {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            Error::Input(_) | Error::Policy(_) | Error::Config(_) | Error::PassphraseUnavailable { .. }
+            Error::Input(_)
+                | Error::Policy(_)
+                | Error::Config(_)
+                | Error::PassphraseUnavailable { .. }
         )
     }
 }
@@ -94,7 +97,9 @@ pub enum InputError {
         value: String,
     },
     /// An algorithm keyvault can record but not generate (e.g. `rsa-2048`).
-    #[error("cannot generate {algorithm} keys: choose ed25519, rsa-3072, rsa-4096, ecdsa-p256 or ecdsa-p384")]
+    #[error(
+        "cannot generate {algorithm} keys: choose ed25519, rsa-3072, rsa-4096, ecdsa-p256 or ecdsa-p384"
+    )]
     CannotGenerate {
         /// The algorithm asked for.
         algorithm: String,
@@ -170,7 +175,9 @@ pub enum PolicyError {
         purpose: String,
     },
     /// A passphrase weaker than the policy's minimum strength.
-    #[error("passphrase for {subject} is too weak (strength {score} of 4, purpose {purpose} requires {min}){feedback}")]
+    #[error(
+        "passphrase for {subject} is too weak (strength {score} of 4, purpose {purpose} requires {min}){feedback}"
+    )]
     WeakPassphrase {
         /// What the passphrase was for.
         subject: String,

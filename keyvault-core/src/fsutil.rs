@@ -18,7 +18,10 @@ pub(crate) enum Replace {
     Yes,
 }
 
-fn io<'a>(operation: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+fn io<'a>(
+    operation: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
     move |source| StoreError::Io {
         operation,
         path: path.to_owned(),
@@ -31,7 +34,9 @@ fn io<'a>(operation: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error
 pub(crate) fn ensure_dir(dir: &Path, mode: u32) -> Result<(), StoreError> {
     match fs::symlink_metadata(dir) {
         Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => Err(StoreError::NotRegular { path: dir.to_owned() }),
+        Ok(_) => Err(StoreError::NotRegular {
+            path: dir.to_owned(),
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => fs::DirBuilder::new()
             .recursive(true)
             .mode(mode)
@@ -46,7 +51,10 @@ fn temp_path(path: &Path) -> PathBuf {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
 }
 
@@ -71,7 +79,12 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 /// `mode`, never following symlinks), fsync, rename, fsync of the directory. With
 /// [`Replace::No`] an existing `path` is an error and is left alone. A symlink at `path` is
 /// replaced, never followed.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32, replace: Replace) -> Result<(), StoreError> {
+pub(crate) fn write_atomic(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    replace: Replace,
+) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     if replace == Replace::No {
         match fs::symlink_metadata(path) {
@@ -142,14 +155,18 @@ fn open_regular(path: &Path) -> Result<(File, fs::Metadata), StoreError> {
         .open(path)
         .map_err(|e| {
             if e.raw_os_error() == Some(libc::ELOOP) {
-                StoreError::NotRegular { path: path.to_owned() }
+                StoreError::NotRegular {
+                    path: path.to_owned(),
+                }
             } else {
                 io("read", path)(e)
             }
         })?;
     let meta = file.metadata().map_err(io("inspect", path))?;
     if !meta.is_file() {
-        return Err(StoreError::NotRegular { path: path.to_owned() });
+        return Err(StoreError::NotRegular {
+            path: path.to_owned(),
+        });
     }
     Ok((file, meta))
 }
@@ -164,7 +181,10 @@ fn read_capped(mut file: File, path: &Path, max: u64) -> Result<Vec<u8>, StoreEr
         return Err(StoreError::Io {
             operation: "read",
             path: path.to_owned(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("file is larger than {max} bytes")),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("file is larger than {max} bytes"),
+            ),
         });
     }
     Ok(buf)
@@ -199,14 +219,18 @@ pub(crate) fn open_append(path: &Path, mode: u32) -> Result<File, StoreError> {
         .open(path)
         .map_err(|e| {
             if e.raw_os_error() == Some(libc::ELOOP) {
-                StoreError::NotRegular { path: path.to_owned() }
+                StoreError::NotRegular {
+                    path: path.to_owned(),
+                }
             } else {
                 io("open", path)(e)
             }
         })?;
     let meta = file.metadata().map_err(io("inspect", path))?;
     if !meta.is_file() {
-        return Err(StoreError::NotRegular { path: path.to_owned() });
+        return Err(StoreError::NotRegular {
+            path: path.to_owned(),
+        });
     }
     Ok(file)
 }
@@ -237,7 +261,10 @@ mod tests {
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&outside, &link).expect("symlink");
         assert!(write_atomic(&link, b"x", 0o600, Replace::No).is_err());
-        assert!(matches!(read_private(&link, 10), Err(StoreError::NotRegular { .. })));
+        assert!(matches!(
+            read_private(&link, 10),
+            Err(StoreError::NotRegular { .. })
+        ));
         write_atomic(&link, b"x", 0o600, Replace::Yes).expect("replace");
         assert_eq!(fs::read(&outside).expect("read"), b"keep");
     }
@@ -248,7 +275,10 @@ mod tests {
         let p = dir.path().join("k");
         fs::write(&p, b"0123456789").expect("write");
         fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).expect("chmod");
-        assert!(matches!(read_private(&p, 100), Err(StoreError::Permissions { mode: 0o644, .. })));
+        assert!(matches!(
+            read_private(&p, 100),
+            Err(StoreError::Permissions { mode: 0o644, .. })
+        ));
         fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).expect("chmod");
         assert!(read_private(&p, 5).is_err());
         assert_eq!(&*read_private(&p, 10).expect("read"), b"0123456789");

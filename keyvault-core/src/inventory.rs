@@ -69,7 +69,9 @@ impl FromStr for Purpose {
 
 impl<'de> Deserialize<'de> for Purpose {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -111,7 +113,9 @@ impl FromStr for KeyId {
     type Err = InputError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || InputError::KeyId { value: s.to_owned() };
+        let bad = || InputError::KeyId {
+            value: s.to_owned(),
+        };
         let (purpose, n) = s.rsplit_once('-').ok_or_else(bad)?;
         check_name(purpose).map_err(|_| bad())?;
         if n.is_empty() || n.len() > 12 || !n.bytes().all(|b| b.is_ascii_digit()) {
@@ -123,7 +127,9 @@ impl FromStr for KeyId {
 
 impl<'de> Deserialize<'de> for KeyId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -425,10 +431,28 @@ mod tests {
 
     #[test]
     fn purpose_rules() {
-        for good in ["personal", "ci-deploy", "a", "0", "team.gpu_1", &"a".repeat(64)] {
+        for good in [
+            "personal",
+            "ci-deploy",
+            "a",
+            "0",
+            "team.gpu_1",
+            &"a".repeat(64),
+        ] {
             assert!(good.parse::<Purpose>().is_ok(), "{good}");
         }
-        for bad in ["", "../x", "A", "-x", ".x", "_x", "a/b", "a b", "é", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "../x",
+            "A",
+            "-x",
+            ".x",
+            "_x",
+            "a/b",
+            "a b",
+            "é",
+            &"a".repeat(65),
+        ] {
             assert!(bad.parse::<Purpose>().is_err(), "{bad}");
         }
     }

@@ -62,14 +62,19 @@ pub fn kdf_rounds(key: &PrivateKey) -> Option<u32> {
 ///
 /// [`KeyError::Decrypt`] for a wrong passphrase or a corrupt file (one error on purpose),
 /// [`KeyError::TooManyRounds`], [`KeyError::UnsupportedEncryption`].
-pub fn decrypt(key: &PrivateKey, passphrase: &Passphrase, subject: &str) -> Result<PrivateKey, KeyError> {
+pub fn decrypt(
+    key: &PrivateKey,
+    passphrase: &Passphrase,
+    subject: &str,
+) -> Result<PrivateKey, KeyError> {
     if !key.is_encrypted() {
         return Ok(key.clone());
     }
     check_encryption(key, subject)?;
-    key.decrypt(passphrase.expose()).map_err(|_| KeyError::Decrypt {
-        subject: subject.to_owned(),
-    })
+    key.decrypt(passphrase.expose())
+        .map_err(|_| KeyError::Decrypt {
+            subject: subject.to_owned(),
+        })
 }
 
 /// Checks an encrypted key's cipher and KDF before any work is spent on it.
@@ -138,10 +143,11 @@ pub fn read(path: &Path) -> crate::Result<(PrivateKey, Zeroizing<Vec<u8>>)> {
 ///
 /// [`KeyError::Crypto`] if the key cannot be encoded.
 pub fn to_openssh(key: &PrivateKey) -> Result<Zeroizing<String>, KeyError> {
-    key.to_openssh(LineEnding::LF).map_err(|e| KeyError::Crypto {
-        operation: "encode",
-        reason: e.to_string(),
-    })
+    key.to_openssh(LineEnding::LF)
+        .map_err(|e| KeyError::Crypto {
+            operation: "encode",
+            reason: e.to_string(),
+        })
 }
 
 /// Writes a serialized private key to a new file `path` with mode 0600 (atomically, never
@@ -184,14 +190,34 @@ mod tests {
         // Encrypting with many rounds is slow, so forge the header: encrypt with 1 round and
         // patch the rounds field in the binary body.
         let enc = key
-            .encrypt_with(Cipher::Aes256Ctr, Kdf::Bcrypt { salt: vec![7; 16], rounds: 1 }, 1, pass.expose())
+            .encrypt_with(
+                Cipher::Aes256Ctr,
+                Kdf::Bcrypt {
+                    salt: vec![7; 16],
+                    rounds: 1,
+                },
+                1,
+                pass.expose(),
+            )
             .expect("encrypt");
         let mut bytes = enc.to_bytes().expect("bytes").to_vec();
         // kdfoptions: string(salt=16 bytes) then uint32 rounds; find the salt and patch after it.
-        let pos = bytes.windows(16).position(|w| w == [7u8; 16]).expect("salt");
+        let pos = bytes
+            .windows(16)
+            .position(|w| w == [7u8; 16])
+            .expect("salt");
         bytes[pos + 16..pos + 20].copy_from_slice(&u32::MAX.to_be_bytes());
         let hostile = PrivateKey::from_bytes(&bytes).expect("parses");
         let err = decrypt(&hostile, &pass, "hostile").expect_err("refused");
-        assert!(matches!(err, KeyError::TooManyRounds { rounds: u32::MAX, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                KeyError::TooManyRounds {
+                    rounds: u32::MAX,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }

@@ -155,9 +155,11 @@ pub fn generate<R: CryptoRng + ?Sized>(
                 })
                 .map_err(crypto);
         }
-        Algorithm::Rsa { bits: bits @ (3072 | 4096) } => {
-            RsaKeypair::random(rng, bits as usize).map_err(crypto)?.into()
-        }
+        Algorithm::Rsa {
+            bits: bits @ (3072 | 4096),
+        } => RsaKeypair::random(rng, bits as usize)
+            .map_err(crypto)?
+            .into(),
         Algorithm::EcdsaP256 => EcdsaKeypair::random(rng, EcdsaCurve::NistP256)
             .map_err(crypto)?
             .into(),
@@ -180,10 +182,22 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for alg in Algorithm::GENERATABLE.into_iter().chain([Algorithm::EcdsaP521, Algorithm::Rsa { bits: 2048 }]) {
+        for alg in Algorithm::GENERATABLE
+            .into_iter()
+            .chain([Algorithm::EcdsaP521, Algorithm::Rsa { bits: 2048 }])
+        {
             assert_eq!(alg.to_string().parse::<Algorithm>().expect("parses"), alg);
         }
-        for bad in ["", "rsa", "rsa-", "rsa-12", "rsa-99999", "dsa", "ED25519", "rsa-+3072"] {
+        for bad in [
+            "",
+            "rsa",
+            "rsa-",
+            "rsa-12",
+            "rsa-99999",
+            "dsa",
+            "ED25519",
+            "rsa-+3072",
+        ] {
             assert!(bad.parse::<Algorithm>().is_err(), "{bad}");
         }
     }
@@ -191,9 +205,16 @@ mod tests {
     #[test]
     fn generates_each_fast_algorithm() {
         let mut rng = rand_core_rng();
-        for alg in [Algorithm::Ed25519, Algorithm::EcdsaP256, Algorithm::EcdsaP384] {
+        for alg in [
+            Algorithm::Ed25519,
+            Algorithm::EcdsaP256,
+            Algorithm::EcdsaP384,
+        ] {
             let key = generate(&mut rng, alg, "c").expect("generate");
-            assert_eq!(Algorithm::of_public_key(key.public_key(), "k").expect("alg"), alg);
+            assert_eq!(
+                Algorithm::of_public_key(key.public_key(), "k").expect("alg"),
+                alg
+            );
             assert_eq!(key.comment().as_bytes(), b"c");
         }
     }

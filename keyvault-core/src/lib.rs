@@ -20,8 +20,12 @@ pub mod vault;
 pub use audit::{AuditEvent, AuditHead, Outcome, Verification};
 pub use callbacks::{Callbacks, FixedPassphrase, PassphraseKind, PassphraseRequest, Progress};
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use error::{AuditError, ConfigError, Error, InputError, KeyError, PolicyError, Result, StoreError};
-pub use inventory::{Deployment, Inventory, KeyId, KeyRecord, KeyState, Origin, Protection, Purpose};
+pub use error::{
+    AuditError, ConfigError, Error, InputError, KeyError, PolicyError, Result, StoreError,
+};
+pub use inventory::{
+    Deployment, Inventory, KeyId, KeyRecord, KeyState, Origin, Protection, Purpose,
+};
 pub use keygen::Algorithm;
 pub use policy::{Config, PassphraseRule, Policy};
 pub use secret::{Passphrase, secrecy};

@@ -121,7 +121,11 @@ impl Policy {
     /// # Errors
     ///
     /// [`PolicyError::AlgorithmNotAllowed`] or [`PolicyError::RsaTooSmall`].
-    pub fn check_algorithm(&self, purpose: &Purpose, algorithm: Algorithm) -> Result<(), PolicyError> {
+    pub fn check_algorithm(
+        &self,
+        purpose: &Purpose,
+        algorithm: Algorithm,
+    ) -> Result<(), PolicyError> {
         let allowed = match algorithm {
             Algorithm::Rsa { bits } => {
                 if bits < self.min_rsa_bits {
@@ -260,9 +264,18 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn line_of(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())].matches('\n').count() + 1
+        self.text[..offset.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1
     }
-    fn err<T>(&self, table: &str, key: &str, span: std::ops::Range<usize>, message: impl Into<String>) -> Result<T, ConfigError> {
+    fn err<T>(
+        &self,
+        table: &str,
+        key: &str,
+        span: std::ops::Range<usize>,
+        message: impl Into<String>,
+    ) -> Result<T, ConfigError> {
         Err(ConfigError::Value {
             path: self.path.to_owned(),
             line: self.line_of(span.start),
@@ -270,7 +283,12 @@ impl Ctx<'_> {
             message: message.into(),
         })
     }
-    fn span_value(&self, table: &str, key: &str, v: &Option<Spanned<String>>) -> Result<Option<Span>, ConfigError> {
+    fn span_value(
+        &self,
+        table: &str,
+        key: &str,
+        v: &Option<Spanned<String>>,
+    ) -> Result<Option<Span>, ConfigError> {
         match v {
             None => Ok(None),
             Some(s) => match s.get_ref().parse::<Span>() {
@@ -281,7 +299,12 @@ impl Ctx<'_> {
     }
 }
 
-fn apply(ctx: &Ctx<'_>, table: &str, base: &Policy, raw: &RawPolicy) -> Result<Policy, ConfigError> {
+fn apply(
+    ctx: &Ctx<'_>,
+    table: &str,
+    base: &Policy,
+    raw: &RawPolicy,
+) -> Result<Policy, ConfigError> {
     let mut p = base.clone();
     if let Some(list) = &raw.algorithms {
         let mut algorithms = Vec::new();
@@ -292,7 +315,12 @@ fn apply(ctx: &Ctx<'_>, table: &str, base: &Policy, raw: &RawPolicy) -> Result<P
             }
         }
         if algorithms.is_empty() {
-            return ctx.err(table, "algorithms", list.span(), "must name at least one algorithm");
+            return ctx.err(
+                table,
+                "algorithms",
+                list.span(),
+                "must name at least one algorithm",
+            );
         }
         p.algorithms = algorithms;
         if raw.default_algorithm.is_none() && !p.algorithms.contains(&p.default_algorithm) {
@@ -302,10 +330,22 @@ fn apply(ctx: &Ctx<'_>, table: &str, base: &Policy, raw: &RawPolicy) -> Result<P
     if let Some(a) = &raw.default_algorithm {
         p.default_algorithm = match a.get_ref().parse() {
             Ok(a) => a,
-            Err(e) => return ctx.err(table, "default_algorithm", a.span(), InputError::to_string(&e)),
+            Err(e) => {
+                return ctx.err(
+                    table,
+                    "default_algorithm",
+                    a.span(),
+                    InputError::to_string(&e),
+                );
+            }
         };
         if !p.default_algorithm.is_generatable() {
-            return ctx.err(table, "default_algorithm", a.span(), "keyvault cannot generate this algorithm");
+            return ctx.err(
+                table,
+                "default_algorithm",
+                a.span(),
+                "keyvault cannot generate this algorithm",
+            );
         }
     }
     if let Some(bits) = &raw.min_rsa_bits {
@@ -327,7 +367,14 @@ fn apply(ctx: &Ctx<'_>, table: &str, base: &Policy, raw: &RawPolicy) -> Result<P
         p.passphrase = match rule.get_ref().as_str() {
             "required" => PassphraseRule::Required,
             "optional" => PassphraseRule::Optional,
-            _ => return ctx.err(table, "passphrase", rule.span(), "expected \"required\" or \"optional\""),
+            _ => {
+                return ctx.err(
+                    table,
+                    "passphrase",
+                    rule.span(),
+                    "expected \"required\" or \"optional\"",
+                );
+            }
         };
     }
     if let Some(s) = &raw.min_passphrase_strength {
@@ -338,7 +385,12 @@ fn apply(ctx: &Ctx<'_>, table: &str, base: &Policy, raw: &RawPolicy) -> Result<P
     }
     if let Some(r) = &raw.min_kdf_rounds {
         if !(1..=MAX_KDF_ROUNDS).contains(r.get_ref()) {
-            return ctx.err(table, "min_kdf_rounds", r.span(), format!("must be 1 to {MAX_KDF_ROUNDS}"));
+            return ctx.err(
+                table,
+                "min_kdf_rounds",
+                r.span(),
+                format!("must be 1 to {MAX_KDF_ROUNDS}"),
+            );
         }
         p.min_kdf_rounds = *r.get_ref();
     }
@@ -352,7 +404,10 @@ fn apply(ctx: &Ctx<'_>, table: &str, base: &Policy, raw: &RawPolicy) -> Result<P
             table,
             "default_ttl",
             span,
-            format!("default_ttl {} is longer than max_ttl {}", p.default_ttl, p.max_ttl),
+            format!(
+                "default_ttl {} is longer than max_ttl {}",
+                p.default_ttl, p.max_ttl
+            ),
         );
     }
     if !p.algorithms.contains(&p.default_algorithm) {
@@ -375,7 +430,12 @@ impl Config {
             message: e.to_string().trim_end().replace('\n', " "),
         })?;
         let ctx = Ctx { path, text };
-        let defaults = apply(&ctx, "policy", &Policy::default(), &raw.policy.unwrap_or_default())?;
+        let defaults = apply(
+            &ctx,
+            "policy",
+            &Policy::default(),
+            &raw.policy.unwrap_or_default(),
+        )?;
         let mut purposes = BTreeMap::new();
         for (name, table) in &raw.purpose {
             let purpose: Purpose = name.parse().map_err(|e: InputError| ConfigError::Value {
@@ -443,14 +503,17 @@ mod tests {
 
     #[test]
     fn errors_name_the_line() {
-        let e = Config::parse("[policy]\n\nmax_ttl = \"forever\"\n", Path::new("c.toml")).expect_err("bad");
+        let e = Config::parse("[policy]\n\nmax_ttl = \"forever\"\n", Path::new("c.toml"))
+            .expect_err("bad");
         assert!(e.to_string().contains("line 3"), "{e}");
         assert!(e.to_string().contains("policy.max_ttl"), "{e}");
-        let e = Config::parse("[policy]\nmax_tll = \"1d\"\n", Path::new("c.toml")).expect_err("unknown key");
+        let e = Config::parse("[policy]\nmax_tll = \"1d\"\n", Path::new("c.toml"))
+            .expect_err("unknown key");
         assert!(e.to_string().contains("line 2"), "{e}");
         let e = Config::parse("[purpose.BAD]\n", Path::new("c.toml")).expect_err("bad purpose");
         assert!(e.to_string().contains("line 1"), "{e}");
-        let e = Config::parse("[policy]\ndefault_ttl = \"400d\"\n", Path::new("c.toml")).expect_err("ttl");
+        let e = Config::parse("[policy]\ndefault_ttl = \"400d\"\n", Path::new("c.toml"))
+            .expect_err("ttl");
         assert!(e.to_string().contains("longer than max_ttl"), "{e}");
     }
 
@@ -459,7 +522,11 @@ mod tests {
         let policy = Policy::default();
         let purpose = p("x");
         assert!(policy.check_algorithm(&purpose, Algorithm::Ed25519).is_ok());
-        assert!(policy.check_algorithm(&purpose, Algorithm::Rsa { bits: 8192 }).is_ok());
+        assert!(
+            policy
+                .check_algorithm(&purpose, Algorithm::Rsa { bits: 8192 })
+                .is_ok()
+        );
         assert!(matches!(
             policy.check_algorithm(&purpose, Algorithm::Rsa { bits: 2048 }),
             Err(PolicyError::RsaTooSmall { .. })
@@ -471,11 +538,19 @@ mod tests {
         let policy = Policy::default();
         let purpose = p("personal");
         let weak = Passphrase::new("password1".into());
-        let err = policy.check_passphrase(&purpose, "key", &weak, &[]).expect_err("weak");
+        let err = policy
+            .check_passphrase(&purpose, "key", &weak, &[])
+            .expect_err("weak");
         assert!(!err.to_string().contains("password1"), "{err}");
         let strong = Passphrase::new("plum-Vortex-carpet-71-tundra".into());
-        policy.check_passphrase(&purpose, "key", &strong, &[]).expect("strong");
+        policy
+            .check_passphrase(&purpose, "key", &strong, &[])
+            .expect("strong");
         let empty = Passphrase::new(String::new());
-        assert!(policy.check_passphrase(&purpose, "key", &empty, &[]).is_err());
+        assert!(
+            policy
+                .check_passphrase(&purpose, "key", &empty, &[])
+                .is_err()
+        );
     }
 }

@@ -78,7 +78,11 @@ impl FromStr for Span {
                 'h' => 3600,
                 'd' => 86_400,
                 'w' => 7 * 86_400,
-                _ => return Err(err("expected a number followed by s, m, h, d or w, e.g. 90d")),
+                _ => {
+                    return Err(err(
+                        "expected a number followed by s, m, h, d or w, e.g. 90d",
+                    ));
+                }
             };
             let n = number
                 .take()
@@ -106,7 +110,7 @@ impl fmt::Display for Span {
             return f.write_str("0s");
         }
         // Weeks only when the span is whole weeks, so "90d" stays "90d".
-        let units: &[(u64, char)] = if rest % (7 * 86_400) == 0 {
+        let units: &[(u64, char)] = if rest.is_multiple_of(7 * 86_400) {
             &[(7 * 86_400, 'w')]
         } else {
             &[(86_400, 'd'), (3600, 'h'), (60, 'm'), (1, 's')]
@@ -175,7 +179,19 @@ mod tests {
 
     #[test]
     fn rejects_bad_input() {
-        for text in ["", "0d", "d", "90", "9x", "-1d", "1.5d", "99999999999999999999d", "4000000000s", "5300w", " 1d"] {
+        for text in [
+            "",
+            "0d",
+            "d",
+            "90",
+            "9x",
+            "-1d",
+            "1.5d",
+            "99999999999999999999d",
+            "4000000000s",
+            "5300w",
+            " 1d",
+        ] {
             assert!(text.parse::<Span>().is_err(), "{text:?} accepted");
         }
     }
@@ -187,7 +203,9 @@ mod tests {
             "2027-01-31T00:00:00+00:00"
         );
         assert_eq!(
-            parse_date("2027-01-31T10:00:00+02:00").expect("ts").to_rfc3339(),
+            parse_date("2027-01-31T10:00:00+02:00")
+                .expect("ts")
+                .to_rfc3339(),
             "2027-01-31T08:00:00+00:00"
         );
         assert!(parse_date("31/01/2027").is_err());

@@ -82,14 +82,18 @@ impl Store {
                 supported: INVENTORY_VERSION,
             });
         }
-        let inventory: Inventory = serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
+        let inventory: Inventory =
+            serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
         let mut ids = std::collections::HashSet::new();
         for k in inventory.keys() {
             if !ids.insert(k.id()) {
                 return Err(corrupt(format!("key id {} appears twice", k.id())));
             }
             if k.private_key_path() != format!("keys/{}", k.id()) {
-                return Err(corrupt(format!("key {} has an unexpected private_key_path", k.id())));
+                return Err(corrupt(format!(
+                    "key {} has an unexpected private_key_path",
+                    k.id()
+                )));
             }
         }
         Ok(inventory)

@@ -258,7 +258,10 @@ impl Vault {
     /// [`InputError`] when `selector` is neither a valid id nor a valid purpose,
     /// [`StoreError::NotFound`], [`StoreError::NoActiveKey`], [`StoreError::Ambiguous`].
     pub fn find<'a>(&self, inventory: &'a Inventory, selector: &str) -> Result<&'a KeyRecord> {
-        let by_id = selector.parse::<KeyId>().ok().and_then(|id| inventory.get(&id));
+        let by_id = selector
+            .parse::<KeyId>()
+            .ok()
+            .and_then(|id| inventory.get(&id));
         let purpose = selector.parse::<Purpose>().ok();
         let has_purpose = purpose
             .as_ref()
@@ -295,7 +298,13 @@ impl Vault {
         }
     }
 
-    fn resolve_expiry(&self, purpose: &Purpose, policy: &Policy, expiry: Expiry, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    fn resolve_expiry(
+        &self,
+        purpose: &Purpose,
+        policy: &Policy,
+        expiry: Expiry,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>> {
         let at = match expiry {
             Expiry::PolicyDefault => now + policy.default_ttl().to_delta(),
             Expiry::After(span) => {
@@ -304,7 +313,10 @@ impl Vault {
             }
             Expiry::At(at) => {
                 if at <= now {
-                    return Err(InputError::ExpiryInPast { at: at.to_rfc3339() }.into());
+                    return Err(InputError::ExpiryInPast {
+                        at: at.to_rfc3339(),
+                    }
+                    .into());
                 }
                 let secs = u64::try_from((at - now).num_seconds()).unwrap_or(u64::MAX);
                 policy.check_ttl(purpose, Span::from_secs(secs.max(1)))?;
@@ -345,8 +357,14 @@ impl Vault {
         subject: &str,
         comment: Option<&str>,
     ) -> Result<Passphrase> {
-        let passphrase = callbacks.passphrase(&PassphraseRequest::new(PassphraseKind::New, subject))?;
-        policy.check_passphrase(purpose, subject, &passphrase, &self.context_words(purpose, comment))?;
+        let passphrase =
+            callbacks.passphrase(&PassphraseRequest::new(PassphraseKind::New, subject))?;
+        policy.check_passphrase(
+            purpose,
+            subject,
+            &passphrase,
+            &self.context_words(purpose, comment),
+        )?;
         Ok(passphrase)
     }
 
@@ -396,7 +414,13 @@ impl Vault {
             None
         } else {
             let subject = format!("new key for purpose {purpose}");
-            let p = self.new_passphrase(callbacks, policy, purpose, &subject, request.comment.as_deref())?;
+            let p = self.new_passphrase(
+                callbacks,
+                policy,
+                purpose,
+                &subject,
+                request.comment.as_deref(),
+            )?;
             Some((p, rounds))
         };
         callbacks.progress(Progress::Generating(algorithm));
@@ -417,7 +441,12 @@ impl Vault {
         )
     }
 
-    fn rounds_for(&self, purpose: &Purpose, policy: &Policy, requested: Option<u32>) -> Result<u32> {
+    fn rounds_for(
+        &self,
+        purpose: &Purpose,
+        policy: &Policy,
+        requested: Option<u32>,
+    ) -> Result<u32> {
         match requested {
             Some(r) if !(1..=MAX_KDF_ROUNDS).contains(&r) => Err(InputError::KdfRounds {
                 value: r,
@@ -449,7 +478,11 @@ impl Vault {
 
     /// Under the lock: picks the id, encrypts, writes the key files, records the key,
     /// appends to the audit log and swaps `current/<purpose>`.
-    fn commit_new<R: CryptoRng + ?Sized>(&self, rng: &mut R, prepared: Prepared) -> Result<KeyRecord> {
+    fn commit_new<R: CryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+        prepared: Prepared,
+    ) -> Result<KeyRecord> {
         let Prepared {
             mut key,
             purpose,
@@ -464,7 +497,11 @@ impl Vault {
         let mut inventory = self.store.load()?;
         self.check_no_active(&inventory, &purpose)?;
         let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
-        if let Some(dup) = inventory.keys().iter().find(|k| k.fingerprint() == fingerprint) {
+        if let Some(dup) = inventory
+            .keys()
+            .iter()
+            .find(|k| k.fingerprint() == fingerprint)
+        {
             return Err(StoreError::DuplicateKey {
                 id: dup.id().to_string(),
             }
@@ -478,20 +515,31 @@ impl Vault {
         let comment = comment.unwrap_or_else(|| format!("keyvault:{id}"));
         key.set_comment(comment.as_str());
         let (stored, kdf_rounds) = match &protection {
-            Some((passphrase, rounds)) => (keyfile::encrypt(rng, &key, passphrase, *rounds)?, Some(*rounds)),
+            Some((passphrase, rounds)) => (
+                keyfile::encrypt(rng, &key, passphrase, *rounds)?,
+                Some(*rounds),
+            ),
             None => (key.clone(), None),
         };
         let text = keyfile::to_openssh(&stored)?;
-        let public_key = key.public_key().to_openssh().map_err(|e| KeyError::Crypto {
-            operation: "encode",
-            reason: e.to_string(),
-        })?;
+        let public_key = key
+            .public_key()
+            .to_openssh()
+            .map_err(|e| KeyError::Crypto {
+                operation: "encode",
+                reason: e.to_string(),
+            })?;
         let relative = format!("keys/{id}");
         let private_path = self.store.home().join(&relative);
         let public_path = self.store.home().join(format!("{relative}.pub"));
         keyfile::write_new(&private_path, &text)?;
         let written = (|| -> Result<KeyRecord> {
-            fsutil::write_atomic(&public_path, format!("{public_key}\n").as_bytes(), 0o644, fsutil::Replace::No)?;
+            fsutil::write_atomic(
+                &public_path,
+                format!("{public_key}\n").as_bytes(),
+                0o644,
+                fsutil::Replace::No,
+            )?;
             let now = self.now();
             let record = KeyRecord {
                 id: id.clone(),
@@ -521,13 +569,16 @@ impl Vault {
                 Origin::Generated => "create",
                 Origin::Imported => "import",
             };
-            self.record(&mut inventory, &[Draft {
-                action,
-                key_id: Some(id.to_string()),
-                fingerprint: Some(fingerprint.clone()),
-                outcome: Outcome::Ok,
-                detail: Some(detail.clone()),
-            }])?;
+            self.record(
+                &mut inventory,
+                &[Draft {
+                    action,
+                    key_id: Some(id.to_string()),
+                    fingerprint: Some(fingerprint.clone()),
+                    outcome: Outcome::Ok,
+                    detail: Some(detail.clone()),
+                }],
+            )?;
             Ok(record)
         })();
         let record = match written {
@@ -559,8 +610,14 @@ impl Vault {
     fn point_current(&self, purpose: &Purpose, id: &KeyId) -> Result<()> {
         let dir = self.store.current_dir();
         fsutil::ensure_dir(&dir, 0o700)?;
-        fsutil::swap_symlink(&Path::new("../keys").join(format!("{id}.pub")), &dir.join(format!("{purpose}.pub")))?;
-        fsutil::swap_symlink(&Path::new("../keys").join(id.as_str()), &dir.join(purpose.as_str()))?;
+        fsutil::swap_symlink(
+            &Path::new("../keys").join(format!("{id}.pub")),
+            &dir.join(format!("{purpose}.pub")),
+        )?;
+        fsutil::swap_symlink(
+            &Path::new("../keys").join(id.as_str()),
+            &dir.join(purpose.as_str()),
+        )?;
         Ok(())
     }
 
@@ -602,7 +659,11 @@ impl Vault {
         let inventory = self.store.load()?;
         self.check_no_active(&inventory, purpose)?;
         let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
-        if let Some(dup) = inventory.keys().iter().find(|k| k.fingerprint() == fingerprint) {
+        if let Some(dup) = inventory
+            .keys()
+            .iter()
+            .find(|k| k.fingerprint() == fingerprint)
+        {
             return Err(StoreError::DuplicateKey {
                 id: dup.id().to_string(),
             }
@@ -610,9 +671,15 @@ impl Vault {
         }
         let default_rounds = DEFAULT_KDF_ROUNDS.max(policy.min_kdf_rounds());
         let (plain, protection) = if key.is_encrypted() {
-            let passphrase = callbacks.passphrase(&PassphraseRequest::new(PassphraseKind::Existing, &subject))?;
+            let passphrase = callbacks
+                .passphrase(&PassphraseRequest::new(PassphraseKind::Existing, &subject))?;
             let plain = keyfile::decrypt(&key, &passphrase, &subject)?;
-            policy.check_passphrase(purpose, &subject, &passphrase, &self.context_words(purpose, None))?;
+            policy.check_passphrase(
+                purpose,
+                &subject,
+                &passphrase,
+                &self.context_words(purpose, None),
+            )?;
             let rounds = keyfile::kdf_rounds(&key).unwrap_or(0).max(default_rounds);
             (plain, Some((passphrase, rounds)))
         } else if request.unencrypted {
@@ -629,10 +696,10 @@ impl Vault {
             (key.clone(), Some((p, default_rounds)))
         };
         let file_comment = String::from_utf8_lossy(plain.comment().as_bytes()).into_owned();
-        let comment = request
-            .comment
-            .clone()
-            .or_else(|| (!file_comment.is_empty() && Self::check_comment(&file_comment).is_ok()).then_some(file_comment));
+        let comment = request.comment.clone().or_else(|| {
+            (!file_comment.is_empty() && Self::check_comment(&file_comment).is_ok())
+                .then_some(file_comment)
+        });
         self.commit_new(
             rng,
             Prepared {
@@ -643,7 +710,11 @@ impl Vault {
                 comment,
                 protection,
                 origin: Origin::Imported,
-                detail: format!("imported {algorithm} from {}, expires {}", source.display(), expires_at.to_rfc3339()),
+                detail: format!(
+                    "imported {algorithm} from {}, expires {}",
+                    source.display(),
+                    expires_at.to_rfc3339()
+                ),
             },
         )
     }
@@ -675,7 +746,8 @@ impl Vault {
         let (key, original) = self.read_record_key(&record)?;
         let subject = format!("key {}", record.id());
         let plain = if key.is_encrypted() {
-            let old = callbacks.passphrase(&PassphraseRequest::new(PassphraseKind::Existing, &subject))?;
+            let old = callbacks
+                .passphrase(&PassphraseRequest::new(PassphraseKind::Existing, &subject))?;
             keyfile::decrypt(&key, &old, &subject)?
         } else {
             key.clone()
@@ -711,18 +783,26 @@ impl Vault {
         entry.protection = Protection::Passphrase;
         entry.kdf_rounds = Some(rounds);
         let updated = entry.clone();
-        self.record(&mut inventory, &[Draft {
-            action: "passwd",
-            key_id: Some(record.id().to_string()),
-            fingerprint: Some(record.fingerprint().to_owned()),
-            outcome: Outcome::Ok,
-            detail: Some(format!("re-encrypted with a new passphrase, {rounds} kdf rounds")),
-        }])?;
+        self.record(
+            &mut inventory,
+            &[Draft {
+                action: "passwd",
+                key_id: Some(record.id().to_string()),
+                fingerprint: Some(record.fingerprint().to_owned()),
+                outcome: Outcome::Ok,
+                detail: Some(format!(
+                    "re-encrypted with a new passphrase, {rounds} kdf rounds"
+                )),
+            }],
+        )?;
         Ok(updated)
     }
 
     /// Reads a record's private key file and checks it is the recorded key.
-    fn read_record_key(&self, record: &KeyRecord) -> Result<(PrivateKey, zeroize::Zeroizing<Vec<u8>>)> {
+    fn read_record_key(
+        &self,
+        record: &KeyRecord,
+    ) -> Result<(PrivateKey, zeroize::Zeroizing<Vec<u8>>)> {
         let path = self.private_key_path(record);
         let (key, bytes) = keyfile::read(&path)?;
         if key.fingerprint(HashAlg::Sha256).to_string() != record.fingerprint() {
@@ -752,14 +832,21 @@ impl Vault {
             .filter(|k| k.state() != KeyState::Revoked)
             .collect();
         for k in &live {
-            let window = warn_within.unwrap_or_else(|| self.config.policy(k.purpose()).warn_within());
+            let window =
+                warn_within.unwrap_or_else(|| self.config.policy(k.purpose()).warn_within());
             if let Some(at) = k.expires_at() {
                 if at <= now {
                     findings.push(Finding {
                         severity: Severity::High,
                         kind: FindingKind::Expired,
                         key_id: Some(k.id().clone()),
-                        message: format!("key {} ({}, {}) expired on {}", k.id(), k.purpose(), k.state(), at.format("%Y-%m-%d %H:%M UTC")),
+                        message: format!(
+                            "key {} ({}, {}) expired on {}",
+                            k.id(),
+                            k.purpose(),
+                            k.state(),
+                            at.format("%Y-%m-%d %H:%M UTC")
+                        ),
                         fix: format!("replace it: keyvault rotate {}", k.purpose()),
                     });
                 } else if at <= now + window.to_delta() {
@@ -767,7 +854,12 @@ impl Vault {
                         severity: Severity::Medium,
                         kind: FindingKind::Expiring,
                         key_id: Some(k.id().clone()),
-                        message: format!("key {} ({}) expires on {}", k.id(), k.purpose(), at.format("%Y-%m-%d %H:%M UTC")),
+                        message: format!(
+                            "key {} ({}) expires on {}",
+                            k.id(),
+                            k.purpose(),
+                            at.format("%Y-%m-%d %H:%M UTC")
+                        ),
                         fix: format!("rotate it before then: keyvault rotate {}", k.purpose()),
                     });
                 }
@@ -778,7 +870,11 @@ impl Vault {
                     severity: Severity::High,
                     kind: FindingKind::Permissions,
                     key_id: Some(k.id().clone()),
-                    message: format!("private key {} has mode {:04o}; expected 0600", path.display(), meta.mode() & 0o7777),
+                    message: format!(
+                        "private key {} has mode {:04o}; expected 0600",
+                        path.display(),
+                        meta.mode() & 0o7777
+                    ),
                     fix: format!("chmod 600 {}", path.display()),
                 }),
                 Ok(meta) if meta.is_file() => {}
@@ -786,7 +882,11 @@ impl Vault {
                     severity: Severity::High,
                     kind: FindingKind::KeyFile,
                     key_id: Some(k.id().clone()),
-                    message: format!("private key file {} of live key {} is missing", path.display(), k.id()),
+                    message: format!(
+                        "private key file {} of live key {} is missing",
+                        path.display(),
+                        k.id()
+                    ),
                     fix: "restore it from a backup, or revoke the key".to_owned(),
                 }),
             }
@@ -807,11 +907,15 @@ impl Vault {
                 severity: Severity::High,
                 kind: FindingKind::Permissions,
                 key_id: None,
-                message: format!("vault home {} has mode {:04o}; expected 0700", self.store.home().display(), meta.mode() & 0o7777),
+                message: format!(
+                    "vault home {} has mode {:04o}; expected 0700",
+                    self.store.home().display(),
+                    meta.mode() & 0o7777
+                ),
                 fix: format!("chmod 700 {}", self.store.home().display()),
             });
         }
-        findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+        findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
         Ok(StatusReport {
             checked_at: now,
             keys: inventory.keys().len(),
@@ -828,7 +932,10 @@ impl Vault {
     /// the inventory cannot be read.
     pub fn audit_events(&self) -> Result<Vec<AuditEvent>> {
         let inventory = self.store.load()?;
-        Ok(audit::read(&self.store.audit_path(), inventory.audit_head())?)
+        Ok(audit::read(
+            &self.store.audit_path(),
+            inventory.audit_head(),
+        )?)
     }
 
     /// Verifies the audit chain against the head recorded in the inventory.
@@ -838,7 +945,9 @@ impl Vault {
     /// [`crate::AuditError::Broken`] naming the first bad line.
     pub fn verify_audit(&self) -> Result<Verification> {
         let inventory = self.store.load()?;
-        Ok(audit::verify(&self.store.audit_path(), inventory.audit_head())?)
+        Ok(audit::verify(
+            &self.store.audit_path(),
+            inventory.audit_head(),
+        )?)
     }
 }
-

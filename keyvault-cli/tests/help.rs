@@ -1,0 +1,61 @@
+//! The binary's own surface: version, help with examples, completions. (Its presence also
+//! makes `cargo test` build the `keyvault` binary that the keyvault-tests scenarios run.)
+
+use std::process::Command;
+
+fn keyvault(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_keyvault"))
+        .args(args)
+        .output()
+        .expect("run keyvault");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn version() {
+    let (code, stdout, _) = keyvault(&["--version"]);
+    assert_eq!(code, 0);
+    assert_eq!(stdout, format!("keyvault {}\n", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    for cmd in [
+        "new",
+        "list",
+        "show",
+        "import",
+        "passwd",
+        "status",
+        "log",
+        "completions",
+    ] {
+        let (code, stdout, _) = keyvault(&[cmd, "--help"]);
+        assert_eq!(code, 0, "{cmd}");
+        assert!(
+            stdout.contains("Examples:\n  keyvault "),
+            "{cmd} --help has no example:\n{stdout}"
+        );
+    }
+    let (_, top, _) = keyvault(&["--help"]);
+    assert!(
+        top.contains("Exit codes: 0 success, 1 the operation failed, 2 usage error"),
+        "{top}"
+    );
+}
+
+#[test]
+fn completions_for_each_shell() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let (code, stdout, _) = keyvault(&["completions", shell]);
+        assert_eq!(code, 0, "{shell}");
+        assert!(
+            stdout.contains("passwd"),
+            "{shell} completions lack subcommands"
+        );
+    }
+}

@@ -1,0 +1,10 @@
+//! End-to-end scenarios through the `keyvault` binary, one test binary with modules.
+
+mod support;
+
+mod audit_log;
+mod bad_input;
+mod concurrency;
+mod interop;
+mod keys;
+mod passphrases;

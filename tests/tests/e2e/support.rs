@@ -1,0 +1,304 @@
+//! Running the real `keyvault` binary against a throwaway home, and inspecting results.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The passphrase tests use; checked for absence in every output.
+pub const PASS: &str = "plum-Vortex-carpet-71-tundra";
+/// A second strong passphrase (for `passwd`).
+pub const PASS2: &str = "quartz Lantern 93 meadow-orbit";
+
+/// The start of every OpenSSH private key's base64 body.
+pub const PRIVATE_KEY_MARKER: &str = "b3BlbnNzaC1rZXktdjE";
+
+/// The `keyvault` binary cargo built for this workspace (`target/<profile>/keyvault`).
+pub fn bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("KEYVAULT_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/e2e-<hash>
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = profile_dir.join("keyvault");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p keyvault-cli` (cargo test --workspace does)",
+        bin.display()
+    );
+    bin
+}
+
+/// The result of one run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Self {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts the exit code, printing both streams when it differs.
+    #[track_caller]
+    pub fn expect(self, code: i32) -> Self {
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Parses stdout as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+
+    /// Asserts that neither stream contains any of the secrets.
+    #[track_caller]
+    pub fn no_secrets(self) -> Self {
+        for s in [PASS, PASS2] {
+            assert!(
+                !self.stdout.contains(s),
+                "secret in stdout:\n{}",
+                self.stdout
+            );
+            assert!(
+                !self.stderr.contains(s),
+                "secret in stderr:\n{}",
+                self.stderr
+            );
+        }
+        // Every OpenSSH private key body starts with base64("openssh-key-v1").
+        for stream in [&self.stdout, &self.stderr] {
+            assert!(
+                !stream.contains(PRIVATE_KEY_MARKER),
+                "private key material in output:\n{stream}"
+            );
+        }
+        self
+    }
+}
+
+/// A temporary vault home and the environment keyvault runs in.
+pub struct Vault {
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub home: PathBuf,
+}
+
+impl Vault {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().to_owned();
+        let home = root.join("vault");
+        Vault {
+            _dir: dir,
+            root,
+            home,
+        }
+    }
+
+    /// A command with a clean environment: the vault's home, the test passphrases in
+    /// `KV_PASS`/`KV_PASS2`, no prompting.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.root)
+            .env("KEYVAULT_HOME", &self.home)
+            .env("KV_PASS", PASS)
+            .env("KV_PASS2", PASS2)
+            .env("USER", "tester")
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.cmd(args).output().expect("run keyvault"))
+    }
+
+    pub fn run_stdin(&self, args: &[&str], input: &str) -> Run {
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn keyvault");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        Run::from(child.wait_with_output().expect("wait"))
+    }
+
+    /// `keyvault new --purpose P --passphrase-env KV_PASS` plus `extra`, as JSON.
+    pub fn new_key(&self, purpose: &str, extra: &[&str]) -> serde_json::Value {
+        let mut args = vec![
+            "--json",
+            "new",
+            "--purpose",
+            purpose,
+            "--passphrase-env",
+            "KV_PASS",
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args).expect(0).no_secrets().json()
+    }
+
+    pub fn inventory_text(&self) -> String {
+        std::fs::read_to_string(self.home.join("inventory.json")).unwrap_or_default()
+    }
+
+    pub fn audit_text(&self) -> String {
+        std::fs::read_to_string(self.home.join("audit.jsonl")).unwrap_or_default()
+    }
+
+    /// Asserts the test passphrases appear in no file of the vault.
+    #[track_caller]
+    pub fn assert_no_secret_on_disk(&self) {
+        for (path, entry) in snapshot(&self.home) {
+            if let Entry::File { .. } = entry {
+                let bytes = std::fs::read(self.home.join(&path)).expect("read");
+                let text = String::from_utf8_lossy(&bytes);
+                for s in [PASS, PASS2] {
+                    assert!(!text.contains(s), "passphrase found in {}", path.display());
+                }
+            }
+        }
+    }
+}
+
+/// One directory entry as seen by [`snapshot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    Dir {
+        mode: u32,
+    },
+    /// A regular file: its mode and the SHA-256 of its content (`.lock` holds a process
+    /// id, not vault state, so only its mode counts).
+    File {
+        mode: u32,
+        sha256: String,
+    },
+    Link {
+        target: PathBuf,
+    },
+}
+
+fn digest(bytes: &[u8]) -> String {
+    use keyvault_core::ssh_key::sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Every entry under `dir` with its mode and content, to compare before and after.
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Entry> {
+    let mut out = BTreeMap::new();
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Entry>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries {
+            let e = e.expect("entry");
+            let path = e.path();
+            let meta = std::fs::symlink_metadata(&path).expect("meta");
+            let rel = path.strip_prefix(base).expect("prefix").to_owned();
+            if meta.file_type().is_symlink() {
+                out.insert(
+                    rel,
+                    Entry::Link {
+                        target: std::fs::read_link(&path).expect("link"),
+                    },
+                );
+            } else if meta.is_dir() {
+                out.insert(
+                    rel,
+                    Entry::Dir {
+                        mode: meta.mode() & 0o7777,
+                    },
+                );
+                walk(base, &path, out);
+            } else {
+                let sha256 = if rel == Path::new(".lock") {
+                    String::new()
+                } else {
+                    digest(&std::fs::read(&path).expect("read"))
+                };
+                out.insert(
+                    rel,
+                    Entry::File {
+                        mode: meta.mode() & 0o7777,
+                        sha256,
+                    },
+                );
+            }
+        }
+    }
+    if let Ok(meta) = std::fs::symlink_metadata(dir) {
+        out.insert(
+            PathBuf::new(),
+            Entry::Dir {
+                mode: meta.mode() & 0o7777,
+            },
+        );
+        walk(dir, dir, &mut out);
+    }
+    out
+}
+
+pub fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// An `SSH_ASKPASS` helper that prints `$KV_ASK`, so OpenSSH tools get passphrases
+/// without them ever being on a command line.
+pub fn askpass(dir: &Path) -> PathBuf {
+    let path = dir.join("askpass.sh");
+    std::fs::write(&path, "#!/bin/sh\nprintf '%s\\n' \"$KV_ASK\"\n").expect("write askpass");
+    chmod(&path, 0o700);
+    path
+}
+
+/// Runs an OpenSSH tool (e.g. `ssh-keygen`) with `passphrase` supplied through askpass,
+/// detached from any terminal.
+pub fn openssh(tool: &str, args: &[&str], passphrase: &str, dir: &Path) -> Run {
+    let out = Command::new("setsid")
+        .arg("-w")
+        .arg(tool)
+        .args(args)
+        .env("SSH_ASKPASS", askpass(dir))
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .env("KV_ASK", passphrase)
+        .env_remove("DISPLAY")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {tool}: {e} (is openssh-client installed?)"));
+    Run::from(out)
+}
+
+/// The first two fields (type and base64) of an OpenSSH public key line.
+pub fn key_body(line: &str) -> String {
+    line.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
