@@ -97,9 +97,41 @@ keyvault import old_key --purpose team --ttl 30d --passphrase-stdin < pass.txt"
     #[command(after_help = "Examples:\n  keyvault passwd personal\n  \
 keyvault passwd personal-2 --passphrase-env OLD --new-passphrase-env NEW")]
     Passwd(PasswdArgs),
-    /// Health: expired and expiring keys, key files, audit log (exit 3 on problems).
+    /// Trust a key at a target (the RunPod account: runpod, or runpod:PROFILE).
     #[command(
-        after_help = "Examples:\n  keyvault status\n  keyvault status --warn-within 30d --json\n\n\
+        after_help = "Adding is idempotent; the key is verified by reading the target back.\n\n\
+Examples:\n  keyvault deploy personal --to runpod\n  keyvault deploy team-3 --to runpod:team"
+    )]
+    Deploy(DeployArgs),
+    /// Remove a key from every target it is deployed to and mark it revoked.
+    #[command(after_help = "Keys keyvault does not manage are never touched.\n\n\
+Examples:\n  keyvault revoke personal-1\n  keyvault revoke ci-deploy")]
+    Revoke(RevokeArgs),
+    /// Replace purposes' keys everywhere they are deployed, without locking anyone out.
+    #[command(
+        after_help = "The new key is written before anything remote happens, added and verified at every \
+target, made active, and only then is the old key removed (now, or after --grace by `keyvault sweep`). \
+An interrupted rotation is finished by running the same command again.\n\n\
+Examples:\n  keyvault rotate personal\n  keyvault rotate --all --grace 1d --passphrase-env NEW_PASS\n  \
+keyvault rotate personal --dry-run\n  keyvault rotate --abort personal"
+    )]
+    Rotate(RotateArgs),
+    /// Finish interrupted rotations, end grace periods, revoke expired keys (for cron).
+    #[command(
+        after_help = "Safe to run every few minutes.\n\nExamples:\n  keyvault sweep\n  \
+*/10 * * * * keyvault --json --no-input sweep >> ~/keyvault-sweep.log"
+    )]
+    Sweep,
+    /// Delete the private key files of revoked keys nothing depends on (records stay).
+    #[command(after_help = "Examples:\n  keyvault prune\n  keyvault prune --yes")]
+    Prune(PruneArgs),
+    /// The RunPod account: its keys and its pods.
+    #[command(subcommand)]
+    Runpod(RunpodCommand),
+    /// Health: expiry, drift at targets, pods on old keys, audit log (exit 3 on problems).
+    #[command(
+        after_help = "Exit 0 healthy, 3 problems found, 1 a target could not be checked.\n\n\
+Examples:\n  keyvault status\n  keyvault status --warn-within 30d --json\n  keyvault status --offline\n\n\
 For cron: `keyvault status --json || alert` (exit 3 means problems were found)."
     )]
     Status(StatusArgs),
@@ -199,6 +231,81 @@ pub struct StatusArgs {
     /// Warn about keys expiring within this span (default: each purpose's policy, 14d).
     #[arg(long, value_name = "DURATION")]
     pub warn_within: Option<String>,
+    /// Skip the checks that need the network (targets, pods).
+    #[arg(long)]
+    pub offline: bool,
+}
+
+/// `keyvault deploy`.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// A key id or a purpose (its active key).
+    pub key: String,
+    /// Where: runpod, or runpod:PROFILE (a [runpod.PROFILE] table in config.toml).
+    #[arg(long, value_name = "TARGET")]
+    pub to: String,
+}
+
+/// `keyvault revoke`.
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// A key id or a purpose (its active key).
+    pub key: String,
+}
+
+/// `keyvault rotate`.
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// Purposes to rotate.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub purposes: Vec<String>,
+    /// Rotate every purpose that has an active key.
+    #[arg(long)]
+    pub all: bool,
+    /// Keep the old keys deployed this long (e.g. 1d); `keyvault sweep` removes them after.
+    #[arg(long, value_name = "DURATION")]
+    pub grace: Option<String>,
+    /// When the new keys expire.
+    #[command(flatten)]
+    pub expiry: ExpiryArgs,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Roll back an unfinished rotation instead.
+    #[arg(long, conflicts_with_all = ["grace", "dry_run", "ttl", "expires"])]
+    pub abort: bool,
+    /// Where the new keys' passphrase comes from.
+    #[command(flatten)]
+    pub passphrase: PassphraseSource,
+}
+
+/// `keyvault prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Do not ask for confirmation.
+    #[arg(long, short)]
+    pub yes: bool,
+}
+
+/// `keyvault runpod …`.
+#[derive(Debug, Subcommand)]
+pub enum RunpodCommand {
+    /// The account's keys, each marked managed (purpose, id, state) or unmanaged.
+    #[command(
+        after_help = "Examples:\n  keyvault runpod keys\n  keyvault runpod keys --target runpod:team --json"
+    )]
+    Keys(RunpodArgs),
+    /// Pods and the keys each trusts (pods never see account key changes).
+    #[command(after_help = "Examples:\n  keyvault runpod pods\n  keyvault runpod pods --json")]
+    Pods(RunpodArgs),
+}
+
+/// Which RunPod account.
+#[derive(Debug, Args)]
+pub struct RunpodArgs {
+    /// runpod (default) or runpod:PROFILE.
+    #[arg(long, default_value = "runpod", value_name = "TARGET")]
+    pub target: String,
 }
 
 /// `keyvault log`.

@@ -4,14 +4,15 @@ mod args;
 mod passphrase;
 mod progress;
 mod render;
+mod targets;
 
-use args::{Cli, Command, ExpiryArgs, PassphraseSource};
+use args::{Cli, Command, ExpiryArgs, PassphraseSource, RunpodCommand};
 use clap::{CommandFactory, Parser};
 use keyvault_core::ssh_key::getrandom::SysRng;
 use keyvault_core::ssh_key::rand_core::UnwrapErr;
 use keyvault_core::{
     Algorithm, AuditError, Error, Expiry, ImportKey, KeyError, KeyState, NewKey, PolicyError,
-    Purpose, Span, StoreError, Vault,
+    Purpose, RotateRequest, Span, StoreError, TargetError, TargetSpec, Vault,
 };
 use passphrase::{CliCallbacks, Source};
 use render::Style;
@@ -29,6 +30,8 @@ const EXIT_PROBLEMS: u8 = 3;
 enum Done {
     Ok,
     Problems,
+    /// The command ran but could not check everything (status with an unreachable target).
+    Failed,
 }
 
 /// A failure: keyvault-core's error, or a usage error only the CLI can see.
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(Done::Ok) => ExitCode::SUCCESS,
         Ok(Done::Problems) => ExitCode::from(EXIT_PROBLEMS),
+        Ok(Done::Failed) => ExitCode::from(EXIT_FAILURE),
         Err(Failure::Core(e)) => {
             report(&e.to_string(), e.is_usage(), hint(&e), json);
             ExitCode::from(if e.is_usage() {
@@ -126,9 +130,23 @@ fn hint(e: &Error) -> Option<String> {
         Error::Audit(AuditError::Broken { .. }) => {
             "run `keyvault log --verify` and find out who changed the audit log".to_owned()
         }
-        Error::Config(_) => {
-            "fix config.toml in the vault's home (see the README for every key)".to_owned()
+        Error::Config(_) => "fix config.toml in the vault's home (see the README for every key)".to_owned(),
+        Error::Incomplete { next, .. } => next.clone(),
+        Error::Target(TargetError::Runpod { source, .. }) => match source {
+            keyvault_core::RunpodError::Unauthorized { .. } => {
+                "check RUNPOD_API_KEY (or the profile's api_key_env); create a key in the RunPod console".to_owned()
+            }
+            keyvault_core::RunpodError::Forbidden { .. } => "use an API key with read/write access to the account".to_owned(),
+            keyvault_core::RunpodError::RateLimited { .. } => "wait a minute and run the command again".to_owned(),
+            keyvault_core::RunpodError::Network { .. } => {
+                "check the network and RUNPOD_API_URL; the next run finishes whatever this one started".to_owned()
+            }
+            _ => return None,
+        },
+        Error::Target(TargetError::Interference { .. }) => {
+            "another tool or person edited the key list at the same time; run the command again".to_owned()
         }
+        Error::Target(TargetError::Credentials { .. }) => "see the README's RunPod section".to_owned(),
         _ => return None,
     })
 }
@@ -218,7 +236,12 @@ fn run(cli: Cli) -> Result<Done, Failure> {
     let json = cli.json;
     let style = Style::detect();
     let show_progress = !json && std::io::stderr().is_terminal();
-    let vault = Vault::open(home(cli.home)?)?.with_actor(actor());
+    let mut vault = Vault::open(home(cli.home)?)?.with_actor(actor());
+    if let Some(hook) = targets::fault_hook() {
+        vault = vault.with_fault_hook(hook);
+    }
+    let config = vault.config().clone();
+    let remote = targets::CliTargets { config: &config };
     let mut rng = UnwrapErr(SysRng);
     match cli.command {
         Command::New(a) => {
@@ -315,14 +338,118 @@ fn run(cli: Cli) -> Result<Done, Failure> {
                 .as_deref()
                 .map(str::parse::<Span>)
                 .transpose()?;
-            let report = vault.status(window)?;
+            let online: Option<&dyn keyvault_core::Targets> =
+                if a.offline { None } else { Some(&remote) };
+            let report = vault.status(window, online)?;
             if json {
                 print_json(&render::status_json(&report));
             } else {
                 render::status_human(style, &report);
             }
+            if !report.unchecked().is_empty() {
+                return Ok(Done::Failed);
+            }
             if !report.is_healthy() {
                 return Ok(Done::Problems);
+            }
+        }
+        Command::Deploy(a) => {
+            let spec: TargetSpec = a.to.parse()?;
+            let report = vault.deploy(&a.key, &spec, &remote)?;
+            render::report(style, json, &report);
+        }
+        Command::Revoke(a) => {
+            let report = vault.revoke(&a.key, &remote)?;
+            render::report(style, json, &report);
+        }
+        Command::Rotate(a) => {
+            let purposes = a
+                .purposes
+                .iter()
+                .map(|p| p.parse::<Purpose>())
+                .collect::<Result<Vec<_>, _>>()?;
+            if a.abort {
+                if purposes.is_empty() {
+                    return Err(Failure::Usage(
+                        "--abort needs the purposes whose rotation to roll back".to_owned(),
+                    ));
+                }
+                let report = vault.abort_rotation(&purposes, &remote)?;
+                render::report(style, json, &report);
+                return Ok(Done::Ok);
+            }
+            let mut request = if a.all {
+                RotateRequest::all()
+            } else {
+                RotateRequest::purposes(purposes)
+            };
+            if let Some(g) = &a.grace {
+                request = request.grace(g.parse::<Span>()?);
+            }
+            request = request.expiry(expiry(&a.expiry)?);
+            if a.dry_run {
+                let plan = vault.plan_rotation(&request)?;
+                if json {
+                    print_json(&json!(plan));
+                } else {
+                    render::plan(&plan);
+                }
+                return Ok(Done::Ok);
+            }
+            let src = source(&a.passphrase);
+            let mut callbacks = CliCallbacks::new(src.clone(), src, cli.no_input, show_progress);
+            let report = vault.rotate(&mut rng, &request, &mut callbacks, &remote)?;
+            render::report(style, json, &report);
+        }
+        Command::Sweep => {
+            let report = vault.sweep(&remote)?;
+            render::report(style, json, &report);
+        }
+        Command::Prune(a) => {
+            let candidates = vault.prunable()?;
+            if candidates.is_empty() {
+                render::report(style, json, &keyvault_core::Report::default());
+                return Ok(Done::Ok);
+            }
+            let ids: Vec<_> = candidates.iter().map(|k| k.id().clone()).collect();
+            if !a.yes {
+                let list = ids
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if cli.no_input || !std::io::stdin().is_terminal() {
+                    return Err(Failure::Usage(format!(
+                        "prune would delete the private key files of {list}; pass --yes to confirm without a terminal"
+                    )));
+                }
+                eprint!("Delete the private key files of {list}? Their records stay. [y/N] ");
+                let mut answer = String::new();
+                let _ = std::io::stdin().read_line(&mut answer);
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    eprintln!("nothing deleted");
+                    return Ok(Done::Ok);
+                }
+            }
+            let report = vault.prune(&ids)?;
+            render::report(style, json, &report);
+        }
+        Command::Runpod(RunpodCommand::Keys(a)) => {
+            let spec: TargetSpec = a.target.parse()?;
+            let keys = vault.remote_keys(&spec, &remote)?;
+            if json {
+                print_json(&json!({ "target": spec.to_string(), "keys": keys }));
+            } else {
+                render::remote_keys(style, &spec, &keys);
+            }
+        }
+        Command::Runpod(RunpodCommand::Pods(a)) => {
+            let spec: TargetSpec = a.target.parse()?;
+            let pods = vault.pods_report(&spec, &remote)?;
+            if json {
+                print_json(&json!({ "target": spec.to_string(), "pods": pods }));
+            } else {
+                render::pods(style, &pods);
             }
         }
         Command::Log(a) => {

@@ -2,7 +2,10 @@
 //! `NO_COLOR`), stable JSON for scripts.
 
 use chrono::{DateTime, Utc};
-use keyvault_core::{AuditEvent, KeyRecord, KeyState, StatusReport, Vault};
+use keyvault_core::{
+    AuditEvent, KeyMatch, KeyRecord, KeyState, PodReport, Reach, Report, RotationPlan,
+    StatusReport, TargetSpec, Vault,
+};
 use serde_json::{Value, json};
 use std::io::IsTerminal;
 
@@ -211,16 +214,193 @@ pub fn show_key(style: Style, vault: &Vault, k: &KeyRecord, now: DateTime<Utc>) 
 
 pub fn status_json(report: &StatusReport) -> Value {
     json!({
-        "healthy": report.is_healthy(),
+        "healthy": report.is_healthy() && report.unchecked().is_empty(),
         "checked_at": report.checked_at(),
         "keys": report.keys(),
         "live_keys": report.live_keys(),
         "findings": report.findings(),
+        "targets": report.targets(),
+        "unchecked": report.unchecked(),
     })
+}
+
+/// What a lifecycle command did, as sentences or JSON.
+pub fn report(style: Style, json: bool, r: &Report) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(r).unwrap_or_default());
+        return;
+    }
+    let mut said = false;
+    for d in &r.deployed {
+        println!("deployed {} to {}", style.bold(d.key.as_str()), d.target);
+        said = true;
+    }
+    for x in &r.rotated {
+        println!(
+            "rotated {}: {} replaced {}",
+            x.purpose,
+            style.bold(x.new.as_str()),
+            x.old
+        );
+        said = true;
+    }
+    for x in &r.retiring {
+        match x.until {
+            Some(t) => println!(
+                "{} stays deployed until {} (grace period); `keyvault sweep` removes it then",
+                x.key,
+                time(t)
+            ),
+            None => println!("{} is retiring", x.key),
+        }
+        said = true;
+    }
+    for id in &r.revoked {
+        println!("revoked {id}");
+        said = true;
+    }
+    for id in &r.aborted {
+        println!("rolled back: {id} removed and revoked; the previous key stays active");
+        said = true;
+    }
+    for id in &r.pruned {
+        println!("deleted the private key file of {id}");
+        said = true;
+    }
+    if !said {
+        println!("nothing to do");
+    }
+}
+
+pub fn plan(p: &RotationPlan) {
+    for r in &p.rotations {
+        let targets = if r.targets.is_empty() {
+            "no targets".to_owned()
+        } else {
+            r.targets.join(", ")
+        };
+        match (&r.new, r.resumes) {
+            (Some(new), Some(step)) => println!(
+                "would finish the rotation of {} from {} to {new} (stopped at {:?}) at {targets}",
+                r.purpose, r.old, step
+            ),
+            _ => println!(
+                "would rotate {}: {} -> a new {} key expiring {}, at {targets}",
+                r.purpose,
+                r.old,
+                r.algorithm,
+                r.expires_at.map_or_else(|| "never".to_owned(), time)
+            ),
+        }
+        match r.grace_until {
+            Some(g) => println!(
+                "  {} stays deployed until {} (grace period)",
+                r.old,
+                time(g)
+            ),
+            None => println!(
+                "  {} is removed as soon as the new key is verified everywhere",
+                r.old
+            ),
+        }
+    }
+}
+
+pub fn remote_keys(style: Style, spec: &TargetSpec, keys: &[KeyMatch]) {
+    if keys.is_empty() {
+        println!("{spec} holds no keys");
+        return;
+    }
+    let rows: Vec<Vec<(String, String)>> = keys
+        .iter()
+        .map(|k| {
+            vec![
+                plain(k.fingerprint.clone().unwrap_or_else(|| "-".to_owned())),
+                plain(k.id.as_ref().map_or("-".to_owned(), ToString::to_string)),
+                plain(
+                    k.purpose
+                        .as_ref()
+                        .map_or("-".to_owned(), ToString::to_string),
+                ),
+                (k.state.clone(), style.state(&k.state)),
+                plain(k.comment.clone()),
+            ]
+        })
+        .collect();
+    table(
+        style,
+        &["FINGERPRINT", "KEY", "PURPOSE", "STATE", "COMMENT"],
+        &rows,
+    );
+}
+
+pub fn pods(style: Style, pods: &[PodReport]) {
+    if pods.is_empty() {
+        println!("no pods");
+        return;
+    }
+    let rows: Vec<Vec<(String, String)>> = pods
+        .iter()
+        .map(|p| {
+            let reach = match &p.reach {
+                Reach::Direct {
+                    host,
+                    port,
+                    username,
+                } => format!("{username}@{host}:{port}"),
+                Reach::ProxyOnly => "proxy only".to_owned(),
+                Reach::None => "-".to_owned(),
+            };
+            let keys = p
+                .keys
+                .iter()
+                .map(|k| match &k.id {
+                    Some(id) => format!("{id} ({})", k.state),
+                    None => k.state.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            vec![
+                plain(p.id.clone()),
+                plain(p.name.clone()),
+                plain(p.status.clone()),
+                plain(reach),
+                plain(keys),
+            ]
+        })
+        .collect();
+    table(style, &["POD", "NAME", "STATUS", "SSH", "TRUSTS"], &rows);
+    for p in pods.iter().filter(|p| !p.warnings.is_empty()) {
+        println!(
+            "{}  {}: {}",
+            style.severity("high"),
+            p.id,
+            p.warnings.join("; ")
+        );
+    }
 }
 
 pub fn status_human(style: Style, report: &StatusReport) {
     let n = report.findings().len();
+    for t in report.targets() {
+        println!(
+            "{}: {} managed, {} unmanaged{}",
+            t.target,
+            count(t.managed, "key"),
+            t.unmanaged,
+            if t.unparseable > 0 {
+                format!(", {} unparseable lines", t.unparseable)
+            } else {
+                String::new()
+            }
+        );
+    }
+    if n == 0 && !report.unchecked().is_empty() {
+        for u in report.unchecked() {
+            println!("could not check {}: {}", u.target, u.reason);
+        }
+        return;
+    }
     if n == 0 {
         println!(
             "healthy: {}, {} live, no problems found",
@@ -239,6 +419,9 @@ pub fn status_human(style: Style, report: &StatusReport) {
         let sev = f.severity().to_string();
         println!("{}  {}", style.severity(&sev), f.message());
         println!("{}  fix: {}", " ".repeat(sev.len()), f.fix());
+    }
+    for u in report.unchecked() {
+        println!("could not check {}: {}", u.target, u.reason);
     }
 }
 

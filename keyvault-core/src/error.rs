@@ -31,6 +31,30 @@ pub enum Error {
     /// The audit log.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// A place keys are deployed to.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// A multi-step operation stopped part-way; the journal lets it be finished.
+    #[error("{operation} stopped: {cause}; done: {done}; not done: {pending}")]
+    Incomplete {
+        /// What was being done, e.g. `rotation of personal`.
+        operation: String,
+        /// Why it stopped.
+        cause: Box<Error>,
+        /// What was done before it stopped.
+        done: String,
+        /// What remains.
+        pending: String,
+        /// The command that finishes it.
+        next: String,
+    },
+    /// A fault injected by a test hook ([`crate::Vault::with_fault_hook`]).
+    #[doc(hidden)]
+    #[error("injected fault at {point}")]
+    Injected {
+        /// Where.
+        point: String,
+    },
     /// A passphrase was needed and could not be obtained from the caller.
     #[error("no passphrase for {subject}: {reason}")]
     PassphraseUnavailable {
@@ -125,6 +149,20 @@ pub enum InputError {
     Comment {
         /// What is wrong with it.
         reason: &'static str,
+    },
+    /// A target name that does not parse.
+    #[error("invalid target {value:?}: {reason}")]
+    Target {
+        /// The rejected value.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A request that contradicts itself or the vault's state as asked.
+    #[error("{message}")]
+    Request {
+        /// What is wrong.
+        message: String,
     },
     /// An empty passphrase.
     #[error("empty passphrase for {subject}")]
@@ -391,6 +429,50 @@ pub enum StoreError {
         path: PathBuf,
         /// The record.
         id: String,
+    },
+}
+
+/// A deployment target failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TargetError {
+    /// The RunPod API failed.
+    #[error("{target}: {source}")]
+    Runpod {
+        /// The target, e.g. `runpod:team`.
+        target: String,
+        /// What RunPod said.
+        source: crate::runpod::RunpodError,
+    },
+    /// The key list would exceed RunPod's size limit.
+    #[error(
+        "{target}: the key list would be {len} characters, over RunPod's limit of about {limit}{sweepable}"
+    )]
+    ListTooLong {
+        /// The target.
+        target: String,
+        /// The list's size with the change.
+        len: usize,
+        /// The limit.
+        limit: usize,
+        /// Which expired managed keys `keyvault sweep` could remove (`; …`), if any.
+        sweepable: String,
+    },
+    /// Another writer changed the list at the same time.
+    #[error("{target}: another writer changed the key list while keyvault was writing it ({what})")]
+    Interference {
+        /// The target.
+        target: String,
+        /// What the read-back showed.
+        what: String,
+    },
+    /// No credentials for the target.
+    #[error("no credentials for {target}: {reason}")]
+    Credentials {
+        /// The target.
+        target: String,
+        /// What is missing.
+        reason: String,
     },
 }
 

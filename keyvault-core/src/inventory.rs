@@ -235,6 +235,8 @@ pub struct KeyRecord {
     pub(crate) rotated_to: Option<KeyId>,
     #[serde(default)]
     pub(crate) revoked_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub(crate) pruned_at: Option<DateTime<Utc>>,
 }
 
 /// How a key came into the vault.
@@ -334,6 +336,58 @@ impl KeyRecord {
     pub fn revoked_at(&self) -> Option<DateTime<Utc>> {
         self.revoked_at
     }
+    /// When its private key file was deleted by `prune`.
+    #[must_use]
+    pub fn pruned_at(&self) -> Option<DateTime<Utc>> {
+        self.pruned_at
+    }
+    /// Targets it is deployed to and not yet removed from.
+    #[must_use]
+    pub fn live_targets(&self) -> Vec<&str> {
+        self.deployments
+            .iter()
+            .filter(|d| d.removed_at.is_none())
+            .map(|d| d.target.as_str())
+            .collect()
+    }
+    /// Records that the key is trusted at `target` (verified now).
+    pub(crate) fn mark_deployed(&mut self, target: &str, now: DateTime<Utc>) {
+        match self
+            .deployments
+            .iter_mut()
+            .find(|d| d.target == target && d.removed_at.is_none())
+        {
+            Some(d) => d.verified_at = Some(now),
+            None => self.deployments.push(Deployment {
+                target: target.to_owned(),
+                added_at: now,
+                verified_at: Some(now),
+                removed_at: None,
+            }),
+        }
+    }
+    /// Records that the key is no longer trusted at `target`.
+    pub(crate) fn mark_removed(&mut self, target: &str, now: DateTime<Utc>) {
+        for d in self
+            .deployments
+            .iter_mut()
+            .filter(|d| d.target == target && d.removed_at.is_none())
+        {
+            d.removed_at = Some(now);
+        }
+    }
+    /// The line keyvault deploys: type and key, with a comment carrying id and purpose.
+    #[must_use]
+    pub fn deploy_line(&self) -> String {
+        let body: Vec<&str> = self.public_key.split_whitespace().take(2).collect();
+        let tag = format!("keyvault:{}", self.id);
+        let comment = if self.comment.starts_with(&tag) || self.comment.is_empty() {
+            tag
+        } else {
+            format!("{tag} {}", self.comment)
+        };
+        format!("{} {comment}", body.join(" "))
+    }
     /// Whether it has expired at `now`.
     #[must_use]
     pub fn is_expired_at(&self, now: DateTime<Utc>) -> bool {
@@ -359,6 +413,8 @@ pub struct Inventory {
     pub(crate) version: u32,
     pub(crate) keys: Vec<KeyRecord>,
     #[serde(default)]
+    pub(crate) journal: Vec<JournalEntry>,
+    #[serde(default)]
     pub(crate) audit: Option<AuditHead>,
 }
 
@@ -367,8 +423,83 @@ impl Default for Inventory {
         Inventory {
             version: INVENTORY_VERSION,
             keys: Vec::new(),
+            journal: Vec::new(),
             audit: None,
         }
+    }
+}
+
+/// A step of a rotation, as the journal records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Step {
+    /// The new key is written and recorded (`pending`); nothing remote happened yet.
+    Prepared,
+    /// The new key is being added to the targets.
+    Adding,
+    /// The new key is active; the old one is retiring until removed everywhere.
+    Promoted,
+}
+
+/// Progress of one rotation at one target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetProgress {
+    /// The new key is there (verified by reading back).
+    pub added: bool,
+    /// The old key is gone (verified by reading back).
+    pub removed: bool,
+}
+
+/// An unfinished rotation, kept in the inventory so any later run can finish it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalEntry {
+    pub(crate) purpose: Purpose,
+    pub(crate) old: KeyId,
+    pub(crate) new: KeyId,
+    pub(crate) step: Step,
+    pub(crate) targets: std::collections::BTreeMap<String, TargetProgress>,
+    pub(crate) grace_until: Option<DateTime<Utc>>,
+    pub(crate) started_at: DateTime<Utc>,
+}
+
+impl JournalEntry {
+    /// The purpose being rotated.
+    #[must_use]
+    pub fn purpose(&self) -> &Purpose {
+        &self.purpose
+    }
+    /// The key being replaced.
+    #[must_use]
+    pub fn old(&self) -> &KeyId {
+        &self.old
+    }
+    /// The replacement.
+    #[must_use]
+    pub fn new_key(&self) -> &KeyId {
+        &self.new
+    }
+    /// How far it got.
+    #[must_use]
+    pub fn step(&self) -> Step {
+        self.step
+    }
+    /// Progress per target.
+    #[must_use]
+    pub fn targets(&self) -> &std::collections::BTreeMap<String, TargetProgress> {
+        &self.targets
+    }
+    /// Until when the old key stays deployed.
+    #[must_use]
+    pub fn grace_until(&self) -> Option<DateTime<Utc>> {
+        self.grace_until
+    }
+    /// When the rotation started.
+    #[must_use]
+    pub fn started_at(&self) -> DateTime<Utc> {
+        self.started_at
     }
 }
 
@@ -377,6 +508,12 @@ impl Inventory {
     #[must_use]
     pub fn keys(&self) -> &[KeyRecord] {
         &self.keys
+    }
+
+    /// Unfinished rotations.
+    #[must_use]
+    pub fn journal(&self) -> &[JournalEntry] {
+        &self.journal
     }
 
     /// The key with this id.

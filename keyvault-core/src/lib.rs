@@ -10,11 +10,16 @@ mod fsutil;
 pub mod inventory;
 pub mod keyfile;
 pub mod keygen;
+pub mod lifecycle;
+pub mod observe;
 pub mod policy;
+pub mod remote;
+pub mod runpod;
 pub mod secret;
 pub mod span;
 pub mod status;
 mod store;
+pub mod target;
 pub mod vault;
 
 pub use audit::{AuditEvent, AuditHead, Outcome, Verification};
@@ -22,16 +27,24 @@ pub use callbacks::{Callbacks, FixedPassphrase, PassphraseKind, PassphraseReques
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{
     AuditError, ConfigError, Error, InputError, KeyError, PolicyError, Result, StoreError,
+    TargetError,
 };
 pub use inventory::{
-    Deployment, Inventory, KeyId, KeyRecord, KeyState, Origin, Protection, Purpose,
+    Deployment, Inventory, JournalEntry, KeyId, KeyRecord, KeyState, Origin, Protection, Purpose,
+    Step, TargetProgress,
 };
 pub use keygen::Algorithm;
-pub use policy::{Config, PassphraseRule, Policy};
-pub use secret::{Passphrase, secrecy};
+pub use lifecycle::{
+    Deployed, PlannedRotation, Report, Retiring, RotateRequest, Rotated, RotationPlan,
+};
+pub use observe::{KeyMatch, PodReport, Reach};
+pub use policy::{Config, PassphraseRule, Policy, RunpodProfile};
+pub use runpod::{Pod, RunpodClient, RunpodError, RunpodSettings};
+pub use secret::{ApiToken, Passphrase, secrecy};
 pub use span::{Span, parse_date};
-pub use status::{Finding, FindingKind, Severity, StatusReport};
-pub use vault::{Expiry, ImportKey, NewKey, Vault};
+pub use status::{Finding, FindingKind, Severity, StatusReport, TargetSummary, Unchecked};
+pub use target::{Applied, RunpodTarget, Target, TargetSpec, Targets};
+pub use vault::{Expiry, FaultHook, ImportKey, NewKey, Vault};
 
 /// The `ssh-key` crate, re-exported because its types appear in this API.
 pub use ssh_key;

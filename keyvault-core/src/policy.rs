@@ -16,6 +16,12 @@
 //! [purpose.ci-deploy]
 //! default_ttl = "1h"
 //! max_ttl = "1d"
+//!
+//! # A second RunPod account, the target `runpod:team`.
+//! [runpod.team]
+//! api_key_env = "TEAM_RUNPOD_API_KEY"   # the environment variable holding its API key
+//! api_url = "https://api.runpod.io"     # optional
+//! graphql_url = "https://api.runpod.io/graphql"   # optional
 //! ```
 
 use crate::error::{ConfigError, Error, InputError, PolicyError};
@@ -228,11 +234,24 @@ impl Policy {
     }
 }
 
-/// The vault's configuration: a default policy and per-purpose overrides.
+/// The vault's configuration: a default policy, per-purpose overrides, RunPod profiles.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
     defaults: Policy,
     purposes: BTreeMap<Purpose, Policy>,
+    runpod: BTreeMap<String, RunpodProfile>,
+}
+
+/// A named RunPod account (`runpod:NAME`): where its API key is and which URLs to use.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunpodProfile {
+    /// The environment variable holding the account's API key.
+    pub api_key_env: String,
+    /// REST base URL (default `https://api.runpod.io`).
+    pub api_url: Option<String>,
+    /// GraphQL URL (default `<api_url>/graphql`).
+    pub graphql_url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -241,6 +260,8 @@ struct RawConfig {
     policy: Option<RawPolicy>,
     #[serde(default)]
     purpose: BTreeMap<String, RawPolicy>,
+    #[serde(default)]
+    runpod: BTreeMap<String, RunpodProfile>,
 }
 
 #[derive(Deserialize, Default)]
@@ -447,7 +468,21 @@ impl Config {
             let p = apply(&ctx, &format!("purpose.{name}"), &defaults, table)?;
             purposes.insert(purpose, p);
         }
-        Ok(Config { defaults, purposes })
+        for name in raw.runpod.keys() {
+            if name.parse::<Purpose>().is_err() {
+                return Err(ConfigError::Value {
+                    path: path.to_owned(),
+                    line: text.find(name.as_str()).map_or(0, |o| ctx.line_of(o)),
+                    key: format!("runpod.{name}"),
+                    message: "a profile name uses a-z, 0-9, '.', '_' and '-'".to_owned(),
+                });
+            }
+        }
+        Ok(Config {
+            defaults,
+            purposes,
+            runpod: raw.runpod,
+        })
     }
 
     /// Reads `path`; a missing file gives the default configuration.
@@ -470,6 +505,12 @@ impl Config {
     #[must_use]
     pub fn policy(&self, purpose: &Purpose) -> &Policy {
         self.purposes.get(purpose).unwrap_or(&self.defaults)
+    }
+
+    /// The RunPod profile `name` (`[runpod.NAME]`).
+    #[must_use]
+    pub fn runpod_profile(&self, name: &str) -> Option<&RunpodProfile> {
+        self.runpod.get(name)
     }
 
     /// The policy of purposes without their own table.

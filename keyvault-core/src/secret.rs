@@ -61,3 +61,58 @@ mod tests {
         assert_eq!(p.expose(), "s3cret-value");
     }
 }
+
+/// A RunPod API key. `Debug` prints `ApiToken([REDACTED])`; there is no `Display`.
+#[derive(Clone)]
+pub struct ApiToken(SecretString);
+
+impl ApiToken {
+    /// Wraps an API key (surrounding whitespace removed).
+    #[must_use]
+    pub fn new(value: &str) -> Self {
+        ApiToken(SecretString::from(value.trim().to_owned()))
+    }
+
+    /// The key itself, for the `Authorization` header. Keep the borrow short.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// Whether the key is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.expose_secret().is_empty()
+    }
+
+    /// `text` with every occurrence of the key replaced by `[REDACTED]`; for anything a
+    /// server sends back that might end up in a message.
+    #[must_use]
+    pub fn scrub(&self, text: &str) -> String {
+        let key = self.expose();
+        if key.len() < 4 {
+            text.to_owned()
+        } else {
+            text.replace(key, "[REDACTED]")
+        }
+    }
+}
+
+impl fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiToken([REDACTED])")
+    }
+}
+
+#[cfg(test)]
+mod token_tests {
+    use super::*;
+
+    #[test]
+    fn token_debug_is_redacted_and_scrubs() {
+        let t = ApiToken::new(" rpa_SECRETKEY123 \n");
+        assert_eq!(format!("{t:?}"), "ApiToken([REDACTED])");
+        assert_eq!(t.expose(), "rpa_SECRETKEY123");
+        assert_eq!(t.scrub("bad key rpa_SECRETKEY123!"), "bad key [REDACTED]!");
+    }
+}

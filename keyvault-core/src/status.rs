@@ -42,6 +42,14 @@ pub enum FindingKind {
     Permissions,
     /// A live key's private key file is missing or does not match.
     KeyFile,
+    /// A target lacks a key the inventory says is deployed there.
+    Missing,
+    /// A target still trusts a key that was revoked or removed from it.
+    StillTrusted,
+    /// A running pod trusts a retiring, revoked or expired key.
+    PodTrustsOldKey,
+    /// A rotation stopped part-way, or its grace period is over.
+    Interrupted,
 }
 
 /// One problem `status` found.
@@ -89,6 +97,30 @@ pub struct StatusReport {
     pub(crate) keys: usize,
     pub(crate) live_keys: usize,
     pub(crate) findings: Vec<Finding>,
+    pub(crate) targets: Vec<TargetSummary>,
+    pub(crate) unchecked: Vec<Unchecked>,
+}
+
+/// What one target holds, as `status` saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetSummary {
+    /// The target.
+    pub target: String,
+    /// Keys keyvault manages there.
+    pub managed: usize,
+    /// Keys keyvault does not manage (never touched).
+    pub unmanaged: usize,
+    /// Lines that are not public keys (never touched).
+    pub unparseable: usize,
+}
+
+/// A target `status` could not check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unchecked {
+    /// The target.
+    pub target: String,
+    /// Why.
+    pub reason: String,
 }
 
 impl StatusReport {
@@ -111,6 +143,16 @@ impl StatusReport {
     #[must_use]
     pub fn live_keys(&self) -> usize {
         self.live_keys
+    }
+    /// What each reachable target holds.
+    #[must_use]
+    pub fn targets(&self) -> &[TargetSummary] {
+        &self.targets
+    }
+    /// Targets that could not be checked (status is then incomplete).
+    #[must_use]
+    pub fn unchecked(&self) -> &[Unchecked] {
+        &self.unchecked
     }
     /// When the check ran.
     #[must_use]

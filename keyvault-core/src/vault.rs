@@ -136,12 +136,17 @@ impl ImportKey {
 /// Opening reads `config.toml` (if any) and creates nothing; the first write creates the
 /// home (0700) and its files.
 pub struct Vault {
-    store: crate::store::Store,
-    config: Config,
+    pub(crate) store: crate::store::Store,
+    pub(crate) config: Config,
     clock: Arc<dyn Clock>,
     actor: String,
     lock_timeout: Duration,
+    hook: Option<FaultHook>,
 }
+
+/// A test hook called at named points of multi-step operations; see
+/// [`Vault::with_fault_hook`].
+pub type FaultHook = Arc<dyn Fn(&str) -> Result<()> + Send + Sync>;
 
 impl std::fmt::Debug for Vault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -153,15 +158,15 @@ impl std::fmt::Debug for Vault {
 }
 
 /// A new key after its slow parts ran, waiting to be written under the lock.
-struct Prepared {
-    key: PrivateKey,
-    purpose: Purpose,
-    algorithm: Algorithm,
-    expires_at: Option<DateTime<Utc>>,
-    comment: Option<String>,
-    protection: Option<(Passphrase, u32)>,
-    origin: Origin,
-    detail: String,
+pub(crate) struct Prepared {
+    pub(crate) key: PrivateKey,
+    pub(crate) purpose: Purpose,
+    pub(crate) algorithm: Algorithm,
+    pub(crate) expires_at: Option<DateTime<Utc>>,
+    pub(crate) comment: Option<String>,
+    pub(crate) protection: Option<(Passphrase, u32)>,
+    pub(crate) origin: Origin,
+    pub(crate) detail: String,
 }
 
 impl Vault {
@@ -180,7 +185,30 @@ impl Vault {
             clock: Arc::new(SystemClock),
             actor: "keyvault".to_owned(),
             lock_timeout: Duration::from_secs(30),
+            hook: None,
         })
+    }
+
+    /// Installs a hook called at each named step of rotations, revocations and sweeps
+    /// (`prepared`, `write:<target>`, `written:<target>`, `added:<target>`, `promoted`,
+    /// `removed:<target>`); an error from it stops the operation there, as a crash or a
+    /// failed call would. For tests of crash safety; not for production use.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn with_fault_hook(mut self, hook: FaultHook) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    pub(crate) fn hook(&self, point: &str) -> Result<()> {
+        match &self.hook {
+            Some(h) => h(point),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> Result<crate::store::LockGuard> {
+        Ok(self.store.lock(self.lock_timeout)?)
     }
 
     /// Uses `clock` for every notion of "now".
@@ -298,7 +326,7 @@ impl Vault {
         }
     }
 
-    fn resolve_expiry(
+    pub(crate) fn resolve_expiry(
         &self,
         purpose: &Purpose,
         policy: &Policy,
@@ -349,7 +377,7 @@ impl Vault {
         words
     }
 
-    fn new_passphrase(
+    pub(crate) fn new_passphrase(
         &self,
         callbacks: &mut dyn Callbacks,
         policy: &Policy,
@@ -441,7 +469,7 @@ impl Vault {
         )
     }
 
-    fn rounds_for(
+    pub(crate) fn rounds_for(
         &self,
         purpose: &Purpose,
         policy: &Policy,
@@ -465,7 +493,7 @@ impl Vault {
         }
     }
 
-    fn check_no_active(&self, inventory: &Inventory, purpose: &Purpose) -> Result<()> {
+    pub(crate) fn check_no_active(&self, inventory: &Inventory, purpose: &Purpose) -> Result<()> {
         match inventory.active(purpose) {
             Some(k) => Err(StoreError::ActiveKeyExists {
                 purpose: purpose.to_string(),
@@ -476,12 +504,55 @@ impl Vault {
         }
     }
 
-    /// Under the lock: picks the id, encrypts, writes the key files, records the key,
-    /// appends to the audit log and swaps `current/<purpose>`.
+    /// Under the lock: checks the purpose is free, writes the key, records it with an audit
+    /// event and swaps `current/<purpose>`.
     fn commit_new<R: CryptoRng + ?Sized>(
         &self,
         rng: &mut R,
         prepared: Prepared,
+    ) -> Result<KeyRecord> {
+        let _lock = self.lock()?;
+        let mut inventory = self.store.load()?;
+        self.check_no_active(&inventory, &prepared.purpose)?;
+        let action = match prepared.origin {
+            Origin::Generated => "create",
+            Origin::Imported => "import",
+        };
+        let detail = prepared.detail.clone();
+        let record = self.write_key(&mut inventory, rng, prepared, KeyState::Active)?;
+        let recorded = self.record(
+            &mut inventory,
+            &[Draft {
+                action,
+                key_id: Some(record.id().to_string()),
+                fingerprint: Some(record.fingerprint().to_owned()),
+                outcome: Outcome::Ok,
+                detail: Some(detail),
+            }],
+        );
+        if let Err(e) = recorded {
+            self.remove_key_files(&record);
+            return Err(e);
+        }
+        self.point_current(record.purpose(), record.id())?;
+        Ok(record)
+    }
+
+    pub(crate) fn remove_key_files(&self, record: &KeyRecord) {
+        let path = self.private_key_path(record);
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(path.with_file_name(format!("{}.pub", record.id())));
+    }
+
+    /// With the lock held: picks the id, encrypts, writes the key files (private 0600,
+    /// fsynced, before anything else refers to them) and adds the record in `state` to
+    /// `inventory` (not saved).
+    pub(crate) fn write_key<R: CryptoRng + ?Sized>(
+        &self,
+        inventory: &mut Inventory,
+        rng: &mut R,
+        prepared: Prepared,
+        state: KeyState,
     ) -> Result<KeyRecord> {
         let Prepared {
             mut key,
@@ -491,11 +562,8 @@ impl Vault {
             comment,
             protection,
             origin,
-            detail,
+            detail: _,
         } = prepared;
-        let _lock = self.store.lock(self.lock_timeout)?;
-        let mut inventory = self.store.load()?;
-        self.check_no_active(&inventory, &purpose)?;
         let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
         if let Some(dup) = inventory
             .keys()
@@ -533,68 +601,45 @@ impl Vault {
         let private_path = self.store.home().join(&relative);
         let public_path = self.store.home().join(format!("{relative}.pub"));
         keyfile::write_new(&private_path, &text)?;
-        let written = (|| -> Result<KeyRecord> {
-            fsutil::write_atomic(
-                &public_path,
-                format!("{public_key}\n").as_bytes(),
-                0o644,
-                fsutil::Replace::No,
-            )?;
-            let now = self.now();
-            let record = KeyRecord {
-                id: id.clone(),
-                purpose: purpose.clone(),
-                algorithm,
-                fingerprint: fingerprint.clone(),
-                public_key: public_key.clone(),
-                comment,
-                created_at: now,
-                expires_at,
-                state: KeyState::Active,
-                protection: if protection.is_some() {
-                    Protection::Passphrase
-                } else {
-                    Protection::None
-                },
-                kdf_rounds,
-                origin,
-                private_key_path: relative.clone(),
-                deployments: Vec::new(),
-                rotated_from: None,
-                rotated_to: None,
-                revoked_at: None,
-            };
-            inventory.keys.push(record.clone());
-            let action = match origin {
-                Origin::Generated => "create",
-                Origin::Imported => "import",
-            };
-            self.record(
-                &mut inventory,
-                &[Draft {
-                    action,
-                    key_id: Some(id.to_string()),
-                    fingerprint: Some(fingerprint.clone()),
-                    outcome: Outcome::Ok,
-                    detail: Some(detail.clone()),
-                }],
-            )?;
-            Ok(record)
-        })();
-        let record = match written {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = std::fs::remove_file(&private_path);
-                let _ = std::fs::remove_file(&public_path);
-                return Err(e);
-            }
+        if let Err(e) = fsutil::write_atomic(
+            &public_path,
+            format!("{public_key}\n").as_bytes(),
+            0o644,
+            fsutil::Replace::No,
+        ) {
+            let _ = std::fs::remove_file(&private_path);
+            return Err(e.into());
+        }
+        let record = KeyRecord {
+            id,
+            purpose,
+            algorithm,
+            fingerprint,
+            public_key,
+            comment,
+            created_at: self.now(),
+            expires_at,
+            state,
+            protection: if protection.is_some() {
+                Protection::Passphrase
+            } else {
+                Protection::None
+            },
+            kdf_rounds,
+            origin,
+            private_key_path: relative,
+            deployments: Vec::new(),
+            rotated_from: None,
+            rotated_to: None,
+            revoked_at: None,
+            pruned_at: None,
         };
-        self.point_current(&purpose, &id)?;
+        inventory.keys.push(record.clone());
         Ok(record)
     }
 
     /// Appends audit events and saves the inventory with the new chain head.
-    fn record(&self, inventory: &mut Inventory, drafts: &[Draft]) -> Result<()> {
+    pub(crate) fn record(&self, inventory: &mut Inventory, drafts: &[Draft]) -> Result<()> {
         let head = audit::append(
             &self.store.audit_path(),
             inventory.audit.as_ref(),
@@ -607,7 +652,7 @@ impl Vault {
         Ok(())
     }
 
-    fn point_current(&self, purpose: &Purpose, id: &KeyId) -> Result<()> {
+    pub(crate) fn point_current(&self, purpose: &Purpose, id: &KeyId) -> Result<()> {
         let dir = self.store.current_dir();
         fsutil::ensure_dir(&dir, 0o700)?;
         fsutil::swap_symlink(
@@ -817,12 +862,19 @@ impl Vault {
 
     /// Checks the vault's health at the clock's "now": expired keys still live, keys
     /// expiring within `warn_within` (default: each purpose's policy), a broken audit log,
-    /// key files missing or accessible to others.
+    /// key files missing or accessible to others, interrupted rotations; and with
+    /// `targets`, what every target really holds (drift, unmanaged keys, pods that still
+    /// trust old keys). Targets that cannot be read are listed in
+    /// [`StatusReport::unchecked`].
     ///
     /// # Errors
     ///
     /// [`StoreError`] when the inventory itself cannot be read.
-    pub fn status(&self, warn_within: Option<Span>) -> Result<StatusReport> {
+    pub fn status(
+        &self,
+        warn_within: Option<Span>,
+        targets: Option<&dyn crate::target::Targets>,
+    ) -> Result<StatusReport> {
         let inventory = self.store.load()?;
         let now = self.now();
         let mut findings = Vec::new();
@@ -915,12 +967,19 @@ impl Vault {
                 fix: format!("chmod 700 {}", self.store.home().display()),
             });
         }
+        findings.extend(self.journal_findings(&inventory, now));
+        let (summaries, unchecked) = match targets {
+            Some(t) => self.target_findings(&inventory, t, now, &mut findings),
+            None => (Vec::new(), Vec::new()),
+        };
         findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
         Ok(StatusReport {
             checked_at: now,
             keys: inventory.keys().len(),
             live_keys: live.len(),
             findings,
+            targets: summaries,
+            unchecked,
         })
     }
 

@@ -1,0 +1,119 @@
+//! Reaching targets: RunPod credentials and URLs from the environment and config, as
+//! runpodctl does (the library reads no environment itself).
+
+use keyvault_core::{
+    ApiToken, Config, Error, RunpodClient, RunpodSettings, RunpodTarget, Target, TargetError,
+    TargetSpec, Targets,
+};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// RunPod's production API.
+const DEFAULT_API_URL: &str = "https://api.runpod.io";
+
+/// Opens targets with credentials from the environment.
+pub struct CliTargets<'a> {
+    pub config: &'a Config,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// `apiKey` from runpodctl's `~/.runpod/config.toml`, if there is one.
+fn runpodctl_key() -> Option<String> {
+    let home = std::env::var_os("HOME").map(PathBuf::from)?;
+    let text = std::fs::read_to_string(home.join(".runpod/config.toml")).ok()?;
+    let table: toml::Table = text.parse().ok()?;
+    table
+        .get("apiKey")
+        .and_then(toml::Value::as_str)
+        .map(ToOwned::to_owned)
+        .filter(|k| !k.trim().is_empty())
+}
+
+impl CliTargets<'_> {
+    fn settings(&self, spec: &TargetSpec, profile: Option<&str>) -> Result<RunpodSettings, Error> {
+        let missing = |reason: String| -> Error {
+            TargetError::Credentials {
+                target: spec.to_string(),
+                reason,
+            }
+            .into()
+        };
+        let (key, api_url, graphql_url) = match profile {
+            None => {
+                let key = var("RUNPOD_API_KEY")
+                    .or_else(runpodctl_key)
+                    .ok_or_else(|| {
+                        missing(
+                            "set RUNPOD_API_KEY, or configure runpodctl (~/.runpod/config.toml)"
+                                .to_owned(),
+                        )
+                    })?;
+                (key, var("RUNPOD_API_URL"), var("RUNPOD_GRAPHQL_URL"))
+            }
+            Some(name) => {
+                let p = self
+                    .config
+                    .runpod_profile(name)
+                    .ok_or_else(|| missing(format!("config.toml has no [runpod.{name}] table")))?;
+                let key = var(&p.api_key_env).ok_or_else(|| {
+                    missing(format!("environment variable {} is not set", p.api_key_env))
+                })?;
+                (key, p.api_url.clone(), p.graphql_url.clone())
+            }
+        };
+        let mut settings = RunpodSettings::new(
+            ApiToken::new(&key),
+            api_url.as_deref().unwrap_or(DEFAULT_API_URL),
+            graphql_url.as_deref(),
+        );
+        if let Some(secs) = var("KEYVAULT_RUNPOD_TIMEOUT").and_then(|s| s.parse::<u64>().ok()) {
+            settings = settings.timeout(Duration::from_secs(secs.max(1)));
+        }
+        Ok(settings)
+    }
+}
+
+impl Targets for CliTargets<'_> {
+    fn open(&self, spec: &TargetSpec) -> Result<Box<dyn Target>, Error> {
+        match spec.runpod_profile() {
+            Some(profile) => {
+                let client =
+                    RunpodClient::new(self.settings(spec, profile)?).map_err(|source| {
+                        TargetError::Runpod {
+                            target: spec.to_string(),
+                            source,
+                        }
+                    })?;
+                Ok(Box::new(RunpodTarget::new(spec.clone(), client)))
+            }
+            None => Err(TargetError::Credentials {
+                target: spec.to_string(),
+                reason: "this keyvault cannot reach that kind of target".to_owned(),
+            }
+            .into()),
+        }
+    }
+}
+
+/// The test-only fault hook: `KEYVAULT_TEST_FAULT=<point>` fails the operation at that
+/// point, `<point>=abort` kills the process there (a crash). Named like git's GIT_TEST_*
+/// variables; never set it outside tests.
+pub fn fault_hook() -> Option<keyvault_core::FaultHook> {
+    let spec = var("KEYVAULT_TEST_FAULT")?;
+    let (point, action) = spec.split_once('=').unwrap_or((spec.as_str(), "fail"));
+    let (point, abort) = (point.to_owned(), action == "abort");
+    Some(std::sync::Arc::new(move |at: &str| {
+        if at == point {
+            if abort {
+                std::process::abort();
+            }
+            return Err(Error::Injected {
+                point: at.to_owned(),
+            });
+        }
+        Ok(())
+    }))
+}

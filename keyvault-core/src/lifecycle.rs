@@ -1,0 +1,1058 @@
+//! Deploying, revoking and rotating keys across targets, with a journal in the inventory
+//! that lets any later run finish (or roll back) what a crash or a failed call interrupted.
+//!
+//! Rotation, for each purpose: the new key is written and recorded `pending` before
+//! anything remote happens (**prepared**); it is added to every target the old key is
+//! deployed to and verified by reading back (**adding**; on a RunPod account without a
+//! grace period the old key is removed in the same write); it becomes `active` and
+//! `current/<purpose>` points at it (**promoted**); the old key is removed everywhere
+//! (now, or by `sweep` once the grace period ends) and becomes `revoked`. Every step is
+//! saved before the next begins, and every remote step is idempotent.
+
+use crate::audit::{Draft, Outcome};
+use crate::callbacks::{Callbacks, Progress};
+use crate::error::{Error, InputError, Result, StoreError, TargetError};
+use crate::inventory::{
+    Inventory, JournalEntry, KeyId, KeyRecord, KeyState, Origin, Protection, Purpose, Step,
+    TargetProgress,
+};
+use crate::keyfile::DEFAULT_KDF_ROUNDS;
+use crate::keygen::{self, Algorithm};
+use crate::policy::PassphraseRule;
+use crate::remote::AddKey;
+use crate::span::Span;
+use crate::target::{Target, TargetSpec, Targets};
+use crate::vault::{Expiry, Prepared, Vault};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use ssh_key::rand_core::CryptoRng;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+/// What to rotate: see [`Vault::rotate`].
+#[derive(Debug, Clone, Default)]
+pub struct RotateRequest {
+    purposes: Vec<Purpose>,
+    all: bool,
+    grace: Option<Span>,
+    expiry: Expiry,
+}
+
+impl RotateRequest {
+    /// Rotate these purposes.
+    #[must_use]
+    pub fn purposes(purposes: Vec<Purpose>) -> Self {
+        RotateRequest {
+            purposes,
+            ..Self::default()
+        }
+    }
+    /// Rotate every purpose that has an active key.
+    #[must_use]
+    pub fn all() -> Self {
+        RotateRequest {
+            all: true,
+            ..Self::default()
+        }
+    }
+    /// Keep the old keys deployed (`retiring`) this long; `sweep` removes them after.
+    #[must_use]
+    pub fn grace(mut self, grace: Span) -> Self {
+        self.grace = Some(grace);
+        self
+    }
+    /// When the new keys expire (default: each purpose's policy).
+    #[must_use]
+    pub fn expiry(mut self, expiry: Expiry) -> Self {
+        self.expiry = expiry;
+        self
+    }
+}
+
+/// One rotation as planned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedRotation {
+    /// The purpose.
+    pub purpose: Purpose,
+    /// The key being replaced.
+    pub old: KeyId,
+    /// The replacement, if it exists already (a rotation being finished).
+    pub new: Option<KeyId>,
+    /// The new key's algorithm.
+    pub algorithm: Algorithm,
+    /// When the new key expires.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Where the new key goes and the old one leaves.
+    pub targets: Vec<String>,
+    /// Until when the old key stays deployed.
+    pub grace_until: Option<DateTime<Utc>>,
+    /// The step an interrupted rotation reached, when this finishes one.
+    pub resumes: Option<Step>,
+}
+
+/// What a rotation will do; `--dry-run` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RotationPlan {
+    /// One entry per purpose.
+    pub rotations: Vec<PlannedRotation>,
+}
+
+/// A finished rotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rotated {
+    /// The purpose.
+    pub purpose: Purpose,
+    /// The replaced key.
+    pub old: KeyId,
+    /// The new active key.
+    pub new: KeyId,
+}
+
+/// A key deployed to a target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deployed {
+    /// The key.
+    pub key: KeyId,
+    /// Where.
+    pub target: String,
+}
+
+/// An old key kept deployed until its grace period ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Retiring {
+    /// The key.
+    pub key: KeyId,
+    /// Until when.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// What a deploy, revoke, rotate, sweep or prune did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// Rotations promoted in this run.
+    pub rotated: Vec<Rotated>,
+    /// Keys revoked in this run.
+    pub revoked: Vec<KeyId>,
+    /// Old keys still deployed during their grace period.
+    pub retiring: Vec<Retiring>,
+    /// Keys deployed in this run.
+    pub deployed: Vec<Deployed>,
+    /// Rotations rolled back.
+    pub aborted: Vec<KeyId>,
+    /// Private key files deleted.
+    pub pruned: Vec<KeyId>,
+}
+
+/// Targets opened during one operation.
+struct Opened<'a> {
+    targets: &'a dyn Targets,
+    open: BTreeMap<String, Box<dyn Target>>,
+}
+
+impl<'a> Opened<'a> {
+    fn new(targets: &'a dyn Targets) -> Self {
+        Opened {
+            targets,
+            open: BTreeMap::new(),
+        }
+    }
+    fn get(&mut self, name: &str) -> Result<&mut Box<dyn Target>> {
+        if !self.open.contains_key(name) {
+            let spec: TargetSpec = name.parse()?;
+            let t = self.targets.open(&spec)?;
+            self.open.insert(name.to_owned(), t);
+        }
+        Ok(self.open.get_mut(name).expect("inserted above"))
+    }
+}
+
+fn add_key(record: &KeyRecord) -> AddKey {
+    AddKey {
+        fingerprint: record.fingerprint().to_owned(),
+        line: record.deploy_line(),
+    }
+}
+
+fn key<'a>(inventory: &'a Inventory, id: &KeyId) -> Result<&'a KeyRecord> {
+    inventory.get(id).ok_or_else(|| {
+        StoreError::CorruptInventory {
+            path: "inventory.json".into(),
+            detail: format!("the journal names key {id}, which has no record"),
+        }
+        .into()
+    })
+}
+
+fn key_mut<'a>(inventory: &'a mut Inventory, id: &KeyId) -> Result<&'a mut KeyRecord> {
+    inventory.get_mut(id).ok_or_else(|| {
+        StoreError::CorruptInventory {
+            path: "inventory.json".into(),
+            detail: format!("the journal names key {id}, which has no record"),
+        }
+        .into()
+    })
+}
+
+fn draft(action: &'static str, record: &KeyRecord, detail: String) -> Draft {
+    Draft {
+        action,
+        key_id: Some(record.id().to_string()),
+        fingerprint: Some(record.fingerprint().to_owned()),
+        outcome: Outcome::Ok,
+        detail: Some(detail),
+    }
+}
+
+impl Vault {
+    fn hook_fn(&self) -> impl Fn(&str) -> Result<()> + '_ {
+        move |point| self.hook(point)
+    }
+
+    /// Adds a list-too-long error's hint: which expired managed keys `sweep` could remove.
+    fn explain(&self, inventory: &Inventory, error: Error) -> Error {
+        match error {
+            Error::Target(TargetError::ListTooLong {
+                target, len, limit, ..
+            }) => {
+                let now = self.now();
+                let expired: Vec<String> = inventory
+                    .keys()
+                    .iter()
+                    .filter(|k| {
+                        k.state() != KeyState::Revoked
+                            && k.is_expired_at(now)
+                            && k.live_targets().contains(&target.as_str())
+                    })
+                    .map(|k| k.id().to_string())
+                    .collect();
+                let sweepable = if expired.is_empty() {
+                    "; remove keys you no longer use from the account".to_owned()
+                } else {
+                    format!(
+                        "; `keyvault sweep` would remove these expired keys: {}",
+                        expired.join(", ")
+                    )
+                };
+                TargetError::ListTooLong {
+                    target,
+                    len,
+                    limit,
+                    sweepable,
+                }
+                .into()
+            }
+            other => other,
+        }
+    }
+
+    /// Plans a rotation without changing anything.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NoActiveKey`] for a purpose without an active key,
+    /// [`InputError::Request`] when there is nothing to rotate, and policy errors for the
+    /// requested lifetime.
+    pub fn plan_rotation(&self, request: &RotateRequest) -> Result<RotationPlan> {
+        let inventory = self.store.load()?;
+        self.plan_in(&inventory, request)
+    }
+
+    fn plan_in(&self, inventory: &Inventory, request: &RotateRequest) -> Result<RotationPlan> {
+        let now = self.now();
+        let purposes: BTreeSet<Purpose> = if request.all {
+            inventory
+                .keys()
+                .iter()
+                .filter(|k| k.state() == KeyState::Active)
+                .map(|k| k.purpose().clone())
+                .chain(inventory.journal().iter().map(|e| e.purpose().clone()))
+                .collect()
+        } else {
+            request.purposes.iter().cloned().collect()
+        };
+        if purposes.is_empty() {
+            return Err(InputError::Request {
+                message: "nothing to rotate: no purpose has an active key".to_owned(),
+            }
+            .into());
+        }
+        let mut rotations = Vec::new();
+        for purpose in purposes {
+            if let Some(entry) = inventory.journal().iter().find(|e| e.purpose() == &purpose) {
+                let new = key(inventory, entry.new_key())?;
+                rotations.push(PlannedRotation {
+                    purpose: purpose.clone(),
+                    old: entry.old().clone(),
+                    new: Some(entry.new_key().clone()),
+                    algorithm: new.algorithm(),
+                    expires_at: new.expires_at(),
+                    targets: entry.targets().keys().cloned().collect(),
+                    grace_until: entry.grace_until(),
+                    resumes: Some(entry.step()),
+                });
+                continue;
+            }
+            let old = inventory.active(&purpose).ok_or_else(|| {
+                if inventory.keys().iter().any(|k| k.purpose() == &purpose) {
+                    Error::from(StoreError::NoActiveKey {
+                        purpose: purpose.to_string(),
+                    })
+                } else {
+                    Error::from(StoreError::NotFound {
+                        selector: purpose.to_string(),
+                    })
+                }
+            })?;
+            let policy = self.config.policy(&purpose);
+            let algorithm = if old.algorithm().is_generatable()
+                && policy.check_algorithm(&purpose, old.algorithm()).is_ok()
+            {
+                old.algorithm()
+            } else {
+                policy.default_algorithm()
+            };
+            let expires_at = self.resolve_expiry(&purpose, policy, request.expiry, now)?;
+            rotations.push(PlannedRotation {
+                purpose: purpose.clone(),
+                old: old.id().clone(),
+                new: None,
+                algorithm,
+                expires_at: Some(expires_at),
+                targets: old
+                    .live_targets()
+                    .into_iter()
+                    .map(ToOwned::to_owned)
+                    .collect(),
+                grace_until: request.grace.map(|g| now + g.to_delta()),
+                resumes: None,
+            });
+        }
+        Ok(RotationPlan { rotations })
+    }
+
+    /// Rotates purposes: as the module documentation describes, journaled step by step.
+    /// A purpose with an interrupted rotation has that rotation finished instead of a new
+    /// one started. New keys' passphrases come from `callbacks`.
+    ///
+    /// # Errors
+    ///
+    /// Planning errors as [`Vault::plan_rotation`]; [`Error::Incomplete`] when a target
+    /// fails part-way (everything done so far is recorded; running `rotate` or `sweep`
+    /// again finishes it, `abort_rotation` rolls it back).
+    pub fn rotate<R: CryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+        request: &RotateRequest,
+        callbacks: &mut dyn Callbacks,
+        targets: &dyn Targets,
+    ) -> Result<Report> {
+        let _lock = self.lock()?;
+        let mut inventory = self.store.load()?;
+        let plan = self.plan_in(&inventory, request)?;
+        let now = self.now();
+        let mut drafts = Vec::new();
+        for item in plan.rotations.iter().filter(|r| r.resumes.is_none()) {
+            let old = key(&inventory, &item.old)?.clone();
+            let policy = self.config.policy(&item.purpose);
+            let protection = if old.protection() == Protection::None
+                && policy.passphrase() == PassphraseRule::Optional
+            {
+                None
+            } else {
+                let subject = format!(
+                    "new key for purpose {} (replacing {})",
+                    item.purpose, item.old
+                );
+                let p = self.new_passphrase(callbacks, policy, &item.purpose, &subject, None)?;
+                let rounds = DEFAULT_KDF_ROUNDS
+                    .max(policy.min_kdf_rounds())
+                    .max(old.kdf_rounds().unwrap_or(0));
+                Some((p, rounds))
+            };
+            callbacks.progress(Progress::Generating(item.algorithm));
+            let generated = keygen::generate(rng, item.algorithm, "");
+            callbacks.progress(Progress::Done);
+            let comment =
+                (!old.comment().starts_with("keyvault:")).then(|| old.comment().to_owned());
+            let new = self.write_key(
+                &mut inventory,
+                rng,
+                Prepared {
+                    key: generated?,
+                    purpose: item.purpose.clone(),
+                    algorithm: item.algorithm,
+                    expires_at: item.expires_at,
+                    comment,
+                    protection,
+                    origin: Origin::Generated,
+                    detail: String::new(),
+                },
+                KeyState::Pending,
+            )?;
+            key_mut(&mut inventory, new.id())?.rotated_from = Some(old.id().clone());
+            inventory.journal.push(JournalEntry {
+                purpose: item.purpose.clone(),
+                old: old.id().clone(),
+                new: new.id().clone(),
+                step: Step::Prepared,
+                targets: item
+                    .targets
+                    .iter()
+                    .map(|t| (t.clone(), TargetProgress::default()))
+                    .collect(),
+                grace_until: item.grace_until,
+                started_at: now,
+            });
+            let targets = if item.targets.is_empty() {
+                "no targets".to_owned()
+            } else {
+                item.targets.join(", ")
+            };
+            drafts.push(draft(
+                "rotate-start",
+                &new,
+                format!("replacing {} at {targets}", old.id()),
+            ));
+        }
+        if !drafts.is_empty() {
+            self.record(&mut inventory, &drafts)?;
+            self.hook("prepared")?;
+        }
+        let only: HashSet<Purpose> = plan.rotations.iter().map(|r| r.purpose.clone()).collect();
+        let mut opened = Opened::new(targets);
+        let mut report = Report::default();
+        self.drive(&mut inventory, Some(&only), &mut opened, &mut report)?;
+        Ok(report)
+    }
+
+    /// Moves the selected journal entries as far as they can go now.
+    fn drive(
+        &self,
+        inventory: &mut Inventory,
+        only: Option<&HashSet<Purpose>>,
+        opened: &mut Opened<'_>,
+        report: &mut Report,
+    ) -> Result<()> {
+        let selected = |e: &JournalEntry| only.is_none_or(|p| p.contains(e.purpose()));
+        let hook = self.hook_fn();
+
+        // Adding: one write per target for every rotation that needs it.
+        let mut per_target: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, e) in inventory.journal.iter().enumerate() {
+            if selected(e) && e.step < Step::Promoted {
+                for (t, progress) in &e.targets {
+                    if !progress.added {
+                        per_target.entry(t.clone()).or_default().push(i);
+                    }
+                }
+            }
+        }
+        for (name, entries) in per_target {
+            let result = (|| -> Result<()> {
+                let target = opened.get(&name)?;
+                let swap = target.atomic_swap();
+                let mut add = Vec::new();
+                let mut remove = HashSet::new();
+                for &i in &entries {
+                    let e = &inventory.journal[i];
+                    add.push(add_key(key(inventory, &e.new)?));
+                    if swap && e.grace_until.is_none() {
+                        remove.insert(key(inventory, &e.old)?.fingerprint().to_owned());
+                    }
+                }
+                target.apply(&add, &remove, &hook)?;
+                let mut drafts = Vec::new();
+                for &i in &entries {
+                    let e = &mut inventory.journal[i];
+                    let swapped = swap && e.grace_until.is_none();
+                    let progress = e.targets.entry(name.clone()).or_default();
+                    progress.added = true;
+                    progress.removed |= swapped;
+                    e.step = Step::Adding;
+                    let (new, old) = (e.new.clone(), e.old.clone());
+                    let detail = if swapped {
+                        format!("added to {name}, replacing {old} there")
+                    } else {
+                        format!("added to {name}")
+                    };
+                    drafts.push(draft("deploy", key(inventory, &new)?, detail));
+                }
+                self.record(inventory, &drafts)?;
+                self.hook(&format!("added:{name}"))
+            })();
+            if let Err(e) = result {
+                return Err(self.stopped(inventory, only, self.explain(inventory, e)));
+            }
+        }
+
+        // Promoting: every rotation whose new key is at every target.
+        let mut drafts = Vec::new();
+        let now = self.now();
+        let mut promoted = Vec::new();
+        for i in 0..inventory.journal.len() {
+            let e = inventory.journal[i].clone();
+            if !selected(&e) || e.step >= Step::Promoted || !e.targets.values().all(|p| p.added) {
+                continue;
+            }
+            let new = key_mut(inventory, &e.new)?;
+            new.state = KeyState::Active;
+            for t in e.targets.keys() {
+                new.mark_deployed(t, now);
+            }
+            let old = key_mut(inventory, &e.old)?;
+            old.state = KeyState::Retiring;
+            old.rotated_to = Some(e.new.clone());
+            for (t, p) in &e.targets {
+                if p.removed {
+                    old.mark_removed(t, now);
+                }
+            }
+            inventory.journal[i].step = Step::Promoted;
+            drafts.push(draft(
+                "rotate",
+                key(inventory, &e.new)?,
+                format!("replaced {} as the active key of {}", e.old, e.purpose),
+            ));
+            report.rotated.push(Rotated {
+                purpose: e.purpose.clone(),
+                old: e.old.clone(),
+                new: e.new.clone(),
+            });
+            promoted.push(i);
+        }
+        if !drafts.is_empty() {
+            self.record(inventory, &drafts)?;
+        }
+        // (Re)point current/<purpose> for every promoted rotation: idempotent, and it
+        // repairs a crash between saving the promotion and swapping the link.
+        for e in inventory
+            .journal
+            .iter()
+            .filter(|e| selected(e) && e.step == Step::Promoted)
+        {
+            self.point_current(&e.purpose, &e.new)?;
+        }
+        if !promoted.is_empty() {
+            self.hook("promoted")?;
+        }
+
+        // Removing the old keys whose grace period is over (or had none).
+        let due =
+            |e: &JournalEntry| e.step == Step::Promoted && e.grace_until.is_none_or(|g| g <= now);
+        let mut per_target: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, e) in inventory.journal.iter().enumerate() {
+            if selected(e) && due(e) {
+                for (t, p) in &e.targets {
+                    if !p.removed {
+                        per_target.entry(t.clone()).or_default().push(i);
+                    }
+                }
+            }
+        }
+        for (name, entries) in per_target {
+            let result = (|| -> Result<()> {
+                let target = opened.get(&name)?;
+                let remove: HashSet<String> = entries
+                    .iter()
+                    .map(|&i| {
+                        key(inventory, &inventory.journal[i].old)
+                            .map(|k| k.fingerprint().to_owned())
+                    })
+                    .collect::<Result<_>>()?;
+                target.apply(&[], &remove, &hook)?;
+                let mut drafts = Vec::new();
+                for &i in &entries {
+                    inventory.journal[i]
+                        .targets
+                        .entry(name.clone())
+                        .or_default()
+                        .removed = true;
+                    let old = inventory.journal[i].old.clone();
+                    let record = key_mut(inventory, &old)?;
+                    record.mark_removed(&name, now);
+                    drafts.push(draft("undeploy", record, format!("removed from {name}")));
+                }
+                self.record(inventory, &drafts)?;
+                self.hook(&format!("removed:{name}"))
+            })();
+            if let Err(e) = result {
+                return Err(self.stopped(inventory, only, e));
+            }
+        }
+
+        // Done: old keys gone everywhere are revoked and their journal entries dropped.
+        let mut drafts = Vec::new();
+        let mut keep = Vec::new();
+        for e in std::mem::take(&mut inventory.journal) {
+            if selected(&e) && due(&e) && e.targets.values().all(|p| p.removed) {
+                let old = key_mut(inventory, &e.old)?;
+                old.state = KeyState::Revoked;
+                old.revoked_at = Some(now);
+                drafts.push(draft("revoke", old, format!("rotated out by {}", e.new)));
+                report.revoked.push(e.old.clone());
+            } else {
+                if selected(&e) && e.step == Step::Promoted {
+                    report.retiring.push(Retiring {
+                        key: e.old.clone(),
+                        until: e.grace_until,
+                    });
+                }
+                keep.push(e);
+            }
+        }
+        inventory.journal = keep;
+        if !drafts.is_empty() {
+            self.record(inventory, &drafts)?;
+        }
+        Ok(())
+    }
+
+    /// An [`Error::Incomplete`] describing what the journal says was and was not done.
+    fn stopped(
+        &self,
+        inventory: &Inventory,
+        only: Option<&HashSet<Purpose>>,
+        cause: Error,
+    ) -> Error {
+        let entries: Vec<&JournalEntry> = inventory
+            .journal()
+            .iter()
+            .filter(|e| only.is_none_or(|p| p.contains(e.purpose())))
+            .collect();
+        let mut done = Vec::new();
+        let mut pending = Vec::new();
+        for e in &entries {
+            for (t, p) in &e.targets {
+                if p.added {
+                    done.push(format!("{} added to {t}", e.new));
+                } else {
+                    pending.push(format!("{} not yet added to {t}", e.new));
+                }
+                if e.step == Step::Promoted {
+                    if p.removed {
+                        done.push(format!("{} removed from {t}", e.old));
+                    } else {
+                        pending.push(format!("{} still at {t}", e.old));
+                    }
+                }
+            }
+        }
+        let purposes: Vec<String> = entries.iter().map(|e| e.purpose.to_string()).collect();
+        let promoted = entries.iter().all(|e| e.step == Step::Promoted);
+        let next = if promoted {
+            "run `keyvault sweep` to finish".to_owned()
+        } else {
+            format!(
+                "run `keyvault rotate {0}` to finish, or `keyvault rotate --abort {0}` to roll back",
+                purposes.join(" ")
+            )
+        };
+        let list = |v: Vec<String>| {
+            if v.is_empty() {
+                "nothing".to_owned()
+            } else {
+                v.join(", ")
+            }
+        };
+        Error::Incomplete {
+            operation: format!("rotation of {}", purposes.join(", ")),
+            cause: Box::new(cause),
+            done: list(done),
+            pending: list(pending),
+            next,
+        }
+    }
+
+    /// Rolls back unfinished rotations of `purposes`: removes each new key wherever it got
+    /// to (restoring the old key where the swap had removed it), marks the new key
+    /// revoked and drops the journal entry. Promoted rotations can only be finished.
+    ///
+    /// # Errors
+    ///
+    /// [`InputError::Request`] when a purpose has no rotation to abort or it was promoted
+    /// already; target errors.
+    pub fn abort_rotation(&self, purposes: &[Purpose], targets: &dyn Targets) -> Result<Report> {
+        let _lock = self.lock()?;
+        let mut inventory = self.store.load()?;
+        let mut opened = Opened::new(targets);
+        let hook = self.hook_fn();
+        let mut report = Report::default();
+        for purpose in purposes {
+            let Some(i) = inventory
+                .journal
+                .iter()
+                .position(|e| e.purpose() == purpose)
+            else {
+                return Err(InputError::Request {
+                    message: format!("purpose {purpose} has no rotation in progress"),
+                }
+                .into());
+            };
+            let e = inventory.journal[i].clone();
+            if e.step >= Step::Promoted {
+                return Err(InputError::Request {
+                    message: format!("the rotation of {purpose} already made {} active; finish it with `keyvault sweep`", e.new),
+                }
+                .into());
+            }
+            let new = key(&inventory, &e.new)?.clone();
+            let old = key(&inventory, &e.old)?.clone();
+            for (name, progress) in &e.targets {
+                let target = opened.get(name)?;
+                let restore: Vec<AddKey> = if progress.removed {
+                    vec![add_key(&old)]
+                } else {
+                    Vec::new()
+                };
+                target.apply(
+                    &restore,
+                    &HashSet::from([new.fingerprint().to_owned()]),
+                    &hook,
+                )?;
+                inventory.journal[i]
+                    .targets
+                    .insert(name.clone(), TargetProgress::default());
+                self.store.save(&inventory)?;
+            }
+            let now = self.now();
+            let record = key_mut(&mut inventory, &e.new)?;
+            record.state = KeyState::Revoked;
+            record.revoked_at = Some(now);
+            inventory.journal.remove(i);
+            let d = draft(
+                "rotate-abort",
+                &new,
+                format!("rotation of {purpose} rolled back; {} stays active", e.old),
+            );
+            self.record(&mut inventory, &[d])?;
+            report.aborted.push(e.new.clone());
+        }
+        Ok(report)
+    }
+
+    /// Trusts a key at a target: adds it (idempotent), verifies, records the deployment.
+    ///
+    /// # Errors
+    ///
+    /// As [`Vault::find`]; [`InputError::Request`] for revoked or expired keys and keys
+    /// in a rotation; target errors.
+    pub fn deploy(
+        &self,
+        selector: &str,
+        spec: &TargetSpec,
+        targets: &dyn Targets,
+    ) -> Result<Report> {
+        let _lock = self.lock()?;
+        let mut inventory = self.store.load()?;
+        let record = self.find(&inventory, selector)?.clone();
+        let now = self.now();
+        if record.state() == KeyState::Revoked || record.is_expired_at(now) {
+            return Err(InputError::Request {
+                message: format!(
+                    "key {} is {}; deploy a live key",
+                    record.id(),
+                    record.display_state_at(now)
+                ),
+            }
+            .into());
+        }
+        if inventory
+            .journal()
+            .iter()
+            .any(|e| e.new == *record.id() || e.old == *record.id())
+        {
+            return Err(InputError::Request {
+                message: format!("key {} is part of a rotation in progress; finish it first with `keyvault rotate {}`", record.id(), record.purpose()),
+            }
+            .into());
+        }
+        let mut opened = Opened::new(targets);
+        let name = spec.to_string();
+        let applied = opened
+            .get(&name)?
+            .apply(&[add_key(&record)], &HashSet::new(), &self.hook_fn())
+            .map_err(|e| self.explain(&inventory, e))?;
+        key_mut(&mut inventory, record.id())?.mark_deployed(&name, now);
+        let detail = if applied.wrote {
+            format!("added to {name}")
+        } else {
+            format!("already at {name}; verified")
+        };
+        self.record(&mut inventory, &[draft("deploy", &record, detail)])?;
+        Ok(Report {
+            deployed: vec![Deployed {
+                key: record.id().clone(),
+                target: name,
+            }],
+            ..Report::default()
+        })
+    }
+
+    /// Removes a key from every target it is deployed to, verifies, and marks it revoked.
+    /// If it was a purpose's active key, `current/<purpose>` is removed.
+    ///
+    /// # Errors
+    ///
+    /// As [`Vault::find`]; [`InputError::Request`] for a revoked key or one in a rotation;
+    /// [`Error::Incomplete`] when a target fails part-way (what was removed is recorded).
+    pub fn revoke(&self, selector: &str, targets: &dyn Targets) -> Result<Report> {
+        let _lock = self.lock()?;
+        let mut inventory = self.store.load()?;
+        let record = self.find(&inventory, selector)?.clone();
+        if record.state() == KeyState::Revoked {
+            return Err(InputError::Request {
+                message: format!("key {} is already revoked", record.id()),
+            }
+            .into());
+        }
+        if inventory
+            .journal()
+            .iter()
+            .any(|e| e.new == *record.id() || e.old == *record.id())
+        {
+            return Err(InputError::Request {
+                message: format!(
+                    "key {} is part of a rotation in progress; finish it with `keyvault rotate {1}` or roll it back with `keyvault rotate --abort {1}`",
+                    record.id(),
+                    record.purpose()
+                ),
+            }
+            .into());
+        }
+        let mut opened = Opened::new(targets);
+        let mut report = Report::default();
+        self.revoke_keys(
+            &mut inventory,
+            &[record.id().clone()],
+            &mut opened,
+            "revoke",
+            "revoked",
+            &mut report,
+        )?;
+        Ok(report)
+    }
+
+    /// Removes `ids` from their targets (one write per target) and revokes them.
+    fn revoke_keys(
+        &self,
+        inventory: &mut Inventory,
+        ids: &[KeyId],
+        opened: &mut Opened<'_>,
+        action: &'static str,
+        why: &str,
+        report: &mut Report,
+    ) -> Result<()> {
+        let now = self.now();
+        let mut per_target: BTreeMap<String, Vec<KeyId>> = BTreeMap::new();
+        for id in ids {
+            for t in key(inventory, id)?.live_targets() {
+                per_target.entry(t.to_owned()).or_default().push(id.clone());
+            }
+        }
+        let hook = self.hook_fn();
+        for (name, keys) in &per_target {
+            let result = (|| -> Result<()> {
+                let remove: HashSet<String> = keys
+                    .iter()
+                    .map(|id| key(inventory, id).map(|k| k.fingerprint().to_owned()))
+                    .collect::<Result<_>>()?;
+                opened.get(name)?.apply(&[], &remove, &hook)?;
+                let mut drafts = Vec::new();
+                for id in keys {
+                    let record = key_mut(inventory, id)?;
+                    record.mark_removed(name, now);
+                    drafts.push(draft("undeploy", record, format!("removed from {name}")));
+                }
+                self.record(inventory, &drafts)?;
+                self.hook(&format!("removed:{name}"))
+            })();
+            if let Err(e) = result {
+                let done: Vec<String> = ids
+                    .iter()
+                    .filter_map(|id| inventory.get(id))
+                    .flat_map(|k| {
+                        k.deployments()
+                            .iter()
+                            .filter(|d| d.removed_at().is_some())
+                            .map(move |d| format!("{} removed from {}", k.id(), d.target()))
+                    })
+                    .collect();
+                let pending: Vec<String> = ids
+                    .iter()
+                    .filter_map(|id| inventory.get(id))
+                    .flat_map(|k| {
+                        k.live_targets()
+                            .into_iter()
+                            .map(move |t| format!("{} still at {t}", k.id()))
+                    })
+                    .collect();
+                return Err(Error::Incomplete {
+                    operation: format!(
+                        "{action} of {}",
+                        ids.iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    cause: Box::new(self.explain(inventory, e)),
+                    done: if done.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        done.join(", ")
+                    },
+                    pending: pending.join(", "),
+                    next: format!(
+                        "run `keyvault {}` again once the target is reachable",
+                        if action == "revoke" {
+                            "revoke"
+                        } else {
+                            "sweep"
+                        }
+                    ),
+                });
+            }
+        }
+        let mut drafts = Vec::new();
+        for id in ids {
+            let record = key_mut(inventory, id)?;
+            let was_active = record.state == KeyState::Active;
+            record.state = KeyState::Revoked;
+            record.revoked_at = Some(now);
+            let purpose = record.purpose.clone();
+            drafts.push(draft(action, record, why.to_owned()));
+            report.revoked.push(id.clone());
+            if was_active {
+                self.unlink_current(&purpose, id);
+            }
+        }
+        self.record(inventory, &drafts)
+    }
+
+    /// Removes `current/<purpose>` if it names `id`.
+    fn unlink_current(&self, purpose: &Purpose, id: &KeyId) {
+        let link = self.current_path(purpose);
+        if std::fs::read_link(&link).is_ok_and(|t| t.file_name().is_some_and(|n| n == id.as_str()))
+        {
+            let _ = std::fs::remove_file(&link);
+            let _ = std::fs::remove_file(link.with_file_name(format!("{purpose}.pub")));
+        }
+    }
+
+    /// For cron: finishes interrupted rotations, ends grace periods that are over, and
+    /// revokes expired keys from their targets (one write per target).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Incomplete`] when a target fails; what was done is recorded and the next
+    /// sweep continues from there.
+    pub fn sweep(&self, targets: &dyn Targets) -> Result<Report> {
+        let _lock = self.lock()?;
+        let mut inventory = self.store.load()?;
+        let mut opened = Opened::new(targets);
+        let mut report = Report::default();
+        self.drive(&mut inventory, None, &mut opened, &mut report)?;
+        let now = self.now();
+        let in_journal: HashSet<&KeyId> = inventory
+            .journal()
+            .iter()
+            .flat_map(|e| [&e.old, &e.new])
+            .collect();
+        let expired: Vec<KeyId> = inventory
+            .keys()
+            .iter()
+            .filter(|k| {
+                k.state() != KeyState::Revoked
+                    && k.is_expired_at(now)
+                    && !in_journal.contains(k.id())
+            })
+            .map(|k| k.id().clone())
+            .collect();
+        if !expired.is_empty() {
+            self.revoke_keys(
+                &mut inventory,
+                &expired,
+                &mut opened,
+                "expire",
+                "expired",
+                &mut report,
+            )?;
+        }
+        Ok(report)
+    }
+
+    /// Revoked keys whose private key file could be deleted: not part of any rotation, file
+    /// still present.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the inventory cannot be read.
+    pub fn prunable(&self) -> Result<Vec<KeyRecord>> {
+        let inventory = self.store.load()?;
+        Ok(self.prunable_in(&inventory))
+    }
+
+    fn prunable_in(&self, inventory: &Inventory) -> Vec<KeyRecord> {
+        let in_journal: HashSet<&KeyId> = inventory
+            .journal()
+            .iter()
+            .flat_map(|e| [&e.old, &e.new])
+            .collect();
+        inventory
+            .keys()
+            .iter()
+            .filter(|k| {
+                k.state() == KeyState::Revoked
+                    && k.pruned_at().is_none()
+                    && !in_journal.contains(k.id())
+                    && k.live_targets().is_empty()
+                    && std::fs::symlink_metadata(self.private_key_path(k)).is_ok()
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Deletes the private key files of `ids` (each must be [`Vault::prunable`]), keeping
+    /// their records, public keys and audit history.
+    ///
+    /// # Errors
+    ///
+    /// [`InputError::Request`] for a key that is not prunable; [`StoreError`] for I/O.
+    pub fn prune(&self, ids: &[KeyId]) -> Result<Report> {
+        let _lock = self.lock()?;
+        let mut inventory = self.store.load()?;
+        let prunable: HashSet<KeyId> = self
+            .prunable_in(&inventory)
+            .into_iter()
+            .map(|k| k.id().clone())
+            .collect();
+        if let Some(id) = ids.iter().find(|id| !prunable.contains(*id)) {
+            return Err(InputError::Request {
+                message: format!(
+                    "key {id} cannot be pruned: only revoked keys nothing depends on can"
+                ),
+            }
+            .into());
+        }
+        let now = self.now();
+        let mut drafts = Vec::new();
+        let mut report = Report::default();
+        for id in ids {
+            let path = self.private_key_path(key(&inventory, id)?);
+            std::fs::remove_file(&path).map_err(|source| StoreError::Io {
+                operation: "delete",
+                path: path.clone(),
+                source,
+            })?;
+            let record = key_mut(&mut inventory, id)?;
+            record.pruned_at = Some(now);
+            drafts.push(draft(
+                "prune",
+                record,
+                "private key file deleted".to_owned(),
+            ));
+            report.pruned.push(id.clone());
+        }
+        crate::fsutil::sync_dir(&self.store.keys_dir())?;
+        self.record(&mut inventory, &drafts)?;
+        Ok(report)
+    }
+}

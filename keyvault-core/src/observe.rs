@@ -1,0 +1,338 @@
+//! Looking at targets without changing them: drift for `status`, the account's keys, and
+//! which pods trust which keys.
+
+use crate::error::{Error, Result};
+use crate::inventory::{Inventory, KeyId, KeyRecord, Purpose, Step};
+use crate::remote::RemoteKey;
+use crate::runpod::Pod;
+use crate::status::{Finding, FindingKind, Severity, TargetSummary, Unchecked};
+use crate::target::{TargetSpec, Targets};
+use crate::vault::Vault;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::{BTreeSet, HashMap};
+
+/// How a remote key relates to the vault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyMatch {
+    /// The key's id, if keyvault manages it.
+    pub id: Option<KeyId>,
+    /// Its purpose.
+    pub purpose: Option<Purpose>,
+    /// `active`, `pending`, `retiring`, `revoked`, `expired`; `unmanaged` for keys keyvault
+    /// does not know; `unparseable` for lines that are not keys.
+    pub state: String,
+    /// Its fingerprint.
+    pub fingerprint: Option<String>,
+    /// The comment on the remote line.
+    pub comment: String,
+}
+
+/// How to reach a pod over SSH.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Reach {
+    /// `ssh root@host -p port`: full SSH, keys can be updated in place.
+    Direct {
+        /// Host.
+        host: String,
+        /// Port.
+        port: u16,
+        /// User.
+        username: String,
+    },
+    /// RunPod's proxy only: an interactive shell; changing its keys needs a redeploy.
+    ProxyOnly,
+    /// Not reachable over SSH now.
+    None,
+}
+
+/// One pod and the keys it trusts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PodReport {
+    /// Pod id.
+    pub id: String,
+    /// Pod name.
+    pub name: String,
+    /// Pod status.
+    pub status: String,
+    /// How to reach it.
+    pub reach: Reach,
+    /// The keys in its `PUBLIC_KEY`.
+    pub keys: Vec<KeyMatch>,
+    /// What is wrong, for a running pod.
+    pub warnings: Vec<String>,
+}
+
+fn classify(inventory: &Inventory, now: DateTime<Utc>, remote: &RemoteKey) -> KeyMatch {
+    let Some(fp) = remote.fingerprint() else {
+        return KeyMatch {
+            id: None,
+            purpose: None,
+            state: "unparseable".to_owned(),
+            fingerprint: None,
+            comment: String::new(),
+        };
+    };
+    match inventory.keys().iter().find(|k| k.fingerprint() == fp) {
+        Some(k) => KeyMatch {
+            id: Some(k.id().clone()),
+            purpose: Some(k.purpose().clone()),
+            state: k.display_state_at(now).to_owned(),
+            fingerprint: Some(fp.to_owned()),
+            comment: remote.comment().to_owned(),
+        },
+        None => KeyMatch {
+            id: None,
+            purpose: None,
+            state: "unmanaged".to_owned(),
+            fingerprint: Some(fp.to_owned()),
+            comment: remote.comment().to_owned(),
+        },
+    }
+}
+
+fn pod_report(inventory: &Inventory, now: DateTime<Utc>, pod: &Pod) -> PodReport {
+    let keys: Vec<KeyMatch> = pod
+        .public_keys()
+        .iter()
+        .map(|k| classify(inventory, now, k))
+        .collect();
+    let ssh = pod.ssh.clone().unwrap_or_default();
+    let reach = match (&ssh.direct, &ssh.proxy) {
+        (Some(d), _) => Reach::Direct {
+            host: d.host.clone(),
+            port: d.port,
+            username: d.username.clone(),
+        },
+        (None, Some(_)) => Reach::ProxyOnly,
+        (None, None) => Reach::None,
+    };
+    let mut warnings = Vec::new();
+    if pod.status == "RUNNING" {
+        for k in &keys {
+            if let (Some(id), "retiring" | "revoked" | "expired") = (&k.id, k.state.as_str()) {
+                warnings.push(format!("trusts {} key {id}", k.state));
+            }
+        }
+        let purposes: BTreeSet<&Purpose> = keys.iter().filter_map(|k| k.purpose.as_ref()).collect();
+        for p in purposes {
+            if let Some(active) = inventory.active(p)
+                && !keys.iter().any(|k| k.id.as_ref() == Some(active.id()))
+            {
+                warnings.push(format!(
+                    "does not trust {}, the active key of {p}",
+                    active.id()
+                ));
+            }
+        }
+        if !warnings.is_empty() {
+            warnings.push(match &reach {
+                Reach::Direct { host, port, username } => {
+                    format!("reachable at {username}@{host} -p {port}: update its ~/.ssh/authorized_keys")
+                }
+                Reach::ProxyOnly => "proxy-only: redeploy the pod to change its keys".to_owned(),
+                Reach::None => "not reachable over SSH: redeploy the pod to change its keys".to_owned(),
+            });
+        }
+    }
+    PodReport {
+        id: pod.id.clone(),
+        name: pod.name.clone(),
+        status: pod.status.clone(),
+        reach,
+        keys,
+        warnings,
+    }
+}
+
+impl Vault {
+    /// Every entry of a target's key list, matched against the inventory.
+    ///
+    /// # Errors
+    ///
+    /// Target errors.
+    pub fn remote_keys(&self, spec: &TargetSpec, targets: &dyn Targets) -> Result<Vec<KeyMatch>> {
+        let inventory = self.store.load()?;
+        let now = self.now();
+        let list = targets.open(spec)?.list()?;
+        Ok(list.iter().map(|k| classify(&inventory, now, k)).collect())
+    }
+
+    /// The pods of a RunPod target and the keys each trusts (from its `PUBLIC_KEY`, which
+    /// account changes never update), with warnings for running pods that trust retiring,
+    /// revoked or expired keys or lack their purpose's active key.
+    ///
+    /// # Errors
+    ///
+    /// Target errors; [`crate::InputError::Request`] for a target without pods.
+    pub fn pods_report(&self, spec: &TargetSpec, targets: &dyn Targets) -> Result<Vec<PodReport>> {
+        let inventory = self.store.load()?;
+        let now = self.now();
+        let pods = targets.open(spec)?.pods()?.ok_or_else(|| {
+            Error::from(crate::error::InputError::Request {
+                message: format!("{spec} has no pods"),
+            })
+        })?;
+        Ok(pods
+            .iter()
+            .map(|p| pod_report(&inventory, now, p))
+            .collect())
+    }
+
+    pub(crate) fn journal_findings(
+        &self,
+        inventory: &Inventory,
+        now: DateTime<Utc>,
+    ) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for e in inventory.journal() {
+            if e.step() < Step::Promoted {
+                out.push(Finding {
+                    severity: Severity::High,
+                    kind: FindingKind::Interrupted,
+                    key_id: Some(e.new_key().clone()),
+                    message: format!("the rotation of {} to {} stopped before it finished ({:?})", e.purpose(), e.new_key(), e.step()).to_lowercase(),
+                    fix: format!("finish it: keyvault rotate {0} (or roll back: keyvault rotate --abort {0})", e.purpose()),
+                });
+            } else if e.grace_until().is_none_or(|g| g <= now) {
+                out.push(Finding {
+                    severity: Severity::Medium,
+                    kind: FindingKind::Interrupted,
+                    key_id: Some(e.old().clone()),
+                    message: format!(
+                        "{} is still deployed although its rotation's grace period is over",
+                        e.old()
+                    ),
+                    fix: "keyvault sweep".to_owned(),
+                });
+            }
+        }
+        out
+    }
+
+    pub(crate) fn target_findings(
+        &self,
+        inventory: &Inventory,
+        targets: &dyn Targets,
+        now: DateTime<Utc>,
+        findings: &mut Vec<Finding>,
+    ) -> (Vec<TargetSummary>, Vec<Unchecked>) {
+        let names: BTreeSet<&str> = inventory
+            .keys()
+            .iter()
+            .flat_map(|k| {
+                k.deployments()
+                    .iter()
+                    .map(crate::inventory::Deployment::target)
+            })
+            .collect();
+        let by_fp: HashMap<&str, &KeyRecord> = inventory
+            .keys()
+            .iter()
+            .map(|k| (k.fingerprint(), k))
+            .collect();
+        let mut summaries = Vec::new();
+        let mut unchecked = Vec::new();
+        for name in names {
+            let result = (|| -> Result<(Vec<RemoteKey>, Option<Vec<Pod>>)> {
+                let spec: TargetSpec = name.parse()?;
+                let mut target = targets.open(&spec)?;
+                let list = target.list()?;
+                let pods = target.pods()?;
+                Ok((list, pods))
+            })();
+            let (list, pods) = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    unchecked.push(Unchecked {
+                        target: name.to_owned(),
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            let present: BTreeSet<&str> = list.iter().filter_map(RemoteKey::fingerprint).collect();
+            let in_journal = |id: &KeyId| {
+                inventory
+                    .journal()
+                    .iter()
+                    .any(|e| e.new_key() == id || e.old() == id)
+            };
+            for k in inventory.keys() {
+                let here = k.deployments().iter().filter(|d| d.target() == name);
+                let live = here.clone().any(|d| d.removed_at().is_none());
+                let ever = here.count() > 0;
+                let is_present = present.contains(k.fingerprint());
+                if live && !is_present && !in_journal(k.id()) {
+                    findings.push(Finding {
+                        severity: Severity::High,
+                        kind: FindingKind::Missing,
+                        key_id: Some(k.id().clone()),
+                        message: format!(
+                            "{name} does not hold {}, which the inventory says is deployed there",
+                            k.id()
+                        ),
+                        fix: format!("keyvault deploy {} --to {name}", k.id()),
+                    });
+                }
+                if ever && !live && is_present && !in_journal(k.id()) {
+                    findings.push(Finding {
+                        severity: Severity::High,
+                        kind: FindingKind::StillTrusted,
+                        key_id: Some(k.id().clone()),
+                        message: format!(
+                            "{name} still trusts {} ({}), which keyvault removed from it",
+                            k.id(),
+                            k.display_state_at(now)
+                        ),
+                        fix: format!("keyvault revoke {}", k.id()),
+                    });
+                }
+            }
+            let managed = list
+                .iter()
+                .filter(|r| r.fingerprint().is_some_and(|f| by_fp.contains_key(f)))
+                .count();
+            let unparseable = list.iter().filter(|r| r.fingerprint().is_none()).count();
+            summaries.push(TargetSummary {
+                target: name.to_owned(),
+                managed,
+                unmanaged: list.len() - managed - unparseable,
+                unparseable,
+            });
+            for pod in pods.iter().flatten() {
+                let report = pod_report(inventory, now, pod);
+                let old: Vec<&KeyMatch> = report
+                    .keys
+                    .iter()
+                    .filter(|k| {
+                        k.id.is_some()
+                            && matches!(k.state.as_str(), "retiring" | "revoked" | "expired")
+                    })
+                    .collect();
+                if pod.status != "RUNNING" || old.is_empty() {
+                    continue;
+                }
+                let ids: Vec<String> = old
+                    .iter()
+                    .map(|k| format!("{} ({})", k.id.as_ref().map_or("", KeyId::as_str), k.state))
+                    .collect();
+                let revoked = old.iter().any(|k| k.state != "retiring");
+                findings.push(Finding {
+                    severity: if revoked { Severity::High } else { Severity::Medium },
+                    kind: FindingKind::PodTrustsOldKey,
+                    key_id: old[0].id.clone(),
+                    message: format!("running pod {} ({}) still trusts {}", report.id, report.name, ids.join(", ")),
+                    fix: match report.reach {
+                        Reach::Direct { host, port, username } => {
+                            format!("remove the key from ~/.ssh/authorized_keys on the pod (ssh {username}@{host} -p {port}), or redeploy it")
+                        }
+                        _ => "redeploy the pod: it is not reachable over direct SSH".to_owned(),
+                    },
+                });
+            }
+        }
+        (summaries, unchecked)
+    }
+}

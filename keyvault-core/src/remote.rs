@@ -1,0 +1,194 @@
+//! Remote key lists (a RunPod account's keys): parsing, identity by SHA256 fingerprint,
+//! and merges that keep every key keyvault does not manage, and every line it cannot
+//! parse, verbatim and in order.
+
+use ssh_key::{HashAlg, PublicKey};
+use std::collections::HashSet;
+
+/// RunPod's (undocumented) limit on the total size of an account's key list, in characters.
+pub const RUNPOD_LIST_LIMIT: usize = 65_000;
+
+/// One entry of a remote key list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteKey {
+    raw: String,
+    fingerprint: Option<String>,
+}
+
+impl RemoteKey {
+    /// Parses one entry; an entry that is not a public key is kept with no fingerprint.
+    #[must_use]
+    pub fn parse(raw: &str) -> Self {
+        RemoteKey {
+            raw: raw.to_owned(),
+            fingerprint: fingerprint_of(raw),
+        }
+    }
+    /// The entry exactly as the remote holds it.
+    #[must_use]
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+    /// Its SHA256 fingerprint, if it parses as a public key.
+    #[must_use]
+    pub fn fingerprint(&self) -> Option<&str> {
+        self.fingerprint.as_deref()
+    }
+    /// The comment part, if any.
+    #[must_use]
+    pub fn comment(&self) -> &str {
+        let mut parts = self.raw.trim().splitn(3, [' ', '\t']);
+        parts.nth(2).unwrap_or("").trim()
+    }
+}
+
+/// The SHA256 fingerprint (`SHA256:…`) of an OpenSSH public key line, comments ignored.
+#[must_use]
+pub fn fingerprint_of(line: &str) -> Option<String> {
+    let line = line.trim();
+    if line.is_empty() || line.len() > 16 * 1024 {
+        return None;
+    }
+    PublicKey::from_openssh(line)
+        .ok()
+        .map(|k| k.fingerprint(HashAlg::Sha256).to_string())
+}
+
+/// Parses a list of entries (REST v2's `keys` array).
+#[must_use]
+pub fn parse_list(entries: &[String]) -> Vec<RemoteKey> {
+    entries.iter().map(|e| RemoteKey::parse(e)).collect()
+}
+
+/// Splits GraphQL's newline-separated `pubKey` string into entries: `\r\n` accepted, blank
+/// lines skipped.
+#[must_use]
+pub fn split_graphql(pub_key: &str) -> Vec<String> {
+    pub_key
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .filter(|l| !l.trim().is_empty())
+        .map(ToOwned::to_owned)
+        .collect()
+}
+
+/// Joins entries for GraphQL's `pubKey`.
+#[must_use]
+pub fn join_graphql(entries: &[String]) -> String {
+    entries.join("\n")
+}
+
+/// The size RunPod counts for a list: the entries joined by newlines.
+#[must_use]
+pub fn encoded_len(entries: &[String]) -> usize {
+    entries.iter().map(String::len).sum::<usize>() + entries.len().saturating_sub(1)
+}
+
+/// A key to add: its fingerprint and the line to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddKey {
+    /// `SHA256:…`.
+    pub fingerprint: String,
+    /// `<type> <base64> <comment>`.
+    pub line: String,
+}
+
+/// The list after adding `add` and removing every entry whose fingerprint is in `remove`.
+/// Everything else stays verbatim and in order; a key already present is not added again.
+#[must_use]
+pub fn merge(current: &[RemoteKey], add: &[AddKey], remove: &HashSet<String>) -> Vec<String> {
+    let mut out: Vec<String> = current
+        .iter()
+        .filter(|k| k.fingerprint().is_none_or(|f| !remove.contains(f)))
+        .map(|k| k.raw.clone())
+        .collect();
+    let mut present: HashSet<&str> = current
+        .iter()
+        .filter_map(RemoteKey::fingerprint)
+        .filter(|f| !remove.contains(*f))
+        .collect();
+    for a in add {
+        if remove.contains(&a.fingerprint) {
+            continue;
+        }
+        if present.insert(&a.fingerprint) {
+            out.push(a.line.clone());
+        }
+    }
+    out
+}
+
+/// Fingerprints present in a list.
+#[must_use]
+pub fn fingerprints(list: &[RemoteKey]) -> HashSet<String> {
+    list.iter()
+        .filter_map(|k| k.fingerprint().map(ToOwned::to_owned))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILXGDN/SclOozk1xsDztpmhGiKkkrfQB9SKoO8dSIQQZ me@example.com";
+    const B: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIQ9FnOD4kmOaNjCLeXRiKK1aqK1LGBQYNdPk7Xu2EBo keyvault:p-1";
+
+    #[test]
+    fn merge_keeps_unmanaged_and_garbage_in_order() {
+        let current = parse_list(&[
+            A.to_owned(),
+            "not a key at all".to_owned(),
+            B.to_owned(),
+            A.to_owned(),
+        ]);
+        let b = fingerprint_of(B).expect("b");
+        let a = fingerprint_of(A).expect("a");
+        assert_eq!(
+            fingerprint_of(&format!(
+                "{} other comment",
+                &A[..A.rfind(' ').expect("space")]
+            )),
+            Some(a.clone())
+        );
+        // Removing B keeps A (twice, as it was) and the unparseable line.
+        let out = merge(&current, &[], &HashSet::from([b.clone()]));
+        assert_eq!(
+            out,
+            vec![A.to_owned(), "not a key at all".to_owned(), A.to_owned()]
+        );
+        // Adding A again is a no-op; adding B back appends it.
+        let add = [
+            AddKey {
+                fingerprint: a,
+                line: A.to_owned(),
+            },
+            AddKey {
+                fingerprint: b,
+                line: B.to_owned(),
+            },
+        ];
+        let parsed = parse_list(&out);
+        assert_eq!(
+            merge(&parsed, &add, &HashSet::new()),
+            vec![
+                A.to_owned(),
+                "not a key at all".to_owned(),
+                A.to_owned(),
+                B.to_owned()
+            ]
+        );
+    }
+
+    #[test]
+    fn graphql_strings() {
+        assert_eq!(
+            split_graphql(&format!("{A}\r\n\r\n{B}\n\n")),
+            vec![A.to_owned(), B.to_owned()]
+        );
+        assert_eq!(split_graphql(""), Vec::<String>::new());
+        assert_eq!(
+            encoded_len(&[A.to_owned(), B.to_owned()]),
+            A.len() + B.len() + 1
+        );
+    }
+}

@@ -1,0 +1,575 @@
+//! A blocking RunPod API client: the account's SSH key list over REST v2
+//! (`GET`/`PUT /v2/account/ssh-keys`) with a GraphQL fallback (`myself { pubKey }` /
+//! `updateUserSettings`) when v2 answers 404, and the pod list (`GET /v2/pods`).
+//!
+//! Bearer authentication only: the API key never goes into a URL. Reads are retried on
+//! 429 (honouring `Retry-After`, capped), 5xx and connection errors with backoff and
+//! jitter; writes are never replayed blindly: callers re-read and recompute. Bodies are
+//! capped, and nothing the server says reaches a message without the key scrubbed out.
+
+use crate::remote;
+use crate::secret::ApiToken;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::time::Duration;
+
+/// The largest response body read (4 MiB).
+const MAX_BODY: u64 = 4 << 20;
+
+/// How to reach one RunPod account.
+#[derive(Debug, Clone)]
+pub struct RunpodSettings {
+    api_key: ApiToken,
+    api_url: String,
+    graphql_url: String,
+    timeout: Duration,
+    retries: u32,
+    backoff: Duration,
+    max_retry_after: Duration,
+}
+
+impl RunpodSettings {
+    /// Settings for `api_key` against `api_url` (REST base, e.g. `https://api.runpod.io`),
+    /// GraphQL at `graphql_url` or `<api_url>/graphql`, 30 s timeouts, 3 retries of reads.
+    #[must_use]
+    pub fn new(api_key: ApiToken, api_url: &str, graphql_url: Option<&str>) -> Self {
+        let api_url = api_url.trim_end_matches('/').to_owned();
+        let graphql_url =
+            graphql_url.map_or_else(|| format!("{api_url}/graphql"), ToOwned::to_owned);
+        RunpodSettings {
+            api_key,
+            api_url,
+            graphql_url,
+            timeout: Duration::from_secs(30),
+            retries: 3,
+            backoff: Duration::from_millis(250),
+            max_retry_after: Duration::from_secs(30),
+        }
+    }
+
+    /// Connect and total timeout of each request.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How many times a failed read is retried, the first backoff, and the longest
+    /// `Retry-After` honoured.
+    #[must_use]
+    pub fn retries(mut self, retries: u32, backoff: Duration, max_retry_after: Duration) -> Self {
+        self.retries = retries;
+        self.backoff = backoff;
+        self.max_retry_after = max_retry_after;
+        self
+    }
+
+    /// The REST base URL.
+    #[must_use]
+    pub fn api_url(&self) -> &str {
+        &self.api_url
+    }
+}
+
+/// What went wrong talking to RunPod. Messages never contain the API key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunpodError {
+    /// 401: the key is missing, malformed, expired or wrong.
+    #[error("RunPod rejected the API key (401 {detail})")]
+    Unauthorized {
+        /// The server's detail.
+        detail: String,
+    },
+    /// 403, or GraphQL's "Unauthorized" on a write: a valid key without this access.
+    #[error(
+        "the RunPod API key lacks access for this ({detail}); a read-only key cannot change SSH keys"
+    )]
+    Forbidden {
+        /// The server's detail.
+        detail: String,
+    },
+    /// 422: the request failed validation.
+    #[error("RunPod refused the request as invalid: {}", messages.join("; "))]
+    Validation {
+        /// Each validation message.
+        messages: Vec<String>,
+    },
+    /// 429 after every retry.
+    #[error("RunPod is rate limiting this API key{}; try again later", retry_after.map(|s| format!(" (retry after {s} s)")).unwrap_or_default())]
+    RateLimited {
+        /// The last `Retry-After`, in seconds.
+        retry_after: Option<u64>,
+    },
+    /// Any other HTTP error status.
+    #[error("RunPod answered {status} {detail}")]
+    Status {
+        /// The status code.
+        status: u16,
+        /// The server's detail.
+        detail: String,
+    },
+    /// GraphQL `errors` in a 200 answer.
+    #[error("RunPod GraphQL error: {}", messages.join("; "))]
+    Graphql {
+        /// Each error message.
+        messages: Vec<String>,
+    },
+    /// The body is not what the API documents.
+    #[error("unexpected answer from RunPod {what}: {reason}")]
+    Malformed {
+        /// Which call.
+        what: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The connection failed or timed out.
+    #[error("cannot reach RunPod at {url}: {reason}")]
+    Network {
+        /// The URL (never carries the key).
+        url: String,
+        /// The cause.
+        reason: String,
+    },
+    /// The endpoint does not exist (REST v2 absent on this server).
+    #[error("RunPod has no {what} endpoint at {url}")]
+    NotFound {
+        /// Which call.
+        what: &'static str,
+        /// The URL.
+        url: String,
+    },
+}
+
+impl RunpodError {
+    /// Whether a write that failed this way may nevertheless have been applied, so the
+    /// caller must re-read before deciding.
+    #[must_use]
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(
+            self,
+            RunpodError::Network { .. } | RunpodError::Malformed { .. }
+        ) || matches!(self, RunpodError::Status { status, .. } if *status >= 500)
+    }
+}
+
+/// Which API carries the key list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Api {
+    Unknown,
+    V2,
+    Graphql,
+}
+
+/// A pod as keyvault needs it.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+pub struct Pod {
+    /// Pod id.
+    pub id: String,
+    /// Pod name.
+    #[serde(default)]
+    pub name: String,
+    /// `PROVISIONING`, `STARTING`, `RUNNING`, `EXITED`, `ERROR` or `TERMINATED`.
+    pub status: String,
+    /// Environment; `PUBLIC_KEY` holds the keys the pod was created with.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// How to reach it over SSH.
+    #[serde(default)]
+    pub ssh: Option<PodSsh>,
+}
+
+/// A pod's SSH endpoints.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Default)]
+pub struct PodSsh {
+    /// RunPod's proxy: interactive shell only.
+    pub proxy: Option<SshEndpoint>,
+    /// The pod's own sshd on a public port: full SSH.
+    pub direct: Option<SshEndpoint>,
+}
+
+/// One SSH endpoint.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+pub struct SshEndpoint {
+    /// Host name or IP.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// User name.
+    pub username: String,
+}
+
+impl Pod {
+    /// The keys in the pod's `PUBLIC_KEY` (what it trusts since creation).
+    #[must_use]
+    pub fn public_keys(&self) -> Vec<remote::RemoteKey> {
+        self.env
+            .get("PUBLIC_KEY")
+            .map(|v| {
+                remote::split_graphql(v)
+                    .iter()
+                    .map(|l| remote::RemoteKey::parse(l))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The client. Not `Sync`: it remembers which API the server speaks.
+#[derive(Debug)]
+pub struct RunpodClient {
+    settings: RunpodSettings,
+    http: reqwest::blocking::Client,
+    api: Cell<Api>,
+    requests: Cell<u32>,
+}
+
+struct Answer {
+    status: u16,
+    retry_after: Option<u64>,
+    body: Vec<u8>,
+}
+
+impl RunpodClient {
+    /// A client for `settings`.
+    ///
+    /// # Errors
+    ///
+    /// [`RunpodError::Network`] if the HTTP client cannot be built.
+    pub fn new(settings: RunpodSettings) -> Result<Self, RunpodError> {
+        let http = reqwest::blocking::Client::builder()
+            .connect_timeout(settings.timeout)
+            .timeout(settings.timeout)
+            .user_agent(concat!("keyvault/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| RunpodError::Network {
+                url: settings.api_url.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(RunpodClient {
+            settings,
+            http,
+            api: Cell::new(Api::Unknown),
+            requests: Cell::new(0),
+        })
+    }
+
+    /// How many HTTP requests this client has sent.
+    #[must_use]
+    pub fn requests(&self) -> u32 {
+        self.requests.get()
+    }
+
+    fn scrub(&self, text: &str) -> String {
+        let clean: String = self
+            .settings
+            .api_key
+            .scrub(text)
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(300)
+            .collect();
+        clean.trim().to_owned()
+    }
+
+    fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, RunpodError> {
+        self.requests.set(self.requests.get() + 1);
+        let mut req = self
+            .http
+            .request(method, url)
+            .bearer_auth(self.settings.api_key.expose())
+            .header("Accept", "application/json");
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let network = |e: reqwest::Error| RunpodError::Network {
+            url: url.to_owned(),
+            reason: self.scrub(&error_chain(&e)),
+        };
+        let resp = req.send().map_err(network)?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        let mut body = Vec::new();
+        resp.take(MAX_BODY + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| RunpodError::Network {
+                url: url.to_owned(),
+                reason: format!("reading the answer failed: {}", self.scrub(&e.to_string())),
+            })?;
+        if body.len() as u64 > MAX_BODY {
+            return Err(RunpodError::Malformed {
+                what: "answer",
+                reason: format!("body larger than {MAX_BODY} bytes"),
+            });
+        }
+        Ok(Answer {
+            status,
+            retry_after,
+            body,
+        })
+    }
+
+    /// Sends a read, retrying 429, 5xx and network failures with backoff and jitter.
+    fn read(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, RunpodError> {
+        let mut attempt = 0;
+        loop {
+            let result = self.send(method.clone(), url, body);
+            let wait = match &result {
+                Ok(a) if a.status == 429 => Some(
+                    a.retry_after
+                        .map_or(self.backoff(attempt), Duration::from_secs)
+                        .min(self.settings.max_retry_after),
+                ),
+                Ok(a) if a.status >= 500 => Some(self.backoff(attempt)),
+                Err(RunpodError::Network { .. }) => Some(self.backoff(attempt)),
+                _ => None,
+            };
+            match wait {
+                Some(w) if attempt < self.settings.retries => {
+                    std::thread::sleep(w);
+                    attempt += 1;
+                }
+                _ => return result,
+            }
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let base = self.settings.backoff.saturating_mul(1 << attempt.min(6));
+        // Jitter from the clock's nanoseconds: spreading retries needs no secret randomness.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let jitter = u64::from(nanos) % (self.settings.backoff.as_millis().max(1) as u64);
+        base + Duration::from_millis(jitter)
+    }
+
+    fn problem(&self, answer: &Answer) -> RunpodError {
+        let v: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+        let title = v.get("title").and_then(Value::as_str).unwrap_or("");
+        let detail = v.get("detail").and_then(Value::as_str).unwrap_or(title);
+        let detail = self.scrub(if detail.is_empty() {
+            std::str::from_utf8(&answer.body).unwrap_or("")
+        } else {
+            detail
+        });
+        match answer.status {
+            401 => RunpodError::Unauthorized { detail },
+            403 => RunpodError::Forbidden { detail },
+            422 => {
+                let mut messages: Vec<String> = v
+                    .get("errors")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(|s| self.scrub(s))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if messages.is_empty() {
+                    messages.push(detail);
+                }
+                RunpodError::Validation { messages }
+            }
+            429 => RunpodError::RateLimited {
+                retry_after: answer.retry_after,
+            },
+            status => RunpodError::Status { status, detail },
+        }
+    }
+
+    fn keys_url(&self) -> String {
+        format!("{}/v2/account/ssh-keys", self.settings.api_url)
+    }
+
+    fn parse_keys(&self, answer: &Answer, what: &'static str) -> Result<Vec<String>, RunpodError> {
+        #[derive(Deserialize)]
+        struct Keys {
+            keys: Vec<String>,
+        }
+        serde_json::from_slice::<Keys>(&answer.body)
+            .map(|k| k.keys)
+            .map_err(|e| RunpodError::Malformed {
+                what,
+                reason: self.scrub(&e.to_string()),
+            })
+    }
+
+    /// The account's key list, entry by entry.
+    ///
+    /// # Errors
+    ///
+    /// Any [`RunpodError`] after retries.
+    pub fn get_keys(&self) -> Result<Vec<String>, RunpodError> {
+        if self.api.get() != Api::Graphql {
+            let answer = self.read(reqwest::Method::GET, &self.keys_url(), None)?;
+            match answer.status {
+                200 => {
+                    self.api.set(Api::V2);
+                    return self.parse_keys(&answer, "GET /v2/account/ssh-keys");
+                }
+                404 if self.api.get() == Api::Unknown => self.api.set(Api::Graphql),
+                _ => return Err(self.problem(&answer)),
+            }
+        }
+        let data = self.graphql(
+            json!({"query": "query myself { myself { id pubKey } }"}),
+            true,
+        )?;
+        match data.pointer("/myself/pubKey") {
+            Some(Value::String(s)) => Ok(remote::split_graphql(s)),
+            Some(Value::Null) => Ok(Vec::new()),
+            _ => Err(RunpodError::Malformed {
+                what: "GraphQL myself",
+                reason: "no myself.pubKey in the answer".to_owned(),
+            }),
+        }
+    }
+
+    /// Replaces the account's whole key list. Returns the list the server reports back
+    /// (REST v2), or `None` when the API gives no list back (GraphQL).
+    ///
+    /// # Errors
+    ///
+    /// Any [`RunpodError`]; [`RunpodError::outcome_unknown`] says whether the write may
+    /// have happened anyway.
+    pub fn put_keys(&self, keys: &[String]) -> Result<Option<Vec<String>>, RunpodError> {
+        if self.api.get() == Api::Unknown {
+            // Learn which API the server speaks with a read; writes are never probes.
+            self.get_keys()?;
+        }
+        if self.api.get() == Api::V2 {
+            let answer = self.send(
+                reqwest::Method::PUT,
+                &self.keys_url(),
+                Some(&json!({ "keys": keys })),
+            )?;
+            if answer.status != 200 {
+                return Err(self.problem(&answer));
+            }
+            return self
+                .parse_keys(&answer, "PUT /v2/account/ssh-keys")
+                .map(Some);
+        }
+        let body = json!({
+            "query": "mutation updateUserSettings($input: UpdateUserSettingsInput) { updateUserSettings(input: $input) { id } }",
+            "variables": { "input": { "pubKey": remote::join_graphql(keys) } },
+        });
+        self.graphql(body, false)?;
+        Ok(None)
+    }
+
+    fn graphql(&self, body: Value, is_read: bool) -> Result<Value, RunpodError> {
+        let url = &self.settings.graphql_url;
+        let answer = if is_read {
+            self.read(reqwest::Method::POST, url, Some(&body))?
+        } else {
+            self.send(reqwest::Method::POST, url, Some(&body))?
+        };
+        if answer.status == 404 {
+            return Err(RunpodError::NotFound {
+                what: "GraphQL",
+                url: url.clone(),
+            });
+        }
+        if answer.status != 200 {
+            return Err(self.problem(&answer));
+        }
+        let v: Value =
+            serde_json::from_slice(&answer.body).map_err(|e| RunpodError::Malformed {
+                what: "GraphQL",
+                reason: self.scrub(&e.to_string()),
+            })?;
+        if let Some(errors) = v
+            .get("errors")
+            .and_then(Value::as_array)
+            .filter(|e| !e.is_empty())
+        {
+            let messages: Vec<String> = errors
+                .iter()
+                .map(|e| {
+                    self.scrub(
+                        e.get("message")
+                            .and_then(Value::as_str)
+                            .unwrap_or("unknown error"),
+                    )
+                })
+                .collect();
+            if messages
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case("unauthorized"))
+            {
+                return Err(RunpodError::Forbidden {
+                    detail: format!("GraphQL: {}", messages.join("; ")),
+                });
+            }
+            return Err(RunpodError::Graphql { messages });
+        }
+        v.get("data")
+            .cloned()
+            .filter(|d| !d.is_null())
+            .ok_or_else(|| RunpodError::Malformed {
+                what: "GraphQL",
+                reason: "no data in the answer".to_owned(),
+            })
+    }
+
+    /// Every pod of the account (REST v2 only).
+    ///
+    /// # Errors
+    ///
+    /// Any [`RunpodError`] after retries.
+    pub fn list_pods(&self) -> Result<Vec<Pod>, RunpodError> {
+        let url = format!("{}/v2/pods", self.settings.api_url);
+        let answer = self.read(reqwest::Method::GET, &url, None)?;
+        if answer.status == 404 {
+            return Err(RunpodError::NotFound { what: "pods", url });
+        }
+        if answer.status != 200 {
+            return Err(self.problem(&answer));
+        }
+        #[derive(Deserialize)]
+        struct Pods {
+            pods: Vec<Pod>,
+        }
+        serde_json::from_slice::<Pods>(&answer.body)
+            .map(|p| p.pods)
+            .map_err(|e| RunpodError::Malformed {
+                what: "GET /v2/pods",
+                reason: self.scrub(&e.to_string()),
+            })
+    }
+}
+
+/// An error and its causes on one line (reqwest's own message is terse).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
