@@ -76,6 +76,7 @@ impl Error {
                 | Error::Policy(_)
                 | Error::Config(_)
                 | Error::PassphraseUnavailable { .. }
+                | Error::Target(TargetError::Credentials { .. })
         )
     }
 }

@@ -239,7 +239,14 @@ impl Vault {
                 let spec: TargetSpec = name.parse()?;
                 let mut target = targets.open(&spec)?;
                 let list = target.list()?;
-                let pods = target.pods()?;
+                // Without REST v2 there is no pods API: check the key list alone.
+                let pods = match target.pods() {
+                    Err(crate::error::TargetError::Runpod {
+                        source: crate::runpod::RunpodError::NotFound { .. },
+                        ..
+                    }) => None,
+                    other => other?,
+                };
                 Ok((list, pods))
             })();
             let (list, pods) = match result {

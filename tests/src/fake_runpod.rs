@@ -80,6 +80,8 @@ impl Fault {
 pub struct Logged {
     pub method: String,
     pub path: String,
+    /// The request target as sent, query string included.
+    pub target: String,
     pub authorization: Option<String>,
     pub body: String,
     pub status: u16,
@@ -201,11 +203,14 @@ impl FakeRunpod {
         self.state().log.clear();
     }
 
-    /// `(reads, writes)` of the key list so far, over either API.
+    /// `(reads, writes)` of the key list so far, over either API (v2's 404s, which only
+    /// tell a client to use GraphQL, are not counted).
     pub fn key_calls(&self) -> (usize, usize) {
         let log = self.log();
         let reads = log
             .iter()
+            // A 404 from v2 only tells a client to use GraphQL; it is not a read.
+            .filter(|r| r.status != 404)
             .filter(|r| {
                 (r.method == "GET" && r.path == "/v2/account/ssh-keys")
                     || (r.path == "/graphql" && !r.body.contains("mutation"))
@@ -233,6 +238,7 @@ impl Drop for FakeRunpod {
 struct Request {
     method: String,
     path: String,
+    target: String,
     headers: BTreeMap<String, String>,
     body: Vec<u8>,
 }
@@ -266,6 +272,7 @@ fn read_request(conn: &TcpStream) -> Option<Request> {
     Some(Request {
         method,
         path,
+        target,
         headers,
         body,
     })
@@ -408,6 +415,7 @@ fn serve(mut conn: TcpStream, state: &Mutex<State>, spec: &Spec) {
         st.log.push(Logged {
             method: req.method.clone(),
             path: req.path.clone(),
+            target: req.target.clone(),
             authorization: req.headers.get("authorization").cloned(),
             body: String::from_utf8_lossy(&req.body).into_owned(),
             status: response.status,

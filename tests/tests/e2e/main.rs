@@ -8,3 +8,4 @@ mod concurrency;
 mod interop;
 mod keys;
 mod passphrases;
+mod runpod;

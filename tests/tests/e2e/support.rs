@@ -11,6 +11,9 @@ pub const PASS: &str = "plum-Vortex-carpet-71-tundra";
 /// A second strong passphrase (for `passwd`).
 pub const PASS2: &str = "quartz Lantern 93 meadow-orbit";
 
+/// A second RunPod API key (for a second account or a read-only key).
+pub const OTHER_API_KEY: &str = "rpa_OTHERKEY9876543210fedcba";
+
 /// The start of every OpenSSH private key's base64 body.
 pub const PRIVATE_KEY_MARKER: &str = "b3BlbnNzaC1rZXktdjE";
 
@@ -69,7 +72,12 @@ impl Run {
     /// Asserts that neither stream contains any of the secrets.
     #[track_caller]
     pub fn no_secrets(self) -> Self {
-        for s in [PASS, PASS2] {
+        for s in [
+            PASS,
+            PASS2,
+            keyvault_tests::fake_runpod::DEFAULT_KEY,
+            OTHER_API_KEY,
+        ] {
             assert!(
                 !self.stdout.contains(s),
                 "secret in stdout:\n{}",
@@ -97,6 +105,7 @@ pub struct Vault {
     _dir: tempfile::TempDir,
     pub root: PathBuf,
     pub home: PathBuf,
+    env: std::cell::RefCell<Vec<(String, String)>>,
 }
 
 impl Vault {
@@ -108,7 +117,22 @@ impl Vault {
             _dir: dir,
             root,
             home,
+            env: std::cell::RefCell::new(Vec::new()),
         }
+    }
+
+    /// Sets an environment variable for every later command.
+    pub fn set_env(&self, key: &str, value: &str) {
+        let mut env = self.env.borrow_mut();
+        env.retain(|(k, _)| k != key);
+        env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// Points the default `runpod` target at `server`, with short timeouts.
+    pub fn use_runpod(&self, server: &keyvault_tests::fake_runpod::FakeRunpod) {
+        self.set_env("RUNPOD_API_URL", &server.url());
+        self.set_env("RUNPOD_API_KEY", keyvault_tests::fake_runpod::DEFAULT_KEY);
+        self.set_env("KEYVAULT_RUNPOD_TIMEOUT", "2");
     }
 
     /// A command with a clean environment: the vault's home, the test passphrases in
@@ -124,6 +148,9 @@ impl Vault {
             .env("KV_PASS2", PASS2)
             .env("USER", "tester")
             .stdin(Stdio::null());
+        for (k, v) in self.env.borrow().iter() {
+            c.env(k, v);
+        }
         c
     }
 
