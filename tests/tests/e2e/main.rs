@@ -5,6 +5,7 @@ mod support;
 mod audit_log;
 mod bad_input;
 mod concurrency;
+mod fake_server;
 mod interop;
 mod keys;
 mod passphrases;
