@@ -125,6 +125,13 @@ keyvault rotate personal --dry-run\n  keyvault rotate --abort personal"
     /// Delete the private key files of revoked keys nothing depends on (records stay).
     #[command(after_help = "Examples:\n  keyvault prune\n  keyvault prune --yes")]
     Prune(PruneArgs),
+    /// Audit existing key files (default ~/.ssh): unencrypted, weak, old, exposed, reused.
+    #[command(
+        after_help = "Exit 0 when nothing at or above --fail-on was found, 3 otherwise. Never prints key material.\n\n\
+Examples:\n  keyvault scan\n  keyvault scan ~/.ssh /srv/deploy/.ssh --fail-on medium --json\n\n\
+For cron: `keyvault scan --json > scan.json || alert`."
+    )]
+    Scan(ScanArgs),
     /// The RunPod account: its keys and its pods.
     #[command(subcommand)]
     Runpod(RunpodCommand),
@@ -277,6 +284,19 @@ pub struct RotateArgs {
     /// Where the new keys' passphrase comes from.
     #[command(flatten)]
     pub passphrase: PassphraseSource,
+}
+
+/// `keyvault scan`.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Directories to scan (default ~/.ssh).
+    pub dirs: Vec<std::path::PathBuf>,
+    /// Exit 3 when a finding is at least this severe: low, medium or high.
+    #[arg(long, default_value = "high", value_parser = ["low", "medium", "high"])]
+    pub fail_on: String,
+    /// Report keys older than this.
+    #[arg(long, default_value = "365d", value_name = "DURATION")]
+    pub max_age: String,
 }
 
 /// `keyvault prune`.

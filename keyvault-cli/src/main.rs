@@ -434,6 +434,35 @@ fn run(cli: Cli) -> Result<Done, Failure> {
             let report = vault.prune(&ids)?;
             render::report(style, json, &report);
         }
+        Command::Scan(a) => {
+            let max_age: Span = a.max_age.parse()?;
+            let dirs = if a.dirs.is_empty() {
+                match std::env::var_os("HOME").map(PathBuf::from) {
+                    Some(h) => vec![h.join(".ssh")],
+                    None => {
+                        return Err(Failure::Usage(
+                            "no directory to scan: give one, or set HOME".to_owned(),
+                        ));
+                    }
+                }
+            } else {
+                a.dirs.clone()
+            };
+            let report = vault.scan(&dirs, max_age)?;
+            if json {
+                print_json(&json!(report));
+            } else {
+                render::scan(style, &report);
+            }
+            let threshold = match a.fail_on.as_str() {
+                "low" => keyvault_core::Severity::Low,
+                "medium" => keyvault_core::Severity::Medium,
+                _ => keyvault_core::Severity::High,
+            };
+            if report.findings.iter().any(|f| f.severity >= threshold) {
+                return Ok(Done::Problems);
+            }
+        }
         Command::Runpod(RunpodCommand::Keys(a)) => {
             let spec: TargetSpec = a.target.parse()?;
             let keys = vault.remote_keys(&spec, &remote)?;

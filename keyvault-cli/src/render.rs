@@ -51,7 +51,7 @@ impl Style {
             "medium" => "33",
             _ => "0",
         };
-        self.paint(code, &severity.to_uppercase())
+        self.paint(code, &format!("{:<6}", severity.to_uppercase()))
     }
 }
 
@@ -334,6 +334,29 @@ pub fn remote_keys(style: Style, spec: &TargetSpec, keys: &[KeyMatch]) {
     );
 }
 
+pub fn scan(style: Style, report: &keyvault_core::ScanReport) {
+    println!(
+        "scanned {}, {}: {}",
+        count(report.files, "file"),
+        count(report.private_keys, "private key"),
+        if report.findings.is_empty() {
+            "no findings".to_owned()
+        } else {
+            count(report.findings.len(), "finding")
+        }
+    );
+    for f in &report.findings {
+        let sev = f.severity.to_string();
+        println!(
+            "{}  {}: {}",
+            style.severity(&sev),
+            f.file.display(),
+            f.message
+        );
+        println!("{}  fix: {}", " ".repeat(6), f.fix);
+    }
+}
+
 pub fn pods(style: Style, pods: &[PodReport]) {
     if pods.is_empty() {
         println!("no pods");
@@ -418,7 +441,7 @@ pub fn status_human(style: Style, report: &StatusReport) {
     for f in report.findings() {
         let sev = f.severity().to_string();
         println!("{}  {}", style.severity(&sev), f.message());
-        println!("{}  fix: {}", " ".repeat(sev.len()), f.fix());
+        println!("{}  fix: {}", " ".repeat(6), f.fix());
     }
     for u in report.unchecked() {
         println!("could not check {}: {}", u.target, u.reason);

@@ -15,6 +15,7 @@ pub mod observe;
 pub mod policy;
 pub mod remote;
 pub mod runpod;
+pub mod scan;
 pub mod secret;
 pub mod span;
 pub mod status;
@@ -40,6 +41,7 @@ pub use lifecycle::{
 pub use observe::{KeyMatch, PodReport, Reach};
 pub use policy::{Config, PassphraseRule, Policy, RunpodProfile};
 pub use runpod::{Pod, RunpodClient, RunpodError, RunpodSettings};
+pub use scan::{ScanFinding, ScanKind, ScanReport};
 pub use secret::{ApiToken, Passphrase, secrecy};
 pub use span::{Span, parse_date};
 pub use status::{Finding, FindingKind, Severity, StatusReport, TargetSummary, Unchecked};

@@ -983,6 +983,22 @@ impl Vault {
         })
     }
 
+    /// Audits existing key files in `dirs` (see [`crate::scan`]), matching them against
+    /// this vault's inventory; keys older than `max_age` are reported.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the inventory exists but cannot be read.
+    pub fn scan(&self, dirs: &[PathBuf], max_age: Span) -> Result<crate::scan::ScanReport> {
+        let inventory = self.store.load()?;
+        Ok(crate::scan::scan(
+            dirs,
+            Some(&inventory),
+            self.now(),
+            max_age,
+        ))
+    }
+
     /// Every audit event, after verifying the chain.
     ///
     /// # Errors

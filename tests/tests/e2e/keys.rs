@@ -133,7 +133,7 @@ fn short_ttl_expires_and_status_exits_3() {
     assert!(
         status
             .stdout
-            .contains("HIGH  key short-1 (short, active) expired on"),
+            .contains("HIGH    key short-1 (short, active) expired on"),
         "{}",
         status.stdout
     );

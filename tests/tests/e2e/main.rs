@@ -10,3 +10,4 @@ mod interop;
 mod keys;
 mod passphrases;
 mod runpod;
+mod scan;
