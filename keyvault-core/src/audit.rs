@@ -147,6 +147,11 @@ fn read_lines(path: &Path) -> Result<Vec<Vec<u8>>, AuditError> {
             source: std::io::Error::other(e.to_string()),
         })?
         .unwrap_or_default();
+    split_lines(path, &bytes)
+}
+
+/// Splits a log's bytes into lines; the last must end with a newline.
+fn split_lines(path: &Path, bytes: &[u8]) -> Result<Vec<Vec<u8>>, AuditError> {
     if bytes.is_empty() {
         return Ok(Vec::new());
     }
@@ -238,6 +243,31 @@ pub fn verify(path: &Path, head: Option<&AuditHead>) -> Result<Verification, Aud
     Ok(Verification {
         events: events.len() as u64,
         unanchored,
+    })
+}
+
+/// Verifies a log given as bytes (as [`verify`] does a file).
+///
+/// # Errors
+///
+/// As [`verify`].
+pub fn verify_bytes(bytes: &[u8], head: Option<&AuditHead>) -> Result<Verification, AuditError> {
+    let path = Path::new("audit.jsonl");
+    let lines = split_lines(path, bytes)?;
+    let (events, unanchored) = check(path, &lines, head)?;
+    Ok(Verification {
+        events: events.len() as u64,
+        unanchored,
+    })
+}
+
+/// The head a log given as bytes ends with (its last line's number and hash), if any.
+#[must_use]
+pub fn head_of(bytes: &[u8]) -> Option<AuditHead> {
+    let lines = split_lines(Path::new("audit.jsonl"), bytes).ok()?;
+    lines.last().map(|l| AuditHead {
+        seq: lines.len() as u64,
+        hash: hash_line(l),
     })
 }
 

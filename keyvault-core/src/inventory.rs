@@ -429,6 +429,16 @@ impl Default for Inventory {
     }
 }
 
+/// Why an inventory document cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ParseError {
+    /// Not a valid inventory.
+    Corrupt(String),
+    /// A schema version this build does not read.
+    Version(u64),
+}
+
 /// A step of a rotation, as the journal records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -508,6 +518,51 @@ impl Inventory {
     #[must_use]
     pub fn keys(&self) -> &[KeyRecord] {
         &self.keys
+    }
+
+    /// Parses an `inventory.json` document: valid JSON, this build's schema version, no
+    /// unknown fields, unique ids, paths keyvault could have made.
+    ///
+    /// # Errors
+    ///
+    /// A description of the first problem (the store wraps it with the file name).
+    pub fn parse(bytes: &[u8]) -> Result<Self, ParseError> {
+        let value: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| ParseError::Corrupt(format!("not valid JSON ({e})")))?;
+        let version = value
+            .get("version")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| ParseError::Corrupt("no \"version\" number".to_owned()))?;
+        if version != u64::from(INVENTORY_VERSION) {
+            return Err(ParseError::Version(version));
+        }
+        let inventory: Inventory =
+            serde_json::from_value(value).map_err(|e| ParseError::Corrupt(e.to_string()))?;
+        let mut ids = std::collections::HashSet::new();
+        for k in inventory.keys() {
+            if !ids.insert(k.id()) {
+                return Err(ParseError::Corrupt(format!(
+                    "key id {} appears twice",
+                    k.id()
+                )));
+            }
+            if k.private_key_path() != format!("keys/{}", k.id()) {
+                return Err(ParseError::Corrupt(format!(
+                    "key {} has an unexpected private_key_path",
+                    k.id()
+                )));
+            }
+        }
+        Ok(inventory)
+    }
+
+    /// The document as written to `inventory.json` (pretty JSON, trailing newline).
+    #[must_use]
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serializing plain data structures cannot fail.
+        let mut text = serde_json::to_vec_pretty(self).unwrap_or_default();
+        text.push(b'\n');
+        text
     }
 
     /// Unfinished rotations.

@@ -67,10 +67,33 @@ pub fn decrypt(
     passphrase: &Passphrase,
     subject: &str,
 ) -> Result<PrivateKey, KeyError> {
+    decrypt_capped(key, passphrase, subject, MAX_KDF_ROUNDS)
+}
+
+/// [`decrypt`] with a lower rounds cap (fuzzing uses a handful so no input stalls a run).
+///
+/// # Errors
+///
+/// As [`decrypt`], with [`KeyError::TooManyRounds`] above `max_rounds`.
+pub fn decrypt_capped(
+    key: &PrivateKey,
+    passphrase: &Passphrase,
+    subject: &str,
+    max_rounds: u32,
+) -> Result<PrivateKey, KeyError> {
     if !key.is_encrypted() {
         return Ok(key.clone());
     }
     check_encryption(key, subject)?;
+    if let Kdf::Bcrypt { rounds, .. } = key.kdf()
+        && *rounds > max_rounds
+    {
+        return Err(KeyError::TooManyRounds {
+            subject: subject.to_owned(),
+            rounds: *rounds,
+            max: max_rounds,
+        });
+    }
     key.decrypt(passphrase.expose())
         .map_err(|_| KeyError::Decrypt {
             subject: subject.to_owned(),

@@ -30,6 +30,7 @@ pub use error::{
     AuditError, ConfigError, Error, InputError, KeyError, PolicyError, Result, StoreError,
     TargetError,
 };
+pub use inventory::ParseError as InventoryParseError;
 pub use inventory::{
     Deployment, Inventory, JournalEntry, KeyId, KeyRecord, KeyState, Origin, Protection, Purpose,
     Step, TargetProgress,

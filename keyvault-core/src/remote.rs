@@ -60,13 +60,14 @@ pub fn parse_list(entries: &[String]) -> Vec<RemoteKey> {
     entries.iter().map(|e| RemoteKey::parse(e)).collect()
 }
 
-/// Splits GraphQL's newline-separated `pubKey` string into entries: `\r\n` accepted, blank
-/// lines skipped.
+/// Splits GraphQL's newline-separated `pubKey` string into entries: `\r\n` accepted (every
+/// carriage return before a newline is dropped, so entries survive a join and split),
+/// blank lines skipped.
 #[must_use]
 pub fn split_graphql(pub_key: &str) -> Vec<String> {
     pub_key
         .split('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .map(|l| l.trim_end_matches('\r'))
         .filter(|l| !l.trim().is_empty())
         .map(ToOwned::to_owned)
         .collect()
@@ -186,6 +187,13 @@ mod tests {
             vec![A.to_owned(), B.to_owned()]
         );
         assert_eq!(split_graphql(""), Vec::<String>::new());
+        // Found by fuzzing (fuzz/seeds/runpod_lists/regression-trailing-cr): "\r\r\n".
+        let entries = split_graphql("ssh-ed25519 AAAA x\r\r\nb\r\n");
+        assert_eq!(
+            entries,
+            vec!["ssh-ed25519 AAAA x".to_owned(), "b".to_owned()]
+        );
+        assert_eq!(split_graphql(&join_graphql(&entries)), entries);
         assert_eq!(
             encoded_len(&[A.to_owned(), B.to_owned()]),
             A.len() + B.len() + 1

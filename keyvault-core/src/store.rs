@@ -2,7 +2,7 @@
 
 use crate::error::StoreError;
 use crate::fsutil;
-use crate::inventory::{INVENTORY_VERSION, Inventory};
+use crate::inventory::{INVENTORY_VERSION, Inventory, ParseError};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -65,49 +65,27 @@ impl Store {
             return Ok(Inventory::default());
         }
         let bytes = fsutil::read_private(&path, MAX_INVENTORY_BYTES)?;
-        let corrupt = |detail: String| StoreError::CorruptInventory {
-            path: path.clone(),
-            detail,
-        };
-        let value: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("not valid JSON ({e})")))?;
-        let version = value
-            .get("version")
-            .and_then(serde_json::Value::as_u64)
-            .ok_or_else(|| corrupt("no \"version\" number".to_owned()))?;
-        if version != u64::from(INVENTORY_VERSION) {
-            return Err(StoreError::UnsupportedVersion {
+        Inventory::parse(&bytes).map_err(|e| match e {
+            ParseError::Version(version) => StoreError::UnsupportedVersion {
                 path: path.clone(),
                 version,
                 supported: INVENTORY_VERSION,
-            });
-        }
-        let inventory: Inventory =
-            serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
-        let mut ids = std::collections::HashSet::new();
-        for k in inventory.keys() {
-            if !ids.insert(k.id()) {
-                return Err(corrupt(format!("key id {} appears twice", k.id())));
-            }
-            if k.private_key_path() != format!("keys/{}", k.id()) {
-                return Err(corrupt(format!(
-                    "key {} has an unexpected private_key_path",
-                    k.id()
-                )));
-            }
-        }
-        Ok(inventory)
+            },
+            ParseError::Corrupt(detail) => StoreError::CorruptInventory {
+                path: path.clone(),
+                detail,
+            },
+        })
     }
 
     /// Writes the inventory atomically (temp, fsync, rename, directory fsync), mode 0600.
     pub(crate) fn save(&self, inventory: &Inventory) -> Result<(), StoreError> {
-        let mut text = serde_json::to_vec_pretty(inventory).map_err(|e| StoreError::Io {
-            operation: "encode",
-            path: self.inventory_path(),
-            source: std::io::Error::other(e),
-        })?;
-        text.push(b'\n');
-        fsutil::write_atomic(&self.inventory_path(), &text, 0o600, fsutil::Replace::Yes)
+        fsutil::write_atomic(
+            &self.inventory_path(),
+            &inventory.to_json(),
+            0o600,
+            fsutil::Replace::Yes,
+        )
     }
 
     /// Takes the exclusive writer lock, waiting at most `timeout`; on timeout the error

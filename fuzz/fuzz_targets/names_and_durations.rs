@@ -1,0 +1,35 @@
+//! Durations, target specs, purposes, key ids and algorithm names: whatever parses
+//! displays as text that parses to the same value.
+#![no_main]
+
+use keyvault_core::{Algorithm, KeyId, Purpose, Span, TargetSpec};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(span) = s.parse::<Span>() {
+        assert_eq!(
+            span.to_string().parse::<Span>().expect("display parses"),
+            span
+        );
+    }
+    if let Ok(t) = s.parse::<TargetSpec>() {
+        assert_eq!(t.to_string(), s);
+    }
+    if let Ok(p) = s.parse::<Purpose>() {
+        assert_eq!(p.as_str(), s);
+        assert!(!s.contains('/') && !s.starts_with('.'));
+    }
+    if let Ok(id) = s.parse::<KeyId>() {
+        assert_eq!(id.to_string().parse::<KeyId>().expect("display parses"), id);
+        assert!(!s.contains('/'));
+    }
+    if let Ok(a) = s.parse::<Algorithm>() {
+        assert_eq!(
+            a.to_string().parse::<Algorithm>().expect("display parses"),
+            a
+        );
+    }
+});
