@@ -3,6 +3,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod audit;
+pub mod authorized_keys;
 pub mod callbacks;
 pub mod clock;
 pub mod error;
