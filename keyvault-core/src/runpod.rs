@@ -573,3 +573,26 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_api_key() {
+        let settings = RunpodSettings::new(
+            ApiToken::new("rpa_SECRETKEY123456"),
+            "http://127.0.0.1:9",
+            None,
+        )
+        .retries(0, Duration::from_millis(1), Duration::from_millis(1));
+        let client = RunpodClient::new(settings.clone()).expect("client");
+        for shown in [format!("{settings:?}"), format!("{client:?}")] {
+            assert!(!shown.contains("SECRETKEY"), "{shown}");
+        }
+        // Errors name the URL and never the key.
+        let err = client.get_keys().expect_err("nothing listens on port 9");
+        assert!(!err.to_string().contains("SECRETKEY"), "{err}");
+        assert!(err.to_string().contains("http://127.0.0.1:9"), "{err}");
+    }
+}

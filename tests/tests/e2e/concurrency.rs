@@ -74,3 +74,106 @@ fn eight_concurrent_new_processes_are_all_recorded() {
         }
     }
 }
+
+#[test]
+fn sixteen_processes_mixing_new_rotate_and_sweep_against_runpod() {
+    use keyvault_tests::fake_runpod::FakeRunpod;
+    const UNMANAGED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILXGDN/SclOozk1xsDztpmhGiKkkrfQB9SKoO8dSIQQZ me@example.com";
+    let server = FakeRunpod::start();
+    server.set_keys(&[UNMANAGED]);
+    let v = Vault::new();
+    v.use_runpod(&server);
+    for i in 0..4 {
+        v.new_key(&format!("p{i}"), &[]);
+        v.run(&["deploy", &format!("p{i}"), "--to", "runpod"])
+            .expect(0);
+    }
+    let mut commands: Vec<Vec<String>> = Vec::new();
+    let s = |a: &[&str]| a.iter().map(ToString::to_string).collect::<Vec<_>>();
+    for i in 0..4 {
+        commands.push(s(&[
+            "new",
+            "--purpose",
+            &format!("q{i}"),
+            "--passphrase-env",
+            "KV_PASS",
+        ]));
+        commands.push(s(&[
+            "rotate",
+            &format!("p{i}"),
+            "--passphrase-env",
+            "KV_PASS",
+        ]));
+        commands.push(s(&["sweep"]));
+    }
+    commands.push(s(&["rotate", "--all", "--passphrase-env", "KV_PASS"]));
+    commands.push(s(&["rotate", "--all", "--passphrase-env", "KV_PASS"]));
+    commands.push(s(&["--json", "list"]));
+    commands.push(s(&["status"]));
+    assert_eq!(commands.len(), 16);
+    let children: Vec<_> = commands
+        .iter()
+        .map(|c| {
+            let args: Vec<&str> = c.iter().map(String::as_str).collect();
+            v.cmd(&args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for (child, c) in children.into_iter().zip(&commands) {
+        let out = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // status may see a purpose mid-rotation (exit 3); everything else must succeed.
+        let ok = out.status.success() || (c[0] == "status" && out.status.code() == Some(3));
+        assert!(ok, "{c:?} failed: {stderr}");
+    }
+    let inventory: serde_json::Value =
+        serde_json::from_str(&v.inventory_text()).expect("inventory is valid JSON");
+    assert_eq!(
+        inventory["journal"],
+        serde_json::json!([]),
+        "a rotation was left unfinished"
+    );
+    let keys = inventory["keys"].as_array().expect("keys");
+    // No lost record: each purpose has exactly one active key, q-purposes theirs too.
+    for p in ["p0", "p1", "p2", "p3", "q0", "q1", "q2", "q3"] {
+        let active = keys
+            .iter()
+            .filter(|k| k["purpose"] == p && k["state"] == "active")
+            .count();
+        assert_eq!(active, 1, "{p}");
+    }
+    // p-keys: 1 original + 1 own rotation + 2 --all rotations each.
+    for i in 0..4 {
+        let n = keys
+            .iter()
+            .filter(|k| k["purpose"] == format!("p{i}"))
+            .count();
+        assert_eq!(n, 4, "p{i}");
+    }
+    v.run(&["log", "--verify"]).expect(0);
+    // The account holds exactly the keys the inventory says are deployed there.
+    let deployed: std::collections::BTreeSet<String> = keys
+        .iter()
+        .filter(|k| {
+            k["deployments"]
+                .as_array()
+                .expect("d")
+                .iter()
+                .any(|d| d["target"] == "runpod" && d["removed_at"].is_null())
+        })
+        .map(|k| k["public_key"].as_str().expect("pk").to_owned())
+        .collect();
+    let remote = server.keys();
+    assert_eq!(remote[0], UNMANAGED);
+    let remote_managed: std::collections::BTreeSet<String> = remote[1..].iter().cloned().collect();
+    assert_eq!(remote_managed, deployed);
+    assert_eq!(
+        deployed.len(),
+        4,
+        "only each purpose's active key is deployed"
+    );
+    v.run(&["status"]).expect(0);
+}
