@@ -69,8 +69,19 @@ impl CliTargets<'_> {
             api_url.as_deref().unwrap_or(DEFAULT_API_URL),
             graphql_url.as_deref(),
         );
-        if let Some(secs) = var("KEYVAULT_RUNPOD_TIMEOUT").and_then(|s| s.parse::<u64>().ok()) {
-            settings = settings.timeout(Duration::from_secs(secs.max(1)));
+        if let Some(value) = var("KEYVAULT_RUNPOD_TIMEOUT") {
+            let secs: u64 = value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|s| (1..=600).contains(s))
+                .ok_or_else(|| {
+                    missing(
+                        "KEYVAULT_RUNPOD_TIMEOUT must be a number of seconds from 1 to 600"
+                            .to_owned(),
+                    )
+                })?;
+            settings = settings.timeout(Duration::from_secs(secs));
         }
         Ok(settings)
     }

@@ -348,6 +348,12 @@ impl Vault {
         let _lock = self.lock()?;
         let mut inventory = self.store.load()?;
         let plan = self.plan_in(&inventory, request)?;
+        // Credentials and settings are checked before anything is written: a rotation that
+        // cannot reach a target must not leave a new key behind.
+        let mut opened = Opened::new(targets);
+        for name in plan.rotations.iter().flat_map(|r| r.targets.iter()) {
+            opened.get(name)?;
+        }
         let now = self.now();
         let mut drafts = Vec::new();
         for item in plan.rotations.iter().filter(|r| r.resumes.is_none()) {
@@ -418,7 +424,6 @@ impl Vault {
             self.hook("prepared")?;
         }
         let only: HashSet<Purpose> = plan.rotations.iter().map(|r| r.purpose.clone()).collect();
-        let mut opened = Opened::new(targets);
         let mut report = Report::default();
         self.drive(&mut inventory, Some(&only), &mut opened, &mut report)?;
         Ok(report)

@@ -875,9 +875,23 @@ impl Vault {
         warn_within: Option<Span>,
         targets: Option<&dyn crate::target::Targets>,
     ) -> Result<StatusReport> {
-        let inventory = self.store.load()?;
+        // Files others can read are findings, not failures: a monitor must say so.
+        let mut findings = self.file_mode_findings();
+        let inventory = match self.store.load() {
+            Ok(i) => i,
+            Err(StoreError::Permissions { .. }) if !findings.is_empty() => {
+                return Ok(StatusReport {
+                    checked_at: self.now(),
+                    keys: 0,
+                    live_keys: 0,
+                    findings,
+                    targets: Vec::new(),
+                    unchecked: Vec::new(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
         let now = self.now();
-        let mut findings = Vec::new();
         let live: Vec<&KeyRecord> = inventory
             .keys()
             .iter()
@@ -952,21 +966,6 @@ impl Vault {
                 fix: "find out who changed the log; keyvault log --verify shows where".to_owned(),
             });
         }
-        if let Ok(meta) = std::fs::metadata(self.store.home())
-            && meta.mode() & 0o077 != 0
-        {
-            findings.push(Finding {
-                severity: Severity::High,
-                kind: FindingKind::Permissions,
-                key_id: None,
-                message: format!(
-                    "vault home {} has mode {:04o}; expected 0700",
-                    self.store.home().display(),
-                    meta.mode() & 0o7777
-                ),
-                fix: format!("chmod 700 {}", self.store.home().display()),
-            });
-        }
         findings.extend(self.journal_findings(&inventory, now));
         let (summaries, unchecked) = match targets {
             Some(t) => self.target_findings(&inventory, t, now, &mut findings),
@@ -981,6 +980,33 @@ impl Vault {
             targets: summaries,
             unchecked,
         })
+    }
+
+    /// Files of the home that others can access: the home and `keys/` (0700), the
+    /// inventory and the audit log (0600). (`config.toml` holds no secret.)
+    fn file_mode_findings(&self) -> Vec<Finding> {
+        let checks = [
+            (self.store.home().to_owned(), 0o700),
+            (self.store.keys_dir(), 0o700),
+            (self.store.inventory_path(), 0o600),
+            (self.store.audit_path(), 0o600),
+        ];
+        checks
+            .into_iter()
+            .filter_map(|(path, expected)| {
+                let mode = std::fs::symlink_metadata(&path).ok()?.mode() & 0o7777;
+                (mode & 0o077 != 0).then(|| Finding {
+                    severity: Severity::High,
+                    kind: FindingKind::Permissions,
+                    key_id: None,
+                    message: format!(
+                        "{} has mode {mode:04o}; expected {expected:04o}",
+                        path.display()
+                    ),
+                    fix: format!("chmod {expected:o} {}", path.display()),
+                })
+            })
+            .collect()
     }
 
     /// Audits existing key files in `dirs` (see [`crate::scan`]), matching them against

@@ -526,3 +526,182 @@ fn never_writes_through_a_symlink_out_of_the_home() {
     let run = v.run(&["list"]).expect(1);
     assert!(run.stderr.contains("is a symlink"), "{}", run.stderr);
 }
+
+#[test]
+fn table_of_bad_input_for_lifecycle_commands_and_environment() {
+    use keyvault_tests::fake_runpod::FakeRunpod;
+    let server = FakeRunpod::start();
+    server.set_keys(&["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILXGDN/SclOozk1xsDztpmhGiKkkrfQB9SKoO8dSIQQZ me@example.com"]);
+    let v = Vault::new();
+    v.use_runpod(&server);
+    v.new_key("personal", &[]);
+    v.run(&["deploy", "personal", "--to", "runpod"]).expect(0);
+    let remote = server.keys();
+    let no_env: &[(&str, &str)] = &[];
+    let cases: Vec<(&[&str], &[(&str, &str)], i32, &str)> = vec![
+        (
+            &["deploy", "personal", "--to", "nowhere"],
+            no_env,
+            2,
+            "invalid target \"nowhere\": expected runpod or runpod:PROFILE",
+        ),
+        (
+            &["deploy", "personal", "--to", "runpod:BAD"],
+            no_env,
+            2,
+            "invalid target \"runpod:BAD\"",
+        ),
+        (
+            &["deploy", "personal", "--to", ""],
+            no_env,
+            2,
+            "invalid target \"\"",
+        ),
+        (&["deploy", "personal"], no_env, 2, "--to <TARGET>"),
+        (
+            &["deploy", "nosuch", "--to", "runpod"],
+            no_env,
+            1,
+            "no key or purpose named \"nosuch\"",
+        ),
+        (
+            &["revoke", "nosuch"],
+            no_env,
+            1,
+            "no key or purpose named \"nosuch\"",
+        ),
+        (
+            &["revoke", "../x"],
+            no_env,
+            2,
+            "not a valid key id or purpose",
+        ),
+        (&["rotate"], no_env, 2, "<PURPOSES>"),
+        (&["rotate", "../x"], no_env, 2, "invalid purpose \"../x\""),
+        (
+            &["rotate", "nosuch", "--passphrase-env", "KV_PASS"],
+            no_env,
+            1,
+            "no key or purpose named \"nosuch\"",
+        ),
+        (
+            &["rotate", "personal", "--grace", "forever"],
+            no_env,
+            2,
+            "invalid duration \"forever\"",
+        ),
+        (
+            &["rotate", "personal", "--all"],
+            no_env,
+            2,
+            "cannot be used with",
+        ),
+        (
+            &[
+                "rotate",
+                "personal",
+                "--ttl",
+                "900d",
+                "--passphrase-env",
+                "KV_PASS",
+            ],
+            no_env,
+            2,
+            "lifetime 900d exceeds the maximum",
+        ),
+        (
+            &["rotate", "--abort", "personal"],
+            no_env,
+            2,
+            "purpose personal has no rotation in progress",
+        ),
+        (
+            &["rotate", "personal", "--passphrase-env", "NOPE"],
+            no_env,
+            2,
+            "environment variable NOPE is not set",
+        ),
+        (
+            &["rotate", "personal", "--passphrase-env", "WEAK"],
+            &[("WEAK", "letmein")],
+            2,
+            "is too weak",
+        ),
+        (
+            &["rotate", "personal", "--passphrase-env", "KV_PASS"],
+            &[("KEYVAULT_RUNPOD_TIMEOUT", "soon")],
+            2,
+            "KEYVAULT_RUNPOD_TIMEOUT must be a number of seconds",
+        ),
+        (
+            &["runpod", "keys", "--target", "bogus"],
+            no_env,
+            2,
+            "invalid target \"bogus\"",
+        ),
+        (
+            &["runpod", "keys"],
+            &[("RUNPOD_API_URL", "::not a url::")],
+            1,
+            "cannot reach RunPod at ::not a url::",
+        ),
+        (
+            &["runpod", "pods"],
+            &[("RUNPOD_API_KEY", "")],
+            2,
+            "no credentials for runpod",
+        ),
+        (
+            &["runpod", "keys"],
+            &[("RUNPOD_API_KEY", "rpa_NOT_THE_KEY_000")],
+            1,
+            "RunPod rejected the API key",
+        ),
+        (&["runpod"], no_env, 2, "Usage: keyvault runpod"),
+        (
+            &["scan", "--max-age", "soon"],
+            no_env,
+            2,
+            "invalid duration \"soon\"",
+        ),
+        (
+            &["status", "--warn-within", "0d"],
+            no_env,
+            2,
+            "must be longer than zero",
+        ),
+        (
+            &["log", "--verify", "extra"],
+            no_env,
+            2,
+            "unexpected argument 'extra'",
+        ),
+        (&["completions"], no_env, 2, "<SHELL>"),
+        (
+            &["prune", "--yes", "--no"],
+            no_env,
+            2,
+            "unexpected argument '--no'",
+        ),
+    ];
+    for (args, env, code, message) in cases {
+        let before = snapshot(&v.home);
+        let mut cmd = v.cmd(args);
+        for (k, val) in env {
+            cmd.env(k, val);
+        }
+        let out = cmd.output().expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(message),
+            "{args:?}: expected {message:?} in\n{stderr}"
+        );
+        assert!(
+            !stderr.contains(keyvault_tests::fake_runpod::DEFAULT_KEY)
+                && !stderr.contains(crate::support::PASS)
+        );
+        assert_eq!(snapshot(&v.home), before, "{args:?} changed the vault");
+        assert_eq!(server.keys(), remote, "{args:?} changed the account");
+    }
+}

@@ -306,3 +306,40 @@ fn policy_from_config_toml() {
     );
     assert_eq!(crate::support::snapshot(&v.home), before);
 }
+
+#[test]
+fn status_reports_vault_files_others_can_read() {
+    let v = Vault::new();
+    v.new_key("personal", &[]);
+    let inventory = v.home.join("inventory.json");
+    let audit = v.home.join("audit.jsonl");
+    crate::support::chmod(&audit, 0o644);
+    let s = v.run(&["--json", "status", "--offline"]).expect(3).json();
+    assert_eq!(s["findings"][0]["kind"], "permissions");
+    assert_eq!(
+        s["findings"][0]["fix"],
+        format!("chmod 600 {}", audit.display())
+    );
+    // An inventory others can read is not read, but status still reports why (exit 3).
+    crate::support::chmod(&inventory, 0o644);
+    let s = v.run(&["--json", "status"]).expect(3).json();
+    let fixes: Vec<&str> = s["findings"]
+        .as_array()
+        .expect("f")
+        .iter()
+        .map(|f| f["fix"].as_str().expect("fix"))
+        .collect();
+    assert!(
+        fixes.contains(&format!("chmod 600 {}", inventory.display()).as_str()),
+        "{s}"
+    );
+    crate::support::chmod(&v.home, 0o755);
+    let s = v.run(&["--json", "status"]).expect(3).json();
+    assert!(
+        s["findings"]
+            .as_array()
+            .expect("f")
+            .iter()
+            .any(|f| f["fix"] == format!("chmod 700 {}", v.home.display()))
+    );
+}

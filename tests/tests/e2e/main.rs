@@ -11,3 +11,4 @@ mod keys;
 mod passphrases;
 mod runpod;
 mod scan;
+mod secrets;

@@ -291,7 +291,13 @@ fn faults_give_clear_errors_and_leave_a_consistent_vault() {
     for (name, arm, message) in cases {
         v.use_runpod(&s);
         arm();
+        let before = snapshot(&v.home);
         let run = v.run(&["deploy", "team", "--to", "runpod"]).no_secrets();
+        assert_eq!(
+            snapshot(&v.home),
+            before,
+            "{name}: a failed deploy changed the vault"
+        );
         assert_eq!(run.code, 1, "{name}: {}", run.stderr);
         assert!(
             run.stderr.contains(message),
