@@ -253,11 +253,15 @@ impl Vault {
     /// requested lifetime.
     pub fn plan_rotation(&self, request: &RotateRequest) -> Result<RotationPlan> {
         let inventory = self.store.load()?;
-        self.plan_in(&inventory, request)
+        self.plan_in(&inventory, request, self.now())
     }
 
-    fn plan_in(&self, inventory: &Inventory, request: &RotateRequest) -> Result<RotationPlan> {
-        let now = self.now();
+    fn plan_in(
+        &self,
+        inventory: &Inventory,
+        request: &RotateRequest,
+        now: DateTime<Utc>,
+    ) -> Result<RotationPlan> {
         let purposes: BTreeSet<Purpose> = if request.all {
             inventory
                 .keys()
@@ -347,14 +351,14 @@ impl Vault {
     ) -> Result<Report> {
         let _lock = self.lock()?;
         let mut inventory = self.store.load()?;
-        let plan = self.plan_in(&inventory, request)?;
+        let now = self.now();
+        let plan = self.plan_in(&inventory, request, now)?;
         // Credentials and settings are checked before anything is written: a rotation that
         // cannot reach a target must not leave a new key behind.
         let mut opened = Opened::new(targets);
         for name in plan.rotations.iter().flat_map(|r| r.targets.iter()) {
             opened.get(name)?;
         }
-        let now = self.now();
         let mut drafts = Vec::new();
         for item in plan.rotations.iter().filter(|r| r.resumes.is_none()) {
             let old = key(&inventory, &item.old)?.clone();
@@ -391,6 +395,7 @@ impl Vault {
                     protection,
                     origin: Origin::Generated,
                     detail: String::new(),
+                    created_at: now,
                 },
                 KeyState::Pending,
             )?;

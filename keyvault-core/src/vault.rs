@@ -167,6 +167,9 @@ pub(crate) struct Prepared {
     pub(crate) protection: Option<(Passphrase, u32)>,
     pub(crate) origin: Origin,
     pub(crate) detail: String,
+    /// The instant the expiry was computed from; recorded as `created_at` so a key's
+    /// lifetime is exactly what was asked for.
+    pub(crate) created_at: DateTime<Utc>,
 }
 
 impl Vault {
@@ -465,6 +468,7 @@ impl Vault {
                 protection,
                 origin: Origin::Generated,
                 detail: format!("generated {algorithm}, expires {}", expires_at.to_rfc3339()),
+                created_at: now,
             },
         )
     }
@@ -563,6 +567,7 @@ impl Vault {
             protection,
             origin,
             detail: _,
+            created_at,
         } = prepared;
         let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
         if let Some(dup) = inventory
@@ -617,7 +622,7 @@ impl Vault {
             fingerprint,
             public_key,
             comment,
-            created_at: self.now(),
+            created_at,
             expires_at,
             state,
             protection: if protection.is_some() {
@@ -760,6 +765,7 @@ impl Vault {
                     source.display(),
                     expires_at.to_rfc3339()
                 ),
+                created_at: now,
             },
         )
     }

@@ -527,6 +527,9 @@ fn never_writes_through_a_symlink_out_of_the_home() {
     assert!(run.stderr.contains("is a symlink"), "{}", run.stderr);
 }
 
+/// Arguments, extra environment, exit code, and a part of the message.
+type LifecycleCase<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], i32, &'a str);
+
 #[test]
 fn table_of_bad_input_for_lifecycle_commands_and_environment() {
     use keyvault_tests::fake_runpod::FakeRunpod;
@@ -538,7 +541,7 @@ fn table_of_bad_input_for_lifecycle_commands_and_environment() {
     v.run(&["deploy", "personal", "--to", "runpod"]).expect(0);
     let remote = server.keys();
     let no_env: &[(&str, &str)] = &[];
-    let cases: Vec<(&[&str], &[(&str, &str)], i32, &str)> = vec![
+    let cases: Vec<LifecycleCase<'_>> = vec![
         (
             &["deploy", "personal", "--to", "nowhere"],
             no_env,
