@@ -97,7 +97,19 @@ keyvault import old_key --purpose team --ttl 30d --passphrase-stdin < pass.txt"
     #[command(after_help = "Examples:\n  keyvault passwd personal\n  \
 keyvault passwd personal-2 --passphrase-env OLD --new-passphrase-env NEW")]
     Passwd(PasswdArgs),
-    /// Trust a key at a target (the RunPod account: runpod, or runpod:PROFILE).
+    /// Make a scoped, short-lived key for a script, deploy it, hand over the private key.
+    #[command(
+        after_help = "Non-interactive by design: the passphrase comes from --passphrase-env/-file/-stdin, \
+or --no-passphrase where the purpose's policy allows unencrypted keys. In authorized_keys targets the key \
+carries restrict, from=, command= and expiry-time=, so sshd refuses it once expired even if `keyvault sweep` \
+never runs.\n\n\
+Examples:\n  keyvault mint --purpose ci-deploy --ttl 1h --no-passphrase --deploy file:/srv/app/.ssh/authorized_keys \
+--private-key-out ./deploy_key --json\n  \
+keyvault mint --purpose backup --ttl 30m --from 10.0.0.0/8 --force-command /usr/local/bin/backup \
+--passphrase-env BACKUP_PASS --deploy runpod"
+    )]
+    Mint(MintArgs),
+    /// Trust a key at a target: runpod, runpod:PROFILE, or file:/path/to/authorized_keys.
     #[command(
         after_help = "Adding is idempotent; the key is verified by reading the target back.\n\n\
 Examples:\n  keyvault deploy personal --to runpod\n  keyvault deploy team-3 --to runpod:team"
@@ -248,9 +260,45 @@ pub struct StatusArgs {
 pub struct DeployArgs {
     /// A key id or a purpose (its active key).
     pub key: String,
-    /// Where: runpod, or runpod:PROFILE (a [runpod.PROFILE] table in config.toml).
+    /// Where: runpod, runpod:PROFILE (a [runpod.PROFILE] table in config.toml), or
+    /// file:/absolute/path/to/authorized_keys.
     #[arg(long, value_name = "TARGET")]
     pub to: String,
+}
+
+/// `keyvault mint`.
+#[derive(Debug, Args)]
+pub struct MintArgs {
+    /// Purpose of the key.
+    #[arg(long, short)]
+    pub purpose: String,
+    /// Lifetime, e.g. 1h, 30m, 1d.
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: String,
+    /// ed25519 (default), rsa-3072, rsa-4096, ecdsa-p256 or ecdsa-p384.
+    #[arg(long, short)]
+    pub algorithm: Option<String>,
+    /// Allow logins only from these addresses, CIDRs or host patterns (comma-separated).
+    #[arg(long, value_name = "CIDR,…", value_delimiter = ',')]
+    pub from: Vec<String>,
+    /// The only command the key may run.
+    #[arg(long, value_name = "CMD")]
+    pub force_command: Option<String>,
+    /// Deploy to this target (repeatable): runpod, runpod:PROFILE, file:/path.
+    #[arg(long, value_name = "TARGET")]
+    pub deploy: Vec<String>,
+    /// Also write the private key here (a new 0600 file), or `-` for standard output.
+    #[arg(long, value_name = "PATH|-")]
+    pub private_key_out: Option<std::path::PathBuf>,
+    /// Comment in the public key (default keyvault:<id>).
+    #[arg(long, short)]
+    pub comment: Option<String>,
+    /// Where the passphrase comes from.
+    #[command(flatten)]
+    pub passphrase: PassphraseSource,
+    /// Store and hand over the key unencrypted (only where the purpose's policy allows it).
+    #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_file", "passphrase_stdin"])]
+    pub no_passphrase: bool,
 }
 
 /// `keyvault revoke`.

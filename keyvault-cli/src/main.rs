@@ -353,6 +353,66 @@ fn run(cli: Cli) -> Result<Done, Failure> {
                 return Ok(Done::Problems);
             }
         }
+        Command::Mint(a) => {
+            let purpose: Purpose = a.purpose.parse()?;
+            let ttl: Span = a.ttl.parse()?;
+            let deploy = a
+                .deploy
+                .iter()
+                .map(|t| t.parse::<TargetSpec>())
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut request = keyvault_core::MintRequest::new(purpose, ttl)
+                .from(a.from.clone())
+                .deploy(deploy)
+                .unencrypted(a.no_passphrase);
+            if let Some(alg) = &a.algorithm {
+                request = request.algorithm(alg.parse::<Algorithm>()?);
+            }
+            if let Some(cmd) = &a.force_command {
+                request = request.force_command(cmd.clone());
+            }
+            if let Some(c) = &a.comment {
+                request = request.comment(c.clone());
+            }
+            let to_stdout = a.private_key_out.as_deref() == Some(std::path::Path::new("-"));
+            if let Some(out) = a.private_key_out.as_deref().filter(|_| !to_stdout) {
+                // Refuse before minting anything, rather than mint a key we cannot hand over.
+                if std::fs::symlink_metadata(out).is_ok() {
+                    return Err(Failure::Usage(format!(
+                        "{} exists; keyvault will not overwrite it",
+                        out.display()
+                    )));
+                }
+            }
+            let src = source(&a.passphrase);
+            let mut callbacks = CliCallbacks::new(src.clone(), src, cli.no_input, show_progress);
+            let minted = vault.mint(&mut rng, &request, &mut callbacks, &remote)?;
+            let mut value = render::key_json(&vault, &minted.record, vault.now());
+            value["authorized_keys_line"] = json!(minted.record.authorized_keys_line());
+            if let Some(out) = a.private_key_out.as_deref().filter(|_| !to_stdout) {
+                let text = String::from_utf8_lossy(&minted.private_key);
+                keyvault_core::keyfile::write_new(out, &text)?;
+                let abs = std::fs::canonicalize(out).unwrap_or_else(|_| out.to_owned());
+                value["private_key_path"] = json!(abs.display().to_string());
+            }
+            if to_stdout {
+                use std::io::Write;
+                if json {
+                    value["private_key"] = json!(String::from_utf8_lossy(&minted.private_key));
+                    print_json(&value);
+                } else {
+                    let _ = std::io::stdout().write_all(&minted.private_key);
+                }
+            } else if json {
+                print_json(&value);
+            } else {
+                render::minted(
+                    style,
+                    &minted.record,
+                    value["private_key_path"].as_str().unwrap_or(""),
+                );
+            }
+        }
         Command::Deploy(a) => {
             let spec: TargetSpec = a.to.parse()?;
             let report = vault.deploy(&a.key, &spec, &remote)?;

@@ -334,6 +334,22 @@ pub fn remote_keys(style: Style, spec: &TargetSpec, keys: &[KeyMatch]) {
     );
 }
 
+pub fn minted(style: Style, k: &KeyRecord, private_key_path: &str) {
+    println!(
+        "minted {} ({}, {}), expires {}",
+        style.bold(k.id().as_str()),
+        k.algorithm(),
+        k.purpose(),
+        k.expires_at().map_or_else(|| "never".to_owned(), time)
+    );
+    println!("  fingerprint      {}", k.fingerprint());
+    println!("  private key      {private_key_path}");
+    for d in k.deployments() {
+        println!("  deployed to      {}", d.target());
+    }
+    println!("  authorized_keys  {}", k.authorized_keys_line());
+}
+
 pub fn scan(style: Style, report: &keyvault_core::ScanReport) {
     println!(
         "scanned {}, {}: {}",

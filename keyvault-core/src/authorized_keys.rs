@@ -10,12 +10,36 @@
 //! let text = format!("# mine\n\nfrom=\"10.0.0.1\" {old}\n");
 //! let out = edit(&text, &[], &HashSet::from([fingerprint_of(old).unwrap()]));
 //! assert_eq!(out, "# mine\n\n");
+//!
+//! // Quotes and escapes in options are understood as sshd understands them.
+//! let line = format!("command=\"echo \\\"hi there\\\"\",from=\"10.0.0.1\" {old}");
+//! assert_eq!(keyvault_core::authorized_keys::line_fingerprint(&line), fingerprint_of(old));
 //! ```
 
 use crate::remote::AddKey;
-use ssh_key::HashAlg;
-use ssh_key::authorized_keys::Entry;
 use std::collections::HashSet;
+
+/// Splits an `authorized_keys` line into its options (if any) and the rest (`type base64
+/// [comment]`), honouring double quotes and backslash escapes inside them as sshd does.
+#[must_use]
+pub fn split_options(line: &str) -> (Option<&str>, &str) {
+    let line = line.trim();
+    if crate::remote::fingerprint_of(line).is_some() {
+        return (None, line);
+    }
+    let mut in_quote = false;
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_quote => escaped = true,
+            '"' => in_quote = !in_quote,
+            ' ' | '\t' if !in_quote => return (Some(&line[..i]), line[i..].trim_start()),
+            _ => {}
+        }
+    }
+    (None, line)
+}
 
 /// The fingerprint of the key on an `authorized_keys` line (options allowed), if it has one.
 #[must_use]
@@ -24,9 +48,7 @@ pub fn line_fingerprint(line: &str) -> Option<String> {
     if line.is_empty() || line.starts_with('#') || line.len() > 16 * 1024 {
         return None;
     }
-    line.parse::<Entry>()
-        .ok()
-        .map(|e| e.public_key().fingerprint(HashAlg::Sha256).to_string())
+    crate::remote::fingerprint_of(split_options(line).1)
 }
 
 /// Fingerprints of every key in `text`.

@@ -467,6 +467,14 @@ pub enum TargetError {
         /// What the read-back showed.
         what: String,
     },
+    /// The target could not be read.
+    #[error("cannot read {target}: {reason}")]
+    Unreachable {
+        /// The target.
+        target: String,
+        /// Why.
+        reason: String,
+    },
     /// No credentials for the target.
     #[error("no credentials for {target}: {reason}")]
     Credentials {

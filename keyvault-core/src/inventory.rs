@@ -237,6 +237,19 @@ pub struct KeyRecord {
     pub(crate) revoked_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub(crate) pruned_at: Option<DateTime<Utc>>,
+    /// Restrictions of a scoped (minted) key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) scope: Option<Scope>,
+}
+
+/// What a scoped key may do, written as `authorized_keys` options.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scope {
+    /// Source addresses or CIDRs allowed to use the key (`from="…"`).
+    pub from: Vec<String>,
+    /// The only command the key may run (`command="…"`).
+    pub force_command: Option<String>,
 }
 
 /// How a key came into the vault.
@@ -335,6 +348,40 @@ impl KeyRecord {
     #[must_use]
     pub fn revoked_at(&self) -> Option<DateTime<Utc>> {
         self.revoked_at
+    }
+    /// The restrictions of a scoped key made by `mint`; such keys are never a purpose's
+    /// active key and never rotated: they expire.
+    #[must_use]
+    pub fn scope(&self) -> Option<&Scope> {
+        self.scope.as_ref()
+    }
+    /// The `authorized_keys` line for this key: `restrict` plus `from=` and `command=` for
+    /// a scoped key, `expiry-time=` (UTC) whenever it expires, so sshd refuses it once it
+    /// has expired even if `sweep` never ran.
+    #[must_use]
+    pub fn authorized_keys_line(&self) -> String {
+        let mut options = Vec::new();
+        if let Some(scope) = &self.scope {
+            options.push("restrict".to_owned());
+            if !scope.from.is_empty() {
+                options.push(format!("from=\"{}\"", scope.from.join(",")));
+            }
+            if let Some(cmd) = &scope.force_command {
+                options.push(format!(
+                    "command=\"{}\"",
+                    cmd.replace('\\', "\\\\").replace('"', "\\\"")
+                ));
+            }
+        }
+        if let Some(at) = self.expires_at {
+            options.push(format!("expiry-time=\"{}\"", at.format("%Y%m%d%H%M%SZ")));
+        }
+        let line = self.deploy_line();
+        if options.is_empty() {
+            line
+        } else {
+            format!("{} {line}", options.join(","))
+        }
     }
     /// When its private key file was deleted by `prune`.
     #[must_use]
@@ -581,12 +628,12 @@ impl Inventory {
         self.keys.iter_mut().find(|k| &k.id == id)
     }
 
-    /// The active key of `purpose`, if any.
+    /// The active key of `purpose`, if any (scoped keys made by `mint` never are).
     #[must_use]
     pub fn active(&self, purpose: &Purpose) -> Option<&KeyRecord> {
         self.keys
             .iter()
-            .find(|k| &k.purpose == purpose && k.state == KeyState::Active)
+            .find(|k| &k.purpose == purpose && k.state == KeyState::Active && k.scope.is_none())
     }
 
     /// Every purpose that has at least one key, sorted.

@@ -34,11 +34,12 @@ pub use error::{
 pub use inventory::ParseError as InventoryParseError;
 pub use inventory::{
     Deployment, Inventory, JournalEntry, KeyId, KeyRecord, KeyState, Origin, Protection, Purpose,
-    Step, TargetProgress,
+    Scope, Step, TargetProgress,
 };
 pub use keygen::Algorithm;
 pub use lifecycle::{
-    Deployed, PlannedRotation, Report, Retiring, RotateRequest, Rotated, RotationPlan,
+    Deployed, MintRequest, Minted, PlannedRotation, Report, Retiring, RotateRequest, Rotated,
+    RotationPlan,
 };
 pub use observe::{KeyMatch, PodReport, Reach};
 pub use policy::{Config, PassphraseRule, Policy, RunpodProfile};
@@ -47,7 +48,7 @@ pub use scan::{ScanFinding, ScanKind, ScanReport};
 pub use secret::{ApiToken, Passphrase, secrecy};
 pub use span::{Span, parse_date};
 pub use status::{Finding, FindingKind, Severity, StatusReport, TargetSummary, Unchecked};
-pub use target::{Applied, RunpodTarget, Target, TargetSpec, Targets};
+pub use target::{Applied, FileTarget, RunpodTarget, Target, TargetSpec, Targets};
 pub use vault::{Expiry, FaultHook, ImportKey, NewKey, Vault};
 
 /// The `ssh-key` crate, re-exported because its types appear in this API.

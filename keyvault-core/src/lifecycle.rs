@@ -165,10 +165,10 @@ impl<'a> Opened<'a> {
     }
 }
 
-fn add_key(record: &KeyRecord) -> AddKey {
+fn add_key(target: &dyn Target, record: &KeyRecord) -> AddKey {
     AddKey {
         fingerprint: record.fingerprint().to_owned(),
-        line: record.deploy_line(),
+        line: target.line(record),
     }
 }
 
@@ -266,7 +266,7 @@ impl Vault {
             inventory
                 .keys()
                 .iter()
-                .filter(|k| k.state() == KeyState::Active)
+                .filter(|k| k.state() == KeyState::Active && k.scope().is_none())
                 .map(|k| k.purpose().clone())
                 .chain(inventory.journal().iter().map(|e| e.purpose().clone()))
                 .collect()
@@ -464,7 +464,7 @@ impl Vault {
                 let mut remove = HashSet::new();
                 for &i in &entries {
                     let e = &inventory.journal[i];
-                    add.push(add_key(key(inventory, &e.new)?));
+                    add.push(add_key(target.as_ref(), key(inventory, &e.new)?));
                     if swap && e.grace_until.is_none() {
                         remove.insert(key(inventory, &e.old)?.fingerprint().to_owned());
                     }
@@ -709,7 +709,7 @@ impl Vault {
             for (name, progress) in &e.targets {
                 let target = opened.get(name)?;
                 let restore: Vec<AddKey> = if progress.removed {
-                    vec![add_key(&old)]
+                    vec![add_key(target.as_ref(), &old)]
                 } else {
                     Vec::new()
                 };
@@ -777,9 +777,10 @@ impl Vault {
         }
         let mut opened = Opened::new(targets);
         let name = spec.to_string();
-        let applied = opened
-            .get(&name)?
-            .apply(&[add_key(&record)], &HashSet::new(), &self.hook_fn())
+        let target = opened.get(&name)?;
+        let line = add_key(target.as_ref(), &record);
+        let applied = target
+            .apply(&[line], &HashSet::new(), &self.hook_fn())
             .map_err(|e| self.explain(&inventory, e))?;
         key_mut(&mut inventory, record.id())?.mark_deployed(&name, now);
         let detail = if applied.wrote {
@@ -1064,5 +1065,254 @@ impl Vault {
         crate::fsutil::sync_dir(&self.store.keys_dir())?;
         self.record(&mut inventory, &drafts)?;
         Ok(report)
+    }
+}
+
+/// What to mint: see [`Vault::mint`].
+#[derive(Debug, Clone)]
+pub struct MintRequest {
+    purpose: Purpose,
+    ttl: Span,
+    algorithm: Option<Algorithm>,
+    scope: crate::inventory::Scope,
+    deploy: Vec<TargetSpec>,
+    unencrypted: bool,
+    comment: Option<String>,
+}
+
+impl MintRequest {
+    /// A scoped key for `purpose` that expires after `ttl`.
+    #[must_use]
+    pub fn new(purpose: Purpose, ttl: Span) -> Self {
+        MintRequest {
+            purpose,
+            ttl,
+            algorithm: None,
+            scope: crate::inventory::Scope::default(),
+            deploy: Vec::new(),
+            unencrypted: false,
+            comment: None,
+        }
+    }
+    /// Use this algorithm instead of the policy's default.
+    #[must_use]
+    pub fn algorithm(mut self, algorithm: Algorithm) -> Self {
+        self.algorithm = Some(algorithm);
+        self
+    }
+    /// Allow logins only from these addresses, CIDRs or host patterns.
+    #[must_use]
+    pub fn from(mut self, from: Vec<String>) -> Self {
+        self.scope.from = from;
+        self
+    }
+    /// Run only this command, whatever the client asks for.
+    #[must_use]
+    pub fn force_command(mut self, command: impl Into<String>) -> Self {
+        self.scope.force_command = Some(command.into());
+        self
+    }
+    /// Deploy to these targets.
+    #[must_use]
+    pub fn deploy(mut self, targets: Vec<TargetSpec>) -> Self {
+        self.deploy = targets;
+        self
+    }
+    /// Keep the private key unencrypted (only where the policy allows it).
+    #[must_use]
+    pub fn unencrypted(mut self, yes: bool) -> Self {
+        self.unencrypted = yes;
+        self
+    }
+    /// The key's comment (default `keyvault:<id>`).
+    #[must_use]
+    pub fn comment(mut self, comment: impl Into<String>) -> Self {
+        self.comment = Some(comment.into());
+        self
+    }
+}
+
+/// A minted key: its record and its private key file's content (encrypted unless the
+/// request was unencrypted), for handing to the script that asked.
+pub struct Minted {
+    /// The record.
+    pub record: KeyRecord,
+    /// The OpenSSH private key file, exactly as stored.
+    pub private_key: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Minted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Minted")
+            .field("record", &self.record)
+            .field("private_key", &"[REDACTED]")
+            .finish()
+    }
+}
+
+fn check_scope(scope: &crate::inventory::Scope) -> Result<()> {
+    for f in &scope.from {
+        let ok = !f.is_empty()
+            && f.len() <= 255
+            && f.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".:/*?!-_".contains(&b));
+        if !ok {
+            return Err(InputError::Request {
+                message: format!(
+                    "invalid --from entry {f:?}: expected an address, a CIDR or a host pattern"
+                ),
+            }
+            .into());
+        }
+    }
+    if let Some(cmd) = &scope.force_command
+        && (cmd.is_empty() || cmd.len() > 1024 || cmd.chars().any(char::is_control))
+    {
+        return Err(InputError::Request {
+            message: "invalid --force-command: it must be one line of at most 1024 characters"
+                .to_owned(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+impl Vault {
+    /// Mints a scoped, short-lived key for a script: generated, recorded with its expiry
+    /// and restrictions (never as the purpose's active key), deployed to the requested
+    /// targets with `restrict`, `from=`, `command=` and `expiry-time=` options where the
+    /// target carries options, and returned with its private key file. `sweep` revokes it
+    /// when it expires.
+    ///
+    /// # Errors
+    ///
+    /// Policy and input errors before anything is written; [`Error::Incomplete`] when a
+    /// target fails after the key was recorded (it names what to run next).
+    pub fn mint<R: CryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+        request: &MintRequest,
+        callbacks: &mut dyn Callbacks,
+        targets: &dyn Targets,
+    ) -> Result<Minted> {
+        let purpose = &request.purpose;
+        let policy = self.config.policy(purpose);
+        let algorithm = request.algorithm.unwrap_or(policy.default_algorithm());
+        if !algorithm.is_generatable() {
+            return Err(InputError::CannotGenerate {
+                algorithm: algorithm.to_string(),
+            }
+            .into());
+        }
+        policy.check_algorithm(purpose, algorithm)?;
+        policy.check_ttl(purpose, request.ttl)?;
+        check_scope(&request.scope)?;
+        if let Some(c) = &request.comment
+            && (c.len() > 256 || c.chars().any(char::is_control))
+        {
+            return Err(InputError::Comment {
+                reason: "contains a line break or control character, or is longer than 256 bytes",
+            }
+            .into());
+        }
+        if request.unencrypted && policy.passphrase() == PassphraseRule::Required {
+            return Err(crate::error::PolicyError::PassphraseRequired {
+                purpose: purpose.to_string(),
+            }
+            .into());
+        }
+        let mut opened = Opened::new(targets);
+        for spec in &request.deploy {
+            opened.get(&spec.to_string())?;
+        }
+        self.store.load()?;
+        let protection = if request.unencrypted {
+            None
+        } else {
+            let subject = format!("minted key for purpose {purpose}");
+            let p = self.new_passphrase(
+                callbacks,
+                policy,
+                purpose,
+                &subject,
+                request.comment.as_deref(),
+            )?;
+            Some((p, DEFAULT_KDF_ROUNDS.max(policy.min_kdf_rounds())))
+        };
+        callbacks.progress(Progress::Generating(algorithm));
+        let generated = keygen::generate(rng, algorithm, "");
+        callbacks.progress(Progress::Done);
+        let _lock = self.lock()?;
+        let mut inventory = self.store.load()?;
+        let now = self.now();
+        let expires_at = now + request.ttl.to_delta();
+        let mut record = self.write_key(
+            &mut inventory,
+            rng,
+            Prepared {
+                key: generated?,
+                purpose: purpose.clone(),
+                algorithm,
+                expires_at: Some(expires_at),
+                comment: request.comment.clone(),
+                protection,
+                origin: Origin::Generated,
+                detail: String::new(),
+                created_at: now,
+            },
+            KeyState::Active,
+        )?;
+        key_mut(&mut inventory, record.id())?.scope = Some(request.scope.clone());
+        record.scope = Some(request.scope.clone());
+        let mut detail = vec![format!(
+            "scoped {algorithm} key, expires {}",
+            expires_at.to_rfc3339()
+        )];
+        if !request.scope.from.is_empty() {
+            detail.push(format!("from {}", request.scope.from.join(",")));
+        }
+        if let Some(c) = &request.scope.force_command {
+            detail.push(format!("command {c:?}"));
+        }
+        self.record(&mut inventory, &[draft("mint", &record, detail.join("; "))])?;
+        let hook = self.hook_fn();
+        for spec in &request.deploy {
+            let name = spec.to_string();
+            let result = (|| -> Result<()> {
+                let target = opened.get(&name)?;
+                let line = add_key(target.as_ref(), &record);
+                target.apply(&[line], &HashSet::new(), &hook)?;
+                key_mut(&mut inventory, record.id())?.mark_deployed(&name, self.now());
+                self.record(
+                    &mut inventory,
+                    &[draft("deploy", &record, format!("added to {name}"))],
+                )
+            })();
+            if let Err(e) = result {
+                return Err(Error::Incomplete {
+                    operation: format!("minting {}", record.id()),
+                    cause: Box::new(self.explain(&inventory, e)),
+                    done: format!(
+                        "{} recorded (expires {})",
+                        record.id(),
+                        expires_at.to_rfc3339()
+                    ),
+                    pending: format!("deploying it to {name}"),
+                    next: format!(
+                        "run `keyvault deploy {0} --to {name}`, or `keyvault revoke {0}`",
+                        record.id()
+                    ),
+                });
+            }
+        }
+        let record = key(&inventory, record.id())?.clone();
+        let private_key = crate::fsutil::read_private(
+            &self.private_key_path(&record),
+            crate::keyfile::MAX_KEY_FILE_BYTES,
+        )?;
+        Ok(Minted {
+            record,
+            private_key,
+        })
     }
 }

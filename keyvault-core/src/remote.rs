@@ -24,6 +24,15 @@ impl RemoteKey {
             fingerprint: fingerprint_of(raw),
         }
     }
+    /// An entry whose fingerprint the caller worked out (e.g. an `authorized_keys` line
+    /// with options).
+    #[must_use]
+    pub fn with_fingerprint(raw: &str, fingerprint: Option<String>) -> Self {
+        RemoteKey {
+            raw: raw.to_owned(),
+            fingerprint,
+        }
+    }
     /// The entry exactly as the remote holds it.
     #[must_use]
     pub fn raw(&self) -> &str {

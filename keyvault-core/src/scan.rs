@@ -383,13 +383,13 @@ fn authorized_keys_findings(
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let Ok(entry) = line.parse::<ssh_key::authorized_keys::Entry>() else {
+        let (options, rest) = crate::authorized_keys::split_options(line);
+        let Some(fp) = crate::remote::fingerprint_of(rest) else {
             continue;
         };
-        let fp = entry.public_key().fingerprint(HashAlg::Sha256).to_string();
-        let comment = entry.public_key().comment().as_bytes();
-        let managed = is_managed(&fp) || comment.starts_with(b"keyvault:");
-        entries.push((fp, managed, entry.config_opts().is_empty()));
+        let comment = rest.split_whitespace().nth(2).unwrap_or("");
+        let managed = is_managed(&fp) || comment.starts_with("keyvault:");
+        entries.push((fp, managed, options.is_none()));
     }
     if !entries.iter().any(|(_, managed, _)| *managed) {
         return;

@@ -18,6 +18,11 @@ pub enum TargetSpec {
         /// The profile, `None` for the default account.
         profile: Option<String>,
     },
+    /// An `authorized_keys` file on this machine: `file:/absolute/path`.
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+    },
 }
 
 impl TargetSpec {
@@ -26,6 +31,7 @@ impl TargetSpec {
     pub fn runpod_profile(&self) -> Option<Option<&str>> {
         match self {
             TargetSpec::Runpod { profile } => Some(profile.as_deref()),
+            TargetSpec::File { .. } => None,
         }
     }
 }
@@ -35,6 +41,7 @@ impl fmt::Display for TargetSpec {
         match self {
             TargetSpec::Runpod { profile: None } => f.write_str("runpod"),
             TargetSpec::Runpod { profile: Some(p) } => write!(f, "runpod:{p}"),
+            TargetSpec::File { path } => write!(f, "file:{}", path.display()),
         }
     }
 }
@@ -57,7 +64,27 @@ impl FromStr for TargetSpec {
                 profile: Some(name.to_owned()),
             });
         }
-        Err(bad("expected runpod or runpod:PROFILE"))
+        if let Some(path) = s.strip_prefix("file:") {
+            let path = std::path::Path::new(path);
+            if !path.is_absolute() {
+                return Err(bad(
+                    "a file target needs an absolute path, e.g. file:/home/me/.ssh/authorized_keys",
+                ));
+            }
+            if path
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+                || path.to_str().is_none_or(|p| p.contains('\n'))
+            {
+                return Err(bad("the path may not contain '..' or line breaks"));
+            }
+            return Ok(TargetSpec::File {
+                path: path.to_owned(),
+            });
+        }
+        Err(bad(
+            "expected runpod, runpod:PROFILE or file:/path/to/authorized_keys",
+        ))
     }
 }
 
@@ -99,6 +126,12 @@ pub trait Target {
         remove: &HashSet<String>,
         hook: Hook<'_>,
     ) -> Result<Applied, Error>;
+
+    /// The line this target holds for `record` (RunPod: the key with its `keyvault:<id>`
+    /// comment; `authorized_keys`: the same with options such as `expiry-time=`).
+    fn line(&self, record: &crate::KeyRecord) -> String {
+        record.deploy_line()
+    }
 
     /// Whether adding a key and removing another can happen in one atomic write.
     fn atomic_swap(&self) -> bool {
@@ -290,5 +323,126 @@ mod tests {
         ] {
             assert!(s.parse::<TargetSpec>().is_err(), "{s}");
         }
+    }
+}
+
+/// An `authorized_keys` file on this machine. Edits keep every other line byte for byte,
+/// are atomic (temp file beside it, fsync, rename) and keep the file's mode; a symlink at
+/// the path is not written through.
+#[derive(Debug)]
+pub struct FileTarget {
+    spec: TargetSpec,
+    path: std::path::PathBuf,
+}
+
+impl FileTarget {
+    /// The file `path`, named `spec`.
+    #[must_use]
+    pub fn new(spec: TargetSpec, path: std::path::PathBuf) -> Self {
+        FileTarget { spec, path }
+    }
+
+    fn err(&self, operation: &'static str, source: std::io::Error) -> Error {
+        crate::error::StoreError::Io {
+            operation,
+            path: self.path.clone(),
+            source,
+        }
+        .into()
+    }
+
+    fn read(&self) -> Result<Option<String>, Error> {
+        match std::fs::symlink_metadata(&self.path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.err("inspect", e)),
+            Ok(m) if !m.is_file() => {
+                return Err(crate::error::StoreError::NotRegular {
+                    path: self.path.clone(),
+                }
+                .into());
+            }
+            Ok(_) => {}
+        }
+        let bytes = std::fs::read(&self.path).map_err(|e| self.err("read", e))?;
+        if bytes.len() > 16 << 20 {
+            return Err(self.err("read", std::io::Error::other("larger than 16 MiB")));
+        }
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| self.err("read", std::io::Error::other("not UTF-8 text")))
+    }
+
+    fn entries(text: &str) -> Vec<RemoteKey> {
+        text.lines()
+            .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .map(|l| RemoteKey::with_fingerprint(l, crate::authorized_keys::line_fingerprint(l)))
+            .collect()
+    }
+}
+
+impl Target for FileTarget {
+    fn spec(&self) -> &TargetSpec {
+        &self.spec
+    }
+
+    fn list(&mut self) -> Result<Vec<RemoteKey>, TargetError> {
+        match self.read() {
+            Ok(text) => Ok(Self::entries(&text.unwrap_or_default())),
+            Err(e) => Err(TargetError::Unreachable {
+                target: self.spec.to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    fn line(&self, record: &crate::KeyRecord) -> String {
+        record.authorized_keys_line()
+    }
+
+    fn apply(
+        &mut self,
+        add: &[AddKey],
+        remove: &HashSet<String>,
+        hook: Hook<'_>,
+    ) -> Result<Applied, Error> {
+        use std::os::unix::fs::PermissionsExt;
+        let name = self.spec.to_string();
+        let current = self.read()?;
+        let text = current.clone().unwrap_or_default();
+        let edited = crate::authorized_keys::edit(&text, add, remove);
+        if current.is_some() && edited == text {
+            return Ok(Applied {
+                wrote: false,
+                present: crate::authorized_keys::fingerprints(&text),
+            });
+        }
+        let mode = std::fs::metadata(&self.path).map_or(0o600, |m| m.permissions().mode() & 0o7777);
+        if let Some(dir) = self.path.parent() {
+            crate::fsutil::ensure_dir(dir, 0o700)?;
+        }
+        hook(&format!("write:{name}"))?;
+        crate::fsutil::write_atomic(
+            &self.path,
+            edited.as_bytes(),
+            mode,
+            crate::fsutil::Replace::Yes,
+        )?;
+        hook(&format!("written:{name}"))?;
+        let after = self.read()?.unwrap_or_default();
+        let present = crate::authorized_keys::fingerprints(&after);
+        let missing = add
+            .iter()
+            .any(|a| !remove.contains(&a.fingerprint) && !present.contains(&a.fingerprint));
+        if missing || remove.iter().any(|f| present.contains(f)) {
+            return Err(TargetError::Interference {
+                target: name,
+                what: "the file does not hold what keyvault wrote".to_owned(),
+            }
+            .into());
+        }
+        Ok(Applied {
+            wrote: true,
+            present,
+        })
     }
 }

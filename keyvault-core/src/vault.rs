@@ -638,6 +638,7 @@ impl Vault {
             rotated_to: None,
             revoked_at: None,
             pruned_at: None,
+            scope: None,
         };
         inventory.keys.push(record.clone());
         Ok(record)
@@ -921,7 +922,8 @@ impl Vault {
                         ),
                         fix: format!("replace it: keyvault rotate {}", k.purpose()),
                     });
-                } else if at <= now + window.to_delta() {
+                } else if at <= now + window.to_delta() && k.scope().is_none() {
+                    // Scoped keys are short-lived by design: only their expiry matters.
                     findings.push(Finding {
                         severity: Severity::Medium,
                         kind: FindingKind::Expiring,

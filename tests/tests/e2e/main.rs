@@ -11,4 +11,6 @@ mod keys;
 mod passphrases;
 mod runpod;
 mod scan;
+mod scoped;
 mod secrets;
+mod sshd;

@@ -1,0 +1,213 @@
+//! Scoped keys and authorized_keys files, proved against a real sshd: `mint` gives a script
+//! a key that logs in; `expiry-time=`, `from=` and `command=` are enforced by sshd itself;
+//! `rotate` on a `file:` target moves logins to the new key and cuts off the old one,
+//! keeping every unrelated line.
+
+use crate::sshd::Sshd;
+use crate::support::{PASS, PASS2, Vault};
+use std::time::Duration;
+
+const UNMANAGED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILXGDN/SclOozk1xsDztpmhGiKkkrfQB9SKoO8dSIQQZ me@example.com";
+
+fn setup() -> (Vault, Sshd, String) {
+    let v = Vault::new();
+    let server_dir = v.root.join("server");
+    std::fs::create_dir(&server_dir).expect("mkdir");
+    let sshd = Sshd::start(&server_dir);
+    std::fs::write(
+        &sshd.authorized_keys,
+        format!("# keys for the test host\n\nno-pty {UNMANAGED}\n"),
+    )
+    .expect("write");
+    std::fs::create_dir_all(&v.home).expect("mkdir");
+    crate::support::chmod(&v.home, 0o700);
+    std::fs::write(
+        v.home.join("config.toml"),
+        "[purpose.ci]\npassphrase = \"optional\"\ndefault_ttl = \"1h\"\nmax_ttl = \"1d\"\n",
+    )
+    .expect("config");
+    let target = format!("file:{}", sshd.authorized_keys.display());
+    (v, sshd, target)
+}
+
+fn unrelated_lines_kept(sshd: &Sshd) {
+    let text = std::fs::read_to_string(&sshd.authorized_keys).expect("read");
+    assert!(
+        text.starts_with(&format!("# keys for the test host\n\nno-pty {UNMANAGED}\n")),
+        "{text}"
+    );
+}
+
+fn mint(v: &Vault, target: &str, extra: &[&str]) -> (serde_json::Value, std::path::PathBuf) {
+    let out = v.root.join(format!(
+        "minted-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("t")
+            .as_nanos()
+    ));
+    let mut args = vec![
+        "--json",
+        "mint",
+        "--purpose",
+        "ci",
+        "--deploy",
+        target,
+        "--private-key-out",
+        out.to_str().expect("utf8"),
+    ];
+    args.extend_from_slice(extra);
+    let json = v.run(&args).expect(0).no_secrets().json();
+    (json, out)
+}
+
+#[test]
+fn minted_keys_log_in_and_sshd_enforces_their_restrictions() {
+    let (v, sshd, target) = setup();
+
+    // A one-hour key for a script: JSON carries everything, the private key is a 0600 file.
+    let (key, path) = mint(&v, &target, &["--ttl", "1h", "--no-passphrase"]);
+    for field in [
+        "id",
+        "fingerprint",
+        "public_key",
+        "authorized_keys_line",
+        "expires_at",
+        "private_key_path",
+    ] {
+        assert!(
+            key.get(field).is_some_and(|f| !f.is_null()),
+            "missing {field}: {key}"
+        );
+    }
+    assert_eq!(key["private_key_path"], path.display().to_string());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&path).expect("m").permissions(),
+    ) & 0o777;
+    assert_eq!(mode, 0o600);
+    let line = key["authorized_keys_line"].as_str().expect("line");
+    assert!(line.starts_with("restrict,expiry-time=\""), "{line}");
+    assert!(
+        std::fs::read_to_string(&sshd.authorized_keys)
+            .expect("read")
+            .contains(line)
+    );
+    let run = sshd.ssh(&path, "", "echo logged-in");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "logged-in\n");
+
+    // from= that excludes 127.0.0.1: refused.
+    let (_, elsewhere) = mint(
+        &v,
+        &target,
+        &[
+            "--ttl",
+            "1h",
+            "--no-passphrase",
+            "--from",
+            "10.9.9.9,192.0.2.0/24",
+        ],
+    );
+    assert_ne!(
+        sshd.ssh(&elsewhere, "", "true").code,
+        0,
+        "from= was not enforced"
+    );
+
+    // A forced command runs instead of the requested one.
+    let (_, forced) = mint(
+        &v,
+        &target,
+        &[
+            "--ttl",
+            "1h",
+            "--no-passphrase",
+            "--force-command",
+            "echo forced \"ok\"",
+        ],
+    );
+    let run = sshd.ssh(&forced, "", "echo requested");
+    assert_eq!(run.stdout, "forced ok\n", "{}", run.stderr);
+
+    // A passphrase-protected minted key logs in with its passphrase.
+    let (_, protected) = mint(
+        &v,
+        &target,
+        &["--ttl", "1h", "--passphrase-env", "KV_PASS2"],
+    );
+    assert_eq!(sshd.ssh(&protected, PASS2, "true").code, 0);
+    assert_ne!(sshd.ssh(&protected, PASS, "true").code, 0);
+
+    // expiry-time: once it has passed, sshd refuses the key even though nothing swept it.
+    let (short, expiring) = mint(&v, &target, &["--ttl", "3s", "--no-passphrase"]);
+    assert_eq!(sshd.ssh(&expiring, "", "true").code, 0);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_ne!(
+        sshd.ssh(&expiring, "", "true").code,
+        0,
+        "an expired key still logged in"
+    );
+    // sweep then removes it from the file; the other minted keys and unrelated lines stay.
+    let swept = v.run(&["--json", "sweep"]).expect(0).json();
+    assert_eq!(swept["revoked"], serde_json::json!([short["id"]]));
+    let text = std::fs::read_to_string(&sshd.authorized_keys).expect("read");
+    assert!(!text.contains(short["fingerprint"].as_str().expect("fp")));
+    assert!(
+        !text.contains(
+            &short["public_key"]
+                .as_str()
+                .expect("pk")
+                .split_whitespace()
+                .nth(1)
+                .expect("b64")
+                .to_owned()
+        )
+    );
+    assert_eq!(sshd.ssh(&path, "", "true").code, 0);
+    unrelated_lines_kept(&sshd);
+    // Minted keys are never a purpose's active key, and status does not nag about their
+    // short lives.
+    v.run(&["show", "ci"]).expect(1);
+    v.run(&["status", "--offline"]).expect(0);
+    v.run(&["log", "--verify"]).expect(0);
+}
+
+#[test]
+fn rotation_on_an_authorized_keys_file_moves_logins_to_the_new_key() {
+    let (v, sshd, target) = setup();
+    v.new_key("personal", &[]);
+    v.run(&["deploy", "personal", "--to", &target])
+        .expect(0)
+        .no_secrets();
+    let current = v.home.join("current/personal");
+    assert_eq!(sshd.ssh(&current, PASS, "true").code, 0);
+    let old = v.home.join("keys/personal-1");
+
+    v.run(&["rotate", "personal", "--passphrase-env", "KV_PASS2"])
+        .expect(0)
+        .no_secrets();
+    // The stable path now names the new key, which logs in; the old key is refused.
+    assert_eq!(sshd.ssh(&current, PASS2, "true").code, 0);
+    assert_ne!(
+        sshd.ssh(&old, PASS, "true").code,
+        0,
+        "the old key still logs in"
+    );
+    unrelated_lines_kept(&sshd);
+    let text = std::fs::read_to_string(&sshd.authorized_keys).expect("read");
+    assert_eq!(
+        text.lines().filter(|l| l.contains("keyvault:")).count(),
+        1,
+        "{text}"
+    );
+    assert!(text.contains("keyvault:personal-2"));
+    // Deploying again changes nothing; revoking removes it and leaves the rest.
+    let before = std::fs::read(&sshd.authorized_keys).expect("read");
+    v.run(&["deploy", "personal", "--to", &target]).expect(0);
+    assert_eq!(std::fs::read(&sshd.authorized_keys).expect("read"), before);
+    v.run(&["revoke", "personal"]).expect(0);
+    assert_eq!(
+        std::fs::read_to_string(&sshd.authorized_keys).expect("read"),
+        format!("# keys for the test host\n\nno-pty {UNMANAGED}\n")
+    );
+}
