@@ -16,7 +16,12 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     if let Ok(t) = s.parse::<TargetSpec>() {
-        assert_eq!(t.to_string(), s);
+        // The displayed form is canonical (e.g. `ssh://h:090` shows as `ssh://h:90`, which is
+        // what the inventory records): it parses to the same target and displays unchanged.
+        let shown = t.to_string();
+        let again = shown.parse::<TargetSpec>().expect("display parses");
+        assert_eq!(again, t);
+        assert_eq!(again.to_string(), shown);
     }
     if let Ok(p) = s.parse::<Purpose>() {
         assert_eq!(p.as_str(), s);

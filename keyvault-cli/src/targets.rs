@@ -2,8 +2,8 @@
 //! runpodctl does (the library reads no environment itself).
 
 use keyvault_core::{
-    ApiToken, Config, Error, FileTarget, RunpodClient, RunpodSettings, RunpodTarget, Target,
-    TargetError, TargetSpec, Targets,
+    ApiToken, Config, Error, FileTarget, RunpodClient, RunpodSettings, RunpodTarget, SshTarget,
+    Target, TargetError, TargetSpec, Targets,
 };
 use std::path::PathBuf;
 use std::time::Duration;
@@ -91,6 +91,9 @@ impl Targets for CliTargets<'_> {
     fn open(&self, spec: &TargetSpec) -> Result<Box<dyn Target>, Error> {
         if let TargetSpec::File { path } = spec {
             return Ok(Box::new(FileTarget::new(spec.clone(), path.clone())));
+        }
+        if let TargetSpec::Ssh { .. } = spec {
+            return Ok(Box::new(SshTarget::new(spec.clone())));
         }
         match spec.runpod_profile() {
             Some(profile) => {

@@ -146,6 +146,8 @@ pub struct Report {
 struct Opened<'a> {
     targets: &'a dyn Targets,
     open: BTreeMap<String, Box<dyn Target>>,
+    /// New keys generated in this run, decrypted, for targets that prove a key logs in.
+    identities: BTreeMap<KeyId, ssh_key::PrivateKey>,
 }
 
 impl<'a> Opened<'a> {
@@ -153,6 +155,7 @@ impl<'a> Opened<'a> {
         Opened {
             targets,
             open: BTreeMap::new(),
+            identities: BTreeMap::new(),
         }
     }
     fn get(&mut self, name: &str) -> Result<&mut Box<dyn Target>> {
@@ -383,11 +386,13 @@ impl Vault {
             callbacks.progress(Progress::Done);
             let comment =
                 (!old.comment().starts_with("keyvault:")).then(|| old.comment().to_owned());
+            let generated = generated?;
+            let decrypted = generated.clone();
             let new = self.write_key(
                 &mut inventory,
                 rng,
                 Prepared {
-                    key: generated?,
+                    key: generated,
                     purpose: item.purpose.clone(),
                     algorithm: item.algorithm,
                     expires_at: item.expires_at,
@@ -400,6 +405,10 @@ impl Vault {
                 KeyState::Pending,
             )?;
             key_mut(&mut inventory, new.id())?.rotated_from = Some(old.id().clone());
+            // write_key set the comment on its copy; the agent's copy gets the same.
+            let mut decrypted = decrypted;
+            decrypted.set_comment(new.comment());
+            opened.identities.insert(new.id().clone(), decrypted);
             inventory.journal.push(JournalEntry {
                 purpose: item.purpose.clone(),
                 old: old.id().clone(),
@@ -458,7 +467,14 @@ impl Vault {
         }
         for (name, entries) in per_target {
             let result = (|| -> Result<()> {
+                let identities: Vec<ssh_key::PrivateKey> = entries
+                    .iter()
+                    .filter_map(|&i| opened.identities.get(&inventory.journal[i].new).cloned())
+                    .collect();
                 let target = opened.get(&name)?;
+                for key in &identities {
+                    target.load_identity(key)?;
+                }
                 let swap = target.atomic_swap();
                 let mut add = Vec::new();
                 let mut remove = HashSet::new();

@@ -23,6 +23,18 @@ pub enum TargetSpec {
         /// The file.
         path: std::path::PathBuf,
     },
+    /// An `authorized_keys` file on a host, through the system OpenSSH client:
+    /// `ssh://[user@]host[:port][/absolute/path]` (default `~/.ssh/authorized_keys`).
+    Ssh {
+        /// The user to log in as (default: the SSH config's).
+        user: Option<String>,
+        /// The host name or address.
+        host: String,
+        /// The port (default: the SSH config's).
+        port: Option<u16>,
+        /// The file on the host.
+        path: Option<String>,
+    },
 }
 
 impl TargetSpec {
@@ -31,7 +43,7 @@ impl TargetSpec {
     pub fn runpod_profile(&self) -> Option<Option<&str>> {
         match self {
             TargetSpec::Runpod { profile } => Some(profile.as_deref()),
-            TargetSpec::File { .. } => None,
+            TargetSpec::File { .. } | TargetSpec::Ssh { .. } => None,
         }
     }
 }
@@ -42,6 +54,22 @@ impl fmt::Display for TargetSpec {
             TargetSpec::Runpod { profile: None } => f.write_str("runpod"),
             TargetSpec::Runpod { profile: Some(p) } => write!(f, "runpod:{p}"),
             TargetSpec::File { path } => write!(f, "file:{}", path.display()),
+            TargetSpec::Ssh {
+                user,
+                host,
+                port,
+                path,
+            } => {
+                f.write_str("ssh://")?;
+                if let Some(u) = user {
+                    write!(f, "{u}@")?;
+                }
+                f.write_str(host)?;
+                if let Some(p) = port {
+                    write!(f, ":{p}")?;
+                }
+                f.write_str(path.as_deref().unwrap_or(""))
+            }
         }
     }
 }
@@ -82,10 +110,71 @@ impl FromStr for TargetSpec {
                 path: path.to_owned(),
             });
         }
+        if let Some(rest) = s.strip_prefix("ssh://") {
+            return parse_ssh(rest).map_err(bad);
+        }
         Err(bad(
-            "expected runpod, runpod:PROFILE or file:/path/to/authorized_keys",
+            "expected runpod, runpod:PROFILE, file:/path/to/authorized_keys or ssh://[user@]host[:port][/path]",
         ))
     }
+}
+
+/// Parses the part of an `ssh://` target after the scheme. Everything is checked against
+/// tight character sets, because it reaches a command line and a remote shell.
+fn parse_ssh(rest: &str) -> Result<TargetSpec, &'static str> {
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], Some(&rest[i..])),
+        None => (rest, None),
+    };
+    let (user, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            Some(
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or("the port must be a number from 1 to 65535")?,
+            ),
+        ),
+        None => (hostport, None),
+    };
+    let name_ok = |v: &str| {
+        !v.is_empty()
+            && !v.starts_with(['-', '.'])
+            && v.len() <= 253
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-_".contains(&b))
+    };
+    if !name_ok(host) {
+        return Err("the host may contain only letters, digits, '.', '-' and '_'");
+    }
+    if let Some(u) = user
+        && !name_ok(u)
+    {
+        return Err("the user may contain only letters, digits, '.', '-' and '_'");
+    }
+    if let Some(p) = path
+        && (p.len() < 2
+            || p.contains("/../")
+            || p.ends_with("/..")
+            || !p
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b)))
+    {
+        return Err(
+            "the path must be absolute, without '..', and contain only letters, digits, '/', '.', '_' and '-'",
+        );
+    }
+    Ok(TargetSpec::Ssh {
+        user: user.map(ToOwned::to_owned),
+        host: host.to_owned(),
+        port,
+        path: path.map(ToOwned::to_owned),
+    })
 }
 
 /// What a successful [`Target::apply`] did.
@@ -131,6 +220,16 @@ pub trait Target {
     /// comment; `authorized_keys`: the same with options such as `expiry-time=`).
     fn line(&self, record: &crate::KeyRecord) -> String {
         record.deploy_line()
+    }
+
+    /// Gives the target a decrypted private key it may use to prove that the key logs in
+    /// after adding it (SSH targets). The default ignores it.
+    ///
+    /// # Errors
+    ///
+    /// When the key cannot be loaded.
+    fn load_identity(&mut self, _key: &ssh_key::PrivateKey) -> Result<(), Error> {
+        Ok(())
     }
 
     /// Whether adding a key and removing another can happen in one atomic write.
@@ -444,5 +543,315 @@ impl Target for FileTarget {
             wrote: true,
             present,
         })
+    }
+}
+
+/// An `authorized_keys` file on a host, edited through the system `ssh` client in BatchMode,
+/// so the user's `~/.ssh/config`, ProxyJump and known_hosts apply. Edits are atomic on the
+/// host (temp file and rename) and refused if the file changed since it was read. A key
+/// given with [`Target::load_identity`] goes into a private ssh-agent, and after it is added
+/// keyvault proves that it logs in before reporting success.
+#[derive(Debug)]
+pub struct SshTarget {
+    spec: TargetSpec,
+    agent: Option<crate::agent::PrivateAgent>,
+    identities: Vec<(String, String)>,
+}
+
+impl SshTarget {
+    /// The host `spec` names (a [`TargetSpec::Ssh`]).
+    #[must_use]
+    pub fn new(spec: TargetSpec) -> Self {
+        SshTarget {
+            spec,
+            agent: None,
+            identities: Vec::new(),
+        }
+    }
+
+    fn parts(&self) -> (Option<&str>, &str, Option<u16>, String) {
+        match &self.spec {
+            TargetSpec::Ssh {
+                user,
+                host,
+                port,
+                path,
+            } => (
+                user.as_deref(),
+                host.as_str(),
+                *port,
+                path.as_ref().map_or_else(
+                    || "\"$HOME/.ssh/authorized_keys\"".to_owned(),
+                    |p| format!("'{p}'"),
+                ),
+            ),
+            _ => (None, "", None, String::new()),
+        }
+    }
+
+    fn command(&self, extra: &[&std::ffi::OsStr], remote: &str) -> std::process::Command {
+        let (user, host, port, _) = self.parts();
+        let mut c = std::process::Command::new("ssh");
+        c.args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=15",
+            "-o",
+            "LogLevel=ERROR",
+        ]);
+        if let Some(p) = port {
+            c.arg("-p").arg(p.to_string());
+        }
+        if let Some(u) = user {
+            c.arg("-l").arg(u);
+        }
+        c.args(extra).arg("--").arg(host).arg(remote);
+        c
+    }
+
+    fn run(&self, remote: &str, stdin: Option<&[u8]>) -> Result<Vec<u8>, TargetError> {
+        let mut attempts: Vec<Vec<std::ffi::OsString>> = vec![Vec::new()];
+        // Once a rotation has made the new key active, the user's own setup may only know
+        // the (encrypted) new key: fall back to keyvault's agent, which holds it decrypted.
+        if let Some(agent) = &self.agent {
+            attempts.push(vec![
+                "-o".into(),
+                format!("IdentityAgent={}", agent.socket().display()).into(),
+            ]);
+        }
+        let mut last = String::new();
+        for extra in attempts {
+            let extra: Vec<&std::ffi::OsStr> =
+                extra.iter().map(std::ffi::OsString::as_os_str).collect();
+            let out = run_with_input(self.command(&extra, remote), stdin)
+                .map_err(|e| self.unreachable(&e.to_string()))?;
+            if out.status.success() {
+                return Ok(out.stdout);
+            }
+            last = String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .lines()
+                .last()
+                .unwrap_or("")
+                .to_owned();
+            if out.status.code() != Some(255) {
+                break;
+            }
+        }
+        Err(self.unreachable(if last.is_empty() { "ssh failed" } else { &last }))
+    }
+
+    fn unreachable(&self, reason: &str) -> TargetError {
+        TargetError::Unreachable {
+            target: self.spec.to_string(),
+            reason: reason
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(300)
+                .collect(),
+        }
+    }
+
+    /// The file's content, `None` if it does not exist.
+    fn read(&self) -> Result<Option<String>, TargetError> {
+        let (_, _, _, path) = self.parts();
+        let script = format!(
+            "f={path}; if [ -f \"$f\" ]; then printf 'present\\n'; cat -- \"$f\"; \
+             elif [ -e \"$f\" ]; then echo \"$f is not a regular file\" >&2; exit 3; else printf 'missing\\n'; fi"
+        );
+        let out = self.run(&script, None)?;
+        let text =
+            String::from_utf8(out).map_err(|_| self.unreachable("the file is not UTF-8 text"))?;
+        match text.split_once('\n') {
+            Some(("present", rest)) => Ok(Some(rest.to_owned())),
+            Some(("missing", _)) => Ok(None),
+            _ => Err(self.unreachable("unexpected answer from the host")),
+        }
+    }
+
+    fn verify_login(&self, public_line: &str) -> Result<(), TargetError> {
+        let Some(agent) = &self.agent else {
+            return Ok(());
+        };
+        let dir = agent
+            .socket()
+            .parent()
+            .unwrap_or(std::path::Path::new("/tmp"));
+        let public = dir.join("verify.pub");
+        std::fs::write(&public, format!("{public_line}\n"))
+            .map_err(|e| self.unreachable(&e.to_string()))?;
+        // Only the new key may be offered, but the user's config can add identity files that
+        // no option removes. So take the host's effective settings from `ssh -G`, keep what
+        // reaching it needs, and connect with no config file at all.
+        let (user, host, port, _) = self.parts();
+        let mut probe = std::process::Command::new("ssh");
+        probe.arg("-G");
+        if let Some(p) = port {
+            probe.arg("-p").arg(p.to_string());
+        }
+        if let Some(u) = user {
+            probe.arg("-l").arg(u);
+        }
+        probe.arg("--").arg(host);
+        let resolved = run_with_input(probe, None).map_err(|e| self.unreachable(&e.to_string()))?;
+        let resolved = String::from_utf8_lossy(&resolved.stdout).into_owned();
+        let mut cmd = std::process::Command::new("ssh");
+        cmd.args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=15",
+            "-o",
+            "LogLevel=ERROR",
+        ]);
+        cmd.args(["-o", "IdentitiesOnly=yes", "-o"])
+            .arg(format!("IdentityAgent={}", agent.socket().display()));
+        cmd.arg("-i").arg(&public);
+        for line in resolved.lines() {
+            let Some((key, value)) = line.split_once(' ') else {
+                continue;
+            };
+            let option = match key {
+                "hostname" => "HostName",
+                "port" => "Port",
+                "user" => "User",
+                "proxyjump" => "ProxyJump",
+                "proxycommand" => "ProxyCommand",
+                "userknownhostsfile" => "UserKnownHostsFile",
+                "globalknownhostsfile" => "GlobalKnownHostsFile",
+                "stricthostkeychecking" => "StrictHostKeyChecking",
+                "hostkeyalias" => "HostKeyAlias",
+                _ => continue,
+            };
+            if value != "none" {
+                cmd.arg("-o").arg(format!("{option}={value}"));
+            }
+        }
+        cmd.arg("--").arg(host).arg("true");
+        let out = run_with_input(cmd, None).map_err(|e| self.unreachable(&e.to_string()))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(self.unreachable(
+                "the new key was added but does not log in; the old key was left in place",
+            ))
+        }
+    }
+}
+
+fn run_with_input(
+    mut cmd: std::process::Command,
+    stdin: Option<&[u8]>,
+) -> std::io::Result<std::process::Output> {
+    use std::io::Write;
+    use std::process::Stdio;
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(data)?;
+    }
+    child.wait_with_output()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use ssh_key::sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Target for SshTarget {
+    fn spec(&self) -> &TargetSpec {
+        &self.spec
+    }
+
+    fn list(&mut self) -> Result<Vec<RemoteKey>, TargetError> {
+        Ok(FileTarget::entries(&self.read()?.unwrap_or_default()))
+    }
+
+    fn line(&self, record: &crate::KeyRecord) -> String {
+        record.authorized_keys_line()
+    }
+
+    fn load_identity(&mut self, key: &ssh_key::PrivateKey) -> Result<(), Error> {
+        if self.agent.is_none() {
+            self.agent = Some(crate::agent::PrivateAgent::start(std::path::Path::new(
+                "/tmp",
+            ))?);
+        }
+        if let Some(agent) = &self.agent {
+            agent.add(key, 600)?;
+        }
+        let public = key.public_key();
+        let line = public
+            .to_openssh()
+            .map_err(|e| crate::error::KeyError::Crypto {
+                operation: "encode",
+                reason: e.to_string(),
+            })?;
+        self.identities.push((
+            public.fingerprint(ssh_key::HashAlg::Sha256).to_string(),
+            line,
+        ));
+        Ok(())
+    }
+
+    fn apply(
+        &mut self,
+        add: &[AddKey],
+        remove: &HashSet<String>,
+        hook: Hook<'_>,
+    ) -> Result<Applied, Error> {
+        let name = self.spec.to_string();
+        let current = self.read()?;
+        let text = current.clone().unwrap_or_default();
+        let edited = crate::authorized_keys::edit(&text, add, remove);
+        let wrote = current.is_none() || edited != text;
+        if wrote {
+            let (_, _, _, path) = self.parts();
+            let expected = current
+                .as_ref()
+                .map_or_else(|| "none".to_owned(), |t| sha256_hex(t.as_bytes()));
+            let script = format!(
+                "set -e; f={path}; d=$(dirname -- \"$f\"); umask 077; mkdir -p -- \"$d\"; \
+                 if [ -f \"$f\" ]; then cur=$(sha256sum < \"$f\" | cut -d' ' -f1); else cur=none; fi; \
+                 if [ \"$cur\" != {expected} ]; then echo \"$f changed since keyvault read it\" >&2; exit 4; fi; \
+                 t=$(mktemp \"$d/.authorized_keys.keyvault.XXXXXX\"); cat > \"$t\"; \
+                 if [ -f \"$f\" ]; then chmod --reference=\"$f\" \"$t\" 2>/dev/null || chmod 600 \"$t\"; else chmod 600 \"$t\"; fi; \
+                 mv -f -- \"$t\" \"$f\""
+            );
+            hook(&format!("write:{name}"))?;
+            self.run(&script, Some(edited.as_bytes()))?;
+            hook(&format!("written:{name}"))?;
+        }
+        let after = self.read()?.unwrap_or_default();
+        let present = crate::authorized_keys::fingerprints(&after);
+        let missing = add
+            .iter()
+            .any(|a| !remove.contains(&a.fingerprint) && !present.contains(&a.fingerprint));
+        if missing || remove.iter().any(|f| present.contains(f)) {
+            return Err(TargetError::Interference {
+                target: name,
+                what: "the file does not hold what keyvault wrote".to_owned(),
+            }
+            .into());
+        }
+        // Prove that every added key keyvault holds decrypted logs in.
+        for a in add {
+            if let Some((_, line)) = self.identities.iter().find(|(fp, _)| fp == &a.fingerprint) {
+                self.verify_login(line)?;
+            }
+        }
+        Ok(Applied { wrote, present })
     }
 }

@@ -546,7 +546,42 @@ fn table_of_bad_input_for_lifecycle_commands_and_environment() {
             &["deploy", "personal", "--to", "nowhere"],
             no_env,
             2,
-            "invalid target \"nowhere\": expected runpod, runpod:PROFILE or file:/path/to/authorized_keys",
+            "invalid target \"nowhere\": expected runpod, runpod:PROFILE, file:/path/to/authorized_keys or ssh://[user@]host[:port][/path]",
+        ),
+        (
+            &[
+                "deploy",
+                "personal",
+                "--to",
+                "ssh://-oProxyCommand=touch_pwned",
+            ],
+            no_env,
+            2,
+            "the host may contain only letters",
+        ),
+        (
+            &["deploy", "personal", "--to", "ssh://host:99999"],
+            no_env,
+            2,
+            "the port must be a number from 1 to 65535",
+        ),
+        (
+            &["deploy", "personal", "--to", "ssh://host/../etc/passwd"],
+            no_env,
+            2,
+            "the path must be absolute, without '..'",
+        ),
+        (
+            &["deploy", "personal", "--to", "ssh://host/a'b"],
+            no_env,
+            2,
+            "the path must be absolute",
+        ),
+        (
+            &["deploy", "personal", "--to", "ssh://us$er@host"],
+            no_env,
+            2,
+            "the user may contain only letters",
         ),
         (
             &[

@@ -211,3 +211,145 @@ fn rotation_on_an_authorized_keys_file_moves_logins_to_the_new_key() {
         format!("# keys for the test host\n\nno-pty {UNMANAGED}\n")
     );
 }
+
+/// The user's SSH setup for a test: an admin key sshd trusts and the server's host key in
+/// known_hosts, given to keyvault's `ssh` through a wrapper first on PATH (OpenSSH finds
+/// ~/.ssh from the password database, not $HOME, so the test cannot just set HOME).
+fn user_ssh_setup(v: &Vault, sshd: &Sshd) -> String {
+    let dir = v.root.join("user-ssh");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let admin = dir.join("admin_key");
+    crate::support::openssh(
+        "ssh-keygen",
+        &["-q", "-t", "ed25519", "-f", admin.to_str().expect("utf8")],
+        "",
+        &v.root,
+    )
+    .expect(0);
+    let admin_pub = std::fs::read_to_string(dir.join("admin_key.pub")).expect("pub");
+    let host_pub =
+        std::fs::read_to_string(v.root.join("server/ssh_host_ed25519_key.pub")).expect("host key");
+    std::fs::write(
+        dir.join("known_hosts"),
+        format!("[127.0.0.1]:{} {host_pub}", sshd.port),
+    )
+    .expect("known_hosts");
+    let config = dir.join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host *\n  UserKnownHostsFile {0}/known_hosts\n  StrictHostKeyChecking yes\n  IdentityFile {0}/admin_key\n",
+            dir.display()
+        ),
+    )
+    .expect("config");
+    let bin = dir.join("bin");
+    std::fs::create_dir(&bin).expect("mkdir");
+    std::fs::write(
+        bin.join("ssh"),
+        format!(
+            "#!/bin/sh\nexec /usr/bin/ssh -F {} \"$@\"\n",
+            config.display()
+        ),
+    )
+    .expect("wrapper");
+    crate::support::chmod(&bin.join("ssh"), 0o755);
+    v.set_env(
+        "PATH",
+        &format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    );
+    let mut text = std::fs::read_to_string(&sshd.authorized_keys).expect("read");
+    text.push_str(&admin_pub);
+    std::fs::write(&sshd.authorized_keys, &text).expect("write");
+    text
+}
+
+#[test]
+fn rotation_on_an_ssh_host_proves_the_new_key_before_removing_the_old() {
+    let (v, sshd, _) = setup();
+    let before = user_ssh_setup(&v, &sshd);
+    let target = format!(
+        "ssh://root@127.0.0.1:{}{}",
+        sshd.port,
+        sshd.authorized_keys.display()
+    );
+    v.new_key("personal", &[]);
+    v.run(&["deploy", "personal", "--to", &target])
+        .expect(0)
+        .no_secrets();
+    let current = v.home.join("current/personal");
+    assert_eq!(sshd.ssh(&current, PASS, "true").code, 0);
+    let old = v.home.join("keys/personal-1");
+
+    v.run(&["rotate", "personal", "--passphrase-env", "KV_PASS2"])
+        .expect(0)
+        .no_secrets();
+    assert_eq!(
+        sshd.ssh(&current, PASS2, "true").code,
+        0,
+        "the new key does not log in"
+    );
+    assert_ne!(
+        sshd.ssh(&old, PASS, "true").code,
+        0,
+        "the old key still logs in"
+    );
+    let text = std::fs::read_to_string(&sshd.authorized_keys).expect("read");
+    assert!(
+        text.starts_with(&before),
+        "unrelated lines changed:\n{text}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.contains("keyvault:")).count(),
+        1,
+        "{text}"
+    );
+    let status = v.run(&["--json", "status"]).expect(0).json();
+    assert_eq!(status["targets"][0]["target"], target);
+    v.run(&["revoke", "personal"]).expect(0);
+    assert_eq!(
+        std::fs::read_to_string(&sshd.authorized_keys).expect("read"),
+        before
+    );
+}
+
+#[test]
+fn an_ssh_rotation_whose_new_key_cannot_log_in_keeps_the_old_key() {
+    let (v, sshd, _) = setup();
+    user_ssh_setup(&v, &sshd);
+    // keyvault edits a file sshd does not read: the new key gets "added" but cannot log in.
+    let decoy = v.root.join("server/decoy_authorized_keys");
+    let target = format!("ssh://root@127.0.0.1:{}{}", sshd.port, decoy.display());
+    v.new_key("personal", &[]);
+    v.run(&["deploy", "personal", "--to", &target]).expect(0);
+    let run = v
+        .run(&["rotate", "personal", "--passphrase-env", "KV_PASS2"])
+        .expect(1)
+        .no_secrets();
+    assert!(
+        run.stderr
+            .contains("the new key was added but does not log in; the old key was left in place"),
+        "{}",
+        run.stderr
+    );
+    // Nothing was promoted or removed: personal-1 is still the active key and still deployed.
+    assert_eq!(
+        v.run(&["--json", "show", "personal"]).json()["id"],
+        "personal-1"
+    );
+    assert!(
+        std::fs::read_to_string(&decoy)
+            .expect("read")
+            .contains("keyvault:personal-1")
+    );
+    v.run(&["rotate", "--abort", "personal"]).expect(0);
+    let text = std::fs::read_to_string(&decoy).expect("read");
+    assert!(
+        text.contains("keyvault:personal-1") && !text.contains("keyvault:personal-2"),
+        "{text}"
+    );
+}
