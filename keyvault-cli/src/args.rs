@@ -109,10 +109,12 @@ keyvault mint --purpose backup --ttl 30m --from 10.0.0.0/8 --force-command /usr/
 --passphrase-env BACKUP_PASS --deploy runpod"
     )]
     Mint(MintArgs),
-    /// Trust a key at a target: runpod, runpod:PROFILE, or file:/path/to/authorized_keys.
+    /// Trust a key at a target: runpod, runpod:PROFILE, file:/path or ssh://[user@]host[:port][/path].
     #[command(
         after_help = "Adding is idempotent; the key is verified by reading the target back.\n\n\
-Examples:\n  keyvault deploy personal --to runpod\n  keyvault deploy team-3 --to runpod:team"
+Examples:\n  keyvault deploy personal --to runpod\n  keyvault deploy team-3 --to runpod:team\n  \
+keyvault deploy personal --to file:/home/me/.ssh/authorized_keys\n  \
+keyvault deploy personal --to ssh://deploy@build-01.example.com"
     )]
     Deploy(DeployArgs),
     /// Remove a key from every target it is deployed to and mark it revoked.
@@ -260,8 +262,8 @@ pub struct StatusArgs {
 pub struct DeployArgs {
     /// A key id or a purpose (its active key).
     pub key: String,
-    /// Where: runpod, runpod:PROFILE (a [runpod.PROFILE] table in config.toml), or
-    /// file:/absolute/path/to/authorized_keys.
+    /// Where: runpod, runpod:PROFILE (a [runpod.PROFILE] table in config.toml),
+    /// file:/absolute/path/to/authorized_keys, or ssh://[user@]host[:port][/path].
     #[arg(long, value_name = "TARGET")]
     pub to: String,
 }
@@ -284,7 +286,7 @@ pub struct MintArgs {
     /// The only command the key may run.
     #[arg(long, value_name = "CMD")]
     pub force_command: Option<String>,
-    /// Deploy to this target (repeatable): runpod, runpod:PROFILE, file:/path.
+    /// Deploy to this target (repeatable): runpod, runpod:PROFILE, file:/path, ssh://host.
     #[arg(long, value_name = "TARGET")]
     pub deploy: Vec<String>,
     /// Also write the private key here (a new 0600 file), or `-` for standard output.
