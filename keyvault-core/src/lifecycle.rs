@@ -1213,23 +1213,11 @@ impl Vault {
     ) -> Result<Minted> {
         let purpose = &request.purpose;
         let policy = self.config.policy(purpose);
-        let algorithm = request.algorithm.unwrap_or(policy.default_algorithm());
-        if !algorithm.is_generatable() {
-            return Err(InputError::CannotGenerate {
-                algorithm: algorithm.to_string(),
-            }
-            .into());
-        }
-        policy.check_algorithm(purpose, algorithm)?;
+        let algorithm = Self::algorithm_for(purpose, policy, request.algorithm)?;
         policy.check_ttl(purpose, request.ttl)?;
         check_scope(&request.scope)?;
-        if let Some(c) = &request.comment
-            && (c.len() > 256 || c.chars().any(char::is_control))
-        {
-            return Err(InputError::Comment {
-                reason: "contains a line break or control character, or is longer than 256 bytes",
-            }
-            .into());
+        if let Some(c) = &request.comment {
+            Self::check_comment(c)?;
         }
         if request.unencrypted && policy.passphrase() == PassphraseRule::Required {
             return Err(crate::error::PolicyError::PassphraseRequired {

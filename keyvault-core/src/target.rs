@@ -425,6 +425,28 @@ mod tests {
     }
 }
 
+/// Checks an `authorized_keys` file read back after a write: every added key is there,
+/// every removed key gone. Returns the fingerprints present.
+fn read_back(
+    name: &str,
+    text: &str,
+    add: &[AddKey],
+    remove: &HashSet<String>,
+) -> Result<HashSet<String>, Error> {
+    let present = crate::authorized_keys::fingerprints(text);
+    let missing = add
+        .iter()
+        .any(|a| !remove.contains(&a.fingerprint) && !present.contains(&a.fingerprint));
+    if missing || remove.iter().any(|f| present.contains(f)) {
+        return Err(TargetError::Interference {
+            target: name.to_owned(),
+            what: "the file does not hold what keyvault wrote".to_owned(),
+        }
+        .into());
+    }
+    Ok(present)
+}
+
 /// An `authorized_keys` file on this machine. Edits keep every other line byte for byte,
 /// are atomic (temp file beside it, fsync, rename) and keep the file's mode; a symlink at
 /// the path is not written through.
@@ -527,18 +549,7 @@ impl Target for FileTarget {
             crate::fsutil::Replace::Yes,
         )?;
         hook(&format!("written:{name}"))?;
-        let after = self.read()?.unwrap_or_default();
-        let present = crate::authorized_keys::fingerprints(&after);
-        let missing = add
-            .iter()
-            .any(|a| !remove.contains(&a.fingerprint) && !present.contains(&a.fingerprint));
-        if missing || remove.iter().any(|f| present.contains(f)) {
-            return Err(TargetError::Interference {
-                target: name,
-                what: "the file does not hold what keyvault wrote".to_owned(),
-            }
-            .into());
-        }
+        let present = read_back(&name, &self.read()?.unwrap_or_default(), add, remove)?;
         Ok(Applied {
             wrote: true,
             present,
@@ -834,18 +845,7 @@ impl Target for SshTarget {
             self.run(&script, Some(edited.as_bytes()))?;
             hook(&format!("written:{name}"))?;
         }
-        let after = self.read()?.unwrap_or_default();
-        let present = crate::authorized_keys::fingerprints(&after);
-        let missing = add
-            .iter()
-            .any(|a| !remove.contains(&a.fingerprint) && !present.contains(&a.fingerprint));
-        if missing || remove.iter().any(|f| present.contains(f)) {
-            return Err(TargetError::Interference {
-                target: name,
-                what: "the file does not hold what keyvault wrote".to_owned(),
-            }
-            .into());
-        }
+        let present = read_back(&name, &self.read()?.unwrap_or_default(), add, remove)?;
         // Prove that every added key keyvault holds decrypted logs in.
         for a in add {
             if let Some((_, line)) = self.identities.iter().find(|(fp, _)| fp == &a.fingerprint) {

@@ -357,7 +357,25 @@ impl Vault {
         Ok(at)
     }
 
-    fn check_comment(comment: &str) -> Result<()> {
+    /// The algorithm a new key of `purpose` gets: `requested`, else the policy's default;
+    /// it must be one keyvault generates and the policy allows.
+    pub(crate) fn algorithm_for(
+        purpose: &Purpose,
+        policy: &Policy,
+        requested: Option<Algorithm>,
+    ) -> Result<Algorithm> {
+        let algorithm = requested.unwrap_or(policy.default_algorithm());
+        if !algorithm.is_generatable() {
+            return Err(InputError::CannotGenerate {
+                algorithm: algorithm.to_string(),
+            }
+            .into());
+        }
+        policy.check_algorithm(purpose, algorithm)?;
+        Ok(algorithm)
+    }
+
+    pub(crate) fn check_comment(comment: &str) -> Result<()> {
         if comment.len() > 256 {
             return Err(InputError::Comment {
                 reason: "longer than 256 bytes",
@@ -419,14 +437,7 @@ impl Vault {
     ) -> Result<KeyRecord> {
         let purpose = &request.purpose;
         let policy = self.config.policy(purpose);
-        let algorithm = request.algorithm.unwrap_or(policy.default_algorithm());
-        if !algorithm.is_generatable() {
-            return Err(InputError::CannotGenerate {
-                algorithm: algorithm.to_string(),
-            }
-            .into());
-        }
-        policy.check_algorithm(purpose, algorithm)?;
+        let algorithm = Self::algorithm_for(purpose, policy, request.algorithm)?;
         let now = self.now();
         let expires_at = self.resolve_expiry(purpose, policy, request.expiry, now)?;
         if let Some(c) = &request.comment {
