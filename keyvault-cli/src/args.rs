@@ -146,6 +146,9 @@ Examples:\n  keyvault scan\n  keyvault scan ~/.ssh /srv/deploy/.ssh --fail-on me
 For cron: `keyvault scan --json > scan.json || alert`."
     )]
     Scan(ScanArgs),
+    /// Load a key into ssh-agent for a limited time, or take it out again.
+    #[command(subcommand)]
+    Agent(AgentCommand),
     /// The RunPod account: its keys and its pods.
     #[command(subcommand)]
     Runpod(RunpodCommand),
@@ -355,6 +358,44 @@ pub struct PruneArgs {
     /// Do not ask for confirmation.
     #[arg(long, short)]
     pub yes: bool,
+}
+
+/// `keyvault agent …`.
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Decrypt a key and add it to the agent at $SSH_AUTH_SOCK with a lifetime.
+    #[command(
+        after_help = "The lifetime defaults to the shorter of the key's remaining validity and 8 hours, \
+and never outlasts the key. Expired and revoked keys are refused.\n\n\
+Examples:\n  keyvault agent add personal\n  keyvault agent add personal --lifetime 1h --confirm"
+    )]
+    Add(AgentAddArgs),
+    /// Remove a key from the agent at $SSH_AUTH_SOCK.
+    #[command(after_help = "Examples:\n  keyvault agent remove personal")]
+    Remove(AgentRemoveArgs),
+}
+
+/// `keyvault agent add`.
+#[derive(Debug, Args)]
+pub struct AgentAddArgs {
+    /// A key id or a purpose (its active key).
+    pub key: String,
+    /// How long the agent keeps it (e.g. 1h; default: 8h or until the key expires).
+    #[arg(long, value_name = "DURATION")]
+    pub lifetime: Option<String>,
+    /// Ask for confirmation each time the key is used.
+    #[arg(long)]
+    pub confirm: bool,
+    /// Where the key's passphrase comes from.
+    #[command(flatten)]
+    pub passphrase: PassphraseSource,
+}
+
+/// `keyvault agent remove`.
+#[derive(Debug, Args)]
+pub struct AgentRemoveArgs {
+    /// A key id or a purpose (its active key).
+    pub key: String,
 }
 
 /// `keyvault runpod …`.

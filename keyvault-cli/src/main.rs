@@ -523,6 +523,41 @@ fn run(cli: Cli) -> Result<Done, Failure> {
                 return Ok(Done::Problems);
             }
         }
+        Command::Agent(cmd) => {
+            let socket = std::env::var_os("SSH_AUTH_SOCK")
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .ok_or_else(|| Failure::Usage("no ssh-agent: SSH_AUTH_SOCK is not set (start one with `eval $(ssh-agent)`)".to_owned()))?;
+            match cmd {
+                args::AgentCommand::Add(a) => {
+                    let lifetime = a.lifetime.as_deref().map(str::parse::<Span>).transpose()?;
+                    let src = source(&a.passphrase);
+                    let mut callbacks =
+                        CliCallbacks::new(src.clone(), src, cli.no_input, show_progress);
+                    let (key, secs) =
+                        vault.agent_add(&a.key, &socket, lifetime, a.confirm, &mut callbacks)?;
+                    if json {
+                        print_json(
+                            &json!({"key": key.id(), "fingerprint": key.fingerprint(), "lifetime_secs": secs}),
+                        );
+                    } else {
+                        println!(
+                            "added {} to the agent for {}",
+                            key.id(),
+                            Span::from_secs(u64::from(secs))
+                        );
+                    }
+                }
+                args::AgentCommand::Remove(a) => {
+                    let key = vault.agent_remove(&a.key, &socket)?;
+                    if json {
+                        print_json(&json!({"key": key.id(), "fingerprint": key.fingerprint()}));
+                    } else {
+                        println!("removed {} from the agent", key.id());
+                    }
+                }
+            }
+        }
         Command::Runpod(RunpodCommand::Keys(a)) => {
             let spec: TargetSpec = a.target.parse()?;
             let keys = vault.remote_keys(&spec, &remote)?;

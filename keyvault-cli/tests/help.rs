@@ -33,6 +33,13 @@ fn every_command_has_help_with_an_example() {
         "status",
         "log",
         "completions",
+        "deploy",
+        "revoke",
+        "rotate",
+        "sweep",
+        "prune",
+        "scan",
+        "mint",
     ] {
         let (code, stdout, _) = keyvault(&[cmd, "--help"]);
         assert_eq!(code, 0, "{cmd}");
@@ -56,6 +63,23 @@ fn completions_for_each_shell() {
         assert!(
             stdout.contains("passwd"),
             "{shell} completions lack subcommands"
+        );
+    }
+}
+
+#[test]
+fn subcommand_groups_have_help_with_an_example() {
+    for (group, cmd) in [
+        ("runpod", "keys"),
+        ("runpod", "pods"),
+        ("agent", "add"),
+        ("agent", "remove"),
+    ] {
+        let (code, stdout, _) = keyvault(&[group, cmd, "--help"]);
+        assert_eq!(code, 0, "{group} {cmd}");
+        assert!(
+            stdout.contains("Examples:\n  keyvault "),
+            "{group} {cmd} --help has no example:\n{stdout}"
         );
     }
 }

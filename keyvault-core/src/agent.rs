@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 const SSH_AGENTC_ADD_IDENTITY: u8 = 17;
 const SSH_AGENTC_ADD_ID_CONSTRAINED: u8 = 25;
 const SSH_AGENT_CONSTRAIN_LIFETIME: u8 = 1;
+const SSH_AGENT_CONSTRAIN_CONFIRM: u8 = 2;
+const SSH_AGENTC_REMOVE_IDENTITY: u8 = 18;
 const SSH_AGENT_SUCCESS: u8 = 6;
 
 /// Adds a decrypted `key` to the agent at `socket`, removed by the agent after
@@ -28,6 +30,20 @@ pub fn add_identity(
     key: &PrivateKey,
     lifetime_secs: Option<u32>,
 ) -> Result<(), Error> {
+    add_identity_with(socket, key, lifetime_secs, false)
+}
+
+/// [`add_identity`], and with `confirm` the agent asks before each use of the key.
+///
+/// # Errors
+///
+/// As [`add_identity`].
+pub fn add_identity_with(
+    socket: &Path,
+    key: &PrivateKey,
+    lifetime_secs: Option<u32>,
+    confirm: bool,
+) -> Result<(), Error> {
     if key.is_encrypted() {
         return Err(KeyError::Crypto {
             operation: "load",
@@ -40,7 +56,7 @@ pub fn add_identity(
         reason: e.to_string(),
     };
     let mut body = zeroize::Zeroizing::new(Vec::new());
-    body.push(if lifetime_secs.is_some() {
+    body.push(if lifetime_secs.is_some() || confirm {
         SSH_AGENTC_ADD_ID_CONSTRAINED
     } else {
         SSH_AGENTC_ADD_IDENTITY
@@ -54,6 +70,31 @@ pub fn add_identity(
         body.push(SSH_AGENT_CONSTRAIN_LIFETIME);
         body.extend_from_slice(&secs.to_be_bytes());
     }
+    if confirm {
+        body.push(SSH_AGENT_CONSTRAIN_CONFIRM);
+    }
+    request(socket, &body)
+}
+
+/// Removes the key with this public half from the agent at `socket`.
+///
+/// # Errors
+///
+/// I/O errors; an error if the agent does not hold the key.
+pub fn remove_identity(socket: &Path, public: &ssh_key::PublicKey) -> Result<(), Error> {
+    let encode = |e: ssh_key::encoding::Error| KeyError::Crypto {
+        operation: "encode",
+        reason: e.to_string(),
+    };
+    let mut blob = Vec::new();
+    public.key_data().encode(&mut blob).map_err(encode)?;
+    let mut body = vec![SSH_AGENTC_REMOVE_IDENTITY];
+    blob.as_slice().encode(&mut body).map_err(encode)?;
+    request(socket, &body)
+}
+
+/// Sends one agent request and expects SSH_AGENT_SUCCESS.
+fn request(socket: &Path, body: &[u8]) -> Result<(), Error> {
     let io = |source| StoreError::Io {
         operation: "talk to ssh-agent at",
         path: socket.to_owned(),
@@ -65,7 +106,7 @@ pub fn add_identity(
         .map_err(io)?;
     let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
     stream.write_all(&len.to_be_bytes()).map_err(io)?;
-    stream.write_all(&body).map_err(io)?;
+    stream.write_all(body).map_err(io)?;
     let mut header = [0u8; 4];
     stream.read_exact(&mut header).map_err(io)?;
     let n = u32::from_be_bytes(header) as usize;

@@ -1028,6 +1028,90 @@ impl Vault {
             .collect()
     }
 
+    /// Loads a key into the ssh-agent at `socket`: decrypted with the passphrase from
+    /// `callbacks`, sent over the agent's socket only, for at most `lifetime` and never
+    /// beyond the key's expiry (default: the shorter of the remaining validity and 8 hours),
+    /// with `confirm` asking before each use. Returns the record and the lifetime set, in
+    /// seconds. Revoked and expired keys are refused.
+    ///
+    /// # Errors
+    ///
+    /// As [`Vault::find`]; [`InputError::Request`] for revoked or expired keys;
+    /// [`KeyError::Decrypt`]; errors from the agent.
+    pub fn agent_add(
+        &self,
+        selector: &str,
+        socket: &Path,
+        lifetime: Option<Span>,
+        confirm: bool,
+        callbacks: &mut dyn Callbacks,
+    ) -> Result<(KeyRecord, u32)> {
+        let mut inventory = self.store.load()?;
+        let record = self.find(&inventory, selector)?.clone();
+        let now = self.now();
+        if record.state() == KeyState::Revoked || record.is_expired_at(now) {
+            return Err(InputError::Request {
+                message: format!(
+                    "key {} is {}; only live keys go into an agent",
+                    record.id(),
+                    record.display_state_at(now)
+                ),
+            }
+            .into());
+        }
+        let wanted = lifetime.map_or(8 * 3600, Span::as_secs);
+        let remaining = record.expires_at().map_or(u64::MAX, |at| {
+            u64::try_from((at - now).num_seconds()).unwrap_or(0)
+        });
+        let secs = u32::try_from(wanted.min(remaining).max(1)).unwrap_or(u32::MAX);
+        let (key, _) = self.read_record_key(&record)?;
+        let subject = format!("key {}", record.id());
+        let plain = if key.is_encrypted() {
+            let p = callbacks
+                .passphrase(&PassphraseRequest::new(PassphraseKind::Existing, &subject))?;
+            keyfile::decrypt(&key, &p, &subject)?
+        } else {
+            key
+        };
+        crate::agent::add_identity_with(socket, &plain, Some(secs), confirm)?;
+        let _lock = self.lock()?;
+        inventory = self.store.load()?;
+        let detail = format!(
+            "loaded into ssh-agent for {}{}",
+            Span::from_secs(u64::from(secs)),
+            if confirm { ", confirm each use" } else { "" }
+        );
+        self.record(
+            &mut inventory,
+            &[Draft {
+                action: "agent-add",
+                key_id: Some(record.id().to_string()),
+                fingerprint: Some(record.fingerprint().to_owned()),
+                outcome: Outcome::Ok,
+                detail: Some(detail),
+            }],
+        )?;
+        Ok((record, secs))
+    }
+
+    /// Removes a key from the ssh-agent at `socket`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Vault::find`]; errors from the agent (e.g. it does not hold the key).
+    pub fn agent_remove(&self, selector: &str, socket: &Path) -> Result<KeyRecord> {
+        let inventory = self.store.load()?;
+        let record = self.find(&inventory, selector)?.clone();
+        let public = ssh_key::PublicKey::from_openssh(record.public_key()).map_err(|e| {
+            KeyError::Crypto {
+                operation: "parse",
+                reason: e.to_string(),
+            }
+        })?;
+        crate::agent::remove_identity(socket, &public)?;
+        Ok(record)
+    }
+
     /// Audits existing key files in `dirs` (see [`crate::scan`]), matching them against
     /// this vault's inventory; keys older than `max_age` are reported.
     ///

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod agent;
 mod audit_log;
 mod bad_input;
 mod concurrency;
