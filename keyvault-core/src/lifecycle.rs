@@ -352,41 +352,60 @@ impl Vault {
         callbacks: &mut dyn Callbacks,
         targets: &dyn Targets,
     ) -> Result<Report> {
-        let _lock = self.lock()?;
-        let mut inventory = self.store.load()?;
+        // Plan, ask for passphrases and generate keys before taking the lock, so a person
+        // typing a passphrase never holds up `sweep` or another writer.
         let now = self.now();
-        let plan = self.plan_in(&inventory, request, now)?;
+        let plan = self.plan_in(&self.store.load()?, request, now)?;
         // Credentials and settings are checked before anything is written: a rotation that
         // cannot reach a target must not leave a new key behind.
         let mut opened = Opened::new(targets);
         for name in plan.rotations.iter().flat_map(|r| r.targets.iter()) {
             opened.get(name)?;
         }
+        let mut fresh = BTreeMap::new();
+        {
+            let inventory = self.store.load()?;
+            for item in plan.rotations.iter().filter(|r| r.resumes.is_none()) {
+                let old = key(&inventory, &item.old)?;
+                let policy = self.config.policy(&item.purpose);
+                let protection = if old.protection() == Protection::None
+                    && policy.passphrase() == PassphraseRule::Optional
+                {
+                    None
+                } else {
+                    let subject = format!(
+                        "new key for purpose {} (replacing {})",
+                        item.purpose, item.old
+                    );
+                    let p =
+                        self.new_passphrase(callbacks, policy, &item.purpose, &subject, None)?;
+                    let rounds = DEFAULT_KDF_ROUNDS
+                        .max(policy.min_kdf_rounds())
+                        .max(old.kdf_rounds().unwrap_or(0));
+                    Some((p, rounds))
+                };
+                callbacks.progress(Progress::Generating(item.algorithm));
+                let generated = keygen::generate(rng, item.algorithm, "");
+                callbacks.progress(Progress::Done);
+                fresh.insert(item.purpose.clone(), (generated?, protection));
+            }
+        }
+        let _lock = self.lock()?;
+        let mut inventory = self.store.load()?;
+        if self.plan_in(&inventory, request, now)? != plan {
+            return Err(InputError::Request {
+                message: "the vault changed while keyvault was preparing this rotation; nothing was written, run the command again".to_owned(),
+            }
+            .into());
+        }
         let mut drafts = Vec::new();
         for item in plan.rotations.iter().filter(|r| r.resumes.is_none()) {
             let old = key(&inventory, &item.old)?.clone();
-            let policy = self.config.policy(&item.purpose);
-            let protection = if old.protection() == Protection::None
-                && policy.passphrase() == PassphraseRule::Optional
-            {
-                None
-            } else {
-                let subject = format!(
-                    "new key for purpose {} (replacing {})",
-                    item.purpose, item.old
-                );
-                let p = self.new_passphrase(callbacks, policy, &item.purpose, &subject, None)?;
-                let rounds = DEFAULT_KDF_ROUNDS
-                    .max(policy.min_kdf_rounds())
-                    .max(old.kdf_rounds().unwrap_or(0));
-                Some((p, rounds))
+            let Some((generated, protection)) = fresh.remove(&item.purpose) else {
+                continue;
             };
-            callbacks.progress(Progress::Generating(item.algorithm));
-            let generated = keygen::generate(rng, item.algorithm, "");
-            callbacks.progress(Progress::Done);
             let comment =
                 (!old.comment().starts_with("keyvault:")).then(|| old.comment().to_owned());
-            let generated = generated?;
             let decrypted = generated.clone();
             let new = self.write_key(
                 &mut inventory,
