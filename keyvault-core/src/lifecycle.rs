@@ -142,6 +142,14 @@ pub struct Report {
     pub pruned: Vec<KeyId>,
 }
 
+/// A key generated for a rotation before taking the lock: the key, how to protect it,
+/// and the algorithm planned for it.
+type FreshKey = (
+    ssh_key::PrivateKey,
+    Option<(crate::secret::Passphrase, u32)>,
+    Algorithm,
+);
+
 /// Targets opened during one operation.
 struct Opened<'a> {
     targets: &'a dyn Targets,
@@ -353,19 +361,28 @@ impl Vault {
         targets: &dyn Targets,
     ) -> Result<Report> {
         // Plan, ask for passphrases and generate keys before taking the lock, so a person
-        // typing a passphrase never holds up `sweep` or another writer.
+        // typing a passphrase never holds up `sweep` or another writer. Under the lock the
+        // plan is recomputed; if another process changed it meanwhile, plan again, keeping
+        // the keys already made for purposes whose plan did not change.
         let now = self.now();
-        let plan = self.plan_in(&self.store.load()?, request, now)?;
-        // Credentials and settings are checked before anything is written: a rotation that
-        // cannot reach a target must not leave a new key behind.
         let mut opened = Opened::new(targets);
-        for name in plan.rotations.iter().flat_map(|r| r.targets.iter()) {
-            opened.get(name)?;
-        }
-        let mut fresh = BTreeMap::new();
-        {
+        let mut fresh: BTreeMap<Purpose, FreshKey> = BTreeMap::new();
+        let mut attempt = 0;
+        let (_lock, mut inventory, plan) = loop {
             let inventory = self.store.load()?;
+            let plan = self.plan_in(&inventory, request, now)?;
+            // Credentials and settings are checked before anything is written: a rotation
+            // that cannot reach a target must not leave a new key behind.
+            for name in plan.rotations.iter().flat_map(|r| r.targets.iter()) {
+                opened.get(name)?;
+            }
             for item in plan.rotations.iter().filter(|r| r.resumes.is_none()) {
+                if fresh
+                    .get(&item.purpose)
+                    .is_some_and(|(_, _, a)| *a == item.algorithm)
+                {
+                    continue;
+                }
                 let old = key(&inventory, &item.old)?;
                 let policy = self.config.policy(&item.purpose);
                 let protection = if old.protection() == Protection::None
@@ -387,21 +404,28 @@ impl Vault {
                 callbacks.progress(Progress::Generating(item.algorithm));
                 let generated = keygen::generate(rng, item.algorithm, "");
                 callbacks.progress(Progress::Done);
-                fresh.insert(item.purpose.clone(), (generated?, protection));
+                fresh.insert(
+                    item.purpose.clone(),
+                    (generated?, protection, item.algorithm),
+                );
             }
-        }
-        let _lock = self.lock()?;
-        let mut inventory = self.store.load()?;
-        if self.plan_in(&inventory, request, now)? != plan {
-            return Err(InputError::Request {
-                message: "the vault changed while keyvault was preparing this rotation; nothing was written, run the command again".to_owned(),
+            let lock = self.lock()?;
+            let inventory = self.store.load()?;
+            if self.plan_in(&inventory, request, now)? == plan {
+                break (lock, inventory, plan);
             }
-            .into());
-        }
+            attempt += 1;
+            if attempt >= 5 {
+                return Err(InputError::Request {
+                    message: "other keyvault processes keep changing these purposes; nothing was written, run the command again".to_owned(),
+                }
+                .into());
+            }
+        };
         let mut drafts = Vec::new();
         for item in plan.rotations.iter().filter(|r| r.resumes.is_none()) {
             let old = key(&inventory, &item.old)?.clone();
-            let Some((generated, protection)) = fresh.remove(&item.purpose) else {
+            let Some((generated, protection, _)) = fresh.remove(&item.purpose) else {
                 continue;
             };
             let comment =
