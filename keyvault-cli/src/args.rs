@@ -146,6 +146,9 @@ Examples:\n  keyvault scan\n  keyvault scan ~/.ssh /srv/deploy/.ssh --fail-on me
 For cron: `keyvault scan --json > scan.json || alert`."
     )]
     Scan(ScanArgs),
+    /// SSH certificates: a certificate authority in the vault, trusted in authorized_keys.
+    #[command(subcommand)]
+    Ca(CaCommand),
     /// Load a key into ssh-agent for a limited time, or take it out again.
     #[command(subcommand)]
     Agent(AgentCommand),
@@ -304,6 +307,29 @@ pub struct MintArgs {
     /// Store and hand over the key unencrypted (only where the purpose's policy allows it).
     #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_file", "passphrase_stdin"])]
     pub no_passphrase: bool,
+    /// Also sign a user certificate, valid until the key expires.
+    #[arg(long, requires = "principals")]
+    pub cert: bool,
+    /// Principals of the certificate (comma-separated).
+    #[arg(long, value_delimiter = ',', requires = "cert")]
+    pub principals: Vec<String>,
+    /// The CA that signs it (key id or purpose).
+    #[arg(long, default_value = "ca")]
+    pub ca: String,
+    /// Read the CA's passphrase from environment variable VAR.
+    #[arg(long, value_name = "VAR", requires = "cert", conflicts_with_all = ["ca_passphrase_file", "ca_passphrase_stdin"])]
+    pub ca_passphrase_env: Option<String>,
+    /// Read the CA's passphrase from the first line of FILE.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "cert",
+        conflicts_with = "ca_passphrase_stdin"
+    )]
+    pub ca_passphrase_file: Option<std::path::PathBuf>,
+    /// Read the CA's passphrase from standard input.
+    #[arg(long, requires = "cert", conflicts_with = "passphrase_stdin")]
+    pub ca_passphrase_stdin: bool,
 }
 
 /// `keyvault revoke`.
@@ -358,6 +384,52 @@ pub struct PruneArgs {
     /// Do not ask for confirmation.
     #[arg(long, short)]
     pub yes: bool,
+}
+
+/// `keyvault ca …`.
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Create a passphrase-protected certificate authority (a key of purpose `ca`).
+    #[command(
+        after_help = "Examples:\n  keyvault ca init\n  keyvault ca init --ttl 365d --passphrase-env CA_PASS"
+    )]
+    Init(CaInitArgs),
+    /// Trust the CA in an authorized_keys target as cert-authority,principals=\"…\".
+    #[command(
+        after_help = "Examples:\n  keyvault ca trust file:/root/.ssh/authorized_keys --principals root\n  \
+keyvault ca trust ssh://deploy@host --principals deploy"
+    )]
+    Trust(CaTrustArgs),
+}
+
+/// `keyvault ca init`.
+#[derive(Debug, Args)]
+pub struct CaInitArgs {
+    /// The CA's purpose.
+    #[arg(long, short, default_value = "ca")]
+    pub purpose: String,
+    /// ed25519 (default and recommended), ecdsa-p256, ecdsa-p384, rsa-3072 or rsa-4096.
+    #[arg(long, short)]
+    pub algorithm: Option<String>,
+    /// When the CA expires.
+    #[command(flatten)]
+    pub expiry: ExpiryArgs,
+    /// Where the CA's passphrase comes from.
+    #[command(flatten)]
+    pub passphrase: PassphraseSource,
+}
+
+/// `keyvault ca trust`.
+#[derive(Debug, Args)]
+pub struct CaTrustArgs {
+    /// An authorized_keys target: file:/path or ssh://[user@]host[:port][/path].
+    pub target: String,
+    /// The CA (key id or purpose).
+    #[arg(long, default_value = "ca")]
+    pub ca: String,
+    /// Principals the CA's certificates are accepted for (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub principals: Vec<String>,
 }
 
 /// `keyvault agent …`.

@@ -374,6 +374,9 @@ fn run(cli: Cli) -> Result<Done, Failure> {
             if let Some(c) = &a.comment {
                 request = request.comment(c.clone());
             }
+            if a.cert {
+                request = request.certificate(a.ca.clone(), a.principals.clone());
+            }
             let to_stdout = a.private_key_out.as_deref() == Some(std::path::Path::new("-"));
             if let Some(out) = a.private_key_out.as_deref().filter(|_| !to_stdout) {
                 // Refuse before minting anything, rather than mint a key we cannot hand over.
@@ -385,7 +388,12 @@ fn run(cli: Cli) -> Result<Done, Failure> {
                 }
             }
             let src = source(&a.passphrase);
-            let mut callbacks = CliCallbacks::new(src.clone(), src, cli.no_input, show_progress);
+            let ca_src = Source::from_flags(
+                a.ca_passphrase_env.as_ref(),
+                a.ca_passphrase_file.as_ref(),
+                a.ca_passphrase_stdin,
+            );
+            let mut callbacks = CliCallbacks::new(ca_src, src, cli.no_input, show_progress);
             let minted = vault.mint(&mut rng, &request, &mut callbacks, &remote)?;
             let mut value = render::key_json(&vault, &minted.record, vault.now());
             value["authorized_keys_line"] = json!(minted.record.authorized_keys_line());
@@ -394,6 +402,20 @@ fn run(cli: Cli) -> Result<Done, Failure> {
                 keyvault_core::keyfile::write_new(out, &text)?;
                 let abs = std::fs::canonicalize(out).unwrap_or_else(|_| out.to_owned());
                 value["private_key_path"] = json!(abs.display().to_string());
+                if let Some(cert) = &minted.certificate {
+                    // Beside the key, where `ssh -i KEY` looks for it.
+                    let cert_path = PathBuf::from(format!("{}-cert.pub", abs.display()));
+                    std::fs::write(&cert_path, format!("{cert}\n")).map_err(|e| {
+                        Failure::Usage(format!("cannot write {}: {e}", cert_path.display()))
+                    })?;
+                    value["certificate_path"] = json!(cert_path.display().to_string());
+                }
+            } else if let Some(cert) = minted.record.certificate() {
+                value["certificate_path"] =
+                    json!(vault.home().join(&cert.path).display().to_string());
+            }
+            if let Some(cert) = &minted.certificate {
+                value["certificate_line"] = json!(cert);
             }
             if to_stdout {
                 use std::io::Write;
@@ -522,6 +544,34 @@ fn run(cli: Cli) -> Result<Done, Failure> {
             if report.findings.iter().any(|f| f.severity >= threshold) {
                 return Ok(Done::Problems);
             }
+        }
+        Command::Ca(args::CaCommand::Init(a)) => {
+            let mut request = NewKey::new(a.purpose.parse::<Purpose>()?).expiry(expiry(&a.expiry)?);
+            if let Some(alg) = &a.algorithm {
+                request = request.algorithm(alg.parse::<Algorithm>()?);
+            }
+            let src = source(&a.passphrase);
+            let mut callbacks = CliCallbacks::new(src.clone(), src, cli.no_input, show_progress);
+            let key = vault.ca_init(&mut rng, &request, &mut callbacks)?;
+            if json {
+                print_json(&render::key_json(&vault, &key, vault.now()));
+            } else {
+                println!(
+                    "created certificate authority {} ({}), expires {}",
+                    key.id(),
+                    key.algorithm(),
+                    key.expires_at()
+                        .map_or_else(|| "never".to_owned(), render::time)
+                );
+                println!(
+                    "trust it with: keyvault ca trust file:/path/to/authorized_keys --principals USER"
+                );
+            }
+        }
+        Command::Ca(args::CaCommand::Trust(a)) => {
+            let spec: TargetSpec = a.target.parse()?;
+            let report = vault.ca_trust(&a.ca, a.principals.clone(), &spec, &remote)?;
+            render::report(style, json, &report);
         }
         Command::Agent(cmd) => {
             let socket = std::env::var_os("SSH_AUTH_SOCK")

@@ -74,6 +74,8 @@ fn subcommand_groups_have_help_with_an_example() {
         ("runpod", "pods"),
         ("agent", "add"),
         ("agent", "remove"),
+        ("ca", "init"),
+        ("ca", "trust"),
     ] {
         let (code, stdout, _) = keyvault(&[group, cmd, "--help"]);
         assert_eq!(code, 0, "{group} {cmd}");

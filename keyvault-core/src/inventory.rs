@@ -240,6 +240,30 @@ pub struct KeyRecord {
     /// Restrictions of a scoped (minted) key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) scope: Option<Scope>,
+    /// For a certificate authority: the principals it is trusted for (`ca trust`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) cert_authority: Option<Vec<String>>,
+    /// For a key with a user certificate (`mint --cert`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) certificate: Option<CertificateInfo>,
+}
+
+/// A user certificate keyvault signed for a key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateInfo {
+    /// The CA key that signed it.
+    pub ca: KeyId,
+    /// Serial number.
+    pub serial: u64,
+    /// Principals it is valid for.
+    pub principals: Vec<String>,
+    /// Start of its validity window.
+    pub valid_after: DateTime<Utc>,
+    /// End of its validity window.
+    pub valid_before: DateTime<Utc>,
+    /// The certificate file, relative to the home (`keys/<id>-cert.pub`).
+    pub path: String,
 }
 
 /// What a scoped key may do, written as `authorized_keys` options.
@@ -355,12 +379,28 @@ impl KeyRecord {
     pub fn scope(&self) -> Option<&Scope> {
         self.scope.as_ref()
     }
+    /// Whether this key is a certificate authority, and for which principals.
+    #[must_use]
+    pub fn cert_authority(&self) -> Option<&[String]> {
+        self.cert_authority.as_deref()
+    }
+    /// The user certificate keyvault signed for this key, if any.
+    #[must_use]
+    pub fn certificate(&self) -> Option<&CertificateInfo> {
+        self.certificate.as_ref()
+    }
     /// The `authorized_keys` line for this key: `restrict` plus `from=` and `command=` for
     /// a scoped key, `expiry-time=` (UTC) whenever it expires, so sshd refuses it once it
     /// has expired even if `sweep` never ran.
     #[must_use]
     pub fn authorized_keys_line(&self) -> String {
         let mut options = Vec::new();
+        if let Some(principals) = &self.cert_authority {
+            options.push("cert-authority".to_owned());
+            if !principals.is_empty() {
+                options.push(format!("principals=\"{}\"", principals.join(",")));
+            }
+        }
         if let Some(scope) = &self.scope {
             options.push("restrict".to_owned());
             if !scope.from.is_empty() {

@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod audit;
 pub mod authorized_keys;
+pub mod ca;
 pub mod callbacks;
 pub mod clock;
 pub mod error;

@@ -1137,9 +1137,17 @@ pub struct MintRequest {
     deploy: Vec<TargetSpec>,
     unencrypted: bool,
     comment: Option<String>,
+    certificate: Option<(String, Vec<String>)>,
 }
 
 impl MintRequest {
+    /// Also sign a user certificate with the CA `ca` (a key id or purpose) for
+    /// `principals`, valid until the key expires.
+    #[must_use]
+    pub fn certificate(mut self, ca: impl Into<String>, principals: Vec<String>) -> Self {
+        self.certificate = Some((ca.into(), principals));
+        self
+    }
     /// A scoped key for `purpose` that expires after `ttl`.
     #[must_use]
     pub fn new(purpose: Purpose, ttl: Span) -> Self {
@@ -1151,6 +1159,7 @@ impl MintRequest {
             deploy: Vec::new(),
             unencrypted: false,
             comment: None,
+            certificate: None,
         }
     }
     /// Use this algorithm instead of the policy's default.
@@ -1198,6 +1207,8 @@ pub struct Minted {
     pub record: KeyRecord,
     /// The OpenSSH private key file, exactly as stored.
     pub private_key: zeroize::Zeroizing<Vec<u8>>,
+    /// The user certificate (`…-cert.pub` content), when one was asked for.
+    pub certificate: Option<String>,
 }
 
 impl std::fmt::Debug for Minted {
@@ -1273,6 +1284,20 @@ impl Vault {
             opened.get(&spec.to_string())?;
         }
         self.store.load()?;
+        let ca = match &request.certificate {
+            Some((ca, principals)) => {
+                crate::ca::check_principals(principals)?;
+                if principals.is_empty() {
+                    return Err(InputError::Request {
+                        message: "a certificate needs at least one principal (--principals)"
+                            .to_owned(),
+                    }
+                    .into());
+                }
+                Some(self.unlock_ca(ca, callbacks)?)
+            }
+            None => None,
+        };
         let protection = if request.unencrypted {
             None
         } else {
@@ -1311,6 +1336,60 @@ impl Vault {
         )?;
         key_mut(&mut inventory, record.id())?.scope = Some(request.scope.clone());
         record.scope = Some(request.scope.clone());
+        let mut certificate = None;
+        if let (Some((ca_record, ca_key)), Some((_, principals))) = (&ca, &request.certificate) {
+            let public = ssh_key::PublicKey::from_openssh(record.public_key()).map_err(|e| {
+                crate::error::KeyError::Crypto {
+                    operation: "parse",
+                    reason: e.to_string(),
+                }
+            })?;
+            let valid_after =
+                u64::try_from((now - chrono::TimeDelta::seconds(60)).timestamp()).unwrap_or(0);
+            let valid_before = u64::try_from(expires_at.timestamp()).unwrap_or(0);
+            let serial = rng.next_u64();
+            let cert = crate::ca::sign_user_certificate(
+                rng,
+                ca_key,
+                &public,
+                &crate::ca::CertSpec {
+                    key_id: record.id().as_str(),
+                    serial,
+                    principals,
+                    valid_after,
+                    valid_before,
+                    scope: Some(&request.scope),
+                },
+            )?;
+            let text = cert
+                .to_openssh()
+                .map_err(|e| crate::error::KeyError::Crypto {
+                    operation: "encode certificate for",
+                    reason: e.to_string(),
+                })?;
+            let relative = format!("keys/{}-cert.pub", record.id());
+            crate::fsutil::write_atomic(
+                &self.home().join(&relative),
+                format!("{text}\n").as_bytes(),
+                0o644,
+                crate::fsutil::Replace::No,
+            )?;
+            let info = crate::inventory::CertificateInfo {
+                ca: ca_record.id().clone(),
+                serial,
+                principals: principals.clone(),
+                valid_after: chrono::DateTime::from_timestamp(
+                    i64::try_from(valid_after).unwrap_or(0),
+                    0,
+                )
+                .unwrap_or(now),
+                valid_before: expires_at,
+                path: relative,
+            };
+            key_mut(&mut inventory, record.id())?.certificate = Some(info.clone());
+            record.certificate = Some(info);
+            certificate = Some(text);
+        }
         let mut detail = vec![format!(
             "scoped {algorithm} key, expires {}",
             expires_at.to_rfc3339()
@@ -1320,6 +1399,13 @@ impl Vault {
         }
         if let Some(c) = &request.scope.force_command {
             detail.push(format!("command {c:?}"));
+        }
+        if let Some(cert) = record.certificate() {
+            detail.push(format!(
+                "certificate by {} for {}",
+                cert.ca,
+                cert.principals.join(",")
+            ));
         }
         self.record(&mut inventory, &[draft("mint", &record, detail.join("; "))])?;
         let hook = self.hook_fn();
@@ -1360,6 +1446,7 @@ impl Vault {
         Ok(Minted {
             record,
             private_key,
+            certificate,
         })
     }
 }

@@ -650,6 +650,8 @@ impl Vault {
             revoked_at: None,
             pruned_at: None,
             scope: None,
+            cert_authority: None,
+            certificate: None,
         };
         inventory.keys.push(record.clone());
         Ok(record)
@@ -862,7 +864,7 @@ impl Vault {
     }
 
     /// Reads a record's private key file and checks it is the recorded key.
-    fn read_record_key(
+    pub(crate) fn read_record_key(
         &self,
         record: &KeyRecord,
     ) -> Result<(PrivateKey, zeroize::Zeroizing<Vec<u8>>)> {

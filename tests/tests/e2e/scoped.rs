@@ -353,3 +353,123 @@ fn an_ssh_rotation_whose_new_key_cannot_log_in_keeps_the_old_key() {
         "{text}"
     );
 }
+
+#[test]
+fn certificates_log_in_inside_their_window_and_for_their_principal_only() {
+    let (v, sshd, target) = setup();
+    v.run(&["ca", "init", "--passphrase-env", "KV_PASS"])
+        .expect(0)
+        .no_secrets();
+    let trusted = v
+        .run(&["ca", "trust", &target, "--principals", "root"])
+        .expect(0);
+    assert!(
+        trusted.stdout.contains("deployed ca-1 to file:"),
+        "{}",
+        trusted.stdout
+    );
+    let text = std::fs::read_to_string(&sshd.authorized_keys).expect("read");
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("cert-authority,principals=\"root\",expiry-time=")
+                && l.ends_with("keyvault:ca-1")
+        ),
+        "{text}"
+    );
+    unrelated_lines_kept(&sshd);
+
+    // Minted keys with certificates are not deployed anywhere: only the CA vouches for them.
+    let cert_mint = |ttl: &str, principals: &str| {
+        let out = v.root.join(format!("cert-{principals}-{ttl}"));
+        let json = v
+            .run(&[
+                "--json",
+                "mint",
+                "--purpose",
+                "ci",
+                "--ttl",
+                ttl,
+                "--no-passphrase",
+                "--cert",
+                "--principals",
+                principals,
+                "--ca-passphrase-env",
+                "KV_PASS",
+                "--private-key-out",
+                out.to_str().expect("utf8"),
+            ])
+            .expect(0)
+            .no_secrets()
+            .json();
+        (json, out)
+    };
+    let (json, key) = cert_mint("1h", "root");
+    assert_eq!(
+        json["certificate"]["principals"],
+        serde_json::json!(["root"])
+    );
+    assert_eq!(json["certificate"]["ca"], "ca-1");
+    let cert_path = format!("{}-cert.pub", key.display());
+    assert_eq!(json["certificate_path"], cert_path);
+    let listed =
+        crate::support::openssh("ssh-keygen", &["-L", "-f", &cert_path], "", &v.root).expect(0);
+    assert!(
+        listed
+            .stdout
+            .contains("Type: ssh-ed25519-cert-v01@openssh.com user certificate"),
+        "{}",
+        listed.stdout
+    );
+    assert!(
+        listed
+            .stdout
+            .contains(&format!("Key ID: \"{}\"", json["id"].as_str().expect("id"))),
+        "{}",
+        listed.stdout
+    );
+    let run = sshd.ssh(&key, "", "echo via-certificate");
+    assert_eq!(run.stdout, "via-certificate\n", "{}", run.stderr);
+    // Without its certificate the same key is refused: the login above came from the CA.
+    std::fs::rename(&cert_path, format!("{cert_path}.aside")).expect("move");
+    assert_ne!(sshd.ssh(&key, "", "true").code, 0);
+
+    // Another principal: refused.
+    let (_, other) = cert_mint("1h", "nobody");
+    assert_ne!(
+        sshd.ssh(&other, "", "true").code,
+        0,
+        "a certificate for another principal logged in"
+    );
+
+    // Expired: refused once its window has passed.
+    let (_, short) = cert_mint("3s", "root");
+    assert_eq!(sshd.ssh(&short, "", "true").code, 0);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_ne!(
+        sshd.ssh(&short, "", "true").code,
+        0,
+        "an expired certificate logged in"
+    );
+
+    // A CA cannot be trusted on a RunPod account (no options there), and only a CA signs.
+    v.run(&["ca", "trust", "runpod", "--principals", "root"])
+        .expect(2);
+    v.new_key("personal", &[]);
+    let run = v
+        .run(&[
+            "ca",
+            "trust",
+            &target,
+            "--ca",
+            "personal",
+            "--principals",
+            "root",
+        ])
+        .expect(2);
+    assert!(
+        run.stderr.contains("is not a live certificate authority"),
+        "{}",
+        run.stderr
+    );
+    v.run(&["log", "--verify"]).expect(0);
+}
