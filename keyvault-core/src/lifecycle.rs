@@ -1046,6 +1046,12 @@ impl Vault {
                 &mut report,
             )?;
         }
+        // current/<purpose> links left stale by a crash or a hand edit.
+        for finding in self.current_link_findings(&inventory) {
+            if let Some(record) = finding.key_id().and_then(|id| inventory.get(id)) {
+                self.point_current(record.purpose(), record.id())?;
+            }
+        }
         Ok(report)
     }
 

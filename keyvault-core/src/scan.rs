@@ -41,6 +41,8 @@ pub enum ScanKind {
     UnrestrictedEntry,
     /// A file that looks like a private key but cannot be read.
     Unreadable,
+    /// A copy of a key keyvault manages, outside the vault: rotations do not reach it.
+    ManagedCopy,
 }
 
 /// One thing `scan` found.
@@ -340,6 +342,21 @@ pub fn scan(
                         (now - born).num_days()
                     ),
                     fix,
+                );
+            }
+            if let Some(r) = record {
+                push(
+                    Severity::Medium,
+                    ScanKind::ManagedCopy,
+                    &path,
+                    format!(
+                        "private key {label} is a copy of {}, which keyvault manages; rotations will not update this copy",
+                        r.id()
+                    ),
+                    format!(
+                        "point IdentityFile at keyvault's current/{} (it follows rotations) and delete this copy",
+                        r.purpose()
+                    ),
                 );
             }
             if let Some(fp) = info.fingerprint {

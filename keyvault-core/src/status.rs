@@ -50,6 +50,8 @@ pub enum FindingKind {
     PodTrustsOldKey,
     /// A rotation stopped part-way, or its grace period is over.
     Interrupted,
+    /// `current/<purpose>` does not name the purpose's active key.
+    CurrentLink,
 }
 
 /// One problem `status` found.

@@ -988,6 +988,7 @@ impl Vault {
             });
         }
         findings.extend(self.journal_findings(&inventory, now));
+        findings.extend(self.current_link_findings(&inventory));
         let (summaries, unchecked) = match targets {
             Some(t) => self.target_findings(&inventory, t, now, &mut findings),
             None => (Vec::new(), Vec::new()),
@@ -1001,6 +1002,38 @@ impl Vault {
             targets: summaries,
             unchecked,
         })
+    }
+
+    /// `current/<purpose>` links that do not name the purpose's active key (a crash between
+    /// recording a key and swapping the link, or a hand edit).
+    pub(crate) fn current_link_findings(&self, inventory: &Inventory) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for purpose in inventory.purposes() {
+            let Some(active) = inventory.active(purpose) else {
+                continue;
+            };
+            let link = self.current_path(purpose);
+            let points_at = std::fs::read_link(&link).ok();
+            if points_at.as_deref()
+                != Some(Path::new("../keys").join(active.id().as_str()).as_path())
+            {
+                out.push(Finding {
+                    severity: Severity::Medium,
+                    kind: FindingKind::CurrentLink,
+                    key_id: Some(active.id().clone()),
+                    message: format!(
+                        "{} does not point at {}, the active key of {purpose}{}",
+                        link.display(),
+                        active.id(),
+                        points_at
+                            .map(|p| format!(" (it points at {})", p.display()))
+                            .unwrap_or_default()
+                    ),
+                    fix: "keyvault sweep (it re-points the link)".to_owned(),
+                });
+            }
+        }
+        out
     }
 
     /// Files of the home that others can access: the home and `keys/` (0700), the

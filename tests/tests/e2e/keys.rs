@@ -343,3 +343,23 @@ fn status_reports_vault_files_others_can_read() {
             .any(|f| f["fix"] == format!("chmod 700 {}", v.home.display()))
     );
 }
+
+#[test]
+fn status_finds_a_stale_current_link_and_sweep_repairs_it() {
+    let v = Vault::new();
+    v.new_key("personal", &[]);
+    let link = v.home.join("current/personal");
+    std::fs::remove_file(&link).expect("remove the link");
+    let s = v.run(&["--json", "status", "--offline"]).expect(3).json();
+    assert_eq!(s["findings"][0]["kind"], "current-link");
+    assert_eq!(
+        s["findings"][0]["fix"],
+        "keyvault sweep (it re-points the link)"
+    );
+    v.run(&["sweep"]).expect(0);
+    assert_eq!(
+        std::fs::read_link(&link).expect("link"),
+        std::path::Path::new("../keys/personal-1")
+    );
+    v.run(&["status", "--offline"]).expect(0);
+}

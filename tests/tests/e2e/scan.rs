@@ -133,4 +133,15 @@ fn fail_on_threshold_and_default_directory() {
             .any(|f| f["kind"] == "old-key" && f["fix"] == "keyvault rotate personal"),
         "{report2}"
     );
+    assert!(
+        report2["findings"]
+            .as_array()
+            .expect("f")
+            .iter()
+            .any(|f| f["kind"] == "managed-copy"
+                && f["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("is a copy of personal-1"))),
+        "{report2}"
+    );
 }
