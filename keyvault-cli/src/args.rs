@@ -357,6 +357,21 @@ pub struct RotateArgs {
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Also update running RunPod pods that trust the old key, over their direct SSH endpoints.
+    #[arg(long)]
+    pub pods: bool,
+    /// The old key's passphrase (to log in to pods), from environment variable VAR
+    /// (default: the same source as the new passphrase).
+    #[arg(
+        long,
+        value_name = "VAR",
+        requires = "pods",
+        conflicts_with = "old_passphrase_file"
+    )]
+    pub old_passphrase_env: Option<String>,
+    /// The old key's passphrase, from the first line of FILE.
+    #[arg(long, value_name = "FILE", requires = "pods")]
+    pub old_passphrase_file: Option<std::path::PathBuf>,
     /// Roll back an unfinished rotation instead.
     #[arg(long, conflicts_with_all = ["grace", "dry_run", "ttl", "expires"])]
     pub abort: bool,

@@ -241,7 +241,10 @@ fn run(cli: Cli) -> Result<Done, Failure> {
         vault = vault.with_fault_hook(hook);
     }
     let config = vault.config().clone();
-    let remote = targets::CliTargets { config: &config };
+    let remote = targets::CliTargets {
+        config: &config,
+        home: vault.home().to_owned(),
+    };
     let mut rng = UnwrapErr(SysRng);
     match cli.command {
         Command::New(a) => {
@@ -468,7 +471,7 @@ fn run(cli: Cli) -> Result<Done, Failure> {
             if let Some(g) = &a.grace {
                 request = request.grace(g.parse::<Span>()?);
             }
-            request = request.expiry(expiry(&a.expiry)?);
+            request = request.expiry(expiry(&a.expiry)?).pods(a.pods);
             if a.dry_run {
                 let plan = vault.plan_rotation(&request)?;
                 if json {
@@ -479,7 +482,11 @@ fn run(cli: Cli) -> Result<Done, Failure> {
                 return Ok(Done::Ok);
             }
             let src = source(&a.passphrase);
-            let mut callbacks = CliCallbacks::new(src.clone(), src, cli.no_input, show_progress);
+            let old = match (&a.old_passphrase_env, &a.old_passphrase_file) {
+                (None, None) => src.clone(),
+                (env, file) => Source::from_flags(env.as_ref(), file.as_ref(), false),
+            };
+            let mut callbacks = CliCallbacks::new(old, src, cli.no_input, show_progress);
             let report = vault.rotate(&mut rng, &request, &mut callbacks, &remote)?;
             render::report(style, json, &report);
         }

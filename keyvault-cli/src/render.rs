@@ -45,6 +45,15 @@ impl Style {
         self.paint(code, state)
     }
 
+    pub fn outcome(self, outcome: &str) -> String {
+        let code = match outcome {
+            "failed" | "needs-redeploy" => "31",
+            "gone" => "33",
+            _ => "32",
+        };
+        self.paint(code, outcome)
+    }
+
     pub fn severity(self, severity: &str) -> String {
         let code = match severity {
             "high" => "31;1",
@@ -265,6 +274,21 @@ pub fn report(style: Style, json: bool, r: &Report) {
     }
     for id in &r.pruned {
         println!("deleted the private key file of {id}");
+        said = true;
+    }
+    if !r.pods.is_empty() {
+        let rows: Vec<Vec<(String, String)>> = r
+            .pods
+            .iter()
+            .map(|p| {
+                vec![
+                    plain(p.pod.clone()),
+                    (p.outcome.clone(), style.outcome(&p.outcome)),
+                    plain(p.detail.clone()),
+                ]
+            })
+            .collect();
+        table(style, &["POD", "RESULT", "DETAIL"], &rows);
         said = true;
     }
     if !said {

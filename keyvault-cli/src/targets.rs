@@ -14,6 +14,8 @@ const DEFAULT_API_URL: &str = "https://api.runpod.io";
 /// Opens targets with credentials from the environment.
 pub struct CliTargets<'a> {
     pub config: &'a Config,
+    /// The vault's home: pods' host keys go to its known_hosts.
+    pub home: PathBuf,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -94,6 +96,12 @@ impl Targets for CliTargets<'_> {
         }
         if let TargetSpec::Ssh { .. } = spec {
             return Ok(Box::new(SshTarget::new(spec.clone())));
+        }
+        if let TargetSpec::Pod { .. } = spec {
+            return Ok(Box::new(SshTarget::for_pod(
+                spec.clone(),
+                &self.home.join("known_hosts"),
+            )));
         }
         match spec.runpod_profile() {
             Some(profile) => {

@@ -40,8 +40,8 @@ pub use inventory::{
 };
 pub use keygen::Algorithm;
 pub use lifecycle::{
-    Deployed, MintRequest, Minted, PlannedRotation, Report, Retiring, RotateRequest, Rotated,
-    RotationPlan,
+    Deployed, MintRequest, Minted, PlannedRotation, PodOutcome, Report, Retiring, RotateRequest,
+    Rotated, RotationPlan,
 };
 pub use observe::{KeyMatch, PodReport, Reach};
 pub use policy::{Config, PassphraseRule, Policy, RunpodProfile};

@@ -35,6 +35,7 @@ pub struct RotateRequest {
     all: bool,
     grace: Option<Span>,
     expiry: Expiry,
+    pods: bool,
 }
 
 impl RotateRequest {
@@ -58,6 +59,13 @@ impl RotateRequest {
     #[must_use]
     pub fn grace(mut self, grace: Span) -> Self {
         self.grace = Some(grace);
+        self
+    }
+    /// Also update running RunPod pods that trust the old key, over their direct SSH
+    /// endpoints (the old key's passphrase is asked for, to log in).
+    #[must_use]
+    pub fn pods(mut self, yes: bool) -> Self {
+        self.pods = yes;
         self
     }
     /// When the new keys expire (default: each purpose's policy).
@@ -140,6 +148,27 @@ pub struct Report {
     pub aborted: Vec<KeyId>,
     /// Private key files deleted.
     pub pruned: Vec<KeyId>,
+    /// What happened at each running pod (`rotate --pods`, `sweep`).
+    pub pods: Vec<PodOutcome>,
+}
+
+/// One pod's part in a rotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PodOutcome {
+    /// The pod's id.
+    pub pod: String,
+    /// `added` (new key in and verified), `removed` (old key out), `failed`,
+    /// `needs-redeploy` (no direct SSH), `gone` (no longer running).
+    pub outcome: String,
+    /// More about it.
+    pub detail: String,
+}
+
+fn pod_id(name: &str) -> String {
+    name.strip_prefix("pod:")
+        .and_then(|r| r.split('/').next())
+        .unwrap_or(name)
+        .to_owned()
 }
 
 /// A key generated for a rotation before taking the lock: the key, how to protect it,
@@ -174,6 +203,11 @@ impl<'a> Opened<'a> {
         }
         Ok(self.open.get_mut(name).expect("inserted above"))
     }
+}
+
+/// Whether a journal target is a running pod (best effort: it never blocks a rotation).
+fn is_pod(name: &str) -> bool {
+    name.starts_with("pod:")
 }
 
 fn add_key(target: &dyn Target, record: &KeyRecord) -> AddKey {
@@ -367,6 +401,8 @@ impl Vault {
         let now = self.now();
         let mut opened = Opened::new(targets);
         let mut fresh: BTreeMap<Purpose, FreshKey> = BTreeMap::new();
+        let mut report = Report::default();
+        let pod_targets = self.discover_pods(request, now, &mut opened, callbacks, &mut report)?;
         let mut attempt = 0;
         let (_lock, mut inventory, plan) = loop {
             let inventory = self.store.load()?;
@@ -460,6 +496,7 @@ impl Vault {
                 targets: item
                     .targets
                     .iter()
+                    .chain(pod_targets.get(&item.purpose).into_iter().flatten())
                     .map(|t| (t.clone(), TargetProgress::default()))
                     .collect(),
                 grace_until: item.grace_until,
@@ -481,7 +518,6 @@ impl Vault {
             self.hook("prepared")?;
         }
         let only: HashSet<Purpose> = plan.rotations.iter().map(|r| r.purpose.clone()).collect();
-        let mut report = Report::default();
         self.drive(&mut inventory, Some(&only), &mut opened, &mut report)?;
         Ok(report)
     }
@@ -500,9 +536,9 @@ impl Vault {
         // Adding: one write per target for every rotation that needs it.
         let mut per_target: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (i, e) in inventory.journal.iter().enumerate() {
-            if selected(e) && e.step < Step::Promoted {
+            if selected(e) {
                 for (t, progress) in &e.targets {
-                    if !progress.added {
+                    if !progress.added && (e.step < Step::Promoted || is_pod(t)) {
                         per_target.entry(t.clone()).or_default().push(i);
                     }
                 }
@@ -510,9 +546,11 @@ impl Vault {
         }
         for (name, entries) in per_target {
             let result = (|| -> Result<()> {
+                // The old key logs in to pods; the new one must prove it can.
                 let identities: Vec<ssh_key::PrivateKey> = entries
                     .iter()
-                    .filter_map(|&i| opened.identities.get(&inventory.journal[i].new).cloned())
+                    .flat_map(|&i| [&inventory.journal[i].old, &inventory.journal[i].new])
+                    .filter_map(|id| opened.identities.get(id).cloned())
                     .collect();
                 let target = opened.get(&name)?;
                 for key in &identities {
@@ -536,8 +574,16 @@ impl Vault {
                     let progress = e.targets.entry(name.clone()).or_default();
                     progress.added = true;
                     progress.removed |= swapped;
-                    e.step = Step::Adding;
+                    if e.step < Step::Promoted {
+                        e.step = Step::Adding;
+                    }
                     let (new, old) = (e.new.clone(), e.old.clone());
+                    let promoted = e.step >= Step::Promoted;
+                    if promoted {
+                        // A pod updated after promotion: the new key is deployed there now.
+                        let when = self.now();
+                        key_mut(inventory, &new)?.mark_deployed(&name, when);
+                    }
                     let detail = if swapped {
                         format!("added to {name}, replacing {old} there")
                     } else {
@@ -548,8 +594,20 @@ impl Vault {
                 self.record(inventory, &drafts)?;
                 self.hook(&format!("added:{name}"))
             })();
-            if let Err(e) = result {
-                return Err(self.stopped(inventory, only, self.explain(inventory, e)));
+            match result {
+                Ok(()) if is_pod(&name) => report.pods.push(PodOutcome {
+                    pod: pod_id(&name),
+                    outcome: "added".to_owned(),
+                    detail: "new key added and proven to log in".to_owned(),
+                }),
+                Ok(()) => {}
+                // One pod failing never blocks the others or the account-level rotation.
+                Err(e) if is_pod(&name) => report.pods.push(PodOutcome {
+                    pod: pod_id(&name),
+                    outcome: "failed".to_owned(),
+                    detail: e.to_string(),
+                }),
+                Err(e) => return Err(self.stopped(inventory, only, self.explain(inventory, e))),
             }
         }
 
@@ -559,13 +617,19 @@ impl Vault {
         let mut promoted = Vec::new();
         for i in 0..inventory.journal.len() {
             let e = inventory.journal[i].clone();
-            if !selected(&e) || e.step >= Step::Promoted || !e.targets.values().all(|p| p.added) {
+            // Pods do not hold up promotion: they are updated when reachable.
+            if !selected(&e)
+                || e.step >= Step::Promoted
+                || !e.targets.iter().all(|(t, p)| p.added || is_pod(t))
+            {
                 continue;
             }
             let new = key_mut(inventory, &e.new)?;
             new.state = KeyState::Active;
-            for t in e.targets.keys() {
-                new.mark_deployed(t, now);
+            for (t, p) in &e.targets {
+                if p.added {
+                    new.mark_deployed(t, now);
+                }
             }
             let old = key_mut(inventory, &e.old)?;
             old.state = KeyState::Retiring;
@@ -611,7 +675,8 @@ impl Vault {
         for (i, e) in inventory.journal.iter().enumerate() {
             if selected(e) && due(e) {
                 for (t, p) in &e.targets {
-                    if !p.removed {
+                    // A pod that never got the new key keeps the old one: never lock anyone out.
+                    if !p.removed && (p.added || !is_pod(t)) {
                         per_target.entry(t.clone()).or_default().push(i);
                     }
                 }
@@ -637,14 +702,30 @@ impl Vault {
                         .removed = true;
                     let old = inventory.journal[i].old.clone();
                     let record = key_mut(inventory, &old)?;
+                    if is_pod(&name) {
+                        // The pod had the old key from its PUBLIC_KEY, not from keyvault:
+                        // record that keyvault took it out there.
+                        record.mark_deployed(&name, now);
+                    }
                     record.mark_removed(&name, now);
                     drafts.push(draft("undeploy", record, format!("removed from {name}")));
                 }
                 self.record(inventory, &drafts)?;
                 self.hook(&format!("removed:{name}"))
             })();
-            if let Err(e) = result {
-                return Err(self.stopped(inventory, only, e));
+            match result {
+                Ok(()) if is_pod(&name) => report.pods.push(PodOutcome {
+                    pod: pod_id(&name),
+                    outcome: "removed".to_owned(),
+                    detail: "old key removed".to_owned(),
+                }),
+                Ok(()) => {}
+                Err(e) if is_pod(&name) => report.pods.push(PodOutcome {
+                    pod: pod_id(&name),
+                    outcome: "failed".to_owned(),
+                    detail: e.to_string(),
+                }),
+                Err(e) => return Err(self.stopped(inventory, only, e)),
             }
         }
 
@@ -671,6 +752,137 @@ impl Vault {
         inventory.journal = keep;
         if !drafts.is_empty() {
             self.record(inventory, &drafts)?;
+        }
+        Ok(())
+    }
+
+    /// For `rotate --pods`: the running pods that trust each purpose's old key, as pod
+    /// targets (reachable over direct SSH) or reported as needing a redeploy. The old key of
+    /// each purpose with such pods is unlocked (its passphrase asked for) to log in to them.
+    fn discover_pods(
+        &self,
+        request: &RotateRequest,
+        now: DateTime<Utc>,
+        opened: &mut Opened<'_>,
+        callbacks: &mut dyn Callbacks,
+        report: &mut Report,
+    ) -> Result<BTreeMap<Purpose, Vec<String>>> {
+        let mut found = BTreeMap::new();
+        if !request.pods {
+            return Ok(found);
+        }
+        let inventory = self.store.load()?;
+        let plan = self.plan_in(&inventory, request, now)?;
+        for item in plan.rotations.iter().filter(|r| r.resumes.is_none()) {
+            let old = key(&inventory, &item.old)?.clone();
+            let mut pods_here = Vec::new();
+            for account in item.targets.iter().filter(|t| t.starts_with("runpod")) {
+                let Some(pods) = opened.get(account)?.pods()? else {
+                    continue;
+                };
+                for pod in pods.iter().filter(|p| p.status == "RUNNING") {
+                    if !pod
+                        .public_keys()
+                        .iter()
+                        .any(|k| k.fingerprint() == Some(old.fingerprint()))
+                    {
+                        continue;
+                    }
+                    let direct = pod.ssh.as_ref().and_then(|s| s.direct.as_ref());
+                    let name = direct.map(|d| {
+                        TargetSpec::Pod {
+                            id: pod.id.clone(),
+                            user: d.username.clone(),
+                            host: d.host.clone(),
+                            port: d.port,
+                        }
+                        .to_string()
+                    });
+                    match name.filter(|n| n.parse::<TargetSpec>().is_ok()) {
+                        Some(n) => pods_here.push(n),
+                        None => report.pods.push(PodOutcome {
+                            pod: pod.id.clone(),
+                            outcome: "needs-redeploy".to_owned(),
+                            detail: "no direct SSH endpoint (proxy only): redeploy the pod to change its keys".to_owned(),
+                        }),
+                    }
+                }
+            }
+            if pods_here.is_empty() {
+                continue;
+            }
+            let (k, _) = self.read_record_key(&old)?;
+            let subject = format!("key {} (to log in to its pods)", old.id());
+            let plain = if k.is_encrypted() {
+                let p = callbacks.passphrase(&crate::callbacks::PassphraseRequest::new(
+                    crate::callbacks::PassphraseKind::Existing,
+                    &subject,
+                ))?;
+                crate::keyfile::decrypt(&k, &p, &subject)?
+            } else {
+                k
+            };
+            opened.identities.insert(old.id().clone(), plain);
+            found.insert(item.purpose.clone(), pods_here);
+        }
+        Ok(found)
+    }
+
+    /// Pods a rotation is still waiting for that are no longer running no longer depend on
+    /// the old key: they are dropped from the journal (when the account's pods can be listed).
+    fn drop_gone_pods(
+        &self,
+        inventory: &mut Inventory,
+        opened: &mut Opened<'_>,
+        report: &mut Report,
+    ) -> Result<()> {
+        let mut changed = false;
+        for i in 0..inventory.journal.len() {
+            let pending: Vec<String> = inventory.journal[i]
+                .targets
+                .iter()
+                .filter(|(t, p)| is_pod(t) && !p.removed)
+                .map(|(t, _)| t.clone())
+                .collect();
+            if pending.is_empty() {
+                continue;
+            }
+            let accounts: Vec<String> = inventory.journal[i]
+                .targets
+                .keys()
+                .filter(|t| t.starts_with("runpod"))
+                .cloned()
+                .collect();
+            let mut running = HashSet::new();
+            let mut listed = false;
+            for account in &accounts {
+                if let Ok(Some(pods)) = opened
+                    .get(account)
+                    .and_then(|t| t.pods().map_err(Error::from))
+                {
+                    listed = true;
+                    running.extend(
+                        pods.into_iter()
+                            .filter(|p| p.status == "RUNNING")
+                            .map(|p| p.id),
+                    );
+                }
+            }
+            if !listed {
+                continue;
+            }
+            for t in pending.iter().filter(|t| !running.contains(&pod_id(t))) {
+                inventory.journal[i].targets.remove(t);
+                changed = true;
+                report.pods.push(PodOutcome {
+                    pod: pod_id(t),
+                    outcome: "gone".to_owned(),
+                    detail: "no longer running, so it no longer depends on the old key".to_owned(),
+                });
+            }
+        }
+        if changed {
+            self.store.save(inventory)?;
         }
         Ok(())
     }
@@ -1019,6 +1231,7 @@ impl Vault {
         let mut inventory = self.store.load()?;
         let mut opened = Opened::new(targets);
         let mut report = Report::default();
+        self.drop_gone_pods(&mut inventory, &mut opened, &mut report)?;
         self.drive(&mut inventory, None, &mut opened, &mut report)?;
         let now = self.now();
         let in_journal: HashSet<&KeyId> = inventory

@@ -92,12 +92,53 @@ fn classify(inventory: &Inventory, now: DateTime<Utc>, remote: &RemoteKey) -> Ke
     }
 }
 
+/// Whether keyvault changed what `record` means to this pod over SSH: added it (`Some(true)`)
+/// or removed it (`Some(false)`). A pod's `PUBLIC_KEY` never reflects such edits.
+fn edited_over_ssh(record: &KeyRecord, pod: &Pod) -> Option<bool> {
+    let prefix = format!("pod:{}/", pod.id);
+    let here: Vec<&crate::inventory::Deployment> = record
+        .deployments()
+        .iter()
+        .filter(|d| d.target().starts_with(&prefix))
+        .collect();
+    if here.iter().any(|d| d.removed_at().is_none()) {
+        Some(true)
+    } else if here.is_empty() {
+        None
+    } else {
+        Some(false)
+    }
+}
+
 fn pod_report(inventory: &Inventory, now: DateTime<Utc>, pod: &Pod) -> PodReport {
-    let keys: Vec<KeyMatch> = pod
+    let mut keys: Vec<KeyMatch> = pod
         .public_keys()
         .iter()
         .map(|k| classify(inventory, now, k))
+        // Keys keyvault removed from the pod over SSH are no longer trusted there.
+        .filter(|m| {
+            m.id.as_ref()
+                .and_then(|id| inventory.get(id))
+                .and_then(|r| edited_over_ssh(r, pod))
+                != Some(false)
+        })
         .collect();
+    // Keys keyvault added to the pod over SSH are trusted there although PUBLIC_KEY lacks them.
+    for record in inventory
+        .keys()
+        .iter()
+        .filter(|r| edited_over_ssh(r, pod) == Some(true))
+    {
+        if !keys.iter().any(|k| k.id.as_ref() == Some(record.id())) {
+            keys.push(KeyMatch {
+                id: Some(record.id().clone()),
+                purpose: Some(record.purpose().clone()),
+                state: record.display_state_at(now).to_owned(),
+                fingerprint: Some(record.fingerprint().to_owned()),
+                comment: "added over SSH by keyvault".to_owned(),
+            });
+        }
+    }
     let ssh = pod.ssh.clone().unwrap_or_default();
     let reach = match (&ssh.direct, &ssh.proxy) {
         (Some(d), _) => Reach::Direct {
@@ -200,11 +241,21 @@ impl Vault {
                     severity: Severity::Medium,
                     kind: FindingKind::Interrupted,
                     key_id: Some(e.old().clone()),
-                    message: format!(
-                        "{} is still deployed although its rotation's grace period is over",
-                        e.old()
-                    ),
-                    fix: "keyvault sweep".to_owned(),
+                    message: {
+                        let pods: Vec<String> = e
+                            .targets()
+                            .iter()
+                            .filter(|(t, p)| t.starts_with("pod:") && !p.added)
+                            .filter_map(|(t, _)| t.strip_prefix("pod:").and_then(|r| r.split('/').next()).map(ToOwned::to_owned))
+                            .collect();
+                        if pods.is_empty() {
+                            format!("{} is still deployed although its rotation's grace period is over", e.old())
+                        } else {
+                            format!("{} stays retiring: running pods {} still trust it and could not be updated", e.old(), pods.join(", "))
+                        }
+                    },
+                    fix: "keyvault sweep (it retries the pods, and drops pods that are gone); redeploy pods that cannot be reached"
+                        .to_owned(),
                 });
             }
         }
@@ -226,6 +277,8 @@ impl Vault {
                     .iter()
                     .map(crate::inventory::Deployment::target)
             })
+            // Pods are checked through their account's pod list, never by logging in to them.
+            .filter(|t| !t.starts_with("pod:"))
             .collect();
         let by_fp: HashMap<&str, &KeyRecord> = inventory
             .keys()

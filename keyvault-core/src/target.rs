@@ -35,6 +35,18 @@ pub enum TargetSpec {
         /// The file on the host.
         path: Option<String>,
     },
+    /// A running RunPod pod's `~/.ssh/authorized_keys`, over its direct SSH endpoint:
+    /// `pod:ID/ssh://user@host:port`. Pods are updated during `rotate --pods`.
+    Pod {
+        /// The pod's id.
+        id: String,
+        /// SSH user (RunPod's images: `root`).
+        user: String,
+        /// The endpoint's host.
+        host: String,
+        /// The endpoint's port.
+        port: u16,
+    },
 }
 
 impl TargetSpec {
@@ -43,7 +55,7 @@ impl TargetSpec {
     pub fn runpod_profile(&self) -> Option<Option<&str>> {
         match self {
             TargetSpec::Runpod { profile } => Some(profile.as_deref()),
-            TargetSpec::File { .. } | TargetSpec::Ssh { .. } => None,
+            TargetSpec::File { .. } | TargetSpec::Ssh { .. } | TargetSpec::Pod { .. } => None,
         }
     }
 }
@@ -70,6 +82,12 @@ impl fmt::Display for TargetSpec {
                 }
                 f.write_str(path.as_deref().unwrap_or(""))
             }
+            TargetSpec::Pod {
+                id,
+                user,
+                host,
+                port,
+            } => write!(f, "pod:{id}/ssh://{user}@{host}:{port}"),
         }
     }
 }
@@ -112,6 +130,33 @@ impl FromStr for TargetSpec {
         }
         if let Some(rest) = s.strip_prefix("ssh://") {
             return parse_ssh(rest).map_err(bad);
+        }
+        if let Some(rest) = s.strip_prefix("pod:") {
+            let (id, ssh) = rest
+                .split_once("/ssh://")
+                .ok_or_else(|| bad("expected pod:ID/ssh://user@host:port"))?;
+            if id.is_empty()
+                || id.len() > 64
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(bad("a pod id uses letters, digits, '-' and '_'"));
+            }
+            return match parse_ssh(ssh).map_err(bad)? {
+                TargetSpec::Ssh {
+                    user: Some(user),
+                    host,
+                    port: Some(port),
+                    path: None,
+                } => Ok(TargetSpec::Pod {
+                    id: id.to_owned(),
+                    user,
+                    host,
+                    port,
+                }),
+                _ => Err(bad("a pod's endpoint needs a user and a port and no path")),
+            };
         }
         Err(bad(
             "expected runpod, runpod:PROFILE, file:/path/to/authorized_keys or ssh://[user@]host[:port][/path]",
@@ -230,6 +275,12 @@ pub trait Target {
     /// When the key cannot be loaded.
     fn load_identity(&mut self, _key: &ssh_key::PrivateKey) -> Result<(), Error> {
         Ok(())
+    }
+
+    /// Whether a failure here should be recorded and skipped rather than stop the operation
+    /// (running pods: one unreachable pod must not block the rest).
+    fn best_effort(&self) -> bool {
+        false
     }
 
     /// Whether adding a key and removing another can happen in one atomic write.
@@ -567,6 +618,7 @@ pub struct SshTarget {
     spec: TargetSpec,
     agent: Option<crate::agent::PrivateAgent>,
     identities: Vec<(String, String)>,
+    extra: Vec<String>,
 }
 
 impl SshTarget {
@@ -577,6 +629,24 @@ impl SshTarget {
             spec,
             agent: None,
             identities: Vec::new(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// A pod (a [`TargetSpec::Pod`]): its host keys go to `known_hosts` (keyvault's own,
+    /// accepting new ones, since pods are short-lived and new).
+    #[must_use]
+    pub fn for_pod(spec: TargetSpec, known_hosts: &std::path::Path) -> Self {
+        SshTarget {
+            spec,
+            agent: None,
+            identities: Vec::new(),
+            extra: vec![
+                "-o".to_owned(),
+                format!("UserKnownHostsFile={}", known_hosts.display()),
+                "-o".to_owned(),
+                "StrictHostKeyChecking=accept-new".to_owned(),
+            ],
         }
     }
 
@@ -596,6 +666,16 @@ impl SshTarget {
                     |p| format!("'{p}'"),
                 ),
             ),
+            // RunPod's images keep the keys in root's ~/.ssh/authorized_keys; a session may
+            // point elsewhere with KEYVAULT_AUTHORIZED_KEYS (the tests' sshd does).
+            TargetSpec::Pod {
+                user, host, port, ..
+            } => (
+                Some(user.as_str()),
+                host.as_str(),
+                Some(*port),
+                "\"${KEYVAULT_AUTHORIZED_KEYS:-$HOME/.ssh/authorized_keys}\"".to_owned(),
+            ),
             _ => (None, "", None, String::new()),
         }
     }
@@ -611,6 +691,7 @@ impl SshTarget {
             "-o",
             "LogLevel=ERROR",
         ]);
+        c.args(&self.extra);
         if let Some(p) = port {
             c.arg("-p").arg(p.to_string());
         }
@@ -697,7 +778,7 @@ impl SshTarget {
         // reaching it needs, and connect with no config file at all.
         let (user, host, port, _) = self.parts();
         let mut probe = std::process::Command::new("ssh");
-        probe.arg("-G");
+        probe.arg("-G").args(&self.extra);
         if let Some(p) = port {
             probe.arg("-p").arg(p.to_string());
         }
@@ -792,6 +873,10 @@ impl Target for SshTarget {
 
     fn line(&self, record: &crate::KeyRecord) -> String {
         record.authorized_keys_line()
+    }
+
+    fn best_effort(&self) -> bool {
+        matches!(self.spec, TargetSpec::Pod { .. })
     }
 
     fn load_identity(&mut self, key: &ssh_key::PrivateKey) -> Result<(), Error> {

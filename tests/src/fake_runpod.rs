@@ -178,6 +178,13 @@ impl FakeRunpod {
         self.state().pods.push(pod);
     }
 
+    /// Sets a pod's status (e.g. `TERMINATED`).
+    pub fn set_pod_status(&self, id: &str, status: &str) {
+        for p in self.state().pods.iter_mut().filter(|p| p["id"] == id) {
+            p["status"] = json!(status);
+        }
+    }
+
     /// Accepts `token`, with write access or read-only.
     pub fn allow_token(&self, token: &str, can_write: bool) {
         self.state().tokens.insert(token.to_owned(), can_write);

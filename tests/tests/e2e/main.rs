@@ -10,6 +10,7 @@ mod fake_server;
 mod interop;
 mod keys;
 mod passphrases;
+mod pods;
 mod runpod;
 mod scan;
 mod scoped;

@@ -17,6 +17,11 @@ impl Sshd {
     /// Starts sshd in `dir` (which must exist) with `dir/authorized_keys` as the only
     /// authorized_keys file.
     pub fn start(dir: &Path) -> Sshd {
+        Self::start_with(dir, "")
+    }
+
+    /// As [`Sshd::start`], with `extra` appended to sshd_config.
+    pub fn start_with(dir: &Path, extra: &str) -> Sshd {
         let sshd = Path::new("/usr/sbin/sshd");
         assert!(
             sshd.exists(),
@@ -36,7 +41,7 @@ impl Sshd {
             &config,
             format!(
                 "HostKey {}\nPidFile {}\nAuthorizedKeysFile {}\nStrictModes no\nPermitRootLogin prohibit-password\n\
-                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n",
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n{extra}",
                 host_key.display(),
                 dir.join("sshd.pid").display(),
                 authorized_keys.display()

@@ -1,0 +1,230 @@
+//! `rotate --pods`: running RunPod pods never see account key changes, so keyvault updates
+//! the ones that trust the old key over their direct SSH endpoints (real sshd instances
+//! here, listed by the fake RunPod API), reports the rest, and keeps the old key retiring
+//! while any pod still depends on it.
+
+use crate::sshd::Sshd;
+use crate::support::{PASS, PASS2, Vault};
+use keyvault_tests::fake_runpod::{FakeRunpod, pod};
+
+const UNMANAGED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILXGDN/SclOozk1xsDztpmhGiKkkrfQB9SKoO8dSIQQZ me@example.com";
+
+/// A pod: an sshd whose authorized_keys holds what RunPod's image would have put there.
+fn pod_sshd(v: &Vault, name: &str, keys: &[&str]) -> Sshd {
+    let dir = v.root.join(name);
+    std::fs::create_dir(&dir).expect("mkdir");
+    let sshd = Sshd::start_with(
+        &dir,
+        &format!(
+            "SetEnv KEYVAULT_AUTHORIZED_KEYS={}\n",
+            dir.join("authorized_keys").display()
+        ),
+    );
+    std::fs::write(
+        &sshd.authorized_keys,
+        format!("# from PUBLIC_KEY\n{}\n", keys.join("\n")),
+    )
+    .expect("write");
+    sshd
+}
+
+/// keyvault's `ssh` must not pick up this machine's own SSH setup: a wrapper with a config
+/// that offers no identity of its own.
+fn isolate_ssh(v: &Vault) {
+    let dir = v.root.join("user-ssh");
+    std::fs::create_dir_all(dir.join("bin")).expect("mkdir");
+    std::fs::write(
+        dir.join("config"),
+        format!(
+            "Host *\n  IdentityFile {}/none\n  UserKnownHostsFile {}/known_hosts\n",
+            dir.display(),
+            dir.display()
+        ),
+    )
+    .expect("config");
+    let wrapper = dir.join("bin/ssh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec /usr/bin/ssh -F {}/config \"$@\"\n",
+            dir.display()
+        ),
+    )
+    .expect("wrapper");
+    crate::support::chmod(&wrapper, 0o755);
+    v.set_env(
+        "PATH",
+        &format!(
+            "{}:{}",
+            dir.join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    );
+}
+
+#[test]
+fn rotate_pods_updates_reachable_pods_and_keeps_the_old_key_for_the_rest() {
+    let server = FakeRunpod::start();
+    server.set_keys(&[UNMANAGED]);
+    let v = Vault::new();
+    v.use_runpod(&server);
+    isolate_ssh(&v);
+    v.new_key("personal", &[]);
+    v.run(&["deploy", "personal", "--to", "runpod"]).expect(0);
+    let p1 = v.run(&["--json", "show", "personal-1"]).expect(0).json()["public_key"]
+        .as_str()
+        .expect("pk")
+        .to_owned();
+
+    let a = pod_sshd(&v, "pod-a", &[&p1, UNMANAGED]);
+    let b = pod_sshd(&v, "pod-b", &[&p1]);
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    server.add_pod(pod(
+        "poda",
+        "RUNNING",
+        &[&p1, UNMANAGED],
+        Some(("127.0.0.1", a.port)),
+    ));
+    server.add_pod(pod("podb", "RUNNING", &[&p1], Some(("127.0.0.1", b.port))));
+    server.add_pod(pod(
+        "dead",
+        "RUNNING",
+        &[&p1],
+        Some(("127.0.0.1", dead_port)),
+    ));
+    server.add_pod(pod("prox", "RUNNING", &[&p1], None));
+    server.add_pod(pod(
+        "others",
+        "RUNNING",
+        &[UNMANAGED],
+        Some(("127.0.0.1", dead_port)),
+    ));
+    server.add_pod(pod(
+        "stopped",
+        "EXITED",
+        &[&p1],
+        Some(("127.0.0.1", dead_port)),
+    ));
+
+    let old = v.home.join("keys/personal-1");
+    assert_eq!(
+        a.ssh(&old, PASS, "true").code,
+        0,
+        "the pod trusts the old key to begin with"
+    );
+    let report = v
+        .run(&[
+            "--json",
+            "rotate",
+            "personal",
+            "--pods",
+            "--passphrase-env",
+            "KV_PASS2",
+            "--old-passphrase-env",
+            "KV_PASS",
+        ])
+        .expect(0)
+        .no_secrets()
+        .json();
+    let outcome = |pod: &str| -> Vec<String> {
+        report["pods"]
+            .as_array()
+            .expect("pods")
+            .iter()
+            .filter(|p| p["pod"] == pod)
+            .map(|p| p["outcome"].as_str().expect("o").to_owned())
+            .collect()
+    };
+    assert_eq!(outcome("poda"), ["added", "removed"], "{report}");
+    assert_eq!(outcome("podb"), ["added", "removed"], "{report}");
+    assert_eq!(outcome("dead"), ["failed"], "{report}");
+    assert_eq!(outcome("prox"), ["needs-redeploy"], "{report}");
+    assert!(
+        outcome("others").is_empty() && outcome("stopped").is_empty(),
+        "{report}"
+    );
+
+    // Reachable pods now trust only the new key; their other lines are untouched.
+    let current = v.home.join("current/personal");
+    for (name, sshd) in [("a", &a), ("b", &b)] {
+        assert_eq!(
+            sshd.ssh(&current, PASS2, "true").code,
+            0,
+            "pod {name}: the new key does not log in"
+        );
+        assert_ne!(
+            sshd.ssh(&old, PASS, "true").code,
+            0,
+            "pod {name}: the old key still logs in"
+        );
+    }
+    let text = std::fs::read_to_string(&a.authorized_keys).expect("read");
+    assert!(
+        text.starts_with("# from PUBLIC_KEY\n") && text.contains(UNMANAGED),
+        "{text}"
+    );
+    // The account itself was rotated too; host keys went to keyvault's own known_hosts.
+    assert!(!server.keys().contains(&p1));
+    let known =
+        std::fs::read_to_string(v.home.join("known_hosts")).expect("keyvault's known_hosts");
+    assert!(
+        known.contains(&format!("[127.0.0.1]:{}", a.port)),
+        "{known}"
+    );
+
+    // The unreachable pod still depends on personal-1: it stays retiring, and status says so.
+    assert_eq!(
+        v.run(&["--json", "show", "personal-1"]).json()["state"],
+        "retiring"
+    );
+    let status = v.run(&["--json", "status"]).expect(3).json();
+    assert!(
+        status["findings"]
+            .as_array()
+            .expect("f")
+            .iter()
+            .any(|f| f["kind"] == "pod-trusts-old-key"
+                && f["message"].as_str().is_some_and(|m| m.contains("dead"))),
+        "{status}"
+    );
+    let findings = status["findings"].as_array().expect("f");
+    assert!(
+        findings.iter().any(|f| f["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("running pods dead still trust it"))),
+        "{status}"
+    );
+    // Updated pods are not flagged although their PUBLIC_KEY still names the old key.
+    assert!(
+        !findings.iter().any(|f| f["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("poda") || m.contains("podb"))),
+        "{status}"
+    );
+    let pods = v.run(&["--json", "runpod", "pods"]).expect(0).json();
+    let poda = pods["pods"]
+        .as_array()
+        .expect("pods")
+        .iter()
+        .find(|p| p["id"] == "poda")
+        .expect("poda");
+    assert_eq!(poda["warnings"], serde_json::json!([]), "{poda}");
+
+    // Once that pod is gone, sweep finishes the rotation.
+    server.set_pod_status("dead", "TERMINATED");
+    let swept = v.run(&["--json", "sweep"]).expect(0).json();
+    assert!(
+        swept["pods"]
+            .as_array()
+            .expect("pods")
+            .iter()
+            .any(|p| p["pod"] == "dead" && p["outcome"] == "gone"),
+        "{swept}"
+    );
+    assert_eq!(swept["revoked"], serde_json::json!(["personal-1"]));
+    v.run(&["log", "--verify"]).expect(0);
+}
