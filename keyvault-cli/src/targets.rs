@@ -90,7 +90,7 @@ impl CliTargets<'_> {
 }
 
 impl Targets for CliTargets<'_> {
-    fn open(&self, spec: &TargetSpec) -> Result<Box<dyn Target>, Error> {
+    fn open(&self, spec: &TargetSpec) -> Result<Box<dyn Target + Send>, Error> {
         if let TargetSpec::File { path } = spec {
             return Ok(Box::new(FileTarget::new(spec.clone(), path.clone())));
         }

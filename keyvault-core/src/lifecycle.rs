@@ -182,7 +182,7 @@ type FreshKey = (
 /// Targets opened during one operation.
 struct Opened<'a> {
     targets: &'a dyn Targets,
-    open: BTreeMap<String, Box<dyn Target>>,
+    open: BTreeMap<String, Box<dyn Target + Send>>,
     /// New keys generated in this run, decrypted, for targets that prove a key logs in.
     identities: BTreeMap<KeyId, ssh_key::PrivateKey>,
 }
@@ -195,7 +195,7 @@ impl<'a> Opened<'a> {
             identities: BTreeMap::new(),
         }
     }
-    fn get(&mut self, name: &str) -> Result<&mut Box<dyn Target>> {
+    fn get(&mut self, name: &str) -> Result<&mut Box<dyn Target + Send>> {
         if !self.open.contains_key(name) {
             let spec: TargetSpec = name.parse()?;
             let t = self.targets.open(&spec)?;
@@ -203,6 +203,45 @@ impl<'a> Opened<'a> {
         }
         Ok(self.open.get_mut(name).expect("inserted above"))
     }
+}
+
+/// How many pods are updated at once.
+const POD_FAN_OUT: usize = 8;
+
+/// Runs `f` over `jobs` on at most `limit` threads; results in the jobs' order.
+fn run_bounded<T: Send, R: Send>(
+    jobs: &mut [T],
+    limit: usize,
+    f: impl Fn(&mut T) -> R + Sync,
+) -> Vec<R> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<(&mut T, Option<R>)>> =
+        jobs.iter_mut().map(|j| Mutex::new((j, None))).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..limit.min(slots.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(slot) = slots.get(i) else { break };
+                    let mut guard = slot
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let result = f(guard.0);
+                    guard.1 = Some(result);
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .filter_map(|m| {
+            m.into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .1
+        })
+        .collect()
 }
 
 /// Whether a journal target is a running pod (best effort: it never blocks a rotation).
@@ -544,6 +583,12 @@ impl Vault {
                 }
             }
         }
+        // Pods are independent machines: update them in parallel, at most 8 at a time.
+        let (pods, per_target): (Vec<_>, Vec<_>) =
+            per_target.into_iter().partition(|(name, _)| is_pod(name));
+        if !pods.is_empty() {
+            self.add_to_pods(inventory, pods, opened, report)?;
+        }
         for (name, entries) in per_target {
             let result = (|| -> Result<()> {
                 // The old key logs in to pods; the new one must prove it can.
@@ -883,6 +928,113 @@ impl Vault {
         }
         if changed {
             self.store.save(inventory)?;
+        }
+        Ok(())
+    }
+
+    /// Adds the new keys to pods in parallel (at most [`POD_FAN_OUT`] at a time), each
+    /// logging in with the old key and proving the new one; records the results in order.
+    /// A pod's failure is reported, never raised.
+    fn add_to_pods(
+        &self,
+        inventory: &mut Inventory,
+        pods: Vec<(String, Vec<usize>)>,
+        opened: &mut Opened<'_>,
+        report: &mut Report,
+    ) -> Result<()> {
+        struct Job {
+            name: String,
+            entries: Vec<usize>,
+            target: Box<dyn Target + Send>,
+            add: Vec<AddKey>,
+        }
+        let mut jobs = Vec::new();
+        for (name, entries) in pods {
+            let prepared = (|| -> Result<Job> {
+                opened.get(&name)?;
+                let Some(mut target) = opened.open.remove(&name) else {
+                    return Err(InputError::Request {
+                        message: format!("cannot open {name}"),
+                    }
+                    .into());
+                };
+                for &i in &entries {
+                    for id in [&inventory.journal[i].old, &inventory.journal[i].new] {
+                        if let Some(k) = opened.identities.get(id) {
+                            target.load_identity(k)?;
+                        }
+                    }
+                }
+                let add = entries
+                    .iter()
+                    .map(|&i| {
+                        key(inventory, &inventory.journal[i].new)
+                            .map(|k| add_key(target.as_ref(), k))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Job {
+                    name: name.clone(),
+                    entries,
+                    target,
+                    add,
+                })
+            })();
+            match prepared {
+                Ok(job) => jobs.push(job),
+                Err(e) => report.pods.push(PodOutcome {
+                    pod: pod_id(&name),
+                    outcome: "failed".to_owned(),
+                    detail: e.to_string(),
+                }),
+            }
+        }
+        let hook = self.hook_fn();
+        let results = run_bounded(&mut jobs, POD_FAN_OUT, |job| {
+            job.target
+                .apply(&job.add, &HashSet::new(), &hook)
+                .map(|_| ())
+        });
+        for (job, result) in jobs.into_iter().zip(results) {
+            let Job {
+                name,
+                entries,
+                target,
+                ..
+            } = job;
+            opened.open.insert(name.clone(), target);
+            if let Err(e) = result {
+                report.pods.push(PodOutcome {
+                    pod: pod_id(&name),
+                    outcome: "failed".to_owned(),
+                    detail: e.to_string(),
+                });
+                continue;
+            }
+            let mut drafts = Vec::new();
+            for &i in &entries {
+                let e = &mut inventory.journal[i];
+                e.targets.entry(name.clone()).or_default().added = true;
+                if e.step < Step::Promoted {
+                    e.step = Step::Adding;
+                }
+                let (new, promoted) = (e.new.clone(), e.step >= Step::Promoted);
+                if promoted {
+                    let when = self.now();
+                    key_mut(inventory, &new)?.mark_deployed(&name, when);
+                }
+                drafts.push(draft(
+                    "deploy",
+                    key(inventory, &new)?,
+                    format!("added to {name}"),
+                ));
+            }
+            self.record(inventory, &drafts)?;
+            self.hook(&format!("added:{name}"))?;
+            report.pods.push(PodOutcome {
+                pod: pod_id(&name),
+                outcome: "added".to_owned(),
+                detail: "new key added and proven to log in".to_owned(),
+            });
         }
         Ok(())
     }
@@ -1667,5 +1819,29 @@ impl Vault {
             private_key,
             certificate,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_bounded;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[test]
+    fn run_bounded_keeps_order_and_never_exceeds_its_limit() {
+        let mut jobs: Vec<usize> = (0..20).collect();
+        let running = AtomicUsize::new(0);
+        let peak = AtomicUsize::new(0);
+        let out = run_bounded(&mut jobs, 3, |j| {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(10));
+            running.fetch_sub(1, Ordering::SeqCst);
+            *j * 2
+        });
+        assert_eq!(out, (0..20).map(|i| i * 2).collect::<Vec<_>>());
+        let peak = peak.load(Ordering::SeqCst);
+        assert!((2..=3).contains(&peak), "peak concurrency {peak}");
     }
 }

@@ -306,7 +306,7 @@ pub trait Targets {
     /// # Errors
     ///
     /// [`TargetError::Credentials`] and the like when it cannot be reached.
-    fn open(&self, spec: &TargetSpec) -> Result<Box<dyn Target>, Error>;
+    fn open(&self, spec: &TargetSpec) -> Result<Box<dyn Target + Send>, Error>;
 }
 
 /// A RunPod account's key list.

@@ -15,7 +15,7 @@ const PASS: &str = "plum-Vortex-carpet-71-tundra";
 struct NoTargets;
 
 impl Targets for NoTargets {
-    fn open(&self, spec: &TargetSpec) -> Result<Box<dyn Target>, Error> {
+    fn open(&self, spec: &TargetSpec) -> Result<Box<dyn Target + Send>, Error> {
         panic!("no target expected, asked for {spec}");
     }
 }
