@@ -240,6 +240,21 @@ fn run(cli: Cli) -> Result<Done, Failure> {
     if let Some(hook) = targets::fault_hook() {
         vault = vault.with_fault_hook(hook);
     }
+    if show_progress {
+        // Live per-pod progress for people; none of it on a pipe or with --json.
+        vault =
+            vault.with_pod_progress(std::sync::Arc::new(|event: &keyvault_core::PodProgress| {
+                match event {
+                    keyvault_core::PodProgress::Started { pod } => {
+                        eprintln!("pod {pod}: updating…")
+                    }
+                    keyvault_core::PodProgress::Finished { pod, outcome } => {
+                        eprintln!("pod {pod}: {outcome}")
+                    }
+                    _ => {}
+                }
+            }));
+    }
     let config = vault.config().clone();
     let remote = targets::CliTargets {
         config: &config,

@@ -51,7 +51,7 @@ pub use secret::{ApiToken, Passphrase, secrecy};
 pub use span::{Span, parse_date};
 pub use status::{Finding, FindingKind, Severity, StatusReport, TargetSummary, Unchecked};
 pub use target::{Applied, FileTarget, RunpodTarget, SshTarget, Target, TargetSpec, Targets};
-pub use vault::{Expiry, FaultHook, ImportKey, NewKey, Vault};
+pub use vault::{Expiry, FaultHook, ImportKey, NewKey, PodProgress, PodProgressSink, Vault};
 
 /// The `ssh-key` crate, re-exported because its types appear in this API.
 pub use ssh_key;

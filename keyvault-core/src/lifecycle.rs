@@ -990,9 +990,18 @@ impl Vault {
         }
         let hook = self.hook_fn();
         let results = run_bounded(&mut jobs, POD_FAN_OUT, |job| {
-            job.target
+            let pod = pod_id(&job.name);
+            self.pod_progress(&crate::vault::PodProgress::Started { pod: pod.clone() });
+            let result = job
+                .target
                 .apply(&job.add, &HashSet::new(), &hook)
-                .map(|_| ())
+                .map(|_| ());
+            let outcome = if result.is_ok() { "added" } else { "failed" };
+            self.pod_progress(&crate::vault::PodProgress::Finished {
+                pod,
+                outcome: outcome.to_owned(),
+            });
+            result
         });
         for (job, result) in jobs.into_iter().zip(results) {
             let Job {

@@ -142,6 +142,28 @@ pub struct Vault {
     actor: String,
     lock_timeout: Duration,
     hook: Option<FaultHook>,
+    pod_progress: Option<PodProgressSink>,
+}
+
+/// Told when keyvault starts and finishes work on each pod (from worker threads).
+pub type PodProgressSink = Arc<dyn Fn(&PodProgress) + Send + Sync>;
+
+/// Progress of one pod during `rotate --pods`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PodProgress {
+    /// Work on the pod started.
+    Started {
+        /// The pod's id.
+        pod: String,
+    },
+    /// Work on the pod finished: `added` or `failed`.
+    Finished {
+        /// The pod's id.
+        pod: String,
+        /// The outcome.
+        outcome: String,
+    },
 }
 
 /// A test hook called at named points of multi-step operations; see
@@ -189,7 +211,22 @@ impl Vault {
             actor: "keyvault".to_owned(),
             lock_timeout: Duration::from_secs(30),
             hook: None,
+            pod_progress: None,
         })
+    }
+
+    /// Reports each pod's progress during `rotate --pods` to `sink` (called from worker
+    /// threads), so a front end can show it live.
+    #[must_use]
+    pub fn with_pod_progress(mut self, sink: PodProgressSink) -> Self {
+        self.pod_progress = Some(sink);
+        self
+    }
+
+    pub(crate) fn pod_progress(&self, event: &PodProgress) {
+        if let Some(sink) = &self.pod_progress {
+            sink(event);
+        }
     }
 
     /// Installs a hook called at each named step of rotations, revocations and sweeps

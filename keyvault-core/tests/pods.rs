@@ -1,0 +1,211 @@
+//! `rotate --pods` through the library with in-memory targets: pods are updated in
+//! parallel with live progress, a failing pod is reported and keeps the old key retiring,
+//! and the old key leaves only the pods that got the new one.
+
+use keyvault_core::remote::{AddKey, RemoteKey};
+use keyvault_core::runpod::{PodSsh, SshEndpoint};
+use keyvault_core::ssh_key::getrandom::SysRng;
+use keyvault_core::ssh_key::rand_core::UnwrapErr;
+use keyvault_core::target::{Applied, Hook, Target, TargetSpec, Targets};
+use keyvault_core::{
+    Error, FixedPassphrase, KeyState, NewKey, Passphrase, Pod, PodProgress, RotateRequest,
+    TargetError, Vault,
+};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+const PASS: &str = "plum-Vortex-carpet-71-tundra";
+
+/// authorized_keys text per target name.
+type Store = Arc<Mutex<BTreeMap<String, String>>>;
+
+struct Fake {
+    spec: TargetSpec,
+    store: Store,
+    pods: Vec<Pod>,
+}
+
+impl Target for Fake {
+    fn spec(&self) -> &TargetSpec {
+        &self.spec
+    }
+    fn list(&mut self) -> Result<Vec<RemoteKey>, TargetError> {
+        let text = self
+            .store
+            .lock()
+            .expect("lock")
+            .get(&self.spec.to_string())
+            .cloned()
+            .unwrap_or_default();
+        Ok(text
+            .lines()
+            .map(|l| {
+                RemoteKey::with_fingerprint(l, keyvault_core::authorized_keys::line_fingerprint(l))
+            })
+            .collect())
+    }
+    fn apply(
+        &mut self,
+        add: &[AddKey],
+        remove: &HashSet<String>,
+        _hook: Hook<'_>,
+    ) -> Result<Applied, Error> {
+        if matches!(&self.spec, TargetSpec::Pod { id, .. } if id == "bad") {
+            return Err(TargetError::Unreachable {
+                target: self.spec.to_string(),
+                reason: "connection refused".to_owned(),
+            }
+            .into());
+        }
+        let mut store = self.store.lock().expect("lock");
+        let text = store.entry(self.spec.to_string()).or_default();
+        *text = keyvault_core::authorized_keys::edit(text, add, remove);
+        Ok(Applied {
+            wrote: true,
+            present: keyvault_core::authorized_keys::fingerprints(text),
+        })
+    }
+    fn pods(&mut self) -> Result<Option<Vec<Pod>>, TargetError> {
+        Ok(matches!(self.spec, TargetSpec::Runpod { .. }).then(|| self.pods.clone()))
+    }
+}
+
+struct FakeTargets {
+    store: Store,
+    pods: Vec<Pod>,
+}
+
+impl Targets for FakeTargets {
+    fn open(&self, spec: &TargetSpec) -> Result<Box<dyn Target + Send>, Error> {
+        Ok(Box::new(Fake {
+            spec: spec.clone(),
+            store: Arc::clone(&self.store),
+            pods: self.pods.clone(),
+        }))
+    }
+}
+
+fn pod(id: &str, public_key: &str, port: u16) -> Pod {
+    Pod {
+        id: id.to_owned(),
+        name: format!("pod-{id}"),
+        status: "RUNNING".to_owned(),
+        env: BTreeMap::from([("PUBLIC_KEY".to_owned(), public_key.to_owned())]),
+        ssh: Some(PodSsh {
+            proxy: None,
+            direct: Some(SshEndpoint {
+                host: "192.0.2.1".to_owned(),
+                port,
+                username: "root".to_owned(),
+            }),
+        }),
+    }
+}
+
+#[test]
+fn pods_are_updated_in_parallel_with_progress_and_a_failure_keeps_the_old_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let events: Arc<Mutex<Vec<PodProgress>>> = Arc::default();
+    let sink = Arc::clone(&events);
+    let vault = Vault::open(dir.path().join("vault"))
+        .expect("open")
+        .with_pod_progress(Arc::new(move |e: &PodProgress| {
+            sink.lock().expect("lock").push(e.clone())
+        }));
+    let mut pass = FixedPassphrase(Passphrase::new(PASS.to_owned()));
+    let old = vault
+        .create(
+            &mut UnwrapErr(SysRng),
+            &NewKey::new("personal".parse().expect("p")),
+            &mut pass,
+        )
+        .expect("create");
+    let store: Store = Arc::default();
+    let pods = ["p1", "p2", "p3", "bad"]
+        .iter()
+        .enumerate()
+        .map(|(i, id)| pod(id, old.public_key(), 2200 + i as u16))
+        .collect();
+    let targets = FakeTargets {
+        store: Arc::clone(&store),
+        pods,
+    };
+    vault
+        .deploy("personal", &"runpod".parse().expect("spec"), &targets)
+        .expect("deploy");
+    // What RunPod's images put in each pod's authorized_keys from PUBLIC_KEY.
+    for (i, id) in ["p1", "p2", "p3", "bad"].iter().enumerate() {
+        let name = format!("pod:{id}/ssh://root@192.0.2.1:{}", 2200 + i);
+        store
+            .lock()
+            .expect("lock")
+            .insert(name, format!("{}\n", old.public_key()));
+    }
+
+    let request = RotateRequest::purposes(vec!["personal".parse().expect("p")]).pods(true);
+    let report = vault
+        .rotate(&mut UnwrapErr(SysRng), &request, &mut pass, &targets)
+        .expect("rotate");
+
+    let outcomes: Vec<(String, String)> = report
+        .pods
+        .iter()
+        .map(|p| (p.pod.clone(), p.outcome.clone()))
+        .collect();
+    for id in ["p1", "p2", "p3"] {
+        assert!(
+            outcomes.contains(&(id.to_owned(), "added".to_owned())),
+            "{outcomes:?}"
+        );
+        assert!(
+            outcomes.contains(&(id.to_owned(), "removed".to_owned())),
+            "{outcomes:?}"
+        );
+    }
+    assert!(
+        outcomes.contains(&("bad".to_owned(), "failed".to_owned())),
+        "{outcomes:?}"
+    );
+    let events = events.lock().expect("lock").clone();
+    for id in ["p1", "p2", "p3", "bad"] {
+        assert!(
+            events.contains(&PodProgress::Started { pod: id.to_owned() }),
+            "{events:?}"
+        );
+    }
+    assert!(events.contains(&PodProgress::Finished {
+        pod: "bad".to_owned(),
+        outcome: "failed".to_owned()
+    }));
+
+    // Updated pods trust only the new key; the failed one keeps the old, which stays retiring.
+    let inventory = vault.inventory().expect("inventory");
+    let new = inventory
+        .active(&"personal".parse().expect("p"))
+        .expect("active")
+        .clone();
+    let store = store.lock().expect("lock");
+    for (name, text) in store.iter().filter(|(n, _)| n.starts_with("pod:")) {
+        let fps = keyvault_core::authorized_keys::fingerprints(text);
+        if name.starts_with("pod:bad/") {
+            assert!(
+                fps.contains(old.fingerprint()) && !fps.contains(new.fingerprint()),
+                "{name}: {text}"
+            );
+        } else {
+            assert!(
+                fps.contains(new.fingerprint()) && !fps.contains(old.fingerprint()),
+                "{name}: {text}"
+            );
+        }
+    }
+    assert_eq!(
+        inventory.get(old.id()).expect("old").state(),
+        KeyState::Retiring
+    );
+    assert_eq!(
+        inventory.journal().len(),
+        1,
+        "the rotation waits for the failed pod"
+    );
+}
