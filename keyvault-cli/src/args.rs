@@ -360,17 +360,13 @@ pub struct RotateArgs {
     /// Also update running RunPod pods that trust the old key, over their direct SSH endpoints.
     #[arg(long)]
     pub pods: bool,
-    /// The old key's passphrase (to log in to pods), from environment variable VAR
-    /// (default: the same source as the new passphrase).
-    #[arg(
-        long,
-        value_name = "VAR",
-        requires = "pods",
-        conflicts_with = "old_passphrase_file"
-    )]
+    /// The old key's passphrase, from environment variable VAR: keyvault then logs in with the
+    /// old key itself to pods and ssh:// hosts (for pods it is asked for anyway, by default
+    /// from the same source as the new passphrase).
+    #[arg(long, value_name = "VAR", conflicts_with = "old_passphrase_file")]
     pub old_passphrase_env: Option<String>,
     /// The old key's passphrase, from the first line of FILE.
-    #[arg(long, value_name = "FILE", requires = "pods")]
+    #[arg(long, value_name = "FILE")]
     pub old_passphrase_file: Option<std::path::PathBuf>,
     /// Roll back an unfinished rotation instead.
     #[arg(long, conflicts_with_all = ["grace", "dry_run", "ttl", "expires"])]

@@ -486,7 +486,10 @@ fn run(cli: Cli) -> Result<Done, Failure> {
             if let Some(g) = &a.grace {
                 request = request.grace(g.parse::<Span>()?);
             }
-            request = request.expiry(expiry(&a.expiry)?).pods(a.pods);
+            request = request
+                .expiry(expiry(&a.expiry)?)
+                .pods(a.pods)
+                .unlock_old_key(a.old_passphrase_env.is_some() || a.old_passphrase_file.is_some());
             if a.dry_run {
                 let plan = vault.plan_rotation(&request)?;
                 if json {

@@ -36,6 +36,7 @@ pub struct RotateRequest {
     grace: Option<Span>,
     expiry: Expiry,
     pods: bool,
+    unlock_old: bool,
 }
 
 impl RotateRequest {
@@ -66,6 +67,13 @@ impl RotateRequest {
     #[must_use]
     pub fn pods(mut self, yes: bool) -> Self {
         self.pods = yes;
+        self
+    }
+    /// Unlock each old key (its passphrase asked for) so keyvault can log in with it to
+    /// `ssh://` hosts itself, not only through the user's own SSH setup.
+    #[must_use]
+    pub fn unlock_old_key(mut self, yes: bool) -> Self {
+        self.unlock_old = yes;
         self
     }
     /// When the new keys expire (default: each purpose's policy).
@@ -813,15 +821,21 @@ impl Vault {
         report: &mut Report,
     ) -> Result<BTreeMap<Purpose, Vec<String>>> {
         let mut found = BTreeMap::new();
-        if !request.pods {
+        if !request.pods && !request.unlock_old {
             return Ok(found);
         }
         let inventory = self.store.load()?;
         let plan = self.plan_in(&inventory, request, now)?;
-        for item in plan.rotations.iter().filter(|r| r.resumes.is_none()) {
+        for item in &plan.rotations {
             let old = key(&inventory, &item.old)?.clone();
             let mut pods_here = Vec::new();
-            for account in item.targets.iter().filter(|t| t.starts_with("runpod")) {
+            // Pods join new rotations; a resumed one keeps the pods its journal names.
+            let new_rotation = item.resumes.is_none();
+            for account in item
+                .targets
+                .iter()
+                .filter(|t| request.pods && new_rotation && t.starts_with("runpod"))
+            {
                 let Some(pods) = opened.get(account)?.pods()? else {
                     continue;
                 };
@@ -853,7 +867,9 @@ impl Vault {
                     }
                 }
             }
-            if pods_here.is_empty() {
+            let ssh_hosts =
+                request.unlock_old && item.targets.iter().any(|t| t.starts_with("ssh://"));
+            if pods_here.is_empty() && !ssh_hosts {
                 continue;
             }
             let (k, _) = self.read_record_key(&old)?;
@@ -868,7 +884,9 @@ impl Vault {
                 k
             };
             opened.identities.insert(old.id().clone(), plain);
-            found.insert(item.purpose.clone(), pods_here);
+            if !pods_here.is_empty() {
+                found.insert(item.purpose.clone(), pods_here);
+            }
         }
         Ok(found)
     }

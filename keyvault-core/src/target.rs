@@ -913,7 +913,9 @@ impl Target for SshTarget {
         let text = current.clone().unwrap_or_default();
         let edited = crate::authorized_keys::edit(&text, add, remove);
         let wrote = current.is_none() || edited != text;
-        if wrote {
+        // The write script prints the file it wrote, so the read-back needs no second login:
+        // that matters once the key keyvault logged in with has just been removed.
+        let after = if wrote {
             let (_, _, _, path) = self.parts();
             let expected = current
                 .as_ref()
@@ -924,13 +926,16 @@ impl Target for SshTarget {
                  if [ \"$cur\" != {expected} ]; then echo \"$f changed since keyvault read it\" >&2; exit 4; fi; \
                  t=$(mktemp \"$d/.authorized_keys.keyvault.XXXXXX\"); cat > \"$t\"; \
                  if [ -f \"$f\" ]; then chmod --reference=\"$f\" \"$t\" 2>/dev/null || chmod 600 \"$t\"; else chmod 600 \"$t\"; fi; \
-                 mv -f -- \"$t\" \"$f\""
+                 mv -f -- \"$t\" \"$f\"; cat -- \"$f\""
             );
             hook(&format!("write:{name}"))?;
-            self.run(&script, Some(edited.as_bytes()))?;
+            let out = self.run(&script, Some(edited.as_bytes()))?;
             hook(&format!("written:{name}"))?;
-        }
-        let present = read_back(&name, &self.read()?.unwrap_or_default(), add, remove)?;
+            String::from_utf8(out).map_err(|_| self.unreachable("the file is not UTF-8 text"))?
+        } else {
+            text
+        };
+        let present = read_back(&name, &after, add, remove)?;
         // Prove that every added key keyvault holds decrypted logs in.
         for a in add {
             if let Some((_, line)) = self.identities.iter().find(|(fp, _)| fp == &a.fingerprint) {

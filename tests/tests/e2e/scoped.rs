@@ -473,3 +473,111 @@ fn certificates_log_in_inside_their_window_and_for_their_principal_only() {
     );
     v.run(&["log", "--verify"]).expect(0);
 }
+
+#[test]
+fn an_ssh_host_only_the_old_key_can_reach_is_rotated_with_the_old_passphrase() {
+    let (v, sshd, _) = setup();
+    // The user's own SSH setup offers nothing this host trusts: only personal-1 gets in.
+    let dir = v.root.join("user-ssh");
+    std::fs::create_dir_all(dir.join("bin")).expect("mkdir");
+    let host_pub =
+        std::fs::read_to_string(v.root.join("server/ssh_host_ed25519_key.pub")).expect("host key");
+    std::fs::write(
+        dir.join("known_hosts"),
+        format!("[127.0.0.1]:{} {host_pub}", sshd.port),
+    )
+    .expect("known_hosts");
+    std::fs::write(
+        dir.join("config"),
+        format!(
+            "Host *\n  IdentityFile {0}/none\n  UserKnownHostsFile {0}/known_hosts\n",
+            dir.display()
+        ),
+    )
+    .expect("config");
+    std::fs::write(
+        dir.join("bin/ssh"),
+        format!(
+            "#!/bin/sh\nexec /usr/bin/ssh -F {}/config \"$@\"\n",
+            dir.display()
+        ),
+    )
+    .expect("wrapper");
+    crate::support::chmod(&dir.join("bin/ssh"), 0o755);
+    v.set_env(
+        "PATH",
+        &format!(
+            "{}:{}",
+            dir.join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    );
+
+    v.new_key("personal", &[]);
+    let p1 = v.run(&["--json", "show", "personal"]).json()["public_key"]
+        .as_str()
+        .expect("pk")
+        .to_owned();
+    let mut text = std::fs::read_to_string(&sshd.authorized_keys).expect("read");
+    text.push_str(&format!("{p1}\n"));
+    std::fs::write(&sshd.authorized_keys, &text).expect("write");
+    let target = format!(
+        "ssh://root@127.0.0.1:{}{}",
+        sshd.port,
+        sshd.authorized_keys.display()
+    );
+    // A plain deploy fails: the user's own setup cannot log in, and deploy does not unlock keys.
+    let deploy = v.run(&["deploy", "personal", "--to", &target]);
+    assert_ne!(
+        deploy.code, 0,
+        "the user's own setup cannot log in, so a plain deploy fails"
+    );
+    std::fs::write(&sshd.authorized_keys, &text).expect("unchanged");
+
+    // Record the deployment by hand. Without the old passphrase keyvault cannot log in and
+    // adds nothing (the journal keeps the rotation for a later run).
+    let inventory = v.home.join("inventory.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&inventory).expect("read")).expect("json");
+    doc["keys"][0]["deployments"] = serde_json::json!([{"target": target, "added_at": "2026-01-01T00:00:00Z", "verified_at": null, "removed_at": null}]);
+    std::fs::write(&inventory, serde_json::to_vec_pretty(&doc).expect("json")).expect("write");
+    let failed = v
+        .run(&["rotate", "personal", "--passphrase-env", "KV_PASS2"])
+        .expect(1);
+    assert!(
+        failed.stderr.contains("Permission denied"),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        !std::fs::read_to_string(&sshd.authorized_keys)
+            .expect("read")
+            .contains("keyvault:personal-2")
+    );
+
+    // With it, keyvault logs in with personal-1 from its private agent and finishes the
+    // rotation it had journaled.
+    let done = v
+        .run(&[
+            "rotate",
+            "personal",
+            "--passphrase-env",
+            "KV_PASS2",
+            "--old-passphrase-env",
+            "KV_PASS",
+        ])
+        .expect(0)
+        .no_secrets();
+    assert!(
+        done.stdout
+            .contains("rotated personal: personal-2 replaced personal-1"),
+        "{}",
+        done.stdout
+    );
+    let current = v.home.join("current/personal");
+    assert_eq!(sshd.ssh(&current, PASS2, "true").code, 0);
+    assert_ne!(
+        sshd.ssh(&v.home.join("keys/personal-1"), PASS, "true").code,
+        0
+    );
+}
