@@ -127,7 +127,8 @@ Examples:\n  keyvault revoke personal-1\n  keyvault revoke ci-deploy")]
 target, made active, and only then is the old key removed (now, or after --grace by `keyvault sweep`). \
 An interrupted rotation is finished by running the same command again.\n\n\
 Examples:\n  keyvault rotate personal\n  keyvault rotate --all --grace 1d --passphrase-env NEW_PASS\n  \
-keyvault rotate personal --dry-run\n  keyvault rotate --abort personal"
+keyvault rotate personal --dry-run\n  keyvault rotate --abort personal\n  \
+keyvault rotate personal --pods --old-passphrase-env OLD_PASS --passphrase-env NEW_PASS"
     )]
     Rotate(RotateArgs),
     /// Finish interrupted rotations, end grace periods, revoke expired keys (for cron).

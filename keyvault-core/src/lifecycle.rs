@@ -172,6 +172,17 @@ pub struct PodOutcome {
     pub detail: String,
 }
 
+impl Report {
+    /// Records what happened at one pod.
+    fn pod(&mut self, pod: String, outcome: &str, detail: impl Into<String>) {
+        self.pods.push(PodOutcome {
+            pod,
+            outcome: outcome.to_owned(),
+            detail: detail.into(),
+        });
+    }
+}
+
 fn pod_id(name: &str) -> String {
     name.strip_prefix("pod:")
         .and_then(|r| r.split('/').next())
@@ -648,18 +659,12 @@ impl Vault {
                 self.hook(&format!("added:{name}"))
             })();
             match result {
-                Ok(()) if is_pod(&name) => report.pods.push(PodOutcome {
-                    pod: pod_id(&name),
-                    outcome: "added".to_owned(),
-                    detail: "new key added and proven to log in".to_owned(),
-                }),
+                Ok(()) if is_pod(&name) => {
+                    report.pod(pod_id(&name), "added", "new key added and proven to log in")
+                }
                 Ok(()) => {}
                 // One pod failing never blocks the others or the account-level rotation.
-                Err(e) if is_pod(&name) => report.pods.push(PodOutcome {
-                    pod: pod_id(&name),
-                    outcome: "failed".to_owned(),
-                    detail: e.to_string(),
-                }),
+                Err(e) if is_pod(&name) => report.pod(pod_id(&name), "failed", e.to_string()),
                 Err(e) => return Err(self.stopped(inventory, only, self.explain(inventory, e))),
             }
         }
@@ -767,17 +772,9 @@ impl Vault {
                 self.hook(&format!("removed:{name}"))
             })();
             match result {
-                Ok(()) if is_pod(&name) => report.pods.push(PodOutcome {
-                    pod: pod_id(&name),
-                    outcome: "removed".to_owned(),
-                    detail: "old key removed".to_owned(),
-                }),
+                Ok(()) if is_pod(&name) => report.pod(pod_id(&name), "removed", "old key removed"),
                 Ok(()) => {}
-                Err(e) if is_pod(&name) => report.pods.push(PodOutcome {
-                    pod: pod_id(&name),
-                    outcome: "failed".to_owned(),
-                    detail: e.to_string(),
-                }),
+                Err(e) if is_pod(&name) => report.pod(pod_id(&name), "failed", e.to_string()),
                 Err(e) => return Err(self.stopped(inventory, only, e)),
             }
         }
@@ -859,11 +856,7 @@ impl Vault {
                     });
                     match name.filter(|n| n.parse::<TargetSpec>().is_ok()) {
                         Some(n) => pods_here.push(n),
-                        None => report.pods.push(PodOutcome {
-                            pod: pod.id.clone(),
-                            outcome: "needs-redeploy".to_owned(),
-                            detail: "no direct SSH endpoint (proxy only): redeploy the pod to change its keys".to_owned(),
-                        }),
+                        None => report.pod(pod.id.clone(), "needs-redeploy", "no direct SSH endpoint (proxy only): redeploy the pod to change its keys"),
                     }
                 }
             }
@@ -937,11 +930,11 @@ impl Vault {
             for t in pending.iter().filter(|t| !running.contains(&pod_id(t))) {
                 inventory.journal[i].targets.remove(t);
                 changed = true;
-                report.pods.push(PodOutcome {
-                    pod: pod_id(t),
-                    outcome: "gone".to_owned(),
-                    detail: "no longer running, so it no longer depends on the old key".to_owned(),
-                });
+                report.pod(
+                    pod_id(t),
+                    "gone",
+                    "no longer running, so it no longer depends on the old key",
+                );
             }
         }
         if changed {
@@ -999,11 +992,7 @@ impl Vault {
             })();
             match prepared {
                 Ok(job) => jobs.push(job),
-                Err(e) => report.pods.push(PodOutcome {
-                    pod: pod_id(&name),
-                    outcome: "failed".to_owned(),
-                    detail: e.to_string(),
-                }),
+                Err(e) => report.pod(pod_id(&name), "failed", e.to_string()),
             }
         }
         let hook = self.hook_fn();
@@ -1030,11 +1019,7 @@ impl Vault {
             } = job;
             opened.open.insert(name.clone(), target);
             if let Err(e) = result {
-                report.pods.push(PodOutcome {
-                    pod: pod_id(&name),
-                    outcome: "failed".to_owned(),
-                    detail: e.to_string(),
-                });
+                report.pod(pod_id(&name), "failed", e.to_string());
                 continue;
             }
             let mut drafts = Vec::new();
@@ -1057,11 +1042,7 @@ impl Vault {
             }
             self.record(inventory, &drafts)?;
             self.hook(&format!("added:{name}"))?;
-            report.pods.push(PodOutcome {
-                pod: pod_id(&name),
-                outcome: "added".to_owned(),
-                detail: "new key added and proven to log in".to_owned(),
-            });
+            report.pod(pod_id(&name), "added", "new key added and proven to log in");
         }
         Ok(())
     }

@@ -28,47 +28,13 @@ fn pod_sshd(v: &Vault, name: &str, keys: &[&str]) -> Sshd {
     sshd
 }
 
-/// keyvault's `ssh` must not pick up this machine's own SSH setup: a wrapper with a config
-/// that offers no identity of its own.
-fn isolate_ssh(v: &Vault) {
-    let dir = v.root.join("user-ssh");
-    std::fs::create_dir_all(dir.join("bin")).expect("mkdir");
-    std::fs::write(
-        dir.join("config"),
-        format!(
-            "Host *\n  IdentityFile {}/none\n  UserKnownHostsFile {}/known_hosts\n",
-            dir.display(),
-            dir.display()
-        ),
-    )
-    .expect("config");
-    let wrapper = dir.join("bin/ssh");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nexec /usr/bin/ssh -F {}/config \"$@\"\n",
-            dir.display()
-        ),
-    )
-    .expect("wrapper");
-    crate::support::chmod(&wrapper, 0o755);
-    v.set_env(
-        "PATH",
-        &format!(
-            "{}:{}",
-            dir.join("bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        ),
-    );
-}
-
 #[test]
 fn rotate_pods_updates_reachable_pods_and_keeps_the_old_key_for_the_rest() {
     let server = FakeRunpod::start();
     server.set_keys(&[UNMANAGED]);
     let v = Vault::new();
     v.use_runpod(&server);
-    isolate_ssh(&v);
+    crate::support::isolate_ssh(&v, None, "");
     v.new_key("personal", &[]);
     v.run(&["deploy", "personal", "--to", "runpod"]).expect(0);
     let p1 = v.run(&["--json", "show", "personal-1"]).expect(0).json()["public_key"]

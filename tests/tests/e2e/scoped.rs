@@ -216,9 +216,7 @@ fn rotation_on_an_authorized_keys_file_moves_logins_to_the_new_key() {
 /// known_hosts, given to keyvault's `ssh` through a wrapper first on PATH (OpenSSH finds
 /// ~/.ssh from the password database, not $HOME, so the test cannot just set HOME).
 fn user_ssh_setup(v: &Vault, sshd: &Sshd) -> String {
-    let dir = v.root.join("user-ssh");
-    std::fs::create_dir(&dir).expect("mkdir");
-    let admin = dir.join("admin_key");
+    let admin = v.root.join("admin_key");
     crate::support::openssh(
         "ssh-keygen",
         &["-q", "-t", "ed25519", "-f", admin.to_str().expect("utf8")],
@@ -226,46 +224,19 @@ fn user_ssh_setup(v: &Vault, sshd: &Sshd) -> String {
         &v.root,
     )
     .expect(0);
-    let admin_pub = std::fs::read_to_string(dir.join("admin_key.pub")).expect("pub");
-    let host_pub =
-        std::fs::read_to_string(v.root.join("server/ssh_host_ed25519_key.pub")).expect("host key");
-    std::fs::write(
-        dir.join("known_hosts"),
-        format!("[127.0.0.1]:{} {host_pub}", sshd.port),
-    )
-    .expect("known_hosts");
-    let config = dir.join("config");
-    std::fs::write(
-        &config,
-        format!(
-            "Host *\n  UserKnownHostsFile {0}/known_hosts\n  StrictHostKeyChecking yes\n  IdentityFile {0}/admin_key\n",
-            dir.display()
-        ),
-    )
-    .expect("config");
-    let bin = dir.join("bin");
-    std::fs::create_dir(&bin).expect("mkdir");
-    std::fs::write(
-        bin.join("ssh"),
-        format!(
-            "#!/bin/sh\nexec /usr/bin/ssh -F {} \"$@\"\n",
-            config.display()
-        ),
-    )
-    .expect("wrapper");
-    crate::support::chmod(&bin.join("ssh"), 0o755);
-    v.set_env(
-        "PATH",
-        &format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        ),
-    );
+    let admin_pub = std::fs::read_to_string(v.root.join("admin_key.pub")).expect("pub");
+    crate::support::isolate_ssh(v, Some(&admin), &known_host(v, sshd));
     let mut text = std::fs::read_to_string(&sshd.authorized_keys).expect("read");
     text.push_str(&admin_pub);
     std::fs::write(&sshd.authorized_keys, &text).expect("write");
     text
+}
+
+/// The known_hosts line of the test server.
+fn known_host(v: &Vault, sshd: &Sshd) -> String {
+    let host_pub =
+        std::fs::read_to_string(v.root.join("server/ssh_host_ed25519_key.pub")).expect("host key");
+    format!("[127.0.0.1]:{} {host_pub}", sshd.port)
 }
 
 #[test]
@@ -478,40 +449,7 @@ fn certificates_log_in_inside_their_window_and_for_their_principal_only() {
 fn an_ssh_host_only_the_old_key_can_reach_is_rotated_with_the_old_passphrase() {
     let (v, sshd, _) = setup();
     // The user's own SSH setup offers nothing this host trusts: only personal-1 gets in.
-    let dir = v.root.join("user-ssh");
-    std::fs::create_dir_all(dir.join("bin")).expect("mkdir");
-    let host_pub =
-        std::fs::read_to_string(v.root.join("server/ssh_host_ed25519_key.pub")).expect("host key");
-    std::fs::write(
-        dir.join("known_hosts"),
-        format!("[127.0.0.1]:{} {host_pub}", sshd.port),
-    )
-    .expect("known_hosts");
-    std::fs::write(
-        dir.join("config"),
-        format!(
-            "Host *\n  IdentityFile {0}/none\n  UserKnownHostsFile {0}/known_hosts\n",
-            dir.display()
-        ),
-    )
-    .expect("config");
-    std::fs::write(
-        dir.join("bin/ssh"),
-        format!(
-            "#!/bin/sh\nexec /usr/bin/ssh -F {}/config \"$@\"\n",
-            dir.display()
-        ),
-    )
-    .expect("wrapper");
-    crate::support::chmod(&dir.join("bin/ssh"), 0o755);
-    v.set_env(
-        "PATH",
-        &format!(
-            "{}:{}",
-            dir.join("bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        ),
-    );
+    crate::support::isolate_ssh(&v, None, &known_host(&v, &sshd));
 
     v.new_key("personal", &[]);
     let p1 = v.run(&["--json", "show", "personal"]).json()["public_key"]

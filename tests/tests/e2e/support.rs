@@ -329,3 +329,40 @@ pub fn key_body(line: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// Gives keyvault's `ssh` an SSH setup of the test's own: a wrapper first on PATH that
+/// passes `-F` with a config offering `identity` (or none) and this `known_hosts` text.
+/// OpenSSH finds ~/.ssh from the password database, not $HOME, so HOME alone cannot do it.
+pub fn isolate_ssh(v: &Vault, identity: Option<&Path>, known_hosts: &str) {
+    let dir = v.root.join("user-ssh");
+    std::fs::create_dir_all(dir.join("bin")).expect("mkdir");
+    std::fs::write(dir.join("known_hosts"), known_hosts).expect("known_hosts");
+    let identity = identity.map_or_else(|| dir.join("none"), Path::to_owned);
+    std::fs::write(
+        dir.join("config"),
+        format!(
+            "Host *\n  UserKnownHostsFile {}/known_hosts\n  StrictHostKeyChecking yes\n  IdentityFile {}\n",
+            dir.display(),
+            identity.display()
+        ),
+    )
+    .expect("config");
+    let wrapper = dir.join("bin/ssh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec /usr/bin/ssh -F {}/config \"$@\"\n",
+            dir.display()
+        ),
+    )
+    .expect("wrapper");
+    chmod(&wrapper, 0o755);
+    v.set_env(
+        "PATH",
+        &format!(
+            "{}:{}",
+            dir.join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    );
+}
