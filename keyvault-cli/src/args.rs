@@ -166,12 +166,73 @@ For cron: `keyvault status --json || alert` (exit 3 means problems were found)."
     /// Show the audit trail; --verify checks its hash chain.
     #[command(after_help = "Examples:\n  keyvault log\n  keyvault log --verify")]
     Log(LogArgs),
+    /// Write an age-encrypted backup of the whole vault: inventory, key files, audit log.
+    #[command(
+        after_help = "Encrypt to age recipients (-r age1…, or ssh-ed25519 / ssh-rsa public keys; -R reads them \
+from a file), or, with no recipient, with a passphrase (age's scrypt). Passphrases kept in the OS keyring go \
+in only with --include-keyring-secrets. The archive is a new 0600 file; `age -d` decrypts it too.\n\n\
+Examples:\n  keyvault export -o vault.age -r age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n  \
+keyvault export -o vault.age -R ~/.ssh/id_ed25519.pub\n  keyvault export -o vault.age --passphrase-env BACKUP_PASS --include-keyring-secrets"
+    )]
+    Export(ExportArgs),
+    /// Restore a backup made by `keyvault export` into an empty (or new) vault home.
+    #[command(
+        after_help = "Everything is checked before anything is written: the archive decrypts, the audit chain \
+verifies, every key file matches its record. A home that holds files is refused unless --force, which moves \
+it aside (HOME.before-restore-TIME) rather than deleting it.\n\n\
+Examples:\n  keyvault restore vault.age -i ~/.config/age/keys.txt\n  keyvault restore vault.age -i ~/.ssh/id_ed25519\n  \
+keyvault --home /tmp/check restore vault.age --passphrase-env BACKUP_PASS"
+    )]
+    Restore(RestoreArgs),
     /// Print shell completions.
     #[command(
         after_help = "Examples:\n  keyvault completions bash > ~/.local/share/bash-completion/completions/keyvault\n  \
 keyvault completions zsh > \"${fpath[1]}/_keyvault\""
     )]
     Completions(CompletionsArgs),
+}
+
+/// `keyvault export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The archive to write (a new 0600 file), or `-` for standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Encrypt to this recipient: age1…, or an ssh-ed25519 / ssh-rsa public key (repeatable).
+    #[arg(long = "recipient", short = 'r', value_name = "RECIPIENT")]
+    pub recipients: Vec<String>,
+    /// Encrypt to every recipient in FILE, one per line (repeatable).
+    #[arg(long = "recipient-file", short = 'R', value_name = "FILE")]
+    pub recipient_files: Vec<PathBuf>,
+    /// Where the archive's passphrase comes from, when there is no recipient.
+    #[command(flatten)]
+    pub passphrase: PassphraseSource,
+    /// Also put the passphrases kept in the OS keyring into the (encrypted) archive.
+    #[arg(long)]
+    pub include_keyring_secrets: bool,
+    /// Write ASCII armor instead of binary.
+    #[arg(long, short)]
+    pub armor: bool,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `keyvault restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The archive made by `keyvault export`.
+    pub archive: PathBuf,
+    /// Decrypt with this identity: an age identity file or an OpenSSH private key (its
+    /// passphrase, if any, from the passphrase sources).
+    #[arg(long, short, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    /// Where the archive's (or the identity's) passphrase comes from.
+    #[command(flatten)]
+    pub passphrase: PassphraseSource,
+    /// Restore into a home that holds files, moving them aside first.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `keyvault new`.
@@ -198,6 +259,10 @@ pub struct NewArgs {
     /// Store the key unencrypted (only where the purpose's policy allows it).
     #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_file", "passphrase_stdin"])]
     pub no_passphrase: bool,
+    /// Encrypt with a strong random passphrase kept in the OS keyring (service keyvault,
+    /// account = the key id); later commands fetch it from there without asking.
+    #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_file", "passphrase_stdin", "no_passphrase"])]
+    pub passphrase_keyring: bool,
 }
 
 /// `keyvault list`.
@@ -308,6 +373,10 @@ pub struct MintArgs {
     /// Store and hand over the key unencrypted (only where the purpose's policy allows it).
     #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_file", "passphrase_stdin"])]
     pub no_passphrase: bool,
+    /// Encrypt with a strong random passphrase kept in the OS keyring (service keyvault,
+    /// account = the key id); later commands fetch it from there without asking.
+    #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_file", "passphrase_stdin", "no_passphrase"])]
+    pub passphrase_keyring: bool,
     /// Also sign a user certificate, valid until the key expires.
     #[arg(long, requires = "principals")]
     pub cert: bool,
@@ -375,6 +444,10 @@ pub struct RotateArgs {
     /// Where the new keys' passphrase comes from.
     #[command(flatten)]
     pub passphrase: PassphraseSource,
+    /// Encrypt the new keys with strong random passphrases kept in the OS keyring (a key
+    /// whose old passphrase is there gets its new one there anyway).
+    #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_file", "passphrase_stdin"])]
+    pub passphrase_keyring: bool,
 }
 
 /// `keyvault scan`.
@@ -493,6 +566,30 @@ pub enum RunpodCommand {
     /// Pods and the keys each trusts (pods never see account key changes).
     #[command(after_help = "Examples:\n  keyvault runpod pods\n  keyvault runpod pods --json")]
     Pods(RunpodArgs),
+    /// Keep a RunPod API key in the OS keyring (read from a prompt or standard input).
+    #[command(
+        after_help = "The key is never taken from the command line. keyvault looks for the API key in \
+RUNPOD_API_KEY (or the profile's api_key_env), then in the OS keyring, then in runpodctl's \
+~/.runpod/config.toml.\n\nExamples:\n  keyvault runpod login\n  \
+pass show runpod | keyvault runpod login --stdin\n  keyvault runpod login --target runpod:team"
+    )]
+    Login(RunpodLoginArgs),
+    /// Delete the RunPod API key kept by `runpod login` from the OS keyring.
+    #[command(
+        after_help = "Examples:\n  keyvault runpod logout\n  keyvault runpod logout --target runpod:team"
+    )]
+    Logout(RunpodArgs),
+}
+
+/// `keyvault runpod login`.
+#[derive(Debug, Args)]
+pub struct RunpodLoginArgs {
+    /// runpod (default) or runpod:PROFILE.
+    #[arg(long, default_value = "runpod", value_name = "TARGET")]
+    pub target: String,
+    /// Read the API key from standard input instead of a prompt.
+    #[arg(long)]
+    pub stdin: bool,
 }
 
 /// Which RunPod account.

@@ -8,6 +8,9 @@ mod targets;
 
 use args::{Cli, Command, ExpiryArgs, PassphraseSource, RunpodCommand};
 use clap::{CommandFactory, Parser};
+use keyvault_core::backup::{
+    BackupRecipient, ExportRequest, ExportTo, RestoreFrom, RestoreRequest,
+};
 use keyvault_core::ssh_key::getrandom::SysRng;
 use keyvault_core::ssh_key::rand_core::UnwrapErr;
 use keyvault_core::{
@@ -48,7 +51,26 @@ impl<E: Into<Error>> From<E> for Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap quotes the unexpected argument; for `runpod login` that is an API key
+            // someone pasted, which must not be echoed back.
+            let args: Vec<String> = std::env::args().collect();
+            let login = args.windows(2).any(|w| w[0] == "runpod" && w[1] == "login");
+            if login && e.kind() == clap::error::ErrorKind::UnknownArgument {
+                report(
+                    "`runpod login` takes no API key on the command line (it would be visible to \
+other processes and kept in shell history); type it at the prompt or pipe it with --stdin",
+                    true,
+                    None,
+                    false,
+                );
+                return ExitCode::from(EXIT_USAGE);
+            }
+            e.exit();
+        }
+    };
     let json = cli.json;
     match run(cli) {
         Ok(Done::Ok) => ExitCode::SUCCESS,
@@ -132,6 +154,28 @@ fn hint(e: &Error) -> Option<String> {
         }
         Error::Config(_) => "fix config.toml in the vault's home (see the README for every key)".to_owned(),
         Error::Incomplete { next, .. } => next.clone(),
+        Error::Backup(keyvault_core::backup::BackupError::HomeNotEmpty { .. }) => {
+            "restore into a new directory with --home DIR, or pass --force to move the current contents aside"
+                .to_owned()
+        }
+        Error::Backup(keyvault_core::backup::BackupError::Decrypt { .. }) => {
+            "check the identity (-i) or the passphrase and where it comes from; nothing was written"
+                .to_owned()
+        }
+        Error::Backup(keyvault_core::backup::BackupError::Invalid { .. }) => {
+            "nothing was written; use another copy of the backup".to_owned()
+        }
+        Error::Keyring(keyvault_core::vault_secrets::KeyringError::Unavailable { .. }) => {
+            "start a keyring (gnome-keyring or KWallet in a D-Bus session; `dbus-run-session` and \
+`gnome-keyring-daemon --unlock` on a headless machine), or use --passphrase-env VAR, \
+--passphrase-file FILE or --passphrase-stdin; keyvault never keeps secrets in plain files"
+                .to_owned()
+        }
+        Error::Keyring(keyvault_core::vault_secrets::KeyringError::Missing { .. }) => {
+            "the entry was deleted outside keyvault or this is another keyring; `keyvault restore` \
+from an export made with --include-keyring-secrets brings it back"
+                .to_owned()
+        }
         Error::Target(TargetError::Runpod { source, .. }) => match source {
             keyvault_core::RunpodError::Unauthorized { .. } => {
                 "check RUNPOD_API_KEY (or the profile's api_key_env); create a key in the RunPod console".to_owned()
@@ -216,6 +260,65 @@ fn source(p: &PassphraseSource) -> Source {
     )
 }
 
+/// The profile of a `runpod` / `runpod:PROFILE` target (which must exist in config.toml).
+fn runpod_profile(target: &str, config: &keyvault_core::Config) -> Result<Option<String>, Failure> {
+    let spec: TargetSpec = target.parse()?;
+    match spec.runpod_profile() {
+        Some(None) => Ok(None),
+        Some(Some(p)) if config.runpod_profile(p).is_some() => Ok(Some(p.to_owned())),
+        Some(Some(p)) => Err(Failure::Usage(format!(
+            "config.toml has no [runpod.{p}] table; add one before storing its API key"
+        ))),
+        None => Err(Failure::Usage(format!(
+            "{target} is not a RunPod account: use runpod or runpod:PROFILE"
+        ))),
+    }
+}
+
+/// A RunPod API key from standard input (`--stdin`) or a prompt that does not echo.
+fn read_api_key(stdin: bool, no_input: bool) -> Result<keyvault_core::ApiToken, Failure> {
+    use std::io::Read;
+    let text = if stdin {
+        let mut buf = keyvault_core::secrecy::zeroize::Zeroizing::new(Vec::new());
+        std::io::stdin()
+            .lock()
+            .take(4097)
+            .read_to_end(&mut buf)
+            .map_err(|e| Failure::Usage(format!("cannot read standard input: {e}")))?;
+        if buf.len() > 4096 {
+            return Err(Failure::Usage(
+                "standard input is longer than 4096 bytes; an API key is much shorter".to_owned(),
+            ));
+        }
+        keyvault_core::secrecy::zeroize::Zeroizing::new(
+            String::from_utf8(buf.to_vec())
+                .map_err(|_| Failure::Usage("standard input is not UTF-8 text".to_owned()))?,
+        )
+    } else if no_input || !std::io::stdin().is_terminal() {
+        return Err(Failure::Usage(
+            "no API key: pipe it in with --stdin (there is no terminal to prompt on, or --no-input is set)"
+                .to_owned(),
+        ));
+    } else {
+        keyvault_core::secrecy::zeroize::Zeroizing::new(
+            rpassword::prompt_password("RunPod API key: ")
+                .map_err(|e| Failure::Usage(format!("cannot read from the terminal: {e}")))?,
+        )
+    };
+    let key = keyvault_core::ApiToken::new(text.as_str());
+    if key.is_empty()
+        || key
+            .expose()
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(Failure::Usage(
+            "that is not an API key: expected one line without spaces".to_owned(),
+        ));
+    }
+    Ok(key)
+}
+
 fn print_json(value: &serde_json::Value) {
     println!(
         "{}",
@@ -236,7 +339,11 @@ fn run(cli: Cli) -> Result<Done, Failure> {
     let json = cli.json;
     let style = Style::detect();
     let show_progress = !json && std::io::stderr().is_terminal();
-    let mut vault = Vault::open(home(cli.home)?)?.with_actor(actor());
+    // A vault at the default home names keyring entries by key id alone; others qualify them.
+    let default_home = cli.home.as_ref().is_none_or(|h| h.as_os_str().is_empty());
+    let mut vault = Vault::open(home(cli.home)?)?
+        .with_actor(actor())
+        .with_default_home(default_home);
     if let Some(hook) = targets::fault_hook() {
         vault = vault.with_fault_hook(hook);
     }
@@ -266,7 +373,8 @@ fn run(cli: Cli) -> Result<Done, Failure> {
             let purpose: Purpose = a.purpose.parse()?;
             let mut request = NewKey::new(purpose)
                 .expiry(expiry(&a.expiry)?)
-                .unencrypted(a.no_passphrase);
+                .unencrypted(a.no_passphrase)
+                .passphrase_in_keyring(a.passphrase_keyring);
             if let Some(alg) = &a.algorithm {
                 request = request.algorithm(alg.parse::<Algorithm>()?);
             }
@@ -382,7 +490,8 @@ fn run(cli: Cli) -> Result<Done, Failure> {
             let mut request = keyvault_core::MintRequest::new(purpose, ttl)
                 .from(a.from.clone())
                 .deploy(deploy)
-                .unencrypted(a.no_passphrase);
+                .unencrypted(a.no_passphrase)
+                .passphrase_in_keyring(a.passphrase_keyring);
             if let Some(alg) = &a.algorithm {
                 request = request.algorithm(alg.parse::<Algorithm>()?);
             }
@@ -489,6 +598,7 @@ fn run(cli: Cli) -> Result<Done, Failure> {
             request = request
                 .expiry(expiry(&a.expiry)?)
                 .pods(a.pods)
+                .passphrase_in_keyring(a.passphrase_keyring)
                 .unlock_old_key(a.old_passphrase_env.is_some() || a.old_passphrase_file.is_some());
             if a.dry_run {
                 let plan = vault.plan_rotation(&request)?;
@@ -640,6 +750,162 @@ fn run(cli: Cli) -> Result<Done, Failure> {
                 print_json(&json!({ "target": spec.to_string(), "keys": keys }));
             } else {
                 render::remote_keys(style, &spec, &keys);
+            }
+        }
+        Command::Export(a) => {
+            let mut recipients = a
+                .recipients
+                .iter()
+                .map(|r| r.parse::<BackupRecipient>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(Error::from)?;
+            for file in &a.recipient_files {
+                let text = std::fs::read_to_string(file).map_err(|e| {
+                    Failure::Usage(format!(
+                        "cannot read recipients file {}: {e}",
+                        file.display()
+                    ))
+                })?;
+                let found = BackupRecipient::parse_file(&text).map_err(Error::from)?;
+                if found.is_empty() {
+                    return Err(Failure::Usage(format!(
+                        "{} holds no recipient",
+                        file.display()
+                    )));
+                }
+                recipients.extend(found);
+            }
+            let src = source(&a.passphrase);
+            if !recipients.is_empty() && !matches!(src, Source::Prompt) {
+                return Err(Failure::Usage(
+                    "give recipients or a passphrase source, not both".to_owned(),
+                ));
+            }
+            let to_stdout = a.output.as_os_str() == "-";
+            if !to_stdout && !a.force && std::fs::symlink_metadata(&a.output).is_ok() {
+                return Err(Failure::Usage(format!(
+                    "{} exists; choose another file or pass --force to replace it",
+                    a.output.display()
+                )));
+            }
+            let to = if recipients.is_empty() {
+                ExportTo::Passphrase
+            } else {
+                ExportTo::Recipients(recipients)
+            };
+            let mut request = ExportRequest::new(to)
+                .include_keyring_secrets(a.include_keyring_secrets)
+                .armor(a.armor);
+            // Test-only: a cheap scrypt work factor (the product uses age's default).
+            if let Some(n) = std::env::var("KEYVAULT_TEST_SCRYPT_LOG_N")
+                .ok()
+                .and_then(|v| v.parse::<u8>().ok())
+            {
+                request = request.scrypt_work_factor(n);
+            }
+            let mut callbacks = CliCallbacks::new(src.clone(), src, cli.no_input, show_progress);
+            let exported = vault.export(&request, &mut callbacks)?;
+            if to_stdout {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                out.write_all(&exported.archive)
+                    .and_then(|()| out.flush())
+                    .map_err(|e| Failure::Usage(format!("cannot write standard output: {e}")))?;
+            } else {
+                keyvault_core::backup::write_archive(&a.output, &exported.archive, a.force)?;
+                if json {
+                    print_json(&json!({
+                        "archive": a.output,
+                        "keys": exported.keys,
+                        "files": exported.files,
+                        "keyring_secrets": exported.keyring_secrets,
+                    }));
+                } else {
+                    println!(
+                        "wrote {} ({}, {}{})",
+                        a.output.display(),
+                        render::count(exported.keys, "key"),
+                        render::count(exported.files, "file"),
+                        if exported.keyring_secrets > 0 {
+                            format!(
+                                ", {}",
+                                render::count(exported.keyring_secrets, "keyring passphrase")
+                            )
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+            }
+        }
+        Command::Restore(a) => {
+            let archive = std::fs::read(&a.archive)
+                .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", a.archive.display())))?;
+            let from = match &a.identity {
+                Some(path) => RestoreFrom::Identity(path.clone()),
+                None => RestoreFrom::Passphrase,
+            };
+            let request = RestoreRequest::new(from, a.archive.display().to_string()).force(a.force);
+            let src = source(&a.passphrase);
+            let mut callbacks = CliCallbacks::new(src.clone(), src, cli.no_input, show_progress);
+            let restored = vault.restore(&archive, &request, &mut callbacks)?;
+            if json {
+                print_json(&json!(restored));
+            } else {
+                println!(
+                    "restored {} into {} (backup made {}; audit log verified, {})",
+                    render::count(restored.keys, "key"),
+                    restored.home.display(),
+                    render::time(restored.created_at),
+                    render::count(restored.events as usize, "event")
+                );
+                if let Some(aside) = &restored.moved_aside {
+                    println!("the previous contents are in {}", aside.display());
+                }
+                if restored.keyring_secrets > 0 {
+                    println!(
+                        "put {} back into the OS keyring",
+                        render::count(restored.keyring_secrets, "passphrase")
+                    );
+                }
+                if !restored.keyring_missing.is_empty() {
+                    println!(
+                        "note: the passphrases of {} live in an OS keyring and were not in the archive; \
+they open only where that keyring is (export with --include-keyring-secrets to carry them)",
+                        restored.keyring_missing.join(", ")
+                    );
+                }
+            }
+        }
+        Command::Runpod(RunpodCommand::Login(a)) => {
+            let profile = runpod_profile(&a.target, &config)?;
+            let key = read_api_key(a.stdin, cli.no_input)?;
+            let keyring = vault.keyring()?;
+            keyring.set_runpod_api_key(profile.as_deref(), &key)?;
+            let account = keyvault_core::vault_secrets::runpod_account(profile.as_deref());
+            if json {
+                print_json(
+                    &json!({"target": a.target, "service": keyvault_core::vault_secrets::SERVICE, "account": account}),
+                );
+            } else {
+                println!(
+                    "RunPod API key for {} kept in the OS keyring (service keyvault, account {account})",
+                    a.target
+                );
+            }
+        }
+        Command::Runpod(RunpodCommand::Logout(a)) => {
+            let profile = runpod_profile(&a.target, &config)?;
+            let removed = vault.keyring()?.delete_runpod_api_key(profile.as_deref())?;
+            if json {
+                print_json(&json!({"target": a.target, "removed": removed}));
+            } else if removed {
+                println!(
+                    "RunPod API key for {} deleted from the OS keyring",
+                    a.target
+                );
+            } else {
+                println!("the OS keyring held no RunPod API key for {}", a.target);
             }
         }
         Command::Runpod(RunpodCommand::Pods(a)) => {

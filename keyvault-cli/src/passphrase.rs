@@ -165,6 +165,11 @@ impl Callbacks for CliCallbacks {
             Progress::Generating(algorithm) if self.show_progress && algorithm.is_slow() => {
                 self.spinner = Some(Spinner::start(format!("generating {algorithm} key")));
             }
+            Progress::DerivingKey if self.show_progress => {
+                self.spinner = Some(Spinner::start(
+                    "deriving the archive key from the passphrase (scrypt)".to_owned(),
+                ));
+            }
             Progress::Done => {
                 if let Some(s) = self.spinner.take() {
                     s.stop();

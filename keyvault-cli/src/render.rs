@@ -178,9 +178,12 @@ pub fn show_key(style: Style, vault: &Vault, k: &KeyRecord, now: DateTime<Utc>) 
         ),
         (
             "protection",
-            match k.kdf_rounds() {
-                Some(r) => format!("passphrase (aes256-ctr, {r} bcrypt-pbkdf rounds)"),
-                None => "none (unencrypted)".to_owned(),
+            match (k.kdf_rounds(), k.keyring_account()) {
+                (Some(r), Some(account)) => format!(
+                    "passphrase in the OS keyring (service keyvault, account {account}; aes256-ctr, {r} bcrypt-pbkdf rounds)"
+                ),
+                (Some(r), None) => format!("passphrase (aes256-ctr, {r} bcrypt-pbkdf rounds)"),
+                (None, _) => "none (unencrypted)".to_owned(),
             },
         ),
         ("origin", format!("{:?}", k.origin()).to_lowercase()),

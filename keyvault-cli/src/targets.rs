@@ -1,6 +1,7 @@
 //! Reaching targets: RunPod credentials and URLs from the environment and config, as
 //! runpodctl does (the library reads no environment itself).
 
+use keyvault_core::vault_secrets::Keyring;
 use keyvault_core::{
     ApiToken, Config, Error, FileTarget, RunpodClient, RunpodSettings, RunpodTarget, SshTarget,
     Target, TargetError, TargetSpec, Targets,
@@ -43,15 +44,27 @@ impl CliTargets<'_> {
             }
             .into()
         };
+        // The keyring comes second: an unreachable one is noted, and the search goes on.
+        let mut keyring_note = String::new();
+        let mut from_keyring = || -> Option<ApiToken> {
+            match Keyring::os().and_then(|k| k.runpod_api_key(profile)) {
+                Ok(found) => found,
+                Err(e) => {
+                    keyring_note = format!(" ({e})");
+                    None
+                }
+            }
+        };
         let (key, api_url, graphql_url) = match profile {
             None => {
                 let key = var("RUNPOD_API_KEY")
-                    .or_else(runpodctl_key)
+                    .map(|k| ApiToken::new(&k))
+                    .or_else(&mut from_keyring)
+                    .or_else(|| runpodctl_key().map(|k| ApiToken::new(&k)))
                     .ok_or_else(|| {
-                        missing(
-                            "set RUNPOD_API_KEY, or configure runpodctl (~/.runpod/config.toml)"
-                                .to_owned(),
-                        )
+                        missing(format!(
+                            "set RUNPOD_API_KEY, run `keyvault runpod login`{keyring_note}, or configure runpodctl (~/.runpod/config.toml)"
+                        ))
                     })?;
                 (key, var("RUNPOD_API_URL"), var("RUNPOD_GRAPHQL_URL"))
             }
@@ -60,14 +73,20 @@ impl CliTargets<'_> {
                     .config
                     .runpod_profile(name)
                     .ok_or_else(|| missing(format!("config.toml has no [runpod.{name}] table")))?;
-                let key = var(&p.api_key_env).ok_or_else(|| {
-                    missing(format!("environment variable {} is not set", p.api_key_env))
-                })?;
+                let key = var(&p.api_key_env)
+                    .map(|k| ApiToken::new(&k))
+                    .or_else(&mut from_keyring)
+                    .ok_or_else(|| {
+                        missing(format!(
+                            "set environment variable {}, or run `keyvault runpod login --target runpod:{name}`{keyring_note}",
+                            p.api_key_env
+                        ))
+                    })?;
                 (key, p.api_url.clone(), p.graphql_url.clone())
             }
         };
         let mut settings = RunpodSettings::new(
-            ApiToken::new(&key),
+            key,
             api_url.as_deref().unwrap_or(DEFAULT_API_URL),
             graphql_url.as_deref(),
         );

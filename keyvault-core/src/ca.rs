@@ -167,17 +167,8 @@ impl Vault {
             }
             .into());
         }
-        let (key, _) = self.read_record_key(&record)?;
         let subject = format!("certificate authority {}", record.id());
-        let plain = if key.is_encrypted() {
-            let p = callbacks.passphrase(&crate::callbacks::PassphraseRequest::new(
-                crate::callbacks::PassphraseKind::Existing,
-                &subject,
-            ))?;
-            crate::keyfile::decrypt(&key, &p, &subject)?
-        } else {
-            key
-        };
+        let plain = self.unlock(&record, callbacks, &subject)?;
         Ok((record, plain))
     }
 }

@@ -47,6 +47,8 @@ impl PassphraseRequest {
 pub enum Progress {
     /// Key generation started.
     Generating(Algorithm),
+    /// A key is being derived from a passphrase (age's scrypt: about a second, by design).
+    DerivingKey,
     /// The slow step finished.
     Done,
 }

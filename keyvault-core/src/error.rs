@@ -34,6 +34,12 @@ pub enum Error {
     /// A place keys are deployed to.
     #[error(transparent)]
     Target(#[from] TargetError),
+    /// A backup could not be made or restored.
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
+    /// The OS keyring could not be used.
+    #[error(transparent)]
+    Keyring(#[from] crate::vault_secrets::KeyringError),
     /// A multi-step operation stopped part-way; the journal lets it be finished.
     #[error("{operation} stopped: {cause}; done: {done}; not done: {pending}")]
     Incomplete {
@@ -77,6 +83,10 @@ impl Error {
                 | Error::Config(_)
                 | Error::PassphraseUnavailable { .. }
                 | Error::Target(TargetError::Credentials { .. })
+                | Error::Backup(
+                    crate::backup::BackupError::Recipient { .. }
+                        | crate::backup::BackupError::HomeNotEmpty { .. }
+                )
         )
     }
 }

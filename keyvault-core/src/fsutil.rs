@@ -85,7 +85,10 @@ pub(crate) fn write_atomic(
     mode: u32,
     replace: Replace,
 ) -> Result<(), StoreError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     if replace == Replace::No {
         match fs::symlink_metadata(path) {
             Ok(_) => {
@@ -131,7 +134,11 @@ pub(crate) fn swap_symlink(target: &Path, link: &Path) -> Result<(), StoreError>
         let _ = fs::remove_file(&tmp);
         return Err(io("replace", link)(e));
     }
-    sync_dir(link.parent().unwrap_or(Path::new(".")))
+    sync_dir(
+        link.parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+    )
 }
 
 /// Requires that a secret-bearing file grants nothing to group or others.

@@ -175,6 +175,8 @@ pub enum Protection {
     Passphrase,
     /// Not encrypted (only where the purpose's policy allows it).
     None,
+    /// Encrypted with a random passphrase kept in the OS keyring (`--passphrase-keyring`).
+    Keyring,
 }
 
 /// A place a key's public half is trusted, and when.
@@ -246,6 +248,9 @@ pub struct KeyRecord {
     /// For a key with a user certificate (`mint --cert`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) certificate: Option<CertificateInfo>,
+    /// The keyring account holding the passphrase, when `protection` is `keyring`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) keyring_account: Option<String>,
 }
 
 /// A user certificate keyvault signed for a key.
@@ -389,6 +394,11 @@ impl KeyRecord {
     pub fn certificate(&self) -> Option<&CertificateInfo> {
         self.certificate.as_ref()
     }
+    /// The OS keyring account holding this key's passphrase (`protection` = `keyring`).
+    #[must_use]
+    pub fn keyring_account(&self) -> Option<&str> {
+        self.keyring_account.as_deref()
+    }
     /// The `authorized_keys` line for this key: `restrict` plus `from=` and `command=` for
     /// a scoped key, `expiry-time=` (UTC) whenever it expires, so sshd refuses it once it
     /// has expired even if `sweep` never ran.
@@ -524,6 +534,17 @@ pub enum ParseError {
     Corrupt(String),
     /// A schema version this build does not read.
     Version(u64),
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParseError::Corrupt(why) => f.write_str(why),
+            ParseError::Version(v) => {
+                write!(f, "schema version {v} is not one this keyvault reads")
+            }
+        }
+    }
 }
 
 /// A step of a rotation, as the journal records it.

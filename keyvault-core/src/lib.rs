@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod audit;
 pub mod authorized_keys;
+pub mod backup;
 pub mod ca;
 pub mod callbacks;
 pub mod clock;
@@ -25,6 +26,7 @@ pub mod status;
 mod store;
 pub mod target;
 pub mod vault;
+pub mod vault_secrets;
 
 pub use audit::{AuditEvent, AuditHead, Outcome, Verification};
 pub use callbacks::{Callbacks, FixedPassphrase, PassphraseKind, PassphraseRequest, Progress};

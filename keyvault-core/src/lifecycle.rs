@@ -37,6 +37,7 @@ pub struct RotateRequest {
     expiry: Expiry,
     pods: bool,
     unlock_old: bool,
+    keyring: bool,
 }
 
 impl RotateRequest {
@@ -80,6 +81,13 @@ impl RotateRequest {
     #[must_use]
     pub fn expiry(mut self, expiry: Expiry) -> Self {
         self.expiry = expiry;
+        self
+    }
+    /// Encrypt every new key with a strong random passphrase kept in the keyring. (A new
+    /// key whose predecessor's passphrase is in the keyring gets one there anyway.)
+    #[must_use]
+    pub fn passphrase_in_keyring(mut self, yes: bool) -> Self {
+        self.keyring = yes;
         self
     }
 }
@@ -479,8 +487,10 @@ impl Vault {
                 }
                 let old = key(&inventory, &item.old)?;
                 let policy = self.config.policy(&item.purpose);
+                let in_keyring = request.keyring || old.protection() == Protection::Keyring;
                 let protection = if old.protection() == Protection::None
                     && policy.passphrase() == PassphraseRule::Optional
+                    && !request.keyring
                 {
                     None
                 } else {
@@ -488,8 +498,15 @@ impl Vault {
                         "new key for purpose {} (replacing {})",
                         item.purpose, item.old
                     );
-                    let p =
-                        self.new_passphrase(callbacks, policy, &item.purpose, &subject, None)?;
+                    let p = self.fresh_passphrase(
+                        rng,
+                        in_keyring,
+                        callbacks,
+                        policy,
+                        &item.purpose,
+                        &subject,
+                        None,
+                    )?;
                     let rounds = DEFAULT_KDF_ROUNDS
                         .max(policy.min_kdf_rounds())
                         .max(old.kdf_rounds().unwrap_or(0));
@@ -535,6 +552,7 @@ impl Vault {
                     expires_at: item.expires_at,
                     comment,
                     protection,
+                    keyring: request.keyring || old.protection() == Protection::Keyring,
                     origin: Origin::Generated,
                     detail: String::new(),
                     created_at: now,
@@ -865,17 +883,8 @@ impl Vault {
             if pods_here.is_empty() && !ssh_hosts {
                 continue;
             }
-            let (k, _) = self.read_record_key(&old)?;
             let subject = format!("key {} (to log in to its pods)", old.id());
-            let plain = if k.is_encrypted() {
-                let p = callbacks.passphrase(&crate::callbacks::PassphraseRequest::new(
-                    crate::callbacks::PassphraseKind::Existing,
-                    &subject,
-                ))?;
-                crate::keyfile::decrypt(&k, &p, &subject)?
-            } else {
-                k
-            };
+            let plain = self.unlock(&old, callbacks, &subject)?;
             opened.identities.insert(old.id().clone(), plain);
             if !pods_here.is_empty() {
                 found.insert(item.purpose.clone(), pods_here);
@@ -1491,12 +1500,20 @@ impl Vault {
                 path: path.clone(),
                 source,
             })?;
+            // Its passphrase opens nothing any more.
+            let forgot = match key(&inventory, id)?.keyring_account() {
+                Some(account) => match self.keyring().and_then(|k| Ok(k.delete(account)?)) {
+                    Ok(_) => "; its passphrase deleted from the OS keyring",
+                    Err(_) => "; its passphrase could not be deleted from the OS keyring",
+                },
+                None => "",
+            };
             let record = key_mut(&mut inventory, id)?;
             record.pruned_at = Some(now);
             drafts.push(draft(
                 "prune",
                 record,
-                "private key file deleted".to_owned(),
+                format!("private key file deleted{forgot}"),
             ));
             report.pruned.push(id.clone());
         }
@@ -1515,6 +1532,7 @@ pub struct MintRequest {
     scope: crate::inventory::Scope,
     deploy: Vec<TargetSpec>,
     unencrypted: bool,
+    keyring: bool,
     comment: Option<String>,
     certificate: Option<(String, Vec<String>)>,
 }
@@ -1537,6 +1555,7 @@ impl MintRequest {
             scope: crate::inventory::Scope::default(),
             deploy: Vec::new(),
             unencrypted: false,
+            keyring: false,
             comment: None,
             certificate: None,
         }
@@ -1575,6 +1594,12 @@ impl MintRequest {
     #[must_use]
     pub fn comment(mut self, comment: impl Into<String>) -> Self {
         self.comment = Some(comment.into());
+        self
+    }
+    /// Encrypt with a strong random passphrase kept in the keyring.
+    #[must_use]
+    pub fn passphrase_in_keyring(mut self, yes: bool) -> Self {
+        self.keyring = yes;
         self
     }
 }
@@ -1681,7 +1706,9 @@ impl Vault {
             None
         } else {
             let subject = format!("minted key for purpose {purpose}");
-            let p = self.new_passphrase(
+            let p = self.fresh_passphrase(
+                rng,
+                request.keyring,
                 callbacks,
                 policy,
                 purpose,
@@ -1707,6 +1734,7 @@ impl Vault {
                 expires_at: Some(expires_at),
                 comment: request.comment.clone(),
                 protection,
+                keyring: request.keyring,
                 origin: Origin::Generated,
                 detail: String::new(),
                 created_at: now,

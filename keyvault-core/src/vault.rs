@@ -44,6 +44,7 @@ pub struct NewKey {
     comment: Option<String>,
     kdf_rounds: Option<u32>,
     unencrypted: bool,
+    keyring: bool,
 }
 
 impl NewKey {
@@ -57,6 +58,7 @@ impl NewKey {
             comment: None,
             kdf_rounds: None,
             unencrypted: false,
+            keyring: false,
         }
     }
     /// Use this algorithm instead of the policy's default.
@@ -87,6 +89,13 @@ impl NewKey {
     #[must_use]
     pub fn unencrypted(mut self, yes: bool) -> Self {
         self.unencrypted = yes;
+        self
+    }
+    /// Encrypt with a strong random passphrase kept in the keyring (service `keyvault`,
+    /// the key's account) instead of asking for one.
+    #[must_use]
+    pub fn passphrase_in_keyring(mut self, yes: bool) -> Self {
+        self.keyring = yes;
         self
     }
 }
@@ -139,10 +148,12 @@ pub struct Vault {
     pub(crate) store: crate::store::Store,
     pub(crate) config: Config,
     clock: Arc<dyn Clock>,
-    actor: String,
+    pub(crate) actor: String,
     lock_timeout: Duration,
     hook: Option<FaultHook>,
     pod_progress: Option<PodProgressSink>,
+    keyring: std::sync::OnceLock<crate::vault_secrets::Keyring>,
+    default_home: bool,
 }
 
 /// Told when keyvault starts and finishes work on each pod (from worker threads).
@@ -187,6 +198,8 @@ pub(crate) struct Prepared {
     pub(crate) expires_at: Option<DateTime<Utc>>,
     pub(crate) comment: Option<String>,
     pub(crate) protection: Option<(Passphrase, u32)>,
+    /// Keep the passphrase in the keyring (under the key's account).
+    pub(crate) keyring: bool,
     pub(crate) origin: Origin,
     pub(crate) detail: String,
     /// The instant the expiry was computed from; recorded as `created_at` so a key's
@@ -212,7 +225,85 @@ impl Vault {
             lock_timeout: Duration::from_secs(30),
             hook: None,
             pod_progress: None,
+            keyring: std::sync::OnceLock::new(),
+            default_home: false,
         })
+    }
+
+    /// Uses `keyring` for passphrases kept in a keyring instead of the OS keyring (which is
+    /// opened the first time it is needed).
+    #[must_use]
+    pub fn with_keyring(self, keyring: crate::vault_secrets::Keyring) -> Self {
+        let _ = self.keyring.set(keyring);
+        self
+    }
+
+    /// Says that this vault lives at the user's default home, so its keyring accounts are
+    /// plain key ids (`personal-1`); other vaults qualify them with their home
+    /// (`personal-1@/srv/ci/vault`) so that vaults never share an entry.
+    #[must_use]
+    pub fn with_default_home(mut self, yes: bool) -> Self {
+        self.default_home = yes;
+        self
+    }
+
+    /// The keyring: the one given with [`Vault::with_keyring`], else the OS keyring.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::vault_secrets::KeyringError::Unavailable`] when none is reachable.
+    pub fn keyring(&self) -> Result<&crate::vault_secrets::Keyring> {
+        if let Some(k) = self.keyring.get() {
+            return Ok(k);
+        }
+        let k = crate::vault_secrets::Keyring::os()?;
+        Ok(self.keyring.get_or_init(|| k))
+    }
+
+    /// The keyring account of key `id`'s passphrase in this vault.
+    pub(crate) fn keyring_account(&self, id: &KeyId) -> String {
+        crate::vault_secrets::key_account(id, self.store.home(), self.default_home)
+    }
+
+    /// The passphrase of an existing encrypted key: from the keyring when its record says
+    /// it lives there, else asked of `callbacks`.
+    pub(crate) fn existing_passphrase(
+        &self,
+        record: &KeyRecord,
+        callbacks: &mut dyn Callbacks,
+        subject: &str,
+    ) -> Result<Passphrase> {
+        match record.keyring_account() {
+            Some(account) if record.protection() == Protection::Keyring => Ok(self
+                .keyring()?
+                .passphrase(account, &format!("passphrase of key {}", record.id()))?),
+            _ => callbacks.passphrase(&PassphraseRequest::new(PassphraseKind::Existing, subject)),
+        }
+    }
+
+    /// Decrypts a record's key (asking for or fetching its passphrase as needed).
+    pub(crate) fn unlock(
+        &self,
+        record: &KeyRecord,
+        callbacks: &mut dyn Callbacks,
+        subject: &str,
+    ) -> Result<PrivateKey> {
+        let (key, _) = self.read_record_key(record)?;
+        if !key.is_encrypted() {
+            return Ok(key);
+        }
+        let p = self.existing_passphrase(record, callbacks, subject)?;
+        Ok(keyfile::decrypt(&key, &p, subject)?)
+    }
+
+    /// Forgets a key's keyring passphrase, if it has one (best effort: a keyring that is
+    /// gone cannot hold it anyway).
+    pub(crate) fn forget_keyring_passphrase(&self, record: &KeyRecord) {
+        if let Some(account) = record.keyring_account()
+            && let Ok(k) = self.keyring()
+        {
+            let _ = k.delete(account);
+        }
     }
 
     /// Reports each pod's progress during `rotate --pods` to `sink` (called from worker
@@ -435,6 +526,27 @@ impl Vault {
         words
     }
 
+    /// A passphrase for a new key: a random one when it is to live in the keyring (the
+    /// keyring must be reachable), else a new one from `callbacks`, checked against the
+    /// policy.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn fresh_passphrase<R: CryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+        in_keyring: bool,
+        callbacks: &mut dyn Callbacks,
+        policy: &Policy,
+        purpose: &Purpose,
+        subject: &str,
+        comment: Option<&str>,
+    ) -> Result<Passphrase> {
+        if in_keyring {
+            self.keyring()?;
+            return Ok(crate::vault_secrets::random_passphrase(rng));
+        }
+        self.new_passphrase(callbacks, policy, purpose, subject, comment)
+    }
+
     pub(crate) fn new_passphrase(
         &self,
         callbacks: &mut dyn Callbacks,
@@ -493,7 +605,9 @@ impl Vault {
             None
         } else {
             let subject = format!("new key for purpose {purpose}");
-            let p = self.new_passphrase(
+            let p = self.fresh_passphrase(
+                rng,
+                request.keyring,
                 callbacks,
                 policy,
                 purpose,
@@ -514,6 +628,7 @@ impl Vault {
                 expires_at: Some(expires_at),
                 comment: request.comment.clone(),
                 protection,
+                keyring: request.keyring,
                 origin: Origin::Generated,
                 detail: format!("generated {algorithm}, expires {}", expires_at.to_rfc3339()),
                 created_at: now,
@@ -591,6 +706,7 @@ impl Vault {
     }
 
     pub(crate) fn remove_key_files(&self, record: &KeyRecord) {
+        self.forget_keyring_passphrase(record);
         let path = self.private_key_path(record);
         let _ = std::fs::remove_file(&path);
         let _ = std::fs::remove_file(path.with_file_name(format!("{}.pub", record.id())));
@@ -613,6 +729,7 @@ impl Vault {
             expires_at,
             comment,
             protection,
+            keyring,
             origin,
             detail: _,
             created_at,
@@ -653,7 +770,24 @@ impl Vault {
         let relative = format!("keys/{id}");
         let private_path = self.store.home().join(&relative);
         let public_path = self.store.home().join(format!("{relative}.pub"));
-        keyfile::write_new(&private_path, &text)?;
+        // The passphrase reaches the keyring before the only copy of the key is written.
+        let keyring_account = match (&protection, keyring) {
+            (Some((passphrase, _)), true) => {
+                let account = self.keyring_account(&id);
+                self.keyring()?.set(&account, passphrase.expose())?;
+                Some(account)
+            }
+            _ => None,
+        };
+        let forget = |account: &Option<String>| {
+            if let (Some(a), Ok(k)) = (account, self.keyring()) {
+                let _ = k.delete(a);
+            }
+        };
+        if let Err(e) = keyfile::write_new(&private_path, &text) {
+            forget(&keyring_account);
+            return Err(e.into());
+        }
         if let Err(e) = fsutil::write_atomic(
             &public_path,
             format!("{public_key}\n").as_bytes(),
@@ -661,6 +795,7 @@ impl Vault {
             fsutil::Replace::No,
         ) {
             let _ = std::fs::remove_file(&private_path);
+            forget(&keyring_account);
             return Err(e.into());
         }
         let record = KeyRecord {
@@ -673,10 +808,10 @@ impl Vault {
             created_at,
             expires_at,
             state,
-            protection: if protection.is_some() {
-                Protection::Passphrase
-            } else {
-                Protection::None
+            protection: match (&protection, &keyring_account) {
+                (Some(_), Some(_)) => Protection::Keyring,
+                (Some(_), None) => Protection::Passphrase,
+                (None, _) => Protection::None,
             },
             kdf_rounds,
             origin,
@@ -689,6 +824,7 @@ impl Vault {
             scope: None,
             cert_authority: None,
             certificate: None,
+            keyring_account,
         };
         inventory.keys.push(record.clone());
         Ok(record)
@@ -810,6 +946,7 @@ impl Vault {
                 expires_at: Some(expires_at),
                 comment,
                 protection,
+                keyring: false,
                 origin: Origin::Imported,
                 detail: format!(
                     "imported {algorithm} from {}, expires {}",
@@ -848,8 +985,7 @@ impl Vault {
         let (key, original) = self.read_record_key(&record)?;
         let subject = format!("key {}", record.id());
         let plain = if key.is_encrypted() {
-            let old = callbacks
-                .passphrase(&PassphraseRequest::new(PassphraseKind::Existing, &subject))?;
+            let old = self.existing_passphrase(&record, callbacks, &subject)?;
             keyfile::decrypt(&key, &old, &subject)?
         } else {
             key.clone()
@@ -884,6 +1020,7 @@ impl Vault {
         fsutil::write_atomic(&path, text.as_bytes(), 0o600, fsutil::Replace::Yes)?;
         entry.protection = Protection::Passphrase;
         entry.kdf_rounds = Some(rounds);
+        let in_keyring = entry.keyring_account.take().map(|_| record.clone());
         let updated = entry.clone();
         self.record(
             &mut inventory,
@@ -897,6 +1034,10 @@ impl Vault {
                 )),
             }],
         )?;
+        // The keyring's passphrase no longer opens the key.
+        if let Some(old) = in_keyring {
+            self.forget_keyring_passphrase(&old);
+        }
         Ok(updated)
     }
 
@@ -1136,15 +1277,8 @@ impl Vault {
             u64::try_from((at - now).num_seconds()).unwrap_or(0)
         });
         let secs = u32::try_from(wanted.min(remaining).max(1)).unwrap_or(u32::MAX);
-        let (key, _) = self.read_record_key(&record)?;
         let subject = format!("key {}", record.id());
-        let plain = if key.is_encrypted() {
-            let p = callbacks
-                .passphrase(&PassphraseRequest::new(PassphraseKind::Existing, &subject))?;
-            keyfile::decrypt(&key, &p, &subject)?
-        } else {
-            key
-        };
+        let plain = self.unlock(&record, callbacks, &subject)?;
         crate::agent::add_identity_with(socket, &plain, Some(secs), confirm)?;
         let _lock = self.lock()?;
         inventory = self.store.load()?;

@@ -1,5 +1,6 @@
 //! End-to-end scenarios through the `keyvault` binary, one test binary with modules.
 
+mod secret_service;
 mod support;
 
 mod agent;
@@ -8,6 +9,7 @@ mod bad_input;
 mod concurrency;
 mod fake_server;
 mod interop;
+mod keyring;
 mod keys;
 mod passphrases;
 mod pods;

@@ -690,7 +690,7 @@ fn two_accounts_through_profiles() {
         .expect(2);
     assert!(
         run.stderr
-            .contains("environment variable TEAM_RUNPOD_KEY is not set"),
+            .contains("set environment variable TEAM_RUNPOD_KEY, or run `keyvault runpod login --target runpod:team`"),
         "{}",
         run.stderr
     );
