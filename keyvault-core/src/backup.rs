@@ -851,6 +851,15 @@ impl Vault {
             archive: name.clone(),
             reason,
         };
+        let start = archive
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .map_or(&archive[..0], |i| &archive[i..]);
+        if !start.starts_with(b"age-encryption.org/")
+            && !start.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
+        {
+            return Err(fail("not an age-encrypted file".to_owned()).into());
+        }
         let decryptor = age::Decryptor::new_buffered(age::armor::ArmoredReader::new(archive))
             .map_err(|e| fail(describe_decrypt(&e, passphrase)))?;
         let identities: Vec<Box<dyn age::Identity>> = match &request.from {

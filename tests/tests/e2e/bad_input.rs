@@ -388,6 +388,64 @@ fn table_of_bad_flags_values_and_files() {
             1,
             "this key is already in the vault as personal-1",
         ),
+        // export / restore
+        (s(&["export"]), 2, "--output"),
+        (
+            s(&["export", "-o", &f("out.age"), "-r", "age1nope"]),
+            2,
+            "invalid recipient \"age1nope\"",
+        ),
+        (
+            s(&["export", "-o", &f("out.age"), "-r", "hello"]),
+            2,
+            "expected an age1… recipient",
+        ),
+        (
+            s(&["export", "-o", &f("out.age"), "-R", &f("binary")]),
+            2,
+            "cannot read recipients file",
+        ),
+        (
+            s(&["export", "-o", &f("out.age"), "-R", &f("huge")]),
+            2,
+            "line 1",
+        ),
+        (
+            s(&["export", "-o", &f("good"), "--passphrase-env", "KV_PASS"]),
+            2,
+            "exists; choose another file or pass --force",
+        ),
+        (
+            s(&[
+                "export",
+                "-o",
+                &f("out.age"),
+                "-R",
+                &f("public"),
+                "--passphrase-env",
+                "KV_PASS",
+            ]),
+            2,
+            "give recipients or a passphrase source, not both",
+        ),
+        (s(&["restore", &f("nosuch")]), 2, "cannot read"),
+        (
+            s(&["restore", &f("binary"), "-i", &f("good")]),
+            2,
+            "is not empty",
+        ),
+        (
+            s(&[
+                "--home",
+                &f("new-home"),
+                "restore",
+                &f("binary"),
+                "-i",
+                &f("good"),
+            ]),
+            1,
+            "not an age-encrypted file",
+        ),
     ];
     for (args, code, message) in &cases {
         let before = snapshot(&v.home);

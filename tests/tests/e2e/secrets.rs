@@ -32,6 +32,9 @@ fn every_command_keeps_secrets_out_of_output_and_files() {
     .expect(0);
     let imported = imported.to_str().expect("utf8").to_owned();
     let pass_file = file.to_str().expect("utf8").to_owned();
+    v.set_env("KEYVAULT_TEST_SCRYPT_LOG_N", "10");
+    let archive = v.root.join("backup.age").to_str().expect("utf8").to_owned();
+    let restored = v.root.join("restored").to_str().expect("utf8").to_owned();
     let runs: Vec<Vec<&str>> = vec![
         vec![
             "new",
@@ -89,6 +92,23 @@ fn every_command_keeps_secrets_out_of_output_and_files() {
         vec!["log"],
         vec!["log", "--verify"],
         vec!["completions", "bash"],
+        vec![
+            "export",
+            "-o",
+            &archive,
+            "--passphrase-env",
+            "KV_PASS2",
+            "--force",
+        ],
+        vec![
+            "--home",
+            &restored,
+            "restore",
+            &archive,
+            "--passphrase-env",
+            "KV_PASS2",
+            "--force",
+        ],
         // Failures too: their messages are where secrets usually leak.
         vec![
             "passwd",
@@ -99,6 +119,14 @@ fn every_command_keeps_secrets_out_of_output_and_files() {
             "KV_PASS",
         ],
         vec!["new", "--purpose", "weak", "--passphrase-env", "RUST_LOG"],
+        vec![
+            "--home",
+            &restored,
+            "restore",
+            &archive,
+            "--passphrase-env",
+            "KV_PASS",
+        ],
     ];
     server.add_pod(pod("p1", "RUNNING", &[], None));
     for args in &runs {
