@@ -109,17 +109,27 @@ keyvault mint --purpose backup --ttl 30m --from 10.0.0.0/8 --force-command /usr/
 --passphrase-env BACKUP_PASS --deploy runpod"
     )]
     Mint(MintArgs),
-    /// Trust a key at a target: runpod, runpod:PROFILE, file:/path or ssh://[user@]host[:port][/path].
+    /// Trust a key at a target: runpod, runpod:PROFILE, file:/path, ssh://[user@]host[:port][/path]
+    /// or runpod-pods[:PROFILE].
     #[command(
         after_help = "Adding is idempotent; the key is verified by reading the target back.\n\n\
+runpod-pods reaches the running pods of the account (which never see account key changes) that trust another \
+key of the same purpose: keyvault logs in with that key over the pod's direct SSH endpoint, adds this one, and \
+proves it logs in. Exit 1 if a pod could not be updated (each pod's result is listed).\n\n\
 Examples:\n  keyvault deploy personal --to runpod\n  keyvault deploy team-3 --to runpod:team\n  \
 keyvault deploy personal --to file:/home/me/.ssh/authorized_keys\n  \
-keyvault deploy personal --to ssh://deploy@build-01.example.com"
+keyvault deploy personal --to ssh://deploy@build-01.example.com\n  \
+keyvault deploy personal --to runpod-pods --passphrase-env NEW_PASS --login-passphrase-env OLD_PASS"
     )]
     Deploy(DeployArgs),
     /// Remove a key from every target it is deployed to and mark it revoked.
-    #[command(after_help = "Keys keyvault does not manage are never touched.\n\n\
-Examples:\n  keyvault revoke personal-1\n  keyvault revoke ci-deploy")]
+    #[command(
+        after_help = "Keys keyvault does not manage are never touched. With --to runpod-pods, the key is \
+also removed from every running pod of the account that trusts it (keyvault logs in with the key itself); \
+exit 1 if a pod kept it (each pod's result is listed; run the same command again to retry).\n\n\
+Examples:\n  keyvault revoke personal-1\n  keyvault revoke ci-deploy\n  \
+keyvault revoke personal-1 --to runpod-pods --passphrase-env OLD_PASS"
+    )]
     Revoke(RevokeArgs),
     /// Replace purposes' keys everywhere they are deployed, without locking anyone out.
     #[command(
@@ -335,9 +345,20 @@ pub struct DeployArgs {
     /// A key id or a purpose (its active key).
     pub key: String,
     /// Where: runpod, runpod:PROFILE (a [runpod.PROFILE] table in config.toml),
-    /// file:/absolute/path/to/authorized_keys, or ssh://[user@]host[:port][/path].
+    /// file:/absolute/path/to/authorized_keys, ssh://[user@]host[:port][/path], or
+    /// runpod-pods[:PROFILE] (the running pods that trust another key of the purpose).
     #[arg(long, value_name = "TARGET")]
     pub to: String,
+    /// For runpod-pods: where the key's passphrase comes from (to prove it logs in).
+    #[command(flatten)]
+    pub passphrase: PassphraseSource,
+    /// For runpod-pods: the passphrase of the key that logs in to the pods, from
+    /// environment variable VAR (default: the same source as the key's).
+    #[arg(long, value_name = "VAR", conflicts_with = "login_passphrase_file")]
+    pub login_passphrase_env: Option<String>,
+    /// For runpod-pods: the login key's passphrase, from the first line of FILE.
+    #[arg(long, value_name = "FILE")]
+    pub login_passphrase_file: Option<PathBuf>,
 }
 
 /// `keyvault mint`.
@@ -407,6 +428,13 @@ pub struct MintArgs {
 pub struct RevokeArgs {
     /// A key id or a purpose (its active key).
     pub key: String,
+    /// runpod-pods[:PROFILE]: also remove the key from every running pod that trusts it,
+    /// logging in with the key itself (on a revoked key: retry the pods only).
+    #[arg(long, value_name = "runpod-pods[:PROFILE]")]
+    pub to: Option<String>,
+    /// Where the key's passphrase comes from (to log in to pods).
+    #[command(flatten)]
+    pub passphrase: PassphraseSource,
 }
 
 /// `keyvault rotate`.

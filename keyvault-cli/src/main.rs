@@ -260,6 +260,19 @@ fn source(p: &PassphraseSource) -> Source {
     )
 }
 
+/// For `runpod-pods[:PROFILE]`: the RunPod account whose running pods are meant.
+fn pods_account(to: &str) -> Result<Option<TargetSpec>, Failure> {
+    let Some(rest) = to.strip_prefix("runpod-pods") else {
+        return Ok(None);
+    };
+    let account = match rest.strip_prefix(':') {
+        Some(profile) => format!("runpod:{profile}"),
+        None if rest.is_empty() => "runpod".to_owned(),
+        None => return Ok(None),
+    };
+    Ok(Some(account.parse()?))
+}
+
 /// The profile of a `runpod` / `runpod:PROFILE` target (which must exist in config.toml).
 fn runpod_profile(target: &str, config: &keyvault_core::Config) -> Result<Option<String>, Failure> {
     let spec: TargetSpec = target.parse()?;
@@ -563,13 +576,41 @@ fn run(cli: Cli) -> Result<Done, Failure> {
             }
         }
         Command::Deploy(a) => {
-            let spec: TargetSpec = a.to.parse()?;
-            let report = vault.deploy(&a.key, &spec, &remote)?;
+            let src = source(&a.passphrase);
+            let login = match (&a.login_passphrase_env, &a.login_passphrase_file) {
+                (None, None) => src.clone(),
+                (env, file) => Source::from_flags(env.as_ref(), file.as_ref(), false),
+            };
+            let report = match pods_account(&a.to)? {
+                Some(account) => {
+                    let mut callbacks =
+                        CliCallbacks::new(src.clone(), src, cli.no_input, show_progress)
+                            .with_login(login);
+                    vault.deploy_to_pods(&a.key, &account, &remote, &mut callbacks)?
+                }
+                None => vault.deploy(&a.key, &a.to.parse()?, &remote)?,
+            };
             render::report(style, json, &report);
+            if report.pods_incomplete() {
+                return Ok(Done::Failed);
+            }
         }
         Command::Revoke(a) => {
-            let report = vault.revoke(&a.key, &remote)?;
+            let account = match &a.to {
+                Some(to) => Some(pods_account(to)?.ok_or_else(|| {
+                    Failure::Usage(format!(
+                        "revoke removes a key from every target it is deployed to; --to only takes runpod-pods[:PROFILE], not {to}"
+                    ))
+                })?),
+                None => None,
+            };
+            let src = source(&a.passphrase);
+            let mut callbacks = CliCallbacks::new(src.clone(), src, cli.no_input, show_progress);
+            let report = vault.revoke_with(&a.key, account.as_ref(), &remote, &mut callbacks)?;
             render::report(style, json, &report);
+            if report.pods_incomplete() {
+                return Ok(Done::Failed);
+            }
         }
         Command::Rotate(a) => {
             let purposes = a

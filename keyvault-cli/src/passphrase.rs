@@ -36,6 +36,7 @@ impl Source {
 pub struct CliCallbacks {
     existing: Source,
     new: Source,
+    login: Source,
     no_input: bool,
     show_progress: bool,
     spinner: Option<Spinner>,
@@ -44,6 +45,7 @@ pub struct CliCallbacks {
 impl CliCallbacks {
     pub fn new(existing: Source, new: Source, no_input: bool, show_progress: bool) -> Self {
         CliCallbacks {
+            login: existing.clone(),
             existing,
             new,
             no_input,
@@ -89,6 +91,13 @@ fn read_limited(reader: impl Read, request: &PassphraseRequest, what: &str) -> R
 }
 
 impl CliCallbacks {
+    /// Where the passphrases of keys keyvault logs in with come from (default: the
+    /// existing key's source).
+    pub fn with_login(mut self, login: Source) -> Self {
+        self.login = login;
+        self
+    }
+
     fn read(&mut self, source: &Source, request: &PassphraseRequest) -> Result<Passphrase> {
         let value = match source {
             Source::Env(var) => match std::env::var_os(var) {
@@ -134,10 +143,9 @@ impl CliCallbacks {
                 .map_err(|e| unavailable(request, format!("cannot read from the terminal: {e}")))
         };
         match request.kind() {
-            PassphraseKind::Existing => Ok(Passphrase::new(ask(&format!(
-                "Passphrase for {}: ",
-                request.subject()
-            ))?)),
+            PassphraseKind::Existing | PassphraseKind::Login => Ok(Passphrase::new(ask(
+                &format!("Passphrase for {}: ", request.subject()),
+            )?)),
             _ => {
                 let first =
                     Zeroizing::new(ask(&format!("Passphrase for {}: ", request.subject()))?);
@@ -155,6 +163,7 @@ impl Callbacks for CliCallbacks {
     fn passphrase(&mut self, request: &PassphraseRequest) -> Result<Passphrase> {
         let source = match request.kind() {
             PassphraseKind::Existing => self.existing.clone(),
+            PassphraseKind::Login => self.login.clone(),
             _ => self.new.clone(),
         };
         self.read(&source, request)

@@ -13,6 +13,9 @@ pub enum PassphraseKind {
     Existing,
     /// A new passphrase to protect a key with (a prompt should ask twice).
     New,
+    /// The passphrase of a key keyvault logs in with (to pods), other than the key the
+    /// operation is about (ask once).
+    Login,
 }
 
 /// A request for a passphrase.

@@ -463,6 +463,24 @@ impl KeyRecord {
             }),
         }
     }
+    /// Records that keyvault removed the key from `target`, where it may have been trusted
+    /// without keyvault putting it there (a pod's `PUBLIC_KEY`).
+    pub(crate) fn mark_removed_from(&mut self, target: &str, now: DateTime<Utc>) {
+        if self
+            .deployments
+            .iter()
+            .any(|d| d.target == target && d.removed_at.is_none())
+        {
+            self.mark_removed(target, now);
+        } else {
+            self.deployments.push(Deployment {
+                target: target.to_owned(),
+                added_at: self.created_at,
+                verified_at: None,
+                removed_at: Some(now),
+            });
+        }
+    }
     /// Records that the key is no longer trusted at `target`.
     pub(crate) fn mark_removed(&mut self, target: &str, now: DateTime<Utc>) {
         for d in self

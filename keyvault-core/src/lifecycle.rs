@@ -174,13 +174,23 @@ pub struct PodOutcome {
     /// The pod's id.
     pub pod: String,
     /// `added` (new key in and verified), `removed` (old key out), `failed`,
-    /// `needs-redeploy` (no direct SSH), `gone` (no longer running).
+    /// `needs-redeploy` (no direct SSH), `gone` (no longer running), `already` (trusts the
+    /// key already).
     pub outcome: String,
     /// More about it.
     pub detail: String,
 }
 
 impl Report {
+    /// Whether some pod was left without the change it needed: `failed`, or
+    /// `needs-redeploy` (the CLI exits 1 for these after `deploy`/`revoke` to pods).
+    #[must_use]
+    pub fn pods_incomplete(&self) -> bool {
+        self.pods
+            .iter()
+            .any(|p| p.outcome == "failed" || p.outcome == "needs-redeploy")
+    }
+
     /// Records what happened at one pod.
     fn pod(&mut self, pod: String, outcome: &str, detail: impl Into<String>) {
         self.pods.push(PodOutcome {
@@ -189,6 +199,19 @@ impl Report {
             detail: detail.into(),
         });
     }
+}
+
+/// The target name of a pod's direct SSH endpoint, if it has a usable one.
+fn pod_target(pod: &crate::runpod::Pod) -> Option<String> {
+    let d = pod.ssh.as_ref().and_then(|s| s.direct.as_ref())?;
+    let name = TargetSpec::Pod {
+        id: pod.id.clone(),
+        user: d.username.clone(),
+        host: d.host.clone(),
+        port: d.port,
+    }
+    .to_string();
+    name.parse::<TargetSpec>().is_ok().then_some(name)
 }
 
 fn pod_id(name: &str) -> String {
@@ -862,17 +885,7 @@ impl Vault {
                     {
                         continue;
                     }
-                    let direct = pod.ssh.as_ref().and_then(|s| s.direct.as_ref());
-                    let name = direct.map(|d| {
-                        TargetSpec::Pod {
-                            id: pod.id.clone(),
-                            user: d.username.clone(),
-                            host: d.host.clone(),
-                            port: d.port,
-                        }
-                        .to_string()
-                    });
-                    match name.filter(|n| n.parse::<TargetSpec>().is_ok()) {
+                    match pod_target(pod) {
                         Some(n) => pods_here.push(n),
                         None => report.pod(pod.id.clone(), "needs-redeploy", "no direct SSH endpoint (proxy only): redeploy the pod to change its keys"),
                     }
@@ -962,71 +975,21 @@ impl Vault {
         opened: &mut Opened<'_>,
         report: &mut Report,
     ) -> Result<()> {
-        struct Job {
-            name: String,
-            entries: Vec<usize>,
-            target: Box<dyn Target + Send>,
-            add: Vec<AddKey>,
-        }
         let mut jobs = Vec::new();
+        let mut entries_of = BTreeMap::new();
         for (name, entries) in pods {
-            let prepared = (|| -> Result<Job> {
-                opened.get(&name)?;
-                let Some(mut target) = opened.open.remove(&name) else {
-                    return Err(InputError::Request {
-                        message: format!("cannot open {name}"),
-                    }
-                    .into());
-                };
-                for &i in &entries {
-                    for id in [&inventory.journal[i].old, &inventory.journal[i].new] {
-                        if let Some(k) = opened.identities.get(id) {
-                            target.load_identity(k)?;
-                        }
-                    }
-                }
-                let add = entries
-                    .iter()
-                    .map(|&i| {
-                        key(inventory, &inventory.journal[i].new)
-                            .map(|k| add_key(target.as_ref(), k))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                Ok(Job {
-                    name: name.clone(),
-                    entries,
-                    target,
-                    add,
-                })
-            })();
-            match prepared {
-                Ok(job) => jobs.push(job),
-                Err(e) => report.pod(pod_id(&name), "failed", e.to_string()),
+            let mut identities = Vec::new();
+            let mut add = Vec::new();
+            for &i in &entries {
+                let e = &inventory.journal[i];
+                identities.extend([e.old.clone(), e.new.clone()]);
+                add.push(key(inventory, &e.new)?.clone());
             }
+            entries_of.insert(name.clone(), entries);
+            jobs.push((name, identities, add, HashSet::new()));
         }
-        let hook = self.hook_fn();
-        let results = run_bounded(&mut jobs, POD_FAN_OUT, |job| {
-            let pod = pod_id(&job.name);
-            self.pod_progress(&crate::vault::PodProgress::Started { pod: pod.clone() });
-            let result = job
-                .target
-                .apply(&job.add, &HashSet::new(), &hook)
-                .map(|_| ());
-            let outcome = if result.is_ok() { "added" } else { "failed" };
-            self.pod_progress(&crate::vault::PodProgress::Finished {
-                pod,
-                outcome: outcome.to_owned(),
-            });
-            result
-        });
-        for (job, result) in jobs.into_iter().zip(results) {
-            let Job {
-                name,
-                entries,
-                target,
-                ..
-            } = job;
-            opened.open.insert(name.clone(), target);
+        for (name, result) in self.fan_out(opened, jobs, report) {
+            let entries = entries_of.remove(&name).unwrap_or_default();
             if let Err(e) = result {
                 report.pod(pod_id(&name), "failed", e.to_string());
                 continue;
@@ -1195,26 +1158,7 @@ impl Vault {
         let mut inventory = self.store.load()?;
         let record = self.find(&inventory, selector)?.clone();
         let now = self.now();
-        if record.state() == KeyState::Revoked || record.is_expired_at(now) {
-            return Err(InputError::Request {
-                message: format!(
-                    "key {} is {}; deploy a live key",
-                    record.id(),
-                    record.display_state_at(now)
-                ),
-            }
-            .into());
-        }
-        if inventory
-            .journal()
-            .iter()
-            .any(|e| e.new == *record.id() || e.old == *record.id())
-        {
-            return Err(InputError::Request {
-                message: format!("key {} is part of a rotation in progress; finish it first with `keyvault rotate {}`", record.id(), record.purpose()),
-            }
-            .into());
-        }
+        self.check_deployable(&inventory, &record, now)?;
         let mut opened = Opened::new(targets);
         let name = spec.to_string();
         let target = opened.get(&name)?;
@@ -1255,6 +1199,349 @@ impl Vault {
             }
             .into());
         }
+        self.check_not_rotating(&inventory, &record)?;
+        let mut opened = Opened::new(targets);
+        let mut report = Report::default();
+        self.revoke_keys(
+            &mut inventory,
+            &[record.id().clone()],
+            &mut opened,
+            "revoke",
+            "revoked",
+            &mut report,
+        )?;
+        Ok(report)
+    }
+
+    /// Trusts a key in every running pod of a RunPod `account` that trusts another key of its
+    /// purpose (`deploy --to runpod-pods`): keyvault logs in to each pod's direct SSH endpoint
+    /// with that key, adds this one to `~/.ssh/authorized_keys`, and proves that it logs in.
+    /// Pods that already trust it are left alone; proxy-only pods are reported as needing a
+    /// redeploy; one pod's failure never stops the others (see [`Report::pods`]).
+    ///
+    /// The key's passphrase is asked for as [`crate::PassphraseKind::Existing`], the keys
+    /// that log in as [`crate::PassphraseKind::Login`] (keyring-held ones are fetched).
+    ///
+    /// # Errors
+    ///
+    /// As [`Vault::deploy`]; [`InputError::Request`] if `account` is not a RunPod account;
+    /// the account's errors while listing pods; the callbacks' error.
+    pub fn deploy_to_pods(
+        &self,
+        selector: &str,
+        account: &TargetSpec,
+        targets: &dyn Targets,
+        callbacks: &mut dyn Callbacks,
+    ) -> Result<Report> {
+        let _lock = self.lock()?;
+        let mut inventory = self.store.load()?;
+        let record = self.find(&inventory, selector)?.clone();
+        let now = self.now();
+        self.check_deployable(&inventory, &record, now)?;
+        let mut opened = Opened::new(targets);
+        let mut report = Report::default();
+        let pods = self.running_pods(&mut opened, account)?;
+        // Each pod of this purpose that lacks the key, with the key to log in with.
+        let mut jobs: Vec<(String, KeyId)> = Vec::new();
+        for pod in &pods {
+            let seen = crate::observe::pod_report(&inventory, now, pod);
+            let trusted: Vec<&KeyId> = seen.keys.iter().filter_map(|k| k.id.as_ref()).collect();
+            if trusted.contains(&record.id()) {
+                report.pod(
+                    pod.id.clone(),
+                    "already",
+                    format!("already trusts {}", record.id()),
+                );
+                continue;
+            }
+            // Prefer the active key, then retiring ones: keys that surely still log in.
+            let rank = |k: &KeyRecord| match k.state() {
+                KeyState::Active => 0,
+                KeyState::Retiring => 1,
+                _ => 2,
+            };
+            let login = trusted
+                .iter()
+                .filter_map(|id| inventory.get(id))
+                .filter(|k| k.purpose() == record.purpose() && k.pruned_at().is_none())
+                .min_by_key(|k| rank(k));
+            let Some(login) = login else {
+                continue; // a pod of another purpose, or of nobody keyvault knows
+            };
+            match pod_target(pod) {
+                Some(name) => jobs.push((name, login.id().clone())),
+                None => report.pod(
+                    pod.id.clone(),
+                    "needs-redeploy",
+                    "no direct SSH endpoint (proxy only): redeploy the pod to change its keys",
+                ),
+            }
+        }
+        if jobs.is_empty() {
+            return Ok(report);
+        }
+        let subject = format!("key {}", record.id());
+        opened.identities.insert(
+            record.id().clone(),
+            self.unlock(&record, callbacks, &subject)?,
+        );
+        let logins: BTreeSet<KeyId> = jobs.iter().map(|(_, id)| id.clone()).collect();
+        for id in logins {
+            let login = key(&inventory, &id)?.clone();
+            let subject = format!("key {id} (to log in to pods)");
+            let plain = self.unlock_for_login(&login, callbacks, &subject)?;
+            opened.identities.insert(id, plain);
+        }
+        let results = self.fan_out(
+            &mut opened,
+            jobs.iter()
+                .map(|(name, login)| {
+                    (
+                        name.clone(),
+                        vec![login.clone(), record.id().clone()],
+                        vec![record.clone()],
+                        HashSet::new(),
+                    )
+                })
+                .collect(),
+            &mut report,
+        );
+        let mut drafts = Vec::new();
+        for (name, result) in results {
+            match result {
+                Ok(()) => {
+                    key_mut(&mut inventory, record.id())?.mark_deployed(&name, now);
+                    drafts.push(draft("deploy", &record, format!("added to {name}")));
+                    report.deployed.push(Deployed {
+                        key: record.id().clone(),
+                        target: name.clone(),
+                    });
+                    report.pod(pod_id(&name), "added", "key added and proven to log in");
+                }
+                Err(e) => report.pod(pod_id(&name), "failed", e.to_string()),
+            }
+        }
+        if !drafts.is_empty() {
+            self.record(&mut inventory, &drafts)?;
+        }
+        Ok(report)
+    }
+
+    /// Revokes a key, and with `pods_of` also removes it from every running pod of that
+    /// RunPod account that trusts it (`revoke --to runpod-pods`), logging in with the key
+    /// itself. Pods it was added to over SSH are always reached. A pod that cannot be
+    /// changed is reported ([`Report::pods_incomplete`]); the key is revoked everywhere
+    /// else regardless, and running this again on the revoked key retries the pods.
+    ///
+    /// # Errors
+    ///
+    /// As [`Vault::revoke`] (a revoked key only with `pods_of`); the account's errors
+    /// while listing pods; the callbacks' error.
+    pub fn revoke_with(
+        &self,
+        selector: &str,
+        pods_of: Option<&TargetSpec>,
+        targets: &dyn Targets,
+        callbacks: &mut dyn Callbacks,
+    ) -> Result<Report> {
+        let _lock = self.lock()?;
+        let mut inventory = self.store.load()?;
+        let record = self.find(&inventory, selector)?.clone();
+        let revoked = record.state() == KeyState::Revoked;
+        if revoked && pods_of.is_none() {
+            return Err(InputError::Request {
+                message: format!(
+                    "key {} is already revoked (add --to runpod-pods to remove it from running pods)",
+                    record.id()
+                ),
+            }
+            .into());
+        }
+        self.check_not_rotating(&inventory, &record)?;
+        let mut opened = Opened::new(targets);
+        let mut report = Report::default();
+        let mut names: BTreeSet<String> = record
+            .live_targets()
+            .into_iter()
+            .filter(|t| is_pod(t))
+            .map(ToOwned::to_owned)
+            .collect();
+        if let Some(account) = pods_of {
+            let now = self.now();
+            for pod in self.running_pods(&mut opened, account)? {
+                let seen = crate::observe::pod_report(&inventory, now, &pod);
+                if !seen.keys.iter().any(|k| k.id.as_ref() == Some(record.id())) {
+                    continue;
+                }
+                match pod_target(&pod) {
+                    Some(name) => {
+                        // A pod keyvault edited before may have moved to another endpoint.
+                        names.retain(|n| pod_id(n) != pod.id);
+                        names.insert(name);
+                    }
+                    None => report.pod(
+                        pod.id.clone(),
+                        "needs-redeploy",
+                        format!(
+                            "still trusts {} and has no direct SSH endpoint (proxy only): redeploy the pod",
+                            record.id()
+                        ),
+                    ),
+                }
+            }
+        }
+        if !names.is_empty() {
+            if record.pruned_at().is_some() {
+                return Err(InputError::Request {
+                    message: format!(
+                        "key {}'s private file was pruned, so keyvault cannot log in to the pods that still trust it; redeploy them",
+                        record.id()
+                    ),
+                }
+                .into());
+            }
+            let subject = format!("key {} (to log in to its pods and remove it)", record.id());
+            let plain = self.unlock(&record, callbacks, &subject)?;
+            opened.identities.insert(record.id().clone(), plain);
+            let remove: HashSet<String> = HashSet::from([record.fingerprint().to_owned()]);
+            let results = self.fan_out(
+                &mut opened,
+                names
+                    .iter()
+                    .map(|n| {
+                        (
+                            n.clone(),
+                            vec![record.id().clone()],
+                            Vec::new(),
+                            remove.clone(),
+                        )
+                    })
+                    .collect(),
+                &mut report,
+            );
+            let now = self.now();
+            let mut drafts = Vec::new();
+            for (name, result) in results {
+                match result {
+                    Ok(()) => {
+                        key_mut(&mut inventory, record.id())?.mark_removed_from(&name, now);
+                        drafts.push(draft("undeploy", &record, format!("removed from {name}")));
+                        report.pod(
+                            pod_id(&name),
+                            "removed",
+                            "key removed; verified by reading back",
+                        );
+                    }
+                    Err(e) => report.pod(pod_id(&name), "failed", e.to_string()),
+                }
+            }
+            if !drafts.is_empty() {
+                self.record(&mut inventory, &drafts)?;
+            }
+        }
+        if !revoked {
+            self.revoke_keys(
+                &mut inventory,
+                &[record.id().clone()],
+                &mut opened,
+                "revoke",
+                "revoked",
+                &mut report,
+            )?;
+        }
+        Ok(report)
+    }
+
+    /// The running pods of a RunPod account.
+    fn running_pods(
+        &self,
+        opened: &mut Opened<'_>,
+        account: &TargetSpec,
+    ) -> Result<Vec<crate::runpod::Pod>> {
+        if account.runpod_profile().is_none() {
+            return Err(InputError::Request {
+                message: format!(
+                    "{account} is not a RunPod account: use runpod-pods or runpod-pods:PROFILE"
+                ),
+            }
+            .into());
+        }
+        let pods = opened
+            .get(&account.to_string())?
+            .pods()?
+            .unwrap_or_default();
+        Ok(pods.into_iter().filter(|p| p.status == "RUNNING").collect())
+    }
+
+    /// Edits pods in parallel (at most [`POD_FAN_OUT`] at a time): each job names the pod
+    /// target, the unlocked identities it loads (from `opened.identities`), the keys to add
+    /// and the fingerprints to remove. Reports progress; returns each pod's result in order.
+    #[allow(clippy::type_complexity)]
+    fn fan_out(
+        &self,
+        opened: &mut Opened<'_>,
+        jobs: Vec<(String, Vec<KeyId>, Vec<KeyRecord>, HashSet<String>)>,
+        report: &mut Report,
+    ) -> Vec<(String, Result<()>)> {
+        struct Job {
+            name: String,
+            target: Box<dyn Target + Send>,
+            add: Vec<AddKey>,
+            remove: HashSet<String>,
+        }
+        let mut ready = Vec::new();
+        let mut results = Vec::new();
+        for (name, identities, add, remove) in jobs {
+            let prepared = (|| -> Result<Job> {
+                opened.get(&name)?;
+                let mut target = opened
+                    .open
+                    .remove(&name)
+                    .ok_or_else(|| InputError::Request {
+                        message: format!("cannot open {name}"),
+                    })?;
+                for id in &identities {
+                    if let Some(k) = opened.identities.get(id) {
+                        target.load_identity(k)?;
+                    }
+                }
+                let add = add.iter().map(|k| add_key(target.as_ref(), k)).collect();
+                Ok(Job {
+                    name: name.clone(),
+                    target,
+                    add,
+                    remove,
+                })
+            })();
+            match prepared {
+                Ok(job) => ready.push(job),
+                Err(e) => report.pod(pod_id(&name), "failed", e.to_string()),
+            }
+        }
+        let hook = self.hook_fn();
+        let outcomes = run_bounded(&mut ready, POD_FAN_OUT, |job| {
+            let pod = pod_id(&job.name);
+            self.pod_progress(&crate::vault::PodProgress::Started { pod: pod.clone() });
+            let result = job.target.apply(&job.add, &job.remove, &hook).map(|_| ());
+            let outcome = match (&result, job.add.is_empty()) {
+                (Err(_), _) => "failed",
+                (Ok(()), false) => "added",
+                (Ok(()), true) => "removed",
+            };
+            self.pod_progress(&crate::vault::PodProgress::Finished {
+                pod,
+                outcome: outcome.to_owned(),
+            });
+            result
+        });
+        for (job, outcome) in ready.into_iter().zip(outcomes) {
+            opened.open.insert(job.name.clone(), job.target);
+            results.push((job.name, outcome));
+        }
+        results
+    }
+
+    fn check_not_rotating(&self, inventory: &Inventory, record: &KeyRecord) -> Result<()> {
         if inventory
             .journal()
             .iter()
@@ -1269,17 +1556,26 @@ impl Vault {
             }
             .into());
         }
-        let mut opened = Opened::new(targets);
-        let mut report = Report::default();
-        self.revoke_keys(
-            &mut inventory,
-            &[record.id().clone()],
-            &mut opened,
-            "revoke",
-            "revoked",
-            &mut report,
-        )?;
-        Ok(report)
+        Ok(())
+    }
+
+    fn check_deployable(
+        &self,
+        inventory: &Inventory,
+        record: &KeyRecord,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if record.state() == KeyState::Revoked || record.is_expired_at(now) {
+            return Err(InputError::Request {
+                message: format!(
+                    "key {} is {}; deploy a live key",
+                    record.id(),
+                    record.display_state_at(now)
+                ),
+            }
+            .into());
+        }
+        self.check_not_rotating(inventory, record)
     }
 
     /// Removes `ids` from their targets (one write per target) and revokes them.
@@ -1295,7 +1591,11 @@ impl Vault {
         let now = self.now();
         let mut per_target: BTreeMap<String, Vec<KeyId>> = BTreeMap::new();
         for id in ids {
-            for t in key(inventory, id)?.live_targets() {
+            for t in key(inventory, id)?
+                .live_targets()
+                .into_iter()
+                .filter(|t| !is_pod(t))
+            {
                 per_target.entry(t.to_owned()).or_default().push(id.clone());
             }
         }

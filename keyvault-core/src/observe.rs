@@ -110,7 +110,7 @@ fn edited_over_ssh(record: &KeyRecord, pod: &Pod) -> Option<bool> {
     }
 }
 
-fn pod_report(inventory: &Inventory, now: DateTime<Utc>, pod: &Pod) -> PodReport {
+pub(crate) fn pod_report(inventory: &Inventory, now: DateTime<Utc>, pod: &Pod) -> PodReport {
     let mut keys: Vec<KeyMatch> = pod
         .public_keys()
         .iter()

@@ -168,7 +168,7 @@ pub enum PodProgress {
         /// The pod's id.
         pod: String,
     },
-    /// Work on the pod finished: `added` or `failed`.
+    /// Work on the pod finished: `added`, `removed` or `failed`.
     Finished {
         /// The pod's id.
         pod: String,
@@ -273,12 +273,38 @@ impl Vault {
         callbacks: &mut dyn Callbacks,
         subject: &str,
     ) -> Result<Passphrase> {
+        self.passphrase_of(record, callbacks, subject, PassphraseKind::Existing)
+    }
+
+    fn passphrase_of(
+        &self,
+        record: &KeyRecord,
+        callbacks: &mut dyn Callbacks,
+        subject: &str,
+        kind: PassphraseKind,
+    ) -> Result<Passphrase> {
         match record.keyring_account() {
             Some(account) if record.protection() == Protection::Keyring => Ok(self
                 .keyring()?
                 .passphrase(account, &format!("passphrase of key {}", record.id()))?),
-            _ => callbacks.passphrase(&PassphraseRequest::new(PassphraseKind::Existing, subject)),
+            _ => callbacks.passphrase(&PassphraseRequest::new(kind, subject)),
         }
+    }
+
+    /// Decrypts a key keyvault logs in with on behalf of another key's operation (its
+    /// passphrase is asked for as [`PassphraseKind::Login`]).
+    pub(crate) fn unlock_for_login(
+        &self,
+        record: &KeyRecord,
+        callbacks: &mut dyn Callbacks,
+        subject: &str,
+    ) -> Result<PrivateKey> {
+        let (key, _) = self.read_record_key(record)?;
+        if !key.is_encrypted() {
+            return Ok(key);
+        }
+        let p = self.passphrase_of(record, callbacks, subject, PassphraseKind::Login)?;
+        Ok(keyfile::decrypt(&key, &p, subject)?)
     }
 
     /// Decrypts a record's key (asking for or fetching its passphrase as needed).

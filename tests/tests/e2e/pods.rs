@@ -194,3 +194,240 @@ fn rotate_pods_updates_reachable_pods_and_keeps_the_old_key_for_the_rest() {
     assert_eq!(swept["revoked"], serde_json::json!(["personal-1"]));
     v.run(&["log", "--verify"]).expect(0);
 }
+
+#[test]
+fn deploy_and_revoke_reach_the_running_pods_that_trust_the_purpose() {
+    let server = FakeRunpod::start();
+    let v = Vault::new();
+    v.use_runpod(&server);
+    crate::support::isolate_ssh(&v, None, "");
+    v.new_key("personal", &[]);
+    v.run(&["deploy", "personal", "--to", "runpod"]).expect(0);
+    let p1 = v.run(&["--json", "show", "personal-1"]).expect(0).json()["public_key"]
+        .as_str()
+        .expect("pk")
+        .to_owned();
+    let a = pod_sshd(&v, "pod-a", &[&p1, UNMANAGED]);
+    let b = pod_sshd(&v, "pod-b", &[UNMANAGED]);
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    server.add_pod(pod(
+        "poda",
+        "RUNNING",
+        &[&p1, UNMANAGED],
+        Some(("127.0.0.1", a.port)),
+    ));
+    server.add_pod(pod(
+        "podb",
+        "RUNNING",
+        &[UNMANAGED],
+        Some(("127.0.0.1", b.port)),
+    ));
+    server.add_pod(pod(
+        "dead",
+        "RUNNING",
+        &[&p1],
+        Some(("127.0.0.1", dead_port)),
+    ));
+    server.add_pod(pod("prox", "RUNNING", &[&p1], None));
+
+    // Rotated without --pods: the pods still trust only personal-1, now revoked.
+    v.run(&[
+        "rotate",
+        "personal",
+        "--passphrase-env",
+        "KV_PASS2",
+        "--old-passphrase-env",
+        "KV_PASS",
+    ])
+    .expect(0);
+    let outcomes = |report: &serde_json::Value, pod: &str| -> Vec<String> {
+        report["pods"]
+            .as_array()
+            .expect("pods")
+            .iter()
+            .filter(|p| p["pod"] == pod)
+            .map(|p| p["outcome"].as_str().expect("o").to_owned())
+            .collect()
+    };
+    // deploy --to runpod-pods logs in with personal-1 and adds personal-2, proving it.
+    let report = v
+        .run(&[
+            "--json",
+            "deploy",
+            "personal",
+            "--to",
+            "runpod-pods",
+            "--passphrase-env",
+            "KV_PASS2",
+            "--login-passphrase-env",
+            "KV_PASS",
+        ])
+        .expect(1)
+        .no_secrets()
+        .json();
+    assert_eq!(outcomes(&report, "poda"), ["added"], "{report}");
+    assert!(
+        outcomes(&report, "podb").is_empty(),
+        "not a pod of this purpose: {report}"
+    );
+    assert_eq!(outcomes(&report, "dead"), ["failed"], "{report}");
+    assert_eq!(outcomes(&report, "prox"), ["needs-redeploy"], "{report}");
+    let old = v.home.join("keys/personal-1");
+    let new = v.home.join("current/personal");
+    assert_eq!(a.ssh(&new, PASS2, "true").code, 0, "the new key logs in");
+    assert_eq!(a.ssh(&old, PASS, "true").code, 0, "deploy removes nothing");
+    assert!(
+        !std::fs::read_to_string(&b.authorized_keys)
+            .expect("b")
+            .contains("keyvault:")
+    );
+    // Idempotent: the pod now trusts it, as `runpod pods` knows although PUBLIC_KEY doesn't.
+    let again = v
+        .run(&[
+            "--json",
+            "deploy",
+            "personal",
+            "--to",
+            "runpod-pods",
+            "--passphrase-env",
+            "KV_PASS2",
+            "--login-passphrase-env",
+            "KV_PASS",
+        ])
+        .expect(1)
+        .json();
+    assert_eq!(outcomes(&again, "poda"), ["already"], "{again}");
+    let pods = v.run(&["--json", "runpod", "pods"]).expect(0).json();
+    let poda = pods["pods"]
+        .as_array()
+        .expect("pods")
+        .iter()
+        .find(|p| p["id"] == "poda")
+        .expect("poda")
+        .clone();
+    assert!(
+        poda["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .any(|k| k["id"] == "personal-2"),
+        "{poda}"
+    );
+
+    // revoke --to runpod-pods logs in with personal-1 itself and takes it out.
+    let report = v
+        .run(&[
+            "--json",
+            "revoke",
+            "personal-1",
+            "--to",
+            "runpod-pods",
+            "--passphrase-env",
+            "KV_PASS",
+        ])
+        .expect(1)
+        .no_secrets()
+        .json();
+    assert_eq!(outcomes(&report, "poda"), ["removed"], "{report}");
+    assert_eq!(outcomes(&report, "dead"), ["failed"], "{report}");
+    assert_eq!(outcomes(&report, "prox"), ["needs-redeploy"], "{report}");
+    assert_eq!(
+        report["revoked"],
+        serde_json::json!([]),
+        "it was revoked already"
+    );
+    assert_ne!(a.ssh(&old, PASS, "true").code, 0, "the old key is refused");
+    assert_eq!(
+        a.ssh(&new, PASS2, "true").code,
+        0,
+        "the new key still logs in"
+    );
+    let text = std::fs::read_to_string(&a.authorized_keys).expect("a");
+    assert!(
+        text.starts_with("# from PUBLIC_KEY\n") && text.contains(UNMANAGED),
+        "{text}"
+    );
+    assert!(!server.keys().contains(&p1), "gone from the account too");
+    // The pods that kept it are flagged, and the same command retries them.
+    let pods = v.run(&["--json", "runpod", "pods"]).expect(0).json();
+    let dead = pods["pods"]
+        .as_array()
+        .expect("pods")
+        .iter()
+        .find(|p| p["id"] == "dead")
+        .expect("dead")
+        .clone();
+    assert!(
+        dead["warnings"]
+            .to_string()
+            .contains("revoked key personal-1"),
+        "{dead}"
+    );
+    let poda = pods["pods"]
+        .as_array()
+        .expect("pods")
+        .iter()
+        .find(|p| p["id"] == "poda")
+        .expect("poda")
+        .clone();
+    assert!(
+        !poda["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .any(|k| k["id"] == "personal-1"),
+        "{poda}"
+    );
+    let out = v.run(&["revoke", "personal-1"]).expect(2);
+    assert!(out.stderr.contains("--to runpod-pods"), "{}", out.stderr);
+    server.set_pod_status("dead", "TERMINATED");
+    server.set_pod_status("prox", "TERMINATED");
+    let report = v
+        .run(&[
+            "--json",
+            "revoke",
+            "personal-1",
+            "--to",
+            "runpod-pods",
+            "--passphrase-env",
+            "KV_PASS",
+        ])
+        .expect(0)
+        .json();
+    assert_eq!(report["pods"], serde_json::json!([]), "{report}");
+
+    // Revoking the active key reaches the pod it was added to and the account alike.
+    let report = v
+        .run(&[
+            "--json",
+            "revoke",
+            "personal",
+            "--to",
+            "runpod-pods",
+            "--passphrase-env",
+            "KV_PASS2",
+        ])
+        .expect(0)
+        .no_secrets()
+        .json();
+    assert_eq!(outcomes(&report, "poda"), ["removed"], "{report}");
+    assert_eq!(
+        report["revoked"],
+        serde_json::json!(["personal-2"]),
+        "{report}"
+    );
+    assert_ne!(
+        a.ssh(&v.home.join("keys/personal-2"), PASS2, "true").code,
+        0
+    );
+    assert!(
+        std::fs::read_to_string(&a.authorized_keys)
+            .expect("a")
+            .contains(UNMANAGED)
+    );
+    v.run(&["log", "--verify"]).expect(0);
+}
