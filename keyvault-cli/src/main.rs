@@ -332,11 +332,19 @@ fn read_api_key(stdin: bool, no_input: bool) -> Result<keyvault_core::ApiToken, 
     Ok(key)
 }
 
-fn print_json(value: &serde_json::Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_default()
-    );
+fn print_json(value: &impl serde::Serialize) {
+    use std::io::Write;
+    // Buffered: a 10,000-key list is megabytes, and stdout alone writes line by line.
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    let written = serde_json::to_writer_pretty(&mut out, value)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(out))
+        .and_then(|()| out.flush());
+    if let Err(e) = written
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: cannot write standard output: {e}");
+    }
 }
 
 fn run(cli: Cli) -> Result<Done, Failure> {
@@ -453,9 +461,10 @@ fn run(cli: Cli) -> Result<Done, Failure> {
             if json {
                 let list: Vec<_> = keys
                     .iter()
-                    .map(|k| render::key_json(&vault, k, now))
+                    .map(|k| render::KeyJson::new(&vault, k, now))
                     .collect();
-                print_json(&json!({ "keys": list }));
+                // Serialized straight from the records (json! would copy them into Values).
+                print_json(&std::collections::BTreeMap::from([("keys", list)]));
             } else if keys.is_empty() {
                 println!("no keys yet: create one with `keyvault new --purpose personal`");
             } else {
@@ -466,7 +475,7 @@ fn run(cli: Cli) -> Result<Done, Failure> {
             let inventory = vault.inventory()?;
             let key = vault.find(&inventory, &a.key)?;
             if json {
-                print_json(&render::key_json(&vault, key, vault.now()));
+                print_json(&render::KeyJson::new(&vault, key, vault.now()));
             } else {
                 render::show_key(style, &vault, key, vault.now());
             }

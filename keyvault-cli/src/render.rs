@@ -114,23 +114,37 @@ pub fn plain(s: impl Into<String>) -> (String, String) {
 }
 
 /// The JSON object of a key: the inventory record with absolute paths and derived fields.
+/// A key as `list --json` and `show --json` print it: its record plus where its files
+/// are and whether it has expired.
+#[derive(serde::Serialize)]
+pub struct KeyJson<'a> {
+    #[serde(flatten)]
+    record: &'a KeyRecord,
+    private_key_path: String,
+    public_key_path: String,
+    current_path: Option<String>,
+    expired: bool,
+}
+
+/// [`KeyJson`] as a JSON value, for outputs that add fields to it.
 pub fn key_json(vault: &Vault, record: &KeyRecord, now: DateTime<Utc>) -> Value {
-    let mut value = serde_json::to_value(record).unwrap_or(Value::Null);
-    if let Value::Object(map) = &mut value {
-        map.insert(
-            "private_key_path".into(),
-            json!(vault.private_key_path(record).display().to_string()),
-        );
-        map.insert(
-            "public_key_path".into(),
-            json!(format!("{}.pub", vault.private_key_path(record).display())),
-        );
-        let current = (record.state() == KeyState::Active)
+    serde_json::to_value(KeyJson::new(vault, record, now)).unwrap_or(Value::Null)
+}
+
+impl<'a> KeyJson<'a> {
+    pub fn new(vault: &Vault, record: &'a KeyRecord, now: DateTime<Utc>) -> Self {
+        let private = vault.private_key_path(record).display().to_string();
+        // Only a purpose's own active key is behind current/<purpose>, never a minted one.
+        let current = (record.state() == KeyState::Active && record.scope().is_none())
             .then(|| vault.current_path(record.purpose()).display().to_string());
-        map.insert("current_path".into(), json!(current));
-        map.insert("expired".into(), json!(record.is_expired_at(now)));
+        KeyJson {
+            record,
+            public_key_path: format!("{private}.pub"),
+            private_key_path: private,
+            current_path: current,
+            expired: record.is_expired_at(now),
+        }
     }
-    value
 }
 
 pub fn key_rows(style: Style, keys: &[&KeyRecord], now: DateTime<Utc>) {

@@ -179,7 +179,9 @@ fn open_regular(path: &Path) -> Result<(File, fs::Metadata), StoreError> {
 }
 
 fn read_capped(mut file: File, path: &Path, max: u64) -> Result<Vec<u8>, StoreError> {
-    let mut buf = Vec::new();
+    // Sized from the file's length (capped), so a large file is read without regrowing.
+    let hint = file.metadata().map_or(0, |m| m.len().min(max));
+    let mut buf = Vec::with_capacity(usize::try_from(hint).unwrap_or(0).saturating_add(1));
     Read::by_ref(&mut file)
         .take(max + 1)
         .read_to_end(&mut buf)
@@ -200,9 +202,15 @@ fn read_capped(mut file: File, path: &Path, max: u64) -> Result<Vec<u8>, StoreEr
 /// Reads a secret-bearing regular file of at most `max` bytes, refusing symlinks and files
 /// that group or others can access.
 pub(crate) fn read_private(path: &Path, max: u64) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+    read_owner_only(path, max).map(Zeroizing::new)
+}
+
+/// As [`read_private`], for files that must be private but hold no secret (the
+/// inventory): not wiped on drop, which matters at megabytes.
+pub(crate) fn read_owner_only(path: &Path, max: u64) -> Result<Vec<u8>, StoreError> {
     let (file, meta) = open_regular(path)?;
     check_private_mode(path, &meta)?;
-    read_capped(file, path, max).map(Zeroizing::new)
+    read_capped(file, path, max)
 }
 
 /// Reads a regular file of at most `max` bytes, if it exists.

@@ -653,17 +653,31 @@ impl Inventory {
     ///
     /// A description of the first problem (the store wraps it with the file name).
     pub fn parse(bytes: &[u8]) -> Result<Self, ParseError> {
-        let value: serde_json::Value = serde_json::from_slice(bytes)
-            .map_err(|e| ParseError::Corrupt(format!("not valid JSON ({e})")))?;
-        let version = value
-            .get("version")
-            .and_then(serde_json::Value::as_u64)
-            .ok_or_else(|| ParseError::Corrupt("no \"version\" number".to_owned()))?;
-        if version != u64::from(INVENTORY_VERSION) {
-            return Err(ParseError::Version(version));
+        // One typed pass; only when it fails is the version looked at, so that a newer
+        // schema is named as such rather than as corrupt.
+        let inventory: Inventory = match serde_json::from_slice(bytes) {
+            Ok(inventory) => inventory,
+            Err(typed) => {
+                #[derive(Deserialize)]
+                struct VersionOnly {
+                    version: Option<serde_json::Value>,
+                }
+                let head: VersionOnly = serde_json::from_slice(bytes)
+                    .map_err(|e| ParseError::Corrupt(format!("not valid JSON ({e})")))?;
+                let version = head
+                    .version
+                    .as_ref()
+                    .and_then(serde_json::Value::as_u64)
+                    .ok_or_else(|| ParseError::Corrupt("no \"version\" number".to_owned()))?;
+                if version != u64::from(INVENTORY_VERSION) {
+                    return Err(ParseError::Version(version));
+                }
+                return Err(ParseError::Corrupt(typed.to_string()));
+            }
+        };
+        if inventory.version != INVENTORY_VERSION {
+            return Err(ParseError::Version(u64::from(inventory.version)));
         }
-        let inventory: Inventory =
-            serde_json::from_value(value).map_err(|e| ParseError::Corrupt(e.to_string()))?;
         let mut ids = std::collections::HashSet::new();
         for k in inventory.keys() {
             if !ids.insert(k.id()) {

@@ -64,7 +64,7 @@ impl Store {
         if !path.exists() && std::fs::symlink_metadata(&path).is_err() {
             return Ok(Inventory::default());
         }
-        let bytes = fsutil::read_private(&path, MAX_INVENTORY_BYTES)?;
+        let bytes = fsutil::read_owner_only(&path, MAX_INVENTORY_BYTES)?;
         Inventory::parse(&bytes).map_err(|e| match e {
             ParseError::Version(version) => StoreError::UnsupportedVersion {
                 path: path.clone(),

@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Measures keyvault against OpenSSH and at fleet size, side by side in one run, and prints
+# every row of BENCHMARKS.md. Run as root on a Debian-like machine (it installs hyperfine,
+# GNU time and openssh-server if missing, and starts sshd instances on 127.0.0.1 for the
+# pod row). Everything talks only to servers this script starts on 127.0.0.1.
+#
+#   bash bench/compare.sh            # every row (about 5 minutes on 2 cores)
+#   RUNS=5 bash bench/compare.sh     # fewer runs per command
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+RUNS="${RUNS:-20}"
+
+need=()
+command -v hyperfine >/dev/null 2>&1 || need+=(hyperfine)
+[ -x /usr/bin/time ] || need+=(time)
+command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+if [ "${#need[@]}" -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+mkdir -p -m 0755 /run/sshd
+
+cargo build --release --locked -q -p keyvault-cli -p keyvault-tests --bins
+KV="$ROOT/target/release/keyvault"
+FAKE="$ROOT/target/release/fake-runpod"
+FLEET="$ROOT/target/release/make-fleet"
+
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  [ -f "$WORK/server.pid" ] && kill "$(cat "$WORK/server.pid")" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# A throwaway benchmark passphrase, not a secret: ssh-keygen can only take a new
+# passphrase on its command line (-N), keyvault reads it from the environment.
+export BENCH_PASS='plum-Vortex-carpet-71-tundra'
+export KEYVAULT_NO_INPUT=1 RUNPOD_API_KEY=rpa_TESTKEY0123456789abcdef KEYVAULT_RUNPOD_TIMEOUT=10
+
+# median seconds of the command named $2 in hyperfine's CSV $1
+median() { awk -F, -v n="$2" 'NR > 1 && $1 == n { print $4 }' "$1"; }
+ms() { awk -v s="$1" 'BEGIN { printf "%.1f ms", s * 1000 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+row() { printf '%-58s %s\n' "$1" "$2"; }
+free_port() {
+  while :; do
+    local p=$((20000 + RANDOM % 30000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+}
+
+# The fake RunPod API, restarted with a fresh account for every run (`--prepare`).
+PORT="$(free_port)"
+export RUNPOD_API_URL="http://127.0.0.1:$PORT"
+cat > "$WORK/reset.sh" <<EOF
+#!/usr/bin/env bash
+# usage: reset.sh PRISTINE_HOME HOME KEYS_FILE [PODS_FILE]
+set -e
+[ -f "$WORK/server.pid" ] && kill "\$(cat "$WORK/server.pid")" 2>/dev/null && sleep 0.05 || true
+rm -rf "\$2"; cp -a "\$1" "\$2"
+for ak in "$WORK"/pods/*/authorized_keys; do [ -f "\$ak" ] && cp "$WORK/fleet-pods-out/authorized_keys" "\$ak"; done
+args=(--port $PORT --keys-file "\$3" --stats-file "$WORK/stats")
+[ -n "\${4:-}" ] && args+=(--pods-file "\$4")
+rm -f "$WORK/stats"
+"$FAKE" "\${args[@]}" > /dev/null 2>&1 &
+echo \$! > "$WORK/server.pid"
+for _ in \$(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && exit 0; sleep 0.02; done
+echo "fake-runpod did not start" >&2; exit 1
+EOF
+chmod +x "$WORK/reset.sh"
+calls() { sleep 0.1; cat "$WORK/stats" 2>/dev/null || echo "0 0"; }
+
+echo "== machine"
+echo "$(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr)"
+echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "$("$KV" --version), $(ssh -V 2>&1), $(hyperfine --version)"
+echo
+
+echo "== 1. keyvault new Ed25519 (16 KDF rounds) vs ssh-keygen -t ed25519 -a 16"
+hyperfine -N --warmup 3 --runs "$RUNS" --export-csv "$WORK/ed.csv" \
+  --prepare "rm -rf $WORK/ed" -n keyvault "$KV --home $WORK/ed new --purpose p --kdf-rounds 16 --passphrase-env BENCH_PASS" \
+  --prepare "rm -f $WORK/k $WORK/k.pub" -n ssh-keygen "ssh-keygen -q -t ed25519 -a 16 -N $BENCH_PASS -C bench -f $WORK/k" >/dev/null
+a="$(median "$WORK/ed.csv" keyvault)"; b="$(median "$WORK/ed.csv" ssh-keygen)"
+row "keyvault new ed25519 / ssh-keygen (goal <= 1.10x)" "$(ms "$a") / $(ms "$b") = $(ratio "$a" "$b")x"
+
+echo "== 2. keyvault new RSA-4096 vs ssh-keygen -t rsa -b 4096 (>= 20 runs each)"
+R=$(( RUNS < 20 ? 20 : RUNS ))
+hyperfine -N --warmup 1 --runs "$R" --export-csv "$WORK/rsa.csv" \
+  --prepare "rm -rf $WORK/rsa" -n keyvault "$KV --home $WORK/rsa new --purpose p --algorithm rsa-4096 --passphrase-env BENCH_PASS" \
+  --prepare "rm -f $WORK/r $WORK/r.pub" -n ssh-keygen "ssh-keygen -q -t rsa -b 4096 -N $BENCH_PASS -C bench -f $WORK/r" >/dev/null
+a="$(median "$WORK/rsa.csv" keyvault)"; b="$(median "$WORK/rsa.csv" ssh-keygen)"
+row "keyvault new rsa-4096 / ssh-keygen (goal <= 0.5x)" "$(ms "$a") / $(ms "$b") = $(ratio "$a" "$b")x"
+
+echo "== 3. list --json and status --offline at 1,000 and 10,000 keys"
+for n in 1000 10000; do
+  "$FLEET" --home "$WORK/fleet$n" --out "$WORK/fleet$n-out" --keys "$n" --purposes 50 --expired $((n / 10)) --runpod 0 >/dev/null
+  hyperfine -N -i --warmup 2 --runs "$RUNS" --export-csv "$WORK/list$n.csv" \
+    -n list "$KV --home $WORK/fleet$n --json list" \
+    -n status "$KV --home $WORK/fleet$n --json status --offline" >/dev/null
+  for cmd in list status; do
+    [ "$cmd" = list ] && args=(--json list) || args=(--json status --offline)
+    kb="$(/usr/bin/time -f %M "$KV" --home "$WORK/fleet$n" "${args[@]}" 2>&1 >/dev/null | tail -1)"
+    t="$(median "$WORK/list$n.csv" "$cmd")"
+    eval "t_${cmd}_$n=$t"
+    row "$cmd at $n keys (goal at 10,000: <= 50 ms, <= 50 MB)" "$(ms "$t"), peak $((kb / 1024)) MB"
+  done
+done
+row "growth 1,000 -> 10,000 keys (10x keys; linear <= 10x)" \
+  "list $(ratio "$t_list_10000" "$t_list_1000")x, status $(ratio "$t_status_10000" "$t_status_1000")x"
+
+echo "== 4. rotate --all with 50 purposes against the RunPod test server"
+"$FLEET" --home "$WORK/rot50" --out "$WORK/rot50-out" --keys 50 --purposes 50 --runpod 50 >/dev/null
+"$WORK/reset.sh" "$WORK/rot50" "$WORK/rot" "$WORK/rot50-out/account-keys.txt"
+"$KV" --home "$WORK/rot" --json rotate --all --passphrase-env BENCH_PASS >/dev/null
+read -r reads writes < <(calls)
+row "rotate --all, 50 purposes: key list reads / writes (goal 1(+1) / 1)" "$reads / $writes"
+hyperfine --runs 5 --export-csv "$WORK/rot.csv" \
+  --prepare "$WORK/reset.sh $WORK/rot50 $WORK/rot $WORK/rot50-out/account-keys.txt" \
+  -n rotate "$KV --home $WORK/rot --json rotate --all --passphrase-env BENCH_PASS" >/dev/null
+t="$(median "$WORK/rot.csv" rotate)"
+one="$(median "$WORK/ed.csv" keyvault)"
+row "rotate --all, 50 purposes (vs 50 x keyvault new: $(ms "$(awk -v o="$one" 'BEGIN { print o * 50 }')"))" "$(ms "$t")"
+
+echo "== 5. sweep with 10,000 keys, 1,000 expired (400 keys at RunPod, 40 of them expired)"
+"$FLEET" --home "$WORK/sw" --out "$WORK/sw-out" --keys 10000 --purposes 50 --expired 1000 --runpod 400 >/dev/null
+"$WORK/reset.sh" "$WORK/sw" "$WORK/sweep" "$WORK/sw-out/account-keys.txt"
+"$KV" --home "$WORK/sweep" --json sweep > "$WORK/sweep.json"
+read -r reads writes < <(calls)
+revoked="$(awk '/"revoked": \[/ { f = 1; next } f && /\]/ { f = 0 } f' "$WORK/sweep.json" | wc -l)"
+row "sweep: keys revoked, key list reads / writes (goal 1(+1) / 1)" "$revoked, $reads / $writes"
+hyperfine --runs 5 --export-csv "$WORK/sweep.csv" \
+  --prepare "$WORK/reset.sh $WORK/sw $WORK/sweep $WORK/sw-out/account-keys.txt" \
+  -n sweep "$KV --home $WORK/sweep --json sweep" >/dev/null
+row "sweep, 10,000 keys / 1,000 expired (goal <= 1 s)" "$(ms "$(median "$WORK/sweep.csv" sweep)")"
+
+echo "== 6. rotate --pods: 16 sshd pods vs 1"
+mkdir -p "$WORK/pods"
+ports=()
+for i in $(seq 16); do
+  d="$WORK/pods/$i"; mkdir -p "$d"
+  ssh-keygen -q -t ed25519 -N '' -f "$d/host_key"
+  p="$(free_port)"; ports+=("$p")
+  cat > "$d/sshd_config" <<EOF
+HostKey $d/host_key
+PidFile $d/sshd.pid
+AuthorizedKeysFile $d/authorized_keys
+StrictModes no
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+SetEnv KEYVAULT_AUTHORIZED_KEYS=$d/authorized_keys
+EOF
+  /usr/sbin/sshd -D -p "$p" -o ListenAddress=127.0.0.1 -f "$d/sshd_config" -E "$d/log" &
+  PIDS+=($!)
+done
+all="$(IFS=,; echo "${ports[*]}")"
+"$FLEET" --home "$WORK/pods16" --out "$WORK/fleet-pods-out" --keys 1 --runpod 1 --pod-ports "$all" >/dev/null
+rot_pods() {
+  echo "$KV --home $WORK/podsvault --json rotate p0 --pods --passphrase-env BENCH_PASS --old-passphrase-env BENCH_PASS"
+}
+for n in 1 16; do
+  pods="$WORK/fleet-pods-out/pods.json"; [ "$n" = 1 ] && pods="$WORK/fleet-pods-out/pods-1.json"
+  "$WORK/reset.sh" "$WORK/pods16" "$WORK/podsvault" "$WORK/fleet-pods-out/account-keys.txt" "$pods"
+  updated="$($(rot_pods) | grep -o '"outcome": *"removed"' | wc -l)"
+  [ "$updated" = "$n" ] || { echo "rotate --pods updated $updated of $n pods" >&2; exit 1; }
+  hyperfine --runs 5 --export-csv "$WORK/pods$n.csv" \
+    --prepare "$WORK/reset.sh $WORK/pods16 $WORK/podsvault $WORK/fleet-pods-out/account-keys.txt $pods" \
+    -n "pods$n" "$(rot_pods)" >/dev/null
+done
+a="$(median "$WORK/pods16.csv" pods16)"; b="$(median "$WORK/pods1.csv" pods1)"
+row "rotate --pods, 16 pods / 1 pod (goal <= 3x)" "$(ms "$a") / $(ms "$b") = $(ratio "$a" "$b")x"
+
+echo "== 7. keyvault --version"
+hyperfine -N --warmup 10 --runs 100 --export-csv "$WORK/version.csv" -n version "$KV --version" >/dev/null
+row "keyvault --version (goal <= 5 ms)" "$(ms "$(median "$WORK/version.csv" version)")"

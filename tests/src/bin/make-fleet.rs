@@ -1,0 +1,252 @@
+//! Makes a vault at fleet size for the benchmarks in `bench/compare.sh`: thousands of keys
+//! across purposes, some expired, some deployed to a RunPod account, optionally trusted by
+//! pods that are sshd instances on 127.0.0.1.
+//!
+//! ```sh
+//! BENCH_PASS='…' make-fleet --home /tmp/fleet --out /tmp/fleet-out --keys 10000 \
+//!     --purposes 50 --expired 1000 --runpod 400
+//! ```
+//!
+//! Writes the vault home (inventory.json, keys/, current/), and in `--out`:
+//! `account-keys.txt` (the RunPod account's key list, one per line), `pods.json` (with
+//! `--pod-ports`, and `pods-1.json` with the first pod only) and `authorized_keys` (what each pod's sshd trusts).
+//!
+//! Every purpose has one active key; the other keys are minted (scoped) keys, the way
+//! automation fills a vault. The first 64 keys' private files are really encrypted with
+//! the passphrase in `$BENCH_PASS`; the rest share one encrypted file, which nothing the
+//! benchmarks run reads (list, status and sweep never decrypt).
+
+use keyvault_core::ssh_key::getrandom::SysRng;
+use keyvault_core::ssh_key::rand_core::UnwrapErr;
+use keyvault_core::ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey};
+use serde_json::{Value, json};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+struct Options {
+    home: PathBuf,
+    out: PathBuf,
+    keys: usize,
+    purposes: usize,
+    expired: usize,
+    runpod: usize,
+    pod_ports: Vec<u16>,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: make-fleet --home DIR --out DIR --keys N [--purposes P] [--expired E] [--runpod R] [--pod-ports PORT,…]\n\
+         (the passphrase of the really encrypted keys comes from $BENCH_PASS)"
+    );
+    std::process::exit(2)
+}
+
+fn parse() -> Options {
+    let mut o = Options {
+        home: PathBuf::new(),
+        out: PathBuf::new(),
+        keys: 0,
+        purposes: 1,
+        expired: 0,
+        runpod: 0,
+        pod_ports: Vec::new(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().unwrap_or_else(|| usage());
+        let number = || value.parse::<usize>().unwrap_or_else(|_| usage());
+        match flag.as_str() {
+            "--home" => o.home = PathBuf::from(&value),
+            "--out" => o.out = PathBuf::from(&value),
+            "--keys" => o.keys = number(),
+            "--purposes" => o.purposes = number(),
+            "--expired" => o.expired = number(),
+            "--runpod" => o.runpod = number(),
+            "--pod-ports" => {
+                o.pod_ports = value
+                    .split(',')
+                    .map(|p| p.parse().unwrap_or_else(|_| usage()))
+                    .collect();
+            }
+            _ => usage(),
+        }
+    }
+    if o.home.as_os_str().is_empty() || o.out.as_os_str().is_empty() || o.keys < o.purposes {
+        usage();
+    }
+    o
+}
+
+fn write(path: &Path, text: &str, mode: u32) {
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+fn main() {
+    let o = parse();
+    let passphrase = std::env::var("BENCH_PASS").unwrap_or_else(|_| {
+        eprintln!("error: set BENCH_PASS to the passphrase of the generated keys");
+        std::process::exit(2)
+    });
+    let mut rng = UnwrapErr(SysRng);
+    let now = chrono::Utc::now();
+    let stamp =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let keys_dir = o.home.join("keys");
+    let current = o.home.join("current");
+    for d in [&o.home, &keys_dir, &current, &o.out] {
+        std::fs::create_dir_all(d).expect("mkdir");
+    }
+    for d in [&o.home, &keys_dir, &current] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    }
+    let shared = {
+        let k = PrivateKey::random(&mut rng, Algorithm::Ed25519).expect("key");
+        k.encrypt(&mut rng, passphrase.as_bytes())
+            .expect("encrypt")
+            .to_openssh(LineEnding::LF)
+            .expect("encode")
+            .to_string()
+    };
+    // Spread the expired keys evenly, never over a purpose's active key.
+    let step = (o.keys - o.purposes)
+        .checked_div(o.expired)
+        .map_or(usize::MAX, |s| s.max(1));
+    let mut expired_so_far = 0;
+    let mut records = Vec::with_capacity(o.keys);
+    let mut account = Vec::new();
+    let mut numbers = vec![0usize; o.purposes];
+    let mut first_of_p0 = None;
+    for i in 0..o.keys {
+        let p = i % o.purposes;
+        numbers[p] += 1;
+        let purpose = format!("p{p}");
+        let id = format!("{purpose}-{}", numbers[p]);
+        let active = i < o.purposes;
+        let expired =
+            !active && (i - o.purposes).is_multiple_of(step) && expired_so_far < o.expired;
+        expired_so_far += usize::from(expired);
+        let key = PrivateKey::random(&mut rng, Algorithm::Ed25519).expect("key");
+        let comment = format!("keyvault:{id}");
+        let public = key.public_key().to_openssh().expect("public");
+        let public = format!("{public} {comment}");
+        let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+        let private = if i < 64 {
+            key.encrypt(&mut rng, passphrase.as_bytes())
+                .expect("encrypt")
+                .to_openssh(LineEnding::LF)
+                .expect("encode")
+                .to_string()
+        } else {
+            shared.clone()
+        };
+        write(&keys_dir.join(&id), &private, 0o600);
+        write(
+            &keys_dir.join(format!("{id}.pub")),
+            &format!("{public}\n"),
+            0o644,
+        );
+        let (created, expires) = if expired {
+            (
+                now - chrono::TimeDelta::days(2),
+                now - chrono::TimeDelta::days(1),
+            )
+        } else {
+            (
+                now - chrono::TimeDelta::days(1),
+                now + chrono::TimeDelta::days(60),
+            )
+        };
+        let mut deployments = Vec::new();
+        if i < o.runpod {
+            deployments.push(json!({
+                "target": "runpod",
+                "added_at": stamp(created),
+                "verified_at": stamp(created),
+                "removed_at": null,
+            }));
+            account.push(public.clone());
+        }
+        let mut record = json!({
+            "id": id,
+            "purpose": purpose,
+            "algorithm": "ed25519",
+            "fingerprint": fingerprint,
+            "public_key": public,
+            "comment": comment,
+            "created_at": stamp(created),
+            "expires_at": stamp(expires),
+            "state": "active",
+            "protection": "passphrase",
+            "kdf_rounds": 16,
+            "origin": "generated",
+            "private_key_path": format!("keys/{id}"),
+            "deployments": deployments,
+            "rotated_from": null,
+            "rotated_to": null,
+            "revoked_at": null,
+            "pruned_at": null,
+        });
+        if active {
+            std::os::unix::fs::symlink(format!("../keys/{id}"), current.join(&purpose))
+                .expect("link");
+            std::os::unix::fs::symlink(
+                format!("../keys/{id}.pub"),
+                current.join(format!("{purpose}.pub")),
+            )
+            .expect("link");
+            if p == 0 {
+                first_of_p0 = Some(public.clone());
+            }
+        } else {
+            record["scope"] = json!({"from": ["10.0.0.0/8"], "force_command": null});
+        }
+        records.push(record);
+    }
+    let inventory = json!({"version": 1, "keys": records, "journal": []});
+    write(
+        &o.home.join("inventory.json"),
+        &serde_json::to_string_pretty(&inventory).expect("json"),
+        0o600,
+    );
+    write(&o.out.join("account-keys.txt"), &account.join("\n"), 0o644);
+    if !o.pod_ports.is_empty() {
+        let trusted = first_of_p0.expect("purpose p0 has an active key");
+        let pods: Vec<Value> = o
+            .pod_ports
+            .iter()
+            .map(|port| {
+                keyvault_tests::fake_runpod::pod(
+                    &format!("pod{port}"),
+                    "RUNNING",
+                    &[&trusted],
+                    Some(("127.0.0.1", *port)),
+                )
+            })
+            .collect();
+        write(
+            &o.out.join("pods.json"),
+            &serde_json::to_string(&pods).expect("json"),
+            0o644,
+        );
+        write(
+            &o.out.join("pods-1.json"),
+            &serde_json::to_string(&pods[..1]).expect("json"),
+            0o644,
+        );
+        write(
+            &o.out.join("authorized_keys"),
+            &format!("{trusted}\n"),
+            0o600,
+        );
+    }
+    println!(
+        "{}: {} keys in {} purposes, {} expired, {} at RunPod, {} pods",
+        o.home.display(),
+        o.keys,
+        o.purposes,
+        expired_so_far,
+        o.runpod,
+        o.pod_ports.len()
+    );
+}
