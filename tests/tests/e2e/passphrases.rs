@@ -60,12 +60,17 @@ fn no_input_and_missing_sources_fail_clearly() {
         "error: no passphrase for new key for purpose personal: --no-input is set; use --passphrase-env VAR, \
 --passphrase-file FILE or --passphrase-stdin\n"
     );
-    let run = v
-        .cmd(&["new", "--purpose", "personal"])
-        .env("KEYVAULT_NO_INPUT", "1")
-        .output()
-        .expect("run");
-    assert_eq!(run.status.code(), Some(2));
+    // The documented environment form, as scripts set it.
+    for value in ["1", "true"] {
+        let run = v
+            .cmd(&["new", "--purpose", "personal"])
+            .env("KEYVAULT_NO_INPUT", value)
+            .output()
+            .expect("run");
+        assert_eq!(run.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(stderr.contains("--no-input is set"), "{value}: {stderr}");
+    }
     // Without a terminal keyvault does not try to prompt.
     let run = v.run(&["new", "--purpose", "personal"]).expect(2);
     assert!(
