@@ -781,42 +781,43 @@ impl Vault {
                 }
             }
         }
-        for (name, entries) in per_target {
+        // The account and hosts one by one; pods in parallel, like the adding.
+        let (pods, hosts): (Vec<_>, Vec<_>) =
+            per_target.into_iter().partition(|(name, _)| is_pod(name));
+        let old_fingerprints = |inventory: &Inventory, entries: &[usize]| {
+            entries
+                .iter()
+                .map(|&i| {
+                    key(inventory, &inventory.journal[i].old).map(|k| k.fingerprint().to_owned())
+                })
+                .collect::<Result<HashSet<String>>>()
+        };
+        for (name, entries) in hosts {
             let result = (|| -> Result<()> {
-                let target = opened.get(&name)?;
-                let remove: HashSet<String> = entries
-                    .iter()
-                    .map(|&i| {
-                        key(inventory, &inventory.journal[i].old)
-                            .map(|k| k.fingerprint().to_owned())
-                    })
-                    .collect::<Result<_>>()?;
-                target.apply(&[], &remove, &hook)?;
-                let mut drafts = Vec::new();
-                for &i in &entries {
-                    inventory.journal[i]
-                        .targets
-                        .entry(name.clone())
-                        .or_default()
-                        .removed = true;
-                    let old = inventory.journal[i].old.clone();
-                    let record = key_mut(inventory, &old)?;
-                    if is_pod(&name) {
-                        // The pod had the old key from its PUBLIC_KEY, not from keyvault:
-                        // record that keyvault took it out there.
-                        record.mark_deployed(&name, now);
-                    }
-                    record.mark_removed(&name, now);
-                    drafts.push(draft("undeploy", record, format!("removed from {name}")));
-                }
-                self.record(inventory, &drafts)?;
-                self.hook(&format!("removed:{name}"))
+                let remove = old_fingerprints(inventory, &entries)?;
+                opened.get(&name)?.apply(&[], &remove, &hook)?;
+                self.removed_from(inventory, &name, &entries, now)
             })();
-            match result {
-                Ok(()) if is_pod(&name) => report.pod(pod_id(&name), "removed", "old key removed"),
-                Ok(()) => {}
-                Err(e) if is_pod(&name) => report.pod(pod_id(&name), "failed", e.to_string()),
-                Err(e) => return Err(self.stopped(inventory, only, e)),
+            if let Err(e) = result {
+                return Err(self.stopped(inventory, only, e));
+            }
+        }
+        let mut jobs = Vec::new();
+        let mut entries_of = BTreeMap::new();
+        for (name, entries) in pods {
+            match old_fingerprints(inventory, &entries) {
+                Ok(remove) => {
+                    jobs.push((name.clone(), Vec::new(), Vec::new(), remove));
+                    entries_of.insert(name, entries);
+                }
+                Err(e) => report.pod(pod_id(&name), "failed", e.to_string()),
+            }
+        }
+        for (name, result) in self.fan_out(opened, jobs, report) {
+            let entries = entries_of.remove(&name).unwrap_or_default();
+            match result.and_then(|()| self.removed_from(inventory, &name, &entries, now)) {
+                Ok(()) => report.pod(pod_id(&name), "removed", "old key removed"),
+                Err(e) => report.pod(pod_id(&name), "failed", e.to_string()),
             }
         }
 
@@ -1471,6 +1472,35 @@ impl Vault {
             .pods()?
             .unwrap_or_default();
         Ok(pods.into_iter().filter(|p| p.status == "RUNNING").collect())
+    }
+
+    /// Records that the old keys of journal `entries` are gone from `name`.
+    fn removed_from(
+        &self,
+        inventory: &mut Inventory,
+        name: &str,
+        entries: &[usize],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut drafts = Vec::new();
+        for &i in entries {
+            inventory.journal[i]
+                .targets
+                .entry(name.to_owned())
+                .or_default()
+                .removed = true;
+            let old = inventory.journal[i].old.clone();
+            let record = key_mut(inventory, &old)?;
+            if is_pod(name) {
+                // The pod had the old key from its PUBLIC_KEY, not from keyvault:
+                // record that keyvault took it out there.
+                record.mark_deployed(name, now);
+            }
+            record.mark_removed(name, now);
+            drafts.push(draft("undeploy", record, format!("removed from {name}")));
+        }
+        self.record(inventory, &drafts)?;
+        self.hook(&format!("removed:{name}"))
     }
 
     /// Edits pods in parallel (at most [`POD_FAN_OUT`] at a time): each job names the pod

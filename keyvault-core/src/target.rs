@@ -619,6 +619,8 @@ pub struct SshTarget {
     agent: Option<crate::agent::PrivateAgent>,
     identities: Vec<(String, String)>,
     extra: Vec<String>,
+    /// keyvault's own agent got in where the user's setup did not: go to it first.
+    agent_first: std::sync::atomic::AtomicBool,
 }
 
 impl SshTarget {
@@ -630,6 +632,7 @@ impl SshTarget {
             agent: None,
             identities: Vec::new(),
             extra: Vec::new(),
+            agent_first: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -647,6 +650,8 @@ impl SshTarget {
                 "-o".to_owned(),
                 "StrictHostKeyChecking=accept-new".to_owned(),
             ],
+            // A pod trusts only keys keyvault holds: its own agent is the way in.
+            agent_first: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -703,22 +708,34 @@ impl SshTarget {
     }
 
     fn run(&self, remote: &str, stdin: Option<&[u8]>) -> Result<Vec<u8>, TargetError> {
+        use std::sync::atomic::Ordering;
         let mut attempts: Vec<Vec<std::ffi::OsString>> = vec![Vec::new()];
         // Once a rotation has made the new key active, the user's own setup may only know
         // the (encrypted) new key: fall back to keyvault's agent, which holds it decrypted.
+        // Where that agent is the way in (a pod, or it already worked here), it goes first,
+        // which saves a failed login per command.
         if let Some(agent) = &self.agent {
-            attempts.push(vec![
+            let with_agent = vec![
                 "-o".into(),
                 format!("IdentityAgent={}", agent.socket().display()).into(),
-            ]);
+            ];
+            if self.agent_first.load(Ordering::Relaxed) {
+                attempts.insert(0, with_agent);
+            } else {
+                attempts.push(with_agent);
+            }
         }
         let mut last = String::new();
         for extra in attempts {
+            let via_agent = !extra.is_empty();
             let extra: Vec<&std::ffi::OsStr> =
                 extra.iter().map(std::ffi::OsString::as_os_str).collect();
             let out = run_with_input(self.command(&extra, remote), stdin)
                 .map_err(|e| self.unreachable(&e.to_string()))?;
             if out.status.success() {
+                if via_agent {
+                    self.agent_first.store(true, Ordering::Relaxed);
+                }
                 return Ok(out.stdout);
             }
             last = String::from_utf8_lossy(&out.stderr)
