@@ -1189,29 +1189,24 @@ impl Vault {
     /// # Errors
     ///
     /// As [`Vault::find`]; [`InputError::Request`] for a revoked key or one in a rotation;
-    /// [`Error::Incomplete`] when a target fails part-way (what was removed is recorded).
+    /// [`Error::Incomplete`] when a target fails part-way (what was removed is recorded);
+    /// [`Error::PassphraseUnavailable`] when keyvault added the key to pods over SSH (it
+    /// must log in to them with the key: use [`Vault::revoke_with`]).
     pub fn revoke(&self, selector: &str, targets: &dyn Targets) -> Result<Report> {
-        let _lock = self.lock()?;
-        let mut inventory = self.store.load()?;
-        let record = self.find(&inventory, selector)?.clone();
-        if record.state() == KeyState::Revoked {
-            return Err(InputError::Request {
-                message: format!("key {} is already revoked", record.id()),
+        /// Pods keyvault edited need the key's passphrase; this API asks for none.
+        struct NoPassphrase;
+        impl Callbacks for NoPassphrase {
+            fn passphrase(
+                &mut self,
+                request: &crate::callbacks::PassphraseRequest,
+            ) -> Result<crate::Passphrase> {
+                Err(Error::PassphraseUnavailable {
+                    subject: request.subject().to_owned(),
+                    reason: "Vault::revoke takes no passphrase; use Vault::revoke_with".to_owned(),
+                })
             }
-            .into());
         }
-        self.check_not_rotating(&inventory, &record)?;
-        let mut opened = Opened::new(targets);
-        let mut report = Report::default();
-        self.revoke_keys(
-            &mut inventory,
-            &[record.id().clone()],
-            &mut opened,
-            "revoke",
-            "revoked",
-            &mut report,
-        )?;
-        Ok(report)
+        self.revoke_with(selector, None, targets, &mut NoPassphrase)
     }
 
     /// Trusts a key in every running pod of a RunPod `account` that trusts another key of its

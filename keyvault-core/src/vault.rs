@@ -291,6 +291,16 @@ impl Vault {
         }
     }
 
+    /// Decrypts a record's key (asking for or fetching its passphrase as needed).
+    pub(crate) fn unlock(
+        &self,
+        record: &KeyRecord,
+        callbacks: &mut dyn Callbacks,
+        subject: &str,
+    ) -> Result<PrivateKey> {
+        self.unlock_as(record, callbacks, subject, PassphraseKind::Existing)
+    }
+
     /// Decrypts a key keyvault logs in with on behalf of another key's operation (its
     /// passphrase is asked for as [`PassphraseKind::Login`]).
     pub(crate) fn unlock_for_login(
@@ -299,26 +309,21 @@ impl Vault {
         callbacks: &mut dyn Callbacks,
         subject: &str,
     ) -> Result<PrivateKey> {
-        let (key, _) = self.read_record_key(record)?;
-        if !key.is_encrypted() {
-            return Ok(key);
-        }
-        let p = self.passphrase_of(record, callbacks, subject, PassphraseKind::Login)?;
-        Ok(keyfile::decrypt(&key, &p, subject)?)
+        self.unlock_as(record, callbacks, subject, PassphraseKind::Login)
     }
 
-    /// Decrypts a record's key (asking for or fetching its passphrase as needed).
-    pub(crate) fn unlock(
+    fn unlock_as(
         &self,
         record: &KeyRecord,
         callbacks: &mut dyn Callbacks,
         subject: &str,
+        kind: PassphraseKind,
     ) -> Result<PrivateKey> {
         let (key, _) = self.read_record_key(record)?;
         if !key.is_encrypted() {
             return Ok(key);
         }
-        let p = self.existing_passphrase(record, callbacks, subject)?;
+        let p = self.passphrase_of(record, callbacks, subject, kind)?;
         Ok(keyfile::decrypt(&key, &p, subject)?)
     }
 
