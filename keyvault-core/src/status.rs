@@ -52,6 +52,8 @@ pub enum FindingKind {
     Interrupted,
     /// `current/<purpose>` does not name the purpose's active key.
     CurrentLink,
+    /// A live key's passphrase should be in the OS keyring and is not.
+    KeyringPassphrase,
 }
 
 /// One problem `status` found.

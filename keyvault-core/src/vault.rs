@@ -327,6 +327,58 @@ impl Vault {
         Ok(keyfile::decrypt(&key, &p, subject)?)
     }
 
+    /// Live keys whose passphrase the inventory places in the OS keyring: each entry must be
+    /// there, or the key cannot be opened. An unreachable keyring leaves them unchecked.
+    fn keyring_findings(
+        &self,
+        live: &[&KeyRecord],
+        findings: &mut Vec<Finding>,
+        unchecked: &mut Vec<crate::status::Unchecked>,
+    ) {
+        let held: Vec<(&KeyRecord, &str)> = live
+            .iter()
+            .filter_map(|k| k.keyring_account().map(|a| (*k, a)))
+            .collect();
+        if held.is_empty() {
+            return;
+        }
+        let keyring = match self.keyring() {
+            Ok(k) => k,
+            Err(e) => {
+                unchecked.push(crate::status::Unchecked {
+                    target: "os-keyring".to_owned(),
+                    reason: e.to_string(),
+                });
+                return;
+            }
+        };
+        for (k, account) in held {
+            match keyring.get(account) {
+                Ok(Some(_)) => {}
+                Ok(None) => findings.push(Finding {
+                    severity: Severity::High,
+                    kind: FindingKind::KeyringPassphrase,
+                    key_id: Some(k.id().clone()),
+                    message: format!(
+                        "the passphrase of key {} is missing from the OS keyring (service keyvault, account {account}): the key cannot be opened",
+                        k.id()
+                    ),
+                    fix: format!(
+                        "restore it with `keyvault restore` from an export made with --include-keyring-secrets, or rotate {} away",
+                        k.purpose()
+                    ),
+                }),
+                Err(e) => {
+                    unchecked.push(crate::status::Unchecked {
+                        target: "os-keyring".to_owned(),
+                        reason: e.to_string(),
+                    });
+                    return;
+                }
+            }
+        }
+    }
+
     /// Forgets a key's keyring passphrase, if it has one (best effort: a keyring that is
     /// gone cannot hold it anyway).
     pub(crate) fn forget_keyring_passphrase(&self, record: &KeyRecord) {
@@ -1198,10 +1250,11 @@ impl Vault {
         }
         findings.extend(self.journal_findings(&inventory, now));
         findings.extend(self.current_link_findings(&inventory));
-        let (summaries, unchecked) = match targets {
+        let (summaries, mut unchecked) = match targets {
             Some(t) => self.target_findings(&inventory, t, now, &mut findings),
             None => (Vec::new(), Vec::new()),
         };
+        self.keyring_findings(&live, &mut findings, &mut unchecked);
         findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
         Ok(StatusReport {
             checked_at: now,

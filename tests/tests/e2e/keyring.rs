@@ -148,6 +148,28 @@ fn keyring_passphrases_are_generated_kept_used_and_deleted() {
         log.contains("its passphrase deleted from the OS keyring"),
         "{log}"
     );
+    // status checks that the keyring still holds what the inventory says it holds.
+    v.run(&["--json", "status", "--offline"])
+        .expect(0)
+        .no_secrets();
+    ss.clear(&account(&v, "personal-3"));
+    let status = v
+        .run(&["--json", "status", "--offline"])
+        .expect(3)
+        .no_secrets()
+        .json();
+    assert!(
+        status["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .any(|f| f["kind"] == "keyring-passphrase" && f["key_id"] == "personal-3"),
+        "{status}"
+    );
+    // Without a keyring it cannot tell: "could not check", exit 1.
+    v.set_env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus");
+    let status = v.run(&["--json", "status", "--offline"]).expect(1).json();
+    assert_eq!(status["unchecked"][0]["target"], "os-keyring", "{status}");
     v.assert_no_secret_on_disk();
     assert!(
         !std::fs::read_to_string(v.home.join("audit.jsonl"))

@@ -149,6 +149,16 @@ impl SecretService {
         (out.status.success() && !secret.is_empty()).then_some(secret)
     }
 
+    /// Deletes an entry behind keyvault's back.
+    pub fn clear(&self, account: &str) {
+        let status = Command::new(need("secret-tool"))
+            .args(["clear", "service", "keyvault", "username", account])
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .status()
+            .expect("secret-tool");
+        assert!(status.success());
+    }
+
     /// Every account stored under service `keyvault`.
     pub fn accounts(&self) -> Vec<String> {
         let out = Command::new(need("secret-tool"))
