@@ -209,3 +209,102 @@ fn pods_are_updated_in_parallel_with_progress_and_a_failure_keeps_the_old_key() 
         "the rotation waits for the failed pod"
     );
 }
+
+#[test]
+fn deploy_and_revoke_reach_pods_through_the_library() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vault = Vault::open(dir.path().join("vault")).expect("open");
+    let mut pass = FixedPassphrase(Passphrase::new(PASS.to_owned()));
+    let old = vault
+        .create(
+            &mut UnwrapErr(SysRng),
+            &NewKey::new("personal".parse().expect("p")),
+            &mut pass,
+        )
+        .expect("create");
+    let store: Store = Arc::default();
+    let pods: Vec<Pod> = ["p1", "bad"]
+        .iter()
+        .enumerate()
+        .map(|(i, id)| pod(id, old.public_key(), 2300 + i as u16))
+        .collect();
+    for (i, id) in ["p1", "bad"].iter().enumerate() {
+        store.lock().expect("lock").insert(
+            format!("pod:{id}/ssh://root@192.0.2.1:{}", 2300 + i),
+            format!("{}\n", old.public_key()),
+        );
+    }
+    let targets = FakeTargets {
+        store: Arc::clone(&store),
+        pods,
+    };
+    // Rotated without pods: the pods still trust only the old key.
+    let request = RotateRequest::purposes(vec!["personal".parse().expect("p")]);
+    vault
+        .rotate(&mut UnwrapErr(SysRng), &request, &mut pass, &targets)
+        .expect("rotate");
+    let new = vault
+        .inventory()
+        .expect("inventory")
+        .active(&"personal".parse().expect("p"))
+        .expect("active")
+        .clone();
+    let account: TargetSpec = "runpod".parse().expect("spec");
+
+    let report = vault
+        .deploy_to_pods("personal", &account, &targets, &mut pass)
+        .expect("deploy to pods");
+    let outcome = |r: &keyvault_core::Report, id: &str| {
+        r.pods
+            .iter()
+            .find(|p| p.pod == id)
+            .map(|p| p.outcome.clone())
+    };
+    assert_eq!(
+        outcome(&report, "p1").as_deref(),
+        Some("added"),
+        "{report:?}"
+    );
+    assert_eq!(
+        outcome(&report, "bad").as_deref(),
+        Some("failed"),
+        "{report:?}"
+    );
+    assert!(report.pods_incomplete());
+    let p1 = "pod:p1/ssh://root@192.0.2.1:2300";
+    let fps = keyvault_core::authorized_keys::fingerprints(&store.lock().expect("lock")[p1]);
+    assert!(fps.contains(new.fingerprint()) && fps.contains(old.fingerprint()));
+
+    // Vault::revoke asks for no passphrase, so it cannot log in to the pod the key was added to.
+    let e = vault
+        .revoke("personal", &targets)
+        .expect_err("needs a passphrase");
+    assert!(matches!(e, Error::PassphraseUnavailable { .. }), "{e}");
+
+    // revoke_with on the old, already revoked key retries the pods only.
+    let report = vault
+        .revoke_with(old.id().as_str(), Some(&account), &targets, &mut pass)
+        .expect("revoke from pods");
+    assert_eq!(
+        outcome(&report, "p1").as_deref(),
+        Some("removed"),
+        "{report:?}"
+    );
+    assert_eq!(
+        outcome(&report, "bad").as_deref(),
+        Some("failed"),
+        "{report:?}"
+    );
+    assert!(report.revoked.is_empty(), "it was revoked already");
+    let fps = keyvault_core::authorized_keys::fingerprints(&store.lock().expect("lock")[p1]);
+    assert!(fps.contains(new.fingerprint()) && !fps.contains(old.fingerprint()));
+    assert_eq!(
+        vault
+            .inventory()
+            .expect("inventory")
+            .get(old.id())
+            .expect("old")
+            .state(),
+        KeyState::Revoked
+    );
+}
