@@ -164,7 +164,7 @@ For cron: `keyvault scan --json > scan.json || alert`."
     /// Load a key into ssh-agent for a limited time, or take it out again.
     #[command(subcommand)]
     Agent(AgentCommand),
-    /// The RunPod account: its keys and its pods.
+    /// The RunPod account: its API key (login/logout), its keys and its pods.
     #[command(subcommand)]
     Runpod(RunpodCommand),
     /// Health: expiry, drift at targets, pods on old keys, audit log (exit 3 on problems).
