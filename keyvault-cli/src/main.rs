@@ -262,15 +262,7 @@ fn source(p: &PassphraseSource) -> Source {
 
 /// For `runpod-pods[:PROFILE]`: the RunPod account whose running pods are meant.
 fn pods_account(to: &str) -> Result<Option<TargetSpec>, Failure> {
-    let Some(rest) = to.strip_prefix("runpod-pods") else {
-        return Ok(None);
-    };
-    let account = match rest.strip_prefix(':') {
-        Some(profile) => format!("runpod:{profile}"),
-        None if rest.is_empty() => "runpod".to_owned(),
-        None => return Ok(None),
-    };
-    Ok(Some(account.parse()?))
+    Ok(TargetSpec::pods_of(to).transpose()?)
 }
 
 /// The profile of a `runpod` / `runpod:PROFILE` target (which must exist in config.toml).
@@ -846,9 +838,11 @@ fn run(cli: Cli) -> Result<Done, Failure> {
             let mut request = ExportRequest::new(to)
                 .include_keyring_secrets(a.include_keyring_secrets)
                 .armor(a.armor);
-            // Test-only: a cheap scrypt work factor (the product uses age's default).
+            // Test-only: a cheap scrypt work factor. Honoured only in debug builds, so a
+            // stray variable can never weaken a real backup (the product uses age's default).
             if let Some(n) = std::env::var("KEYVAULT_TEST_SCRYPT_LOG_N")
                 .ok()
+                .filter(|_| cfg!(debug_assertions))
                 .and_then(|v| v.parse::<u8>().ok())
             {
                 request = request.scrypt_work_factor(n);

@@ -50,6 +50,22 @@ pub enum TargetSpec {
 }
 
 impl TargetSpec {
+    /// For `runpod-pods` / `runpod-pods:PROFILE` (the running pods of a RunPod account, as
+    /// `deploy`/`revoke --to` name them): that account's target. `None` for anything else.
+    ///
+    /// # Errors
+    ///
+    /// [`InputError::Target`] for a malformed profile name.
+    pub fn pods_of(value: &str) -> Option<Result<TargetSpec, InputError>> {
+        let rest = value.strip_prefix("runpod-pods")?;
+        let account = match rest.strip_prefix(':') {
+            Some(profile) => format!("runpod:{profile}"),
+            None if rest.is_empty() => "runpod".to_owned(),
+            None => return None,
+        };
+        Some(account.parse())
+    }
+
     /// The RunPod profile, if this is a RunPod target.
     #[must_use]
     pub fn runpod_profile(&self) -> Option<Option<&str>> {

@@ -253,9 +253,8 @@ fn deploy_and_revoke_reach_the_running_pods_that_trust_the_purpose() {
             .map(|p| p["outcome"].as_str().expect("o").to_owned())
             .collect()
     };
-    // deploy --to runpod-pods logs in with personal-1 and adds personal-2, proving it.
-    let report = v
-        .run(&[
+    let deploy_to_pods = || {
+        v.run(&[
             "--json",
             "deploy",
             "personal",
@@ -266,9 +265,9 @@ fn deploy_and_revoke_reach_the_running_pods_that_trust_the_purpose() {
             "--login-passphrase-env",
             "KV_PASS",
         ])
-        .expect(1)
-        .no_secrets()
-        .json();
+    };
+    // deploy --to runpod-pods logs in with personal-1 and adds personal-2, proving it.
+    let report = deploy_to_pods().expect(1).no_secrets().json();
     assert_eq!(outcomes(&report, "poda"), ["added"], "{report}");
     assert!(
         outcomes(&report, "podb").is_empty(),
@@ -286,20 +285,7 @@ fn deploy_and_revoke_reach_the_running_pods_that_trust_the_purpose() {
             .contains("keyvault:")
     );
     // Idempotent: the pod now trusts it, as `runpod pods` knows although PUBLIC_KEY doesn't.
-    let again = v
-        .run(&[
-            "--json",
-            "deploy",
-            "personal",
-            "--to",
-            "runpod-pods",
-            "--passphrase-env",
-            "KV_PASS2",
-            "--login-passphrase-env",
-            "KV_PASS",
-        ])
-        .expect(1)
-        .json();
+    let again = deploy_to_pods().expect(1).json();
     assert_eq!(outcomes(&again, "poda"), ["already"], "{again}");
     let pods = v.run(&["--json", "runpod", "pods"]).expect(0).json();
     let poda = pods["pods"]
