@@ -59,19 +59,24 @@ impl FromStr for Purpose {
     type Err = InputError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        check_name(s).map_err(|reason| InputError::Purpose {
-            value: s.to_owned(),
-            reason,
-        })?;
-        Ok(Purpose(s.to_owned()))
+        Purpose::try_from(s.to_owned())
+    }
+}
+
+impl TryFrom<String> for Purpose {
+    type Error = InputError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        match check_name(&s) {
+            Ok(()) => Ok(Purpose(s)),
+            Err(reason) => Err(InputError::Purpose { value: s, reason }),
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for Purpose {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        Purpose::try_from(String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 
@@ -113,23 +118,31 @@ impl FromStr for KeyId {
     type Err = InputError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || InputError::KeyId {
-            value: s.to_owned(),
-        };
-        let (purpose, n) = s.rsplit_once('-').ok_or_else(bad)?;
-        check_name(purpose).map_err(|_| bad())?;
-        if n.is_empty() || n.len() > 12 || !n.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
+        KeyId::try_from(s.to_owned())
+    }
+}
+
+impl TryFrom<String> for KeyId {
+    type Error = InputError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        let valid = s.rsplit_once('-').is_some_and(|(purpose, n)| {
+            check_name(purpose).is_ok()
+                && !n.is_empty()
+                && n.len() <= 12
+                && n.bytes().all(|b| b.is_ascii_digit())
+        });
+        if valid {
+            Ok(KeyId(s))
+        } else {
+            Err(InputError::KeyId { value: s })
         }
-        Ok(KeyId(s.to_owned()))
     }
 }
 
 impl<'de> Deserialize<'de> for KeyId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        KeyId::try_from(String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 
@@ -184,8 +197,11 @@ pub enum Protection {
 #[serde(deny_unknown_fields)]
 pub struct Deployment {
     target: String,
+    #[serde(with = "crate::timestamp")]
     added_at: DateTime<Utc>,
+    #[serde(default, with = "crate::timestamp::option")]
     verified_at: Option<DateTime<Utc>>,
+    #[serde(default, with = "crate::timestamp::option")]
     removed_at: Option<DateTime<Utc>>,
 }
 
@@ -222,7 +238,9 @@ pub struct KeyRecord {
     pub(crate) fingerprint: String,
     pub(crate) public_key: String,
     pub(crate) comment: String,
+    #[serde(with = "crate::timestamp")]
     pub(crate) created_at: DateTime<Utc>,
+    #[serde(default, with = "crate::timestamp::option")]
     pub(crate) expires_at: Option<DateTime<Utc>>,
     pub(crate) state: KeyState,
     pub(crate) protection: Protection,
@@ -235,9 +253,9 @@ pub struct KeyRecord {
     pub(crate) rotated_from: Option<KeyId>,
     #[serde(default)]
     pub(crate) rotated_to: Option<KeyId>,
-    #[serde(default)]
+    #[serde(default, with = "crate::timestamp::option")]
     pub(crate) revoked_at: Option<DateTime<Utc>>,
-    #[serde(default)]
+    #[serde(default, with = "crate::timestamp::option")]
     pub(crate) pruned_at: Option<DateTime<Utc>>,
     /// Restrictions of a scoped (minted) key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -264,8 +282,10 @@ pub struct CertificateInfo {
     /// Principals it is valid for.
     pub principals: Vec<String>,
     /// Start of its validity window.
+    #[serde(with = "crate::timestamp")]
     pub valid_after: DateTime<Utc>,
     /// End of its validity window.
+    #[serde(with = "crate::timestamp")]
     pub valid_before: DateTime<Utc>,
     /// The certificate file, relative to the home (`keys/<id>-cert.pub`).
     pub path: String,
@@ -565,6 +585,106 @@ impl std::fmt::Display for ParseError {
     }
 }
 
+/// The layout of `inventory.json`: the document's members and the elements of its arrays
+/// (keys, journal entries) each on a line of their own, everything deeper compact. A key is
+/// one line, so the file reads and diffs record by record, and it is about a quarter
+/// smaller (and faster to read) than indented JSON.
+#[derive(Default)]
+struct RecordPerLine {
+    depth: usize,
+    has_value: bool,
+}
+
+impl RecordPerLine {
+    /// Containers down to this depth put their members on separate lines.
+    const LINE_DEPTH: usize = 2;
+
+    fn open<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        bracket: &[u8],
+    ) -> std::io::Result<()> {
+        self.depth += 1;
+        self.has_value = false;
+        w.write_all(bracket)
+    }
+
+    fn close<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        bracket: &[u8],
+    ) -> std::io::Result<()> {
+        let broken = self.depth <= Self::LINE_DEPTH;
+        self.depth -= 1;
+        if broken && self.has_value {
+            self.newline(w)?;
+        }
+        w.write_all(bracket)
+    }
+
+    fn newline<W: ?Sized + std::io::Write>(&self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(b"\n")?;
+        for _ in 0..self.depth {
+            w.write_all(b"  ")?;
+        }
+        Ok(())
+    }
+
+    fn member<W: ?Sized + std::io::Write>(&self, w: &mut W, first: bool) -> std::io::Result<()> {
+        if !first {
+            w.write_all(b",")?;
+        }
+        if self.depth <= Self::LINE_DEPTH {
+            self.newline(w)?;
+        }
+        Ok(())
+    }
+}
+
+impl serde_json::ser::Formatter for RecordPerLine {
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.open(w, b"[")
+    }
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.close(w, b"]")
+    }
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.member(w, first)
+    }
+    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, _w: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.open(w, b"{")
+    }
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.close(w, b"}")
+    }
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.member(w, first)
+    }
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(if self.depth <= Self::LINE_DEPTH {
+            b": "
+        } else {
+            b":"
+        })
+    }
+    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, _w: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+}
+
 /// A step of a rotation, as the journal records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -597,7 +717,9 @@ pub struct JournalEntry {
     pub(crate) new: KeyId,
     pub(crate) step: Step,
     pub(crate) targets: std::collections::BTreeMap<String, TargetProgress>,
+    #[serde(default, with = "crate::timestamp::option")]
     pub(crate) grace_until: Option<DateTime<Utc>>,
+    #[serde(with = "crate::timestamp")]
     pub(crate) started_at: DateTime<Utc>,
 }
 
@@ -655,7 +777,10 @@ impl Inventory {
     pub fn parse(bytes: &[u8]) -> Result<Self, ParseError> {
         // One typed pass; only when it fails is the version looked at, so that a newer
         // schema is named as such rather than as corrupt.
-        let inventory: Inventory = match serde_json::from_slice(bytes) {
+        // UTF-8 is checked once for the whole document (much faster than string by string).
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| ParseError::Corrupt(format!("not valid JSON ({e})")))?;
+        let inventory: Inventory = match serde_json::from_str(text) {
             Ok(inventory) => inventory,
             Err(typed) => {
                 #[derive(Deserialize)]
@@ -678,7 +803,7 @@ impl Inventory {
         if inventory.version != INVENTORY_VERSION {
             return Err(ParseError::Version(u64::from(inventory.version)));
         }
-        let mut ids = std::collections::HashSet::new();
+        let mut ids = std::collections::HashSet::with_capacity(inventory.keys.len());
         for k in inventory.keys() {
             if !ids.insert(k.id()) {
                 return Err(ParseError::Corrupt(format!(
@@ -686,7 +811,7 @@ impl Inventory {
                     k.id()
                 )));
             }
-            if k.private_key_path() != format!("keys/{}", k.id()) {
+            if k.private_key_path().strip_prefix("keys/") != Some(k.id().as_str()) {
                 return Err(ParseError::Corrupt(format!(
                     "key {} has an unexpected private_key_path",
                     k.id()
@@ -696,11 +821,17 @@ impl Inventory {
         Ok(inventory)
     }
 
-    /// The document as written to `inventory.json` (pretty JSON, trailing newline).
+    /// The document as written to `inventory.json`: one line per member of the document
+    /// and per key or journal entry, each record compact on its line; trailing newline.
     #[must_use]
     pub fn to_json(&self) -> Vec<u8> {
-        // Serializing plain data structures cannot fail.
-        let mut text = serde_json::to_vec_pretty(self).unwrap_or_default();
+        // About 800 bytes a key; the estimate only saves regrowing the buffer.
+        let mut text = Vec::with_capacity(1024 + 800 * self.keys.len());
+        let mut out = serde_json::Serializer::with_formatter(&mut text, RecordPerLine::default());
+        // Serializing plain data structures into memory cannot fail.
+        if self.serialize(&mut out).is_err() {
+            text.clear();
+        }
         text.push(b'\n');
         text
     }
@@ -787,6 +918,59 @@ mod tests {
         ] {
             assert!(bad.parse::<Purpose>().is_err(), "{bad}");
         }
+    }
+
+    fn record(id: &str) -> serde_json::Value {
+        serde_json::json!({
+            "id": id, "purpose": "team", "algorithm": "ed25519",
+            "fingerprint": "SHA256:x", "public_key": "ssh-ed25519 AAAA kv", "comment": "kv",
+            "created_at": "2026-11-26T10:00:00Z", "expires_at": "2027-02-24T10:00:00Z",
+            "state": "active", "protection": "passphrase", "kdf_rounds": 16,
+            "origin": "generated", "private_key_path": format!("keys/{id}"),
+            "deployments": [{"target": "runpod", "added_at": "2026-11-26T10:00:01Z",
+                             "verified_at": null, "removed_at": null}],
+            "scope": {"from": ["10.0.0.0/8"], "force_command": "echo \"hi\"\n"}
+        })
+    }
+
+    #[test]
+    fn written_one_record_per_line_and_read_back_unchanged() {
+        let doc = serde_json::json!({"version": 1, "keys": [record("team-1"), record("team-2")], "journal": []});
+        let inventory = Inventory::parse(doc.to_string().as_bytes()).expect("parses");
+        let text = String::from_utf8(inventory.to_json()).expect("UTF-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "{",
+                "  \"version\": 1,",
+                "  \"keys\": [",
+                lines[3],
+                lines[4],
+                "  ],",
+                "  \"journal\": [],",
+                "  \"audit\": null",
+                "}"
+            ],
+            "{text}"
+        );
+        for (line, id) in [(lines[3], "team-1"), (lines[4], "team-2")] {
+            assert!(
+                line.starts_with(&format!("    {{\"id\":\"{id}\",")),
+                "{line}"
+            );
+            let one: serde_json::Value =
+                serde_json::from_str(line.trim_end_matches(',')).expect("a whole record");
+            assert_eq!(one["deployments"][0]["added_at"], "2026-11-26T10:00:01Z");
+        }
+        assert!(text.ends_with("}\n"));
+        assert_eq!(
+            Inventory::parse(text.as_bytes()).expect("reads back"),
+            inventory
+        );
+        // Indented files written by earlier versions read the same.
+        let pretty = serde_json::to_vec_pretty(&doc).expect("json");
+        assert_eq!(Inventory::parse(&pretty).expect("reads"), inventory);
     }
 
     #[test]

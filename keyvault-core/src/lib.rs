@@ -25,6 +25,7 @@ pub mod span;
 pub mod status;
 mod store;
 pub mod target;
+mod timestamp;
 pub mod vault;
 pub mod vault_secrets;
 

@@ -203,10 +203,14 @@ fn main() {
         }
         records.push(record);
     }
+    // Checked and laid out by keyvault itself, exactly as it writes the file.
     let inventory = json!({"version": 1, "keys": records, "journal": []});
+    let inventory =
+        keyvault_core::inventory::Inventory::parse(&serde_json::to_vec(&inventory).expect("json"))
+            .expect("a valid inventory");
     write(
         &o.home.join("inventory.json"),
-        &serde_json::to_string_pretty(&inventory).expect("json"),
+        std::str::from_utf8(&inventory.to_json()).expect("UTF-8"),
         0o600,
     );
     write(&o.out.join("account-keys.txt"), &account.join("\n"), 0o644);
