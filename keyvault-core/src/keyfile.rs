@@ -34,15 +34,11 @@ pub fn encrypt<R: CryptoRng + ?Sized>(
     let mut salt = vec![0u8; 16];
     rng.fill_bytes(&mut salt);
     let checkint = rng.next_u32();
-    key.encrypt_with(
-        Cipher::Aes256Ctr,
-        Kdf::Bcrypt { salt, rounds },
-        checkint,
-        passphrase.expose(),
-    )
-    .map_err(|e| KeyError::Crypto {
-        operation: "encrypt",
-        reason: e.to_string(),
+    crate::kdf::encrypt(key, passphrase.expose().as_bytes(), salt, rounds, checkint).map_err(|e| {
+        KeyError::Crypto {
+            operation: "encrypt",
+            reason: e.to_string(),
+        }
     })
 }
 
@@ -94,10 +90,9 @@ pub fn decrypt_capped(
             max: max_rounds,
         });
     }
-    key.decrypt(passphrase.expose())
-        .map_err(|_| KeyError::Decrypt {
-            subject: subject.to_owned(),
-        })
+    crate::kdf::decrypt(key, passphrase.expose().as_bytes()).map_err(|_| KeyError::Decrypt {
+        subject: subject.to_owned(),
+    })
 }
 
 /// Checks an encrypted key's cipher and KDF before any work is spent on it.

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod error;
 mod fsutil;
 pub mod inventory;
+mod kdf;
 pub mod keyfile;
 pub mod keygen;
 pub mod lifecycle;

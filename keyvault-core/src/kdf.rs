@@ -1,0 +1,331 @@
+//! bcrypt-pbkdf, OpenSSH's key derivation for private key files, with its independent
+//! output blocks computed side by side, and the aes256-ctr private key encryption built on
+//! it.
+//!
+//! bcrypt-pbkdf is PBKDF2 with a Blowfish-based PRF. Its output (48 bytes for aes256-ctr's
+//! key and IV) comes from two 32-byte PBKDF2 blocks that do not depend on each other, and
+//! that is nearly all the time `keyvault new` takes. The `bcrypt-pbkdf` crate, like
+//! `ssh-keygen`, computes them one after the other; here each block gets its own core when
+//! there is one. The result is the same bytes (checked against the crate for random inputs),
+//! and an attacker's cost is unchanged: they could always compute the blocks in parallel.
+//!
+//! The Blowfish primitives (`bc_init_state`, `salted_expand_key`, `bc_expand_key`,
+//! `bc_encrypt`) and SHA-512 are RustCrypto's; this module only arranges them.
+
+use blowfish::Blowfish;
+use ssh_key::encoding::{Decode, Encode, Reader};
+use ssh_key::private::KeypairData;
+use ssh_key::sha2::{Digest, Sha512};
+use ssh_key::{Cipher, Kdf, PrivateKey, public};
+use zeroize::{Zeroize, Zeroizing};
+
+/// Bytes of one bcrypt hash, and so of one PBKDF2 block.
+const BLOCK: usize = 32;
+/// The text bcrypt encrypts, as in OpenBSD's `bcrypt_pbkdf.c`.
+const SEED: &[u8; BLOCK] = b"OxychromaticBlowfishSwatDynamite";
+/// The bytes after the private section, as OpenSSH writes them: 1, 2, 3, …
+const PADDING: [u8; 16] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
+
+/// Why [`bcrypt_pbkdf`] refused its input (the same rules as OpenSSH's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InvalidParams;
+
+/// The bcrypt hash of a SHA-512'd passphrase and salt.
+fn bhash(sha_pass: &[u8], sha_salt: &[u8]) -> [u8; BLOCK] {
+    let mut state = Blowfish::bc_init_state();
+    state.salted_expand_key(sha_salt, sha_pass);
+    for _ in 0..64 {
+        state.bc_expand_key(sha_salt);
+        state.bc_expand_key(sha_pass);
+    }
+    let mut words = [0u32; BLOCK / 4];
+    for (word, bytes) in words.iter_mut().zip(SEED.chunks_exact(4)) {
+        *word = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    }
+    for _ in 0..64 {
+        for pair in words.chunks_exact_mut(2) {
+            let [l, r] = state.bc_encrypt([pair[0], pair[1]]);
+            pair[0] = l;
+            pair[1] = r;
+        }
+    }
+    let mut out = [0u8; BLOCK];
+    for (bytes, word) in out.chunks_exact_mut(4).zip(words) {
+        bytes.copy_from_slice(&word.to_le_bytes());
+    }
+    words.zeroize();
+    out
+}
+
+/// PBKDF2 block `index` (from 1) with bhash as the PRF.
+fn pbkdf2_block(sha_pass: &[u8], salt: &[u8], rounds: u32, index: u32) -> Zeroizing<[u8; BLOCK]> {
+    let first = Sha512::new()
+        .chain_update(salt)
+        .chain_update(index.to_be_bytes())
+        .finalize();
+    let mut u = Zeroizing::new(bhash(sha_pass, &first));
+    let mut t = u.clone();
+    for _ in 1..rounds {
+        *u = bhash(sha_pass, &Sha512::digest(*u));
+        for (t, u) in t.iter_mut().zip(u.iter()) {
+            *t ^= u;
+        }
+    }
+    t
+}
+
+/// bcrypt-pbkdf of `passphrase` and `salt` into `out` (at most 1,024 bytes), with its
+/// blocks spread over the machine's cores.
+pub(crate) fn bcrypt_pbkdf(
+    passphrase: &[u8],
+    salt: &[u8],
+    rounds: u32,
+    out: &mut [u8],
+) -> Result<(), InvalidParams> {
+    if passphrase.is_empty()
+        || salt.is_empty()
+        || rounds == 0
+        || out.is_empty()
+        || out.len() > BLOCK * BLOCK
+    {
+        return Err(InvalidParams);
+    }
+    let blocks = out.len().div_ceil(BLOCK);
+    let sha_pass = Zeroizing::new(Sha512::digest(passphrase));
+    let block = |n: usize| {
+        // At most 32 blocks, so the index fits.
+        let index = u32::try_from(n + 1).unwrap_or(u32::MAX);
+        pbkdf2_block(&sha_pass, salt, rounds, index)
+    };
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let lanes = cores.min(blocks);
+    let mut generated: Vec<Zeroizing<[u8; BLOCK]>> = Vec::with_capacity(blocks);
+    if lanes <= 1 {
+        generated.extend((0..blocks).map(block));
+    } else {
+        // Lane l computes blocks l, l + lanes, …; this thread takes lane 0.
+        let mut by_lane: Vec<Vec<Zeroizing<[u8; BLOCK]>>> = std::thread::scope(|scope| {
+            let others: Vec<_> = (1..lanes)
+                .map(|lane| {
+                    let block = &block;
+                    scope.spawn(move || (lane..blocks).step_by(lanes).map(block).collect())
+                })
+                .collect();
+            let mut lanes_out = vec![(0..blocks).step_by(lanes).map(block).collect()];
+            // A thread that panicked would have panicked here too: propagate it.
+            lanes_out.extend(
+                others
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))),
+            );
+            lanes_out
+        });
+        for n in 0..blocks {
+            let lane = &mut by_lane[n % lanes];
+            generated.push(lane.remove(0));
+        }
+    }
+    // The bcrypt-pbkdf interleave: byte i comes from block i % blocks.
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = generated[i % blocks][i / blocks];
+    }
+    Ok(())
+}
+
+/// `key` encrypted with aes256-ctr under `rounds` of bcrypt-pbkdf: the same file
+/// `PrivateKey::encrypt_with` writes, with the KDF's blocks computed in parallel.
+pub(crate) fn encrypt(
+    key: &PrivateKey,
+    passphrase: &[u8],
+    salt: Vec<u8>,
+    rounds: u32,
+    checkint: u32,
+) -> Result<PrivateKey, ssh_key::Error> {
+    if key.is_encrypted() {
+        return Err(ssh_key::Error::Encrypted);
+    }
+    let cipher = Cipher::Aes256Ctr;
+    let (key_len, iv_len) = cipher.key_and_iv_size().ok_or(ssh_key::Error::Crypto)?;
+    let mut okm = Zeroizing::new(vec![0u8; key_len + iv_len]);
+    bcrypt_pbkdf(passphrase, &salt, rounds, &mut okm)
+        .map_err(|InvalidParams| ssh_key::Error::Crypto)?;
+    let (aes_key, iv) = okm.split_at(key_len);
+
+    // The private section (PROTOCOL.key): checkint twice, the key pair, the comment, and
+    // padding to the cipher's block size.
+    let mut section = Zeroizing::new(Vec::with_capacity(256));
+    checkint.encode(&mut *section)?;
+    checkint.encode(&mut *section)?;
+    key.key_data().encode(&mut *section)?;
+    key.comment().encode(&mut *section)?;
+    let pad = cipher.padding_len(section.len());
+    section.extend_from_slice(&PADDING[..pad]);
+    let tag = cipher.encrypt(aes_key, iv, &mut section)?;
+
+    let mut file = Vec::with_capacity(section.len() + 256);
+    file.extend_from_slice(b"openssh-key-v1\0");
+    cipher.encode(&mut file)?;
+    Kdf::Bcrypt { salt, rounds }.encode(&mut file)?;
+    1u32.encode(&mut file)?;
+    key.public_key().key_data().encode_prefixed(&mut file)?;
+    section.as_slice().encode(&mut file)?;
+    if let Some(tag) = tag {
+        file.extend_from_slice(&tag);
+    }
+    PrivateKey::from_bytes(&file)
+}
+
+/// `key` (encrypted with bcrypt-pbkdf and aes256-ctr) decrypted with `passphrase`, with the
+/// KDF's blocks computed in parallel. Other ciphers go to `PrivateKey::decrypt`.
+pub(crate) fn decrypt(key: &PrivateKey, passphrase: &[u8]) -> Result<PrivateKey, ssh_key::Error> {
+    let cipher = key.cipher();
+    let (Kdf::Bcrypt { salt, rounds }, Cipher::Aes256Ctr) = (key.kdf(), cipher) else {
+        return key.decrypt(passphrase);
+    };
+    let ciphertext = key
+        .key_data()
+        .encrypted()
+        .ok_or(ssh_key::Error::Decrypted)?;
+    let (key_len, iv_len) = cipher.key_and_iv_size().ok_or(ssh_key::Error::Crypto)?;
+    let mut okm = Zeroizing::new(vec![0u8; key_len + iv_len]);
+    bcrypt_pbkdf(passphrase, salt, *rounds, &mut okm)
+        .map_err(|InvalidParams| ssh_key::Error::Crypto)?;
+    let (aes_key, iv) = okm.split_at(key_len);
+    let block = cipher.block_size();
+    if ciphertext.len() % block != 0 {
+        return Err(ssh_key::encoding::Error::Length.into());
+    }
+    let mut plain = Zeroizing::new(ciphertext.to_vec());
+    cipher.decrypt(aes_key, iv, &mut plain, None)?;
+
+    let reader = &mut plain.as_slice();
+    let check1 = u32::decode(reader)?;
+    let check2 = u32::decode(reader)?;
+    // Different checkints: a wrong passphrase (or a damaged file).
+    if check1 != check2 {
+        return Err(ssh_key::Error::Crypto);
+    }
+    let pair = KeypairData::decode(reader)?;
+    if key.public_key().key_data() != &public::KeyData::try_from(&pair)? {
+        return Err(ssh_key::Error::PublicKey);
+    }
+    let comment = String::decode(reader)?;
+    let padding = reader.remaining_len();
+    if padding >= block || reader[..] != PADDING[..padding] {
+        return Err(ssh_key::Error::FormatEncoding);
+    }
+    PrivateKey::new(pair, comment)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The `bcrypt-pbkdf` crate, through ssh-key.
+    fn reference(pass: &[u8], salt: &[u8], rounds: u32, len: usize) -> Vec<u8> {
+        let mut out = vec![0u8; len];
+        Kdf::Bcrypt {
+            salt: salt.to_vec(),
+            rounds,
+        }
+        .derive(pass, &mut out)
+        .expect("reference derives");
+        out
+    }
+
+    #[test]
+    fn openbsd_test_vector() {
+        // From OpenBSD's regress/lib/libutil/bcrypt_pbkdf: "password", "salt", 4 rounds.
+        let mut out = [0u8; 32];
+        bcrypt_pbkdf(b"password", b"salt", 4, &mut out).expect("derives");
+        assert_eq!(
+            out,
+            [
+                0x5b, 0xbf, 0x0c, 0xc2, 0x93, 0x58, 0x7f, 0x1c, 0x36, 0x35, 0x55, 0x5c, 0x27, 0x79,
+                0x65, 0x98, 0xd4, 0x7e, 0x57, 0x90, 0x71, 0xbf, 0x42, 0x7e, 0x9d, 0x8f, 0xbe, 0x84,
+                0x2a, 0xba, 0x34, 0xd9
+            ]
+        );
+    }
+
+    #[test]
+    fn refuses_what_openssh_refuses() {
+        let mut out = [0u8; 48];
+        assert!(bcrypt_pbkdf(b"", b"salt", 4, &mut out).is_err());
+        assert!(bcrypt_pbkdf(b"p", b"", 4, &mut out).is_err());
+        assert!(bcrypt_pbkdf(b"p", b"salt", 0, &mut out).is_err());
+        assert!(bcrypt_pbkdf(b"p", b"salt", 4, &mut []).is_err());
+        assert!(bcrypt_pbkdf(b"p", b"salt", 1, &mut [0u8; 1025]).is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// The same bytes as the bcrypt-pbkdf crate, for any length (one block, the 48
+        /// bytes of aes256-ctr, many blocks) and passphrase.
+        #[test]
+        fn same_output_as_the_crate(
+            pass in proptest::collection::vec(any::<u8>(), 1..80),
+            salt in proptest::collection::vec(any::<u8>(), 1..40),
+            rounds in 1u32..4,
+            len in prop_oneof![Just(48usize), 1usize..200],
+        ) {
+            let mut ours = vec![0u8; len];
+            bcrypt_pbkdf(&pass, &salt, rounds, &mut ours).expect("derives");
+            prop_assert_eq!(ours, reference(&pass, &salt, rounds, len));
+        }
+    }
+
+    fn keys() -> Vec<PrivateKey> {
+        use ssh_key::rand_core::UnwrapErr;
+        let mut rng = UnwrapErr(ssh_key::getrandom::SysRng);
+        [
+            ssh_key::Algorithm::Ed25519,
+            ssh_key::Algorithm::new("ecdsa-sha2-nistp256").expect("alg"),
+        ]
+        .into_iter()
+        .map(|alg| {
+            let mut k = PrivateKey::random(&mut rng, alg).expect("generates");
+            k.set_comment("kv:test-1");
+            k
+        })
+        .collect()
+    }
+
+    #[test]
+    fn encrypt_writes_what_ssh_key_writes() {
+        for key in keys() {
+            let salt = vec![9u8; 16];
+            let ours = encrypt(&key, b"pass phrase", salt.clone(), 2, 0x1234_5678).expect("ours");
+            let theirs = key
+                .encrypt_with(
+                    Cipher::Aes256Ctr,
+                    Kdf::Bcrypt { salt, rounds: 2 },
+                    0x1234_5678,
+                    b"pass phrase",
+                )
+                .expect("theirs");
+            assert_eq!(
+                ours.to_bytes().expect("bytes").as_slice(),
+                theirs.to_bytes().expect("bytes").as_slice()
+            );
+        }
+    }
+
+    #[test]
+    fn decrypt_matches_ssh_key_and_refuses_a_wrong_passphrase() {
+        for key in keys() {
+            let enc = encrypt(&key, b"pass phrase", vec![3u8; 16], 2, 77).expect("encrypts");
+            let ours = decrypt(&enc, b"pass phrase").expect("decrypts");
+            let theirs = enc.decrypt(b"pass phrase").expect("ssh-key decrypts");
+            assert_eq!(ours.key_data(), theirs.key_data());
+            assert_eq!(ours.comment(), key.comment());
+            assert_eq!(ours.key_data(), key.key_data());
+            assert!(matches!(
+                decrypt(&enc, b"wrong"),
+                Err(ssh_key::Error::Crypto)
+            ));
+        }
+    }
+}
