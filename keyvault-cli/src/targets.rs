@@ -143,21 +143,33 @@ impl Targets for CliTargets<'_> {
 }
 
 /// The test-only fault hook: `KEYVAULT_TEST_FAULT=<point>` fails the operation at that
-/// point, `<point>=abort` kills the process there (a crash). Named like git's GIT_TEST_*
-/// variables; never set it outside tests.
+/// point, `<point>=abort` kills the process there (a crash), and `<point>=append:FILE` adds
+/// a line to FILE there and goes on (another writer changing a file between keyvault's read
+/// and its write). Named like git's GIT_TEST_* variables; never set it outside tests.
 pub fn fault_hook() -> Option<keyvault_core::FaultHook> {
     let spec = var("KEYVAULT_TEST_FAULT")?;
     let (point, action) = spec.split_once('=').unwrap_or((spec.as_str(), "fail"));
-    let (point, abort) = (point.to_owned(), action == "abort");
+    let (point, action) = (point.to_owned(), action.to_owned());
     Some(std::sync::Arc::new(move |at: &str| {
-        if at == point {
-            if abort {
-                std::process::abort();
-            }
-            return Err(Error::Injected {
-                point: at.to_owned(),
-            });
+        if at != point {
+            return Ok(());
         }
-        Ok(())
+        if action == "abort" {
+            std::process::abort();
+        }
+        if let Some(file) = action.strip_prefix("append:") {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(file)
+                .map_err(|e| Error::Injected {
+                    point: format!("{at} (append: {e})"),
+                })?;
+            let _ = writeln!(f, "# added by another writer");
+            return Ok(());
+        }
+        Err(Error::Injected {
+            point: at.to_owned(),
+        })
     }))
 }

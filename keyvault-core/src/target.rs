@@ -723,7 +723,8 @@ impl SshTarget {
         c
     }
 
-    fn run(&self, remote: &str, stdin: Option<&[u8]>) -> Result<Vec<u8>, TargetError> {
+    /// The ways to log in, in the order to try them: extra `ssh` arguments for each.
+    fn attempts(&self) -> Vec<Vec<std::ffi::OsString>> {
         use std::sync::atomic::Ordering;
         let mut attempts: Vec<Vec<std::ffi::OsString>> = vec![Vec::new()];
         // Once a rotation has made the new key active, the user's own setup may only know
@@ -741,30 +742,121 @@ impl SshTarget {
                 attempts.push(with_agent);
             }
         }
+        attempts
+    }
+
+    /// Remembers that keyvault's agent got in (`extra` came from [`Self::attempts`]).
+    fn logged_in_with(&self, extra: &[std::ffi::OsString]) {
+        if !extra.is_empty() {
+            self.agent_first
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn run(&self, remote: &str, stdin: Option<&[u8]>) -> Result<Vec<u8>, TargetError> {
         let mut last = String::new();
-        for extra in attempts {
-            let via_agent = !extra.is_empty();
-            let extra: Vec<&std::ffi::OsStr> =
+        for extra in self.attempts() {
+            let args: Vec<&std::ffi::OsStr> =
                 extra.iter().map(std::ffi::OsString::as_os_str).collect();
-            let out = run_with_input(self.command(&extra, remote), stdin)
+            let out = run_with_input(self.command(&args, remote), stdin)
                 .map_err(|e| self.unreachable(&e.to_string()))?;
             if out.status.success() {
-                if via_agent {
-                    self.agent_first.store(true, Ordering::Relaxed);
-                }
+                self.logged_in_with(&extra);
                 return Ok(out.stdout);
             }
-            last = String::from_utf8_lossy(&out.stderr)
-                .trim()
-                .lines()
-                .last()
-                .unwrap_or("")
-                .to_owned();
+            last = last_line(&out.stderr);
             if out.status.code() != Some(255) {
                 break;
             }
         }
         Err(self.unreachable(if last.is_empty() { "ssh failed" } else { &last }))
+    }
+
+    /// Reads the file, lets `decide` choose its new content (`None`: leave it), and writes
+    /// that, all in one login. The write is a compare-and-swap: the host replaces the file
+    /// only if it still has the content keyvault read. Returns what was read, and the file
+    /// as the host wrote it (its answer to the write, so no second login reads it back).
+    fn edit(
+        &self,
+        decide: &mut dyn FnMut(Option<&str>) -> Option<String>,
+        hook: Hook<'_>,
+    ) -> Result<(Option<String>, Option<String>), Error> {
+        let (_, _, _, path) = self.parts();
+        // Ends what the host prints before it waits for keyvault's answer; random, so no
+        // file content can fake it.
+        let mut nonce = [0u8; 16];
+        ssh_key::rand_core::TryRng::try_fill_bytes(&mut ssh_key::getrandom::SysRng, &mut nonce)
+            .map_err(|e| self.unreachable(&e.to_string()))?;
+        let end = format!("keyvault-end-{}", sha256_hex(&nonce));
+        let script = format!(
+            "f={path}; d=$(dirname -- \"$f\"); \
+             if [ -f \"$f\" ]; then printf 'present\\n'; cat -- \"$f\"; \
+             elif [ -e \"$f\" ]; then echo \"$f is not a regular file\" >&2; exit 3; \
+             else printf 'missing\\n'; fi; printf '\\n{end}\\n'; \
+             IFS= read -r verb || exit 0; case \"$verb\" in 'write '*) ;; *) exit 0;; esac; \
+             set -e; umask 077; mkdir -p -- \"$d\"; \
+             t=$(mktemp \"$d/.authorized_keys.keyvault.XXXXXX\"); cat > \"$t\"; \
+             if [ -f \"$f\" ]; then cur=$(sha256sum < \"$f\" | cut -d' ' -f1); else cur=none; fi; \
+             if [ \"write $cur\" != \"$verb\" ]; then rm -f -- \"$t\"; echo \"$f changed since keyvault read it\" >&2; exit 4; fi; \
+             if [ -f \"$f\" ]; then chmod --reference=\"$f\" \"$t\" 2>/dev/null || chmod 600 \"$t\"; else chmod 600 \"$t\"; fi; \
+             mv -f -- \"$t\" \"$f\"; cat -- \"$f\""
+        );
+        let mut last = String::new();
+        for extra in self.attempts() {
+            let args: Vec<&std::ffi::OsStr> =
+                extra.iter().map(std::ffi::OsString::as_os_str).collect();
+            let mut session = Session::start(self.command(&args, &script))
+                .map_err(|e| self.unreachable(&e.to_string()))?;
+            let Some(head) = session
+                .read_until(format!("\n{end}\n").as_bytes())
+                .map_err(|e| self.unreachable(&e.to_string()))?
+            else {
+                // No answer: the login failed (255: try the next way in) or the host refused.
+                let (status, _, stderr) = session.finish(None);
+                last = last_line(&stderr);
+                if status.is_some_and(|s| s.code() != Some(255)) {
+                    break;
+                }
+                continue;
+            };
+            self.logged_in_with(&extra);
+            let head = String::from_utf8(head)
+                .map_err(|_| self.unreachable("the file is not UTF-8 text"))?;
+            let before = match head.split_once('\n') {
+                Some(("present", rest)) => Some(rest.to_owned()),
+                Some(("missing", "")) => None,
+                _ => return Err(self.unreachable("unexpected answer from the host").into()),
+            };
+            let Some(text) = decide(before.as_deref()) else {
+                let _ = session.finish(Some(b"keep\n"));
+                return Ok((before, None));
+            };
+            let name = self.spec.to_string();
+            if let Err(stop) = hook(&format!("write:{name}")) {
+                // Closing without an answer leaves the file as it was.
+                let _ = session.finish(None);
+                return Err(stop);
+            }
+            let expected = before
+                .as_ref()
+                .map_or_else(|| "none".to_owned(), |t| sha256_hex(t.as_bytes()));
+            let mut answer = format!("write {expected}\n").into_bytes();
+            answer.extend_from_slice(text.as_bytes());
+            let (status, written, stderr) = session.finish(Some(&answer));
+            if !status.is_some_and(|s| s.success()) {
+                let why = last_line(&stderr);
+                return Err(self
+                    .unreachable(if why.is_empty() { "ssh failed" } else { &why })
+                    .into());
+            }
+            hook(&format!("written:{name}"))?;
+            let written = String::from_utf8(written)
+                .map_err(|_| self.unreachable("the file is not UTF-8 text"))?;
+            return Ok((before, Some(written)));
+        }
+        Err(self
+            .unreachable(if last.is_empty() { "ssh failed" } else { &last })
+            .into())
     }
 
     fn unreachable(&self, reason: &str) -> TargetError {
@@ -867,6 +959,96 @@ impl SshTarget {
     }
 }
 
+/// The last line `ssh` printed to stderr (its reason for failing).
+fn last_line(stderr: &[u8]) -> String {
+    String::from_utf8_lossy(stderr)
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// An `ssh` child keyvault talks with: it reads the host's first answer, then sends its
+/// own and reads the rest. stderr is collected on a thread so no pipe fills up.
+struct Session {
+    child: std::process::Child,
+    stdout: std::process::ChildStdout,
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+    buffered: Vec<u8>,
+}
+
+impl Session {
+    fn start(mut cmd: std::process::Command) -> std::io::Result<Session> {
+        use std::io::Read;
+        use std::process::Stdio;
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stdout pipe"))?;
+        let stderr = child.stderr.take().map(|mut pipe| {
+            std::thread::spawn(move || {
+                let mut all = Vec::new();
+                let _ = pipe.read_to_end(&mut all);
+                all
+            })
+        });
+        Ok(Session {
+            child,
+            stdout,
+            stderr,
+            buffered: Vec::new(),
+        })
+    }
+
+    /// Everything before `marker`, once the host has printed it; `None` if the output
+    /// ended without it.
+    fn read_until(&mut self, marker: &[u8]) -> std::io::Result<Option<Vec<u8>>> {
+        use std::io::Read;
+        let mut chunk = [0u8; 8192];
+        loop {
+            if self.buffered.ends_with(marker) {
+                let head = self.buffered[..self.buffered.len() - marker.len()].to_vec();
+                self.buffered.clear();
+                return Ok(Some(head));
+            }
+            let n = self.stdout.read(&mut chunk)?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.buffered.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Sends `answer` (none: just closes stdin), then waits: the exit status (`None` if it
+    /// could not be had), the rest of stdout, and all of stderr.
+    fn finish(
+        mut self,
+        answer: Option<&[u8]>,
+    ) -> (Option<std::process::ExitStatus>, Vec<u8>, Vec<u8>) {
+        use std::io::{Read, Write};
+        if let (Some(data), Some(pipe)) = (answer, self.child.stdin.as_mut()) {
+            // A host that stopped reading shows in the exit status.
+            let _ = pipe.write_all(data);
+        }
+        drop(self.child.stdin.take());
+        let mut rest = std::mem::take(&mut self.buffered);
+        let _ = self.stdout.read_to_end(&mut rest);
+        let status = self.child.wait().ok();
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default();
+        (status, rest, stderr)
+    }
+}
+
 fn run_with_input(
     mut cmd: std::process::Command,
     stdin: Option<&[u8]>,
@@ -942,32 +1124,19 @@ impl Target for SshTarget {
         hook: Hook<'_>,
     ) -> Result<Applied, Error> {
         let name = self.spec.to_string();
-        let current = self.read()?;
-        let text = current.clone().unwrap_or_default();
-        let edited = crate::authorized_keys::edit(&text, add, remove);
-        let wrote = current.is_none() || edited != text;
-        // The write script prints the file it wrote, so the read-back needs no second login:
-        // that matters once the key keyvault logged in with has just been removed.
-        let after = if wrote {
-            let (_, _, _, path) = self.parts();
-            let expected = current
-                .as_ref()
-                .map_or_else(|| "none".to_owned(), |t| sha256_hex(t.as_bytes()));
-            let script = format!(
-                "set -e; f={path}; d=$(dirname -- \"$f\"); umask 077; mkdir -p -- \"$d\"; \
-                 if [ -f \"$f\" ]; then cur=$(sha256sum < \"$f\" | cut -d' ' -f1); else cur=none; fi; \
-                 if [ \"$cur\" != {expected} ]; then echo \"$f changed since keyvault read it\" >&2; exit 4; fi; \
-                 t=$(mktemp \"$d/.authorized_keys.keyvault.XXXXXX\"); cat > \"$t\"; \
-                 if [ -f \"$f\" ]; then chmod --reference=\"$f\" \"$t\" 2>/dev/null || chmod 600 \"$t\"; else chmod 600 \"$t\"; fi; \
-                 mv -f -- \"$t\" \"$f\"; cat -- \"$f\""
-            );
-            hook(&format!("write:{name}"))?;
-            let out = self.run(&script, Some(edited.as_bytes()))?;
-            hook(&format!("written:{name}"))?;
-            String::from_utf8(out).map_err(|_| self.unreachable("the file is not UTF-8 text"))?
-        } else {
-            text
-        };
+        // One login reads, edits and writes; the host answers the write with the file it
+        // wrote, so the read-back needs no login of its own either. That matters once the
+        // key keyvault logged in with has just been removed.
+        let (before, written) = self.edit(
+            &mut |current| {
+                let text = current.unwrap_or_default();
+                let edited = crate::authorized_keys::edit(text, add, remove);
+                (current.is_none() || edited != text).then_some(edited)
+            },
+            hook,
+        )?;
+        let wrote = written.is_some();
+        let after = written.or(before).unwrap_or_default();
         let present = read_back(&name, &after, add, remove)?;
         // Prove that every added key keyvault holds decrypted logs in.
         for a in add {

@@ -288,6 +288,83 @@ fn rotation_on_an_ssh_host_proves_the_new_key_before_removing_the_old() {
     );
 }
 
+/// One login reads, edits and writes a host's file: a crash before the write leaves the file
+/// as it was, a crash after it is finished by the next run, and a file changed by someone
+/// else between keyvault's read and its write is not overwritten.
+#[test]
+fn ssh_edits_survive_crashes_and_never_overwrite_another_writer() {
+    let (v, sshd, _) = setup();
+    let before = user_ssh_setup(&v, &sshd);
+    let target = format!(
+        "ssh://root@127.0.0.1:{}{}",
+        sshd.port,
+        sshd.authorized_keys.display()
+    );
+    v.new_key("personal", &[]);
+    v.run(&["deploy", "personal", "--to", &target]).expect(0);
+    let deployed = std::fs::read_to_string(&sshd.authorized_keys).expect("read");
+    let rotate = |fault: &str| {
+        v.set_env("KEYVAULT_TEST_FAULT", fault);
+        let run = v
+            .run(&["rotate", "personal", "--passphrase-env", "KV_PASS2"])
+            .no_secrets();
+        v.set_env("KEYVAULT_TEST_FAULT", "");
+        run
+    };
+
+    // Stopped or crashed after reading, before writing: the file is untouched.
+    for fault in [format!("write:{target}"), format!("write:{target}=abort")] {
+        assert_ne!(rotate(&fault).code, 0, "{fault}");
+        assert_eq!(
+            std::fs::read_to_string(&sshd.authorized_keys).expect("read"),
+            deployed,
+            "{fault}"
+        );
+    }
+
+    // Someone else edits the file between keyvault's read and its write: the host refuses
+    // the write, and the other writer's line stays.
+    let other = format!("write:{target}=append:{}", sshd.authorized_keys.display());
+    let run = rotate(&other);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("changed since keyvault read it"),
+        "{}",
+        run.stderr
+    );
+    let text = std::fs::read_to_string(&sshd.authorized_keys).expect("read");
+    assert_eq!(text, format!("{deployed}# added by another writer\n"));
+
+    // Crashed right after the write: the next run finishes the rotation from the journal.
+    assert_ne!(rotate(&format!("written:{target}=abort")).code, 0);
+    v.run(&["rotate", "personal", "--passphrase-env", "KV_PASS2"])
+        .expect(0)
+        .no_secrets();
+    let current = v.home.join("current/personal");
+    assert_eq!(sshd.ssh(&current, PASS2, "true").code, 0);
+    let text = std::fs::read_to_string(&sshd.authorized_keys).expect("read");
+    assert!(
+        text.starts_with(&before),
+        "unrelated lines changed:\n{text}"
+    );
+    assert!(text.contains("# added by another writer\n"), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.contains("keyvault:")).count(),
+        1,
+        "{text}"
+    );
+    v.run(&["log", "--verify"]).expect(0);
+    // No temporary file was left beside it, whatever happened.
+    let dir = sshd.authorized_keys.parent().expect("dir");
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .expect("list")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().contains(".keyvault."))
+        .map(|e| e.file_name())
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
 #[test]
 fn an_ssh_rotation_whose_new_key_cannot_log_in_keeps_the_old_key() {
     let (v, sshd, _) = setup();
