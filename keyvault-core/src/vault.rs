@@ -1158,6 +1158,10 @@ impl Vault {
     ) -> Result<StatusReport> {
         // Files others can read are findings, not failures: a monitor must say so.
         let mut findings = self.file_mode_findings();
+        // The key files' modes are read on a second thread while the inventory is parsed:
+        // at fleet size each takes about as long as the other.
+        let keys_dir = self.store.keys_dir();
+        let scan = std::thread::spawn(move || key_file_modes(&keys_dir));
         let inventory = match self.store.load() {
             Ok(i) => i,
             Err(StoreError::Permissions { .. }) if !findings.is_empty() => {
@@ -1178,6 +1182,7 @@ impl Vault {
             .iter()
             .filter(|k| k.state() != KeyState::Revoked)
             .collect();
+        let modes = scan.join().ok().flatten();
         for k in &live {
             let window =
                 warn_within.unwrap_or_else(|| self.config.policy(k.purpose()).warn_within());
@@ -1213,20 +1218,29 @@ impl Vault {
                 }
             }
             let path = self.private_key_path(k);
-            match std::fs::symlink_metadata(&path) {
-                Ok(meta) if meta.is_file() && meta.mode() & 0o077 != 0 => findings.push(Finding {
+            // The mode of the key's file if it is a regular file (the inventory's paths are
+            // always keys/<id>, checked when it is read).
+            let mode = match &modes {
+                Some(modes) => modes.get(k.id().as_str()).copied().flatten(),
+                None => std::fs::symlink_metadata(&path)
+                    .ok()
+                    .filter(std::fs::Metadata::is_file)
+                    .map(|meta| meta.mode()),
+            };
+            match mode {
+                Some(mode) if mode & 0o077 != 0 => findings.push(Finding {
                     severity: Severity::High,
                     kind: FindingKind::Permissions,
                     key_id: Some(k.id().clone()),
                     message: format!(
                         "private key {} has mode {:04o}; expected 0600",
                         path.display(),
-                        meta.mode() & 0o7777
+                        mode & 0o7777
                     ),
                     fix: format!("chmod 600 {}", path.display()),
                 }),
-                Ok(meta) if meta.is_file() => {}
-                _ => findings.push(Finding {
+                Some(_) => {}
+                None => findings.push(Finding {
                     severity: Severity::High,
                     kind: FindingKind::KeyFile,
                     key_id: Some(k.id().clone()),
@@ -1444,4 +1458,30 @@ impl Vault {
             inventory.audit_head(),
         )?)
     }
+}
+
+/// The mode of every private key file in `dir` by file name (`None`: there, but not a
+/// regular file), from one directory listing: each entry is `lstat`ed relative to the
+/// directory, with no path walk. `None` when the directory cannot be listed (the caller then
+/// looks at each file itself).
+fn key_file_modes(dir: &Path) -> Option<std::collections::HashMap<String, Option<u32>>> {
+    let mut modes = std::collections::HashMap::new();
+    for entry in std::fs::read_dir(dir).ok()? {
+        let entry = entry.ok()?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        // Public halves and temporary files are not private keys.
+        if name.ends_with(".pub") || name.starts_with('.') {
+            continue;
+        }
+        // `DirEntry::metadata` does not follow symlinks.
+        let mode = entry
+            .metadata()
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .map(|meta| meta.mode());
+        modes.insert(name, mode);
+    }
+    Some(modes)
 }

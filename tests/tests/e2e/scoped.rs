@@ -239,8 +239,9 @@ fn known_host(v: &Vault, sshd: &Sshd) -> String {
     format!("[127.0.0.1]:{} {host_pub}", sshd.port)
 }
 
-#[test]
-fn rotation_on_an_ssh_host_proves_the_new_key_before_removing_the_old() {
+/// A test host the user's own SSH setup reaches, with `personal` deployed to it over SSH:
+/// the vault, the host, the file before keyvault touched it, and the target's name.
+fn personal_on_ssh_host() -> (Vault, Sshd, String, String) {
     let (v, sshd, _) = setup();
     let before = user_ssh_setup(&v, &sshd);
     let target = format!(
@@ -252,6 +253,12 @@ fn rotation_on_an_ssh_host_proves_the_new_key_before_removing_the_old() {
     v.run(&["deploy", "personal", "--to", &target])
         .expect(0)
         .no_secrets();
+    (v, sshd, before, target)
+}
+
+#[test]
+fn rotation_on_an_ssh_host_proves_the_new_key_before_removing_the_old() {
+    let (v, sshd, before, target) = personal_on_ssh_host();
     let current = v.home.join("current/personal");
     assert_eq!(sshd.ssh(&current, PASS, "true").code, 0);
     let old = v.home.join("keys/personal-1");
@@ -293,15 +300,7 @@ fn rotation_on_an_ssh_host_proves_the_new_key_before_removing_the_old() {
 /// else between keyvault's read and its write is not overwritten.
 #[test]
 fn ssh_edits_survive_crashes_and_never_overwrite_another_writer() {
-    let (v, sshd, _) = setup();
-    let before = user_ssh_setup(&v, &sshd);
-    let target = format!(
-        "ssh://root@127.0.0.1:{}{}",
-        sshd.port,
-        sshd.authorized_keys.display()
-    );
-    v.new_key("personal", &[]);
-    v.run(&["deploy", "personal", "--to", &target]).expect(0);
+    let (v, sshd, before, target) = personal_on_ssh_host();
     let deployed = std::fs::read_to_string(&sshd.authorized_keys).expect("read");
     let rotate = |fault: &str| {
         v.set_env("KEYVAULT_TEST_FAULT", fault);
