@@ -108,7 +108,9 @@ if want 3; then
 echo "== 3. list --json and status --offline at 1,000 and 10,000 keys"
 for n in 1000 10000; do
   "$FLEET" --home "$WORK/fleet$n" --out "$WORK/fleet$n-out" --keys "$n" --purposes 50 --expired $((n / 10)) --runpod 0 >/dev/null
-  hyperfine -N -i --warmup 2 --runs "$RUNS" --export-csv "$WORK/list$n.csv" \
+  # Write the new vault out first, so the kernel flushing it does not land in the timings.
+  sync
+  hyperfine -N -i --warmup 5 --runs "$RUNS" --export-csv "$WORK/list$n.csv" \
     -n list "$KV --home $WORK/fleet$n --json list" \
     -n status "$KV --home $WORK/fleet$n --json status --offline" >/dev/null
   for cmd in list status; do
