@@ -157,9 +157,7 @@ pub fn generate<R: CryptoRng + ?Sized>(
         }
         Algorithm::Rsa {
             bits: bits @ (3072 | 4096),
-        } => RsaKeypair::random(rng, bits as usize)
-            .map_err(crypto)?
-            .into(),
+        } => rsa_keypair(rng, bits).map_err(crypto)?.into(),
         Algorithm::EcdsaP256 => EcdsaKeypair::random(rng, EcdsaCurve::NistP256)
             .map_err(crypto)?
             .into(),
@@ -174,6 +172,70 @@ pub fn generate<R: CryptoRng + ?Sized>(
         }
     };
     PrivateKey::new(data, comment).map_err(crypto)
+}
+
+/// An RSA key pair of `bits` with e = 65537, made as `rsa::PrivateKey::new` makes it (two
+/// primes of half the size, each with its top two bits set, found by crypto-primes' sieve and
+/// primality test), except that the two primes are searched for at the same time, one per
+/// thread. The search is most of the time RSA generation takes, and it varies widely, so
+/// this takes about the longer of the two searches rather than their sum.
+///
+/// Each search draws from its own ChaCha20 generator seeded from `rng`, so the key still
+/// comes from the caller's randomness alone.
+fn rsa_keypair<R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    bits: u32,
+) -> Result<RsaKeypair, ssh_key::Error> {
+    use chacha20::ChaCha20Rng;
+    use ssh_key::rand_core::SeedableRng;
+    let half = bits / 2;
+    // A retry needs both primes to fail a check that almost never fails (e = 65537 not
+    // invertible, or equal primes); the bound only keeps a bug from looping forever.
+    for _ in 0..64 {
+        let mut seeds = zeroize::Zeroizing::new([[0u8; 32]; 2]);
+        rng.fill_bytes(&mut seeds[0]);
+        rng.fill_bytes(&mut seeds[1]);
+        let (p, q) = std::thread::scope(|scope| {
+            let other = scope.spawn(|| random_prime(&mut ChaCha20Rng::from_seed(seeds[1]), half));
+            let p = random_prime(&mut ChaCha20Rng::from_seed(seeds[0]), half);
+            let q = other
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e));
+            (p, q)
+        });
+        if p == q {
+            continue;
+        }
+        let e = crypto_bigint::BoxedUint::from(65_537u32);
+        let Ok(key) = rsa::PrivateKey::from_p_q(p, q, e) else {
+            continue;
+        };
+        // Always true with the top two bits of both primes set; checked all the same.
+        if rsa::traits::PublicKeyParts::n(&key).bit_width() != bits {
+            continue;
+        }
+        return RsaKeypair::try_from(key);
+    }
+    Err(ssh_key::Error::Crypto)
+}
+
+/// A random odd prime of exactly `bits` bits with its top two bits set.
+fn random_prime<R: CryptoRng>(rng: &mut R, bits: u32) -> crypto_bigint::BoxedUint {
+    use crypto_bigint::{BitOps, BoxedUint, RandomBits};
+    use crypto_primes::{Flavor, hazmat::SmallFactorsSieve, is_prime};
+    let length = std::num::NonZeroU32::new(bits).unwrap_or(std::num::NonZeroU32::MIN);
+    loop {
+        let mut start = BoxedUint::random_bits(rng, bits);
+        start.set_bit_vartime(0, true);
+        start.set_bit_vartime(bits - 1, true);
+        start.set_bit_vartime(bits - 2, true);
+        let Ok(mut sieve) = SmallFactorsSieve::new(start, length, false) else {
+            continue;
+        };
+        if let Some(prime) = sieve.find(|candidate| is_prime(Flavor::Any, candidate)) {
+            return prime;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -217,6 +279,51 @@ mod tests {
             );
             assert_eq!(key.comment().as_bytes(), b"c");
         }
+    }
+
+    /// RSA keys: the right size, e = 65537, two primes of half the size with their top two
+    /// bits set whose product is n, a working signature, and every bit from the caller's
+    /// generator (the same seed makes the same key, another seed another key).
+    #[test]
+    fn rsa_primes_are_searched_side_by_side_from_the_callers_randomness() {
+        use chacha20::ChaCha20Rng;
+        use crypto_bigint::BoxedUint;
+        use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+        use ssh_key::rand_core::SeedableRng;
+        let make = |seed: u8| {
+            let mut rng = ChaCha20Rng::from_seed([seed; 32]);
+            let key = generate(&mut rng, Algorithm::Rsa { bits: 3072 }, "c").expect("generate");
+            let pair = key.key_data().rsa().expect("an RSA key pair").clone();
+            (key, pair)
+        };
+        let (key, pair) = make(1);
+        assert_eq!(
+            Algorithm::of_public_key(key.public_key(), "k").expect("alg"),
+            Algorithm::Rsa { bits: 3072 }
+        );
+        let rsa_key = rsa::PrivateKey::try_from(&pair).expect("converts");
+        assert_eq!(rsa_key.e(), &BoxedUint::from(65_537u32));
+        let primes = rsa_key.primes();
+        assert_eq!(primes.len(), 2);
+        for p in primes {
+            assert_eq!(p.bit_width(), 1536);
+            assert!(p.bit(1535).to_bool() && p.bit(1534).to_bool() && p.bit(0).to_bool());
+        }
+        let product = crypto_bigint::ConcatenatingMul::concatenating_mul(
+            primes[0].as_ref(),
+            primes[1].as_ref(),
+        );
+        assert_eq!(product, rsa_key.n().clone().get());
+        rsa_key.validate().expect("a consistent key");
+        let signature =
+            ssh_key::SshSig::sign(&key, "keyvault-test", ssh_key::HashAlg::Sha512, b"m")
+                .expect("signs");
+        key.public_key()
+            .verify("keyvault-test", b"m", &signature)
+            .expect("verifies");
+
+        assert_eq!(make(1).1, pair, "the same seed makes the same key");
+        assert_ne!(make(2).1, pair);
     }
 
     fn rand_core_rng() -> ssh_key::rand_core::UnwrapErr<ssh_key::getrandom::SysRng> {
