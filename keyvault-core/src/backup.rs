@@ -523,12 +523,19 @@ impl Vault {
             files,
             keyring,
         };
-        let plain =
-            Zeroizing::new(
-                serde_json::to_vec(&archive).map_err(|e| BackupError::Encrypt {
-                    reason: e.to_string(),
-                })?,
-            );
+        // Sized up front so the buffer holding the plaintext (keyring passphrases too) is
+        // not regrown, which would leave copies behind that are never zeroized. Escaping
+        // at most doubles text that is mostly base64 and newlines.
+        let text_bytes: usize = archive.files.iter().map(|f| f.text.len()).sum::<usize>()
+            + archive
+                .keyring
+                .iter()
+                .map(|s| s.secret.len() + 256)
+                .sum::<usize>();
+        let mut plain = Zeroizing::new(Vec::with_capacity(2 * text_bytes + 4096));
+        serde_json::to_writer(&mut *plain, &archive).map_err(|e| BackupError::Encrypt {
+            reason: e.to_string(),
+        })?;
         let encrypt_err = |e: &dyn std::fmt::Display| BackupError::Encrypt {
             reason: e.to_string(),
         };
@@ -748,23 +755,11 @@ impl Vault {
                     fsutil::Replace::No,
                 )?;
             }
-            fsutil::ensure_dir(&staging.join("current"), 0o700)?;
-            let purposes: std::collections::BTreeSet<_> = inventory
-                .keys()
-                .iter()
-                .map(|k| k.purpose().clone())
-                .collect();
-            for purpose in purposes {
-                if let Some(active) = inventory.active(&purpose) {
-                    let current = staging.join("current");
-                    fsutil::swap_symlink(
-                        &Path::new("../keys").join(format!("{}.pub", active.id())),
-                        &current.join(format!("{purpose}.pub")),
-                    )?;
-                    fsutil::swap_symlink(
-                        &Path::new("../keys").join(active.id().as_str()),
-                        &current.join(purpose.as_str()),
-                    )?;
+            let current = staging.join("current");
+            fsutil::ensure_dir(&current, 0o700)?;
+            for purpose in inventory.purposes() {
+                if let Some(active) = inventory.active(purpose) {
+                    crate::vault::point_current_in(&current, purpose, active.id())?;
                 }
             }
             fsutil::sync_dir(&staging.join("keys"))?;

@@ -168,7 +168,12 @@ impl Vault {
             .into());
         }
         let subject = format!("certificate authority {}", record.id());
-        let plain = self.unlock(&record, callbacks, &subject)?;
+        let plain = self.unlock(
+            &record,
+            callbacks,
+            &subject,
+            crate::callbacks::PassphraseKind::Existing,
+        )?;
         Ok((record, plain))
     }
 }

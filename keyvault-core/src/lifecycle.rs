@@ -201,6 +201,13 @@ impl Report {
     }
 }
 
+/// What `deploy`/`revoke` did to a key at pods.
+#[derive(Clone, Copy)]
+enum PodEdit {
+    Added,
+    Removed,
+}
+
 /// The target name of a pod's direct SSH endpoint, if it has a usable one.
 fn pod_target(pod: &crate::runpod::Pod) -> Option<String> {
     let d = pod.ssh.as_ref().and_then(|s| s.direct.as_ref())?;
@@ -898,7 +905,12 @@ impl Vault {
                 continue;
             }
             let subject = format!("key {} (to log in to its pods)", old.id());
-            let plain = self.unlock(&old, callbacks, &subject)?;
+            let plain = self.unlock(
+                &old,
+                callbacks,
+                &subject,
+                crate::callbacks::PassphraseKind::Existing,
+            )?;
             opened.identities.insert(old.id().clone(), plain);
             if !pods_here.is_empty() {
                 found.insert(item.purpose.clone(), pods_here);
@@ -1279,13 +1291,23 @@ impl Vault {
         let subject = format!("key {}", record.id());
         opened.identities.insert(
             record.id().clone(),
-            self.unlock(&record, callbacks, &subject)?,
+            self.unlock(
+                &record,
+                callbacks,
+                &subject,
+                crate::callbacks::PassphraseKind::Existing,
+            )?,
         );
         let logins: BTreeSet<KeyId> = jobs.iter().map(|(_, id)| id.clone()).collect();
         for id in logins {
             let login = key(&inventory, &id)?.clone();
             let subject = format!("key {id} (to log in to pods)");
-            let plain = self.unlock_for_login(&login, callbacks, &subject)?;
+            let plain = self.unlock(
+                &login,
+                callbacks,
+                &subject,
+                crate::callbacks::PassphraseKind::Login,
+            )?;
             opened.identities.insert(id, plain);
         }
         let results = self.fan_out(
@@ -1302,24 +1324,13 @@ impl Vault {
                 .collect(),
             &mut report,
         );
-        let mut drafts = Vec::new();
-        for (name, result) in results {
-            match result {
-                Ok(()) => {
-                    key_mut(&mut inventory, record.id())?.mark_deployed(&name, now);
-                    drafts.push(draft("deploy", &record, format!("added to {name}")));
-                    report.deployed.push(Deployed {
-                        key: record.id().clone(),
-                        target: name.clone(),
-                    });
-                    report.pod(pod_id(&name), "added", "key added and proven to log in");
-                }
-                Err(e) => report.pod(pod_id(&name), "failed", e.to_string()),
-            }
-        }
-        if !drafts.is_empty() {
-            self.record(&mut inventory, &drafts)?;
-        }
+        self.settle_pods(
+            &mut inventory,
+            &record,
+            results,
+            PodEdit::Added,
+            &mut report,
+        )?;
         Ok(report)
     }
 
@@ -1397,7 +1408,12 @@ impl Vault {
                 .into());
             }
             let subject = format!("key {} (to log in to its pods and remove it)", record.id());
-            let plain = self.unlock(&record, callbacks, &subject)?;
+            let plain = self.unlock(
+                &record,
+                callbacks,
+                &subject,
+                crate::callbacks::PassphraseKind::Existing,
+            )?;
             opened.identities.insert(record.id().clone(), plain);
             let remove: HashSet<String> = HashSet::from([record.fingerprint().to_owned()]);
             let results = self.fan_out(
@@ -1415,25 +1431,13 @@ impl Vault {
                     .collect(),
                 &mut report,
             );
-            let now = self.now();
-            let mut drafts = Vec::new();
-            for (name, result) in results {
-                match result {
-                    Ok(()) => {
-                        key_mut(&mut inventory, record.id())?.mark_removed_from(&name, now);
-                        drafts.push(draft("undeploy", &record, format!("removed from {name}")));
-                        report.pod(
-                            pod_id(&name),
-                            "removed",
-                            "key removed; verified by reading back",
-                        );
-                    }
-                    Err(e) => report.pod(pod_id(&name), "failed", e.to_string()),
-                }
-            }
-            if !drafts.is_empty() {
-                self.record(&mut inventory, &drafts)?;
-            }
+            self.settle_pods(
+                &mut inventory,
+                &record,
+                results,
+                PodEdit::Removed,
+                &mut report,
+            )?;
         }
         if !revoked {
             self.revoke_keys(
@@ -1446,6 +1450,51 @@ impl Vault {
             )?;
         }
         Ok(report)
+    }
+
+    /// Records what [`Vault::fan_out`] did to `record` at each pod: the deployment (added
+    /// or removed), an audit event per pod, and each pod's outcome in the report.
+    fn settle_pods(
+        &self,
+        inventory: &mut Inventory,
+        record: &KeyRecord,
+        results: Vec<(String, Result<()>)>,
+        edit: PodEdit,
+        report: &mut Report,
+    ) -> Result<()> {
+        let now = self.now();
+        let mut drafts = Vec::new();
+        for (name, result) in results {
+            if let Err(e) = result {
+                report.pod(pod_id(&name), "failed", e.to_string());
+                continue;
+            }
+            let entry = key_mut(inventory, record.id())?;
+            match edit {
+                PodEdit::Added => {
+                    entry.mark_deployed(&name, now);
+                    drafts.push(draft("deploy", record, format!("added to {name}")));
+                    report.deployed.push(Deployed {
+                        key: record.id().clone(),
+                        target: name.clone(),
+                    });
+                    report.pod(pod_id(&name), "added", "key added and proven to log in");
+                }
+                PodEdit::Removed => {
+                    entry.mark_removed_from(&name, now);
+                    drafts.push(draft("undeploy", record, format!("removed from {name}")));
+                    report.pod(
+                        pod_id(&name),
+                        "removed",
+                        "key removed; verified by reading back",
+                    );
+                }
+            }
+        }
+        if !drafts.is_empty() {
+            self.record(inventory, &drafts)?;
+        }
+        Ok(())
     }
 
     /// The running pods of a RunPod account.
@@ -1827,10 +1876,10 @@ impl Vault {
             })?;
             // Its passphrase opens nothing any more.
             let forgot = match key(&inventory, id)?.keyring_account() {
-                Some(account) => match self.keyring().and_then(|k| Ok(k.delete(account)?)) {
-                    Ok(_) => "; its passphrase deleted from the OS keyring",
-                    Err(_) => "; its passphrase could not be deleted from the OS keyring",
-                },
+                Some(account) if self.forget_keyring_account(account) => {
+                    "; its passphrase deleted from the OS keyring"
+                }
+                Some(_) => "; its passphrase could not be deleted from the OS keyring",
                 None => "",
             };
             let record = key_mut(&mut inventory, id)?;

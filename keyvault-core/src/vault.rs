@@ -266,17 +266,8 @@ impl Vault {
     }
 
     /// The passphrase of an existing encrypted key: from the keyring when its record says
-    /// it lives there, else asked of `callbacks`.
-    pub(crate) fn existing_passphrase(
-        &self,
-        record: &KeyRecord,
-        callbacks: &mut dyn Callbacks,
-        subject: &str,
-    ) -> Result<Passphrase> {
-        self.passphrase_of(record, callbacks, subject, PassphraseKind::Existing)
-    }
-
-    fn passphrase_of(
+    /// it lives there, else asked of `callbacks` as `kind`.
+    pub(crate) fn passphrase_of(
         &self,
         record: &KeyRecord,
         callbacks: &mut dyn Callbacks,
@@ -291,28 +282,10 @@ impl Vault {
         }
     }
 
-    /// Decrypts a record's key (asking for or fetching its passphrase as needed).
+    /// Decrypts a record's key, fetching its passphrase from the keyring or asking
+    /// `callbacks` for it as `kind` ([`PassphraseKind::Existing`] for the key an operation
+    /// is about, [`PassphraseKind::Login`] for one keyvault logs in with on its behalf).
     pub(crate) fn unlock(
-        &self,
-        record: &KeyRecord,
-        callbacks: &mut dyn Callbacks,
-        subject: &str,
-    ) -> Result<PrivateKey> {
-        self.unlock_as(record, callbacks, subject, PassphraseKind::Existing)
-    }
-
-    /// Decrypts a key keyvault logs in with on behalf of another key's operation (its
-    /// passphrase is asked for as [`PassphraseKind::Login`]).
-    pub(crate) fn unlock_for_login(
-        &self,
-        record: &KeyRecord,
-        callbacks: &mut dyn Callbacks,
-        subject: &str,
-    ) -> Result<PrivateKey> {
-        self.unlock_as(record, callbacks, subject, PassphraseKind::Login)
-    }
-
-    fn unlock_as(
         &self,
         record: &KeyRecord,
         callbacks: &mut dyn Callbacks,
@@ -379,14 +352,10 @@ impl Vault {
         }
     }
 
-    /// Forgets a key's keyring passphrase, if it has one (best effort: a keyring that is
-    /// gone cannot hold it anyway).
-    pub(crate) fn forget_keyring_passphrase(&self, record: &KeyRecord) {
-        if let Some(account) = record.keyring_account()
-            && let Ok(k) = self.keyring()
-        {
-            let _ = k.delete(account);
-        }
+    /// Deletes a passphrase from the keyring once nothing it opens is left. Best effort (a
+    /// keyring that is gone cannot hold it anyway): `false` when it could not be deleted.
+    pub(crate) fn forget_keyring_account(&self, account: &str) -> bool {
+        self.keyring().is_ok_and(|k| k.delete(account).is_ok())
     }
 
     /// Reports each pod's progress during `rotate --pods` to `sink` (called from worker
@@ -789,7 +758,9 @@ impl Vault {
     }
 
     pub(crate) fn remove_key_files(&self, record: &KeyRecord) {
-        self.forget_keyring_passphrase(record);
+        if let Some(account) = record.keyring_account() {
+            self.forget_keyring_account(account);
+        }
         let path = self.private_key_path(record);
         let _ = std::fs::remove_file(&path);
         let _ = std::fs::remove_file(path.with_file_name(format!("{}.pub", record.id())));
@@ -863,8 +834,8 @@ impl Vault {
             _ => None,
         };
         let forget = |account: &Option<String>| {
-            if let (Some(a), Ok(k)) = (account, self.keyring()) {
-                let _ = k.delete(a);
+            if let Some(a) = account {
+                self.forget_keyring_account(a);
             }
         };
         if let Err(e) = keyfile::write_new(&private_path, &text) {
@@ -928,17 +899,7 @@ impl Vault {
     }
 
     pub(crate) fn point_current(&self, purpose: &Purpose, id: &KeyId) -> Result<()> {
-        let dir = self.store.current_dir();
-        fsutil::ensure_dir(&dir, 0o700)?;
-        fsutil::swap_symlink(
-            &Path::new("../keys").join(format!("{id}.pub")),
-            &dir.join(format!("{purpose}.pub")),
-        )?;
-        fsutil::swap_symlink(
-            &Path::new("../keys").join(id.as_str()),
-            &dir.join(purpose.as_str()),
-        )?;
-        Ok(())
+        point_current_in(&self.store.current_dir(), purpose, id)
     }
 
     /// Adopts an existing OpenSSH private key (e.g. one `ssh-keygen` made) as the active
@@ -1068,7 +1029,7 @@ impl Vault {
         let (key, original) = self.read_record_key(&record)?;
         let subject = format!("key {}", record.id());
         let plain = if key.is_encrypted() {
-            let old = self.existing_passphrase(&record, callbacks, &subject)?;
+            let old = self.passphrase_of(&record, callbacks, &subject, PassphraseKind::Existing)?;
             keyfile::decrypt(&key, &old, &subject)?
         } else {
             key.clone()
@@ -1103,7 +1064,7 @@ impl Vault {
         fsutil::write_atomic(&path, text.as_bytes(), 0o600, fsutil::Replace::Yes)?;
         entry.protection = Protection::Passphrase;
         entry.kdf_rounds = Some(rounds);
-        let in_keyring = entry.keyring_account.take().map(|_| record.clone());
+        let in_keyring = entry.keyring_account.take();
         let updated = entry.clone();
         self.record(
             &mut inventory,
@@ -1118,8 +1079,8 @@ impl Vault {
             }],
         )?;
         // The keyring's passphrase no longer opens the key.
-        if let Some(old) = in_keyring {
-            self.forget_keyring_passphrase(&old);
+        if let Some(account) = in_keyring {
+            self.forget_keyring_account(&account);
         }
         Ok(updated)
     }
@@ -1376,7 +1337,7 @@ impl Vault {
         });
         let secs = u32::try_from(wanted.min(remaining).max(1)).unwrap_or(u32::MAX);
         let subject = format!("key {}", record.id());
-        let plain = self.unlock(&record, callbacks, &subject)?;
+        let plain = self.unlock(&record, callbacks, &subject, PassphraseKind::Existing)?;
         crate::agent::add_identity_with(socket, &plain, Some(secs), confirm)?;
         let _lock = self.lock()?;
         inventory = self.store.load()?;
@@ -1484,4 +1445,19 @@ fn key_file_modes(dir: &Path) -> Option<std::collections::HashMap<String, Option
         modes.insert(name, mode);
     }
     Some(modes)
+}
+
+/// Points `dir/<purpose>` (and `.pub`) at key `id` in the sibling `keys/` directory: the
+/// `current/` links of a home, or of one being staged by a restore.
+pub(crate) fn point_current_in(dir: &Path, purpose: &Purpose, id: &KeyId) -> Result<()> {
+    fsutil::ensure_dir(dir, 0o700)?;
+    fsutil::swap_symlink(
+        &Path::new("../keys").join(format!("{id}.pub")),
+        &dir.join(format!("{purpose}.pub")),
+    )?;
+    fsutil::swap_symlink(
+        &Path::new("../keys").join(id.as_str()),
+        &dir.join(purpose.as_str()),
+    )?;
+    Ok(())
 }

@@ -118,7 +118,8 @@ fn describe(e: &keyring_core::Error) -> String {
         E::Ambiguous(v) => format!("{} entries match", v.len()),
         E::NoDefaultStore => "no credential store is set up".to_owned(),
         E::NotSupportedByStore(s) => s.clone(),
-        other => format!("{other:?}").chars().take(200).collect(),
+        // Not Debug: a variant this build does not know could carry the stored bytes.
+        other => other.to_string().chars().take(200).collect(),
     }
 }
 
@@ -283,9 +284,12 @@ pub(crate) fn random_passphrase<R: ssh_key::rand_core::CryptoRng + ?Sized>(
 ) -> Passphrase {
     let mut bytes = Zeroizing::new([0u8; 32]);
     rng.fill_bytes(bytes.as_mut());
+    // Written straight into a buffer of the final size: no partial copy is left behind.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut text = String::with_capacity(64);
     for b in bytes.iter() {
-        text.push_str(&format!("{b:02x}"));
+        text.push(char::from(HEX[usize::from(b >> 4)]));
+        text.push(char::from(HEX[usize::from(b & 0xf)]));
     }
     Passphrase::new(text)
 }
@@ -362,5 +366,12 @@ mod tests {
         let b = random_passphrase(&mut rng);
         assert_eq!(a.expose().len(), 64);
         assert_ne!(a.expose(), b.expose());
+        // Exactly the generator's 32 bytes, in lowercase hex.
+        use ssh_key::rand_core::{Rng, SeedableRng};
+        let seeded = random_passphrase(&mut chacha20::ChaCha20Rng::from_seed([5; 32]));
+        let mut bytes = [0u8; 32];
+        chacha20::ChaCha20Rng::from_seed([5; 32]).fill_bytes(&mut bytes);
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(seeded.expose(), hex);
     }
 }
