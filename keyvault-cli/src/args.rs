@@ -271,7 +271,8 @@ pub struct NewArgs {
     #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_file", "passphrase_stdin"])]
     pub no_passphrase: bool,
     /// Encrypt with a strong random passphrase kept in the OS keyring (service keyvault,
-    /// account = the key id); later commands fetch it from there without asking.
+    /// account = the key id, or ID@HOME for a vault outside the default home); later
+    /// commands fetch it from there without asking.
     #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_file", "passphrase_stdin", "no_passphrase"])]
     pub passphrase_keyring: bool,
 }
@@ -396,7 +397,8 @@ pub struct MintArgs {
     #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_file", "passphrase_stdin"])]
     pub no_passphrase: bool,
     /// Encrypt with a strong random passphrase kept in the OS keyring (service keyvault,
-    /// account = the key id); later commands fetch it from there without asking.
+    /// account = the key id, or ID@HOME for a vault outside the default home); later
+    /// commands fetch it from there without asking.
     #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_file", "passphrase_stdin", "no_passphrase"])]
     pub passphrase_keyring: bool,
     /// Also sign a user certificate, valid until the key expires.

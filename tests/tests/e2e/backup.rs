@@ -195,7 +195,18 @@ fn an_export_to_an_age_recipient_opens_with_the_age_cli_and_restores_exactly() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o700);
-    v.run(&["--json", "status", "--offline"]).no_secrets();
+    // status finds every file, mode, link and the log as they should be.
+    let status = v
+        .run(&["--json", "status", "--offline"])
+        .no_secrets()
+        .json();
+    for f in status["findings"].as_array().expect("findings") {
+        assert!(
+            !["current-link", "key-file", "permissions", "audit-broken"]
+                .contains(&f["kind"].as_str().expect("kind")),
+            "{status}"
+        );
+    }
 
     // A home that holds files is refused and left exactly as it was...
     let snap = snapshot(&v.home);
@@ -242,9 +253,12 @@ fn passphrase_archives_and_ssh_identities_restore_and_every_bad_archive_writes_n
     let a = archive.to_str().expect("utf8");
     // A weak passphrase is refused.
     v.set_env("WEAK", "backup1");
-    v.run(&["export", "-o", a, "--passphrase-env", "WEAK"])
+    let out = v
+        .run(&["export", "-o", a, "--passphrase-env", "WEAK"])
         .expect(2)
         .no_secrets();
+    assert!(out.stderr.contains("too weak"), "{}", out.stderr);
+    assert!(!out.stderr.contains("backup1"), "{}", out.stderr);
     assert!(!archive.exists());
     v.run(&["export", "-o", a, "--passphrase-env", "KV_PASS2", "--armor"])
         .expect(0)
@@ -255,8 +269,11 @@ fn passphrase_archives_and_ssh_identities_restore_and_every_bad_archive_writes_n
         "{text}"
     );
     // An existing file is never overwritten without --force.
-    v.run(&["export", "-o", a, "--passphrase-env", "KV_PASS2"])
+    let out = v
+        .run(&["export", "-o", a, "--passphrase-env", "KV_PASS2"])
         .expect(2);
+    assert!(out.stderr.contains("--force"), "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(&archive).expect("kept"), text);
 
     let other = v.root.join("other");
     let o = other.to_str().expect("utf8");

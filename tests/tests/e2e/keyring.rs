@@ -235,10 +235,17 @@ fn runpod_login_keeps_the_api_key_in_the_keyring_in_the_documented_order() {
     v.set_env("RUNPOD_API_URL", &server.url());
     v.set_env("KEYVAULT_RUNPOD_TIMEOUT", "2");
 
-    // The key never travels in argv: there is no such argument.
-    v.run(&["runpod", "login", DEFAULT_KEY])
+    // The key never travels in argv: there is no such argument, and the refusal does not
+    // echo what was typed.
+    let out = v
+        .run(&["runpod", "login", DEFAULT_KEY])
         .expect(2)
         .no_secrets();
+    assert!(
+        out.stderr.contains("takes no API key on the command line"),
+        "{}",
+        out.stderr
+    );
     let out = v
         .run_stdin(&["runpod", "login", "--stdin"], &format!("{DEFAULT_KEY}\n"))
         .expect(0)
@@ -307,7 +314,10 @@ fn runpod_login_keeps_the_api_key_in_the_keyring_in_the_documented_order() {
     );
     assert_eq!(ss.lookup("runpod-api-key"), None);
     assert!(ss.accounts().contains(&"runpod-api-key:team".to_owned()));
-    // Junk is not an API key.
-    v.run_stdin(&["runpod", "login", "--stdin"], "two words\n")
+    // Junk is not an API key, and nothing is stored.
+    let out = v
+        .run_stdin(&["runpod", "login", "--stdin"], "two words\n")
         .expect(2);
+    assert!(out.stderr.contains("not an API key"), "{}", out.stderr);
+    assert_eq!(ss.lookup("runpod-api-key"), None);
 }

@@ -10,6 +10,16 @@ use keyvault_tests::fake_runpod::{FakeRunpod, pod};
 const UNMANAGED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILXGDN/SclOozk1xsDztpmhGiKkkrfQB9SKoO8dSIQQZ me@example.com";
 
 /// A pod: an sshd whose authorized_keys holds what RunPod's image would have put there.
+/// Pod `id` as listed in the JSON of `keyvault runpod pods`.
+fn listed<'a>(pods: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    pods["pods"]
+        .as_array()
+        .expect("pods")
+        .iter()
+        .find(|p| p["id"] == id)
+        .unwrap_or_else(|| panic!("no pod {id} in {pods}"))
+}
+
 fn pod_sshd(v: &Vault, name: &str, keys: &[&str]) -> Sshd {
     let dir = v.root.join(name);
     std::fs::create_dir(&dir).expect("mkdir");
@@ -172,12 +182,7 @@ fn rotate_pods_updates_reachable_pods_and_keeps_the_old_key_for_the_rest() {
         "{status}"
     );
     let pods = v.run(&["--json", "runpod", "pods"]).expect(0).json();
-    let poda = pods["pods"]
-        .as_array()
-        .expect("pods")
-        .iter()
-        .find(|p| p["id"] == "poda")
-        .expect("poda");
+    let poda = listed(&pods, "poda");
     assert_eq!(poda["warnings"], serde_json::json!([]), "{poda}");
 
     // Once that pod is gone, sweep finishes the rotation.
@@ -288,13 +293,7 @@ fn deploy_and_revoke_reach_the_running_pods_that_trust_the_purpose() {
     let again = deploy_to_pods().expect(1).json();
     assert_eq!(outcomes(&again, "poda"), ["already"], "{again}");
     let pods = v.run(&["--json", "runpod", "pods"]).expect(0).json();
-    let poda = pods["pods"]
-        .as_array()
-        .expect("pods")
-        .iter()
-        .find(|p| p["id"] == "poda")
-        .expect("poda")
-        .clone();
+    let poda = listed(&pods, "poda");
     assert!(
         poda["keys"]
             .as_array()
@@ -340,26 +339,14 @@ fn deploy_and_revoke_reach_the_running_pods_that_trust_the_purpose() {
     assert!(!server.keys().contains(&p1), "gone from the account too");
     // The pods that kept it are flagged, and the same command retries them.
     let pods = v.run(&["--json", "runpod", "pods"]).expect(0).json();
-    let dead = pods["pods"]
-        .as_array()
-        .expect("pods")
-        .iter()
-        .find(|p| p["id"] == "dead")
-        .expect("dead")
-        .clone();
+    let dead = listed(&pods, "dead");
     assert!(
         dead["warnings"]
             .to_string()
             .contains("revoked key personal-1"),
         "{dead}"
     );
-    let poda = pods["pods"]
-        .as_array()
-        .expect("pods")
-        .iter()
-        .find(|p| p["id"] == "poda")
-        .expect("poda")
-        .clone();
+    let poda = listed(&pods, "poda");
     assert!(
         !poda["keys"]
             .as_array()
