@@ -431,7 +431,7 @@ fn run(cli: Cli) -> Result<Done, Failure> {
             let mut callbacks = CliCallbacks::new(old, new, cli.no_input, show_progress);
             let key = vault.change_passphrase(&mut rng, &a.key, &mut callbacks)?;
             if json {
-                print_json(&render::key_json(&vault, &key, vault.now()));
+                print_json(&render::KeyJson::new(&vault, &key, vault.now()));
             } else {
                 println!("changed the passphrase of {}", key.id());
             }
@@ -731,7 +731,7 @@ fn run(cli: Cli) -> Result<Done, Failure> {
             let mut callbacks = CliCallbacks::new(src.clone(), src, cli.no_input, show_progress);
             let key = vault.ca_init(&mut rng, &request, &mut callbacks)?;
             if json {
-                print_json(&render::key_json(&vault, &key, vault.now()));
+                print_json(&render::KeyJson::new(&vault, &key, vault.now()));
             } else {
                 println!(
                     "created certificate authority {} ({}), expires {}",
@@ -1005,7 +1005,7 @@ fn announce(
     verb: &str,
 ) -> keyvault_core::Result<()> {
     if json {
-        print_json(&render::key_json(vault, key, vault.now()));
+        print_json(&render::KeyJson::new(vault, key, vault.now()));
         return Ok(());
     }
     let current = vault.current_path(key.purpose());

@@ -113,7 +113,6 @@ pub fn plain(s: impl Into<String>) -> (String, String) {
     (s.clone(), s)
 }
 
-/// The JSON object of a key: the inventory record with absolute paths and derived fields.
 /// A key as `list --json` and `show --json` print it: its record plus where its files
 /// are and whether it has expired.
 #[derive(serde::Serialize)]

@@ -727,11 +727,7 @@ impl Vault {
             .collect();
 
         // Everything checked: stage the files beside the home, then swap it in.
-        let parent = home
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_owned();
+        let parent = fsutil::parent_dir(&home).to_owned();
         std::fs::create_dir_all(&parent).map_err(|source| StoreError::Io {
             operation: "create",
             path: parent.clone(),

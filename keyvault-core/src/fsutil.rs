@@ -85,10 +85,7 @@ pub(crate) fn write_atomic(
     mode: u32,
     replace: Replace,
 ) -> Result<(), StoreError> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = parent_dir(path);
     if replace == Replace::No {
         match fs::symlink_metadata(path) {
             Ok(_) => {
@@ -134,11 +131,14 @@ pub(crate) fn swap_symlink(target: &Path, link: &Path) -> Result<(), StoreError>
         let _ = fs::remove_file(&tmp);
         return Err(io("replace", link)(e));
     }
-    sync_dir(
-        link.parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new(".")),
-    )
+    sync_dir(parent_dir(link))
+}
+
+/// The directory `path` is in; `.` for a bare file name (whose parent is the empty path).
+pub(crate) fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 /// Requires that a secret-bearing file grants nothing to group or others.

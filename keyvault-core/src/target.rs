@@ -781,7 +781,7 @@ impl SshTarget {
         decide: &mut dyn FnMut(Option<&str>) -> Option<String>,
         hook: Hook<'_>,
     ) -> Result<(Option<String>, Option<String>), Error> {
-        let (_, _, _, path) = self.parts();
+        let print = self.print_file_script();
         // Ends what the host prints before it waits for keyvault's answer; random, so no
         // file content can fake it.
         let mut nonce = [0u8; 16];
@@ -789,10 +789,7 @@ impl SshTarget {
             .map_err(|e| self.unreachable(&e.to_string()))?;
         let end = format!("keyvault-end-{}", sha256_hex(&nonce));
         let script = format!(
-            "f={path}; d=$(dirname -- \"$f\"); \
-             if [ -f \"$f\" ]; then printf 'present\\n'; cat -- \"$f\"; \
-             elif [ -e \"$f\" ]; then echo \"$f is not a regular file\" >&2; exit 3; \
-             else printf 'missing\\n'; fi; printf '\\n{end}\\n'; \
+            "{print}; d=$(dirname -- \"$f\"); printf '\\n{end}\\n'; \
              IFS= read -r verb || exit 0; case \"$verb\" in 'write '*) ;; *) exit 0;; esac; \
              set -e; umask 077; mkdir -p -- \"$d\"; \
              t=$(mktemp \"$d/.authorized_keys.keyvault.XXXXXX\"); cat > \"$t\"; \
@@ -820,13 +817,7 @@ impl SshTarget {
                 continue;
             };
             self.logged_in_with(&extra);
-            let head = String::from_utf8(head)
-                .map_err(|_| self.unreachable("the file is not UTF-8 text"))?;
-            let before = match head.split_once('\n') {
-                Some(("present", rest)) => Some(rest.to_owned()),
-                Some(("missing", "")) => None,
-                _ => return Err(self.unreachable("unexpected answer from the host").into()),
-            };
+            let before = self.printed_file(head)?;
             let Some(text) = decide(before.as_deref()) else {
                 let _ = session.finish(Some(b"keep\n"));
                 return Ok((before, None));
@@ -872,17 +863,27 @@ impl SshTarget {
 
     /// The file's content, `None` if it does not exist.
     fn read(&self) -> Result<Option<String>, TargetError> {
+        let out = self.run(&self.print_file_script(), None)?;
+        self.printed_file(out)
+    }
+
+    /// A shell script that sets `f` to the file and prints `present` and its content, or
+    /// `missing` (exit 3 for something that is not a regular file).
+    fn print_file_script(&self) -> String {
         let (_, _, _, path) = self.parts();
-        let script = format!(
+        format!(
             "f={path}; if [ -f \"$f\" ]; then printf 'present\\n'; cat -- \"$f\"; \
              elif [ -e \"$f\" ]; then echo \"$f is not a regular file\" >&2; exit 3; else printf 'missing\\n'; fi"
-        );
-        let out = self.run(&script, None)?;
+        )
+    }
+
+    /// The file as [`Self::print_file_script`] printed it; `None` if it does not exist.
+    fn printed_file(&self, out: Vec<u8>) -> Result<Option<String>, TargetError> {
         let text =
             String::from_utf8(out).map_err(|_| self.unreachable("the file is not UTF-8 text"))?;
         match text.split_once('\n') {
             Some(("present", rest)) => Ok(Some(rest.to_owned())),
-            Some(("missing", _)) => Ok(None),
+            Some(("missing", "")) => Ok(None),
             _ => Err(self.unreachable("unexpected answer from the host")),
         }
     }
