@@ -22,6 +22,10 @@ pub struct Cli {
     /// (KEYVAULT_NO_INPUT=1, true, yes or on sets it; 0, false, no, off or empty do not.)
     #[arg(long, global = true, env = "KEYVAULT_NO_INPUT", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_input: bool,
+    /// Edit a file: or ssh:// target even if it has lines that are not keys, comments or
+    /// blank (without it keyvault refuses: the path may name some other file).
+    #[arg(long, global = true)]
+    pub allow_non_key_lines: bool,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -384,7 +388,8 @@ pub struct MintArgs {
     /// Deploy to this target (repeatable): runpod, runpod:PROFILE, file:/path, ssh://host.
     #[arg(long, value_name = "TARGET")]
     pub deploy: Vec<String>,
-    /// Also write the private key here (a new 0600 file), or `-` for standard output.
+    /// Also write the private key here (a new 0600 file; with --cert also PATH-cert.pub,
+    /// 0644), or `-` for standard output. Checked before anything is minted.
     #[arg(long, value_name = "PATH|-")]
     pub private_key_out: Option<std::path::PathBuf>,
     /// Comment in the public key (default keyvault:<id>).

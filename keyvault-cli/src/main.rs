@@ -135,6 +135,17 @@ fn hint(e: &Error) -> Option<String> {
         Error::Store(StoreError::NotRegular { .. }) => {
             "replace the symlink with a regular file or directory".to_owned()
         }
+        Error::Store(StoreError::NotOwned { path, .. }) => {
+            format!(
+                "run `chown $(id -u):$(id -g) {}` if it is yours, or use another --home",
+                path.display()
+            )
+        }
+        Error::Target(TargetError::NotAuthorizedKeys { line, .. }) => {
+            format!(
+                "check the target's path; if it is an authorized_keys file, fix or remove line {line}, or pass --allow-non-key-lines"
+            )
+        }
         Error::Policy(PolicyError::WeakPassphrase { .. }) => {
             "use a longer passphrase, e.g. five or more random words".to_owned()
         }
@@ -192,6 +203,67 @@ from an export made with --include-keyring-secrets brings it back"
         }
         Error::Target(TargetError::Credentials { .. }) => "see the README's RunPod section".to_owned(),
         _ => return None,
+    })
+}
+
+/// Where `mint --private-key-out P --cert` writes the certificate: `P-cert.pub`.
+fn cert_path_for(out: &std::path::Path) -> PathBuf {
+    let mut name = out.as_os_str().to_owned();
+    name.push("-cert.pub");
+    PathBuf::from(name)
+}
+
+/// Checks `mint --private-key-out` before anything is minted: the files must not exist
+/// (not even as a symlink) and their directory must.
+fn check_mint_outputs(out: &std::path::Path, cert: bool) -> Result<(), Failure> {
+    let mut paths = vec![out.to_owned()];
+    if cert {
+        paths.push(cert_path_for(out));
+    }
+    for path in &paths {
+        if std::fs::symlink_metadata(path).is_ok() {
+            return Err(Failure::Usage(format!(
+                "{} exists; keyvault will not overwrite it",
+                path.display()
+            )));
+        }
+    }
+    let dir = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    if !std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
+        return Err(Failure::Usage(format!(
+            "cannot write the private key to {}: {} is not a directory; nothing was minted",
+            out.display(),
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// A minted key whose file (or certificate) could not be written out: says what was
+/// recorded and deployed, and how to undo it.
+fn minted_but_not_written(
+    record: &keyvault_core::KeyRecord,
+    path: &std::path::Path,
+    cause: StoreError,
+) -> Failure {
+    let targets = record.live_targets();
+    let deployed = if targets.is_empty() {
+        "deployed nowhere".to_owned()
+    } else {
+        format!("deployed to {}", targets.join(", "))
+    };
+    Failure::Core(Error::Incomplete {
+        operation: format!("minting {}", record.id()),
+        cause: Box::new(cause.into()),
+        done: format!("{} recorded in the vault and {deployed}", record.id()),
+        pending: format!("writing {}", path.display()),
+        next: format!(
+            "`keyvault revoke {}` removes the key everywhere; then mint again",
+            record.id()
+        ),
     })
 }
 
@@ -379,6 +451,7 @@ fn run(cli: Cli) -> Result<Done, Failure> {
     let remote = targets::CliTargets {
         config: &config,
         home: vault.home().to_owned(),
+        allow_non_key_lines: cli.allow_non_key_lines,
     };
     let mut rng = UnwrapErr(SysRng);
     match cli.command {
@@ -521,12 +594,7 @@ fn run(cli: Cli) -> Result<Done, Failure> {
             let to_stdout = a.private_key_out.as_deref() == Some(std::path::Path::new("-"));
             if let Some(out) = a.private_key_out.as_deref().filter(|_| !to_stdout) {
                 // Refuse before minting anything, rather than mint a key we cannot hand over.
-                if std::fs::symlink_metadata(out).is_ok() {
-                    return Err(Failure::Usage(format!(
-                        "{} exists; keyvault will not overwrite it",
-                        out.display()
-                    )));
-                }
+                check_mint_outputs(out, a.cert)?;
             }
             let src = source(&a.passphrase);
             let ca_src = Source::from_flags(
@@ -540,16 +608,17 @@ fn run(cli: Cli) -> Result<Done, Failure> {
             value["authorized_keys_line"] = json!(minted.record.authorized_keys_line());
             if let Some(out) = a.private_key_out.as_deref().filter(|_| !to_stdout) {
                 let text = String::from_utf8_lossy(&minted.private_key);
-                keyvault_core::keyfile::write_new(out, &text)?;
+                keyvault_core::keyfile::write_new(out, &text)
+                    .map_err(|e| minted_but_not_written(&minted.record, out, e))?;
                 let abs = std::fs::canonicalize(out).unwrap_or_else(|_| out.to_owned());
                 value["private_key_path"] = json!(abs.display().to_string());
                 if let Some(cert) = &minted.certificate {
-                    // Beside the key, where `ssh -i KEY` looks for it.
-                    let cert_path = PathBuf::from(format!("{}-cert.pub", abs.display()));
-                    std::fs::write(&cert_path, format!("{cert}\n")).map_err(|e| {
-                        Failure::Usage(format!("cannot write {}: {e}", cert_path.display()))
-                    })?;
-                    value["certificate_path"] = json!(cert_path.display().to_string());
+                    // Beside the key, where `ssh -i KEY` looks for it; never through a link.
+                    let cert_path = cert_path_for(out);
+                    keyvault_core::keyfile::write_new_public(&cert_path, &format!("{cert}\n"))
+                        .map_err(|e| minted_but_not_written(&minted.record, &cert_path, e))?;
+                    let abs = cert_path_for(&abs);
+                    value["certificate_path"] = json!(abs.display().to_string());
                 }
             } else if let Some(cert) = minted.record.certificate() {
                 value["certificate_path"] =

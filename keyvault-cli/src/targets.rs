@@ -17,6 +17,8 @@ pub struct CliTargets<'a> {
     pub config: &'a Config,
     /// The vault's home: pods' host keys go to its known_hosts.
     pub home: PathBuf,
+    /// `--allow-non-key-lines`: edit files with lines that are no authorized_keys entries.
+    pub allow_non_key_lines: bool,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -111,16 +113,21 @@ impl CliTargets<'_> {
 impl Targets for CliTargets<'_> {
     fn open(&self, spec: &TargetSpec) -> Result<Box<dyn Target + Send>, Error> {
         if let TargetSpec::File { path } = spec {
-            return Ok(Box::new(FileTarget::new(spec.clone(), path.clone())));
+            return Ok(Box::new(
+                FileTarget::new(spec.clone(), path.clone())
+                    .allow_non_key_lines(self.allow_non_key_lines),
+            ));
         }
         if let TargetSpec::Ssh { .. } = spec {
-            return Ok(Box::new(SshTarget::new(spec.clone())));
+            return Ok(Box::new(
+                SshTarget::new(spec.clone()).allow_non_key_lines(self.allow_non_key_lines),
+            ));
         }
         if let TargetSpec::Pod { .. } = spec {
-            return Ok(Box::new(SshTarget::for_pod(
-                spec.clone(),
-                &self.home.join("known_hosts"),
-            )));
+            return Ok(Box::new(
+                SshTarget::for_pod(spec.clone(), &self.home.join("known_hosts"))
+                    .allow_non_key_lines(self.allow_non_key_lines),
+            ));
         }
         match spec.runpod_profile() {
             Some(profile) => {

@@ -367,6 +367,14 @@ pub enum StoreError {
         /// The path.
         path: PathBuf,
     },
+    /// A vault home owned by another user.
+    #[error("{path} is owned by user {owner}, not by the user running keyvault")]
+    NotOwned {
+        /// The directory.
+        path: PathBuf,
+        /// Its owner's uid.
+        owner: u32,
+    },
     /// The inventory is not valid.
     #[error("inventory {path} is corrupt: {detail}")]
     CorruptInventory {
@@ -484,6 +492,26 @@ pub enum TargetError {
         target: String,
         /// Why.
         reason: String,
+    },
+    /// keyvault will not edit the target's file: a symlink, not a regular file, too
+    /// large, or an owner it cannot keep.
+    #[error("{target}: {reason}")]
+    Refused {
+        /// The target.
+        target: String,
+        /// What was refused and why.
+        reason: String,
+    },
+    /// The target's file has a line that is no `authorized_keys` entry: it may be another
+    /// kind of file, which keyvault does not edit unless told to.
+    #[error(
+        "{target}: line {line} is not an authorized_keys entry (a key, a comment or a blank line); keyvault does not edit a file that may not be an authorized_keys file"
+    )]
+    NotAuthorizedKeys {
+        /// The target.
+        target: String,
+        /// The 1-based line.
+        line: usize,
     },
     /// No credentials for the target.
     #[error("no credentials for {target}: {reason}")]

@@ -178,6 +178,17 @@ pub fn write_new(path: &Path, text: &str) -> Result<(), StoreError> {
     fsutil::write_atomic(path, text.as_bytes(), 0o600, fsutil::Replace::No)
 }
 
+/// Writes a new public file (a public key or certificate) at `path`, mode 0644 whatever
+/// the umask, the same way as [`write_new`]: never through a symlink, never over an
+/// existing file.
+///
+/// # Errors
+///
+/// [`StoreError`] on I/O failure or when the file already exists.
+pub fn write_new_public(path: &Path, text: &str) -> Result<(), StoreError> {
+    fsutil::write_atomic(path, text.as_bytes(), 0o644, fsutil::Replace::No)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

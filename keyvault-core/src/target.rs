@@ -514,20 +514,55 @@ fn read_back(
     Ok(present)
 }
 
+/// The largest `authorized_keys` file keyvault reads, here or on a host.
+const MAX_TARGET_BYTES: u64 = 16 << 20;
+
+/// The exit status of keyvault's script on a host that refuses the file (a symlink, not
+/// a regular file, too large, an owner it cannot keep); its last stderr line says why.
+const REFUSED: i32 = 3;
+
+/// The first line (1-based) of `text` that is neither blank, a comment, nor a key line
+/// (with or without options) as [`crate::authorized_keys::line_fingerprint`] reads it.
+fn first_non_key_line(text: &str) -> Option<usize> {
+    text.split('\n').enumerate().find_map(|(i, line)| {
+        let line = line.trim_end_matches('\r');
+        let trimmed = line.trim();
+        let fine = trimmed.is_empty()
+            || trimmed.starts_with('#')
+            || crate::authorized_keys::line_fingerprint(line).is_some();
+        (!fine).then_some(i + 1)
+    })
+}
+
 /// An `authorized_keys` file on this machine. Edits keep every other line byte for byte,
-/// are atomic (temp file beside it, fsync, rename) and keep the file's mode; a symlink at
-/// the path is not written through.
+/// are atomic (temp file beside it, fsync, rename) and keep the file's owner, group and
+/// mode; a symlink or other non-regular file at the path is neither read nor written
+/// through, and a file with lines that are no `authorized_keys` entries is not edited
+/// (unless [`FileTarget::allow_non_key_lines`]).
 #[derive(Debug)]
 pub struct FileTarget {
     spec: TargetSpec,
     path: std::path::PathBuf,
+    allow_non_key_lines: bool,
 }
 
 impl FileTarget {
     /// The file `path`, named `spec`.
     #[must_use]
     pub fn new(spec: TargetSpec, path: std::path::PathBuf) -> Self {
-        FileTarget { spec, path }
+        FileTarget {
+            spec,
+            path,
+            allow_non_key_lines: false,
+        }
+    }
+
+    /// Edits the file even if it has lines that are not keys, comments or blank (the
+    /// user says it is an `authorized_keys` file).
+    #[must_use]
+    pub fn allow_non_key_lines(mut self, yes: bool) -> Self {
+        self.allow_non_key_lines = yes;
+        self
     }
 
     fn err(&self, operation: &'static str, source: std::io::Error) -> Error {
@@ -540,23 +575,19 @@ impl FileTarget {
     }
 
     fn read(&self) -> Result<Option<String>, Error> {
-        match std::fs::symlink_metadata(&self.path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(self.err("inspect", e)),
-            Ok(m) if !m.is_file() => {
-                return Err(crate::error::StoreError::NotRegular {
-                    path: self.path.clone(),
-                }
-                .into());
-            }
-            Ok(_) => {}
-        }
-        let bytes = std::fs::read(&self.path).map_err(|e| self.err("read", e))?;
-        if bytes.len() > 16 << 20 {
-            return Err(self.err("read", std::io::Error::other("larger than 16 MiB")));
-        }
+        Ok(self.read_with_meta()?.map(|(text, _)| text))
+    }
+
+    /// The file's text and metadata (of the opened file), read with a cap, refusing
+    /// symlinks and non-regular files without blocking on a FIFO.
+    fn read_with_meta(&self) -> Result<Option<(String, std::fs::Metadata)>, Error> {
+        let Some((bytes, meta)) =
+            crate::fsutil::read_optional_with_meta(&self.path, MAX_TARGET_BYTES)?
+        else {
+            return Ok(None);
+        };
         String::from_utf8(bytes)
-            .map(Some)
+            .map(|text| Some((text, meta)))
             .map_err(|_| self.err("read", std::io::Error::other("not UTF-8 text")))
     }
 
@@ -593,10 +624,12 @@ impl Target for FileTarget {
         remove: &HashSet<String>,
         hook: Hook<'_>,
     ) -> Result<Applied, Error> {
-        use std::os::unix::fs::PermissionsExt;
         let name = self.spec.to_string();
-        let current = self.read()?;
-        let text = current.clone().unwrap_or_default();
+        let current = self.read_with_meta()?;
+        let text = current
+            .as_ref()
+            .map(|(text, _)| text.clone())
+            .unwrap_or_default();
         let edited = crate::authorized_keys::edit(&text, add, remove);
         if current.is_some() && edited == text {
             return Ok(Applied {
@@ -604,17 +637,26 @@ impl Target for FileTarget {
                 present: crate::authorized_keys::fingerprints(&text),
             });
         }
-        let mode = std::fs::metadata(&self.path).map_or(0o600, |m| m.permissions().mode() & 0o7777);
+        if !self.allow_non_key_lines
+            && let Some(line) = first_non_key_line(&text)
+        {
+            return Err(TargetError::NotAuthorizedKeys { target: name, line }.into());
+        }
         if let Some(dir) = self.path.parent() {
             crate::fsutil::ensure_dir(dir, 0o700)?;
         }
         hook(&format!("write:{name}"))?;
-        crate::fsutil::write_atomic(
-            &self.path,
-            edited.as_bytes(),
-            mode,
-            crate::fsutil::Replace::Yes,
-        )?;
+        match &current {
+            Some((_, meta)) => {
+                crate::fsutil::replace_keeping(&self.path, edited.as_bytes(), meta)?;
+            }
+            None => crate::fsutil::write_atomic(
+                &self.path,
+                edited.as_bytes(),
+                0o600,
+                crate::fsutil::Replace::Yes,
+            )?,
+        }
         hook(&format!("written:{name}"))?;
         let present = read_back(&name, &self.read()?.unwrap_or_default(), add, remove)?;
         Ok(Applied {
@@ -628,7 +670,10 @@ impl Target for FileTarget {
 /// so the user's `~/.ssh/config`, ProxyJump and known_hosts apply. Edits are atomic on the
 /// host (temp file and rename) and refused if the file changed since it was read. A key
 /// given with [`Target::load_identity`] goes into a private ssh-agent, and after it is added
-/// keyvault proves that it logs in before reporting success.
+/// keyvault proves that it logs in before reporting success. As with [`FileTarget`], a
+/// symlink or non-regular file at the path is refused, the file is read with a cap, a
+/// replaced file keeps its owner, group and mode, and a file with lines that are no
+/// `authorized_keys` entries is not edited (unless [`SshTarget::allow_non_key_lines`]).
 #[derive(Debug)]
 pub struct SshTarget {
     spec: TargetSpec,
@@ -637,6 +682,7 @@ pub struct SshTarget {
     extra: Vec<String>,
     /// keyvault's own agent got in where the user's setup did not: go to it first.
     agent_first: std::sync::atomic::AtomicBool,
+    allow_non_key_lines: bool,
 }
 
 impl SshTarget {
@@ -649,7 +695,16 @@ impl SshTarget {
             identities: Vec::new(),
             extra: Vec::new(),
             agent_first: std::sync::atomic::AtomicBool::new(false),
+            allow_non_key_lines: false,
         }
+    }
+
+    /// Edits the file even if it has lines that are not keys, comments or blank (the
+    /// user says it is an `authorized_keys` file).
+    #[must_use]
+    pub fn allow_non_key_lines(mut self, yes: bool) -> Self {
+        self.allow_non_key_lines = yes;
+        self
     }
 
     /// A pod (a [`TargetSpec::Pod`]): its host keys go to `known_hosts` (keyvault's own,
@@ -668,6 +723,7 @@ impl SshTarget {
             ],
             // A pod trusts only keys keyvault holds: its own agent is the way in.
             agent_first: std::sync::atomic::AtomicBool::new(true),
+            allow_non_key_lines: false,
         }
     }
 
@@ -765,6 +821,9 @@ impl SshTarget {
                 return Ok(out.stdout);
             }
             last = last_line(&out.stderr);
+            if out.status.code() == Some(REFUSED) {
+                return Err(self.refused(&last));
+            }
             if out.status.code() != Some(255) {
                 break;
             }
@@ -793,10 +852,16 @@ impl SshTarget {
              IFS= read -r verb || exit 0; case \"$verb\" in 'write '*) ;; *) exit 0;; esac; \
              set -e; umask 077; mkdir -p -- \"$d\"; \
              t=$(mktemp \"$d/.authorized_keys.keyvault.XXXXXX\"); cat > \"$t\"; \
+             if [ -L \"$f\" ] || {{ [ -e \"$f\" ] && [ ! -f \"$f\" ]; }}; then rm -f -- \"$t\"; \
+             echo \"$f is a symlink or not a regular file; keyvault does not write through it\" >&2; exit {REFUSED}; fi; \
              if [ -f \"$f\" ]; then cur=$(sha256sum < \"$f\" | cut -d' ' -f1); else cur=none; fi; \
              if [ \"write $cur\" != \"$verb\" ]; then rm -f -- \"$t\"; echo \"$f changed since keyvault read it\" >&2; exit 4; fi; \
-             if [ -f \"$f\" ]; then chmod --reference=\"$f\" \"$t\" 2>/dev/null || chmod 600 \"$t\"; else chmod 600 \"$t\"; fi; \
-             mv -f -- \"$t\" \"$f\"; cat -- \"$f\""
+             if [ -f \"$f\" ]; then \
+             if ! {{ chown --reference=\"$f\" -- \"$t\" 2>/dev/null || chown -- \"$(stat -c %u:%g -- \"$f\")\" \"$t\" 2>/dev/null; }}; then \
+             rm -f -- \"$t\"; echo \"cannot keep the owner and group of $f; nothing was written\" >&2; exit {REFUSED}; fi; \
+             chmod --reference=\"$f\" \"$t\" 2>/dev/null || chmod 600 \"$t\"; else chmod 600 \"$t\"; fi; \
+             mv -f -- \"$t\" \"$f\"; head -c {cap} -- \"$f\"",
+            cap = MAX_TARGET_BYTES + 1
         );
         let mut last = String::new();
         for extra in self.attempts() {
@@ -811,6 +876,9 @@ impl SshTarget {
                 // No answer: the login failed (255: try the next way in) or the host refused.
                 let (status, _, stderr) = session.finish(None);
                 last = last_line(&stderr);
+                if status.is_some_and(|s| s.code() == Some(REFUSED)) {
+                    return Err(self.refused(&last).into());
+                }
                 if status.is_some_and(|s| s.code() != Some(255)) {
                     break;
                 }
@@ -834,6 +902,9 @@ impl SshTarget {
             let mut answer = format!("write {expected}\n").into_bytes();
             answer.extend_from_slice(text.as_bytes());
             let (status, written, stderr) = session.finish(Some(&answer));
+            if status.is_some_and(|s| s.code() == Some(REFUSED)) {
+                return Err(self.refused(&last_line(&stderr)).into());
+            }
             if !status.is_some_and(|s| s.success()) {
                 let why = last_line(&stderr);
                 return Err(self
@@ -848,6 +919,18 @@ impl SshTarget {
         Err(self
             .unreachable(if last.is_empty() { "ssh failed" } else { &last })
             .into())
+    }
+
+    /// The host refused (exit [`REFUSED`]): `reason` is its last line on stderr.
+    fn refused(&self, reason: &str) -> TargetError {
+        TargetError::Refused {
+            target: self.spec.to_string(),
+            reason: reason
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(300)
+                .collect(),
+        }
     }
 
     fn unreachable(&self, reason: &str) -> TargetError {
@@ -868,17 +951,26 @@ impl SshTarget {
     }
 
     /// A shell script that sets `f` to the file and prints `present` and its content, or
-    /// `missing` (exit 3 for something that is not a regular file).
+    /// `missing` (exit [`REFUSED`] for a symlink, something that is not a regular file, or
+    /// a file over [`MAX_TARGET_BYTES`]; at most that much is ever printed).
     fn print_file_script(&self) -> String {
         let (_, _, _, path) = self.parts();
+        let max = MAX_TARGET_BYTES;
         format!(
-            "f={path}; if [ -f \"$f\" ]; then printf 'present\\n'; cat -- \"$f\"; \
-             elif [ -e \"$f\" ]; then echo \"$f is not a regular file\" >&2; exit 3; else printf 'missing\\n'; fi"
+            "f={path}; if [ -L \"$f\" ] || {{ [ -e \"$f\" ] && [ ! -f \"$f\" ]; }}; then \
+             echo \"$f is a symlink or not a regular file; keyvault does not write through it\" >&2; exit {REFUSED}; \
+             elif [ -f \"$f\" ]; then n=$(wc -c < \"$f\"); if [ \"$n\" -gt {max} ]; then \
+             echo \"$f is larger than {max} bytes\" >&2; exit {REFUSED}; fi; \
+             printf 'present\\n'; head -c {cap} -- \"$f\"; else printf 'missing\\n'; fi",
+            cap = max + 1
         )
     }
 
     /// The file as [`Self::print_file_script`] printed it; `None` if it does not exist.
     fn printed_file(&self, out: Vec<u8>) -> Result<Option<String>, TargetError> {
+        if out.len() as u64 > MAX_TARGET_BYTES + "present\n".len() as u64 {
+            return Err(self.refused(&format!("the file is larger than {MAX_TARGET_BYTES} bytes")));
+        }
         let text =
             String::from_utf8(out).map_err(|_| self.unreachable("the file is not UTF-8 text"))?;
         match text.split_once('\n') {
@@ -1022,6 +1114,12 @@ impl Session {
             if n == 0 {
                 return Ok(None);
             }
+            // The host prints at most the capped file and a little framing.
+            if self.buffered.len() as u64 > MAX_TARGET_BYTES + 4096 {
+                return Err(std::io::Error::other(format!(
+                    "the host sent more than {MAX_TARGET_BYTES} bytes"
+                )));
+            }
             self.buffered.extend_from_slice(&chunk[..n]);
         }
     }
@@ -1125,6 +1223,8 @@ impl Target for SshTarget {
         hook: Hook<'_>,
     ) -> Result<Applied, Error> {
         let name = self.spec.to_string();
+        let allow_non_key_lines = self.allow_non_key_lines;
+        let mut non_key_line = None;
         // One login reads, edits and writes; the host answers the write with the file it
         // wrote, so the read-back needs no login of its own either. That matters once the
         // key keyvault logged in with has just been removed.
@@ -1132,10 +1232,17 @@ impl Target for SshTarget {
             &mut |current| {
                 let text = current.unwrap_or_default();
                 let edited = crate::authorized_keys::edit(text, add, remove);
-                (current.is_none() || edited != text).then_some(edited)
+                let change = current.is_none() || edited != text;
+                if change && !allow_non_key_lines {
+                    non_key_line = first_non_key_line(text);
+                }
+                (change && non_key_line.is_none()).then_some(edited)
             },
             hook,
         )?;
+        if let Some(line) = non_key_line {
+            return Err(TargetError::NotAuthorizedKeys { target: name, line }.into());
+        }
         let wrote = written.is_some();
         let after = written.or(before).unwrap_or_default();
         let present = read_back(&name, &after, add, remove)?;

@@ -213,9 +213,13 @@ impl Vault {
     ///
     /// # Errors
     ///
-    /// [`crate::ConfigError`] when `config.toml` is invalid.
+    /// [`crate::ConfigError`] when `config.toml` is invalid; [`StoreError`] when the home
+    /// exists but is a symlink (also named `link/`), not a directory, owned by another
+    /// user, or writable by group or others.
     pub fn open(home: impl Into<PathBuf>) -> Result<Self> {
-        let store = crate::store::Store::new(home.into());
+        let home = home.into();
+        crate::fsutil::check_home(&home)?;
+        let store = crate::store::Store::new(home);
         let config = Config::load(&store.config_path())?;
         Ok(Vault {
             store,

@@ -9,6 +9,7 @@ mod backup;
 mod bad_input;
 mod concurrency;
 mod fake_server;
+mod file_safety;
 mod interop;
 mod keyring;
 mod keys;
