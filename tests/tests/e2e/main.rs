@@ -18,4 +18,5 @@ mod runpod;
 mod scan;
 mod scoped;
 mod secrets;
+mod ssh_logins;
 mod sshd;
