@@ -448,10 +448,13 @@ fn run(cli: Cli) -> Result<Done, Failure> {
             }));
     }
     let config = vault.config().clone();
+    // Agent directories of keyvault runs that were killed go with the next run.
+    keyvault_core::agent::remove_stale(std::path::Path::new(keyvault_core::agent::PARENT));
     let remote = targets::CliTargets {
         config: &config,
         home: vault.home().to_owned(),
         allow_non_key_lines: cli.allow_non_key_lines,
+        child_env: targets::child_env(&config),
     };
     let mut rng = UnwrapErr(SysRng);
     match cli.command {

@@ -3,8 +3,8 @@
 
 use keyvault_core::vault_secrets::Keyring;
 use keyvault_core::{
-    ApiToken, Config, Error, FileTarget, RunpodClient, RunpodSettings, RunpodTarget, SshTarget,
-    Target, TargetError, TargetSpec, Targets,
+    ApiToken, ChildEnv, Config, Error, FileTarget, RunpodClient, RunpodSettings, RunpodTarget,
+    SshTarget, Target, TargetError, TargetSpec, Targets,
 };
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,6 +19,29 @@ pub struct CliTargets<'a> {
     pub home: PathBuf,
     /// `--allow-non-key-lines`: edit files with lines that are no authorized_keys entries.
     pub allow_non_key_lines: bool,
+    /// The environment of the `ssh` and `ssh-agent` keyvault starts: see [`child_env`].
+    pub child_env: ChildEnv,
+}
+
+/// The environment keyvault's children get: keyvault-core's allow-list (PATH, HOME,
+/// locale, SSH_AUTH_SOCK...) of this process's variables, less every variable a command
+/// line flag names as holding a secret (`--passphrase-env LC_PASS` must not leak through
+/// the `LC_*` allowance) and every RunPod profile's API key variable.
+pub fn child_env(config: &Config) -> ChildEnv {
+    let mut named: Vec<String> = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let Some(flag) = arg.strip_prefix("--") else {
+            continue;
+        };
+        match flag.split_once('=') {
+            Some((name, value)) if name.ends_with("-env") => named.push(value.to_owned()),
+            None if flag.ends_with("-env") => named.extend(args.next()),
+            _ => {}
+        }
+    }
+    named.extend(config.runpod_profiles().map(|(_, p)| p.api_key_env.clone()));
+    ChildEnv::from_vars(std::env::vars_os(), &named)
 }
 
 fn var(name: &str) -> Option<String> {
@@ -120,13 +143,16 @@ impl Targets for CliTargets<'_> {
         }
         if let TargetSpec::Ssh { .. } = spec {
             return Ok(Box::new(
-                SshTarget::new(spec.clone()).allow_non_key_lines(self.allow_non_key_lines),
+                SshTarget::new(spec.clone())
+                    .allow_non_key_lines(self.allow_non_key_lines)
+                    .with_env(self.child_env.clone()),
             ));
         }
         if let TargetSpec::Pod { .. } = spec {
             return Ok(Box::new(
                 SshTarget::for_pod(spec.clone(), &self.home.join("known_hosts"))
-                    .allow_non_key_lines(self.allow_non_key_lines),
+                    .allow_non_key_lines(self.allow_non_key_lines)
+                    .with_env(self.child_env.clone()),
             ));
         }
         match spec.runpod_profile() {

@@ -124,25 +124,83 @@ fn request(socket: &Path, body: &[u8]) -> Result<(), Error> {
 }
 
 /// An `ssh-agent` of keyvault's own, listening on a socket in a private directory and
-/// killed (with every key in it) when dropped.
+/// stopped (with every key in it) when dropped, or when keyvault dies in any way.
+///
+/// The agent runs under a small `sh` watchdog whose standard input is a pipe from
+/// keyvault: when keyvault exits, even by `kill -9`, the kernel closes the pipe, the
+/// watchdog reads end-of-file and stops the agent (which removes its socket). The agent
+/// also gets a default key lifetime, so even a killed watchdog leaves no key for long. A
+/// directory left behind by a killed keyvault is removed by the next [`PrivateAgent::start`]
+/// (see [`remove_stale`]).
 #[derive(Debug)]
 pub struct PrivateAgent {
     child: Child,
+    watchdog: Option<std::process::ChildStdin>,
     dir: PathBuf,
     socket: PathBuf,
 }
 
+/// Prefix of the directories agents live in, followed by the owning process id.
+const DIR_PREFIX: &str = "keyvault-agent-";
+
+/// Where keyvault's targets start their agents.
+pub const PARENT: &str = "/tmp";
+
+/// Longest a key stays in a private agent: keyvault adds keys with shorter lifetimes, and
+/// this bounds any it did not.
+pub const MAX_LIFETIME_SECS: u32 = 900;
+
+/// The watchdog: starts the agent, waits for end-of-file on its stdin, stops the agent.
+const WATCHDOG: &str = "ssh-agent -D -t \"$2\" -a \"$1\" </dev/null >/dev/null 2>&1 & a=$!; \
+     while read -r _; do :; done; kill \"$a\" 2>/dev/null; wait \"$a\"";
+
+/// Removes agent directories under `parent` left by keyvault processes that no longer
+/// run: only directories (not links) of this user, named for a process id that `/proc`
+/// does not list. Does nothing where there is no `/proc`.
+pub fn remove_stale(parent: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self belongs to this process's user; without /proc no process looks alive.
+    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(DIR_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
+            continue;
+        };
+        if meta.is_dir()
+            && meta.uid() == uid
+            && pid != std::process::id()
+            && !Path::new("/proc").join(pid.to_string()).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 impl PrivateAgent {
-    /// Starts `ssh-agent -D` on a socket in a new 0700 directory under `parent`.
+    /// Starts `ssh-agent -D` on a socket in a new 0700 directory under `parent`, with the
+    /// environment `env` (less `SSH_AUTH_SOCK`), and removes stale agent directories there.
     ///
     /// # Errors
     ///
     /// I/O errors, or the agent not starting within five seconds.
-    pub fn start(parent: &Path) -> Result<Self, Error> {
+    pub fn start(parent: &Path, env: &crate::child_env::ChildEnv) -> Result<Self, Error> {
         let nonce = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let dir = parent.join(format!("keyvault-agent-{}-{nonce}", std::process::id()));
+        let dir = parent.join(format!("{DIR_PREFIX}{}-{nonce}", std::process::id()));
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&dir)
@@ -151,21 +209,39 @@ impl PrivateAgent {
                 path: dir.clone(),
                 source,
             })?;
+        remove_stale(parent);
         let socket = dir.join("agent.sock");
-        let child = Command::new("ssh-agent")
-            .arg("-D")
-            .arg("-a")
+        let mut cmd = Command::new("sh");
+        env.without("SSH_AUTH_SOCK").apply(&mut cmd);
+        let spawned = cmd
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg("keyvault-agent")
             .arg(&socket)
-            .stdin(Stdio::null())
+            .arg(MAX_LIFETIME_SECS.to_string())
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()
-            .map_err(|source| StoreError::Io {
-                operation: "start ssh-agent for",
-                path: socket.clone(),
-                source,
-            })?;
-        let agent = PrivateAgent { child, dir, socket };
+            .spawn();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(source) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(StoreError::Io {
+                    operation: "start ssh-agent for",
+                    path: socket,
+                    source,
+                }
+                .into());
+            }
+        };
+        let watchdog = child.stdin.take();
+        let agent = PrivateAgent {
+            child,
+            watchdog,
+            dir,
+            socket,
+        };
         let start = Instant::now();
         while UnixStream::connect(&agent.socket).is_err() {
             if start.elapsed() > Duration::from_secs(5) {
@@ -187,19 +263,31 @@ impl PrivateAgent {
         &self.socket
     }
 
-    /// Adds a decrypted key for at most `lifetime_secs`.
+    /// The agent's private directory (0700), removed with it.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Adds a decrypted key for at most `lifetime_secs` (and never more than
+    /// [`MAX_LIFETIME_SECS`]).
     ///
     /// # Errors
     ///
     /// As [`add_identity`].
     pub fn add(&self, key: &PrivateKey, lifetime_secs: u32) -> Result<(), Error> {
-        add_identity(&self.socket, key, Some(lifetime_secs))
+        add_identity(
+            &self.socket,
+            key,
+            Some(lifetime_secs.min(MAX_LIFETIME_SECS)),
+        )
     }
 }
 
 impl Drop for PrivateAgent {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // End-of-file tells the watchdog to stop the agent and wait for it.
+        drop(self.watchdog.take());
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -213,7 +301,9 @@ mod tests {
     #[test]
     fn keys_added_to_a_real_ssh_agent_are_listed_by_ssh_add() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let agent = PrivateAgent::start(dir.path()).expect("ssh-agent (openssh-client) starts");
+        let env = crate::child_env::ChildEnv::from_vars(std::env::vars_os(), &[] as &[&str]);
+        let agent =
+            PrivateAgent::start(dir.path(), &env).expect("ssh-agent (openssh-client) starts");
         let mut rng = ssh_key::rand_core::UnwrapErr(ssh_key::getrandom::SysRng);
         let mut fingerprints = Vec::new();
         for alg in [

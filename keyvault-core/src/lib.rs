@@ -8,6 +8,7 @@ pub mod authorized_keys;
 pub mod backup;
 pub mod ca;
 pub mod callbacks;
+pub mod child_env;
 pub mod clock;
 pub mod error;
 mod fsutil;
@@ -32,6 +33,7 @@ pub mod vault_secrets;
 
 pub use audit::{AuditEvent, AuditHead, Outcome, Verification};
 pub use callbacks::{Callbacks, FixedPassphrase, PassphraseKind, PassphraseRequest, Progress};
+pub use child_env::ChildEnv;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{
     AuditError, ConfigError, Error, InputError, KeyError, PolicyError, Result, StoreError,

@@ -799,10 +799,28 @@ impl Vault {
                 })
                 .collect::<Result<HashSet<String>>>()
         };
+        // The keys keyvault holds unlocked log in with it (a resumed rotation has not logged
+        // in yet in this run, and the user's own setup may not reach the host).
+        let unlocked = |inventory: &Inventory, opened: &Opened<'_>, entries: &[usize]| {
+            entries
+                .iter()
+                .flat_map(|&i| [&inventory.journal[i].old, &inventory.journal[i].new])
+                .filter(|id| opened.identities.contains_key(*id))
+                .cloned()
+                .collect::<Vec<KeyId>>()
+        };
         for (name, entries) in hosts {
             let result = (|| -> Result<()> {
                 let remove = old_fingerprints(inventory, &entries)?;
-                opened.get(&name)?.apply(&[], &remove, &hook)?;
+                let identities: Vec<ssh_key::PrivateKey> = unlocked(inventory, opened, &entries)
+                    .iter()
+                    .filter_map(|id| opened.identities.get(id).cloned())
+                    .collect();
+                let target = opened.get(&name)?;
+                for key in &identities {
+                    target.load_identity(key)?;
+                }
+                target.apply(&[], &remove, &hook)?;
                 self.removed_from(inventory, &name, &entries, now)
             })();
             if let Err(e) = result {
@@ -814,7 +832,8 @@ impl Vault {
         for (name, entries) in pods {
             match old_fingerprints(inventory, &entries) {
                 Ok(remove) => {
-                    jobs.push((name.clone(), Vec::new(), Vec::new(), remove));
+                    let identities = unlocked(inventory, opened, &entries);
+                    jobs.push((name.clone(), identities, Vec::new(), remove));
                     entries_of.insert(name, entries);
                 }
                 Err(e) => report.pod(pod_id(&name), "failed", e.to_string()),

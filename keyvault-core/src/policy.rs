@@ -513,6 +513,11 @@ impl Config {
         self.runpod.get(name)
     }
 
+    /// Every named RunPod account, by name.
+    pub fn runpod_profiles(&self) -> impl Iterator<Item = (&str, &RunpodProfile)> {
+        self.runpod.iter().map(|(n, p)| (n.as_str(), p))
+    }
+
     /// The policy of purposes without their own table.
     #[must_use]
     pub fn defaults(&self) -> &Policy {

@@ -670,16 +670,24 @@ impl Target for FileTarget {
 /// so the user's `~/.ssh/config`, ProxyJump and known_hosts apply. Edits are atomic on the
 /// host (temp file and rename) and refused if the file changed since it was read. A key
 /// given with [`Target::load_identity`] goes into a private ssh-agent, and after it is added
-/// keyvault proves that it logs in before reporting success. As with [`FileTarget`], a
-/// symlink or non-regular file at the path is refused, the file is read with a cap, a
-/// replaced file keeps its owner, group and mode, and a file with lines that are no
-/// `authorized_keys` entries is not edited (unless [`SshTarget::allow_non_key_lines`]).
+/// keyvault proves that it logs in before reporting success. Logins with keyvault's own keys
+/// offer exactly those keys, whatever the user's config says about identities: see
+/// [`SshTarget::own_login`]. As with [`FileTarget`], a symlink or non-regular file at the
+/// path is refused, the file is read with a cap, a replaced file keeps its owner, group and
+/// mode, and a file with lines that are no `authorized_keys` entries is not edited (unless
+/// [`SshTarget::allow_non_key_lines`]).
 #[derive(Debug)]
 pub struct SshTarget {
     spec: TargetSpec,
     agent: Option<crate::agent::PrivateAgent>,
-    identities: Vec<(String, String)>,
+    /// Each loaded key: its fingerprint and its public half in a file in the agent's
+    /// directory (for `-i`).
+    identities: Vec<(String, std::path::PathBuf)>,
     extra: Vec<String>,
+    /// The environment `ssh` and `ssh-agent` run with (empty unless [`Self::with_env`]).
+    env: crate::child_env::ChildEnv,
+    /// What the user's config says it takes to reach the host (`ssh -G`), read once.
+    reach: std::sync::OnceLock<Vec<String>>,
     /// keyvault's own agent got in where the user's setup did not: go to it first.
     agent_first: std::sync::atomic::AtomicBool,
     allow_non_key_lines: bool,
@@ -694,6 +702,8 @@ impl SshTarget {
             agent: None,
             identities: Vec::new(),
             extra: Vec::new(),
+            env: crate::child_env::ChildEnv::default(),
+            reach: std::sync::OnceLock::new(),
             agent_first: std::sync::atomic::AtomicBool::new(false),
             allow_non_key_lines: false,
         }
@@ -707,6 +717,13 @@ impl SshTarget {
         self
     }
 
+    /// Runs `ssh` and `ssh-agent` with `env` (by default they get an empty environment).
+    #[must_use]
+    pub fn with_env(mut self, env: crate::child_env::ChildEnv) -> Self {
+        self.env = env;
+        self
+    }
+
     /// A pod (a [`TargetSpec::Pod`]): its host keys go to `known_hosts` (keyvault's own,
     /// accepting new ones, since pods are short-lived and new).
     #[must_use]
@@ -717,10 +734,12 @@ impl SshTarget {
             identities: Vec::new(),
             extra: vec![
                 "-o".to_owned(),
-                format!("UserKnownHostsFile={}", known_hosts.display()),
+                format!("UserKnownHostsFile={}", ssh_config_path(known_hosts)),
                 "-o".to_owned(),
                 "StrictHostKeyChecking=accept-new".to_owned(),
             ],
+            env: crate::child_env::ChildEnv::default(),
+            reach: std::sync::OnceLock::new(),
             // A pod trusts only keys keyvault holds: its own agent is the way in.
             agent_first: std::sync::atomic::AtomicBool::new(true),
             allow_non_key_lines: false,
@@ -757,9 +776,11 @@ impl SshTarget {
         }
     }
 
-    fn command(&self, extra: &[&std::ffi::OsStr], remote: &str) -> std::process::Command {
+    /// A login with the user's own SSH setup (their config, agent and keys).
+    fn command(&self, remote: &str) -> std::process::Command {
         let (user, host, port, _) = self.parts();
         let mut c = std::process::Command::new("ssh");
+        self.env.apply(&mut c);
         c.args([
             "-o",
             "BatchMode=yes",
@@ -767,6 +788,9 @@ impl SshTarget {
             "ConnectTimeout=15",
             "-o",
             "LogLevel=ERROR",
+            // Use a connection the user already shares, never start one that outlives us.
+            "-o",
+            "ControlMaster=no",
         ]);
         c.args(&self.extra);
         if let Some(p) = port {
@@ -775,35 +799,121 @@ impl SshTarget {
         if let Some(u) = user {
             c.arg("-l").arg(u);
         }
-        c.args(extra).arg("--").arg(host).arg(remote);
+        c.arg("--").arg(host).arg(remote);
         c
     }
 
-    /// The ways to log in, in the order to try them: extra `ssh` arguments for each.
-    fn attempts(&self) -> Vec<Vec<std::ffi::OsString>> {
+    /// What it takes to reach the host by the user's config, as `-o` options: the host's
+    /// `ssh -G` settings (target's user and port first), less everything about identities.
+    fn reach(&self) -> Result<&[String], TargetError> {
+        if let Some(reach) = self.reach.get() {
+            return Ok(reach);
+        }
+        let (user, host, port, _) = self.parts();
+        let mut probe = std::process::Command::new("ssh");
+        self.env.apply(&mut probe);
+        probe.arg("-G");
+        if let Some(p) = port {
+            probe.arg("-p").arg(p.to_string());
+        }
+        if let Some(u) = user {
+            probe.arg("-l").arg(u);
+        }
+        probe.arg("--").arg(host);
+        let resolved = run_with_input(probe, None).map_err(|e| self.unreachable(&e.to_string()))?;
+        if !resolved.status.success() {
+            let why = last_line(&resolved.stderr);
+            return Err(self.unreachable(if why.is_empty() {
+                "ssh -G failed"
+            } else {
+                &why
+            }));
+        }
+        let resolved = String::from_utf8_lossy(&resolved.stdout).into_owned();
+        Ok(self.reach.get_or_init(|| reach_options(&resolved)))
+    }
+
+    /// A login with keyvault's own keys only: `ssh -F /dev/null` (no user config, so no
+    /// `IdentitiesOnly`, `IdentityFile`, `IdentityAgent`, `CertificateFile`, algorithm
+    /// list or `Match` of theirs applies), the private agent as the only agent, and
+    /// `IdentitiesOnly` with the public half of each key in `keys` (fingerprints), so ssh
+    /// offers exactly those. Host name, port, user, proxy and known hosts come from the
+    /// user's config through [`Self::reach`].
+    fn own_login(
+        &self,
+        keys: Option<&str>,
+        remote: &str,
+    ) -> Result<std::process::Command, TargetError> {
+        let Some(agent) = &self.agent else {
+            return Err(self.unreachable("no key of keyvault's to log in with"));
+        };
+        let (_, host, _, _) = self.parts();
+        let reach = self.reach()?;
+        let mut c = std::process::Command::new("ssh");
+        self.env.apply(&mut c);
+        c.args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=15",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "ControlMaster=no",
+            "-o",
+            "ControlPath=none",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "PreferredAuthentications=publickey",
+        ]);
+        c.arg("-o")
+            .arg(format!("IdentityAgent={}", ssh_config_path(agent.socket())));
+        for (fingerprint, public) in &self.identities {
+            if keys.is_none_or(|k| k == fingerprint) {
+                c.arg("-i").arg(public);
+            }
+        }
+        // Options given first win: the target's own (a pod's known_hosts) before the user's.
+        c.args(&self.extra);
+        c.args(reach);
+        c.arg("--").arg(host).arg(remote);
+        Ok(c)
+    }
+
+    /// The ways to log in, in the order to try them: `false` for the user's own setup,
+    /// `true` for keyvault's own keys.
+    fn attempts(&self) -> Vec<bool> {
         use std::sync::atomic::Ordering;
-        let mut attempts: Vec<Vec<std::ffi::OsString>> = vec![Vec::new()];
+        let mut attempts = vec![false];
         // Once a rotation has made the new key active, the user's own setup may only know
         // the (encrypted) new key: fall back to keyvault's agent, which holds it decrypted.
         // Where that agent is the way in (a pod, or it already worked here), it goes first,
         // which saves a failed login per command.
-        if let Some(agent) = &self.agent {
-            let with_agent = vec![
-                "-o".into(),
-                format!("IdentityAgent={}", agent.socket().display()).into(),
-            ];
+        if self.agent.is_some() {
             if self.agent_first.load(Ordering::Relaxed) {
-                attempts.insert(0, with_agent);
+                attempts.insert(0, true);
             } else {
-                attempts.push(with_agent);
+                attempts.push(true);
             }
         }
         attempts
     }
 
-    /// Remembers that keyvault's agent got in (`extra` came from [`Self::attempts`]).
-    fn logged_in_with(&self, extra: &[std::ffi::OsString]) {
-        if !extra.is_empty() {
+    /// The command for one of [`Self::attempts`].
+    fn attempt(&self, own: bool, remote: &str) -> Result<std::process::Command, TargetError> {
+        if own {
+            self.own_login(None, remote)
+        } else {
+            Ok(self.command(remote))
+        }
+    }
+
+    /// Remembers that keyvault's agent got in (`own` came from [`Self::attempts`]).
+    fn logged_in_with(&self, own: bool) {
+        if own {
             self.agent_first
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }
@@ -811,13 +921,11 @@ impl SshTarget {
 
     fn run(&self, remote: &str, stdin: Option<&[u8]>) -> Result<Vec<u8>, TargetError> {
         let mut last = String::new();
-        for extra in self.attempts() {
-            let args: Vec<&std::ffi::OsStr> =
-                extra.iter().map(std::ffi::OsString::as_os_str).collect();
-            let out = run_with_input(self.command(&args, remote), stdin)
+        for own in self.attempts() {
+            let out = run_with_input(self.attempt(own, remote)?, stdin)
                 .map_err(|e| self.unreachable(&e.to_string()))?;
             if out.status.success() {
-                self.logged_in_with(&extra);
+                self.logged_in_with(own);
                 return Ok(out.stdout);
             }
             last = last_line(&out.stderr);
@@ -864,10 +972,8 @@ impl SshTarget {
             cap = MAX_TARGET_BYTES + 1
         );
         let mut last = String::new();
-        for extra in self.attempts() {
-            let args: Vec<&std::ffi::OsStr> =
-                extra.iter().map(std::ffi::OsString::as_os_str).collect();
-            let mut session = Session::start(self.command(&args, &script))
+        for own in self.attempts() {
+            let mut session = Session::start(self.attempt(own, &script)?)
                 .map_err(|e| self.unreachable(&e.to_string()))?;
             let Some(head) = session
                 .read_until(format!("\n{end}\n").as_bytes())
@@ -884,7 +990,7 @@ impl SshTarget {
                 }
                 continue;
             };
-            self.logged_in_with(&extra);
+            self.logged_in_with(own);
             let before = self.printed_file(head)?;
             let Some(text) = decide(before.as_deref()) else {
                 let _ = session.finish(Some(b"keep\n"));
@@ -980,68 +1086,13 @@ impl SshTarget {
         }
     }
 
-    fn verify_login(&self, public_line: &str) -> Result<(), TargetError> {
-        let Some(agent) = &self.agent else {
+    /// Proves that the key with this fingerprint logs in, offering it alone.
+    fn verify_login(&self, fingerprint: &str) -> Result<(), TargetError> {
+        if self.agent.is_none() {
             return Ok(());
-        };
-        let dir = agent
-            .socket()
-            .parent()
-            .unwrap_or(std::path::Path::new("/tmp"));
-        let public = dir.join("verify.pub");
-        std::fs::write(&public, format!("{public_line}\n"))
+        }
+        let out = run_with_input(self.own_login(Some(fingerprint), "true")?, None)
             .map_err(|e| self.unreachable(&e.to_string()))?;
-        // Only the new key may be offered, but the user's config can add identity files that
-        // no option removes. So take the host's effective settings from `ssh -G`, keep what
-        // reaching it needs, and connect with no config file at all.
-        let (user, host, port, _) = self.parts();
-        let mut probe = std::process::Command::new("ssh");
-        probe.arg("-G").args(&self.extra);
-        if let Some(p) = port {
-            probe.arg("-p").arg(p.to_string());
-        }
-        if let Some(u) = user {
-            probe.arg("-l").arg(u);
-        }
-        probe.arg("--").arg(host);
-        let resolved = run_with_input(probe, None).map_err(|e| self.unreachable(&e.to_string()))?;
-        let resolved = String::from_utf8_lossy(&resolved.stdout).into_owned();
-        let mut cmd = std::process::Command::new("ssh");
-        cmd.args([
-            "-F",
-            "/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=15",
-            "-o",
-            "LogLevel=ERROR",
-        ]);
-        cmd.args(["-o", "IdentitiesOnly=yes", "-o"])
-            .arg(format!("IdentityAgent={}", agent.socket().display()));
-        cmd.arg("-i").arg(&public);
-        for line in resolved.lines() {
-            let Some((key, value)) = line.split_once(' ') else {
-                continue;
-            };
-            let option = match key {
-                "hostname" => "HostName",
-                "port" => "Port",
-                "user" => "User",
-                "proxyjump" => "ProxyJump",
-                "proxycommand" => "ProxyCommand",
-                "userknownhostsfile" => "UserKnownHostsFile",
-                "globalknownhostsfile" => "GlobalKnownHostsFile",
-                "stricthostkeychecking" => "StrictHostKeyChecking",
-                "hostkeyalias" => "HostKeyAlias",
-                _ => continue,
-            };
-            if value != "none" {
-                cmd.arg("-o").arg(format!("{option}={value}"));
-            }
-        }
-        cmd.arg("--").arg(host).arg("true");
-        let out = run_with_input(cmd, None).map_err(|e| self.unreachable(&e.to_string()))?;
         if out.status.success() {
             Ok(())
         } else {
@@ -1050,6 +1101,78 @@ impl SshTarget {
             ))
         }
     }
+}
+
+/// A path as one `ssh_config` argument, whatever it holds: double-quoted (ssh splits
+/// unquoted values at spaces), `\` and `"` escaped, `%` doubled (ssh expands `%` tokens).
+fn ssh_config_path(path: &std::path::Path) -> String {
+    let mut out = String::from("\"");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '\\' | '"' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '%' => out.push_str("%%"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A word for `sh -c`, single-quoted.
+fn shell_word(word: &str) -> String {
+    format!("'{}'", word.replace('\'', "'\\''"))
+}
+
+/// The options that reach a host, from `ssh -G` output: host name, port, user, proxy,
+/// known hosts. A `ProxyJump` becomes the `ProxyCommand` ssh itself would run, but without
+/// `-F`, so the jump hosts are reached with the user's own config and keys.
+fn reach_options(resolved: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in resolved.lines() {
+        let Some((key, value)) = line.split_once(' ') else {
+            continue;
+        };
+        if value == "none" {
+            continue;
+        }
+        let option = match key {
+            "hostname" => "HostName".to_owned(),
+            "port" => "Port".to_owned(),
+            "user" => "User".to_owned(),
+            "proxycommand" => "ProxyCommand".to_owned(),
+            "proxyjump" => {
+                let (rest, last) = value.rsplit_once(',').unwrap_or(("", value));
+                let last = if last.starts_with("ssh://") {
+                    last.to_owned()
+                } else {
+                    format!("ssh://{last}")
+                };
+                // ssh expands `%` tokens in a ProxyCommand: only %h and %p are meant.
+                let word = |w: &str| shell_word(&w.replace('%', "%%"));
+                let mut command = "ProxyCommand=ssh -o BatchMode=yes".to_owned();
+                if !rest.is_empty() {
+                    command.push_str(&format!(" -J {}", word(rest)));
+                }
+                command.push_str(&format!(" -W '[%h]:%p' -- {}", word(&last)));
+                out.push("-o".to_owned());
+                out.push(command);
+                continue;
+            }
+            "userknownhostsfile" => "UserKnownHostsFile".to_owned(),
+            "globalknownhostsfile" => "GlobalKnownHostsFile".to_owned(),
+            "stricthostkeychecking" => "StrictHostKeyChecking".to_owned(),
+            "hostkeyalias" => "HostKeyAlias".to_owned(),
+            "checkhostip" => "CheckHostIP".to_owned(),
+            "addressfamily" => "AddressFamily".to_owned(),
+            _ => continue,
+        };
+        out.push("-o".to_owned());
+        out.push(format!("{option}={value}"));
+    }
+    out
 }
 
 /// The last line `ssh` printed to stderr (its reason for failing).
@@ -1195,13 +1318,23 @@ impl Target for SshTarget {
 
     fn load_identity(&mut self, key: &ssh_key::PrivateKey) -> Result<(), Error> {
         if self.agent.is_none() {
-            self.agent = Some(crate::agent::PrivateAgent::start(std::path::Path::new(
-                "/tmp",
-            ))?);
+            self.agent = Some(crate::agent::PrivateAgent::start(
+                std::path::Path::new(crate::agent::PARENT),
+                &self.env,
+            )?);
         }
-        if let Some(agent) = &self.agent {
-            agent.add(key, 600)?;
+        let Some(agent) = &self.agent else {
+            return Ok(());
+        };
+        let fingerprint = key
+            .public_key()
+            .fingerprint(ssh_key::HashAlg::Sha256)
+            .to_string();
+        if self.identities.iter().any(|(fp, _)| *fp == fingerprint) {
+            return Ok(());
         }
+        // Ten minutes: a command's logins; the agent itself ends with the command.
+        agent.add(key, 600)?;
         let public = key.public_key();
         let line = public
             .to_openssh()
@@ -1209,10 +1342,17 @@ impl Target for SshTarget {
                 operation: "encode",
                 reason: e.to_string(),
             })?;
-        self.identities.push((
-            public.fingerprint(ssh_key::HashAlg::Sha256).to_string(),
-            line,
-        ));
+        let path = agent
+            .dir()
+            .join(format!("id-{}.pub", self.identities.len()));
+        std::fs::write(&path, format!("{line}\n")).map_err(|source| {
+            crate::error::StoreError::Io {
+                operation: "write",
+                path: path.clone(),
+                source,
+            }
+        })?;
+        self.identities.push((fingerprint, path));
         Ok(())
     }
 
@@ -1248,10 +1388,72 @@ impl Target for SshTarget {
         let present = read_back(&name, &after, add, remove)?;
         // Prove that every added key keyvault holds decrypted logs in.
         for a in add {
-            if let Some((_, line)) = self.identities.iter().find(|(fp, _)| fp == &a.fingerprint) {
-                self.verify_login(line)?;
+            if self.identities.iter().any(|(fp, _)| fp == &a.fingerprint) {
+                self.verify_login(&a.fingerprint)?;
             }
         }
         Ok(Applied { wrote, present })
+    }
+}
+
+#[cfg(test)]
+mod ssh_option_tests {
+    use super::{reach_options, ssh_config_path};
+
+    /// `ssh -G` with no config and `options`: its resolved settings.
+    fn resolved(options: &[String]) -> String {
+        let out = std::process::Command::new("ssh")
+            .args(["-G", "-F", "/dev/null"])
+            .args(options)
+            .arg("example.invalid")
+            .output()
+            .expect("ssh -G (openssh-client)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    #[test]
+    fn any_path_is_one_ssh_config_value() {
+        for path in [
+            "/tmp/my vault/known_hosts",
+            "/tmp/a\"b/k h",
+            "/tmp/50%h/known_hosts",
+            "/tmp/back\\slash/x",
+        ] {
+            let option = format!(
+                "UserKnownHostsFile={}",
+                ssh_config_path(std::path::Path::new(path))
+            );
+            let got = resolved(&["-o".to_owned(), option]);
+            assert!(
+                got.lines()
+                    .any(|l| l == format!("userknownhostsfile {path}")),
+                "{path}:\n{got}"
+            );
+        }
+    }
+
+    #[test]
+    fn proxy_jump_becomes_a_proxy_command_that_keeps_the_users_config() {
+        let options = reach_options(
+            "hostname 10.0.0.5\nport 2222\nuser deploy\nproxyjump admin@bastion:2200,inner\nidentityfile ~/.ssh/id_rsa\nidentitiesonly yes\n",
+        );
+        assert!(
+            !options.iter().any(|o| o.to_lowercase().contains("identit")),
+            "{options:?}"
+        );
+        let got = resolved(&options);
+        for want in [
+            "hostname 10.0.0.5",
+            "port 2222",
+            "user deploy",
+            "proxycommand ssh -o BatchMode=yes -J 'admin@bastion:2200' -W '[%h]:%p' -- 'ssh://inner'",
+        ] {
+            assert!(got.lines().any(|l| l == want), "{want}:\n{got}");
+        }
     }
 }

@@ -19,4 +19,5 @@ mod runpod;
 mod scan;
 mod scoped;
 mod secrets;
+mod ssh_logins;
 mod sshd;
