@@ -281,13 +281,17 @@ pub(crate) fn read_optional_with_meta(
 /// named with a trailing `/`), owned by the user running keyvault, and writable by no one
 /// else. A missing home is fine: keyvault creates it 0700.
 pub(crate) fn check_home(home: &Path) -> Result<(), StoreError> {
-    use std::os::unix::ffi::OsStrExt;
-    // `link/` resolves the link; the name without the slash is the link itself.
-    let bytes = home.as_os_str().as_bytes();
-    let trimmed = match bytes.iter().rposition(|&b| b != b'/') {
-        Some(end) => Path::new(std::ffi::OsStr::from_bytes(&bytes[..=end])),
-        None => home,
-    };
+    use std::path::Component;
+    // `link/`, `link/.` and `link/./` resolve the link; rebuilt from its components the
+    // name is the link itself. `..` could climb out of a link, so it is refused.
+    if home.components().any(|c| c == Component::ParentDir) {
+        return Err(io("use", home)(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a vault home named with `..` is refused; name it without `..`",
+        )));
+    }
+    let rebuilt: PathBuf = home.components().collect();
+    let trimmed = rebuilt.as_path();
     let meta = match fs::symlink_metadata(trimmed) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(io("inspect", trimmed)(e)),

@@ -521,19 +521,6 @@ const MAX_TARGET_BYTES: u64 = 16 << 20;
 /// a regular file, too large, an owner it cannot keep); its last stderr line says why.
 const REFUSED: i32 = 3;
 
-/// The first line (1-based) of `text` that is neither blank, a comment, nor a key line
-/// (with or without options) as [`crate::authorized_keys::line_fingerprint`] reads it.
-fn first_non_key_line(text: &str) -> Option<usize> {
-    text.split('\n').enumerate().find_map(|(i, line)| {
-        let line = line.trim_end_matches('\r');
-        let trimmed = line.trim();
-        let fine = trimmed.is_empty()
-            || trimmed.starts_with('#')
-            || crate::authorized_keys::line_fingerprint(line).is_some();
-        (!fine).then_some(i + 1)
-    })
-}
-
 /// An `authorized_keys` file on this machine. Edits keep every other line byte for byte,
 /// are atomic (temp file beside it, fsync, rename) and keep the file's owner, group and
 /// mode; a symlink or other non-regular file at the path is neither read nor written
@@ -637,8 +624,10 @@ impl Target for FileTarget {
                 present: crate::authorized_keys::fingerprints(&text),
             });
         }
+        // Only adding a key can harm another kind of file; removing one never blocks.
         if !self.allow_non_key_lines
-            && let Some(line) = first_non_key_line(&text)
+            && !add.is_empty()
+            && let Some(line) = crate::authorized_keys::first_non_entry_line(&text)
         {
             return Err(TargetError::NotAuthorizedKeys { target: name, line }.into());
         }
@@ -848,19 +837,26 @@ impl SshTarget {
             .map_err(|e| self.unreachable(&e.to_string()))?;
         let end = format!("keyvault-end-{}", sha256_hex(&nonce));
         let script = format!(
-            "{print}; d=$(dirname -- \"$f\"); printf '\\n{end}\\n'; \
+            "{print}; printf '\\n{end}\\n'; \
              IFS= read -r verb || exit 0; case \"$verb\" in 'write '*) ;; *) exit 0;; esac; \
-             set -e; umask 077; mkdir -p -- \"$d\"; \
-             t=$(mktemp \"$d/.authorized_keys.keyvault.XXXXXX\"); cat > \"$t\"; \
-             if [ -L \"$f\" ] || {{ [ -e \"$f\" ] && [ ! -f \"$f\" ]; }}; then rm -f -- \"$t\"; \
+             set -e; umask 077; o=; \
+             if [ \"$(id -u)\" = 0 ]; then o=$(stat -c %u:%g -- \"$e\" 2>/dev/null || stat -f %u:%g -- \"$e\"); fi; \
+             if [ ! -d \"$d\" ]; then mkdir -p -- \"$d\"; \
+             if [ -n \"$o\" ]; then x=$d; while [ \"$x\" != \"$e\" ] && [ \"$x\" != / ]; do chown -h -- \"$o\" \"$x\"; x=$(dirname -- \"$x\"); done; fi; fi; \
+             cd -P -- \"$d\"; if [ \"$(pwd -P)\" != \"$d\" ]; then \
+             echo \"$f: $d is or passes through a symlink; keyvault does not write through it\" >&2; exit {REFUSED}; fi; a=./$b; \
+             t=$(mktemp ./.authorized_keys.keyvault.XXXXXX); cat > \"$t\"; \
+             if [ -L \"$a\" ] || {{ [ -e \"$a\" ] && [ ! -f \"$a\" ]; }}; then rm -f -- \"$t\"; \
              echo \"$f is a symlink or not a regular file; keyvault does not write through it\" >&2; exit {REFUSED}; fi; \
-             if [ -f \"$f\" ]; then cur=$(sha256sum < \"$f\" | cut -d' ' -f1); else cur=none; fi; \
+             if [ -f \"$a\" ]; then cur=$(sha256sum < \"$a\" | cut -d' ' -f1); else cur=none; fi; \
              if [ \"write $cur\" != \"$verb\" ]; then rm -f -- \"$t\"; echo \"$f changed since keyvault read it\" >&2; exit 4; fi; \
-             if [ -f \"$f\" ]; then \
-             if ! {{ chown --reference=\"$f\" -- \"$t\" 2>/dev/null || chown -- \"$(stat -c %u:%g -- \"$f\")\" \"$t\" 2>/dev/null; }}; then \
+             if [ -f \"$a\" ]; then \
+             m=$(stat -c %u:%g:%a -- \"$a\" 2>/dev/null || stat -f %u:%g:%Lp -- \"$a\" 2>/dev/null) || m=; \
+             if [ -z \"$m\" ] || ! chown -- \"${{m%:*}}\" \"$t\" 2>/dev/null; then \
              rm -f -- \"$t\"; echo \"cannot keep the owner and group of $f; nothing was written\" >&2; exit {REFUSED}; fi; \
-             chmod --reference=\"$f\" \"$t\" 2>/dev/null || chmod 600 \"$t\"; else chmod 600 \"$t\"; fi; \
-             mv -f -- \"$t\" \"$f\"; head -c {cap} -- \"$f\"",
+             chmod -- \"${{m##*:}}\" \"$t\"; \
+             else chmod 600 \"$t\"; if [ -n \"$o\" ]; then chown -- \"$o\" \"$t\"; fi; fi; \
+             mv -f -- \"$t\" \"$a\"; head -c {cap} -- \"$a\"",
             cap = MAX_TARGET_BYTES + 1
         );
         let mut last = String::new();
@@ -957,11 +953,17 @@ impl SshTarget {
         let (_, _, _, path) = self.parts();
         let max = MAX_TARGET_BYTES;
         format!(
-            "f={path}; if [ -L \"$f\" ] || {{ [ -e \"$f\" ] && [ ! -f \"$f\" ]; }}; then \
+            "f={path}; d=$(dirname -- \"$f\"); b=$(basename -- \"$f\"); a=$f; \
+             case \"$d\" in \"$HOME\"|\"$HOME\"/*) if h=$(cd -P -- \"$HOME\" 2>/dev/null && pwd -P); then d=$h${{d#\"$HOME\"}}; fi;; esac; \
+             e=$d; while [ ! -d \"$e\" ] && [ \"$e\" != / ] && [ \"$e\" != . ]; do e=$(dirname -- \"$e\"); done; \
+             if [ \"$(cd -P -- \"$e\" 2>/dev/null && pwd -P)\" != \"$e\" ]; then \
+             echo \"$f: $e is or passes through a symlink (or is no canonical path); keyvault does not write through it\" >&2; exit {REFUSED}; fi; \
+             if [ -d \"$d\" ]; then cd -P -- \"$d\" || exit {REFUSED}; a=./$b; fi; \
+             if [ -L \"$a\" ] || {{ [ -e \"$a\" ] && [ ! -f \"$a\" ]; }}; then \
              echo \"$f is a symlink or not a regular file; keyvault does not write through it\" >&2; exit {REFUSED}; \
-             elif [ -f \"$f\" ]; then n=$(wc -c < \"$f\"); if [ \"$n\" -gt {max} ]; then \
+             elif [ -f \"$a\" ]; then n=$(wc -c < \"$a\"); if [ \"$n\" -gt {max} ]; then \
              echo \"$f is larger than {max} bytes\" >&2; exit {REFUSED}; fi; \
-             printf 'present\\n'; head -c {cap} -- \"$f\"; else printf 'missing\\n'; fi",
+             printf 'present\\n'; head -c {cap} -- \"$a\"; else printf 'missing\\n'; fi",
             cap = max + 1
         )
     }
@@ -1233,8 +1235,8 @@ impl Target for SshTarget {
                 let text = current.unwrap_or_default();
                 let edited = crate::authorized_keys::edit(text, add, remove);
                 let change = current.is_none() || edited != text;
-                if change && !allow_non_key_lines {
-                    non_key_line = first_non_key_line(text);
+                if change && !allow_non_key_lines && !add.is_empty() {
+                    non_key_line = crate::authorized_keys::first_non_entry_line(text);
                 }
                 (change && non_key_line.is_none()).then_some(edited)
             },

@@ -549,3 +549,152 @@ fn an_ssh_target_keeps_its_owner_group_and_mode() {
     let text = std::fs::read_to_string(&ak).expect("read");
     assert!(text.starts_with(&format!("{UNMANAGED}\n")) && text.contains("keyvault:personal-1"));
 }
+
+#[test]
+fn an_ssh_target_whose_directory_is_a_symlink_is_refused() {
+    let v = Vault::new();
+    v.new_key("personal", &[]);
+    let (sshd, server) = ssh_host(&v);
+    // A user points their .ssh at root's: keyvault running as root must not follow it.
+    let victim = server.join("victim/.ssh");
+    std::fs::create_dir_all(&victim).expect("mkdir");
+    let victim_ak = victim.join("authorized_keys");
+    std::fs::write(&victim_ak, format!("{UNMANAGED}\n")).expect("write");
+    let user = server.join("u");
+    std::fs::create_dir(&user).expect("mkdir");
+    std::os::unix::fs::symlink(&victim, user.join(".ssh")).expect("symlink");
+    let ak = user.join(".ssh/authorized_keys");
+    let run = v
+        .run(&["deploy", "personal", "--to", &ssh_target(&sshd, &ak)])
+        .expect(1)
+        .no_secrets();
+    assert!(
+        run.stderr.contains(&format!(
+            "{}: {} is or passes through a symlink",
+            ak.display(),
+            user.join(".ssh").display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(&victim_ak).expect("read"),
+        format!("{UNMANAGED}\n")
+    );
+    // A link higher up, with the directory to be created below it: refused, nothing made.
+    let up = server.join("up");
+    std::os::unix::fs::symlink(server.join("victim"), &up).expect("symlink");
+    let run = v
+        .run(&[
+            "deploy",
+            "personal",
+            "--to",
+            &ssh_target(&sshd, &up.join("new/authorized_keys")),
+        ])
+        .expect(1)
+        .no_secrets();
+    assert!(
+        run.stderr.contains("is or passes through a symlink"),
+        "{}",
+        run.stderr
+    );
+    assert!(!server.join("victim/new").exists());
+}
+
+#[test]
+fn a_new_authorized_keys_file_made_as_root_belongs_to_the_parent_directorys_owner() {
+    let v = Vault::new();
+    v.new_key("personal", &[]);
+    let (sshd, server) = ssh_host(&v);
+    let user = server.join("home-nobody");
+    std::fs::create_dir(&user).expect("mkdir");
+    std::os::unix::fs::chown(&user, Some(65534), Some(65534)).expect("chown");
+    let ak = user.join(".ssh/authorized_keys");
+    v.run(&["deploy", "personal", "--to", &ssh_target(&sshd, &ak)])
+        .expect(0)
+        .no_secrets();
+    for (path, want) in [(user.join(".ssh"), 0o700), (ak.clone(), 0o600)] {
+        let meta = std::fs::symlink_metadata(&path).expect("meta");
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+            (65534, 65534, want),
+            "{}",
+            path.display()
+        );
+    }
+    assert!(
+        std::fs::read_to_string(&ak)
+            .expect("read")
+            .contains("keyvault:personal-1")
+    );
+}
+
+#[test]
+fn a_home_named_link_dot_or_through_dot_dot_is_refused() {
+    let v = Vault::new();
+    v.new_key("personal", &[]);
+    let inventory = v.inventory_text();
+    let link = v.root.join("link");
+    std::os::unix::fs::symlink(&v.home, &link).expect("symlink");
+    for named in [
+        format!("{}/.", link.display()),
+        format!("{}/./", link.display()),
+        format!("{}//.//", link.display()),
+    ] {
+        v.set_env("KEYVAULT_HOME", &named);
+        let run = v
+            .run(&["new", "--purpose", "work", "--passphrase-env", "KV_PASS"])
+            .expect(1)
+            .no_secrets();
+        assert!(
+            run.stderr.contains(&format!(
+                "{} is a symlink or not a regular file; keyvault does not write through it",
+                link.display()
+            )),
+            "{named}: {}",
+            run.stderr
+        );
+        assert_eq!(v.inventory_text(), inventory);
+    }
+    let dotdot = format!(
+        "{}/../{}",
+        link.display(),
+        link.file_name().expect("name").to_str().expect("utf8")
+    );
+    v.set_env("KEYVAULT_HOME", &dotdot);
+    let run = v.run(&["list"]).expect(1).no_secrets();
+    assert!(
+        run.stderr
+            .contains("a vault home named with `..` is refused"),
+        "{}",
+        run.stderr
+    );
+    v.set_env("KEYVAULT_HOME", s(&v.home));
+    v.run(&["list"]).expect(0);
+}
+
+#[test]
+fn keys_are_added_despite_tabs_and_revoked_despite_non_key_lines() {
+    let v = Vault::new();
+    v.new_key("personal", &[]);
+    let ak = v.root.join("authorized_keys");
+    // sshd reads runs of spaces and tabs between the fields.
+    let (kind, rest) = UNMANAGED.split_once(' ').expect("fields");
+    let spaced = format!("{kind}\t{rest}\n  {kind}  {}\n", rest.replace(' ', "\t "));
+    std::fs::write(&ak, &spaced).expect("write");
+    let target = format!("file:{}", ak.display());
+    v.run(&["deploy", "personal", "--to", &target])
+        .expect(0)
+        .no_secrets();
+    let text = std::fs::read_to_string(&ak).expect("read");
+    assert!(
+        text.starts_with(&spaced) && text.contains("keyvault:personal-1"),
+        "{text}"
+    );
+    // A line that is no key does not block removing one: a compromised key goes now.
+    let odd = "this line is no key\n";
+    std::fs::write(&ak, format!("{text}{odd}")).expect("write");
+    v.run(&["revoke", "personal-1"]).expect(0).no_secrets();
+    let text = std::fs::read_to_string(&ak).expect("read");
+    assert_eq!(text, format!("{spaced}{odd}"));
+}
