@@ -88,23 +88,6 @@ pub(crate) fn write_atomic(
     write_atomic_as(path, bytes, mode, replace, None)
 }
 
-/// Replaces the regular file `path` (whose metadata, read through the opened file, is
-/// `meta`) with `bytes` atomically, keeping its owner, group and mode. Where the owner
-/// cannot be kept (not root, someone else's file) nothing is written.
-pub(crate) fn replace_keeping(
-    path: &Path,
-    bytes: &[u8],
-    meta: &fs::Metadata,
-) -> Result<(), StoreError> {
-    write_atomic_as(
-        path,
-        bytes,
-        meta.mode() & 0o7777,
-        Replace::Yes,
-        Some((meta.uid(), meta.gid())),
-    )
-}
-
 /// [`write_atomic`], with the new file given to `owner` (uid, gid) before it takes `path`.
 fn write_atomic_as(
     path: &Path,
@@ -211,7 +194,7 @@ fn open_regular(path: &Path) -> Result<(File, fs::Metadata), StoreError> {
     Ok((file, meta))
 }
 
-fn read_capped(mut file: File, path: &Path, max: u64) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn read_capped(mut file: File, path: &Path, max: u64) -> Result<Vec<u8>, StoreError> {
     let too_large = || StoreError::Io {
         operation: "read",
         path: path.to_owned(),
@@ -262,21 +245,6 @@ pub(crate) fn read_optional(path: &Path, max: u64) -> Result<Option<Vec<u8>>, St
     read_capped(file, path, max).map(Some)
 }
 
-/// As [`read_optional`], with the metadata of the file that was read (taken from the
-/// opened file, so it is the file's own, never a symlink's or a swapped-in file's).
-pub(crate) fn read_optional_with_meta(
-    path: &Path,
-    max: u64,
-) -> Result<Option<(Vec<u8>, fs::Metadata)>, StoreError> {
-    match fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io("inspect", path)(e)),
-        Ok(_) => {}
-    }
-    let (file, meta) = open_regular(path)?;
-    read_capped(file, path, max).map(|bytes| Some((bytes, meta)))
-}
-
 /// Requires that an existing vault home is a real directory (not a symlink, also when
 /// named with a trailing `/`), owned by the user running keyvault, and writable by no one
 /// else. A missing home is fine: keyvault creates it 0700.
@@ -302,9 +270,7 @@ pub(crate) fn check_home(home: &Path) -> Result<(), StoreError> {
             path: trimmed.to_owned(),
         });
     }
-    if let Some(euid) = effective_uid()
-        && meta.uid() != euid
-    {
+    if meta.uid() != crate::dirfd::effective_uid() {
         return Err(StoreError::NotOwned {
             path: trimmed.to_owned(),
             owner: meta.uid(),
@@ -319,14 +285,6 @@ pub(crate) fn check_home(home: &Path) -> Result<(), StoreError> {
         });
     }
     Ok(())
-}
-
-/// This process's effective user id, from `/proc/self/status` (no unsafe code); `None`
-/// where that cannot be read.
-fn effective_uid() -> Option<u32> {
-    let status = fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Opens `path` for appending, creating it with `mode`; never through a symlink.

@@ -9,6 +9,7 @@ pub mod backup;
 pub mod ca;
 pub mod callbacks;
 pub mod clock;
+mod dirfd;
 pub mod error;
 mod fsutil;
 pub mod inventory;

@@ -568,9 +568,26 @@ impl FileTarget {
     /// The file's text and metadata (of the opened file), read with a cap, refusing
     /// symlinks and non-regular files without blocking on a FIFO.
     fn read_with_meta(&self) -> Result<Option<(String, std::fs::Metadata)>, Error> {
-        let Some((bytes, meta)) =
-            crate::fsutil::read_optional_with_meta(&self.path, MAX_TARGET_BYTES)?
+        let Some(dir) = crate::dirfd::Dir::open(crate::fsutil::parent_dir(&self.path), false)?
         else {
+            return Ok(None);
+        };
+        self.read_in(&dir)
+    }
+
+    /// The file's name in its directory.
+    fn name(&self) -> Result<&std::ffi::OsStr, Error> {
+        self.path
+            .file_name()
+            .ok_or_else(|| self.err("edit", std::io::Error::other("the path names no file")))
+    }
+
+    /// As [`Self::read_with_meta`], through a directory already opened.
+    fn read_in(
+        &self,
+        dir: &crate::dirfd::Dir,
+    ) -> Result<Option<(String, std::fs::Metadata)>, Error> {
+        let Some((bytes, meta)) = dir.read(self.name()?, MAX_TARGET_BYTES)? else {
             return Ok(None);
         };
         String::from_utf8(bytes)
@@ -612,7 +629,14 @@ impl Target for FileTarget {
         hook: Hook<'_>,
     ) -> Result<Applied, Error> {
         let name = self.spec.to_string();
-        let current = self.read_with_meta()?;
+        // Everything goes through one handle on the directory, opened without following
+        // a link someone else could swap in; it is made (0700) only when written to.
+        let parent = crate::fsutil::parent_dir(&self.path);
+        let mut dir = crate::dirfd::Dir::open(parent, false)?;
+        let current = match &dir {
+            Some(dir) => self.read_in(dir)?,
+            None => None,
+        };
         let text = current
             .as_ref()
             .map(|(text, _)| text.clone())
@@ -631,23 +655,23 @@ impl Target for FileTarget {
         {
             return Err(TargetError::NotAuthorizedKeys { target: name, line }.into());
         }
-        if let Some(dir) = self.path.parent() {
-            crate::fsutil::ensure_dir(dir, 0o700)?;
-        }
+        let dir = match dir.take() {
+            Some(dir) => dir,
+            None => crate::dirfd::Dir::open(parent, true)?.ok_or_else(|| {
+                self.err("create", std::io::Error::from(std::io::ErrorKind::NotFound))
+            })?,
+        };
         hook(&format!("write:{name}"))?;
-        match &current {
-            Some((_, meta)) => {
-                crate::fsutil::replace_keeping(&self.path, edited.as_bytes(), meta)?;
-            }
-            None => crate::fsutil::write_atomic(
-                &self.path,
-                edited.as_bytes(),
-                0o600,
-                crate::fsutil::Replace::Yes,
-            )?,
-        }
+        dir.replace(
+            self.name()?,
+            edited.as_bytes(),
+            current.as_ref().map(|(text, _)| text.as_bytes()),
+            current.as_ref().map(|(_, meta)| meta),
+            MAX_TARGET_BYTES,
+        )?;
         hook(&format!("written:{name}"))?;
-        let present = read_back(&name, &self.read()?.unwrap_or_default(), add, remove)?;
+        let after = self.read_in(&dir)?.map(|(text, _)| text);
+        let present = read_back(&name, &after.unwrap_or_default(), add, remove)?;
         Ok(Applied {
             wrote: true,
             present,

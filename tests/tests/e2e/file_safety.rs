@@ -698,3 +698,85 @@ fn keys_are_added_despite_tabs_and_revoked_despite_non_key_lines() {
     let text = std::fs::read_to_string(&ak).expect("read");
     assert_eq!(text, format!("{spaced}{odd}"));
 }
+
+#[test]
+fn a_file_target_in_a_directory_someone_else_linked_is_refused() {
+    let v = Vault::new();
+    v.new_key("personal", &[]);
+    // User 65534 points their .ssh at root's: keyvault running as root must not follow it.
+    let victim = v.root.join("victim/.ssh");
+    std::fs::create_dir_all(&victim).expect("mkdir");
+    let victim_ak = victim.join("authorized_keys");
+    std::fs::write(&victim_ak, format!("{UNMANAGED}\n")).expect("write");
+    let user = v.root.join("u");
+    std::fs::create_dir(&user).expect("mkdir");
+    std::os::unix::fs::chown(&user, Some(65534), Some(65534)).expect("chown");
+    let link = user.join(".ssh");
+    std::os::unix::fs::symlink(&victim, &link).expect("symlink");
+    std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).expect("lchown");
+    let target = format!("file:{}", link.join("authorized_keys").display());
+    for args in [
+        vec!["deploy", "personal", "--to", target.as_str()],
+        vec![
+            "deploy",
+            "personal",
+            "--to",
+            target.as_str(),
+            "--allow-non-key-lines",
+        ],
+    ] {
+        let run = v.run(&args).expect(1).no_secrets();
+        assert!(
+            run.stderr.contains(&format!(
+                "{} is a symlink or not a regular file; keyvault does not write through it",
+                link.display()
+            )),
+            "{}",
+            run.stderr
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&victim_ak).expect("read"),
+        format!("{UNMANAGED}\n")
+    );
+    assert_eq!(
+        std::fs::metadata(&victim_ak).expect("meta").uid(),
+        0,
+        "the victim's file keeps its owner"
+    );
+}
+
+#[test]
+fn a_new_file_target_made_as_root_belongs_to_the_parent_directorys_owner() {
+    let v = Vault::new();
+    v.new_key("personal", &[]);
+    let user = v.root.join("home-nobody");
+    std::fs::create_dir(&user).expect("mkdir");
+    std::os::unix::fs::chown(&user, Some(65534), Some(65534)).expect("chown");
+    let ak = user.join(".ssh/authorized_keys");
+    run_with_umask_000(
+        &v,
+        &[
+            "deploy",
+            "personal",
+            "--to",
+            &format!("file:{}", ak.display()),
+        ],
+    )
+    .expect(0)
+    .no_secrets();
+    for (path, want) in [(user.join(".ssh"), 0o700), (ak.clone(), 0o600)] {
+        let meta = std::fs::symlink_metadata(&path).expect("meta");
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+            (65534, 65534, want),
+            "{}",
+            path.display()
+        );
+    }
+    assert!(
+        std::fs::read_to_string(&ak)
+            .expect("read")
+            .contains("keyvault:personal-1")
+    );
+}
