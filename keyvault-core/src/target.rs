@@ -1099,7 +1099,6 @@ struct Session {
 
 impl Session {
     fn start(mut cmd: std::process::Command) -> std::io::Result<Session> {
-        use std::io::Read;
         use std::process::Stdio;
         let mut child = cmd
             .stdin(Stdio::piped())
@@ -1110,13 +1109,7 @@ impl Session {
             .stdout
             .take()
             .ok_or_else(|| std::io::Error::other("no stdout pipe"))?;
-        let stderr = child.stderr.take().map(|mut pipe| {
-            std::thread::spawn(move || {
-                let mut all = Vec::new();
-                let _ = pipe.read_to_end(&mut all);
-                all
-            })
-        });
+        let stderr = capped_stderr(&mut child);
         Ok(Session {
             child,
             stdout,
@@ -1163,7 +1156,15 @@ impl Session {
         }
         drop(self.child.stdin.take());
         let mut rest = std::mem::take(&mut self.buffered);
-        let _ = self.stdout.read_to_end(&mut rest);
+        let room = (MAX_OUTPUT_BYTES + 1).saturating_sub(rest.len() as u64);
+        let _ = Read::by_ref(&mut self.stdout)
+            .take(room)
+            .read_to_end(&mut rest);
+        if rest.len() as u64 > MAX_OUTPUT_BYTES {
+            // A host that keeps talking gets no more of our memory: end the login.
+            let _ = self.child.kill();
+            rest.clear();
+        }
         let status = self.child.wait().ok();
         let stderr = self
             .stderr
@@ -1188,10 +1189,60 @@ fn run_with_input(
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
     let mut child = cmd.spawn()?;
+    let stderr = capped_stderr(&mut child);
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
         pipe.write_all(data)?;
     }
-    child.wait_with_output()
+    let mut stdout = Vec::new();
+    if let Some(pipe) = child.stdout.take() {
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(pipe, MAX_OUTPUT_BYTES + 1),
+            &mut stdout,
+        )?;
+    }
+    if stdout.len() as u64 > MAX_OUTPUT_BYTES {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(std::io::Error::other(format!(
+            "the host sent more than {MAX_OUTPUT_BYTES} bytes"
+        )));
+    }
+    let status = child.wait()?;
+    let stderr = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
+    Ok(std::process::Output {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
+/// The most a host may print on stdout: the capped file and a little framing.
+const MAX_OUTPUT_BYTES: u64 = MAX_TARGET_BYTES + 64 * 1024;
+
+/// The most of a host's stderr keyvault keeps (only its last line is ever shown).
+const MAX_STDERR_BYTES: u64 = 64 * 1024;
+
+/// Reads `child`'s stderr in a thread, keeping at most [`MAX_STDERR_BYTES`]; a child that
+/// prints more is killed (it could go on for ever), and the rest is discarded.
+fn capped_stderr(child: &mut std::process::Child) -> Option<std::thread::JoinHandle<Vec<u8>>> {
+    use std::io::Read;
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).ok()?)?;
+    child.stderr.take().map(|pipe| {
+        std::thread::spawn(move || {
+            let mut kept = Vec::new();
+            let mut pipe = pipe;
+            let _ = Read::by_ref(&mut pipe)
+                .take(MAX_STDERR_BYTES + 1)
+                .read_to_end(&mut kept);
+            if kept.len() as u64 > MAX_STDERR_BYTES {
+                // Not yet waited for, so the pid is still this child's.
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                let _ = std::io::copy(&mut pipe, &mut std::io::sink());
+                kept.truncate(usize::try_from(MAX_STDERR_BYTES).unwrap_or(usize::MAX));
+            }
+            kept
+        })
+    })
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

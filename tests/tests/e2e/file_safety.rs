@@ -361,7 +361,7 @@ fn a_file_that_is_no_authorized_keys_file_is_not_edited_unless_allowed() {
     );
 }
 
-/// Waits for `child` at most 20 s; a hang fails the test instead of blocking it.
+/// Waits for `child` at most 20 s; a hang (a FIFO, an endless host) fails the test.
 fn wait_bounded(mut child: std::process::Child) -> std::process::Output {
     let start = Instant::now();
     loop {
@@ -370,7 +370,7 @@ fn wait_bounded(mut child: std::process::Child) -> std::process::Output {
         }
         if start.elapsed() > Duration::from_secs(20) {
             let _ = child.kill();
-            panic!("keyvault blocked on a FIFO");
+            panic!("keyvault did not finish within 20 s");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -779,4 +779,41 @@ fn a_new_file_target_made_as_root_belongs_to_the_parent_directorys_owner() {
             .expect("read")
             .contains("keyvault:personal-1")
     );
+}
+
+#[test]
+fn a_host_that_never_stops_talking_is_cut_off() {
+    let v = Vault::new();
+    v.new_key("personal", &[]);
+    let (sshd, server) = ssh_host(&v);
+    let ak = server.join("user_authorized_keys");
+    let target = ssh_target(&sshd, &ak);
+    v.run(&["deploy", "personal", "--to", &target]).expect(0);
+    let admin = std::fs::read_to_string(v.root.join("admin_key.pub")).expect("admin key");
+    // The host floods stdout, stderr, or stdout after keyvault's own script ran.
+    for command in ["yes", "yes 1>&2", "eval \\\"$SSH_ORIGINAL_COMMAND\\\"; yes"] {
+        std::fs::write(
+            &sshd.authorized_keys,
+            format!("command=\"{command}\" {admin}"),
+        )
+        .expect("write");
+        for args in [
+            vec!["status"],
+            vec!["deploy", "personal", "--to", target.as_str()],
+            vec!["revoke", "personal-1"],
+        ] {
+            let child = v
+                .cmd(&args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn");
+            let out = wait_bounded(child);
+            assert!(
+                out.stdout.len() + out.stderr.len() < 64 * 1024,
+                "{command} {args:?}: {} bytes",
+                out.stdout.len() + out.stderr.len()
+            );
+        }
+    }
 }
