@@ -817,3 +817,43 @@ fn a_host_that_never_stops_talking_is_cut_off() {
         }
     }
 }
+
+#[test]
+fn mint_into_a_directory_that_takes_no_files_fails_before_anything_is_minted() {
+    // Even root cannot create files in sysfs.
+    let dir = Path::new("/sys/kernel");
+    assert!(dir.is_dir(), "the test needs /sys mounted");
+    let v = vault();
+    let ak = v.root.join("authorized_keys");
+    std::fs::write(&ak, format!("{UNMANAGED}\n")).expect("write");
+    let out = dir.join("keyvault_key");
+    let run = v
+        .run(&[
+            "mint",
+            "--purpose",
+            "ci",
+            "--ttl",
+            "1h",
+            "--no-passphrase",
+            "--deploy",
+            &format!("file:{}", ak.display()),
+            "--private-key-out",
+            s(&out),
+        ])
+        .expect(2)
+        .no_secrets();
+    assert!(
+        run.stderr.contains(&format!(
+            "cannot write the private key to {}: cannot create a file in {}",
+            out.display(),
+            dir.display()
+        )) && run.stderr.contains("nothing was minted"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(&ak).expect("read"),
+        format!("{UNMANAGED}\n")
+    );
+    nothing_minted(&v);
+}
