@@ -857,3 +857,94 @@ fn mint_into_a_directory_that_takes_no_files_fails_before_anything_is_minted() {
     );
     nothing_minted(&v);
 }
+
+/// The host's script uses only what BusyBox offers (no GNU `--reference`, `stat -c` or
+/// `stat -f`): run under `busybox sh` with only BusyBox applets on the PATH, it keeps an
+/// owner and mode, gives a new file its directory's owner, and refuses a linked directory.
+#[test]
+fn the_ssh_script_works_with_busybox_alone() {
+    let Some(busybox) = ["/usr/bin/busybox", "/bin/busybox"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+    else {
+        eprintln!("busybox is not installed; skipping");
+        return;
+    };
+    let v = Vault::new();
+    v.new_key("personal", &[]);
+    let (sshd, server) = ssh_host(&v);
+    let applets = server.join("bb");
+    std::fs::create_dir(&applets).expect("mkdir");
+    assert!(
+        Command::new(busybox)
+            .arg("--install")
+            .arg("-s")
+            .arg(&applets)
+            .status()
+            .expect("busybox --install")
+            .success()
+    );
+    let admin = std::fs::read_to_string(v.root.join("admin_key.pub")).expect("admin key");
+    std::fs::write(
+        &sshd.authorized_keys,
+        format!(
+            "command=\"PATH={}; export PATH; exec {} sh -c \\\"$SSH_ORIGINAL_COMMAND\\\"\" {admin}",
+            applets.display(),
+            busybox.display()
+        ),
+    )
+    .expect("write");
+
+    let ak = server.join("user_authorized_keys");
+    std::fs::write(&ak, format!("{UNMANAGED}\n")).expect("write");
+    std::os::unix::fs::chown(&ak, Some(65534), Some(65534)).expect("chown");
+    chmod(&ak, 0o604);
+    v.run(&["deploy", "personal", "--to", &ssh_target(&sshd, &ak)])
+        .expect(0)
+        .no_secrets();
+    let meta = std::fs::metadata(&ak).expect("meta");
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+        (65534, 65534, 0o604)
+    );
+    assert!(
+        std::fs::read_to_string(&ak)
+            .expect("read")
+            .contains("keyvault:personal-1")
+    );
+
+    let user = server.join("home-nobody");
+    std::fs::create_dir(&user).expect("mkdir");
+    std::os::unix::fs::chown(&user, Some(65534), Some(65534)).expect("chown");
+    let new = user.join(".ssh/authorized_keys");
+    v.run(&["deploy", "personal", "--to", &ssh_target(&sshd, &new)])
+        .expect(0)
+        .no_secrets();
+    for (path, want) in [(user.join(".ssh"), 0o700), (new.clone(), 0o600)] {
+        let meta = std::fs::symlink_metadata(&path).expect("meta");
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+            (65534, 65534, want),
+            "{}",
+            path.display()
+        );
+    }
+
+    let linked = server.join("linked");
+    std::os::unix::fs::symlink(&user, &linked).expect("symlink");
+    let run = v
+        .run(&[
+            "deploy",
+            "personal",
+            "--to",
+            &ssh_target(&sshd, &linked.join(".ssh/authorized_keys")),
+        ])
+        .expect(1)
+        .no_secrets();
+    assert!(
+        run.stderr.contains("is or passes through a symlink"),
+        "{}",
+        run.stderr
+    );
+}
