@@ -85,17 +85,6 @@ pub(crate) fn write_atomic(
     mode: u32,
     replace: Replace,
 ) -> Result<(), StoreError> {
-    write_atomic_as(path, bytes, mode, replace, None)
-}
-
-/// [`write_atomic`], with the new file given to `owner` (uid, gid) before it takes `path`.
-fn write_atomic_as(
-    path: &Path,
-    bytes: &[u8],
-    mode: u32,
-    replace: Replace,
-    owner: Option<(u32, u32)>,
-) -> Result<(), StoreError> {
     let dir = parent_dir(path);
     if replace == Replace::No {
         match fs::symlink_metadata(path) {
@@ -113,11 +102,6 @@ fn write_atomic_as(
     let tmp = temp_path(path);
     let result = (|| {
         let mut file = create_exclusive(&tmp, mode).map_err(io("create", &tmp))?;
-        if let Some((uid, gid)) = owner {
-            // Before the mode: a change of owner clears set-id bits.
-            std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
-                .map_err(io("keep the owner and group of", path))?;
-        }
         // The umask may have narrowed the mode; make it exact.
         file.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(io("set permissions on", &tmp))?;
