@@ -22,8 +22,9 @@ pub struct Cli {
     /// (KEYVAULT_NO_INPUT=1, true, yes or on sets it; 0, false, no, off or empty do not.)
     #[arg(long, global = true, env = "KEYVAULT_NO_INPUT", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_input: bool,
-    /// Edit a file: or ssh:// target even if it has lines that are not keys, comments or
-    /// blank (without it keyvault refuses: the path may name some other file).
+    /// Add keys to a file: or ssh:// target even if it has lines that are not keys,
+    /// comments or blank (without it keyvault refuses: the path may name some other file;
+    /// removing keys is never refused for it).
     #[arg(long, global = true)]
     pub allow_non_key_lines: bool,
     /// The command.

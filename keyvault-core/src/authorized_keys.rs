@@ -87,3 +87,25 @@ pub fn edit(text: &str, add: &[AddKey], remove: &HashSet<String>) -> String {
     }
     out
 }
+
+/// The first line (1-based) of `text` that is neither blank, a comment, nor an entry sshd
+/// would read as a key (with or without options); like sshd, runs of spaces and tabs
+/// separate the fields. keyvault adds no key to a file with such a line: it may be some
+/// other kind of file.
+#[must_use]
+pub fn first_non_entry_line(text: &str) -> Option<usize> {
+    text.split('\n').enumerate().find_map(|(i, line)| {
+        let line = line.trim_end_matches('\r').trim_matches([' ', '\t']);
+        let fine = line.is_empty()
+            || line.starts_with('#')
+            || line_fingerprint(
+                &line
+                    .split([' ', '\t'])
+                    .filter(|w| !w.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
+            .is_some();
+        (!fine).then_some(i + 1)
+    })
+}

@@ -85,34 +85,6 @@ pub(crate) fn write_atomic(
     mode: u32,
     replace: Replace,
 ) -> Result<(), StoreError> {
-    write_atomic_as(path, bytes, mode, replace, None)
-}
-
-/// Replaces the regular file `path` (whose metadata, read through the opened file, is
-/// `meta`) with `bytes` atomically, keeping its owner, group and mode. Where the owner
-/// cannot be kept (not root, someone else's file) nothing is written.
-pub(crate) fn replace_keeping(
-    path: &Path,
-    bytes: &[u8],
-    meta: &fs::Metadata,
-) -> Result<(), StoreError> {
-    write_atomic_as(
-        path,
-        bytes,
-        meta.mode() & 0o7777,
-        Replace::Yes,
-        Some((meta.uid(), meta.gid())),
-    )
-}
-
-/// [`write_atomic`], with the new file given to `owner` (uid, gid) before it takes `path`.
-fn write_atomic_as(
-    path: &Path,
-    bytes: &[u8],
-    mode: u32,
-    replace: Replace,
-    owner: Option<(u32, u32)>,
-) -> Result<(), StoreError> {
     let dir = parent_dir(path);
     if replace == Replace::No {
         match fs::symlink_metadata(path) {
@@ -130,11 +102,6 @@ fn write_atomic_as(
     let tmp = temp_path(path);
     let result = (|| {
         let mut file = create_exclusive(&tmp, mode).map_err(io("create", &tmp))?;
-        if let Some((uid, gid)) = owner {
-            // Before the mode: a change of owner clears set-id bits.
-            std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
-                .map_err(io("keep the owner and group of", path))?;
-        }
         // The umask may have narrowed the mode; make it exact.
         file.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(io("set permissions on", &tmp))?;
@@ -211,7 +178,7 @@ fn open_regular(path: &Path) -> Result<(File, fs::Metadata), StoreError> {
     Ok((file, meta))
 }
 
-fn read_capped(mut file: File, path: &Path, max: u64) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn read_capped(mut file: File, path: &Path, max: u64) -> Result<Vec<u8>, StoreError> {
     let too_large = || StoreError::Io {
         operation: "read",
         path: path.to_owned(),
@@ -262,32 +229,21 @@ pub(crate) fn read_optional(path: &Path, max: u64) -> Result<Option<Vec<u8>>, St
     read_capped(file, path, max).map(Some)
 }
 
-/// As [`read_optional`], with the metadata of the file that was read (taken from the
-/// opened file, so it is the file's own, never a symlink's or a swapped-in file's).
-pub(crate) fn read_optional_with_meta(
-    path: &Path,
-    max: u64,
-) -> Result<Option<(Vec<u8>, fs::Metadata)>, StoreError> {
-    match fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io("inspect", path)(e)),
-        Ok(_) => {}
-    }
-    let (file, meta) = open_regular(path)?;
-    read_capped(file, path, max).map(|bytes| Some((bytes, meta)))
-}
-
 /// Requires that an existing vault home is a real directory (not a symlink, also when
 /// named with a trailing `/`), owned by the user running keyvault, and writable by no one
 /// else. A missing home is fine: keyvault creates it 0700.
 pub(crate) fn check_home(home: &Path) -> Result<(), StoreError> {
-    use std::os::unix::ffi::OsStrExt;
-    // `link/` resolves the link; the name without the slash is the link itself.
-    let bytes = home.as_os_str().as_bytes();
-    let trimmed = match bytes.iter().rposition(|&b| b != b'/') {
-        Some(end) => Path::new(std::ffi::OsStr::from_bytes(&bytes[..=end])),
-        None => home,
-    };
+    use std::path::Component;
+    // `link/`, `link/.` and `link/./` resolve the link; rebuilt from its components the
+    // name is the link itself. `..` could climb out of a link, so it is refused.
+    if home.components().any(|c| c == Component::ParentDir) {
+        return Err(io("use", home)(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a vault home named with `..` is refused; name it without `..`",
+        )));
+    }
+    let rebuilt: PathBuf = home.components().collect();
+    let trimmed = rebuilt.as_path();
     let meta = match fs::symlink_metadata(trimmed) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(io("inspect", trimmed)(e)),
@@ -298,9 +254,7 @@ pub(crate) fn check_home(home: &Path) -> Result<(), StoreError> {
             path: trimmed.to_owned(),
         });
     }
-    if let Some(euid) = effective_uid()
-        && meta.uid() != euid
-    {
+    if meta.uid() != crate::dirfd::effective_uid() {
         return Err(StoreError::NotOwned {
             path: trimmed.to_owned(),
             owner: meta.uid(),
@@ -315,14 +269,6 @@ pub(crate) fn check_home(home: &Path) -> Result<(), StoreError> {
         });
     }
     Ok(())
-}
-
-/// This process's effective user id, from `/proc/self/status` (no unsafe code); `None`
-/// where that cannot be read.
-fn effective_uid() -> Option<u32> {
-    let status = fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Opens `path` for appending, creating it with `mode`; never through a symlink.

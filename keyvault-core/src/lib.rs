@@ -10,6 +10,7 @@ pub mod ca;
 pub mod callbacks;
 pub mod child_env;
 pub mod clock;
+mod dirfd;
 pub mod error;
 mod fsutil;
 pub mod inventory;

@@ -521,19 +521,6 @@ const MAX_TARGET_BYTES: u64 = 16 << 20;
 /// a regular file, too large, an owner it cannot keep); its last stderr line says why.
 const REFUSED: i32 = 3;
 
-/// The first line (1-based) of `text` that is neither blank, a comment, nor a key line
-/// (with or without options) as [`crate::authorized_keys::line_fingerprint`] reads it.
-fn first_non_key_line(text: &str) -> Option<usize> {
-    text.split('\n').enumerate().find_map(|(i, line)| {
-        let line = line.trim_end_matches('\r');
-        let trimmed = line.trim();
-        let fine = trimmed.is_empty()
-            || trimmed.starts_with('#')
-            || crate::authorized_keys::line_fingerprint(line).is_some();
-        (!fine).then_some(i + 1)
-    })
-}
-
 /// An `authorized_keys` file on this machine. Edits keep every other line byte for byte,
 /// are atomic (temp file beside it, fsync, rename) and keep the file's owner, group and
 /// mode; a symlink or other non-regular file at the path is neither read nor written
@@ -581,9 +568,26 @@ impl FileTarget {
     /// The file's text and metadata (of the opened file), read with a cap, refusing
     /// symlinks and non-regular files without blocking on a FIFO.
     fn read_with_meta(&self) -> Result<Option<(String, std::fs::Metadata)>, Error> {
-        let Some((bytes, meta)) =
-            crate::fsutil::read_optional_with_meta(&self.path, MAX_TARGET_BYTES)?
+        let Some(dir) = crate::dirfd::Dir::open(crate::fsutil::parent_dir(&self.path), false)?
         else {
+            return Ok(None);
+        };
+        self.read_in(&dir)
+    }
+
+    /// The file's name in its directory.
+    fn name(&self) -> Result<&std::ffi::OsStr, Error> {
+        self.path
+            .file_name()
+            .ok_or_else(|| self.err("edit", std::io::Error::other("the path names no file")))
+    }
+
+    /// As [`Self::read_with_meta`], through a directory already opened.
+    fn read_in(
+        &self,
+        dir: &crate::dirfd::Dir,
+    ) -> Result<Option<(String, std::fs::Metadata)>, Error> {
+        let Some((bytes, meta)) = dir.read(self.name()?, MAX_TARGET_BYTES)? else {
             return Ok(None);
         };
         String::from_utf8(bytes)
@@ -625,7 +629,14 @@ impl Target for FileTarget {
         hook: Hook<'_>,
     ) -> Result<Applied, Error> {
         let name = self.spec.to_string();
-        let current = self.read_with_meta()?;
+        // Everything goes through one handle on the directory, opened without following
+        // a link someone else could swap in; it is made (0700) only when written to.
+        let parent = crate::fsutil::parent_dir(&self.path);
+        let mut dir = crate::dirfd::Dir::open(parent, false)?;
+        let current = match &dir {
+            Some(dir) => self.read_in(dir)?,
+            None => None,
+        };
         let text = current
             .as_ref()
             .map(|(text, _)| text.clone())
@@ -637,28 +648,30 @@ impl Target for FileTarget {
                 present: crate::authorized_keys::fingerprints(&text),
             });
         }
+        // Only adding a key can harm another kind of file; removing one never blocks.
         if !self.allow_non_key_lines
-            && let Some(line) = first_non_key_line(&text)
+            && !add.is_empty()
+            && let Some(line) = crate::authorized_keys::first_non_entry_line(&text)
         {
             return Err(TargetError::NotAuthorizedKeys { target: name, line }.into());
         }
-        if let Some(dir) = self.path.parent() {
-            crate::fsutil::ensure_dir(dir, 0o700)?;
-        }
+        let dir = match dir.take() {
+            Some(dir) => dir,
+            None => crate::dirfd::Dir::open(parent, true)?.ok_or_else(|| {
+                self.err("create", std::io::Error::from(std::io::ErrorKind::NotFound))
+            })?,
+        };
         hook(&format!("write:{name}"))?;
-        match &current {
-            Some((_, meta)) => {
-                crate::fsutil::replace_keeping(&self.path, edited.as_bytes(), meta)?;
-            }
-            None => crate::fsutil::write_atomic(
-                &self.path,
-                edited.as_bytes(),
-                0o600,
-                crate::fsutil::Replace::Yes,
-            )?,
-        }
+        dir.replace(
+            self.name()?,
+            edited.as_bytes(),
+            current.as_ref().map(|(text, _)| text.as_bytes()),
+            current.as_ref().map(|(_, meta)| meta),
+            MAX_TARGET_BYTES,
+        )?;
         hook(&format!("written:{name}"))?;
-        let present = read_back(&name, &self.read()?.unwrap_or_default(), add, remove)?;
+        let after = self.read_in(&dir)?.map(|(text, _)| text);
+        let present = read_back(&name, &after.unwrap_or_default(), add, remove)?;
         Ok(Applied {
             wrote: true,
             present,
@@ -956,19 +969,26 @@ impl SshTarget {
             .map_err(|e| self.unreachable(&e.to_string()))?;
         let end = format!("keyvault-end-{}", sha256_hex(&nonce));
         let script = format!(
-            "{print}; d=$(dirname -- \"$f\"); printf '\\n{end}\\n'; \
+            "{print}; printf '\\n{end}\\n'; \
              IFS= read -r verb || exit 0; case \"$verb\" in 'write '*) ;; *) exit 0;; esac; \
-             set -e; umask 077; mkdir -p -- \"$d\"; \
-             t=$(mktemp \"$d/.authorized_keys.keyvault.XXXXXX\"); cat > \"$t\"; \
-             if [ -L \"$f\" ] || {{ [ -e \"$f\" ] && [ ! -f \"$f\" ]; }}; then rm -f -- \"$t\"; \
+             set -e; umask 077; o=; \
+             if [ \"$(id -u)\" = 0 ]; then o=$(stat -c %u:%g -- \"$e\" 2>/dev/null || stat -f %u:%g -- \"$e\"); fi; \
+             if [ ! -d \"$d\" ]; then mkdir -p -- \"$d\"; \
+             if [ -n \"$o\" ]; then x=$d; while [ \"$x\" != \"$e\" ] && [ \"$x\" != / ]; do chown -h -- \"$o\" \"$x\"; x=$(dirname -- \"$x\"); done; fi; fi; \
+             cd -P -- \"$d\"; if [ \"$(pwd -P)\" != \"$d\" ]; then \
+             echo \"$f: $d is or passes through a symlink; keyvault does not write through it\" >&2; exit {REFUSED}; fi; a=./$b; \
+             t=$(mktemp ./.authorized_keys.keyvault.XXXXXX); cat > \"$t\"; \
+             if [ -L \"$a\" ] || {{ [ -e \"$a\" ] && [ ! -f \"$a\" ]; }}; then rm -f -- \"$t\"; \
              echo \"$f is a symlink or not a regular file; keyvault does not write through it\" >&2; exit {REFUSED}; fi; \
-             if [ -f \"$f\" ]; then cur=$(sha256sum < \"$f\" | cut -d' ' -f1); else cur=none; fi; \
+             if [ -f \"$a\" ]; then cur=$(sha256sum < \"$a\" | cut -d' ' -f1); else cur=none; fi; \
              if [ \"write $cur\" != \"$verb\" ]; then rm -f -- \"$t\"; echo \"$f changed since keyvault read it\" >&2; exit 4; fi; \
-             if [ -f \"$f\" ]; then \
-             if ! {{ chown --reference=\"$f\" -- \"$t\" 2>/dev/null || chown -- \"$(stat -c %u:%g -- \"$f\")\" \"$t\" 2>/dev/null; }}; then \
+             if [ -f \"$a\" ]; then \
+             m=$(stat -c %u:%g:%a -- \"$a\" 2>/dev/null || stat -f %u:%g:%Lp -- \"$a\" 2>/dev/null) || m=; \
+             if [ -z \"$m\" ] || ! chown -- \"${{m%:*}}\" \"$t\" 2>/dev/null; then \
              rm -f -- \"$t\"; echo \"cannot keep the owner and group of $f; nothing was written\" >&2; exit {REFUSED}; fi; \
-             chmod --reference=\"$f\" \"$t\" 2>/dev/null || chmod 600 \"$t\"; else chmod 600 \"$t\"; fi; \
-             mv -f -- \"$t\" \"$f\"; head -c {cap} -- \"$f\"",
+             chmod -- \"${{m##*:}}\" \"$t\"; \
+             else chmod 600 \"$t\"; if [ -n \"$o\" ]; then chown -- \"$o\" \"$t\"; fi; fi; \
+             mv -f -- \"$t\" \"$a\"; head -c {cap} -- \"$a\"",
             cap = MAX_TARGET_BYTES + 1
         );
         let mut last = String::new();
@@ -1063,11 +1083,17 @@ impl SshTarget {
         let (_, _, _, path) = self.parts();
         let max = MAX_TARGET_BYTES;
         format!(
-            "f={path}; if [ -L \"$f\" ] || {{ [ -e \"$f\" ] && [ ! -f \"$f\" ]; }}; then \
+            "f={path}; d=$(dirname -- \"$f\"); b=$(basename -- \"$f\"); a=$f; \
+             case \"$d\" in \"$HOME\"|\"$HOME\"/*) if h=$(cd -P -- \"$HOME\" 2>/dev/null && pwd -P); then d=$h${{d#\"$HOME\"}}; fi;; esac; \
+             e=$d; while [ ! -d \"$e\" ] && [ \"$e\" != / ] && [ \"$e\" != . ]; do e=$(dirname -- \"$e\"); done; \
+             if [ \"$(cd -P -- \"$e\" 2>/dev/null && pwd -P)\" != \"$e\" ]; then \
+             echo \"$f: $e is or passes through a symlink (or is no canonical path); keyvault does not write through it\" >&2; exit {REFUSED}; fi; \
+             if [ -d \"$d\" ]; then cd -P -- \"$d\" || exit {REFUSED}; a=./$b; fi; \
+             if [ -L \"$a\" ] || {{ [ -e \"$a\" ] && [ ! -f \"$a\" ]; }}; then \
              echo \"$f is a symlink or not a regular file; keyvault does not write through it\" >&2; exit {REFUSED}; \
-             elif [ -f \"$f\" ]; then n=$(wc -c < \"$f\"); if [ \"$n\" -gt {max} ]; then \
+             elif [ -f \"$a\" ]; then n=$(wc -c < \"$a\"); if [ \"$n\" -gt {max} ]; then \
              echo \"$f is larger than {max} bytes\" >&2; exit {REFUSED}; fi; \
-             printf 'present\\n'; head -c {cap} -- \"$f\"; else printf 'missing\\n'; fi",
+             printf 'present\\n'; head -c {cap} -- \"$a\"; else printf 'missing\\n'; fi",
             cap = max + 1
         )
     }
@@ -1196,7 +1222,6 @@ struct Session {
 
 impl Session {
     fn start(mut cmd: std::process::Command) -> std::io::Result<Session> {
-        use std::io::Read;
         use std::process::Stdio;
         let mut child = cmd
             .stdin(Stdio::piped())
@@ -1207,13 +1232,7 @@ impl Session {
             .stdout
             .take()
             .ok_or_else(|| std::io::Error::other("no stdout pipe"))?;
-        let stderr = child.stderr.take().map(|mut pipe| {
-            std::thread::spawn(move || {
-                let mut all = Vec::new();
-                let _ = pipe.read_to_end(&mut all);
-                all
-            })
-        });
+        let stderr = capped_stderr(&mut child);
         Ok(Session {
             child,
             stdout,
@@ -1260,7 +1279,15 @@ impl Session {
         }
         drop(self.child.stdin.take());
         let mut rest = std::mem::take(&mut self.buffered);
-        let _ = self.stdout.read_to_end(&mut rest);
+        let room = (MAX_OUTPUT_BYTES + 1).saturating_sub(rest.len() as u64);
+        let _ = Read::by_ref(&mut self.stdout)
+            .take(room)
+            .read_to_end(&mut rest);
+        if rest.len() as u64 > MAX_OUTPUT_BYTES {
+            // A host that keeps talking gets no more of our memory: end the login.
+            let _ = self.child.kill();
+            rest.clear();
+        }
         let status = self.child.wait().ok();
         let stderr = self
             .stderr
@@ -1285,10 +1312,60 @@ fn run_with_input(
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
     let mut child = cmd.spawn()?;
+    let stderr = capped_stderr(&mut child);
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
         pipe.write_all(data)?;
     }
-    child.wait_with_output()
+    let mut stdout = Vec::new();
+    if let Some(pipe) = child.stdout.take() {
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(pipe, MAX_OUTPUT_BYTES + 1),
+            &mut stdout,
+        )?;
+    }
+    if stdout.len() as u64 > MAX_OUTPUT_BYTES {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(std::io::Error::other(format!(
+            "the host sent more than {MAX_OUTPUT_BYTES} bytes"
+        )));
+    }
+    let status = child.wait()?;
+    let stderr = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
+    Ok(std::process::Output {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
+/// The most a host may print on stdout: the capped file and a little framing.
+const MAX_OUTPUT_BYTES: u64 = MAX_TARGET_BYTES + 64 * 1024;
+
+/// The most of a host's stderr keyvault keeps (only its last line is ever shown).
+const MAX_STDERR_BYTES: u64 = 64 * 1024;
+
+/// Reads `child`'s stderr in a thread, keeping at most [`MAX_STDERR_BYTES`]; a child that
+/// prints more is killed (it could go on for ever), and the rest is discarded.
+fn capped_stderr(child: &mut std::process::Child) -> Option<std::thread::JoinHandle<Vec<u8>>> {
+    use std::io::Read;
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).ok()?)?;
+    child.stderr.take().map(|pipe| {
+        std::thread::spawn(move || {
+            let mut kept = Vec::new();
+            let mut pipe = pipe;
+            let _ = Read::by_ref(&mut pipe)
+                .take(MAX_STDERR_BYTES + 1)
+                .read_to_end(&mut kept);
+            if kept.len() as u64 > MAX_STDERR_BYTES {
+                // Not yet waited for, so the pid is still this child's.
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                let _ = std::io::copy(&mut pipe, &mut std::io::sink());
+                kept.truncate(usize::try_from(MAX_STDERR_BYTES).unwrap_or(usize::MAX));
+            }
+            kept
+        })
+    })
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -1373,8 +1450,8 @@ impl Target for SshTarget {
                 let text = current.unwrap_or_default();
                 let edited = crate::authorized_keys::edit(text, add, remove);
                 let change = current.is_none() || edited != text;
-                if change && !allow_non_key_lines {
-                    non_key_line = first_non_key_line(text);
+                if change && !allow_non_key_lines && !add.is_empty() {
+                    non_key_line = crate::authorized_keys::first_non_entry_line(text);
                 }
                 (change && non_key_line.is_none()).then_some(edited)
             },

@@ -361,7 +361,7 @@ fn a_file_that_is_no_authorized_keys_file_is_not_edited_unless_allowed() {
     );
 }
 
-/// Waits for `child` at most 20 s; a hang fails the test instead of blocking it.
+/// Waits for `child` at most 20 s; a hang (a FIFO, an endless host) fails the test.
 fn wait_bounded(mut child: std::process::Child) -> std::process::Output {
     let start = Instant::now();
     loop {
@@ -370,7 +370,7 @@ fn wait_bounded(mut child: std::process::Child) -> std::process::Output {
         }
         if start.elapsed() > Duration::from_secs(20) {
             let _ = child.kill();
-            panic!("keyvault blocked on a FIFO");
+            panic!("keyvault did not finish within 20 s");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -548,4 +548,403 @@ fn an_ssh_target_keeps_its_owner_group_and_mode() {
     );
     let text = std::fs::read_to_string(&ak).expect("read");
     assert!(text.starts_with(&format!("{UNMANAGED}\n")) && text.contains("keyvault:personal-1"));
+}
+
+#[test]
+fn an_ssh_target_whose_directory_is_a_symlink_is_refused() {
+    let v = Vault::new();
+    v.new_key("personal", &[]);
+    let (sshd, server) = ssh_host(&v);
+    // A user points their .ssh at root's: keyvault running as root must not follow it.
+    let victim = server.join("victim/.ssh");
+    std::fs::create_dir_all(&victim).expect("mkdir");
+    let victim_ak = victim.join("authorized_keys");
+    std::fs::write(&victim_ak, format!("{UNMANAGED}\n")).expect("write");
+    let user = server.join("u");
+    std::fs::create_dir(&user).expect("mkdir");
+    std::os::unix::fs::symlink(&victim, user.join(".ssh")).expect("symlink");
+    let ak = user.join(".ssh/authorized_keys");
+    let run = v
+        .run(&["deploy", "personal", "--to", &ssh_target(&sshd, &ak)])
+        .expect(1)
+        .no_secrets();
+    assert!(
+        run.stderr.contains(&format!(
+            "{}: {} is or passes through a symlink",
+            ak.display(),
+            user.join(".ssh").display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(&victim_ak).expect("read"),
+        format!("{UNMANAGED}\n")
+    );
+    // A link higher up, with the directory to be created below it: refused, nothing made.
+    let up = server.join("up");
+    std::os::unix::fs::symlink(server.join("victim"), &up).expect("symlink");
+    let run = v
+        .run(&[
+            "deploy",
+            "personal",
+            "--to",
+            &ssh_target(&sshd, &up.join("new/authorized_keys")),
+        ])
+        .expect(1)
+        .no_secrets();
+    assert!(
+        run.stderr.contains("is or passes through a symlink"),
+        "{}",
+        run.stderr
+    );
+    assert!(!server.join("victim/new").exists());
+}
+
+#[test]
+fn a_new_authorized_keys_file_made_as_root_belongs_to_the_parent_directorys_owner() {
+    let v = Vault::new();
+    v.new_key("personal", &[]);
+    let (sshd, server) = ssh_host(&v);
+    let user = server.join("home-nobody");
+    std::fs::create_dir(&user).expect("mkdir");
+    std::os::unix::fs::chown(&user, Some(65534), Some(65534)).expect("chown");
+    let ak = user.join(".ssh/authorized_keys");
+    v.run(&["deploy", "personal", "--to", &ssh_target(&sshd, &ak)])
+        .expect(0)
+        .no_secrets();
+    for (path, want) in [(user.join(".ssh"), 0o700), (ak.clone(), 0o600)] {
+        let meta = std::fs::symlink_metadata(&path).expect("meta");
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+            (65534, 65534, want),
+            "{}",
+            path.display()
+        );
+    }
+    assert!(
+        std::fs::read_to_string(&ak)
+            .expect("read")
+            .contains("keyvault:personal-1")
+    );
+}
+
+#[test]
+fn a_home_named_link_dot_or_through_dot_dot_is_refused() {
+    let v = Vault::new();
+    v.new_key("personal", &[]);
+    let inventory = v.inventory_text();
+    let link = v.root.join("link");
+    std::os::unix::fs::symlink(&v.home, &link).expect("symlink");
+    for named in [
+        format!("{}/.", link.display()),
+        format!("{}/./", link.display()),
+        format!("{}//.//", link.display()),
+    ] {
+        v.set_env("KEYVAULT_HOME", &named);
+        let run = v
+            .run(&["new", "--purpose", "work", "--passphrase-env", "KV_PASS"])
+            .expect(1)
+            .no_secrets();
+        assert!(
+            run.stderr.contains(&format!(
+                "{} is a symlink or not a regular file; keyvault does not write through it",
+                link.display()
+            )),
+            "{named}: {}",
+            run.stderr
+        );
+        assert_eq!(v.inventory_text(), inventory);
+    }
+    let dotdot = format!(
+        "{}/../{}",
+        link.display(),
+        link.file_name().expect("name").to_str().expect("utf8")
+    );
+    v.set_env("KEYVAULT_HOME", &dotdot);
+    let run = v.run(&["list"]).expect(1).no_secrets();
+    assert!(
+        run.stderr
+            .contains("a vault home named with `..` is refused"),
+        "{}",
+        run.stderr
+    );
+    v.set_env("KEYVAULT_HOME", s(&v.home));
+    v.run(&["list"]).expect(0);
+}
+
+#[test]
+fn keys_are_added_despite_tabs_and_revoked_despite_non_key_lines() {
+    let v = Vault::new();
+    v.new_key("personal", &[]);
+    let ak = v.root.join("authorized_keys");
+    // sshd reads runs of spaces and tabs between the fields.
+    let (kind, rest) = UNMANAGED.split_once(' ').expect("fields");
+    let spaced = format!("{kind}\t{rest}\n  {kind}  {}\n", rest.replace(' ', "\t "));
+    std::fs::write(&ak, &spaced).expect("write");
+    let target = format!("file:{}", ak.display());
+    v.run(&["deploy", "personal", "--to", &target])
+        .expect(0)
+        .no_secrets();
+    let text = std::fs::read_to_string(&ak).expect("read");
+    assert!(
+        text.starts_with(&spaced) && text.contains("keyvault:personal-1"),
+        "{text}"
+    );
+    // A line that is no key does not block removing one: a compromised key goes now.
+    let odd = "this line is no key\n";
+    std::fs::write(&ak, format!("{text}{odd}")).expect("write");
+    v.run(&["revoke", "personal-1"]).expect(0).no_secrets();
+    let text = std::fs::read_to_string(&ak).expect("read");
+    assert_eq!(text, format!("{spaced}{odd}"));
+}
+
+#[test]
+fn a_file_target_in_a_directory_someone_else_linked_is_refused() {
+    let v = Vault::new();
+    v.new_key("personal", &[]);
+    // User 65534 points their .ssh at root's: keyvault running as root must not follow it.
+    let victim = v.root.join("victim/.ssh");
+    std::fs::create_dir_all(&victim).expect("mkdir");
+    let victim_ak = victim.join("authorized_keys");
+    std::fs::write(&victim_ak, format!("{UNMANAGED}\n")).expect("write");
+    let user = v.root.join("u");
+    std::fs::create_dir(&user).expect("mkdir");
+    std::os::unix::fs::chown(&user, Some(65534), Some(65534)).expect("chown");
+    let link = user.join(".ssh");
+    std::os::unix::fs::symlink(&victim, &link).expect("symlink");
+    std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).expect("lchown");
+    let target = format!("file:{}", link.join("authorized_keys").display());
+    for args in [
+        vec!["deploy", "personal", "--to", target.as_str()],
+        vec![
+            "deploy",
+            "personal",
+            "--to",
+            target.as_str(),
+            "--allow-non-key-lines",
+        ],
+    ] {
+        let run = v.run(&args).expect(1).no_secrets();
+        assert!(
+            run.stderr.contains(&format!(
+                "{} is a symlink or not a regular file; keyvault does not write through it",
+                link.display()
+            )),
+            "{}",
+            run.stderr
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&victim_ak).expect("read"),
+        format!("{UNMANAGED}\n")
+    );
+    assert_eq!(
+        std::fs::metadata(&victim_ak).expect("meta").uid(),
+        0,
+        "the victim's file keeps its owner"
+    );
+}
+
+#[test]
+fn a_new_file_target_made_as_root_belongs_to_the_parent_directorys_owner() {
+    let v = Vault::new();
+    v.new_key("personal", &[]);
+    let user = v.root.join("home-nobody");
+    std::fs::create_dir(&user).expect("mkdir");
+    std::os::unix::fs::chown(&user, Some(65534), Some(65534)).expect("chown");
+    let ak = user.join(".ssh/authorized_keys");
+    run_with_umask_000(
+        &v,
+        &[
+            "deploy",
+            "personal",
+            "--to",
+            &format!("file:{}", ak.display()),
+        ],
+    )
+    .expect(0)
+    .no_secrets();
+    for (path, want) in [(user.join(".ssh"), 0o700), (ak.clone(), 0o600)] {
+        let meta = std::fs::symlink_metadata(&path).expect("meta");
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+            (65534, 65534, want),
+            "{}",
+            path.display()
+        );
+    }
+    assert!(
+        std::fs::read_to_string(&ak)
+            .expect("read")
+            .contains("keyvault:personal-1")
+    );
+}
+
+#[test]
+fn a_host_that_never_stops_talking_is_cut_off() {
+    let v = Vault::new();
+    v.new_key("personal", &[]);
+    let (sshd, server) = ssh_host(&v);
+    let ak = server.join("user_authorized_keys");
+    let target = ssh_target(&sshd, &ak);
+    v.run(&["deploy", "personal", "--to", &target]).expect(0);
+    let admin = std::fs::read_to_string(v.root.join("admin_key.pub")).expect("admin key");
+    // The host floods stdout, stderr, or stdout after keyvault's own script ran.
+    for command in ["yes", "yes 1>&2", "eval \\\"$SSH_ORIGINAL_COMMAND\\\"; yes"] {
+        std::fs::write(
+            &sshd.authorized_keys,
+            format!("command=\"{command}\" {admin}"),
+        )
+        .expect("write");
+        for args in [
+            vec!["status"],
+            vec!["deploy", "personal", "--to", target.as_str()],
+            vec!["revoke", "personal-1"],
+        ] {
+            let child = v
+                .cmd(&args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn");
+            let out = wait_bounded(child);
+            assert!(
+                out.stdout.len() + out.stderr.len() < 64 * 1024,
+                "{command} {args:?}: {} bytes",
+                out.stdout.len() + out.stderr.len()
+            );
+        }
+    }
+}
+
+#[test]
+fn mint_into_a_directory_that_takes_no_files_fails_before_anything_is_minted() {
+    // Even root cannot create files in sysfs.
+    let dir = Path::new("/sys/kernel");
+    assert!(dir.is_dir(), "the test needs /sys mounted");
+    let v = vault();
+    let ak = v.root.join("authorized_keys");
+    std::fs::write(&ak, format!("{UNMANAGED}\n")).expect("write");
+    let out = dir.join("keyvault_key");
+    let run = v
+        .run(&[
+            "mint",
+            "--purpose",
+            "ci",
+            "--ttl",
+            "1h",
+            "--no-passphrase",
+            "--deploy",
+            &format!("file:{}", ak.display()),
+            "--private-key-out",
+            s(&out),
+        ])
+        .expect(2)
+        .no_secrets();
+    assert!(
+        run.stderr.contains(&format!(
+            "cannot write the private key to {}: cannot create a file in {}",
+            out.display(),
+            dir.display()
+        )) && run.stderr.contains("nothing was minted"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(&ak).expect("read"),
+        format!("{UNMANAGED}\n")
+    );
+    nothing_minted(&v);
+}
+
+/// The host's script uses only what BusyBox offers (no GNU `--reference`, `stat -c` or
+/// `stat -f`): run under `busybox sh` with only BusyBox applets on the PATH, it keeps an
+/// owner and mode, gives a new file its directory's owner, and refuses a linked directory.
+#[test]
+fn the_ssh_script_works_with_busybox_alone() {
+    let Some(busybox) = ["/usr/bin/busybox", "/bin/busybox"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+    else {
+        eprintln!("busybox is not installed; skipping");
+        return;
+    };
+    let v = Vault::new();
+    v.new_key("personal", &[]);
+    let (sshd, server) = ssh_host(&v);
+    let applets = server.join("bb");
+    std::fs::create_dir(&applets).expect("mkdir");
+    assert!(
+        Command::new(busybox)
+            .arg("--install")
+            .arg("-s")
+            .arg(&applets)
+            .status()
+            .expect("busybox --install")
+            .success()
+    );
+    let admin = std::fs::read_to_string(v.root.join("admin_key.pub")).expect("admin key");
+    std::fs::write(
+        &sshd.authorized_keys,
+        format!(
+            "command=\"PATH={}; export PATH; exec {} sh -c \\\"$SSH_ORIGINAL_COMMAND\\\"\" {admin}",
+            applets.display(),
+            busybox.display()
+        ),
+    )
+    .expect("write");
+
+    let ak = server.join("user_authorized_keys");
+    std::fs::write(&ak, format!("{UNMANAGED}\n")).expect("write");
+    std::os::unix::fs::chown(&ak, Some(65534), Some(65534)).expect("chown");
+    chmod(&ak, 0o604);
+    v.run(&["deploy", "personal", "--to", &ssh_target(&sshd, &ak)])
+        .expect(0)
+        .no_secrets();
+    let meta = std::fs::metadata(&ak).expect("meta");
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+        (65534, 65534, 0o604)
+    );
+    assert!(
+        std::fs::read_to_string(&ak)
+            .expect("read")
+            .contains("keyvault:personal-1")
+    );
+
+    let user = server.join("home-nobody");
+    std::fs::create_dir(&user).expect("mkdir");
+    std::os::unix::fs::chown(&user, Some(65534), Some(65534)).expect("chown");
+    let new = user.join(".ssh/authorized_keys");
+    v.run(&["deploy", "personal", "--to", &ssh_target(&sshd, &new)])
+        .expect(0)
+        .no_secrets();
+    for (path, want) in [(user.join(".ssh"), 0o700), (new.clone(), 0o600)] {
+        let meta = std::fs::symlink_metadata(&path).expect("meta");
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+            (65534, 65534, want),
+            "{}",
+            path.display()
+        );
+    }
+
+    let linked = server.join("linked");
+    std::os::unix::fs::symlink(&user, &linked).expect("symlink");
+    let run = v
+        .run(&[
+            "deploy",
+            "personal",
+            "--to",
+            &ssh_target(&sshd, &linked.join(".ssh/authorized_keys")),
+        ])
+        .expect(1)
+        .no_secrets();
+    assert!(
+        run.stderr.contains("is or passes through a symlink"),
+        "{}",
+        run.stderr
+    );
 }
