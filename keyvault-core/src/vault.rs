@@ -1133,6 +1133,7 @@ impl Vault {
                     findings,
                     targets: Vec::new(),
                     unchecked: Vec::new(),
+                    in_grace: Vec::new(),
                 });
             }
             Err(e) => return Err(e.into()),
@@ -1238,6 +1239,7 @@ impl Vault {
             findings,
             targets: summaries,
             unchecked,
+            in_grace: crate::status::in_grace(&inventory),
         })
     }
 
