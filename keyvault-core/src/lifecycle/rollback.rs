@@ -43,7 +43,10 @@ impl Vault {
             };
             if e.step >= Step::Promoted {
                 return Err(InputError::Request {
-                    message: format!("the rotation of {purpose} already made {} active; finish it with `keyvault sweep`", e.new),
+                    message: format!(
+                        "the rotation of {purpose} already made {} active, so it cannot be rolled back; finish it with `keyvault sweep`, or remove {1} now with `keyvault revoke {1}`",
+                        e.new, e.old
+                    ),
                 }
                 .into());
             }

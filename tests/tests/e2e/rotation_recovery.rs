@@ -146,6 +146,15 @@ fn revoking_a_key_in_its_grace_period_ends_the_grace_and_removes_it_now() {
     .no_secrets();
     let p2 = line(&v, "personal-2");
     assert!(server.keys().contains(&p1) && server.keys().contains(&p2));
+    // Rolling back is refused (the new key is active), and the refusal names the way out.
+    let refused = v.run(&["rotate", "--abort", "personal"]).expect(2);
+    assert!(
+        refused.stderr.contains(
+            "already made personal-2 active, so it cannot be rolled back; finish it with `keyvault sweep`, or remove personal-1 now with `keyvault revoke personal-1`"
+        ),
+        "{}",
+        refused.stderr
+    );
     let inventory: serde_json::Value =
         serde_json::from_str(&v.inventory_text()).expect("inventory");
     let until = inventory["journal"][0]["grace_until"]
@@ -265,4 +274,43 @@ fn dry_run_of_an_interrupted_rotation_says_in_words_where_it_stopped() {
         out.stdout
     );
     assert!(!out.stdout.contains("Promoted"), "{}", out.stdout);
+}
+
+#[test]
+fn revoking_a_key_in_its_grace_period_cuts_its_logins_at_once() {
+    let v = Vault::new();
+    let dir = v.root.join("server");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let sshd = crate::sshd::Sshd::start(&dir);
+    std::fs::write(&sshd.authorized_keys, format!("{UNMANAGED}\n")).expect("write");
+    let target = format!("file:{}", sshd.authorized_keys.display());
+    v.new_key("personal", &[]);
+    v.run(&["deploy", "personal", "--to", &target]).expect(0);
+    v.run(&[
+        "rotate",
+        "personal",
+        "--grace",
+        "1d",
+        "--passphrase-env",
+        "KV_PASS2",
+    ])
+    .expect(0);
+    let old = v.home.join("keys/personal-1");
+    let new = v.home.join("keys/personal-2");
+    assert_eq!(sshd.ssh(&old, crate::support::PASS, "true").code, 0);
+    let out = v.run(&["revoke", "personal-1"]).expect(0).no_secrets();
+    assert!(
+        out.stdout.contains("ended the grace period of personal-1"),
+        "{}",
+        out.stdout
+    );
+    assert_ne!(
+        sshd.ssh(&old, crate::support::PASS, "true").code,
+        0,
+        "the revoked key still logs in"
+    );
+    assert_eq!(sshd.ssh(&new, crate::support::PASS2, "true").code, 0);
+    let text = std::fs::read_to_string(&sshd.authorized_keys).expect("read");
+    assert!(text.starts_with(&format!("{UNMANAGED}\n")), "{text}");
+    v.run(&["log", "--verify"]).expect(0);
 }
