@@ -314,3 +314,83 @@ fn revoking_a_key_in_its_grace_period_cuts_its_logins_at_once() {
     assert!(text.starts_with(&format!("{UNMANAGED}\n")), "{text}");
     v.run(&["log", "--verify"]).expect(0);
 }
+
+#[test]
+fn abort_that_cannot_reach_a_pod_keeps_the_account_rolled_back_and_says_how_to_retry() {
+    let (v, server, p1) = deployed();
+    crate::support::isolate_ssh(&v, None, "");
+    let dir = v.root.join("pod");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let pod_sshd = crate::sshd::Sshd::start_with(
+        &dir,
+        &format!(
+            "SetEnv KEYVAULT_AUTHORIZED_KEYS={}\n",
+            dir.join("authorized_keys").display()
+        ),
+    );
+    std::fs::write(&pod_sshd.authorized_keys, format!("{p1}\n")).expect("write");
+    server.add_pod(keyvault_tests::fake_runpod::pod(
+        "poda",
+        "RUNNING",
+        &[&p1],
+        Some(("127.0.0.1", pod_sshd.port)),
+    ));
+    v.set_env("KEYVAULT_TEST_FAULT", "added:runpod=abort");
+    let crashed = v.run(&[
+        "rotate",
+        "personal",
+        "--pods",
+        "--passphrase-env",
+        "KV_PASS2",
+        "--old-passphrase-env",
+        "KV_PASS",
+    ]);
+    assert_eq!(crashed.code, -1, "{}{}", crashed.stdout, crashed.stderr);
+    v.set_env("KEYVAULT_TEST_FAULT", "");
+    // The pod got the new key, then went unreachable.
+    assert!(
+        std::fs::read_to_string(&pod_sshd.authorized_keys)
+            .expect("read")
+            .contains("keyvault:personal-2")
+    );
+    drop(pod_sshd);
+    let out = v
+        .run(&[
+            "--json",
+            "rotate",
+            "--abort",
+            "personal",
+            "--old-passphrase-env",
+            "KV_PASS",
+        ])
+        .expect(1)
+        .no_secrets()
+        .json();
+    assert_eq!(out["aborted"], serde_json::json!(["personal-2"]), "{out}");
+    assert_eq!(out["pods"][0]["pod"], "poda", "{out}");
+    assert_eq!(out["pods"][0]["outcome"], "failed", "{out}");
+    let detail = out["pods"][0]["detail"].as_str().expect("detail");
+    assert!(
+        detail.contains(
+            "it keeps personal-1; retry with `keyvault revoke personal-2 --to runpod-pods`"
+        ),
+        "{detail}"
+    );
+    assert_eq!(server.keys(), [UNMANAGED.to_owned(), p1]);
+    assert_eq!(state(&v, "personal-1"), "active");
+    // The pod that may still trust the new key is on record, for the retry and for status.
+    let shown = v.run(&["--json", "show", "personal-2"]).expect(0).json();
+    assert_eq!(shown["state"], "revoked");
+    assert!(
+        shown["deployments"]
+            .as_array()
+            .expect("deployments")
+            .iter()
+            .any(|d| d["target"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("pod:poda/"))
+                && d["removed_at"].is_null()),
+        "{shown}"
+    );
+    v.run(&["log", "--verify"]).expect(0);
+}
