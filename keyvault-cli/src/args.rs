@@ -128,7 +128,8 @@ keyvault deploy personal --to ssh://deploy@build-01.example.com\n  \
 keyvault deploy personal --to runpod-pods --passphrase-env NEW_PASS --login-passphrase-env OLD_PASS"
     )]
     Deploy(DeployArgs),
-    /// Remove a key from every target it is deployed to and mark it revoked.
+    /// Remove a key from every target it is deployed to and mark it revoked (a retiring key
+    /// in its grace period is removed now).
     #[command(
         after_help = "Keys keyvault does not manage are never touched. With --to runpod-pods, the key is \
 also removed from every running pod of the account that trusts it (keyvault logs in with the key itself); \
@@ -475,7 +476,8 @@ pub struct RotateArgs {
     /// The old key's passphrase, from the first line of FILE.
     #[arg(long, value_name = "FILE")]
     pub old_passphrase_file: Option<std::path::PathBuf>,
-    /// Roll back an unfinished rotation instead.
+    /// Roll back an unfinished rotation instead: the old key is put back at every target
+    /// and verified before the new key is removed (--old-passphrase-* logs in to its pods).
     #[arg(long, conflicts_with_all = ["grace", "dry_run", "ttl", "expires"])]
     pub abort: bool,
     /// Where the new keys' passphrase comes from.

@@ -721,8 +721,18 @@ fn run(cli: Cli) -> Result<Done, Failure> {
                         "--abort needs the purposes whose rotation to roll back".to_owned(),
                     ));
                 }
-                let report = vault.abort_rotation(&purposes, &remote)?;
+                // Pods of the rotation are logged in to with the old key.
+                let src = source(&a.passphrase);
+                let old = match (&a.old_passphrase_env, &a.old_passphrase_file) {
+                    (None, None) => src.clone(),
+                    (env, file) => Source::from_flags(env.as_ref(), file.as_ref(), false),
+                };
+                let mut callbacks = CliCallbacks::new(old, src, cli.no_input, show_progress);
+                let report = vault.abort_rotation(&purposes, &remote, &mut callbacks)?;
                 render::report(style, json, &report);
+                if report.pods_incomplete() {
+                    return Ok(Done::Failed);
+                }
                 return Ok(Done::Ok);
             }
             let mut request = if a.all {

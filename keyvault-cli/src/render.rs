@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use keyvault_core::{
     AuditEvent, KeyMatch, KeyRecord, KeyState, PodReport, Reach, Report, RotationPlan,
-    StatusReport, TargetSpec, Vault,
+    StatusReport, Step, TargetSpec, Vault,
 };
 use serde_json::{Value, json};
 use std::io::IsTerminal;
@@ -246,6 +246,7 @@ pub fn status_json(report: &StatusReport) -> Value {
         "findings": report.findings(),
         "targets": report.targets(),
         "unchecked": report.unchecked(),
+        "in_grace": report.in_grace(),
     })
 }
 
@@ -278,6 +279,16 @@ pub fn report(style: Style, json: bool, r: &Report) {
             ),
             None => println!("{} is retiring", x.key),
         }
+        said = true;
+    }
+    for x in &r.ended_grace {
+        let until = x.until.map_or_else(String::new, |t| {
+            format!(" (it was to stay until {})", time(t))
+        });
+        println!(
+            "ended the grace period of {}{until}: removed from every target now",
+            x.key
+        );
         said = true;
     }
     for id in &r.revoked {
@@ -321,8 +332,23 @@ pub fn plan(p: &RotationPlan) {
         };
         match (&r.new, r.resumes) {
             (Some(new), Some(step)) => println!(
-                "would finish the rotation of {} from {} to {new} (stopped at {:?}) at {targets}",
-                r.purpose, r.old, step
+                "would finish the {}rotation of {} from {} to {new} at {targets}: {}",
+                if step < Step::Promoted {
+                    "interrupted "
+                } else {
+                    ""
+                },
+                r.purpose,
+                r.old,
+                match step {
+                    Step::Prepared => format!("{new} was made but not yet added to any target"),
+                    Step::Adding =>
+                        format!("{new} was being added to the targets and is not active yet"),
+                    _ => format!(
+                        "{new} is already active; what remains is removing {}",
+                        r.old
+                    ),
+                }
             ),
             _ => println!(
                 "would rotate {}: {} -> a new {} key expiring {}, at {targets}",
@@ -461,6 +487,16 @@ pub fn pods(style: Style, pods: &[PodReport]) {
 
 pub fn status_human(style: Style, report: &StatusReport) {
     let n = report.findings().len();
+    for g in report.in_grace() {
+        println!(
+            "{} ({}) is retiring, replaced by {}: still deployed until {} (grace period); `keyvault revoke {}` removes it now",
+            g.key,
+            g.purpose,
+            g.replaced_by,
+            time(g.until),
+            g.key
+        );
+    }
     for t in report.targets() {
         println!(
             "{}: {} managed, {} unmanaged{}",

@@ -28,6 +28,9 @@ use serde::Serialize;
 use ssh_key::rand_core::CryptoRng;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
+mod grace;
+mod rollback;
+
 /// What to rotate: see [`Vault::rotate`].
 #[derive(Debug, Clone, Default)]
 pub struct RotateRequest {
@@ -158,6 +161,8 @@ pub struct Report {
     pub revoked: Vec<KeyId>,
     /// Old keys still deployed during their grace period.
     pub retiring: Vec<Retiring>,
+    /// Retiring keys whose grace period a revoke ended early (with when it was to end).
+    pub ended_grace: Vec<Retiring>,
     /// Keys deployed in this run.
     pub deployed: Vec<Deployed>,
     /// Rotations rolled back.
@@ -1107,73 +1112,6 @@ impl Vault {
         }
     }
 
-    /// Rolls back unfinished rotations of `purposes`: removes each new key wherever it got
-    /// to (restoring the old key where the swap had removed it), marks the new key
-    /// revoked and drops the journal entry. Promoted rotations can only be finished.
-    ///
-    /// # Errors
-    ///
-    /// [`InputError::Request`] when a purpose has no rotation to abort or it was promoted
-    /// already; target errors.
-    pub fn abort_rotation(&self, purposes: &[Purpose], targets: &dyn Targets) -> Result<Report> {
-        let _lock = self.lock()?;
-        let mut inventory = self.store.load()?;
-        let mut opened = Opened::new(targets);
-        let hook = self.hook_fn();
-        let mut report = Report::default();
-        for purpose in purposes {
-            let Some(i) = inventory
-                .journal
-                .iter()
-                .position(|e| e.purpose() == purpose)
-            else {
-                return Err(InputError::Request {
-                    message: format!("purpose {purpose} has no rotation in progress"),
-                }
-                .into());
-            };
-            let e = inventory.journal[i].clone();
-            if e.step >= Step::Promoted {
-                return Err(InputError::Request {
-                    message: format!("the rotation of {purpose} already made {} active; finish it with `keyvault sweep`", e.new),
-                }
-                .into());
-            }
-            let new = key(&inventory, &e.new)?.clone();
-            let old = key(&inventory, &e.old)?.clone();
-            for (name, progress) in &e.targets {
-                let target = opened.get(name)?;
-                let restore: Vec<AddKey> = if progress.removed {
-                    vec![add_key(target.as_ref(), &old)]
-                } else {
-                    Vec::new()
-                };
-                target.apply(
-                    &restore,
-                    &HashSet::from([new.fingerprint().to_owned()]),
-                    &hook,
-                )?;
-                inventory.journal[i]
-                    .targets
-                    .insert(name.clone(), TargetProgress::default());
-                self.store.save(&inventory)?;
-            }
-            let now = self.now();
-            let record = key_mut(&mut inventory, &e.new)?;
-            record.state = KeyState::Revoked;
-            record.revoked_at = Some(now);
-            inventory.journal.remove(i);
-            let d = draft(
-                "rotate-abort",
-                &new,
-                format!("rotation of {purpose} rolled back; {} stays active", e.old),
-            );
-            self.record(&mut inventory, &[d])?;
-            report.aborted.push(e.new.clone());
-        }
-        Ok(report)
-    }
-
     /// Trusts a key at a target: adds it (idempotent), verifies, records the deployment.
     ///
     /// # Errors
@@ -1383,15 +1321,23 @@ impl Vault {
             }
             .into());
         }
-        self.check_not_rotating(&inventory, &record)?;
+        // A retiring key in its grace period may be compromised: revoking it ends the grace.
+        let grace = self.grace_of(&inventory, &record);
+        let mut names = BTreeSet::new();
+        match grace {
+            Some(i) if !revoked => names = self.grace_pods(&mut inventory, i)?,
+            _ => self.check_not_rotating(&inventory, &record)?,
+        }
+        let record = key(&inventory, record.id())?.clone();
         let mut opened = Opened::new(targets);
         let mut report = Report::default();
-        let mut names: BTreeSet<String> = record
-            .live_targets()
-            .into_iter()
-            .filter(|t| is_pod(t))
-            .map(ToOwned::to_owned)
-            .collect();
+        names.extend(
+            record
+                .live_targets()
+                .into_iter()
+                .filter(|t| is_pod(t))
+                .map(ToOwned::to_owned),
+        );
         if let Some(account) = pods_of {
             let now = self.now();
             for pod in self.running_pods(&mut opened, account)? {
@@ -1467,6 +1413,9 @@ impl Vault {
                 "revoked",
                 &mut report,
             )?;
+            if let Some(i) = grace {
+                self.end_grace(&mut inventory, i, &mut report)?;
+            }
         }
         Ok(report)
     }

@@ -103,6 +103,20 @@ pub struct StatusReport {
     pub(crate) findings: Vec<Finding>,
     pub(crate) targets: Vec<TargetSummary>,
     pub(crate) unchecked: Vec<Unchecked>,
+    pub(crate) in_grace: Vec<InGrace>,
+}
+
+/// A replaced key still deployed during its rotation's grace period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InGrace {
+    /// The retiring key.
+    pub key: KeyId,
+    /// Its purpose.
+    pub purpose: String,
+    /// The key that replaced it.
+    pub replaced_by: KeyId,
+    /// When the grace period ends (`sweep` removes the key then).
+    pub until: chrono::DateTime<chrono::Utc>,
 }
 
 /// What one target holds, as `status` saw it.
@@ -158,9 +172,31 @@ impl StatusReport {
     pub fn unchecked(&self) -> &[Unchecked] {
         &self.unchecked
     }
+    /// Replaced keys still deployed during a grace period, and when each period ends.
+    #[must_use]
+    pub fn in_grace(&self) -> &[InGrace] {
+        &self.in_grace
+    }
     /// When the check ran.
     #[must_use]
     pub fn checked_at(&self) -> chrono::DateTime<chrono::Utc> {
         self.checked_at
     }
+}
+
+/// The promoted rotations whose old key is kept deployed until a grace period ends.
+pub(crate) fn in_grace(inventory: &crate::inventory::Inventory) -> Vec<InGrace> {
+    inventory
+        .journal()
+        .iter()
+        .filter(|e| e.step() == crate::inventory::Step::Promoted)
+        .filter_map(|e| {
+            Some(InGrace {
+                key: e.old().clone(),
+                purpose: e.purpose().to_string(),
+                replaced_by: e.new_key().clone(),
+                until: e.grace_until()?,
+            })
+        })
+        .collect()
 }

@@ -1137,6 +1137,7 @@ impl Vault {
                     findings,
                     targets: Vec::new(),
                     unchecked: Vec::new(),
+                    in_grace: Vec::new(),
                 });
             }
             Err(e) => return Err(e.into()),
@@ -1242,6 +1243,7 @@ impl Vault {
             findings,
             targets: summaries,
             unchecked,
+            in_grace: crate::status::in_grace(&inventory),
         })
     }
 

@@ -15,6 +15,8 @@ mod keyring;
 mod keys;
 mod passphrases;
 mod pods;
+mod rotation_matrix;
+mod rotation_recovery;
 mod runpod;
 mod scan;
 mod scoped;
