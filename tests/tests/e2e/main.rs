@@ -14,6 +14,7 @@ mod keyring;
 mod keys;
 mod passphrases;
 mod pods;
+mod restore_audit;
 mod runpod;
 mod scan;
 mod scoped;
