@@ -1025,6 +1025,9 @@ they open only where that keyring is (export with --include-keyring-secrets to c
                         restored.keyring_missing.join(", ")
                     );
                 }
+                for note in &restored.review {
+                    println!("review ({}): {}", note.severity, note.message);
+                }
             }
         }
         Command::Runpod(RunpodCommand::Login(a)) => {

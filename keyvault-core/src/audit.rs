@@ -3,8 +3,16 @@
 //! Each line is one JSON event carrying `prev`, the SHA-256 of the previous line's exact
 //! bytes (64 zeros for the first line). The inventory records the newest line's number and
 //! hash ([`AuditHead`]), so an edit, a deletion, an insertion or a cut-off tail is detected.
-//! Lines after the recorded head that chain correctly are accepted: they are what a process
-//! interrupted between appending and saving the inventory leaves behind.
+//!
+//! Lines after the recorded head are accepted only when the inventory announced them:
+//! before appending, keyvault saves the inventory with the head the log will have once the
+//! new lines are written (`pending`); then it appends; then it saves the new head. A
+//! process stopped between those steps leaves a log that ends at the recorded head or at
+//! the announced one, and both verify. Any other line past the head (lines appended by
+//! someone else, even with a correct chain) fails verification, and nothing is appended on
+//! top of it, so it is never sealed in. Time may not go backwards by more than
+//! [`MAX_CLOCK_SKEW_SECS`] from one line to a later one, and keyvault refuses to append
+//! while the clock reads earlier than that before the newest line.
 
 use crate::error::AuditError;
 use crate::fsutil;
@@ -19,6 +27,10 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 
 /// The largest audit log keyvault reads (1 GiB).
 const MAX_LOG_BYTES: u64 = 1 << 30;
+
+/// How far (seconds) a line's time may be before an earlier line's: clocks of the machines
+/// sharing a vault disagree a little, and NTP steps a clock back by small amounts.
+pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
 
 /// Whether an audited operation succeeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +117,18 @@ pub(crate) struct Draft {
 pub struct AuditHead {
     seq: u64,
     hash: String,
+    /// The head the log will have once an append in progress is written (saved before
+    /// the append, cleared after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending: Option<PendingHead>,
+}
+
+/// The head an append in progress will leave (see the module documentation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PendingHead {
+    seq: u64,
+    hash: String,
 }
 
 impl AuditHead {
@@ -181,9 +205,11 @@ fn check(
         line,
         reason,
     };
-    let mut events = Vec::with_capacity(lines.len());
+    let mut events: Vec<AuditEvent> = Vec::with_capacity(lines.len());
     let mut prev = GENESIS.to_owned();
-    let mut head_seen = head.is_none();
+    let mut head_seen = head.is_none_or(|h| h.seq == 0);
+    // The latest time seen so far, and on which line.
+    let mut latest: Option<(DateTime<Utc>, u64)> = None;
     for (i, line) in lines.iter().enumerate() {
         let n = i as u64 + 1;
         let event: AuditEvent = serde_json::from_slice(line)
@@ -203,6 +229,22 @@ fn check(
                 "hash chain mismatch: the line before it was edited, removed or inserted"
                     .to_owned(),
             ));
+        }
+        if let Some((at, line_no)) = latest
+            && (at - event.time).num_seconds() > MAX_CLOCK_SKEW_SECS
+        {
+            return Err(broken(
+                n,
+                format!(
+                    "it is dated {}, before line {line_no} ({}): time went backwards by more than {} minutes (a forged or back-dated line)",
+                    event.time.to_rfc3339(),
+                    at.to_rfc3339(),
+                    MAX_CLOCK_SKEW_SECS / 60
+                ),
+            ));
+        }
+        if latest.is_none_or(|(at, _)| event.time > at) {
+            latest = Some((event.time, n));
         }
         prev = hash_line(line);
         if let Some(h) = head
@@ -228,7 +270,22 @@ fn check(
             ),
         ));
     }
-    let unanchored = lines.len() as u64 - head.map_or(0, |h| h.seq);
+    let anchored = head.map_or(0, |h| h.seq);
+    let unanchored = lines.len() as u64 - anchored;
+    if unanchored > 0 {
+        // Only the lines an interrupted append announced may follow the head.
+        let announced = head
+            .and_then(|h| h.pending.as_ref())
+            .is_some_and(|p| p.seq == lines.len() as u64 && p.hash == prev);
+        if !announced {
+            return Err(broken(
+                anchored + 1,
+                format!(
+                    "{unanchored} line(s) follow line {anchored}, the last one the inventory recorded, and keyvault never announced them (appended outside keyvault, or forged)"
+                ),
+            ));
+        }
+    }
     Ok((events, unanchored))
 }
 
@@ -268,6 +325,7 @@ pub fn head_of(bytes: &[u8]) -> Option<AuditHead> {
     lines.last().map(|l| AuditHead {
         seq: lines.len() as u64,
         hash: hash_line(l),
+        pending: None,
     })
 }
 
@@ -281,8 +339,66 @@ pub fn read(path: &Path, head: Option<&AuditHead>) -> Result<Vec<AuditEvent>, Au
     check(path, &lines, head).map(|(events, _)| events)
 }
 
+/// Lines ready to be appended: see [`prepare`].
+pub(crate) struct Prepared {
+    bytes: Vec<u8>,
+    head: Option<AuditHead>,
+    anchored: Option<AuditHead>,
+}
+
+impl Prepared {
+    /// The head once the lines are written.
+    pub(crate) fn head(&self) -> Option<AuditHead> {
+        self.head.clone()
+    }
+
+    /// The head to save before writing: the current one, announcing the new one; `None`
+    /// when there is nothing to write.
+    pub(crate) fn announce(&self) -> Option<AuditHead> {
+        if self.bytes.is_empty() {
+            return None;
+        }
+        let new = self.head.as_ref()?;
+        let (seq, hash) = self
+            .anchored
+            .as_ref()
+            .map_or((0, GENESIS.to_owned()), |h| (h.seq, h.hash.clone()));
+        Some(AuditHead {
+            seq,
+            hash,
+            pending: Some(PendingHead {
+                seq: new.seq,
+                hash: new.hash.clone(),
+            }),
+        })
+    }
+
+    /// Appends the lines (and fsyncs).
+    pub(crate) fn write(&self, path: &Path) -> Result<(), AuditError> {
+        if self.bytes.is_empty() {
+            return Ok(());
+        }
+        let mut file = fsutil::open_append(path, 0o600).map_err(|e| AuditError::Io {
+            operation: "open",
+            path: path.to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let io = |operation| {
+            move |source| AuditError::Io {
+                operation,
+                path: path.to_owned(),
+                source,
+            }
+        };
+        file.write_all(&self.bytes).map_err(io("append to"))?;
+        file.sync_all().map_err(io("sync"))?;
+        Ok(())
+    }
+}
+
 /// Appends `drafts` after verifying the existing chain against `head`; returns the new head.
 /// Refuses to write onto a broken chain, so tampering is never sealed over.
+#[cfg(test)]
 pub(crate) fn append(
     path: &Path,
     head: Option<&AuditHead>,
@@ -290,8 +406,34 @@ pub(crate) fn append(
     time: DateTime<Utc>,
     actor: &str,
 ) -> Result<Option<AuditHead>, AuditError> {
+    let prepared = prepare(path, head, drafts, time, actor)?;
+    prepared.write(path)?;
+    Ok(prepared.head())
+}
+
+/// Verifies the existing chain against `head` and encodes `drafts` as the lines that follow
+/// it. Refuses a broken chain (so tampering is never sealed over) and a clock that reads
+/// more than [`MAX_CLOCK_SKEW_SECS`] before the newest line.
+pub(crate) fn prepare(
+    path: &Path,
+    head: Option<&AuditHead>,
+    drafts: &[Draft],
+    time: DateTime<Utc>,
+    actor: &str,
+) -> Result<Prepared, AuditError> {
     let lines = read_lines(path)?;
-    check(path, &lines, head)?;
+    let (events, _) = check(path, &lines, head)?;
+    if !drafts.is_empty()
+        && let Some(newest) = events.iter().map(AuditEvent::time).max()
+        && (newest - time).num_seconds() > MAX_CLOCK_SKEW_SECS
+    {
+        return Err(AuditError::ClockBehind { now: time, newest });
+    }
+    let anchored = lines.last().map(|l| AuditHead {
+        seq: lines.len() as u64,
+        hash: hash_line(l),
+        pending: None,
+    });
     let mut seq = lines.len() as u64;
     let mut prev = lines
         .last()
@@ -320,26 +462,21 @@ pub(crate) fn append(
         out.push(b'\n');
     }
     if drafts.is_empty() {
-        return Ok(lines.last().map(|l| AuditHead {
-            seq,
-            hash: hash_line(l),
-        }));
+        return Ok(Prepared {
+            bytes: Vec::new(),
+            head: anchored.clone(),
+            anchored,
+        });
     }
-    let io = |operation| {
-        move |source| AuditError::Io {
-            operation,
-            path: path.to_owned(),
-            source,
-        }
-    };
-    let mut file = fsutil::open_append(path, 0o600).map_err(|e| AuditError::Io {
-        operation: "open",
-        path: path.to_owned(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
-    file.write_all(&out).map_err(io("append to"))?;
-    file.sync_all().map_err(io("sync"))?;
-    Ok(Some(AuditHead { seq, hash: prev }))
+    Ok(Prepared {
+        bytes: out,
+        head: Some(AuditHead {
+            seq,
+            hash: prev,
+            pending: None,
+        }),
+        anchored,
+    })
 }
 
 #[cfg(test)]
@@ -390,12 +527,62 @@ mod tests {
         assert!(verify(&p, Some(&head)).is_err());
         // Appending onto a broken chain is refused.
         assert!(append(&p, Some(&head), &[draft("x")], t, "me@host").is_err());
-        // An unanchored tail (crash between append and inventory save) is accepted.
+        // A tail the inventory announced (crash between append and inventory save) is
+        // accepted; the same tail unannounced is not.
         std::fs::write(&p, &original).expect("write");
-        let h1 = AuditHead {
+        let mut h1 = AuditHead {
             seq: 2,
             hash: hash_line(lines[1].as_bytes()),
+            pending: None,
         };
+        assert!(matches!(
+            verify(&p, Some(&h1)),
+            Err(AuditError::Broken { line: 3, .. })
+        ));
+        assert!(append(&p, Some(&h1), &[draft("x")], t, "me@host").is_err());
+        h1.pending = Some(PendingHead {
+            seq: 3,
+            hash: head.hash.clone(),
+        });
         assert_eq!(verify(&p, Some(&h1)).expect("ok").unanchored, 1);
+        // A crash before the append: the log ends at the recorded head.
+        std::fs::write(&p, format!("{}\n{}\n", lines[0], lines[1])).expect("write");
+        assert_eq!(verify(&p, Some(&h1)).expect("ok").unanchored, 0);
+    }
+
+    #[test]
+    fn announce_then_write_then_save_verifies_at_every_step() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("audit.jsonl");
+        let t = Utc::now();
+        // First append ever: announced from the genesis.
+        let prepared = prepare(&p, None, &[draft("create")], t, "me@host").expect("prepare");
+        let announced = prepared.announce().expect("announce");
+        assert_eq!(verify(&p, Some(&announced)).expect("ok").events, 0);
+        prepared.write(&p).expect("write");
+        assert_eq!(verify(&p, Some(&announced)).expect("ok").unanchored, 1);
+        let head = prepared.head().expect("head");
+        assert_eq!(verify(&p, Some(&head)).expect("ok").unanchored, 0);
+        // Appending on top of the announced tail is allowed.
+        append(&p, Some(&announced), &[draft("passwd")], t, "me@host").expect("append");
+    }
+
+    #[test]
+    fn time_going_backwards_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("audit.jsonl");
+        let t = Utc::now();
+        let h = append(&p, None, &[draft("create")], t, "me@host").expect("append");
+        // Within the skew: fine.
+        let back = t - chrono::TimeDelta::seconds(MAX_CLOCK_SKEW_SECS);
+        let h = append(&p, h.as_ref(), &[draft("passwd")], back, "me@host").expect("skew");
+        // Beyond it: the clock is refused and nothing is written.
+        let before = std::fs::read(&p).expect("read");
+        let far = t - chrono::TimeDelta::days(365 * 6);
+        assert!(matches!(
+            append(&p, h.as_ref(), &[draft("revoke")], far, "me@host"),
+            Err(AuditError::ClockBehind { .. })
+        ));
+        assert_eq!(std::fs::read(&p).expect("read"), before);
     }
 }

@@ -27,16 +27,19 @@ pub fn split_options(line: &str) -> (Option<&str>, &str) {
     if crate::remote::fingerprint_of(line).is_some() {
         return (None, line);
     }
+    // As OpenSSH's sshkey_advance_past_options: `\"` is skipped whole (in or out of
+    // quotes); any other backslash is an ordinary character.
+    let bytes = line.as_bytes();
     let mut in_quote = false;
-    let mut escaped = false;
-    for (i, c) in line.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if in_quote => escaped = true,
-            '"' => in_quote = !in_quote,
-            ' ' | '\t' if !in_quote => return (Some(&line[..i]), line[i..].trim_start()),
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if bytes.get(i + 1) == Some(&b'"') => i += 1,
+            b'"' => in_quote = !in_quote,
+            b' ' | b'\t' if !in_quote => return (Some(&line[..i]), line[i..].trim_start()),
             _ => {}
         }
+        i += 1;
     }
     (None, line)
 }

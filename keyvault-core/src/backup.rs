@@ -8,9 +8,13 @@
 //! for, and then only inside the encrypted archive.
 //!
 //! A restore checks everything before writing anything: the archive decrypts, the audit
-//! chain verifies against the inventory's head, and every key file's fingerprint matches
-//! its record. It writes into a staging directory beside the home and renames it into
-//! place, so a failure leaves the home as it was.
+//! chain verifies against the inventory's head, every record passes the checks `new`,
+//! `import` and `mint` apply (comment, public key, scope, principals, paths), every key file
+//! is one a record names and matches it (fingerprint, encrypted or not), no file is larger
+//! than `export` takes, and `known_hosts` holds no wildcard or marker line. It writes into
+//! a staging directory beside the home (directories 0700 whatever the umask) and renames
+//! it into place, so a failure leaves the home as it was. A `config.toml` or `known_hosts`
+//! that differs from the vault it replaces is reported for review.
 
 use crate::callbacks::{Callbacks, PassphraseKind, PassphraseRequest, Progress};
 use crate::error::{Result, StoreError};
@@ -313,6 +317,20 @@ pub struct Restored {
     pub keyring_missing: Vec<String>,
     /// Where the home's previous contents went (`--force`).
     pub moved_aside: Option<PathBuf>,
+    /// What the user should review: policy or host keys that differ from the vault the
+    /// restore replaced.
+    pub review: Vec<RestoreNote>,
+}
+
+/// Something a restore brought in that changes what the vault trusts.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreNote {
+    /// How much it matters (`high`: policy or trusted host keys changed).
+    pub severity: crate::status::Severity,
+    /// The vault file concerned (`config.toml`, `known_hosts`).
+    pub file: String,
+    /// What differs.
+    pub message: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -492,6 +510,9 @@ impl Vault {
                 .into());
             }
         };
+        // Only the files a record names: a restore refuses any other.
+        let named = named_key_files(&inventory);
+        names.retain(|n| named.contains(&format!("keys/{n}")));
         names.sort();
         for name in names {
             if let Some(text) = read_text(&keys_dir.join(&name))? {
@@ -660,6 +681,13 @@ impl Vault {
             if !seen.insert(f.path.as_str()) {
                 return Err(invalid(format!("it holds {} twice", f.path)).into());
             }
+            if f.text.len() as u64 > MAX_FILE_BYTES {
+                return Err(invalid(format!(
+                    "{} is larger than {MAX_FILE_BYTES} bytes, more than export takes",
+                    f.path
+                ))
+                .into());
+            }
         }
         let file = |path: &str| parsed.files.iter().find(|f| f.path == path);
         let inventory_text =
@@ -673,13 +701,50 @@ impl Vault {
             crate::policy::Config::parse(&config.text, Path::new("config.toml"))
                 .map_err(|e| invalid(format!("its config.toml is invalid: {e}")))?;
         }
+        // No file no record names, every record as `new`/`import`/`mint` would have made it.
+        let named = named_key_files(&inventory);
+        for f in &parsed.files {
+            if !TOP_FILES.contains(&f.path.as_str()) && !named.contains(&f.path) {
+                return Err(invalid(format!(
+                    "it holds {}, which no record names (keyvault never exports such a file)",
+                    f.path
+                ))
+                .into());
+            }
+        }
+        for record in inventory.keys() {
+            check_record(record)
+                .map_err(|reason| invalid(format!("record {}: {reason}", record.id())))?;
+        }
+        if let Some(known_hosts) = file("known_hosts") {
+            check_known_hosts(&known_hosts.text).map_err(&invalid)?;
+        }
         for record in inventory.keys() {
             let id = record.id().to_string();
             let check = |path: &str, private: bool| -> std::result::Result<(), String> {
                 let f = file(path).ok_or_else(|| format!("{path} is missing"))?;
                 let fingerprint = if private {
-                    ssh_key::PrivateKey::from_openssh(&f.text)
-                        .map(|k| k.public_key().fingerprint(ssh_key::HashAlg::Sha256))
+                    let key = ssh_key::PrivateKey::from_openssh(&f.text)
+                        .map_err(|e| format!("{path} is not a key ({e})"))?;
+                    // An unencrypted file where the record says it is protected (or the
+                    // reverse) is not what keyvault wrote.
+                    let protected = record.protection() != crate::Protection::None;
+                    if key.is_encrypted() != protected {
+                        return Err(format!(
+                            "{path} is {} but its record says {}",
+                            if key.is_encrypted() {
+                                "encrypted"
+                            } else {
+                                "not encrypted"
+                            },
+                            if protected {
+                                "it is protected"
+                            } else {
+                                "it is not"
+                            }
+                        ));
+                    }
+                    Ok(key.public_key().fingerprint(ssh_key::HashAlg::Sha256))
                 } else {
                     ssh_key::PublicKey::from_openssh(f.text.trim())
                         .map(|k| k.fingerprint(ssh_key::HashAlg::Sha256))
@@ -728,11 +793,25 @@ impl Vault {
 
         // Everything checked: stage the files beside the home, then swap it in.
         let parent = fsutil::parent_dir(&home).to_owned();
-        std::fs::create_dir_all(&parent).map_err(|source| StoreError::Io {
-            operation: "create",
-            path: parent.clone(),
-            source,
-        })?;
+        if !parent.exists() {
+            // 0700 whatever the umask: the mode only ever loses bits to it.
+            std::os::unix::fs::DirBuilderExt::mode(
+                std::fs::DirBuilder::new().recursive(true),
+                0o700,
+            )
+            .create(&parent)
+            .map_err(|source| StoreError::Io {
+                operation: "create",
+                path: parent.clone(),
+                source,
+            })?;
+        }
+        // What changes what the vault trusts, against the vault it replaces.
+        let review = if occupied {
+            review_against(&home, &file)
+        } else {
+            Vec::new()
+        };
         let base = home.file_name().map_or_else(
             || "keyvault".to_owned(),
             |n| n.to_string_lossy().into_owned(),
@@ -827,6 +906,7 @@ impl Vault {
             keyring_secrets: parsed.keyring.len(),
             keyring_missing,
             moved_aside,
+            review,
         })
     }
 
@@ -906,6 +986,153 @@ impl Vault {
         }
         Ok(plain)
     }
+}
+
+/// The `keys/` files the records of `inventory` name: each live key's private file, each
+/// key's `.pub`, and each certificate.
+fn named_key_files(inventory: &Inventory) -> std::collections::HashSet<String> {
+    let mut named = std::collections::HashSet::new();
+    for record in inventory.keys() {
+        let id = record.id();
+        if record.pruned_at().is_none() {
+            named.insert(format!("keys/{id}"));
+        }
+        named.insert(format!("keys/{id}.pub"));
+        if let Some(cert) = record.certificate() {
+            named.insert(cert.path.clone());
+        }
+    }
+    named
+}
+
+/// Checks a restored record as `new`, `import`, `mint` and `ca trust` check what they
+/// record: anything else could put text into an `authorized_keys` line (a comment holding a
+/// line break and a second key) or into a file path.
+fn check_record(record: &crate::KeyRecord) -> std::result::Result<(), String> {
+    let id = record.id().as_str();
+    let number = id
+        .strip_prefix(record.purpose().as_str())
+        .and_then(|n| n.strip_prefix('-'));
+    if !number.is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(format!(
+            "its id is not <purpose>-<n> for purpose {}",
+            record.purpose()
+        ));
+    }
+    Vault::check_comment(record.comment()).map_err(|e| format!("its comment is invalid: {e}"))?;
+    let public = record.public_key();
+    if public.chars().any(char::is_control) || public.len() > 16 * 1024 {
+        return Err("its public key holds a line break or control character".to_owned());
+    }
+    let key = ssh_key::PublicKey::from_openssh(public)
+        .map_err(|e| format!("its public key does not parse ({e})"))?;
+    if key.fingerprint(ssh_key::HashAlg::Sha256).to_string() != record.fingerprint() {
+        return Err("its public key does not have its fingerprint".to_owned());
+    }
+    if let Some(scope) = record.scope() {
+        crate::lifecycle::check_scope(scope).map_err(|e| e.to_string())?;
+    }
+    if let Some(principals) = record.cert_authority() {
+        crate::ca::check_principals(principals).map_err(|e| e.to_string())?;
+    }
+    if let Some(cert) = record.certificate() {
+        crate::ca::check_principals(&cert.principals).map_err(|e| e.to_string())?;
+        if cert.path != format!("keys/{id}-cert.pub") {
+            return Err(format!(
+                "its certificate path {:?} is not keys/{id}-cert.pub",
+                cert.path
+            ));
+        }
+    }
+    let plain = |s: &str| !s.is_empty() && s.len() <= 4096 && !s.chars().any(char::is_control);
+    for d in record.deployments() {
+        if !plain(d.target()) {
+            return Err("a deployment target holds a control character".to_owned());
+        }
+    }
+    if record.keyring_account().is_some_and(|a| !plain(a)) {
+        return Err("its keyring account holds a control character".to_owned());
+    }
+    Ok(())
+}
+
+/// Refuses `known_hosts` lines keyvault never writes: a marker (`@cert-authority`,
+/// `@revoked`) or a host pattern with a wildcard or negation, which would trust a key for
+/// hosts nobody checked.
+fn check_known_hosts(text: &str) -> std::result::Result<(), String> {
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let hosts = line.split_whitespace().next().unwrap_or_default();
+        if hosts.starts_with('@') {
+            return Err(format!(
+                "its known_hosts line {} is a {} marker, which keyvault never writes",
+                n + 1,
+                hosts.escape_debug()
+            ));
+        }
+        if !hosts.starts_with("|1|") && hosts.contains(['*', '?', '!']) {
+            return Err(format!(
+                "its known_hosts line {} trusts a host key for the pattern {:?}, which keyvault never writes",
+                n + 1,
+                hosts
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What an archive changes in the policy and trusted host keys of the vault at `home`
+/// (which it is about to replace).
+fn review_against<'a>(
+    home: &Path,
+    file: &dyn Fn(&str) -> Option<&'a ArchiveFile>,
+) -> Vec<RestoreNote> {
+    let mut notes = Vec::new();
+    for name in ["config.toml", "known_hosts"] {
+        let before = fsutil::read_optional(&home.join(name), MAX_FILE_BYTES)
+            .ok()
+            .flatten()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let after = file(name).map_or("", |f| f.text.as_str());
+        if before == after {
+            continue;
+        }
+        let old: std::collections::HashSet<&str> = before.lines().map(str::trim).collect();
+        let new: std::collections::HashSet<&str> = after.lines().map(str::trim).collect();
+        let added: Vec<String> = after
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#') && !old.contains(l))
+            .map(|l| format!("{:?}", shorten(l)))
+            .collect();
+        let removed = before
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#') && !new.contains(l))
+            .count();
+        let what = if name == "config.toml" {
+            "the policy"
+        } else {
+            "the trusted host keys"
+        };
+        let mut message = format!(
+            "{name} from the archive differs from the vault it replaced: {what} changed ({} line(s) added, {removed} removed)",
+            added.len()
+        );
+        if !added.is_empty() {
+            message.push_str(&format!(": {}", added.join(", ")));
+        }
+        notes.push(RestoreNote {
+            severity: crate::status::Severity::High,
+            file: name.to_owned(),
+            message,
+        });
+    }
+    notes
 }
 
 /// The identities in an identity file: age's, or one OpenSSH private key (decrypted with a

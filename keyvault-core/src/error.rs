@@ -547,4 +547,15 @@ pub enum AuditError {
         /// What was found.
         reason: String,
     },
+    /// The clock reads earlier than the newest audit event by more than the allowed skew.
+    #[error(
+        "the clock reads {now}, more than {} minutes before the newest audit event ({newest}); refusing to record events that go back in time",
+        crate::audit::MAX_CLOCK_SKEW_SECS / 60
+    )]
+    ClockBehind {
+        /// The clock's time.
+        now: chrono::DateTime<chrono::Utc>,
+        /// The newest event's time.
+        newest: chrono::DateTime<chrono::Utc>,
+    },
 }

@@ -301,6 +301,20 @@ pub struct Scope {
     pub force_command: Option<String>,
 }
 
+/// Quotes an option value the way sshd reads it back (OpenSSH's `opt_dequote`): inside the
+/// quotes only `\"` is an escape (it stands for `"`); every other backslash is literal.
+/// So `"` is written `\"` and nothing else changes. A value ending in a backslash cannot
+/// be written (its closing quote would read as `\"`): [`option_value_representable`].
+pub(crate) fn quote_option_value(value: &str) -> String {
+    value.replace('"', "\\\"")
+}
+
+/// Whether sshd can read `value` back exactly once quoted by [`quote_option_value`]: one
+/// line, no NUL, and not ending in a backslash.
+pub(crate) fn option_value_representable(value: &str) -> bool {
+    !value.ends_with('\\') && !value.contains(['\n', '\r', '\0'])
+}
+
 /// How a key came into the vault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -437,10 +451,7 @@ impl KeyRecord {
                 options.push(format!("from=\"{}\"", scope.from.join(",")));
             }
             if let Some(cmd) = &scope.force_command {
-                options.push(format!(
-                    "command=\"{}\"",
-                    cmd.replace('\\', "\\\\").replace('"', "\\\"")
-                ));
+                options.push(format!("command=\"{}\"", quote_option_value(cmd)));
             }
         }
         if let Some(at) = self.expires_at {

@@ -1966,7 +1966,7 @@ impl std::fmt::Debug for Minted {
     }
 }
 
-fn check_scope(scope: &crate::inventory::Scope) -> Result<()> {
+pub(crate) fn check_scope(scope: &crate::inventory::Scope) -> Result<()> {
     for f in &scope.from {
         let ok = !f.is_empty()
             && f.len() <= 255
@@ -1986,6 +1986,17 @@ fn check_scope(scope: &crate::inventory::Scope) -> Result<()> {
     {
         return Err(InputError::Request {
             message: "invalid --force-command: it must be one line of at most 1024 characters"
+                .to_owned(),
+        }
+        .into());
+    }
+    if let Some(cmd) = &scope.force_command
+        && !crate::inventory::option_value_representable(cmd)
+    {
+        // sshd reads `\"` inside command="…" as an escaped quote, so the closing quote
+        // after a trailing backslash is never seen and sshd rejects the whole line.
+        return Err(InputError::Request {
+            message: "invalid --force-command: it ends with a backslash, which sshd would read as escaping the closing quote of command=\"…\""
                 .to_owned(),
         }
         .into());

@@ -491,9 +491,9 @@ impl Config {
     ///
     /// As [`Config::parse`], plus [`ConfigError::Read`].
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Self::parse(&text, path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+        match read_config(path) {
+            Ok(Some(text)) => Self::parse(&text, path),
+            Ok(None) => Ok(Config::default()),
             Err(source) => Err(ConfigError::Read {
                 path: PathBuf::from(path),
                 source,
@@ -523,6 +523,43 @@ impl Config {
     pub fn defaults(&self) -> &Policy {
         &self.defaults
     }
+}
+
+/// The largest `config.toml` keyvault reads (a real one is a few hundred bytes).
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Reads `config.toml` if it exists: a regular file (a symlink to one is followed) of at
+/// most [`MAX_CONFIG_BYTES`] of UTF-8. Opened without blocking, so a FIFO or a device is
+/// refused at once instead of hanging or being read without end.
+fn read_config(path: &Path) -> std::io::Result<Option<String>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (a FIFO, device or directory); config.toml must be a plain file",
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {MAX_CONFIG_BYTES} bytes, more than any configuration"),
+        ));
+    }
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
 #[cfg(test)]

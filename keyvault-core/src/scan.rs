@@ -91,12 +91,19 @@ fn pem_info(text: &str, path: &Path) -> Option<KeyInfo> {
     }
     let encrypted = kind == "ENCRYPTED" || text.contains("Proc-Type: 4,ENCRYPTED");
     // The public half beside it says what the key is.
-    let public = std::fs::read_to_string(path.with_extension(format!(
-        "{}pub",
-        path.extension().map(|e| format!("{}.", e.to_string_lossy())).unwrap_or_default()
-    )))
+    // Read like every scanned file: a regular file, capped, never a FIFO or a device.
+    let public = crate::fsutil::read_optional(
+        &path.with_extension(format!(
+            "{}pub",
+            path.extension()
+                .map(|e| format!("{}.", e.to_string_lossy()))
+                .unwrap_or_default()
+        )),
+        MAX_FILE,
+    )
     .ok()
-    .and_then(|p| PublicKey::from_openssh(p.trim()).ok());
+    .flatten()
+    .and_then(|p| PublicKey::from_openssh(String::from_utf8_lossy(&p).trim()).ok());
     let (algorithm, rsa_bits) = match (&public, kind) {
         (Some(p), _) => match p.key_data().rsa() {
             Some(r) => ("rsa".to_owned(), Some(r.key_size())),
@@ -205,7 +212,9 @@ pub fn scan(
                 continue;
             }
             files += 1;
-            let Ok(bytes) = std::fs::read(&path) else {
+            // Opened without following a link and without blocking, checked to be a regular
+            // file again and read with the cap: it may have been swapped since it was listed.
+            let Ok(Some(bytes)) = crate::fsutil::read_optional(&path, MAX_FILE) else {
                 continue;
             };
             let text = String::from_utf8_lossy(&bytes);

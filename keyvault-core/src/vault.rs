@@ -889,15 +889,23 @@ impl Vault {
     }
 
     /// Appends audit events and saves the inventory with the new chain head.
+    /// The inventory announces the new head before the lines are appended, so that lines
+    /// past the recorded head are accepted only when keyvault itself wrote them.
     pub(crate) fn record(&self, inventory: &mut Inventory, drafts: &[Draft]) -> Result<()> {
-        let head = audit::append(
-            &self.store.audit_path(),
+        let path = self.store.audit_path();
+        let prepared = audit::prepare(
+            &path,
             inventory.audit.as_ref(),
             drafts,
             self.now(),
             &self.actor,
         )?;
-        inventory.audit = head;
+        if let Some(announce) = prepared.announce() {
+            inventory.audit = Some(announce);
+            self.store.save(inventory)?;
+            prepared.write(&path)?;
+        }
+        inventory.audit = prepared.head();
         self.store.save(inventory)?;
         Ok(())
     }

@@ -17,6 +17,7 @@ mod passphrases;
 mod pods;
 mod rotation_matrix;
 mod rotation_recovery;
+mod restore_audit;
 mod runpod;
 mod scan;
 mod scoped;
