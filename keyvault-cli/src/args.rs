@@ -12,8 +12,8 @@ use std::path::PathBuf;
 3 status found problems.\nData lives in $KEYVAULT_HOME, else $XDG_DATA_HOME/keyvault, else ~/.local/share/keyvault."
 )]
 pub struct Cli {
-    /// The vault's directory.
-    #[arg(long, global = true, env = "KEYVAULT_HOME", value_name = "DIR")]
+    /// The vault's directory (default: $KEYVAULT_HOME, see below).
+    #[arg(long, global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
     /// Machine-readable JSON on stdout; errors as JSON on stderr.
     #[arg(long, global = true)]
