@@ -137,8 +137,8 @@ pub fn clean(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// A key as `list --json` and `show --json` print it: the documented members of its
-/// record (each once; the record's relative `private_key_path` and its bookkeeping
-/// `pruned_at` are not among them) plus where its files are and whether it has expired.
+/// record, each once (the record's own `private_key_path` is relative to the home; the
+/// absolute one below replaces it), plus where its files are and whether it has expired.
 #[derive(serde::Serialize)]
 pub struct KeyJson<'a> {
     id: &'a keyvault_core::KeyId,
@@ -160,6 +160,8 @@ pub struct KeyJson<'a> {
     rotated_to: Option<&'a keyvault_core::KeyId>,
     #[serde(with = "keyvault_core::timestamp::option")]
     revoked_at: Option<DateTime<Utc>>,
+    #[serde(with = "keyvault_core::timestamp::option")]
+    pruned_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<&'a keyvault_core::Scope>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -202,6 +204,7 @@ impl<'a> KeyJson<'a> {
             rotated_from: record.rotated_from(),
             rotated_to: record.rotated_to(),
             revoked_at: record.revoked_at(),
+            pruned_at: record.pruned_at(),
             scope: record.scope(),
             cert_authority: record.cert_authority(),
             certificate: record.certificate(),

@@ -193,7 +193,7 @@ fn duplicate_member(text: &str) -> Option<String> {
 }
 
 /// The members the README documents for a key object.
-const KEY_MEMBERS: [&str; 20] = [
+const KEY_MEMBERS: [&str; 21] = [
     "id",
     "purpose",
     "algorithm",
@@ -214,6 +214,7 @@ const KEY_MEMBERS: [&str; 20] = [
     "rotated_from",
     "rotated_to",
     "revoked_at",
+    "pruned_at",
 ];
 
 #[track_caller]
