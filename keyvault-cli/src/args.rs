@@ -20,7 +20,7 @@ pub struct Cli {
     pub json: bool,
     /// Never prompt; fail where a prompt would be needed.
     /// (KEYVAULT_NO_INPUT=1, true, yes or on sets it; 0, false, no, off or empty do not.)
-    #[arg(long, global = true, env = "KEYVAULT_NO_INPUT", value_parser = clap::builder::FalseyValueParser::new())]
+    #[arg(long, global = true)]
     pub no_input: bool,
     /// The command.
     #[command(subcommand)]

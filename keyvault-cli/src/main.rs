@@ -72,6 +72,15 @@ other processes and kept in shell history); type it at the prompt or pipe it wit
             e.exit();
         }
     };
+    // KEYVAULT_NO_INPUT (like KEYVAULT_HOME in `run`) is read here, not by clap, which would
+    // show `--no-input` in the usage line of every error as if it had been typed.
+    let mut cli = cli;
+    cli.no_input |= std::env::var("KEYVAULT_NO_INPUT").is_ok_and(|v| {
+        !matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "" | "0" | "n" | "no" | "f" | "false" | "off"
+        )
+    });
     let json = cli.json;
     // Without a keyring, `runpod login` has nowhere to keep the key: the way out is the
     // variable, not the passphrase flags the general keyring hint names.

@@ -356,14 +356,44 @@ fn a_closed_stdout_ends_every_printing_command_quietly() {
 #[test]
 fn keyvault_home_from_the_environment_is_not_shown_as_required() {
     let v = Vault::new();
-    let out = v.run(&["list", "--bogus"]).expect(2);
-    assert!(
-        out.stderr.contains("Usage: keyvault list"),
-        "{}",
-        out.stderr
-    );
-    assert!(!out.stderr.contains("--home"), "{}", out.stderr);
-    // The variable still chooses the home.
+    v.set_env("KEYVAULT_NO_INPUT", "1");
+    // clap lists the arguments it saw in the usage line of a missing or conflicting
+    // argument; variables are not arguments the user typed.
+    for args in [
+        &["new"][..],
+        &[
+            "new",
+            "--purpose",
+            "p",
+            "--passphrase-env",
+            "A",
+            "--passphrase-stdin",
+        ][..],
+    ] {
+        let out = v.run(args).expect(2);
+        let usage = out
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("Usage: "))
+            .unwrap_or_else(|| panic!("no usage line:\n{}", out.stderr));
+        assert!(
+            usage.starts_with("Usage: keyvault new --purpose"),
+            "{usage}"
+        );
+        assert!(!usage.contains("--home"), "{usage}");
+        assert!(!usage.contains("--no-input"), "{usage}");
+    }
+    // The variables still count: the home, and no prompting.
+    for (value, prompts) in [("1", false), ("yes", false), ("0", true), ("off", true)] {
+        v.set_env("KEYVAULT_NO_INPUT", value);
+        let out = v.run(&["new", "--purpose", "personal"]).expect(2);
+        assert_eq!(
+            out.stderr.contains("--no-input is set"),
+            !prompts,
+            "KEYVAULT_NO_INPUT={value}: {}",
+            out.stderr
+        );
+    }
     v.new_key("personal", &[]);
     assert!(v.home.join("inventory.json").exists());
     let listed = v.run(&["--json", "list"]).expect(0).json();
