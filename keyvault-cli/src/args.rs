@@ -12,15 +12,15 @@ use std::path::PathBuf;
 3 status found problems.\nData lives in $KEYVAULT_HOME, else $XDG_DATA_HOME/keyvault, else ~/.local/share/keyvault."
 )]
 pub struct Cli {
-    /// The vault's directory.
-    #[arg(long, global = true, env = "KEYVAULT_HOME", value_name = "DIR")]
+    /// The vault's directory (default: $KEYVAULT_HOME, see below).
+    #[arg(long, global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
     /// Machine-readable JSON on stdout; errors as JSON on stderr.
     #[arg(long, global = true)]
     pub json: bool,
     /// Never prompt; fail where a prompt would be needed.
     /// (KEYVAULT_NO_INPUT=1, true, yes or on sets it; 0, false, no, off or empty do not.)
-    #[arg(long, global = true, env = "KEYVAULT_NO_INPUT", value_parser = clap::builder::FalseyValueParser::new())]
+    #[arg(long, global = true)]
     pub no_input: bool,
     /// Add keys to a file: or ssh:// target even if it has lines that are not keys,
     /// comments or blank (without it keyvault refuses: the path may name some other file;

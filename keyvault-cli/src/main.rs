@@ -51,6 +51,7 @@ impl<E: Into<Error>> From<E> for Failure {
 }
 
 fn main() -> ExitCode {
+    quiet_on_closed_output();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -71,13 +72,35 @@ other processes and kept in shell history); type it at the prompt or pipe it wit
             e.exit();
         }
     };
+    // KEYVAULT_NO_INPUT (like KEYVAULT_HOME in `run`) is read here, not by clap, which would
+    // show `--no-input` in the usage line of every error as if it had been typed.
+    let mut cli = cli;
+    cli.no_input |= std::env::var("KEYVAULT_NO_INPUT").is_ok_and(|v| {
+        !matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "" | "0" | "n" | "no" | "f" | "false" | "off"
+        )
+    });
     let json = cli.json;
+    // Without a keyring, `runpod login` has nowhere to keep the key: the way out is the
+    // variable, not the passphrase flags the general keyring hint names.
+    let login = matches!(cli.command, Command::Runpod(RunpodCommand::Login(_)));
     match run(cli) {
         Ok(Done::Ok) => ExitCode::SUCCESS,
         Ok(Done::Problems) => ExitCode::from(EXIT_PROBLEMS),
         Ok(Done::Failed) => ExitCode::from(EXIT_FAILURE),
         Err(Failure::Core(e)) => {
-            report(&e.to_string(), e.is_usage(), hint(&e), json);
+            let hint = match &e {
+                Error::Keyring(keyvault_core::vault_secrets::KeyringError::Unavailable {
+                    ..
+                }) if login => Some(
+                    "without a keyring, set RUNPOD_API_KEY in the environment keyvault runs in \
+(or api_key_env of a [runpod.PROFILE] table); keyvault never keeps the API key in a plain file"
+                        .to_owned(),
+                ),
+                _ => hint(&e),
+            };
+            report(&e.to_string(), e.is_usage(), hint, json);
             ExitCode::from(if e.is_usage() {
                 EXIT_USAGE
             } else {
@@ -91,7 +114,33 @@ other processes and kept in shell history); type it at the prompt or pipe it wit
     }
 }
 
+/// Ends the process quietly when standard output or standard error is closed under it
+/// (`keyvault log | head -1`), as other Unix tools do, instead of a panic and exit 101.
+/// Rust ignores SIGPIPE, so the failed write reaches `println!`, which panics; only that
+/// panic is turned into a quiet exit (a broken pipe to a child, e.g. ssh, stays an error).
+fn quiet_on_closed_output() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if (message.starts_with("failed printing to stdout")
+            || message.starts_with("failed printing to stderr"))
+            && message.contains("Broken pipe")
+        {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 fn report(message: &str, usage: bool, hint: Option<String>, json: bool) {
+    // Errors quote what came from outside (server answers, file names): escaped for a terminal.
+    let message = &*render::clean(message);
+    let hint = hint.map(|h| render::clean(&h).into_owned());
     if json {
         let kind = if usage { "usage" } else { "failure" };
         eprintln!(
@@ -437,22 +486,34 @@ fn print_json(value: &impl serde::Serialize) {
 
 fn run(cli: Cli) -> Result<Done, Failure> {
     if let Command::Completions(c) = &cli.command {
-        clap_complete::generate(
-            c.shell,
-            &mut Cli::command(),
-            "keyvault",
-            &mut std::io::stdout(),
-        );
+        use std::io::Write;
+        // Generated whole, then written once: a reader that stops early is not an error.
+        let mut script = Vec::new();
+        clap_complete::generate(c.shell, &mut Cli::command(), "keyvault", &mut script);
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = out.write_all(&script).and_then(|()| out.flush())
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            return Err(Failure::Usage(format!("cannot write standard output: {e}")));
+        }
         return Ok(Done::Ok);
     }
     let json = cli.json;
     let style = Style::detect();
     let show_progress = !json && std::io::stderr().is_terminal();
+    // KEYVAULT_HOME is read here, not by clap: clap would show `--home <DIR>` in the usage
+    // line of every error as if it were required.
+    let cli_home = cli
+        .home
+        .filter(|h| !h.as_os_str().is_empty())
+        .or_else(|| std::env::var_os("KEYVAULT_HOME").map(PathBuf::from));
     // A vault at the default home names keyring entries by key id alone; others qualify them.
-    let default_home = cli.home.as_ref().is_none_or(|h| h.as_os_str().is_empty());
-    let mut vault = Vault::open(home(cli.home)?)?
+    let default_home = cli_home.as_ref().is_none_or(|h| h.as_os_str().is_empty());
+    let mut vault = Vault::open(home(cli_home)?)?
         .with_actor(actor())
         .with_default_home(default_home);
+    // Test-only; compiled out of release builds (see targets::fault_hook).
+    #[cfg(debug_assertions)]
     if let Some(hook) = targets::fault_hook() {
         vault = vault.with_fault_hook(hook);
     }
@@ -462,10 +523,10 @@ fn run(cli: Cli) -> Result<Done, Failure> {
             vault.with_pod_progress(std::sync::Arc::new(|event: &keyvault_core::PodProgress| {
                 match event {
                     keyvault_core::PodProgress::Started { pod } => {
-                        eprintln!("pod {pod}: updating…")
+                        eprintln!("pod {}: updating…", render::clean(pod))
                     }
                     keyvault_core::PodProgress::Finished { pod, outcome } => {
-                        eprintln!("pod {pod}: {outcome}")
+                        eprintln!("pod {}: {}", render::clean(pod), render::clean(outcome))
                     }
                     _ => {}
                 }

@@ -90,6 +90,44 @@ fn read_limited(reader: impl Read, request: &PassphraseRequest, what: &str) -> R
     Ok(strip_newline(text))
 }
 
+/// The first line of a passphrase file, without its line ending (`\n` or `\r\n`), as
+/// `--help` and the README promise: whatever follows (a note, a second line) is not part
+/// of the passphrase.
+fn read_first_line(reader: impl Read, request: &PassphraseRequest, what: &str) -> Result<String> {
+    let mut buf = Zeroizing::new(Vec::new());
+    reader
+        .take(MAX_PASSPHRASE_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| unavailable(request, format!("cannot read {what}: {e}")))?;
+    let line = match buf.iter().position(|&b| b == b'\n') {
+        Some(end) => &buf[..end],
+        None if buf.len() as u64 > MAX_PASSPHRASE_BYTES => {
+            return Err(unavailable(
+                request,
+                format!("the first line of {what} is longer than {MAX_PASSPHRASE_BYTES} bytes"),
+            ));
+        }
+        None => &buf[..],
+    };
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    String::from_utf8(line.to_vec())
+        .map_err(|_| unavailable(request, format!("{what} is not UTF-8 text")))
+}
+
+/// What a prompt says: "Passphrase for key personal-1", and "New passphrase for …" where
+/// a new passphrase is set for something that has one (`passwd`).
+fn prompt_label(request: &PassphraseRequest) -> String {
+    let subject = request.subject();
+    match request.kind() {
+        PassphraseKind::Existing | PassphraseKind::Login => format!("Passphrase for {subject}: "),
+        _ if subject.starts_with("key ") => format!("New passphrase for {subject}: "),
+        _ => format!("Passphrase for {subject}: "),
+    }
+}
+
+/// How many times a terminal prompt asks for a new passphrase that the policy refuses.
+const NEW_PASSPHRASE_TRIES: usize = 3;
+
 impl CliCallbacks {
     /// Where the passphrases of keys keyvault logs in with come from (default: the
     /// existing key's source).
@@ -115,7 +153,7 @@ impl CliCallbacks {
                 let file = std::fs::File::open(path).map_err(|e| {
                     unavailable(request, format!("cannot read {}: {e}", path.display()))
                 })?;
-                read_limited(file, request, &path.display().to_string())?
+                read_first_line(file, request, &path.display().to_string())?
             }
             Source::Stdin => read_limited(std::io::stdin().lock(), request, "standard input")?,
             Source::Prompt => return self.prompt(request),
@@ -143,17 +181,30 @@ impl CliCallbacks {
                 .map_err(|e| unavailable(request, format!("cannot read from the terminal: {e}")))
         };
         match request.kind() {
-            PassphraseKind::Existing | PassphraseKind::Login => Ok(Passphrase::new(ask(
-                &format!("Passphrase for {}: ", request.subject()),
-            )?)),
+            PassphraseKind::Existing | PassphraseKind::Login => {
+                Ok(Passphrase::new(ask(&prompt_label(request))?))
+            }
             _ => {
-                let first =
-                    Zeroizing::new(ask(&format!("Passphrase for {}: ", request.subject()))?);
+                // The policy is checked on the first entry, so a weak passphrase is asked
+                // for again at once rather than refused after it was typed twice.
+                let mut tries = 0;
+                let first = loop {
+                    tries += 1;
+                    let candidate = Passphrase::new(ask(&prompt_label(request))?);
+                    match request.check(&candidate) {
+                        Ok(()) => break candidate,
+                        Err(e) if tries < NEW_PASSPHRASE_TRIES => {
+                            eprintln!("{}", crate::render::clean(&e.to_string()));
+                            eprintln!("try another one");
+                        }
+                        Err(e) => return Err(e),
+                    }
+                };
                 let second = Zeroizing::new(ask("Same passphrase again: ")?);
-                if *first != *second {
+                if first.expose() != second.as_str() {
                     return Err(unavailable(request, "the two passphrases differ"));
                 }
-                Ok(Passphrase::new(first.to_string()))
+                Ok(first)
             }
         }
     }

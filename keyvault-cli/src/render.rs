@@ -109,16 +109,67 @@ pub fn table(style: Style, header: &[&str], rows: &[Vec<(String, String)>]) {
 }
 
 pub fn plain(s: impl Into<String>) -> (String, String) {
-    let s = s.into();
+    let s = clean(&s.into()).into_owned();
     (s.clone(), s)
 }
 
-/// A key as `list --json` and `show --json` print it: its record plus where its files
-/// are and whether it has expired.
+/// Text from outside keyvault (a server's key comments, pod names and statuses, file
+/// names, anything an error quotes) as it is safe to print to a terminal: every control
+/// character, and the bidirectional marks that reorder what a reader sees, escaped
+/// (`\n`, `\u{1b}`), so nothing can move the cursor, fake a line or hide text.
+pub fn clean(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A key as `list --json` and `show --json` print it: the documented members of its
+/// record, each once (the record's own `private_key_path` is relative to the home; the
+/// absolute one below replaces it), plus where its files are and whether it has expired.
 #[derive(serde::Serialize)]
 pub struct KeyJson<'a> {
-    #[serde(flatten)]
-    record: &'a KeyRecord,
+    id: &'a keyvault_core::KeyId,
+    purpose: &'a keyvault_core::Purpose,
+    algorithm: keyvault_core::Algorithm,
+    fingerprint: &'a str,
+    public_key: &'a str,
+    comment: &'a str,
+    #[serde(with = "keyvault_core::timestamp")]
+    created_at: DateTime<Utc>,
+    #[serde(with = "keyvault_core::timestamp::option")]
+    expires_at: Option<DateTime<Utc>>,
+    state: KeyState,
+    protection: keyvault_core::Protection,
+    kdf_rounds: Option<u32>,
+    origin: keyvault_core::Origin,
+    deployments: &'a [keyvault_core::Deployment],
+    rotated_from: Option<&'a keyvault_core::KeyId>,
+    rotated_to: Option<&'a keyvault_core::KeyId>,
+    #[serde(with = "keyvault_core::timestamp::option")]
+    revoked_at: Option<DateTime<Utc>>,
+    #[serde(with = "keyvault_core::timestamp::option")]
+    pruned_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a keyvault_core::Scope>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cert_authority: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certificate: Option<&'a keyvault_core::inventory::CertificateInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keyring_account: Option<&'a str>,
     private_key_path: String,
     public_key_path: String,
     current_path: Option<String>,
@@ -137,7 +188,27 @@ impl<'a> KeyJson<'a> {
         let current = (record.state() == KeyState::Active && record.scope().is_none())
             .then(|| vault.current_path(record.purpose()).display().to_string());
         KeyJson {
-            record,
+            id: record.id(),
+            purpose: record.purpose(),
+            algorithm: record.algorithm(),
+            fingerprint: record.fingerprint(),
+            public_key: record.public_key(),
+            comment: record.comment(),
+            created_at: record.created_at(),
+            expires_at: record.expires_at(),
+            state: record.state(),
+            protection: record.protection(),
+            kdf_rounds: record.kdf_rounds(),
+            origin: record.origin(),
+            deployments: record.deployments(),
+            rotated_from: record.rotated_from(),
+            rotated_to: record.rotated_to(),
+            revoked_at: record.revoked_at(),
+            pruned_at: record.pruned_at(),
+            scope: record.scope(),
+            cert_authority: record.cert_authority(),
+            certificate: record.certificate(),
+            keyring_account: record.keyring_account(),
             public_key_path: format!("{private}.pub"),
             private_key_path: private,
             current_path: current,
@@ -183,7 +254,7 @@ pub fn show_key(style: Style, vault: &Vault, k: &KeyRecord, now: DateTime<Utc>) 
         ("algorithm", k.algorithm().to_string()),
         ("state", style.state(state)),
         ("fingerprint", k.fingerprint().to_owned()),
-        ("comment", k.comment().to_owned()),
+        ("comment", clean(k.comment()).into_owned()),
         ("created", time(k.created_at())),
         (
             "expires",
@@ -258,7 +329,11 @@ pub fn report(style: Style, json: bool, r: &Report) {
     }
     let mut said = false;
     for d in &r.deployed {
-        println!("deployed {} to {}", style.bold(d.key.as_str()), d.target);
+        println!(
+            "deployed {} to {}",
+            style.bold(d.key.as_str()),
+            clean(&d.target)
+        );
         said = true;
     }
     for x in &r.rotated {
@@ -374,7 +449,7 @@ pub fn plan(p: &RotationPlan) {
 
 pub fn remote_keys(style: Style, spec: &TargetSpec, keys: &[KeyMatch]) {
     if keys.is_empty() {
-        println!("{spec} holds no keys");
+        println!("{} holds no keys", clean(&spec.to_string()));
         return;
     }
     let rows: Vec<Vec<(String, String)>> = keys
@@ -432,10 +507,10 @@ pub fn scan(style: Style, report: &keyvault_core::ScanReport) {
         println!(
             "{}  {}: {}",
             style.severity(&sev),
-            f.file.display(),
-            f.message
+            clean(&f.file.display().to_string()),
+            clean(&f.message)
         );
-        println!("{}  fix: {}", " ".repeat(6), f.fix);
+        println!("{}  fix: {}", " ".repeat(6), clean(&f.fix));
     }
 }
 
@@ -479,8 +554,8 @@ pub fn pods(style: Style, pods: &[PodReport]) {
         println!(
             "{}  {}: {}",
             style.severity("high"),
-            p.id,
-            p.warnings.join("; ")
+            clean(&p.id),
+            clean(&p.warnings.join("; "))
         );
     }
 }
@@ -500,7 +575,7 @@ pub fn status_human(style: Style, report: &StatusReport) {
     for t in report.targets() {
         println!(
             "{}: {} managed, {} unmanaged{}",
-            t.target,
+            clean(&t.target),
             count(t.managed, "key"),
             t.unmanaged,
             if t.unparseable > 0 {
@@ -512,7 +587,7 @@ pub fn status_human(style: Style, report: &StatusReport) {
     }
     if n == 0 && !report.unchecked().is_empty() {
         for u in report.unchecked() {
-            println!("could not check {}: {}", u.target, u.reason);
+            println!("could not check {}: {}", clean(&u.target), clean(&u.reason));
         }
         return;
     }
@@ -532,11 +607,11 @@ pub fn status_human(style: Style, report: &StatusReport) {
     );
     for f in report.findings() {
         let sev = f.severity().to_string();
-        println!("{}  {}", style.severity(&sev), f.message());
-        println!("{}  fix: {}", " ".repeat(6), f.fix());
+        println!("{}  {}", style.severity(&sev), clean(f.message()));
+        println!("{}  fix: {}", " ".repeat(6), clean(f.fix()));
     }
     for u in report.unchecked() {
-        println!("could not check {}: {}", u.target, u.reason);
+        println!("could not check {}: {}", clean(&u.target), clean(&u.reason));
     }
 }
 

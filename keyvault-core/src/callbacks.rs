@@ -23,6 +23,9 @@ pub enum PassphraseKind {
 pub struct PassphraseRequest {
     kind: PassphraseKind,
     subject: String,
+    /// For a new passphrase: the policy it will be held to, its purpose and the words it
+    /// should not be built from.
+    rule: Option<(crate::Policy, crate::Purpose, Vec<String>)>,
 }
 
 impl PassphraseRequest {
@@ -30,6 +33,40 @@ impl PassphraseRequest {
         PassphraseRequest {
             kind,
             subject: subject.into(),
+            rule: None,
+        }
+    }
+
+    /// The same request, saying which policy the answer will be held to.
+    pub(crate) fn checked_by(
+        mut self,
+        policy: &crate::Policy,
+        purpose: &crate::Purpose,
+        context: &[&str],
+    ) -> Self {
+        self.rule = Some((
+            policy.clone(),
+            purpose.clone(),
+            context.iter().map(|w| (*w).to_owned()).collect(),
+        ));
+        self
+    }
+
+    /// Checks a candidate answer the way the library will once it is returned (emptiness
+    /// and the policy's strength rule for a new passphrase; nothing for other kinds), so
+    /// a prompt can ask again at once instead of failing after the confirmation.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::InputError::EmptyPassphrase`] or [`crate::PolicyError::WeakPassphrase`];
+    /// neither carries the passphrase.
+    pub fn check(&self, passphrase: &Passphrase) -> Result<()> {
+        match &self.rule {
+            Some((policy, purpose, context)) => {
+                let words: Vec<&str> = context.iter().map(String::as_str).collect();
+                policy.check_passphrase(purpose, &self.subject, passphrase, &words)
+            }
+            None => Ok(()),
         }
     }
     /// Existing or new.

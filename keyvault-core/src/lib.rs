@@ -28,7 +28,9 @@ pub mod span;
 pub mod status;
 mod store;
 pub mod target;
-mod timestamp;
+// Public for the CLI's JSON, which writes the inventory's timestamps the same way.
+#[doc(hidden)]
+pub mod timestamp;
 pub mod vault;
 pub mod vault_secrets;
 

@@ -169,8 +169,15 @@ pub(crate) fn pod_report(inventory: &Inventory, now: DateTime<Utc>, pod: &Pod) -
         }
         if !warnings.is_empty() {
             warnings.push(match &reach {
-                Reach::Direct { host, port, username } => {
+                // An endpoint keyvault would refuse to log in to is never offered as advice.
+                Reach::Direct { host, port, username }
+                    if endpoint_accepted(&pod.id, username, host, *port) =>
+                {
                     format!("reachable at {username}@{host} -p {port}: update its ~/.ssh/authorized_keys")
+                }
+                Reach::Direct { .. } => {
+                    "its SSH endpoint is not one keyvault accepts: redeploy the pod to change its keys"
+                        .to_owned()
                 }
                 Reach::ProxyOnly => "proxy-only: redeploy the pod to change its keys".to_owned(),
                 Reach::None => "not reachable over SSH: redeploy the pod to change its keys".to_owned(),
@@ -385,7 +392,9 @@ impl Vault {
                     key_id: old[0].id.clone(),
                     message: format!("running pod {} ({}) still trusts {}", report.id, report.name, ids.join(", ")),
                     fix: match report.reach {
-                        Reach::Direct { host, port, username } => {
+                        Reach::Direct { host, port, username }
+                            if endpoint_accepted(&report.id, &username, &host, port) =>
+                        {
                             format!("remove the key from ~/.ssh/authorized_keys on the pod (ssh {username}@{host} -p {port}), or redeploy it")
                         }
                         _ => "redeploy the pod: it is not reachable over direct SSH".to_owned(),
@@ -395,4 +404,18 @@ impl Vault {
         }
         (summaries, unchecked)
     }
+}
+
+/// Whether keyvault would log in to a pod's direct endpoint (the target name it makes of
+/// it parses back).
+fn endpoint_accepted(id: &str, user: &str, host: &str, port: u16) -> bool {
+    crate::TargetSpec::Pod {
+        id: id.to_owned(),
+        user: user.to_owned(),
+        host: host.to_owned(),
+        port,
+    }
+    .to_string()
+    .parse::<crate::TargetSpec>()
+    .is_ok()
 }

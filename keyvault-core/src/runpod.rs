@@ -405,8 +405,15 @@ impl RunpodClient {
         struct Keys {
             keys: Vec<String>,
         }
+        // RunPod writes the entries into a pod's authorized_keys joined by newlines, so an
+        // entry with a newline inside is several lines there: list each line, never hide one.
         serde_json::from_slice::<Keys>(&answer.body)
-            .map(|k| k.keys)
+            .map(|k| {
+                k.keys
+                    .iter()
+                    .flat_map(|e| remote::split_graphql(e))
+                    .collect()
+            })
             .map_err(|e| RunpodError::Malformed {
                 what,
                 reason: self.scrub(&e.to_string()),

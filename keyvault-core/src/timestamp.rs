@@ -78,7 +78,7 @@ impl de::Visitor<'_> for Visitor {
 }
 
 /// `#[serde(with = "timestamp")]` for `DateTime<Utc>`.
-pub(crate) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     match format_fast(t) {
         // The buffer holds only ASCII digits and separators.
         Some(text) => s.serialize_str(std::str::from_utf8(&text).unwrap_or_default()),
@@ -92,15 +92,12 @@ pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Ut
 }
 
 /// `#[serde(with = "timestamp::option")]` for `Option<DateTime<Utc>>`.
-pub(crate) mod option {
+pub mod option {
     use super::{DateTime, Deserializer, Serializer, Utc, de, fmt};
 
     // Serde's `with` passes `&Option<T>`.
     #[allow(clippy::ref_option)]
-    pub(crate) fn serialize<S: Serializer>(
-        t: &Option<DateTime<Utc>>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
         match t {
             Some(t) => super::serialize(t, s),
             None => s.serialize_none(),

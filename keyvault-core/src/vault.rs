@@ -611,14 +611,12 @@ impl Vault {
         subject: &str,
         comment: Option<&str>,
     ) -> Result<Passphrase> {
-        let passphrase =
-            callbacks.passphrase(&PassphraseRequest::new(PassphraseKind::New, subject))?;
-        policy.check_passphrase(
-            purpose,
-            subject,
-            &passphrase,
-            &self.context_words(purpose, comment),
+        let context = self.context_words(purpose, comment);
+        let passphrase = callbacks.passphrase(
+            &PassphraseRequest::new(PassphraseKind::New, subject)
+                .checked_by(policy, purpose, &context),
         )?;
+        policy.check_passphrase(purpose, subject, &passphrase, &context)?;
         Ok(passphrase)
     }
 
@@ -1051,7 +1049,7 @@ impl Vault {
             callbacks,
             policy,
             record.purpose(),
-            &format!("new passphrase of key {}", record.id()),
+            &subject,
             Some(record.comment()),
         )?;
         let rounds = keyfile::kdf_rounds(&key)

@@ -7,6 +7,7 @@ mod agent;
 mod audit_log;
 mod backup;
 mod bad_input;
+mod cli_edges;
 mod concurrency;
 mod fake_server;
 mod file_safety;
