@@ -530,3 +530,25 @@ fn a_narrowed_line_is_medium_drift() {
     assert_eq!(drift[0]["severity"], "medium", "{drift:?}");
     assert_eq!(drift[0]["key_id"], id.as_str(), "{drift:?}");
 }
+
+#[test]
+fn revoke_fails_naming_a_line_that_may_still_hold_the_key() {
+    let (v, sshd, target) = setup();
+    let (id, _, line) = mint(&v, &target, "unsure");
+    // A key type some sshd builds know and keyvault does not decode, over the same key:
+    // keyvault cannot be sure what sshd reads there, so it keeps the line and says so.
+    let blob = line.split_whitespace().nth(2).expect("base64");
+    let unsure = format!("webauthn-sk-ecdsa-sha2-nistp256@openssh.com {blob} x\n");
+    let text = std::fs::read_to_string(&sshd.authorized_keys).expect("read");
+    std::fs::write(&sshd.authorized_keys, format!("{text}{unsure}")).expect("write");
+    assert_eq!(findings(&v, "unsure-line").len(), 1);
+    let run = v.run(&["revoke", &id]);
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(!run.stdout.contains("revoked"), "{}", run.stdout);
+    assert!(run.stderr.contains("line 2"), "{}", run.stderr);
+    let after = std::fs::read_to_string(&sshd.authorized_keys).expect("read");
+    assert!(
+        after.ends_with(&unsure) && !after.contains(&line),
+        "{after}"
+    );
+}
