@@ -295,7 +295,8 @@ impl Vault {
         let mut summaries = Vec::new();
         let mut unchecked = Vec::new();
         for name in names {
-            let result = (|| -> Result<(Vec<RemoteKey>, Option<Vec<Pod>>)> {
+            type Intended = HashMap<String, Option<String>>;
+            let result = (|| -> Result<(Vec<RemoteKey>, Option<Vec<Pod>>, Intended)> {
                 let spec: TargetSpec = name.parse()?;
                 let mut target = targets.open(&spec)?;
                 let list = target.list()?;
@@ -307,9 +308,27 @@ impl Vault {
                     }) => None,
                     other => other?,
                 };
-                Ok((list, pods))
+                // The options keyvault writes for each key deployed here.
+                let intended = inventory
+                    .keys()
+                    .iter()
+                    .filter(|k| {
+                        k.deployments()
+                            .iter()
+                            .any(|d| d.target() == name && d.removed_at().is_none())
+                    })
+                    .map(|k| {
+                        let line = target.line(k);
+                        let options = match crate::authorized_keys::read_line(line.as_bytes()) {
+                            crate::authorized_keys::Reading::Key { options, .. } => options,
+                            _ => None,
+                        };
+                        (k.fingerprint().to_owned(), options)
+                    })
+                    .collect();
+                Ok((list, pods, intended))
             })();
-            let (list, pods) = match result {
+            let (list, pods, intended) = match result {
                 Ok(r) => r,
                 Err(e) => {
                     unchecked.push(Unchecked {
@@ -343,6 +362,34 @@ impl Vault {
                         fix: format!("keyvault deploy {} --to {name}", k.id()),
                     });
                 }
+                if let Some(intended) = intended.get(k.fingerprint()).filter(|_| live) {
+                    let drifted = list.iter().filter(|r| {
+                        r.fingerprint() == Some(k.fingerprint())
+                            && r.options() != intended.as_deref()
+                    });
+                    if let Some(wider) = drifted
+                        .map(|r| {
+                            crate::authorized_keys::options_wider(intended.as_deref(), r.options())
+                        })
+                        .reduce(|a, b| a || b)
+                    {
+                        findings.push(Finding {
+                            severity: if wider {
+                                Severity::High
+                            } else {
+                                Severity::Medium
+                            },
+                            kind: FindingKind::OptionsDrift,
+                            key_id: Some(k.id().clone()),
+                            message: format!(
+                                "{name} holds {} with other options than keyvault wrote ({})",
+                                k.id(),
+                                if wider { "they trust more" } else { "narrower" }
+                            ),
+                            fix: format!("keyvault deploy {} --to {name}", k.id()),
+                        });
+                    }
+                }
                 if ever && !live && is_present && !in_journal(k.id()) {
                     findings.push(Finding {
                         severity: Severity::High,
@@ -356,6 +403,19 @@ impl Vault {
                         fix: format!("keyvault revoke {}", k.id()),
                     });
                 }
+            }
+            for r in list.iter().filter(|r| r.unsure()) {
+                let raw: String = r.raw().chars().take(80).collect();
+                findings.push(Finding {
+                    severity: Severity::Medium,
+                    kind: FindingKind::UnsureLine,
+                    key_id: None,
+                    message: format!(
+                        "{name} has a line keyvault cannot be sure how sshd reads (kept as it is): {}",
+                        raw.escape_debug()
+                    ),
+                    fix: format!("check the line in {name} and rewrite or remove it"),
+                });
             }
             let managed = list
                 .iter()

@@ -2,7 +2,6 @@
 //! and merges that keep every key keyvault does not manage, and every line it cannot
 //! parse, verbatim and in order.
 
-use ssh_key::{HashAlg, PublicKey};
 use std::collections::HashSet;
 
 /// RunPod's (undocumented) limit on the total size of an account's key list, in characters.
@@ -13,6 +12,8 @@ pub const RUNPOD_LIST_LIMIT: usize = 65_000;
 pub struct RemoteKey {
     raw: String,
     fingerprint: Option<String>,
+    options: Option<String>,
+    unsure: bool,
 }
 
 impl RemoteKey {
@@ -22,6 +23,8 @@ impl RemoteKey {
         RemoteKey {
             raw: raw.to_owned(),
             fingerprint: fingerprint_of(raw),
+            options: None,
+            unsure: false,
         }
     }
     /// An entry whose fingerprint the caller worked out (e.g. an `authorized_keys` line
@@ -31,7 +34,40 @@ impl RemoteKey {
         RemoteKey {
             raw: raw.to_owned(),
             fingerprint,
+            options: None,
+            unsure: false,
         }
+    }
+    /// An `authorized_keys` line as sshd reads it (see [`crate::authorized_keys::read_line`]).
+    #[must_use]
+    pub fn from_authorized_keys(raw: &str) -> Self {
+        use crate::authorized_keys::Reading;
+        let (fingerprint, options, unsure) = match crate::authorized_keys::read_line(raw.as_bytes())
+        {
+            Reading::Key {
+                fingerprint,
+                options,
+                ..
+            } => (Some(fingerprint), options, false),
+            Reading::NotAKey => (None, None, false),
+            Reading::Unsure { .. } => (None, None, true),
+        };
+        RemoteKey {
+            raw: raw.to_owned(),
+            fingerprint,
+            options,
+            unsure,
+        }
+    }
+    /// The `authorized_keys` options in front of the key, as written.
+    #[must_use]
+    pub fn options(&self) -> Option<&str> {
+        self.options.as_deref()
+    }
+    /// Whether keyvault cannot be sure which key sshd reads from this line.
+    #[must_use]
+    pub fn unsure(&self) -> bool {
+        self.unsure
     }
     /// The entry exactly as the remote holds it.
     #[must_use]
@@ -51,16 +87,18 @@ impl RemoteKey {
     }
 }
 
-/// The SHA256 fingerprint (`SHA256:…`) of an OpenSSH public key line, comments ignored.
+/// The SHA256 fingerprint (`SHA256:…`) of an OpenSSH public key line (no options), comments
+/// ignored, read as sshd reads it (see [`crate::authorized_keys::read_line`]).
 #[must_use]
 pub fn fingerprint_of(line: &str) -> Option<String> {
-    let line = line.trim();
-    if line.is_empty() || line.len() > 16 * 1024 {
-        return None;
+    match crate::authorized_keys::read_line(line.trim_end_matches(['\r', '\n']).as_bytes()) {
+        crate::authorized_keys::Reading::Key {
+            fingerprint,
+            options: None,
+            ..
+        } => Some(fingerprint),
+        _ => None,
     }
-    PublicKey::from_openssh(line)
-        .ok()
-        .map(|k| k.fingerprint(HashAlg::Sha256).to_string())
 }
 
 /// Parses a list of entries (REST v2's `keys` array).

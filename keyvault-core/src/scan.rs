@@ -43,6 +43,11 @@ pub enum ScanKind {
     Unreadable,
     /// A copy of a key keyvault manages, outside the vault: rotations do not reach it.
     ManagedCopy,
+    /// An `authorized_keys` line keyvault cannot be sure how sshd reads.
+    UnsureLine,
+    /// An `authorized_keys` entry whose options hold another key: a reader that splits
+    /// quotes differently from sshd would take that key for the one sshd trusts.
+    HiddenKey,
 }
 
 /// One thing `scan` found.
@@ -233,7 +238,7 @@ pub fn scan(
                         format!("chmod 600 {}", path.display()),
                     );
                 }
-                authorized_keys_findings(&path, &text, &|fp| managed(fp).is_some(), &mut push);
+                authorized_keys_findings(&path, &bytes, &|fp| managed(fp).is_some(), &mut push);
                 continue;
             }
             if !text.trim_start().starts_with("-----BEGIN ") || !text.contains("PRIVATE KEY-----") {
@@ -399,21 +404,46 @@ pub fn scan(
 
 fn authorized_keys_findings(
     path: &Path,
-    text: &str,
+    text: &[u8],
     is_managed: &dyn Fn(&str) -> bool,
     push: &mut dyn FnMut(Severity, ScanKind, &Path, String, String),
 ) {
+    use crate::authorized_keys::Reading;
     let mut entries = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (options, rest) = crate::authorized_keys::split_options(line);
-        let Some(fp) = crate::remote::fingerprint_of(rest) else {
-            continue;
+    for (n, raw, reading) in crate::authorized_keys::read_lines(text) {
+        let (fp, options, comment) = match reading {
+            Reading::Key {
+                fingerprint,
+                options,
+                comment,
+            } => (fingerprint, options, comment),
+            Reading::NotAKey => continue,
+            Reading::Unsure { .. } => {
+                let raw: String = String::from_utf8_lossy(raw).chars().take(80).collect();
+                push(
+                    Severity::Medium,
+                    ScanKind::UnsureLine,
+                    path,
+                    format!(
+                        "line {n} cannot be read for sure as sshd reads it (kept as it is): {}",
+                        raw.escape_debug()
+                    ),
+                    "check the line and rewrite or remove it".to_owned(),
+                );
+                continue;
+            }
         };
-        let comment = rest.split_whitespace().nth(2).unwrap_or("");
+        if let Some(hidden) = options.as_deref().and_then(hidden_key) {
+            push(
+                Severity::High,
+                ScanKind::HiddenKey,
+                path,
+                format!(
+                    "line {n}: sshd trusts {fp}, and its options hold another key ({hidden}) that a looser reader would take instead"
+                ),
+                "check who added the line; remove it unless you mean to trust that key".to_owned(),
+            );
+        }
         let managed = is_managed(&fp) || comment.starts_with("keyvault:");
         entries.push((fp, managed, options.is_none()));
     }
@@ -432,4 +462,14 @@ fn authorized_keys_findings(
             "restrict it, or bring it under keyvault: keyvault import its private key --purpose NAME".to_owned(),
         );
     }
+}
+
+/// A key written inside `options` (after a space, tab or quote), if any.
+fn hidden_key(options: &str) -> Option<String> {
+    options
+        .char_indices()
+        .filter(|(_, c)| matches!(c, ' ' | '\t' | '"'))
+        .find_map(|(i, _)| {
+            crate::remote::fingerprint_of(options[i + 1..].trim_start_matches(['"', ' ', '\t']))
+        })
 }

@@ -54,6 +54,11 @@ pub enum FindingKind {
     CurrentLink,
     /// A live key's passphrase should be in the OS keyring and is not.
     KeyringPassphrase,
+    /// A target's line for a key has other options than keyvault wrote (high when they
+    /// trust more).
+    OptionsDrift,
+    /// A target's line keyvault cannot be sure how sshd reads (kept as it is).
+    UnsureLine,
 }
 
 /// One problem `status` found.

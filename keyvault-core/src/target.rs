@@ -492,26 +492,22 @@ mod tests {
     }
 }
 
-/// Checks an `authorized_keys` file read back after a write: every added key is there,
-/// every removed key gone. Returns the fingerprints present.
+/// Checks an `authorized_keys` file read back after a write the way sshd reads it: every
+/// added key is there with its options, no line holds a removed key. Returns the
+/// fingerprints present.
 fn read_back(
     name: &str,
     text: &str,
     add: &[AddKey],
     remove: &HashSet<String>,
 ) -> Result<HashSet<String>, Error> {
-    let present = crate::authorized_keys::fingerprints(text);
-    let missing = add
-        .iter()
-        .any(|a| !remove.contains(&a.fingerprint) && !present.contains(&a.fingerprint));
-    if missing || remove.iter().any(|f| present.contains(f)) {
-        return Err(TargetError::Interference {
+    crate::authorized_keys::verify(text, add, remove).map_err(|what| {
+        TargetError::Interference {
             target: name.to_owned(),
-            what: "the file does not hold what keyvault wrote".to_owned(),
+            what: format!("the file does not hold what keyvault wrote, as sshd reads it: {what}"),
         }
-        .into());
-    }
-    Ok(present)
+        .into()
+    })
 }
 
 /// The largest `authorized_keys` file keyvault reads, here or on a host.
@@ -597,8 +593,11 @@ impl FileTarget {
 
     fn entries(text: &str) -> Vec<RemoteKey> {
         text.lines()
-            .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-            .map(|l| RemoteKey::with_fingerprint(l, crate::authorized_keys::line_fingerprint(l)))
+            .filter(|l| {
+                let l = l.trim_start_matches([' ', '\t']);
+                !l.starts_with('#') && !l.trim().is_empty()
+            })
+            .map(RemoteKey::from_authorized_keys)
             .collect()
     }
 }

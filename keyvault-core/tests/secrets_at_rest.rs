@@ -22,7 +22,7 @@ impl Callbacks for BackupOnly {
     fn passphrase(&mut self, request: &PassphraseRequest) -> keyvault_core::Result<Passphrase> {
         assert!(
             request.subject() == "the backup archive"
-                || request.subject().starts_with("new passphrase of key"),
+                || request.kind() == keyvault_core::PassphraseKind::New,
             "unexpected question: {}",
             request.subject()
         );

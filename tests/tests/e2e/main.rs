@@ -5,6 +5,7 @@ mod support;
 
 mod agent;
 mod audit_log;
+mod authorized_keys_reading;
 mod backup;
 mod bad_input;
 mod cli_edges;

@@ -420,7 +420,9 @@ fn graphql_errors_on_writes_are_checked() {
 #[test]
 fn oversized_list_is_refused_before_sending_naming_sweepable_keys() {
     let (v, s) = setup(Api::V2);
-    v.new_key("old", &["--ttl", "1s"]);
+    // Long enough that the deploy below happens before the key expires on a loaded machine.
+    let born = std::time::Instant::now();
+    v.new_key("old", &["--ttl", "20s"]);
     v.run(&["deploy", "old", "--to", "runpod"]).expect(0);
     let old = line(&v, "old-1");
     // Fill the account close to the limit with other (unmanaged) keys' lines.
@@ -430,7 +432,7 @@ fn oversized_list_is_refused_before_sending_naming_sweepable_keys() {
     let mut all: Vec<&str> = vec![&old];
     all.extend(filler.iter().map(String::as_str));
     s.set_keys(&all);
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(21).saturating_sub(born.elapsed()));
     v.new_key("big", &["--algorithm", "rsa-4096"]);
     s.clear_log();
     let run = v
