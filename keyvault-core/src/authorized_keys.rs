@@ -610,6 +610,21 @@ pub fn options_wider(intended: Option<&str>, actual: Option<&str>) -> bool {
     })
 }
 
+/// The first line (1-based) of `text` that is neither blank, a comment, nor an entry sshd
+/// would read as a key (with or without options), by [`read_line`]; lines keyvault cannot
+/// be sure about count as entries. keyvault adds no key to a file with such a line: it may
+/// be some other kind of file.
+#[must_use]
+pub fn first_non_entry_line(text: &str) -> Option<usize> {
+    text.split('\n').enumerate().find_map(|(i, line)| {
+        let bare = line.trim_end_matches('\r').trim_matches([' ', '\t']);
+        let fine = bare.is_empty()
+            || bare.starts_with('#')
+            || !matches!(read_line(line.as_bytes()), Reading::NotAKey);
+        (!fine).then_some(i + 1)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -700,19 +715,4 @@ mod tests {
         assert!(!options_wider(None, Some("no-pty,from=\"10.0.0.1\"")));
         assert!(options_wider(None, Some("from=\"unterminated")));
     }
-}
-
-/// The first line (1-based) of `text` that is neither blank, a comment, nor an entry sshd
-/// would read as a key (with or without options), by [`read_line`]; lines keyvault cannot
-/// be sure about count as entries. keyvault adds no key to a file with such a line: it may
-/// be some other kind of file.
-#[must_use]
-pub fn first_non_entry_line(text: &str) -> Option<usize> {
-    text.split('\n').enumerate().find_map(|(i, line)| {
-        let bare = line.trim_end_matches('\r').trim_matches([' ', '\t']);
-        let fine = bare.is_empty()
-            || bare.starts_with('#')
-            || !matches!(read_line(line.as_bytes()), Reading::NotAKey);
-        (!fine).then_some(i + 1)
-    })
 }
