@@ -259,16 +259,59 @@ fn read_key(s: &[u8]) -> Read {
         (Class::Odd, _) | (_, Class::Odd) | (Class::Cert, Class::Cert) => Read::Unsure(raw_fp()),
         (Class::Cert, _) | (_, Class::Cert) => Read::No,
         (Class::Plain(a), Class::Plain(b)) if a != b => Read::No,
-        (Class::Plain(a), Class::Plain(_)) => match ssh_key::PublicKey::from_bytes(&blob) {
-            Ok(key) if class_of(key.algorithm().as_str().as_bytes()) == Some(Class::Plain(a)) => {
-                Read::Key {
-                    fingerprint: key.fingerprint(ssh_key::HashAlg::Sha256).to_string(),
-                    comment,
+        (Class::Plain(a), Class::Plain(_)) => {
+            // sshd reads an RSA or DSA number with extra leading zero bytes as the number
+            // itself, and fingerprints the key as it re-encodes it: so does keyvault.
+            let canonical = canonical_mpints(&blob);
+            let blob = canonical.as_deref().unwrap_or(&blob);
+            match ssh_key::PublicKey::from_bytes(blob) {
+                Ok(key)
+                    if class_of(key.algorithm().as_str().as_bytes()) == Some(Class::Plain(a)) =>
+                {
+                    Read::Key {
+                        fingerprint: key.fingerprint(ssh_key::HashAlg::Sha256).to_string(),
+                        comment,
+                    }
                 }
+                _ => Read::Unsure(Some(sha256_fingerprint(blob))),
             }
-            _ => Read::Unsure(raw_fp()),
-        },
+        }
     }
+}
+
+/// An `ssh-rsa` or `ssh-dss` key blob with its numbers in canonical form (no extra leading
+/// zero bytes), as OpenSSH's `sshbuf_get_bignum2_bytes_direct` reads them and
+/// `sshkey_to_blob` writes them back; `None` for other key types, for blobs that are not
+/// well formed (a negative number, trailing bytes), and for blobs already canonical.
+fn canonical_mpints(blob: &[u8]) -> Option<Vec<u8>> {
+    fn take<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+        let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let field = rest.get(4..4usize.checked_add(len)?)?;
+        *rest = &rest[4 + len..];
+        Some(field)
+    }
+    let mut rest = blob;
+    let kind = take(&mut rest)?;
+    let numbers = match kind {
+        b"ssh-rsa" => 2,
+        b"ssh-dss" => 4,
+        _ => return None,
+    };
+    let mut out = Vec::with_capacity(blob.len());
+    out.extend_from_slice(&blob[..4 + kind.len()]);
+    for _ in 0..numbers {
+        let raw = take(&mut rest)?;
+        if raw.first().is_some_and(|b| b & 0x80 != 0) {
+            return None; // negative: sshd refuses the key
+        }
+        let digits = &raw[raw.iter().take_while(|&&b| b == 0).count()..];
+        let pad = usize::from(digits.first().is_some_and(|b| b & 0x80 != 0));
+        let len = u32::try_from(digits.len() + pad).ok()?;
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend(std::iter::repeat_n(0u8, pad));
+        out.extend_from_slice(digits);
+    }
+    (rest.is_empty() && out != blob).then_some(out)
 }
 
 /// What sshd reads from one line of an `authorized_keys` file (without its `\n`).

@@ -552,3 +552,99 @@ fn revoke_fails_naming_a_line_that_may_still_hold_the_key() {
         "{after}"
     );
 }
+
+/// `base64` from coreutils, one way or the other.
+fn base64(input: &[u8], decode: bool) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new("base64")
+        .args(if decode { &["-d"][..] } else { &["-w0"][..] })
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("base64");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write");
+    let out = child.wait_with_output().expect("base64");
+    assert!(out.status.success());
+    out.stdout
+}
+
+/// Issue 12, found by the attacker's pass: an RSA key whose exponent carries extra leading
+/// zero bytes is the same key to sshd (and to `ssh-keygen -lf`); `revoke` must remove it.
+#[test]
+fn revoke_removes_an_rsa_key_written_with_padded_numbers() {
+    let (v, sshd, target) = setup();
+    let out = v.root.join("rsa");
+    let json = v
+        .run(&[
+            "--json",
+            "mint",
+            "--purpose",
+            "ci",
+            "--ttl",
+            "1h",
+            "--algorithm",
+            "rsa-3072",
+            "--no-passphrase",
+            "--deploy",
+            &target,
+            "--private-key-out",
+            out.to_str().expect("utf8"),
+        ])
+        .expect(0)
+        .json();
+    let id = json["id"].as_str().expect("id").to_owned();
+    let fingerprint = json["fingerprint"]
+        .as_str()
+        .expect("fingerprint")
+        .to_owned();
+    let line = json["authorized_keys_line"]
+        .as_str()
+        .expect("line")
+        .to_owned();
+    let (head, rest) = line.split_once(" ssh-rsa ").expect("an ssh-rsa line");
+    let (b64, comment) = rest.split_once(' ').expect("comment");
+    let blob = base64(b64.as_bytes(), true);
+    // string "ssh-rsa", then mpint e = 00 00 00 03 01 00 01: give it two more zero bytes.
+    assert_eq!(&blob[11..18], &[0, 0, 0, 3, 1, 0, 1], "e = 65537");
+    let mut padded = blob[..11].to_vec();
+    padded.extend_from_slice(&[0, 0, 0, 5, 0, 0, 1, 0, 1]);
+    padded.extend_from_slice(&blob[18..]);
+    let padded_line = format!(
+        "{head} ssh-rsa {} {comment}",
+        String::from_utf8(base64(&padded, false)).expect("ascii")
+    );
+    let text = std::fs::read_to_string(&sshd.authorized_keys).expect("read");
+    std::fs::write(&sshd.authorized_keys, text.replace(&line, &padded_line)).expect("write");
+    // The oracle: OpenSSH reads the padded line as the managed key.
+    let one = v.root.join("one-line");
+    std::fs::write(&one, format!("{padded_line}\n")).expect("write");
+    assert_eq!(
+        ssh_keygen_reads(&one).as_deref(),
+        Some(fingerprint.as_str())
+    );
+    assert_eq!(sshd.ssh(&out, "", "true").code, 0, "logs in before");
+    assert!(
+        !v.run(&["--json", "status"])
+            .stdout
+            .contains(&format!("does not hold {id}")),
+        "status sees the key where sshd does"
+    );
+    let run = v.run(&["revoke", &id]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        !std::fs::read_to_string(&sshd.authorized_keys)
+            .expect("read")
+            .contains(&padded_line)
+    );
+    assert_ne!(
+        sshd.ssh(&out, "", "true").code,
+        0,
+        "revoke said {:?} and sshd still accepts the key",
+        run.stdout
+    );
+}
