@@ -180,7 +180,22 @@ impl Vault {
                 .iter()
                 .position(|j| j.purpose == e.purpose && j.new == e.new)
         };
+        // The journal forgets that a target got the new key before the key is removed
+        // there: a crash in between must not leave a resumed rotation trusting an add
+        // that is no longer true (it would promote and remove the old key too).
+        let forget = |inventory: &mut Inventory, names: &[&String]| -> Result<()> {
+            if let Some(i) = position(inventory) {
+                for name in names {
+                    inventory.journal[i]
+                        .targets
+                        .insert((*name).clone(), crate::inventory::TargetProgress::default());
+                }
+                self.store.save(inventory)?;
+            }
+            Ok(())
+        };
         for (n, name) in hosts.iter().enumerate() {
+            forget(inventory, &[name])?;
             if let Err(cause) = opened.get(name).and_then(|t| t.apply(&[], &remove, &hook)) {
                 return Err(Error::Incomplete {
                     operation: format!("rollback of the rotation of {}", e.purpose),
@@ -204,16 +219,11 @@ impl Vault {
                     ),
                 });
             }
-            if let Some(i) = position(inventory) {
-                inventory.journal[i]
-                    .targets
-                    .insert(name.clone(), crate::inventory::TargetProgress::default());
-                self.store.save(inventory)?;
-            }
         }
         let now = self.now();
         let mut left_at_pods = Vec::new();
         if !pods.is_empty() {
+            forget(inventory, &pods.iter().collect::<Vec<_>>())?;
             let jobs = pods
                 .iter()
                 .map(|p| {

@@ -394,3 +394,76 @@ fn abort_that_cannot_reach_a_pod_keeps_the_account_rolled_back_and_says_how_to_r
     );
     v.run(&["log", "--verify"]).expect(0);
 }
+
+/// The fingerprints `ssh-keygen -lf` reads from an `authorized_keys` file.
+fn trusted(path: &std::path::Path) -> Vec<String> {
+    let out = std::process::Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(path)
+        .output()
+        .expect("ssh-keygen");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1).map(ToOwned::to_owned))
+        .collect()
+}
+
+fn fingerprint(v: &Vault, id: &str) -> String {
+    v.run(&["--json", "show", id]).expect(0).json()["fingerprint"]
+        .as_str()
+        .expect("fingerprint")
+        .to_owned()
+}
+
+/// Found by the attacker's pass on issue 12: `rotate` crashed after one target got the new
+/// key, `rotate --abort` crashed right after removing it there, and the resumed `rotate`
+/// trusted the journal's "added", promoted, and removed the old key too: the file held no
+/// key of the purpose while keyvault said "rotated".
+#[test]
+fn a_crash_inside_abort_never_leaves_a_resumed_rotation_trusting_a_removed_key() {
+    let v = Vault::new();
+    v.new_key("personal", &[]);
+    let files: Vec<std::path::PathBuf> = ["ak1", "ak2"].iter().map(|n| v.root.join(n)).collect();
+    for f in &files {
+        std::fs::write(f, format!("{UNMANAGED}\n")).expect("write");
+        v.run(&[
+            "deploy",
+            "personal",
+            "--to",
+            &format!("file:{}", f.display()),
+        ])
+        .expect(0);
+    }
+    let [t1, t2] = [0, 1].map(|i| format!("file:{}", files[i].display()));
+    v.set_env("KEYVAULT_TEST_FAULT", &format!("write:{t2}=abort"));
+    let run = v.run(&["rotate", "personal", "--passphrase-env", "KV_PASS2"]);
+    assert_eq!(
+        run.code, -1,
+        "the rotate crash did not happen: {}",
+        run.stderr
+    );
+    v.set_env("KEYVAULT_TEST_FAULT", &format!("written:{t1}=abort"));
+    let run = v.run(&["rotate", "--abort", "personal"]);
+    assert_eq!(
+        run.code, -1,
+        "the abort crash did not happen: {}",
+        run.stderr
+    );
+    v.set_env("KEYVAULT_TEST_FAULT", "");
+    let out = v.run(&["rotate", "personal", "--passphrase-env", "KV_PASS2"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let active = v.run(&["--json", "show", "personal"]).expect(0).json()["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let active = fingerprint(&v, &active);
+    for f in &files {
+        assert!(
+            trusted(f).contains(&active),
+            "{} does not trust the active key: {:?}",
+            f.display(),
+            std::fs::read_to_string(f)
+        );
+    }
+    assert_eq!(v.run(&["status"]).code, 0);
+}
