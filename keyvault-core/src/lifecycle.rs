@@ -1324,8 +1324,20 @@ impl Vault {
         // A retiring key in its grace period may be compromised: revoking it ends the grace.
         let grace = self.grace_of(&inventory, &record);
         let mut names = BTreeSet::new();
+        let grace_was_until = grace.and_then(|i| inventory.journal[i].grace_until);
         match grace {
-            Some(i) if !revoked => names = self.grace_pods(&mut inventory, i)?,
+            Some(i) if !revoked => {
+                names = self.grace_pods(&mut inventory, i)?;
+                // The grace period ends now, on disk before anything remote: if this
+                // command dies half way, `sweep` finishes removing the key everywhere and
+                // `status` no longer calls it deployed until the old end.
+                let now = self.now();
+                let entry = &mut inventory.journal[i];
+                if entry.grace_until.is_none_or(|g| g > now) {
+                    entry.grace_until = Some(now);
+                }
+                self.store.save(&inventory)?;
+            }
             _ => self.check_not_rotating(&inventory, &record)?,
         }
         let record = key(&inventory, record.id())?.clone();
@@ -1415,6 +1427,9 @@ impl Vault {
             )?;
             if let Some(i) = grace {
                 self.end_grace(&mut inventory, i, &mut report)?;
+                if let Some(ended) = report.ended_grace.last_mut() {
+                    ended.until = grace_was_until;
+                }
             }
         }
         Ok(report)

@@ -467,3 +467,54 @@ fn a_crash_inside_abort_never_leaves_a_resumed_rotation_trusting_a_removed_key()
     }
     assert_eq!(v.run(&["status"]).code, 0);
 }
+
+/// Found by the attacker's pass on issue 12: `revoke` of a key in its grace period that
+/// died half way left the key at some targets, still "retiring", with `status` healthy and
+/// `sweep` waiting for the old end of the grace. The grace ends on disk first, so `sweep`
+/// finishes the removal.
+#[test]
+fn a_revoke_in_grace_that_dies_half_way_is_finished_by_sweep() {
+    let v = Vault::new();
+    v.new_key("personal", &[]);
+    let files: Vec<std::path::PathBuf> = ["ak1", "ak2"].iter().map(|n| v.root.join(n)).collect();
+    for f in &files {
+        std::fs::write(f, format!("{UNMANAGED}\n")).expect("write");
+        v.run(&[
+            "deploy",
+            "personal",
+            "--to",
+            &format!("file:{}", f.display()),
+        ])
+        .expect(0);
+    }
+    v.run(&[
+        "rotate",
+        "personal",
+        "--grace",
+        "1d",
+        "--passphrase-env",
+        "KV_PASS2",
+    ])
+    .expect(0);
+    let (old, new) = (fingerprint(&v, "personal-1"), fingerprint(&v, "personal-2"));
+    let first = format!("file:{}", files[0].display());
+    v.set_env("KEYVAULT_TEST_FAULT", &format!("written:{first}=abort"));
+    let run = v.run(&["revoke", "personal-1"]);
+    assert_eq!(run.code, -1, "the crash did not happen: {}", run.stderr);
+    v.set_env("KEYVAULT_TEST_FAULT", "");
+    let still = files.iter().filter(|f| trusted(f).contains(&old)).count();
+    assert_eq!(still, 1, "the crash came after the first file only");
+    assert_ne!(
+        v.run(&["status"]).code,
+        0,
+        "status must not call this healthy"
+    );
+    v.run(&["sweep"]).expect(0);
+    for f in &files {
+        let keys = trusted(f);
+        assert!(keys.contains(&new), "{}: {keys:?}", f.display());
+        assert!(!keys.contains(&old), "{}: {keys:?}", f.display());
+    }
+    assert_eq!(state(&v, "personal-1"), "revoked");
+    assert_eq!(v.run(&["status"]).code, 0);
+}
