@@ -395,6 +395,24 @@ fn abort_that_cannot_reach_a_pod_keeps_the_account_rolled_back_and_says_how_to_r
     v.run(&["log", "--verify"]).expect(0);
 }
 
+/// A vault with `personal-1` deployed to two `authorized_keys` files beside an unmanaged key.
+fn deployed_to_two_files() -> (Vault, Vec<std::path::PathBuf>) {
+    let v = Vault::new();
+    v.new_key("personal", &[]);
+    let files: Vec<std::path::PathBuf> = ["ak1", "ak2"].iter().map(|n| v.root.join(n)).collect();
+    for f in &files {
+        std::fs::write(f, format!("{UNMANAGED}\n")).expect("write");
+        v.run(&[
+            "deploy",
+            "personal",
+            "--to",
+            &format!("file:{}", f.display()),
+        ])
+        .expect(0);
+    }
+    (v, files)
+}
+
 /// The fingerprints `ssh-keygen -lf` reads from an `authorized_keys` file.
 fn trusted(path: &std::path::Path) -> Vec<String> {
     let out = std::process::Command::new("ssh-keygen")
@@ -421,19 +439,7 @@ fn fingerprint(v: &Vault, id: &str) -> String {
 /// key of the purpose while keyvault said "rotated".
 #[test]
 fn a_crash_inside_abort_never_leaves_a_resumed_rotation_trusting_a_removed_key() {
-    let v = Vault::new();
-    v.new_key("personal", &[]);
-    let files: Vec<std::path::PathBuf> = ["ak1", "ak2"].iter().map(|n| v.root.join(n)).collect();
-    for f in &files {
-        std::fs::write(f, format!("{UNMANAGED}\n")).expect("write");
-        v.run(&[
-            "deploy",
-            "personal",
-            "--to",
-            &format!("file:{}", f.display()),
-        ])
-        .expect(0);
-    }
+    let (v, files) = deployed_to_two_files();
     let [t1, t2] = [0, 1].map(|i| format!("file:{}", files[i].display()));
     v.set_env("KEYVAULT_TEST_FAULT", &format!("write:{t2}=abort"));
     let run = v.run(&["rotate", "personal", "--passphrase-env", "KV_PASS2"]);
@@ -474,19 +480,7 @@ fn a_crash_inside_abort_never_leaves_a_resumed_rotation_trusting_a_removed_key()
 /// finishes the removal.
 #[test]
 fn a_revoke_in_grace_that_dies_half_way_is_finished_by_sweep() {
-    let v = Vault::new();
-    v.new_key("personal", &[]);
-    let files: Vec<std::path::PathBuf> = ["ak1", "ak2"].iter().map(|n| v.root.join(n)).collect();
-    for f in &files {
-        std::fs::write(f, format!("{UNMANAGED}\n")).expect("write");
-        v.run(&[
-            "deploy",
-            "personal",
-            "--to",
-            &format!("file:{}", f.display()),
-        ])
-        .expect(0);
-    }
+    let (v, files) = deployed_to_two_files();
     v.run(&[
         "rotate",
         "personal",
