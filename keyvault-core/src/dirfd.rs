@@ -10,6 +10,7 @@ use std::ffi::OsStr;
 use std::fs::{File, Metadata};
 use std::io::Write;
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -40,6 +41,16 @@ impl Dir {
     /// as root, owned by the owner of the directory they are made in) when `create`, else
     /// `Ok(None)`.
     pub(crate) fn open(dir: &Path, create: bool) -> Result<Option<Dir>, StoreError> {
+        Ok(Self::open_within(dir, create, 0)?.map(|fd| Dir {
+            fd,
+            path: dir.to_owned(),
+        }))
+    }
+
+    /// [`Dir::open`], `links` trusted symlinks deep: a trusted link is not followed by the
+    /// kernel (which would follow any link inside its target, whoever made it) but read,
+    /// and its target walked with the same rules.
+    fn open_within(dir: &Path, create: bool, links: u32) -> Result<Option<OwnedFd>, StoreError> {
         let start = if dir.is_absolute() { "/" } else { "." };
         let mut fd = rustix::fs::openat(
             rustix::fs::CWD,
@@ -49,7 +60,8 @@ impl Dir {
         )
         .map_err(|e| io_err("open", Path::new(start), e))?;
         let mut so_far = PathBuf::from(start);
-        for component in dir.components() {
+        let mut components = dir.components();
+        while let Some(component) = components.next() {
             let name = match component {
                 Component::RootDir | Component::CurDir | Component::Prefix(_) => continue,
                 Component::ParentDir => {
@@ -72,20 +84,34 @@ impl Dir {
                     step(&fd, name).map_err(|e| refusal(e, &so_far))?
                 }
                 Err(Errno::NOENT) => return Ok(None),
-                Err(Errno::LOOP | Errno::NOTDIR) if trusted_link(&fd, name) => rustix::fs::openat(
-                    &fd,
-                    name,
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|e| refusal(e, &so_far))?,
+                Err(Errno::LOOP | Errno::NOTDIR) if links < 40 && trusted_link(&fd, name) => {
+                    let target = rustix::fs::readlinkat(&fd, name, Vec::new())
+                        .map_err(|e| refusal(e, &so_far))?;
+                    let target = Path::new(std::ffi::OsStr::from_bytes(target.as_bytes()));
+                    // Everything walked so far is a real directory (no link in it), so
+                    // `..` in the link's target can be taken by its words.
+                    so_far.pop();
+                    let mut resolved = if target.is_absolute() {
+                        PathBuf::from("/")
+                    } else {
+                        so_far.clone()
+                    };
+                    for part in target.components() {
+                        match part {
+                            Component::ParentDir => {
+                                resolved.pop();
+                            }
+                            Component::Normal(n) => resolved.push(n),
+                            _ => {}
+                        }
+                    }
+                    resolved.extend(components);
+                    return Self::open_within(&resolved, create, links + 1);
+                }
                 Err(e) => return Err(refusal(e, &so_far)),
             };
         }
-        Ok(Some(Dir {
-            fd,
-            path: dir.to_owned(),
-        }))
+        Ok(Some(fd))
     }
 
     fn path_of(&self, name: &OsStr) -> PathBuf {

@@ -953,3 +953,53 @@ fn the_ssh_script_works_with_busybox_alone() {
         run.stderr
     );
 }
+
+/// Found by the second review of issue 12: a root-owned link (trusted) whose target runs
+/// through a link user 65534 made was followed whole by the kernel, so root's own
+/// `authorized_keys` was edited. A trusted link's target is walked with the same rules.
+#[test]
+fn a_trusted_link_whose_target_runs_through_someone_elses_link_is_refused() {
+    let v = Vault::new();
+    v.new_key("personal", &[]);
+    let victim = v.root.join("vic");
+    std::fs::create_dir_all(victim.join(".ssh")).expect("mkdir");
+    let victim_ak = victim.join(".ssh/authorized_keys");
+    std::fs::write(&victim_ak, format!("{UNMANAGED}\n")).expect("write");
+    let user = v.root.join("u");
+    std::fs::create_dir(&user).expect("mkdir");
+    std::os::unix::fs::chown(&user, Some(65534), Some(65534)).expect("chown");
+    let theirs = user.join("home");
+    std::os::unix::fs::symlink(&victim, &theirs).expect("symlink");
+    std::os::unix::fs::lchown(&theirs, Some(65534), Some(65534)).expect("lchown");
+    // root's own link, trusted, to the user's directory.
+    let ours = v.root.join("rootlink");
+    std::os::unix::fs::symlink(&theirs, &ours).expect("symlink");
+    let target = format!("file:{}", ours.join(".ssh/authorized_keys").display());
+    let run = v
+        .run(&["deploy", "personal", "--to", target.as_str()])
+        .expect(1)
+        .no_secrets();
+    assert!(
+        run.stderr.contains(&format!(
+            "{} is a symlink or not a regular file; keyvault does not write through it",
+            theirs.display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(&victim_ak).expect("read"),
+        format!("{UNMANAGED}\n")
+    );
+    // A trusted link to a trusted directory still works.
+    let mine = v.root.join("mylink");
+    std::os::unix::fs::symlink(&victim, &mine).expect("symlink");
+    let target = format!("file:{}", mine.join(".ssh/authorized_keys").display());
+    v.run(&["deploy", "personal", "--to", target.as_str()])
+        .expect(0);
+    assert!(
+        std::fs::read_to_string(&victim_ak)
+            .expect("read")
+            .contains("keyvault:personal-1")
+    );
+}
