@@ -244,6 +244,7 @@ pub(crate) fn check_home(home: &Path) -> Result<(), StoreError> {
     }
     let rebuilt: PathBuf = home.components().collect();
     let trimmed = rebuilt.as_path();
+    check_home_parents(trimmed)?;
     let meta = match fs::symlink_metadata(trimmed) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(io("inspect", trimmed)(e)),
@@ -267,6 +268,67 @@ pub(crate) fn check_home(home: &Path) -> Result<(), StoreError> {
             mode,
             expected: 0o700,
         });
+    }
+    Ok(())
+}
+
+/// Refuses a home that someone other than root or this user could swap out from under
+/// keyvault, as sshd's `StrictModes` does for `authorized_keys`: every directory above it
+/// (as named, and as the links on the way resolve) must belong to root or this user and be
+/// writable by no one else unless sticky, and every link on the way must be root's or ours.
+fn check_home_parents(home: &Path) -> Result<(), StoreError> {
+    let me = crate::dirfd::effective_uid();
+    let ours = |uid: u32| uid == 0 || uid == me;
+    let check_dir = |dir: &Path| -> Result<(), StoreError> {
+        let meta = match fs::metadata(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io("inspect", dir)(e)),
+            Ok(meta) => meta,
+        };
+        if !ours(meta.uid()) {
+            return Err(StoreError::NotOwned {
+                path: dir.to_owned(),
+                owner: meta.uid(),
+            });
+        }
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+            return Err(StoreError::Permissions {
+                path: dir.to_owned(),
+                mode,
+                expected: 0o755,
+            });
+        }
+        Ok(())
+    };
+    let absolute = if home.is_absolute() {
+        home.to_owned()
+    } else {
+        std::env::current_dir()
+            .map_err(io("inspect", Path::new(".")))?
+            .join(home)
+    };
+    let mut prefix = PathBuf::new();
+    for component in absolute.components() {
+        if !prefix.as_os_str().is_empty() {
+            check_dir(&prefix)?;
+        }
+        prefix.push(component);
+        if prefix != absolute
+            && let Ok(meta) = fs::symlink_metadata(&prefix)
+            && meta.file_type().is_symlink()
+            && !ours(meta.uid())
+        {
+            return Err(StoreError::NotOwned {
+                path: prefix.clone(),
+                owner: meta.uid(),
+            });
+        }
+    }
+    if let Some(real) = absolute.parent().and_then(|p| fs::canonicalize(p).ok()) {
+        for dir in real.ancestors() {
+            check_dir(dir)?;
+        }
     }
     Ok(())
 }

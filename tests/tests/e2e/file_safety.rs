@@ -1003,3 +1003,38 @@ fn a_trusted_link_whose_target_runs_through_someone_elses_link_is_refused() {
             .contains("keyvault:personal-1")
     );
 }
+
+/// Found by the second review of issue 12: a home below a directory another user owns or
+/// can write (not sticky) could be swapped for that user's vault between commands, and root
+/// ran on their inventory. Every directory above the home is checked as sshd's StrictModes
+/// checks those above `authorized_keys`.
+#[test]
+fn a_home_below_a_directory_someone_else_owns_or_can_write_is_refused() {
+    let v = Vault::new();
+    let theirs = v.root.join("u");
+    std::fs::create_dir(&theirs).expect("mkdir");
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).expect("chown");
+    let open = v.root.join("open");
+    std::fs::create_dir(&open).expect("mkdir");
+    crate::support::chmod(&open, 0o777);
+    for (home, why) in [
+        (theirs.join("h"), "owned by uid 65534"),
+        (open.join("h"), "0777"),
+    ] {
+        let run = v
+            .run(&["--home", home.to_str().expect("utf8"), "list"])
+            .no_secrets();
+        assert_ne!(run.code, 0, "{}: {}", home.display(), run.stdout);
+        assert!(
+            run.stderr.contains(&theirs.display().to_string())
+                || run.stderr.contains(&open.display().to_string()),
+            "{why}: {}",
+            run.stderr
+        );
+        assert!(!home.exists(), "nothing is created in {}", home.display());
+    }
+    // Sticky and shared, like /tmp: fine.
+    crate::support::chmod(&open, 0o1777);
+    v.run(&["--home", open.join("h").to_str().expect("utf8"), "list"])
+        .expect(0);
+}
