@@ -288,29 +288,13 @@ fn check_mint_outputs(out: &std::path::Path, cert: bool) -> Result<(), Failure> 
             dir.display()
         )));
     }
-    // Prove the directory takes a new file (permissions, read-only or virtual file
-    // systems): a probe created exclusively, never through a link, and removed at once.
-    use std::os::unix::fs::OpenOptionsExt;
-    let probe = dir.join(format!(".keyvault-probe-{}", std::process::id()));
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .mode(0o600)
-        .open(&probe)
-    {
-        Ok(file) => {
-            drop(file);
-            let _ = std::fs::remove_file(&probe);
-        }
-        Err(e) => {
-            return Err(Failure::Usage(format!(
-                "cannot write the private key to {}: cannot create a file in {} ({}); nothing was minted",
-                out.display(),
-                dir.display(),
-                e.kind()
-            )));
-        }
+    if let Err(e) = keyvault_core::keyfile::check_creatable_in(dir) {
+        return Err(Failure::Usage(format!(
+            "cannot write the private key to {}: cannot create a file in {} ({}); nothing was minted",
+            out.display(),
+            dir.display(),
+            e.kind()
+        )));
     }
     Ok(())
 }

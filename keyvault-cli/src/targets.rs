@@ -195,8 +195,13 @@ pub fn fault_hook() -> Option<keyvault_core::FaultHook> {
         }
         if let Some(file) = action.strip_prefix("append:") {
             use std::io::Write;
+            // Test-only (debug builds): stands in for another writer of an existing
+            // authorized_keys file the test made; appends in place (that is the point),
+            // never through a link, never creating.
+            use std::os::unix::fs::OpenOptionsExt;
             let mut f = std::fs::OpenOptions::new()
                 .append(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                 .open(file)
                 .map_err(|e| Error::Injected {
                     point: format!("{at} (append: {e})"),

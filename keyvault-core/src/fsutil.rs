@@ -333,6 +333,20 @@ fn check_home_parents(home: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Proves that `dir` takes a new file (permissions, read-only or virtual file systems)
+/// with a probe created exclusively, never through a link, and removed at once.
+pub(crate) fn probe_creatable(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".keyvault-probe-{}", std::process::id()));
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .mode(0o600)
+        .open(&probe)?;
+    drop(file);
+    fs::remove_file(&probe)
+}
+
 /// Opens `path` for appending, creating it with `mode`; never through a symlink.
 pub(crate) fn open_append(path: &Path, mode: u32) -> Result<File, StoreError> {
     let file = OpenOptions::new()

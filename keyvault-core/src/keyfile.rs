@@ -168,6 +168,16 @@ pub fn to_openssh(key: &PrivateKey) -> Result<Zeroizing<String>, KeyError> {
         })
 }
 
+/// Whether [`write_new`] could create a file in `dir` at all: checked before anything is
+/// minted, with a probe file made exclusively (never through a link) and removed at once.
+///
+/// # Errors
+///
+/// The I/O error creating the probe.
+pub fn check_creatable_in(dir: &Path) -> std::io::Result<()> {
+    crate::fsutil::probe_creatable(dir)
+}
+
 /// Writes a serialized private key to a new file `path` with mode 0600 (atomically, never
 /// through a symlink, never over an existing file).
 ///

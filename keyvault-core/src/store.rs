@@ -93,6 +93,8 @@ impl Store {
     pub(crate) fn lock(&self, timeout: Duration) -> Result<LockGuard, StoreError> {
         self.ensure_layout()?;
         let path = self.lock_path();
+        // The lock file lives in the checked home (0700, the user's own): opened in place
+        // (the lock is on this inode, so no temp+rename), no-follow, 0600, never truncated.
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
