@@ -249,6 +249,27 @@ struct Opened<'a> {
     identities: BTreeMap<KeyId, ssh_key::PrivateKey>,
 }
 
+impl Vault {
+    /// Decrypts the old key of a rotation (asking `callbacks`) so keyvault can log in with
+    /// it to the pods and hosts that trust only it.
+    fn unlock_for_pods(
+        &self,
+        opened: &mut Opened<'_>,
+        old: &KeyRecord,
+        callbacks: &mut dyn Callbacks,
+    ) -> Result<()> {
+        let subject = format!("key {} (to log in to its pods)", old.id());
+        let plain = self.unlock(
+            old,
+            callbacks,
+            &subject,
+            crate::callbacks::PassphraseKind::Existing,
+        )?;
+        opened.identities.insert(old.id().clone(), plain);
+        Ok(())
+    }
+}
+
 impl<'a> Opened<'a> {
     fn new(targets: &'a dyn Targets) -> Self {
         Opened {
@@ -928,14 +949,7 @@ impl Vault {
             if pods_here.is_empty() && !ssh_hosts {
                 continue;
             }
-            let subject = format!("key {} (to log in to its pods)", old.id());
-            let plain = self.unlock(
-                &old,
-                callbacks,
-                &subject,
-                crate::callbacks::PassphraseKind::Existing,
-            )?;
-            opened.identities.insert(old.id().clone(), plain);
+            self.unlock_for_pods(opened, &old, callbacks)?;
             if !pods_here.is_empty() {
                 found.insert(item.purpose.clone(), pods_here);
             }

@@ -89,14 +89,7 @@ impl Vault {
             e.targets.keys().cloned().partition(|t| is_pod(t));
         // Pods are logged in to with the old key (a pod never loses it before promotion).
         if !pods.is_empty() {
-            let subject = format!("key {} (to log in to its pods)", old.id());
-            let plain = self.unlock(
-                &old,
-                callbacks,
-                &subject,
-                crate::callbacks::PassphraseKind::Existing,
-            )?;
-            opened.identities.insert(old.id().clone(), plain);
+            self.unlock_for_pods(opened, &old, callbacks)?;
         }
 
         // 1. The old key back at every target, as the target itself reports, verified.
