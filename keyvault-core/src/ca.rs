@@ -6,7 +6,7 @@ use crate::audit::{Draft, Outcome};
 use crate::callbacks::Callbacks;
 use crate::error::{Error, InputError, Result, StoreError};
 use crate::inventory::{KeyRecord, KeyState};
-use crate::lifecycle::{Deployed, Report};
+use crate::report::{Deployed, Report};
 use crate::target::{TargetSpec, Targets};
 use crate::vault::{NewKey, Vault};
 use ssh_key::rand_core::CryptoRng;

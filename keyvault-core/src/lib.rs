@@ -10,6 +10,7 @@ pub mod ca;
 pub mod callbacks;
 pub mod child_env;
 pub mod clock;
+mod deploy;
 mod dirfd;
 pub mod error;
 mod fsutil;
@@ -17,16 +18,23 @@ pub mod inventory;
 mod kdf;
 pub mod keyfile;
 pub mod keygen;
-pub mod lifecycle;
+mod keys;
+pub mod mint;
 pub mod observe;
+mod pods;
 pub mod policy;
 pub mod remote;
+pub mod report;
+mod revoke;
+pub mod rotate;
+mod run;
 pub mod runpod;
 pub mod scan;
 pub mod secret;
 pub mod span;
 pub mod status;
 mod store;
+mod sweep;
 pub mod target;
 // Public for the CLI's JSON, which writes the inventory's timestamps the same way.
 #[doc(hidden)]
@@ -48,12 +56,11 @@ pub use inventory::{
     Scope, Step, TargetProgress,
 };
 pub use keygen::Algorithm;
-pub use lifecycle::{
-    Deployed, MintRequest, Minted, PlannedRotation, PodOutcome, Report, Retiring, RotateRequest,
-    Rotated, RotationPlan,
-};
+pub use mint::{MintRequest, Minted};
 pub use observe::{KeyMatch, PodReport, Reach};
 pub use policy::{Config, PassphraseRule, Policy, RunpodProfile};
+pub use report::{Deployed, PodOutcome, Report, Retiring, Rotated};
+pub use rotate::{PlannedRotation, RotateRequest, RotationPlan};
 pub use runpod::{Pod, RunpodClient, RunpodError, RunpodSettings};
 pub use scan::{ScanFinding, ScanKind, ScanReport};
 pub use secret::{ApiToken, Passphrase, secrecy};

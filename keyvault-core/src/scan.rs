@@ -1,9 +1,12 @@
 //! A hygiene audit of existing key files (`~/.ssh` by default), including keys keyvault
 //! does not manage. Findings name files and fingerprints, never key material.
 
+use crate::error::Result;
 use crate::inventory::Inventory;
 use crate::keyfile::DEFAULT_KDF_ROUNDS;
+use crate::span::Span;
 use crate::status::Severity;
+use crate::vault::Vault;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use ssh_key::{HashAlg, Kdf, PrivateKey, PublicKey};
@@ -472,4 +475,22 @@ fn hidden_key(options: &str) -> Option<String> {
         .find_map(|(i, _)| {
             crate::remote::fingerprint_of(options[i + 1..].trim_start_matches(['"', ' ', '\t']))
         })
+}
+
+impl Vault {
+    /// Audits existing key files in `dirs` (see [`crate::scan`]), matching them against
+    /// this vault's inventory; keys older than `max_age` are reported.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the inventory exists but cannot be read.
+    pub fn scan(&self, dirs: &[PathBuf], max_age: Span) -> Result<crate::scan::ScanReport> {
+        let inventory = self.store.load()?;
+        Ok(crate::scan::scan(
+            dirs,
+            Some(&inventory),
+            self.now(),
+            max_age,
+        ))
+    }
 }

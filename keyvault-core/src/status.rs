@@ -1,8 +1,15 @@
 //! Health of a vault: what `keyvault status` reports.
 
+use crate::audit;
+use crate::error::{Result, StoreError};
 use crate::inventory::KeyId;
+use crate::inventory::{Inventory, KeyRecord, KeyState};
+use crate::span::Span;
+use crate::vault::Vault;
 use serde::Serialize;
 use std::fmt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -204,4 +211,284 @@ pub(crate) fn in_grace(inventory: &crate::inventory::Inventory) -> Vec<InGrace> 
             })
         })
         .collect()
+}
+
+impl Vault {
+    /// Checks the vault's health at the clock's "now": expired keys still live, keys
+    /// expiring within `warn_within` (default: each purpose's policy), a broken audit log,
+    /// key files missing or accessible to others, interrupted rotations; and with
+    /// `targets`, what every target really holds (drift, unmanaged keys, pods that still
+    /// trust old keys). Targets that cannot be read are listed in
+    /// [`StatusReport::unchecked`].
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the inventory itself cannot be read.
+    pub fn status(
+        &self,
+        warn_within: Option<Span>,
+        targets: Option<&dyn crate::target::Targets>,
+    ) -> Result<StatusReport> {
+        // Files others can read are findings, not failures: a monitor must say so.
+        let mut findings = self.file_mode_findings();
+        // The key files' modes are read on a second thread while the inventory is parsed:
+        // at fleet size each takes about as long as the other.
+        let keys_dir = self.store.keys_dir();
+        let scan = std::thread::spawn(move || key_file_modes(&keys_dir));
+        let inventory = match self.store.load() {
+            Ok(i) => i,
+            Err(StoreError::Permissions { .. }) if !findings.is_empty() => {
+                return Ok(StatusReport {
+                    checked_at: self.now(),
+                    keys: 0,
+                    live_keys: 0,
+                    findings,
+                    targets: Vec::new(),
+                    unchecked: Vec::new(),
+                    in_grace: Vec::new(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let now = self.now();
+        let live: Vec<&KeyRecord> = inventory
+            .keys()
+            .iter()
+            .filter(|k| k.state() != KeyState::Revoked)
+            .collect();
+        let modes = scan.join().ok().flatten();
+        for k in &live {
+            let window =
+                warn_within.unwrap_or_else(|| self.config.policy(k.purpose()).warn_within());
+            if let Some(at) = k.expires_at() {
+                if at <= now {
+                    findings.push(Finding {
+                        severity: Severity::High,
+                        kind: FindingKind::Expired,
+                        key_id: Some(k.id().clone()),
+                        message: format!(
+                            "key {} ({}, {}) expired on {}",
+                            k.id(),
+                            k.purpose(),
+                            k.state(),
+                            at.format("%Y-%m-%d %H:%M UTC")
+                        ),
+                        fix: format!("replace it: keyvault rotate {}", k.purpose()),
+                    });
+                } else if at <= now + window.to_delta() && k.scope().is_none() {
+                    // Scoped keys are short-lived by design: only their expiry matters.
+                    findings.push(Finding {
+                        severity: Severity::Medium,
+                        kind: FindingKind::Expiring,
+                        key_id: Some(k.id().clone()),
+                        message: format!(
+                            "key {} ({}) expires on {}",
+                            k.id(),
+                            k.purpose(),
+                            at.format("%Y-%m-%d %H:%M UTC")
+                        ),
+                        fix: format!("rotate it before then: keyvault rotate {}", k.purpose()),
+                    });
+                }
+            }
+            let path = self.private_key_path(k);
+            // The mode of the key's file if it is a regular file (the inventory's paths are
+            // always keys/<id>, checked when it is read).
+            let mode = match &modes {
+                Some(modes) => modes.get(k.id().as_str()).copied().flatten(),
+                None => std::fs::symlink_metadata(&path)
+                    .ok()
+                    .filter(std::fs::Metadata::is_file)
+                    .map(|meta| meta.mode()),
+            };
+            match mode {
+                Some(mode) if mode & 0o077 != 0 => findings.push(Finding {
+                    severity: Severity::High,
+                    kind: FindingKind::Permissions,
+                    key_id: Some(k.id().clone()),
+                    message: format!(
+                        "private key {} has mode {:04o}; expected 0600",
+                        path.display(),
+                        mode & 0o7777
+                    ),
+                    fix: format!("chmod 600 {}", path.display()),
+                }),
+                Some(_) => {}
+                None => findings.push(Finding {
+                    severity: Severity::High,
+                    kind: FindingKind::KeyFile,
+                    key_id: Some(k.id().clone()),
+                    message: format!(
+                        "private key file {} of live key {} is missing",
+                        path.display(),
+                        k.id()
+                    ),
+                    fix: "restore it from a backup, or revoke the key".to_owned(),
+                }),
+            }
+        }
+        if let Err(e) = audit::verify(&self.store.audit_path(), inventory.audit_head()) {
+            findings.push(Finding {
+                severity: Severity::High,
+                kind: FindingKind::AuditBroken,
+                key_id: None,
+                message: e.to_string(),
+                fix: "find out who changed the log; keyvault log --verify shows where".to_owned(),
+            });
+        }
+        findings.extend(self.journal_findings(&inventory, now));
+        findings.extend(self.current_link_findings(&inventory));
+        let (summaries, mut unchecked) = match targets {
+            Some(t) => self.target_findings(&inventory, t, now, &mut findings),
+            None => (Vec::new(), Vec::new()),
+        };
+        self.keyring_findings(&live, &mut findings, &mut unchecked);
+        findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+        Ok(StatusReport {
+            checked_at: now,
+            keys: inventory.keys().len(),
+            live_keys: live.len(),
+            findings,
+            targets: summaries,
+            unchecked,
+            in_grace: crate::status::in_grace(&inventory),
+        })
+    }
+
+    /// `current/<purpose>` links that do not name the purpose's active key (a crash between
+    /// recording a key and swapping the link, or a hand edit).
+    pub(crate) fn current_link_findings(&self, inventory: &Inventory) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for purpose in inventory.purposes() {
+            let Some(active) = inventory.active(purpose) else {
+                continue;
+            };
+            let link = self.current_path(purpose);
+            let points_at = std::fs::read_link(&link).ok();
+            if points_at.as_deref()
+                != Some(Path::new("../keys").join(active.id().as_str()).as_path())
+            {
+                out.push(Finding {
+                    severity: Severity::Medium,
+                    kind: FindingKind::CurrentLink,
+                    key_id: Some(active.id().clone()),
+                    message: format!(
+                        "{} does not point at {}, the active key of {purpose}{}",
+                        link.display(),
+                        active.id(),
+                        points_at
+                            .map(|p| format!(" (it points at {})", p.display()))
+                            .unwrap_or_default()
+                    ),
+                    fix: "keyvault sweep (it re-points the link)".to_owned(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Files of the home that others can access: the home and `keys/` (0700), the
+    /// inventory and the audit log (0600). (`config.toml` holds no secret.)
+    pub(crate) fn file_mode_findings(&self) -> Vec<Finding> {
+        let checks = [
+            (self.store.home().to_owned(), 0o700),
+            (self.store.keys_dir(), 0o700),
+            (self.store.inventory_path(), 0o600),
+            (self.store.audit_path(), 0o600),
+        ];
+        checks
+            .into_iter()
+            .filter_map(|(path, expected)| {
+                let mode = std::fs::symlink_metadata(&path).ok()?.mode() & 0o7777;
+                (mode & 0o077 != 0).then(|| Finding {
+                    severity: Severity::High,
+                    kind: FindingKind::Permissions,
+                    key_id: None,
+                    message: format!(
+                        "{} has mode {mode:04o}; expected {expected:04o}",
+                        path.display()
+                    ),
+                    fix: format!("chmod {expected:o} {}", path.display()),
+                })
+            })
+            .collect()
+    }
+
+    /// Live keys whose passphrase the inventory places in the OS keyring: each entry must be
+    /// there, or the key cannot be opened. An unreachable keyring leaves them unchecked.
+    pub(crate) fn keyring_findings(
+        &self,
+        live: &[&KeyRecord],
+        findings: &mut Vec<Finding>,
+        unchecked: &mut Vec<crate::status::Unchecked>,
+    ) {
+        let held: Vec<(&KeyRecord, &str)> = live
+            .iter()
+            .filter_map(|k| k.keyring_account().map(|a| (*k, a)))
+            .collect();
+        if held.is_empty() {
+            return;
+        }
+        let keyring = match self.keyring() {
+            Ok(k) => k,
+            Err(e) => {
+                unchecked.push(crate::status::Unchecked {
+                    target: "os-keyring".to_owned(),
+                    reason: e.to_string(),
+                });
+                return;
+            }
+        };
+        for (k, account) in held {
+            match keyring.get(account) {
+                Ok(Some(_)) => {}
+                Ok(None) => findings.push(Finding {
+                    severity: Severity::High,
+                    kind: FindingKind::KeyringPassphrase,
+                    key_id: Some(k.id().clone()),
+                    message: format!(
+                        "the passphrase of key {} is missing from the OS keyring (service keyvault, account {account}): the key cannot be opened",
+                        k.id()
+                    ),
+                    fix: format!(
+                        "restore it with `keyvault restore` from an export made with --include-keyring-secrets, or rotate {} away",
+                        k.purpose()
+                    ),
+                }),
+                Err(e) => {
+                    unchecked.push(crate::status::Unchecked {
+                        target: "os-keyring".to_owned(),
+                        reason: e.to_string(),
+                    });
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The mode of every private key file in `dir` by file name (`None`: there, but not a
+/// regular file), from one directory listing: each entry is `lstat`ed relative to the
+/// directory, with no path walk. `None` when the directory cannot be listed (the caller then
+/// looks at each file itself).
+pub(crate) fn key_file_modes(dir: &Path) -> Option<std::collections::HashMap<String, Option<u32>>> {
+    let mut modes = std::collections::HashMap::new();
+    for entry in std::fs::read_dir(dir).ok()? {
+        let entry = entry.ok()?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        // Public halves and temporary files are not private keys.
+        if name.ends_with(".pub") || name.starts_with('.') {
+            continue;
+        }
+        // `DirEntry::metadata` does not follow symlinks.
+        let mode = entry
+            .metadata()
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .map(|meta| meta.mode());
+        modes.insert(name, mode);
+    }
+    Some(modes)
 }

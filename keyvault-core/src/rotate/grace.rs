@@ -2,15 +2,16 @@
 //! kept deployed for a rotation's grace period removes it everywhere now instead of
 //! refusing because a rotation is in progress.
 
-use super::{Report, Retiring, is_pod, key_mut};
 use crate::error::Result;
 use crate::inventory::{Inventory, KeyRecord, Step};
+use crate::report::{Report, Retiring};
+use crate::run::{is_pod, key_mut};
 use crate::vault::Vault;
 use std::collections::BTreeSet;
 
 impl Vault {
     /// The journal entry (its index) of a promoted rotation whose old key is `record`.
-    pub(super) fn grace_of(&self, inventory: &Inventory, record: &KeyRecord) -> Option<usize> {
+    pub(crate) fn grace_of(&self, inventory: &Inventory, record: &KeyRecord) -> Option<usize> {
         inventory
             .journal
             .iter()
@@ -20,7 +21,7 @@ impl Vault {
     /// The running pods the rotation at `i` still waits on to remove its old key: recorded
     /// as deployments of that key, so revoking it removes it there too (and a failure is
     /// retried by `revoke --to runpod-pods`).
-    pub(super) fn grace_pods(
+    pub(crate) fn grace_pods(
         &self,
         inventory: &mut Inventory,
         i: usize,
@@ -44,7 +45,7 @@ impl Vault {
 
     /// Drops the rotation at `i` from the journal once its old key is revoked: the grace
     /// period is over.
-    pub(super) fn end_grace(
+    pub(crate) fn end_grace(
         &self,
         inventory: &mut Inventory,
         i: usize,

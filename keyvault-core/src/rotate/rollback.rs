@@ -4,10 +4,12 @@
 //! each target, puts the old key back wherever it is missing and verifies, and only once
 //! every target trusts the old key again does it remove the new one.
 
-use super::{Opened, Report, add_key, draft, is_pod, key, key_mut, pod_id};
 use crate::callbacks::Callbacks;
 use crate::error::{Error, InputError, Result, TargetError};
 use crate::inventory::{Inventory, JournalEntry, KeyRecord, KeyState, Purpose, Step};
+use crate::pods::pod_id;
+use crate::report::{Deployed, Report};
+use crate::run::{Opened, add_key, draft, is_pod, key, key_mut};
 use crate::target::Targets;
 use crate::vault::Vault;
 use std::collections::HashSet;
@@ -74,7 +76,7 @@ impl Vault {
         Ok(report)
     }
 
-    fn roll_back(
+    pub(crate) fn roll_back(
         &self,
         inventory: &mut Inventory,
         e: &JournalEntry,
@@ -125,7 +127,7 @@ impl Vault {
                         ),
                     );
                     self.record(inventory, &[d])?;
-                    report.deployed.push(super::Deployed {
+                    report.deployed.push(Deployed {
                         key: old.id().clone(),
                         target: name.clone(),
                     });

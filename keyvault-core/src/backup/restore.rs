@@ -1,21 +1,6 @@
-//! Backups: the whole vault (inventory, every key file, the audit log, `config.toml`,
-//! `known_hosts`) in one [age](https://age-encryption.org)-encrypted archive, and restoring
-//! one into an empty home.
-//!
-//! The archive is encrypted to `age1…` recipients, to `ssh-ed25519`/`ssh-rsa` public keys,
-//! or with a passphrase (scrypt). Inside is a JSON document, so `age -d backup.age | jq`
-//! shows what a backup holds. Passphrases kept in the OS keyring go in only when asked
-//! for, and then only inside the encrypted archive.
-//!
-//! A restore checks everything before writing anything: the archive decrypts, the audit
-//! chain verifies against the inventory's head, every record passes the checks `new`,
-//! `import` and `mint` apply (comment, public key, scope, principals, paths), every key file
-//! is one a record names and matches it (fingerprint, encrypted or not), no file is larger
-//! than `export` takes, and `known_hosts` holds no wildcard or marker line. It writes into
-//! a staging directory beside the home (directories 0700 whatever the umask) and renames
-//! it into place, so a failure leaves the home as it was. A `config.toml` or `known_hosts`
-//! that differs from the vault it replaces is reported for review.
+//! Restoring an archive into an empty home: everything is checked before anything is written.
 
+use super::*;
 use crate::callbacks::{Callbacks, PassphraseKind, PassphraseRequest, Progress};
 use crate::error::{Result, StoreError};
 use crate::fsutil;
@@ -23,246 +8,10 @@ use crate::inventory::{Inventory, KeyState};
 use crate::vault::Vault;
 use age::secrecy::SecretString;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use std::io::{Read, Write};
+use serde::Serialize;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
-use zeroize::{Zeroize, Zeroizing};
-
-/// The `format` field of every archive.
-pub const FORMAT: &str = "keyvault-backup";
-const VERSION: u32 = 1;
-/// Largest archive (decrypted) a restore reads.
-const MAX_ARCHIVE_BYTES: u64 = 256 * 1024 * 1024;
-/// Largest single file an export takes.
-const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
-/// The vault's top-level files an archive may hold (besides `keys/<name>`).
-const TOP_FILES: [&str; 4] = [
-    "inventory.json",
-    "audit.jsonl",
-    "config.toml",
-    "known_hosts",
-];
-
-/// Why a backup could not be made or restored. Never carries a secret.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BackupError {
-    /// A recipient that is not an `age1…`, `ssh-ed25519` or `ssh-rsa` public key.
-    #[error("invalid recipient {value:?}: {reason}")]
-    Recipient {
-        /// The recipient (a public key) as given, shortened.
-        value: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// An identity file keyvault cannot use.
-    #[error("cannot use identity {path}: {reason}")]
-    Identity {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-    /// The archive could not be decrypted with what was given.
-    #[error("cannot decrypt {archive}: {reason}")]
-    Decrypt {
-        /// The archive.
-        archive: String,
-        /// Why (wrong identity, wrong passphrase, corrupt or truncated).
-        reason: String,
-    },
-    /// The archive decrypted but is not a complete, consistent keyvault backup.
-    #[error("{archive} is not a usable keyvault backup: {reason}")]
-    Invalid {
-        /// The archive.
-        archive: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The home to restore into holds files.
-    #[error("{} is not empty; restore into an empty or new directory", home.display())]
-    HomeNotEmpty {
-        /// The home.
-        home: PathBuf,
-    },
-    /// Encryption failed.
-    #[error("cannot encrypt the archive: {reason}")]
-    Encrypt {
-        /// Why.
-        reason: String,
-    },
-}
-
-/// Someone who can decrypt an archive: an `age1…` recipient or an `ssh-ed25519` /
-/// `ssh-rsa` public key.
-#[derive(Clone)]
-pub struct BackupRecipient(RecipientKind);
-
-#[derive(Clone)]
-enum RecipientKind {
-    Age(age::x25519::Recipient),
-    Ssh(Box<age::ssh::Recipient>),
-}
-
-impl std::fmt::Debug for BackupRecipient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.0 {
-            RecipientKind::Age(r) => write!(f, "BackupRecipient({r})"),
-            RecipientKind::Ssh(r) => write!(f, "BackupRecipient({r})"),
-        }
-    }
-}
-
-fn shorten(s: &str) -> String {
-    let s = s.trim();
-    if s.chars().count() > 40 {
-        format!("{}…", s.chars().take(40).collect::<String>())
-    } else {
-        s.to_owned()
-    }
-}
-
-impl FromStr for BackupRecipient {
-    type Err = BackupError;
-
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        let s = s.trim();
-        let bad = |reason: String| BackupError::Recipient {
-            value: shorten(s),
-            reason,
-        };
-        if s.starts_with("age1") {
-            return age::x25519::Recipient::from_str(s)
-                .map(|r| BackupRecipient(RecipientKind::Age(r)))
-                .map_err(|e| bad(e.to_string()));
-        }
-        if s.starts_with("ssh-") || s.starts_with("ecdsa-") {
-            use age::ssh::ParseRecipientKeyError as P;
-            return age::ssh::Recipient::from_str(s)
-                .map(|r| BackupRecipient(RecipientKind::Ssh(Box::new(r))))
-                .map_err(|e| {
-                    bad(match e {
-                        P::Unsupported(kind) => format!(
-                            "{kind} keys cannot be age recipients; use an ssh-ed25519 or ssh-rsa key, or an age1… recipient"
-                        ),
-                        P::RsaModulusTooSmall => "the RSA key is too small".to_owned(),
-                        P::RsaModulusTooLarge => "the RSA key is too large".to_owned(),
-                        _ => "not a valid SSH public key".to_owned(),
-                    })
-                });
-        }
-        Err(bad(
-            "expected an age1… recipient or an ssh-ed25519 / ssh-rsa public key".to_owned(),
-        ))
-    }
-}
-
-impl BackupRecipient {
-    /// Every recipient in a recipients file: one per line, `#` comments and blank lines
-    /// ignored (as `age -R` reads them).
-    ///
-    /// # Errors
-    ///
-    /// [`BackupError::Recipient`] for a line that is not a recipient, naming the line.
-    pub fn parse_file(text: &str) -> std::result::Result<Vec<Self>, BackupError> {
-        let mut out = Vec::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            out.push(line.parse().map_err(|e| match e {
-                BackupError::Recipient { value, reason } => BackupError::Recipient {
-                    value,
-                    reason: format!("line {}: {reason}", n + 1),
-                },
-                other => other,
-            })?);
-        }
-        Ok(out)
-    }
-
-    fn as_age(&self) -> &dyn age::Recipient {
-        match &self.0 {
-            RecipientKind::Age(r) => r,
-            RecipientKind::Ssh(r) => r.as_ref(),
-        }
-    }
-}
-
-/// How an archive is encrypted.
-#[derive(Debug, Clone)]
-pub enum ExportTo {
-    /// To these recipients (any one of them can decrypt).
-    Recipients(Vec<BackupRecipient>),
-    /// With a passphrase asked of the callbacks (age's scrypt).
-    Passphrase,
-}
-
-/// What to export: see [`Vault::export`].
-#[derive(Debug, Clone)]
-pub struct ExportRequest {
-    to: ExportTo,
-    include_keyring: bool,
-    armor: bool,
-    work_factor: Option<u8>,
-}
-
-impl ExportRequest {
-    /// An archive encrypted as `to`.
-    #[must_use]
-    pub fn new(to: ExportTo) -> Self {
-        ExportRequest {
-            to,
-            include_keyring: false,
-            armor: false,
-            work_factor: None,
-        }
-    }
-    /// Also put the passphrases kept in the OS keyring into the (encrypted) archive.
-    #[must_use]
-    pub fn include_keyring_secrets(mut self, yes: bool) -> Self {
-        self.include_keyring = yes;
-        self
-    }
-    /// Write ASCII armor (`-----BEGIN AGE ENCRYPTED FILE-----`) instead of binary.
-    #[must_use]
-    pub fn armor(mut self, yes: bool) -> Self {
-        self.armor = yes;
-        self
-    }
-    /// The scrypt work factor (log2 N) of a passphrase archive. The default is age's,
-    /// about a second of work on this machine; tests use a small one.
-    #[must_use]
-    pub fn scrypt_work_factor(mut self, log_n: u8) -> Self {
-        self.work_factor = Some(log_n.clamp(1, 30));
-        self
-    }
-}
-
-/// A finished export.
-pub struct Exported {
-    /// The encrypted archive.
-    pub archive: Vec<u8>,
-    /// How many key records the inventory holds.
-    pub keys: usize,
-    /// How many files went in.
-    pub files: usize,
-    /// How many keyring passphrases went in.
-    pub keyring_secrets: usize,
-}
-
-impl std::fmt::Debug for Exported {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Exported")
-            .field("archive_bytes", &self.archive.len())
-            .field("keys", &self.keys)
-            .field("files", &self.files)
-            .field("keyring_secrets", &self.keyring_secrets)
-            .finish()
-    }
-}
+use zeroize::Zeroizing;
 
 /// How a restore decrypts the archive.
 #[derive(Debug, Clone)]
@@ -333,93 +82,7 @@ pub struct RestoreNote {
     pub message: String,
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Archive {
-    format: String,
-    version: u32,
-    created_at: DateTime<Utc>,
-    files: Vec<ArchiveFile>,
-    #[serde(default)]
-    keyring: Vec<KeyringSecret>,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ArchiveFile {
-    path: String,
-    text: String,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeyringSecret {
-    key: String,
-    account: String,
-    secret: String,
-}
-
-impl Drop for Archive {
-    fn drop(&mut self) {
-        for f in &mut self.files {
-            f.text.zeroize();
-        }
-        for s in &mut self.keyring {
-            s.secret.zeroize();
-        }
-    }
-}
-
-/// Writes an archive to `path`: a new 0600 file created atomically (temp file, fsync,
-/// rename), replacing an existing one only when `replace` is set.
-///
-/// # Errors
-///
-/// [`StoreError::Io`], also when `path` exists and `replace` is not set.
-pub fn write_archive(path: &Path, archive: &[u8], replace: bool) -> Result<()> {
-    let how = if replace {
-        fsutil::Replace::Yes
-    } else {
-        fsutil::Replace::No
-    };
-    Ok(fsutil::write_atomic(path, archive, 0o600, how)?)
-}
-
-/// Whether `path` is a name an archive may hold: a top-level vault file or `keys/<name>`.
-fn allowed_path(path: &str) -> bool {
-    if TOP_FILES.contains(&path) {
-        return true;
-    }
-    path.strip_prefix("keys/").is_some_and(|name| {
-        !name.is_empty()
-            && !name.starts_with('.')
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-    })
-}
-
-fn mode_for(path: &str) -> u32 {
-    if path.ends_with(".pub") { 0o644 } else { 0o600 }
-}
-
-fn read_text(path: &Path) -> Result<Option<Zeroizing<String>>> {
-    let Some(bytes) = fsutil::read_optional(path, MAX_FILE_BYTES)? else {
-        return Ok(None);
-    };
-    let bytes = Zeroizing::new(bytes);
-    match std::str::from_utf8(&bytes) {
-        Ok(s) => Ok(Some(Zeroizing::new(s.to_owned()))),
-        Err(_) => Err(StoreError::Io {
-            operation: "export",
-            path: path.to_owned(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"),
-        }
-        .into()),
-    }
-}
-
-fn describe_decrypt(e: &age::DecryptError, passphrase: bool) -> String {
+pub(crate) fn describe_decrypt(e: &age::DecryptError, passphrase: bool) -> String {
     use age::DecryptError as D;
     match e {
         D::NoMatchingKeys if passphrase => {
@@ -445,183 +108,6 @@ fn describe_decrypt(e: &age::DecryptError, passphrase: bool) -> String {
 }
 
 impl Vault {
-    /// Writes the whole vault into one age-encrypted archive and returns it. The audit
-    /// chain must verify; keyring passphrases go in only with
-    /// [`ExportRequest::include_keyring_secrets`]. Records an `export` audit event.
-    ///
-    /// # Errors
-    ///
-    /// [`crate::AuditError`] if the chain does not verify; [`crate::Error::Keyring`] when a
-    /// requested keyring passphrase cannot be read; the callbacks' error; [`BackupError`].
-    pub fn export(
-        &self,
-        request: &ExportRequest,
-        callbacks: &mut dyn Callbacks,
-    ) -> Result<Exported> {
-        let passphrase = match &request.to {
-            ExportTo::Passphrase => {
-                // Held to the strength rule of purpose `backup` (config.toml may set it).
-                let purpose: crate::Purpose = "backup".parse()?;
-                Some(self.new_passphrase(
-                    callbacks,
-                    self.config.policy(&purpose),
-                    &purpose,
-                    "the backup archive",
-                    None,
-                )?)
-            }
-            ExportTo::Recipients(r) if r.is_empty() => {
-                return Err(BackupError::Recipient {
-                    value: String::new(),
-                    reason: "no recipients given".to_owned(),
-                }
-                .into());
-            }
-            ExportTo::Recipients(_) => None,
-        };
-        let lock = self.lock()?;
-        let mut inventory = self.store.load()?;
-        self.verify_audit()?;
-        let home = self.store.home();
-        let mut files = Vec::new();
-        for name in TOP_FILES {
-            if let Some(text) = read_text(&home.join(name))? {
-                files.push(ArchiveFile {
-                    path: name.to_owned(),
-                    text: text.to_string(),
-                });
-            }
-        }
-        let keys_dir = self.store.keys_dir();
-        let mut names: Vec<String> = match std::fs::read_dir(&keys_dir) {
-            Ok(rd) => rd
-                .filter_map(std::result::Result::ok)
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| allowed_path(&format!("keys/{n}")))
-                .collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(source) => {
-                return Err(StoreError::Io {
-                    operation: "read",
-                    path: keys_dir,
-                    source,
-                }
-                .into());
-            }
-        };
-        // Only the files a record names: a restore refuses any other.
-        let named = named_key_files(&inventory);
-        names.retain(|n| named.contains(&format!("keys/{n}")));
-        names.sort();
-        for name in names {
-            if let Some(text) = read_text(&keys_dir.join(&name))? {
-                files.push(ArchiveFile {
-                    path: format!("keys/{name}"),
-                    text: text.to_string(),
-                });
-            }
-        }
-        let mut keyring = Vec::new();
-        if request.include_keyring {
-            for record in inventory.keys().iter().filter(|k| k.pruned_at().is_none()) {
-                if let Some(account) = record.keyring_account() {
-                    let p = self
-                        .keyring()?
-                        .passphrase(account, &format!("passphrase of key {}", record.id()))?;
-                    keyring.push(KeyringSecret {
-                        key: record.id().to_string(),
-                        account: account.to_owned(),
-                        secret: p.expose().to_owned(),
-                    });
-                }
-            }
-        }
-        let archive = Archive {
-            format: FORMAT.to_owned(),
-            version: VERSION,
-            created_at: self.now(),
-            files,
-            keyring,
-        };
-        // Sized up front so the buffer holding the plaintext (keyring passphrases too) is
-        // not regrown, which would leave copies behind that are never zeroized. Escaping
-        // at most doubles text that is mostly base64 and newlines.
-        let text_bytes: usize = archive.files.iter().map(|f| f.text.len()).sum::<usize>()
-            + archive
-                .keyring
-                .iter()
-                .map(|s| s.secret.len() + 256)
-                .sum::<usize>();
-        let mut plain = Zeroizing::new(Vec::with_capacity(2 * text_bytes + 4096));
-        serde_json::to_writer(&mut *plain, &archive).map_err(|e| BackupError::Encrypt {
-            reason: e.to_string(),
-        })?;
-        let encrypt_err = |e: &dyn std::fmt::Display| BackupError::Encrypt {
-            reason: e.to_string(),
-        };
-        let encryptor = match (&request.to, &passphrase) {
-            (ExportTo::Recipients(r), _) => {
-                age::Encryptor::with_recipients(r.iter().map(BackupRecipient::as_age))
-                    .map_err(|e| encrypt_err(&e))?
-            }
-            (ExportTo::Passphrase, Some(p)) => {
-                let mut recipient =
-                    age::scrypt::Recipient::new(SecretString::from(p.expose().to_owned()));
-                if let Some(n) = request.work_factor {
-                    recipient.set_work_factor(n);
-                }
-                callbacks.progress(Progress::DerivingKey);
-                let e = age::Encryptor::with_recipients(std::iter::once(&recipient as _));
-                callbacks.progress(Progress::Done);
-                e.map_err(|e| encrypt_err(&e))?
-            }
-            (ExportTo::Passphrase, None) => unreachable!("asked for above"),
-        };
-        let mut out = Vec::new();
-        {
-            let format = if request.armor {
-                age::armor::Format::AsciiArmor
-            } else {
-                age::armor::Format::Binary
-            };
-            let armored = age::armor::ArmoredWriter::wrap_output(&mut out, format)
-                .map_err(|e| encrypt_err(&e))?;
-            let mut w = encryptor
-                .wrap_output(armored)
-                .map_err(|e| encrypt_err(&e))?;
-            w.write_all(&plain).map_err(|e| encrypt_err(&e))?;
-            w.finish()
-                .and_then(age::armor::ArmoredWriter::finish)
-                .map_err(|e| encrypt_err(&e))?;
-        }
-        let exported = Exported {
-            archive: out,
-            keys: inventory.keys().len(),
-            files: archive.files.len(),
-            keyring_secrets: archive.keyring.len(),
-        };
-        let how = match &request.to {
-            ExportTo::Recipients(r) => format!("to {} recipient(s)", r.len()),
-            ExportTo::Passphrase => "with a passphrase".to_owned(),
-        };
-        self.record(
-            &mut inventory,
-            &[crate::audit::Draft {
-                action: "export",
-                key_id: None,
-                fingerprint: None,
-                outcome: crate::audit::Outcome::Ok,
-                detail: Some(format!(
-                    "encrypted backup {how}: {} keys, {} files, {} keyring passphrases",
-                    exported.keys, exported.files, exported.keyring_secrets
-                )),
-            }],
-        )?;
-        drop(lock);
-        Ok(exported)
-    }
-
     /// Restores an archive made by [`Vault::export`] into this vault's home, which must be
     /// empty or missing (or, with [`RestoreRequest::force`], is moved aside). Everything is
     /// checked before anything is written; keyring passphrases in the archive go back into
@@ -990,7 +476,7 @@ impl Vault {
 
 /// The `keys/` files the records of `inventory` name: each live key's private file, each
 /// key's `.pub`, and each certificate.
-fn named_key_files(inventory: &Inventory) -> std::collections::HashSet<String> {
+pub(crate) fn named_key_files(inventory: &Inventory) -> std::collections::HashSet<String> {
     let mut named = std::collections::HashSet::new();
     for record in inventory.keys() {
         let id = record.id();
@@ -1008,7 +494,7 @@ fn named_key_files(inventory: &Inventory) -> std::collections::HashSet<String> {
 /// Checks a restored record as `new`, `import`, `mint` and `ca trust` check what they
 /// record: anything else could put text into an `authorized_keys` line (a comment holding a
 /// line break and a second key) or into a file path.
-fn check_record(record: &crate::KeyRecord) -> std::result::Result<(), String> {
+pub(crate) fn check_record(record: &crate::KeyRecord) -> std::result::Result<(), String> {
     let id = record.id().as_str();
     let number = id
         .strip_prefix(record.purpose().as_str())
@@ -1030,7 +516,7 @@ fn check_record(record: &crate::KeyRecord) -> std::result::Result<(), String> {
         return Err("its public key does not have its fingerprint".to_owned());
     }
     if let Some(scope) = record.scope() {
-        crate::lifecycle::check_scope(scope).map_err(|e| e.to_string())?;
+        crate::mint::check_scope(scope).map_err(|e| e.to_string())?;
     }
     if let Some(principals) = record.cert_authority() {
         crate::ca::check_principals(principals).map_err(|e| e.to_string())?;
@@ -1059,7 +545,7 @@ fn check_record(record: &crate::KeyRecord) -> std::result::Result<(), String> {
 /// Refuses `known_hosts` lines keyvault never writes: a marker (`@cert-authority`,
 /// `@revoked`) or a host pattern with a wildcard or negation, which would trust a key for
 /// hosts nobody checked.
-fn check_known_hosts(text: &str) -> std::result::Result<(), String> {
+pub(crate) fn check_known_hosts(text: &str) -> std::result::Result<(), String> {
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -1086,7 +572,7 @@ fn check_known_hosts(text: &str) -> std::result::Result<(), String> {
 
 /// What an archive changes in the policy and trusted host keys of the vault at `home`
 /// (which it is about to replace).
-fn review_against<'a>(
+pub(crate) fn review_against<'a>(
     home: &Path,
     file: &dyn Fn(&str) -> Option<&'a ArchiveFile>,
 ) -> Vec<RestoreNote> {
@@ -1137,7 +623,7 @@ fn review_against<'a>(
 
 /// The identities in an identity file: age's, or one OpenSSH private key (decrypted with a
 /// passphrase from `callbacks` if it is encrypted).
-fn identities_from(
+pub(crate) fn identities_from(
     path: &Path,
     callbacks: &mut dyn Callbacks,
 ) -> Result<Vec<Box<dyn age::Identity>>> {
@@ -1184,54 +670,4 @@ fn identities_from(
         return Err(bad("it holds no identity".to_owned()).into());
     }
     Ok(identities)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_vault_files_may_be_in_an_archive() {
-        for ok in [
-            "inventory.json",
-            "audit.jsonl",
-            "keys/personal-1",
-            "keys/a-1.pub",
-        ] {
-            assert!(allowed_path(ok), "{ok}");
-        }
-        for bad in [
-            "../etc/passwd",
-            "keys/../x",
-            "keys/",
-            "keys/.hidden",
-            "keys/a/b",
-            "/abs",
-            "lock",
-            "current/personal",
-        ] {
-            assert!(!allowed_path(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn recipients_parse_and_ecdsa_is_refused_with_a_reason() {
-        let age_r = age::x25519::Identity::generate().to_public().to_string();
-        assert!(age_r.parse::<BackupRecipient>().is_ok());
-        let e = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBEmKSENjQEezOmxkZMy7opKgwFB9nkt5YRrYMjNuG5N87uRgg6CLrbo5wAdT/y6v0mKV0U2w0WZ2YB/++Tpockg= x"
-            .parse::<BackupRecipient>()
-            .expect_err("an error")
-            .to_string();
-        assert!(e.contains("ssh-ed25519"), "{e}");
-        let e = "hello"
-            .parse::<BackupRecipient>()
-            .expect_err("an error")
-            .to_string();
-        assert!(e.contains("age1"), "{e}");
-        let file = format!("# backup keys\n\n{age_r}\nnot-a-key\n");
-        let e = BackupRecipient::parse_file(&file)
-            .expect_err("an error")
-            .to_string();
-        assert!(e.contains("line 4"), "{e}");
-    }
 }

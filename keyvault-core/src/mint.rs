@@ -1,0 +1,360 @@
+//! Minting short-lived, scoped keys for automation.
+
+use crate::callbacks::{Callbacks, Progress};
+use crate::error::{Error, InputError, Result};
+use crate::inventory::{KeyRecord, KeyState, Origin, Purpose};
+use crate::keyfile::DEFAULT_KDF_ROUNDS;
+use crate::keygen::{self, Algorithm};
+use crate::policy::PassphraseRule;
+use crate::run::{Opened, add_key, draft, key, key_mut};
+use crate::span::Span;
+use crate::target::{TargetSpec, Targets};
+use crate::vault::{Prepared, Vault};
+use ssh_key::rand_core::CryptoRng;
+use std::collections::HashSet;
+
+/// What to mint: see [`Vault::mint`].
+#[derive(Debug, Clone)]
+pub struct MintRequest {
+    pub(crate) purpose: Purpose,
+    pub(crate) ttl: Span,
+    pub(crate) algorithm: Option<Algorithm>,
+    pub(crate) scope: crate::inventory::Scope,
+    pub(crate) deploy: Vec<TargetSpec>,
+    pub(crate) unencrypted: bool,
+    pub(crate) keyring: bool,
+    pub(crate) comment: Option<String>,
+    pub(crate) certificate: Option<(String, Vec<String>)>,
+}
+
+impl MintRequest {
+    /// Also sign a user certificate with the CA `ca` (a key id or purpose) for
+    /// `principals`, valid until the key expires.
+    #[must_use]
+    pub fn certificate(mut self, ca: impl Into<String>, principals: Vec<String>) -> Self {
+        self.certificate = Some((ca.into(), principals));
+        self
+    }
+    /// A scoped key for `purpose` that expires after `ttl`.
+    #[must_use]
+    pub fn new(purpose: Purpose, ttl: Span) -> Self {
+        MintRequest {
+            purpose,
+            ttl,
+            algorithm: None,
+            scope: crate::inventory::Scope::default(),
+            deploy: Vec::new(),
+            unencrypted: false,
+            keyring: false,
+            comment: None,
+            certificate: None,
+        }
+    }
+    /// Use this algorithm instead of the policy's default.
+    #[must_use]
+    pub fn algorithm(mut self, algorithm: Algorithm) -> Self {
+        self.algorithm = Some(algorithm);
+        self
+    }
+    /// Allow logins only from these addresses, CIDRs or host patterns.
+    #[must_use]
+    pub fn from(mut self, from: Vec<String>) -> Self {
+        self.scope.from = from;
+        self
+    }
+    /// Run only this command, whatever the client asks for.
+    #[must_use]
+    pub fn force_command(mut self, command: impl Into<String>) -> Self {
+        self.scope.force_command = Some(command.into());
+        self
+    }
+    /// Deploy to these targets.
+    #[must_use]
+    pub fn deploy(mut self, targets: Vec<TargetSpec>) -> Self {
+        self.deploy = targets;
+        self
+    }
+    /// Keep the private key unencrypted (only where the policy allows it).
+    #[must_use]
+    pub fn unencrypted(mut self, yes: bool) -> Self {
+        self.unencrypted = yes;
+        self
+    }
+    /// The key's comment (default `keyvault:<id>`).
+    #[must_use]
+    pub fn comment(mut self, comment: impl Into<String>) -> Self {
+        self.comment = Some(comment.into());
+        self
+    }
+    /// Encrypt with a strong random passphrase kept in the keyring.
+    #[must_use]
+    pub fn passphrase_in_keyring(mut self, yes: bool) -> Self {
+        self.keyring = yes;
+        self
+    }
+}
+
+/// A minted key: its record and its private key file's content (encrypted unless the
+/// request was unencrypted), for handing to the script that asked.
+pub struct Minted {
+    /// The record.
+    pub record: KeyRecord,
+    /// The OpenSSH private key file, exactly as stored.
+    pub private_key: zeroize::Zeroizing<Vec<u8>>,
+    /// The user certificate (`…-cert.pub` content), when one was asked for.
+    pub certificate: Option<String>,
+}
+
+impl std::fmt::Debug for Minted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Minted")
+            .field("record", &self.record)
+            .field("private_key", &"[REDACTED]")
+            .finish()
+    }
+}
+
+pub(crate) fn check_scope(scope: &crate::inventory::Scope) -> Result<()> {
+    for f in &scope.from {
+        let ok = !f.is_empty()
+            && f.len() <= 255
+            && f.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".:/*?!-_".contains(&b));
+        if !ok {
+            return Err(InputError::Request {
+                message: format!(
+                    "invalid --from entry {f:?}: expected an address, a CIDR or a host pattern"
+                ),
+            }
+            .into());
+        }
+    }
+    if let Some(cmd) = &scope.force_command
+        && (cmd.is_empty() || cmd.len() > 1024 || cmd.chars().any(char::is_control))
+    {
+        return Err(InputError::Request {
+            message: "invalid --force-command: it must be one line of at most 1024 characters"
+                .to_owned(),
+        }
+        .into());
+    }
+    if let Some(cmd) = &scope.force_command
+        && !crate::inventory::option_value_representable(cmd)
+    {
+        // sshd reads `\"` inside command="…" as an escaped quote, so the closing quote
+        // after a trailing backslash is never seen and sshd rejects the whole line.
+        return Err(InputError::Request {
+            message: "invalid --force-command: it ends with a backslash, which sshd would read as escaping the closing quote of command=\"…\""
+                .to_owned(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+impl Vault {
+    /// Mints a scoped, short-lived key for a script: generated, recorded with its expiry
+    /// and restrictions (never as the purpose's active key), deployed to the requested
+    /// targets with `restrict`, `from=`, `command=` and `expiry-time=` options where the
+    /// target carries options, and returned with its private key file. `sweep` revokes it
+    /// when it expires.
+    ///
+    /// # Errors
+    ///
+    /// Policy and input errors before anything is written; [`Error::Incomplete`] when a
+    /// target fails after the key was recorded (it names what to run next).
+    pub fn mint<R: CryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+        request: &MintRequest,
+        callbacks: &mut dyn Callbacks,
+        targets: &dyn Targets,
+    ) -> Result<Minted> {
+        let purpose = &request.purpose;
+        let policy = self.config.policy(purpose);
+        let algorithm = Self::algorithm_for(purpose, policy, request.algorithm)?;
+        policy.check_ttl(purpose, request.ttl)?;
+        check_scope(&request.scope)?;
+        if let Some(c) = &request.comment {
+            Self::check_comment(c)?;
+        }
+        if request.unencrypted && policy.passphrase() == PassphraseRule::Required {
+            return Err(crate::error::PolicyError::PassphraseRequired {
+                purpose: purpose.to_string(),
+            }
+            .into());
+        }
+        let mut opened = Opened::new(targets);
+        for spec in &request.deploy {
+            opened.get(&spec.to_string())?;
+        }
+        self.store.load()?;
+        let ca = match &request.certificate {
+            Some((ca, principals)) => {
+                crate::ca::check_principals(principals)?;
+                if principals.is_empty() {
+                    return Err(InputError::Request {
+                        message: "a certificate needs at least one principal (--principals)"
+                            .to_owned(),
+                    }
+                    .into());
+                }
+                Some(self.unlock_ca(ca, callbacks)?)
+            }
+            None => None,
+        };
+        let protection = if request.unencrypted {
+            None
+        } else {
+            let subject = format!("minted key for purpose {purpose}");
+            let p = self.fresh_passphrase(
+                rng,
+                request.keyring,
+                callbacks,
+                policy,
+                purpose,
+                &subject,
+                request.comment.as_deref(),
+            )?;
+            Some((p, DEFAULT_KDF_ROUNDS.max(policy.min_kdf_rounds())))
+        };
+        callbacks.progress(Progress::Generating(algorithm));
+        let generated = keygen::generate(rng, algorithm, "");
+        callbacks.progress(Progress::Done);
+        let _lock = self.lock()?;
+        let mut inventory = self.store.load()?;
+        let now = self.now();
+        let expires_at = now + request.ttl.to_delta();
+        let mut record = self.write_key(
+            &mut inventory,
+            rng,
+            Prepared {
+                key: generated?,
+                purpose: purpose.clone(),
+                algorithm,
+                expires_at: Some(expires_at),
+                comment: request.comment.clone(),
+                protection,
+                keyring: request.keyring,
+                origin: Origin::Generated,
+                detail: String::new(),
+                created_at: now,
+            },
+            KeyState::Active,
+        )?;
+        key_mut(&mut inventory, record.id())?.scope = Some(request.scope.clone());
+        record.scope = Some(request.scope.clone());
+        let mut certificate = None;
+        if let (Some((ca_record, ca_key)), Some((_, principals))) = (&ca, &request.certificate) {
+            let public = ssh_key::PublicKey::from_openssh(record.public_key()).map_err(|e| {
+                crate::error::KeyError::Crypto {
+                    operation: "parse",
+                    reason: e.to_string(),
+                }
+            })?;
+            let valid_after =
+                u64::try_from((now - chrono::TimeDelta::seconds(60)).timestamp()).unwrap_or(0);
+            let valid_before = u64::try_from(expires_at.timestamp()).unwrap_or(0);
+            let serial = rng.next_u64();
+            let cert = crate::ca::sign_user_certificate(
+                rng,
+                ca_key,
+                &public,
+                &crate::ca::CertSpec {
+                    key_id: record.id().as_str(),
+                    serial,
+                    principals,
+                    valid_after,
+                    valid_before,
+                    scope: Some(&request.scope),
+                },
+            )?;
+            let text = cert
+                .to_openssh()
+                .map_err(|e| crate::error::KeyError::Crypto {
+                    operation: "encode certificate for",
+                    reason: e.to_string(),
+                })?;
+            let relative = format!("keys/{}-cert.pub", record.id());
+            crate::fsutil::write_atomic(
+                &self.home().join(&relative),
+                format!("{text}\n").as_bytes(),
+                0o644,
+                crate::fsutil::Replace::No,
+            )?;
+            let info = crate::inventory::CertificateInfo {
+                ca: ca_record.id().clone(),
+                serial,
+                principals: principals.clone(),
+                valid_after: chrono::DateTime::from_timestamp(
+                    i64::try_from(valid_after).unwrap_or(0),
+                    0,
+                )
+                .unwrap_or(now),
+                valid_before: expires_at,
+                path: relative,
+            };
+            key_mut(&mut inventory, record.id())?.certificate = Some(info.clone());
+            record.certificate = Some(info);
+            certificate = Some(text);
+        }
+        let mut detail = vec![format!(
+            "scoped {algorithm} key, expires {}",
+            expires_at.to_rfc3339()
+        )];
+        if !request.scope.from.is_empty() {
+            detail.push(format!("from {}", request.scope.from.join(",")));
+        }
+        if let Some(c) = &request.scope.force_command {
+            detail.push(format!("command {c:?}"));
+        }
+        if let Some(cert) = record.certificate() {
+            detail.push(format!(
+                "certificate by {} for {}",
+                cert.ca,
+                cert.principals.join(",")
+            ));
+        }
+        self.record(&mut inventory, &[draft("mint", &record, detail.join("; "))])?;
+        let hook = self.hook_fn();
+        for spec in &request.deploy {
+            let name = spec.to_string();
+            let result = (|| -> Result<()> {
+                let target = opened.get(&name)?;
+                let line = add_key(target.as_ref(), &record);
+                target.apply(&[line], &HashSet::new(), &hook)?;
+                key_mut(&mut inventory, record.id())?.mark_deployed(&name, self.now());
+                self.record(
+                    &mut inventory,
+                    &[draft("deploy", &record, format!("added to {name}"))],
+                )
+            })();
+            if let Err(e) = result {
+                return Err(Error::Incomplete {
+                    operation: format!("minting {}", record.id()),
+                    cause: Box::new(self.explain(&inventory, e)),
+                    done: format!(
+                        "{} recorded (expires {})",
+                        record.id(),
+                        expires_at.to_rfc3339()
+                    ),
+                    pending: format!("deploying it to {name}"),
+                    next: format!(
+                        "run `keyvault deploy {0} --to {name}`, or `keyvault revoke {0}`",
+                        record.id()
+                    ),
+                });
+            }
+        }
+        let record = key(&inventory, record.id())?.clone();
+        let private_key = crate::fsutil::read_private(
+            &self.private_key_path(&record),
+            crate::keyfile::MAX_KEY_FILE_BYTES,
+        )?;
+        Ok(Minted {
+            record,
+            private_key,
+            certificate,
+        })
+    }
+}

@@ -1,0 +1,459 @@
+//! Running pods: finding them, pushing keys into them over SSH, and settling what they trust.
+
+use crate::callbacks::Callbacks;
+use crate::error::{Error, InputError, Result};
+use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState, Purpose, Step};
+use crate::remote::AddKey;
+use crate::report::{Deployed, Report};
+use crate::rotate::RotateRequest;
+use crate::run::{Opened, POD_FAN_OUT, add_key, draft, is_pod, key, key_mut, run_bounded};
+use crate::target::{Target, TargetSpec, Targets};
+use crate::vault::Vault;
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+/// What `deploy`/`revoke` did to a key at pods.
+#[derive(Clone, Copy)]
+pub(crate) enum PodEdit {
+    Added,
+    Removed,
+}
+
+/// The target name of a pod's direct SSH endpoint, if it has a usable one.
+pub(crate) fn pod_target(pod: &crate::runpod::Pod) -> Option<String> {
+    let d = pod.ssh.as_ref().and_then(|s| s.direct.as_ref())?;
+    let name = TargetSpec::Pod {
+        id: pod.id.clone(),
+        user: d.username.clone(),
+        host: d.host.clone(),
+        port: d.port,
+    }
+    .to_string();
+    name.parse::<TargetSpec>().is_ok().then_some(name)
+}
+
+pub(crate) fn pod_id(name: &str) -> String {
+    name.strip_prefix("pod:")
+        .and_then(|r| r.split('/').next())
+        .unwrap_or(name)
+        .to_owned()
+}
+
+impl Vault {
+    /// For `rotate --pods`: the running pods that trust each purpose's old key, as pod
+    /// targets (reachable over direct SSH) or reported as needing a redeploy. The old key of
+    /// each purpose with such pods is unlocked (its passphrase asked for) to log in to them.
+    pub(crate) fn discover_pods(
+        &self,
+        request: &RotateRequest,
+        now: DateTime<Utc>,
+        opened: &mut Opened<'_>,
+        callbacks: &mut dyn Callbacks,
+        report: &mut Report,
+    ) -> Result<BTreeMap<Purpose, Vec<String>>> {
+        let mut found = BTreeMap::new();
+        if !request.pods && !request.unlock_old {
+            return Ok(found);
+        }
+        let inventory = self.store.load()?;
+        let plan = self.plan_in(&inventory, request, now)?;
+        for item in &plan.rotations {
+            let old = key(&inventory, &item.old)?.clone();
+            let mut pods_here = Vec::new();
+            // Pods join new rotations; a resumed one keeps the pods its journal names.
+            let new_rotation = item.resumes.is_none();
+            for account in item
+                .targets
+                .iter()
+                .filter(|t| request.pods && new_rotation && t.starts_with("runpod"))
+            {
+                let Some(pods) = opened.get(account)?.pods()? else {
+                    continue;
+                };
+                for pod in pods.iter().filter(|p| p.status == "RUNNING") {
+                    if !pod
+                        .public_keys()
+                        .iter()
+                        .any(|k| k.fingerprint() == Some(old.fingerprint()))
+                    {
+                        continue;
+                    }
+                    match pod_target(pod) {
+                        Some(n) => pods_here.push(n),
+                        None => report.pod(pod.id.clone(), "needs-redeploy", "no direct SSH endpoint (proxy only): redeploy the pod to change its keys"),
+                    }
+                }
+            }
+            let ssh_hosts =
+                request.unlock_old && item.targets.iter().any(|t| t.starts_with("ssh://"));
+            if pods_here.is_empty() && !ssh_hosts {
+                continue;
+            }
+            self.unlock_for_pods(opened, &old, callbacks)?;
+            if !pods_here.is_empty() {
+                found.insert(item.purpose.clone(), pods_here);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Pods a rotation is still waiting for that are no longer running no longer depend on
+    /// the old key: they are dropped from the journal (when the account's pods can be listed).
+    pub(crate) fn drop_gone_pods(
+        &self,
+        inventory: &mut Inventory,
+        opened: &mut Opened<'_>,
+        report: &mut Report,
+    ) -> Result<()> {
+        let mut changed = false;
+        for i in 0..inventory.journal.len() {
+            let pending: Vec<String> = inventory.journal[i]
+                .targets
+                .iter()
+                .filter(|(t, p)| is_pod(t) && !p.removed)
+                .map(|(t, _)| t.clone())
+                .collect();
+            if pending.is_empty() {
+                continue;
+            }
+            let accounts: Vec<String> = inventory.journal[i]
+                .targets
+                .keys()
+                .filter(|t| t.starts_with("runpod"))
+                .cloned()
+                .collect();
+            let mut running = HashSet::new();
+            let mut listed = false;
+            for account in &accounts {
+                if let Ok(Some(pods)) = opened
+                    .get(account)
+                    .and_then(|t| t.pods().map_err(Error::from))
+                {
+                    listed = true;
+                    running.extend(
+                        pods.into_iter()
+                            .filter(|p| p.status == "RUNNING")
+                            .map(|p| p.id),
+                    );
+                }
+            }
+            if !listed {
+                continue;
+            }
+            for t in pending.iter().filter(|t| !running.contains(&pod_id(t))) {
+                inventory.journal[i].targets.remove(t);
+                changed = true;
+                report.pod(
+                    pod_id(t),
+                    "gone",
+                    "no longer running, so it no longer depends on the old key",
+                );
+            }
+        }
+        if changed {
+            self.store.save(inventory)?;
+        }
+        Ok(())
+    }
+
+    /// Adds the new keys to pods in parallel (at most [`POD_FAN_OUT`] at a time), each
+    /// logging in with the old key and proving the new one; records the results in order.
+    /// A pod's failure is reported, never raised.
+    pub(crate) fn add_to_pods(
+        &self,
+        inventory: &mut Inventory,
+        pods: Vec<(String, Vec<usize>)>,
+        opened: &mut Opened<'_>,
+        report: &mut Report,
+    ) -> Result<()> {
+        let mut jobs = Vec::new();
+        let mut entries_of = BTreeMap::new();
+        for (name, entries) in pods {
+            let mut identities = Vec::new();
+            let mut add = Vec::new();
+            for &i in &entries {
+                let e = &inventory.journal[i];
+                identities.extend([e.old.clone(), e.new.clone()]);
+                add.push(key(inventory, &e.new)?.clone());
+            }
+            entries_of.insert(name.clone(), entries);
+            jobs.push((name, identities, add, HashSet::new()));
+        }
+        for (name, result) in self.fan_out(opened, jobs, report) {
+            let entries = entries_of.remove(&name).unwrap_or_default();
+            if let Err(e) = result {
+                report.pod(pod_id(&name), "failed", e.to_string());
+                continue;
+            }
+            let mut drafts = Vec::new();
+            for &i in &entries {
+                let e = &mut inventory.journal[i];
+                e.targets.entry(name.clone()).or_default().added = true;
+                if e.step < Step::Promoted {
+                    e.step = Step::Adding;
+                }
+                let (new, promoted) = (e.new.clone(), e.step >= Step::Promoted);
+                if promoted {
+                    let when = self.now();
+                    key_mut(inventory, &new)?.mark_deployed(&name, when);
+                }
+                drafts.push(draft(
+                    "deploy",
+                    key(inventory, &new)?,
+                    format!("added to {name}"),
+                ));
+            }
+            self.record(inventory, &drafts)?;
+            self.hook(&format!("added:{name}"))?;
+            report.pod(pod_id(&name), "added", "new key added and proven to log in");
+        }
+        Ok(())
+    }
+
+    /// Trusts a key in every running pod of a RunPod `account` that trusts another key of its
+    /// purpose (`deploy --to runpod-pods`): keyvault logs in to each pod's direct SSH endpoint
+    /// with that key, adds this one to `~/.ssh/authorized_keys`, and proves that it logs in.
+    /// Pods that already trust it are left alone; proxy-only pods are reported as needing a
+    /// redeploy; one pod's failure never stops the others (see [`Report::pods`]).
+    ///
+    /// The key's passphrase is asked for as [`crate::PassphraseKind::Existing`], the keys
+    /// that log in as [`crate::PassphraseKind::Login`] (keyring-held ones are fetched).
+    ///
+    /// # Errors
+    ///
+    /// As [`Vault::deploy`]; [`InputError::Request`] if `account` is not a RunPod account;
+    /// the account's errors while listing pods; the callbacks' error.
+    pub fn deploy_to_pods(
+        &self,
+        selector: &str,
+        account: &TargetSpec,
+        targets: &dyn Targets,
+        callbacks: &mut dyn Callbacks,
+    ) -> Result<Report> {
+        let _lock = self.lock()?;
+        let mut inventory = self.store.load()?;
+        let record = self.find(&inventory, selector)?.clone();
+        let now = self.now();
+        self.check_deployable(&inventory, &record, now)?;
+        let mut opened = Opened::new(targets);
+        let mut report = Report::default();
+        let pods = self.running_pods(&mut opened, account)?;
+        // Each pod of this purpose that lacks the key, with the key to log in with.
+        let mut jobs: Vec<(String, KeyId)> = Vec::new();
+        for pod in &pods {
+            let seen = crate::observe::pod_report(&inventory, now, pod);
+            let trusted: Vec<&KeyId> = seen.keys.iter().filter_map(|k| k.id.as_ref()).collect();
+            if trusted.contains(&record.id()) {
+                report.pod(
+                    pod.id.clone(),
+                    "already",
+                    format!("already trusts {}", record.id()),
+                );
+                continue;
+            }
+            // Prefer the active key, then retiring ones: keys that surely still log in.
+            let rank = |k: &KeyRecord| match k.state() {
+                KeyState::Active => 0,
+                KeyState::Retiring => 1,
+                _ => 2,
+            };
+            let login = trusted
+                .iter()
+                .filter_map(|id| inventory.get(id))
+                .filter(|k| k.purpose() == record.purpose() && k.pruned_at().is_none())
+                .min_by_key(|k| rank(k));
+            let Some(login) = login else {
+                continue; // a pod of another purpose, or of nobody keyvault knows
+            };
+            match pod_target(pod) {
+                Some(name) => jobs.push((name, login.id().clone())),
+                None => report.pod(
+                    pod.id.clone(),
+                    "needs-redeploy",
+                    "no direct SSH endpoint (proxy only): redeploy the pod to change its keys",
+                ),
+            }
+        }
+        if jobs.is_empty() {
+            return Ok(report);
+        }
+        let subject = format!("key {}", record.id());
+        opened.identities.insert(
+            record.id().clone(),
+            self.unlock(
+                &record,
+                callbacks,
+                &subject,
+                crate::callbacks::PassphraseKind::Existing,
+            )?,
+        );
+        let logins: BTreeSet<KeyId> = jobs.iter().map(|(_, id)| id.clone()).collect();
+        for id in logins {
+            let login = key(&inventory, &id)?.clone();
+            let subject = format!("key {id} (to log in to pods)");
+            let plain = self.unlock(
+                &login,
+                callbacks,
+                &subject,
+                crate::callbacks::PassphraseKind::Login,
+            )?;
+            opened.identities.insert(id, plain);
+        }
+        let results = self.fan_out(
+            &mut opened,
+            jobs.iter()
+                .map(|(name, login)| {
+                    (
+                        name.clone(),
+                        vec![login.clone(), record.id().clone()],
+                        vec![record.clone()],
+                        HashSet::new(),
+                    )
+                })
+                .collect(),
+            &mut report,
+        );
+        self.settle_pods(
+            &mut inventory,
+            &record,
+            results,
+            PodEdit::Added,
+            &mut report,
+        )?;
+        Ok(report)
+    }
+
+    /// Records what [`Vault::fan_out`] did to `record` at each pod: the deployment (added
+    /// or removed), an audit event per pod, and each pod's outcome in the report.
+    pub(crate) fn settle_pods(
+        &self,
+        inventory: &mut Inventory,
+        record: &KeyRecord,
+        results: Vec<(String, Result<()>)>,
+        edit: PodEdit,
+        report: &mut Report,
+    ) -> Result<()> {
+        let now = self.now();
+        let mut drafts = Vec::new();
+        for (name, result) in results {
+            if let Err(e) = result {
+                report.pod(pod_id(&name), "failed", e.to_string());
+                continue;
+            }
+            let entry = key_mut(inventory, record.id())?;
+            match edit {
+                PodEdit::Added => {
+                    entry.mark_deployed(&name, now);
+                    drafts.push(draft("deploy", record, format!("added to {name}")));
+                    report.deployed.push(Deployed {
+                        key: record.id().clone(),
+                        target: name.clone(),
+                    });
+                    report.pod(pod_id(&name), "added", "key added and proven to log in");
+                }
+                PodEdit::Removed => {
+                    entry.mark_removed_from(&name, now);
+                    drafts.push(draft("undeploy", record, format!("removed from {name}")));
+                    report.pod(
+                        pod_id(&name),
+                        "removed",
+                        "key removed; verified by reading back",
+                    );
+                }
+            }
+        }
+        if !drafts.is_empty() {
+            self.record(inventory, &drafts)?;
+        }
+        Ok(())
+    }
+
+    /// The running pods of a RunPod account.
+    pub(crate) fn running_pods(
+        &self,
+        opened: &mut Opened<'_>,
+        account: &TargetSpec,
+    ) -> Result<Vec<crate::runpod::Pod>> {
+        if account.runpod_profile().is_none() {
+            return Err(InputError::Request {
+                message: format!(
+                    "{account} is not a RunPod account: use runpod-pods or runpod-pods:PROFILE"
+                ),
+            }
+            .into());
+        }
+        let pods = opened
+            .get(&account.to_string())?
+            .pods()?
+            .unwrap_or_default();
+        Ok(pods.into_iter().filter(|p| p.status == "RUNNING").collect())
+    }
+
+    /// Edits pods in parallel (at most [`POD_FAN_OUT`] at a time): each job names the pod
+    /// target, the unlocked identities it loads (from `opened.identities`), the keys to add
+    /// and the fingerprints to remove. Reports progress; returns each pod's result in order.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn fan_out(
+        &self,
+        opened: &mut Opened<'_>,
+        jobs: Vec<(String, Vec<KeyId>, Vec<KeyRecord>, HashSet<String>)>,
+        report: &mut Report,
+    ) -> Vec<(String, Result<()>)> {
+        struct Job {
+            name: String,
+            target: Box<dyn Target + Send>,
+            add: Vec<AddKey>,
+            remove: HashSet<String>,
+        }
+        let mut ready = Vec::new();
+        let mut results = Vec::new();
+        for (name, identities, add, remove) in jobs {
+            let prepared = (|| -> Result<Job> {
+                opened.get(&name)?;
+                let mut target = opened
+                    .open
+                    .remove(&name)
+                    .ok_or_else(|| InputError::Request {
+                        message: format!("cannot open {name}"),
+                    })?;
+                for id in &identities {
+                    if let Some(k) = opened.identities.get(id) {
+                        target.load_identity(k)?;
+                    }
+                }
+                let add = add.iter().map(|k| add_key(target.as_ref(), k)).collect();
+                Ok(Job {
+                    name: name.clone(),
+                    target,
+                    add,
+                    remove,
+                })
+            })();
+            match prepared {
+                Ok(job) => ready.push(job),
+                Err(e) => report.pod(pod_id(&name), "failed", e.to_string()),
+            }
+        }
+        let hook = self.hook_fn();
+        let outcomes = run_bounded(&mut ready, POD_FAN_OUT, |job| {
+            let pod = pod_id(&job.name);
+            self.pod_progress(&crate::vault::PodProgress::Started { pod: pod.clone() });
+            let result = job.target.apply(&job.add, &job.remove, &hook).map(|_| ());
+            let outcome = match (&result, job.add.is_empty()) {
+                (Err(_), _) => "failed",
+                (Ok(()), false) => "added",
+                (Ok(()), true) => "removed",
+            };
+            self.pod_progress(&crate::vault::PodProgress::Finished {
+                pod,
+                outcome: outcome.to_owned(),
+            });
+            result
+        });
+        for (job, outcome) in ready.into_iter().zip(outcomes) {
+            opened.open.insert(job.name.clone(), job.target);
+            results.push((job.name, outcome));
+        }
+        results
+    }
+}

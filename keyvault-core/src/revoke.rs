@@ -1,0 +1,345 @@
+//! Revoking keys: removing them from every target, at once.
+
+use crate::callbacks::Callbacks;
+use crate::error::{Error, InputError, Result};
+use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState, Purpose};
+use crate::pods::{PodEdit, pod_id, pod_target};
+use crate::report::Report;
+use crate::run::{Opened, draft, is_pod, key, key_mut};
+use crate::target::{TargetSpec, Targets};
+use crate::vault::Vault;
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+impl Vault {
+    /// Removes a key from every target it is deployed to, verifies, and marks it revoked.
+    /// If it was a purpose's active key, `current/<purpose>` is removed.
+    ///
+    /// # Errors
+    ///
+    /// As [`Vault::find`]; [`InputError::Request`] for a revoked key or one in a rotation;
+    /// [`Error::Incomplete`] when a target fails part-way (what was removed is recorded);
+    /// [`Error::PassphraseUnavailable`] when keyvault added the key to pods over SSH (it
+    /// must log in to them with the key: use [`Vault::revoke_with`]).
+    pub fn revoke(&self, selector: &str, targets: &dyn Targets) -> Result<Report> {
+        /// Pods keyvault edited need the key's passphrase; this API asks for none.
+        struct NoPassphrase;
+        impl Callbacks for NoPassphrase {
+            fn passphrase(
+                &mut self,
+                request: &crate::callbacks::PassphraseRequest,
+            ) -> Result<crate::Passphrase> {
+                Err(Error::PassphraseUnavailable {
+                    subject: request.subject().to_owned(),
+                    reason: "Vault::revoke takes no passphrase; use Vault::revoke_with".to_owned(),
+                })
+            }
+        }
+        self.revoke_with(selector, None, targets, &mut NoPassphrase)
+    }
+
+    /// Revokes a key, and with `pods_of` also removes it from every running pod of that
+    /// RunPod account that trusts it (`revoke --to runpod-pods`), logging in with the key
+    /// itself. Pods it was added to over SSH are always reached. A pod that cannot be
+    /// changed is reported ([`Report::pods_incomplete`]); the key is revoked everywhere
+    /// else regardless, and running this again on the revoked key retries the pods.
+    ///
+    /// # Errors
+    ///
+    /// As [`Vault::revoke`] (a revoked key only with `pods_of`); the account's errors
+    /// while listing pods; the callbacks' error.
+    pub fn revoke_with(
+        &self,
+        selector: &str,
+        pods_of: Option<&TargetSpec>,
+        targets: &dyn Targets,
+        callbacks: &mut dyn Callbacks,
+    ) -> Result<Report> {
+        let _lock = self.lock()?;
+        let mut inventory = self.store.load()?;
+        let record = self.find(&inventory, selector)?.clone();
+        let revoked = record.state() == KeyState::Revoked;
+        if revoked && pods_of.is_none() {
+            return Err(InputError::Request {
+                message: format!(
+                    "key {} is already revoked (add --to runpod-pods to remove it from running pods)",
+                    record.id()
+                ),
+            }
+            .into());
+        }
+        // A retiring key in its grace period may be compromised: revoking it ends the grace.
+        let grace = self.grace_of(&inventory, &record);
+        let mut names = BTreeSet::new();
+        let grace_was_until = grace.and_then(|i| inventory.journal[i].grace_until);
+        match grace {
+            Some(i) if !revoked => {
+                names = self.grace_pods(&mut inventory, i)?;
+                // The grace period ends now, on disk before anything remote: if this
+                // command dies half way, `sweep` finishes removing the key everywhere and
+                // `status` no longer calls it deployed until the old end.
+                let now = self.now();
+                let entry = &mut inventory.journal[i];
+                if entry.grace_until.is_none_or(|g| g > now) {
+                    entry.grace_until = Some(now);
+                }
+                self.store.save(&inventory)?;
+            }
+            _ => self.check_not_rotating(&inventory, &record)?,
+        }
+        let record = key(&inventory, record.id())?.clone();
+        let mut opened = Opened::new(targets);
+        let mut report = Report::default();
+        names.extend(
+            record
+                .live_targets()
+                .into_iter()
+                .filter(|t| is_pod(t))
+                .map(ToOwned::to_owned),
+        );
+        if let Some(account) = pods_of {
+            let now = self.now();
+            for pod in self.running_pods(&mut opened, account)? {
+                let seen = crate::observe::pod_report(&inventory, now, &pod);
+                if !seen.keys.iter().any(|k| k.id.as_ref() == Some(record.id())) {
+                    continue;
+                }
+                match pod_target(&pod) {
+                    Some(name) => {
+                        // A pod keyvault edited before may have moved to another endpoint.
+                        names.retain(|n| pod_id(n) != pod.id);
+                        names.insert(name);
+                    }
+                    None => report.pod(
+                        pod.id.clone(),
+                        "needs-redeploy",
+                        format!(
+                            "still trusts {} and has no direct SSH endpoint (proxy only): redeploy the pod",
+                            record.id()
+                        ),
+                    ),
+                }
+            }
+        }
+        if !names.is_empty() {
+            if record.pruned_at().is_some() {
+                return Err(InputError::Request {
+                    message: format!(
+                        "key {}'s private file was pruned, so keyvault cannot log in to the pods that still trust it; redeploy them",
+                        record.id()
+                    ),
+                }
+                .into());
+            }
+            let subject = format!("key {} (to log in to its pods and remove it)", record.id());
+            let plain = self.unlock(
+                &record,
+                callbacks,
+                &subject,
+                crate::callbacks::PassphraseKind::Existing,
+            )?;
+            opened.identities.insert(record.id().clone(), plain);
+            let remove: HashSet<String> = HashSet::from([record.fingerprint().to_owned()]);
+            let results = self.fan_out(
+                &mut opened,
+                names
+                    .iter()
+                    .map(|n| {
+                        (
+                            n.clone(),
+                            vec![record.id().clone()],
+                            Vec::new(),
+                            remove.clone(),
+                        )
+                    })
+                    .collect(),
+                &mut report,
+            );
+            self.settle_pods(
+                &mut inventory,
+                &record,
+                results,
+                PodEdit::Removed,
+                &mut report,
+            )?;
+        }
+        if !revoked {
+            self.revoke_keys(
+                &mut inventory,
+                &[record.id().clone()],
+                &mut opened,
+                "revoke",
+                "revoked",
+                &mut report,
+            )?;
+            if let Some(i) = grace {
+                self.end_grace(&mut inventory, i, &mut report)?;
+                if let Some(ended) = report.ended_grace.last_mut() {
+                    ended.until = grace_was_until;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Records that the old keys of journal `entries` are gone from `name`.
+    pub(crate) fn removed_from(
+        &self,
+        inventory: &mut Inventory,
+        name: &str,
+        entries: &[usize],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut drafts = Vec::new();
+        for &i in entries {
+            inventory.journal[i]
+                .targets
+                .entry(name.to_owned())
+                .or_default()
+                .removed = true;
+            let old = inventory.journal[i].old.clone();
+            let record = key_mut(inventory, &old)?;
+            if is_pod(name) {
+                // The pod had the old key from its PUBLIC_KEY, not from keyvault:
+                // record that keyvault took it out there.
+                record.mark_deployed(name, now);
+            }
+            record.mark_removed(name, now);
+            drafts.push(draft("undeploy", record, format!("removed from {name}")));
+        }
+        self.record(inventory, &drafts)?;
+        self.hook(&format!("removed:{name}"))
+    }
+
+    pub(crate) fn check_not_rotating(
+        &self,
+        inventory: &Inventory,
+        record: &KeyRecord,
+    ) -> Result<()> {
+        if inventory
+            .journal()
+            .iter()
+            .any(|e| e.new == *record.id() || e.old == *record.id())
+        {
+            return Err(InputError::Request {
+                message: format!(
+                    "key {} is part of a rotation in progress; finish it with `keyvault rotate {1}` or roll it back with `keyvault rotate --abort {1}`",
+                    record.id(),
+                    record.purpose()
+                ),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Removes `ids` from their targets (one write per target) and revokes them.
+    pub(crate) fn revoke_keys(
+        &self,
+        inventory: &mut Inventory,
+        ids: &[KeyId],
+        opened: &mut Opened<'_>,
+        action: &'static str,
+        why: &str,
+        report: &mut Report,
+    ) -> Result<()> {
+        let now = self.now();
+        let mut per_target: BTreeMap<String, Vec<KeyId>> = BTreeMap::new();
+        for id in ids {
+            for t in key(inventory, id)?
+                .live_targets()
+                .into_iter()
+                .filter(|t| !is_pod(t))
+            {
+                per_target.entry(t.to_owned()).or_default().push(id.clone());
+            }
+        }
+        let hook = self.hook_fn();
+        for (name, keys) in &per_target {
+            let result = (|| -> Result<()> {
+                let remove: HashSet<String> = keys
+                    .iter()
+                    .map(|id| key(inventory, id).map(|k| k.fingerprint().to_owned()))
+                    .collect::<Result<_>>()?;
+                opened.get(name)?.apply(&[], &remove, &hook)?;
+                let mut drafts = Vec::new();
+                for id in keys {
+                    let record = key_mut(inventory, id)?;
+                    record.mark_removed(name, now);
+                    drafts.push(draft("undeploy", record, format!("removed from {name}")));
+                }
+                self.record(inventory, &drafts)?;
+                self.hook(&format!("removed:{name}"))
+            })();
+            if let Err(e) = result {
+                let done: Vec<String> = ids
+                    .iter()
+                    .filter_map(|id| inventory.get(id))
+                    .flat_map(|k| {
+                        k.deployments()
+                            .iter()
+                            .filter(|d| d.removed_at().is_some())
+                            .map(move |d| format!("{} removed from {}", k.id(), d.target()))
+                    })
+                    .collect();
+                let pending: Vec<String> = ids
+                    .iter()
+                    .filter_map(|id| inventory.get(id))
+                    .flat_map(|k| {
+                        k.live_targets()
+                            .into_iter()
+                            .map(move |t| format!("{} still at {t}", k.id()))
+                    })
+                    .collect();
+                return Err(Error::Incomplete {
+                    operation: format!(
+                        "{action} of {}",
+                        ids.iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    cause: Box::new(self.explain(inventory, e)),
+                    done: if done.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        done.join(", ")
+                    },
+                    pending: pending.join(", "),
+                    next: format!(
+                        "run `keyvault {}` again once the target is reachable",
+                        if action == "revoke" {
+                            "revoke"
+                        } else {
+                            "sweep"
+                        }
+                    ),
+                });
+            }
+        }
+        let mut drafts = Vec::new();
+        for id in ids {
+            let record = key_mut(inventory, id)?;
+            let was_active = record.state == KeyState::Active;
+            record.state = KeyState::Revoked;
+            record.revoked_at = Some(now);
+            let purpose = record.purpose.clone();
+            drafts.push(draft(action, record, why.to_owned()));
+            report.revoked.push(id.clone());
+            if was_active {
+                self.unlink_current(&purpose, id);
+            }
+        }
+        self.record(inventory, &drafts)
+    }
+
+    /// Removes `current/<purpose>` if it names `id`.
+    pub(crate) fn unlink_current(&self, purpose: &Purpose, id: &KeyId) {
+        let link = self.current_path(purpose);
+        if std::fs::read_link(&link).is_ok_and(|t| t.file_name().is_some_and(|n| n == id.as_str()))
+        {
+            let _ = std::fs::remove_file(&link);
+            let _ = std::fs::remove_file(link.with_file_name(format!("{purpose}.pub")));
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Sweeping: finishing grace periods and revoking what expired; pruning old records.
+
+use crate::error::{InputError, Result, StoreError};
+use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState};
+use crate::report::Report;
+use crate::run::{Opened, draft, key, key_mut};
+use crate::target::Targets;
+use crate::vault::Vault;
+use std::collections::HashSet;
+
+impl Vault {
+    /// For cron: finishes interrupted rotations, ends grace periods that are over, and
+    /// revokes expired keys from their targets (one write per target).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Incomplete`] when a target fails; what was done is recorded and the next
+    /// sweep continues from there.
+    pub fn sweep(&self, targets: &dyn Targets) -> Result<Report> {
+        let _lock = self.lock()?;
+        let mut inventory = self.store.load()?;
+        let mut opened = Opened::new(targets);
+        let mut report = Report::default();
+        self.drop_gone_pods(&mut inventory, &mut opened, &mut report)?;
+        self.drive(&mut inventory, None, &mut opened, &mut report)?;
+        let now = self.now();
+        let in_journal: HashSet<&KeyId> = inventory
+            .journal()
+            .iter()
+            .flat_map(|e| [&e.old, &e.new])
+            .collect();
+        let expired: Vec<KeyId> = inventory
+            .keys()
+            .iter()
+            .filter(|k| {
+                k.state() != KeyState::Revoked
+                    && k.is_expired_at(now)
+                    && !in_journal.contains(k.id())
+            })
+            .map(|k| k.id().clone())
+            .collect();
+        if !expired.is_empty() {
+            self.revoke_keys(
+                &mut inventory,
+                &expired,
+                &mut opened,
+                "expire",
+                "expired",
+                &mut report,
+            )?;
+        }
+        // current/<purpose> links left stale by a crash or a hand edit.
+        for finding in self.current_link_findings(&inventory) {
+            if let Some(record) = finding.key_id().and_then(|id| inventory.get(id)) {
+                self.point_current(record.purpose(), record.id())?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Revoked keys whose private key file could be deleted: not part of any rotation, file
+    /// still present.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the inventory cannot be read.
+    pub fn prunable(&self) -> Result<Vec<KeyRecord>> {
+        let inventory = self.store.load()?;
+        Ok(self.prunable_in(&inventory))
+    }
+
+    pub(crate) fn prunable_in(&self, inventory: &Inventory) -> Vec<KeyRecord> {
+        let in_journal: HashSet<&KeyId> = inventory
+            .journal()
+            .iter()
+            .flat_map(|e| [&e.old, &e.new])
+            .collect();
+        inventory
+            .keys()
+            .iter()
+            .filter(|k| {
+                k.state() == KeyState::Revoked
+                    && k.pruned_at().is_none()
+                    && !in_journal.contains(k.id())
+                    && k.live_targets().is_empty()
+                    && std::fs::symlink_metadata(self.private_key_path(k)).is_ok()
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Deletes the private key files of `ids` (each must be [`Vault::prunable`]), keeping
+    /// their records, public keys and audit history.
+    ///
+    /// # Errors
+    ///
+    /// [`InputError::Request`] for a key that is not prunable; [`StoreError`] for I/O.
+    pub fn prune(&self, ids: &[KeyId]) -> Result<Report> {
+        let _lock = self.lock()?;
+        let mut inventory = self.store.load()?;
+        let prunable: HashSet<KeyId> = self
+            .prunable_in(&inventory)
+            .into_iter()
+            .map(|k| k.id().clone())
+            .collect();
+        if let Some(id) = ids.iter().find(|id| !prunable.contains(*id)) {
+            return Err(InputError::Request {
+                message: format!(
+                    "key {id} cannot be pruned: only revoked keys nothing depends on can"
+                ),
+            }
+            .into());
+        }
+        let now = self.now();
+        let mut drafts = Vec::new();
+        let mut report = Report::default();
+        for id in ids {
+            let path = self.private_key_path(key(&inventory, id)?);
+            std::fs::remove_file(&path).map_err(|source| StoreError::Io {
+                operation: "delete",
+                path: path.clone(),
+                source,
+            })?;
+            // Its passphrase opens nothing any more.
+            let forgot = match key(&inventory, id)?.keyring_account() {
+                Some(account) if self.forget_keyring_account(account) => {
+                    "; its passphrase deleted from the OS keyring"
+                }
+                Some(_) => "; its passphrase could not be deleted from the OS keyring",
+                None => "",
+            };
+            let record = key_mut(&mut inventory, id)?;
+            record.pruned_at = Some(now);
+            drafts.push(draft(
+                "prune",
+                record,
+                format!("private key file deleted{forgot}"),
+            ));
+            report.pruned.push(id.clone());
+        }
+        crate::fsutil::sync_dir(&self.store.keys_dir())?;
+        self.record(&mut inventory, &drafts)?;
+        Ok(report)
+    }
+}
