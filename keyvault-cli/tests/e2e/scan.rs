@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 /// Copies the fixture into `dir` and applies the modes and times git cannot keep.
 fn fixture(dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scan");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/scan");
     let dst = dir.join("ssh");
     std::fs::create_dir(&dst).expect("mkdir");
     for e in std::fs::read_dir(&src).expect("fixture") {
