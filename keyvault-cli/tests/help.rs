@@ -1,5 +1,4 @@
-//! The binary's own surface: version, help with examples, completions. (Its presence also
-//! makes `cargo test` build the `keyvault` binary that the keyvault-tests scenarios run.)
+//! The binary's own surface: version, help with examples, completions.
 
 use std::process::Command;
 
