@@ -120,7 +120,8 @@ fn fail_on_threshold_and_default_directory() {
     let key = v.new_key("personal", &[]);
     let copy = ssh.join("id_personal");
     std::fs::copy(key["private_key_path"].as_str().expect("path"), &copy).expect("copy");
-    std::thread::sleep(Duration::from_millis(2100));
+    // Two seconds later by keyvault's clock (KEYVAULT_TEST_NOW), without sleeping.
+    v.set_now(chrono::Utc::now() + chrono::Duration::seconds(2));
     let report2 = v
         .run(&["--json", "scan", "--max-age", "1s"])
         .expect(0)

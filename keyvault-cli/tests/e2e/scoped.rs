@@ -5,7 +5,6 @@
 
 use crate::sshd::Sshd;
 use crate::support::{PASS, PASS2, Vault};
-use std::time::Duration;
 
 const UNMANAGED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILXGDN/SclOozk1xsDztpmhGiKkkrfQB9SKoO8dSIQQZ me@example.com";
 
@@ -139,9 +138,14 @@ fn minted_keys_log_in_and_sshd_enforces_their_restrictions() {
     assert_ne!(sshd.ssh(&protected, PASS, "true").code, 0);
 
     // expiry-time: once it has passed, sshd refuses the key even though nothing swept it.
+    // sshd reads the real clock, so instead of sleeping the key is minted 30 s ago by
+    // keyvault's clock (KEYVAULT_TEST_NOW; the audit log allows 5 minutes back) with a TTL
+    // already over, beside one minted then whose TTL is not.
+    v.set_now(chrono::Utc::now() - chrono::Duration::seconds(30));
+    let (_, live) = mint(&v, &target, &["--ttl", "1h", "--no-passphrase"]);
     let (short, expiring) = mint(&v, &target, &["--ttl", "3s", "--no-passphrase"]);
-    assert_eq!(sshd.ssh(&expiring, "", "true").code, 0);
-    std::thread::sleep(Duration::from_secs(4));
+    v.set_env("KEYVAULT_TEST_NOW", "");
+    assert_eq!(sshd.ssh(&live, "", "true").code, 0);
     assert_ne!(
         sshd.ssh(&expiring, "", "true").code,
         0,
@@ -488,10 +492,14 @@ fn certificates_log_in_inside_their_window_and_for_their_principal_only() {
         "a certificate for another principal logged in"
     );
 
-    // Expired: refused once its window has passed.
+    // Expired: refused once its window has passed. sshd reads the real clock, so instead of
+    // sleeping both are signed 30 s ago by keyvault's clock (KEYVAULT_TEST_NOW; the audit log
+    // allows 5 minutes back): the one whose window is still open logs in.
+    v.set_now(chrono::Utc::now() - chrono::Duration::seconds(30));
+    let (_, open) = cert_mint("2h", "root");
     let (_, short) = cert_mint("3s", "root");
-    assert_eq!(sshd.ssh(&short, "", "true").code, 0);
-    std::thread::sleep(Duration::from_secs(4));
+    v.set_env("KEYVAULT_TEST_NOW", "");
+    assert_eq!(sshd.ssh(&open, "", "true").code, 0);
     assert_ne!(
         sshd.ssh(&short, "", "true").code,
         0,
