@@ -17,6 +17,7 @@ mod keyring;
 mod keys;
 mod passphrases;
 mod pods;
+mod refusals;
 mod restore_audit;
 mod rotation_matrix;
 mod rotation_recovery;

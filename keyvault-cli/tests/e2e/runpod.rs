@@ -591,6 +591,27 @@ fn abort_rolls_back_an_unfinished_rotation() {
     v.set_env("KEYVAULT_TEST_FAULT", "added:runpod");
     rotate(&v, &["personal"]).expect(1);
     v.set_env("KEYVAULT_TEST_FAULT", "");
+    // Revoking either key of the rotation in progress is refused, naming both ways out, and
+    // changes nothing here or at RunPod.
+    let (before, account) = (snapshot(&v.home), s.keys());
+    s.clear_log();
+    for id in ["personal-1", "personal-2"] {
+        let refused = v.run(&["revoke", id]).expect(2).no_secrets();
+        assert_eq!(
+            refused.stderr.lines().next(),
+            Some(
+                format!(
+                    "error: key {id} is part of a rotation in progress; finish it with `keyvault rotate personal` or roll it back with `keyvault rotate --abort personal`"
+                )
+                .as_str()
+            ),
+            "{}",
+            refused.stderr
+        );
+        assert_eq!(snapshot(&v.home), before, "{id}");
+    }
+    assert_eq!(s.keys(), account);
+    assert!(s.log().is_empty(), "a refused revoke talked to RunPod");
     let out = v
         .run(&["rotate", "--abort", "personal"])
         .expect(0)
@@ -603,8 +624,19 @@ fn abort_rolls_back_an_unfinished_rotation() {
     expect_list(&s, &[UNMANAGED, GARBAGE, &p1]);
     assert_eq!(state(&v, "personal-1"), "active");
     assert_eq!(state(&v, "personal-2"), "revoked");
-    // Nothing left to abort; revoking during a rotation is refused.
-    v.run(&["rotate", "--abort", "personal"]).expect(2);
+    // Nothing left to abort: refused by name, nothing changes.
+    let before = snapshot(&v.home);
+    s.clear_log();
+    let again = v.run(&["rotate", "--abort", "personal"]).expect(2);
+    assert_eq!(
+        again.stderr.lines().next(),
+        Some("error: purpose personal has no rotation in progress"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(snapshot(&v.home), before);
+    assert!(s.log().is_empty(), "a refused abort talked to RunPod");
+    expect_list(&s, &[UNMANAGED, GARBAGE, &p1]);
     v.run(&["log", "--verify"]).expect(0);
 }
 

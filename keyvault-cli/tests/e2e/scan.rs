@@ -105,8 +105,14 @@ fn fail_on_threshold_and_default_directory() {
     v.run(&["scan", only.to_str().expect("utf8")]).expect(0);
     v.run(&["scan", only.to_str().expect("utf8"), "--fail-on", "medium"])
         .expect(3);
-    v.run(&["scan", only.to_str().expect("utf8"), "--fail-on", "severe"])
+    let bad = v
+        .run(&["scan", only.to_str().expect("utf8"), "--fail-on", "severe"])
         .expect(2);
+    assert!(
+        bad.stderr.contains("invalid value 'severe' for '--fail-on"),
+        "{}",
+        bad.stderr
+    );
     // Without arguments it scans ~/.ssh (HOME is the test's root).
     let ssh = v.root.join(".ssh");
     std::fs::create_dir(&ssh).expect("mkdir");

@@ -171,7 +171,13 @@ fn minted_keys_log_in_and_sshd_enforces_their_restrictions() {
     unrelated_lines_kept(&sshd);
     // Minted keys are never a purpose's active key, and status does not nag about their
     // short lives.
-    v.run(&["show", "ci"]).expect(1);
+    let shown = v.run(&["show", "ci"]).expect(1);
+    assert_eq!(
+        shown.stderr.lines().next(),
+        Some("error: purpose ci has no active key"),
+        "{}",
+        shown.stderr
+    );
     v.run(&["status", "--offline"]).expect(0);
     v.run(&["log", "--verify"]).expect(0);
 }
@@ -507,8 +513,17 @@ fn certificates_log_in_inside_their_window_and_for_their_principal_only() {
     );
 
     // A CA cannot be trusted on a RunPod account (no options there), and only a CA signs.
-    v.run(&["ca", "trust", "runpod", "--principals", "root"])
+    // (refusals.rs checks each reason alone, with RunPod credentials and an expired CA.)
+    let before = std::fs::read_to_string(&sshd.authorized_keys).expect("read");
+    let run = v
+        .run(&["ca", "trust", "runpod", "--principals", "root"])
         .expect(2);
+    assert!(
+        run.stderr
+            .contains("runpod cannot hold authorized_keys options"),
+        "{}",
+        run.stderr
+    );
     v.new_key("personal", &[]);
     let run = v
         .run(&[
@@ -525,6 +540,10 @@ fn certificates_log_in_inside_their_window_and_for_their_principal_only() {
         run.stderr.contains("is not a live certificate authority"),
         "{}",
         run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(&sshd.authorized_keys).expect("read"),
+        before
     );
     v.run(&["log", "--verify"]).expect(0);
 }
