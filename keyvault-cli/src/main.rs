@@ -5,6 +5,7 @@ mod passphrase;
 mod progress;
 mod render;
 mod targets;
+mod test_hooks;
 
 use args::{Cli, Command, ExpiryArgs, PassphraseSource, RunpodCommand};
 use clap::{CommandFactory, Parser};
@@ -500,6 +501,10 @@ fn run(cli: Cli) -> Result<Done, Failure> {
     #[cfg(debug_assertions)]
     if let Some(hook) = targets::fault_hook() {
         vault = vault.with_fault_hook(hook);
+    }
+    #[cfg(debug_assertions)]
+    {
+        vault = test_hooks::with_test_clock(vault).map_err(Failure::Usage)?;
     }
     if show_progress {
         // Live per-pod progress for people; none of it on a pipe or with --json.

@@ -603,7 +603,7 @@ fn test_only_variables_are_compiled_out_of_release_builds() {
     // The e2e suite drives the debug build, so the release binary's behaviour is kept by
     // construction: every read of a KEYVAULT_TEST_* variable sits in an item compiled only
     // with debug assertions, or is filtered by cfg!(debug_assertions) in the same statement.
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../keyvault-cli/src");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let reads = test_variable_reads(&src);
     assert!(
         !reads.is_empty(),
