@@ -39,6 +39,72 @@ impl RunpodTarget {
             .map(|k| remote::parse_list(&k))
             .map_err(|e| self.err(e))
     }
+
+    /// Reads the list back after a write: every added key is there, no removed one is.
+    fn verify_written(
+        &self,
+        name: &str,
+        add: &[AddKey],
+        remove: &HashSet<String>,
+    ) -> Result<Applied, Error> {
+        let after = self.read()?;
+        let present = remote::fingerprints(&after);
+        let missing: Vec<&str> = add
+            .iter()
+            .filter(|a| !remove.contains(&a.fingerprint) && !present.contains(&a.fingerprint))
+            .map(|a| a.fingerprint.as_str())
+            .collect();
+        let lingering: Vec<&str> = remove
+            .iter()
+            .filter(|f| present.contains(*f))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() || !lingering.is_empty() {
+            let mut what = Vec::new();
+            if !missing.is_empty() {
+                what.push(format!("{} missing after the write", missing.join(", ")));
+            }
+            if !lingering.is_empty() {
+                what.push(format!(
+                    "{} still present after the write",
+                    lingering.join(", ")
+                ));
+            }
+            return Err(TargetError::Interference {
+                target: name.to_owned(),
+                what: what.join("; "),
+            }
+            .into());
+        }
+        Ok(Applied {
+            wrote: true,
+            present,
+        })
+    }
+}
+
+/// Refuses a write that would take the list over RunPod's size limit, unless the list is
+/// already over it and the write makes it no longer.
+fn check_list_size(name: &str, current: &[RemoteKey], desired: &[String]) -> Result<(), Error> {
+    let len = remote::encoded_len(desired);
+    if len > remote::RUNPOD_LIST_LIMIT
+        && len
+            > remote::encoded_len(
+                &current
+                    .iter()
+                    .map(|k| k.raw().to_owned())
+                    .collect::<Vec<_>>(),
+            )
+    {
+        return Err(TargetError::ListTooLong {
+            target: name.to_owned(),
+            len,
+            limit: remote::RUNPOD_LIST_LIMIT,
+            sweepable: String::new(),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 impl Target for RunpodTarget {
@@ -79,64 +145,13 @@ impl Target for RunpodTarget {
                     present: remote::fingerprints(&current),
                 });
             }
-            let len = remote::encoded_len(&desired);
-            if len > remote::RUNPOD_LIST_LIMIT
-                && len
-                    > remote::encoded_len(
-                        &current
-                            .iter()
-                            .map(|k| k.raw().to_owned())
-                            .collect::<Vec<_>>(),
-                    )
-            {
-                return Err(TargetError::ListTooLong {
-                    target: name,
-                    len,
-                    limit: remote::RUNPOD_LIST_LIMIT,
-                    sweepable: String::new(),
-                }
-                .into());
-            }
+            check_list_size(&name, &current, &desired)?;
             hook(&format!("write:{name}"))?;
             match self.client.put_keys(&desired) {
                 Ok(_) => {
                     hook(&format!("written:{name}"))?;
                     // Verify from a fresh read: the write's echo cannot show a concurrent writer.
-                    let after = self.read()?;
-                    let present = remote::fingerprints(&after);
-                    let missing: Vec<&str> = add
-                        .iter()
-                        .filter(|a| {
-                            !remove.contains(&a.fingerprint) && !present.contains(&a.fingerprint)
-                        })
-                        .map(|a| a.fingerprint.as_str())
-                        .collect();
-                    let lingering: Vec<&str> = remove
-                        .iter()
-                        .filter(|f| present.contains(*f))
-                        .map(String::as_str)
-                        .collect();
-                    if !missing.is_empty() || !lingering.is_empty() {
-                        let mut what = Vec::new();
-                        if !missing.is_empty() {
-                            what.push(format!("{} missing after the write", missing.join(", ")));
-                        }
-                        if !lingering.is_empty() {
-                            what.push(format!(
-                                "{} still present after the write",
-                                lingering.join(", ")
-                            ));
-                        }
-                        return Err(TargetError::Interference {
-                            target: name,
-                            what: what.join("; "),
-                        }
-                        .into());
-                    }
-                    return Ok(Applied {
-                        wrote: true,
-                        present,
-                    });
+                    return self.verify_written(&name, add, remove);
                 }
                 Err(e) if e.outcome_unknown() => last = Some(e),
                 Err(e) => return Err(self.err(e).into()),

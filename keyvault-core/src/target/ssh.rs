@@ -297,29 +297,7 @@ impl SshTarget {
         ssh_key::rand_core::TryRng::try_fill_bytes(&mut ssh_key::getrandom::SysRng, &mut nonce)
             .map_err(|e| self.unreachable(&e.to_string()))?;
         let end = format!("keyvault-end-{}", sha256_hex(&nonce));
-        let script = format!(
-            "{print}; printf '\\n{end}\\n'; \
-             IFS= read -r verb || exit 0; case \"$verb\" in 'write '*) ;; *) exit 0;; esac; \
-             set -e; umask 077; o=; \
-             if [ \"$(id -u)\" = 0 ]; then o=$(stat -c %u:%g -- \"$e\" 2>/dev/null || stat -f %u:%g -- \"$e\"); fi; \
-             if [ ! -d \"$d\" ]; then mkdir -p -- \"$d\"; \
-             if [ -n \"$o\" ]; then x=$d; while [ \"$x\" != \"$e\" ] && [ \"$x\" != / ]; do chown -h -- \"$o\" \"$x\"; x=$(dirname -- \"$x\"); done; fi; fi; \
-             cd -P -- \"$d\"; if [ \"$(pwd -P)\" != \"$d\" ]; then \
-             echo \"$f: $d is or passes through a symlink; keyvault does not write through it\" >&2; exit {REFUSED}; fi; a=./$b; \
-             t=$(mktemp ./.authorized_keys.keyvault.XXXXXX); cat > \"$t\"; \
-             if [ -L \"$a\" ] || {{ [ -e \"$a\" ] && [ ! -f \"$a\" ]; }}; then rm -f -- \"$t\"; \
-             echo \"$f is a symlink or not a regular file; keyvault does not write through it\" >&2; exit {REFUSED}; fi; \
-             if [ -f \"$a\" ]; then cur=$(sha256sum < \"$a\" | cut -d' ' -f1); else cur=none; fi; \
-             if [ \"write $cur\" != \"$verb\" ]; then rm -f -- \"$t\"; echo \"$f changed since keyvault read it\" >&2; exit 4; fi; \
-             if [ -f \"$a\" ]; then \
-             m=$(stat -c %u:%g:%a -- \"$a\" 2>/dev/null || stat -f %u:%g:%Lp -- \"$a\" 2>/dev/null) || m=; \
-             if [ -z \"$m\" ] || ! chown -- \"${{m%:*}}\" \"$t\" 2>/dev/null; then \
-             rm -f -- \"$t\"; echo \"cannot keep the owner and group of $f; nothing was written\" >&2; exit {REFUSED}; fi; \
-             chmod -- \"${{m##*:}}\" \"$t\"; \
-             else chmod 600 \"$t\"; if [ -n \"$o\" ]; then chown -- \"$o\" \"$t\"; fi; fi; \
-             mv -f -- \"$t\" \"$a\"; head -c {cap} -- \"$a\"",
-            cap = MAX_TARGET_BYTES + 1
-        );
+        let script = Self::edit_script(&print, &end);
         let mut last = String::new();
         for own in self.attempts() {
             let mut session = Session::start(self.attempt(own, &script)?)
@@ -374,6 +352,35 @@ impl SshTarget {
         Err(self
             .unreachable(if last.is_empty() { "ssh failed" } else { &last })
             .into())
+    }
+
+    /// The script [`Self::edit`] runs: `print` (from [`Self::print_file_script`]), the
+    /// line `end`, then the answer: `keep`, or `write SHA256` and the new content, written
+    /// only if the file still hashes to SHA256.
+    fn edit_script(print: &str, end: &str) -> String {
+        format!(
+            "{print}; printf '\\n{end}\\n'; \
+             IFS= read -r verb || exit 0; case \"$verb\" in 'write '*) ;; *) exit 0;; esac; \
+             set -e; umask 077; o=; \
+             if [ \"$(id -u)\" = 0 ]; then o=$(stat -c %u:%g -- \"$e\" 2>/dev/null || stat -f %u:%g -- \"$e\"); fi; \
+             if [ ! -d \"$d\" ]; then mkdir -p -- \"$d\"; \
+             if [ -n \"$o\" ]; then x=$d; while [ \"$x\" != \"$e\" ] && [ \"$x\" != / ]; do chown -h -- \"$o\" \"$x\"; x=$(dirname -- \"$x\"); done; fi; fi; \
+             cd -P -- \"$d\"; if [ \"$(pwd -P)\" != \"$d\" ]; then \
+             echo \"$f: $d is or passes through a symlink; keyvault does not write through it\" >&2; exit {REFUSED}; fi; a=./$b; \
+             t=$(mktemp ./.authorized_keys.keyvault.XXXXXX); cat > \"$t\"; \
+             if [ -L \"$a\" ] || {{ [ -e \"$a\" ] && [ ! -f \"$a\" ]; }}; then rm -f -- \"$t\"; \
+             echo \"$f is a symlink or not a regular file; keyvault does not write through it\" >&2; exit {REFUSED}; fi; \
+             if [ -f \"$a\" ]; then cur=$(sha256sum < \"$a\" | cut -d' ' -f1); else cur=none; fi; \
+             if [ \"write $cur\" != \"$verb\" ]; then rm -f -- \"$t\"; echo \"$f changed since keyvault read it\" >&2; exit 4; fi; \
+             if [ -f \"$a\" ]; then \
+             m=$(stat -c %u:%g:%a -- \"$a\" 2>/dev/null || stat -f %u:%g:%Lp -- \"$a\" 2>/dev/null) || m=; \
+             if [ -z \"$m\" ] || ! chown -- \"${{m%:*}}\" \"$t\" 2>/dev/null; then \
+             rm -f -- \"$t\"; echo \"cannot keep the owner and group of $f; nothing was written\" >&2; exit {REFUSED}; fi; \
+             chmod -- \"${{m##*:}}\" \"$t\"; \
+             else chmod 600 \"$t\"; if [ -n \"$o\" ]; then chown -- \"$o\" \"$t\"; fi; fi; \
+             mv -f -- \"$t\" \"$a\"; head -c {cap} -- \"$a\"",
+            cap = MAX_TARGET_BYTES + 1
+        )
     }
 
     /// The host refused (exit [`REFUSED`]): `reason` is its last line on stderr.
