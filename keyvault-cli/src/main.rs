@@ -250,7 +250,9 @@ from an export made with --include-keyring-secrets brings it back"
         Error::Target(TargetError::Interference { .. }) => {
             "another tool or person edited the key list at the same time; run the command again".to_owned()
         }
-        Error::Target(TargetError::Credentials { .. }) => "see the README's RunPod section".to_owned(),
+        Error::Target(TargetError::Credentials { .. } | TargetError::UnknownProfile { .. }) => {
+            "see the README's RunPod section".to_owned()
+        }
         _ => return None,
     })
 }
@@ -397,13 +399,12 @@ fn pods_account(to: &str) -> Result<Option<TargetSpec>, Failure> {
 /// The profile of a `runpod` / `runpod:PROFILE` target (which must exist in config.toml).
 fn runpod_profile(target: &str, config: &keyvault_core::Config) -> Result<Option<String>, Failure> {
     let spec: TargetSpec = target.parse()?;
-    match spec.runpod_profile() {
-        Some(None) => Ok(None),
-        Some(Some(p)) if config.runpod_profile(p).is_some() => Ok(Some(p.to_owned())),
-        Some(Some(p)) => Err(Failure::Usage(format!(
-            "config.toml has no [runpod.{p}] table; add one before storing its API key"
+    match keyvault_core::target::runpod_account(&spec, config) {
+        Ok(account) => Ok(account.name().map(ToOwned::to_owned)),
+        Err(TargetError::UnknownProfile { profile, .. }) => Err(Failure::Usage(format!(
+            "config.toml has no [runpod.{profile}] table; add one before storing its API key"
         ))),
-        None => Err(Failure::Usage(format!(
+        Err(_) => Err(Failure::Usage(format!(
             "{target} is not a RunPod account: use runpod or runpod:PROFILE"
         ))),
     }
@@ -519,12 +520,10 @@ fn run(cli: Cli) -> Result<Done, Failure> {
     let config = vault.config().clone();
     // Agent directories of keyvault runs that were killed go with the next run.
     keyvault_core::agent::remove_stale(std::path::Path::new(keyvault_core::agent::PARENT));
-    let remote = targets::CliTargets {
-        config: &config,
-        home: vault.home().to_owned(),
-        allow_non_key_lines: cli.allow_non_key_lines,
-        child_env: targets::child_env(&config),
-    };
+    let remote = keyvault_core::StandardTargets::new(&config, vault.home().join("known_hosts"))
+        .allow_non_key_lines(cli.allow_non_key_lines)
+        .with_env(targets::child_env(&config))
+        .with_runpod(targets::EnvCredentials);
     let mut rng = UnwrapErr(SysRng);
     match cli.command {
         Command::New(a) => {

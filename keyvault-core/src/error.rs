@@ -82,7 +82,11 @@ impl Error {
                 | Error::Policy(_)
                 | Error::Config(_)
                 | Error::PassphraseUnavailable { .. }
-                | Error::Target(TargetError::Credentials { .. })
+                | Error::Target(
+                    TargetError::Credentials { .. }
+                        | TargetError::UnknownProfile { .. }
+                        | TargetError::NotRunpod { .. }
+                )
                 | Error::Backup(
                     crate::backup::BackupError::Recipient { .. }
                         | crate::backup::BackupError::HomeNotEmpty { .. }
@@ -520,6 +524,20 @@ pub enum TargetError {
         target: String,
         /// What is missing.
         reason: String,
+    },
+    /// A RunPod target names a profile the configuration does not define.
+    #[error("no credentials for {target}: config.toml has no [runpod.{profile}] table")]
+    UnknownProfile {
+        /// The target, e.g. `runpod:team`.
+        target: String,
+        /// The profile.
+        profile: String,
+    },
+    /// A RunPod account was asked for and the target is none.
+    #[error("{target} is not a RunPod account")]
+    NotRunpod {
+        /// The target.
+        target: String,
     },
 }
 

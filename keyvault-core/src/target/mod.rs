@@ -1,17 +1,20 @@
 //! Places a public key is trusted: the [`Target`] trait, target names ([`TargetSpec`]),
 //! the RunPod account ([`RunpodTarget`]), `authorized_keys` files here ([`FileTarget`]) and
-//! on hosts and pods over SSH ([`SshTarget`]).
+//! on hosts and pods over SSH ([`SshTarget`]), and [`StandardTargets`], which opens any of
+//! them from its spec with credentials from the caller.
 
 mod file;
 mod runpod;
 mod spec;
 mod ssh;
 mod ssh_session;
+mod standard;
 
 pub use file::FileTarget;
 pub use runpod::RunpodTarget;
 pub use spec::TargetSpec;
 pub use ssh::SshTarget;
+pub use standard::{RunpodAccount, RunpodCredentials, StandardTargets, runpod_account};
 
 use crate::error::{Error, TargetError};
 use crate::remote::{AddKey, RemoteKey};
