@@ -11,6 +11,7 @@ use clap::{CommandFactory, Parser};
 use keyvault_core::backup::{
     BackupRecipient, ExportRequest, ExportTo, RestoreFrom, RestoreRequest,
 };
+use keyvault_core::minted::MintedFiles;
 use keyvault_core::ssh_key::getrandom::SysRng;
 use keyvault_core::ssh_key::rand_core::UnwrapErr;
 use keyvault_core::{
@@ -255,50 +256,6 @@ from an export made with --include-keyring-secrets brings it back"
         }
         _ => return None,
     })
-}
-
-/// Where `mint --private-key-out P --cert` writes the certificate: `P-cert.pub`.
-fn cert_path_for(out: &std::path::Path) -> PathBuf {
-    let mut name = out.as_os_str().to_owned();
-    name.push("-cert.pub");
-    PathBuf::from(name)
-}
-
-/// Checks `mint --private-key-out` before anything is minted: the files must not exist
-/// (not even as a symlink) and their directory must.
-fn check_mint_outputs(out: &std::path::Path, cert: bool) -> Result<(), Failure> {
-    let mut paths = vec![out.to_owned()];
-    if cert {
-        paths.push(cert_path_for(out));
-    }
-    for path in &paths {
-        if std::fs::symlink_metadata(path).is_ok() {
-            return Err(Failure::Usage(format!(
-                "{} exists; keyvault will not overwrite it",
-                path.display()
-            )));
-        }
-    }
-    let dir = out
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    if !std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
-        return Err(Failure::Usage(format!(
-            "cannot write the private key to {}: {} is not a directory; nothing was minted",
-            out.display(),
-            dir.display()
-        )));
-    }
-    if let Err(e) = keyvault_core::keyfile::check_creatable_in(dir) {
-        return Err(Failure::Usage(format!(
-            "cannot write the private key to {}: cannot create a file in {} ({}); nothing was minted",
-            out.display(),
-            dir.display(),
-            e.kind()
-        )));
-    }
-    Ok(())
 }
 
 /// A minted key whose file (or certificate) could not be written out: says what was
@@ -663,9 +620,14 @@ fn run(cli: Cli) -> Result<Done, Failure> {
                 request = request.certificate(a.ca.clone(), a.principals.clone());
             }
             let to_stdout = a.private_key_out.as_deref() == Some(std::path::Path::new("-"));
-            if let Some(out) = a.private_key_out.as_deref().filter(|_| !to_stdout) {
+            let files = a
+                .private_key_out
+                .as_deref()
+                .filter(|_| !to_stdout)
+                .map(|out| MintedFiles::new(out, a.cert));
+            if let Some(files) = &files {
                 // Refuse before minting anything, rather than mint a key we cannot hand over.
-                check_mint_outputs(out, a.cert)?;
+                files.check().map_err(|e| Failure::Usage(e.to_string()))?;
             }
             let src = source(&a.passphrase);
             let ca_src = Source::from_flags(
@@ -677,18 +639,15 @@ fn run(cli: Cli) -> Result<Done, Failure> {
             let minted = vault.mint(&mut rng, &request, &mut callbacks, &remote)?;
             let mut value = render::key_json(&vault, &minted.record, vault.now());
             value["authorized_keys_line"] = json!(minted.record.authorized_keys_line());
-            if let Some(out) = a.private_key_out.as_deref().filter(|_| !to_stdout) {
-                let text = String::from_utf8_lossy(&minted.private_key);
-                keyvault_core::keyfile::write_new(out, &text)
-                    .map_err(|e| minted_but_not_written(&minted.record, out, e))?;
+            if let Some(files) = &files {
+                files
+                    .write(&minted.private_key, minted.certificate.as_deref())
+                    .map_err(|(path, e)| minted_but_not_written(&minted.record, &path, e))?;
+                let out = files.key();
                 let abs = std::fs::canonicalize(out).unwrap_or_else(|_| out.to_owned());
                 value["private_key_path"] = json!(abs.display().to_string());
-                if let Some(cert) = &minted.certificate {
-                    // Beside the key, where `ssh -i KEY` looks for it; never through a link.
-                    let cert_path = cert_path_for(out);
-                    keyvault_core::keyfile::write_new_public(&cert_path, &format!("{cert}\n"))
-                        .map_err(|e| minted_but_not_written(&minted.record, &cert_path, e))?;
-                    let abs = cert_path_for(&abs);
+                if minted.certificate.is_some() {
+                    let abs = keyvault_core::minted::certificate_path(&abs);
                     value["certificate_path"] = json!(abs.display().to_string());
                 }
             } else if let Some(cert) = minted.record.certificate() {

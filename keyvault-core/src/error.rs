@@ -185,6 +185,38 @@ pub enum InputError {
         /// What the passphrase was for.
         subject: String,
     },
+    /// A file a minted key would be written to exists (perhaps as a symlink).
+    #[error("{} exists; keyvault will not overwrite it", .path.display())]
+    OutputExists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The directory a minted key would be written to is none.
+    #[error(
+        "cannot write the private key to {path}: {dir} is not a directory; nothing was minted",
+        path = .path.display(),
+        dir = .dir.display()
+    )]
+    OutputNoDirectory {
+        /// The private key's file.
+        path: PathBuf,
+        /// Its directory.
+        dir: PathBuf,
+    },
+    /// No file can be created where a minted key would be written.
+    #[error(
+        "cannot write the private key to {path}: cannot create a file in {dir} ({kind}); nothing was minted",
+        path = .path.display(),
+        dir = .dir.display()
+    )]
+    OutputNotCreatable {
+        /// The private key's file.
+        path: PathBuf,
+        /// Its directory.
+        dir: PathBuf,
+        /// Why not.
+        kind: io::ErrorKind,
+    },
 }
 
 /// A request the purpose's policy forbids.

@@ -18,6 +18,7 @@ mod kdf;
 pub mod keyfile;
 pub mod keygen;
 pub mod lifecycle;
+pub mod minted;
 pub mod observe;
 pub mod policy;
 pub mod remote;
