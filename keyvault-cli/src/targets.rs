@@ -1,5 +1,6 @@
-//! Reaching targets: RunPod credentials and URLs from the environment and config, as
-//! runpodctl does (the library reads no environment itself).
+//! What the CLI hands keyvault-core's `StandardTargets`: RunPod credentials from the
+//! environment, the OS keyring and runpodctl's config, as runpodctl finds them, and the
+//! environment of the `ssh` children (the library reads no environment itself).
 
 use keyvault_core::runpod::DEFAULT_API_URL;
 use keyvault_core::target::{RunpodAccount, RunpodCredentials};
