@@ -12,6 +12,7 @@ use clap::{CommandFactory, Parser};
 use keyvault_core::backup::{
     BackupRecipient, ExportRequest, ExportTo, RestoreFrom, RestoreRequest,
 };
+use keyvault_core::minted::MintedFiles;
 use keyvault_core::ssh_key::getrandom::SysRng;
 use keyvault_core::ssh_key::rand_core::UnwrapErr;
 use keyvault_core::{
@@ -251,53 +252,11 @@ from an export made with --include-keyring-secrets brings it back"
         Error::Target(TargetError::Interference { .. }) => {
             "another tool or person edited the key list at the same time; run the command again".to_owned()
         }
-        Error::Target(TargetError::Credentials { .. }) => "see the README's RunPod section".to_owned(),
+        Error::Target(TargetError::Credentials { .. } | TargetError::UnknownProfile { .. }) => {
+            "see the README's RunPod section".to_owned()
+        }
         _ => return None,
     })
-}
-
-/// Where `mint --private-key-out P --cert` writes the certificate: `P-cert.pub`.
-fn cert_path_for(out: &std::path::Path) -> PathBuf {
-    let mut name = out.as_os_str().to_owned();
-    name.push("-cert.pub");
-    PathBuf::from(name)
-}
-
-/// Checks `mint --private-key-out` before anything is minted: the files must not exist
-/// (not even as a symlink) and their directory must.
-fn check_mint_outputs(out: &std::path::Path, cert: bool) -> Result<(), Failure> {
-    let mut paths = vec![out.to_owned()];
-    if cert {
-        paths.push(cert_path_for(out));
-    }
-    for path in &paths {
-        if std::fs::symlink_metadata(path).is_ok() {
-            return Err(Failure::Usage(format!(
-                "{} exists; keyvault will not overwrite it",
-                path.display()
-            )));
-        }
-    }
-    let dir = out
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    if !std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
-        return Err(Failure::Usage(format!(
-            "cannot write the private key to {}: {} is not a directory; nothing was minted",
-            out.display(),
-            dir.display()
-        )));
-    }
-    if let Err(e) = keyvault_core::keyfile::check_creatable_in(dir) {
-        return Err(Failure::Usage(format!(
-            "cannot write the private key to {}: cannot create a file in {} ({}); nothing was minted",
-            out.display(),
-            dir.display(),
-            e.kind()
-        )));
-    }
-    Ok(())
 }
 
 /// A minted key whose file (or certificate) could not be written out: says what was
@@ -398,13 +357,12 @@ fn pods_account(to: &str) -> Result<Option<TargetSpec>, Failure> {
 /// The profile of a `runpod` / `runpod:PROFILE` target (which must exist in config.toml).
 fn runpod_profile(target: &str, config: &keyvault_core::Config) -> Result<Option<String>, Failure> {
     let spec: TargetSpec = target.parse()?;
-    match spec.runpod_profile() {
-        Some(None) => Ok(None),
-        Some(Some(p)) if config.runpod_profile(p).is_some() => Ok(Some(p.to_owned())),
-        Some(Some(p)) => Err(Failure::Usage(format!(
-            "config.toml has no [runpod.{p}] table; add one before storing its API key"
+    match keyvault_core::target::runpod_account(&spec, config) {
+        Ok(account) => Ok(account.name().map(ToOwned::to_owned)),
+        Err(TargetError::UnknownProfile { profile, .. }) => Err(Failure::Usage(format!(
+            "config.toml has no [runpod.{profile}] table; add one before storing its API key"
         ))),
-        None => Err(Failure::Usage(format!(
+        Err(_) => Err(Failure::Usage(format!(
             "{target} is not a RunPod account: use runpod or runpod:PROFILE"
         ))),
     }
@@ -524,12 +482,10 @@ fn run(cli: Cli) -> Result<Done, Failure> {
     let config = vault.config().clone();
     // Agent directories of keyvault runs that were killed go with the next run.
     keyvault_core::agent::remove_stale(std::path::Path::new(keyvault_core::agent::PARENT));
-    let remote = targets::CliTargets {
-        config: &config,
-        home: vault.home().to_owned(),
-        allow_non_key_lines: cli.allow_non_key_lines,
-        child_env: targets::child_env(&config),
-    };
+    let remote = keyvault_core::StandardTargets::new(&config, vault.home().join("known_hosts"))
+        .allow_non_key_lines(cli.allow_non_key_lines)
+        .with_env(targets::child_env(&config))
+        .with_runpod(targets::EnvCredentials);
     let mut rng = UnwrapErr(SysRng);
     match cli.command {
         Command::New(a) => {
@@ -669,9 +625,14 @@ fn run(cli: Cli) -> Result<Done, Failure> {
                 request = request.certificate(a.ca.clone(), a.principals.clone());
             }
             let to_stdout = a.private_key_out.as_deref() == Some(std::path::Path::new("-"));
-            if let Some(out) = a.private_key_out.as_deref().filter(|_| !to_stdout) {
+            let files = a
+                .private_key_out
+                .as_deref()
+                .filter(|_| !to_stdout)
+                .map(|out| MintedFiles::new(out, a.cert));
+            if let Some(files) = &files {
                 // Refuse before minting anything, rather than mint a key we cannot hand over.
-                check_mint_outputs(out, a.cert)?;
+                files.check().map_err(|e| Failure::Usage(e.to_string()))?;
             }
             let src = source(&a.passphrase);
             let ca_src = Source::from_flags(
@@ -683,18 +644,15 @@ fn run(cli: Cli) -> Result<Done, Failure> {
             let minted = vault.mint(&mut rng, &request, &mut callbacks, &remote)?;
             let mut value = render::key_json(&vault, &minted.record, vault.now());
             value["authorized_keys_line"] = json!(minted.record.authorized_keys_line());
-            if let Some(out) = a.private_key_out.as_deref().filter(|_| !to_stdout) {
-                let text = String::from_utf8_lossy(&minted.private_key);
-                keyvault_core::keyfile::write_new(out, &text)
-                    .map_err(|e| minted_but_not_written(&minted.record, out, e))?;
+            if let Some(files) = &files {
+                files
+                    .write(&minted.private_key, minted.certificate.as_deref())
+                    .map_err(|(path, e)| minted_but_not_written(&minted.record, &path, e))?;
+                let out = files.key();
                 let abs = std::fs::canonicalize(out).unwrap_or_else(|_| out.to_owned());
                 value["private_key_path"] = json!(abs.display().to_string());
-                if let Some(cert) = &minted.certificate {
-                    // Beside the key, where `ssh -i KEY` looks for it; never through a link.
-                    let cert_path = cert_path_for(out);
-                    keyvault_core::keyfile::write_new_public(&cert_path, &format!("{cert}\n"))
-                        .map_err(|e| minted_but_not_written(&minted.record, &cert_path, e))?;
-                    let abs = cert_path_for(&abs);
+                if minted.certificate.is_some() {
+                    let abs = keyvault_core::minted::certificate_path(&abs);
                     value["certificate_path"] = json!(abs.display().to_string());
                 }
             } else if let Some(cert) = minted.record.certificate() {

@@ -20,6 +20,7 @@ pub mod keyfile;
 pub mod keygen;
 mod keys;
 pub mod mint;
+pub mod minted;
 pub mod observe;
 mod pods;
 pub mod policy;
@@ -66,7 +67,10 @@ pub use scan::{ScanFinding, ScanKind, ScanReport};
 pub use secret::{ApiToken, Passphrase, secrecy};
 pub use span::{Span, parse_date};
 pub use status::{Finding, FindingKind, InGrace, Severity, StatusReport, TargetSummary, Unchecked};
-pub use target::{Applied, FileTarget, RunpodTarget, SshTarget, Target, TargetSpec, Targets};
+pub use target::{
+    Applied, FileTarget, RunpodCredentials, RunpodTarget, SshTarget, StandardTargets, Target,
+    TargetSpec, Targets,
+};
 pub use vault::{Expiry, FaultHook, ImportKey, NewKey, PodProgress, PodProgressSink, Vault};
 
 /// The `ssh-key` crate, re-exported because its types appear in this API.

@@ -22,6 +22,7 @@ mod restore_audit;
 mod rotation_matrix;
 mod rotation_recovery;
 mod runpod;
+mod runpod_accounts;
 mod scan;
 mod scoped;
 mod secrets;
