@@ -3,6 +3,28 @@
 //! key will be ([`Admitted`]) or why the policy refuses it ([`Refusal`]).
 //!
 //! `create`, `import`, `mint` and the new key of a rotation all pass through it.
+//!
+//! ```
+//! use keyvault_core::{Config, Expiry, KeyOptions, Origin, PolicyError, Protection, Refusal};
+//!
+//! let config = Config::parse(
+//!     "[purpose.ci]\npassphrase = \"optional\"\ndefault_ttl = \"1h\"\nmax_ttl = \"1d\"\n",
+//!     std::path::Path::new("config.toml"),
+//! )?;
+//! let ci = "ci".parse()?;
+//! let now = "2026-12-01T10:00:00Z".parse()?;
+//! let options = KeyOptions::new().protection(Protection::None);
+//! let admitted = config.policy(&ci).admit(&ci, &options, Origin::Generated, now)?;
+//! assert_eq!(admitted.expires_at().to_rfc3339(), "2026-12-01T11:00:00+00:00");
+//!
+//! let personal = "personal".parse()?;
+//! let refused = config.policy(&personal).admit(&personal, &options, Origin::Generated, now);
+//! assert!(matches!(refused, Err(Refusal::Policy(PolicyError::PassphraseRequired { .. }))));
+//! let week = KeyOptions::new().expiry(Expiry::After("7d".parse()?));
+//! let refused = config.policy(&ci).admit(&ci, &week, Origin::Generated, now);
+//! assert!(matches!(refused, Err(Refusal::Policy(PolicyError::TtlTooLong { .. }))));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use crate::error::{InputError, PolicyError, Refusal};
 use crate::inventory::{KeyRecord, Origin, Protection, Purpose};
