@@ -609,3 +609,26 @@ pub enum AuditError {
         newest: chrono::DateTime<chrono::Utc>,
     },
 }
+
+/// Why a purpose's policy refuses a new key's options ([`crate::Policy::admit`]): a
+/// malformed option or one the policy forbids.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// A malformed option: an algorithm keyvault cannot generate, kdf rounds out of range,
+    /// an expiry in the past, a comment that cannot be part of a key line.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// An option the policy forbids.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+}
+
+impl From<Refusal> for Error {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Input(e) => Error::Input(e),
+            Refusal::Policy(e) => Error::Policy(e),
+        }
+    }
+}

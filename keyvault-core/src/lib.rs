@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod admission;
 pub mod agent;
 pub mod audit;
 pub mod authorized_keys;
@@ -43,12 +44,13 @@ pub mod timestamp;
 pub mod vault;
 pub mod vault_secrets;
 
+pub use admission::{Admitted, KeyOptions};
 pub use audit::{AuditEvent, AuditHead, Outcome, Verification};
 pub use callbacks::{Callbacks, FixedPassphrase, PassphraseKind, PassphraseRequest, Progress};
 pub use child_env::ChildEnv;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{
-    AuditError, ConfigError, Error, InputError, KeyError, PolicyError, Result, StoreError,
+    AuditError, ConfigError, Error, InputError, KeyError, PolicyError, Refusal, Result, StoreError,
     TargetError,
 };
 pub use inventory::ParseError as InventoryParseError;

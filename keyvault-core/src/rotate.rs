@@ -9,15 +9,14 @@
 //! (now, or by `sweep` once the grace period ends) and becomes `revoked`. Every step is
 //! saved before the next begins, and every remote step is idempotent.
 
+use crate::admission::{Admitted, KeyOptions};
 use crate::callbacks::{Callbacks, Progress};
 use crate::error::{Error, InputError, Result, StoreError};
 use crate::inventory::{
-    Inventory, JournalEntry, KeyId, KeyState, Origin, Protection, Purpose, Step, TargetProgress,
+    Inventory, JournalEntry, KeyId, KeyState, Origin, Purpose, Step, TargetProgress,
 };
-use crate::keyfile::DEFAULT_KDF_ROUNDS;
 use crate::keygen::{self, Algorithm};
 use crate::pods::pod_id;
-use crate::policy::PassphraseRule;
 use crate::report::{Report, Retiring, Rotated};
 use crate::run::{FreshKey, Opened, add_key, draft, is_pod, key, key_mut};
 use crate::span::Span;
@@ -142,6 +141,16 @@ impl Vault {
         request: &RotateRequest,
         now: DateTime<Utc>,
     ) -> Result<RotationPlan> {
+        Ok(self.plan_admitted(inventory, request, now)?.0)
+    }
+
+    /// The plan, and for each new rotation its new key as the purpose's policy admitted it.
+    pub(crate) fn plan_admitted(
+        &self,
+        inventory: &Inventory,
+        request: &RotateRequest,
+        now: DateTime<Utc>,
+    ) -> Result<(RotationPlan, BTreeMap<Purpose, Admitted>)> {
         let purposes: BTreeSet<Purpose> = if request.all {
             inventory
                 .keys()
@@ -160,6 +169,7 @@ impl Vault {
             .into());
         }
         let mut rotations = Vec::new();
+        let mut admissions = BTreeMap::new();
         for purpose in purposes {
             if let Some(entry) = inventory.journal().iter().find(|e| e.purpose() == &purpose) {
                 let new = key(inventory, entry.new_key())?;
@@ -187,20 +197,14 @@ impl Vault {
                 }
             })?;
             let policy = self.config.policy(&purpose);
-            let algorithm = if old.algorithm().is_generatable()
-                && policy.check_algorithm(&purpose, old.algorithm()).is_ok()
-            {
-                old.algorithm()
-            } else {
-                policy.default_algorithm()
-            };
-            let expires_at = self.resolve_expiry(&purpose, policy, request.expiry, now)?;
+            let options = KeyOptions::successor(policy, old, request.expiry, request.keyring);
+            let admitted = policy.admit(&purpose, &options, Origin::Generated, now)?;
             rotations.push(PlannedRotation {
                 purpose: purpose.clone(),
                 old: old.id().clone(),
                 new: None,
-                algorithm,
-                expires_at: Some(expires_at),
+                algorithm: admitted.algorithm(),
+                expires_at: Some(admitted.expires_at()),
                 targets: old
                     .live_targets()
                     .into_iter()
@@ -209,8 +213,9 @@ impl Vault {
                 grace_until: request.grace.map(|g| now + g.to_delta()),
                 resumes: None,
             });
+            admissions.insert(purpose, admitted);
         }
-        Ok(RotationPlan { rotations })
+        Ok((RotationPlan { rotations }, admissions))
     }
 
     /// Rotates purposes: as the module documentation describes, journaled step by step.
@@ -239,9 +244,9 @@ impl Vault {
         let mut report = Report::default();
         let pod_targets = self.discover_pods(request, now, &mut opened, callbacks, &mut report)?;
         let mut attempt = 0;
-        let (_lock, mut inventory, plan) = loop {
+        let (_lock, mut inventory, plan, admissions) = loop {
             let inventory = self.store.load()?;
-            let plan = self.plan_in(&inventory, request, now)?;
+            let (plan, admissions) = self.plan_admitted(&inventory, request, now)?;
             // Credentials and settings are checked before anything is written: a rotation
             // that cannot reach a target must not leave a new key behind.
             for name in plan.rotations.iter().flat_map(|r| r.targets.iter()) {
@@ -254,33 +259,16 @@ impl Vault {
                 {
                     continue;
                 }
-                let old = key(&inventory, &item.old)?;
-                let policy = self.config.policy(&item.purpose);
-                let in_keyring = request.keyring || old.protection() == Protection::Keyring;
-                let protection = if old.protection() == Protection::None
-                    && policy.passphrase() == PassphraseRule::Optional
-                    && !request.keyring
-                {
-                    None
-                } else {
-                    let subject = format!(
-                        "new key for purpose {} (replacing {})",
-                        item.purpose, item.old
-                    );
-                    let p = self.fresh_passphrase(
-                        rng,
-                        in_keyring,
-                        callbacks,
-                        policy,
-                        &item.purpose,
-                        &subject,
-                        None,
-                    )?;
-                    let rounds = DEFAULT_KDF_ROUNDS
-                        .max(policy.min_kdf_rounds())
-                        .max(old.kdf_rounds().unwrap_or(0));
-                    Some((p, rounds))
+                // Every new rotation of the plan has its admitted key.
+                let Some(admitted) = admissions.get(&item.purpose) else {
+                    continue;
                 };
+                let subject = format!(
+                    "new key for purpose {} (replacing {})",
+                    item.purpose, item.old
+                );
+                let protection =
+                    self.protect(rng, admitted, callbacks, &item.purpose, &subject, None)?;
                 callbacks.progress(Progress::Generating(item.algorithm));
                 let generated = keygen::generate(rng, item.algorithm, "");
                 callbacks.progress(Progress::Done);
@@ -291,8 +279,9 @@ impl Vault {
             }
             let lock = self.lock()?;
             let inventory = self.store.load()?;
-            if self.plan_in(&inventory, request, now)? == plan {
-                break (lock, inventory, plan);
+            let (again, admissions) = self.plan_admitted(&inventory, request, now)?;
+            if again == plan {
+                break (lock, inventory, plan, admissions);
             }
             attempt += 1;
             if attempt >= 5 {
@@ -305,27 +294,23 @@ impl Vault {
         let mut drafts = Vec::new();
         for item in plan.rotations.iter().filter(|r| r.resumes.is_none()) {
             let old = key(&inventory, &item.old)?.clone();
-            let Some((generated, protection, _)) = fresh.remove(&item.purpose) else {
+            let (Some((generated, protection, _)), Some(admitted)) =
+                (fresh.remove(&item.purpose), admissions.get(&item.purpose))
+            else {
                 continue;
             };
-            let comment =
-                (!old.comment().starts_with("keyvault:")).then(|| old.comment().to_owned());
             let decrypted = generated.clone();
             let new = self.write_key(
                 &mut inventory,
                 rng,
-                Prepared {
-                    key: generated,
-                    purpose: item.purpose.clone(),
-                    algorithm: item.algorithm,
-                    expires_at: item.expires_at,
-                    comment,
+                Prepared::new(
+                    generated,
+                    &item.purpose,
+                    admitted,
                     protection,
-                    keyring: request.keyring || old.protection() == Protection::Keyring,
-                    origin: Origin::Generated,
-                    detail: String::new(),
-                    created_at: now,
-                },
+                    Origin::Generated,
+                    String::new(),
+                ),
                 KeyState::Pending,
             )?;
             key_mut(&mut inventory, new.id())?.rotated_from = Some(old.id().clone());
