@@ -1,21 +1,29 @@
 //! `keyvault`: parse flags, convert them to keyvault-core types, call core, render.
 
 mod args;
+mod cmd;
+mod env;
+mod error;
 mod passphrase;
 mod progress;
 mod render;
 mod targets;
 
-use args::{Cli, Command, ExpiryArgs, PassphraseSource, RunpodCommand};
+use args::{Cli, Command, RunpodCommand};
 use clap::{CommandFactory, Parser};
+use cmd::keys::announce;
+use cmd::mint::{cert_path_for, check_mint_outputs, minted_but_not_written};
+use cmd::runpod::{pods_account, read_api_key, runpod_profile};
+use cmd::{expiry, print_json, source};
+use env::{actor, home};
+use error::{Done, EXIT_FAILURE, EXIT_PROBLEMS, EXIT_USAGE, Failure, hint, report};
 use keyvault_core::backup::{
     BackupRecipient, ExportRequest, ExportTo, RestoreFrom, RestoreRequest,
 };
 use keyvault_core::ssh_key::getrandom::SysRng;
 use keyvault_core::ssh_key::rand_core::UnwrapErr;
 use keyvault_core::{
-    Algorithm, AuditError, Error, Expiry, ImportKey, KeyError, KeyState, NewKey, PolicyError,
-    Purpose, RotateRequest, Span, StoreError, TargetError, TargetSpec, Vault,
+    Algorithm, Error, ImportKey, KeyState, NewKey, Purpose, RotateRequest, Span, TargetSpec, Vault,
 };
 use passphrase::{CliCallbacks, Source};
 use render::Style;
@@ -23,32 +31,6 @@ use serde_json::json;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-/// Exit codes, as documented in the README and `--help`.
-const EXIT_FAILURE: u8 = 1;
-const EXIT_USAGE: u8 = 2;
-const EXIT_PROBLEMS: u8 = 3;
-
-/// What a command ended with, besides an error.
-enum Done {
-    Ok,
-    Problems,
-    /// The command ran but could not check everything (status with an unreachable target).
-    Failed,
-}
-
-/// A failure: keyvault-core's error, or a usage error only the CLI can see.
-#[derive(Debug)]
-enum Failure {
-    Core(Error),
-    Usage(String),
-}
-
-impl<E: Into<Error>> From<E> for Failure {
-    fn from(e: E) -> Self {
-        Failure::Core(e.into())
-    }
-}
 
 fn main() -> ExitCode {
     quiet_on_closed_output();
@@ -135,337 +117,6 @@ fn quiet_on_closed_output() {
         }
         default(info);
     }));
-}
-
-fn report(message: &str, usage: bool, hint: Option<String>, json: bool) {
-    // Errors quote what came from outside (server answers, file names): escaped for a terminal.
-    let message = &*render::clean(message);
-    let hint = hint.map(|h| render::clean(&h).into_owned());
-    if json {
-        let kind = if usage { "usage" } else { "failure" };
-        eprintln!(
-            "{}",
-            json!({"error": {"kind": kind, "message": message, "hint": hint}})
-        );
-    } else {
-        eprintln!("error: {message}");
-        if let Some(h) = hint {
-            eprintln!("hint: {h}");
-        }
-    }
-}
-
-/// What the user can do next, where there is something.
-fn hint(e: &Error) -> Option<String> {
-    Some(match e {
-        Error::Store(StoreError::Permissions { path, expected, .. }) => {
-            format!("run `chmod {expected:o} {}`", path.display())
-        }
-        Error::Store(StoreError::ActiveKeyExists { purpose, .. }) => {
-            format!(
-                "a purpose has one active key; pick another --purpose, or see `keyvault show {purpose}`"
-            )
-        }
-        Error::Store(StoreError::NotFound { .. } | StoreError::NoActiveKey { .. }) => {
-            "see `keyvault list --all` for the keys and purposes in this vault".to_owned()
-        }
-        Error::Store(StoreError::Ambiguous { selector }) => {
-            format!(
-                "`keyvault list --all` shows which key {selector:?} names; use a key id of that purpose instead"
-            )
-        }
-        Error::Store(
-            StoreError::CorruptInventory { .. } | StoreError::UnsupportedVersion { .. },
-        ) => "keyvault will not overwrite it; restore inventory.json from a backup or repair it"
-            .to_owned(),
-        Error::Store(StoreError::Locked { .. }) => {
-            "wait for that keyvault process to finish, then retry".to_owned()
-        }
-        Error::Store(StoreError::NotRegular { .. }) => {
-            "replace the symlink with a regular file or directory".to_owned()
-        }
-        Error::Store(StoreError::NotOwned { path, .. }) => {
-            format!(
-                "run `chown $(id -u):$(id -g) {}` if it is yours, or use another --home",
-                path.display()
-            )
-        }
-        Error::Target(TargetError::NotAuthorizedKeys { line, .. }) => {
-            format!(
-                "check the target's path; if it is an authorized_keys file, fix or remove line {line}, or pass --allow-non-key-lines"
-            )
-        }
-        Error::Policy(PolicyError::WeakPassphrase { .. }) => {
-            "use a longer passphrase, e.g. five or more random words".to_owned()
-        }
-        Error::Policy(PolicyError::PassphraseRequired { purpose }) => {
-            format!(
-                "set `passphrase = \"optional\"` under [purpose.{purpose}] in config.toml to allow unencrypted keys"
-            )
-        }
-        Error::Policy(PolicyError::TtlTooLong { .. } | PolicyError::AlgorithmNotAllowed { .. }) => {
-            "the purpose's policy lives in config.toml in the vault's home".to_owned()
-        }
-        Error::Key(KeyError::Decrypt { .. }) => {
-            "check the passphrase and where it comes from".to_owned()
-        }
-        Error::Audit(AuditError::Broken { .. }) => {
-            "run `keyvault log --verify` and find out who changed the audit log".to_owned()
-        }
-        Error::Config(_) => "fix config.toml in the vault's home (see the README for every key)".to_owned(),
-        Error::Incomplete { next, .. } => next.clone(),
-        Error::Backup(keyvault_core::backup::BackupError::HomeNotEmpty { .. }) => {
-            "restore into a new directory with --home DIR, or pass --force to move the current contents aside"
-                .to_owned()
-        }
-        Error::Backup(keyvault_core::backup::BackupError::Decrypt { .. }) => {
-            "check the identity (-i) or the passphrase and where it comes from; nothing was written"
-                .to_owned()
-        }
-        Error::Backup(keyvault_core::backup::BackupError::Invalid { .. }) => {
-            "nothing was written; use another copy of the backup".to_owned()
-        }
-        Error::Keyring(keyvault_core::vault_secrets::KeyringError::Unavailable { .. }) => {
-            "start a keyring (gnome-keyring or KWallet in a D-Bus session; `dbus-run-session` and \
-`gnome-keyring-daemon --unlock` on a headless machine), or use --passphrase-env VAR, \
---passphrase-file FILE or --passphrase-stdin; keyvault never keeps secrets in plain files"
-                .to_owned()
-        }
-        Error::Keyring(keyvault_core::vault_secrets::KeyringError::Missing { .. }) => {
-            "the entry was deleted outside keyvault or this is another keyring; `keyvault restore` \
-from an export made with --include-keyring-secrets brings it back"
-                .to_owned()
-        }
-        Error::Target(TargetError::Runpod { source, .. }) => match source {
-            keyvault_core::RunpodError::Unauthorized { .. } => {
-                "check RUNPOD_API_KEY (or the profile's api_key_env); create a key in the RunPod console".to_owned()
-            }
-            keyvault_core::RunpodError::Forbidden { .. } => "use an API key with read/write access to the account".to_owned(),
-            keyvault_core::RunpodError::RateLimited { .. } => "wait a minute and run the command again".to_owned(),
-            keyvault_core::RunpodError::Network { .. } => {
-                "check the network and RUNPOD_API_URL; the next run finishes whatever this one started".to_owned()
-            }
-            _ => return None,
-        },
-        Error::Target(TargetError::Interference { .. }) => {
-            "another tool or person edited the key list at the same time; run the command again".to_owned()
-        }
-        Error::Target(TargetError::Credentials { .. }) => "see the README's RunPod section".to_owned(),
-        _ => return None,
-    })
-}
-
-/// Where `mint --private-key-out P --cert` writes the certificate: `P-cert.pub`.
-fn cert_path_for(out: &std::path::Path) -> PathBuf {
-    let mut name = out.as_os_str().to_owned();
-    name.push("-cert.pub");
-    PathBuf::from(name)
-}
-
-/// Checks `mint --private-key-out` before anything is minted: the files must not exist
-/// (not even as a symlink) and their directory must.
-fn check_mint_outputs(out: &std::path::Path, cert: bool) -> Result<(), Failure> {
-    let mut paths = vec![out.to_owned()];
-    if cert {
-        paths.push(cert_path_for(out));
-    }
-    for path in &paths {
-        if std::fs::symlink_metadata(path).is_ok() {
-            return Err(Failure::Usage(format!(
-                "{} exists; keyvault will not overwrite it",
-                path.display()
-            )));
-        }
-    }
-    let dir = out
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    if !std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
-        return Err(Failure::Usage(format!(
-            "cannot write the private key to {}: {} is not a directory; nothing was minted",
-            out.display(),
-            dir.display()
-        )));
-    }
-    if let Err(e) = keyvault_core::keyfile::check_creatable_in(dir) {
-        return Err(Failure::Usage(format!(
-            "cannot write the private key to {}: cannot create a file in {} ({}); nothing was minted",
-            out.display(),
-            dir.display(),
-            e.kind()
-        )));
-    }
-    Ok(())
-}
-
-/// A minted key whose file (or certificate) could not be written out: says what was
-/// recorded and deployed, and how to undo it.
-fn minted_but_not_written(
-    record: &keyvault_core::KeyRecord,
-    path: &std::path::Path,
-    cause: StoreError,
-) -> Failure {
-    let targets = record.live_targets();
-    let deployed = if targets.is_empty() {
-        "deployed nowhere".to_owned()
-    } else {
-        format!("deployed to {}", targets.join(", "))
-    };
-    Failure::Core(Error::Incomplete {
-        operation: format!("minting {}", record.id()),
-        cause: Box::new(cause.into()),
-        done: format!("{} recorded in the vault and {deployed}", record.id()),
-        pending: format!("writing {}", path.display()),
-        next: format!(
-            "`keyvault revoke {}` removes the key everywhere; then mint again",
-            record.id()
-        ),
-    })
-}
-
-fn home(cli_home: Option<PathBuf>) -> Result<PathBuf, Failure> {
-    if let Some(h) = cli_home.filter(|h| !h.as_os_str().is_empty()) {
-        return Ok(h);
-    }
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-    {
-        return Ok(x.join("keyvault"));
-    }
-    match std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-    {
-        Some(h) => Ok(h.join(".local/share/keyvault")),
-        None => Err(Failure::Usage(
-            "no vault home: set --home, KEYVAULT_HOME, XDG_DATA_HOME or HOME".to_owned(),
-        )),
-    }
-}
-
-/// The name of this process's user from /etc/passwd (when USER and LOGNAME are unset,
-/// as under cron or sudo).
-fn user_from_passwd() -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let uid = std::fs::metadata("/proc/self").ok()?.uid();
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        let name = fields.next()?;
-        (fields.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_owned())
-    })
-}
-
-/// `user@host` for the audit log.
-fn actor() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .ok()
-        .filter(|u| !u.is_empty())
-        .or_else(user_from_passwd)
-        .unwrap_or_else(|| "unknown".to_owned());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".to_owned());
-    format!("{user}@{host}")
-}
-
-fn expiry(args: &ExpiryArgs) -> Result<Expiry, Failure> {
-    Ok(match (&args.ttl, &args.expires) {
-        (Some(t), _) => Expiry::After(t.parse::<Span>()?),
-        (_, Some(d)) => Expiry::At(keyvault_core::parse_date(d)?),
-        _ => Expiry::PolicyDefault,
-    })
-}
-
-fn source(p: &PassphraseSource) -> Source {
-    Source::from_flags(
-        p.passphrase_env.as_ref(),
-        p.passphrase_file.as_ref(),
-        p.passphrase_stdin,
-    )
-}
-
-/// For `runpod-pods[:PROFILE]`: the RunPod account whose running pods are meant.
-fn pods_account(to: &str) -> Result<Option<TargetSpec>, Failure> {
-    Ok(TargetSpec::pods_of(to).transpose()?)
-}
-
-/// The profile of a `runpod` / `runpod:PROFILE` target (which must exist in config.toml).
-fn runpod_profile(target: &str, config: &keyvault_core::Config) -> Result<Option<String>, Failure> {
-    let spec: TargetSpec = target.parse()?;
-    match spec.runpod_profile() {
-        Some(None) => Ok(None),
-        Some(Some(p)) if config.runpod_profile(p).is_some() => Ok(Some(p.to_owned())),
-        Some(Some(p)) => Err(Failure::Usage(format!(
-            "config.toml has no [runpod.{p}] table; add one before storing its API key"
-        ))),
-        None => Err(Failure::Usage(format!(
-            "{target} is not a RunPod account: use runpod or runpod:PROFILE"
-        ))),
-    }
-}
-
-/// A RunPod API key from standard input (`--stdin`) or a prompt that does not echo.
-fn read_api_key(stdin: bool, no_input: bool) -> Result<keyvault_core::ApiToken, Failure> {
-    use std::io::Read;
-    let text = if stdin {
-        let mut buf = keyvault_core::secrecy::zeroize::Zeroizing::new(Vec::new());
-        std::io::stdin()
-            .lock()
-            .take(4097)
-            .read_to_end(&mut buf)
-            .map_err(|e| Failure::Usage(format!("cannot read standard input: {e}")))?;
-        if buf.len() > 4096 {
-            return Err(Failure::Usage(
-                "standard input is longer than 4096 bytes; an API key is much shorter".to_owned(),
-            ));
-        }
-        keyvault_core::secrecy::zeroize::Zeroizing::new(
-            String::from_utf8(buf.to_vec())
-                .map_err(|_| Failure::Usage("standard input is not UTF-8 text".to_owned()))?,
-        )
-    } else if no_input || !std::io::stdin().is_terminal() {
-        return Err(Failure::Usage(
-            "no API key: pipe it in with --stdin (there is no terminal to prompt on, or --no-input is set)"
-                .to_owned(),
-        ));
-    } else {
-        keyvault_core::secrecy::zeroize::Zeroizing::new(
-            rpassword::prompt_password("RunPod API key: ")
-                .map_err(|e| Failure::Usage(format!("cannot read from the terminal: {e}")))?,
-        )
-    };
-    let key = keyvault_core::ApiToken::new(text.as_str());
-    if key.is_empty()
-        || key
-            .expose()
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(Failure::Usage(
-            "that is not an API key: expected one line without spaces".to_owned(),
-        ));
-    }
-    Ok(key)
-}
-
-fn print_json(value: &impl serde::Serialize) {
-    use std::io::Write;
-    // Buffered: a 10,000-key list is megabytes, and stdout alone writes line by line.
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
-    let written = serde_json::to_writer_pretty(&mut out, value)
-        .map_err(std::io::Error::from)
-        .and_then(|()| writeln!(out))
-        .and_then(|()| out.flush());
-    if let Err(e) = written
-        && e.kind() != std::io::ErrorKind::BrokenPipe
-    {
-        eprintln!("error: cannot write standard output: {e}");
-    }
 }
 
 fn run(cli: Cli) -> Result<Done, Failure> {
@@ -1148,37 +799,4 @@ they open only where that keyring is (export with --include-keyring-secrets to c
         Command::Completions(_) => unreachable!("handled above"),
     }
     Ok(Done::Ok)
-}
-
-/// Tells the person what they got and how to use it; JSON for scripts.
-fn announce(
-    vault: &Vault,
-    style: Style,
-    json: bool,
-    key: &keyvault_core::KeyRecord,
-    verb: &str,
-) -> keyvault_core::Result<()> {
-    if json {
-        print_json(&render::KeyJson::new(vault, key, vault.now()));
-        return Ok(());
-    }
-    let current = vault.current_path(key.purpose());
-    println!(
-        "{verb} {} ({}, {}), expires {}",
-        style.bold(key.id().as_str()),
-        key.algorithm(),
-        key.purpose(),
-        key.expires_at()
-            .map_or_else(|| "never".to_owned(), render::time)
-    );
-    println!("  fingerprint  {}", key.fingerprint());
-    println!("  private key  {}", vault.private_key_path(key).display());
-    println!("  stable path  {} (follows rotations)", current.display());
-    println!("  public key   {}.pub", current.display());
-    println!();
-    println!("Use it from ~/.ssh/config:");
-    println!("  Host example.com");
-    println!("      IdentityFile {}", current.display());
-    println!("      IdentitiesOnly yes");
-    Ok(())
 }
