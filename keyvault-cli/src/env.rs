@@ -51,3 +51,14 @@ pub(crate) fn actor() -> String {
         .unwrap_or_else(|_| "localhost".to_owned());
     format!("{user}@{host}")
 }
+
+/// Whether KEYVAULT_NO_INPUT asks for no prompts: 1, true, yes, on (any case) do; unset,
+/// empty, 0, false, no, off do not.
+pub(crate) fn no_input() -> bool {
+    std::env::var("KEYVAULT_NO_INPUT").is_ok_and(|v| {
+        !matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "" | "0" | "n" | "no" | "f" | "false" | "off"
+        )
+    })
+}

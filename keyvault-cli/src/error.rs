@@ -4,6 +4,7 @@
 use crate::render;
 use keyvault_core::{AuditError, Error, KeyError, PolicyError, StoreError, TargetError};
 use serde_json::json;
+use std::process::ExitCode;
 
 /// Exit codes, as documented in the README and `--help`.
 pub(crate) const EXIT_FAILURE: u8 = 1;
@@ -147,4 +148,55 @@ from an export made with --include-keyring-secrets brings it back"
         Error::Target(TargetError::Credentials { .. }) => "see the README's RunPod section".to_owned(),
         _ => return None,
     })
+}
+
+/// A command line clap refused: clap's message and exit code, except where the refused
+/// argument may be a secret.
+pub(crate) fn parse_failure(e: clap::Error) -> ExitCode {
+    // clap quotes the unexpected argument; for `runpod login` that is an API key
+    // someone pasted, which must not be echoed back.
+    let args: Vec<String> = std::env::args().collect();
+    let login = args.windows(2).any(|w| w[0] == "runpod" && w[1] == "login");
+    if login && e.kind() == clap::error::ErrorKind::UnknownArgument {
+        report(
+            "`runpod login` takes no API key on the command line (it would be visible to \
+other processes and kept in shell history); type it at the prompt or pipe it with --stdin",
+            true,
+            None,
+            false,
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
+    e.exit();
+}
+
+/// Reports a command's failure on stderr and maps its outcome to the documented exit code.
+pub(crate) fn exit_code(result: Result<Done, Failure>, json: bool, login: bool) -> ExitCode {
+    match result {
+        Ok(Done::Ok) => ExitCode::SUCCESS,
+        Ok(Done::Problems) => ExitCode::from(EXIT_PROBLEMS),
+        Ok(Done::Failed) => ExitCode::from(EXIT_FAILURE),
+        Err(Failure::Core(e)) => {
+            let hint = match &e {
+                Error::Keyring(keyvault_core::vault_secrets::KeyringError::Unavailable {
+                    ..
+                }) if login => Some(
+                    "without a keyring, set RUNPOD_API_KEY in the environment keyvault runs in \
+(or api_key_env of a [runpod.PROFILE] table); keyvault never keeps the API key in a plain file"
+                        .to_owned(),
+                ),
+                _ => hint(&e),
+            };
+            report(&e.to_string(), e.is_usage(), hint, json);
+            ExitCode::from(if e.is_usage() {
+                EXIT_USAGE
+            } else {
+                EXIT_FAILURE
+            })
+        }
+        Err(Failure::Usage(message)) => {
+            report(&message, true, None, json);
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
 }

@@ -1,8 +1,120 @@
 //! `keyvault new`, `import`, `passwd`, `list`, `show`.
 
-use crate::cmd::print_json;
+use super::{Ctx, expiry, print_json, source};
+use crate::args::{ImportArgs, ListArgs, NewArgs, PasswdArgs, ShowArgs};
+use crate::error::{Done, Failure};
+use crate::passphrase::Source;
 use crate::render::{self, Style};
-use keyvault_core::Vault;
+use keyvault_core::{Algorithm, ImportKey, KeyState, NewKey, Purpose, Vault};
+
+/// `keyvault new`.
+pub(crate) fn new(ctx: &mut Ctx<'_>, a: NewArgs) -> Result<Done, Failure> {
+    let purpose: Purpose = a.purpose.parse()?;
+    let mut request = NewKey::new(purpose)
+        .expiry(expiry(&a.expiry)?)
+        .unencrypted(a.no_passphrase)
+        .passphrase_in_keyring(a.passphrase_keyring);
+    if let Some(alg) = &a.algorithm {
+        request = request.algorithm(alg.parse::<Algorithm>()?);
+    }
+    if let Some(c) = a.comment {
+        request = request.comment(c);
+    }
+    if let Some(r) = a.kdf_rounds {
+        request = request.kdf_rounds(r);
+    }
+    let src = source(&a.passphrase);
+    let mut callbacks = ctx.callbacks(src.clone(), src);
+    let key = ctx.vault.create(&mut ctx.rng, &request, &mut callbacks)?;
+    announce(&ctx.vault, ctx.style, ctx.json, &key, "created")?;
+    Ok(Done::Ok)
+}
+
+/// `keyvault import`.
+pub(crate) fn import(ctx: &mut Ctx<'_>, a: ImportArgs) -> Result<Done, Failure> {
+    let purpose: Purpose = a.purpose.parse()?;
+    let mut request = ImportKey::new(purpose)
+        .expiry(expiry(&a.expiry)?)
+        .unencrypted(a.no_passphrase);
+    if let Some(c) = a.comment {
+        request = request.comment(c);
+    }
+    let src = source(&a.passphrase);
+    let mut callbacks = ctx.callbacks(src.clone(), src);
+    let key = ctx
+        .vault
+        .import(&mut ctx.rng, &a.path, &request, &mut callbacks)?;
+    announce(&ctx.vault, ctx.style, ctx.json, &key, "imported")?;
+    if !ctx.json {
+        println!(
+            "\nThe original file {} was not changed; delete it once nothing uses it.",
+            a.path.display()
+        );
+    }
+    Ok(Done::Ok)
+}
+
+/// `keyvault passwd`.
+pub(crate) fn passwd(ctx: &mut Ctx<'_>, a: PasswdArgs) -> Result<Done, Failure> {
+    let new = Source::from_flags(
+        a.new.new_passphrase_env.as_ref(),
+        a.new.new_passphrase_file.as_ref(),
+        a.new.new_passphrase_stdin,
+    );
+    let old = source(&a.old);
+    let mut callbacks = ctx.callbacks(old, new);
+    let key = ctx
+        .vault
+        .change_passphrase(&mut ctx.rng, &a.key, &mut callbacks)?;
+    if ctx.json {
+        print_json(&render::KeyJson::new(&ctx.vault, &key, ctx.vault.now()));
+    } else {
+        println!("changed the passphrase of {}", key.id());
+    }
+    Ok(Done::Ok)
+}
+
+/// `keyvault list`.
+pub(crate) fn list(ctx: &mut Ctx<'_>, a: ListArgs) -> Result<Done, Failure> {
+    let purpose = a
+        .purpose
+        .as_deref()
+        .map(str::parse::<Purpose>)
+        .transpose()?;
+    let inventory = ctx.vault.inventory()?;
+    let now = ctx.vault.now();
+    let keys: Vec<_> = inventory
+        .keys()
+        .iter()
+        .filter(|k| a.all || k.state() != KeyState::Revoked)
+        .filter(|k| purpose.as_ref().is_none_or(|p| k.purpose() == p))
+        .collect();
+    if ctx.json {
+        let list: Vec<_> = keys
+            .iter()
+            .map(|k| render::KeyJson::new(&ctx.vault, k, now))
+            .collect();
+        // Serialized straight from the records (json! would copy them into Values).
+        print_json(&std::collections::BTreeMap::from([("keys", list)]));
+    } else if keys.is_empty() {
+        println!("no keys yet: create one with `keyvault new --purpose personal`");
+    } else {
+        render::key_rows(ctx.style, &keys, now);
+    }
+    Ok(Done::Ok)
+}
+
+/// `keyvault show`.
+pub(crate) fn show(ctx: &mut Ctx<'_>, a: ShowArgs) -> Result<Done, Failure> {
+    let inventory = ctx.vault.inventory()?;
+    let key = ctx.vault.find(&inventory, &a.key)?;
+    if ctx.json {
+        print_json(&render::KeyJson::new(&ctx.vault, key, ctx.vault.now()));
+    } else {
+        render::show_key(ctx.style, &ctx.vault, key, ctx.vault.now());
+    }
+    Ok(Done::Ok)
+}
 
 /// Tells the person what they got and how to use it; JSON for scripts.
 pub(crate) fn announce(

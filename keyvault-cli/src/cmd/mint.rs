@@ -1,8 +1,96 @@
 //! `keyvault mint`.
 
-use crate::error::Failure;
-use keyvault_core::{Error, StoreError};
+use super::{Ctx, print_json, source};
+use crate::args::MintArgs;
+use crate::error::{Done, Failure};
+use crate::passphrase::Source;
+use crate::render;
+use keyvault_core::{Algorithm, Error, Purpose, Span, StoreError, TargetSpec};
+use serde_json::json;
 use std::path::PathBuf;
+
+/// `keyvault mint`.
+pub(crate) fn mint(ctx: &mut Ctx<'_>, a: MintArgs) -> Result<Done, Failure> {
+    let purpose: Purpose = a.purpose.parse()?;
+    let ttl: Span = a.ttl.parse()?;
+    let deploy = a
+        .deploy
+        .iter()
+        .map(|t| t.parse::<TargetSpec>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut request = keyvault_core::MintRequest::new(purpose, ttl)
+        .from(a.from.clone())
+        .deploy(deploy)
+        .unencrypted(a.no_passphrase)
+        .passphrase_in_keyring(a.passphrase_keyring);
+    if let Some(alg) = &a.algorithm {
+        request = request.algorithm(alg.parse::<Algorithm>()?);
+    }
+    if let Some(cmd) = &a.force_command {
+        request = request.force_command(cmd.clone());
+    }
+    if let Some(c) = &a.comment {
+        request = request.comment(c.clone());
+    }
+    if a.cert {
+        request = request.certificate(a.ca.clone(), a.principals.clone());
+    }
+    let to_stdout = a.private_key_out.as_deref() == Some(std::path::Path::new("-"));
+    if let Some(out) = a.private_key_out.as_deref().filter(|_| !to_stdout) {
+        // Refuse before minting anything, rather than mint a key we cannot hand over.
+        check_mint_outputs(out, a.cert)?;
+    }
+    let src = source(&a.passphrase);
+    let ca_src = Source::from_flags(
+        a.ca_passphrase_env.as_ref(),
+        a.ca_passphrase_file.as_ref(),
+        a.ca_passphrase_stdin,
+    );
+    let mut callbacks = ctx.callbacks(ca_src, src);
+    let minted = ctx
+        .vault
+        .mint(&mut ctx.rng, &request, &mut callbacks, &ctx.remote)?;
+    let mut value = render::key_json(&ctx.vault, &minted.record, ctx.vault.now());
+    value["authorized_keys_line"] = json!(minted.record.authorized_keys_line());
+    if let Some(out) = a.private_key_out.as_deref().filter(|_| !to_stdout) {
+        let text = String::from_utf8_lossy(&minted.private_key);
+        keyvault_core::keyfile::write_new(out, &text)
+            .map_err(|e| minted_but_not_written(&minted.record, out, e))?;
+        let abs = std::fs::canonicalize(out).unwrap_or_else(|_| out.to_owned());
+        value["private_key_path"] = json!(abs.display().to_string());
+        if let Some(cert) = &minted.certificate {
+            // Beside the key, where `ssh -i KEY` looks for it; never through a link.
+            let cert_path = cert_path_for(out);
+            keyvault_core::keyfile::write_new_public(&cert_path, &format!("{cert}\n"))
+                .map_err(|e| minted_but_not_written(&minted.record, &cert_path, e))?;
+            let abs = cert_path_for(&abs);
+            value["certificate_path"] = json!(abs.display().to_string());
+        }
+    } else if let Some(cert) = minted.record.certificate() {
+        value["certificate_path"] = json!(ctx.vault.home().join(&cert.path).display().to_string());
+    }
+    if let Some(cert) = &minted.certificate {
+        value["certificate_line"] = json!(cert);
+    }
+    if to_stdout {
+        use std::io::Write;
+        if ctx.json {
+            value["private_key"] = json!(String::from_utf8_lossy(&minted.private_key));
+            print_json(&value);
+        } else {
+            let _ = std::io::stdout().write_all(&minted.private_key);
+        }
+    } else if ctx.json {
+        print_json(&value);
+    } else {
+        render::minted(
+            ctx.style,
+            &minted.record,
+            value["private_key_path"].as_str().unwrap_or(""),
+        );
+    }
+    Ok(Done::Ok)
+}
 
 /// Where `mint --private-key-out P --cert` writes the certificate: `P-cert.pub`.
 pub(crate) fn cert_path_for(out: &std::path::Path) -> PathBuf {

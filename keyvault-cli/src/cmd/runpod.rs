@@ -1,8 +1,76 @@
 //! `keyvault runpod …`.
 
-use crate::error::Failure;
+use super::{Ctx, print_json};
+use crate::args::{RunpodArgs, RunpodLoginArgs};
+use crate::error::{Done, Failure};
+use crate::render;
 use keyvault_core::TargetSpec;
+use serde_json::json;
 use std::io::IsTerminal;
+
+/// `keyvault runpod keys`.
+pub(crate) fn keys(ctx: &mut Ctx<'_>, a: RunpodArgs) -> Result<Done, Failure> {
+    let spec: TargetSpec = a.target.parse()?;
+    let keys = ctx.vault.remote_keys(&spec, &ctx.remote)?;
+    if ctx.json {
+        print_json(&json!({ "target": spec.to_string(), "keys": keys }));
+    } else {
+        render::remote_keys(ctx.style, &spec, &keys);
+    }
+    Ok(Done::Ok)
+}
+
+/// `keyvault runpod pods`.
+pub(crate) fn pods(ctx: &mut Ctx<'_>, a: RunpodArgs) -> Result<Done, Failure> {
+    let spec: TargetSpec = a.target.parse()?;
+    let pods = ctx.vault.pods_report(&spec, &ctx.remote)?;
+    if ctx.json {
+        print_json(&json!({ "target": spec.to_string(), "pods": pods }));
+    } else {
+        render::pods(ctx.style, &pods);
+    }
+    Ok(Done::Ok)
+}
+
+/// `keyvault runpod login`.
+pub(crate) fn login(ctx: &mut Ctx<'_>, a: RunpodLoginArgs) -> Result<Done, Failure> {
+    let profile = runpod_profile(&a.target, ctx.config)?;
+    let key = read_api_key(a.stdin, ctx.no_input)?;
+    let keyring = ctx.vault.keyring()?;
+    keyring.set_runpod_api_key(profile.as_deref(), &key)?;
+    let account = keyvault_core::vault_secrets::runpod_account(profile.as_deref());
+    if ctx.json {
+        print_json(
+            &json!({"target": a.target, "service": keyvault_core::vault_secrets::SERVICE, "account": account}),
+        );
+    } else {
+        println!(
+            "RunPod API key for {} kept in the OS keyring (service keyvault, account {account})",
+            a.target
+        );
+    }
+    Ok(Done::Ok)
+}
+
+/// `keyvault runpod logout`.
+pub(crate) fn logout(ctx: &mut Ctx<'_>, a: RunpodArgs) -> Result<Done, Failure> {
+    let profile = runpod_profile(&a.target, ctx.config)?;
+    let removed = ctx
+        .vault
+        .keyring()?
+        .delete_runpod_api_key(profile.as_deref())?;
+    if ctx.json {
+        print_json(&json!({"target": a.target, "removed": removed}));
+    } else if removed {
+        println!(
+            "RunPod API key for {} deleted from the OS keyring",
+            a.target
+        );
+    } else {
+        println!("the OS keyring held no RunPod API key for {}", a.target);
+    }
+    Ok(Done::Ok)
+}
 
 /// For `runpod-pods[:PROFILE]`: the RunPod account whose running pods are meant.
 pub(crate) fn pods_account(to: &str) -> Result<Option<TargetSpec>, Failure> {
