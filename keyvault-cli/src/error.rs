@@ -167,7 +167,28 @@ other processes and kept in shell history); type it at the prompt or pipe it wit
         );
         return ExitCode::from(EXIT_USAGE);
     }
+    // A value clap refused was refused by its type's `FromStr`, which gives the reason; with
+    // --json that is a usage error in JSON like every other (clap's framing kept).
+    if e.kind() == clap::error::ErrorKind::ValueValidation && json_requested() {
+        let text = e.render().to_string();
+        let first = text.lines().next().unwrap_or_default();
+        report(
+            first.strip_prefix("error: ").unwrap_or(first),
+            true,
+            None,
+            true,
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
     e.exit();
+}
+
+/// Whether `--json` is on a command line clap could not parse.
+fn json_requested() -> bool {
+    std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
 }
 
 /// Reports a command's failure on stderr and maps its outcome to the documented exit code.

@@ -11,6 +11,7 @@ mod passphrase;
 mod progress;
 mod render;
 mod targets;
+mod values;
 
 use args::{CaCommand, Cli, Command, RunpodCommand};
 use clap::Parser;

@@ -1,6 +1,6 @@
 //! `keyvault export` and `restore`.
 
-use super::{Ctx, print_json, source};
+use super::{Ctx, print_json};
 use crate::args::{ExportArgs, RestoreArgs};
 use crate::error::{Done, Failure};
 use crate::passphrase::Source;
@@ -13,29 +13,8 @@ use serde_json::json;
 
 /// `keyvault export`.
 pub(crate) fn export(ctx: &mut Ctx<'_>, a: ExportArgs) -> Result<Done, Failure> {
-    let mut recipients = a
-        .recipients
-        .iter()
-        .map(|r| r.parse::<BackupRecipient>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(Error::from)?;
-    for file in &a.recipient_files {
-        let text = std::fs::read_to_string(file).map_err(|e| {
-            Failure::Usage(format!(
-                "cannot read recipients file {}: {e}",
-                file.display()
-            ))
-        })?;
-        let found = BackupRecipient::parse_file(&text).map_err(Error::from)?;
-        if found.is_empty() {
-            return Err(Failure::Usage(format!(
-                "{} holds no recipient",
-                file.display()
-            )));
-        }
-        recipients.extend(found);
-    }
-    let src = source(&a.passphrase);
+    let recipients = recipients(&a)?;
+    let src = a.passphrase.source();
     if !recipients.is_empty() && !matches!(src, Source::Prompt) {
         return Err(Failure::Usage(
             "give recipients or a passphrase source, not both".to_owned(),
@@ -102,6 +81,33 @@ pub(crate) fn export(ctx: &mut Ctx<'_>, a: ExportArgs) -> Result<Done, Failure> 
     Ok(Done::Ok)
 }
 
+/// The recipients of `-r` and of every `-R` file.
+fn recipients(a: &ExportArgs) -> Result<Vec<BackupRecipient>, Failure> {
+    let mut recipients = a
+        .recipients
+        .iter()
+        .map(|r| r.parse::<BackupRecipient>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Error::from)?;
+    for file in &a.recipient_files {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            Failure::Usage(format!(
+                "cannot read recipients file {}: {e}",
+                file.display()
+            ))
+        })?;
+        let found = BackupRecipient::parse_file(&text).map_err(Error::from)?;
+        if found.is_empty() {
+            return Err(Failure::Usage(format!(
+                "{} holds no recipient",
+                file.display()
+            )));
+        }
+        recipients.extend(found);
+    }
+    Ok(recipients)
+}
+
 /// `keyvault restore`.
 pub(crate) fn restore(ctx: &mut Ctx<'_>, a: RestoreArgs) -> Result<Done, Failure> {
     let archive = std::fs::read(&a.archive)
@@ -111,7 +117,7 @@ pub(crate) fn restore(ctx: &mut Ctx<'_>, a: RestoreArgs) -> Result<Done, Failure
         None => RestoreFrom::Passphrase,
     };
     let request = RestoreRequest::new(from, a.archive.display().to_string()).force(a.force);
-    let src = source(&a.passphrase);
+    let src = a.passphrase.source();
     let mut callbacks = ctx.callbacks(src.clone(), src);
     let restored = ctx.vault.restore(&archive, &request, &mut callbacks)?;
     if ctx.json {

@@ -1,20 +1,20 @@
 //! `keyvault ca …` and `keyvault agent …`.
 
-use super::{Ctx, expiry, print_json, source};
+use super::{Ctx, print_json};
 use crate::args::{AgentCommand, CaInitArgs, CaTrustArgs};
 use crate::error::{Done, Failure};
 use crate::render;
-use keyvault_core::{Algorithm, NewKey, Purpose, Span, TargetSpec};
+use keyvault_core::{NewKey, Span};
 use serde_json::json;
 use std::path::PathBuf;
 
 /// `keyvault ca init`.
 pub(crate) fn ca_init(ctx: &mut Ctx<'_>, a: CaInitArgs) -> Result<Done, Failure> {
-    let mut request = NewKey::new(a.purpose.parse::<Purpose>()?).expiry(expiry(&a.expiry)?);
-    if let Some(alg) = &a.algorithm {
-        request = request.algorithm(alg.parse::<Algorithm>()?);
+    let mut request = NewKey::new(a.purpose).expiry(a.expiry.expiry()?);
+    if let Some(alg) = a.algorithm {
+        request = request.algorithm(alg);
     }
-    let src = source(&a.passphrase);
+    let src = a.passphrase.source();
     let mut callbacks = ctx.callbacks(src.clone(), src);
     let key = ctx.vault.ca_init(&mut ctx.rng, &request, &mut callbacks)?;
     if ctx.json {
@@ -36,10 +36,9 @@ pub(crate) fn ca_init(ctx: &mut Ctx<'_>, a: CaInitArgs) -> Result<Done, Failure>
 
 /// `keyvault ca trust`.
 pub(crate) fn ca_trust(ctx: &mut Ctx<'_>, a: CaTrustArgs) -> Result<Done, Failure> {
-    let spec: TargetSpec = a.target.parse()?;
     let report = ctx
         .vault
-        .ca_trust(&a.ca, a.principals.clone(), &spec, &ctx.remote)?;
+        .ca_trust(&a.ca, a.principals, &a.target, &ctx.remote)?;
     render::report(ctx.style, ctx.json, &report);
     Ok(Done::Ok)
 }
@@ -57,8 +56,8 @@ pub(crate) fn agent(ctx: &mut Ctx<'_>, a: AgentCommand) -> Result<Done, Failure>
         })?;
     match a {
         AgentCommand::Add(a) => {
-            let lifetime = a.lifetime.as_deref().map(str::parse::<Span>).transpose()?;
-            let src = source(&a.passphrase);
+            let lifetime = a.lifetime;
+            let src = a.passphrase.source();
             let mut callbacks = ctx.callbacks(src.clone(), src);
             let (key, secs) =
                 ctx.vault

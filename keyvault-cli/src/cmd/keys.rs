@@ -1,21 +1,20 @@
 //! `keyvault new`, `import`, `passwd`, `list`, `show`.
 
-use super::{Ctx, expiry, print_json, source};
+use super::{Ctx, print_json};
 use crate::args::{ImportArgs, ListArgs, NewArgs, PasswdArgs, ShowArgs};
 use crate::error::{Done, Failure};
-use crate::passphrase::Source;
 use crate::render::{self, Style};
-use keyvault_core::{Algorithm, ImportKey, KeyState, NewKey, Purpose, Vault};
+use keyvault_core::{ImportKey, KeyState, NewKey, Vault};
 
 /// `keyvault new`.
 pub(crate) fn new(ctx: &mut Ctx<'_>, a: NewArgs) -> Result<Done, Failure> {
-    let purpose: Purpose = a.purpose.parse()?;
+    let purpose = a.purpose;
     let mut request = NewKey::new(purpose)
-        .expiry(expiry(&a.expiry)?)
+        .expiry(a.expiry.expiry()?)
         .unencrypted(a.no_passphrase)
         .passphrase_in_keyring(a.passphrase_keyring);
-    if let Some(alg) = &a.algorithm {
-        request = request.algorithm(alg.parse::<Algorithm>()?);
+    if let Some(alg) = a.algorithm {
+        request = request.algorithm(alg);
     }
     if let Some(c) = a.comment {
         request = request.comment(c);
@@ -23,7 +22,7 @@ pub(crate) fn new(ctx: &mut Ctx<'_>, a: NewArgs) -> Result<Done, Failure> {
     if let Some(r) = a.kdf_rounds {
         request = request.kdf_rounds(r);
     }
-    let src = source(&a.passphrase);
+    let src = a.passphrase.source();
     let mut callbacks = ctx.callbacks(src.clone(), src);
     let key = ctx.vault.create(&mut ctx.rng, &request, &mut callbacks)?;
     announce(&ctx.vault, ctx.style, ctx.json, &key, "created")?;
@@ -32,14 +31,14 @@ pub(crate) fn new(ctx: &mut Ctx<'_>, a: NewArgs) -> Result<Done, Failure> {
 
 /// `keyvault import`.
 pub(crate) fn import(ctx: &mut Ctx<'_>, a: ImportArgs) -> Result<Done, Failure> {
-    let purpose: Purpose = a.purpose.parse()?;
+    let purpose = a.purpose;
     let mut request = ImportKey::new(purpose)
-        .expiry(expiry(&a.expiry)?)
+        .expiry(a.expiry.expiry()?)
         .unencrypted(a.no_passphrase);
     if let Some(c) = a.comment {
         request = request.comment(c);
     }
-    let src = source(&a.passphrase);
+    let src = a.passphrase.source();
     let mut callbacks = ctx.callbacks(src.clone(), src);
     let key = ctx
         .vault
@@ -56,13 +55,7 @@ pub(crate) fn import(ctx: &mut Ctx<'_>, a: ImportArgs) -> Result<Done, Failure> 
 
 /// `keyvault passwd`.
 pub(crate) fn passwd(ctx: &mut Ctx<'_>, a: PasswdArgs) -> Result<Done, Failure> {
-    let new = Source::from_flags(
-        a.new.new_passphrase_env.as_ref(),
-        a.new.new_passphrase_file.as_ref(),
-        a.new.new_passphrase_stdin,
-    );
-    let old = source(&a.old);
-    let mut callbacks = ctx.callbacks(old, new);
+    let mut callbacks = ctx.callbacks(a.old.source(), a.new.source());
     let key = ctx
         .vault
         .change_passphrase(&mut ctx.rng, &a.key, &mut callbacks)?;
@@ -76,11 +69,7 @@ pub(crate) fn passwd(ctx: &mut Ctx<'_>, a: PasswdArgs) -> Result<Done, Failure> 
 
 /// `keyvault list`.
 pub(crate) fn list(ctx: &mut Ctx<'_>, a: ListArgs) -> Result<Done, Failure> {
-    let purpose = a
-        .purpose
-        .as_deref()
-        .map(str::parse::<Purpose>)
-        .transpose()?;
+    let purpose = a.purpose;
     let inventory = ctx.vault.inventory()?;
     let now = ctx.vault.now();
     let keys: Vec<_> = inventory

@@ -1,46 +1,24 @@
 //! `keyvault mint`.
 
-use super::{Ctx, print_json, source};
+use super::{Ctx, print_json};
 use crate::args::MintArgs;
 use crate::error::{Done, Failure};
 use crate::passphrase::Source;
 use crate::render;
-use keyvault_core::{Algorithm, Error, Purpose, Span, StoreError, TargetSpec};
+use keyvault_core::{Error, MintRequest, Minted, StoreError};
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `keyvault mint`.
 pub(crate) fn mint(ctx: &mut Ctx<'_>, a: MintArgs) -> Result<Done, Failure> {
-    let purpose: Purpose = a.purpose.parse()?;
-    let ttl: Span = a.ttl.parse()?;
-    let deploy = a
-        .deploy
-        .iter()
-        .map(|t| t.parse::<TargetSpec>())
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut request = keyvault_core::MintRequest::new(purpose, ttl)
-        .from(a.from.clone())
-        .deploy(deploy)
-        .unencrypted(a.no_passphrase)
-        .passphrase_in_keyring(a.passphrase_keyring);
-    if let Some(alg) = &a.algorithm {
-        request = request.algorithm(alg.parse::<Algorithm>()?);
-    }
-    if let Some(cmd) = &a.force_command {
-        request = request.force_command(cmd.clone());
-    }
-    if let Some(c) = &a.comment {
-        request = request.comment(c.clone());
-    }
-    if a.cert {
-        request = request.certificate(a.ca.clone(), a.principals.clone());
-    }
-    let to_stdout = a.private_key_out.as_deref() == Some(std::path::Path::new("-"));
-    if let Some(out) = a.private_key_out.as_deref().filter(|_| !to_stdout) {
+    let request = request(&a);
+    let to_stdout = a.private_key_out.as_deref() == Some(Path::new("-"));
+    let out = a.private_key_out.as_deref().filter(|_| !to_stdout);
+    if let Some(out) = out {
         // Refuse before minting anything, rather than mint a key we cannot hand over.
         check_mint_outputs(out, a.cert)?;
     }
-    let src = source(&a.passphrase);
+    let src = a.passphrase.source();
     let ca_src = Source::from_flags(
         a.ca_passphrase_env.as_ref(),
         a.ca_passphrase_file.as_ref(),
@@ -52,20 +30,8 @@ pub(crate) fn mint(ctx: &mut Ctx<'_>, a: MintArgs) -> Result<Done, Failure> {
         .mint(&mut ctx.rng, &request, &mut callbacks, &ctx.remote)?;
     let mut value = render::key_json(&ctx.vault, &minted.record, ctx.vault.now());
     value["authorized_keys_line"] = json!(minted.record.authorized_keys_line());
-    if let Some(out) = a.private_key_out.as_deref().filter(|_| !to_stdout) {
-        let text = String::from_utf8_lossy(&minted.private_key);
-        keyvault_core::keyfile::write_new(out, &text)
-            .map_err(|e| minted_but_not_written(&minted.record, out, e))?;
-        let abs = std::fs::canonicalize(out).unwrap_or_else(|_| out.to_owned());
-        value["private_key_path"] = json!(abs.display().to_string());
-        if let Some(cert) = &minted.certificate {
-            // Beside the key, where `ssh -i KEY` looks for it; never through a link.
-            let cert_path = cert_path_for(out);
-            keyvault_core::keyfile::write_new_public(&cert_path, &format!("{cert}\n"))
-                .map_err(|e| minted_but_not_written(&minted.record, &cert_path, e))?;
-            let abs = cert_path_for(&abs);
-            value["certificate_path"] = json!(abs.display().to_string());
-        }
+    if let Some(out) = out {
+        write_out(&minted, out, &mut value)?;
     } else if let Some(cert) = minted.record.certificate() {
         value["certificate_path"] = json!(ctx.vault.home().join(&cert.path).display().to_string());
     }
@@ -90,6 +56,47 @@ pub(crate) fn mint(ctx: &mut Ctx<'_>, a: MintArgs) -> Result<Done, Failure> {
         );
     }
     Ok(Done::Ok)
+}
+
+/// The mint request the flags describe.
+fn request(a: &MintArgs) -> MintRequest {
+    let mut request = MintRequest::new(a.purpose.clone(), a.ttl)
+        .from(a.from.clone())
+        .deploy(a.deploy.clone())
+        .unencrypted(a.no_passphrase)
+        .passphrase_in_keyring(a.passphrase_keyring);
+    if let Some(alg) = a.algorithm {
+        request = request.algorithm(alg);
+    }
+    if let Some(cmd) = &a.force_command {
+        request = request.force_command(cmd.clone());
+    }
+    if let Some(c) = &a.comment {
+        request = request.comment(c.clone());
+    }
+    if a.cert {
+        request = request.certificate(a.ca.clone(), a.principals.clone());
+    }
+    request
+}
+
+/// Writes the minted private key to `out` (and its certificate beside it), and puts
+/// their absolute paths into `value`.
+fn write_out(minted: &Minted, out: &Path, value: &mut serde_json::Value) -> Result<(), Failure> {
+    let text = String::from_utf8_lossy(&minted.private_key);
+    keyvault_core::keyfile::write_new(out, &text)
+        .map_err(|e| minted_but_not_written(&minted.record, out, e))?;
+    let abs = std::fs::canonicalize(out).unwrap_or_else(|_| out.to_owned());
+    value["private_key_path"] = json!(abs.display().to_string());
+    if let Some(cert) = &minted.certificate {
+        // Beside the key, where `ssh -i KEY` looks for it; never through a link.
+        let cert_path = cert_path_for(out);
+        keyvault_core::keyfile::write_new_public(&cert_path, &format!("{cert}\n"))
+            .map_err(|e| minted_but_not_written(&minted.record, &cert_path, e))?;
+        let abs = cert_path_for(&abs);
+        value["certificate_path"] = json!(abs.display().to_string());
+    }
+    Ok(())
 }
 
 /// Where `mint --private-key-out P --cert` writes the certificate: `P-cert.pub`.

@@ -9,7 +9,7 @@ pub(crate) mod rotate;
 pub(crate) mod runpod;
 pub(crate) mod status;
 
-use crate::args::{Cli, CompletionsArgs, ExpiryArgs, PassphraseSource};
+use crate::args::{Cli, CompletionsArgs};
 use crate::env::{actor, home};
 use crate::error::{Done, Failure};
 use crate::passphrase::{CliCallbacks, Source};
@@ -18,7 +18,7 @@ use crate::targets;
 use clap::CommandFactory;
 use keyvault_core::ssh_key::getrandom::SysRng;
 use keyvault_core::ssh_key::rand_core::UnwrapErr;
-use keyvault_core::{Config, Expiry, Span, Vault};
+use keyvault_core::{Config, Vault};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -122,22 +122,7 @@ pub(crate) fn completions(c: &CompletionsArgs) -> Result<Done, Failure> {
     Ok(Done::Ok)
 }
 
-pub(crate) fn expiry(args: &ExpiryArgs) -> Result<Expiry, Failure> {
-    Ok(match (&args.ttl, &args.expires) {
-        (Some(t), _) => Expiry::After(t.parse::<Span>()?),
-        (_, Some(d)) => Expiry::At(keyvault_core::parse_date(d)?),
-        _ => Expiry::PolicyDefault,
-    })
-}
-
-pub(crate) fn source(p: &PassphraseSource) -> Source {
-    Source::from_flags(
-        p.passphrase_env.as_ref(),
-        p.passphrase_file.as_ref(),
-        p.passphrase_stdin,
-    )
-}
-
+/// Pretty JSON on stdout; a closed pipe is not an error.
 pub(crate) fn print_json(value: &impl serde::Serialize) {
     use std::io::Write;
     // Buffered: a 10,000-key list is megabytes, and stdout alone writes line by line.

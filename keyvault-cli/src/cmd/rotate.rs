@@ -1,53 +1,49 @@
 //! `keyvault rotate`, `sweep` and `prune`.
 
-use super::{Ctx, expiry, print_json, source};
+use super::{Ctx, print_json};
 use crate::args::{PruneArgs, RotateArgs};
+use crate::cmd::deploy::pods_done;
 use crate::error::{Done, Failure};
-use crate::passphrase::Source;
 use crate::render;
-use keyvault_core::{Purpose, RotateRequest, Span};
+use crate::values::source_or;
+use keyvault_core::RotateRequest;
 use serde_json::json;
 use std::io::IsTerminal;
 
 /// `keyvault rotate` (with `--abort` and `--dry-run`).
 pub(crate) fn rotate(ctx: &mut Ctx<'_>, a: RotateArgs) -> Result<Done, Failure> {
-    let purposes = a
-        .purposes
-        .iter()
-        .map(|p| p.parse::<Purpose>())
-        .collect::<Result<Vec<_>, _>>()?;
+    // The old key's passphrase (to log in to pods and hosts with it), by default from the
+    // same source as the new one.
+    let src = a.passphrase.source();
+    let old = source_or(
+        a.old_passphrase_env.as_ref(),
+        a.old_passphrase_file.as_ref(),
+        &src,
+    );
     if a.abort {
-        if purposes.is_empty() {
+        if a.purposes.is_empty() {
             return Err(Failure::Usage(
                 "--abort needs the purposes whose rotation to roll back".to_owned(),
             ));
         }
         // Pods of the rotation are logged in to with the old key.
-        let src = source(&a.passphrase);
-        let old = match (&a.old_passphrase_env, &a.old_passphrase_file) {
-            (None, None) => src.clone(),
-            (env, file) => Source::from_flags(env.as_ref(), file.as_ref(), false),
-        };
         let mut callbacks = ctx.callbacks(old, src);
         let report = ctx
             .vault
-            .abort_rotation(&purposes, &ctx.remote, &mut callbacks)?;
+            .abort_rotation(&a.purposes, &ctx.remote, &mut callbacks)?;
         render::report(ctx.style, ctx.json, &report);
-        if report.pods_incomplete() {
-            return Ok(Done::Failed);
-        }
-        return Ok(Done::Ok);
+        return Ok(pods_done(&report));
     }
     let mut request = if a.all {
         RotateRequest::all()
     } else {
-        RotateRequest::purposes(purposes)
+        RotateRequest::purposes(a.purposes)
     };
-    if let Some(g) = &a.grace {
-        request = request.grace(g.parse::<Span>()?);
+    if let Some(g) = a.grace {
+        request = request.grace(g);
     }
     request = request
-        .expiry(expiry(&a.expiry)?)
+        .expiry(a.expiry.expiry()?)
         .pods(a.pods)
         .passphrase_in_keyring(a.passphrase_keyring)
         .unlock_old_key(a.old_passphrase_env.is_some() || a.old_passphrase_file.is_some());
@@ -60,11 +56,6 @@ pub(crate) fn rotate(ctx: &mut Ctx<'_>, a: RotateArgs) -> Result<Done, Failure> 
         }
         return Ok(Done::Ok);
     }
-    let src = source(&a.passphrase);
-    let old = match (&a.old_passphrase_env, &a.old_passphrase_file) {
-        (None, None) => src.clone(),
-        (env, file) => Source::from_flags(env.as_ref(), file.as_ref(), false),
-    };
     let mut callbacks = ctx.callbacks(old, src);
     let report = ctx
         .vault

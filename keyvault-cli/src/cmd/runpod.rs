@@ -10,7 +10,7 @@ use std::io::IsTerminal;
 
 /// `keyvault runpod keys`.
 pub(crate) fn keys(ctx: &mut Ctx<'_>, a: RunpodArgs) -> Result<Done, Failure> {
-    let spec: TargetSpec = a.target.parse()?;
+    let spec = a.target;
     let keys = ctx.vault.remote_keys(&spec, &ctx.remote)?;
     if ctx.json {
         print_json(&json!({ "target": spec.to_string(), "keys": keys }));
@@ -22,7 +22,7 @@ pub(crate) fn keys(ctx: &mut Ctx<'_>, a: RunpodArgs) -> Result<Done, Failure> {
 
 /// `keyvault runpod pods`.
 pub(crate) fn pods(ctx: &mut Ctx<'_>, a: RunpodArgs) -> Result<Done, Failure> {
-    let spec: TargetSpec = a.target.parse()?;
+    let spec = a.target;
     let pods = ctx.vault.pods_report(&spec, &ctx.remote)?;
     if ctx.json {
         print_json(&json!({ "target": spec.to_string(), "pods": pods }));
@@ -41,7 +41,7 @@ pub(crate) fn login(ctx: &mut Ctx<'_>, a: RunpodLoginArgs) -> Result<Done, Failu
     let account = keyvault_core::vault_secrets::runpod_account(profile.as_deref());
     if ctx.json {
         print_json(
-            &json!({"target": a.target, "service": keyvault_core::vault_secrets::SERVICE, "account": account}),
+            &json!({"target": a.target.to_string(), "service": keyvault_core::vault_secrets::SERVICE, "account": account}),
         );
     } else {
         println!(
@@ -60,7 +60,7 @@ pub(crate) fn logout(ctx: &mut Ctx<'_>, a: RunpodArgs) -> Result<Done, Failure> 
         .keyring()?
         .delete_runpod_api_key(profile.as_deref())?;
     if ctx.json {
-        print_json(&json!({"target": a.target, "removed": removed}));
+        print_json(&json!({"target": a.target.to_string(), "removed": removed}));
     } else if removed {
         println!(
             "RunPod API key for {} deleted from the OS keyring",
@@ -72,18 +72,12 @@ pub(crate) fn logout(ctx: &mut Ctx<'_>, a: RunpodArgs) -> Result<Done, Failure> 
     Ok(Done::Ok)
 }
 
-/// For `runpod-pods[:PROFILE]`: the RunPod account whose running pods are meant.
-pub(crate) fn pods_account(to: &str) -> Result<Option<TargetSpec>, Failure> {
-    Ok(TargetSpec::pods_of(to).transpose()?)
-}
-
 /// The profile of a `runpod` / `runpod:PROFILE` target (which must exist in config.toml).
 pub(crate) fn runpod_profile(
-    target: &str,
+    target: &TargetSpec,
     config: &keyvault_core::Config,
 ) -> Result<Option<String>, Failure> {
-    let spec: TargetSpec = target.parse()?;
-    match spec.runpod_profile() {
+    match target.runpod_profile() {
         Some(None) => Ok(None),
         Some(Some(p)) if config.runpod_profile(p).is_some() => Ok(Some(p.to_owned())),
         Some(Some(p)) => Err(Failure::Usage(format!(

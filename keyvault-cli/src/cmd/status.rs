@@ -4,17 +4,12 @@ use super::{Ctx, print_json};
 use crate::args::{LogArgs, ScanArgs, StatusArgs};
 use crate::error::{Done, Failure};
 use crate::render;
-use keyvault_core::Span;
 use serde_json::json;
 use std::path::PathBuf;
 
 /// `keyvault status`.
 pub(crate) fn status(ctx: &mut Ctx<'_>, a: StatusArgs) -> Result<Done, Failure> {
-    let window = a
-        .warn_within
-        .as_deref()
-        .map(str::parse::<Span>)
-        .transpose()?;
+    let window = a.warn_within;
     let online: Option<&dyn keyvault_core::Targets> =
         if a.offline { None } else { Some(&ctx.remote) };
     let report = ctx.vault.status(window, online)?;
@@ -34,7 +29,7 @@ pub(crate) fn status(ctx: &mut Ctx<'_>, a: StatusArgs) -> Result<Done, Failure> 
 
 /// `keyvault scan`.
 pub(crate) fn scan(ctx: &mut Ctx<'_>, a: ScanArgs) -> Result<Done, Failure> {
-    let max_age: Span = a.max_age.parse()?;
+    let max_age = a.max_age;
     let dirs = if a.dirs.is_empty() {
         match std::env::var_os("HOME").map(PathBuf::from) {
             Some(h) => vec![h.join(".ssh")],
@@ -53,12 +48,7 @@ pub(crate) fn scan(ctx: &mut Ctx<'_>, a: ScanArgs) -> Result<Done, Failure> {
     } else {
         render::scan(ctx.style, &report);
     }
-    let threshold = match a.fail_on.as_str() {
-        "low" => keyvault_core::Severity::Low,
-        "medium" => keyvault_core::Severity::Medium,
-        _ => keyvault_core::Severity::High,
-    };
-    if report.findings.iter().any(|f| f.severity >= threshold) {
+    if report.findings.iter().any(|f| f.severity >= a.fail_on) {
         return Ok(Done::Problems);
     }
     Ok(Done::Ok)
