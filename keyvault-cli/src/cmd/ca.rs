@@ -39,7 +39,7 @@ pub(crate) fn ca_trust(ctx: &mut Ctx<'_>, a: CaTrustArgs) -> Result<Done, Failur
     let report = ctx
         .vault
         .ca_trust(&a.ca, a.principals, &a.target, &ctx.remote)?;
-    render::report(ctx.style, ctx.json, &report);
+    render::report(ctx.json, &report);
     Ok(Done::Ok)
 }
 

@@ -22,7 +22,7 @@ pub(crate) fn deploy(ctx: &mut Ctx<'_>, a: DeployArgs) -> Result<Done, Failure> 
         }
         DeployTo::Target(spec) => ctx.vault.deploy(&a.key, spec, &ctx.remote)?,
     };
-    render::report(ctx.style, ctx.json, &report);
+    render::report(ctx.json, &report);
     Ok(pods_done(&report))
 }
 
@@ -34,7 +34,7 @@ pub(crate) fn revoke(ctx: &mut Ctx<'_>, a: RevokeArgs) -> Result<Done, Failure> 
     let report = ctx
         .vault
         .revoke_with(&a.key, account.as_ref(), &ctx.remote, &mut callbacks)?;
-    render::report(ctx.style, ctx.json, &report);
+    render::report(ctx.json, &report);
     Ok(pods_done(&report))
 }
 

@@ -3,7 +3,8 @@
 use super::{Ctx, print_json};
 use crate::args::{ImportArgs, ListArgs, NewArgs, PasswdArgs, ShowArgs};
 use crate::error::{Done, Failure};
-use crate::render::{self, Style};
+use crate::render;
+use anstream::println;
 use keyvault_core::{ImportKey, KeyState, NewKey, Vault};
 
 /// `keyvault new`.
@@ -25,7 +26,7 @@ pub(crate) fn new(ctx: &mut Ctx<'_>, a: NewArgs) -> Result<Done, Failure> {
     let src = a.passphrase.source();
     let mut callbacks = ctx.callbacks(src.clone(), src);
     let key = ctx.vault.create(&mut ctx.rng, &request, &mut callbacks)?;
-    announce(&ctx.vault, ctx.style, ctx.json, &key, "created")?;
+    announce(&ctx.vault, ctx.json, &key, "created")?;
     Ok(Done::Ok)
 }
 
@@ -43,7 +44,7 @@ pub(crate) fn import(ctx: &mut Ctx<'_>, a: ImportArgs) -> Result<Done, Failure> 
     let key = ctx
         .vault
         .import(&mut ctx.rng, &a.path, &request, &mut callbacks)?;
-    announce(&ctx.vault, ctx.style, ctx.json, &key, "imported")?;
+    announce(&ctx.vault, ctx.json, &key, "imported")?;
     if !ctx.json {
         println!(
             "\nThe original file {} was not changed; delete it once nothing uses it.",
@@ -88,7 +89,7 @@ pub(crate) fn list(ctx: &mut Ctx<'_>, a: ListArgs) -> Result<Done, Failure> {
     } else if keys.is_empty() {
         println!("no keys yet: create one with `keyvault new --purpose personal`");
     } else {
-        render::key_rows(ctx.style, &keys, now);
+        render::key_rows(&keys, now);
     }
     Ok(Done::Ok)
 }
@@ -100,7 +101,7 @@ pub(crate) fn show(ctx: &mut Ctx<'_>, a: ShowArgs) -> Result<Done, Failure> {
     if ctx.json {
         print_json(&render::KeyJson::new(&ctx.vault, key, ctx.vault.now()));
     } else {
-        render::show_key(ctx.style, &ctx.vault, key, ctx.vault.now());
+        render::show_key(&ctx.vault, key, ctx.vault.now());
     }
     Ok(Done::Ok)
 }
@@ -108,7 +109,6 @@ pub(crate) fn show(ctx: &mut Ctx<'_>, a: ShowArgs) -> Result<Done, Failure> {
 /// Tells the person what they got and how to use it; JSON for scripts.
 pub(crate) fn announce(
     vault: &Vault,
-    style: Style,
     json: bool,
     key: &keyvault_core::KeyRecord,
     verb: &str,
@@ -120,7 +120,7 @@ pub(crate) fn announce(
     let current = vault.current_path(key.purpose());
     println!(
         "{verb} {} ({}, {}), expires {}",
-        style.bold(key.id().as_str()),
+        render::bold(key.id().as_str()),
         key.algorithm(),
         key.purpose(),
         key.expires_at()

@@ -50,7 +50,6 @@ pub(crate) fn mint(ctx: &mut Ctx<'_>, a: MintArgs) -> Result<Done, Failure> {
         print_json(&value);
     } else {
         render::minted(
-            ctx.style,
             &minted.record,
             value["private_key_path"].as_str().unwrap_or(""),
         );

@@ -13,7 +13,7 @@ use crate::args::{Cli, CompletionsArgs};
 use crate::env::{actor, home};
 use crate::error::{Done, Failure};
 use crate::passphrase::{CliCallbacks, Source};
-use crate::render::{self, Style};
+use crate::render;
 use crate::targets;
 use clap::CommandFactory;
 use keyvault_core::ssh_key::getrandom::SysRng;
@@ -28,7 +28,6 @@ pub(crate) struct Ctx<'a> {
     pub config: &'a Config,
     pub remote: targets::CliTargets<'a>,
     pub rng: UnwrapErr<SysRng>,
-    pub style: Style,
     pub json: bool,
     pub no_input: bool,
     /// Progress on stderr: only for a person at a terminal, never with --json.
@@ -88,7 +87,6 @@ impl<'a> Ctx<'a> {
                 child_env: targets::child_env(config),
             },
             rng: UnwrapErr(SysRng),
-            style: Style::detect(),
             json,
             no_input: cli.no_input,
             show_progress: !json && std::io::stderr().is_terminal(),

@@ -31,7 +31,7 @@ pub(crate) fn rotate(ctx: &mut Ctx<'_>, a: RotateArgs) -> Result<Done, Failure> 
         let report = ctx
             .vault
             .abort_rotation(&a.purposes, &ctx.remote, &mut callbacks)?;
-        render::report(ctx.style, ctx.json, &report);
+        render::report(ctx.json, &report);
         return Ok(pods_done(&report));
     }
     let mut request = if a.all {
@@ -60,14 +60,14 @@ pub(crate) fn rotate(ctx: &mut Ctx<'_>, a: RotateArgs) -> Result<Done, Failure> 
     let report = ctx
         .vault
         .rotate(&mut ctx.rng, &request, &mut callbacks, &ctx.remote)?;
-    render::report(ctx.style, ctx.json, &report);
+    render::report(ctx.json, &report);
     Ok(Done::Ok)
 }
 
 /// `keyvault sweep`.
 pub(crate) fn sweep(ctx: &mut Ctx<'_>) -> Result<Done, Failure> {
     let report = ctx.vault.sweep(&ctx.remote)?;
-    render::report(ctx.style, ctx.json, &report);
+    render::report(ctx.json, &report);
     Ok(Done::Ok)
 }
 
@@ -75,7 +75,7 @@ pub(crate) fn sweep(ctx: &mut Ctx<'_>) -> Result<Done, Failure> {
 pub(crate) fn prune(ctx: &mut Ctx<'_>, a: PruneArgs) -> Result<Done, Failure> {
     let candidates = ctx.vault.prunable()?;
     if candidates.is_empty() {
-        render::report(ctx.style, ctx.json, &keyvault_core::Report::default());
+        render::report(ctx.json, &keyvault_core::Report::default());
         return Ok(Done::Ok);
     }
     let ids: Vec<_> = candidates.iter().map(|k| k.id().clone()).collect();
@@ -99,6 +99,6 @@ pub(crate) fn prune(ctx: &mut Ctx<'_>, a: PruneArgs) -> Result<Done, Failure> {
         }
     }
     let report = ctx.vault.prune(&ids)?;
-    render::report(ctx.style, ctx.json, &report);
+    render::report(ctx.json, &report);
     Ok(Done::Ok)
 }

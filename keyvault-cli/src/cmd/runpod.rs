@@ -15,7 +15,7 @@ pub(crate) fn keys(ctx: &mut Ctx<'_>, a: RunpodArgs) -> Result<Done, Failure> {
     if ctx.json {
         print_json(&json!({ "target": spec.to_string(), "keys": keys }));
     } else {
-        render::remote_keys(ctx.style, &spec, &keys);
+        render::remote_keys(&spec, &keys);
     }
     Ok(Done::Ok)
 }
@@ -27,7 +27,7 @@ pub(crate) fn pods(ctx: &mut Ctx<'_>, a: RunpodArgs) -> Result<Done, Failure> {
     if ctx.json {
         print_json(&json!({ "target": spec.to_string(), "pods": pods }));
     } else {
-        render::pods(ctx.style, &pods);
+        render::pods(&pods);
     }
     Ok(Done::Ok)
 }

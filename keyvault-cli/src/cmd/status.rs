@@ -16,7 +16,7 @@ pub(crate) fn status(ctx: &mut Ctx<'_>, a: StatusArgs) -> Result<Done, Failure> 
     if ctx.json {
         print_json(&render::status_json(&report));
     } else {
-        render::status_human(ctx.style, &report);
+        render::status_human(&report);
     }
     if !report.unchecked().is_empty() {
         return Ok(Done::Failed);
@@ -46,7 +46,7 @@ pub(crate) fn scan(ctx: &mut Ctx<'_>, a: ScanArgs) -> Result<Done, Failure> {
     if ctx.json {
         print_json(&json!(report));
     } else {
-        render::scan(ctx.style, &report);
+        render::scan(&report);
     }
     if report.findings.iter().any(|f| f.severity >= a.fail_on) {
         return Ok(Done::Problems);
@@ -79,7 +79,7 @@ pub(crate) fn log(ctx: &mut Ctx<'_>, a: LogArgs) -> Result<Done, Failure> {
         } else if events.is_empty() {
             println!("the audit log is empty");
         } else {
-            render::events_human(ctx.style, &events);
+            render::events_human(&events);
         }
     }
     Ok(Done::Ok)
