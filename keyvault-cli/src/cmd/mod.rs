@@ -13,7 +13,6 @@ use crate::args::{Cli, CompletionsArgs};
 use crate::env::{actor, home};
 use crate::error::{Done, Failure};
 use crate::passphrase::{CliCallbacks, Source};
-use crate::render;
 use crate::targets;
 use clap::CommandFactory;
 use keyvault_core::ssh_key::getrandom::SysRng;
@@ -55,18 +54,7 @@ pub(crate) fn open_vault(cli: &Cli) -> Result<Vault, Failure> {
     }
     if !cli.json && std::io::stderr().is_terminal() {
         // Live per-pod progress for people; none of it on a pipe or with --json.
-        vault =
-            vault.with_pod_progress(std::sync::Arc::new(|event: &keyvault_core::PodProgress| {
-                match event {
-                    keyvault_core::PodProgress::Started { pod } => {
-                        eprintln!("pod {}: updating…", render::clean(pod))
-                    }
-                    keyvault_core::PodProgress::Finished { pod, outcome } => {
-                        eprintln!("pod {}: {}", render::clean(pod), render::clean(outcome))
-                    }
-                    _ => {}
-                }
-            }));
+        vault = vault.with_pod_progress(crate::progress::pod_lines());
     }
     // Agent directories of keyvault runs that were killed go with the next run.
     keyvault_core::agent::remove_stale(std::path::Path::new(keyvault_core::agent::PARENT));
