@@ -26,3 +26,4 @@ mod scoped;
 mod secrets;
 mod ssh_logins;
 mod sshd;
+mod terminal;
