@@ -25,8 +25,8 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return error::parse_failure(e),
     };
-    // KEYVAULT_NO_INPUT (like KEYVAULT_HOME in `run`) is read here, not by clap, which would
-    // show `--no-input` in the usage line of every error as if it had been typed.
+    // KEYVAULT_NO_INPUT (like KEYVAULT_HOME in `cmd::open_vault`) is read here, not by
+    // clap, which would show `--no-input` in the usage line of every error as if typed.
     cli.no_input |= env::no_input();
     let json = cli.json;
     // Without a keyring, `runpod login` has nowhere to keep the key: the way out is the

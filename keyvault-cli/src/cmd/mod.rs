@@ -21,7 +21,8 @@ use keyvault_core::{Config, Vault};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-/// What every command works with: the open vault, how to print, how to reach targets.
+/// What every command works with: the open vault, how to reach targets, whether to print
+/// JSON, prompt or show progress.
 pub(crate) struct Ctx<'a> {
     pub vault: Vault,
     pub config: &'a Config,
@@ -65,26 +66,21 @@ impl<'a> Ctx<'a> {
     /// The context of one command over `vault`, whose configuration is `config`.
     pub(crate) fn new(cli: &Cli, vault: Vault, config: &'a Config) -> Self {
         let json = cli.json;
+        let remote = targets::CliTargets {
+            config,
+            home: vault.home().to_owned(),
+            allow_non_key_lines: cli.allow_non_key_lines,
+            child_env: targets::child_env(config),
+        };
         Ctx {
             vault,
             config,
-            remote: targets::CliTargets {
-                config,
-                home: PathBuf::new(),
-                allow_non_key_lines: cli.allow_non_key_lines,
-                child_env: targets::child_env(config),
-            },
+            remote,
             rng: UnwrapErr(SysRng),
             json,
             no_input: cli.no_input,
             show_progress: !json && std::io::stderr().is_terminal(),
         }
-        .with_home()
-    }
-
-    fn with_home(mut self) -> Self {
-        self.remote.home = self.vault.home().to_owned();
-        self
     }
 
     /// Passphrases for existing keys from `existing`, for new ones from `new`.
