@@ -68,7 +68,10 @@ pub use runpod::{Pod, RunpodClient, RunpodError, RunpodSettings};
 pub use scan::{ScanFinding, ScanKind, ScanReport};
 pub use secret::{ApiToken, Passphrase, secrecy};
 pub use span::{Span, parse_date};
-pub use status::{Finding, FindingKind, InGrace, Severity, StatusReport, TargetSummary, Unchecked};
+pub use status::{
+    Finding, FindingKind, InGrace, ParseSeverityError, Severity, StatusReport, TargetSummary,
+    Unchecked,
+};
 pub use target::{
     Applied, FileTarget, RunpodCredentials, RunpodTarget, SshTarget, StandardTargets, Target,
     TargetSpec, Targets,

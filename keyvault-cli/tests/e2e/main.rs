@@ -28,4 +28,5 @@ mod scoped;
 mod secrets;
 mod ssh_logins;
 mod sshd;
+mod terminal;
 mod test_clock;
