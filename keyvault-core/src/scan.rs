@@ -2,7 +2,7 @@
 //! does not manage. Findings name files and fingerprints, never key material.
 
 use crate::error::Result;
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, KeyRecord};
 use crate::keyfile::DEFAULT_KDF_ROUNDS;
 use crate::span::Span;
 use crate::status::Severity;
@@ -169,34 +169,75 @@ pub fn scan(
     now: DateTime<Utc>,
     max_age: crate::Span,
 ) -> ScanReport {
-    let mut findings = Vec::new();
-    let mut files = 0;
-    let mut private_keys = 0;
-    let mut by_fingerprint: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
-    let managed =
-        |fp: &str| inventory.and_then(|inv| inv.keys().iter().find(|k| k.fingerprint() == fp));
-    let mut push = |severity, kind, file: &Path, message: String, fix: String| {
-        findings.push(ScanFinding {
+    let mut walk = Walk {
+        inventory,
+        now,
+        max_age,
+        files: 0,
+        private_keys: 0,
+        by_fingerprint: BTreeMap::new(),
+        findings: Vec::new(),
+    };
+    for dir in dirs {
+        walk.directory(dir);
+    }
+    walk.reused_keys();
+    severity_order(&mut walk.findings);
+    ScanReport {
+        files: walk.files,
+        private_keys: walk.private_keys,
+        findings: walk.findings,
+    }
+}
+
+/// A scan under way: what it has counted and found so far.
+struct Walk<'a> {
+    inventory: Option<&'a Inventory>,
+    now: DateTime<Utc>,
+    max_age: Span,
+    files: usize,
+    private_keys: usize,
+    by_fingerprint: BTreeMap<String, Vec<PathBuf>>,
+    findings: Vec<ScanFinding>,
+}
+
+/// The record of the managed key with fingerprint `fp`, if any.
+fn managed<'a>(inventory: Option<&'a Inventory>, fp: &str) -> Option<&'a KeyRecord> {
+    inventory.and_then(|inv| inv.keys().iter().find(|k| k.fingerprint() == fp))
+}
+
+impl Walk<'_> {
+    fn push(
+        &mut self,
+        severity: Severity,
+        kind: ScanKind,
+        file: &Path,
+        message: String,
+        fix: String,
+    ) {
+        self.findings.push(ScanFinding {
             severity,
             kind,
             file: file.to_owned(),
             message,
             fix,
         });
-    };
-    for dir in dirs {
+    }
+
+    /// Judges the directory itself, then each file in it, in name order.
+    fn directory(&mut self, dir: &Path) {
         let Ok(meta) = std::fs::metadata(dir) else {
-            push(
+            self.push(
                 Severity::Low,
                 ScanKind::Unreadable,
                 dir,
                 "cannot read this directory".to_owned(),
                 "check the path".to_owned(),
             );
-            continue;
+            return;
         };
         if meta.mode() & 0o077 != 0 {
-            push(
+            self.push(
                 Severity::Medium,
                 ScanKind::DirectoryPermissions,
                 dir,
@@ -208,200 +249,234 @@ pub fn scan(
             );
         }
         let Ok(entries) = std::fs::read_dir(dir) else {
-            continue;
+            return;
         };
         let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
         for path in paths {
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                continue;
-            };
-            if !meta.is_file() || meta.len() > MAX_FILE {
-                continue;
-            }
-            files += 1;
-            // Opened without following a link and without blocking, checked to be a regular
-            // file again and read with the cap: it may have been swapped since it was listed.
-            let Ok(Some(bytes)) = crate::fsutil::read_optional(&path, MAX_FILE) else {
-                continue;
-            };
-            let text = String::from_utf8_lossy(&bytes);
-            let mode = meta.mode() & 0o7777;
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if name == "authorized_keys" || name == "authorized_keys2" {
-                if mode & 0o022 != 0 {
-                    push(
-                        Severity::High,
-                        ScanKind::AuthorizedKeysPermissions,
-                        &path,
-                        format!("has mode {mode:04o}; others can add keys to it and log in as you"),
-                        format!("chmod 600 {}", path.display()),
-                    );
-                }
-                authorized_keys_findings(&path, &bytes, &|fp| managed(fp).is_some(), &mut push);
-                continue;
-            }
-            if !text.trim_start().starts_with("-----BEGIN ") || !text.contains("PRIVATE KEY-----") {
-                continue;
-            }
-            private_keys += 1;
-            let info = match PrivateKey::from_openssh(bytes.as_slice()) {
-                Ok(key) => openssh_info(&key),
-                Err(_) => match pem_info(&text, &path) {
-                    Some(info) => info,
-                    None => {
-                        push(
-                            Severity::Low,
-                            ScanKind::Unreadable,
-                            &path,
-                            "looks like a private key but cannot be parsed".to_owned(),
-                            "check the file; remove it if it is not a key you use".to_owned(),
-                        );
-                        continue;
-                    }
-                },
-            };
-            let label = info
-                .fingerprint
-                .clone()
-                .unwrap_or_else(|| info.algorithm.clone());
-            let record = info.fingerprint.as_deref().and_then(managed);
-            if mode & 0o077 != 0 {
-                push(
-                    Severity::High,
-                    ScanKind::KeyPermissions,
-                    &path,
-                    format!("private key {label} has mode {mode:04o}; others can read it"),
-                    format!(
-                        "chmod 600 {}, and treat the key as exposed: replace it",
-                        path.display()
-                    ),
-                );
-            }
-            if !info.encrypted {
-                push(
-                    Severity::High,
-                    ScanKind::Unencrypted,
-                    &path,
-                    format!("private key {label} is not protected by a passphrase"),
-                    format!(
-                        "keyvault import {} --purpose NAME (encrypts it on the way in)",
-                        path.display()
-                    ),
-                );
-            }
-            match (info.algorithm.as_str(), info.rsa_bits) {
-                ("ssh-dss", _) => push(
-                    Severity::High,
-                    ScanKind::WeakAlgorithm,
-                    &path,
-                    format!("DSA key {label}: DSA is broken and disabled in current OpenSSH"),
-                    "replace it: keyvault new --purpose NAME, then remove this key where it is trusted".to_owned(),
-                ),
-                (_, Some(bits)) if bits < 3072 => push(
-                    Severity::Medium,
-                    ScanKind::WeakAlgorithm,
-                    &path,
-                    format!("RSA key {label} has {bits} bits; 3072 is the minimum"),
-                    "replace it: keyvault new --purpose NAME (Ed25519)".to_owned(),
-                ),
-                _ => {}
-            }
-            if let Some(r) = info.rounds.filter(|r| *r < DEFAULT_KDF_ROUNDS) {
-                push(
-                    Severity::Medium,
-                    ScanKind::LowKdfRounds,
-                    &path,
-                    format!(
-                        "private key {label} uses {r} bcrypt-pbkdf rounds; a guessed passphrase is cheap to try"
-                    ),
-                    format!(
-                        "keyvault import {} --purpose NAME, or ssh-keygen -p -a 100 -f {}",
-                        path.display(),
-                        path.display()
-                    ),
-                );
-            }
-            if info.legacy_pem && info.encrypted {
-                push(
-                    Severity::Medium,
-                    ScanKind::LegacyFormat,
-                    &path,
-                    format!(
-                        "private key {label} uses the old PEM format, whose passphrase is stretched with a single MD5 round"
-                    ),
-                    format!(
-                        "ssh-keygen -p -f {0} (rewrites it in OpenSSH format with bcrypt-pbkdf), then keyvault import {0} --purpose NAME",
-                        path.display()
-                    ),
-                );
-            }
-            let born = record
-                .map(crate::KeyRecord::created_at)
-                .or_else(|| meta.modified().ok().map(DateTime::<Utc>::from));
-            if let Some(born) = born
-                && now - born > max_age.to_delta()
-            {
-                let fix = match record {
-                    Some(r) => format!("keyvault rotate {}", r.purpose()),
-                    None => "replace it: keyvault import it, then keyvault rotate its purpose"
-                        .to_owned(),
-                };
-                push(
-                    Severity::Low,
-                    ScanKind::OldKey,
-                    &path,
-                    format!(
-                        "private key {label} is {} days old",
-                        (now - born).num_days()
-                    ),
-                    fix,
-                );
-            }
-            if let Some(r) = record {
-                push(
-                    Severity::Medium,
-                    ScanKind::ManagedCopy,
-                    &path,
-                    format!(
-                        "private key {label} is a copy of {}, which keyvault manages; rotations will not update this copy",
-                        r.id()
-                    ),
-                    format!(
-                        "point IdentityFile at keyvault's current/{} (it follows rotations) and delete this copy",
-                        r.purpose()
-                    ),
-                );
-            }
-            if let Some(fp) = info.fingerprint {
-                by_fingerprint.entry(fp).or_default().push(path.clone());
-            }
+            self.file(&path);
         }
     }
-    for (fp, paths) in by_fingerprint.into_iter().filter(|(_, p)| p.len() > 1) {
-        let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-        for path in &paths {
-            push(
+
+    /// Counts and reads a regular file, and classifies it: `authorized_keys`, a private
+    /// key, or something else (skipped).
+    fn file(&mut self, path: &Path) {
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            return;
+        };
+        if !meta.is_file() || meta.len() > MAX_FILE {
+            return;
+        }
+        self.files += 1;
+        // Opened without following a link and without blocking, checked to be a regular
+        // file again and read with the cap: it may have been swapped since it was listed.
+        let Ok(Some(bytes)) = crate::fsutil::read_optional(path, MAX_FILE) else {
+            return;
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name == "authorized_keys" || name == "authorized_keys2" {
+            self.authorized_keys(path, &meta, &bytes);
+        } else if text.trim_start().starts_with("-----BEGIN ") && text.contains("PRIVATE KEY-----")
+        {
+            self.private_key(path, &meta, &bytes, &text);
+        }
+    }
+
+    fn authorized_keys(&mut self, path: &Path, meta: &std::fs::Metadata, bytes: &[u8]) {
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            self.push(
+                Severity::High,
+                ScanKind::AuthorizedKeysPermissions,
+                path,
+                format!("has mode {mode:04o}; others can add keys to it and log in as you"),
+                format!("chmod 600 {}", path.display()),
+            );
+        }
+        let inventory = self.inventory;
+        authorized_keys_findings(
+            path,
+            bytes,
+            &|fp| managed(inventory, fp).is_some(),
+            &mut |severity, kind, file, message, fix| self.push(severity, kind, file, message, fix),
+        );
+    }
+
+    /// Reads a private key (OpenSSH format, else old PEM) and judges it.
+    fn private_key(&mut self, path: &Path, meta: &std::fs::Metadata, bytes: &[u8], text: &str) {
+        self.private_keys += 1;
+        let info = match PrivateKey::from_openssh(bytes) {
+            Ok(key) => openssh_info(&key),
+            Err(_) => match pem_info(text, path) {
+                Some(info) => info,
+                None => {
+                    self.push(
+                        Severity::Low,
+                        ScanKind::Unreadable,
+                        path,
+                        "looks like a private key but cannot be parsed".to_owned(),
+                        "check the file; remove it if it is not a key you use".to_owned(),
+                    );
+                    return;
+                }
+            },
+        };
+        let label = info
+            .fingerprint
+            .clone()
+            .unwrap_or_else(|| info.algorithm.clone());
+        self.judge_protection(path, meta.mode() & 0o7777, &info, &label);
+        self.judge_place(path, meta, &info, &label);
+        if let Some(fp) = info.fingerprint {
+            self.by_fingerprint
+                .entry(fp)
+                .or_default()
+                .push(path.to_owned());
+        }
+    }
+
+    /// How well the key file is protected: its mode, passphrase, algorithm, KDF, format.
+    fn judge_protection(&mut self, path: &Path, mode: u32, info: &KeyInfo, label: &str) {
+        if mode & 0o077 != 0 {
+            self.push(
+                Severity::High,
+                ScanKind::KeyPermissions,
+                path,
+                format!("private key {label} has mode {mode:04o}; others can read it"),
+                format!(
+                    "chmod 600 {}, and treat the key as exposed: replace it",
+                    path.display()
+                ),
+            );
+        }
+        if !info.encrypted {
+            self.push(
+                Severity::High,
+                ScanKind::Unencrypted,
+                path,
+                format!("private key {label} is not protected by a passphrase"),
+                format!(
+                    "keyvault import {} --purpose NAME (encrypts it on the way in)",
+                    path.display()
+                ),
+            );
+        }
+        match (info.algorithm.as_str(), info.rsa_bits) {
+            ("ssh-dss", _) => self.push(
+                Severity::High,
+                ScanKind::WeakAlgorithm,
+                path,
+                format!("DSA key {label}: DSA is broken and disabled in current OpenSSH"),
+                "replace it: keyvault new --purpose NAME, then remove this key where it is trusted"
+                    .to_owned(),
+            ),
+            (_, Some(bits)) if bits < 3072 => self.push(
                 Severity::Medium,
-                ScanKind::ReusedKey,
+                ScanKind::WeakAlgorithm,
+                path,
+                format!("RSA key {label} has {bits} bits; 3072 is the minimum"),
+                "replace it: keyvault new --purpose NAME (Ed25519)".to_owned(),
+            ),
+            _ => {}
+        }
+        if let Some(r) = info.rounds.filter(|r| *r < DEFAULT_KDF_ROUNDS) {
+            self.push(
+                Severity::Medium,
+                ScanKind::LowKdfRounds,
                 path,
                 format!(
-                    "private key {fp} is stored under several names: {}",
-                    names.join(", ")
+                    "private key {label} uses {r} bcrypt-pbkdf rounds; a guessed passphrase is cheap to try"
                 ),
-                "give each purpose its own key: keyvault new --purpose NAME, and delete the copies"
-                    .to_owned(),
+                format!(
+                    "keyvault import {} --purpose NAME, or ssh-keygen -p -a 100 -f {}",
+                    path.display(),
+                    path.display()
+                ),
+            );
+        }
+        if info.legacy_pem && info.encrypted {
+            self.push(
+                Severity::Medium,
+                ScanKind::LegacyFormat,
+                path,
+                format!(
+                    "private key {label} uses the old PEM format, whose passphrase is stretched with a single MD5 round"
+                ),
+                format!(
+                    "ssh-keygen -p -f {0} (rewrites it in OpenSSH format with bcrypt-pbkdf), then keyvault import {0} --purpose NAME",
+                    path.display()
+                ),
             );
         }
     }
-    severity_order(&mut findings);
-    ScanReport {
-        files,
-        private_keys,
-        findings,
+
+    /// The key's place in its life: its age, and whether it copies a key keyvault manages.
+    fn judge_place(&mut self, path: &Path, meta: &std::fs::Metadata, info: &KeyInfo, label: &str) {
+        let record = info
+            .fingerprint
+            .as_deref()
+            .and_then(|fp| managed(self.inventory, fp));
+        let born = record
+            .map(crate::KeyRecord::created_at)
+            .or_else(|| meta.modified().ok().map(DateTime::<Utc>::from));
+        if let Some(born) = born
+            && self.now - born > self.max_age.to_delta()
+        {
+            let fix = match record {
+                Some(r) => format!("keyvault rotate {}", r.purpose()),
+                None => {
+                    "replace it: keyvault import it, then keyvault rotate its purpose".to_owned()
+                }
+            };
+            let days = (self.now - born).num_days();
+            self.push(
+                Severity::Low,
+                ScanKind::OldKey,
+                path,
+                format!("private key {label} is {days} days old"),
+                fix,
+            );
+        }
+        if let Some(r) = record {
+            self.push(
+                Severity::Medium,
+                ScanKind::ManagedCopy,
+                path,
+                format!(
+                    "private key {label} is a copy of {}, which keyvault manages; rotations will not update this copy",
+                    r.id()
+                ),
+                format!(
+                    "point IdentityFile at keyvault's current/{} (it follows rotations) and delete this copy",
+                    r.purpose()
+                ),
+            );
+        }
+    }
+
+    /// One finding per file holding a private key stored under more than one name.
+    fn reused_keys(&mut self) {
+        let by_fingerprint = std::mem::take(&mut self.by_fingerprint);
+        for (fp, paths) in by_fingerprint.into_iter().filter(|(_, p)| p.len() > 1) {
+            let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            for path in &paths {
+                self.push(
+                    Severity::Medium,
+                    ScanKind::ReusedKey,
+                    path,
+                    format!(
+                        "private key {fp} is stored under several names: {}",
+                        names.join(", ")
+                    ),
+                    "give each purpose its own key: keyvault new --purpose NAME, and delete the copies"
+                        .to_owned(),
+                );
+            }
+        }
     }
 }
 
