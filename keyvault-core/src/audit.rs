@@ -585,4 +585,108 @@ mod tests {
         ));
         assert_eq!(std::fs::read(&p).expect("read"), before);
     }
+
+    /// A line of a log, chained to `prev`, dated `secs` after a fixed instant.
+    fn line(seq: u64, secs: i64, prev: &str) -> Vec<u8> {
+        let t = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").expect("time");
+        let event = AuditEvent {
+            seq,
+            time: t.with_timezone(&Utc) + chrono::TimeDelta::seconds(secs),
+            actor: "me@host".into(),
+            action: "create".into(),
+            key_id: None,
+            fingerprint: None,
+            outcome: Outcome::Ok,
+            detail: None,
+            prev: prev.to_owned(),
+        };
+        serde_json::to_vec(&event).expect("json")
+    }
+
+    /// A log of lines dated `secs`, chained correctly, and each line's hash.
+    fn log(secs: &[i64]) -> (Vec<u8>, Vec<String>) {
+        let (mut bytes, mut hashes) = (Vec::new(), Vec::new());
+        let mut prev = GENESIS.to_owned();
+        for (i, s) in secs.iter().enumerate() {
+            let l = line(i as u64 + 1, *s, &prev);
+            prev = hash_line(&l);
+            hashes.push(prev.clone());
+            bytes.extend_from_slice(&l);
+            bytes.push(b'\n');
+        }
+        (bytes, hashes)
+    }
+
+    /// Every way `check` refuses a log, each naming its line and reason, and the logs it
+    /// accepts with how many lines follow the recorded head.
+    #[test]
+    fn check_verdicts_are_pinned() {
+        let head = |seq: u64, hash: &str| AuditHead {
+            seq,
+            hash: hash.to_owned(),
+            pending: None,
+        };
+        let (three, h) = log(&[0, 10, 20]);
+        let one = log(&[0]).0;
+        let skewed = log(&[0, -MAX_CLOCK_SKEW_SECS, -MAX_CLOCK_SKEW_SECS - 1]).0;
+        let back = log(&[0, 10, 9 - MAX_CLOCK_SKEW_SECS]).0;
+        let mut reseq = line(1, 0, GENESIS);
+        reseq.push(b'\n');
+        reseq.extend_from_slice(&line(3, 0, &hash_line(&reseq[..reseq.len() - 1])));
+        reseq.push(b'\n');
+        let mut unchained = line(1, 0, GENESIS);
+        unchained.push(b'\n');
+        unchained.extend_from_slice(&line(2, 0, GENESIS));
+        unchained.push(b'\n');
+        let mut announced = head(1, &h[0]);
+        announced.pending = Some(PendingHead {
+            seq: 3,
+            hash: h[2].clone(),
+        });
+        let cases: Vec<(&[u8], Option<AuditHead>)> = vec![
+            (b"", None),
+            (b"", Some(head(0, GENESIS))),
+            (b"", Some(head(1, &h[0]))),
+            (b"{}\n", None),
+            (b"not json\n", None),
+            (&reseq, None),
+            (&unchained, None),
+            (&skewed, None),
+            (&back, None),
+            (&three, None),
+            (&three, Some(head(3, &h[2]))),
+            (&three, Some(head(2, &h[2]))),
+            (&three, Some(head(4, &h[2]))),
+            (&three, Some(head(1, &h[0]))),
+            (&three, Some(announced.clone())),
+            (&one, Some(announced)),
+        ];
+        let got: Vec<String> = cases
+            .iter()
+            .map(|(bytes, head)| match verify_bytes(bytes, head.as_ref()) {
+                Ok(v) => format!("ok: {} events, {} unanchored", v.events, v.unanchored),
+                Err(e) => e.to_string(),
+            })
+            .collect();
+        assert_eq!(got.join("\n"), CHECK_VERDICTS);
+    }
+
+    const CHECK_VERDICTS: &str = concat!(
+        "ok: 0 events, 0 unanchored\n",
+        "ok: 0 events, 0 unanchored\n",
+        "audit log audit.jsonl is broken at line 1: the log ends at line 0 but the inventory recorded 1 lines (truncated)\n",
+        "audit log audit.jsonl is broken at line 1: not a valid audit event (edited or corrupt)\n",
+        "audit log audit.jsonl is broken at line 1: not a valid audit event (edited or corrupt)\n",
+        "audit log audit.jsonl is broken at line 2: sequence number 3 where 2 was expected (a line was removed or inserted)\n",
+        "audit log audit.jsonl is broken at line 2: hash chain mismatch: the line before it was edited, removed or inserted\n",
+        "audit log audit.jsonl is broken at line 3: it is dated 2025-12-31T23:54:59+00:00, before line 1 (2026-01-01T00:00:00+00:00): time went backwards by more than 5 minutes (a forged or back-dated line)\n",
+        "audit log audit.jsonl is broken at line 3: it is dated 2025-12-31T23:55:09+00:00, before line 2 (2026-01-01T00:00:10+00:00): time went backwards by more than 5 minutes (a forged or back-dated line)\n",
+        "audit log audit.jsonl is broken at line 1: 3 line(s) follow line 0, the last one the inventory recorded, and keyvault never announced them (appended outside keyvault, or forged)\n",
+        "ok: 3 events, 0 unanchored\n",
+        "audit log audit.jsonl is broken at line 2: this line differs from the one the inventory recorded (edited)\n",
+        "audit log audit.jsonl is broken at line 4: the log ends at line 3 but the inventory recorded 4 lines (truncated)\n",
+        "audit log audit.jsonl is broken at line 2: 2 line(s) follow line 1, the last one the inventory recorded, and keyvault never announced them (appended outside keyvault, or forged)\n",
+        "ok: 3 events, 2 unanchored\n",
+        "ok: 1 events, 0 unanchored",
+    );
 }
