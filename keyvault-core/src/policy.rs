@@ -327,6 +327,19 @@ fn apply(
     raw: &RawPolicy,
 ) -> Result<Policy, ConfigError> {
     let mut p = base.clone();
+    apply_algorithms(ctx, table, &mut p, raw)?;
+    apply_limits(ctx, table, &mut p, raw)?;
+    check_coherent(ctx, table, &p, raw)?;
+    Ok(p)
+}
+
+/// `algorithms` and `default_algorithm`: parsed, and the default kept among the allowed.
+fn apply_algorithms(
+    ctx: &Ctx<'_>,
+    table: &str,
+    p: &mut Policy,
+    raw: &RawPolicy,
+) -> Result<(), ConfigError> {
     if let Some(list) = &raw.algorithms {
         let mut algorithms = Vec::new();
         for name in list.get_ref() {
@@ -369,6 +382,16 @@ fn apply(
             );
         }
     }
+    Ok(())
+}
+
+/// RSA size, lifetimes, passphrase rule and strength, KDF rounds: each within its range.
+fn apply_limits(
+    ctx: &Ctx<'_>,
+    table: &str,
+    p: &mut Policy,
+    raw: &RawPolicy,
+) -> Result<(), ConfigError> {
     if let Some(bits) = &raw.min_rsa_bits {
         if *bits.get_ref() < 2048 {
             return ctx.err(table, "min_rsa_bits", bits.span(), "must be at least 2048");
@@ -415,6 +438,17 @@ fn apply(
         }
         p.min_kdf_rounds = *r.get_ref();
     }
+    Ok(())
+}
+
+/// The table's values together: the default lifetime within the maximum, the default
+/// algorithm among the allowed.
+fn check_coherent(
+    ctx: &Ctx<'_>,
+    table: &str,
+    p: &Policy,
+    raw: &RawPolicy,
+) -> Result<(), ConfigError> {
     if p.default_ttl > p.max_ttl {
         let span = raw
             .default_ttl
@@ -435,7 +469,7 @@ fn apply(
         let span = raw.default_algorithm.as_ref().map_or(0..0, Spanned::span);
         return ctx.err(table, "default_algorithm", span, "is not in algorithms");
     }
-    Ok(p)
+    Ok(())
 }
 
 impl Config {
