@@ -212,40 +212,7 @@ fn check(
     let mut latest: Option<(DateTime<Utc>, u64)> = None;
     for (i, line) in lines.iter().enumerate() {
         let n = i as u64 + 1;
-        let event: AuditEvent = serde_json::from_slice(line)
-            .map_err(|_| broken(n, "not a valid audit event (edited or corrupt)".to_owned()))?;
-        if event.seq != n {
-            return Err(broken(
-                n,
-                format!(
-                    "sequence number {} where {n} was expected (a line was removed or inserted)",
-                    event.seq
-                ),
-            ));
-        }
-        if event.prev != prev {
-            return Err(broken(
-                n,
-                "hash chain mismatch: the line before it was edited, removed or inserted"
-                    .to_owned(),
-            ));
-        }
-        if let Some((at, line_no)) = latest
-            && (at - event.time).num_seconds() > MAX_CLOCK_SKEW_SECS
-        {
-            return Err(broken(
-                n,
-                format!(
-                    "it is dated {}, before line {line_no} ({}): time went backwards by more than {} minutes (a forged or back-dated line)",
-                    event.time.to_rfc3339(),
-                    at.to_rfc3339(),
-                    MAX_CLOCK_SKEW_SECS / 60
-                ),
-            ));
-        }
-        if latest.is_none_or(|(at, _)| event.time > at) {
-            latest = Some((event.time, n));
-        }
+        let event = check_line(n, line, &prev, &mut latest, &broken)?;
         prev = hash_line(line);
         if let Some(h) = head
             && h.seq == n
@@ -260,23 +227,81 @@ fn check(
         }
         events.push(event);
     }
+    let unanchored = check_end(lines.len() as u64, &prev, head, head_seen, &broken)?;
+    Ok((events, unanchored))
+}
+
+/// Reads line `n`: a valid event, numbered `n`, chained to `prev` (the hash of the line
+/// before), and not dated before the `latest` line so far by more than the allowed skew;
+/// `latest` moves forward with it.
+fn check_line(
+    n: u64,
+    line: &[u8],
+    prev: &str,
+    latest: &mut Option<(DateTime<Utc>, u64)>,
+    broken: &impl Fn(u64, String) -> AuditError,
+) -> Result<AuditEvent, AuditError> {
+    let event: AuditEvent = serde_json::from_slice(line)
+        .map_err(|_| broken(n, "not a valid audit event (edited or corrupt)".to_owned()))?;
+    if event.seq != n {
+        return Err(broken(
+            n,
+            format!(
+                "sequence number {} where {n} was expected (a line was removed or inserted)",
+                event.seq
+            ),
+        ));
+    }
+    if event.prev != prev {
+        return Err(broken(
+            n,
+            "hash chain mismatch: the line before it was edited, removed or inserted".to_owned(),
+        ));
+    }
+    if let Some((at, line_no)) = *latest
+        && (at - event.time).num_seconds() > MAX_CLOCK_SKEW_SECS
+    {
+        return Err(broken(
+            n,
+            format!(
+                "it is dated {}, before line {line_no} ({}): time went backwards by more than {} minutes (a forged or back-dated line)",
+                event.time.to_rfc3339(),
+                at.to_rfc3339(),
+                MAX_CLOCK_SKEW_SECS / 60
+            ),
+        ));
+    }
+    if latest.is_none_or(|(at, _)| event.time > at) {
+        *latest = Some((event.time, n));
+    }
+    Ok(event)
+}
+
+/// After the last of `count` lines (the last hashing to `last`): the recorded head was
+/// seen, and only lines an interrupted append announced follow it. Returns how many do.
+fn check_end(
+    count: u64,
+    last: &str,
+    head: Option<&AuditHead>,
+    head_seen: bool,
+    broken: &impl Fn(u64, String) -> AuditError,
+) -> Result<u64, AuditError> {
     if !head_seen {
         let h = head.map_or(0, |h| h.seq);
         return Err(broken(
-            lines.len() as u64 + 1,
+            count + 1,
             format!(
-                "the log ends at line {} but the inventory recorded {h} lines (truncated)",
-                lines.len()
+                "the log ends at line {count} but the inventory recorded {h} lines (truncated)"
             ),
         ));
     }
     let anchored = head.map_or(0, |h| h.seq);
-    let unanchored = lines.len() as u64 - anchored;
+    let unanchored = count - anchored;
     if unanchored > 0 {
         // Only the lines an interrupted append announced may follow the head.
         let announced = head
             .and_then(|h| h.pending.as_ref())
-            .is_some_and(|p| p.seq == lines.len() as u64 && p.hash == prev);
+            .is_some_and(|p| p.seq == count && p.hash == last);
         if !announced {
             return Err(broken(
                 anchored + 1,
@@ -286,7 +311,7 @@ fn check(
             ));
         }
     }
-    Ok((events, unanchored))
+    Ok(unanchored)
 }
 
 /// Verifies the whole log at `path` against the head the inventory recorded.
