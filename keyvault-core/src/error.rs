@@ -36,10 +36,10 @@ pub enum Error {
     Target(#[from] TargetError),
     /// A backup could not be made or restored.
     #[error(transparent)]
-    Backup(#[from] crate::backup::BackupError),
+    Backup(#[from] BackupError),
     /// The OS keyring could not be used.
     #[error(transparent)]
-    Keyring(#[from] crate::vault_secrets::KeyringError),
+    Keyring(#[from] KeyringError),
     /// A multi-step operation stopped part-way; the journal lets it be finished.
     #[error("{operation} stopped: {cause}; done: {done}; not done: {pending}")]
     Incomplete {
@@ -83,10 +83,7 @@ impl Error {
                 | Error::Config(_)
                 | Error::PassphraseUnavailable { .. }
                 | Error::Target(TargetError::Credentials { .. })
-                | Error::Backup(
-                    crate::backup::BackupError::Recipient { .. }
-                        | crate::backup::BackupError::HomeNotEmpty { .. }
-                )
+                | Error::Backup(BackupError::Recipient { .. } | BackupError::HomeNotEmpty { .. })
         )
     }
 }
@@ -461,7 +458,7 @@ pub enum TargetError {
         /// The target, e.g. `runpod:team`.
         target: String,
         /// What RunPod said.
-        source: crate::runpod::RunpodError,
+        source: RunpodError,
     },
     /// The key list would exceed RunPod's size limit.
     #[error(
@@ -558,4 +555,167 @@ pub enum AuditError {
         /// The newest event's time.
         newest: chrono::DateTime<chrono::Utc>,
     },
+}
+
+/// Why a backup could not be made or restored. Never carries a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackupError {
+    /// A recipient that is not an `age1…`, `ssh-ed25519` or `ssh-rsa` public key.
+    #[error("invalid recipient {value:?}: {reason}")]
+    Recipient {
+        /// The recipient (a public key) as given, shortened.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An identity file keyvault cannot use.
+    #[error("cannot use identity {path}: {reason}")]
+    Identity {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The archive could not be decrypted with what was given.
+    #[error("cannot decrypt {archive}: {reason}")]
+    Decrypt {
+        /// The archive.
+        archive: String,
+        /// Why (wrong identity, wrong passphrase, corrupt or truncated).
+        reason: String,
+    },
+    /// The archive decrypted but is not a complete, consistent keyvault backup.
+    #[error("{archive} is not a usable keyvault backup: {reason}")]
+    Invalid {
+        /// The archive.
+        archive: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The home to restore into holds files.
+    #[error("{} is not empty; restore into an empty or new directory", home.display())]
+    HomeNotEmpty {
+        /// The home.
+        home: PathBuf,
+    },
+    /// Encryption failed.
+    #[error("cannot encrypt the archive: {reason}")]
+    Encrypt {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Why the keyring could not be used. Never carries a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyringError {
+    /// No keyring answered (no D-Bus session, no Secret Service, a locked collection).
+    #[error("no OS keyring is reachable: {reason}")]
+    Unavailable {
+        /// What the platform said.
+        reason: String,
+    },
+    /// The keyring answered but the entry is not there.
+    #[error(
+        "the OS keyring has no {what} (service {:?}, account {account:?})",
+        crate::vault_secrets::SERVICE
+    )]
+    Missing {
+        /// What was looked for, e.g. `passphrase of key personal-1`.
+        what: String,
+        /// The account.
+        account: String,
+    },
+    /// The keyring answered with an error for this entry.
+    #[error("the OS keyring failed for account {account:?}: {reason}")]
+    Failed {
+        /// The account.
+        account: String,
+        /// What went wrong (never the secret).
+        reason: String,
+    },
+}
+
+/// What went wrong talking to RunPod. Messages never contain the API key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunpodError {
+    /// 401: the key is missing, malformed, expired or wrong.
+    #[error("RunPod rejected the API key (401 {detail})")]
+    Unauthorized {
+        /// The server's detail.
+        detail: String,
+    },
+    /// 403, or GraphQL's "Unauthorized" on a write: a valid key without this access.
+    #[error(
+        "the RunPod API key lacks access for this ({detail}); a read-only key cannot change SSH keys"
+    )]
+    Forbidden {
+        /// The server's detail.
+        detail: String,
+    },
+    /// 422: the request failed validation.
+    #[error("RunPod refused the request as invalid: {}", messages.join("; "))]
+    Validation {
+        /// Each validation message.
+        messages: Vec<String>,
+    },
+    /// 429 after every retry.
+    #[error("RunPod is rate limiting this API key{}; try again later", retry_after.map(|s| format!(" (retry after {s} s)")).unwrap_or_default())]
+    RateLimited {
+        /// The last `Retry-After`, in seconds.
+        retry_after: Option<u64>,
+    },
+    /// Any other HTTP error status.
+    #[error("RunPod answered {status} {detail}")]
+    Status {
+        /// The status code.
+        status: u16,
+        /// The server's detail.
+        detail: String,
+    },
+    /// GraphQL `errors` in a 200 answer.
+    #[error("RunPod GraphQL error: {}", messages.join("; "))]
+    Graphql {
+        /// Each error message.
+        messages: Vec<String>,
+    },
+    /// The body is not what the API documents.
+    #[error("unexpected answer from RunPod {what}: {reason}")]
+    Malformed {
+        /// Which call.
+        what: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The connection failed or timed out.
+    #[error("cannot reach RunPod at {url}: {reason}")]
+    Network {
+        /// The URL (never carries the key).
+        url: String,
+        /// The cause.
+        reason: String,
+    },
+    /// The endpoint does not exist (REST v2 absent on this server).
+    #[error("RunPod has no {what} endpoint at {url}")]
+    NotFound {
+        /// Which call.
+        what: &'static str,
+        /// The URL.
+        url: String,
+    },
+}
+
+impl RunpodError {
+    /// Whether a write that failed this way may nevertheless have been applied, so the
+    /// caller must re-read before deciding.
+    #[must_use]
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(
+            self,
+            RunpodError::Network { .. } | RunpodError::Malformed { .. }
+        ) || matches!(self, RunpodError::Status { status, .. } if *status >= 500)
+    }
 }
