@@ -1,6 +1,7 @@
 //! `keyvault`: parse flags, convert them to keyvault-core types, call core, render.
 
 mod args;
+mod explain;
 mod passphrase;
 mod progress;
 mod render;
@@ -100,7 +101,7 @@ other processes and kept in shell history); type it at the prompt or pipe it wit
                 ),
                 _ => hint(&e),
             };
-            report(&e.to_string(), e.is_usage(), hint, json);
+            report(&explain::message(&e), e.is_usage(), hint, json);
             ExitCode::from(if e.is_usage() {
                 EXIT_USAGE
             } else {
@@ -213,12 +214,15 @@ fn hint(e: &Error) -> Option<String> {
             "run `keyvault log --verify` and find out who changed the audit log".to_owned()
         }
         Error::Config(_) => "fix config.toml in the vault's home (see the README for every key)".to_owned(),
-        Error::Incomplete { next, .. } => next.clone(),
+        Error::Incomplete(i) => explain::next_step(&i.next),
         Error::Backup(keyvault_core::backup::BackupError::HomeNotEmpty { .. }) => {
             "restore into a new directory with --home DIR, or pass --force to move the current contents aside"
                 .to_owned()
         }
-        Error::Backup(keyvault_core::backup::BackupError::Decrypt { .. }) => {
+        Error::Backup(
+            keyvault_core::backup::BackupError::Decrypt { .. }
+            | keyvault_core::backup::BackupError::WrongSecretKind { .. },
+        ) => {
             "check the identity (-i) or the passphrase and where it comes from; nothing was written"
                 .to_owned()
         }
@@ -306,22 +310,26 @@ fn minted_but_not_written(
     path: &std::path::Path,
     cause: StoreError,
 ) -> Failure {
-    let targets = record.live_targets();
-    let deployed = if targets.is_empty() {
-        "deployed nowhere".to_owned()
-    } else {
-        format!("deployed to {}", targets.join(", "))
-    };
-    Failure::Core(Error::Incomplete {
-        operation: format!("minting {}", record.id()),
-        cause: Box::new(cause.into()),
-        done: format!("{} recorded in the vault and {deployed}", record.id()),
-        pending: format!("writing {}", path.display()),
-        next: format!(
-            "`keyvault revoke {}` removes the key everywhere; then mint again",
-            record.id()
-        ),
-    })
+    let key = record.id().to_string();
+    Failure::Core(
+        keyvault_core::error::Incomplete {
+            operation: keyvault_core::Operation::Mint { key: key.clone() },
+            cause: cause.into(),
+            done: vec![keyvault_core::WorkItem::RecordedAndDeployed {
+                key: key.clone(),
+                targets: record
+                    .live_targets()
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect(),
+            }],
+            pending: vec![keyvault_core::WorkItem::Writing {
+                path: path.to_owned(),
+            }],
+            next: keyvault_core::NextStep::RevokeThenRetry { key },
+        }
+        .into(),
+    )
 }
 
 fn home(cli_home: Option<PathBuf>) -> Result<PathBuf, Failure> {

@@ -6,6 +6,14 @@
 use std::io;
 use std::path::PathBuf;
 
+mod incomplete;
+mod request;
+#[cfg(test)]
+mod tests;
+
+pub use incomplete::{Incomplete, NextStep, Operation, WorkItem, describe};
+pub use request::RequestError;
+
 /// The result type of every fallible operation in this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -40,27 +48,17 @@ pub enum Error {
     /// The OS keyring could not be used.
     #[error(transparent)]
     Keyring(#[from] KeyringError),
+    /// A request the vault's state does not allow as asked.
+    #[error(transparent)]
+    Request(#[from] RequestError),
     /// A multi-step operation stopped part-way; the journal lets it be finished.
-    #[error("{operation} stopped: {cause}; done: {done}; not done: {pending}")]
-    Incomplete {
-        /// What was being done, e.g. `rotation of personal`.
-        operation: String,
-        /// Why it stopped.
-        cause: Box<Error>,
-        /// What was done before it stopped.
-        done: String,
-        /// What remains.
-        pending: String,
-        /// The command that finishes it.
-        next: String,
-    },
-    /// A fault injected by a test hook ([`crate::Vault::with_fault_hook`]).
+    #[error(transparent)]
+    Incomplete(Box<Incomplete>),
+    /// A fault injected by a test hook ([`crate::Vault::with_fault_hook`]); not part of the
+    /// API: made only by [`Error::injected`], for tests.
     #[doc(hidden)]
-    #[error("injected fault at {point}")]
-    Injected {
-        /// Where.
-        point: String,
-    },
+    #[error("injected fault at {0}")]
+    Injected(InjectedFault),
     /// A passphrase was needed and could not be obtained from the caller.
     #[error("no passphrase for {subject}: {reason}")]
     PassphraseUnavailable {
@@ -81,10 +79,40 @@ impl Error {
             Error::Input(_)
                 | Error::Policy(_)
                 | Error::Config(_)
+                | Error::Request(_)
                 | Error::PassphraseUnavailable { .. }
                 | Error::Target(TargetError::Credentials { .. })
                 | Error::Backup(BackupError::Recipient { .. } | BackupError::HomeNotEmpty { .. })
         )
+    }
+
+    /// Whether another process held or kept changing what this one needed (the vault's
+    /// lock, the purposes it was rotating): nothing is wrong with the request, and running
+    /// it again later may succeed. Not a usage error.
+    #[must_use]
+    pub fn is_contention(&self) -> bool {
+        matches!(
+            self,
+            Error::Store(StoreError::Locked { .. } | StoreError::Contended { .. })
+        )
+    }
+
+    /// A fault injected at `point` by a test's fault hook. Not part of the API.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn injected(point: impl Into<String>) -> Self {
+        Error::Injected(InjectedFault(point.into()))
+    }
+}
+
+/// Where a test's fault hook failed an operation. Not part of the API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct InjectedFault(String);
+
+impl std::fmt::Display for InjectedFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -166,11 +194,23 @@ pub enum InputError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// A request that contradicts itself or the vault's state as asked.
-    #[error("{message}")]
-    Request {
-        /// What is wrong.
-        message: String,
+    /// A certificate principal with characters keyvault does not accept.
+    #[error("invalid principal {value:?}: use letters, digits, '.', '_', '-' and '@'")]
+    Principal {
+        /// The rejected value.
+        value: String,
+    },
+    /// A source (`from=`) pattern that is no address, CIDR or host pattern.
+    #[error("invalid source pattern {value:?}: expected an address, a CIDR or a host pattern")]
+    SourcePattern {
+        /// The rejected value.
+        value: String,
+    },
+    /// A forced command sshd could not hold in `command="…"`.
+    #[error("invalid forced command: {reason}")]
+    ForceCommand {
+        /// What is wrong with it.
+        reason: &'static str,
     },
     /// An empty passphrase.
     #[error("empty passphrase for {subject}")]
@@ -400,6 +440,14 @@ pub enum StoreError {
         /// How long keyvault waited.
         waited_secs: u64,
     },
+    /// Other processes kept changing the purposes being rotated while keys were being
+    /// generated outside the lock; nothing was written. Not a usage error: running it
+    /// again later may succeed.
+    #[error("other processes keep changing the purposes {}; nothing was written", purposes.join(", "))]
+    Contended {
+        /// The purposes asked for.
+        purposes: Vec<String>,
+    },
     /// No key matches the selector.
     #[error("no key or purpose named {selector:?}")]
     NotFound {
@@ -462,7 +510,12 @@ pub enum TargetError {
     },
     /// The key list would exceed RunPod's size limit.
     #[error(
-        "{target}: the key list would be {len} characters, over RunPod's limit of about {limit}{sweepable}"
+        "{target}: the key list would be {len} characters, over RunPod's limit of about {limit}{}",
+        match sweepable.as_deref() {
+            None => String::new(),
+            Some([]) => "; remove keys you no longer use from the account".to_owned(),
+            Some(ids) => format!("; a sweep would remove these expired keys: {}", ids.join(", ")),
+        }
     )]
     ListTooLong {
         /// The target.
@@ -471,8 +524,9 @@ pub enum TargetError {
         len: usize,
         /// The limit.
         limit: usize,
-        /// Which expired managed keys `keyvault sweep` could remove (`; …`), if any.
-        sweepable: String,
+        /// Once the vault looked: the expired managed keys on the target, which a sweep
+        /// would remove (empty: none); `None` when not looked at.
+        sweepable: Option<Vec<String>>,
     },
     /// Another writer changed the list at the same time.
     #[error("{target}: another writer changed the key list while keyvault was writing it ({what})")]
@@ -547,9 +601,11 @@ pub enum AuditError {
     /// The clock reads earlier than the newest audit event by more than the allowed skew.
     #[error(
         "the clock reads {now}, more than {} minutes before the newest audit event ({newest}); refusing to record events that go back in time",
-        crate::audit::MAX_CLOCK_SKEW_SECS / 60
+        max_skew_secs / 60
     )]
     ClockBehind {
+        /// How far back the clock may read, in seconds.
+        max_skew_secs: i64,
         /// The clock's time.
         now: chrono::DateTime<chrono::Utc>,
         /// The newest event's time.
@@ -593,6 +649,22 @@ pub enum BackupError {
         /// What is wrong.
         reason: String,
     },
+    /// The archive is encrypted another way than the one given: to recipients where a
+    /// passphrase was given, or with a passphrase where an identity was.
+    #[error(
+        "cannot decrypt {archive}: {}",
+        if *to_recipients {
+            "it is encrypted to recipients, not a passphrase"
+        } else {
+            "it is encrypted with a passphrase"
+        }
+    )]
+    WrongSecretKind {
+        /// The archive.
+        archive: String,
+        /// Whether it is encrypted to recipients (else with a passphrase).
+        to_recipients: bool,
+    },
     /// The home to restore into holds files.
     #[error("{} is not empty; restore into an empty or new directory", home.display())]
     HomeNotEmpty {
@@ -618,11 +690,10 @@ pub enum KeyringError {
         reason: String,
     },
     /// The keyring answered but the entry is not there.
-    #[error(
-        "the OS keyring has no {what} (service {:?}, account {account:?})",
-        crate::vault_secrets::SERVICE
-    )]
+    #[error("the OS keyring has no {what} (service {service:?}, account {account:?})")]
     Missing {
+        /// The keyring service.
+        service: &'static str,
         /// What was looked for, e.g. `passphrase of key personal-1`.
         what: String,
         /// The account.

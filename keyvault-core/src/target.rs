@@ -412,7 +412,7 @@ impl Target for RunpodTarget {
                     target: name,
                     len,
                     limit: remote::RUNPOD_LIST_LIMIT,
-                    sweepable: String::new(),
+                    sweepable: None,
                 }
                 .into());
             }

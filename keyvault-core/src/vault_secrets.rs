@@ -211,6 +211,7 @@ impl Keyring {
         match self.get(account)? {
             Some(s) => Ok(Passphrase::new(s.to_string())),
             None => Err(KeyringError::Missing {
+                service: SERVICE,
                 what: what.to_owned(),
                 account: account.to_owned(),
             }),
