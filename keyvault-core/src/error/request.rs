@@ -56,7 +56,7 @@ pub enum RequestError {
     },
     /// A key whose private file was pruned, asked to log in to the pods that trust it.
     #[error(
-        "key {id}'s private file was pruned, so keyvault cannot log in to the pods that still trust it; redeploy them"
+        "key {id}'s private file was pruned, so the pods that still trust it cannot be logged in to; redeploy them"
     )]
     Pruned {
         /// The key.
