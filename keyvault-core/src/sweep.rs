@@ -14,7 +14,7 @@ impl Vault {
     ///
     /// # Errors
     ///
-    /// [`Error::Incomplete`] when a target fails; what was done is recorded and the next
+    /// [`crate::Error::Incomplete`] when a target fails; what was done is recorded and the next
     /// sweep continues from there.
     pub fn sweep(&self, targets: &dyn Targets) -> Result<Report> {
         let _lock = self.lock()?;
