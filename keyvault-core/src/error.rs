@@ -2,6 +2,10 @@
 //!
 //! Messages are lowercase, carry no trailing period, name the object they are about and
 //! never contain a secret: no passphrase, API key or private key material reaches them.
+//! They are data, not advice: no message names a command or a flag of the `keyvault`
+//! CLI, which words its hints from the variants' fields. Every area's error lives here
+//! (RunPod's, the keyring's and backups' too), so this module imports nothing from the
+//! rest of the crate and every layer can use it.
 
 use std::io;
 use std::path::PathBuf;
