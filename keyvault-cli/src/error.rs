@@ -108,12 +108,15 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
             "run `keyvault log --verify` and find out who changed the audit log".to_owned()
         }
         Error::Config(_) => "fix config.toml in the vault's home (see the README for every key)".to_owned(),
-        Error::Incomplete { next, .. } => next.clone(),
+        Error::Incomplete(i) => crate::explain::next_step(&i.next),
         Error::Backup(keyvault_core::backup::BackupError::HomeNotEmpty { .. }) => {
             "restore into a new directory with --home DIR, or pass --force to move the current contents aside"
                 .to_owned()
         }
-        Error::Backup(keyvault_core::backup::BackupError::Decrypt { .. }) => {
+        Error::Backup(
+            keyvault_core::backup::BackupError::Decrypt { .. }
+            | keyvault_core::backup::BackupError::WrongSecretKind { .. },
+        ) => {
             "check the identity (-i) or the passphrase and where it comes from; nothing was written"
                 .to_owned()
         }
@@ -210,7 +213,7 @@ pub(crate) fn exit_code(result: Result<Done, Failure>, json: bool, login: bool) 
                 ),
                 _ => hint(&e),
             };
-            report(&e.to_string(), e.is_usage(), hint, json);
+            report(&crate::explain::message(&e), e.is_usage(), hint, json);
             ExitCode::from(if e.is_usage() {
                 EXIT_USAGE
             } else {

@@ -7,6 +7,7 @@ mod args;
 mod cmd;
 mod env;
 mod error;
+mod explain;
 mod passphrase;
 mod progress;
 mod render;

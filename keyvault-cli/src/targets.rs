@@ -151,14 +151,10 @@ pub fn fault_hook() -> Option<keyvault_core::FaultHook> {
                 .append(true)
                 .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                 .open(file)
-                .map_err(|e| Error::Injected {
-                    point: format!("{at} (append: {e})"),
-                })?;
+                .map_err(|e| Error::injected(format!("{at} (append: {e})")))?;
             let _ = writeln!(f, "# added by another writer");
             return Ok(());
         }
-        Err(Error::Injected {
-            point: at.to_owned(),
-        })
+        Err(Error::injected(at))
     }))
 }

@@ -4,7 +4,7 @@
 use crate::audit::{Draft, Outcome};
 use crate::callbacks::{Callbacks, PassphraseKind};
 use crate::error::{Error, KeyError, StoreError};
-use crate::error::{InputError, Result};
+use crate::error::{RequestError, Result};
 use crate::inventory::{KeyRecord, KeyState};
 use crate::span::Span;
 use crate::vault::Vault;
@@ -308,7 +308,7 @@ impl Vault {
     ///
     /// # Errors
     ///
-    /// As [`Vault::find`]; [`InputError::Request`] for revoked or expired keys;
+    /// As [`Vault::find`]; [`RequestError::NotForAgent`] for revoked or expired keys;
     /// [`KeyError::Decrypt`]; errors from the agent.
     pub fn agent_add(
         &self,
@@ -322,12 +322,9 @@ impl Vault {
         let record = self.find(&inventory, selector)?.clone();
         let now = self.now();
         if record.state() == KeyState::Revoked || record.is_expired_at(now) {
-            return Err(InputError::Request {
-                message: format!(
-                    "key {} is {}; only live keys go into an agent",
-                    record.id(),
-                    record.display_state_at(now)
-                ),
+            return Err(RequestError::NotForAgent {
+                id: record.id().to_string(),
+                state: record.display_state_at(now),
             }
             .into());
         }

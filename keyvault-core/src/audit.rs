@@ -452,7 +452,11 @@ pub(crate) fn prepare(
         && let Some(newest) = events.iter().map(AuditEvent::time).max()
         && (newest - time).num_seconds() > MAX_CLOCK_SKEW_SECS
     {
-        return Err(AuditError::ClockBehind { now: time, newest });
+        return Err(AuditError::ClockBehind {
+            max_skew_secs: MAX_CLOCK_SKEW_SECS,
+            now: time,
+            newest,
+        });
     }
     let anchored = lines.last().map(|l| AuditHead {
         seq: lines.len() as u64,

@@ -4,7 +4,7 @@
 
 use crate::audit::{Draft, Outcome};
 use crate::callbacks::Callbacks;
-use crate::error::{Error, InputError, Result, StoreError};
+use crate::error::{Error, InputError, RequestError, Result, StoreError};
 use crate::inventory::{KeyRecord, KeyState};
 use crate::report::{Deployed, Report};
 use crate::target::{TargetSpec, Targets};
@@ -20,12 +20,7 @@ pub(crate) fn check_principals(principals: &[String]) -> Result<()> {
             && p.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b));
         if !ok {
-            return Err(InputError::Request {
-                message: format!(
-                    "invalid principal {p:?}: use letters, digits, '.', '_', '-' and '@'"
-                ),
-            }
-            .into());
+            return Err(InputError::Principal { value: p.clone() }.into());
         }
     }
     Ok(())
@@ -74,8 +69,9 @@ impl Vault {
     ///
     /// # Errors
     ///
-    /// As [`Vault::find`]; [`InputError::Request`] when the key is not a live CA or the
-    /// target cannot hold options (RunPod); target errors.
+    /// As [`Vault::find`]; [`RequestError::NotCertificateAuthority`] when the key is not a
+    /// live CA, [`RequestError::NoOptions`] when the target cannot hold options (RunPod);
+    /// target errors.
     pub fn ca_trust(
         &self,
         ca: &str,
@@ -85,8 +81,8 @@ impl Vault {
     ) -> Result<Report> {
         check_principals(&principals)?;
         if spec.runpod_profile().is_some() {
-            return Err(InputError::Request {
-                message: format!("{spec} cannot hold authorized_keys options; trust a CA in a file: or ssh:// target"),
+            return Err(RequestError::NoOptions {
+                target: spec.to_string(),
             }
             .into());
         }
@@ -97,11 +93,9 @@ impl Vault {
             || record.state() == KeyState::Revoked
             || record.is_expired_at(self.now())
         {
-            return Err(InputError::Request {
-                message: format!(
-                    "key {} is not a live certificate authority (make one with `keyvault ca init`)",
-                    record.id()
-                ),
+            return Err(RequestError::NotCertificateAuthority {
+                id: record.id().to_string(),
+                trusting: true,
             }
             .into());
         }
@@ -162,8 +156,9 @@ impl Vault {
             || record.state() == KeyState::Revoked
             || record.is_expired_at(self.now())
         {
-            return Err(InputError::Request {
-                message: format!("key {} is not a live certificate authority", record.id()),
+            return Err(RequestError::NotCertificateAuthority {
+                id: record.id().to_string(),
+                trusting: false,
             }
             .into());
         }

@@ -1,6 +1,6 @@
 //! Deploying a key to targets.
 
-use crate::error::{InputError, Result};
+use crate::error::{RequestError, Result};
 use crate::inventory::{Inventory, KeyRecord, KeyState};
 use crate::report::{Deployed, Report};
 use crate::run::{Opened, add_key, draft, key_mut};
@@ -14,8 +14,8 @@ impl Vault {
     ///
     /// # Errors
     ///
-    /// As [`Vault::find`]; [`InputError::Request`] for revoked or expired keys and keys
-    /// in a rotation; target errors.
+    /// As [`Vault::find`]; [`RequestError::NotDeployable`] for revoked or expired keys,
+    /// [`RequestError::InRotation`] for keys in a rotation; target errors.
     pub fn deploy(
         &self,
         selector: &str,
@@ -57,12 +57,9 @@ impl Vault {
         now: DateTime<Utc>,
     ) -> Result<()> {
         if record.state() == KeyState::Revoked || record.is_expired_at(now) {
-            return Err(InputError::Request {
-                message: format!(
-                    "key {} is {}; deploy a live key",
-                    record.id(),
-                    record.display_state_at(now)
-                ),
+            return Err(RequestError::NotDeployable {
+                id: record.id().to_string(),
+                state: record.display_state_at(now),
             }
             .into());
         }

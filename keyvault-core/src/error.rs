@@ -2,9 +2,21 @@
 //!
 //! Messages are lowercase, carry no trailing period, name the object they are about and
 //! never contain a secret: no passphrase, API key or private key material reaches them.
+//! They are data, not advice: no message names a command or a flag of the `keyvault`
+//! CLI, which words its hints from the variants' fields. Every area's error lives here
+//! (RunPod's, the keyring's and backups' too), so this module imports nothing from the
+//! rest of the crate and every layer can use it.
 
 use std::io;
 use std::path::PathBuf;
+
+mod incomplete;
+mod request;
+#[cfg(test)]
+mod tests;
+
+pub use incomplete::{Incomplete, NextStep, Operation, WorkItem, describe};
+pub use request::RequestError;
 
 /// The result type of every fallible operation in this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -36,31 +48,21 @@ pub enum Error {
     Target(#[from] TargetError),
     /// A backup could not be made or restored.
     #[error(transparent)]
-    Backup(#[from] crate::backup::BackupError),
+    Backup(#[from] BackupError),
     /// The OS keyring could not be used.
     #[error(transparent)]
-    Keyring(#[from] crate::vault_secrets::KeyringError),
+    Keyring(#[from] KeyringError),
+    /// A request the vault's state does not allow as asked.
+    #[error(transparent)]
+    Request(#[from] RequestError),
     /// A multi-step operation stopped part-way; the journal lets it be finished.
-    #[error("{operation} stopped: {cause}; done: {done}; not done: {pending}")]
-    Incomplete {
-        /// What was being done, e.g. `rotation of personal`.
-        operation: String,
-        /// Why it stopped.
-        cause: Box<Error>,
-        /// What was done before it stopped.
-        done: String,
-        /// What remains.
-        pending: String,
-        /// The command that finishes it.
-        next: String,
-    },
-    /// A fault injected by a test hook ([`crate::Vault::with_fault_hook`]).
+    #[error(transparent)]
+    Incomplete(Box<Incomplete>),
+    /// A fault injected by a test hook ([`crate::Vault::with_fault_hook`]); not part of the
+    /// API: made only by [`Error::injected`], for tests.
     #[doc(hidden)]
-    #[error("injected fault at {point}")]
-    Injected {
-        /// Where.
-        point: String,
-    },
+    #[error("injected fault at {0}")]
+    Injected(InjectedFault),
     /// A passphrase was needed and could not be obtained from the caller.
     #[error("no passphrase for {subject}: {reason}")]
     PassphraseUnavailable {
@@ -81,17 +83,44 @@ impl Error {
             Error::Input(_)
                 | Error::Policy(_)
                 | Error::Config(_)
+                | Error::Request(_)
                 | Error::PassphraseUnavailable { .. }
                 | Error::Target(
                     TargetError::Credentials { .. }
                         | TargetError::UnknownProfile { .. }
                         | TargetError::NotRunpod { .. }
                 )
-                | Error::Backup(
-                    crate::backup::BackupError::Recipient { .. }
-                        | crate::backup::BackupError::HomeNotEmpty { .. }
-                )
+                | Error::Backup(BackupError::Recipient { .. } | BackupError::HomeNotEmpty { .. })
         )
+    }
+
+    /// Whether another process held or kept changing what this one needed (the vault's
+    /// lock, the purposes it was rotating): nothing is wrong with the request, and running
+    /// it again later may succeed. Not a usage error.
+    #[must_use]
+    pub fn is_contention(&self) -> bool {
+        matches!(
+            self,
+            Error::Store(StoreError::Locked { .. } | StoreError::Contended { .. })
+        )
+    }
+
+    /// A fault injected at `point` by a test's fault hook. Not part of the API.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn injected(point: impl Into<String>) -> Self {
+        Error::Injected(InjectedFault(point.into()))
+    }
+}
+
+/// Where a test's fault hook failed an operation. Not part of the API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct InjectedFault(String);
+
+impl std::fmt::Display for InjectedFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -173,11 +202,23 @@ pub enum InputError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// A request that contradicts itself or the vault's state as asked.
-    #[error("{message}")]
-    Request {
-        /// What is wrong.
-        message: String,
+    /// A certificate principal with characters keyvault does not accept.
+    #[error("invalid principal {value:?}: use letters, digits, '.', '_', '-' and '@'")]
+    Principal {
+        /// The rejected value.
+        value: String,
+    },
+    /// A source (`from=`) pattern that is no address, CIDR or host pattern.
+    #[error("invalid source pattern {value:?}: expected an address, a CIDR or a host pattern")]
+    SourcePattern {
+        /// The rejected value.
+        value: String,
+    },
+    /// A forced command sshd could not hold in `command="…"`.
+    #[error("invalid forced command: {reason}")]
+    ForceCommand {
+        /// What is wrong with it.
+        reason: &'static str,
     },
     /// An empty passphrase.
     #[error("empty passphrase for {subject}")]
@@ -439,6 +480,14 @@ pub enum StoreError {
         /// How long keyvault waited.
         waited_secs: u64,
     },
+    /// Other processes kept changing the purposes being rotated while keys were being
+    /// generated outside the lock; nothing was written. Not a usage error: running it
+    /// again later may succeed.
+    #[error("other processes keep changing the purposes {}; nothing was written", purposes.join(", "))]
+    Contended {
+        /// The purposes asked for.
+        purposes: Vec<String>,
+    },
     /// No key matches the selector.
     #[error("no key or purpose named {selector:?}")]
     NotFound {
@@ -497,11 +546,16 @@ pub enum TargetError {
         /// The target, e.g. `runpod:team`.
         target: String,
         /// What RunPod said.
-        source: crate::runpod::RunpodError,
+        source: RunpodError,
     },
     /// The key list would exceed RunPod's size limit.
     #[error(
-        "{target}: the key list would be {len} characters, over RunPod's limit of about {limit}{sweepable}"
+        "{target}: the key list would be {len} characters, over RunPod's limit of about {limit}{}",
+        match sweepable.as_deref() {
+            None => String::new(),
+            Some([]) => "; remove keys you no longer use from the account".to_owned(),
+            Some(ids) => format!("; a sweep would remove these expired keys: {}", ids.join(", ")),
+        }
     )]
     ListTooLong {
         /// The target.
@@ -510,8 +564,9 @@ pub enum TargetError {
         len: usize,
         /// The limit.
         limit: usize,
-        /// Which expired managed keys `keyvault sweep` could remove (`; …`), if any.
-        sweepable: String,
+        /// Once the vault looked: the expired managed keys on the target, which a sweep
+        /// would remove (empty: none); `None` when not looked at.
+        sweepable: Option<Vec<String>>,
     },
     /// Another writer changed the list at the same time.
     #[error("{target}: another writer changed the key list while keyvault was writing it ({what})")]
@@ -600,9 +655,11 @@ pub enum AuditError {
     /// The clock reads earlier than the newest audit event by more than the allowed skew.
     #[error(
         "the clock reads {now}, more than {} minutes before the newest audit event ({newest}); refusing to record events that go back in time",
-        crate::audit::MAX_CLOCK_SKEW_SECS / 60
+        max_skew_secs / 60
     )]
     ClockBehind {
+        /// How far back the clock may read, in seconds.
+        max_skew_secs: i64,
         /// The clock's time.
         now: chrono::DateTime<chrono::Utc>,
         /// The newest event's time.
@@ -630,5 +687,183 @@ impl From<Refusal> for Error {
             Refusal::Input(e) => Error::Input(e),
             Refusal::Policy(e) => Error::Policy(e),
         }
+    }
+}
+
+/// Why a backup could not be made or restored. Never carries a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackupError {
+    /// A recipient that is not an `age1…`, `ssh-ed25519` or `ssh-rsa` public key.
+    #[error("invalid recipient {value:?}: {reason}")]
+    Recipient {
+        /// The recipient (a public key) as given, shortened.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An identity file keyvault cannot use.
+    #[error("cannot use identity {path}: {reason}")]
+    Identity {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The archive could not be decrypted with what was given.
+    #[error("cannot decrypt {archive}: {reason}")]
+    Decrypt {
+        /// The archive.
+        archive: String,
+        /// Why (wrong identity, wrong passphrase, corrupt or truncated).
+        reason: String,
+    },
+    /// The archive decrypted but is not a complete, consistent keyvault backup.
+    #[error("{archive} is not a usable keyvault backup: {reason}")]
+    Invalid {
+        /// The archive.
+        archive: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The archive is encrypted another way than the one given: to recipients where a
+    /// passphrase was given, or with a passphrase where an identity was.
+    #[error(
+        "cannot decrypt {archive}: {}",
+        if *to_recipients {
+            "it is encrypted to recipients, not a passphrase"
+        } else {
+            "it is encrypted with a passphrase"
+        }
+    )]
+    WrongSecretKind {
+        /// The archive.
+        archive: String,
+        /// Whether it is encrypted to recipients (else with a passphrase).
+        to_recipients: bool,
+    },
+    /// The home to restore into holds files.
+    #[error("{} is not empty; restore into an empty or new directory", home.display())]
+    HomeNotEmpty {
+        /// The home.
+        home: PathBuf,
+    },
+    /// Encryption failed.
+    #[error("cannot encrypt the archive: {reason}")]
+    Encrypt {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Why the keyring could not be used. Never carries a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyringError {
+    /// No keyring answered (no D-Bus session, no Secret Service, a locked collection).
+    #[error("no OS keyring is reachable: {reason}")]
+    Unavailable {
+        /// What the platform said.
+        reason: String,
+    },
+    /// The keyring answered but the entry is not there.
+    #[error("the OS keyring has no {what} (service {service:?}, account {account:?})")]
+    Missing {
+        /// The keyring service.
+        service: &'static str,
+        /// What was looked for, e.g. `passphrase of key personal-1`.
+        what: String,
+        /// The account.
+        account: String,
+    },
+    /// The keyring answered with an error for this entry.
+    #[error("the OS keyring failed for account {account:?}: {reason}")]
+    Failed {
+        /// The account.
+        account: String,
+        /// What went wrong (never the secret).
+        reason: String,
+    },
+}
+
+/// What went wrong talking to RunPod. Messages never contain the API key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunpodError {
+    /// 401: the key is missing, malformed, expired or wrong.
+    #[error("RunPod rejected the API key (401 {detail})")]
+    Unauthorized {
+        /// The server's detail.
+        detail: String,
+    },
+    /// 403, or GraphQL's "Unauthorized" on a write: a valid key without this access.
+    #[error(
+        "the RunPod API key lacks access for this ({detail}); a read-only key cannot change SSH keys"
+    )]
+    Forbidden {
+        /// The server's detail.
+        detail: String,
+    },
+    /// 422: the request failed validation.
+    #[error("RunPod refused the request as invalid: {}", messages.join("; "))]
+    Validation {
+        /// Each validation message.
+        messages: Vec<String>,
+    },
+    /// 429 after every retry.
+    #[error("RunPod is rate limiting this API key{}; try again later", retry_after.map(|s| format!(" (retry after {s} s)")).unwrap_or_default())]
+    RateLimited {
+        /// The last `Retry-After`, in seconds.
+        retry_after: Option<u64>,
+    },
+    /// Any other HTTP error status.
+    #[error("RunPod answered {status} {detail}")]
+    Status {
+        /// The status code.
+        status: u16,
+        /// The server's detail.
+        detail: String,
+    },
+    /// GraphQL `errors` in a 200 answer.
+    #[error("RunPod GraphQL error: {}", messages.join("; "))]
+    Graphql {
+        /// Each error message.
+        messages: Vec<String>,
+    },
+    /// The body is not what the API documents.
+    #[error("unexpected answer from RunPod {what}: {reason}")]
+    Malformed {
+        /// Which call.
+        what: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The connection failed or timed out.
+    #[error("cannot reach RunPod at {url}: {reason}")]
+    Network {
+        /// The URL (never carries the key).
+        url: String,
+        /// The cause.
+        reason: String,
+    },
+    /// The endpoint does not exist (REST v2 absent on this server).
+    #[error("RunPod has no {what} endpoint at {url}")]
+    NotFound {
+        /// Which call.
+        what: &'static str,
+        /// The URL.
+        url: String,
+    },
+}
+
+impl RunpodError {
+    /// Whether a write that failed this way may nevertheless have been applied, so the
+    /// caller must re-read before deciding.
+    #[must_use]
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(
+            self,
+            RunpodError::Network { .. } | RunpodError::Malformed { .. }
+        ) || matches!(self, RunpodError::Status { status, .. } if *status >= 500)
     }
 }

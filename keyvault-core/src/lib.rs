@@ -50,8 +50,8 @@ pub use callbacks::{Callbacks, FixedPassphrase, PassphraseKind, PassphraseReques
 pub use child_env::ChildEnv;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{
-    AuditError, ConfigError, Error, InputError, KeyError, PolicyError, Refusal, Result, StoreError,
-    TargetError,
+    AuditError, ConfigError, Error, InputError, KeyError, NextStep, Operation, PolicyError,
+    Refusal, RequestError, Result, StoreError, TargetError, WorkItem,
 };
 pub use inventory::ParseError as InventoryParseError;
 pub use inventory::{

@@ -2,7 +2,7 @@
 
 use crate::admission::{Expiry, KeyOptions};
 use crate::callbacks::{Callbacks, Progress};
-use crate::error::{Error, InputError, Result};
+use crate::error::{Incomplete, InputError, NextStep, Operation, RequestError, Result, WorkItem};
 use crate::inventory::{KeyRecord, KeyState, Origin, Purpose};
 use crate::keygen::{self, Algorithm};
 use crate::run::{Opened, add_key, draft, key, key_mut};
@@ -112,20 +112,14 @@ pub(crate) fn check_scope(scope: &crate::inventory::Scope) -> Result<()> {
             && f.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b".:/*?!-_".contains(&b));
         if !ok {
-            return Err(InputError::Request {
-                message: format!(
-                    "invalid --from entry {f:?}: expected an address, a CIDR or a host pattern"
-                ),
-            }
-            .into());
+            return Err(InputError::SourcePattern { value: f.clone() }.into());
         }
     }
     if let Some(cmd) = &scope.force_command
         && (cmd.is_empty() || cmd.len() > 1024 || cmd.chars().any(char::is_control))
     {
-        return Err(InputError::Request {
-            message: "invalid --force-command: it must be one line of at most 1024 characters"
-                .to_owned(),
+        return Err(InputError::ForceCommand {
+            reason: "it must be one line of at most 1024 characters",
         }
         .into());
     }
@@ -134,9 +128,8 @@ pub(crate) fn check_scope(scope: &crate::inventory::Scope) -> Result<()> {
     {
         // sshd reads `\"` inside command="…" as an escaped quote, so the closing quote
         // after a trailing backslash is never seen and sshd rejects the whole line.
-        return Err(InputError::Request {
-            message: "invalid --force-command: it ends with a backslash, which sshd would read as escaping the closing quote of command=\"…\""
-                .to_owned(),
+        return Err(InputError::ForceCommand {
+            reason: "it ends with a backslash, which sshd would read as escaping the closing quote of command=\"…\"",
         }
         .into());
     }
@@ -152,7 +145,7 @@ impl Vault {
     ///
     /// # Errors
     ///
-    /// Policy and input errors before anything is written; [`Error::Incomplete`] when a
+    /// Policy and input errors before anything is written; [`crate::Error::Incomplete`] when a
     /// target fails after the key was recorded (it names what to run next).
     pub fn mint<R: CryptoRng + ?Sized>(
         &self,
@@ -178,11 +171,7 @@ impl Vault {
             Some((ca, principals)) => {
                 crate::ca::check_principals(principals)?;
                 if principals.is_empty() {
-                    return Err(InputError::Request {
-                        message: "a certificate needs at least one principal (--principals)"
-                            .to_owned(),
-                    }
-                    .into());
+                    return Err(RequestError::NoPrincipals.into());
                 }
                 Some(self.unlock_ca(ca, callbacks)?)
             }
@@ -305,20 +294,24 @@ impl Vault {
                 )
             })();
             if let Err(e) = result {
-                return Err(Error::Incomplete {
-                    operation: format!("minting {}", record.id()),
-                    cause: Box::new(self.explain(&inventory, e)),
-                    done: format!(
-                        "{} recorded (expires {})",
-                        record.id(),
-                        expires_at.to_rfc3339()
-                    ),
-                    pending: format!("deploying it to {name}"),
-                    next: format!(
-                        "run `keyvault deploy {0} --to {name}`, or `keyvault revoke {0}`",
-                        record.id()
-                    ),
-                });
+                return Err(Incomplete {
+                    operation: Operation::Mint {
+                        key: record.id().to_string(),
+                    },
+                    cause: self.explain(&inventory, e),
+                    done: vec![WorkItem::Recorded {
+                        key: record.id().to_string(),
+                        expires: expires_at.to_rfc3339(),
+                    }],
+                    pending: vec![WorkItem::Deploying {
+                        target: name.clone(),
+                    }],
+                    next: NextStep::DeployOrRevoke {
+                        key: record.id().to_string(),
+                        target: name,
+                    },
+                }
+                .into());
             }
         }
         let record = key(&inventory, record.id())?.clone();

@@ -213,13 +213,13 @@ impl Vault {
     ///
     /// # Errors
     ///
-    /// Target errors; [`crate::InputError::Request`] for a target without pods.
+    /// Target errors; [`crate::RequestError::NoPods`] for a target without pods.
     pub fn pods_report(&self, spec: &TargetSpec, targets: &dyn Targets) -> Result<Vec<PodReport>> {
         let inventory = self.store.load()?;
         let now = self.now();
         let pods = targets.open(spec)?.pods()?.ok_or_else(|| {
-            Error::from(crate::error::InputError::Request {
-                message: format!("{spec} has no pods"),
+            Error::from(crate::error::RequestError::NoPods {
+                target: spec.to_string(),
             })
         })?;
         Ok(pods

@@ -1,7 +1,7 @@
 //! Running pods: finding them, pushing keys into them over SSH, and settling what they trust.
 
 use crate::callbacks::Callbacks;
-use crate::error::{Error, InputError, Result};
+use crate::error::{Error, RequestError, Result};
 use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState, Purpose, Step};
 use crate::remote::AddKey;
 use crate::report::{Deployed, Report};
@@ -221,7 +221,7 @@ impl Vault {
     ///
     /// # Errors
     ///
-    /// As [`Vault::deploy`]; [`InputError::Request`] if `account` is not a RunPod account;
+    /// As [`Vault::deploy`]; [`crate::RequestError::NotRunpodAccount`] if `account` is not a RunPod account;
     /// the account's errors while listing pods; the callbacks' error.
     pub fn deploy_to_pods(
         &self,
@@ -375,10 +375,8 @@ impl Vault {
         account: &TargetSpec,
     ) -> Result<Vec<crate::runpod::Pod>> {
         if account.runpod_profile().is_none() {
-            return Err(InputError::Request {
-                message: format!(
-                    "{account} is not a RunPod account: use runpod-pods or runpod-pods:PROFILE"
-                ),
+            return Err(RequestError::NotRunpodAccount {
+                target: account.to_string(),
             }
             .into());
         }
@@ -410,12 +408,13 @@ impl Vault {
         for (name, identities, add, remove) in jobs {
             let prepared = (|| -> Result<Job> {
                 opened.get(&name)?;
-                let mut target = opened
-                    .open
-                    .remove(&name)
-                    .ok_or_else(|| InputError::Request {
-                        message: format!("cannot open {name}"),
-                    })?;
+                let mut target =
+                    opened
+                        .open
+                        .remove(&name)
+                        .ok_or_else(|| RequestError::NotOpened {
+                            target: name.clone(),
+                        })?;
                 for id in &identities {
                     if let Some(k) = opened.identities.get(id) {
                         target.load_identity(k)?;

@@ -1,7 +1,7 @@
 //! Revoking keys: removing them from every target, at once.
 
 use crate::callbacks::Callbacks;
-use crate::error::{Error, InputError, Result};
+use crate::error::{Error, Incomplete, NextStep, Operation, RequestError, Result, WorkItem};
 use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState, Purpose};
 use crate::pods::{PodEdit, pod_id, pod_target};
 use crate::report::Report;
@@ -17,7 +17,7 @@ impl Vault {
     ///
     /// # Errors
     ///
-    /// As [`Vault::find`]; [`InputError::Request`] for a revoked key or one in a rotation;
+    /// As [`Vault::find`]; [`RequestError::AlreadyRevoked`] or [`RequestError::InRotation`];
     /// [`Error::Incomplete`] when a target fails part-way (what was removed is recorded);
     /// [`Error::PassphraseUnavailable`] when keyvault added the key to pods over SSH (it
     /// must log in to them with the key: use [`Vault::revoke_with`]).
@@ -60,11 +60,8 @@ impl Vault {
         let record = self.find(&inventory, selector)?.clone();
         let revoked = record.state() == KeyState::Revoked;
         if revoked && pods_of.is_none() {
-            return Err(InputError::Request {
-                message: format!(
-                    "key {} is already revoked (add --to runpod-pods to remove it from running pods)",
-                    record.id()
-                ),
+            return Err(RequestError::AlreadyRevoked {
+                id: record.id().to_string(),
             }
             .into());
         }
@@ -123,11 +120,8 @@ impl Vault {
         }
         if !names.is_empty() {
             if record.pruned_at().is_some() {
-                return Err(InputError::Request {
-                    message: format!(
-                        "key {}'s private file was pruned, so keyvault cannot log in to the pods that still trust it; redeploy them",
-                        record.id()
-                    ),
+                return Err(RequestError::Pruned {
+                    id: record.id().to_string(),
                 }
                 .into());
             }
@@ -221,12 +215,9 @@ impl Vault {
             .iter()
             .any(|e| e.new == *record.id() || e.old == *record.id())
         {
-            return Err(InputError::Request {
-                message: format!(
-                    "key {} is part of a rotation in progress; finish it with `keyvault rotate {1}` or roll it back with `keyvault rotate --abort {1}`",
-                    record.id(),
-                    record.purpose()
-                ),
+            return Err(RequestError::InRotation {
+                id: record.id().to_string(),
+                purpose: record.purpose().to_string(),
             }
             .into());
         }
@@ -272,49 +263,45 @@ impl Vault {
                 self.hook(&format!("removed:{name}"))
             })();
             if let Err(e) = result {
-                let done: Vec<String> = ids
+                let done = ids
                     .iter()
                     .filter_map(|id| inventory.get(id))
                     .flat_map(|k| {
                         k.deployments()
                             .iter()
                             .filter(|d| d.removed_at().is_some())
-                            .map(move |d| format!("{} removed from {}", k.id(), d.target()))
+                            .map(move |d| WorkItem::Removed {
+                                key: k.id().to_string(),
+                                target: d.target().to_string(),
+                            })
                     })
                     .collect();
-                let pending: Vec<String> = ids
+                let pending = ids
                     .iter()
                     .filter_map(|id| inventory.get(id))
                     .flat_map(|k| {
                         k.live_targets()
                             .into_iter()
-                            .map(move |t| format!("{} still at {t}", k.id()))
+                            .map(move |t| WorkItem::StillAt {
+                                key: k.id().to_string(),
+                                target: t.to_string(),
+                            })
                     })
                     .collect();
-                return Err(Error::Incomplete {
-                    operation: format!(
-                        "{action} of {}",
-                        ids.iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                    cause: Box::new(self.explain(inventory, e)),
-                    done: if done.is_empty() {
-                        "nothing".to_owned()
-                    } else {
-                        done.join(", ")
-                    },
-                    pending: pending.join(", "),
-                    next: format!(
-                        "run `keyvault {}` again once the target is reachable",
-                        if action == "revoke" {
-                            "revoke"
-                        } else {
-                            "sweep"
-                        }
-                    ),
-                });
+                let keys = ids.iter().map(ToString::to_string).collect();
+                let (operation, next) = if action == "revoke" {
+                    (Operation::Revoke { keys }, NextStep::RetryRevoke)
+                } else {
+                    (Operation::Expire { keys }, NextStep::RetrySweep)
+                };
+                return Err(Incomplete {
+                    operation,
+                    cause: self.explain(inventory, e),
+                    done,
+                    pending,
+                    next,
+                }
+                .into());
             }
         }
         let mut drafts = Vec::new();

@@ -11,7 +11,9 @@
 
 use crate::admission::{Admitted, KeyOptions};
 use crate::callbacks::{Callbacks, Progress};
-use crate::error::{Error, InputError, Result, StoreError};
+use crate::error::{
+    Error, Incomplete, NextStep, Operation, RequestError, Result, StoreError, WorkItem,
+};
 use crate::inventory::{
     Inventory, JournalEntry, KeyId, KeyState, Origin, Purpose, Step, TargetProgress,
 };
@@ -128,7 +130,7 @@ impl Vault {
     /// # Errors
     ///
     /// [`StoreError::NoActiveKey`] for a purpose without an active key,
-    /// [`InputError::Request`] when there is nothing to rotate, and policy errors for the
+    /// [`RequestError::NothingToRotate`] when there is nothing to rotate, and policy errors for the
     /// requested lifetime.
     pub fn plan_rotation(&self, request: &RotateRequest) -> Result<RotationPlan> {
         let inventory = self.store.load()?;
@@ -163,10 +165,7 @@ impl Vault {
             request.purposes.iter().cloned().collect()
         };
         if purposes.is_empty() {
-            return Err(InputError::Request {
-                message: "nothing to rotate: no purpose has an active key".to_owned(),
-            }
-            .into());
+            return Err(RequestError::NothingToRotate.into());
         }
         let mut rotations = Vec::new();
         let mut admissions = BTreeMap::new();
@@ -285,8 +284,12 @@ impl Vault {
             }
             attempt += 1;
             if attempt >= 5 {
-                return Err(InputError::Request {
-                    message: "other keyvault processes keep changing these purposes; nothing was written, run the command again".to_owned(),
+                return Err(StoreError::Contended {
+                    purposes: plan
+                        .rotations
+                        .iter()
+                        .map(|r| r.purpose.to_string())
+                        .collect(),
                 }
                 .into());
             }
@@ -614,16 +617,18 @@ impl Vault {
         let mut pending = Vec::new();
         for e in &entries {
             for (t, p) in &e.targets {
+                let (new, target) = (e.new.to_string(), t.to_string());
                 if p.added {
-                    done.push(format!("{} added to {t}", e.new));
+                    done.push(WorkItem::Added { key: new, target });
                 } else {
-                    pending.push(format!("{} not yet added to {t}", e.new));
+                    pending.push(WorkItem::NotAdded { key: new, target });
                 }
                 if e.step == Step::Promoted {
+                    let (key, target) = (e.old.to_string(), t.to_string());
                     if p.removed {
-                        done.push(format!("{} removed from {t}", e.old));
+                        done.push(WorkItem::Removed { key, target });
                     } else {
-                        pending.push(format!("{} still at {t}", e.old));
+                        pending.push(WorkItem::StillAt { key, target });
                     }
                 }
             }
@@ -631,26 +636,19 @@ impl Vault {
         let purposes: Vec<String> = entries.iter().map(|e| e.purpose.to_string()).collect();
         let promoted = entries.iter().all(|e| e.step == Step::Promoted);
         let next = if promoted {
-            "run `keyvault sweep` to finish".to_owned()
+            NextStep::Sweep
         } else {
-            format!(
-                "run `keyvault rotate {0}` to finish, or `keyvault rotate --abort {0}` to roll back",
-                purposes.join(" ")
-            )
-        };
-        let list = |v: Vec<String>| {
-            if v.is_empty() {
-                "nothing".to_owned()
-            } else {
-                v.join(", ")
+            NextStep::FinishOrRollBack {
+                purposes: purposes.clone(),
             }
         };
-        Error::Incomplete {
-            operation: format!("rotation of {}", purposes.join(", ")),
-            cause: Box::new(cause),
-            done: list(done),
-            pending: list(pending),
+        Incomplete {
+            operation: Operation::Rotation { purposes },
+            cause,
+            done,
+            pending,
             next,
         }
+        .into()
     }
 }

@@ -169,19 +169,11 @@ impl Vault {
                     })
                     .map(|k| k.id().to_string())
                     .collect();
-                let sweepable = if expired.is_empty() {
-                    "; remove keys you no longer use from the account".to_owned()
-                } else {
-                    format!(
-                        "; `keyvault sweep` would remove these expired keys: {}",
-                        expired.join(", ")
-                    )
-                };
                 TargetError::ListTooLong {
                     target,
                     len,
                     limit,
-                    sweepable,
+                    sweepable: Some(expired),
                 }
                 .into()
             }

@@ -558,7 +558,7 @@ impl Vault {
     ///
     /// # Errors
     ///
-    /// [`StoreError`] when the inventory exists but cannot be read.
+    /// [`crate::StoreError`] when the inventory exists but cannot be read.
     pub fn scan(&self, dirs: &[PathBuf], max_age: Span) -> Result<crate::scan::ScanReport> {
         let inventory = self.store.load()?;
         Ok(crate::scan::scan(

@@ -1,6 +1,6 @@
 //! Sweeping: finishing grace periods and revoking what expired; pruning old records.
 
-use crate::error::{InputError, Result, StoreError};
+use crate::error::{RequestError, Result, StoreError};
 use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState};
 use crate::report::Report;
 use crate::run::{Opened, draft, key, key_mut};
@@ -14,7 +14,7 @@ impl Vault {
     ///
     /// # Errors
     ///
-    /// [`Error::Incomplete`] when a target fails; what was done is recorded and the next
+    /// [`crate::Error::Incomplete`] when a target fails; what was done is recorded and the next
     /// sweep continues from there.
     pub fn sweep(&self, targets: &dyn Targets) -> Result<Report> {
         let _lock = self.lock()?;
@@ -94,7 +94,7 @@ impl Vault {
     ///
     /// # Errors
     ///
-    /// [`InputError::Request`] for a key that is not prunable; [`StoreError`] for I/O.
+    /// [`crate::RequestError::NotPrunable`] for a key that is not prunable; [`StoreError`] for I/O.
     pub fn prune(&self, ids: &[KeyId]) -> Result<Report> {
         let _lock = self.lock()?;
         let mut inventory = self.store.load()?;
@@ -104,12 +104,7 @@ impl Vault {
             .map(|k| k.id().clone())
             .collect();
         if let Some(id) = ids.iter().find(|id| !prunable.contains(*id)) {
-            return Err(InputError::Request {
-                message: format!(
-                    "key {id} cannot be pruned: only revoked keys nothing depends on can"
-                ),
-            }
-            .into());
+            return Err(RequestError::NotPrunable { id: id.to_string() }.into());
         }
         let now = self.now();
         let mut drafts = Vec::new();

@@ -30,33 +30,7 @@ pub const SERVICE: &str = "keyvault";
 /// The account of the default RunPod API key.
 pub const RUNPOD_ACCOUNT: &str = "runpod-api-key";
 
-/// Why the keyring could not be used. Never carries a secret.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum KeyringError {
-    /// No keyring answered (no D-Bus session, no Secret Service, a locked collection).
-    #[error("no OS keyring is reachable: {reason}")]
-    Unavailable {
-        /// What the platform said.
-        reason: String,
-    },
-    /// The keyring answered but the entry is not there.
-    #[error("the OS keyring has no {what} (service {SERVICE:?}, account {account:?})")]
-    Missing {
-        /// What was looked for, e.g. `passphrase of key personal-1`.
-        what: String,
-        /// The account.
-        account: String,
-    },
-    /// The keyring answered with an error for this entry.
-    #[error("the OS keyring failed for account {account:?}: {reason}")]
-    Failed {
-        /// The account.
-        account: String,
-        /// What went wrong (never the secret).
-        reason: String,
-    },
-}
+pub use crate::error::KeyringError;
 
 /// The account of a RunPod API key: `runpod-api-key`, or `runpod-api-key:PROFILE` for a
 /// `[runpod.PROFILE]` table.
@@ -237,6 +211,7 @@ impl Keyring {
         match self.get(account)? {
             Some(s) => Ok(Passphrase::new(s.to_string())),
             None => Err(KeyringError::Missing {
+                service: SERVICE,
                 what: what.to_owned(),
                 account: account.to_owned(),
             }),

@@ -6,7 +6,7 @@ use crate::error::{Done, Failure};
 use crate::passphrase::Source;
 use crate::render;
 use keyvault_core::minted::MintedFiles;
-use keyvault_core::{Error, MintRequest, Minted, StoreError};
+use keyvault_core::{MintRequest, Minted, StoreError};
 use serde_json::json;
 use std::path::Path;
 
@@ -111,20 +111,24 @@ pub(crate) fn minted_but_not_written(
     path: &std::path::Path,
     cause: StoreError,
 ) -> Failure {
-    let targets = record.live_targets();
-    let deployed = if targets.is_empty() {
-        "deployed nowhere".to_owned()
-    } else {
-        format!("deployed to {}", targets.join(", "))
-    };
-    Failure::Core(Error::Incomplete {
-        operation: format!("minting {}", record.id()),
-        cause: Box::new(cause.into()),
-        done: format!("{} recorded in the vault and {deployed}", record.id()),
-        pending: format!("writing {}", path.display()),
-        next: format!(
-            "`keyvault revoke {}` removes the key everywhere; then mint again",
-            record.id()
-        ),
-    })
+    let key = record.id().to_string();
+    Failure::Core(
+        keyvault_core::error::Incomplete {
+            operation: keyvault_core::Operation::Mint { key: key.clone() },
+            cause: cause.into(),
+            done: vec![keyvault_core::WorkItem::RecordedAndDeployed {
+                key: key.clone(),
+                targets: record
+                    .live_targets()
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect(),
+            }],
+            pending: vec![keyvault_core::WorkItem::Writing {
+                path: path.to_owned(),
+            }],
+            next: keyvault_core::NextStep::RevokeThenRetry { key },
+        }
+        .into(),
+    )
 }

@@ -10,6 +10,7 @@ mod backup;
 mod bad_input;
 mod cli_edges;
 mod concurrency;
+mod contention;
 mod fake_server;
 mod file_safety;
 mod interop;

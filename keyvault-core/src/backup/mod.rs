@@ -26,7 +26,7 @@ use crate::error::{Result, StoreError};
 use crate::fsutil;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -45,55 +45,7 @@ const TOP_FILES: [&str; 4] = [
     "known_hosts",
 ];
 
-/// Why a backup could not be made or restored. Never carries a secret.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BackupError {
-    /// A recipient that is not an `age1…`, `ssh-ed25519` or `ssh-rsa` public key.
-    #[error("invalid recipient {value:?}: {reason}")]
-    Recipient {
-        /// The recipient (a public key) as given, shortened.
-        value: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// An identity file keyvault cannot use.
-    #[error("cannot use identity {path}: {reason}")]
-    Identity {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-    /// The archive could not be decrypted with what was given.
-    #[error("cannot decrypt {archive}: {reason}")]
-    Decrypt {
-        /// The archive.
-        archive: String,
-        /// Why (wrong identity, wrong passphrase, corrupt or truncated).
-        reason: String,
-    },
-    /// The archive decrypted but is not a complete, consistent keyvault backup.
-    #[error("{archive} is not a usable keyvault backup: {reason}")]
-    Invalid {
-        /// The archive.
-        archive: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The home to restore into holds files.
-    #[error("{} is not empty; restore into an empty or new directory", home.display())]
-    HomeNotEmpty {
-        /// The home.
-        home: PathBuf,
-    },
-    /// Encryption failed.
-    #[error("cannot encrypt the archive: {reason}")]
-    Encrypt {
-        /// Why.
-        reason: String,
-    },
-}
+pub use crate::error::BackupError;
 
 /// Someone who can decrypt an archive: an `age1…` recipient or an `ssh-ed25519` /
 /// `ssh-rsa` public key.

@@ -86,7 +86,7 @@ pub(crate) fn describe_decrypt(e: &age::DecryptError, passphrase: bool) -> Strin
     use age::DecryptError as D;
     match e {
         D::NoMatchingKeys if passphrase => {
-            "the archive is encrypted to recipients, not a passphrase; use --identity".to_owned()
+            "the archive is encrypted to recipients, not a passphrase".to_owned()
         }
         D::NoMatchingKeys => {
             "it is not encrypted to this identity (or it needs a passphrase instead)".to_owned()
@@ -408,6 +408,14 @@ impl Vault {
             archive: name.clone(),
             reason,
         };
+        let wrong_kind = |to_recipients: bool| BackupError::WrongSecretKind {
+            archive: name.clone(),
+            to_recipients,
+        };
+        let undecryptable = |e: age::DecryptError| match e {
+            age::DecryptError::NoMatchingKeys if passphrase => wrong_kind(true),
+            e => fail(describe_decrypt(&e, passphrase)),
+        };
         let start = archive
             .iter()
             .position(|b| !b.is_ascii_whitespace())
@@ -418,15 +426,11 @@ impl Vault {
             return Err(fail("not an age-encrypted file".to_owned()).into());
         }
         let decryptor = age::Decryptor::new_buffered(age::armor::ArmoredReader::new(archive))
-            .map_err(|e| fail(describe_decrypt(&e, passphrase)))?;
+            .map_err(undecryptable)?;
         let identities: Vec<Box<dyn age::Identity>> = match &request.from {
             RestoreFrom::Passphrase => {
                 if !decryptor.is_scrypt() {
-                    return Err(fail(
-                        "it is encrypted to recipients, not a passphrase; use --identity"
-                            .to_owned(),
-                    )
-                    .into());
+                    return Err(wrong_kind(true).into());
                 }
                 let p = callbacks.passphrase(&PassphraseRequest::new(
                     PassphraseKind::Existing,
@@ -439,11 +443,7 @@ impl Vault {
             }
             RestoreFrom::Identity(path) => {
                 if decryptor.is_scrypt() {
-                    return Err(fail(
-                        "it is encrypted with a passphrase; use a passphrase source instead of --identity"
-                            .to_owned(),
-                    )
-                    .into());
+                    return Err(wrong_kind(false).into());
                 }
                 identities_from(path, callbacks)?
             }
@@ -453,13 +453,11 @@ impl Vault {
         }
         let reader = decryptor.decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity));
         let mut plain = Zeroizing::new(Vec::new());
-        let read = reader
-            .map_err(|e| fail(describe_decrypt(&e, passphrase)))
-            .and_then(|r| {
-                r.take(MAX_ARCHIVE_BYTES + 1)
-                    .read_to_end(&mut plain)
-                    .map_err(|e| fail(format!("the archive is truncated or corrupt ({e})")))
-            });
+        let read = reader.map_err(undecryptable).and_then(|r| {
+            r.take(MAX_ARCHIVE_BYTES + 1)
+                .read_to_end(&mut plain)
+                .map_err(|e| fail(format!("the archive is truncated or corrupt ({e})")))
+        });
         if passphrase {
             callbacks.progress(Progress::Done);
         }

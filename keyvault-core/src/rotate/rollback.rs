@@ -5,7 +5,9 @@
 //! every target trusts the old key again does it remove the new one.
 
 use crate::callbacks::Callbacks;
-use crate::error::{Error, InputError, Result, TargetError};
+use crate::error::{
+    Error, Incomplete, NextStep, Operation, RequestError, Result, TargetError, WorkItem,
+};
 use crate::inventory::{Inventory, JournalEntry, KeyRecord, KeyState, Purpose, Step};
 use crate::pods::pod_id;
 use crate::report::{Deployed, Report};
@@ -23,8 +25,8 @@ impl Vault {
     ///
     /// # Errors
     ///
-    /// [`InputError::Request`] when a purpose has no rotation to abort or it was promoted
-    /// already (nothing is changed); [`Error::Incomplete`] when a target cannot be made to
+    /// [`RequestError::NoRotation`] when a purpose has no rotation to abort,
+    /// [`RequestError::AlreadyPromoted`] when it was promoted already (nothing is changed); [`Error::Incomplete`] when a target cannot be made to
     /// trust the old key again (the new key is then removed nowhere, and the error says
     /// what each target holds) or the new key cannot be removed from one.
     pub fn abort_rotation(
@@ -38,17 +40,16 @@ impl Vault {
         // Every purpose is checked before anything changes.
         for purpose in purposes {
             let Some(e) = inventory.journal.iter().find(|e| e.purpose() == purpose) else {
-                return Err(InputError::Request {
-                    message: format!("purpose {purpose} has no rotation in progress"),
+                return Err(RequestError::NoRotation {
+                    purpose: purpose.to_string(),
                 }
                 .into());
             };
             if e.step >= Step::Promoted {
-                return Err(InputError::Request {
-                    message: format!(
-                        "the rotation of {purpose} already made {} active, so it cannot be rolled back; finish it with `keyvault sweep`, or remove {1} now with `keyvault revoke {1}`",
-                        e.new, e.old
-                    ),
+                return Err(RequestError::AlreadyPromoted {
+                    purpose: purpose.to_string(),
+                    old: e.old.to_string(),
+                    new: e.new.to_string(),
                 }
                 .into());
             }
@@ -135,34 +136,35 @@ impl Vault {
                 Err(cause) => {
                     let done = restored
                         .iter()
-                        .map(|t| format!("{} put back at {t}", old.id()))
-                        .collect::<Vec<_>>();
-                    let states = hosts
-                        .iter()
-                        .map(|t| self.holds(opened, t, &old, &new))
-                        .chain(pods.iter().map(|t| {
-                            format!("pod {} left as it was (it keeps {})", pod_id(t), old.id())
-                        }))
-                        .collect::<Vec<_>>();
-                    return Err(Error::Incomplete {
-                        operation: format!("rollback of the rotation of {}", e.purpose),
-                        cause: Box::new(cause),
-                        done: if done.is_empty() {
-                            "nothing".to_owned()
-                        } else {
-                            done.join(", ")
+                        .map(|t| WorkItem::PutBack {
+                            key: old.id().to_string(),
+                            target: t.to_string(),
+                        })
+                        .collect();
+                    let pending = std::iter::once(WorkItem::RemovedNowhere {
+                        key: new.id().to_string(),
+                        missing: old.id().to_string(),
+                    })
+                    .chain(hosts.iter().map(|t| self.holds(opened, t, &old, &new)))
+                    .chain(pods.iter().map(|t| WorkItem::PodLeft {
+                        pod: pod_id(t).to_string(),
+                        keeps: old.id().to_string(),
+                    }))
+                    .collect();
+                    return Err(Incomplete {
+                        operation: Operation::Rollback {
+                            purpose: e.purpose.to_string(),
                         },
-                        pending: format!(
-                            "{} was removed nowhere, as {} is not back everywhere; now {}",
-                            new.id(),
-                            old.id(),
-                            states.join(", ")
-                        ),
-                        next: format!(
-                            "run `keyvault rotate --abort {0}` again once {name} is reachable, or `keyvault rotate {0}` to finish the rotation",
-                            e.purpose
-                        ),
-                    });
+                        cause,
+                        done,
+                        pending,
+                        next: NextStep::RetryRollBack {
+                            purpose: e.purpose.to_string(),
+                            target: name.to_string(),
+                            or_finish: true,
+                        },
+                    }
+                    .into());
                 }
             }
         }
@@ -192,27 +194,34 @@ impl Vault {
         for (n, name) in hosts.iter().enumerate() {
             forget(inventory, &[name])?;
             if let Err(cause) = opened.get(name).and_then(|t| t.apply(&[], &remove, &hook)) {
-                return Err(Error::Incomplete {
-                    operation: format!("rollback of the rotation of {}", e.purpose),
-                    cause: Box::new(cause),
-                    done: format!(
-                        "{} trusted again at every target{}",
-                        old.id(),
-                        hosts[..n]
-                            .iter()
-                            .map(|t| format!(", {} removed from {t}", new.id()))
-                            .collect::<String>()
-                    ),
+                let removed = hosts[..n].iter().map(|t| WorkItem::Removed {
+                    key: new.id().to_string(),
+                    target: t.to_string(),
+                });
+                return Err(Incomplete {
+                    operation: Operation::Rollback {
+                        purpose: e.purpose.to_string(),
+                    },
+                    cause,
+                    done: std::iter::once(WorkItem::TrustedEverywhere {
+                        key: old.id().to_string(),
+                    })
+                    .chain(removed)
+                    .collect(),
                     pending: hosts[n..]
                         .iter()
-                        .map(|t| format!("{} may still be at {t}", new.id()))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    next: format!(
-                        "run `keyvault rotate --abort {}` again once {name} is reachable",
-                        e.purpose
-                    ),
-                });
+                        .map(|t| WorkItem::MayStillBeAt {
+                            key: new.id().to_string(),
+                            target: t.to_string(),
+                        })
+                        .collect(),
+                    next: NextStep::RetryRollBack {
+                        purpose: e.purpose.to_string(),
+                        target: name.to_string(),
+                        or_finish: false,
+                    },
+                }
+                .into());
             }
         }
         let now = self.now();
@@ -286,24 +295,21 @@ impl Vault {
         name: &str,
         old: &KeyRecord,
         new: &KeyRecord,
-    ) -> String {
+    ) -> WorkItem {
         let listed = opened.get(name).and_then(|t| t.list().map_err(Error::from));
         match listed {
             Ok(list) => {
                 let held = crate::remote::fingerprints(&list);
-                match (
-                    held.contains(old.fingerprint()),
-                    held.contains(new.fingerprint()),
-                ) {
-                    (true, true) => format!("{name} trusts {} and {}", old.id(), new.id()),
-                    (true, false) => format!("{name} trusts {} only", old.id()),
-                    (false, true) => format!("{name} trusts {} only", new.id()),
-                    (false, false) => {
-                        format!("{name} trusts neither {} nor {}", old.id(), new.id())
-                    }
+                WorkItem::Holds {
+                    target: name.to_owned(),
+                    old: (old.id().to_string(), held.contains(old.fingerprint())),
+                    new: (new.id().to_string(), held.contains(new.fingerprint())),
                 }
             }
-            Err(err) => format!("{name} could not be read ({err})"),
+            Err(err) => WorkItem::Unreadable {
+                target: name.to_owned(),
+                reason: err.to_string(),
+            },
         }
     }
 }

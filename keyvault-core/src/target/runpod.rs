@@ -100,7 +100,7 @@ fn check_list_size(name: &str, current: &[RemoteKey], desired: &[String]) -> Res
             target: name.to_owned(),
             len,
             limit: remote::RUNPOD_LIST_LIMIT,
-            sweepable: String::new(),
+            sweepable: None,
         }
         .into());
     }

@@ -1,0 +1,63 @@
+//! Contention between processes is no usage error: a vault another process holds fails
+//! with exit 1 (not 2), says who holds it, and changes nothing.
+
+use crate::support::Vault;
+use std::io::{Seek, Write};
+use std::process::Stdio;
+
+#[test]
+fn a_vault_locked_by_another_process_fails_with_exit_1_and_names_it() {
+    let v = Vault::new();
+    v.new_key("personal", &[]);
+    let inventory = v.inventory_text();
+    // Another process (this test) holds the writer lock, as a keyvault process would: an
+    // exclusive lock on `.lock`, whose content names the holder.
+    let mut lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(v.home.join(".lock"))
+        .expect("open .lock");
+    lock.lock().expect("lock");
+    lock.set_len(0).expect("truncate");
+    lock.rewind().expect("rewind");
+    write!(lock, "{}", std::process::id()).expect("write pid");
+    // Both at once: keyvault waits 30 s for the lock before it gives up.
+    let spawn = |args: &[&str]| {
+        v.cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let text = spawn(&["new", "--purpose", "work", "--passphrase-env", "KV_PASS"]);
+    let json = spawn(&["--json", "revoke", "personal-1"]);
+    let text = text.wait_with_output().expect("wait");
+    let json = json.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&text.stderr);
+    assert_eq!(text.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "error: vault {} is locked by process {}; gave up after 30 s\nhint: wait for that keyvault process to finish, then retry\n",
+            v.home.display(),
+            std::process::id()
+        )
+    );
+    assert!(text.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&json.stderr);
+    assert_eq!(json.status.code(), Some(1), "{stderr}");
+    let error: serde_json::Value = serde_json::from_str(&stderr).expect("JSON on stderr");
+    assert_eq!(error["error"]["kind"], "failure", "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("is locked by process")),
+        "{error}"
+    );
+    // Nothing was written while another process held the vault.
+    assert_eq!(v.inventory_text(), inventory);
+    drop(lock);
+    // Once it is released, the same command goes through.
+    v.run(&["new", "--purpose", "work", "--passphrase-env", "KV_PASS"])
+        .expect(0);
+}
