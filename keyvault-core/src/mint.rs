@@ -221,12 +221,11 @@ impl Vault {
         callbacks.progress(Progress::Generating(algorithm));
         let generated = keygen::generate(rng, algorithm, "");
         callbacks.progress(Progress::Done);
-        let _lock = self.lock()?;
-        let mut inventory = self.store.load()?;
+        let mut txn = self.begin()?;
         let now = self.now();
         let expires_at = now + request.ttl.to_delta();
         let mut record = self.write_key(
-            &mut inventory,
+            &mut txn,
             rng,
             Prepared {
                 key: generated?,
@@ -242,7 +241,7 @@ impl Vault {
             },
             KeyState::Active,
         )?;
-        key_mut(&mut inventory, record.id())?.scope = Some(request.scope.clone());
+        key_mut(&mut txn, record.id())?.scope = Some(request.scope.clone());
         record.scope = Some(request.scope.clone());
         let mut certificate = None;
         if let (Some((ca_record, ca_key)), Some((_, principals))) = (&ca, &request.certificate) {
@@ -294,7 +293,7 @@ impl Vault {
                 valid_before: expires_at,
                 path: relative,
             };
-            key_mut(&mut inventory, record.id())?.certificate = Some(info.clone());
+            key_mut(&mut txn, record.id())?.certificate = Some(info.clone());
             record.certificate = Some(info);
             certificate = Some(text);
         }
@@ -315,7 +314,8 @@ impl Vault {
                 cert.principals.join(",")
             ));
         }
-        self.record(&mut inventory, &[draft("mint", &record, detail.join("; "))])?;
+        txn.record([draft("mint", &record, detail.join("; "))]);
+        txn.save()?;
         let hook = self.hook_fn();
         for spec in &request.deploy {
             let name = spec.to_string();
@@ -323,16 +323,14 @@ impl Vault {
                 let target = opened.get(&name)?;
                 let line = add_key(target.as_ref(), &record);
                 target.apply(&[line], &HashSet::new(), &hook)?;
-                key_mut(&mut inventory, record.id())?.mark_deployed(&name, self.now());
-                self.record(
-                    &mut inventory,
-                    &[draft("deploy", &record, format!("added to {name}"))],
-                )
+                key_mut(&mut txn, record.id())?.mark_deployed(&name, self.now());
+                txn.record([draft("deploy", &record, format!("added to {name}"))]);
+                txn.save()
             })();
             if let Err(e) = result {
                 return Err(Error::Incomplete {
                     operation: format!("minting {}", record.id()),
-                    cause: Box::new(self.explain(&inventory, e)),
+                    cause: Box::new(self.explain(&txn, e)),
                     done: format!(
                         "{} recorded (expires {})",
                         record.id(),
@@ -346,7 +344,8 @@ impl Vault {
                 });
             }
         }
-        let record = key(&inventory, record.id())?.clone();
+        let record = key(&txn, record.id())?.clone();
+        txn.commit()?;
         let private_key = crate::fsutil::read_private(
             &self.private_key_path(&record),
             crate::keyfile::MAX_KEY_FILE_BYTES,

@@ -20,6 +20,7 @@ use crate::policy::PassphraseRule;
 use crate::report::Report;
 use crate::run::{FreshKey, Opened, draft, key, key_mut};
 use crate::span::Span;
+use crate::store::Txn;
 use crate::target::Targets;
 use crate::vault::{Expiry, Prepared, Vault};
 use chrono::{DateTime, Utc};
@@ -28,8 +29,13 @@ use ssh_key::rand_core::CryptoRng;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 mod grace;
+mod journal;
 mod phases;
 mod rollback;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use phases::{old_fingerprints, unlocked};
 
 /// What to rotate: see [`Vault::rotate`].
 #[derive(Debug, Clone, Default)]
@@ -237,62 +243,28 @@ impl Vault {
         let mut opened = Opened::new(targets);
         let mut fresh: BTreeMap<Purpose, FreshKey> = BTreeMap::new();
         let mut report = Report::default();
-        let pod_targets = self.discover_pods(request, now, &mut opened, callbacks, &mut report)?;
+        let mut inventory = self.store.load()?;
+        let mut plan = self.plan_in(&inventory, request, now)?;
+        let pod_targets = self.discover_pods(
+            &inventory,
+            &plan,
+            request,
+            &mut opened,
+            callbacks,
+            &mut report,
+        )?;
         let mut attempt = 0;
-        let (_lock, mut inventory, plan) = loop {
-            let inventory = self.store.load()?;
-            let plan = self.plan_in(&inventory, request, now)?;
+        let mut txn = loop {
             // Credentials and settings are checked before anything is written: a rotation
             // that cannot reach a target must not leave a new key behind.
             for name in plan.rotations.iter().flat_map(|r| r.targets.iter()) {
                 opened.get(name)?;
             }
-            for item in plan.rotations.iter().filter(|r| r.resumes.is_none()) {
-                if fresh
-                    .get(&item.purpose)
-                    .is_some_and(|(_, _, a)| *a == item.algorithm)
-                {
-                    continue;
-                }
-                let old = key(&inventory, &item.old)?;
-                let policy = self.config.policy(&item.purpose);
-                let in_keyring = request.keyring || old.protection() == Protection::Keyring;
-                let protection = if old.protection() == Protection::None
-                    && policy.passphrase() == PassphraseRule::Optional
-                    && !request.keyring
-                {
-                    None
-                } else {
-                    let subject = format!(
-                        "new key for purpose {} (replacing {})",
-                        item.purpose, item.old
-                    );
-                    let p = self.fresh_passphrase(
-                        rng,
-                        in_keyring,
-                        callbacks,
-                        policy,
-                        &item.purpose,
-                        &subject,
-                        None,
-                    )?;
-                    let rounds = DEFAULT_KDF_ROUNDS
-                        .max(policy.min_kdf_rounds())
-                        .max(old.kdf_rounds().unwrap_or(0));
-                    Some((p, rounds))
-                };
-                callbacks.progress(Progress::Generating(item.algorithm));
-                let generated = keygen::generate(rng, item.algorithm, "");
-                callbacks.progress(Progress::Done);
-                fresh.insert(
-                    item.purpose.clone(),
-                    (generated?, protection, item.algorithm),
-                );
-            }
-            let lock = self.lock()?;
-            let inventory = self.store.load()?;
-            if self.plan_in(&inventory, request, now)? == plan {
-                break (lock, inventory, plan);
+            self.fresh_keys(rng, &inventory, &plan, request, callbacks, &mut fresh)?;
+            let txn = self.begin()?;
+            let now_planned = self.plan_in(&txn, request, now)?;
+            if now_planned == plan {
+                break txn;
             }
             attempt += 1;
             if attempt >= 5 {
@@ -301,10 +273,98 @@ impl Vault {
                 }
                 .into());
             }
+            inventory = Inventory::clone(&txn);
+            plan = now_planned;
         };
+        drop(inventory);
+        self.prepare(
+            &mut txn,
+            rng,
+            &plan,
+            request,
+            fresh,
+            &pod_targets,
+            &mut opened,
+        )?;
+        let only: HashSet<Purpose> = plan.rotations.iter().map(|r| r.purpose.clone()).collect();
+        self.drive(&mut txn, Some(&only), &mut opened, &mut report)?;
+        txn.commit()?;
+        Ok(report)
+    }
+
+    /// Asks for the passphrases of the new keys `plan` needs and generates them, keeping
+    /// those in `fresh` already made with the planned algorithm.
+    fn fresh_keys<R: CryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+        inventory: &Inventory,
+        plan: &RotationPlan,
+        request: &RotateRequest,
+        callbacks: &mut dyn Callbacks,
+        fresh: &mut BTreeMap<Purpose, FreshKey>,
+    ) -> Result<()> {
+        for item in plan.rotations.iter().filter(|r| r.resumes.is_none()) {
+            if fresh
+                .get(&item.purpose)
+                .is_some_and(|(_, _, a)| *a == item.algorithm)
+            {
+                continue;
+            }
+            let old = key(inventory, &item.old)?;
+            let policy = self.config.policy(&item.purpose);
+            let in_keyring = request.keyring || old.protection() == Protection::Keyring;
+            let protection = if old.protection() == Protection::None
+                && policy.passphrase() == PassphraseRule::Optional
+                && !request.keyring
+            {
+                None
+            } else {
+                let subject = format!(
+                    "new key for purpose {} (replacing {})",
+                    item.purpose, item.old
+                );
+                let p = self.fresh_passphrase(
+                    rng,
+                    in_keyring,
+                    callbacks,
+                    policy,
+                    &item.purpose,
+                    &subject,
+                    None,
+                )?;
+                let rounds = DEFAULT_KDF_ROUNDS
+                    .max(policy.min_kdf_rounds())
+                    .max(old.kdf_rounds().unwrap_or(0));
+                Some((p, rounds))
+            };
+            callbacks.progress(Progress::Generating(item.algorithm));
+            let generated = keygen::generate(rng, item.algorithm, "");
+            callbacks.progress(Progress::Done);
+            fresh.insert(
+                item.purpose.clone(),
+                (generated?, protection, item.algorithm),
+            );
+        }
+        Ok(())
+    }
+
+    /// Prepared: writes each new key (`pending`) and its journal entry, and saves them
+    /// before anything remote happens.
+    #[allow(clippy::too_many_arguments)]
+    fn prepare<R: CryptoRng + ?Sized>(
+        &self,
+        txn: &mut Txn,
+        rng: &mut R,
+        plan: &RotationPlan,
+        request: &RotateRequest,
+        mut fresh: BTreeMap<Purpose, FreshKey>,
+        pod_targets: &BTreeMap<Purpose, Vec<String>>,
+        opened: &mut Opened<'_>,
+    ) -> Result<()> {
+        let now = self.now();
         let mut drafts = Vec::new();
         for item in plan.rotations.iter().filter(|r| r.resumes.is_none()) {
-            let old = key(&inventory, &item.old)?.clone();
+            let old = key(txn, &item.old)?.clone();
             let Some((generated, protection, _)) = fresh.remove(&item.purpose) else {
                 continue;
             };
@@ -312,7 +372,7 @@ impl Vault {
                 (!old.comment().starts_with("keyvault:")).then(|| old.comment().to_owned());
             let decrypted = generated.clone();
             let new = self.write_key(
-                &mut inventory,
+                txn,
                 rng,
                 Prepared {
                     key: generated,
@@ -328,20 +388,21 @@ impl Vault {
                 },
                 KeyState::Pending,
             )?;
-            key_mut(&mut inventory, new.id())?.rotated_from = Some(old.id().clone());
+            key_mut(txn, new.id())?.rotated_from = Some(old.id().clone());
             // write_key set the comment on its copy; the agent's copy gets the same.
             let mut decrypted = decrypted;
             decrypted.set_comment(new.comment());
             opened.identities.insert(new.id().clone(), decrypted);
-            inventory.journal.push(JournalEntry {
+            let targets = item
+                .targets
+                .iter()
+                .chain(pod_targets.get(&item.purpose).into_iter().flatten());
+            txn.start_rotation(JournalEntry {
                 purpose: item.purpose.clone(),
                 old: old.id().clone(),
                 new: new.id().clone(),
                 step: Step::Prepared,
-                targets: item
-                    .targets
-                    .iter()
-                    .chain(pod_targets.get(&item.purpose).into_iter().flatten())
+                targets: targets
                     .map(|t| (t.clone(), TargetProgress::default()))
                     .collect(),
                 grace_until: item.grace_until,
@@ -359,11 +420,10 @@ impl Vault {
             ));
         }
         if !drafts.is_empty() {
-            self.record(&mut inventory, &drafts)?;
+            txn.record(drafts);
+            txn.save()?;
             self.hook("prepared")?;
         }
-        let only: HashSet<Purpose> = plan.rotations.iter().map(|r| r.purpose.clone()).collect();
-        self.drive(&mut inventory, Some(&only), &mut opened, &mut report)?;
-        Ok(report)
+        Ok(())
     }
 }

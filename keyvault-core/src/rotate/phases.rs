@@ -1,135 +1,169 @@
-//! The rotation's phases after **prepared**: adding, promoting, removing.
+//! The rotation's phases after **prepared** (see [`crate::rotate`]): **adding** the new
+//! key at every target, **promoting** it, **removing** the old key, and finishing. Each
+//! reads the journal in the [`Txn`], acts on the targets, and saves its progress before
+//! the next remote step, so that a failure at any point leaves a journal the next run
+//! finishes.
 
 use crate::error::{Error, Result};
 use crate::inventory::{Inventory, JournalEntry, KeyId, KeyState, Purpose, Step};
-use crate::pods::pod_id;
 use crate::report::{Report, Retiring, Rotated};
 use crate::run::{Opened, add_key, draft, is_pod, key, key_mut};
+use crate::store::Txn;
 use crate::vault::Vault;
+use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashSet};
 
+/// The rotations (by purpose) that touch each target.
+type PerTarget = BTreeMap<String, Vec<Purpose>>;
+
 impl Vault {
-    /// Moves the selected journal entries as far as they can go now.
+    /// Moves the selected journal entries (all with `None`) as far as they can go now.
     pub(crate) fn drive(
         &self,
-        inventory: &mut Inventory,
+        txn: &mut Txn,
         only: Option<&HashSet<Purpose>>,
         opened: &mut Opened<'_>,
         report: &mut Report,
     ) -> Result<()> {
-        let selected = |e: &JournalEntry| only.is_none_or(|p| p.contains(e.purpose()));
-        let hook = self.hook_fn();
+        let purposes = txn.rotating(only);
+        self.add(txn, &purposes, opened, report)?;
+        let now = self.now();
+        self.promote(txn, &purposes, now, report)?;
+        self.remove(txn, &purposes, now, opened, report)?;
+        self.finish(txn, &purposes, now, report)
+    }
 
-        // Adding: one write per target for every rotation that needs it.
-        let mut per_target: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        for (i, e) in inventory.journal.iter().enumerate() {
-            if selected(e) {
-                for (t, progress) in &e.targets {
-                    if !progress.added && (e.step < Step::Promoted || is_pod(t)) {
-                        per_target.entry(t.clone()).or_default().push(i);
-                    }
+    /// Adding: one write per target for every rotation whose new key it lacks (pods also
+    /// after promotion, when they were unreachable before); pods in parallel.
+    pub(crate) fn add(
+        &self,
+        txn: &mut Txn,
+        purposes: &[Purpose],
+        opened: &mut Opened<'_>,
+        report: &mut Report,
+    ) -> Result<()> {
+        let mut per_target = PerTarget::new();
+        for e in purposes.iter().filter_map(|p| txn.rotation(p)) {
+            for (t, progress) in &e.targets {
+                if !progress.added && (e.step < Step::Promoted || is_pod(t)) {
+                    per_target
+                        .entry(t.clone())
+                        .or_default()
+                        .push(e.purpose.clone());
                 }
             }
         }
         // Pods are independent machines: update them in parallel, at most 8 at a time.
-        let (pods, per_target): (Vec<_>, Vec<_>) =
+        let (pods, hosts): (Vec<_>, Vec<_>) =
             per_target.into_iter().partition(|(name, _)| is_pod(name));
         if !pods.is_empty() {
-            self.add_to_pods(inventory, pods, opened, report)?;
+            self.add_to_pods(txn, pods, opened, report)?;
         }
-        for (name, entries) in per_target {
-            let result = (|| -> Result<()> {
-                // The old key logs in to pods; the new one must prove it can.
-                let identities: Vec<ssh_key::PrivateKey> = entries
-                    .iter()
-                    .flat_map(|&i| [&inventory.journal[i].old, &inventory.journal[i].new])
-                    .filter_map(|id| opened.identities.get(id).cloned())
-                    .collect();
-                let target = opened.get(&name)?;
-                for key in &identities {
-                    target.load_identity(key)?;
-                }
-                let swap = target.atomic_swap();
-                let mut add = Vec::new();
-                let mut remove = HashSet::new();
-                for &i in &entries {
-                    let e = &inventory.journal[i];
-                    add.push(add_key(target.as_ref(), key(inventory, &e.new)?));
-                    if swap && e.grace_until.is_none() {
-                        remove.insert(key(inventory, &e.old)?.fingerprint().to_owned());
-                    }
-                }
-                target.apply(&add, &remove, &hook)?;
-                let mut drafts = Vec::new();
-                for &i in &entries {
-                    let e = &mut inventory.journal[i];
-                    let swapped = swap && e.grace_until.is_none();
-                    let progress = e.targets.entry(name.clone()).or_default();
-                    progress.added = true;
-                    progress.removed |= swapped;
-                    if e.step < Step::Promoted {
-                        e.step = Step::Adding;
-                    }
-                    let (new, old) = (e.new.clone(), e.old.clone());
-                    let promoted = e.step >= Step::Promoted;
-                    if promoted {
-                        // A pod updated after promotion: the new key is deployed there now.
-                        let when = self.now();
-                        key_mut(inventory, &new)?.mark_deployed(&name, when);
-                    }
-                    let detail = if swapped {
-                        format!("added to {name}, replacing {old} there")
-                    } else {
-                        format!("added to {name}")
-                    };
-                    drafts.push(draft("deploy", key(inventory, &new)?, detail));
-                }
-                self.record(inventory, &drafts)?;
-                self.hook(&format!("added:{name}"))
-            })();
-            match result {
-                Ok(()) if is_pod(&name) => {
-                    report.pod(pod_id(&name), "added", "new key added and proven to log in")
-                }
-                Ok(()) => {}
-                // One pod failing never blocks the others or the account-level rotation.
-                Err(e) if is_pod(&name) => report.pod(pod_id(&name), "failed", e.to_string()),
-                Err(e) => return Err(self.stopped(inventory, only, self.explain(inventory, e))),
+        for (name, rotations) in hosts {
+            if let Err(e) = self.add_at(txn, &name, &rotations, opened) {
+                return Err(self.stopped(txn, purposes, self.explain(txn, e)));
             }
         }
+        Ok(())
+    }
 
-        // Promoting: every rotation whose new key is at every target.
-        let mut drafts = Vec::new();
+    /// Adds the new keys of `rotations` at `name` in one write (on a target that swaps
+    /// atomically, removing the old keys that have no grace period in the same write),
+    /// and saves that they are there.
+    fn add_at(
+        &self,
+        txn: &mut Txn,
+        name: &str,
+        rotations: &[Purpose],
+        opened: &mut Opened<'_>,
+    ) -> Result<()> {
+        let entries: Vec<JournalEntry> = rotations
+            .iter()
+            .filter_map(|p| txn.rotation(p).cloned())
+            .collect();
+        // The old key logs in to pods; the new one must prove it can.
+        let identities: Vec<ssh_key::PrivateKey> = entries
+            .iter()
+            .flat_map(|e| [&e.old, &e.new])
+            .filter_map(|id| opened.identities.get(id).cloned())
+            .collect();
+        let target = opened.get(name)?;
+        for key in &identities {
+            target.load_identity(key)?;
+        }
+        let swap = target.atomic_swap();
+        let mut add = Vec::new();
+        let mut remove = HashSet::new();
+        for e in &entries {
+            add.push(add_key(target.as_ref(), key(txn, &e.new)?));
+            if swap && e.grace_until.is_none() {
+                remove.insert(key(txn, &e.old)?.fingerprint().to_owned());
+            }
+        }
+        target.apply(&add, &remove, &self.hook_fn())?;
         let now = self.now();
-        let mut promoted = Vec::new();
-        for i in 0..inventory.journal.len() {
-            let e = inventory.journal[i].clone();
-            // Pods do not hold up promotion: they are updated when reachable.
-            if !selected(&e)
-                || e.step >= Step::Promoted
-                || !e.targets.iter().all(|(t, p)| p.added || is_pod(t))
-            {
+        let mut drafts = Vec::new();
+        for e in &entries {
+            let swapped = swap && e.grace_until.is_none();
+            if let Some(journaled) = txn.rotation_mut(&e.purpose) {
+                let progress = journaled.at(name);
+                progress.added = true;
+                progress.removed |= swapped;
+                if journaled.step < Step::Promoted {
+                    journaled.step = Step::Adding;
+                }
+            }
+            if e.step >= Step::Promoted {
+                // A pod updated after promotion: the new key is deployed there now.
+                key_mut(txn, &e.new)?.mark_deployed(name, now);
+            }
+            let detail = if swapped {
+                format!("added to {name}, replacing {} there", e.old)
+            } else {
+                format!("added to {name}")
+            };
+            drafts.push(draft("deploy", key(txn, &e.new)?, detail));
+        }
+        txn.record(drafts);
+        txn.save()?;
+        self.hook(&format!("added:{name}"))
+    }
+
+    /// Promoting: every rotation whose new key is at every target (pods aside: they are
+    /// updated when reachable) makes it active and the old one retiring, and points
+    /// `current/<purpose>` at it.
+    pub(crate) fn promote(
+        &self,
+        txn: &mut Txn,
+        purposes: &[Purpose],
+        now: DateTime<Utc>,
+        report: &mut Report,
+    ) -> Result<()> {
+        let mut drafts = Vec::new();
+        for purpose in purposes {
+            let Some(e) = txn.rotation(purpose).cloned() else {
+                continue;
+            };
+            if e.step >= Step::Promoted || !e.targets.iter().all(|(t, p)| p.added || is_pod(t)) {
                 continue;
             }
-            let new = key_mut(inventory, &e.new)?;
+            let new = key_mut(txn, &e.new)?;
             new.state = KeyState::Active;
-            for (t, p) in &e.targets {
-                if p.added {
-                    new.mark_deployed(t, now);
-                }
+            for (t, _) in e.targets.iter().filter(|(_, p)| p.added) {
+                new.mark_deployed(t, now);
             }
-            let old = key_mut(inventory, &e.old)?;
+            let old = key_mut(txn, &e.old)?;
             old.state = KeyState::Retiring;
             old.rotated_to = Some(e.new.clone());
-            for (t, p) in &e.targets {
-                if p.removed {
-                    old.mark_removed(t, now);
-                }
+            for (t, _) in e.targets.iter().filter(|(_, p)| p.removed) {
+                old.mark_removed(t, now);
             }
-            inventory.journal[i].step = Step::Promoted;
+            if let Some(journaled) = txn.rotation_mut(purpose) {
+                journaled.step = Step::Promoted;
+            }
             drafts.push(draft(
                 "rotate",
-                key(inventory, &e.new)?,
+                key(txn, &e.new)?,
                 format!("replaced {} as the active key of {}", e.old, e.purpose),
             ));
             report.rotated.push(Rotated {
@@ -137,135 +171,169 @@ impl Vault {
                 old: e.old.clone(),
                 new: e.new.clone(),
             });
-            promoted.push(i);
         }
-        if !drafts.is_empty() {
-            self.record(inventory, &drafts)?;
+        let promoted = !drafts.is_empty();
+        if promoted {
+            txn.record(drafts);
+            txn.save()?;
         }
         // (Re)point current/<purpose> for every promoted rotation: idempotent, and it
         // repairs a crash between saving the promotion and swapping the link.
-        for e in inventory
-            .journal
-            .iter()
-            .filter(|e| selected(e) && e.step == Step::Promoted)
-        {
-            self.point_current(&e.purpose, &e.new)?;
+        for e in purposes.iter().filter_map(|p| txn.rotation(p)) {
+            if e.step == Step::Promoted {
+                self.point_current(&e.purpose, &e.new)?;
+            }
         }
-        if !promoted.is_empty() {
+        if promoted {
             self.hook("promoted")?;
         }
+        Ok(())
+    }
 
-        // Removing the old keys whose grace period is over (or had none).
-        let due =
-            |e: &JournalEntry| e.step == Step::Promoted && e.grace_until.is_none_or(|g| g <= now);
-        let mut per_target: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        for (i, e) in inventory.journal.iter().enumerate() {
-            if selected(e) && due(e) {
-                for (t, p) in &e.targets {
-                    // A pod that never got the new key keeps the old one: never lock anyone out.
-                    if !p.removed && (p.added || !is_pod(t)) {
-                        per_target.entry(t.clone()).or_default().push(i);
-                    }
+    /// Removing the old keys whose grace period is over (or had none): the account and
+    /// hosts one by one, pods in parallel. A pod that never got the new key keeps the old
+    /// one: never lock anyone out.
+    pub(crate) fn remove(
+        &self,
+        txn: &mut Txn,
+        purposes: &[Purpose],
+        now: DateTime<Utc>,
+        opened: &mut Opened<'_>,
+        report: &mut Report,
+    ) -> Result<()> {
+        let mut per_target = PerTarget::new();
+        for e in purposes.iter().filter_map(|p| txn.rotation(p)) {
+            if !due(e, now) {
+                continue;
+            }
+            for (t, p) in &e.targets {
+                if !p.removed && (p.added || !is_pod(t)) {
+                    per_target
+                        .entry(t.clone())
+                        .or_default()
+                        .push(e.purpose.clone());
                 }
             }
         }
-        // The account and hosts one by one; pods in parallel, like the adding.
         let (pods, hosts): (Vec<_>, Vec<_>) =
             per_target.into_iter().partition(|(name, _)| is_pod(name));
-        let old_fingerprints = |inventory: &Inventory, entries: &[usize]| {
-            entries
-                .iter()
-                .map(|&i| {
-                    key(inventory, &inventory.journal[i].old).map(|k| k.fingerprint().to_owned())
-                })
-                .collect::<Result<HashSet<String>>>()
-        };
-        // The keys keyvault holds unlocked log in with it (a resumed rotation has not logged
-        // in yet in this run, and the user's own setup may not reach the host).
-        let unlocked = |inventory: &Inventory, opened: &Opened<'_>, entries: &[usize]| {
-            entries
-                .iter()
-                .flat_map(|&i| [&inventory.journal[i].old, &inventory.journal[i].new])
-                .filter(|id| opened.identities.contains_key(*id))
-                .cloned()
-                .collect::<Vec<KeyId>>()
-        };
-        for (name, entries) in hosts {
-            let result = (|| -> Result<()> {
-                let remove = old_fingerprints(inventory, &entries)?;
-                let identities: Vec<ssh_key::PrivateKey> = unlocked(inventory, opened, &entries)
-                    .iter()
-                    .filter_map(|id| opened.identities.get(id).cloned())
-                    .collect();
-                let target = opened.get(&name)?;
-                for key in &identities {
-                    target.load_identity(key)?;
-                }
-                target.apply(&[], &remove, &hook)?;
-                self.removed_from(inventory, &name, &entries, now)
-            })();
-            if let Err(e) = result {
-                return Err(self.stopped(inventory, only, e));
+        for (name, rotations) in hosts {
+            if let Err(e) = self.remove_at(txn, &name, &rotations, now, opened) {
+                return Err(self.stopped(txn, purposes, e));
             }
         }
-        let mut jobs = Vec::new();
-        let mut entries_of = BTreeMap::new();
-        for (name, entries) in pods {
-            match old_fingerprints(inventory, &entries) {
-                Ok(remove) => {
-                    let identities = unlocked(inventory, opened, &entries);
-                    jobs.push((name.clone(), identities, Vec::new(), remove));
-                    entries_of.insert(name, entries);
-                }
-                Err(e) => report.pod(pod_id(&name), "failed", e.to_string()),
-            }
-        }
-        for (name, result) in self.fan_out(opened, jobs, report) {
-            let entries = entries_of.remove(&name).unwrap_or_default();
-            match result.and_then(|()| self.removed_from(inventory, &name, &entries, now)) {
-                Ok(()) => report.pod(pod_id(&name), "removed", "old key removed"),
-                Err(e) => report.pod(pod_id(&name), "failed", e.to_string()),
-            }
-        }
+        self.remove_from_pods(txn, pods, now, opened, report);
+        Ok(())
+    }
 
-        // Done: old keys gone everywhere are revoked and their journal entries dropped.
+    /// Removes the old keys of `rotations` from `name` in one write and saves that they
+    /// are gone.
+    fn remove_at(
+        &self,
+        txn: &mut Txn,
+        name: &str,
+        rotations: &[Purpose],
+        now: DateTime<Utc>,
+        opened: &mut Opened<'_>,
+    ) -> Result<()> {
+        let remove = old_fingerprints(txn, rotations)?;
+        let identities: Vec<ssh_key::PrivateKey> = unlocked(txn, opened, rotations)
+            .iter()
+            .filter_map(|id| opened.identities.get(id).cloned())
+            .collect();
+        let target = opened.get(name)?;
+        for key in &identities {
+            target.load_identity(key)?;
+        }
+        target.apply(&[], &remove, &self.hook_fn())?;
+        self.removed_from(txn, name, rotations, now)
+    }
+
+    /// Done: old keys gone everywhere are revoked and their journal entries dropped;
+    /// the others are reported retiring.
+    pub(crate) fn finish(
+        &self,
+        txn: &mut Txn,
+        purposes: &[Purpose],
+        now: DateTime<Utc>,
+        report: &mut Report,
+    ) -> Result<()> {
         let mut drafts = Vec::new();
-        let mut keep = Vec::new();
-        for e in std::mem::take(&mut inventory.journal) {
-            if selected(&e) && due(&e) && e.targets.values().all(|p| p.removed) {
-                let old = key_mut(inventory, &e.old)?;
-                old.state = KeyState::Revoked;
-                old.revoked_at = Some(now);
-                drafts.push(draft("revoke", old, format!("rotated out by {}", e.new)));
-                report.revoked.push(e.old.clone());
-            } else {
-                if selected(&e) && e.step == Step::Promoted {
+        for purpose in purposes {
+            let Some(e) = txn.rotation(purpose) else {
+                continue;
+            };
+            if !(due(e, now) && e.targets.values().all(|p| p.removed)) {
+                if e.step == Step::Promoted {
                     report.retiring.push(Retiring {
                         key: e.old.clone(),
                         until: e.grace_until,
                     });
                 }
-                keep.push(e);
+                continue;
             }
+            let Some(e) = txn.end_rotation(purpose) else {
+                continue;
+            };
+            let old = key_mut(txn, &e.old)?;
+            old.state = KeyState::Revoked;
+            old.revoked_at = Some(now);
+            drafts.push(draft("revoke", old, format!("rotated out by {}", e.new)));
+            report.revoked.push(e.old.clone());
         }
-        inventory.journal = keep;
         if !drafts.is_empty() {
-            self.record(inventory, &drafts)?;
+            txn.record(drafts);
+            txn.save()?;
         }
         Ok(())
     }
+}
 
-    /// An [`Error::Incomplete`] describing what the journal says was and was not done.
+/// Whether a rotation's old key is due for removal: promoted, its grace period over.
+fn due(e: &JournalEntry, now: DateTime<Utc>) -> bool {
+    e.step == Step::Promoted && e.grace_until.is_none_or(|g| g <= now)
+}
+
+/// The fingerprints of the old keys of `rotations`.
+pub(crate) fn old_fingerprints(
+    inventory: &Inventory,
+    rotations: &[Purpose],
+) -> Result<HashSet<String>> {
+    rotations
+        .iter()
+        .filter_map(|p| inventory.rotation(p))
+        .map(|e| key(inventory, &e.old).map(|k| k.fingerprint().to_owned()))
+        .collect()
+}
+
+/// The keys of `rotations` keyvault holds unlocked, to log in with (a resumed rotation
+/// has not logged in yet in this run, and the user's own setup may not reach the host).
+pub(crate) fn unlocked(
+    inventory: &Inventory,
+    opened: &Opened<'_>,
+    rotations: &[Purpose],
+) -> Vec<KeyId> {
+    rotations
+        .iter()
+        .filter_map(|p| inventory.rotation(p))
+        .flat_map(|e| [&e.old, &e.new])
+        .filter(|id| opened.identities.contains_key(*id))
+        .cloned()
+        .collect()
+}
+
+impl Vault {
+    /// An [`Error::Incomplete`] describing what the journal says was and was not done
+    /// for the rotations of `purposes`.
     pub(crate) fn stopped(
         &self,
         inventory: &Inventory,
-        only: Option<&HashSet<Purpose>>,
+        purposes: &[Purpose],
         cause: Error,
     ) -> Error {
-        let entries: Vec<&JournalEntry> = inventory
-            .journal()
+        let entries: Vec<&JournalEntry> = purposes
             .iter()
-            .filter(|e| only.is_none_or(|p| p.contains(e.purpose())))
+            .filter_map(|p| inventory.rotation(p))
             .collect();
         let mut done = Vec::new();
         let mut pending = Vec::new();
