@@ -500,3 +500,16 @@ fn a_promoted_rotation_cannot_be_aborted_and_nothing_changes() {
     assert_eq!(s.store.saved().saves, saves, "nothing written");
     assert!(s.store.saved().state.rotation(&web()).is_some());
 }
+
+#[test]
+fn rotate_reads_the_state_once_before_the_lock_and_once_under_it() {
+    let s = setup();
+    let loads = s.store.saved().loads;
+    s.vault
+        .plan_rotation(&RotateRequest::purposes(vec![web()]))
+        .expect("plan");
+    assert_eq!(s.store.saved().loads, loads + 1);
+    let loads = s.store.saved().loads;
+    rotate(&s, &RotateRequest::purposes(vec![web()]).pods(true)).expect("rotate");
+    assert_eq!(s.store.saved().loads, loads + 2);
+}

@@ -1,5 +1,6 @@
 //! A [`Store`] in memory, for unit tests of the operations: it keeps what was saved, the
-//! audit events in order and how many saves there were, and refuses a second writer.
+//! audit events in order and how many loads and saves there were, and refuses a second
+//! writer.
 
 use super::{Session, Store};
 use crate::audit::Draft;
@@ -23,6 +24,8 @@ pub(crate) struct Saved {
     pub(crate) state: Inventory,
     pub(crate) events: Vec<Event>,
     pub(crate) saves: usize,
+    /// Reads of the state, with the lock or without.
+    pub(crate) loads: usize,
     locked: bool,
 }
 
@@ -41,7 +44,9 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn load(&self) -> Result<Inventory, StoreError> {
-        Ok(self.saved().state.clone())
+        let mut saved = self.saved();
+        saved.loads += 1;
+        Ok(saved.state.clone())
     }
 
     fn begin(&self, _timeout: Duration) -> Result<(Box<dyn Session>, Inventory), StoreError> {
@@ -51,6 +56,7 @@ impl Store for MemoryStore {
             "two transactions at once on one memory store"
         );
         saved.locked = true;
+        saved.loads += 1;
         let state = saved.state.clone();
         drop(saved);
         Ok((Box::new(MemorySession(self.clone())), state))
