@@ -1,7 +1,10 @@
-//! Raw command-line flags. Nothing here is validated beyond its shape: `main.rs` turns
-//! these into keyvault-core types and reports usage errors there.
+//! Command-line flags. Single values are typed (clap parses them with their `FromStr`);
+//! `values.rs` turns groups of flags into keyvault-core types.
 
+use crate::values::{DeployTo, PodsOf};
+use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
+use keyvault_core::{Algorithm, Purpose, Severity, Span, TargetSpec};
 use std::path::PathBuf;
 
 /// keyvault: SSH keys with passphrases, purposes, expiry and an audit trail.
@@ -68,7 +71,7 @@ pub struct NewPassphraseSource {
 pub struct ExpiryArgs {
     /// Lifetime, e.g. 90d, 12h, 2w, 1d12h (default: the purpose's policy).
     #[arg(long, value_name = "DURATION")]
-    pub ttl: Option<String>,
+    pub ttl: Option<Span>,
     /// Expiry date, YYYY-MM-DD (00:00 UTC) or RFC 3339.
     #[arg(long, value_name = "DATE")]
     pub expires: Option<String>,
@@ -257,10 +260,10 @@ pub struct RestoreArgs {
 pub struct NewArgs {
     /// Purpose of the key: personal, team, ci-deploy, … (a-z, 0-9, '.', '_', '-').
     #[arg(long, short)]
-    pub purpose: String,
+    pub purpose: Purpose,
     /// ed25519 (default), rsa-3072, rsa-4096, ecdsa-p256 or ecdsa-p384.
     #[arg(long, short)]
-    pub algorithm: Option<String>,
+    pub algorithm: Option<Algorithm>,
     /// When the key expires.
     #[command(flatten)]
     pub expiry: ExpiryArgs,
@@ -288,7 +291,7 @@ pub struct NewArgs {
 pub struct ListArgs {
     /// Only keys of this purpose.
     #[arg(long, short)]
-    pub purpose: Option<String>,
+    pub purpose: Option<Purpose>,
     /// Include revoked keys.
     #[arg(long)]
     pub all: bool,
@@ -308,7 +311,7 @@ pub struct ImportArgs {
     pub path: PathBuf,
     /// Purpose to file it under.
     #[arg(long, short)]
-    pub purpose: String,
+    pub purpose: Purpose,
     /// When the key expires (counted from now).
     #[command(flatten)]
     pub expiry: ExpiryArgs,
@@ -341,7 +344,7 @@ pub struct PasswdArgs {
 pub struct StatusArgs {
     /// Warn about keys expiring within this span (default: each purpose's policy, 14d).
     #[arg(long, value_name = "DURATION")]
-    pub warn_within: Option<String>,
+    pub warn_within: Option<Span>,
     /// Skip the checks that need the network (targets, pods).
     #[arg(long)]
     pub offline: bool,
@@ -356,7 +359,7 @@ pub struct DeployArgs {
     /// file:/absolute/path/to/authorized_keys, ssh://[user@]host[:port][/path], or
     /// runpod-pods[:PROFILE] (the running pods that trust another key of the purpose).
     #[arg(long, value_name = "TARGET")]
-    pub to: String,
+    pub to: DeployTo,
     /// For runpod-pods: where the key's passphrase comes from (to prove it logs in).
     #[command(flatten)]
     pub passphrase: PassphraseSource,
@@ -374,13 +377,13 @@ pub struct DeployArgs {
 pub struct MintArgs {
     /// Purpose of the key.
     #[arg(long, short)]
-    pub purpose: String,
+    pub purpose: Purpose,
     /// Lifetime, e.g. 1h, 30m, 1d.
     #[arg(long, value_name = "DURATION")]
-    pub ttl: String,
+    pub ttl: Span,
     /// ed25519 (default), rsa-3072, rsa-4096, ecdsa-p256 or ecdsa-p384.
     #[arg(long, short)]
-    pub algorithm: Option<String>,
+    pub algorithm: Option<Algorithm>,
     /// Allow logins only from these addresses, CIDRs or host patterns (comma-separated).
     #[arg(long, value_name = "CIDR,…", value_delimiter = ',')]
     pub from: Vec<String>,
@@ -389,7 +392,7 @@ pub struct MintArgs {
     pub force_command: Option<String>,
     /// Deploy to this target (repeatable): runpod, runpod:PROFILE, file:/path, ssh://host.
     #[arg(long, value_name = "TARGET")]
-    pub deploy: Vec<String>,
+    pub deploy: Vec<TargetSpec>,
     /// Also write the private key here (a new 0600 file; with --cert also PATH-cert.pub,
     /// 0644), or `-` for standard output. Checked before anything is minted.
     #[arg(long, value_name = "PATH|-")]
@@ -441,7 +444,7 @@ pub struct RevokeArgs {
     /// runpod-pods[:PROFILE]: also remove the key from every running pod that trusts it,
     /// logging in with the key itself (on a revoked key: retry the pods only).
     #[arg(long, value_name = "runpod-pods[:PROFILE]")]
-    pub to: Option<String>,
+    pub to: Option<PodsOf>,
     /// Where the key's passphrase comes from (to log in to pods).
     #[command(flatten)]
     pub passphrase: PassphraseSource,
@@ -452,13 +455,13 @@ pub struct RevokeArgs {
 pub struct RotateArgs {
     /// Purposes to rotate.
     #[arg(required_unless_present = "all", conflicts_with = "all")]
-    pub purposes: Vec<String>,
+    pub purposes: Vec<Purpose>,
     /// Rotate every purpose that has an active key.
     #[arg(long)]
     pub all: bool,
     /// Keep the old keys deployed this long (e.g. 1d); `keyvault sweep` removes them after.
     #[arg(long, value_name = "DURATION")]
-    pub grace: Option<String>,
+    pub grace: Option<Span>,
     /// When the new keys expire.
     #[command(flatten)]
     pub expiry: ExpiryArgs,
@@ -495,11 +498,16 @@ pub struct ScanArgs {
     /// Directories to scan (default ~/.ssh).
     pub dirs: Vec<std::path::PathBuf>,
     /// Exit 3 when a finding is at least this severe: low, medium or high.
-    #[arg(long, default_value = "high", value_parser = ["low", "medium", "high"])]
-    pub fail_on: String,
+    #[arg(
+        long,
+        default_value = "high",
+        value_parser = clap::builder::PossibleValuesParser::new(["low", "medium", "high"])
+            .try_map(|s| s.parse::<Severity>())
+    )]
+    pub fail_on: Severity,
     /// Report keys older than this.
     #[arg(long, default_value = "365d", value_name = "DURATION")]
-    pub max_age: String,
+    pub max_age: Span,
 }
 
 /// `keyvault prune`.
@@ -531,10 +539,10 @@ keyvault ca trust ssh://deploy@host --principals deploy"
 pub struct CaInitArgs {
     /// The CA's purpose.
     #[arg(long, short, default_value = "ca")]
-    pub purpose: String,
+    pub purpose: Purpose,
     /// ed25519 (default and recommended), ecdsa-p256, ecdsa-p384, rsa-3072 or rsa-4096.
     #[arg(long, short)]
-    pub algorithm: Option<String>,
+    pub algorithm: Option<Algorithm>,
     /// When the CA expires.
     #[command(flatten)]
     pub expiry: ExpiryArgs,
@@ -547,7 +555,7 @@ pub struct CaInitArgs {
 #[derive(Debug, Args)]
 pub struct CaTrustArgs {
     /// An authorized_keys target: file:/path or ssh://[user@]host[:port][/path].
-    pub target: String,
+    pub target: TargetSpec,
     /// The CA (key id or purpose).
     #[arg(long, default_value = "ca")]
     pub ca: String,
@@ -578,7 +586,7 @@ pub struct AgentAddArgs {
     pub key: String,
     /// How long the agent keeps it (e.g. 1h; default: 8h or until the key expires).
     #[arg(long, value_name = "DURATION")]
-    pub lifetime: Option<String>,
+    pub lifetime: Option<Span>,
     /// Ask for confirmation each time the key is used.
     #[arg(long)]
     pub confirm: bool,
@@ -625,7 +633,7 @@ pass show runpod | keyvault runpod login --stdin\n  keyvault runpod login --targ
 pub struct RunpodLoginArgs {
     /// runpod (default) or runpod:PROFILE.
     #[arg(long, default_value = "runpod", value_name = "TARGET")]
-    pub target: String,
+    pub target: TargetSpec,
     /// Read the API key from standard input instead of a prompt.
     #[arg(long)]
     pub stdin: bool,
@@ -636,7 +644,7 @@ pub struct RunpodLoginArgs {
 pub struct RunpodArgs {
     /// runpod (default) or runpod:PROFILE.
     #[arg(long, default_value = "runpod", value_name = "TARGET")]
-    pub target: String,
+    pub target: TargetSpec,
 }
 
 /// `keyvault log`.

@@ -1,67 +1,64 @@
-//! Output: aligned tables and sentences for people (colour only on a TTY without
-//! `NO_COLOR`), stable JSON for scripts.
+//! Output: aligned tables and sentences for people, stable JSON for scripts.
+//!
+//! Colour is anstyle's, written through anstream's stdout: on a terminal unless NO_COLOR
+//! is set, anywhere with CLICOLOR_FORCE, and stripped everywhere else, so what a pipe or a
+//! file receives is the plain text.
 
+use anstream::println;
+use anstyle::{AnsiColor, Effects, Style};
 use chrono::{DateTime, Utc};
 use keyvault_core::{
     AuditEvent, KeyMatch, KeyRecord, KeyState, PodReport, Reach, Report, RotationPlan,
     StatusReport, Step, TargetSpec, Vault,
 };
 use serde_json::{Value, json};
-use std::io::IsTerminal;
 
-/// How stdout is rendered.
-#[derive(Debug, Clone, Copy)]
-pub struct Style {
-    pub colour: bool,
+const BOLD: Style = Style::new().effects(Effects::BOLD);
+const GOOD: Style = AnsiColor::Green.on_default();
+const WARN: Style = AnsiColor::Yellow.on_default();
+const BAD: Style = AnsiColor::Red.on_default();
+const SEVERE: Style = AnsiColor::Red.on_default().effects(Effects::BOLD);
+
+/// `text` in `style`. The escapes reach the terminal only where anstream's stdout lets
+/// them through (a terminal without NO_COLOR, or CLICOLOR_FORCE); elsewhere it strips them.
+fn paint(style: Style, text: &str) -> String {
+    format!("{style}{text}{style:#}")
 }
 
-impl Style {
-    pub fn detect() -> Self {
-        let colour = std::io::stdout().is_terminal()
-            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-            && std::env::var_os("TERM").is_none_or(|t| t != "dumb");
-        Style { colour }
-    }
+/// `text` in bold.
+pub fn bold(text: &str) -> String {
+    paint(BOLD, text)
+}
 
-    fn paint(self, code: &str, text: &str) -> String {
-        if self.colour {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_owned()
-        }
-    }
+/// A key's state, coloured by how healthy it is.
+pub fn styled_state(state: &str) -> String {
+    let style = match state {
+        "active" => GOOD,
+        "expired" | "revoked" => BAD,
+        "retiring" | "pending" => WARN,
+        _ => Style::new(),
+    };
+    paint(style, state)
+}
 
-    pub fn bold(self, text: &str) -> String {
-        self.paint("1", text)
-    }
+/// A pod's result, coloured by whether it needs attention.
+pub fn styled_outcome(outcome: &str) -> String {
+    let style = match outcome {
+        "failed" | "needs-redeploy" => BAD,
+        "gone" => WARN,
+        _ => GOOD,
+    };
+    paint(style, outcome)
+}
 
-    pub fn state(self, state: &str) -> String {
-        let code = match state {
-            "active" => "32",
-            "expired" | "revoked" => "31",
-            "retiring" | "pending" => "33",
-            _ => "0",
-        };
-        self.paint(code, state)
-    }
-
-    pub fn outcome(self, outcome: &str) -> String {
-        let code = match outcome {
-            "failed" | "needs-redeploy" => "31",
-            "gone" => "33",
-            _ => "32",
-        };
-        self.paint(code, outcome)
-    }
-
-    pub fn severity(self, severity: &str) -> String {
-        let code = match severity {
-            "high" => "31;1",
-            "medium" => "33",
-            _ => "0",
-        };
-        self.paint(code, &format!("{:<6}", severity.to_uppercase()))
-    }
+/// A severity, upper case and padded to one width.
+pub fn styled_severity(severity: &str) -> String {
+    let style = match severity {
+        "high" => SEVERE,
+        "medium" => WARN,
+        _ => Style::new(),
+    };
+    paint(style, &format!("{:<6}", severity.to_uppercase()))
 }
 
 /// `1 key`, `3 keys`.
@@ -79,33 +76,33 @@ pub fn time(t: DateTime<Utc>) -> String {
 
 /// Prints rows as columns separated by two spaces; `header` in bold. Width is measured on
 /// the unstyled text, so colour codes do not break alignment.
-pub fn table(style: Style, header: &[&str], rows: &[Vec<(String, String)>]) {
+pub fn table(header: &[&str], rows: &[Vec<(String, String)>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, (plain, _)) in row.iter().enumerate() {
             widths[i] = widths[i].max(plain.chars().count());
         }
     }
-    let line = |cells: Vec<(String, String)>| {
+    // Built whole and written once: one decision about colour, one write.
+    let mut text = String::new();
+    let mut line = |cells: &[(String, String)]| {
         let last = cells.len().saturating_sub(1);
         let mut out = String::new();
-        for (i, (plain, shown)) in cells.into_iter().enumerate() {
-            out.push_str(&shown);
+        for (i, (plain, shown)) in cells.iter().enumerate() {
+            out.push_str(shown);
             if i < last {
                 out.push_str(&" ".repeat(widths[i] - plain.chars().count() + 2));
             }
         }
-        println!("{}", out.trim_end());
+        text.push_str(out.trim_end());
+        text.push('\n');
     };
-    line(
-        header
-            .iter()
-            .map(|h| (h.to_string(), style.bold(h)))
-            .collect(),
-    );
+    let header: Vec<(String, String)> = header.iter().map(|h| (h.to_string(), bold(h))).collect();
+    line(&header);
     for row in rows {
-        line(row.clone());
+        line(row);
     }
+    anstream::print!("{text}");
 }
 
 pub fn plain(s: impl Into<String>) -> (String, String) {
@@ -217,7 +214,7 @@ impl<'a> KeyJson<'a> {
     }
 }
 
-pub fn key_rows(style: Style, keys: &[&KeyRecord], now: DateTime<Utc>) {
+pub fn key_rows(keys: &[&KeyRecord], now: DateTime<Utc>) {
     let rows: Vec<Vec<(String, String)>> = keys
         .iter()
         .map(|k| {
@@ -226,14 +223,13 @@ pub fn key_rows(style: Style, keys: &[&KeyRecord], now: DateTime<Utc>) {
                 plain(k.id().as_str()),
                 plain(k.purpose().as_str()),
                 plain(k.algorithm().to_string()),
-                (state.to_owned(), style.state(state)),
+                (state.to_owned(), styled_state(state)),
                 plain(k.expires_at().map_or_else(|| "never".to_owned(), time)),
                 plain(k.fingerprint()),
             ]
         })
         .collect();
     table(
-        style,
         &[
             "ID",
             "PURPOSE",
@@ -246,13 +242,13 @@ pub fn key_rows(style: Style, keys: &[&KeyRecord], now: DateTime<Utc>) {
     );
 }
 
-pub fn show_key(style: Style, vault: &Vault, k: &KeyRecord, now: DateTime<Utc>) {
+pub fn show_key(vault: &Vault, k: &KeyRecord, now: DateTime<Utc>) {
     let state = k.display_state_at(now);
     let mut fields: Vec<(&str, String)> = vec![
         ("id", k.id().to_string()),
         ("purpose", k.purpose().to_string()),
         ("algorithm", k.algorithm().to_string()),
-        ("state", style.state(state)),
+        ("state", styled_state(state)),
         ("fingerprint", k.fingerprint().to_owned()),
         ("comment", clean(k.comment()).into_owned()),
         ("created", time(k.created_at())),
@@ -304,7 +300,7 @@ pub fn show_key(style: Style, vault: &Vault, k: &KeyRecord, now: DateTime<Utc>) 
     fields.push(("public key", k.public_key().to_owned()));
     let width = fields.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
     for (name, value) in fields {
-        println!("{}  {value}", style.bold(&format!("{name:width$}")));
+        println!("{}  {value}", bold(&format!("{name:width$}")));
     }
 }
 
@@ -322,25 +318,21 @@ pub fn status_json(report: &StatusReport) -> Value {
 }
 
 /// What a lifecycle command did, as sentences or JSON.
-pub fn report(style: Style, json: bool, r: &Report) {
+pub fn report(json: bool, r: &Report) {
     if json {
-        println!("{}", serde_json::to_string_pretty(r).unwrap_or_default());
+        std::println!("{}", serde_json::to_string_pretty(r).unwrap_or_default());
         return;
     }
     let mut said = false;
     for d in &r.deployed {
-        println!(
-            "deployed {} to {}",
-            style.bold(d.key.as_str()),
-            clean(&d.target)
-        );
+        println!("deployed {} to {}", bold(d.key.as_str()), clean(&d.target));
         said = true;
     }
     for x in &r.rotated {
         println!(
             "rotated {}: {} replaced {}",
             x.purpose,
-            style.bold(x.new.as_str()),
+            bold(x.new.as_str()),
             x.old
         );
         said = true;
@@ -385,12 +377,12 @@ pub fn report(style: Style, json: bool, r: &Report) {
             .map(|p| {
                 vec![
                     plain(p.pod.clone()),
-                    (p.outcome.clone(), style.outcome(&p.outcome)),
+                    (p.outcome.clone(), styled_outcome(&p.outcome)),
                     plain(p.detail.clone()),
                 ]
             })
             .collect();
-        table(style, &["POD", "RESULT", "DETAIL"], &rows);
+        table(&["POD", "RESULT", "DETAIL"], &rows);
         said = true;
     }
     if !said {
@@ -447,7 +439,7 @@ pub fn plan(p: &RotationPlan) {
     }
 }
 
-pub fn remote_keys(style: Style, spec: &TargetSpec, keys: &[KeyMatch]) {
+pub fn remote_keys(spec: &TargetSpec, keys: &[KeyMatch]) {
     if keys.is_empty() {
         println!("{} holds no keys", clean(&spec.to_string()));
         return;
@@ -463,22 +455,21 @@ pub fn remote_keys(style: Style, spec: &TargetSpec, keys: &[KeyMatch]) {
                         .as_ref()
                         .map_or("-".to_owned(), ToString::to_string),
                 ),
-                (k.state.clone(), style.state(&k.state)),
+                (k.state.clone(), styled_state(&k.state)),
                 plain(k.comment.clone()),
             ]
         })
         .collect();
     table(
-        style,
         &["FINGERPRINT", "KEY", "PURPOSE", "STATE", "COMMENT"],
         &rows,
     );
 }
 
-pub fn minted(style: Style, k: &KeyRecord, private_key_path: &str) {
+pub fn minted(k: &KeyRecord, private_key_path: &str) {
     println!(
         "minted {} ({}, {}), expires {}",
-        style.bold(k.id().as_str()),
+        bold(k.id().as_str()),
         k.algorithm(),
         k.purpose(),
         k.expires_at().map_or_else(|| "never".to_owned(), time)
@@ -491,7 +482,7 @@ pub fn minted(style: Style, k: &KeyRecord, private_key_path: &str) {
     println!("  authorized_keys  {}", k.authorized_keys_line());
 }
 
-pub fn scan(style: Style, report: &keyvault_core::ScanReport) {
+pub fn scan(report: &keyvault_core::ScanReport) {
     println!(
         "scanned {}, {}: {}",
         count(report.files, "file"),
@@ -506,7 +497,7 @@ pub fn scan(style: Style, report: &keyvault_core::ScanReport) {
         let sev = f.severity.to_string();
         println!(
             "{}  {}: {}",
-            style.severity(&sev),
+            styled_severity(&sev),
             clean(&f.file.display().to_string()),
             clean(&f.message)
         );
@@ -514,7 +505,7 @@ pub fn scan(style: Style, report: &keyvault_core::ScanReport) {
     }
 }
 
-pub fn pods(style: Style, pods: &[PodReport]) {
+pub fn pods(pods: &[PodReport]) {
     if pods.is_empty() {
         println!("no pods");
         return;
@@ -549,18 +540,18 @@ pub fn pods(style: Style, pods: &[PodReport]) {
             ]
         })
         .collect();
-    table(style, &["POD", "NAME", "STATUS", "SSH", "TRUSTS"], &rows);
+    table(&["POD", "NAME", "STATUS", "SSH", "TRUSTS"], &rows);
     for p in pods.iter().filter(|p| !p.warnings.is_empty()) {
         println!(
             "{}  {}: {}",
-            style.severity("high"),
+            styled_severity("high"),
             clean(&p.id),
             clean(&p.warnings.join("; "))
         );
     }
 }
 
-pub fn status_human(style: Style, report: &StatusReport) {
+pub fn status_human(report: &StatusReport) {
     let n = report.findings().len();
     for g in report.in_grace() {
         println!(
@@ -607,7 +598,7 @@ pub fn status_human(style: Style, report: &StatusReport) {
     );
     for f in report.findings() {
         let sev = f.severity().to_string();
-        println!("{}  {}", style.severity(&sev), clean(f.message()));
+        println!("{}  {}", styled_severity(&sev), clean(f.message()));
         println!("{}  fix: {}", " ".repeat(6), clean(f.fix()));
     }
     for u in report.unchecked() {
@@ -615,7 +606,7 @@ pub fn status_human(style: Style, report: &StatusReport) {
     }
 }
 
-pub fn events_human(style: Style, events: &[AuditEvent]) {
+pub fn events_human(events: &[AuditEvent]) {
     let rows: Vec<Vec<(String, String)>> = events
         .iter()
         .map(|e| {
@@ -631,7 +622,6 @@ pub fn events_human(style: Style, events: &[AuditEvent]) {
         })
         .collect();
     table(
-        style,
         &["#", "TIME", "ACTOR", "ACTION", "KEY", "OUTCOME", "DETAIL"],
         &rows,
     );

@@ -1,27 +1,17 @@
-//! Reaching targets: RunPod credentials and URLs from the environment and config, as
-//! runpodctl does (the library reads no environment itself).
+//! What the CLI hands keyvault-core's `StandardTargets`: RunPod credentials from the
+//! environment, the OS keyring and runpodctl's config, as runpodctl finds them, and the
+//! environment of the `ssh` children (the library reads no environment itself).
 
+use keyvault_core::runpod::DEFAULT_API_URL;
+use keyvault_core::target::{RunpodAccount, RunpodCredentials};
 use keyvault_core::vault_secrets::Keyring;
-use keyvault_core::{
-    ApiToken, ChildEnv, Config, Error, FileTarget, RunpodClient, RunpodSettings, RunpodTarget,
-    SshTarget, Target, TargetError, TargetSpec, Targets,
-};
+use keyvault_core::{ApiToken, ChildEnv, Config, Error, RunpodSettings, TargetError, TargetSpec};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// RunPod's production API.
-const DEFAULT_API_URL: &str = "https://api.runpod.io";
-
-/// Opens targets with credentials from the environment.
-pub struct CliTargets<'a> {
-    pub config: &'a Config,
-    /// The vault's home: pods' host keys go to its known_hosts.
-    pub home: PathBuf,
-    /// `--allow-non-key-lines`: edit files with lines that are no authorized_keys entries.
-    pub allow_non_key_lines: bool,
-    /// The environment of the `ssh` and `ssh-agent` keyvault starts: see [`child_env`].
-    pub child_env: ChildEnv,
-}
+/// RunPod credentials from the environment, the OS keyring and runpodctl's config, found
+/// when a RunPod target is opened.
+pub struct EnvCredentials;
 
 /// The environment keyvault's children get: keyvault-core's allow-list (PATH, HOME,
 /// locale, SSH_AUTH_SOCK...) of this process's variables, less every variable a command
@@ -60,8 +50,12 @@ fn runpodctl_key() -> Option<String> {
         .filter(|k| !k.trim().is_empty())
 }
 
-impl CliTargets<'_> {
-    fn settings(&self, spec: &TargetSpec, profile: Option<&str>) -> Result<RunpodSettings, Error> {
+impl RunpodCredentials for EnvCredentials {
+    fn settings(
+        &self,
+        spec: &TargetSpec,
+        account: &RunpodAccount<'_>,
+    ) -> Result<RunpodSettings, Error> {
         let missing = |reason: String| -> Error {
             TargetError::Credentials {
                 target: spec.to_string(),
@@ -69,6 +63,7 @@ impl CliTargets<'_> {
             }
             .into()
         };
+        let profile = account.name();
         // The keyring comes second: an unreachable one is noted, and the search goes on.
         let mut keyring_note = String::new();
         let mut from_keyring = || -> Option<ApiToken> {
@@ -80,24 +75,8 @@ impl CliTargets<'_> {
                 }
             }
         };
-        let (key, api_url, graphql_url) = match profile {
-            None => {
-                let key = var("RUNPOD_API_KEY")
-                    .map(|k| ApiToken::new(&k))
-                    .or_else(&mut from_keyring)
-                    .or_else(|| runpodctl_key().map(|k| ApiToken::new(&k)))
-                    .ok_or_else(|| {
-                        missing(format!(
-                            "set RUNPOD_API_KEY, run `keyvault runpod login`{keyring_note}, or configure runpodctl (~/.runpod/config.toml)"
-                        ))
-                    })?;
-                (key, var("RUNPOD_API_URL"), var("RUNPOD_GRAPHQL_URL"))
-            }
-            Some(name) => {
-                let p = self
-                    .config
-                    .runpod_profile(name)
-                    .ok_or_else(|| missing(format!("config.toml has no [runpod.{name}] table")))?;
+        let mut settings = match (profile, account.profile()) {
+            (Some(name), Some(p)) => {
                 let key = var(&p.api_key_env)
                     .map(|k| ApiToken::new(&k))
                     .or_else(&mut from_keyring)
@@ -107,14 +86,25 @@ impl CliTargets<'_> {
                             p.api_key_env
                         ))
                     })?;
-                (key, p.api_url.clone(), p.graphql_url.clone())
+                account.settings(key)
+            }
+            _ => {
+                let key = var("RUNPOD_API_KEY")
+                    .map(|k| ApiToken::new(&k))
+                    .or_else(&mut from_keyring)
+                    .or_else(|| runpodctl_key().map(|k| ApiToken::new(&k)))
+                    .ok_or_else(|| {
+                        missing(format!(
+                            "set RUNPOD_API_KEY, run `keyvault runpod login`{keyring_note}, or configure runpodctl (~/.runpod/config.toml)"
+                        ))
+                    })?;
+                RunpodSettings::new(
+                    key,
+                    var("RUNPOD_API_URL").as_deref().unwrap_or(DEFAULT_API_URL),
+                    var("RUNPOD_GRAPHQL_URL").as_deref(),
+                )
             }
         };
-        let mut settings = RunpodSettings::new(
-            key,
-            api_url.as_deref().unwrap_or(DEFAULT_API_URL),
-            graphql_url.as_deref(),
-        );
         if let Some(value) = var("KEYVAULT_RUNPOD_TIMEOUT") {
             let secs: u64 = value
                 .trim()
@@ -130,48 +120,6 @@ impl CliTargets<'_> {
             settings = settings.timeout(Duration::from_secs(secs));
         }
         Ok(settings)
-    }
-}
-
-impl Targets for CliTargets<'_> {
-    fn open(&self, spec: &TargetSpec) -> Result<Box<dyn Target + Send>, Error> {
-        if let TargetSpec::File { path } = spec {
-            return Ok(Box::new(
-                FileTarget::new(spec.clone(), path.clone())
-                    .allow_non_key_lines(self.allow_non_key_lines),
-            ));
-        }
-        if let TargetSpec::Ssh { .. } = spec {
-            return Ok(Box::new(
-                SshTarget::new(spec.clone())
-                    .allow_non_key_lines(self.allow_non_key_lines)
-                    .with_env(self.child_env.clone()),
-            ));
-        }
-        if let TargetSpec::Pod { .. } = spec {
-            return Ok(Box::new(
-                SshTarget::for_pod(spec.clone(), &self.home.join("known_hosts"))
-                    .allow_non_key_lines(self.allow_non_key_lines)
-                    .with_env(self.child_env.clone()),
-            ));
-        }
-        match spec.runpod_profile() {
-            Some(profile) => {
-                let client =
-                    RunpodClient::new(self.settings(spec, profile)?).map_err(|source| {
-                        TargetError::Runpod {
-                            target: spec.to_string(),
-                            source,
-                        }
-                    })?;
-                Ok(Box::new(RunpodTarget::new(spec.clone(), client)))
-            }
-            None => Err(TargetError::Credentials {
-                target: spec.to_string(),
-                reason: "this keyvault cannot reach that kind of target".to_owned(),
-            }
-            .into()),
-        }
     }
 }
 

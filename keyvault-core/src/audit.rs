@@ -212,40 +212,7 @@ fn check(
     let mut latest: Option<(DateTime<Utc>, u64)> = None;
     for (i, line) in lines.iter().enumerate() {
         let n = i as u64 + 1;
-        let event: AuditEvent = serde_json::from_slice(line)
-            .map_err(|_| broken(n, "not a valid audit event (edited or corrupt)".to_owned()))?;
-        if event.seq != n {
-            return Err(broken(
-                n,
-                format!(
-                    "sequence number {} where {n} was expected (a line was removed or inserted)",
-                    event.seq
-                ),
-            ));
-        }
-        if event.prev != prev {
-            return Err(broken(
-                n,
-                "hash chain mismatch: the line before it was edited, removed or inserted"
-                    .to_owned(),
-            ));
-        }
-        if let Some((at, line_no)) = latest
-            && (at - event.time).num_seconds() > MAX_CLOCK_SKEW_SECS
-        {
-            return Err(broken(
-                n,
-                format!(
-                    "it is dated {}, before line {line_no} ({}): time went backwards by more than {} minutes (a forged or back-dated line)",
-                    event.time.to_rfc3339(),
-                    at.to_rfc3339(),
-                    MAX_CLOCK_SKEW_SECS / 60
-                ),
-            ));
-        }
-        if latest.is_none_or(|(at, _)| event.time > at) {
-            latest = Some((event.time, n));
-        }
+        let event = check_line(n, line, &prev, &mut latest, &broken)?;
         prev = hash_line(line);
         if let Some(h) = head
             && h.seq == n
@@ -260,23 +227,81 @@ fn check(
         }
         events.push(event);
     }
+    let unanchored = check_end(lines.len() as u64, &prev, head, head_seen, &broken)?;
+    Ok((events, unanchored))
+}
+
+/// Reads line `n`: a valid event, numbered `n`, chained to `prev` (the hash of the line
+/// before), and not dated before the `latest` line so far by more than the allowed skew;
+/// `latest` moves forward with it.
+fn check_line(
+    n: u64,
+    line: &[u8],
+    prev: &str,
+    latest: &mut Option<(DateTime<Utc>, u64)>,
+    broken: &impl Fn(u64, String) -> AuditError,
+) -> Result<AuditEvent, AuditError> {
+    let event: AuditEvent = serde_json::from_slice(line)
+        .map_err(|_| broken(n, "not a valid audit event (edited or corrupt)".to_owned()))?;
+    if event.seq != n {
+        return Err(broken(
+            n,
+            format!(
+                "sequence number {} where {n} was expected (a line was removed or inserted)",
+                event.seq
+            ),
+        ));
+    }
+    if event.prev != prev {
+        return Err(broken(
+            n,
+            "hash chain mismatch: the line before it was edited, removed or inserted".to_owned(),
+        ));
+    }
+    if let Some((at, line_no)) = *latest
+        && (at - event.time).num_seconds() > MAX_CLOCK_SKEW_SECS
+    {
+        return Err(broken(
+            n,
+            format!(
+                "it is dated {}, before line {line_no} ({}): time went backwards by more than {} minutes (a forged or back-dated line)",
+                event.time.to_rfc3339(),
+                at.to_rfc3339(),
+                MAX_CLOCK_SKEW_SECS / 60
+            ),
+        ));
+    }
+    if latest.is_none_or(|(at, _)| event.time > at) {
+        *latest = Some((event.time, n));
+    }
+    Ok(event)
+}
+
+/// After the last of `count` lines (the last hashing to `last`): the recorded head was
+/// seen, and only lines an interrupted append announced follow it. Returns how many do.
+fn check_end(
+    count: u64,
+    last: &str,
+    head: Option<&AuditHead>,
+    head_seen: bool,
+    broken: &impl Fn(u64, String) -> AuditError,
+) -> Result<u64, AuditError> {
     if !head_seen {
         let h = head.map_or(0, |h| h.seq);
         return Err(broken(
-            lines.len() as u64 + 1,
+            count + 1,
             format!(
-                "the log ends at line {} but the inventory recorded {h} lines (truncated)",
-                lines.len()
+                "the log ends at line {count} but the inventory recorded {h} lines (truncated)"
             ),
         ));
     }
     let anchored = head.map_or(0, |h| h.seq);
-    let unanchored = lines.len() as u64 - anchored;
+    let unanchored = count - anchored;
     if unanchored > 0 {
         // Only the lines an interrupted append announced may follow the head.
         let announced = head
             .and_then(|h| h.pending.as_ref())
-            .is_some_and(|p| p.seq == lines.len() as u64 && p.hash == prev);
+            .is_some_and(|p| p.seq == count && p.hash == last);
         if !announced {
             return Err(broken(
                 anchored + 1,
@@ -286,7 +311,7 @@ fn check(
             ));
         }
     }
-    Ok((events, unanchored))
+    Ok(unanchored)
 }
 
 /// Verifies the whole log at `path` against the head the inventory recorded.
@@ -585,4 +610,108 @@ mod tests {
         ));
         assert_eq!(std::fs::read(&p).expect("read"), before);
     }
+
+    /// A line of a log, chained to `prev`, dated `secs` after a fixed instant.
+    fn line(seq: u64, secs: i64, prev: &str) -> Vec<u8> {
+        let t = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").expect("time");
+        let event = AuditEvent {
+            seq,
+            time: t.with_timezone(&Utc) + chrono::TimeDelta::seconds(secs),
+            actor: "me@host".into(),
+            action: "create".into(),
+            key_id: None,
+            fingerprint: None,
+            outcome: Outcome::Ok,
+            detail: None,
+            prev: prev.to_owned(),
+        };
+        serde_json::to_vec(&event).expect("json")
+    }
+
+    /// A log of lines dated `secs`, chained correctly, and each line's hash.
+    fn log(secs: &[i64]) -> (Vec<u8>, Vec<String>) {
+        let (mut bytes, mut hashes) = (Vec::new(), Vec::new());
+        let mut prev = GENESIS.to_owned();
+        for (i, s) in secs.iter().enumerate() {
+            let l = line(i as u64 + 1, *s, &prev);
+            prev = hash_line(&l);
+            hashes.push(prev.clone());
+            bytes.extend_from_slice(&l);
+            bytes.push(b'\n');
+        }
+        (bytes, hashes)
+    }
+
+    /// Every way `check` refuses a log, each naming its line and reason, and the logs it
+    /// accepts with how many lines follow the recorded head.
+    #[test]
+    fn check_verdicts_are_pinned() {
+        let head = |seq: u64, hash: &str| AuditHead {
+            seq,
+            hash: hash.to_owned(),
+            pending: None,
+        };
+        let (three, h) = log(&[0, 10, 20]);
+        let one = log(&[0]).0;
+        let skewed = log(&[0, -MAX_CLOCK_SKEW_SECS, -MAX_CLOCK_SKEW_SECS - 1]).0;
+        let back = log(&[0, 10, 9 - MAX_CLOCK_SKEW_SECS]).0;
+        let mut reseq = line(1, 0, GENESIS);
+        reseq.push(b'\n');
+        reseq.extend_from_slice(&line(3, 0, &hash_line(&reseq[..reseq.len() - 1])));
+        reseq.push(b'\n');
+        let mut unchained = line(1, 0, GENESIS);
+        unchained.push(b'\n');
+        unchained.extend_from_slice(&line(2, 0, GENESIS));
+        unchained.push(b'\n');
+        let mut announced = head(1, &h[0]);
+        announced.pending = Some(PendingHead {
+            seq: 3,
+            hash: h[2].clone(),
+        });
+        let cases: Vec<(&[u8], Option<AuditHead>)> = vec![
+            (b"", None),
+            (b"", Some(head(0, GENESIS))),
+            (b"", Some(head(1, &h[0]))),
+            (b"{}\n", None),
+            (b"not json\n", None),
+            (&reseq, None),
+            (&unchained, None),
+            (&skewed, None),
+            (&back, None),
+            (&three, None),
+            (&three, Some(head(3, &h[2]))),
+            (&three, Some(head(2, &h[2]))),
+            (&three, Some(head(4, &h[2]))),
+            (&three, Some(head(1, &h[0]))),
+            (&three, Some(announced.clone())),
+            (&one, Some(announced)),
+        ];
+        let got: Vec<String> = cases
+            .iter()
+            .map(|(bytes, head)| match verify_bytes(bytes, head.as_ref()) {
+                Ok(v) => format!("ok: {} events, {} unanchored", v.events, v.unanchored),
+                Err(e) => e.to_string(),
+            })
+            .collect();
+        assert_eq!(got.join("\n"), CHECK_VERDICTS);
+    }
+
+    const CHECK_VERDICTS: &str = concat!(
+        "ok: 0 events, 0 unanchored\n",
+        "ok: 0 events, 0 unanchored\n",
+        "audit log audit.jsonl is broken at line 1: the log ends at line 0 but the inventory recorded 1 lines (truncated)\n",
+        "audit log audit.jsonl is broken at line 1: not a valid audit event (edited or corrupt)\n",
+        "audit log audit.jsonl is broken at line 1: not a valid audit event (edited or corrupt)\n",
+        "audit log audit.jsonl is broken at line 2: sequence number 3 where 2 was expected (a line was removed or inserted)\n",
+        "audit log audit.jsonl is broken at line 2: hash chain mismatch: the line before it was edited, removed or inserted\n",
+        "audit log audit.jsonl is broken at line 3: it is dated 2025-12-31T23:54:59+00:00, before line 1 (2026-01-01T00:00:00+00:00): time went backwards by more than 5 minutes (a forged or back-dated line)\n",
+        "audit log audit.jsonl is broken at line 3: it is dated 2025-12-31T23:55:09+00:00, before line 2 (2026-01-01T00:00:10+00:00): time went backwards by more than 5 minutes (a forged or back-dated line)\n",
+        "audit log audit.jsonl is broken at line 1: 3 line(s) follow line 0, the last one the inventory recorded, and keyvault never announced them (appended outside keyvault, or forged)\n",
+        "ok: 3 events, 0 unanchored\n",
+        "audit log audit.jsonl is broken at line 2: this line differs from the one the inventory recorded (edited)\n",
+        "audit log audit.jsonl is broken at line 4: the log ends at line 3 but the inventory recorded 4 lines (truncated)\n",
+        "audit log audit.jsonl is broken at line 2: 2 line(s) follow line 1, the last one the inventory recorded, and keyvault never announced them (appended outside keyvault, or forged)\n",
+        "ok: 3 events, 2 unanchored\n",
+        "ok: 1 events, 0 unanchored",
+    );
 }

@@ -82,7 +82,11 @@ impl Error {
                 | Error::Policy(_)
                 | Error::Config(_)
                 | Error::PassphraseUnavailable { .. }
-                | Error::Target(TargetError::Credentials { .. })
+                | Error::Target(
+                    TargetError::Credentials { .. }
+                        | TargetError::UnknownProfile { .. }
+                        | TargetError::NotRunpod { .. }
+                )
                 | Error::Backup(
                     crate::backup::BackupError::Recipient { .. }
                         | crate::backup::BackupError::HomeNotEmpty { .. }
@@ -180,6 +184,38 @@ pub enum InputError {
     EmptyPassphrase {
         /// What the passphrase was for.
         subject: String,
+    },
+    /// A file a minted key would be written to exists (perhaps as a symlink).
+    #[error("{} exists; keyvault will not overwrite it", .path.display())]
+    OutputExists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The directory a minted key would be written to is none.
+    #[error(
+        "cannot write the private key to {path}: {dir} is not a directory; nothing was minted",
+        path = .path.display(),
+        dir = .dir.display()
+    )]
+    OutputNoDirectory {
+        /// The private key's file.
+        path: PathBuf,
+        /// Its directory.
+        dir: PathBuf,
+    },
+    /// No file can be created where a minted key would be written.
+    #[error(
+        "cannot write the private key to {path}: cannot create a file in {dir} ({kind}); nothing was minted",
+        path = .path.display(),
+        dir = .dir.display()
+    )]
+    OutputNotCreatable {
+        /// The private key's file.
+        path: PathBuf,
+        /// Its directory.
+        dir: PathBuf,
+        /// Why not.
+        kind: io::ErrorKind,
     },
 }
 
@@ -521,6 +557,20 @@ pub enum TargetError {
         /// What is missing.
         reason: String,
     },
+    /// A RunPod target names a profile the configuration does not define.
+    #[error("no credentials for {target}: config.toml has no [runpod.{profile}] table")]
+    UnknownProfile {
+        /// The target, e.g. `runpod:team`.
+        target: String,
+        /// The profile.
+        profile: String,
+    },
+    /// A RunPod account was asked for and the target is none.
+    #[error("{target} is not a RunPod account")]
+    NotRunpod {
+        /// The target.
+        target: String,
+    },
 }
 
 /// The audit log.
@@ -558,4 +608,27 @@ pub enum AuditError {
         /// The newest event's time.
         newest: chrono::DateTime<chrono::Utc>,
     },
+}
+
+/// Why a purpose's policy refuses a new key's options ([`crate::Policy::admit`]): a
+/// malformed option or one the policy forbids.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// A malformed option: an algorithm keyvault cannot generate, kdf rounds out of range,
+    /// an expiry in the past, a comment that cannot be part of a key line.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// An option the policy forbids.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+}
+
+impl From<Refusal> for Error {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Input(e) => Error::Input(e),
+            Refusal::Policy(e) => Error::Policy(e),
+        }
+    }
 }

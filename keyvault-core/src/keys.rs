@@ -1,15 +1,15 @@
 //! Keys of the vault: creating, importing, writing and re-encrypting private keys.
 
+use crate::admission::{Admitted, Expiry, KeyOptions, check_comment};
 use crate::audit::{Draft, Outcome};
 use crate::callbacks::{Callbacks, PassphraseKind, PassphraseRequest, Progress};
-use crate::error::{InputError, KeyError, PolicyError, Result, StoreError};
+use crate::error::{KeyError, Result, StoreError};
 use crate::fsutil;
 use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState, Origin, Protection, Purpose};
-use crate::keyfile::{self, DEFAULT_KDF_ROUNDS, MAX_KDF_ROUNDS};
+use crate::keyfile::{self, DEFAULT_KDF_ROUNDS};
 use crate::keygen::{self, Algorithm};
-use crate::policy::{PassphraseRule, Policy};
+use crate::policy::Policy;
 use crate::secret::Passphrase;
-use crate::span::Span;
 use crate::store::Txn;
 use crate::vault::Vault;
 use chrono::{DateTime, Utc};
@@ -17,80 +17,59 @@ use ssh_key::rand_core::CryptoRng;
 use ssh_key::{HashAlg, PrivateKey};
 use std::path::Path;
 
-/// When a new key expires.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Expiry {
-    /// The purpose's default lifetime.
-    #[default]
-    PolicyDefault,
-    /// This long from now.
-    After(Span),
-    /// At this time.
-    At(DateTime<Utc>),
-}
-
 /// What to generate: see [`Vault::create`].
 #[derive(Debug, Clone)]
 pub struct NewKey {
     purpose: Purpose,
-    algorithm: Option<Algorithm>,
-    expiry: Expiry,
-    comment: Option<String>,
-    kdf_rounds: Option<u32>,
-    unencrypted: bool,
-    keyring: bool,
+    options: KeyOptions,
 }
 
 impl NewKey {
     /// A key for `purpose` with the purpose's default algorithm and lifetime.
     #[must_use]
     pub fn new(purpose: Purpose) -> Self {
-        NewKey {
-            purpose,
-            algorithm: None,
-            expiry: Expiry::PolicyDefault,
-            comment: None,
-            kdf_rounds: None,
-            unencrypted: false,
-            keyring: false,
-        }
+        Self::with_options(purpose, KeyOptions::default())
+    }
+    /// A key for `purpose` with these options.
+    #[must_use]
+    pub fn with_options(purpose: Purpose, options: KeyOptions) -> Self {
+        NewKey { purpose, options }
     }
     /// Use this algorithm instead of the policy's default.
     #[must_use]
     pub fn algorithm(mut self, algorithm: Algorithm) -> Self {
-        self.algorithm = Some(algorithm);
+        self.options = self.options.algorithm(algorithm);
         self
     }
     /// When the key expires.
     #[must_use]
     pub fn expiry(mut self, expiry: Expiry) -> Self {
-        self.expiry = expiry;
+        self.options = self.options.expiry(expiry);
         self
     }
     /// The key's comment (default `keyvault:<id>`).
     #[must_use]
     pub fn comment(mut self, comment: impl Into<String>) -> Self {
-        self.comment = Some(comment.into());
+        self.options = self.options.comment(comment);
         self
     }
     /// bcrypt-pbkdf rounds (default 16, or the policy's minimum if higher).
     #[must_use]
     pub fn kdf_rounds(mut self, rounds: u32) -> Self {
-        self.kdf_rounds = Some(rounds);
+        self.options = self.options.kdf_rounds(rounds);
         self
     }
     /// Store the private key unencrypted (only where the policy allows it).
     #[must_use]
     pub fn unencrypted(mut self, yes: bool) -> Self {
-        self.unencrypted = yes;
+        self.options = self.options.unencrypted(yes);
         self
     }
     /// Encrypt with a strong random passphrase kept in the keyring (service `keyvault`,
     /// the key's account) instead of asking for one.
     #[must_use]
     pub fn passphrase_in_keyring(mut self, yes: bool) -> Self {
-        self.keyring = yes;
+        self.options = self.options.passphrase_in_keyring(yes);
         self
     }
 }
@@ -99,9 +78,7 @@ impl NewKey {
 #[derive(Debug, Clone)]
 pub struct ImportKey {
     purpose: Purpose,
-    expiry: Expiry,
-    comment: Option<String>,
-    unencrypted: bool,
+    options: KeyOptions,
 }
 
 impl ImportKey {
@@ -110,27 +87,25 @@ impl ImportKey {
     pub fn new(purpose: Purpose) -> Self {
         ImportKey {
             purpose,
-            expiry: Expiry::PolicyDefault,
-            comment: None,
-            unencrypted: false,
+            options: KeyOptions::default(),
         }
     }
     /// When the key expires (counted from the import).
     #[must_use]
     pub fn expiry(mut self, expiry: Expiry) -> Self {
-        self.expiry = expiry;
+        self.options = self.options.expiry(expiry);
         self
     }
     /// Replace the key's comment.
     #[must_use]
     pub fn comment(mut self, comment: impl Into<String>) -> Self {
-        self.comment = Some(comment.into());
+        self.options = self.options.comment(comment);
         self
     }
     /// Keep an unencrypted key unencrypted (only where the policy allows it).
     #[must_use]
     pub fn unencrypted(mut self, yes: bool) -> Self {
-        self.unencrypted = yes;
+        self.options = self.options.unencrypted(yes);
         self
     }
 }
@@ -152,69 +127,32 @@ pub(crate) struct Prepared {
     pub(crate) created_at: DateTime<Utc>,
 }
 
+impl Prepared {
+    /// A new key of `purpose` as `admitted`, encrypted with `protection` when it is `Some`.
+    pub(crate) fn new(
+        key: PrivateKey,
+        purpose: &Purpose,
+        admitted: &Admitted,
+        protection: Option<(Passphrase, u32)>,
+        origin: Origin,
+        detail: String,
+    ) -> Self {
+        Prepared {
+            key,
+            purpose: purpose.clone(),
+            algorithm: admitted.algorithm(),
+            expires_at: Some(admitted.expires_at()),
+            comment: admitted.comment().map(ToOwned::to_owned),
+            keyring: admitted.protection() == Protection::Keyring,
+            protection,
+            origin,
+            detail,
+            created_at: admitted.created_at(),
+        }
+    }
+}
+
 impl Vault {
-    pub(crate) fn resolve_expiry(
-        &self,
-        purpose: &Purpose,
-        policy: &Policy,
-        expiry: Expiry,
-        now: DateTime<Utc>,
-    ) -> Result<DateTime<Utc>> {
-        let at = match expiry {
-            Expiry::PolicyDefault => now + policy.default_ttl().to_delta(),
-            Expiry::After(span) => {
-                policy.check_ttl(purpose, span)?;
-                now + span.to_delta()
-            }
-            Expiry::At(at) => {
-                if at <= now {
-                    return Err(InputError::ExpiryInPast {
-                        at: at.to_rfc3339(),
-                    }
-                    .into());
-                }
-                let secs = u64::try_from((at - now).num_seconds()).unwrap_or(u64::MAX);
-                policy.check_ttl(purpose, Span::from_secs(secs.max(1)))?;
-                at
-            }
-        };
-        Ok(at)
-    }
-
-    /// The algorithm a new key of `purpose` gets: `requested`, else the policy's default;
-    /// it must be one keyvault generates and the policy allows.
-    pub(crate) fn algorithm_for(
-        purpose: &Purpose,
-        policy: &Policy,
-        requested: Option<Algorithm>,
-    ) -> Result<Algorithm> {
-        let algorithm = requested.unwrap_or(policy.default_algorithm());
-        if !algorithm.is_generatable() {
-            return Err(InputError::CannotGenerate {
-                algorithm: algorithm.to_string(),
-            }
-            .into());
-        }
-        policy.check_algorithm(purpose, algorithm)?;
-        Ok(algorithm)
-    }
-
-    pub(crate) fn check_comment(comment: &str) -> Result<()> {
-        if comment.len() > 256 {
-            return Err(InputError::Comment {
-                reason: "longer than 256 bytes",
-            }
-            .into());
-        }
-        if comment.chars().any(char::is_control) {
-            return Err(InputError::Comment {
-                reason: "contains a line break or control character",
-            }
-            .into());
-        }
-        Ok(())
-    }
-
     pub(crate) fn context_words<'a>(
         &'a self,
         purpose: &'a Purpose,
@@ -226,25 +164,34 @@ impl Vault {
         words
     }
 
-    /// A passphrase for a new key: a random one when it is to live in the keyring (the
-    /// keyring must be reachable), else a new one from `callbacks`, checked against the
-    /// policy.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn fresh_passphrase<R: CryptoRng + ?Sized>(
+    /// The passphrase a new key is encrypted with, and its kdf rounds, as `admitted`
+    /// says: none; a random one kept in the keyring (which must be reachable); or a new one
+    /// from `callbacks`, checked against the purpose's policy (`comment` joins the words it
+    /// must not be built from).
+    pub(crate) fn protect<R: CryptoRng + ?Sized>(
         &self,
         rng: &mut R,
-        in_keyring: bool,
+        admitted: &Admitted,
         callbacks: &mut dyn Callbacks,
-        policy: &Policy,
         purpose: &Purpose,
         subject: &str,
         comment: Option<&str>,
-    ) -> Result<Passphrase> {
-        if in_keyring {
-            self.keyring()?;
-            return Ok(crate::vault_secrets::random_passphrase(rng));
-        }
-        self.new_passphrase(callbacks, policy, purpose, subject, comment)
+    ) -> Result<Option<(Passphrase, u32)>> {
+        let passphrase = match admitted.protection() {
+            Protection::None => return Ok(None),
+            Protection::Keyring => {
+                self.keyring()?;
+                crate::vault_secrets::random_passphrase(rng)
+            }
+            Protection::Passphrase => self.new_passphrase(
+                callbacks,
+                self.config.policy(purpose),
+                purpose,
+                subject,
+                comment,
+            )?,
+        };
+        Ok(Some((passphrase, admitted.kdf_rounds())))
     }
 
     pub(crate) fn new_passphrase(
@@ -283,79 +230,42 @@ impl Vault {
         callbacks: &mut dyn Callbacks,
     ) -> Result<KeyRecord> {
         let purpose = &request.purpose;
-        let policy = self.config.policy(purpose);
-        let algorithm = Self::algorithm_for(purpose, policy, request.algorithm)?;
-        let now = self.now();
-        let expires_at = self.resolve_expiry(purpose, policy, request.expiry, now)?;
-        if let Some(c) = &request.comment {
-            Self::check_comment(c)?;
-        }
-        let rounds = self.rounds_for(purpose, policy, request.kdf_rounds)?;
-        if request.unencrypted && policy.passphrase() == PassphraseRule::Required {
-            return Err(PolicyError::PassphraseRequired {
-                purpose: purpose.to_string(),
-            }
-            .into());
-        }
+        let admitted = self.config.policy(purpose).admit(
+            purpose,
+            &request.options,
+            Origin::Generated,
+            self.now(),
+        )?;
         // Fail before asking anything if the purpose is taken or the inventory is bad.
         self.check_no_active(&self.store.load()?, purpose)?;
-        let protection = if request.unencrypted {
-            None
-        } else {
-            let subject = format!("new key for purpose {purpose}");
-            let p = self.fresh_passphrase(
-                rng,
-                request.keyring,
-                callbacks,
-                policy,
-                purpose,
-                &subject,
-                request.comment.as_deref(),
-            )?;
-            Some((p, rounds))
-        };
+        let subject = format!("new key for purpose {purpose}");
+        let protection = self.protect(
+            rng,
+            &admitted,
+            callbacks,
+            purpose,
+            &subject,
+            admitted.comment(),
+        )?;
+        let algorithm = admitted.algorithm();
         callbacks.progress(Progress::Generating(algorithm));
         let key = keygen::generate(rng, algorithm, "");
         callbacks.progress(Progress::Done);
+        let detail = format!(
+            "generated {algorithm}, expires {}",
+            admitted.expires_at().to_rfc3339()
+        );
         self.commit_new(
             rng,
-            Prepared {
-                key: key?,
-                purpose: purpose.clone(),
-                algorithm,
-                expires_at: Some(expires_at),
-                comment: request.comment.clone(),
+            Prepared::new(
+                key?,
+                purpose,
+                &admitted,
                 protection,
-                keyring: request.keyring,
-                origin: Origin::Generated,
-                detail: format!("generated {algorithm}, expires {}", expires_at.to_rfc3339()),
-                created_at: now,
-            },
+                Origin::Generated,
+                detail,
+            ),
         )
-    }
-
-    pub(crate) fn rounds_for(
-        &self,
-        purpose: &Purpose,
-        policy: &Policy,
-        requested: Option<u32>,
-    ) -> Result<u32> {
-        match requested {
-            Some(r) if !(1..=MAX_KDF_ROUNDS).contains(&r) => Err(InputError::KdfRounds {
-                value: r,
-                min: 1,
-                max: MAX_KDF_ROUNDS,
-            }
-            .into()),
-            Some(r) if r < policy.min_kdf_rounds() => Err(PolicyError::KdfRoundsTooLow {
-                purpose: purpose.to_string(),
-                rounds: r,
-                min: policy.min_kdf_rounds(),
-            }
-            .into()),
-            Some(r) => Ok(r),
-            None => Ok(DEFAULT_KDF_ROUNDS.max(policy.min_kdf_rounds())),
-        }
     }
 
     pub(crate) fn check_no_active(&self, inventory: &Inventory, purpose: &Purpose) -> Result<()> {
@@ -552,12 +462,14 @@ impl Vault {
         let (key, _) = keyfile::read(&source)?;
         let subject = path.display().to_string();
         let algorithm = Algorithm::of_public_key(key.public_key(), &subject)?;
-        policy.check_algorithm(purpose, algorithm)?;
-        if let Some(c) = &request.comment {
-            Self::check_comment(c)?;
-        }
-        let now = self.now();
-        let expires_at = self.resolve_expiry(purpose, policy, request.expiry, now)?;
+        // An encrypted key keeps its passphrase; only an unencrypted one may stay so.
+        let options = request.options.clone().algorithm(algorithm);
+        let options = if key.is_encrypted() {
+            options.unencrypted(false)
+        } else {
+            options
+        };
+        let admitted = policy.admit(purpose, &options, Origin::Imported, self.now())?;
         let inventory = self.store.load()?;
         self.check_no_active(&inventory, purpose)?;
         let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
@@ -571,7 +483,6 @@ impl Vault {
             }
             .into());
         }
-        let default_rounds = DEFAULT_KDF_ROUNDS.max(policy.min_kdf_rounds());
         let (plain, protection) = if key.is_encrypted() {
             let passphrase = callbacks
                 .passphrase(&PassphraseRequest::new(PassphraseKind::Existing, &subject))?;
@@ -582,45 +493,33 @@ impl Vault {
                 &passphrase,
                 &self.context_words(purpose, None),
             )?;
-            let rounds = keyfile::kdf_rounds(&key).unwrap_or(0).max(default_rounds);
+            let rounds = keyfile::kdf_rounds(&key)
+                .unwrap_or(0)
+                .max(admitted.kdf_rounds());
             (plain, Some((passphrase, rounds)))
-        } else if request.unencrypted {
-            if policy.passphrase() == PassphraseRule::Required {
-                return Err(PolicyError::PassphraseRequired {
-                    purpose: purpose.to_string(),
-                }
-                .into());
-            }
-            (key.clone(), None)
         } else {
             let subject = format!("imported key for purpose {purpose}");
-            let p = self.new_passphrase(callbacks, policy, purpose, &subject, None)?;
-            (key.clone(), Some((p, default_rounds)))
+            let protection = self.protect(rng, &admitted, callbacks, purpose, &subject, None)?;
+            (key.clone(), protection)
         };
         let file_comment = String::from_utf8_lossy(plain.comment().as_bytes()).into_owned();
-        let comment = request.comment.clone().or_else(|| {
-            (!file_comment.is_empty() && Self::check_comment(&file_comment).is_ok())
-                .then_some(file_comment)
-        });
-        self.commit_new(
-            rng,
-            Prepared {
-                key: plain,
-                purpose: purpose.clone(),
-                algorithm,
-                expires_at: Some(expires_at),
-                comment,
-                protection,
-                keyring: false,
-                origin: Origin::Imported,
-                detail: format!(
-                    "imported {algorithm} from {}, expires {}",
-                    source.display(),
-                    expires_at.to_rfc3339()
-                ),
-                created_at: now,
-            },
-        )
+        let detail = format!(
+            "imported {algorithm} from {}, expires {}",
+            source.display(),
+            admitted.expires_at().to_rfc3339()
+        );
+        let mut prepared = Prepared::new(
+            plain,
+            purpose,
+            &admitted,
+            protection,
+            Origin::Imported,
+            detail,
+        );
+        if prepared.comment.is_none() && !file_comment.is_empty() {
+            prepared.comment = check_comment(&file_comment).is_ok().then_some(file_comment);
+        }
+        self.commit_new(rng, prepared)
     }
 
     /// Re-encrypts a key with a new passphrase, atomically. The old passphrase (for an

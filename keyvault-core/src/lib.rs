@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod admission;
 pub mod agent;
 pub mod audit;
 pub mod authorized_keys;
@@ -20,6 +21,7 @@ pub mod keyfile;
 pub mod keygen;
 mod keys;
 pub mod mint;
+pub mod minted;
 pub mod observe;
 mod pods;
 pub mod policy;
@@ -42,12 +44,13 @@ pub mod timestamp;
 pub mod vault;
 pub mod vault_secrets;
 
+pub use admission::{Admitted, KeyOptions};
 pub use audit::{AuditEvent, AuditHead, Outcome, Verification};
 pub use callbacks::{Callbacks, FixedPassphrase, PassphraseKind, PassphraseRequest, Progress};
 pub use child_env::ChildEnv;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{
-    AuditError, ConfigError, Error, InputError, KeyError, PolicyError, Result, StoreError,
+    AuditError, ConfigError, Error, InputError, KeyError, PolicyError, Refusal, Result, StoreError,
     TargetError,
 };
 pub use inventory::ParseError as InventoryParseError;
@@ -65,8 +68,14 @@ pub use runpod::{Pod, RunpodClient, RunpodError, RunpodSettings};
 pub use scan::{ScanFinding, ScanKind, ScanReport};
 pub use secret::{ApiToken, Passphrase, secrecy};
 pub use span::{Span, parse_date};
-pub use status::{Finding, FindingKind, InGrace, Severity, StatusReport, TargetSummary, Unchecked};
-pub use target::{Applied, FileTarget, RunpodTarget, SshTarget, Target, TargetSpec, Targets};
+pub use status::{
+    Finding, FindingKind, InGrace, ParseSeverityError, Severity, StatusReport, TargetSummary,
+    Unchecked,
+};
+pub use target::{
+    Applied, FileTarget, RunpodCredentials, RunpodTarget, SshTarget, StandardTargets, Target,
+    TargetSpec, Targets,
+};
 pub use vault::{Expiry, FaultHook, ImportKey, NewKey, PodProgress, PodProgressSink, Vault};
 
 /// The `ssh-key` crate, re-exported because its types appear in this API.

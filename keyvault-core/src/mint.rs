@@ -1,11 +1,10 @@
 //! Minting short-lived, scoped keys for automation.
 
+use crate::admission::{Expiry, KeyOptions};
 use crate::callbacks::{Callbacks, Progress};
 use crate::error::{Error, InputError, Result};
 use crate::inventory::{KeyRecord, KeyState, Origin, Purpose};
-use crate::keyfile::DEFAULT_KDF_ROUNDS;
 use crate::keygen::{self, Algorithm};
-use crate::policy::PassphraseRule;
 use crate::run::{Opened, add_key, draft, key, key_mut};
 use crate::span::Span;
 use crate::target::{TargetSpec, Targets};
@@ -17,13 +16,9 @@ use std::collections::HashSet;
 #[derive(Debug, Clone)]
 pub struct MintRequest {
     pub(crate) purpose: Purpose,
-    pub(crate) ttl: Span,
-    pub(crate) algorithm: Option<Algorithm>,
+    pub(crate) options: KeyOptions,
     pub(crate) scope: crate::inventory::Scope,
     pub(crate) deploy: Vec<TargetSpec>,
-    pub(crate) unencrypted: bool,
-    pub(crate) keyring: bool,
-    pub(crate) comment: Option<String>,
     pub(crate) certificate: Option<(String, Vec<String>)>,
 }
 
@@ -40,20 +35,16 @@ impl MintRequest {
     pub fn new(purpose: Purpose, ttl: Span) -> Self {
         MintRequest {
             purpose,
-            ttl,
-            algorithm: None,
+            options: KeyOptions::default().expiry(Expiry::After(ttl)),
             scope: crate::inventory::Scope::default(),
             deploy: Vec::new(),
-            unencrypted: false,
-            keyring: false,
-            comment: None,
             certificate: None,
         }
     }
     /// Use this algorithm instead of the policy's default.
     #[must_use]
     pub fn algorithm(mut self, algorithm: Algorithm) -> Self {
-        self.algorithm = Some(algorithm);
+        self.options = self.options.algorithm(algorithm);
         self
     }
     /// Allow logins only from these addresses, CIDRs or host patterns.
@@ -77,19 +68,19 @@ impl MintRequest {
     /// Keep the private key unencrypted (only where the policy allows it).
     #[must_use]
     pub fn unencrypted(mut self, yes: bool) -> Self {
-        self.unencrypted = yes;
+        self.options = self.options.unencrypted(yes);
         self
     }
     /// The key's comment (default `keyvault:<id>`).
     #[must_use]
     pub fn comment(mut self, comment: impl Into<String>) -> Self {
-        self.comment = Some(comment.into());
+        self.options = self.options.comment(comment);
         self
     }
     /// Encrypt with a strong random passphrase kept in the keyring.
     #[must_use]
     pub fn passphrase_in_keyring(mut self, yes: bool) -> Self {
-        self.keyring = yes;
+        self.options = self.options.passphrase_in_keyring(yes);
         self
     }
 }
@@ -171,19 +162,13 @@ impl Vault {
         targets: &dyn Targets,
     ) -> Result<Minted> {
         let purpose = &request.purpose;
-        let policy = self.config.policy(purpose);
-        let algorithm = Self::algorithm_for(purpose, policy, request.algorithm)?;
-        policy.check_ttl(purpose, request.ttl)?;
+        let admitted = self.config.policy(purpose).admit(
+            purpose,
+            &request.options,
+            Origin::Generated,
+            self.now(),
+        )?;
         check_scope(&request.scope)?;
-        if let Some(c) = &request.comment {
-            Self::check_comment(c)?;
-        }
-        if request.unencrypted && policy.passphrase() == PassphraseRule::Required {
-            return Err(crate::error::PolicyError::PassphraseRequired {
-                purpose: purpose.to_string(),
-            }
-            .into());
-        }
         let mut opened = Opened::new(targets);
         for spec in &request.deploy {
             opened.get(&spec.to_string())?;
@@ -203,42 +188,32 @@ impl Vault {
             }
             None => None,
         };
-        let protection = if request.unencrypted {
-            None
-        } else {
-            let subject = format!("minted key for purpose {purpose}");
-            let p = self.fresh_passphrase(
-                rng,
-                request.keyring,
-                callbacks,
-                policy,
-                purpose,
-                &subject,
-                request.comment.as_deref(),
-            )?;
-            Some((p, DEFAULT_KDF_ROUNDS.max(policy.min_kdf_rounds())))
-        };
+        let subject = format!("minted key for purpose {purpose}");
+        let protection = self.protect(
+            rng,
+            &admitted,
+            callbacks,
+            purpose,
+            &subject,
+            admitted.comment(),
+        )?;
+        let algorithm = admitted.algorithm();
         callbacks.progress(Progress::Generating(algorithm));
         let generated = keygen::generate(rng, algorithm, "");
         callbacks.progress(Progress::Done);
         let mut txn = self.begin()?;
-        let now = self.now();
-        let expires_at = now + request.ttl.to_delta();
+        let (now, expires_at) = (admitted.created_at(), admitted.expires_at());
         let mut record = self.write_key(
             &mut txn,
             rng,
-            Prepared {
-                key: generated?,
-                purpose: purpose.clone(),
-                algorithm,
-                expires_at: Some(expires_at),
-                comment: request.comment.clone(),
+            Prepared::new(
+                generated?,
+                purpose,
+                &admitted,
                 protection,
-                keyring: request.keyring,
-                origin: Origin::Generated,
-                detail: String::new(),
-                created_at: now,
-            },
+                Origin::Generated,
+                String::new(),
+            ),
             KeyState::Active,
         )?;
         key_mut(&mut txn, record.id())?.scope = Some(request.scope.clone());

@@ -9,14 +9,13 @@
 //! (now, or by `sweep` once the grace period ends) and becomes `revoked`. Every step is
 //! saved before the next begins, and every remote step is idempotent.
 
+use crate::admission::{Admitted, KeyOptions};
 use crate::callbacks::{Callbacks, Progress};
 use crate::error::{Error, InputError, Result, StoreError};
 use crate::inventory::{
-    Inventory, JournalEntry, KeyId, KeyState, Origin, Protection, Purpose, Step, TargetProgress,
+    Inventory, JournalEntry, KeyId, KeyState, Origin, Purpose, Step, TargetProgress,
 };
-use crate::keyfile::DEFAULT_KDF_ROUNDS;
 use crate::keygen::{self, Algorithm};
-use crate::policy::PassphraseRule;
 use crate::report::Report;
 use crate::run::{FreshKey, Opened, draft, key, key_mut};
 use crate::span::Span;
@@ -148,6 +147,16 @@ impl Vault {
         request: &RotateRequest,
         now: DateTime<Utc>,
     ) -> Result<RotationPlan> {
+        Ok(self.plan_admitted(inventory, request, now)?.0)
+    }
+
+    /// The plan, and for each new rotation its new key as the purpose's policy admitted it.
+    pub(crate) fn plan_admitted(
+        &self,
+        inventory: &Inventory,
+        request: &RotateRequest,
+        now: DateTime<Utc>,
+    ) -> Result<(RotationPlan, BTreeMap<Purpose, Admitted>)> {
         let purposes: BTreeSet<Purpose> = if request.all {
             inventory
                 .keys()
@@ -166,6 +175,7 @@ impl Vault {
             .into());
         }
         let mut rotations = Vec::new();
+        let mut admissions = BTreeMap::new();
         for purpose in purposes {
             if let Some(entry) = inventory.journal().iter().find(|e| e.purpose() == &purpose) {
                 let new = key(inventory, entry.new_key())?;
@@ -193,20 +203,14 @@ impl Vault {
                 }
             })?;
             let policy = self.config.policy(&purpose);
-            let algorithm = if old.algorithm().is_generatable()
-                && policy.check_algorithm(&purpose, old.algorithm()).is_ok()
-            {
-                old.algorithm()
-            } else {
-                policy.default_algorithm()
-            };
-            let expires_at = self.resolve_expiry(&purpose, policy, request.expiry, now)?;
+            let options = KeyOptions::successor(policy, old, request.expiry, request.keyring);
+            let admitted = policy.admit(&purpose, &options, Origin::Generated, now)?;
             rotations.push(PlannedRotation {
                 purpose: purpose.clone(),
                 old: old.id().clone(),
                 new: None,
-                algorithm,
-                expires_at: Some(expires_at),
+                algorithm: admitted.algorithm(),
+                expires_at: Some(admitted.expires_at()),
                 targets: old
                     .live_targets()
                     .into_iter()
@@ -215,8 +219,9 @@ impl Vault {
                 grace_until: request.grace.map(|g| now + g.to_delta()),
                 resumes: None,
             });
+            admissions.insert(purpose, admitted);
         }
-        Ok(RotationPlan { rotations })
+        Ok((RotationPlan { rotations }, admissions))
     }
 
     /// Rotates purposes: as the module documentation describes, journaled step by step.
@@ -244,7 +249,7 @@ impl Vault {
         let mut fresh: BTreeMap<Purpose, FreshKey> = BTreeMap::new();
         let mut report = Report::default();
         let mut inventory = self.store.load()?;
-        let mut plan = self.plan_in(&inventory, request, now)?;
+        let (mut plan, mut admissions) = self.plan_admitted(&inventory, request, now)?;
         let pod_targets = self.discover_pods(
             &inventory,
             &plan,
@@ -260,10 +265,11 @@ impl Vault {
             for name in plan.rotations.iter().flat_map(|r| r.targets.iter()) {
                 opened.get(name)?;
             }
-            self.fresh_keys(rng, &inventory, &plan, request, callbacks, &mut fresh)?;
+            self.fresh_keys(rng, &plan, &admissions, callbacks, &mut fresh)?;
             let txn = self.begin()?;
-            let now_planned = self.plan_in(&txn, request, now)?;
-            if now_planned == plan {
+            let (again, admitted) = self.plan_admitted(&txn, request, now)?;
+            admissions = admitted;
+            if again == plan {
                 break txn;
             }
             attempt += 1;
@@ -274,32 +280,29 @@ impl Vault {
                 .into());
             }
             inventory = Inventory::clone(&txn);
-            plan = now_planned;
+            plan = again;
         };
         drop(inventory);
-        self.prepare(
-            &mut txn,
-            rng,
-            &plan,
-            request,
-            fresh,
-            &pod_targets,
-            &mut opened,
-        )?;
+        let fresh = Fresh {
+            keys: fresh,
+            admissions,
+            pod_targets,
+        };
+        self.prepare(&mut txn, rng, &plan, fresh, &mut opened)?;
         let only: HashSet<Purpose> = plan.rotations.iter().map(|r| r.purpose.clone()).collect();
         self.drive(&mut txn, Some(&only), &mut opened, &mut report)?;
         txn.commit()?;
         Ok(report)
     }
 
-    /// Asks for the passphrases of the new keys `plan` needs and generates them, keeping
-    /// those in `fresh` already made with the planned algorithm.
+    /// Asks for the passphrases of the new keys `plan` needs, as their purposes admitted
+    /// them, and generates them, keeping those in `fresh` already made with the planned
+    /// algorithm.
     fn fresh_keys<R: CryptoRng + ?Sized>(
         &self,
         rng: &mut R,
-        inventory: &Inventory,
         plan: &RotationPlan,
-        request: &RotateRequest,
+        admissions: &BTreeMap<Purpose, Admitted>,
         callbacks: &mut dyn Callbacks,
         fresh: &mut BTreeMap<Purpose, FreshKey>,
     ) -> Result<()> {
@@ -310,33 +313,16 @@ impl Vault {
             {
                 continue;
             }
-            let old = key(inventory, &item.old)?;
-            let policy = self.config.policy(&item.purpose);
-            let in_keyring = request.keyring || old.protection() == Protection::Keyring;
-            let protection = if old.protection() == Protection::None
-                && policy.passphrase() == PassphraseRule::Optional
-                && !request.keyring
-            {
-                None
-            } else {
-                let subject = format!(
-                    "new key for purpose {} (replacing {})",
-                    item.purpose, item.old
-                );
-                let p = self.fresh_passphrase(
-                    rng,
-                    in_keyring,
-                    callbacks,
-                    policy,
-                    &item.purpose,
-                    &subject,
-                    None,
-                )?;
-                let rounds = DEFAULT_KDF_ROUNDS
-                    .max(policy.min_kdf_rounds())
-                    .max(old.kdf_rounds().unwrap_or(0));
-                Some((p, rounds))
+            // Every new rotation of the plan has its admitted key.
+            let Some(admitted) = admissions.get(&item.purpose) else {
+                continue;
             };
+            let subject = format!(
+                "new key for purpose {} (replacing {})",
+                item.purpose, item.old
+            );
+            let protection =
+                self.protect(rng, admitted, callbacks, &item.purpose, &subject, None)?;
             callbacks.progress(Progress::Generating(item.algorithm));
             let generated = keygen::generate(rng, item.algorithm, "");
             callbacks.progress(Progress::Done);
@@ -350,42 +336,36 @@ impl Vault {
 
     /// Prepared: writes each new key (`pending`) and its journal entry, and saves them
     /// before anything remote happens.
-    #[allow(clippy::too_many_arguments)]
     fn prepare<R: CryptoRng + ?Sized>(
         &self,
         txn: &mut Txn,
         rng: &mut R,
         plan: &RotationPlan,
-        request: &RotateRequest,
-        mut fresh: BTreeMap<Purpose, FreshKey>,
-        pod_targets: &BTreeMap<Purpose, Vec<String>>,
+        mut fresh: Fresh,
         opened: &mut Opened<'_>,
     ) -> Result<()> {
         let now = self.now();
         let mut drafts = Vec::new();
         for item in plan.rotations.iter().filter(|r| r.resumes.is_none()) {
             let old = key(txn, &item.old)?.clone();
-            let Some((generated, protection, _)) = fresh.remove(&item.purpose) else {
+            let (Some((generated, protection, _)), Some(admitted)) = (
+                fresh.keys.remove(&item.purpose),
+                fresh.admissions.get(&item.purpose),
+            ) else {
                 continue;
             };
-            let comment =
-                (!old.comment().starts_with("keyvault:")).then(|| old.comment().to_owned());
             let decrypted = generated.clone();
             let new = self.write_key(
                 txn,
                 rng,
-                Prepared {
-                    key: generated,
-                    purpose: item.purpose.clone(),
-                    algorithm: item.algorithm,
-                    expires_at: item.expires_at,
-                    comment,
+                Prepared::new(
+                    generated,
+                    &item.purpose,
+                    admitted,
                     protection,
-                    keyring: request.keyring || old.protection() == Protection::Keyring,
-                    origin: Origin::Generated,
-                    detail: String::new(),
-                    created_at: now,
-                },
+                    Origin::Generated,
+                    String::new(),
+                ),
                 KeyState::Pending,
             )?;
             key_mut(txn, new.id())?.rotated_from = Some(old.id().clone());
@@ -396,7 +376,7 @@ impl Vault {
             let targets = item
                 .targets
                 .iter()
-                .chain(pod_targets.get(&item.purpose).into_iter().flatten());
+                .chain(fresh.pod_targets.get(&item.purpose).into_iter().flatten());
             txn.start_rotation(JournalEntry {
                 purpose: item.purpose.clone(),
                 old: old.id().clone(),
@@ -426,4 +406,12 @@ impl Vault {
         }
         Ok(())
     }
+}
+
+/// What a rotation made before taking the lock: the new keys, as their purposes admitted
+/// them, and the pods that join each rotation.
+struct Fresh {
+    keys: BTreeMap<Purpose, FreshKey>,
+    admissions: BTreeMap<Purpose, Admitted>,
+    pod_targets: BTreeMap<Purpose, Vec<String>>,
 }

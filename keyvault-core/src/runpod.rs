@@ -19,6 +19,9 @@ use std::time::Duration;
 /// The largest response body read (4 MiB).
 const MAX_BODY: u64 = 4 << 20;
 
+/// RunPod's production API (REST base).
+pub const DEFAULT_API_URL: &str = "https://api.runpod.io";
+
 /// How to reach one RunPod account.
 #[derive(Debug, Clone)]
 pub struct RunpodSettings {

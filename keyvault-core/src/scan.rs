@@ -2,7 +2,7 @@
 //! does not manage. Findings name files and fingerprints, never key material.
 
 use crate::error::Result;
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, KeyRecord};
 use crate::keyfile::DEFAULT_KDF_ROUNDS;
 use crate::span::Span;
 use crate::status::Severity;
@@ -169,34 +169,75 @@ pub fn scan(
     now: DateTime<Utc>,
     max_age: crate::Span,
 ) -> ScanReport {
-    let mut findings = Vec::new();
-    let mut files = 0;
-    let mut private_keys = 0;
-    let mut by_fingerprint: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
-    let managed =
-        |fp: &str| inventory.and_then(|inv| inv.keys().iter().find(|k| k.fingerprint() == fp));
-    let mut push = |severity, kind, file: &Path, message: String, fix: String| {
-        findings.push(ScanFinding {
+    let mut walk = Walk {
+        inventory,
+        now,
+        max_age,
+        files: 0,
+        private_keys: 0,
+        by_fingerprint: BTreeMap::new(),
+        findings: Vec::new(),
+    };
+    for dir in dirs {
+        walk.directory(dir);
+    }
+    walk.reused_keys();
+    severity_order(&mut walk.findings);
+    ScanReport {
+        files: walk.files,
+        private_keys: walk.private_keys,
+        findings: walk.findings,
+    }
+}
+
+/// A scan under way: what it has counted and found so far.
+struct Walk<'a> {
+    inventory: Option<&'a Inventory>,
+    now: DateTime<Utc>,
+    max_age: Span,
+    files: usize,
+    private_keys: usize,
+    by_fingerprint: BTreeMap<String, Vec<PathBuf>>,
+    findings: Vec<ScanFinding>,
+}
+
+/// The record of the managed key with fingerprint `fp`, if any.
+fn managed<'a>(inventory: Option<&'a Inventory>, fp: &str) -> Option<&'a KeyRecord> {
+    inventory.and_then(|inv| inv.keys().iter().find(|k| k.fingerprint() == fp))
+}
+
+impl Walk<'_> {
+    fn push(
+        &mut self,
+        severity: Severity,
+        kind: ScanKind,
+        file: &Path,
+        message: String,
+        fix: String,
+    ) {
+        self.findings.push(ScanFinding {
             severity,
             kind,
             file: file.to_owned(),
             message,
             fix,
         });
-    };
-    for dir in dirs {
+    }
+
+    /// Judges the directory itself, then each file in it, in name order.
+    fn directory(&mut self, dir: &Path) {
         let Ok(meta) = std::fs::metadata(dir) else {
-            push(
+            self.push(
                 Severity::Low,
                 ScanKind::Unreadable,
                 dir,
                 "cannot read this directory".to_owned(),
                 "check the path".to_owned(),
             );
-            continue;
+            return;
         };
         if meta.mode() & 0o077 != 0 {
-            push(
+            self.push(
                 Severity::Medium,
                 ScanKind::DirectoryPermissions,
                 dir,
@@ -208,200 +249,234 @@ pub fn scan(
             );
         }
         let Ok(entries) = std::fs::read_dir(dir) else {
-            continue;
+            return;
         };
         let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
         for path in paths {
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                continue;
-            };
-            if !meta.is_file() || meta.len() > MAX_FILE {
-                continue;
-            }
-            files += 1;
-            // Opened without following a link and without blocking, checked to be a regular
-            // file again and read with the cap: it may have been swapped since it was listed.
-            let Ok(Some(bytes)) = crate::fsutil::read_optional(&path, MAX_FILE) else {
-                continue;
-            };
-            let text = String::from_utf8_lossy(&bytes);
-            let mode = meta.mode() & 0o7777;
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if name == "authorized_keys" || name == "authorized_keys2" {
-                if mode & 0o022 != 0 {
-                    push(
-                        Severity::High,
-                        ScanKind::AuthorizedKeysPermissions,
-                        &path,
-                        format!("has mode {mode:04o}; others can add keys to it and log in as you"),
-                        format!("chmod 600 {}", path.display()),
-                    );
-                }
-                authorized_keys_findings(&path, &bytes, &|fp| managed(fp).is_some(), &mut push);
-                continue;
-            }
-            if !text.trim_start().starts_with("-----BEGIN ") || !text.contains("PRIVATE KEY-----") {
-                continue;
-            }
-            private_keys += 1;
-            let info = match PrivateKey::from_openssh(bytes.as_slice()) {
-                Ok(key) => openssh_info(&key),
-                Err(_) => match pem_info(&text, &path) {
-                    Some(info) => info,
-                    None => {
-                        push(
-                            Severity::Low,
-                            ScanKind::Unreadable,
-                            &path,
-                            "looks like a private key but cannot be parsed".to_owned(),
-                            "check the file; remove it if it is not a key you use".to_owned(),
-                        );
-                        continue;
-                    }
-                },
-            };
-            let label = info
-                .fingerprint
-                .clone()
-                .unwrap_or_else(|| info.algorithm.clone());
-            let record = info.fingerprint.as_deref().and_then(managed);
-            if mode & 0o077 != 0 {
-                push(
-                    Severity::High,
-                    ScanKind::KeyPermissions,
-                    &path,
-                    format!("private key {label} has mode {mode:04o}; others can read it"),
-                    format!(
-                        "chmod 600 {}, and treat the key as exposed: replace it",
-                        path.display()
-                    ),
-                );
-            }
-            if !info.encrypted {
-                push(
-                    Severity::High,
-                    ScanKind::Unencrypted,
-                    &path,
-                    format!("private key {label} is not protected by a passphrase"),
-                    format!(
-                        "keyvault import {} --purpose NAME (encrypts it on the way in)",
-                        path.display()
-                    ),
-                );
-            }
-            match (info.algorithm.as_str(), info.rsa_bits) {
-                ("ssh-dss", _) => push(
-                    Severity::High,
-                    ScanKind::WeakAlgorithm,
-                    &path,
-                    format!("DSA key {label}: DSA is broken and disabled in current OpenSSH"),
-                    "replace it: keyvault new --purpose NAME, then remove this key where it is trusted".to_owned(),
-                ),
-                (_, Some(bits)) if bits < 3072 => push(
-                    Severity::Medium,
-                    ScanKind::WeakAlgorithm,
-                    &path,
-                    format!("RSA key {label} has {bits} bits; 3072 is the minimum"),
-                    "replace it: keyvault new --purpose NAME (Ed25519)".to_owned(),
-                ),
-                _ => {}
-            }
-            if let Some(r) = info.rounds.filter(|r| *r < DEFAULT_KDF_ROUNDS) {
-                push(
-                    Severity::Medium,
-                    ScanKind::LowKdfRounds,
-                    &path,
-                    format!(
-                        "private key {label} uses {r} bcrypt-pbkdf rounds; a guessed passphrase is cheap to try"
-                    ),
-                    format!(
-                        "keyvault import {} --purpose NAME, or ssh-keygen -p -a 100 -f {}",
-                        path.display(),
-                        path.display()
-                    ),
-                );
-            }
-            if info.legacy_pem && info.encrypted {
-                push(
-                    Severity::Medium,
-                    ScanKind::LegacyFormat,
-                    &path,
-                    format!(
-                        "private key {label} uses the old PEM format, whose passphrase is stretched with a single MD5 round"
-                    ),
-                    format!(
-                        "ssh-keygen -p -f {0} (rewrites it in OpenSSH format with bcrypt-pbkdf), then keyvault import {0} --purpose NAME",
-                        path.display()
-                    ),
-                );
-            }
-            let born = record
-                .map(crate::KeyRecord::created_at)
-                .or_else(|| meta.modified().ok().map(DateTime::<Utc>::from));
-            if let Some(born) = born
-                && now - born > max_age.to_delta()
-            {
-                let fix = match record {
-                    Some(r) => format!("keyvault rotate {}", r.purpose()),
-                    None => "replace it: keyvault import it, then keyvault rotate its purpose"
-                        .to_owned(),
-                };
-                push(
-                    Severity::Low,
-                    ScanKind::OldKey,
-                    &path,
-                    format!(
-                        "private key {label} is {} days old",
-                        (now - born).num_days()
-                    ),
-                    fix,
-                );
-            }
-            if let Some(r) = record {
-                push(
-                    Severity::Medium,
-                    ScanKind::ManagedCopy,
-                    &path,
-                    format!(
-                        "private key {label} is a copy of {}, which keyvault manages; rotations will not update this copy",
-                        r.id()
-                    ),
-                    format!(
-                        "point IdentityFile at keyvault's current/{} (it follows rotations) and delete this copy",
-                        r.purpose()
-                    ),
-                );
-            }
-            if let Some(fp) = info.fingerprint {
-                by_fingerprint.entry(fp).or_default().push(path.clone());
-            }
+            self.file(&path);
         }
     }
-    for (fp, paths) in by_fingerprint.into_iter().filter(|(_, p)| p.len() > 1) {
-        let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-        for path in &paths {
-            push(
+
+    /// Counts and reads a regular file, and classifies it: `authorized_keys`, a private
+    /// key, or something else (skipped).
+    fn file(&mut self, path: &Path) {
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            return;
+        };
+        if !meta.is_file() || meta.len() > MAX_FILE {
+            return;
+        }
+        self.files += 1;
+        // Opened without following a link and without blocking, checked to be a regular
+        // file again and read with the cap: it may have been swapped since it was listed.
+        let Ok(Some(bytes)) = crate::fsutil::read_optional(path, MAX_FILE) else {
+            return;
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name == "authorized_keys" || name == "authorized_keys2" {
+            self.authorized_keys(path, &meta, &bytes);
+        } else if text.trim_start().starts_with("-----BEGIN ") && text.contains("PRIVATE KEY-----")
+        {
+            self.private_key(path, &meta, &bytes, &text);
+        }
+    }
+
+    fn authorized_keys(&mut self, path: &Path, meta: &std::fs::Metadata, bytes: &[u8]) {
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            self.push(
+                Severity::High,
+                ScanKind::AuthorizedKeysPermissions,
+                path,
+                format!("has mode {mode:04o}; others can add keys to it and log in as you"),
+                format!("chmod 600 {}", path.display()),
+            );
+        }
+        let inventory = self.inventory;
+        authorized_keys_findings(
+            path,
+            bytes,
+            &|fp| managed(inventory, fp).is_some(),
+            &mut |severity, kind, file, message, fix| self.push(severity, kind, file, message, fix),
+        );
+    }
+
+    /// Reads a private key (OpenSSH format, else old PEM) and judges it.
+    fn private_key(&mut self, path: &Path, meta: &std::fs::Metadata, bytes: &[u8], text: &str) {
+        self.private_keys += 1;
+        let info = match PrivateKey::from_openssh(bytes) {
+            Ok(key) => openssh_info(&key),
+            Err(_) => match pem_info(text, path) {
+                Some(info) => info,
+                None => {
+                    self.push(
+                        Severity::Low,
+                        ScanKind::Unreadable,
+                        path,
+                        "looks like a private key but cannot be parsed".to_owned(),
+                        "check the file; remove it if it is not a key you use".to_owned(),
+                    );
+                    return;
+                }
+            },
+        };
+        let label = info
+            .fingerprint
+            .clone()
+            .unwrap_or_else(|| info.algorithm.clone());
+        self.judge_protection(path, meta.mode() & 0o7777, &info, &label);
+        self.judge_place(path, meta, &info, &label);
+        if let Some(fp) = info.fingerprint {
+            self.by_fingerprint
+                .entry(fp)
+                .or_default()
+                .push(path.to_owned());
+        }
+    }
+
+    /// How well the key file is protected: its mode, passphrase, algorithm, KDF, format.
+    fn judge_protection(&mut self, path: &Path, mode: u32, info: &KeyInfo, label: &str) {
+        if mode & 0o077 != 0 {
+            self.push(
+                Severity::High,
+                ScanKind::KeyPermissions,
+                path,
+                format!("private key {label} has mode {mode:04o}; others can read it"),
+                format!(
+                    "chmod 600 {}, and treat the key as exposed: replace it",
+                    path.display()
+                ),
+            );
+        }
+        if !info.encrypted {
+            self.push(
+                Severity::High,
+                ScanKind::Unencrypted,
+                path,
+                format!("private key {label} is not protected by a passphrase"),
+                format!(
+                    "keyvault import {} --purpose NAME (encrypts it on the way in)",
+                    path.display()
+                ),
+            );
+        }
+        match (info.algorithm.as_str(), info.rsa_bits) {
+            ("ssh-dss", _) => self.push(
+                Severity::High,
+                ScanKind::WeakAlgorithm,
+                path,
+                format!("DSA key {label}: DSA is broken and disabled in current OpenSSH"),
+                "replace it: keyvault new --purpose NAME, then remove this key where it is trusted"
+                    .to_owned(),
+            ),
+            (_, Some(bits)) if bits < 3072 => self.push(
                 Severity::Medium,
-                ScanKind::ReusedKey,
+                ScanKind::WeakAlgorithm,
+                path,
+                format!("RSA key {label} has {bits} bits; 3072 is the minimum"),
+                "replace it: keyvault new --purpose NAME (Ed25519)".to_owned(),
+            ),
+            _ => {}
+        }
+        if let Some(r) = info.rounds.filter(|r| *r < DEFAULT_KDF_ROUNDS) {
+            self.push(
+                Severity::Medium,
+                ScanKind::LowKdfRounds,
                 path,
                 format!(
-                    "private key {fp} is stored under several names: {}",
-                    names.join(", ")
+                    "private key {label} uses {r} bcrypt-pbkdf rounds; a guessed passphrase is cheap to try"
                 ),
-                "give each purpose its own key: keyvault new --purpose NAME, and delete the copies"
-                    .to_owned(),
+                format!(
+                    "keyvault import {} --purpose NAME, or ssh-keygen -p -a 100 -f {}",
+                    path.display(),
+                    path.display()
+                ),
+            );
+        }
+        if info.legacy_pem && info.encrypted {
+            self.push(
+                Severity::Medium,
+                ScanKind::LegacyFormat,
+                path,
+                format!(
+                    "private key {label} uses the old PEM format, whose passphrase is stretched with a single MD5 round"
+                ),
+                format!(
+                    "ssh-keygen -p -f {0} (rewrites it in OpenSSH format with bcrypt-pbkdf), then keyvault import {0} --purpose NAME",
+                    path.display()
+                ),
             );
         }
     }
-    severity_order(&mut findings);
-    ScanReport {
-        files,
-        private_keys,
-        findings,
+
+    /// The key's place in its life: its age, and whether it copies a key keyvault manages.
+    fn judge_place(&mut self, path: &Path, meta: &std::fs::Metadata, info: &KeyInfo, label: &str) {
+        let record = info
+            .fingerprint
+            .as_deref()
+            .and_then(|fp| managed(self.inventory, fp));
+        let born = record
+            .map(crate::KeyRecord::created_at)
+            .or_else(|| meta.modified().ok().map(DateTime::<Utc>::from));
+        if let Some(born) = born
+            && self.now - born > self.max_age.to_delta()
+        {
+            let fix = match record {
+                Some(r) => format!("keyvault rotate {}", r.purpose()),
+                None => {
+                    "replace it: keyvault import it, then keyvault rotate its purpose".to_owned()
+                }
+            };
+            let days = (self.now - born).num_days();
+            self.push(
+                Severity::Low,
+                ScanKind::OldKey,
+                path,
+                format!("private key {label} is {days} days old"),
+                fix,
+            );
+        }
+        if let Some(r) = record {
+            self.push(
+                Severity::Medium,
+                ScanKind::ManagedCopy,
+                path,
+                format!(
+                    "private key {label} is a copy of {}, which keyvault manages; rotations will not update this copy",
+                    r.id()
+                ),
+                format!(
+                    "point IdentityFile at keyvault's current/{} (it follows rotations) and delete this copy",
+                    r.purpose()
+                ),
+            );
+        }
+    }
+
+    /// One finding per file holding a private key stored under more than one name.
+    fn reused_keys(&mut self) {
+        let by_fingerprint = std::mem::take(&mut self.by_fingerprint);
+        for (fp, paths) in by_fingerprint.into_iter().filter(|(_, p)| p.len() > 1) {
+            let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            for path in &paths {
+                self.push(
+                    Severity::Medium,
+                    ScanKind::ReusedKey,
+                    path,
+                    format!(
+                        "private key {fp} is stored under several names: {}",
+                        names.join(", ")
+                    ),
+                    "give each purpose its own key: keyvault new --purpose NAME, and delete the copies"
+                        .to_owned(),
+                );
+            }
+        }
     }
 }
 
@@ -493,4 +568,225 @@ impl Vault {
             max_age,
         ))
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chacha20::ChaCha20Rng;
+    use ssh_key::rand_core::SeedableRng;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn key(seed: u8) -> PrivateKey {
+        let mut rng = ChaCha20Rng::from_seed([seed; 32]);
+        crate::keygen::generate(&mut rng, crate::Algorithm::Ed25519, "c").expect("generate")
+    }
+
+    fn write(path: &Path, text: &str, mode: u32) {
+        std::fs::write(path, text).expect("write");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+
+    /// Every finding `scan` makes without an inventory, pinned in full (kinds, severities,
+    /// files, messages, fixes, order) together with the counts.
+    #[test]
+    fn report_is_pinned() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let d = tmp.path().join("ssh");
+        std::fs::create_dir(&d).expect("mkdir");
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let openssh = |k: &PrivateKey| k.to_openssh(ssh_key::LineEnding::LF).expect("pem");
+        let public = |k: &PrivateKey| {
+            let mut k = k.public_key().clone();
+            k.set_comment("");
+            k.to_openssh().expect("pub")
+        };
+        let (a, low, legacy, other) = (key(1), key(2), key(3), key(4));
+        write(&d.join("id_a"), &openssh(&a), 0o644);
+        write(&d.join("id_a_copy"), &openssh(&a), 0o600);
+        let mut rng = ChaCha20Rng::from_seed([9; 32]);
+        let pass = crate::Passphrase::new("a passphrase".to_owned());
+        let enc = crate::keyfile::encrypt(&mut rng, &low, &pass, 2).expect("encrypt");
+        write(&d.join("id_low"), &openssh(&enc), 0o600);
+        let dsa = "-----BEGIN DSA PRIVATE KEY-----\nAAAA\n-----END DSA PRIVATE KEY-----\n";
+        write(&d.join("id_dsa"), dsa, 0o600);
+        let pem = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\nAAAA\n-----END RSA PRIVATE KEY-----\n";
+        write(&d.join("id_legacy"), pem, 0o600);
+        write(&d.join("id_legacy.pub"), &public(&legacy), 0o644);
+        let bad = "-----BEGIN OPENSSH PRIVATE KEY-----\nnope\n-----END OPENSSH PRIVATE KEY-----\n";
+        write(&d.join("broken"), bad, 0o600);
+        write(&d.join("notes"), "nothing here\n", 0o644);
+        std::fs::create_dir(d.join("sub")).expect("mkdir");
+        std::os::unix::fs::symlink(d.join("id_a"), d.join("link")).expect("symlink");
+        let blob = public(&a);
+        let blob = blob.split(' ').nth(1).expect("blob");
+        let authorized = format!(
+            "{} keyvault:personal-1\n{}\ncommand=\"x {} c\" {}\nwebauthn-sk-ecdsa-sha2-nistp256@openssh.com {blob} x\n# comment\n",
+            public(&a),
+            public(&low),
+            public(&legacy),
+            public(&other),
+        );
+        write(&d.join("authorized_keys"), &authorized, 0o666);
+        let now = Utc::now() + chrono::TimeDelta::days(400);
+        let dirs = [d.clone(), tmp.path().join("missing")];
+        let report = scan(&dirs, None, now, Span::from_days(365));
+        let json = serde_json::to_string_pretty(&report).expect("json");
+        let json = json.replace(&tmp.path().display().to_string(), "TMP");
+        assert_eq!(json, EXPECTED);
+    }
+
+    const EXPECTED: &str = r#"{
+  "files": 9,
+  "private_keys": 6,
+  "findings": [
+    {
+      "severity": "high",
+      "kind": "authorized-keys-permissions",
+      "file": "TMP/ssh/authorized_keys",
+      "message": "has mode 0666; others can add keys to it and log in as you",
+      "fix": "chmod 600 TMP/ssh/authorized_keys"
+    },
+    {
+      "severity": "high",
+      "kind": "hidden-key",
+      "file": "TMP/ssh/authorized_keys",
+      "message": "line 3: sshd trusts SHA256:ajn62Du5CgYhs+qvArefzVIb1LYq/u0+G1IARz+syU4, and its options hold another key (SHA256:HIn0BHaV7c+8gpaP2qCDfZrz1gAm05/ofWwozDf+jRQ) that a looser reader would take instead",
+      "fix": "check who added the line; remove it unless you mean to trust that key"
+    },
+    {
+      "severity": "high",
+      "kind": "unencrypted",
+      "file": "TMP/ssh/id_a",
+      "message": "private key SHA256:rVXhxxQ+lFWAPfpfZyZO+jaxs/8Bw3f180qmbAitYoE is not protected by a passphrase",
+      "fix": "keyvault import TMP/ssh/id_a --purpose NAME (encrypts it on the way in)"
+    },
+    {
+      "severity": "high",
+      "kind": "key-permissions",
+      "file": "TMP/ssh/id_a",
+      "message": "private key SHA256:rVXhxxQ+lFWAPfpfZyZO+jaxs/8Bw3f180qmbAitYoE has mode 0644; others can read it",
+      "fix": "chmod 600 TMP/ssh/id_a, and treat the key as exposed: replace it"
+    },
+    {
+      "severity": "high",
+      "kind": "unencrypted",
+      "file": "TMP/ssh/id_a_copy",
+      "message": "private key SHA256:rVXhxxQ+lFWAPfpfZyZO+jaxs/8Bw3f180qmbAitYoE is not protected by a passphrase",
+      "fix": "keyvault import TMP/ssh/id_a_copy --purpose NAME (encrypts it on the way in)"
+    },
+    {
+      "severity": "high",
+      "kind": "unencrypted",
+      "file": "TMP/ssh/id_dsa",
+      "message": "private key ssh-dss is not protected by a passphrase",
+      "fix": "keyvault import TMP/ssh/id_dsa --purpose NAME (encrypts it on the way in)"
+    },
+    {
+      "severity": "high",
+      "kind": "weak-algorithm",
+      "file": "TMP/ssh/id_dsa",
+      "message": "DSA key ssh-dss: DSA is broken and disabled in current OpenSSH",
+      "fix": "replace it: keyvault new --purpose NAME, then remove this key where it is trusted"
+    },
+    {
+      "severity": "medium",
+      "kind": "directory-permissions",
+      "file": "TMP/ssh",
+      "message": "directory has mode 0755; others can list or read it",
+      "fix": "chmod 700 TMP/ssh"
+    },
+    {
+      "severity": "medium",
+      "kind": "unsure-line",
+      "file": "TMP/ssh/authorized_keys",
+      "message": "line 4 cannot be read for sure as sshd reads it (kept as it is): webauthn-sk-ecdsa-sha2-nistp256@openssh.com AAAAC3NzaC1lZDI1NTE5AAAAILKRK28N6gI0",
+      "fix": "check the line and rewrite or remove it"
+    },
+    {
+      "severity": "medium",
+      "kind": "reused-key",
+      "file": "TMP/ssh/id_a",
+      "message": "private key SHA256:rVXhxxQ+lFWAPfpfZyZO+jaxs/8Bw3f180qmbAitYoE is stored under several names: TMP/ssh/id_a, TMP/ssh/id_a_copy",
+      "fix": "give each purpose its own key: keyvault new --purpose NAME, and delete the copies"
+    },
+    {
+      "severity": "medium",
+      "kind": "reused-key",
+      "file": "TMP/ssh/id_a_copy",
+      "message": "private key SHA256:rVXhxxQ+lFWAPfpfZyZO+jaxs/8Bw3f180qmbAitYoE is stored under several names: TMP/ssh/id_a, TMP/ssh/id_a_copy",
+      "fix": "give each purpose its own key: keyvault new --purpose NAME, and delete the copies"
+    },
+    {
+      "severity": "medium",
+      "kind": "legacy-format",
+      "file": "TMP/ssh/id_legacy",
+      "message": "private key SHA256:HIn0BHaV7c+8gpaP2qCDfZrz1gAm05/ofWwozDf+jRQ uses the old PEM format, whose passphrase is stretched with a single MD5 round",
+      "fix": "ssh-keygen -p -f TMP/ssh/id_legacy (rewrites it in OpenSSH format with bcrypt-pbkdf), then keyvault import TMP/ssh/id_legacy --purpose NAME"
+    },
+    {
+      "severity": "medium",
+      "kind": "low-kdf-rounds",
+      "file": "TMP/ssh/id_low",
+      "message": "private key SHA256:hWl+RzPEk9a5ShCFIWo0CRmHm5uY2z+xXsZlpAAYG+Q uses 2 bcrypt-pbkdf rounds; a guessed passphrase is cheap to try",
+      "fix": "keyvault import TMP/ssh/id_low --purpose NAME, or ssh-keygen -p -a 100 -f TMP/ssh/id_low"
+    },
+    {
+      "severity": "low",
+      "kind": "unreadable",
+      "file": "TMP/missing",
+      "message": "cannot read this directory",
+      "fix": "check the path"
+    },
+    {
+      "severity": "low",
+      "kind": "unrestricted-entry",
+      "file": "TMP/ssh/authorized_keys",
+      "message": "entry SHA256:hWl+RzPEk9a5ShCFIWo0CRmHm5uY2z+xXsZlpAAYG+Q has no restrictions (no from=, command=, expiry-time= or restrict) beside keys keyvault manages",
+      "fix": "restrict it, or bring it under keyvault: keyvault import its private key --purpose NAME"
+    },
+    {
+      "severity": "low",
+      "kind": "unreadable",
+      "file": "TMP/ssh/broken",
+      "message": "looks like a private key but cannot be parsed",
+      "fix": "check the file; remove it if it is not a key you use"
+    },
+    {
+      "severity": "low",
+      "kind": "old-key",
+      "file": "TMP/ssh/id_a",
+      "message": "private key SHA256:rVXhxxQ+lFWAPfpfZyZO+jaxs/8Bw3f180qmbAitYoE is 400 days old",
+      "fix": "replace it: keyvault import it, then keyvault rotate its purpose"
+    },
+    {
+      "severity": "low",
+      "kind": "old-key",
+      "file": "TMP/ssh/id_a_copy",
+      "message": "private key SHA256:rVXhxxQ+lFWAPfpfZyZO+jaxs/8Bw3f180qmbAitYoE is 400 days old",
+      "fix": "replace it: keyvault import it, then keyvault rotate its purpose"
+    },
+    {
+      "severity": "low",
+      "kind": "old-key",
+      "file": "TMP/ssh/id_dsa",
+      "message": "private key ssh-dss is 400 days old",
+      "fix": "replace it: keyvault import it, then keyvault rotate its purpose"
+    },
+    {
+      "severity": "low",
+      "kind": "old-key",
+      "file": "TMP/ssh/id_legacy",
+      "message": "private key SHA256:HIn0BHaV7c+8gpaP2qCDfZrz1gAm05/ofWwozDf+jRQ is 400 days old",
+      "fix": "replace it: keyvault import it, then keyvault rotate its purpose"
+    },
+    {
+      "severity": "low",
+      "kind": "old-key",
+      "file": "TMP/ssh/id_low",
+      "message": "private key SHA256:hWl+RzPEk9a5ShCFIWo0CRmHm5uY2z+xXsZlpAAYG+Q is 400 days old",
+      "fix": "replace it: keyvault import it, then keyvault rotate its purpose"
+    }
+  ]
+}"#;
 }

@@ -34,6 +34,40 @@ impl fmt::Display for Severity {
     }
 }
 
+/// A severity name that is not `low`, `medium` or `high`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseSeverityError {
+    value: String,
+}
+
+impl fmt::Display for ParseSeverityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown severity {:?}: expected low, medium or high",
+            self.value
+        )
+    }
+}
+
+impl std::error::Error for ParseSeverityError {}
+
+impl std::str::FromStr for Severity {
+    type Err = ParseSeverityError;
+
+    /// The names [`Severity`]'s `Display` writes: `low`, `medium`, `high`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "low" => Ok(Severity::Low),
+            "medium" => Ok(Severity::Medium),
+            "high" => Ok(Severity::High),
+            _ => Err(ParseSeverityError {
+                value: s.to_owned(),
+            }),
+        }
+    }
+}
+
 /// What kind of problem a finding is; stable names for alerting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -491,4 +525,23 @@ pub(crate) fn key_file_modes(dir: &Path) -> Option<std::collections::HashMap<Str
         modes.insert(name, mode);
     }
     Some(modes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Severity;
+
+    #[test]
+    fn severity_parses_what_it_displays_and_nothing_else() {
+        for s in [Severity::Low, Severity::Medium, Severity::High] {
+            assert_eq!(s.to_string().parse::<Severity>(), Ok(s));
+        }
+        for bad in ["", "HIGH", "critical", " low"] {
+            let e = bad.parse::<Severity>().expect_err(bad);
+            assert_eq!(
+                e.to_string(),
+                format!("unknown severity {bad:?}: expected low, medium or high")
+            );
+        }
+    }
 }

@@ -18,8 +18,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::admission::Expiry;
 pub(crate) use crate::keys::Prepared;
-pub use crate::keys::{Expiry, ImportKey, NewKey};
+pub use crate::keys::{ImportKey, NewKey};
 
 /// A vault home directory and the operations on it.
 ///

@@ -504,7 +504,8 @@ pub(crate) fn check_record(record: &crate::KeyRecord) -> std::result::Result<(),
             record.purpose()
         ));
     }
-    Vault::check_comment(record.comment()).map_err(|e| format!("its comment is invalid: {e}"))?;
+    crate::admission::check_comment(record.comment())
+        .map_err(|e| format!("its comment is invalid: {e}"))?;
     let public = record.public_key();
     if public.chars().any(char::is_control) || public.len() > 16 * 1024 {
         return Err("its public key holds a line break or control character".to_owned());

@@ -5,7 +5,6 @@
 
 use crate::sshd::Sshd;
 use crate::support::{PASS, PASS2, Vault};
-use std::time::Duration;
 
 const UNMANAGED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILXGDN/SclOozk1xsDztpmhGiKkkrfQB9SKoO8dSIQQZ me@example.com";
 
@@ -139,9 +138,14 @@ fn minted_keys_log_in_and_sshd_enforces_their_restrictions() {
     assert_ne!(sshd.ssh(&protected, PASS, "true").code, 0);
 
     // expiry-time: once it has passed, sshd refuses the key even though nothing swept it.
+    // sshd reads the real clock, so instead of sleeping the key is minted 30 s ago by
+    // keyvault's clock (KEYVAULT_TEST_NOW; the audit log allows 5 minutes back) with a TTL
+    // already over, beside one minted then whose TTL is not.
+    v.set_now(chrono::Utc::now() - chrono::Duration::seconds(30));
+    let (_, live) = mint(&v, &target, &["--ttl", "1h", "--no-passphrase"]);
     let (short, expiring) = mint(&v, &target, &["--ttl", "3s", "--no-passphrase"]);
-    assert_eq!(sshd.ssh(&expiring, "", "true").code, 0);
-    std::thread::sleep(Duration::from_secs(4));
+    v.set_env("KEYVAULT_TEST_NOW", "");
+    assert_eq!(sshd.ssh(&live, "", "true").code, 0);
     assert_ne!(
         sshd.ssh(&expiring, "", "true").code,
         0,
@@ -167,7 +171,13 @@ fn minted_keys_log_in_and_sshd_enforces_their_restrictions() {
     unrelated_lines_kept(&sshd);
     // Minted keys are never a purpose's active key, and status does not nag about their
     // short lives.
-    v.run(&["show", "ci"]).expect(1);
+    let shown = v.run(&["show", "ci"]).expect(1);
+    assert_eq!(
+        shown.stderr.lines().next(),
+        Some("error: purpose ci has no active key"),
+        "{}",
+        shown.stderr
+    );
     v.run(&["status", "--offline"]).expect(0);
     v.run(&["log", "--verify"]).expect(0);
 }
@@ -488,10 +498,14 @@ fn certificates_log_in_inside_their_window_and_for_their_principal_only() {
         "a certificate for another principal logged in"
     );
 
-    // Expired: refused once its window has passed.
+    // Expired: refused once its window has passed. sshd reads the real clock, so instead of
+    // sleeping both are signed 30 s ago by keyvault's clock (KEYVAULT_TEST_NOW; the audit log
+    // allows 5 minutes back): the one whose window is still open logs in.
+    v.set_now(chrono::Utc::now() - chrono::Duration::seconds(30));
+    let (_, open) = cert_mint("2h", "root");
     let (_, short) = cert_mint("3s", "root");
-    assert_eq!(sshd.ssh(&short, "", "true").code, 0);
-    std::thread::sleep(Duration::from_secs(4));
+    v.set_env("KEYVAULT_TEST_NOW", "");
+    assert_eq!(sshd.ssh(&open, "", "true").code, 0);
     assert_ne!(
         sshd.ssh(&short, "", "true").code,
         0,
@@ -499,8 +513,17 @@ fn certificates_log_in_inside_their_window_and_for_their_principal_only() {
     );
 
     // A CA cannot be trusted on a RunPod account (no options there), and only a CA signs.
-    v.run(&["ca", "trust", "runpod", "--principals", "root"])
+    // (refusals.rs checks each reason alone, with RunPod credentials and an expired CA.)
+    let before = std::fs::read_to_string(&sshd.authorized_keys).expect("read");
+    let run = v
+        .run(&["ca", "trust", "runpod", "--principals", "root"])
         .expect(2);
+    assert!(
+        run.stderr
+            .contains("runpod cannot hold authorized_keys options"),
+        "{}",
+        run.stderr
+    );
     v.new_key("personal", &[]);
     let run = v
         .run(&[
@@ -517,6 +540,10 @@ fn certificates_log_in_inside_their_window_and_for_their_principal_only() {
         run.stderr.contains("is not a live certificate authority"),
         "{}",
         run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(&sshd.authorized_keys).expect("read"),
+        before
     );
     v.run(&["log", "--verify"]).expect(0);
 }

@@ -144,8 +144,8 @@ fn lifecycle(api: Api) {
             .expect("grace"),
     )
     .expect("rfc3339");
-    let wait = (until.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_milliseconds() + 1100;
-    std::thread::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0)));
+    // A second after the grace ends (and ci-1 expired) by keyvault's clock, without sleeping.
+    v.set_now(until.with_timezone(&chrono::Utc) + chrono::Duration::seconds(1));
 
     // Sweep ends the grace period and revokes the expired key: one write for both.
     s.clear_log();
@@ -420,8 +420,9 @@ fn graphql_errors_on_writes_are_checked() {
 #[test]
 fn oversized_list_is_refused_before_sending_naming_sweepable_keys() {
     let (v, s) = setup(Api::V2);
-    // Long enough that the deploy below happens before the key expires on a loaded machine.
-    let born = std::time::Instant::now();
+    // old-1 is deployed while live, then expires: keyvault's clock moves on, nothing sleeps.
+    let born = chrono::Utc::now();
+    v.set_now(born);
     v.new_key("old", &["--ttl", "20s"]);
     v.run(&["deploy", "old", "--to", "runpod"]).expect(0);
     let old = line(&v, "old-1");
@@ -432,7 +433,7 @@ fn oversized_list_is_refused_before_sending_naming_sweepable_keys() {
     let mut all: Vec<&str> = vec![&old];
     all.extend(filler.iter().map(String::as_str));
     s.set_keys(&all);
-    std::thread::sleep(Duration::from_secs(21).saturating_sub(born.elapsed()));
+    v.set_now(born + chrono::Duration::seconds(21));
     v.new_key("big", &["--algorithm", "rsa-4096"]);
     s.clear_log();
     let run = v
@@ -515,7 +516,8 @@ fn crash_and_finish(point: &str, grace: bool) {
         );
     }
     if grace {
-        std::thread::sleep(Duration::from_millis(1100));
+        // After the 1 s grace by keyvault's clock, without sleeping.
+        v.set_now(chrono::Utc::now() + chrono::Duration::seconds(2));
         v.run(&["sweep"]).expect(0);
     }
     let p2 = line(&v, "personal-2");
@@ -570,9 +572,8 @@ fn crash_at_every_step_of_a_graceful_rotation_and_its_sweep() {
                 .expect("grace"),
         )
         .expect("rfc3339");
-        let wait =
-            (until.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_milliseconds() + 1100;
-        std::thread::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0)));
+        // A second after the grace ends by keyvault's clock, without sleeping.
+        v.set_now(until.with_timezone(&chrono::Utc) + chrono::Duration::seconds(1));
         v.set_env("KEYVAULT_TEST_FAULT", &format!("{point}=abort"));
         assert_ne!(v.run(&["sweep"]).code, 0, "{point}");
         v.set_env("KEYVAULT_TEST_FAULT", "");
@@ -590,6 +591,27 @@ fn abort_rolls_back_an_unfinished_rotation() {
     v.set_env("KEYVAULT_TEST_FAULT", "added:runpod");
     rotate(&v, &["personal"]).expect(1);
     v.set_env("KEYVAULT_TEST_FAULT", "");
+    // Revoking either key of the rotation in progress is refused, naming both ways out, and
+    // changes nothing here or at RunPod.
+    let (before, account) = (snapshot(&v.home), s.keys());
+    s.clear_log();
+    for id in ["personal-1", "personal-2"] {
+        let refused = v.run(&["revoke", id]).expect(2).no_secrets();
+        assert_eq!(
+            refused.stderr.lines().next(),
+            Some(
+                format!(
+                    "error: key {id} is part of a rotation in progress; finish it with `keyvault rotate personal` or roll it back with `keyvault rotate --abort personal`"
+                )
+                .as_str()
+            ),
+            "{}",
+            refused.stderr
+        );
+        assert_eq!(snapshot(&v.home), before, "{id}");
+    }
+    assert_eq!(s.keys(), account);
+    assert!(s.log().is_empty(), "a refused revoke talked to RunPod");
     let out = v
         .run(&["rotate", "--abort", "personal"])
         .expect(0)
@@ -602,8 +624,19 @@ fn abort_rolls_back_an_unfinished_rotation() {
     expect_list(&s, &[UNMANAGED, GARBAGE, &p1]);
     assert_eq!(state(&v, "personal-1"), "active");
     assert_eq!(state(&v, "personal-2"), "revoked");
-    // Nothing left to abort; revoking during a rotation is refused.
-    v.run(&["rotate", "--abort", "personal"]).expect(2);
+    // Nothing left to abort: refused by name, nothing changes.
+    let before = snapshot(&v.home);
+    s.clear_log();
+    let again = v.run(&["rotate", "--abort", "personal"]).expect(2);
+    assert_eq!(
+        again.stderr.lines().next(),
+        Some("error: purpose personal has no rotation in progress"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(snapshot(&v.home), before);
+    assert!(s.log().is_empty(), "a refused abort talked to RunPod");
+    expect_list(&s, &[UNMANAGED, GARBAGE, &p1]);
     v.run(&["log", "--verify"]).expect(0);
 }
 

@@ -257,7 +257,12 @@ fn runpod_login_keeps_the_api_key_in_the_keyring_in_the_documented_order() {
 
     // RUNPOD_API_KEY comes first: a key the server refuses proves it was used.
     v.set_env("RUNPOD_API_KEY", OTHER_API_KEY);
-    v.run(&["runpod", "keys"]).expect(1).no_secrets();
+    let refused = v.run(&["runpod", "keys"]).expect(1).no_secrets();
+    assert!(
+        refused.stderr.contains("RunPod rejected the API key (401"),
+        "{}",
+        refused.stderr
+    );
     v.set_env("RUNPOD_API_KEY", "");
 
     // The keyring comes before runpodctl's config file.
@@ -273,7 +278,12 @@ fn runpod_login_keeps_the_api_key_in_the_keyring_in_the_documented_order() {
     // After logout, runpodctl's key is the one used (and refused).
     v.run(&["runpod", "logout"]).expect(0).no_secrets();
     assert_eq!(ss.lookup("runpod-api-key"), None);
-    v.run(&["runpod", "keys"]).expect(1).no_secrets();
+    let refused = v.run(&["runpod", "keys"]).expect(1).no_secrets();
+    assert!(
+        refused.stderr.contains("RunPod rejected the API key (401"),
+        "{}",
+        refused.stderr
+    );
     std::fs::remove_file(runpodctl.join("config.toml")).expect("rm");
     let out = v.run(&["runpod", "keys"]).expect(2).no_secrets();
     assert!(

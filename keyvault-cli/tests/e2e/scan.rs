@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 /// Copies the fixture into `dir` and applies the modes and times git cannot keep.
 fn fixture(dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scan");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/scan");
     let dst = dir.join("ssh");
     std::fs::create_dir(&dst).expect("mkdir");
     for e in std::fs::read_dir(&src).expect("fixture") {
@@ -105,8 +105,14 @@ fn fail_on_threshold_and_default_directory() {
     v.run(&["scan", only.to_str().expect("utf8")]).expect(0);
     v.run(&["scan", only.to_str().expect("utf8"), "--fail-on", "medium"])
         .expect(3);
-    v.run(&["scan", only.to_str().expect("utf8"), "--fail-on", "severe"])
+    let bad = v
+        .run(&["scan", only.to_str().expect("utf8"), "--fail-on", "severe"])
         .expect(2);
+    assert!(
+        bad.stderr.contains("invalid value 'severe' for '--fail-on"),
+        "{}",
+        bad.stderr
+    );
     // Without arguments it scans ~/.ssh (HOME is the test's root).
     let ssh = v.root.join(".ssh");
     std::fs::create_dir(&ssh).expect("mkdir");
@@ -120,7 +126,8 @@ fn fail_on_threshold_and_default_directory() {
     let key = v.new_key("personal", &[]);
     let copy = ssh.join("id_personal");
     std::fs::copy(key["private_key_path"].as_str().expect("path"), &copy).expect("copy");
-    std::thread::sleep(Duration::from_millis(2100));
+    // Two seconds later by keyvault's clock (KEYVAULT_TEST_NOW), without sleeping.
+    v.set_now(chrono::Utc::now() + chrono::Duration::seconds(2));
     let report2 = v
         .run(&["--json", "scan", "--max-age", "1s"])
         .expect(0)

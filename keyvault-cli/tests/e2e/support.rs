@@ -17,21 +17,9 @@ pub const OTHER_API_KEY: &str = "rpa_OTHERKEY9876543210fedcba";
 /// The start of every OpenSSH private key's base64 body.
 pub const PRIVATE_KEY_MARKER: &str = "b3BlbnNzaC1rZXktdjE";
 
-/// The `keyvault` binary cargo built for this workspace (`target/<profile>/keyvault`).
+/// The `keyvault` binary cargo built for this package's tests.
 pub fn bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("KEYVAULT_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    // target/<profile>/deps/e2e-<hash>
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = profile_dir.join("keyvault");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it with `cargo build -p keyvault-cli` (cargo test --workspace does)",
-        bin.display()
-    );
-    bin
+    PathBuf::from(env!("CARGO_BIN_EXE_keyvault"))
 }
 
 /// The result of one run.
@@ -126,6 +114,14 @@ impl Vault {
         let mut env = self.env.borrow_mut();
         env.retain(|(k, _)| k != key);
         env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// Runs every later command with keyvault's clock fixed at `t` (`KEYVAULT_TEST_NOW`, a
+    /// debug-build hook): time moves forward without sleeping. Only keyvault's clock: the
+    /// audit log refuses to append while it reads more than 5 minutes before the newest
+    /// event, so a test moves it back at most that far once it has moved it on.
+    pub fn set_now(&self, t: chrono::DateTime<chrono::Utc>) {
+        self.set_env("KEYVAULT_TEST_NOW", &t.to_rfc3339());
     }
 
     /// Points the default `runpod` target at `server`, with short timeouts.

@@ -154,7 +154,7 @@ fn scan_never_blocks_on_a_fifo_or_reads_a_device_beside_a_key() {
     let dir = v.root.join("ssh");
     std::fs::create_dir(&dir).expect("mkdir");
     crate::support::chmod(&dir, 0o700);
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scan");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/scan");
     // Two legacy PEM keys: one whose .pub is a FIFO, one whose .pub links to /dev/zero;
     // and a FIFO and a /dev/zero link posing as keys themselves.
     for name in ["id_fifo", "id_zero"] {

@@ -68,6 +68,7 @@ fn keys_go_into_the_agent_for_a_limited_time_and_come_out() {
         .no_secrets();
     assert_eq!(out.stdout, "added personal-1 to the agent for 2s\n");
     assert!(agent.listed().contains(&fp), "{}", agent.listed());
+    // The lifetime runs on ssh-agent's own clock (its `-t`): only waiting can show it ends.
     std::thread::sleep(Duration::from_secs(3));
     assert!(
         !agent.listed().contains(&fp),

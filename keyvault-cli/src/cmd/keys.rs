@@ -1,0 +1,139 @@
+//! `keyvault new`, `import`, `passwd`, `list`, `show`.
+
+use super::{Ctx, print_json};
+use crate::args::{ImportArgs, ListArgs, NewArgs, PasswdArgs, ShowArgs};
+use crate::error::{Done, Failure};
+use crate::render;
+use anstream::println;
+use keyvault_core::{ImportKey, KeyState, NewKey, Vault};
+
+/// `keyvault new`.
+pub(crate) fn new(ctx: &mut Ctx<'_>, a: NewArgs) -> Result<Done, Failure> {
+    let purpose = a.purpose;
+    let mut request = NewKey::new(purpose)
+        .expiry(a.expiry.expiry()?)
+        .unencrypted(a.no_passphrase)
+        .passphrase_in_keyring(a.passphrase_keyring);
+    if let Some(alg) = a.algorithm {
+        request = request.algorithm(alg);
+    }
+    if let Some(c) = a.comment {
+        request = request.comment(c);
+    }
+    if let Some(r) = a.kdf_rounds {
+        request = request.kdf_rounds(r);
+    }
+    let src = a.passphrase.source();
+    let mut callbacks = ctx.callbacks(src.clone(), src);
+    let key = ctx.vault.create(&mut ctx.rng, &request, &mut callbacks)?;
+    announce(&ctx.vault, ctx.json, &key, "created")?;
+    Ok(Done::Ok)
+}
+
+/// `keyvault import`.
+pub(crate) fn import(ctx: &mut Ctx<'_>, a: ImportArgs) -> Result<Done, Failure> {
+    let purpose = a.purpose;
+    let mut request = ImportKey::new(purpose)
+        .expiry(a.expiry.expiry()?)
+        .unencrypted(a.no_passphrase);
+    if let Some(c) = a.comment {
+        request = request.comment(c);
+    }
+    let src = a.passphrase.source();
+    let mut callbacks = ctx.callbacks(src.clone(), src);
+    let key = ctx
+        .vault
+        .import(&mut ctx.rng, &a.path, &request, &mut callbacks)?;
+    announce(&ctx.vault, ctx.json, &key, "imported")?;
+    if !ctx.json {
+        println!(
+            "\nThe original file {} was not changed; delete it once nothing uses it.",
+            a.path.display()
+        );
+    }
+    Ok(Done::Ok)
+}
+
+/// `keyvault passwd`.
+pub(crate) fn passwd(ctx: &mut Ctx<'_>, a: PasswdArgs) -> Result<Done, Failure> {
+    let mut callbacks = ctx.callbacks(a.old.source(), a.new.source());
+    let key = ctx
+        .vault
+        .change_passphrase(&mut ctx.rng, &a.key, &mut callbacks)?;
+    if ctx.json {
+        print_json(&render::KeyJson::new(&ctx.vault, &key, ctx.vault.now()));
+    } else {
+        println!("changed the passphrase of {}", key.id());
+    }
+    Ok(Done::Ok)
+}
+
+/// `keyvault list`.
+pub(crate) fn list(ctx: &mut Ctx<'_>, a: ListArgs) -> Result<Done, Failure> {
+    let purpose = a.purpose;
+    let inventory = ctx.vault.inventory()?;
+    let now = ctx.vault.now();
+    let keys: Vec<_> = inventory
+        .keys()
+        .iter()
+        .filter(|k| a.all || k.state() != KeyState::Revoked)
+        .filter(|k| purpose.as_ref().is_none_or(|p| k.purpose() == p))
+        .collect();
+    if ctx.json {
+        let list: Vec<_> = keys
+            .iter()
+            .map(|k| render::KeyJson::new(&ctx.vault, k, now))
+            .collect();
+        // Serialized straight from the records (json! would copy them into Values).
+        print_json(&std::collections::BTreeMap::from([("keys", list)]));
+    } else if keys.is_empty() {
+        println!("no keys yet: create one with `keyvault new --purpose personal`");
+    } else {
+        render::key_rows(&keys, now);
+    }
+    Ok(Done::Ok)
+}
+
+/// `keyvault show`.
+pub(crate) fn show(ctx: &mut Ctx<'_>, a: ShowArgs) -> Result<Done, Failure> {
+    let inventory = ctx.vault.inventory()?;
+    let key = ctx.vault.find(&inventory, &a.key)?;
+    if ctx.json {
+        print_json(&render::KeyJson::new(&ctx.vault, key, ctx.vault.now()));
+    } else {
+        render::show_key(&ctx.vault, key, ctx.vault.now());
+    }
+    Ok(Done::Ok)
+}
+
+/// Tells the person what they got and how to use it; JSON for scripts.
+pub(crate) fn announce(
+    vault: &Vault,
+    json: bool,
+    key: &keyvault_core::KeyRecord,
+    verb: &str,
+) -> keyvault_core::Result<()> {
+    if json {
+        print_json(&render::KeyJson::new(vault, key, vault.now()));
+        return Ok(());
+    }
+    let current = vault.current_path(key.purpose());
+    println!(
+        "{verb} {} ({}, {}), expires {}",
+        render::bold(key.id().as_str()),
+        key.algorithm(),
+        key.purpose(),
+        key.expires_at()
+            .map_or_else(|| "never".to_owned(), render::time)
+    );
+    println!("  fingerprint  {}", key.fingerprint());
+    println!("  private key  {}", vault.private_key_path(key).display());
+    println!("  stable path  {} (follows rotations)", current.display());
+    println!("  public key   {}.pub", current.display());
+    println!();
+    println!("Use it from ~/.ssh/config:");
+    println!("  Host example.com");
+    println!("      IdentityFile {}", current.display());
+    println!("      IdentitiesOnly yes");
+    Ok(())
+}

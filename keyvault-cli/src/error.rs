@@ -1,0 +1,225 @@
+//! Errors in words: exit codes, the error report (text or JSON on stderr) and the
+//! `hint()` table, the one place that names commands and flags for the user.
+
+use crate::render;
+use keyvault_core::{AuditError, Error, KeyError, PolicyError, StoreError, TargetError};
+use serde_json::json;
+use std::process::ExitCode;
+
+/// Exit codes, as documented in the README and `--help`.
+pub(crate) const EXIT_FAILURE: u8 = 1;
+pub(crate) const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_PROBLEMS: u8 = 3;
+
+/// What a command ended with, besides an error.
+pub(crate) enum Done {
+    Ok,
+    Problems,
+    /// The command ran but could not check everything (status with an unreachable target).
+    Failed,
+}
+
+/// A failure: keyvault-core's error, or a usage error only the CLI can see.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    Core(Error),
+    Usage(String),
+}
+
+impl<E: Into<Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure::Core(e.into())
+    }
+}
+
+pub(crate) fn report(message: &str, usage: bool, hint: Option<String>, json: bool) {
+    // Errors quote what came from outside (server answers, file names): escaped for a terminal.
+    let message = &*render::clean(message);
+    let hint = hint.map(|h| render::clean(&h).into_owned());
+    if json {
+        let kind = if usage { "usage" } else { "failure" };
+        eprintln!(
+            "{}",
+            json!({"error": {"kind": kind, "message": message, "hint": hint}})
+        );
+    } else {
+        eprintln!("error: {message}");
+        if let Some(h) = hint {
+            eprintln!("hint: {h}");
+        }
+    }
+}
+
+/// What the user can do next, where there is something.
+pub(crate) fn hint(e: &Error) -> Option<String> {
+    Some(match e {
+        Error::Store(StoreError::Permissions { path, expected, .. }) => {
+            format!("run `chmod {expected:o} {}`", path.display())
+        }
+        Error::Store(StoreError::ActiveKeyExists { purpose, .. }) => {
+            format!(
+                "a purpose has one active key; pick another --purpose, or see `keyvault show {purpose}`"
+            )
+        }
+        Error::Store(StoreError::NotFound { .. } | StoreError::NoActiveKey { .. }) => {
+            "see `keyvault list --all` for the keys and purposes in this vault".to_owned()
+        }
+        Error::Store(StoreError::Ambiguous { selector }) => {
+            format!(
+                "`keyvault list --all` shows which key {selector:?} names; use a key id of that purpose instead"
+            )
+        }
+        Error::Store(
+            StoreError::CorruptInventory { .. } | StoreError::UnsupportedVersion { .. },
+        ) => "keyvault will not overwrite it; restore inventory.json from a backup or repair it"
+            .to_owned(),
+        Error::Store(StoreError::Locked { .. }) => {
+            "wait for that keyvault process to finish, then retry".to_owned()
+        }
+        Error::Store(StoreError::NotRegular { .. }) => {
+            "replace the symlink with a regular file or directory".to_owned()
+        }
+        Error::Store(StoreError::NotOwned { path, .. }) => {
+            format!(
+                "run `chown $(id -u):$(id -g) {}` if it is yours, or use another --home",
+                path.display()
+            )
+        }
+        Error::Target(TargetError::NotAuthorizedKeys { line, .. }) => {
+            format!(
+                "check the target's path; if it is an authorized_keys file, fix or remove line {line}, or pass --allow-non-key-lines"
+            )
+        }
+        Error::Policy(PolicyError::WeakPassphrase { .. }) => {
+            "use a longer passphrase, e.g. five or more random words".to_owned()
+        }
+        Error::Policy(PolicyError::PassphraseRequired { purpose }) => {
+            format!(
+                "set `passphrase = \"optional\"` under [purpose.{purpose}] in config.toml to allow unencrypted keys"
+            )
+        }
+        Error::Policy(PolicyError::TtlTooLong { .. } | PolicyError::AlgorithmNotAllowed { .. }) => {
+            "the purpose's policy lives in config.toml in the vault's home".to_owned()
+        }
+        Error::Key(KeyError::Decrypt { .. }) => {
+            "check the passphrase and where it comes from".to_owned()
+        }
+        Error::Audit(AuditError::Broken { .. }) => {
+            "run `keyvault log --verify` and find out who changed the audit log".to_owned()
+        }
+        Error::Config(_) => "fix config.toml in the vault's home (see the README for every key)".to_owned(),
+        Error::Incomplete { next, .. } => next.clone(),
+        Error::Backup(keyvault_core::backup::BackupError::HomeNotEmpty { .. }) => {
+            "restore into a new directory with --home DIR, or pass --force to move the current contents aside"
+                .to_owned()
+        }
+        Error::Backup(keyvault_core::backup::BackupError::Decrypt { .. }) => {
+            "check the identity (-i) or the passphrase and where it comes from; nothing was written"
+                .to_owned()
+        }
+        Error::Backup(keyvault_core::backup::BackupError::Invalid { .. }) => {
+            "nothing was written; use another copy of the backup".to_owned()
+        }
+        Error::Keyring(keyvault_core::vault_secrets::KeyringError::Unavailable { .. }) => {
+            "start a keyring (gnome-keyring or KWallet in a D-Bus session; `dbus-run-session` and \
+`gnome-keyring-daemon --unlock` on a headless machine), or use --passphrase-env VAR, \
+--passphrase-file FILE or --passphrase-stdin; keyvault never keeps secrets in plain files"
+                .to_owned()
+        }
+        Error::Keyring(keyvault_core::vault_secrets::KeyringError::Missing { .. }) => {
+            "the entry was deleted outside keyvault or this is another keyring; `keyvault restore` \
+from an export made with --include-keyring-secrets brings it back"
+                .to_owned()
+        }
+        Error::Target(TargetError::Runpod { source, .. }) => match source {
+            keyvault_core::RunpodError::Unauthorized { .. } => {
+                "check RUNPOD_API_KEY (or the profile's api_key_env); create a key in the RunPod console".to_owned()
+            }
+            keyvault_core::RunpodError::Forbidden { .. } => "use an API key with read/write access to the account".to_owned(),
+            keyvault_core::RunpodError::RateLimited { .. } => "wait a minute and run the command again".to_owned(),
+            keyvault_core::RunpodError::Network { .. } => {
+                "check the network and RUNPOD_API_URL; the next run finishes whatever this one started".to_owned()
+            }
+            _ => return None,
+        },
+        Error::Target(TargetError::Interference { .. }) => {
+            "another tool or person edited the key list at the same time; run the command again".to_owned()
+        }
+        Error::Target(TargetError::Credentials { .. } | TargetError::UnknownProfile { .. }) => {
+            "see the README's RunPod section".to_owned()
+        }
+        _ => return None,
+    })
+}
+
+/// A command line clap refused: clap's message and exit code, except where the refused
+/// argument may be a secret.
+pub(crate) fn parse_failure(e: clap::Error) -> ExitCode {
+    // clap quotes the unexpected argument; for `runpod login` that is an API key
+    // someone pasted, which must not be echoed back.
+    let args: Vec<String> = std::env::args().collect();
+    let login = args.windows(2).any(|w| w[0] == "runpod" && w[1] == "login");
+    if login && e.kind() == clap::error::ErrorKind::UnknownArgument {
+        report(
+            "`runpod login` takes no API key on the command line (it would be visible to \
+other processes and kept in shell history); type it at the prompt or pipe it with --stdin",
+            true,
+            None,
+            false,
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
+    // A value clap refused was refused by its type's `FromStr`, which gives the reason; with
+    // --json that is a usage error in JSON like every other (clap's framing kept).
+    if e.kind() == clap::error::ErrorKind::ValueValidation && json_requested() {
+        let text = e.render().to_string();
+        let first = text.lines().next().unwrap_or_default();
+        report(
+            first.strip_prefix("error: ").unwrap_or(first),
+            true,
+            None,
+            true,
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
+    e.exit();
+}
+
+/// Whether `--json` is on a command line clap could not parse.
+fn json_requested() -> bool {
+    std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
+}
+
+/// Reports a command's failure on stderr and maps its outcome to the documented exit code.
+pub(crate) fn exit_code(result: Result<Done, Failure>, json: bool, login: bool) -> ExitCode {
+    match result {
+        Ok(Done::Ok) => ExitCode::SUCCESS,
+        Ok(Done::Problems) => ExitCode::from(EXIT_PROBLEMS),
+        Ok(Done::Failed) => ExitCode::from(EXIT_FAILURE),
+        Err(Failure::Core(e)) => {
+            let hint = match &e {
+                Error::Keyring(keyvault_core::vault_secrets::KeyringError::Unavailable {
+                    ..
+                }) if login => Some(
+                    "without a keyring, set RUNPOD_API_KEY in the environment keyvault runs in \
+(or api_key_env of a [runpod.PROFILE] table); keyvault never keeps the API key in a plain file"
+                        .to_owned(),
+                ),
+                _ => hint(&e),
+            };
+            report(&e.to_string(), e.is_usage(), hint, json);
+            ExitCode::from(if e.is_usage() {
+                EXIT_USAGE
+            } else {
+                EXIT_FAILURE
+            })
+        }
+        Err(Failure::Usage(message)) => {
+            report(&message, true, None, json);
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! Target names as users write them and the inventory records them.
+
+use crate::error::InputError;
+use std::fmt;
+use std::str::FromStr;
+
+/// A target's name as users write it and the inventory records it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum TargetSpec {
+    /// A RunPod account's key list: `runpod` (the default account) or `runpod:NAME` (a
+    /// profile from `config.toml`).
+    Runpod {
+        /// The profile, `None` for the default account.
+        profile: Option<String>,
+    },
+    /// An `authorized_keys` file on this machine: `file:/absolute/path`.
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+    },
+    /// An `authorized_keys` file on a host, through the system OpenSSH client:
+    /// `ssh://[user@]host[:port][/absolute/path]` (default `~/.ssh/authorized_keys`).
+    Ssh {
+        /// The user to log in as (default: the SSH config's).
+        user: Option<String>,
+        /// The host name or address.
+        host: String,
+        /// The port (default: the SSH config's).
+        port: Option<u16>,
+        /// The file on the host.
+        path: Option<String>,
+    },
+    /// A running RunPod pod's `~/.ssh/authorized_keys`, over its direct SSH endpoint:
+    /// `pod:ID/ssh://user@host:port`. Pods are updated during `rotate --pods`.
+    Pod {
+        /// The pod's id.
+        id: String,
+        /// SSH user (RunPod's images: `root`).
+        user: String,
+        /// The endpoint's host.
+        host: String,
+        /// The endpoint's port.
+        port: u16,
+    },
+}
+
+impl TargetSpec {
+    /// For `runpod-pods` / `runpod-pods:PROFILE` (the running pods of a RunPod account, as
+    /// `deploy`/`revoke --to` name them): that account's target. `None` for anything else.
+    ///
+    /// # Errors
+    ///
+    /// [`InputError::Target`] for a malformed profile name.
+    pub fn pods_of(value: &str) -> Option<Result<TargetSpec, InputError>> {
+        let rest = value.strip_prefix("runpod-pods")?;
+        let account = match rest.strip_prefix(':') {
+            Some(profile) => format!("runpod:{profile}"),
+            None if rest.is_empty() => "runpod".to_owned(),
+            None => return None,
+        };
+        Some(account.parse())
+    }
+
+    /// The RunPod profile, if this is a RunPod target.
+    #[must_use]
+    pub fn runpod_profile(&self) -> Option<Option<&str>> {
+        match self {
+            TargetSpec::Runpod { profile } => Some(profile.as_deref()),
+            TargetSpec::File { .. } | TargetSpec::Ssh { .. } | TargetSpec::Pod { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for TargetSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TargetSpec::Runpod { profile: None } => f.write_str("runpod"),
+            TargetSpec::Runpod { profile: Some(p) } => write!(f, "runpod:{p}"),
+            TargetSpec::File { path } => write!(f, "file:{}", path.display()),
+            TargetSpec::Ssh {
+                user,
+                host,
+                port,
+                path,
+            } => {
+                f.write_str("ssh://")?;
+                if let Some(u) = user {
+                    write!(f, "{u}@")?;
+                }
+                f.write_str(host)?;
+                if let Some(p) = port {
+                    write!(f, ":{p}")?;
+                }
+                f.write_str(path.as_deref().unwrap_or(""))
+            }
+            TargetSpec::Pod {
+                id,
+                user,
+                host,
+                port,
+            } => write!(f, "pod:{id}/ssh://{user}@{host}:{port}"),
+        }
+    }
+}
+
+impl FromStr for TargetSpec {
+    type Err = InputError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |reason| InputError::Target {
+            value: s.to_owned(),
+            reason,
+        };
+        if s == "runpod" {
+            return Ok(TargetSpec::Runpod { profile: None });
+        }
+        if let Some(name) = s.strip_prefix("runpod:") {
+            name.parse::<crate::Purpose>()
+                .map_err(|_| bad("a profile name uses a-z, 0-9, '.', '_' and '-'"))?;
+            return Ok(TargetSpec::Runpod {
+                profile: Some(name.to_owned()),
+            });
+        }
+        if let Some(path) = s.strip_prefix("file:") {
+            let path = std::path::Path::new(path);
+            if !path.is_absolute() {
+                return Err(bad(
+                    "a file target needs an absolute path, e.g. file:/home/me/.ssh/authorized_keys",
+                ));
+            }
+            if path
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+                || path.to_str().is_none_or(|p| p.contains('\n'))
+            {
+                return Err(bad("the path may not contain '..' or line breaks"));
+            }
+            return Ok(TargetSpec::File {
+                path: path.to_owned(),
+            });
+        }
+        if let Some(rest) = s.strip_prefix("ssh://") {
+            return parse_ssh(rest).map_err(bad);
+        }
+        if let Some(rest) = s.strip_prefix("pod:") {
+            let (id, ssh) = rest
+                .split_once("/ssh://")
+                .ok_or_else(|| bad("expected pod:ID/ssh://user@host:port"))?;
+            if id.is_empty()
+                || id.len() > 64
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(bad("a pod id uses letters, digits, '-' and '_'"));
+            }
+            return match parse_ssh(ssh).map_err(bad)? {
+                TargetSpec::Ssh {
+                    user: Some(user),
+                    host,
+                    port: Some(port),
+                    path: None,
+                } => Ok(TargetSpec::Pod {
+                    id: id.to_owned(),
+                    user,
+                    host,
+                    port,
+                }),
+                _ => Err(bad("a pod's endpoint needs a user and a port and no path")),
+            };
+        }
+        Err(bad(
+            "expected runpod, runpod:PROFILE, file:/path/to/authorized_keys or ssh://[user@]host[:port][/path]",
+        ))
+    }
+}
+
+/// Parses the part of an `ssh://` target after the scheme. Everything is checked against
+/// tight character sets, because it reaches a command line and a remote shell.
+fn parse_ssh(rest: &str) -> Result<TargetSpec, &'static str> {
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], Some(&rest[i..])),
+        None => (rest, None),
+    };
+    let (user, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            Some(
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or("the port must be a number from 1 to 65535")?,
+            ),
+        ),
+        None => (hostport, None),
+    };
+    let name_ok = |v: &str| {
+        !v.is_empty()
+            && !v.starts_with(['-', '.'])
+            && v.len() <= 253
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-_".contains(&b))
+    };
+    if !name_ok(host) {
+        return Err("the host may contain only letters, digits, '.', '-' and '_'");
+    }
+    if let Some(u) = user
+        && !name_ok(u)
+    {
+        return Err("the user may contain only letters, digits, '.', '-' and '_'");
+    }
+    if let Some(p) = path
+        && (p.len() < 2
+            || p.contains("/../")
+            || p.ends_with("/..")
+            || !p
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b)))
+    {
+        return Err(
+            "the path must be absolute, without '..', and contain only letters, digits, '/', '.', '_' and '-'",
+        );
+    }
+    Ok(TargetSpec::Ssh {
+        user: user.map(ToOwned::to_owned),
+        host: host.to_owned(),
+        port,
+        path: path.map(ToOwned::to_owned),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_round_trip() {
+        for s in ["runpod", "runpod:team", "runpod:a.b_c-1"] {
+            assert_eq!(s.parse::<TargetSpec>().expect(s).to_string(), s);
+        }
+        for s in [
+            "",
+            "runpod:",
+            "runpod:Team",
+            "RUNPOD",
+            "file",
+            "runpod:../x",
+        ] {
+            assert!(s.parse::<TargetSpec>().is_err(), "{s}");
+        }
+    }
+}

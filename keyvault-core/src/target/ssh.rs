@@ -1,0 +1,563 @@
+//! An `authorized_keys` file on a host or a pod, through the system `ssh` client.
+
+use super::ssh_session::{
+    Session, last_line, reach_options, run_with_input, sha256_hex, ssh_config_path,
+};
+use super::{Applied, FileTarget, Hook, MAX_TARGET_BYTES, REFUSED, Target, TargetSpec, read_back};
+use crate::error::{Error, TargetError};
+use crate::remote::{AddKey, RemoteKey};
+use std::collections::HashSet;
+
+/// An `authorized_keys` file on a host, edited through the system `ssh` client in BatchMode,
+/// so the user's `~/.ssh/config`, ProxyJump and known_hosts apply. Edits are atomic on the
+/// host (temp file and rename) and refused if the file changed since it was read. A key
+/// given with [`Target::load_identity`] goes into a private ssh-agent, and after it is added
+/// keyvault proves that it logs in before reporting success. Logins with keyvault's own keys
+/// offer exactly those keys, whatever the user's config says about identities: see
+/// [`SshTarget::own_login`]. As with [`FileTarget`], a symlink or non-regular file at the
+/// path is refused, the file is read with a cap, a replaced file keeps its owner, group and
+/// mode, and a file with lines that are no `authorized_keys` entries is not edited (unless
+/// [`SshTarget::allow_non_key_lines`]).
+#[derive(Debug)]
+pub struct SshTarget {
+    spec: TargetSpec,
+    agent: Option<crate::agent::PrivateAgent>,
+    /// Each loaded key: its fingerprint and its public half in a file in the agent's
+    /// directory (for `-i`).
+    identities: Vec<(String, std::path::PathBuf)>,
+    extra: Vec<String>,
+    /// The environment `ssh` and `ssh-agent` run with (empty unless [`Self::with_env`]).
+    env: crate::child_env::ChildEnv,
+    /// What the user's config says it takes to reach the host (`ssh -G`), read once.
+    reach: std::sync::OnceLock<Vec<String>>,
+    /// keyvault's own agent got in where the user's setup did not: go to it first.
+    agent_first: std::sync::atomic::AtomicBool,
+    allow_non_key_lines: bool,
+}
+
+impl SshTarget {
+    /// The host `spec` names (a [`TargetSpec::Ssh`]).
+    #[must_use]
+    pub fn new(spec: TargetSpec) -> Self {
+        SshTarget {
+            spec,
+            agent: None,
+            identities: Vec::new(),
+            extra: Vec::new(),
+            env: crate::child_env::ChildEnv::default(),
+            reach: std::sync::OnceLock::new(),
+            agent_first: std::sync::atomic::AtomicBool::new(false),
+            allow_non_key_lines: false,
+        }
+    }
+
+    /// Edits the file even if it has lines that are not keys, comments or blank (the
+    /// user says it is an `authorized_keys` file).
+    #[must_use]
+    pub fn allow_non_key_lines(mut self, yes: bool) -> Self {
+        self.allow_non_key_lines = yes;
+        self
+    }
+
+    /// Runs `ssh` and `ssh-agent` with `env` (by default they get an empty environment).
+    #[must_use]
+    pub fn with_env(mut self, env: crate::child_env::ChildEnv) -> Self {
+        self.env = env;
+        self
+    }
+
+    /// A pod (a [`TargetSpec::Pod`]): its host keys go to `known_hosts` (keyvault's own,
+    /// accepting new ones, since pods are short-lived and new).
+    #[must_use]
+    pub fn for_pod(spec: TargetSpec, known_hosts: &std::path::Path) -> Self {
+        SshTarget {
+            spec,
+            agent: None,
+            identities: Vec::new(),
+            extra: vec![
+                "-o".to_owned(),
+                format!("UserKnownHostsFile={}", ssh_config_path(known_hosts)),
+                "-o".to_owned(),
+                "StrictHostKeyChecking=accept-new".to_owned(),
+            ],
+            env: crate::child_env::ChildEnv::default(),
+            reach: std::sync::OnceLock::new(),
+            // A pod trusts only keys keyvault holds: its own agent is the way in.
+            agent_first: std::sync::atomic::AtomicBool::new(true),
+            allow_non_key_lines: false,
+        }
+    }
+
+    fn parts(&self) -> (Option<&str>, &str, Option<u16>, String) {
+        match &self.spec {
+            TargetSpec::Ssh {
+                user,
+                host,
+                port,
+                path,
+            } => (
+                user.as_deref(),
+                host.as_str(),
+                *port,
+                path.as_ref().map_or_else(
+                    || "\"$HOME/.ssh/authorized_keys\"".to_owned(),
+                    |p| format!("'{p}'"),
+                ),
+            ),
+            // RunPod's images keep the keys in root's ~/.ssh/authorized_keys; a session may
+            // point elsewhere with KEYVAULT_AUTHORIZED_KEYS (the tests' sshd does).
+            TargetSpec::Pod {
+                user, host, port, ..
+            } => (
+                Some(user.as_str()),
+                host.as_str(),
+                Some(*port),
+                "\"${KEYVAULT_AUTHORIZED_KEYS:-$HOME/.ssh/authorized_keys}\"".to_owned(),
+            ),
+            _ => (None, "", None, String::new()),
+        }
+    }
+
+    /// A login with the user's own SSH setup (their config, agent and keys).
+    fn command(&self, remote: &str) -> std::process::Command {
+        let (user, host, port, _) = self.parts();
+        let mut c = std::process::Command::new("ssh");
+        self.env.apply(&mut c);
+        c.args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=15",
+            "-o",
+            "LogLevel=ERROR",
+            // Use a connection the user already shares, never start one that outlives us.
+            "-o",
+            "ControlMaster=no",
+        ]);
+        c.args(&self.extra);
+        if let Some(p) = port {
+            c.arg("-p").arg(p.to_string());
+        }
+        if let Some(u) = user {
+            c.arg("-l").arg(u);
+        }
+        c.arg("--").arg(host).arg(remote);
+        c
+    }
+
+    /// What it takes to reach the host by the user's config, as `-o` options: the host's
+    /// `ssh -G` settings (target's user and port first), less everything about identities.
+    fn reach(&self) -> Result<&[String], TargetError> {
+        if let Some(reach) = self.reach.get() {
+            return Ok(reach);
+        }
+        let (user, host, port, _) = self.parts();
+        let mut probe = std::process::Command::new("ssh");
+        self.env.apply(&mut probe);
+        probe.arg("-G");
+        if let Some(p) = port {
+            probe.arg("-p").arg(p.to_string());
+        }
+        if let Some(u) = user {
+            probe.arg("-l").arg(u);
+        }
+        probe.arg("--").arg(host);
+        let resolved = run_with_input(probe, None).map_err(|e| self.unreachable(&e.to_string()))?;
+        if !resolved.status.success() {
+            let why = last_line(&resolved.stderr);
+            return Err(self.unreachable(if why.is_empty() {
+                "ssh -G failed"
+            } else {
+                &why
+            }));
+        }
+        let resolved = String::from_utf8_lossy(&resolved.stdout).into_owned();
+        Ok(self.reach.get_or_init(|| reach_options(&resolved)))
+    }
+
+    /// A login with keyvault's own keys only: `ssh -F /dev/null` (no user config, so no
+    /// `IdentitiesOnly`, `IdentityFile`, `IdentityAgent`, `CertificateFile`, algorithm
+    /// list or `Match` of theirs applies), the private agent as the only agent, and
+    /// `IdentitiesOnly` with the public half of each key in `keys` (fingerprints), so ssh
+    /// offers exactly those. Host name, port, user, proxy and known hosts come from the
+    /// user's config through [`Self::reach`].
+    fn own_login(
+        &self,
+        keys: Option<&str>,
+        remote: &str,
+    ) -> Result<std::process::Command, TargetError> {
+        let Some(agent) = &self.agent else {
+            return Err(self.unreachable("no key of keyvault's to log in with"));
+        };
+        let (_, host, _, _) = self.parts();
+        let reach = self.reach()?;
+        let mut c = std::process::Command::new("ssh");
+        self.env.apply(&mut c);
+        c.args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=15",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "ControlMaster=no",
+            "-o",
+            "ControlPath=none",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "PreferredAuthentications=publickey",
+        ]);
+        c.arg("-o")
+            .arg(format!("IdentityAgent={}", ssh_config_path(agent.socket())));
+        for (fingerprint, public) in &self.identities {
+            if keys.is_none_or(|k| k == fingerprint) {
+                c.arg("-i").arg(public);
+            }
+        }
+        // Options given first win: the target's own (a pod's known_hosts) before the user's.
+        c.args(&self.extra);
+        c.args(reach);
+        c.arg("--").arg(host).arg(remote);
+        Ok(c)
+    }
+
+    /// The ways to log in, in the order to try them: `false` for the user's own setup,
+    /// `true` for keyvault's own keys.
+    fn attempts(&self) -> Vec<bool> {
+        use std::sync::atomic::Ordering;
+        let mut attempts = vec![false];
+        // Once a rotation has made the new key active, the user's own setup may only know
+        // the (encrypted) new key: fall back to keyvault's agent, which holds it decrypted.
+        // Where that agent is the way in (a pod, or it already worked here), it goes first,
+        // which saves a failed login per command.
+        if self.agent.is_some() {
+            if self.agent_first.load(Ordering::Relaxed) {
+                attempts.insert(0, true);
+            } else {
+                attempts.push(true);
+            }
+        }
+        attempts
+    }
+
+    /// The command for one of [`Self::attempts`].
+    fn attempt(&self, own: bool, remote: &str) -> Result<std::process::Command, TargetError> {
+        if own {
+            self.own_login(None, remote)
+        } else {
+            Ok(self.command(remote))
+        }
+    }
+
+    /// Remembers that keyvault's agent got in (`own` came from [`Self::attempts`]).
+    fn logged_in_with(&self, own: bool) {
+        if own {
+            self.agent_first
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn run(&self, remote: &str, stdin: Option<&[u8]>) -> Result<Vec<u8>, TargetError> {
+        let mut last = String::new();
+        for own in self.attempts() {
+            let out = run_with_input(self.attempt(own, remote)?, stdin)
+                .map_err(|e| self.unreachable(&e.to_string()))?;
+            if out.status.success() {
+                self.logged_in_with(own);
+                return Ok(out.stdout);
+            }
+            last = last_line(&out.stderr);
+            if out.status.code() == Some(REFUSED) {
+                return Err(self.refused(&last));
+            }
+            if out.status.code() != Some(255) {
+                break;
+            }
+        }
+        Err(self.unreachable(if last.is_empty() { "ssh failed" } else { &last }))
+    }
+
+    /// Reads the file, lets `decide` choose its new content (`None`: leave it), and writes
+    /// that, all in one login. The write is a compare-and-swap: the host replaces the file
+    /// only if it still has the content keyvault read. Returns what was read, and the file
+    /// as the host wrote it (its answer to the write, so no second login reads it back).
+    fn edit(
+        &self,
+        decide: &mut dyn FnMut(Option<&str>) -> Option<String>,
+        hook: Hook<'_>,
+    ) -> Result<(Option<String>, Option<String>), Error> {
+        let print = self.print_file_script();
+        // Ends what the host prints before it waits for keyvault's answer; random, so no
+        // file content can fake it.
+        let mut nonce = [0u8; 16];
+        ssh_key::rand_core::TryRng::try_fill_bytes(&mut ssh_key::getrandom::SysRng, &mut nonce)
+            .map_err(|e| self.unreachable(&e.to_string()))?;
+        let end = format!("keyvault-end-{}", sha256_hex(&nonce));
+        let script = Self::edit_script(&print, &end);
+        let mut last = String::new();
+        for own in self.attempts() {
+            let mut session = Session::start(self.attempt(own, &script)?)
+                .map_err(|e| self.unreachable(&e.to_string()))?;
+            let Some(head) = session
+                .read_until(format!("\n{end}\n").as_bytes())
+                .map_err(|e| self.unreachable(&e.to_string()))?
+            else {
+                // No answer: the login failed (255: try the next way in) or the host refused.
+                let (status, _, stderr) = session.finish(None);
+                last = last_line(&stderr);
+                if status.is_some_and(|s| s.code() == Some(REFUSED)) {
+                    return Err(self.refused(&last).into());
+                }
+                if status.is_some_and(|s| s.code() != Some(255)) {
+                    break;
+                }
+                continue;
+            };
+            self.logged_in_with(own);
+            let before = self.printed_file(head)?;
+            let Some(text) = decide(before.as_deref()) else {
+                let _ = session.finish(Some(b"keep\n"));
+                return Ok((before, None));
+            };
+            let name = self.spec.to_string();
+            if let Err(stop) = hook(&format!("write:{name}")) {
+                // Closing without an answer leaves the file as it was.
+                let _ = session.finish(None);
+                return Err(stop);
+            }
+            let expected = before
+                .as_ref()
+                .map_or_else(|| "none".to_owned(), |t| sha256_hex(t.as_bytes()));
+            let mut answer = format!("write {expected}\n").into_bytes();
+            answer.extend_from_slice(text.as_bytes());
+            let (status, written, stderr) = session.finish(Some(&answer));
+            if status.is_some_and(|s| s.code() == Some(REFUSED)) {
+                return Err(self.refused(&last_line(&stderr)).into());
+            }
+            if !status.is_some_and(|s| s.success()) {
+                let why = last_line(&stderr);
+                return Err(self
+                    .unreachable(if why.is_empty() { "ssh failed" } else { &why })
+                    .into());
+            }
+            hook(&format!("written:{name}"))?;
+            let written = String::from_utf8(written)
+                .map_err(|_| self.unreachable("the file is not UTF-8 text"))?;
+            return Ok((before, Some(written)));
+        }
+        Err(self
+            .unreachable(if last.is_empty() { "ssh failed" } else { &last })
+            .into())
+    }
+
+    /// The script [`Self::edit`] runs: `print` (from [`Self::print_file_script`]), the
+    /// line `end`, then the answer: `keep`, or `write SHA256` and the new content, written
+    /// only if the file still hashes to SHA256.
+    fn edit_script(print: &str, end: &str) -> String {
+        format!(
+            "{print}; printf '\\n{end}\\n'; \
+             IFS= read -r verb || exit 0; case \"$verb\" in 'write '*) ;; *) exit 0;; esac; \
+             set -e; umask 077; o=; \
+             if [ \"$(id -u)\" = 0 ]; then o=$(stat -c %u:%g -- \"$e\" 2>/dev/null || stat -f %u:%g -- \"$e\"); fi; \
+             if [ ! -d \"$d\" ]; then mkdir -p -- \"$d\"; \
+             if [ -n \"$o\" ]; then x=$d; while [ \"$x\" != \"$e\" ] && [ \"$x\" != / ]; do chown -h -- \"$o\" \"$x\"; x=$(dirname -- \"$x\"); done; fi; fi; \
+             cd -P -- \"$d\"; if [ \"$(pwd -P)\" != \"$d\" ]; then \
+             echo \"$f: $d is or passes through a symlink; keyvault does not write through it\" >&2; exit {REFUSED}; fi; a=./$b; \
+             t=$(mktemp ./.authorized_keys.keyvault.XXXXXX); cat > \"$t\"; \
+             if [ -L \"$a\" ] || {{ [ -e \"$a\" ] && [ ! -f \"$a\" ]; }}; then rm -f -- \"$t\"; \
+             echo \"$f is a symlink or not a regular file; keyvault does not write through it\" >&2; exit {REFUSED}; fi; \
+             if [ -f \"$a\" ]; then cur=$(sha256sum < \"$a\" | cut -d' ' -f1); else cur=none; fi; \
+             if [ \"write $cur\" != \"$verb\" ]; then rm -f -- \"$t\"; echo \"$f changed since keyvault read it\" >&2; exit 4; fi; \
+             if [ -f \"$a\" ]; then \
+             m=$(stat -c %u:%g:%a -- \"$a\" 2>/dev/null || stat -f %u:%g:%Lp -- \"$a\" 2>/dev/null) || m=; \
+             if [ -z \"$m\" ] || ! chown -- \"${{m%:*}}\" \"$t\" 2>/dev/null; then \
+             rm -f -- \"$t\"; echo \"cannot keep the owner and group of $f; nothing was written\" >&2; exit {REFUSED}; fi; \
+             chmod -- \"${{m##*:}}\" \"$t\"; \
+             else chmod 600 \"$t\"; if [ -n \"$o\" ]; then chown -- \"$o\" \"$t\"; fi; fi; \
+             mv -f -- \"$t\" \"$a\"; head -c {cap} -- \"$a\"",
+            cap = MAX_TARGET_BYTES + 1
+        )
+    }
+
+    /// The host refused (exit [`REFUSED`]): `reason` is its last line on stderr.
+    fn refused(&self, reason: &str) -> TargetError {
+        TargetError::Refused {
+            target: self.spec.to_string(),
+            reason: reason
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(300)
+                .collect(),
+        }
+    }
+
+    fn unreachable(&self, reason: &str) -> TargetError {
+        TargetError::Unreachable {
+            target: self.spec.to_string(),
+            reason: reason
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(300)
+                .collect(),
+        }
+    }
+
+    /// The file's content, `None` if it does not exist.
+    fn read(&self) -> Result<Option<String>, TargetError> {
+        let out = self.run(&self.print_file_script(), None)?;
+        self.printed_file(out)
+    }
+
+    /// A shell script that sets `f` to the file and prints `present` and its content, or
+    /// `missing` (exit [`REFUSED`] for a symlink, something that is not a regular file, or
+    /// a file over [`MAX_TARGET_BYTES`]; at most that much is ever printed).
+    fn print_file_script(&self) -> String {
+        let (_, _, _, path) = self.parts();
+        let max = MAX_TARGET_BYTES;
+        format!(
+            "f={path}; d=$(dirname -- \"$f\"); b=$(basename -- \"$f\"); a=$f; \
+             case \"$d\" in \"$HOME\"|\"$HOME\"/*) if h=$(cd -P -- \"$HOME\" 2>/dev/null && pwd -P); then d=$h${{d#\"$HOME\"}}; fi;; esac; \
+             e=$d; while [ ! -d \"$e\" ] && [ \"$e\" != / ] && [ \"$e\" != . ]; do e=$(dirname -- \"$e\"); done; \
+             if [ \"$(cd -P -- \"$e\" 2>/dev/null && pwd -P)\" != \"$e\" ]; then \
+             echo \"$f: $e is or passes through a symlink (or is no canonical path); keyvault does not write through it\" >&2; exit {REFUSED}; fi; \
+             if [ -d \"$d\" ]; then cd -P -- \"$d\" || exit {REFUSED}; a=./$b; fi; \
+             if [ -L \"$a\" ] || {{ [ -e \"$a\" ] && [ ! -f \"$a\" ]; }}; then \
+             echo \"$f is a symlink or not a regular file; keyvault does not write through it\" >&2; exit {REFUSED}; \
+             elif [ -f \"$a\" ]; then n=$(wc -c < \"$a\"); if [ \"$n\" -gt {max} ]; then \
+             echo \"$f is larger than {max} bytes\" >&2; exit {REFUSED}; fi; \
+             printf 'present\\n'; head -c {cap} -- \"$a\"; else printf 'missing\\n'; fi",
+            cap = max + 1
+        )
+    }
+
+    /// The file as [`Self::print_file_script`] printed it; `None` if it does not exist.
+    fn printed_file(&self, out: Vec<u8>) -> Result<Option<String>, TargetError> {
+        if out.len() as u64 > MAX_TARGET_BYTES + "present\n".len() as u64 {
+            return Err(self.refused(&format!("the file is larger than {MAX_TARGET_BYTES} bytes")));
+        }
+        let text =
+            String::from_utf8(out).map_err(|_| self.unreachable("the file is not UTF-8 text"))?;
+        match text.split_once('\n') {
+            Some(("present", rest)) => Ok(Some(rest.to_owned())),
+            Some(("missing", "")) => Ok(None),
+            _ => Err(self.unreachable("unexpected answer from the host")),
+        }
+    }
+
+    /// Proves that the key with this fingerprint logs in, offering it alone.
+    fn verify_login(&self, fingerprint: &str) -> Result<(), TargetError> {
+        if self.agent.is_none() {
+            return Ok(());
+        }
+        let out = run_with_input(self.own_login(Some(fingerprint), "true")?, None)
+            .map_err(|e| self.unreachable(&e.to_string()))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(self.unreachable(
+                "the new key was added but does not log in; the old key was left in place",
+            ))
+        }
+    }
+}
+
+impl Target for SshTarget {
+    fn spec(&self) -> &TargetSpec {
+        &self.spec
+    }
+
+    fn list(&mut self) -> Result<Vec<RemoteKey>, TargetError> {
+        Ok(FileTarget::entries(&self.read()?.unwrap_or_default()))
+    }
+
+    fn line(&self, record: &crate::KeyRecord) -> String {
+        record.authorized_keys_line()
+    }
+
+    fn best_effort(&self) -> bool {
+        matches!(self.spec, TargetSpec::Pod { .. })
+    }
+
+    fn load_identity(&mut self, key: &ssh_key::PrivateKey) -> Result<(), Error> {
+        if self.agent.is_none() {
+            self.agent = Some(crate::agent::PrivateAgent::start(
+                std::path::Path::new(crate::agent::PARENT),
+                &self.env,
+            )?);
+        }
+        let Some(agent) = &self.agent else {
+            return Ok(());
+        };
+        let fingerprint = key
+            .public_key()
+            .fingerprint(ssh_key::HashAlg::Sha256)
+            .to_string();
+        if self.identities.iter().any(|(fp, _)| *fp == fingerprint) {
+            return Ok(());
+        }
+        // Ten minutes: a command's logins; the agent itself ends with the command.
+        agent.add(key, 600)?;
+        let public = key.public_key();
+        let line = public
+            .to_openssh()
+            .map_err(|e| crate::error::KeyError::Crypto {
+                operation: "encode",
+                reason: e.to_string(),
+            })?;
+        let path = agent
+            .dir()
+            .join(format!("id-{}.pub", self.identities.len()));
+        std::fs::write(&path, format!("{line}\n")).map_err(|source| {
+            crate::error::StoreError::Io {
+                operation: "write",
+                path: path.clone(),
+                source,
+            }
+        })?;
+        self.identities.push((fingerprint, path));
+        Ok(())
+    }
+
+    fn apply(
+        &mut self,
+        add: &[AddKey],
+        remove: &HashSet<String>,
+        hook: Hook<'_>,
+    ) -> Result<Applied, Error> {
+        let name = self.spec.to_string();
+        let allow_non_key_lines = self.allow_non_key_lines;
+        let mut non_key_line = None;
+        // One login reads, edits and writes; the host answers the write with the file it
+        // wrote, so the read-back needs no login of its own either. That matters once the
+        // key keyvault logged in with has just been removed.
+        let (before, written) = self.edit(
+            &mut |current| {
+                let text = current.unwrap_or_default();
+                let edited = crate::authorized_keys::edit(text, add, remove);
+                let change = current.is_none() || edited != text;
+                if change && !allow_non_key_lines && !add.is_empty() {
+                    non_key_line = crate::authorized_keys::first_non_entry_line(text);
+                }
+                (change && non_key_line.is_none()).then_some(edited)
+            },
+            hook,
+        )?;
+        if let Some(line) = non_key_line {
+            return Err(TargetError::NotAuthorizedKeys { target: name, line }.into());
+        }
+        let wrote = written.is_some();
+        let after = written.or(before).unwrap_or_default();
+        let present = read_back(&name, &after, add, remove)?;
+        // Prove that every added key keyvault holds decrypted logs in.
+        for a in add {
+            if self.identities.iter().any(|(fp, _)| fp == &a.fingerprint) {
+                self.verify_login(&a.fingerprint)?;
+            }
+        }
+        Ok(Applied { wrote, present })
+    }
+}
