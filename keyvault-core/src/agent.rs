@@ -318,7 +318,7 @@ impl Vault {
         confirm: bool,
         callbacks: &mut dyn Callbacks,
     ) -> Result<(KeyRecord, u32)> {
-        let mut inventory = self.store.load()?;
+        let inventory = self.store.load()?;
         let record = self.find(&inventory, selector)?.clone();
         let now = self.now();
         if record.state() == KeyState::Revoked || record.is_expired_at(now) {
@@ -336,23 +336,20 @@ impl Vault {
         let subject = format!("key {}", record.id());
         let plain = self.unlock(&record, callbacks, &subject, PassphraseKind::Existing)?;
         crate::agent::add_identity_with(socket, &plain, Some(secs), confirm)?;
-        let _lock = self.lock()?;
-        inventory = self.store.load()?;
+        let mut txn = self.begin()?;
         let detail = format!(
             "loaded into ssh-agent for {}{}",
             Span::from_secs(u64::from(secs)),
             if confirm { ", confirm each use" } else { "" }
         );
-        self.record(
-            &mut inventory,
-            &[Draft {
-                action: "agent-add",
-                key_id: Some(record.id().to_string()),
-                fingerprint: Some(record.fingerprint().to_owned()),
-                outcome: Outcome::Ok,
-                detail: Some(detail),
-            }],
-        )?;
+        txn.record([Draft {
+            action: "agent-add",
+            key_id: Some(record.id().to_string()),
+            fingerprint: Some(record.fingerprint().to_owned()),
+            outcome: Outcome::Ok,
+            detail: Some(detail),
+        }]);
+        txn.commit()?;
         Ok((record, secs))
     }
 

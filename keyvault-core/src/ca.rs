@@ -41,9 +41,8 @@ impl Vault {
         callbacks: &mut dyn Callbacks,
     ) -> Result<KeyRecord> {
         let record = self.create(rng, request, callbacks)?;
-        let _lock = self.lock()?;
-        let mut inventory = self.store.load()?;
-        let Some(entry) = inventory.get_mut(record.id()) else {
+        let mut txn = self.begin()?;
+        let Some(entry) = txn.get_mut(record.id()) else {
             return Err(StoreError::NotFound {
                 selector: record.id().to_string(),
             }
@@ -51,16 +50,14 @@ impl Vault {
         };
         entry.cert_authority = Some(Vec::new());
         let updated = entry.clone();
-        self.record(
-            &mut inventory,
-            &[Draft {
-                action: "ca-init",
-                key_id: Some(updated.id().to_string()),
-                fingerprint: Some(updated.fingerprint().to_owned()),
-                outcome: Outcome::Ok,
-                detail: Some("certificate authority".to_owned()),
-            }],
-        )?;
+        txn.record([Draft {
+            action: "ca-init",
+            key_id: Some(updated.id().to_string()),
+            fingerprint: Some(updated.fingerprint().to_owned()),
+            outcome: Outcome::Ok,
+            detail: Some("certificate authority".to_owned()),
+        }]);
+        txn.commit()?;
         Ok(updated)
     }
 
@@ -86,9 +83,8 @@ impl Vault {
             }
             .into());
         }
-        let _lock = self.lock()?;
-        let mut inventory = self.store.load()?;
-        let record = self.find(&inventory, ca)?.clone();
+        let mut txn = self.begin()?;
+        let record = self.find(&txn, ca)?.clone();
         if record.cert_authority().is_none()
             || record.state() == KeyState::Revoked
             || record.is_expired_at(self.now())
@@ -114,27 +110,25 @@ impl Vault {
             &hook,
         )?;
         let now = self.now();
-        if let Some(entry) = inventory.get_mut(record.id()) {
+        if let Some(entry) = txn.get_mut(record.id()) {
             entry.cert_authority = Some(principals.clone());
             entry.mark_deployed(&name, now);
         }
-        self.record(
-            &mut inventory,
-            &[Draft {
-                action: "ca-trust",
-                key_id: Some(record.id().to_string()),
-                fingerprint: Some(record.fingerprint().to_owned()),
-                outcome: Outcome::Ok,
-                detail: Some(format!(
-                    "trusted at {name} for {}",
-                    if principals.is_empty() {
-                        "any principal".to_owned()
-                    } else {
-                        principals.join(",")
-                    }
-                )),
-            }],
-        )?;
+        txn.record([Draft {
+            action: "ca-trust",
+            key_id: Some(record.id().to_string()),
+            fingerprint: Some(record.fingerprint().to_owned()),
+            outcome: Outcome::Ok,
+            detail: Some(format!(
+                "trusted at {name} for {}",
+                if principals.is_empty() {
+                    "any principal".to_owned()
+                } else {
+                    principals.join(",")
+                }
+            )),
+        }]);
+        txn.commit()?;
         Ok(Report {
             deployed: vec![Deployed {
                 key: record.id().clone(),

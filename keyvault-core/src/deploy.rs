@@ -22,25 +22,25 @@ impl Vault {
         spec: &TargetSpec,
         targets: &dyn Targets,
     ) -> Result<Report> {
-        let _lock = self.lock()?;
-        let mut inventory = self.store.load()?;
-        let record = self.find(&inventory, selector)?.clone();
+        let mut txn = self.begin()?;
+        let record = self.find(&txn, selector)?.clone();
         let now = self.now();
-        self.check_deployable(&inventory, &record, now)?;
+        self.check_deployable(&txn, &record, now)?;
         let mut opened = Opened::new(targets);
         let name = spec.to_string();
         let target = opened.get(&name)?;
         let line = add_key(target.as_ref(), &record);
         let applied = target
             .apply(&[line], &HashSet::new(), &self.hook_fn())
-            .map_err(|e| self.explain(&inventory, e))?;
-        key_mut(&mut inventory, record.id())?.mark_deployed(&name, now);
+            .map_err(|e| self.explain(&txn, e))?;
+        key_mut(&mut txn, record.id())?.mark_deployed(&name, now);
         let detail = if applied.wrote {
             format!("added to {name}")
         } else {
             format!("already at {name}; verified")
         };
-        self.record(&mut inventory, &[draft("deploy", &record, detail)])?;
+        txn.record([draft("deploy", &record, detail)]);
+        txn.commit()?;
         Ok(Report {
             deployed: vec![Deployed {
                 key: record.id().clone(),

@@ -10,6 +10,7 @@ use crate::keyfile::{self, DEFAULT_KDF_ROUNDS};
 use crate::keygen::{self, Algorithm};
 use crate::policy::Policy;
 use crate::secret::Passphrase;
+use crate::store::Txn;
 use crate::vault::Vault;
 use chrono::{DateTime, Utc};
 use ssh_key::rand_core::CryptoRng;
@@ -285,30 +286,27 @@ impl Vault {
         rng: &mut R,
         prepared: Prepared,
     ) -> Result<KeyRecord> {
-        let _lock = self.lock()?;
-        let mut inventory = self.store.load()?;
-        self.check_no_active(&inventory, &prepared.purpose)?;
+        let mut txn = self.begin()?;
+        self.check_no_active(&txn, &prepared.purpose)?;
         let action = match prepared.origin {
             Origin::Generated => "create",
             Origin::Imported => "import",
         };
         let detail = prepared.detail.clone();
-        let record = self.write_key(&mut inventory, rng, prepared, KeyState::Active)?;
-        let recorded = self.record(
-            &mut inventory,
-            &[Draft {
-                action,
-                key_id: Some(record.id().to_string()),
-                fingerprint: Some(record.fingerprint().to_owned()),
-                outcome: Outcome::Ok,
-                detail: Some(detail),
-            }],
-        );
-        if let Err(e) = recorded {
+        let record = self.write_key(&mut txn, rng, prepared, KeyState::Active)?;
+        txn.record([Draft {
+            action,
+            key_id: Some(record.id().to_string()),
+            fingerprint: Some(record.fingerprint().to_owned()),
+            outcome: Outcome::Ok,
+            detail: Some(detail),
+        }]);
+        if let Err(e) = txn.save() {
             self.remove_key_files(&record);
             return Err(e);
         }
         self.point_current(record.purpose(), record.id())?;
+        txn.commit()?;
         Ok(record)
     }
 
@@ -321,12 +319,12 @@ impl Vault {
         let _ = std::fs::remove_file(path.with_file_name(format!("{}.pub", record.id())));
     }
 
-    /// With the lock held: picks the id, encrypts, writes the key files (private 0600,
-    /// fsynced, before anything else refers to them) and adds the record in `state` to
-    /// `inventory` (not saved).
+    /// Inside `txn`: picks the id, encrypts, writes the key files (private 0600, fsynced,
+    /// before anything else refers to them) and adds the record in `state` to the
+    /// transaction's state (saved by the caller).
     pub(crate) fn write_key<R: CryptoRng + ?Sized>(
         &self,
-        inventory: &mut Inventory,
+        txn: &mut Txn,
         rng: &mut R,
         prepared: Prepared,
         state: KeyState,
@@ -344,19 +342,15 @@ impl Vault {
             created_at,
         } = prepared;
         let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
-        if let Some(dup) = inventory
-            .keys()
-            .iter()
-            .find(|k| k.fingerprint() == fingerprint)
-        {
+        if let Some(dup) = txn.keys().iter().find(|k| k.fingerprint() == fingerprint) {
             return Err(StoreError::DuplicateKey {
                 id: dup.id().to_string(),
             }
             .into());
         }
         // Skip ids whose files exist (left by a process that died before recording them).
-        let mut id = inventory.next_id(&purpose);
-        while std::fs::symlink_metadata(self.store.keys_dir().join(id.as_str())).is_ok() {
+        let mut id = txn.next_id(&purpose);
+        while std::fs::symlink_metadata(self.paths.keys_dir().join(id.as_str())).is_ok() {
             id = KeyId::new(&purpose, id.number() + 1);
         }
         let comment = comment.unwrap_or_else(|| format!("keyvault:{id}"));
@@ -377,8 +371,8 @@ impl Vault {
                 reason: e.to_string(),
             })?;
         let relative = format!("keys/{id}");
-        let private_path = self.store.home().join(&relative);
-        let public_path = self.store.home().join(format!("{relative}.pub"));
+        let private_path = self.paths.home().join(&relative);
+        let public_path = self.paths.home().join(format!("{relative}.pub"));
         // The passphrase reaches the keyring before the only copy of the key is written.
         let keyring_account = match (&protection, keyring) {
             (Some((passphrase, _)), true) => {
@@ -435,7 +429,7 @@ impl Vault {
             certificate: None,
             keyring_account,
         };
-        inventory.keys.push(record.clone());
+        txn.keys.push(record.clone());
         Ok(record)
     }
 
@@ -575,13 +569,12 @@ impl Vault {
         let encrypted = keyfile::encrypt(rng, &plain, &new, rounds)?;
         let text = keyfile::to_openssh(&encrypted)?;
 
-        let _lock = self.store.lock(self.lock_timeout)?;
-        let mut inventory = self.store.load()?;
+        let mut txn = self.begin()?;
         let current = fsutil::read_private(&path, keyfile::MAX_KEY_FILE_BYTES)?;
         if *current != *original {
             return Err(StoreError::Changed { path }.into());
         }
-        let Some(entry) = inventory.get_mut(record.id()) else {
+        let Some(entry) = txn.get_mut(record.id()) else {
             return Err(StoreError::NotFound {
                 selector: record.id().to_string(),
             }
@@ -592,18 +585,16 @@ impl Vault {
         entry.kdf_rounds = Some(rounds);
         let in_keyring = entry.keyring_account.take();
         let updated = entry.clone();
-        self.record(
-            &mut inventory,
-            &[Draft {
-                action: "passwd",
-                key_id: Some(record.id().to_string()),
-                fingerprint: Some(record.fingerprint().to_owned()),
-                outcome: Outcome::Ok,
-                detail: Some(format!(
-                    "re-encrypted with a new passphrase, {rounds} kdf rounds"
-                )),
-            }],
-        )?;
+        txn.record([Draft {
+            action: "passwd",
+            key_id: Some(record.id().to_string()),
+            fingerprint: Some(record.fingerprint().to_owned()),
+            outcome: Outcome::Ok,
+            detail: Some(format!(
+                "re-encrypted with a new passphrase, {rounds} kdf rounds"
+            )),
+        }]);
+        txn.commit()?;
         // The keyring's passphrase no longer opens the key.
         if let Some(account) = in_keyring {
             self.forget_keyring_account(&account);

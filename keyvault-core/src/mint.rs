@@ -190,11 +190,10 @@ impl Vault {
         callbacks.progress(Progress::Generating(algorithm));
         let generated = keygen::generate(rng, algorithm, "");
         callbacks.progress(Progress::Done);
-        let _lock = self.lock()?;
-        let mut inventory = self.store.load()?;
+        let mut txn = self.begin()?;
         let (now, expires_at) = (admitted.created_at(), admitted.expires_at());
         let mut record = self.write_key(
-            &mut inventory,
+            &mut txn,
             rng,
             Prepared::new(
                 generated?,
@@ -206,7 +205,7 @@ impl Vault {
             ),
             KeyState::Active,
         )?;
-        key_mut(&mut inventory, record.id())?.scope = Some(request.scope.clone());
+        key_mut(&mut txn, record.id())?.scope = Some(request.scope.clone());
         record.scope = Some(request.scope.clone());
         let mut certificate = None;
         if let (Some((ca_record, ca_key)), Some((_, principals))) = (&ca, &request.certificate) {
@@ -258,7 +257,7 @@ impl Vault {
                 valid_before: expires_at,
                 path: relative,
             };
-            key_mut(&mut inventory, record.id())?.certificate = Some(info.clone());
+            key_mut(&mut txn, record.id())?.certificate = Some(info.clone());
             record.certificate = Some(info);
             certificate = Some(text);
         }
@@ -279,7 +278,8 @@ impl Vault {
                 cert.principals.join(",")
             ));
         }
-        self.record(&mut inventory, &[draft("mint", &record, detail.join("; "))])?;
+        txn.record([draft("mint", &record, detail.join("; "))]);
+        txn.save()?;
         let hook = self.hook_fn();
         for spec in &request.deploy {
             let name = spec.to_string();
@@ -287,18 +287,16 @@ impl Vault {
                 let target = opened.get(&name)?;
                 let line = add_key(target.as_ref(), &record);
                 target.apply(&[line], &HashSet::new(), &hook)?;
-                key_mut(&mut inventory, record.id())?.mark_deployed(&name, self.now());
-                self.record(
-                    &mut inventory,
-                    &[draft("deploy", &record, format!("added to {name}"))],
-                )
+                key_mut(&mut txn, record.id())?.mark_deployed(&name, self.now());
+                txn.record([draft("deploy", &record, format!("added to {name}"))]);
+                txn.save()
             })();
             if let Err(e) = result {
                 return Err(Incomplete {
                     operation: Operation::Mint {
                         key: record.id().to_string(),
                     },
-                    cause: self.explain(&inventory, e),
+                    cause: self.explain(&txn, e),
                     done: vec![WorkItem::Recorded {
                         key: record.id().to_string(),
                         expires: expires_at.to_rfc3339(),
@@ -314,7 +312,8 @@ impl Vault {
                 .into());
             }
         }
-        let record = key(&inventory, record.id())?.clone();
+        let record = key(&txn, record.id())?.clone();
+        txn.commit()?;
         let private_key = crate::fsutil::read_private(
             &self.private_key_path(&record),
             crate::keyfile::MAX_KEY_FILE_BYTES,

@@ -5,8 +5,9 @@ use crate::error::{Error, RequestError, Result};
 use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState, Purpose, Step};
 use crate::remote::AddKey;
 use crate::report::{Deployed, Report};
-use crate::rotate::RotateRequest;
+use crate::rotate::{RotateRequest, RotationPlan, old_fingerprints, unlocked};
 use crate::run::{Opened, POD_FAN_OUT, add_key, draft, is_pod, key, key_mut, run_bounded};
+use crate::store::Txn;
 use crate::target::{Target, TargetSpec, Targets};
 use crate::vault::Vault;
 use chrono::{DateTime, Utc};
@@ -45,8 +46,9 @@ impl Vault {
     /// each purpose with such pods is unlocked (its passphrase asked for) to log in to them.
     pub(crate) fn discover_pods(
         &self,
+        inventory: &Inventory,
+        plan: &RotationPlan,
         request: &RotateRequest,
-        now: DateTime<Utc>,
         opened: &mut Opened<'_>,
         callbacks: &mut dyn Callbacks,
         report: &mut Report,
@@ -55,10 +57,8 @@ impl Vault {
         if !request.pods && !request.unlock_old {
             return Ok(found);
         }
-        let inventory = self.store.load()?;
-        let plan = self.plan_in(&inventory, request, now)?;
         for item in &plan.rotations {
-            let old = key(&inventory, &item.old)?.clone();
+            let old = key(inventory, &item.old)?.clone();
             let mut pods_here = Vec::new();
             // Pods join new rotations; a resumed one keeps the pods its journal names.
             let new_rotation = item.resumes.is_none();
@@ -101,13 +101,16 @@ impl Vault {
     /// the old key: they are dropped from the journal (when the account's pods can be listed).
     pub(crate) fn drop_gone_pods(
         &self,
-        inventory: &mut Inventory,
+        txn: &mut Txn,
         opened: &mut Opened<'_>,
         report: &mut Report,
     ) -> Result<()> {
         let mut changed = false;
-        for i in 0..inventory.journal.len() {
-            let pending: Vec<String> = inventory.journal[i]
+        for purpose in txn.rotating(None) {
+            let Some(e) = txn.rotation(&purpose) else {
+                continue;
+            };
+            let pending: Vec<String> = e
                 .targets
                 .iter()
                 .filter(|(t, p)| is_pod(t) && !p.removed)
@@ -116,7 +119,7 @@ impl Vault {
             if pending.is_empty() {
                 continue;
             }
-            let accounts: Vec<String> = inventory.journal[i]
+            let accounts: Vec<String> = e
                 .targets
                 .keys()
                 .filter(|t| t.starts_with("runpod"))
@@ -141,7 +144,9 @@ impl Vault {
                 continue;
             }
             for t in pending.iter().filter(|t| !running.contains(&pod_id(t))) {
-                inventory.journal[i].targets.remove(t);
+                if let Some(e) = txn.rotation_mut(&purpose) {
+                    e.targets.remove(t);
+                }
                 changed = true;
                 report.pod(
                     pod_id(t),
@@ -151,7 +156,7 @@ impl Vault {
             }
         }
         if changed {
-            self.store.save(inventory)?;
+            txn.save()?;
         }
         Ok(())
     }
@@ -161,8 +166,8 @@ impl Vault {
     /// A pod's failure is reported, never raised.
     pub(crate) fn add_to_pods(
         &self,
-        inventory: &mut Inventory,
-        pods: Vec<(String, Vec<usize>)>,
+        txn: &mut Txn,
+        pods: Vec<(String, Vec<Purpose>)>,
         opened: &mut Opened<'_>,
         report: &mut Report,
     ) -> Result<()> {
@@ -171,10 +176,9 @@ impl Vault {
         for (name, entries) in pods {
             let mut identities = Vec::new();
             let mut add = Vec::new();
-            for &i in &entries {
-                let e = &inventory.journal[i];
+            for e in entries.iter().filter_map(|p| txn.rotation(p)) {
                 identities.extend([e.old.clone(), e.new.clone()]);
-                add.push(key(inventory, &e.new)?.clone());
+                add.push(key(txn, &e.new)?.clone());
             }
             entries_of.insert(name.clone(), entries);
             jobs.push((name, identities, add, HashSet::new()));
@@ -186,28 +190,58 @@ impl Vault {
                 continue;
             }
             let mut drafts = Vec::new();
-            for &i in &entries {
-                let e = &mut inventory.journal[i];
-                e.targets.entry(name.clone()).or_default().added = true;
+            for purpose in &entries {
+                let Some(e) = txn.rotation_mut(purpose) else {
+                    continue;
+                };
+                e.at(&name).added = true;
                 if e.step < Step::Promoted {
                     e.step = Step::Adding;
                 }
                 let (new, promoted) = (e.new.clone(), e.step >= Step::Promoted);
                 if promoted {
                     let when = self.now();
-                    key_mut(inventory, &new)?.mark_deployed(&name, when);
+                    key_mut(txn, &new)?.mark_deployed(&name, when);
                 }
-                drafts.push(draft(
-                    "deploy",
-                    key(inventory, &new)?,
-                    format!("added to {name}"),
-                ));
+                drafts.push(draft("deploy", key(txn, &new)?, format!("added to {name}")));
             }
-            self.record(inventory, &drafts)?;
+            txn.record(drafts);
+            txn.save()?;
             self.hook(&format!("added:{name}"))?;
             report.pod(pod_id(&name), "added", "new key added and proven to log in");
         }
         Ok(())
+    }
+
+    /// Removes the old keys from pods in parallel, logging in with the keys keyvault holds
+    /// unlocked; records each pod's result. A pod's failure is reported, never raised.
+    pub(crate) fn remove_from_pods(
+        &self,
+        txn: &mut Txn,
+        pods: Vec<(String, Vec<Purpose>)>,
+        now: DateTime<Utc>,
+        opened: &mut Opened<'_>,
+        report: &mut Report,
+    ) {
+        let mut jobs = Vec::new();
+        let mut entries_of = BTreeMap::new();
+        for (name, entries) in pods {
+            match old_fingerprints(txn, &entries) {
+                Ok(remove) => {
+                    let identities = unlocked(txn, opened, &entries);
+                    jobs.push((name.clone(), identities, Vec::new(), remove));
+                    entries_of.insert(name, entries);
+                }
+                Err(e) => report.pod(pod_id(&name), "failed", e.to_string()),
+            }
+        }
+        for (name, result) in self.fan_out(opened, jobs, report) {
+            let entries = entries_of.remove(&name).unwrap_or_default();
+            match result.and_then(|()| self.removed_from(txn, &name, &entries, now)) {
+                Ok(()) => report.pod(pod_id(&name), "removed", "old key removed"),
+                Err(e) => report.pod(pod_id(&name), "failed", e.to_string()),
+            }
+        }
     }
 
     /// Trusts a key in every running pod of a RunPod `account` that trusts another key of its
@@ -230,18 +264,17 @@ impl Vault {
         targets: &dyn Targets,
         callbacks: &mut dyn Callbacks,
     ) -> Result<Report> {
-        let _lock = self.lock()?;
-        let mut inventory = self.store.load()?;
-        let record = self.find(&inventory, selector)?.clone();
+        let mut txn = self.begin()?;
+        let record = self.find(&txn, selector)?.clone();
         let now = self.now();
-        self.check_deployable(&inventory, &record, now)?;
+        self.check_deployable(&txn, &record, now)?;
         let mut opened = Opened::new(targets);
         let mut report = Report::default();
         let pods = self.running_pods(&mut opened, account)?;
         // Each pod of this purpose that lacks the key, with the key to log in with.
         let mut jobs: Vec<(String, KeyId)> = Vec::new();
         for pod in &pods {
-            let seen = crate::observe::pod_report(&inventory, now, pod);
+            let seen = crate::observe::pod_report(&txn, now, pod);
             let trusted: Vec<&KeyId> = seen.keys.iter().filter_map(|k| k.id.as_ref()).collect();
             if trusted.contains(&record.id()) {
                 report.pod(
@@ -259,7 +292,7 @@ impl Vault {
             };
             let login = trusted
                 .iter()
-                .filter_map(|id| inventory.get(id))
+                .filter_map(|id| txn.get(id))
                 .filter(|k| k.purpose() == record.purpose() && k.pruned_at().is_none())
                 .min_by_key(|k| rank(k));
             let Some(login) = login else {
@@ -289,7 +322,7 @@ impl Vault {
         );
         let logins: BTreeSet<KeyId> = jobs.iter().map(|(_, id)| id.clone()).collect();
         for id in logins {
-            let login = key(&inventory, &id)?.clone();
+            let login = key(&txn, &id)?.clone();
             let subject = format!("key {id} (to log in to pods)");
             let plain = self.unlock(
                 &login,
@@ -313,13 +346,8 @@ impl Vault {
                 .collect(),
             &mut report,
         );
-        self.settle_pods(
-            &mut inventory,
-            &record,
-            results,
-            PodEdit::Added,
-            &mut report,
-        )?;
+        self.settle_pods(&mut txn, &record, results, PodEdit::Added, &mut report)?;
+        txn.commit()?;
         Ok(report)
     }
 
@@ -327,7 +355,7 @@ impl Vault {
     /// or removed), an audit event per pod, and each pod's outcome in the report.
     pub(crate) fn settle_pods(
         &self,
-        inventory: &mut Inventory,
+        txn: &mut Txn,
         record: &KeyRecord,
         results: Vec<(String, Result<()>)>,
         edit: PodEdit,
@@ -340,7 +368,7 @@ impl Vault {
                 report.pod(pod_id(&name), "failed", e.to_string());
                 continue;
             }
-            let entry = key_mut(inventory, record.id())?;
+            let entry = key_mut(txn, record.id())?;
             match edit {
                 PodEdit::Added => {
                     entry.mark_deployed(&name, now);
@@ -363,7 +391,8 @@ impl Vault {
             }
         }
         if !drafts.is_empty() {
-            self.record(inventory, &drafts)?;
+            txn.record(drafts);
+            txn.save()?;
         }
         Ok(())
     }

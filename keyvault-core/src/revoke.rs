@@ -6,6 +6,7 @@ use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState, Purpose};
 use crate::pods::{PodEdit, pod_id, pod_target};
 use crate::report::Report;
 use crate::run::{Opened, draft, is_pod, key, key_mut};
+use crate::store::Txn;
 use crate::target::{TargetSpec, Targets};
 use crate::vault::Vault;
 use chrono::{DateTime, Utc};
@@ -55,9 +56,8 @@ impl Vault {
         targets: &dyn Targets,
         callbacks: &mut dyn Callbacks,
     ) -> Result<Report> {
-        let _lock = self.lock()?;
-        let mut inventory = self.store.load()?;
-        let record = self.find(&inventory, selector)?.clone();
+        let mut txn = self.begin()?;
+        let record = self.find(&txn, selector)?.clone();
         let revoked = record.state() == KeyState::Revoked;
         if revoked && pods_of.is_none() {
             return Err(RequestError::AlreadyRevoked {
@@ -66,25 +66,29 @@ impl Vault {
             .into());
         }
         // A retiring key in its grace period may be compromised: revoking it ends the grace.
-        let grace = self.grace_of(&inventory, &record);
+        let grace = self.grace_of(&txn, &record);
         let mut names = BTreeSet::new();
-        let grace_was_until = grace.and_then(|i| inventory.journal[i].grace_until);
-        match grace {
-            Some(i) if !revoked => {
-                names = self.grace_pods(&mut inventory, i)?;
+        let grace_was_until = grace
+            .as_ref()
+            .and_then(|p| txn.rotation(p))
+            .and_then(|e| e.grace_until);
+        match &grace {
+            Some(purpose) if !revoked => {
+                names = self.grace_pods(&mut txn, purpose)?;
                 // The grace period ends now, on disk before anything remote: if this
                 // command dies half way, `sweep` finishes removing the key everywhere and
                 // `status` no longer calls it deployed until the old end.
                 let now = self.now();
-                let entry = &mut inventory.journal[i];
-                if entry.grace_until.is_none_or(|g| g > now) {
+                if let Some(entry) = txn.rotation_mut(purpose)
+                    && entry.grace_until.is_none_or(|g| g > now)
+                {
                     entry.grace_until = Some(now);
                 }
-                self.store.save(&inventory)?;
+                txn.save()?;
             }
-            _ => self.check_not_rotating(&inventory, &record)?,
+            _ => self.check_not_rotating(&txn, &record)?,
         }
-        let record = key(&inventory, record.id())?.clone();
+        let record = key(&txn, record.id())?.clone();
         let mut opened = Opened::new(targets);
         let mut report = Report::default();
         names.extend(
@@ -97,7 +101,7 @@ impl Vault {
         if let Some(account) = pods_of {
             let now = self.now();
             for pod in self.running_pods(&mut opened, account)? {
-                let seen = crate::observe::pod_report(&inventory, now, &pod);
+                let seen = crate::observe::pod_report(&txn, now, &pod);
                 if !seen.keys.iter().any(|k| k.id.as_ref() == Some(record.id())) {
                     continue;
                 }
@@ -149,50 +153,44 @@ impl Vault {
                     .collect(),
                 &mut report,
             );
-            self.settle_pods(
-                &mut inventory,
-                &record,
-                results,
-                PodEdit::Removed,
-                &mut report,
-            )?;
+            self.settle_pods(&mut txn, &record, results, PodEdit::Removed, &mut report)?;
         }
         if !revoked {
             self.revoke_keys(
-                &mut inventory,
+                &mut txn,
                 &[record.id().clone()],
                 &mut opened,
                 "revoke",
                 "revoked",
                 &mut report,
             )?;
-            if let Some(i) = grace {
-                self.end_grace(&mut inventory, i, &mut report)?;
+            if let Some(purpose) = &grace {
+                self.end_grace(&mut txn, purpose, &mut report)?;
                 if let Some(ended) = report.ended_grace.last_mut() {
                     ended.until = grace_was_until;
                 }
             }
         }
+        txn.commit()?;
         Ok(report)
     }
 
-    /// Records that the old keys of journal `entries` are gone from `name`.
+    /// Records that the old keys of the rotations of `rotations` are gone from `name`.
     pub(crate) fn removed_from(
         &self,
-        inventory: &mut Inventory,
+        txn: &mut Txn,
         name: &str,
-        entries: &[usize],
+        rotations: &[Purpose],
         now: DateTime<Utc>,
     ) -> Result<()> {
         let mut drafts = Vec::new();
-        for &i in entries {
-            inventory.journal[i]
-                .targets
-                .entry(name.to_owned())
-                .or_default()
-                .removed = true;
-            let old = inventory.journal[i].old.clone();
-            let record = key_mut(inventory, &old)?;
+        for purpose in rotations {
+            let Some(e) = txn.rotation_mut(purpose) else {
+                continue;
+            };
+            e.at(name).removed = true;
+            let old = e.old.clone();
+            let record = key_mut(txn, &old)?;
             if is_pod(name) {
                 // The pod had the old key from its PUBLIC_KEY, not from keyvault:
                 // record that keyvault took it out there.
@@ -201,7 +199,8 @@ impl Vault {
             record.mark_removed(name, now);
             drafts.push(draft("undeploy", record, format!("removed from {name}")));
         }
-        self.record(inventory, &drafts)?;
+        txn.record(drafts);
+        txn.save()?;
         self.hook(&format!("removed:{name}"))
     }
 
@@ -227,7 +226,7 @@ impl Vault {
     /// Removes `ids` from their targets (one write per target) and revokes them.
     pub(crate) fn revoke_keys(
         &self,
-        inventory: &mut Inventory,
+        txn: &mut Txn,
         ids: &[KeyId],
         opened: &mut Opened<'_>,
         action: &'static str,
@@ -237,7 +236,7 @@ impl Vault {
         let now = self.now();
         let mut per_target: BTreeMap<String, Vec<KeyId>> = BTreeMap::new();
         for id in ids {
-            for t in key(inventory, id)?
+            for t in key(txn, id)?
                 .live_targets()
                 .into_iter()
                 .filter(|t| !is_pod(t))
@@ -250,22 +249,23 @@ impl Vault {
             let result = (|| -> Result<()> {
                 let remove: HashSet<String> = keys
                     .iter()
-                    .map(|id| key(inventory, id).map(|k| k.fingerprint().to_owned()))
+                    .map(|id| key(txn, id).map(|k| k.fingerprint().to_owned()))
                     .collect::<Result<_>>()?;
                 opened.get(name)?.apply(&[], &remove, &hook)?;
                 let mut drafts = Vec::new();
                 for id in keys {
-                    let record = key_mut(inventory, id)?;
+                    let record = key_mut(txn, id)?;
                     record.mark_removed(name, now);
                     drafts.push(draft("undeploy", record, format!("removed from {name}")));
                 }
-                self.record(inventory, &drafts)?;
+                txn.record(drafts);
+                txn.save()?;
                 self.hook(&format!("removed:{name}"))
             })();
             if let Err(e) = result {
                 let done = ids
                     .iter()
-                    .filter_map(|id| inventory.get(id))
+                    .filter_map(|id| txn.get(id))
                     .flat_map(|k| {
                         k.deployments()
                             .iter()
@@ -278,7 +278,7 @@ impl Vault {
                     .collect();
                 let pending = ids
                     .iter()
-                    .filter_map(|id| inventory.get(id))
+                    .filter_map(|id| txn.get(id))
                     .flat_map(|k| {
                         k.live_targets()
                             .into_iter()
@@ -296,7 +296,7 @@ impl Vault {
                 };
                 return Err(Incomplete {
                     operation,
-                    cause: self.explain(inventory, e),
+                    cause: self.explain(txn, e),
                     done,
                     pending,
                     next,
@@ -306,7 +306,7 @@ impl Vault {
         }
         let mut drafts = Vec::new();
         for id in ids {
-            let record = key_mut(inventory, id)?;
+            let record = key_mut(txn, id)?;
             let was_active = record.state == KeyState::Active;
             record.state = KeyState::Revoked;
             record.revoked_at = Some(now);
@@ -317,7 +317,8 @@ impl Vault {
                 self.unlink_current(&purpose, id);
             }
         }
-        self.record(inventory, &drafts)
+        txn.record(drafts);
+        txn.save()
     }
 
     /// Removes `current/<purpose>` if it names `id`.

@@ -267,7 +267,7 @@ impl Vault {
         let mut findings = self.file_mode_findings();
         // The key files' modes are read on a second thread while the inventory is parsed:
         // at fleet size each takes about as long as the other.
-        let keys_dir = self.store.keys_dir();
+        let keys_dir = self.paths.keys_dir();
         let scan = std::thread::spawn(move || key_file_modes(&keys_dir));
         let inventory = match self.store.load() {
             Ok(i) => i,
@@ -361,7 +361,7 @@ impl Vault {
                 }),
             }
         }
-        if let Err(e) = audit::verify(&self.store.audit_path(), inventory.audit_head()) {
+        if let Err(e) = audit::verify(&self.paths.audit_path(), inventory.audit_head()) {
             findings.push(Finding {
                 severity: Severity::High,
                 kind: FindingKind::AuditBroken,
@@ -425,10 +425,10 @@ impl Vault {
     /// inventory and the audit log (0600). (`config.toml` holds no secret.)
     pub(crate) fn file_mode_findings(&self) -> Vec<Finding> {
         let checks = [
-            (self.store.home().to_owned(), 0o700),
-            (self.store.keys_dir(), 0o700),
-            (self.store.inventory_path(), 0o600),
-            (self.store.audit_path(), 0o600),
+            (self.paths.home().to_owned(), 0o700),
+            (self.paths.keys_dir(), 0o700),
+            (self.paths.inventory_path(), 0o600),
+            (self.paths.audit_path(), 0o600),
         ];
         checks
             .into_iter()

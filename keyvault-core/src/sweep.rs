@@ -17,19 +17,18 @@ impl Vault {
     /// [`crate::Error::Incomplete`] when a target fails; what was done is recorded and the next
     /// sweep continues from there.
     pub fn sweep(&self, targets: &dyn Targets) -> Result<Report> {
-        let _lock = self.lock()?;
-        let mut inventory = self.store.load()?;
+        let mut txn = self.begin()?;
         let mut opened = Opened::new(targets);
         let mut report = Report::default();
-        self.drop_gone_pods(&mut inventory, &mut opened, &mut report)?;
-        self.drive(&mut inventory, None, &mut opened, &mut report)?;
+        self.drop_gone_pods(&mut txn, &mut opened, &mut report)?;
+        self.drive(&mut txn, None, &mut opened, &mut report)?;
         let now = self.now();
-        let in_journal: HashSet<&KeyId> = inventory
+        let in_journal: HashSet<&KeyId> = txn
             .journal()
             .iter()
             .flat_map(|e| [&e.old, &e.new])
             .collect();
-        let expired: Vec<KeyId> = inventory
+        let expired: Vec<KeyId> = txn
             .keys()
             .iter()
             .filter(|k| {
@@ -41,7 +40,7 @@ impl Vault {
             .collect();
         if !expired.is_empty() {
             self.revoke_keys(
-                &mut inventory,
+                &mut txn,
                 &expired,
                 &mut opened,
                 "expire",
@@ -50,11 +49,12 @@ impl Vault {
             )?;
         }
         // current/<purpose> links left stale by a crash or a hand edit.
-        for finding in self.current_link_findings(&inventory) {
-            if let Some(record) = finding.key_id().and_then(|id| inventory.get(id)) {
+        for finding in self.current_link_findings(&txn) {
+            if let Some(record) = finding.key_id().and_then(|id| txn.get(id)) {
                 self.point_current(record.purpose(), record.id())?;
             }
         }
+        txn.commit()?;
         Ok(report)
     }
 
@@ -96,10 +96,9 @@ impl Vault {
     ///
     /// [`crate::RequestError::NotPrunable`] for a key that is not prunable; [`StoreError`] for I/O.
     pub fn prune(&self, ids: &[KeyId]) -> Result<Report> {
-        let _lock = self.lock()?;
-        let mut inventory = self.store.load()?;
+        let mut txn = self.begin()?;
         let prunable: HashSet<KeyId> = self
-            .prunable_in(&inventory)
+            .prunable_in(&txn)
             .into_iter()
             .map(|k| k.id().clone())
             .collect();
@@ -110,21 +109,21 @@ impl Vault {
         let mut drafts = Vec::new();
         let mut report = Report::default();
         for id in ids {
-            let path = self.private_key_path(key(&inventory, id)?);
+            let path = self.private_key_path(key(&txn, id)?);
             std::fs::remove_file(&path).map_err(|source| StoreError::Io {
                 operation: "delete",
                 path: path.clone(),
                 source,
             })?;
             // Its passphrase opens nothing any more.
-            let forgot = match key(&inventory, id)?.keyring_account() {
+            let forgot = match key(&txn, id)?.keyring_account() {
                 Some(account) if self.forget_keyring_account(account) => {
                     "; its passphrase deleted from the OS keyring"
                 }
                 Some(_) => "; its passphrase could not be deleted from the OS keyring",
                 None => "",
             };
-            let record = key_mut(&mut inventory, id)?;
+            let record = key_mut(&mut txn, id)?;
             record.pruned_at = Some(now);
             drafts.push(draft(
                 "prune",
@@ -133,8 +132,9 @@ impl Vault {
             ));
             report.pruned.push(id.clone());
         }
-        crate::fsutil::sync_dir(&self.store.keys_dir())?;
-        self.record(&mut inventory, &drafts)?;
+        crate::fsutil::sync_dir(&self.paths.keys_dir())?;
+        txn.record(drafts);
+        txn.commit()?;
         Ok(report)
     }
 }

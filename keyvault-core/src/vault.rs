@@ -2,7 +2,7 @@
 //! it. Writers hold the vault's lock while they change files; readers never need it,
 //! because every file is replaced atomically.
 
-use crate::audit::{self, AuditEvent, Draft, Verification};
+use crate::audit::{self, AuditEvent, Verification};
 use crate::callbacks::{Callbacks, PassphraseKind, PassphraseRequest};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{InputError, Result, StoreError};
@@ -11,6 +11,7 @@ use crate::inventory::{Inventory, KeyId, KeyRecord, Protection, Purpose};
 use crate::keyfile;
 use crate::policy::Config;
 use crate::secret::Passphrase;
+use crate::store::Txn;
 use chrono::{DateTime, Utc};
 use ssh_key::PrivateKey;
 use std::path::{Path, PathBuf};
@@ -26,7 +27,8 @@ pub use crate::keys::{ImportKey, NewKey};
 /// Opening reads `config.toml` (if any) and creates nothing; the first write creates the
 /// home (0700) and its files.
 pub struct Vault {
-    pub(crate) store: crate::store::Store,
+    pub(crate) paths: crate::store::Paths,
+    pub(crate) store: Arc<dyn crate::store::Store>,
     pub(crate) config: Config,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) actor: String,
@@ -65,7 +67,7 @@ pub type FaultHook = Arc<dyn Fn(&str) -> Result<()> + Send + Sync>;
 impl std::fmt::Debug for Vault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vault")
-            .field("home", &self.store.home())
+            .field("home", &self.paths.home())
             .field("actor", &self.actor)
             .finish_non_exhaustive()
     }
@@ -83,10 +85,11 @@ impl Vault {
     pub fn open(home: impl Into<PathBuf>) -> Result<Self> {
         let home = home.into();
         crate::fsutil::check_home(&home)?;
-        let store = crate::store::Store::new(home);
-        let config = Config::load(&store.config_path())?;
+        let paths = crate::store::Paths::new(home);
+        let config = Config::load(&paths.config_path())?;
         Ok(Vault {
-            store,
+            store: Arc::new(crate::store::FileStore::new(paths.clone())),
+            paths,
             config,
             clock: Arc::new(SystemClock),
             actor: "keyvault".to_owned(),
@@ -130,7 +133,7 @@ impl Vault {
 
     /// The keyring account of key `id`'s passphrase in this vault.
     pub(crate) fn keyring_account(&self, id: &KeyId) -> String {
-        crate::vault_secrets::key_account(id, self.store.home(), self.default_home)
+        crate::vault_secrets::key_account(id, self.paths.home(), self.default_home)
     }
 
     /// The passphrase of an existing encrypted key: from the keyring when its record says
@@ -206,8 +209,25 @@ impl Vault {
         }
     }
 
-    pub(crate) fn lock(&self) -> Result<crate::store::LockGuard> {
-        Ok(self.store.lock(self.lock_timeout)?)
+    /// Begins a transaction: creates the home's directories if missing, takes the writer
+    /// lock (waiting at most the lock timeout) and loads the state. Every operation that
+    /// changes the vault runs inside one.
+    pub(crate) fn begin(&self) -> Result<Txn> {
+        self.paths.ensure_layout()?;
+        Txn::begin(
+            self.store.as_ref(),
+            self.lock_timeout,
+            Arc::clone(&self.clock),
+            self.actor.clone(),
+        )
+    }
+
+    /// Keeps the state in `store` instead of the home's files (unit tests).
+    #[cfg(test)]
+    #[must_use]
+    pub(crate) fn with_store(mut self, store: Arc<dyn crate::store::Store>) -> Self {
+        self.store = store;
+        self
     }
 
     /// Uses `clock` for every notion of "now".
@@ -234,7 +254,7 @@ impl Vault {
     /// The home directory.
     #[must_use]
     pub fn home(&self) -> &Path {
-        self.store.home()
+        self.paths.home()
     }
 
     /// The configuration in force.
@@ -252,20 +272,20 @@ impl Vault {
     /// The absolute path of a key's private key file.
     #[must_use]
     pub fn private_key_path(&self, record: &KeyRecord) -> PathBuf {
-        self.store.home().join(record.private_key_path())
+        self.paths.home().join(record.private_key_path())
     }
 
     /// The stable path naming the active key of `purpose` (`current/<purpose>`), for
     /// `IdentityFile` in `~/.ssh/config`.
     #[must_use]
     pub fn current_path(&self, purpose: &Purpose) -> PathBuf {
-        self.store.current_dir().join(purpose.as_str())
+        self.paths.current_dir().join(purpose.as_str())
     }
 
     /// The audit log's path.
     #[must_use]
     pub fn audit_path(&self) -> PathBuf {
-        self.store.audit_path()
+        self.paths.audit_path()
     }
 
     /// Reads the inventory (empty if the vault has none yet).
@@ -325,30 +345,8 @@ impl Vault {
         }
     }
 
-    /// Appends audit events and saves the inventory with the new chain head.
-    /// The inventory announces the new head before the lines are appended, so that lines
-    /// past the recorded head are accepted only when keyvault itself wrote them.
-    pub(crate) fn record(&self, inventory: &mut Inventory, drafts: &[Draft]) -> Result<()> {
-        let path = self.store.audit_path();
-        let prepared = audit::prepare(
-            &path,
-            inventory.audit.as_ref(),
-            drafts,
-            self.now(),
-            &self.actor,
-        )?;
-        if let Some(announce) = prepared.announce() {
-            inventory.audit = Some(announce);
-            self.store.save(inventory)?;
-            prepared.write(&path)?;
-        }
-        inventory.audit = prepared.head();
-        self.store.save(inventory)?;
-        Ok(())
-    }
-
     pub(crate) fn point_current(&self, purpose: &Purpose, id: &KeyId) -> Result<()> {
-        point_current_in(&self.store.current_dir(), purpose, id)
+        point_current_in(&self.paths.current_dir(), purpose, id)
     }
 
     /// Every audit event, after verifying the chain.
@@ -360,7 +358,7 @@ impl Vault {
     pub fn audit_events(&self) -> Result<Vec<AuditEvent>> {
         let inventory = self.store.load()?;
         Ok(audit::read(
-            &self.store.audit_path(),
+            &self.paths.audit_path(),
             inventory.audit_head(),
         )?)
     }
@@ -373,7 +371,7 @@ impl Vault {
     pub fn verify_audit(&self) -> Result<Verification> {
         let inventory = self.store.load()?;
         Ok(audit::verify(
-            &self.store.audit_path(),
+            &self.paths.audit_path(),
             inventory.audit_head(),
         )?)
     }

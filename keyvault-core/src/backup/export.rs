@@ -117,10 +117,9 @@ impl Vault {
             }
             ExportTo::Recipients(_) => None,
         };
-        let lock = self.lock()?;
-        let mut inventory = self.store.load()?;
+        let mut txn = self.begin()?;
         self.verify_audit()?;
-        let home = self.store.home();
+        let home = self.paths.home();
         let mut files = Vec::new();
         for name in TOP_FILES {
             if let Some(text) = read_text(&home.join(name))? {
@@ -130,7 +129,7 @@ impl Vault {
                 });
             }
         }
-        let keys_dir = self.store.keys_dir();
+        let keys_dir = self.paths.keys_dir();
         let mut names: Vec<String> = match std::fs::read_dir(&keys_dir) {
             Ok(rd) => rd
                 .filter_map(std::result::Result::ok)
@@ -149,7 +148,7 @@ impl Vault {
             }
         };
         // Only the files a record names: a restore refuses any other.
-        let named = named_key_files(&inventory);
+        let named = named_key_files(&txn);
         names.retain(|n| named.contains(&format!("keys/{n}")));
         names.sort();
         for name in names {
@@ -162,7 +161,7 @@ impl Vault {
         }
         let mut keyring = Vec::new();
         if request.include_keyring {
-            for record in inventory.keys().iter().filter(|k| k.pruned_at().is_none()) {
+            for record in txn.keys().iter().filter(|k| k.pruned_at().is_none()) {
                 if let Some(account) = record.keyring_account() {
                     let p = self
                         .keyring()?
@@ -235,7 +234,7 @@ impl Vault {
         }
         let exported = Exported {
             archive: out,
-            keys: inventory.keys().len(),
+            keys: txn.keys().len(),
             files: archive.files.len(),
             keyring_secrets: archive.keyring.len(),
         };
@@ -243,20 +242,17 @@ impl Vault {
             ExportTo::Recipients(r) => format!("to {} recipient(s)", r.len()),
             ExportTo::Passphrase => "with a passphrase".to_owned(),
         };
-        self.record(
-            &mut inventory,
-            &[crate::audit::Draft {
-                action: "export",
-                key_id: None,
-                fingerprint: None,
-                outcome: crate::audit::Outcome::Ok,
-                detail: Some(format!(
-                    "encrypted backup {how}: {} keys, {} files, {} keyring passphrases",
-                    exported.keys, exported.files, exported.keyring_secrets
-                )),
-            }],
-        )?;
-        drop(lock);
+        txn.record([crate::audit::Draft {
+            action: "export",
+            key_id: None,
+            fingerprint: None,
+            outcome: crate::audit::Outcome::Ok,
+            detail: Some(format!(
+                "encrypted backup {how}: {} keys, {} files, {} keyring passphrases",
+                exported.keys, exported.files, exported.keyring_secrets
+            )),
+        }]);
+        txn.commit()?;
         Ok(exported)
     }
 }

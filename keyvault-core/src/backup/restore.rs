@@ -124,7 +124,7 @@ impl Vault {
         request: &RestoreRequest,
         callbacks: &mut dyn Callbacks,
     ) -> Result<Restored> {
-        let home = self.store.home().to_owned();
+        let home = self.paths.home().to_owned();
         let name = request.name.clone();
         let invalid = |reason: String| BackupError::Invalid {
             archive: name.clone(),
@@ -365,29 +365,28 @@ impl Vault {
         fsutil::sync_dir(&parent)?;
 
         let restored = Vault::open(&home)?.with_actor(self.actor.clone());
-        let mut inventory = restored.store.load()?;
+        let mut txn = restored.begin()?;
         let mut detail = format!(
             "restored from a backup made {}: {} keys",
             parsed.created_at.to_rfc3339(),
-            inventory.keys().len()
+            txn.keys().len()
         );
         if let Some(aside) = &moved_aside {
             detail.push_str(&format!("; previous contents moved to {}", aside.display()));
         }
-        restored.record(
-            &mut inventory,
-            &[crate::audit::Draft {
-                action: "restore",
-                key_id: None,
-                fingerprint: None,
-                outcome: crate::audit::Outcome::Ok,
-                detail: Some(detail),
-            }],
-        )?;
+        let keys = txn.keys().len();
+        txn.record([crate::audit::Draft {
+            action: "restore",
+            key_id: None,
+            fingerprint: None,
+            outcome: crate::audit::Outcome::Ok,
+            detail: Some(detail),
+        }]);
+        txn.commit()?;
         Ok(Restored {
             home,
             created_at: parsed.created_at,
-            keys: inventory.keys().len(),
+            keys,
             events: verified.events,
             keyring_secrets: parsed.keyring.len(),
             keyring_missing,

@@ -3,30 +3,30 @@
 //! refusing because a rotation is in progress.
 
 use crate::error::Result;
-use crate::inventory::{Inventory, KeyRecord, Step};
+use crate::inventory::{Inventory, KeyRecord, Purpose, Step};
 use crate::report::{Report, Retiring};
 use crate::run::{is_pod, key_mut};
+use crate::store::Txn;
 use crate::vault::Vault;
 use std::collections::BTreeSet;
 
 impl Vault {
-    /// The journal entry (its index) of a promoted rotation whose old key is `record`.
-    pub(crate) fn grace_of(&self, inventory: &Inventory, record: &KeyRecord) -> Option<usize> {
+    /// The purpose of a promoted rotation whose old key is `record`.
+    pub(crate) fn grace_of(&self, inventory: &Inventory, record: &KeyRecord) -> Option<Purpose> {
         inventory
-            .journal
+            .journal()
             .iter()
-            .position(|e| e.old == *record.id() && e.step == Step::Promoted)
+            .find(|e| e.old == *record.id() && e.step == Step::Promoted)
+            .map(|e| e.purpose.clone())
     }
 
-    /// The running pods the rotation at `i` still waits on to remove its old key: recorded
+    /// The running pods the rotation of `purpose` still waits on to remove its old key: recorded
     /// as deployments of that key, so revoking it removes it there too (and a failure is
     /// retried by `revoke --to runpod-pods`).
-    pub(crate) fn grace_pods(
-        &self,
-        inventory: &mut Inventory,
-        i: usize,
-    ) -> Result<BTreeSet<String>> {
-        let e = inventory.journal[i].clone();
+    pub(crate) fn grace_pods(&self, txn: &mut Txn, purpose: &Purpose) -> Result<BTreeSet<String>> {
+        let Some(e) = txn.rotation(purpose).cloned() else {
+            return Ok(BTreeSet::new());
+        };
         let pods: BTreeSet<String> = e
             .targets
             .iter()
@@ -34,7 +34,7 @@ impl Vault {
             .map(|(t, _)| t.clone())
             .collect();
         let now = self.now();
-        let record = key_mut(inventory, &e.old)?;
+        let record = key_mut(txn, &e.old)?;
         for pod in &pods {
             if !record.live_targets().contains(&pod.as_str()) {
                 record.mark_deployed(pod, now);
@@ -43,16 +43,18 @@ impl Vault {
         Ok(pods)
     }
 
-    /// Drops the rotation at `i` from the journal once its old key is revoked: the grace
+    /// Drops the rotation of `purpose` from the journal once its old key is revoked: the grace
     /// period is over.
     pub(crate) fn end_grace(
         &self,
-        inventory: &mut Inventory,
-        i: usize,
+        txn: &mut Txn,
+        purpose: &Purpose,
         report: &mut Report,
     ) -> Result<()> {
-        let e = inventory.journal.remove(i);
-        self.store.save(inventory)?;
+        let Some(e) = txn.end_rotation(purpose) else {
+            return Ok(());
+        };
+        txn.save()?;
         report.ended_grace.push(Retiring {
             key: e.old,
             until: e.grace_until,

@@ -8,10 +8,11 @@ use crate::callbacks::Callbacks;
 use crate::error::{
     Error, Incomplete, NextStep, Operation, RequestError, Result, TargetError, WorkItem,
 };
-use crate::inventory::{Inventory, JournalEntry, KeyRecord, KeyState, Purpose, Step};
+use crate::inventory::{JournalEntry, KeyRecord, KeyState, Purpose, Step};
 use crate::pods::pod_id;
 use crate::report::{Deployed, Report};
 use crate::run::{Opened, add_key, draft, is_pod, key, key_mut};
+use crate::store::Txn;
 use crate::target::Targets;
 use crate::vault::Vault;
 use std::collections::HashSet;
@@ -35,11 +36,10 @@ impl Vault {
         targets: &dyn Targets,
         callbacks: &mut dyn Callbacks,
     ) -> Result<Report> {
-        let _lock = self.lock()?;
-        let mut inventory = self.store.load()?;
+        let mut txn = self.begin()?;
         // Every purpose is checked before anything changes.
         for purpose in purposes {
-            let Some(e) = inventory.journal.iter().find(|e| e.purpose() == purpose) else {
+            let Some(e) = txn.rotation(purpose) else {
                 return Err(RequestError::NoRotation {
                     purpose: purpose.to_string(),
                 }
@@ -56,37 +56,33 @@ impl Vault {
         }
         let mut opened = Opened::new(targets);
         let mut report = Report::default();
-        if inventory
-            .journal
+        if txn
+            .journal()
             .iter()
             .any(|e| purposes.contains(e.purpose()) && e.targets.keys().any(|t| is_pod(t)))
         {
-            self.drop_gone_pods(&mut inventory, &mut opened, &mut report)?;
+            self.drop_gone_pods(&mut txn, &mut opened, &mut report)?;
         }
         for purpose in purposes {
-            let Some(e) = inventory
-                .journal
-                .iter()
-                .find(|e| e.purpose() == purpose)
-                .cloned()
-            else {
+            let Some(e) = txn.rotation(purpose).cloned() else {
                 continue;
             };
-            self.roll_back(&mut inventory, &e, &mut opened, callbacks, &mut report)?;
+            self.roll_back(&mut txn, &e, &mut opened, callbacks, &mut report)?;
         }
+        txn.commit()?;
         Ok(report)
     }
 
     pub(crate) fn roll_back(
         &self,
-        inventory: &mut Inventory,
+        txn: &mut Txn,
         e: &JournalEntry,
         opened: &mut Opened<'_>,
         callbacks: &mut dyn Callbacks,
         report: &mut Report,
     ) -> Result<()> {
-        let new = key(inventory, &e.new)?.clone();
-        let old = key(inventory, &e.old)?.clone();
+        let new = key(txn, &e.new)?.clone();
+        let old = key(txn, &e.old)?.clone();
         let hook = self.hook_fn();
         let (pods, hosts): (Vec<String>, Vec<String>) =
             e.targets.keys().cloned().partition(|t| is_pod(t));
@@ -127,7 +123,8 @@ impl Vault {
                             new.id()
                         ),
                     );
-                    self.record(inventory, &[d])?;
+                    txn.record([d]);
+                    txn.save()?;
                     report.deployed.push(Deployed {
                         key: old.id().clone(),
                         target: name.clone(),
@@ -171,28 +168,22 @@ impl Vault {
 
         // 2. Every target trusts the old key: the new one can go.
         let remove = HashSet::from([new.fingerprint().to_owned()]);
-        let position = |inventory: &Inventory| {
-            inventory
-                .journal
-                .iter()
-                .position(|j| j.purpose == e.purpose && j.new == e.new)
-        };
         // The journal forgets that a target got the new key before the key is removed
         // there: a crash in between must not leave a resumed rotation trusting an add
         // that is no longer true (it would promote and remove the old key too).
-        let forget = |inventory: &mut Inventory, names: &[&String]| -> Result<()> {
-            if let Some(i) = position(inventory) {
+        let forget = |txn: &mut Txn, names: &[&String]| -> Result<()> {
+            if let Some(journaled) = txn.rotation_mut(&e.purpose).filter(|j| j.new == e.new) {
                 for name in names {
-                    inventory.journal[i]
+                    journaled
                         .targets
                         .insert((*name).clone(), crate::inventory::TargetProgress::default());
                 }
-                self.store.save(inventory)?;
+                txn.save()?;
             }
             Ok(())
         };
         for (n, name) in hosts.iter().enumerate() {
-            forget(inventory, &[name])?;
+            forget(txn, &[name])?;
             if let Err(cause) = opened.get(name).and_then(|t| t.apply(&[], &remove, &hook)) {
                 let removed = hosts[..n].iter().map(|t| WorkItem::Removed {
                     key: new.id().to_string(),
@@ -227,7 +218,7 @@ impl Vault {
         let now = self.now();
         let mut left_at_pods = Vec::new();
         if !pods.is_empty() {
-            forget(inventory, &pods.iter().collect::<Vec<_>>())?;
+            forget(txn, &pods.iter().collect::<Vec<_>>())?;
             let jobs = pods
                 .iter()
                 .map(|p| {
@@ -264,7 +255,7 @@ impl Vault {
             }
         }
 
-        let record = key_mut(inventory, &e.new)?;
+        let record = key_mut(txn, &e.new)?;
         // A pod that could not be reached may hold the new key: recorded, so `revoke --to
         // runpod-pods` retries it and `status` reports it.
         for name in &left_at_pods {
@@ -272,8 +263,8 @@ impl Vault {
         }
         record.state = KeyState::Revoked;
         record.revoked_at = Some(now);
-        if let Some(i) = position(inventory) {
-            inventory.journal.remove(i);
+        if txn.rotation(&e.purpose).is_some_and(|j| j.new == e.new) {
+            txn.end_rotation(&e.purpose);
         }
         let d = draft(
             "rotate-abort",
@@ -283,7 +274,8 @@ impl Vault {
                 e.purpose, e.old
             ),
         );
-        self.record(inventory, &[d])?;
+        txn.record([d]);
+        txn.save()?;
         report.aborted.push(e.new.clone());
         Ok(())
     }

@@ -1,0 +1,515 @@
+//! The rotation phases against an in-memory store and fake targets, checking the promises
+//! of a rotation at every step: every target always trusts a key of the purpose whose
+//! private half the vault holds, keys keyvault does not manage survive, a failure leaves a
+//! journal the next run finishes.
+
+use crate::callbacks::FixedPassphrase;
+use crate::clock::Clock;
+use crate::error::{Error, Result, TargetError};
+use crate::inventory::{KeyState, Purpose, Step};
+use crate::remote::{self, AddKey};
+use crate::rotate::RotateRequest;
+use crate::span::Span;
+use crate::store::memory::MemoryStore;
+use crate::target::{Applied, Hook, Target, TargetSpec, Targets};
+use crate::vault::{NewKey, Vault};
+use crate::{Passphrase, Report};
+use chrono::{DateTime, TimeDelta, Utc};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// A key no vault manages, present at every target from the start.
+const UNMANAGED: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl someone@else";
+
+/// The targets' key lists, and how they misbehave.
+#[derive(Default)]
+struct World {
+    lists: BTreeMap<String, Vec<String>>,
+    /// Targets whose writes fail before changing anything.
+    failing: BTreeSet<String>,
+    /// Targets whose next write is applied but answered with an error.
+    losing: BTreeSet<String>,
+}
+
+#[derive(Clone, Default)]
+struct Fakes(Arc<Mutex<World>>);
+
+impl Fakes {
+    fn world(&self) -> std::sync::MutexGuard<'_, World> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+    fn holds(&self, name: &str) -> HashSet<String> {
+        remote::fingerprints(&remote::parse_list(&self.world().lists[name]))
+    }
+}
+
+struct FakeTarget {
+    spec: TargetSpec,
+    fakes: Fakes,
+}
+
+impl Target for FakeTarget {
+    fn spec(&self) -> &TargetSpec {
+        &self.spec
+    }
+    fn list(&mut self) -> Result<Vec<remote::RemoteKey>, TargetError> {
+        let name = self.spec.to_string();
+        Ok(remote::parse_list(
+            self.fakes.world().lists.entry(name).or_default(),
+        ))
+    }
+    fn apply(
+        &mut self,
+        add: &[AddKey],
+        remove: &HashSet<String>,
+        hook: Hook<'_>,
+    ) -> Result<Applied, Error> {
+        let name = self.spec.to_string();
+        let unreachable = |reason: &str| TargetError::Unreachable {
+            target: name.clone(),
+            reason: reason.to_owned(),
+        };
+        if self.fakes.world().failing.contains(&name) {
+            return Err(unreachable("connection refused").into());
+        }
+        let current = self.list()?;
+        hook(&format!("write:{name}"))?;
+        let desired = remote::merge(&current, add, remove);
+        let present = remote::fingerprints(&remote::parse_list(&desired));
+        let mut world = self.fakes.world();
+        world.lists.insert(name.clone(), desired);
+        if world.losing.remove(&name) {
+            return Err(unreachable("connection reset after the write").into());
+        }
+        drop(world);
+        hook(&format!("written:{name}"))?;
+        Ok(Applied {
+            wrote: true,
+            present,
+        })
+    }
+    fn atomic_swap(&self) -> bool {
+        matches!(self.spec, TargetSpec::Runpod { .. })
+    }
+}
+
+impl Targets for Fakes {
+    fn open(&self, spec: &TargetSpec) -> Result<Box<dyn Target + Send>, Error> {
+        Ok(Box::new(FakeTarget {
+            spec: spec.clone(),
+            fakes: self.clone(),
+        }))
+    }
+}
+
+/// A clock the test moves.
+struct TestClock(Mutex<DateTime<Utc>>);
+
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+const TARGETS: [&str; 3] = ["runpod", "file:/fake/a", "file:/fake/b"];
+
+/// A vault (files in a temporary home, state in memory) whose purpose `web` has an
+/// active key deployed to every one of [`TARGETS`], each of which also holds [`UNMANAGED`].
+struct Setup {
+    _dir: tempfile::TempDir,
+    vault: Vault,
+    store: MemoryStore,
+    fakes: Fakes,
+    clock: Arc<TestClock>,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = MemoryStore::default();
+    let clock = Arc::new(TestClock(Mutex::new(Utc::now())));
+    let home = dir.path().join("vault");
+    std::fs::create_dir(&home).expect("home");
+    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("chmod");
+    // Unencrypted keys: no KDF to wait for.
+    std::fs::write(
+        home.join("config.toml"),
+        "[purpose.web]\npassphrase = \"optional\"\n",
+    )
+    .expect("config");
+    let vault = Vault::open(&home)
+        .expect("open")
+        .with_store(Arc::new(store.clone()))
+        .with_clock(clock.clone());
+    let fakes = Fakes::default();
+    for t in TARGETS {
+        fakes
+            .world()
+            .lists
+            .insert(t.to_owned(), vec![UNMANAGED.to_owned()]);
+    }
+    vault
+        .create(
+            &mut rng(),
+            &NewKey::new(web()).unencrypted(true),
+            &mut callbacks(),
+        )
+        .expect("create");
+    for t in TARGETS {
+        let spec: TargetSpec = t.parse().expect("spec");
+        vault.deploy("web", &spec, &fakes).expect("deploy");
+    }
+    Setup {
+        _dir: dir,
+        vault,
+        store,
+        fakes,
+        clock,
+    }
+}
+
+fn rng() -> impl ssh_key::rand_core::CryptoRng {
+    ssh_key::rand_core::UnwrapErr(ssh_key::getrandom::SysRng)
+}
+
+fn callbacks() -> FixedPassphrase {
+    FixedPassphrase(Passphrase::new("unused".to_owned()))
+}
+
+fn web() -> Purpose {
+    "web".parse().expect("purpose")
+}
+
+fn rotate(s: &Setup, request: &RotateRequest) -> Result<Report> {
+    s.vault
+        .rotate(&mut rng(), request, &mut callbacks(), &s.fakes)
+}
+
+/// The promises that hold at every step, checked against what was saved.
+fn check_invariants(store: &MemoryStore, fakes: &Fakes, at: &str) {
+    let saved = store.saved();
+    let held: HashSet<String> = saved
+        .state
+        .keys()
+        .iter()
+        .filter(|k| k.purpose() == &web() && k.state() != KeyState::Revoked)
+        .map(|k| k.fingerprint().to_owned())
+        .collect();
+    for t in TARGETS {
+        let trusted = fakes.holds(t);
+        assert!(
+            trusted.iter().any(|f| held.contains(f)),
+            "at {at}: {t} trusts no live key of web the vault holds"
+        );
+        assert!(
+            fakes.world().lists[t].iter().any(|l| l == UNMANAGED),
+            "at {at}: the unmanaged key left {t}"
+        );
+    }
+}
+
+/// The end state of a finished rotation: one active key, at every target with the
+/// unmanaged one and nothing else; the old key revoked; no journal.
+fn check_finished(s: &Setup) {
+    let saved = s.store.saved();
+    assert!(saved.state.journal().is_empty(), "journal left behind");
+    let active = saved.state.active(&web()).expect("an active key");
+    let old = active.rotated_from().expect("rotated from the first key");
+    assert_eq!(
+        saved.state.get(old).map(|k| k.state()),
+        Some(KeyState::Revoked)
+    );
+    for t in TARGETS {
+        assert_eq!(
+            s.fakes.world().lists[t],
+            vec![UNMANAGED.to_owned(), active.deploy_line()],
+            "{t}"
+        );
+    }
+    let link = std::fs::read_link(s.vault.current_path(&web())).expect("current link");
+    assert!(link.ends_with(active.id().as_str()));
+}
+
+#[test]
+fn a_rotation_adds_promotes_and_removes_saving_each_step_and_keeping_unmanaged_keys() {
+    let s = setup();
+    let points = Arc::new(Mutex::new(Vec::new()));
+    let vault = {
+        let (store, fakes, points) = (s.store.clone(), s.fakes.clone(), points.clone());
+        Vault::open(s.vault.home())
+            .expect("open")
+            .with_store(Arc::new(s.store.clone()))
+            .with_fault_hook(Arc::new(move |point: &str| {
+                check_invariants(&store, &fakes, point);
+                let saves = store.saved().saves;
+                points
+                    .lock()
+                    .expect("points")
+                    .push((point.to_owned(), saves));
+                Ok(())
+            }))
+    };
+    let before = s.store.saved().saves;
+    let report = vault
+        .rotate(
+            &mut rng(),
+            &RotateRequest::purposes(vec![web()]),
+            &mut callbacks(),
+            &s.fakes,
+        )
+        .expect("rotate");
+    assert_eq!(report.rotated.len(), 1);
+    assert_eq!(report.revoked, vec![report.rotated[0].old.clone()]);
+    check_finished(&s);
+    // Every remote step begins only after the step before it was saved.
+    let points = points.lock().expect("points").clone();
+    let saved_by = |p: &str| points.iter().find(|(q, _)| q == p).map(|(_, n)| *n);
+    let prepared = saved_by("prepared").expect("prepared");
+    assert!(prepared > before);
+    assert!(saved_by("write:runpod").expect("write") >= prepared);
+    assert!(saved_by("promoted") > saved_by("added:file:/fake/b"));
+    assert!(saved_by("write:file:/fake/a").is_some());
+    // RunPod swapped in one write (no removal pass); the files had their own.
+    assert_eq!(
+        points.iter().filter(|(p, _)| p == "write:runpod").count(),
+        1
+    );
+    let saved = s.store.saved();
+    let actions: Vec<&str> = saved.events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions[actions.len() - 8..],
+        [
+            "rotate-start",
+            "deploy",
+            "deploy",
+            "deploy",
+            "rotate",
+            "undeploy",
+            "undeploy",
+            "revoke"
+        ]
+    );
+}
+
+#[test]
+fn a_failing_target_leaves_a_resumable_journal_and_the_next_run_finishes() {
+    let s = setup();
+    s.fakes.world().failing.insert("file:/fake/b".to_owned());
+    let err = rotate(&s, &RotateRequest::purposes(vec![web()])).expect_err("b fails");
+    assert!(matches!(err, Error::Incomplete { .. }), "{err:?}");
+    check_invariants(&s.store, &s.fakes, "after the failure");
+    {
+        let saved = s.store.saved();
+        let e = saved.state.rotation(&web()).expect("journaled");
+        assert_eq!(e.step(), Step::Adding);
+        // Targets in order: a got the new key, b failed, and the rotation stopped there.
+        assert!(e.targets()["file:/fake/a"].added);
+        assert!(!e.targets()["file:/fake/b"].added && !e.targets()["runpod"].added);
+        // Not promoted: the old key is still the active one.
+        assert_eq!(saved.state.active(&web()).map(|k| k.id()), Some(e.old()));
+    }
+    s.fakes.world().failing.clear();
+    let plan = s
+        .vault
+        .plan_rotation(&RotateRequest::purposes(vec![web()]))
+        .expect("plan");
+    assert_eq!(plan.rotations[0].resumes, Some(Step::Adding));
+    rotate(&s, &RotateRequest::purposes(vec![web()])).expect("resume");
+    check_finished(&s);
+}
+
+#[test]
+fn a_write_whose_answer_was_lost_is_read_back_and_not_repeated() {
+    let s = setup();
+    s.fakes.world().losing.insert("file:/fake/a".to_owned());
+    rotate(&s, &RotateRequest::purposes(vec![web()])).expect_err("answer lost");
+    check_invariants(&s.store, &s.fakes, "after the lost answer");
+    // The journal does not know the key arrived; the target has it.
+    let new = {
+        let saved = s.store.saved();
+        let e = saved.state.rotation(&web()).expect("journaled");
+        assert!(!e.targets()["file:/fake/a"].added);
+        saved
+            .state
+            .get(e.new_key())
+            .expect("new")
+            .fingerprint()
+            .to_owned()
+    };
+    assert!(s.fakes.holds("file:/fake/a").contains(&new));
+    rotate(&s, &RotateRequest::purposes(vec![web()])).expect("resume");
+    check_finished(&s);
+    assert_eq!(
+        s.fakes.world().lists["file:/fake/a"].len(),
+        2,
+        "the new key is there once"
+    );
+}
+
+#[test]
+fn a_crash_at_any_step_leaves_a_state_the_next_run_finishes() {
+    let points = [
+        "prepared",
+        "write:runpod",
+        "written:runpod",
+        "added:runpod",
+        "written:file:/fake/a",
+        "added:file:/fake/b",
+        "promoted",
+        "write:file:/fake/a",
+        "removed:file:/fake/a",
+    ];
+    for crash_at in points {
+        let s = setup();
+        let fired = Arc::new(Mutex::new(false));
+        let crashing = {
+            let (fired, at) = (fired.clone(), crash_at.to_owned());
+            Vault::open(s.vault.home())
+                .expect("open")
+                .with_store(Arc::new(s.store.clone()))
+                .with_fault_hook(Arc::new(move |point: &str| {
+                    let mut fired = fired.lock().expect("fired");
+                    if point == at && !*fired {
+                        *fired = true;
+                        return Err(TargetError::Unreachable {
+                            target: point.to_owned(),
+                            reason: "crash".to_owned(),
+                        }
+                        .into());
+                    }
+                    Ok(())
+                }))
+        };
+        let result = crashing.rotate(
+            &mut rng(),
+            &RotateRequest::purposes(vec![web()]),
+            &mut callbacks(),
+            &s.fakes,
+        );
+        assert!(result.is_err(), "a crash at {crash_at} is reported");
+        assert!(*fired.lock().expect("fired"), "{crash_at} was reached");
+        check_invariants(&s.store, &s.fakes, crash_at);
+        drop(crashing);
+        rotate(&s, &RotateRequest::purposes(vec![web()]))
+            .unwrap_or_else(|e| panic!("resume after a crash at {crash_at}: {e}"));
+        check_finished(&s);
+    }
+}
+
+#[test]
+fn a_grace_period_keeps_the_old_key_until_sweep_after_it() {
+    let s = setup();
+    let grace = Span::from_secs(86_400);
+    let report = rotate(&s, &RotateRequest::purposes(vec![web()]).grace(grace)).expect("rotate");
+    assert_eq!(report.retiring.len(), 1);
+    let (old, new) = {
+        let saved = s.store.saved();
+        let e = saved
+            .state
+            .rotation(&web())
+            .expect("journaled until the grace ends");
+        assert_eq!(e.step(), Step::Promoted);
+        let fp = |id| {
+            saved
+                .state
+                .get(id)
+                .map(|k| k.fingerprint().to_owned())
+                .expect("key")
+        };
+        (fp(e.old()), fp(e.new_key()))
+    };
+    for t in TARGETS {
+        let holds = s.fakes.holds(t);
+        assert!(
+            holds.contains(&old) && holds.contains(&new),
+            "{t} keeps both"
+        );
+    }
+    // Before the end of the grace period sweep changes nothing remote.
+    s.vault.sweep(&s.fakes).expect("early sweep");
+    assert!(s.fakes.holds("runpod").contains(&old));
+    *s.clock.0.lock().expect("clock") += TimeDelta::days(1) + TimeDelta::seconds(1);
+    let swept = s.vault.sweep(&s.fakes).expect("sweep");
+    assert_eq!(swept.revoked.len(), 1);
+    check_finished(&s);
+}
+
+#[test]
+fn plan_and_rotate_touch_only_the_store_they_are_given() {
+    let s = setup();
+    let saves = s.store.saved().saves;
+    s.vault
+        .plan_rotation(&RotateRequest::purposes(vec![web()]))
+        .expect("plan");
+    assert_eq!(s.store.saved().saves, saves, "planning writes nothing");
+    assert!(!s.vault.home().join("inventory.json").exists());
+    rotate(&s, &RotateRequest::purposes(vec![web()])).expect("rotate");
+    assert!(!s.vault.home().join("inventory.json").exists());
+    assert!(!s.vault.home().join("audit.jsonl").exists());
+}
+
+#[test]
+fn abort_puts_the_old_key_back_where_a_lost_answer_hid_a_swap_then_removes_the_new_one() {
+    let s = setup();
+    // RunPod swaps atomically: its lost answer leaves the old key gone there, unjournaled.
+    s.fakes.world().losing.insert("runpod".to_owned());
+    rotate(&s, &RotateRequest::purposes(vec![web()])).expect_err("answer lost");
+    check_invariants(&s.store, &s.fakes, "after the lost answer");
+    let (old, new) = {
+        let saved = s.store.saved();
+        let e = saved.state.rotation(&web()).expect("journaled");
+        assert!(!e.targets()["runpod"].added, "the journal does not know");
+        let record = |id| saved.state.get(id).cloned().expect("key");
+        (record(e.old()), record(e.new_key()))
+    };
+    assert!(!s.fakes.holds("runpod").contains(old.fingerprint()));
+    let report = s
+        .vault
+        .abort_rotation(&[web()], &s.fakes, &mut callbacks())
+        .expect("abort");
+    assert_eq!(report.aborted, vec![new.id().clone()]);
+    let saved = s.store.saved();
+    assert!(saved.state.journal().is_empty());
+    assert_eq!(
+        saved.state.get(new.id()).map(|k| k.state()),
+        Some(KeyState::Revoked)
+    );
+    assert_eq!(saved.state.active(&web()).map(|k| k.id()), Some(old.id()));
+    for t in TARGETS {
+        assert_eq!(
+            s.fakes.world().lists[t],
+            vec![UNMANAGED.to_owned(), old.deploy_line()],
+            "{t}"
+        );
+    }
+}
+
+#[test]
+fn a_promoted_rotation_cannot_be_aborted_and_nothing_changes() {
+    let s = setup();
+    rotate(
+        &s,
+        &RotateRequest::purposes(vec![web()]).grace(Span::from_secs(3600)),
+    )
+    .expect("rotate");
+    let saves = s.store.saved().saves;
+    s.vault
+        .abort_rotation(&[web()], &s.fakes, &mut callbacks())
+        .expect_err("promoted already");
+    assert_eq!(s.store.saved().saves, saves, "nothing written");
+    assert!(s.store.saved().state.rotation(&web()).is_some());
+}
+
+#[test]
+fn rotate_reads_the_state_once_before_the_lock_and_once_under_it() {
+    let s = setup();
+    let loads = s.store.saved().loads;
+    s.vault
+        .plan_rotation(&RotateRequest::purposes(vec![web()]))
+        .expect("plan");
+    assert_eq!(s.store.saved().loads, loads + 1);
+    let loads = s.store.saved().loads;
+    rotate(&s, &RotateRequest::purposes(vec![web()]).pods(true)).expect("rotate");
+    assert_eq!(s.store.saved().loads, loads + 2);
+}
