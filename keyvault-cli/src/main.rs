@@ -574,7 +574,7 @@ fn run(cli: Cli) -> Result<Done, Failure> {
             );
             let old = source(&a.old);
             let mut callbacks = CliCallbacks::new(old, new, cli.no_input, show_progress);
-            let key = vault.change_passphrase(&mut rng, &a.key, &mut callbacks)?;
+            let key = vault.change_passphrase(&mut rng, &a.key.parse()?, &mut callbacks)?;
             if json {
                 print_json(&render::KeyJson::new(&vault, &key, vault.now()));
             } else {
@@ -610,7 +610,7 @@ fn run(cli: Cli) -> Result<Done, Failure> {
         }
         Command::Show(a) => {
             let inventory = vault.inventory()?;
-            let key = vault.find(&inventory, &a.key)?;
+            let key = vault.find(&inventory, &a.key.parse()?)?;
             if json {
                 print_json(&render::KeyJson::new(&vault, key, vault.now()));
             } else {
@@ -647,7 +647,7 @@ fn run(cli: Cli) -> Result<Done, Failure> {
                 .map(|t| t.parse::<TargetSpec>())
                 .collect::<Result<Vec<_>, _>>()?;
             let mut request = keyvault_core::MintRequest::new(purpose, ttl)
-                .from(a.from.clone())
+                .from(a.from.iter().map(|f| f.parse()).collect::<Result<_, _>>()?)
                 .deploy(deploy)
                 .unencrypted(a.no_passphrase)
                 .passphrase_in_keyring(a.passphrase_keyring);
@@ -661,7 +661,13 @@ fn run(cli: Cli) -> Result<Done, Failure> {
                 request = request.comment(c.clone());
             }
             if a.cert {
-                request = request.certificate(a.ca.clone(), a.principals.clone());
+                request = request.certificate(
+                    a.ca.parse()?,
+                    a.principals
+                        .iter()
+                        .map(|p| p.parse())
+                        .collect::<Result<_, _>>()?,
+                );
             }
             let to_stdout = a.private_key_out.as_deref() == Some(std::path::Path::new("-"));
             if let Some(out) = a.private_key_out.as_deref().filter(|_| !to_stdout) {
@@ -728,9 +734,9 @@ fn run(cli: Cli) -> Result<Done, Failure> {
                     let mut callbacks =
                         CliCallbacks::new(src.clone(), src, cli.no_input, show_progress)
                             .with_login(login);
-                    vault.deploy_to_pods(&a.key, &account, &remote, &mut callbacks)?
+                    vault.deploy_to_pods(&a.key.parse()?, &account, &remote, &mut callbacks)?
                 }
-                None => vault.deploy(&a.key, &a.to.parse()?, &remote)?,
+                None => vault.deploy(&a.key.parse()?, &a.to.parse()?, &remote)?,
             };
             render::report(style, json, &report);
             if report.pods_incomplete() {
@@ -748,7 +754,8 @@ fn run(cli: Cli) -> Result<Done, Failure> {
             };
             let src = source(&a.passphrase);
             let mut callbacks = CliCallbacks::new(src.clone(), src, cli.no_input, show_progress);
-            let report = vault.revoke_with(&a.key, account.as_ref(), &remote, &mut callbacks)?;
+            let report =
+                vault.revoke_with(&a.key.parse()?, account.as_ref(), &remote, &mut callbacks)?;
             render::report(style, json, &report);
             if report.pods_incomplete() {
                 return Ok(Done::Failed);
@@ -898,7 +905,15 @@ fn run(cli: Cli) -> Result<Done, Failure> {
         }
         Command::Ca(args::CaCommand::Trust(a)) => {
             let spec: TargetSpec = a.target.parse()?;
-            let report = vault.ca_trust(&a.ca, a.principals.clone(), &spec, &remote)?;
+            let report = vault.ca_trust(
+                &a.ca.parse()?,
+                a.principals
+                    .iter()
+                    .map(|p| p.parse())
+                    .collect::<Result<_, _>>()?,
+                &spec,
+                &remote,
+            )?;
             render::report(style, json, &report);
         }
         Command::Agent(cmd) => {
@@ -912,8 +927,13 @@ fn run(cli: Cli) -> Result<Done, Failure> {
                     let src = source(&a.passphrase);
                     let mut callbacks =
                         CliCallbacks::new(src.clone(), src, cli.no_input, show_progress);
-                    let (key, secs) =
-                        vault.agent_add(&a.key, &socket, lifetime, a.confirm, &mut callbacks)?;
+                    let (key, secs) = vault.agent_add(
+                        &a.key.parse()?,
+                        &socket,
+                        lifetime,
+                        a.confirm,
+                        &mut callbacks,
+                    )?;
                     if json {
                         print_json(
                             &json!({"key": key.id(), "fingerprint": key.fingerprint(), "lifetime_secs": secs}),
@@ -927,7 +947,7 @@ fn run(cli: Cli) -> Result<Done, Failure> {
                     }
                 }
                 args::AgentCommand::Remove(a) => {
-                    let key = vault.agent_remove(&a.key, &socket)?;
+                    let key = vault.agent_remove(&a.key.parse()?, &socket)?;
                     if json {
                         print_json(&json!({"key": key.id(), "fingerprint": key.fingerprint()}));
                     } else {

@@ -165,7 +165,7 @@ pub struct KeyJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<&'a keyvault_core::Scope>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    cert_authority: Option<&'a [String]>,
+    cert_authority: Option<&'a [keyvault_core::Principal]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     certificate: Option<&'a keyvault_core::inventory::CertificateInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]

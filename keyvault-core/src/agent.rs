@@ -6,6 +6,7 @@ use crate::callbacks::{Callbacks, PassphraseKind};
 use crate::error::{Error, KeyError, StoreError};
 use crate::error::{InputError, Result};
 use crate::inventory::{KeyRecord, KeyState};
+use crate::names::KeySelector;
 use crate::span::Span;
 use crate::vault::Vault;
 use ssh_key::PrivateKey;
@@ -312,7 +313,7 @@ impl Vault {
     /// [`KeyError::Decrypt`]; errors from the agent.
     pub fn agent_add(
         &self,
-        selector: &str,
+        selector: &KeySelector,
         socket: &Path,
         lifetime: Option<Span>,
         confirm: bool,
@@ -364,7 +365,7 @@ impl Vault {
     /// # Errors
     ///
     /// As [`Vault::find`]; errors from the agent (e.g. it does not hold the key).
-    pub fn agent_remove(&self, selector: &str, socket: &Path) -> Result<KeyRecord> {
+    pub fn agent_remove(&self, selector: &KeySelector, socket: &Path) -> Result<KeyRecord> {
         let inventory = self.store.load()?;
         let record = self.find(&inventory, selector)?.clone();
         let public = ssh_key::PublicKey::from_openssh(record.public_key()).map_err(|e| {

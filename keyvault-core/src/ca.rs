@@ -6,30 +6,12 @@ use crate::audit::{Draft, Outcome};
 use crate::callbacks::Callbacks;
 use crate::error::{Error, InputError, Result, StoreError};
 use crate::inventory::{KeyRecord, KeyState};
+use crate::names::{KeySelector, Principal};
 use crate::report::{Deployed, Report};
 use crate::target::{TargetSpec, Targets};
 use crate::vault::{NewKey, Vault};
 use ssh_key::rand_core::CryptoRng;
 use std::collections::HashSet;
-
-/// Checks principal names: letters, digits, `.`, `_`, `-`, `@`.
-pub(crate) fn check_principals(principals: &[String]) -> Result<()> {
-    for p in principals {
-        let ok = !p.is_empty()
-            && p.len() <= 255
-            && p.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b));
-        if !ok {
-            return Err(InputError::Request {
-                message: format!(
-                    "invalid principal {p:?}: use letters, digits, '.', '_', '-' and '@'"
-                ),
-            }
-            .into());
-        }
-    }
-    Ok(())
-}
 
 impl Vault {
     /// Creates a passphrase-protected certificate authority: a key of the request's purpose
@@ -78,12 +60,11 @@ impl Vault {
     /// target cannot hold options (RunPod); target errors.
     pub fn ca_trust(
         &self,
-        ca: &str,
-        principals: Vec<String>,
+        ca: &KeySelector,
+        principals: Vec<Principal>,
         spec: &TargetSpec,
         targets: &dyn Targets,
     ) -> Result<Report> {
-        check_principals(&principals)?;
         if spec.runpod_profile().is_some() {
             return Err(InputError::Request {
                 message: format!("{spec} cannot hold authorized_keys options; trust a CA in a file: or ssh:// target"),
@@ -136,7 +117,7 @@ impl Vault {
                     if principals.is_empty() {
                         "any principal".to_owned()
                     } else {
-                        principals.join(",")
+                        crate::names::join(&principals)
                     }
                 )),
             }],
@@ -153,7 +134,7 @@ impl Vault {
     /// The CA named `ca`, decrypted with a passphrase from `callbacks`.
     pub(crate) fn unlock_ca(
         &self,
-        ca: &str,
+        ca: &KeySelector,
         callbacks: &mut dyn Callbacks,
     ) -> Result<(KeyRecord, ssh_key::PrivateKey)> {
         let inventory = self.store.load()?;
@@ -182,7 +163,7 @@ impl Vault {
 pub(crate) struct CertSpec<'a> {
     pub key_id: &'a str,
     pub serial: u64,
-    pub principals: &'a [String],
+    pub principals: &'a [Principal],
     pub valid_after: u64,
     pub valid_before: u64,
     pub scope: Option<&'a crate::inventory::Scope>,
@@ -219,7 +200,7 @@ pub(crate) fn sign_user_certificate<R: CryptoRng + ?Sized>(
         .cert_type(ssh_key::certificate::CertType::User)
         .map_err(crypto)?;
     for p in spec.principals {
-        builder.valid_principal(p.clone()).map_err(crypto)?;
+        builder.valid_principal(p.as_str()).map_err(crypto)?;
     }
     if let Some(scope) = spec.scope {
         if let Some(cmd) = &scope.force_command {
@@ -229,7 +210,7 @@ pub(crate) fn sign_user_certificate<R: CryptoRng + ?Sized>(
         }
         if !scope.from.is_empty() {
             builder
-                .critical_option("source-address", scope.from.join(","))
+                .critical_option("source-address", crate::names::join(&scope.from))
                 .map_err(crypto)?;
         }
     }

@@ -2,6 +2,7 @@
 
 use crate::error::{InputError, Result};
 use crate::inventory::{Inventory, KeyRecord, KeyState};
+use crate::names::KeySelector;
 use crate::report::{Deployed, Report};
 use crate::run::{Opened, add_key, draft, key_mut};
 use crate::target::{TargetSpec, Targets};
@@ -18,7 +19,7 @@ impl Vault {
     /// in a rotation; target errors.
     pub fn deploy(
         &self,
-        selector: &str,
+        selector: &KeySelector,
         spec: &TargetSpec,
         targets: &dyn Targets,
     ) -> Result<Report> {

@@ -4,6 +4,7 @@
 use crate::audit::AuditHead;
 use crate::error::InputError;
 use crate::keygen::Algorithm;
+use crate::names::{Principal, SourcePattern};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -262,7 +263,7 @@ pub struct KeyRecord {
     pub(crate) scope: Option<Scope>,
     /// For a certificate authority: the principals it is trusted for (`ca trust`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) cert_authority: Option<Vec<String>>,
+    pub(crate) cert_authority: Option<Vec<Principal>>,
     /// For a key with a user certificate (`mint --cert`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) certificate: Option<CertificateInfo>,
@@ -280,7 +281,7 @@ pub struct CertificateInfo {
     /// Serial number.
     pub serial: u64,
     /// Principals it is valid for.
-    pub principals: Vec<String>,
+    pub principals: Vec<Principal>,
     /// Start of its validity window.
     #[serde(with = "crate::timestamp")]
     pub valid_after: DateTime<Utc>,
@@ -296,7 +297,7 @@ pub struct CertificateInfo {
 #[serde(deny_unknown_fields)]
 pub struct Scope {
     /// Source addresses or CIDRs allowed to use the key (`from="…"`).
-    pub from: Vec<String>,
+    pub from: Vec<SourcePattern>,
     /// The only command the key may run (`command="…"`).
     pub force_command: Option<String>,
 }
@@ -420,7 +421,7 @@ impl KeyRecord {
     }
     /// Whether this key is a certificate authority, and for which principals.
     #[must_use]
-    pub fn cert_authority(&self) -> Option<&[String]> {
+    pub fn cert_authority(&self) -> Option<&[Principal]> {
         self.cert_authority.as_deref()
     }
     /// The user certificate keyvault signed for this key, if any.
@@ -442,13 +443,13 @@ impl KeyRecord {
         if let Some(principals) = &self.cert_authority {
             options.push("cert-authority".to_owned());
             if !principals.is_empty() {
-                options.push(format!("principals=\"{}\"", principals.join(",")));
+                options.push(format!("principals=\"{}\"", crate::names::join(principals)));
             }
         }
         if let Some(scope) = &self.scope {
             options.push("restrict".to_owned());
             if !scope.from.is_empty() {
-                options.push(format!("from=\"{}\"", scope.from.join(",")));
+                options.push(format!("from=\"{}\"", crate::names::join(&scope.from)));
             }
             if let Some(cmd) = &scope.force_command {
                 options.push(format!("command=\"{}\"", quote_option_value(cmd)));

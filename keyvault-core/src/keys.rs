@@ -7,6 +7,7 @@ use crate::fsutil;
 use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState, Origin, Protection, Purpose};
 use crate::keyfile::{self, DEFAULT_KDF_ROUNDS, MAX_KDF_ROUNDS};
 use crate::keygen::{self, Algorithm};
+use crate::names::KeySelector;
 use crate::policy::{PassphraseRule, Policy};
 use crate::secret::Passphrase;
 use crate::span::Span;
@@ -641,7 +642,7 @@ impl Vault {
     pub fn change_passphrase<R: CryptoRng + ?Sized>(
         &self,
         rng: &mut R,
-        selector: &str,
+        selector: &KeySelector,
         callbacks: &mut dyn Callbacks,
     ) -> Result<KeyRecord> {
         let inventory = self.store.load()?;

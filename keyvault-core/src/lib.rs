@@ -20,6 +20,7 @@ pub mod keyfile;
 pub mod keygen;
 mod keys;
 pub mod mint;
+pub mod names;
 pub mod observe;
 mod pods;
 pub mod policy;
@@ -57,6 +58,7 @@ pub use inventory::{
 };
 pub use keygen::Algorithm;
 pub use mint::{MintRequest, Minted};
+pub use names::{KeySelector, Principal, SourcePattern};
 pub use observe::{KeyMatch, PodReport, Reach};
 pub use policy::{Config, PassphraseRule, Policy, RunpodProfile};
 pub use report::{Deployed, PodOutcome, Report, Retiring, Rotated};

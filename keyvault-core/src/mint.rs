@@ -5,6 +5,7 @@ use crate::error::{Error, InputError, Result};
 use crate::inventory::{KeyRecord, KeyState, Origin, Purpose};
 use crate::keyfile::DEFAULT_KDF_ROUNDS;
 use crate::keygen::{self, Algorithm};
+use crate::names::{KeySelector, Principal, SourcePattern};
 use crate::policy::PassphraseRule;
 use crate::run::{Opened, add_key, draft, key, key_mut};
 use crate::span::Span;
@@ -24,15 +25,15 @@ pub struct MintRequest {
     pub(crate) unencrypted: bool,
     pub(crate) keyring: bool,
     pub(crate) comment: Option<String>,
-    pub(crate) certificate: Option<(String, Vec<String>)>,
+    pub(crate) certificate: Option<(KeySelector, Vec<Principal>)>,
 }
 
 impl MintRequest {
     /// Also sign a user certificate with the CA `ca` (a key id or purpose) for
     /// `principals`, valid until the key expires.
     #[must_use]
-    pub fn certificate(mut self, ca: impl Into<String>, principals: Vec<String>) -> Self {
-        self.certificate = Some((ca.into(), principals));
+    pub fn certificate(mut self, ca: KeySelector, principals: Vec<Principal>) -> Self {
+        self.certificate = Some((ca, principals));
         self
     }
     /// A scoped key for `purpose` that expires after `ttl`.
@@ -58,7 +59,7 @@ impl MintRequest {
     }
     /// Allow logins only from these addresses, CIDRs or host patterns.
     #[must_use]
-    pub fn from(mut self, from: Vec<String>) -> Self {
+    pub fn from(mut self, from: Vec<SourcePattern>) -> Self {
         self.scope.from = from;
         self
     }
@@ -115,20 +116,6 @@ impl std::fmt::Debug for Minted {
 }
 
 pub(crate) fn check_scope(scope: &crate::inventory::Scope) -> Result<()> {
-    for f in &scope.from {
-        let ok = !f.is_empty()
-            && f.len() <= 255
-            && f.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".:/*?!-_".contains(&b));
-        if !ok {
-            return Err(InputError::Request {
-                message: format!(
-                    "invalid --from entry {f:?}: expected an address, a CIDR or a host pattern"
-                ),
-            }
-            .into());
-        }
-    }
     if let Some(cmd) = &scope.force_command
         && (cmd.is_empty() || cmd.len() > 1024 || cmd.chars().any(char::is_control))
     {
@@ -191,7 +178,6 @@ impl Vault {
         self.store.load()?;
         let ca = match &request.certificate {
             Some((ca, principals)) => {
-                crate::ca::check_principals(principals)?;
                 if principals.is_empty() {
                     return Err(InputError::Request {
                         message: "a certificate needs at least one principal (--principals)"
@@ -303,7 +289,7 @@ impl Vault {
             expires_at.to_rfc3339()
         )];
         if !request.scope.from.is_empty() {
-            detail.push(format!("from {}", request.scope.from.join(",")));
+            detail.push(format!("from {}", crate::names::join(&request.scope.from)));
         }
         if let Some(c) = &request.scope.force_command {
             detail.push(format!("command {c:?}"));
@@ -312,7 +298,7 @@ impl Vault {
             detail.push(format!(
                 "certificate by {} for {}",
                 cert.ca,
-                cert.principals.join(",")
+                crate::names::join(&cert.principals)
             ));
         }
         self.record(&mut inventory, &[draft("mint", &record, detail.join("; "))])?;

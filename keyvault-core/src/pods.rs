@@ -3,6 +3,7 @@
 use crate::callbacks::Callbacks;
 use crate::error::{Error, InputError, Result};
 use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState, Purpose, Step};
+use crate::names::KeySelector;
 use crate::remote::AddKey;
 use crate::report::{Deployed, Report};
 use crate::rotate::RotateRequest;
@@ -225,7 +226,7 @@ impl Vault {
     /// the account's errors while listing pods; the callbacks' error.
     pub fn deploy_to_pods(
         &self,
-        selector: &str,
+        selector: &KeySelector,
         account: &TargetSpec,
         targets: &dyn Targets,
         callbacks: &mut dyn Callbacks,

@@ -3,6 +3,7 @@
 use crate::callbacks::Callbacks;
 use crate::error::{Error, InputError, Result};
 use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState, Purpose};
+use crate::names::KeySelector;
 use crate::pods::{PodEdit, pod_id, pod_target};
 use crate::report::Report;
 use crate::run::{Opened, draft, is_pod, key, key_mut};
@@ -21,7 +22,7 @@ impl Vault {
     /// [`Error::Incomplete`] when a target fails part-way (what was removed is recorded);
     /// [`Error::PassphraseUnavailable`] when keyvault added the key to pods over SSH (it
     /// must log in to them with the key: use [`Vault::revoke_with`]).
-    pub fn revoke(&self, selector: &str, targets: &dyn Targets) -> Result<Report> {
+    pub fn revoke(&self, selector: &KeySelector, targets: &dyn Targets) -> Result<Report> {
         /// Pods keyvault edited need the key's passphrase; this API asks for none.
         struct NoPassphrase;
         impl Callbacks for NoPassphrase {
@@ -50,7 +51,7 @@ impl Vault {
     /// while listing pods; the callbacks' error.
     pub fn revoke_with(
         &self,
-        selector: &str,
+        selector: &KeySelector,
         pods_of: Option<&TargetSpec>,
         targets: &dyn Targets,
         callbacks: &mut dyn Callbacks,

@@ -131,7 +131,11 @@ fn pods_are_updated_in_parallel_with_progress_and_a_failure_keeps_the_old_key() 
         pods,
     };
     vault
-        .deploy("personal", &"runpod".parse().expect("spec"), &targets)
+        .deploy(
+            &"personal".parse().expect("selector"),
+            &"runpod".parse().expect("spec"),
+            &targets,
+        )
         .expect("deploy");
     // What RunPod's images put in each pod's authorized_keys from PUBLIC_KEY.
     for (i, id) in ["p1", "p2", "p3", "bad"].iter().enumerate() {
@@ -252,7 +256,12 @@ fn deploy_and_revoke_reach_pods_through_the_library() {
     let account: TargetSpec = "runpod".parse().expect("spec");
 
     let report = vault
-        .deploy_to_pods("personal", &account, &targets, &mut pass)
+        .deploy_to_pods(
+            &"personal".parse().expect("selector"),
+            &account,
+            &targets,
+            &mut pass,
+        )
         .expect("deploy to pods");
     let outcome = |r: &keyvault_core::Report, id: &str| {
         r.pods
@@ -277,13 +286,13 @@ fn deploy_and_revoke_reach_pods_through_the_library() {
 
     // Vault::revoke asks for no passphrase, so it cannot log in to the pod the key was added to.
     let e = vault
-        .revoke("personal", &targets)
+        .revoke(&"personal".parse().expect("selector"), &targets)
         .expect_err("needs a passphrase");
     assert!(matches!(e, Error::PassphraseUnavailable { .. }), "{e}");
 
     // revoke_with on the old, already revoked key retries the pods only.
     let report = vault
-        .revoke_with(old.id().as_str(), Some(&account), &targets, &mut pass)
+        .revoke_with(&old.id().into(), Some(&account), &targets, &mut pass)
         .expect("revoke from pods");
     assert_eq!(
         outcome(&report, "p1").as_deref(),

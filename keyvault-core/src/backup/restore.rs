@@ -518,17 +518,14 @@ pub(crate) fn check_record(record: &crate::KeyRecord) -> std::result::Result<(),
     if let Some(scope) = record.scope() {
         crate::mint::check_scope(scope).map_err(|e| e.to_string())?;
     }
-    if let Some(principals) = record.cert_authority() {
-        crate::ca::check_principals(principals).map_err(|e| e.to_string())?;
-    }
-    if let Some(cert) = record.certificate() {
-        crate::ca::check_principals(&cert.principals).map_err(|e| e.to_string())?;
-        if cert.path != format!("keys/{id}-cert.pub") {
-            return Err(format!(
-                "its certificate path {:?} is not keys/{id}-cert.pub",
-                cert.path
-            ));
-        }
+    // Principals and `from=` patterns were checked when the records were read.
+    if let Some(cert) = record.certificate()
+        && cert.path != format!("keys/{id}-cert.pub")
+    {
+        return Err(format!(
+            "its certificate path {:?} is not keys/{id}-cert.pub",
+            cert.path
+        ));
     }
     let plain = |s: &str| !s.is_empty() && s.len() <= 4096 && !s.chars().any(char::is_control);
     for d in record.deployments() {
