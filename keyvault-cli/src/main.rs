@@ -310,7 +310,14 @@ fn minted_but_not_written(
     let deployed = if targets.is_empty() {
         "deployed nowhere".to_owned()
     } else {
-        format!("deployed to {}", targets.join(", "))
+        format!(
+            "deployed to {}",
+            targets
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     };
     Failure::Core(Error::Incomplete {
         operation: format!("minting {}", record.id()),

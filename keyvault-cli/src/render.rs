@@ -296,7 +296,7 @@ pub fn show_key(style: Style, vault: &Vault, k: &KeyRecord, now: DateTime<Utc>) 
     } else {
         k.deployments()
             .iter()
-            .map(|d| d.target().to_owned())
+            .map(|d| d.target().to_string())
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -332,7 +332,7 @@ pub fn report(style: Style, json: bool, r: &Report) {
         println!(
             "deployed {} to {}",
             style.bold(d.key.as_str()),
-            clean(&d.target)
+            clean(&d.target.to_string())
         );
         said = true;
     }
@@ -403,7 +403,11 @@ pub fn plan(p: &RotationPlan) {
         let targets = if r.targets.is_empty() {
             "no targets".to_owned()
         } else {
-            r.targets.join(", ")
+            r.targets
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         match (&r.new, r.resumes) {
             (Some(new), Some(step)) => println!(
@@ -575,7 +579,7 @@ pub fn status_human(style: Style, report: &StatusReport) {
     for t in report.targets() {
         println!(
             "{}: {} managed, {} unmanaged{}",
-            clean(&t.target),
+            clean(&t.target.to_string()),
             count(t.managed, "key"),
             t.unmanaged,
             if t.unparseable > 0 {

@@ -86,7 +86,7 @@ impl Vault {
             }
             .into());
         }
-        let name = spec.to_string();
+        let name = spec;
         let mut target = targets.open(spec)?;
         let mut trusted = record.clone();
         trusted.cert_authority = Some(principals.clone());
@@ -103,7 +103,7 @@ impl Vault {
         let now = self.now();
         if let Some(entry) = inventory.get_mut(record.id()) {
             entry.cert_authority = Some(principals.clone());
-            entry.mark_deployed(&name, now);
+            entry.mark_deployed(name, now);
         }
         self.record(
             &mut inventory,
@@ -125,7 +125,7 @@ impl Vault {
         Ok(Report {
             deployed: vec![Deployed {
                 key: record.id().clone(),
-                target: name,
+                target: name.clone(),
             }],
             ..Report::default()
         })

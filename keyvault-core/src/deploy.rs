@@ -29,13 +29,13 @@ impl Vault {
         let now = self.now();
         self.check_deployable(&inventory, &record, now)?;
         let mut opened = Opened::new(targets);
-        let name = spec.to_string();
-        let target = opened.get(&name)?;
+        let name = spec;
+        let target = opened.get(name)?;
         let line = add_key(target.as_ref(), &record);
         let applied = target
             .apply(&[line], &HashSet::new(), &self.hook_fn())
             .map_err(|e| self.explain(&inventory, e))?;
-        key_mut(&mut inventory, record.id())?.mark_deployed(&name, now);
+        key_mut(&mut inventory, record.id())?.mark_deployed(name, now);
         let detail = if applied.wrote {
             format!("added to {name}")
         } else {
@@ -45,7 +45,7 @@ impl Vault {
         Ok(Report {
             deployed: vec![Deployed {
                 key: record.id().clone(),
-                target: name,
+                target: name.clone(),
             }],
             ..Report::default()
         })

@@ -5,6 +5,7 @@ use crate::audit::AuditHead;
 use crate::error::InputError;
 use crate::keygen::Algorithm;
 use crate::names::{Principal, SourcePattern};
+use crate::target::TargetSpec;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -197,7 +198,7 @@ pub enum Protection {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Deployment {
-    target: String,
+    target: TargetSpec,
     #[serde(with = "crate::timestamp")]
     added_at: DateTime<Utc>,
     #[serde(default, with = "crate::timestamp::option")]
@@ -209,7 +210,7 @@ pub struct Deployment {
 impl Deployment {
     /// The target, e.g. `runpod` or `file:/home/me/.ssh/authorized_keys`.
     #[must_use]
-    pub fn target(&self) -> &str {
+    pub fn target(&self) -> &TargetSpec {
         &self.target
     }
     /// When the key was added there.
@@ -472,23 +473,23 @@ impl KeyRecord {
     }
     /// Targets it is deployed to and not yet removed from.
     #[must_use]
-    pub fn live_targets(&self) -> Vec<&str> {
+    pub fn live_targets(&self) -> Vec<&TargetSpec> {
         self.deployments
             .iter()
             .filter(|d| d.removed_at.is_none())
-            .map(|d| d.target.as_str())
+            .map(|d| &d.target)
             .collect()
     }
     /// Records that the key is trusted at `target` (verified now).
-    pub(crate) fn mark_deployed(&mut self, target: &str, now: DateTime<Utc>) {
+    pub(crate) fn mark_deployed(&mut self, target: &TargetSpec, now: DateTime<Utc>) {
         match self
             .deployments
             .iter_mut()
-            .find(|d| d.target == target && d.removed_at.is_none())
+            .find(|d| &d.target == target && d.removed_at.is_none())
         {
             Some(d) => d.verified_at = Some(now),
             None => self.deployments.push(Deployment {
-                target: target.to_owned(),
+                target: target.clone(),
                 added_at: now,
                 verified_at: Some(now),
                 removed_at: None,
@@ -497,16 +498,16 @@ impl KeyRecord {
     }
     /// Records that keyvault removed the key from `target`, where it may have been trusted
     /// without keyvault putting it there (a pod's `PUBLIC_KEY`).
-    pub(crate) fn mark_removed_from(&mut self, target: &str, now: DateTime<Utc>) {
+    pub(crate) fn mark_removed_from(&mut self, target: &TargetSpec, now: DateTime<Utc>) {
         if self
             .deployments
             .iter()
-            .any(|d| d.target == target && d.removed_at.is_none())
+            .any(|d| &d.target == target && d.removed_at.is_none())
         {
             self.mark_removed(target, now);
         } else {
             self.deployments.push(Deployment {
-                target: target.to_owned(),
+                target: target.clone(),
                 added_at: self.created_at,
                 verified_at: None,
                 removed_at: Some(now),
@@ -514,11 +515,11 @@ impl KeyRecord {
         }
     }
     /// Records that the key is no longer trusted at `target`.
-    pub(crate) fn mark_removed(&mut self, target: &str, now: DateTime<Utc>) {
+    pub(crate) fn mark_removed(&mut self, target: &TargetSpec, now: DateTime<Utc>) {
         for d in self
             .deployments
             .iter_mut()
-            .filter(|d| d.target == target && d.removed_at.is_none())
+            .filter(|d| &d.target == target && d.removed_at.is_none())
         {
             d.removed_at = Some(now);
         }
@@ -728,7 +729,7 @@ pub struct JournalEntry {
     pub(crate) old: KeyId,
     pub(crate) new: KeyId,
     pub(crate) step: Step,
-    pub(crate) targets: std::collections::BTreeMap<String, TargetProgress>,
+    pub(crate) targets: std::collections::BTreeMap<TargetSpec, TargetProgress>,
     #[serde(default, with = "crate::timestamp::option")]
     pub(crate) grace_until: Option<DateTime<Utc>>,
     #[serde(with = "crate::timestamp")]
@@ -758,7 +759,7 @@ impl JournalEntry {
     }
     /// Progress per target.
     #[must_use]
-    pub fn targets(&self) -> &std::collections::BTreeMap<String, TargetProgress> {
+    pub fn targets(&self) -> &std::collections::BTreeMap<TargetSpec, TargetProgress> {
         &self.targets
     }
     /// Until when the old key stays deployed.

@@ -173,7 +173,7 @@ impl Vault {
         }
         let mut opened = Opened::new(targets);
         for spec in &request.deploy {
-            opened.get(&spec.to_string())?;
+            opened.get(spec)?;
         }
         self.store.load()?;
         let ca = match &request.certificate {
@@ -304,12 +304,12 @@ impl Vault {
         self.record(&mut inventory, &[draft("mint", &record, detail.join("; "))])?;
         let hook = self.hook_fn();
         for spec in &request.deploy {
-            let name = spec.to_string();
+            let name = spec;
             let result = (|| -> Result<()> {
-                let target = opened.get(&name)?;
+                let target = opened.get(name)?;
                 let line = add_key(target.as_ref(), &record);
                 target.apply(&[line], &HashSet::new(), &hook)?;
-                key_mut(&mut inventory, record.id())?.mark_deployed(&name, self.now());
+                key_mut(&mut inventory, record.id())?.mark_deployed(name, self.now());
                 self.record(
                     &mut inventory,
                     &[draft("deploy", &record, format!("added to {name}"))],

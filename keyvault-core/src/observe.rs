@@ -95,11 +95,10 @@ fn classify(inventory: &Inventory, now: DateTime<Utc>, remote: &RemoteKey) -> Ke
 /// Whether keyvault changed what `record` means to this pod over SSH: added it (`Some(true)`)
 /// or removed it (`Some(false)`). A pod's `PUBLIC_KEY` never reflects such edits.
 fn edited_over_ssh(record: &KeyRecord, pod: &Pod) -> Option<bool> {
-    let prefix = format!("pod:{}/", pod.id);
     let here: Vec<&crate::inventory::Deployment> = record
         .deployments()
         .iter()
-        .filter(|d| d.target().starts_with(&prefix))
+        .filter(|d| d.target().pod_id() == Some(pod.id.as_str()))
         .collect();
     if here.iter().any(|d| d.removed_at().is_none()) {
         Some(true)
@@ -252,8 +251,8 @@ impl Vault {
                         let pods: Vec<String> = e
                             .targets()
                             .iter()
-                            .filter(|(t, p)| t.starts_with("pod:") && !p.added)
-                            .filter_map(|(t, _)| t.strip_prefix("pod:").and_then(|r| r.split('/').next()).map(ToOwned::to_owned))
+                            .filter(|(t, p)| t.is_pod() && !p.added)
+                            .filter_map(|(t, _)| t.pod_id().map(ToOwned::to_owned))
                             .collect();
                         if pods.is_empty() {
                             format!("{} is still deployed although its rotation's grace period is over", e.old())
@@ -276,7 +275,7 @@ impl Vault {
         now: DateTime<Utc>,
         findings: &mut Vec<Finding>,
     ) -> (Vec<TargetSummary>, Vec<Unchecked>) {
-        let names: BTreeSet<&str> = inventory
+        let names: BTreeSet<&TargetSpec> = inventory
             .keys()
             .iter()
             .flat_map(|k| {
@@ -285,7 +284,7 @@ impl Vault {
                     .map(crate::inventory::Deployment::target)
             })
             // Pods are checked through their account's pod list, never by logging in to them.
-            .filter(|t| !t.starts_with("pod:"))
+            .filter(|t| !t.is_pod())
             .collect();
         let by_fp: HashMap<&str, &KeyRecord> = inventory
             .keys()
@@ -297,8 +296,7 @@ impl Vault {
         for name in names {
             type Intended = HashMap<String, Option<String>>;
             let result = (|| -> Result<(Vec<RemoteKey>, Option<Vec<Pod>>, Intended)> {
-                let spec: TargetSpec = name.parse()?;
-                let mut target = targets.open(&spec)?;
+                let mut target = targets.open(name)?;
                 let list = target.list()?;
                 // Without REST v2 there is no pods API: check the key list alone.
                 let pods = match target.pods() {
@@ -332,7 +330,7 @@ impl Vault {
                 Ok(r) => r,
                 Err(e) => {
                     unchecked.push(Unchecked {
-                        target: name.to_owned(),
+                        target: name.to_string(),
                         reason: e.to_string(),
                     });
                     continue;
@@ -423,7 +421,7 @@ impl Vault {
                 .count();
             let unparseable = list.iter().filter(|r| r.fingerprint().is_none()).count();
             summaries.push(TargetSummary {
-                target: name.to_owned(),
+                target: name.clone(),
                 managed,
                 unmanaged: list.len() - managed - unparseable,
                 unparseable,

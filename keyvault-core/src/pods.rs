@@ -7,7 +7,7 @@ use crate::names::KeySelector;
 use crate::remote::AddKey;
 use crate::report::{Deployed, Report};
 use crate::rotate::RotateRequest;
-use crate::run::{Opened, POD_FAN_OUT, add_key, draft, is_pod, key, key_mut, run_bounded};
+use crate::run::{Opened, POD_FAN_OUT, add_key, draft, key, key_mut, run_bounded};
 use crate::target::{Target, TargetSpec, Targets};
 use crate::vault::Vault;
 use chrono::{DateTime, Utc};
@@ -21,23 +21,24 @@ pub(crate) enum PodEdit {
 }
 
 /// The target name of a pod's direct SSH endpoint, if it has a usable one.
-pub(crate) fn pod_target(pod: &crate::runpod::Pod) -> Option<String> {
+pub(crate) fn pod_target(pod: &crate::runpod::Pod) -> Option<TargetSpec> {
     let d = pod.ssh.as_ref().and_then(|s| s.direct.as_ref())?;
-    let name = TargetSpec::Pod {
+    // Only a spec whose name parses back (the API's id, user and host are checked so).
+    TargetSpec::Pod {
         id: pod.id.clone(),
         user: d.username.clone(),
         host: d.host.clone(),
         port: d.port,
     }
-    .to_string();
-    name.parse::<TargetSpec>().is_ok().then_some(name)
+    .to_string()
+    .parse()
+    .ok()
 }
 
-pub(crate) fn pod_id(name: &str) -> String {
-    name.strip_prefix("pod:")
-        .and_then(|r| r.split('/').next())
-        .unwrap_or(name)
-        .to_owned()
+/// The pod id of a pod target (the whole name for any other target).
+pub(crate) fn pod_id(spec: &TargetSpec) -> String {
+    spec.pod_id()
+        .map_or_else(|| spec.to_string(), ToOwned::to_owned)
 }
 
 impl Vault {
@@ -51,7 +52,7 @@ impl Vault {
         opened: &mut Opened<'_>,
         callbacks: &mut dyn Callbacks,
         report: &mut Report,
-    ) -> Result<BTreeMap<Purpose, Vec<String>>> {
+    ) -> Result<BTreeMap<Purpose, Vec<TargetSpec>>> {
         let mut found = BTreeMap::new();
         if !request.pods && !request.unlock_old {
             return Ok(found);
@@ -66,7 +67,7 @@ impl Vault {
             for account in item
                 .targets
                 .iter()
-                .filter(|t| request.pods && new_rotation && t.starts_with("runpod"))
+                .filter(|t| request.pods && new_rotation && t.is_runpod())
             {
                 let Some(pods) = opened.get(account)?.pods()? else {
                     continue;
@@ -85,8 +86,7 @@ impl Vault {
                     }
                 }
             }
-            let ssh_hosts =
-                request.unlock_old && item.targets.iter().any(|t| t.starts_with("ssh://"));
+            let ssh_hosts = request.unlock_old && item.targets.iter().any(TargetSpec::is_ssh);
             if pods_here.is_empty() && !ssh_hosts {
                 continue;
             }
@@ -108,19 +108,19 @@ impl Vault {
     ) -> Result<()> {
         let mut changed = false;
         for i in 0..inventory.journal.len() {
-            let pending: Vec<String> = inventory.journal[i]
+            let pending: Vec<TargetSpec> = inventory.journal[i]
                 .targets
                 .iter()
-                .filter(|(t, p)| is_pod(t) && !p.removed)
+                .filter(|(t, p)| t.is_pod() && !p.removed)
                 .map(|(t, _)| t.clone())
                 .collect();
             if pending.is_empty() {
                 continue;
             }
-            let accounts: Vec<String> = inventory.journal[i]
+            let accounts: Vec<TargetSpec> = inventory.journal[i]
                 .targets
                 .keys()
-                .filter(|t| t.starts_with("runpod"))
+                .filter(|t| t.is_runpod())
                 .cloned()
                 .collect();
             let mut running = HashSet::new();
@@ -163,7 +163,7 @@ impl Vault {
     pub(crate) fn add_to_pods(
         &self,
         inventory: &mut Inventory,
-        pods: Vec<(String, Vec<usize>)>,
+        pods: Vec<(TargetSpec, Vec<usize>)>,
         opened: &mut Opened<'_>,
         report: &mut Report,
     ) -> Result<()> {
@@ -240,7 +240,7 @@ impl Vault {
         let mut report = Report::default();
         let pods = self.running_pods(&mut opened, account)?;
         // Each pod of this purpose that lacks the key, with the key to log in with.
-        let mut jobs: Vec<(String, KeyId)> = Vec::new();
+        let mut jobs: Vec<(TargetSpec, KeyId)> = Vec::new();
         for pod in &pods {
             let seen = crate::observe::pod_report(&inventory, now, pod);
             let trusted: Vec<&KeyId> = seen.keys.iter().filter_map(|k| k.id.as_ref()).collect();
@@ -330,7 +330,7 @@ impl Vault {
         &self,
         inventory: &mut Inventory,
         record: &KeyRecord,
-        results: Vec<(String, Result<()>)>,
+        results: Vec<(TargetSpec, Result<()>)>,
         edit: PodEdit,
         report: &mut Report,
     ) -> Result<()> {
@@ -383,10 +383,7 @@ impl Vault {
             }
             .into());
         }
-        let pods = opened
-            .get(&account.to_string())?
-            .pods()?
-            .unwrap_or_default();
+        let pods = opened.get(account)?.pods()?.unwrap_or_default();
         Ok(pods.into_iter().filter(|p| p.status == "RUNNING").collect())
     }
 
@@ -397,11 +394,11 @@ impl Vault {
     pub(crate) fn fan_out(
         &self,
         opened: &mut Opened<'_>,
-        jobs: Vec<(String, Vec<KeyId>, Vec<KeyRecord>, HashSet<String>)>,
+        jobs: Vec<(TargetSpec, Vec<KeyId>, Vec<KeyRecord>, HashSet<String>)>,
         report: &mut Report,
-    ) -> Vec<(String, Result<()>)> {
+    ) -> Vec<(TargetSpec, Result<()>)> {
         struct Job {
-            name: String,
+            name: TargetSpec,
             target: Box<dyn Target + Send>,
             add: Vec<AddKey>,
             remove: HashSet<String>,

@@ -1,6 +1,7 @@
 //! What an operation did: keys deployed and removed, keys still retiring, pods reached.
 
 use crate::inventory::{KeyId, Purpose};
+use crate::target::TargetSpec;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -21,7 +22,7 @@ pub struct Deployed {
     /// The key.
     pub key: KeyId,
     /// Where.
-    pub target: String,
+    pub target: TargetSpec,
 }
 
 /// An old key kept deployed until its grace period ends.

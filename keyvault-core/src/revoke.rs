@@ -6,7 +6,7 @@ use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState, Purpose};
 use crate::names::KeySelector;
 use crate::pods::{PodEdit, pod_id, pod_target};
 use crate::report::Report;
-use crate::run::{Opened, draft, is_pod, key, key_mut};
+use crate::run::{Opened, draft, key, key_mut};
 use crate::target::{TargetSpec, Targets};
 use crate::vault::Vault;
 use chrono::{DateTime, Utc};
@@ -95,8 +95,8 @@ impl Vault {
             record
                 .live_targets()
                 .into_iter()
-                .filter(|t| is_pod(t))
-                .map(ToOwned::to_owned),
+                .filter(|t| t.is_pod())
+                .cloned(),
         );
         if let Some(account) = pods_of {
             let now = self.now();
@@ -187,7 +187,7 @@ impl Vault {
     pub(crate) fn removed_from(
         &self,
         inventory: &mut Inventory,
-        name: &str,
+        name: &TargetSpec,
         entries: &[usize],
         now: DateTime<Utc>,
     ) -> Result<()> {
@@ -195,12 +195,12 @@ impl Vault {
         for &i in entries {
             inventory.journal[i]
                 .targets
-                .entry(name.to_owned())
+                .entry(name.clone())
                 .or_default()
                 .removed = true;
             let old = inventory.journal[i].old.clone();
             let record = key_mut(inventory, &old)?;
-            if is_pod(name) {
+            if name.is_pod() {
                 // The pod had the old key from its PUBLIC_KEY, not from keyvault:
                 // record that keyvault took it out there.
                 record.mark_deployed(name, now);
@@ -245,14 +245,14 @@ impl Vault {
         report: &mut Report,
     ) -> Result<()> {
         let now = self.now();
-        let mut per_target: BTreeMap<String, Vec<KeyId>> = BTreeMap::new();
+        let mut per_target: BTreeMap<TargetSpec, Vec<KeyId>> = BTreeMap::new();
         for id in ids {
             for t in key(inventory, id)?
                 .live_targets()
                 .into_iter()
-                .filter(|t| !is_pod(t))
+                .filter(|t| !t.is_pod())
             {
-                per_target.entry(t.to_owned()).or_default().push(id.clone());
+                per_target.entry(t.clone()).or_default().push(id.clone());
             }
         }
         let hook = self.hook_fn();

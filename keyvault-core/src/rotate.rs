@@ -19,9 +19,9 @@ use crate::keygen::{self, Algorithm};
 use crate::pods::pod_id;
 use crate::policy::PassphraseRule;
 use crate::report::{Report, Retiring, Rotated};
-use crate::run::{FreshKey, Opened, add_key, draft, is_pod, key, key_mut};
+use crate::run::{FreshKey, Opened, add_key, draft, key, key_mut};
 use crate::span::Span;
-use crate::target::Targets;
+use crate::target::{TargetSpec, Targets};
 use crate::vault::{Expiry, Prepared, Vault};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -109,7 +109,7 @@ pub struct PlannedRotation {
     /// When the new key expires.
     pub expires_at: Option<DateTime<Utc>>,
     /// Where the new key goes and the old one leaves.
-    pub targets: Vec<String>,
+    pub targets: Vec<TargetSpec>,
     /// Until when the old key stays deployed.
     pub grace_until: Option<DateTime<Utc>>,
     /// The step an interrupted rotation reached, when this finishes one.
@@ -201,11 +201,7 @@ impl Vault {
                 new: None,
                 algorithm,
                 expires_at: Some(expires_at),
-                targets: old
-                    .live_targets()
-                    .into_iter()
-                    .map(ToOwned::to_owned)
-                    .collect(),
+                targets: old.live_targets().into_iter().cloned().collect(),
                 grace_until: request.grace.map(|g| now + g.to_delta()),
                 resumes: None,
             });
@@ -350,7 +346,11 @@ impl Vault {
             let targets = if item.targets.is_empty() {
                 "no targets".to_owned()
             } else {
-                item.targets.join(", ")
+                item.targets
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
             drafts.push(draft(
                 "rotate-start",
@@ -379,11 +379,11 @@ impl Vault {
         let hook = self.hook_fn();
 
         // Adding: one write per target for every rotation that needs it.
-        let mut per_target: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let mut per_target: BTreeMap<TargetSpec, Vec<usize>> = BTreeMap::new();
         for (i, e) in inventory.journal.iter().enumerate() {
             if selected(e) {
                 for (t, progress) in &e.targets {
-                    if !progress.added && (e.step < Step::Promoted || is_pod(t)) {
+                    if !progress.added && (e.step < Step::Promoted || t.is_pod()) {
                         per_target.entry(t.clone()).or_default().push(i);
                     }
                 }
@@ -391,7 +391,7 @@ impl Vault {
         }
         // Pods are independent machines: update them in parallel, at most 8 at a time.
         let (pods, per_target): (Vec<_>, Vec<_>) =
-            per_target.into_iter().partition(|(name, _)| is_pod(name));
+            per_target.into_iter().partition(|(name, _)| name.is_pod());
         if !pods.is_empty() {
             self.add_to_pods(inventory, pods, opened, report)?;
         }
@@ -446,12 +446,12 @@ impl Vault {
                 self.hook(&format!("added:{name}"))
             })();
             match result {
-                Ok(()) if is_pod(&name) => {
+                Ok(()) if name.is_pod() => {
                     report.pod(pod_id(&name), "added", "new key added and proven to log in")
                 }
                 Ok(()) => {}
                 // One pod failing never blocks the others or the account-level rotation.
-                Err(e) if is_pod(&name) => report.pod(pod_id(&name), "failed", e.to_string()),
+                Err(e) if name.is_pod() => report.pod(pod_id(&name), "failed", e.to_string()),
                 Err(e) => return Err(self.stopped(inventory, only, self.explain(inventory, e))),
             }
         }
@@ -465,7 +465,7 @@ impl Vault {
             // Pods do not hold up promotion: they are updated when reachable.
             if !selected(&e)
                 || e.step >= Step::Promoted
-                || !e.targets.iter().all(|(t, p)| p.added || is_pod(t))
+                || !e.targets.iter().all(|(t, p)| p.added || t.is_pod())
             {
                 continue;
             }
@@ -516,12 +516,12 @@ impl Vault {
         // Removing the old keys whose grace period is over (or had none).
         let due =
             |e: &JournalEntry| e.step == Step::Promoted && e.grace_until.is_none_or(|g| g <= now);
-        let mut per_target: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let mut per_target: BTreeMap<TargetSpec, Vec<usize>> = BTreeMap::new();
         for (i, e) in inventory.journal.iter().enumerate() {
             if selected(e) && due(e) {
                 for (t, p) in &e.targets {
                     // A pod that never got the new key keeps the old one: never lock anyone out.
-                    if !p.removed && (p.added || !is_pod(t)) {
+                    if !p.removed && (p.added || !t.is_pod()) {
                         per_target.entry(t.clone()).or_default().push(i);
                     }
                 }
@@ -529,7 +529,7 @@ impl Vault {
         }
         // The account and hosts one by one; pods in parallel, like the adding.
         let (pods, hosts): (Vec<_>, Vec<_>) =
-            per_target.into_iter().partition(|(name, _)| is_pod(name));
+            per_target.into_iter().partition(|(name, _)| name.is_pod());
         let old_fingerprints = |inventory: &Inventory, entries: &[usize]| {
             entries
                 .iter()

@@ -135,7 +135,7 @@ pub struct InGrace {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TargetSummary {
     /// The target.
-    pub target: String,
+    pub target: crate::target::TargetSpec,
     /// Keys keyvault manages there.
     pub managed: usize,
     /// Keys keyvault does not manage (never touched).

@@ -529,7 +529,7 @@ pub(crate) fn check_record(record: &crate::KeyRecord) -> std::result::Result<(),
     }
     let plain = |s: &str| !s.is_empty() && s.len() <= 4096 && !s.chars().any(char::is_control);
     for d in record.deployments() {
-        if !plain(d.target()) {
+        if !plain(&d.target().to_string()) {
             return Err("a deployment target holds a control character".to_owned());
         }
     }

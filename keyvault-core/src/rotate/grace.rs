@@ -5,7 +5,8 @@
 use crate::error::Result;
 use crate::inventory::{Inventory, KeyRecord, Step};
 use crate::report::{Report, Retiring};
-use crate::run::{is_pod, key_mut};
+use crate::run::key_mut;
+use crate::target::TargetSpec;
 use crate::vault::Vault;
 use std::collections::BTreeSet;
 
@@ -25,18 +26,18 @@ impl Vault {
         &self,
         inventory: &mut Inventory,
         i: usize,
-    ) -> Result<BTreeSet<String>> {
+    ) -> Result<BTreeSet<TargetSpec>> {
         let e = inventory.journal[i].clone();
-        let pods: BTreeSet<String> = e
+        let pods: BTreeSet<TargetSpec> = e
             .targets
             .iter()
-            .filter(|(t, p)| is_pod(t) && !p.removed)
+            .filter(|(t, p)| t.is_pod() && !p.removed)
             .map(|(t, _)| t.clone())
             .collect();
         let now = self.now();
         let record = key_mut(inventory, &e.old)?;
         for pod in &pods {
-            if !record.live_targets().contains(&pod.as_str()) {
+            if !record.live_targets().contains(&pod) {
                 record.mark_deployed(pod, now);
             }
         }

@@ -9,8 +9,8 @@ use crate::error::{Error, InputError, Result, TargetError};
 use crate::inventory::{Inventory, JournalEntry, KeyRecord, KeyState, Purpose, Step};
 use crate::pods::pod_id;
 use crate::report::{Deployed, Report};
-use crate::run::{Opened, add_key, draft, is_pod, key, key_mut};
-use crate::target::Targets;
+use crate::run::{Opened, add_key, draft, key, key_mut};
+use crate::target::{TargetSpec, Targets};
 use crate::vault::Vault;
 use std::collections::HashSet;
 
@@ -58,7 +58,7 @@ impl Vault {
         if inventory
             .journal
             .iter()
-            .any(|e| purposes.contains(e.purpose()) && e.targets.keys().any(|t| is_pod(t)))
+            .any(|e| purposes.contains(e.purpose()) && e.targets.keys().any(TargetSpec::is_pod))
         {
             self.drop_gone_pods(&mut inventory, &mut opened, &mut report)?;
         }
@@ -87,8 +87,8 @@ impl Vault {
         let new = key(inventory, &e.new)?.clone();
         let old = key(inventory, &e.old)?.clone();
         let hook = self.hook_fn();
-        let (pods, hosts): (Vec<String>, Vec<String>) =
-            e.targets.keys().cloned().partition(|t| is_pod(t));
+        let (pods, hosts): (Vec<TargetSpec>, Vec<TargetSpec>) =
+            e.targets.keys().cloned().partition(TargetSpec::is_pod);
         // Pods are logged in to with the old key (a pod never loses it before promotion).
         if !pods.is_empty() {
             self.unlock_for_pods(opened, &old, callbacks)?;
@@ -107,7 +107,7 @@ impl Vault {
                 let applied = target.apply(&[line], &HashSet::new(), &hook)?;
                 if !applied.present.contains(old.fingerprint()) {
                     return Err(TargetError::Interference {
-                        target: name.clone(),
+                        target: name.to_string(),
                         what: format!("{} missing after the write", old.fingerprint()),
                     }
                     .into());
@@ -178,7 +178,7 @@ impl Vault {
         // The journal forgets that a target got the new key before the key is removed
         // there: a crash in between must not leave a resumed rotation trusting an add
         // that is no longer true (it would promote and remove the old key too).
-        let forget = |inventory: &mut Inventory, names: &[&String]| -> Result<()> {
+        let forget = |inventory: &mut Inventory, names: &[&TargetSpec]| -> Result<()> {
             if let Some(i) = position(inventory) {
                 for name in names {
                     inventory.journal[i]
@@ -283,7 +283,7 @@ impl Vault {
     fn holds(
         &self,
         opened: &mut Opened<'_>,
-        name: &str,
+        name: &TargetSpec,
         old: &KeyRecord,
         new: &KeyRecord,
     ) -> String {
@@ -310,11 +310,8 @@ impl Vault {
 
 /// The `--to` that names the pods of the rotation's RunPod account.
 fn pods_account(e: &JournalEntry) -> String {
-    e.targets
-        .keys()
-        .find(|t| t.starts_with("runpod"))
-        .map_or_else(
-            || "runpod-pods".to_owned(),
-            |a| a.replacen("runpod", "runpod-pods", 1),
-        )
+    match e.targets.keys().find_map(TargetSpec::runpod_profile) {
+        Some(Some(profile)) => format!("runpod-pods:{profile}"),
+        Some(None) | None => "runpod-pods".to_owned(),
+    }
 }
