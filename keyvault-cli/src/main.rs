@@ -517,7 +517,7 @@ fn run(cli: Cli) -> Result<Done, Failure> {
                         eprintln!("pod {}: updating…", render::clean(pod))
                     }
                     keyvault_core::PodProgress::Finished { pod, outcome } => {
-                        eprintln!("pod {}: {}", render::clean(pod), render::clean(outcome))
+                        eprintln!("pod {}: {outcome}", render::clean(pod))
                     }
                     _ => {}
                 }

@@ -385,7 +385,7 @@ pub fn report(style: Style, json: bool, r: &Report) {
             .map(|p| {
                 vec![
                     plain(p.pod.clone()),
-                    (p.outcome.clone(), style.outcome(&p.outcome)),
+                    (p.outcome.to_string(), style.outcome(p.outcome.as_str())),
                     plain(p.detail.clone()),
                 ]
             })
@@ -612,7 +612,7 @@ pub fn status_human(style: Style, report: &StatusReport) {
     for f in report.findings() {
         let sev = f.severity().to_string();
         println!("{}  {}", style.severity(&sev), clean(f.message()));
-        println!("{}  fix: {}", " ".repeat(6), clean(f.fix()));
+        println!("{}  fix: {}", " ".repeat(6), clean(&f.fix().to_string()));
     }
     for u in report.unchecked() {
         println!("could not check {}: {}", clean(&u.target), clean(&u.reason));

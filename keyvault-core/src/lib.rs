@@ -61,13 +61,15 @@ pub use mint::{MintRequest, Minted};
 pub use names::{KeySelector, Principal, SourcePattern};
 pub use observe::{KeyMatch, PodReport, Reach};
 pub use policy::{Config, PassphraseRule, Policy, RunpodProfile};
-pub use report::{Deployed, PodOutcome, Report, Retiring, Rotated};
+pub use report::{Deployed, PodOutcome, PodOutcomeKind, Report, Retiring, Rotated};
 pub use rotate::{PlannedRotation, RotateRequest, RotationPlan};
 pub use runpod::{Pod, RunpodClient, RunpodError, RunpodSettings};
 pub use scan::{ScanFinding, ScanKind, ScanReport};
 pub use secret::{ApiToken, Passphrase, secrecy};
 pub use span::{Span, parse_date};
-pub use status::{Finding, FindingKind, InGrace, Severity, StatusReport, TargetSummary, Unchecked};
+pub use status::{
+    Finding, FindingKind, InGrace, Remedy, Severity, StatusReport, TargetSummary, Unchecked,
+};
 pub use target::{Applied, FileTarget, RunpodTarget, SshTarget, Target, TargetSpec, Targets};
 pub use vault::{Expiry, FaultHook, ImportKey, NewKey, PodProgress, PodProgressSink, Vault};
 

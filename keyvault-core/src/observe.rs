@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::inventory::{Inventory, KeyId, KeyRecord, Purpose, Step};
 use crate::remote::RemoteKey;
 use crate::runpod::Pod;
-use crate::status::{Finding, FindingKind, Severity, TargetSummary, Unchecked};
+use crate::status::{Finding, FindingKind, Remedy, Severity, TargetSummary, Unchecked};
 use crate::target::{TargetSpec, Targets};
 use crate::vault::Vault;
 use chrono::{DateTime, Utc};
@@ -239,8 +239,16 @@ impl Vault {
                     severity: Severity::High,
                     kind: FindingKind::Interrupted,
                     key_id: Some(e.new_key().clone()),
-                    message: format!("the rotation of {} to {} stopped before it finished ({:?})", e.purpose(), e.new_key(), e.step()).to_lowercase(),
-                    fix: format!("finish it: keyvault rotate {0} (or roll back: keyvault rotate --abort {0})", e.purpose()),
+                    message: format!(
+                        "the rotation of {} to {} stopped before it finished ({:?})",
+                        e.purpose(),
+                        e.new_key(),
+                        e.step()
+                    )
+                    .to_lowercase(),
+                    fix: Remedy::FinishRotation {
+                        purpose: e.purpose().clone(),
+                    },
                 });
             } else if e.grace_until().is_none_or(|g| g <= now) {
                 out.push(Finding {
@@ -260,8 +268,7 @@ impl Vault {
                             format!("{} stays retiring: running pods {} still trust it and could not be updated", e.old(), pods.join(", "))
                         }
                     },
-                    fix: "keyvault sweep (it retries the pods, and drops pods that are gone); redeploy pods that cannot be reached"
-                        .to_owned(),
+                    fix: Remedy::RetryPods,
                 });
             }
         }
@@ -357,7 +364,10 @@ impl Vault {
                             "{name} does not hold {}, which the inventory says is deployed there",
                             k.id()
                         ),
-                        fix: format!("keyvault deploy {} --to {name}", k.id()),
+                        fix: Remedy::Deploy {
+                            key: k.id().clone(),
+                            target: name.clone(),
+                        },
                     });
                 }
                 if let Some(intended) = intended.get(k.fingerprint()).filter(|_| live) {
@@ -384,7 +394,10 @@ impl Vault {
                                 k.id(),
                                 if wider { "they trust more" } else { "narrower" }
                             ),
-                            fix: format!("keyvault deploy {} --to {name}", k.id()),
+                            fix: Remedy::Deploy {
+                                key: k.id().clone(),
+                                target: name.clone(),
+                            },
                         });
                     }
                 }
@@ -398,7 +411,9 @@ impl Vault {
                             k.id(),
                             k.display_state_at(now)
                         ),
-                        fix: format!("keyvault revoke {}", k.id()),
+                        fix: Remedy::Revoke {
+                            key: k.id().clone(),
+                        },
                     });
                 }
             }
@@ -412,7 +427,9 @@ impl Vault {
                         "{name} has a line keyvault cannot be sure how sshd reads (kept as it is): {}",
                         raw.escape_debug()
                     ),
-                    fix: format!("check the line in {name} and rewrite or remove it"),
+                    fix: Remedy::CheckLine {
+                        target: name.clone(),
+                    },
                 });
             }
             let managed = list
@@ -445,17 +462,32 @@ impl Vault {
                     .collect();
                 let revoked = old.iter().any(|k| k.state != "retiring");
                 findings.push(Finding {
-                    severity: if revoked { Severity::High } else { Severity::Medium },
+                    severity: if revoked {
+                        Severity::High
+                    } else {
+                        Severity::Medium
+                    },
                     kind: FindingKind::PodTrustsOldKey,
                     key_id: old[0].id.clone(),
-                    message: format!("running pod {} ({}) still trusts {}", report.id, report.name, ids.join(", ")),
+                    message: format!(
+                        "running pod {} ({}) still trusts {}",
+                        report.id,
+                        report.name,
+                        ids.join(", ")
+                    ),
                     fix: match report.reach {
-                        Reach::Direct { host, port, username }
-                            if endpoint_accepted(&report.id, &username, &host, port) =>
-                        {
-                            format!("remove the key from ~/.ssh/authorized_keys on the pod (ssh {username}@{host} -p {port}), or redeploy it")
+                        Reach::Direct {
+                            host,
+                            port,
+                            username,
+                        } if endpoint_accepted(&report.id, &username, &host, port) => {
+                            Remedy::RemoveFromPod {
+                                user: username,
+                                host,
+                                port,
+                            }
                         }
-                        _ => "redeploy the pod: it is not reachable over direct SSH".to_owned(),
+                        _ => Remedy::RedeployPod,
                     },
                 });
             }

@@ -5,7 +5,7 @@ use crate::error::{Error, InputError, Result};
 use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState, Purpose, Step};
 use crate::names::KeySelector;
 use crate::remote::AddKey;
-use crate::report::{Deployed, Report};
+use crate::report::{Deployed, PodOutcomeKind, Report};
 use crate::rotate::RotateRequest;
 use crate::run::{Opened, POD_FAN_OUT, add_key, draft, key, key_mut, run_bounded};
 use crate::target::{Target, TargetSpec, Targets};
@@ -82,7 +82,7 @@ impl Vault {
                     }
                     match pod_target(pod) {
                         Some(n) => pods_here.push(n),
-                        None => report.pod(pod.id.clone(), "needs-redeploy", "no direct SSH endpoint (proxy only): redeploy the pod to change its keys"),
+                        None => report.pod(pod.id.clone(), PodOutcomeKind::NeedsRedeploy, "no direct SSH endpoint (proxy only): redeploy the pod to change its keys"),
                     }
                 }
             }
@@ -146,7 +146,7 @@ impl Vault {
                 changed = true;
                 report.pod(
                     pod_id(t),
-                    "gone",
+                    PodOutcomeKind::Gone,
                     "no longer running, so it no longer depends on the old key",
                 );
             }
@@ -183,7 +183,7 @@ impl Vault {
         for (name, result) in self.fan_out(opened, jobs, report) {
             let entries = entries_of.remove(&name).unwrap_or_default();
             if let Err(e) = result {
-                report.pod(pod_id(&name), "failed", e.to_string());
+                report.pod(pod_id(&name), PodOutcomeKind::Failed, e.to_string());
                 continue;
             }
             let mut drafts = Vec::new();
@@ -206,7 +206,11 @@ impl Vault {
             }
             self.record(inventory, &drafts)?;
             self.hook(&format!("added:{name}"))?;
-            report.pod(pod_id(&name), "added", "new key added and proven to log in");
+            report.pod(
+                pod_id(&name),
+                PodOutcomeKind::Added,
+                "new key added and proven to log in",
+            );
         }
         Ok(())
     }
@@ -247,7 +251,7 @@ impl Vault {
             if trusted.contains(&record.id()) {
                 report.pod(
                     pod.id.clone(),
-                    "already",
+                    PodOutcomeKind::Already,
                     format!("already trusts {}", record.id()),
                 );
                 continue;
@@ -270,7 +274,7 @@ impl Vault {
                 Some(name) => jobs.push((name, login.id().clone())),
                 None => report.pod(
                     pod.id.clone(),
-                    "needs-redeploy",
+                    PodOutcomeKind::NeedsRedeploy,
                     "no direct SSH endpoint (proxy only): redeploy the pod to change its keys",
                 ),
             }
@@ -338,7 +342,7 @@ impl Vault {
         let mut drafts = Vec::new();
         for (name, result) in results {
             if let Err(e) = result {
-                report.pod(pod_id(&name), "failed", e.to_string());
+                report.pod(pod_id(&name), PodOutcomeKind::Failed, e.to_string());
                 continue;
             }
             let entry = key_mut(inventory, record.id())?;
@@ -350,14 +354,18 @@ impl Vault {
                         key: record.id().clone(),
                         target: name.clone(),
                     });
-                    report.pod(pod_id(&name), "added", "key added and proven to log in");
+                    report.pod(
+                        pod_id(&name),
+                        PodOutcomeKind::Added,
+                        "key added and proven to log in",
+                    );
                 }
                 PodEdit::Removed => {
                     entry.mark_removed_from(&name, now);
                     drafts.push(draft("undeploy", record, format!("removed from {name}")));
                     report.pod(
                         pod_id(&name),
-                        "removed",
+                        PodOutcomeKind::Removed,
                         "key removed; verified by reading back",
                     );
                 }
@@ -429,7 +437,7 @@ impl Vault {
             })();
             match prepared {
                 Ok(job) => ready.push(job),
-                Err(e) => report.pod(pod_id(&name), "failed", e.to_string()),
+                Err(e) => report.pod(pod_id(&name), PodOutcomeKind::Failed, e.to_string()),
             }
         }
         let hook = self.hook_fn();
@@ -438,14 +446,11 @@ impl Vault {
             self.pod_progress(&crate::vault::PodProgress::Started { pod: pod.clone() });
             let result = job.target.apply(&job.add, &job.remove, &hook).map(|_| ());
             let outcome = match (&result, job.add.is_empty()) {
-                (Err(_), _) => "failed",
-                (Ok(()), false) => "added",
-                (Ok(()), true) => "removed",
+                (Err(_), _) => PodOutcomeKind::Failed,
+                (Ok(()), false) => PodOutcomeKind::Added,
+                (Ok(()), true) => PodOutcomeKind::Removed,
             };
-            self.pod_progress(&crate::vault::PodProgress::Finished {
-                pod,
-                outcome: outcome.to_owned(),
-            });
+            self.pod_progress(&crate::vault::PodProgress::Finished { pod, outcome });
             result
         });
         for (job, outcome) in ready.into_iter().zip(outcomes) {

@@ -5,7 +5,7 @@ use crate::error::{Error, InputError, Result};
 use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState, Purpose};
 use crate::names::KeySelector;
 use crate::pods::{PodEdit, pod_id, pod_target};
-use crate::report::Report;
+use crate::report::{PodOutcomeKind, Report};
 use crate::run::{Opened, draft, key, key_mut};
 use crate::target::{TargetSpec, Targets};
 use crate::vault::Vault;
@@ -113,7 +113,7 @@ impl Vault {
                     }
                     None => report.pod(
                         pod.id.clone(),
-                        "needs-redeploy",
+                        PodOutcomeKind::NeedsRedeploy,
                         format!(
                             "still trusts {} and has no direct SSH endpoint (proxy only): redeploy the pod",
                             record.id()

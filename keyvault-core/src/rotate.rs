@@ -18,7 +18,7 @@ use crate::keyfile::DEFAULT_KDF_ROUNDS;
 use crate::keygen::{self, Algorithm};
 use crate::pods::pod_id;
 use crate::policy::PassphraseRule;
-use crate::report::{Report, Retiring, Rotated};
+use crate::report::{PodOutcomeKind, Report, Retiring, Rotated};
 use crate::run::{FreshKey, Opened, add_key, draft, key, key_mut};
 use crate::span::Span;
 use crate::target::{TargetSpec, Targets};
@@ -446,12 +446,16 @@ impl Vault {
                 self.hook(&format!("added:{name}"))
             })();
             match result {
-                Ok(()) if name.is_pod() => {
-                    report.pod(pod_id(&name), "added", "new key added and proven to log in")
-                }
+                Ok(()) if name.is_pod() => report.pod(
+                    pod_id(&name),
+                    PodOutcomeKind::Added,
+                    "new key added and proven to log in",
+                ),
                 Ok(()) => {}
                 // One pod failing never blocks the others or the account-level rotation.
-                Err(e) if name.is_pod() => report.pod(pod_id(&name), "failed", e.to_string()),
+                Err(e) if name.is_pod() => {
+                    report.pod(pod_id(&name), PodOutcomeKind::Failed, e.to_string())
+                }
                 Err(e) => return Err(self.stopped(inventory, only, self.explain(inventory, e))),
             }
         }
@@ -575,14 +579,14 @@ impl Vault {
                     jobs.push((name.clone(), identities, Vec::new(), remove));
                     entries_of.insert(name, entries);
                 }
-                Err(e) => report.pod(pod_id(&name), "failed", e.to_string()),
+                Err(e) => report.pod(pod_id(&name), PodOutcomeKind::Failed, e.to_string()),
             }
         }
         for (name, result) in self.fan_out(opened, jobs, report) {
             let entries = entries_of.remove(&name).unwrap_or_default();
             match result.and_then(|()| self.removed_from(inventory, &name, &entries, now)) {
-                Ok(()) => report.pod(pod_id(&name), "removed", "old key removed"),
-                Err(e) => report.pod(pod_id(&name), "failed", e.to_string()),
+                Ok(()) => report.pod(pod_id(&name), PodOutcomeKind::Removed, "old key removed"),
+                Err(e) => report.pod(pod_id(&name), PodOutcomeKind::Failed, e.to_string()),
             }
         }
 

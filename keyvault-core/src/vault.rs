@@ -49,12 +49,12 @@ pub enum PodProgress {
         /// The pod's id.
         pod: String,
     },
-    /// Work on the pod finished: `added`, `removed` or `failed`.
+    /// Work on the pod finished: added, removed or failed.
     Finished {
         /// The pod's id.
         pod: String,
         /// The outcome.
-        outcome: String,
+        outcome: crate::report::PodOutcomeKind,
     },
 }
 

@@ -154,7 +154,7 @@ fn pods_are_updated_in_parallel_with_progress_and_a_failure_keeps_the_old_key() 
     let outcomes: Vec<(String, String)> = report
         .pods
         .iter()
-        .map(|p| (p.pod.clone(), p.outcome.clone()))
+        .map(|p| (p.pod.clone(), p.outcome.to_string()))
         .collect();
     for id in ["p1", "p2", "p3"] {
         assert!(
@@ -179,7 +179,7 @@ fn pods_are_updated_in_parallel_with_progress_and_a_failure_keeps_the_old_key() 
     }
     assert!(events.contains(&PodProgress::Finished {
         pod: "bad".to_owned(),
-        outcome: "failed".to_owned()
+        outcome: keyvault_core::PodOutcomeKind::Failed
     }));
 
     // Updated pods trust only the new key; the failed one keeps the old, which stays retiring.
@@ -267,7 +267,7 @@ fn deploy_and_revoke_reach_pods_through_the_library() {
         r.pods
             .iter()
             .find(|p| p.pod == id)
-            .map(|p| p.outcome.clone())
+            .map(|p| p.outcome.to_string())
     };
     assert_eq!(
         outcome(&report, "p1").as_deref(),

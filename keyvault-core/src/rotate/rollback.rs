@@ -8,7 +8,7 @@ use crate::callbacks::Callbacks;
 use crate::error::{Error, InputError, Result, TargetError};
 use crate::inventory::{Inventory, JournalEntry, KeyRecord, KeyState, Purpose, Step};
 use crate::pods::pod_id;
-use crate::report::{Deployed, Report};
+use crate::report::{Deployed, PodOutcomeKind, Report};
 use crate::run::{Opened, add_key, draft, key, key_mut};
 use crate::target::{TargetSpec, Targets};
 use crate::vault::Vault;
@@ -234,13 +234,13 @@ impl Vault {
                 match result {
                     Ok(()) => report.pod(
                         pod_id(&name),
-                        "removed",
+                        PodOutcomeKind::Removed,
                         format!("{} removed; it keeps {}", new.id(), old.id()),
                     ),
                     Err(err) => {
                         report.pod(
                             pod_id(&name),
-                            "failed",
+                            PodOutcomeKind::Failed,
                             format!(
                                 "{} may still be there ({err}); it keeps {}; retry with `keyvault revoke {} --to {}`",
                                 new.id(),
