@@ -986,6 +986,76 @@ mod tests {
         assert_eq!(Inventory::parse(&pretty).expect("reads"), inventory);
     }
 
+    /// An inventory written by the keyvault before typed identities (see
+    /// `tests/fixtures/README.md`), with targets of every kind in a deployment list and in a
+    /// journal entry: read with typed targets and names, and written back
+    /// byte for byte.
+    #[test]
+    fn an_inventory_from_before_typed_identities_reads_and_writes_back_unchanged() {
+        let bytes = include_bytes!("../tests/fixtures/inventory-v1.json");
+        let inventory = Inventory::parse(bytes).expect("parses");
+        assert_eq!(
+            String::from_utf8(inventory.to_json()).expect("UTF-8"),
+            std::str::from_utf8(bytes).expect("UTF-8")
+        );
+        let entry = &inventory.journal()[0];
+        let names: Vec<String> = entry.targets().keys().map(ToString::to_string).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(
+            names, sorted,
+            "journal targets keep the order of their names"
+        );
+        let kinds: Vec<(bool, bool, bool)> = entry
+            .targets()
+            .keys()
+            .map(|t| (t.is_runpod(), t.is_ssh(), t.is_pod()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (false, false, false),
+                (false, false, false),
+                (false, false, true),
+                (true, false, false),
+                (true, false, false),
+                (false, true, false),
+            ]
+        );
+        let old = inventory.get(entry.old()).expect("old key");
+        let pods: Vec<Option<&str>> = old
+            .deployments()
+            .iter()
+            .filter(|d| d.target().is_pod())
+            .map(|d| d.target().pod_id())
+            .collect();
+        assert_eq!(pods, [Some("abc123"), Some("gone1")]);
+        assert_eq!(old.live_targets().len(), 6);
+        let ci = inventory
+            .get(&"ci-1".parse().expect("id"))
+            .expect("minted key");
+        let scope = ci.scope().expect("scoped");
+        assert_eq!(
+            scope
+                .from
+                .iter()
+                .map(SourcePattern::as_str)
+                .collect::<Vec<_>>(),
+            ["10.0.0.0/8", "::1"]
+        );
+        let cert = ci.certificate().expect("certificate");
+        assert_eq!(cert.principals[0].as_str(), "deploy");
+        let ca = inventory.get(&"ca-1".parse().expect("id")).expect("ca");
+        assert_eq!(
+            ca.cert_authority()
+                .expect("a CA")
+                .iter()
+                .map(Principal::as_str)
+                .collect::<Vec<_>>(),
+            ["root", "deploy"]
+        );
+    }
+
     #[test]
     fn key_id_rules() {
         let p: Purpose = "ci-deploy".parse().expect("purpose");
