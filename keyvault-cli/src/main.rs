@@ -943,7 +943,7 @@ fn run(cli: Cli) -> Result<Done, Failure> {
                     )?;
                     if json {
                         print_json(
-                            &json!({"key": key.id(), "fingerprint": key.fingerprint(), "lifetime_secs": secs}),
+                            &json!({"key": key.id(), "fingerprint": key.fingerprint().to_string(), "lifetime_secs": secs}),
                         );
                     } else {
                         println!(
@@ -956,7 +956,9 @@ fn run(cli: Cli) -> Result<Done, Failure> {
                 args::AgentCommand::Remove(a) => {
                     let key = vault.agent_remove(&a.key.parse()?, &socket)?;
                     if json {
-                        print_json(&json!({"key": key.id(), "fingerprint": key.fingerprint()}));
+                        print_json(
+                            &json!({"key": key.id(), "fingerprint": key.fingerprint().to_string()}),
+                        );
                     } else {
                         println!("removed {} from the agent", key.id());
                     }

@@ -144,7 +144,7 @@ pub struct KeyJson<'a> {
     id: &'a keyvault_core::KeyId,
     purpose: &'a keyvault_core::Purpose,
     algorithm: keyvault_core::Algorithm,
-    fingerprint: &'a str,
+    fingerprint: String,
     public_key: &'a str,
     comment: &'a str,
     #[serde(with = "keyvault_core::timestamp")]
@@ -191,7 +191,7 @@ impl<'a> KeyJson<'a> {
             id: record.id(),
             purpose: record.purpose(),
             algorithm: record.algorithm(),
-            fingerprint: record.fingerprint(),
+            fingerprint: record.fingerprint().to_string(),
             public_key: record.public_key(),
             comment: record.comment(),
             created_at: record.created_at(),
@@ -228,7 +228,7 @@ pub fn key_rows(style: Style, keys: &[&KeyRecord], now: DateTime<Utc>) {
                 plain(k.algorithm().to_string()),
                 (state.to_owned(), style.state(state)),
                 plain(k.expires_at().map_or_else(|| "never".to_owned(), time)),
-                plain(k.fingerprint()),
+                plain(k.fingerprint().to_string()),
             ]
         })
         .collect();
@@ -253,7 +253,7 @@ pub fn show_key(style: Style, vault: &Vault, k: &KeyRecord, now: DateTime<Utc>) 
         ("purpose", k.purpose().to_string()),
         ("algorithm", k.algorithm().to_string()),
         ("state", style.state(state)),
-        ("fingerprint", k.fingerprint().to_owned()),
+        ("fingerprint", k.fingerprint().to_string()),
         ("comment", clean(k.comment()).into_owned()),
         ("created", time(k.created_at())),
         (
@@ -460,7 +460,10 @@ pub fn remote_keys(style: Style, spec: &TargetSpec, keys: &[KeyMatch]) {
         .iter()
         .map(|k| {
             vec![
-                plain(k.fingerprint.clone().unwrap_or_else(|| "-".to_owned())),
+                plain(
+                    k.fingerprint
+                        .map_or_else(|| "-".to_owned(), |fp| fp.to_string()),
+                ),
                 plain(k.id.as_ref().map_or("-".to_owned(), ToString::to_string)),
                 plain(
                     k.purpose

@@ -352,7 +352,7 @@ impl Vault {
             &[Draft {
                 action: "agent-add",
                 key_id: Some(record.id().to_string()),
-                fingerprint: Some(record.fingerprint().to_owned()),
+                fingerprint: Some(record.fingerprint().to_string()),
                 outcome: Outcome::Ok,
                 detail: Some(detail),
             }],

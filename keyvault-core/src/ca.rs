@@ -43,7 +43,7 @@ impl Vault {
             &[Draft {
                 action: "ca-init",
                 key_id: Some(updated.id().to_string()),
-                fingerprint: Some(updated.fingerprint().to_owned()),
+                fingerprint: Some(updated.fingerprint().to_string()),
                 outcome: Outcome::Ok,
                 detail: Some("certificate authority".to_owned()),
             }],
@@ -110,7 +110,7 @@ impl Vault {
             &[Draft {
                 action: "ca-trust",
                 key_id: Some(record.id().to_string()),
-                fingerprint: Some(record.fingerprint().to_owned()),
+                fingerprint: Some(record.fingerprint().to_string()),
                 outcome: Outcome::Ok,
                 detail: Some(format!(
                     "trusted at {name} for {}",

@@ -390,7 +390,7 @@ impl Vault {
             &[Draft {
                 action,
                 key_id: Some(record.id().to_string()),
-                fingerprint: Some(record.fingerprint().to_owned()),
+                fingerprint: Some(record.fingerprint().to_string()),
                 outcome: Outcome::Ok,
                 detail: Some(detail),
             }],
@@ -434,11 +434,11 @@ impl Vault {
             detail: _,
             created_at,
         } = prepared;
-        let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+        let fingerprint = key.fingerprint(HashAlg::Sha256);
         if let Some(dup) = inventory
             .keys()
             .iter()
-            .find(|k| k.fingerprint() == fingerprint)
+            .find(|k| *k.fingerprint() == fingerprint)
         {
             return Err(StoreError::DuplicateKey {
                 id: dup.id().to_string(),
@@ -567,11 +567,11 @@ impl Vault {
         let expires_at = self.resolve_expiry(purpose, policy, request.expiry, now)?;
         let inventory = self.store.load()?;
         self.check_no_active(&inventory, purpose)?;
-        let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+        let fingerprint = key.fingerprint(HashAlg::Sha256);
         if let Some(dup) = inventory
             .keys()
             .iter()
-            .find(|k| k.fingerprint() == fingerprint)
+            .find(|k| *k.fingerprint() == fingerprint)
         {
             return Err(StoreError::DuplicateKey {
                 id: dup.id().to_string(),
@@ -699,7 +699,7 @@ impl Vault {
             &[Draft {
                 action: "passwd",
                 key_id: Some(record.id().to_string()),
-                fingerprint: Some(record.fingerprint().to_owned()),
+                fingerprint: Some(record.fingerprint().to_string()),
                 outcome: Outcome::Ok,
                 detail: Some(format!(
                     "re-encrypted with a new passphrase, {rounds} kdf rounds"
@@ -720,7 +720,7 @@ impl Vault {
     ) -> Result<(PrivateKey, zeroize::Zeroizing<Vec<u8>>)> {
         let path = self.private_key_path(record);
         let (key, bytes) = keyfile::read(&path)?;
-        if key.fingerprint(HashAlg::Sha256).to_string() != record.fingerprint() {
+        if key.fingerprint(HashAlg::Sha256) != *record.fingerprint() {
             return Err(StoreError::Mismatch {
                 path,
                 id: record.id().to_string(),

@@ -75,3 +75,4 @@ pub use vault::{Expiry, FaultHook, ImportKey, NewKey, PodProgress, PodProgressSi
 
 /// The `ssh-key` crate, re-exported because its types appear in this API.
 pub use ssh_key;
+pub use ssh_key::Fingerprint;

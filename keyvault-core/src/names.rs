@@ -197,6 +197,51 @@ impl fmt::Display for SourcePattern {
     }
 }
 
+/// A fingerprint as its `SHA256:…` text, for `#[serde(with)]`.
+pub(crate) mod fingerprint_text {
+    use ssh_key::Fingerprint;
+    use std::fmt;
+
+    pub(crate) fn serialize<S: serde::Serializer>(
+        fp: &Fingerprint,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_str(fp)
+    }
+
+    pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Fingerprint, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Fingerprint;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a fingerprint, SHA256:…")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Fingerprint, E> {
+                v.parse()
+                    .map_err(|_| E::custom(format_args!("invalid fingerprint {v:?}")))
+            }
+        }
+        d.deserialize_str(Text)
+    }
+
+    /// The same for an `Option`.
+    pub(crate) mod option {
+        use ssh_key::Fingerprint;
+
+        pub(crate) fn serialize<S: serde::Serializer>(
+            fp: &Option<Fingerprint>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match fp {
+                Some(fp) => s.collect_str(fp),
+                None => s.serialize_none(),
+            }
+        }
+    }
+}
+
 /// Joins names with `,`, as `authorized_keys` options and certificates list them.
 pub(crate) fn join<T: fmt::Display>(items: &[T]) -> String {
     items
@@ -209,6 +254,8 @@ pub(crate) fn join<T: fmt::Display>(items: &[T]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inventory::Inventory;
+    use ssh_key::Fingerprint;
 
     #[test]
     fn a_selector_is_an_id_a_purpose_or_both() {
@@ -295,5 +342,88 @@ mod tests {
             r#"["10.0.0.0/8"]"#
         );
         assert!(serde_json::from_str::<Vec<SourcePattern>>(r#"["a\""]"#).is_err());
+    }
+
+    /// An inventory written by the keyvault before typed identities (see
+    /// `tests/fixtures/README.md`), with targets of every kind in a deployment list and in a
+    /// journal entry: read with typed targets, fingerprints and names, and written back
+    /// byte for byte.
+    #[test]
+    fn an_inventory_from_before_typed_identities_reads_and_writes_back_unchanged() {
+        let bytes = include_bytes!("../tests/fixtures/inventory-v1.json");
+        let inventory = Inventory::parse(bytes).expect("parses");
+        assert_eq!(
+            String::from_utf8(inventory.to_json()).expect("UTF-8"),
+            std::str::from_utf8(bytes).expect("UTF-8")
+        );
+        let entry = &inventory.journal()[0];
+        let names: Vec<String> = entry.targets().keys().map(ToString::to_string).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(
+            names, sorted,
+            "journal targets keep the order of their names"
+        );
+        let kinds: Vec<(bool, bool, bool)> = entry
+            .targets()
+            .keys()
+            .map(|t| (t.is_runpod(), t.is_ssh(), t.is_pod()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (false, false, false),
+                (false, false, false),
+                (false, false, true),
+                (true, false, false),
+                (true, false, false),
+                (false, true, false),
+            ]
+        );
+        let old = inventory.get(entry.old()).expect("old key");
+        assert_eq!(
+            *old.fingerprint(),
+            "SHA256:/WxlIaPG5iJyzbfH3UmBhlYqAaCVhiXaW4XR/GIY57c"
+                .parse::<Fingerprint>()
+                .expect("fingerprint")
+        );
+        // A fingerprint that is not one is refused, as any corrupt field.
+        let text = std::str::from_utf8(bytes).expect("UTF-8");
+        let bad = text.replacen(&old.fingerprint().to_string(), "SHA256:x", 1);
+        assert!(matches!(
+            Inventory::parse(bad.as_bytes()),
+            Err(crate::inventory::ParseError::Corrupt(why)) if why.contains("invalid fingerprint")
+        ));
+        let pods: Vec<Option<&str>> = old
+            .deployments()
+            .iter()
+            .filter(|d| d.target().is_pod())
+            .map(|d| d.target().pod_id())
+            .collect();
+        assert_eq!(pods, [Some("abc123"), Some("gone1")]);
+        assert_eq!(old.live_targets().len(), 6);
+        let ci = inventory
+            .get(&"ci-1".parse().expect("id"))
+            .expect("minted key");
+        let scope = ci.scope().expect("scoped");
+        assert_eq!(
+            scope
+                .from
+                .iter()
+                .map(SourcePattern::as_str)
+                .collect::<Vec<_>>(),
+            ["10.0.0.0/8", "::1"]
+        );
+        let cert = ci.certificate().expect("certificate");
+        assert_eq!(cert.principals[0].as_str(), "deploy");
+        let ca = inventory.get(&"ca-1".parse().expect("id")).expect("ca");
+        assert_eq!(
+            ca.cert_authority()
+                .expect("a CA")
+                .iter()
+                .map(Principal::as_str)
+                .collect::<Vec<_>>(),
+            ["root", "deploy"]
+        );
     }
 }

@@ -23,7 +23,8 @@ pub struct KeyMatch {
     /// does not know; `unparseable` for lines that are not keys.
     pub state: String,
     /// Its fingerprint.
-    pub fingerprint: Option<String>,
+    #[serde(serialize_with = "crate::names::fingerprint_text::option::serialize")]
+    pub fingerprint: Option<ssh_key::Fingerprint>,
     /// The comment on the remote line.
     pub comment: String,
 }
@@ -79,14 +80,14 @@ fn classify(inventory: &Inventory, now: DateTime<Utc>, remote: &RemoteKey) -> Ke
             id: Some(k.id().clone()),
             purpose: Some(k.purpose().clone()),
             state: k.display_state_at(now).to_owned(),
-            fingerprint: Some(fp.to_owned()),
+            fingerprint: Some(*fp),
             comment: remote.comment().to_owned(),
         },
         None => KeyMatch {
             id: None,
             purpose: None,
             state: "unmanaged".to_owned(),
-            fingerprint: Some(fp.to_owned()),
+            fingerprint: Some(*fp),
             comment: remote.comment().to_owned(),
         },
     }
@@ -293,7 +294,7 @@ impl Vault {
             // Pods are checked through their account's pod list, never by logging in to them.
             .filter(|t| !t.is_pod())
             .collect();
-        let by_fp: HashMap<&str, &KeyRecord> = inventory
+        let by_fp: HashMap<&ssh_key::Fingerprint, &KeyRecord> = inventory
             .keys()
             .iter()
             .map(|k| (k.fingerprint(), k))
@@ -301,7 +302,7 @@ impl Vault {
         let mut summaries = Vec::new();
         let mut unchecked = Vec::new();
         for name in names {
-            type Intended = HashMap<String, Option<String>>;
+            type Intended = HashMap<ssh_key::Fingerprint, Option<String>>;
             let result = (|| -> Result<(Vec<RemoteKey>, Option<Vec<Pod>>, Intended)> {
                 let mut target = targets.open(name)?;
                 let list = target.list()?;
@@ -343,7 +344,8 @@ impl Vault {
                     continue;
                 }
             };
-            let present: BTreeSet<&str> = list.iter().filter_map(RemoteKey::fingerprint).collect();
+            let present: BTreeSet<&ssh_key::Fingerprint> =
+                list.iter().filter_map(RemoteKey::fingerprint).collect();
             let in_journal = |id: &KeyId| {
                 inventory
                     .journal()

@@ -402,14 +402,19 @@ impl Vault {
     pub(crate) fn fan_out(
         &self,
         opened: &mut Opened<'_>,
-        jobs: Vec<(TargetSpec, Vec<KeyId>, Vec<KeyRecord>, HashSet<String>)>,
+        jobs: Vec<(
+            TargetSpec,
+            Vec<KeyId>,
+            Vec<KeyRecord>,
+            HashSet<ssh_key::Fingerprint>,
+        )>,
         report: &mut Report,
     ) -> Vec<(TargetSpec, Result<()>)> {
         struct Job {
             name: TargetSpec,
             target: Box<dyn Target + Send>,
             add: Vec<AddKey>,
-            remove: HashSet<String>,
+            remove: HashSet<ssh_key::Fingerprint>,
         }
         let mut ready = Vec::new();
         let mut results = Vec::new();

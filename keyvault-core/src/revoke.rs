@@ -140,7 +140,8 @@ impl Vault {
                 crate::callbacks::PassphraseKind::Existing,
             )?;
             opened.identities.insert(record.id().clone(), plain);
-            let remove: HashSet<String> = HashSet::from([record.fingerprint().to_owned()]);
+            let remove: HashSet<ssh_key::Fingerprint> =
+                HashSet::from([record.fingerprint().to_owned()]);
             let results = self.fan_out(
                 &mut opened,
                 names
@@ -258,7 +259,7 @@ impl Vault {
         let hook = self.hook_fn();
         for (name, keys) in &per_target {
             let result = (|| -> Result<()> {
-                let remove: HashSet<String> = keys
+                let remove: HashSet<ssh_key::Fingerprint> = keys
                     .iter()
                     .map(|id| key(inventory, id).map(|k| k.fingerprint().to_owned()))
                     .collect::<Result<_>>()?;

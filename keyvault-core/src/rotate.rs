@@ -540,7 +540,7 @@ impl Vault {
                 .map(|&i| {
                     key(inventory, &inventory.journal[i].old).map(|k| k.fingerprint().to_owned())
                 })
-                .collect::<Result<HashSet<String>>>()
+                .collect::<Result<HashSet<ssh_key::Fingerprint>>>()
         };
         // The keys keyvault holds unlocked log in with it (a resumed rotation has not logged
         // in yet in this run, and the user's own setup may not reach the host).

@@ -135,7 +135,7 @@ pub(crate) fn draft(action: &'static str, record: &KeyRecord, detail: String) ->
     Draft {
         action,
         key_id: Some(record.id().to_string()),
-        fingerprint: Some(record.fingerprint().to_owned()),
+        fingerprint: Some(record.fingerprint().to_string()),
         outcome: Outcome::Ok,
         detail: Some(detail),
     }

@@ -173,8 +173,10 @@ pub fn scan(
     let mut files = 0;
     let mut private_keys = 0;
     let mut by_fingerprint: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
-    let managed =
-        |fp: &str| inventory.and_then(|inv| inv.keys().iter().find(|k| k.fingerprint() == fp));
+    let managed = |fp: &str| {
+        let fp: ssh_key::Fingerprint = fp.parse().ok()?;
+        inventory.and_then(|inv| inv.keys().iter().find(|k| *k.fingerprint() == fp))
+    };
     let mut push = |severity, kind, file: &Path, message: String, fix: String| {
         findings.push(ScanFinding {
             severity,
@@ -447,7 +449,7 @@ fn authorized_keys_findings(
                 "check who added the line; remove it unless you mean to trust that key".to_owned(),
             );
         }
-        let managed = is_managed(&fp) || comment.starts_with("keyvault:");
+        let managed = is_managed(&fp.to_string()) || comment.starts_with("keyvault:");
         entries.push((fp, managed, options.is_none()));
     }
     if !entries.iter().any(|(_, managed, _)| *managed) {
@@ -474,6 +476,7 @@ fn hidden_key(options: &str) -> Option<String> {
         .filter(|(_, c)| matches!(c, ' ' | '\t' | '"'))
         .find_map(|(i, _)| {
             crate::remote::fingerprint_of(options[i + 1..].trim_start_matches(['"', ' ', '\t']))
+                .map(|fp| fp.to_string())
         })
 }
 

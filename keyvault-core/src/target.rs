@@ -244,7 +244,7 @@ pub struct Applied {
     /// Whether anything had to be written (false: the target already held the result).
     pub wrote: bool,
     /// Fingerprints present afterwards, as read back.
-    pub present: HashSet<String>,
+    pub present: HashSet<ssh_key::Fingerprint>,
 }
 
 /// Called at named points of remote work; returning an error stops the work there. Used by
@@ -273,7 +273,7 @@ pub trait Target {
     fn apply(
         &mut self,
         add: &[AddKey],
-        remove: &HashSet<String>,
+        remove: &HashSet<ssh_key::Fingerprint>,
         hook: Hook<'_>,
     ) -> Result<Applied, Error>;
 
@@ -380,7 +380,7 @@ impl Target for RunpodTarget {
     fn apply(
         &mut self,
         add: &[AddKey],
-        remove: &HashSet<String>,
+        remove: &HashSet<ssh_key::Fingerprint>,
         hook: Hook<'_>,
     ) -> Result<Applied, Error> {
         let name = self.spec.to_string();
@@ -423,17 +423,17 @@ impl Target for RunpodTarget {
                     // Verify from a fresh read: the write's echo cannot show a concurrent writer.
                     let after = self.read()?;
                     let present = remote::fingerprints(&after);
-                    let missing: Vec<&str> = add
+                    let missing: Vec<String> = add
                         .iter()
                         .filter(|a| {
                             !remove.contains(&a.fingerprint) && !present.contains(&a.fingerprint)
                         })
-                        .map(|a| a.fingerprint.as_str())
+                        .map(|a| a.fingerprint.to_string())
                         .collect();
-                    let lingering: Vec<&str> = remove
+                    let lingering: Vec<String> = remove
                         .iter()
                         .filter(|f| present.contains(*f))
-                        .map(String::as_str)
+                        .map(ToString::to_string)
                         .collect();
                     if !missing.is_empty() || !lingering.is_empty() {
                         let mut what = Vec::new();
@@ -499,8 +499,8 @@ fn read_back(
     name: &str,
     text: &str,
     add: &[AddKey],
-    remove: &HashSet<String>,
-) -> Result<HashSet<String>, Error> {
+    remove: &HashSet<ssh_key::Fingerprint>,
+) -> Result<HashSet<ssh_key::Fingerprint>, Error> {
     crate::authorized_keys::verify(text, add, remove).map_err(|what| {
         TargetError::Interference {
             target: name.to_owned(),
@@ -624,7 +624,7 @@ impl Target for FileTarget {
     fn apply(
         &mut self,
         add: &[AddKey],
-        remove: &HashSet<String>,
+        remove: &HashSet<ssh_key::Fingerprint>,
         hook: Hook<'_>,
     ) -> Result<Applied, Error> {
         let name = self.spec.to_string();
@@ -694,7 +694,7 @@ pub struct SshTarget {
     agent: Option<crate::agent::PrivateAgent>,
     /// Each loaded key: its fingerprint and its public half in a file in the agent's
     /// directory (for `-i`).
-    identities: Vec<(String, std::path::PathBuf)>,
+    identities: Vec<(ssh_key::Fingerprint, std::path::PathBuf)>,
     extra: Vec<String>,
     /// The environment `ssh` and `ssh-agent` run with (empty unless [`Self::with_env`]).
     env: crate::child_env::ChildEnv,
@@ -853,7 +853,7 @@ impl SshTarget {
     /// user's config through [`Self::reach`].
     fn own_login(
         &self,
-        keys: Option<&str>,
+        keys: Option<&ssh_key::Fingerprint>,
         remote: &str,
     ) -> Result<std::process::Command, TargetError> {
         let Some(agent) = &self.agent else {
@@ -1112,7 +1112,7 @@ impl SshTarget {
     }
 
     /// Proves that the key with this fingerprint logs in, offering it alone.
-    fn verify_login(&self, fingerprint: &str) -> Result<(), TargetError> {
+    fn verify_login(&self, fingerprint: &ssh_key::Fingerprint) -> Result<(), TargetError> {
         if self.agent.is_none() {
             return Ok(());
         }
@@ -1402,10 +1402,7 @@ impl Target for SshTarget {
         let Some(agent) = &self.agent else {
             return Ok(());
         };
-        let fingerprint = key
-            .public_key()
-            .fingerprint(ssh_key::HashAlg::Sha256)
-            .to_string();
+        let fingerprint = key.public_key().fingerprint(ssh_key::HashAlg::Sha256);
         if self.identities.iter().any(|(fp, _)| *fp == fingerprint) {
             return Ok(());
         }
@@ -1435,7 +1432,7 @@ impl Target for SshTarget {
     fn apply(
         &mut self,
         add: &[AddKey],
-        remove: &HashSet<String>,
+        remove: &HashSet<ssh_key::Fingerprint>,
         hook: Hook<'_>,
     ) -> Result<Applied, Error> {
         let name = self.spec.to_string();

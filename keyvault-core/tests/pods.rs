@@ -47,7 +47,7 @@ impl Target for Fake {
     fn apply(
         &mut self,
         add: &[AddKey],
-        remove: &HashSet<String>,
+        remove: &HashSet<keyvault_core::Fingerprint>,
         _hook: Hook<'_>,
     ) -> Result<Applied, Error> {
         if matches!(&self.spec, TargetSpec::Pod { id, .. } if id == "bad") {

@@ -236,7 +236,7 @@ impl Vault {
                         .map(|k| k.fingerprint(ssh_key::HashAlg::Sha256))
                 }
                 .map_err(|e| format!("{path} is not a key ({e})"))?;
-                if fingerprint.to_string() == record.fingerprint() {
+                if fingerprint == *record.fingerprint() {
                     Ok(())
                 } else {
                     Err(format!(
@@ -512,7 +512,7 @@ pub(crate) fn check_record(record: &crate::KeyRecord) -> std::result::Result<(),
     }
     let key = ssh_key::PublicKey::from_openssh(public)
         .map_err(|e| format!("its public key does not parse ({e})"))?;
-    if key.fingerprint(ssh_key::HashAlg::Sha256).to_string() != record.fingerprint() {
+    if key.fingerprint(ssh_key::HashAlg::Sha256) != *record.fingerprint() {
         return Err("its public key does not have its fingerprint".to_owned());
     }
     if let Some(scope) = record.scope() {
