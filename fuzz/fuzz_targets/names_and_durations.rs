@@ -1,8 +1,10 @@
-//! Durations, target specs, purposes, key ids and algorithm names: whatever parses
-//! displays as text that parses to the same value.
+//! Durations, target specs, purposes, key ids, key selectors, principals, `from=` patterns
+//! and algorithm names: whatever parses displays as text that parses to the same value.
 #![no_main]
 
-use keyvault_core::{Algorithm, KeyId, Purpose, Span, TargetSpec};
+use keyvault_core::{
+    Algorithm, KeyId, KeySelector, Principal, Purpose, SourcePattern, Span, TargetSpec,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -30,6 +32,20 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(id) = s.parse::<KeyId>() {
         assert_eq!(id.to_string().parse::<KeyId>().expect("display parses"), id);
         assert!(!s.contains('/'));
+    }
+    if let Ok(k) = s.parse::<KeySelector>() {
+        assert_eq!(k.as_str(), s);
+        assert!(k.id().is_some() || k.purpose().is_some());
+        assert!(!s.contains('/'));
+    }
+    if let Ok(p) = s.parse::<Principal>() {
+        // Safe inside `principals="…"` and a certificate: no quote, comma or space.
+        assert_eq!(p.as_str(), s);
+        assert!(!s.contains(['"', ',', ' ', '\n']));
+    }
+    if let Ok(f) = s.parse::<SourcePattern>() {
+        assert_eq!(f.as_str(), s);
+        assert!(!s.contains(['"', ',', ' ', '\n']));
     }
     if let Ok(a) = s.parse::<Algorithm>() {
         assert_eq!(

@@ -75,7 +75,7 @@ impl PodLines {
                 }
             }
             PodProgress::Finished { pod, outcome } => {
-                let text = format!("pod {}: {}", render::clean(pod), render::clean(outcome));
+                let text = format!("pod {}: {outcome}", render::clean(pod));
                 let line = pods
                     .entry(pod.clone())
                     .or_insert_with(|| self.lines.add(ProgressBar::new_spinner()));
@@ -99,7 +99,7 @@ pub fn pod_lines() -> PodProgressSink {
         return Arc::new(|event: &PodProgress| match event {
             PodProgress::Started { pod } => eprintln!("pod {}: updating…", render::clean(pod)),
             PodProgress::Finished { pod, outcome } => {
-                eprintln!("pod {}: {}", render::clean(pod), render::clean(outcome));
+                eprintln!("pod {}: {outcome}", render::clean(pod));
             }
             _ => {}
         });

@@ -141,7 +141,7 @@ pub struct KeyJson<'a> {
     id: &'a keyvault_core::KeyId,
     purpose: &'a keyvault_core::Purpose,
     algorithm: keyvault_core::Algorithm,
-    fingerprint: &'a str,
+    fingerprint: String,
     public_key: &'a str,
     comment: &'a str,
     #[serde(with = "keyvault_core::timestamp")]
@@ -162,7 +162,7 @@ pub struct KeyJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<&'a keyvault_core::Scope>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    cert_authority: Option<&'a [String]>,
+    cert_authority: Option<&'a [keyvault_core::Principal]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     certificate: Option<&'a keyvault_core::inventory::CertificateInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -188,7 +188,7 @@ impl<'a> KeyJson<'a> {
             id: record.id(),
             purpose: record.purpose(),
             algorithm: record.algorithm(),
-            fingerprint: record.fingerprint(),
+            fingerprint: record.fingerprint().to_string(),
             public_key: record.public_key(),
             comment: record.comment(),
             created_at: record.created_at(),
@@ -225,7 +225,7 @@ pub fn key_rows(keys: &[&KeyRecord], now: DateTime<Utc>) {
                 plain(k.algorithm().to_string()),
                 (state.to_owned(), styled_state(state)),
                 plain(k.expires_at().map_or_else(|| "never".to_owned(), time)),
-                plain(k.fingerprint()),
+                plain(k.fingerprint().to_string()),
             ]
         })
         .collect();
@@ -249,7 +249,7 @@ pub fn show_key(vault: &Vault, k: &KeyRecord, now: DateTime<Utc>) {
         ("purpose", k.purpose().to_string()),
         ("algorithm", k.algorithm().to_string()),
         ("state", styled_state(state)),
-        ("fingerprint", k.fingerprint().to_owned()),
+        ("fingerprint", k.fingerprint().to_string()),
         ("comment", clean(k.comment()).into_owned()),
         ("created", time(k.created_at())),
         (
@@ -292,7 +292,7 @@ pub fn show_key(vault: &Vault, k: &KeyRecord, now: DateTime<Utc>) {
     } else {
         k.deployments()
             .iter()
-            .map(|d| d.target().to_owned())
+            .map(|d| d.target().to_string())
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -325,7 +325,11 @@ pub fn report(json: bool, r: &Report) {
     }
     let mut said = false;
     for d in &r.deployed {
-        println!("deployed {} to {}", bold(d.key.as_str()), clean(&d.target));
+        println!(
+            "deployed {} to {}",
+            bold(d.key.as_str()),
+            clean(&d.target.to_string())
+        );
         said = true;
     }
     for x in &r.rotated {
@@ -377,7 +381,7 @@ pub fn report(json: bool, r: &Report) {
             .map(|p| {
                 vec![
                     plain(p.pod.clone()),
-                    (p.outcome.clone(), styled_outcome(&p.outcome)),
+                    (p.outcome.to_string(), styled_outcome(p.outcome.as_str())),
                     plain(p.detail.clone()),
                 ]
             })
@@ -395,7 +399,11 @@ pub fn plan(p: &RotationPlan) {
         let targets = if r.targets.is_empty() {
             "no targets".to_owned()
         } else {
-            r.targets.join(", ")
+            r.targets
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         match (&r.new, r.resumes) {
             (Some(new), Some(step)) => println!(
@@ -448,7 +456,10 @@ pub fn remote_keys(spec: &TargetSpec, keys: &[KeyMatch]) {
         .iter()
         .map(|k| {
             vec![
-                plain(k.fingerprint.clone().unwrap_or_else(|| "-".to_owned())),
+                plain(
+                    k.fingerprint
+                        .map_or_else(|| "-".to_owned(), |fp| fp.to_string()),
+                ),
                 plain(k.id.as_ref().map_or("-".to_owned(), ToString::to_string)),
                 plain(
                     k.purpose
@@ -566,7 +577,7 @@ pub fn status_human(report: &StatusReport) {
     for t in report.targets() {
         println!(
             "{}: {} managed, {} unmanaged{}",
-            clean(&t.target),
+            clean(&t.target.to_string()),
             count(t.managed, "key"),
             t.unmanaged,
             if t.unparseable > 0 {
@@ -599,7 +610,7 @@ pub fn status_human(report: &StatusReport) {
     for f in report.findings() {
         let sev = f.severity().to_string();
         println!("{}  {}", styled_severity(&sev), clean(f.message()));
-        println!("{}  fix: {}", " ".repeat(6), clean(f.fix()));
+        println!("{}  fix: {}", " ".repeat(6), clean(&f.fix().to_string()));
     }
     for u in report.unchecked() {
         println!("could not check {}: {}", clean(&u.target), clean(&u.reason));

@@ -124,13 +124,13 @@ fn remote_list(c: &mut Criterion) {
     let new =
         PrivateKey::random(&mut rng, keyvault_core::ssh_key::Algorithm::Ed25519).expect("key");
     let add = vec![AddKey {
-        fingerprint: new.fingerprint(HashAlg::Sha256).to_string(),
+        fingerprint: new.fingerprint(HashAlg::Sha256),
         line: new.public_key().to_openssh().expect("pk").to_string(),
     }];
-    let remove: HashSet<String> = parsed
+    let remove: HashSet<keyvault_core::Fingerprint> = parsed
         .iter()
         .step_by(10)
-        .filter_map(|k| k.fingerprint().map(ToOwned::to_owned))
+        .filter_map(|k| k.fingerprint().copied())
         .collect();
     let mut group = c.benchmark_group("remote-1000");
     group.throughput(Throughput::Elements(1_000));

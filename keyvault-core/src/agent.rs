@@ -6,6 +6,7 @@ use crate::callbacks::{Callbacks, PassphraseKind};
 use crate::error::{Error, KeyError, StoreError};
 use crate::error::{RequestError, Result};
 use crate::inventory::{KeyRecord, KeyState};
+use crate::names::KeySelector;
 use crate::span::Span;
 use crate::vault::Vault;
 use ssh_key::PrivateKey;
@@ -312,7 +313,7 @@ impl Vault {
     /// [`KeyError::Decrypt`]; errors from the agent.
     pub fn agent_add(
         &self,
-        selector: &str,
+        selector: &KeySelector,
         socket: &Path,
         lifetime: Option<Span>,
         confirm: bool,
@@ -345,7 +346,7 @@ impl Vault {
         txn.record([Draft {
             action: "agent-add",
             key_id: Some(record.id().to_string()),
-            fingerprint: Some(record.fingerprint().to_owned()),
+            fingerprint: Some(record.fingerprint().to_string()),
             outcome: Outcome::Ok,
             detail: Some(detail),
         }]);
@@ -358,7 +359,7 @@ impl Vault {
     /// # Errors
     ///
     /// As [`Vault::find`]; errors from the agent (e.g. it does not hold the key).
-    pub fn agent_remove(&self, selector: &str, socket: &Path) -> Result<KeyRecord> {
+    pub fn agent_remove(&self, selector: &KeySelector, socket: &Path) -> Result<KeyRecord> {
         let inventory = self.store.load()?;
         let record = self.find(&inventory, selector)?.clone();
         let public = ssh_key::PublicKey::from_openssh(record.public_key()).map_err(|e| {

@@ -28,6 +28,7 @@
 //! ```
 
 use crate::remote::AddKey;
+use ssh_key::Fingerprint;
 use std::collections::{HashMap, HashSet};
 
 /// What sshd reads from one `authorized_keys` line.
@@ -35,8 +36,8 @@ use std::collections::{HashMap, HashSet};
 pub enum Reading {
     /// A public key, with the options in front of it (as written) and its comment.
     Key {
-        /// `SHA256:…` of the key sshd reads.
-        fingerprint: String,
+        /// The SHA256 fingerprint of the key sshd reads.
+        fingerprint: Fingerprint,
         /// The options text before the key, exactly as written, if there is one.
         options: Option<String>,
         /// The comment after the key.
@@ -47,8 +48,8 @@ pub enum Reading {
     /// keyvault cannot be sure what sshd reads (a certificate, a key type or encoding
     /// keyvault does not decode). Such lines are kept verbatim and reported.
     Unsure {
-        /// `SHA256:` of the decoded key blob, when there is one.
-        fingerprint: Option<String>,
+        /// The SHA256 fingerprint of the decoded key blob, when there is one.
+        fingerprint: Option<Fingerprint>,
     },
 }
 
@@ -193,27 +194,19 @@ fn is_short_name(name: &[u8]) -> bool {
     .any(|s| s.as_bytes().eq_ignore_ascii_case(name))
 }
 
-fn sha256_fingerprint(blob: &[u8]) -> String {
+fn sha256_fingerprint(blob: &[u8]) -> Fingerprint {
     use ssh_key::sha2::{Digest, Sha256};
-    let digest = Sha256::digest(blob);
-    let mut out = String::from("SHA256:");
-    for chunk in digest.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(char::from(B64[((n >> (18 - 6 * i)) & 63) as usize]));
-        }
-    }
-    out
+    Fingerprint::Sha256(Sha256::digest(blob).into())
 }
 
 /// What `sshkey_read` makes of `s`: the key and where its comment starts, or why not.
 enum Read {
-    Key { fingerprint: String, comment: usize },
+    Key {
+        fingerprint: Fingerprint,
+        comment: usize,
+    },
     No,
-    Unsure(Option<String>),
+    Unsure(Option<Fingerprint>),
 }
 
 fn read_key(s: &[u8]) -> Read {
@@ -269,7 +262,7 @@ fn read_key(s: &[u8]) -> Read {
                     if class_of(key.algorithm().as_str().as_bytes()) == Some(Class::Plain(a)) =>
                 {
                     Read::Key {
-                        fingerprint: key.fingerprint(ssh_key::HashAlg::Sha256).to_string(),
+                        fingerprint: key.fingerprint(ssh_key::HashAlg::Sha256),
                         comment,
                     }
                 }
@@ -407,7 +400,7 @@ pub fn split_options(line: &str) -> (Option<&str>, &str) {
 
 /// The fingerprint of the key sshd reads on an `authorized_keys` line (options allowed).
 #[must_use]
-pub fn line_fingerprint(line: &str) -> Option<String> {
+pub fn line_fingerprint(line: &str) -> Option<Fingerprint> {
     match read_line(line.as_bytes()) {
         Reading::Key { fingerprint, .. } => Some(fingerprint),
         Reading::NotAKey | Reading::Unsure { .. } => None,
@@ -416,7 +409,7 @@ pub fn line_fingerprint(line: &str) -> Option<String> {
 
 /// Fingerprints of every key sshd reads in `text`.
 #[must_use]
-pub fn fingerprints(text: &str) -> HashSet<String> {
+pub fn fingerprints(text: &str) -> HashSet<Fingerprint> {
     read_lines(text.as_bytes())
         .filter_map(|(_, _, r)| match r {
             Reading::Key { fingerprint, .. } => Some(fingerprint),
@@ -439,15 +432,15 @@ fn intended_options(add: &AddKey) -> Option<String> {
 /// dropped), and the line is appended when the key is not there. Every other line, and
 /// every line keyvault cannot read for sure, is kept byte for byte, in order.
 #[must_use]
-pub fn edit(text: &str, add: &[AddKey], remove: &HashSet<String>) -> String {
+pub fn edit(text: &str, add: &[AddKey], remove: &HashSet<Fingerprint>) -> String {
     let mut out =
         String::with_capacity(text.len() + add.iter().map(|a| a.line.len() + 1).sum::<usize>());
-    let wanted: HashMap<&str, (&AddKey, Option<String>)> = add
+    let wanted: HashMap<&Fingerprint, (&AddKey, Option<String>)> = add
         .iter()
         .filter(|a| !remove.contains(&a.fingerprint))
-        .map(|a| (a.fingerprint.as_str(), (a, intended_options(a))))
+        .map(|a| (&a.fingerprint, (a, intended_options(a))))
         .collect();
-    let mut present: HashSet<&str> = HashSet::new();
+    let mut present: HashSet<&Fingerprint> = HashSet::new();
     for segment in text.split_inclusive('\n') {
         let line = segment.strip_suffix('\n').unwrap_or(segment);
         if let Reading::Key {
@@ -459,7 +452,7 @@ pub fn edit(text: &str, add: &[AddKey], remove: &HashSet<String>) -> String {
             if remove.contains(&fingerprint) {
                 continue;
             }
-            if let Some((fp, (a, intended))) = wanted.get_key_value(fingerprint.as_str()) {
+            if let Some((fp, (a, intended))) = wanted.get_key_value(&fingerprint) {
                 if options != *intended {
                     if !present.insert(fp) {
                         continue;
@@ -479,7 +472,7 @@ pub fn edit(text: &str, add: &[AddKey], remove: &HashSet<String>) -> String {
         out.push_str(segment);
     }
     for a in add {
-        if remove.contains(&a.fingerprint) || !present.insert(a.fingerprint.as_str()) {
+        if remove.contains(&a.fingerprint) || !present.insert(&a.fingerprint) {
             continue;
         }
         if !out.is_empty() && !out.ends_with('\n') {
@@ -502,15 +495,15 @@ pub fn edit(text: &str, add: &[AddKey], remove: &HashSet<String>) -> String {
 pub fn verify(
     text: &str,
     add: &[AddKey],
-    remove: &HashSet<String>,
-) -> Result<HashSet<String>, String> {
+    remove: &HashSet<Fingerprint>,
+) -> Result<HashSet<Fingerprint>, String> {
     let mut present = HashSet::new();
     let mut problems = Vec::new();
-    let mut good: HashSet<&str> = HashSet::new();
-    let wanted: HashMap<&str, Option<String>> = add
+    let mut good: HashSet<&Fingerprint> = HashSet::new();
+    let wanted: HashMap<&Fingerprint, Option<String>> = add
         .iter()
         .filter(|a| !remove.contains(&a.fingerprint))
-        .map(|a| (a.fingerprint.as_str(), intended_options(a)))
+        .map(|a| (&a.fingerprint, intended_options(a)))
         .collect();
     for (n, _, reading) in read_lines(text.as_bytes()) {
         match reading {
@@ -524,7 +517,7 @@ pub fn verify(
                         "line {n} still holds {fingerprint} as sshd reads it"
                     ));
                 }
-                if let Some((fp, intended)) = wanted.get_key_value(fingerprint.as_str()) {
+                if let Some((fp, intended)) = wanted.get_key_value(&fingerprint) {
                     if options == *intended {
                         good.insert(fp);
                     } else {
@@ -677,7 +670,7 @@ mod tests {
     const B: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIQ9FnOD4kmOaNjCLeXRiKK1aqK1LGBQYNdPk7Xu2EBo";
 
-    fn fp(key: &str) -> String {
+    fn fp(key: &str) -> Fingerprint {
         crate::remote::fingerprint_of(key).expect("key")
     }
 

@@ -4,27 +4,14 @@
 
 use crate::audit::{Draft, Outcome};
 use crate::callbacks::Callbacks;
-use crate::error::{Error, InputError, RequestError, Result, StoreError};
+use crate::error::{Error, RequestError, Result, StoreError};
 use crate::inventory::{KeyRecord, KeyState};
+use crate::names::{KeySelector, Principal};
 use crate::report::{Deployed, Report};
 use crate::target::{TargetSpec, Targets};
 use crate::vault::{NewKey, Vault};
 use ssh_key::rand_core::CryptoRng;
 use std::collections::HashSet;
-
-/// Checks principal names: letters, digits, `.`, `_`, `-`, `@`.
-pub(crate) fn check_principals(principals: &[String]) -> Result<()> {
-    for p in principals {
-        let ok = !p.is_empty()
-            && p.len() <= 255
-            && p.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b));
-        if !ok {
-            return Err(InputError::Principal { value: p.clone() }.into());
-        }
-    }
-    Ok(())
-}
 
 impl Vault {
     /// Creates a passphrase-protected certificate authority: a key of the request's purpose
@@ -53,7 +40,7 @@ impl Vault {
         txn.record([Draft {
             action: "ca-init",
             key_id: Some(updated.id().to_string()),
-            fingerprint: Some(updated.fingerprint().to_owned()),
+            fingerprint: Some(updated.fingerprint().to_string()),
             outcome: Outcome::Ok,
             detail: Some("certificate authority".to_owned()),
         }]);
@@ -71,12 +58,11 @@ impl Vault {
     /// target errors.
     pub fn ca_trust(
         &self,
-        ca: &str,
-        principals: Vec<String>,
+        ca: &KeySelector,
+        principals: Vec<Principal>,
         spec: &TargetSpec,
         targets: &dyn Targets,
     ) -> Result<Report> {
-        check_principals(&principals)?;
         if spec.runpod_profile().is_some() {
             return Err(RequestError::NoOptions {
                 target: spec.to_string(),
@@ -95,7 +81,7 @@ impl Vault {
             }
             .into());
         }
-        let name = spec.to_string();
+        let name = spec;
         let mut target = targets.open(spec)?;
         let mut trusted = record.clone();
         trusted.cert_authority = Some(principals.clone());
@@ -112,19 +98,19 @@ impl Vault {
         let now = self.now();
         if let Some(entry) = txn.get_mut(record.id()) {
             entry.cert_authority = Some(principals.clone());
-            entry.mark_deployed(&name, now);
+            entry.mark_deployed(name, now);
         }
         txn.record([Draft {
             action: "ca-trust",
             key_id: Some(record.id().to_string()),
-            fingerprint: Some(record.fingerprint().to_owned()),
+            fingerprint: Some(record.fingerprint().to_string()),
             outcome: Outcome::Ok,
             detail: Some(format!(
                 "trusted at {name} for {}",
                 if principals.is_empty() {
                     "any principal".to_owned()
                 } else {
-                    principals.join(",")
+                    crate::names::join(&principals)
                 }
             )),
         }]);
@@ -132,7 +118,7 @@ impl Vault {
         Ok(Report {
             deployed: vec![Deployed {
                 key: record.id().clone(),
-                target: name,
+                target: name.clone(),
             }],
             ..Report::default()
         })
@@ -141,7 +127,7 @@ impl Vault {
     /// The CA named `ca`, decrypted with a passphrase from `callbacks`.
     pub(crate) fn unlock_ca(
         &self,
-        ca: &str,
+        ca: &KeySelector,
         callbacks: &mut dyn Callbacks,
     ) -> Result<(KeyRecord, ssh_key::PrivateKey)> {
         let inventory = self.store.load()?;
@@ -171,7 +157,7 @@ impl Vault {
 pub(crate) struct CertSpec<'a> {
     pub key_id: &'a str,
     pub serial: u64,
-    pub principals: &'a [String],
+    pub principals: &'a [Principal],
     pub valid_after: u64,
     pub valid_before: u64,
     pub scope: Option<&'a crate::inventory::Scope>,
@@ -208,7 +194,7 @@ pub(crate) fn sign_user_certificate<R: CryptoRng + ?Sized>(
         .cert_type(ssh_key::certificate::CertType::User)
         .map_err(crypto)?;
     for p in spec.principals {
-        builder.valid_principal(p.clone()).map_err(crypto)?;
+        builder.valid_principal(p.as_str()).map_err(crypto)?;
     }
     if let Some(scope) = spec.scope {
         if let Some(cmd) = &scope.force_command {
@@ -218,7 +204,7 @@ pub(crate) fn sign_user_certificate<R: CryptoRng + ?Sized>(
         }
         if !scope.from.is_empty() {
             builder
-                .critical_option("source-address", scope.from.join(","))
+                .critical_option("source-address", crate::names::join(&scope.from))
                 .map_err(crypto)?;
         }
     }

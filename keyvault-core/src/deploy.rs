@@ -2,6 +2,7 @@
 
 use crate::error::{RequestError, Result};
 use crate::inventory::{Inventory, KeyRecord, KeyState};
+use crate::names::KeySelector;
 use crate::report::{Deployed, Report};
 use crate::run::{Opened, add_key, draft, key_mut};
 use crate::target::{TargetSpec, Targets};
@@ -18,7 +19,7 @@ impl Vault {
     /// [`RequestError::InRotation`] for keys in a rotation; target errors.
     pub fn deploy(
         &self,
-        selector: &str,
+        selector: &KeySelector,
         spec: &TargetSpec,
         targets: &dyn Targets,
     ) -> Result<Report> {
@@ -27,13 +28,13 @@ impl Vault {
         let now = self.now();
         self.check_deployable(&txn, &record, now)?;
         let mut opened = Opened::new(targets);
-        let name = spec.to_string();
-        let target = opened.get(&name)?;
+        let name = spec;
+        let target = opened.get(name)?;
         let line = add_key(target.as_ref(), &record);
         let applied = target
             .apply(&[line], &HashSet::new(), &self.hook_fn())
             .map_err(|e| self.explain(&txn, e))?;
-        key_mut(&mut txn, record.id())?.mark_deployed(&name, now);
+        key_mut(&mut txn, record.id())?.mark_deployed(name, now);
         let detail = if applied.wrote {
             format!("added to {name}")
         } else {
@@ -44,7 +45,7 @@ impl Vault {
         Ok(Report {
             deployed: vec![Deployed {
                 key: record.id().clone(),
-                target: name,
+                target: name.clone(),
             }],
             ..Report::default()
         })

@@ -4,8 +4,11 @@
 use crate::audit::AuditHead;
 use crate::error::InputError;
 use crate::keygen::Algorithm;
+use crate::names::{Principal, SourcePattern};
+use crate::target::TargetSpec;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use ssh_key::Fingerprint;
 use std::fmt;
 use std::str::FromStr;
 
@@ -196,7 +199,7 @@ pub enum Protection {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Deployment {
-    target: String,
+    target: TargetSpec,
     #[serde(with = "crate::timestamp")]
     added_at: DateTime<Utc>,
     #[serde(default, with = "crate::timestamp::option")]
@@ -208,7 +211,7 @@ pub struct Deployment {
 impl Deployment {
     /// The target, e.g. `runpod` or `file:/home/me/.ssh/authorized_keys`.
     #[must_use]
-    pub fn target(&self) -> &str {
+    pub fn target(&self) -> &TargetSpec {
         &self.target
     }
     /// When the key was added there.
@@ -235,7 +238,8 @@ pub struct KeyRecord {
     pub(crate) id: KeyId,
     pub(crate) purpose: Purpose,
     pub(crate) algorithm: Algorithm,
-    pub(crate) fingerprint: String,
+    #[serde(with = "crate::names::fingerprint_text")]
+    pub(crate) fingerprint: Fingerprint,
     pub(crate) public_key: String,
     pub(crate) comment: String,
     #[serde(with = "crate::timestamp")]
@@ -262,7 +266,7 @@ pub struct KeyRecord {
     pub(crate) scope: Option<Scope>,
     /// For a certificate authority: the principals it is trusted for (`ca trust`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) cert_authority: Option<Vec<String>>,
+    pub(crate) cert_authority: Option<Vec<Principal>>,
     /// For a key with a user certificate (`mint --cert`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) certificate: Option<CertificateInfo>,
@@ -280,7 +284,7 @@ pub struct CertificateInfo {
     /// Serial number.
     pub serial: u64,
     /// Principals it is valid for.
-    pub principals: Vec<String>,
+    pub principals: Vec<Principal>,
     /// Start of its validity window.
     #[serde(with = "crate::timestamp")]
     pub valid_after: DateTime<Utc>,
@@ -296,7 +300,7 @@ pub struct CertificateInfo {
 #[serde(deny_unknown_fields)]
 pub struct Scope {
     /// Source addresses or CIDRs allowed to use the key (`from="…"`).
-    pub from: Vec<String>,
+    pub from: Vec<SourcePattern>,
     /// The only command the key may run (`command="…"`).
     pub force_command: Option<String>,
 }
@@ -342,9 +346,9 @@ impl KeyRecord {
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm
     }
-    /// SHA256 fingerprint, `SHA256:…`, as `ssh-keygen -lf` prints it.
+    /// SHA256 fingerprint (`SHA256:…` as `ssh-keygen -lf` prints it).
     #[must_use]
-    pub fn fingerprint(&self) -> &str {
+    pub fn fingerprint(&self) -> &Fingerprint {
         &self.fingerprint
     }
     /// The OpenSSH public key line.
@@ -420,7 +424,7 @@ impl KeyRecord {
     }
     /// Whether this key is a certificate authority, and for which principals.
     #[must_use]
-    pub fn cert_authority(&self) -> Option<&[String]> {
+    pub fn cert_authority(&self) -> Option<&[Principal]> {
         self.cert_authority.as_deref()
     }
     /// The user certificate keyvault signed for this key, if any.
@@ -442,13 +446,13 @@ impl KeyRecord {
         if let Some(principals) = &self.cert_authority {
             options.push("cert-authority".to_owned());
             if !principals.is_empty() {
-                options.push(format!("principals=\"{}\"", principals.join(",")));
+                options.push(format!("principals=\"{}\"", crate::names::join(principals)));
             }
         }
         if let Some(scope) = &self.scope {
             options.push("restrict".to_owned());
             if !scope.from.is_empty() {
-                options.push(format!("from=\"{}\"", scope.from.join(",")));
+                options.push(format!("from=\"{}\"", crate::names::join(&scope.from)));
             }
             if let Some(cmd) = &scope.force_command {
                 options.push(format!("command=\"{}\"", quote_option_value(cmd)));
@@ -471,23 +475,23 @@ impl KeyRecord {
     }
     /// Targets it is deployed to and not yet removed from.
     #[must_use]
-    pub fn live_targets(&self) -> Vec<&str> {
+    pub fn live_targets(&self) -> Vec<&TargetSpec> {
         self.deployments
             .iter()
             .filter(|d| d.removed_at.is_none())
-            .map(|d| d.target.as_str())
+            .map(|d| &d.target)
             .collect()
     }
     /// Records that the key is trusted at `target` (verified now).
-    pub(crate) fn mark_deployed(&mut self, target: &str, now: DateTime<Utc>) {
+    pub(crate) fn mark_deployed(&mut self, target: &TargetSpec, now: DateTime<Utc>) {
         match self
             .deployments
             .iter_mut()
-            .find(|d| d.target == target && d.removed_at.is_none())
+            .find(|d| &d.target == target && d.removed_at.is_none())
         {
             Some(d) => d.verified_at = Some(now),
             None => self.deployments.push(Deployment {
-                target: target.to_owned(),
+                target: target.clone(),
                 added_at: now,
                 verified_at: Some(now),
                 removed_at: None,
@@ -496,16 +500,16 @@ impl KeyRecord {
     }
     /// Records that keyvault removed the key from `target`, where it may have been trusted
     /// without keyvault putting it there (a pod's `PUBLIC_KEY`).
-    pub(crate) fn mark_removed_from(&mut self, target: &str, now: DateTime<Utc>) {
+    pub(crate) fn mark_removed_from(&mut self, target: &TargetSpec, now: DateTime<Utc>) {
         if self
             .deployments
             .iter()
-            .any(|d| d.target == target && d.removed_at.is_none())
+            .any(|d| &d.target == target && d.removed_at.is_none())
         {
             self.mark_removed(target, now);
         } else {
             self.deployments.push(Deployment {
-                target: target.to_owned(),
+                target: target.clone(),
                 added_at: self.created_at,
                 verified_at: None,
                 removed_at: Some(now),
@@ -513,11 +517,11 @@ impl KeyRecord {
         }
     }
     /// Records that the key is no longer trusted at `target`.
-    pub(crate) fn mark_removed(&mut self, target: &str, now: DateTime<Utc>) {
+    pub(crate) fn mark_removed(&mut self, target: &TargetSpec, now: DateTime<Utc>) {
         for d in self
             .deployments
             .iter_mut()
-            .filter(|d| d.target == target && d.removed_at.is_none())
+            .filter(|d| &d.target == target && d.removed_at.is_none())
         {
             d.removed_at = Some(now);
         }
@@ -727,7 +731,7 @@ pub struct JournalEntry {
     pub(crate) old: KeyId,
     pub(crate) new: KeyId,
     pub(crate) step: Step,
-    pub(crate) targets: std::collections::BTreeMap<String, TargetProgress>,
+    pub(crate) targets: std::collections::BTreeMap<TargetSpec, TargetProgress>,
     #[serde(default, with = "crate::timestamp::option")]
     pub(crate) grace_until: Option<DateTime<Utc>>,
     #[serde(with = "crate::timestamp")]
@@ -757,7 +761,7 @@ impl JournalEntry {
     }
     /// Progress per target.
     #[must_use]
-    pub fn targets(&self) -> &std::collections::BTreeMap<String, TargetProgress> {
+    pub fn targets(&self) -> &std::collections::BTreeMap<TargetSpec, TargetProgress> {
         &self.targets
     }
     /// Until when the old key stays deployed.
@@ -934,7 +938,7 @@ mod tests {
     fn record(id: &str) -> serde_json::Value {
         serde_json::json!({
             "id": id, "purpose": "team", "algorithm": "ed25519",
-            "fingerprint": "SHA256:x", "public_key": "ssh-ed25519 AAAA kv", "comment": "kv",
+            "fingerprint": "SHA256:/WxlIaPG5iJyzbfH3UmBhlYqAaCVhiXaW4XR/GIY57c", "public_key": "ssh-ed25519 AAAA kv", "comment": "kv",
             "created_at": "2026-11-26T10:00:00Z", "expires_at": "2027-02-24T10:00:00Z",
             "state": "active", "protection": "passphrase", "kdf_rounds": 16,
             "origin": "generated", "private_key_path": format!("keys/{id}"),

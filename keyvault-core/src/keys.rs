@@ -8,6 +8,7 @@ use crate::fsutil;
 use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState, Origin, Protection, Purpose};
 use crate::keyfile::{self, DEFAULT_KDF_ROUNDS};
 use crate::keygen::{self, Algorithm};
+use crate::names::KeySelector;
 use crate::policy::Policy;
 use crate::secret::Passphrase;
 use crate::store::Txn;
@@ -297,7 +298,7 @@ impl Vault {
         txn.record([Draft {
             action,
             key_id: Some(record.id().to_string()),
-            fingerprint: Some(record.fingerprint().to_owned()),
+            fingerprint: Some(record.fingerprint().to_string()),
             outcome: Outcome::Ok,
             detail: Some(detail),
         }]);
@@ -341,8 +342,8 @@ impl Vault {
             detail: _,
             created_at,
         } = prepared;
-        let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
-        if let Some(dup) = txn.keys().iter().find(|k| k.fingerprint() == fingerprint) {
+        let fingerprint = key.fingerprint(HashAlg::Sha256);
+        if let Some(dup) = txn.keys().iter().find(|k| *k.fingerprint() == fingerprint) {
             return Err(StoreError::DuplicateKey {
                 id: dup.id().to_string(),
             }
@@ -472,11 +473,11 @@ impl Vault {
         let admitted = policy.admit(purpose, &options, Origin::Imported, self.now())?;
         let inventory = self.store.load()?;
         self.check_no_active(&inventory, purpose)?;
-        let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+        let fingerprint = key.fingerprint(HashAlg::Sha256);
         if let Some(dup) = inventory
             .keys()
             .iter()
-            .find(|k| k.fingerprint() == fingerprint)
+            .find(|k| *k.fingerprint() == fingerprint)
         {
             return Err(StoreError::DuplicateKey {
                 id: dup.id().to_string(),
@@ -534,7 +535,7 @@ impl Vault {
     pub fn change_passphrase<R: CryptoRng + ?Sized>(
         &self,
         rng: &mut R,
-        selector: &str,
+        selector: &KeySelector,
         callbacks: &mut dyn Callbacks,
     ) -> Result<KeyRecord> {
         let inventory = self.store.load()?;
@@ -588,7 +589,7 @@ impl Vault {
         txn.record([Draft {
             action: "passwd",
             key_id: Some(record.id().to_string()),
-            fingerprint: Some(record.fingerprint().to_owned()),
+            fingerprint: Some(record.fingerprint().to_string()),
             outcome: Outcome::Ok,
             detail: Some(format!(
                 "re-encrypted with a new passphrase, {rounds} kdf rounds"
@@ -609,7 +610,7 @@ impl Vault {
     ) -> Result<(PrivateKey, zeroize::Zeroizing<Vec<u8>>)> {
         let path = self.private_key_path(record);
         let (key, bytes) = keyfile::read(&path)?;
-        if key.fingerprint(HashAlg::Sha256).to_string() != record.fingerprint() {
+        if key.fingerprint(HashAlg::Sha256) != *record.fingerprint() {
             return Err(StoreError::Mismatch {
                 path,
                 id: record.id().to_string(),

@@ -22,6 +22,7 @@ pub mod keygen;
 mod keys;
 pub mod mint;
 pub mod minted;
+pub mod names;
 pub mod observe;
 mod pods;
 pub mod policy;
@@ -60,17 +61,18 @@ pub use inventory::{
 };
 pub use keygen::Algorithm;
 pub use mint::{MintRequest, Minted};
+pub use names::{KeySelector, Principal, SourcePattern};
 pub use observe::{KeyMatch, PodReport, Reach};
 pub use policy::{Config, PassphraseRule, Policy, RunpodProfile};
-pub use report::{Deployed, PodOutcome, Report, Retiring, Rotated};
+pub use report::{Deployed, PodOutcome, PodOutcomeKind, Report, Retiring, Rotated};
 pub use rotate::{PlannedRotation, RotateRequest, RotationPlan};
 pub use runpod::{Pod, RunpodClient, RunpodError, RunpodSettings};
 pub use scan::{ScanFinding, ScanKind, ScanReport};
 pub use secret::{ApiToken, Passphrase, secrecy};
 pub use span::{Span, parse_date};
 pub use status::{
-    Finding, FindingKind, InGrace, ParseSeverityError, Severity, StatusReport, TargetSummary,
-    Unchecked,
+    Finding, FindingKind, InGrace, ParseSeverityError, Remedy, Severity, StatusReport,
+    TargetSummary, Unchecked,
 };
 pub use target::{
     Applied, FileTarget, RunpodCredentials, RunpodTarget, SshTarget, StandardTargets, Target,
@@ -80,3 +82,4 @@ pub use vault::{Expiry, FaultHook, ImportKey, NewKey, PodProgress, PodProgressSi
 
 /// The `ssh-key` crate, re-exported because its types appear in this API.
 pub use ssh_key;
+pub use ssh_key::Fingerprint;

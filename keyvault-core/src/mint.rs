@@ -5,6 +5,7 @@ use crate::callbacks::{Callbacks, Progress};
 use crate::error::{Incomplete, InputError, NextStep, Operation, RequestError, Result, WorkItem};
 use crate::inventory::{KeyRecord, KeyState, Origin, Purpose};
 use crate::keygen::{self, Algorithm};
+use crate::names::{KeySelector, Principal, SourcePattern};
 use crate::run::{Opened, add_key, draft, key, key_mut};
 use crate::span::Span;
 use crate::target::{TargetSpec, Targets};
@@ -19,15 +20,15 @@ pub struct MintRequest {
     pub(crate) options: KeyOptions,
     pub(crate) scope: crate::inventory::Scope,
     pub(crate) deploy: Vec<TargetSpec>,
-    pub(crate) certificate: Option<(String, Vec<String>)>,
+    pub(crate) certificate: Option<(KeySelector, Vec<Principal>)>,
 }
 
 impl MintRequest {
     /// Also sign a user certificate with the CA `ca` (a key id or purpose) for
     /// `principals`, valid until the key expires.
     #[must_use]
-    pub fn certificate(mut self, ca: impl Into<String>, principals: Vec<String>) -> Self {
-        self.certificate = Some((ca.into(), principals));
+    pub fn certificate(mut self, ca: KeySelector, principals: Vec<Principal>) -> Self {
+        self.certificate = Some((ca, principals));
         self
     }
     /// A scoped key for `purpose` that expires after `ttl`.
@@ -49,7 +50,7 @@ impl MintRequest {
     }
     /// Allow logins only from these addresses, CIDRs or host patterns.
     #[must_use]
-    pub fn from(mut self, from: Vec<String>) -> Self {
+    pub fn from(mut self, from: Vec<SourcePattern>) -> Self {
         self.scope.from = from;
         self
     }
@@ -106,15 +107,6 @@ impl std::fmt::Debug for Minted {
 }
 
 pub(crate) fn check_scope(scope: &crate::inventory::Scope) -> Result<()> {
-    for f in &scope.from {
-        let ok = !f.is_empty()
-            && f.len() <= 255
-            && f.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".:/*?!-_".contains(&b));
-        if !ok {
-            return Err(InputError::SourcePattern { value: f.clone() }.into());
-        }
-    }
     if let Some(cmd) = &scope.force_command
         && (cmd.is_empty() || cmd.len() > 1024 || cmd.chars().any(char::is_control))
     {
@@ -164,12 +156,11 @@ impl Vault {
         check_scope(&request.scope)?;
         let mut opened = Opened::new(targets);
         for spec in &request.deploy {
-            opened.get(&spec.to_string())?;
+            opened.get(spec)?;
         }
         self.store.load()?;
         let ca = match &request.certificate {
             Some((ca, principals)) => {
-                crate::ca::check_principals(principals)?;
                 if principals.is_empty() {
                     return Err(RequestError::NoPrincipals.into());
                 }
@@ -266,7 +257,7 @@ impl Vault {
             expires_at.to_rfc3339()
         )];
         if !request.scope.from.is_empty() {
-            detail.push(format!("from {}", request.scope.from.join(",")));
+            detail.push(format!("from {}", crate::names::join(&request.scope.from)));
         }
         if let Some(c) = &request.scope.force_command {
             detail.push(format!("command {c:?}"));
@@ -275,19 +266,19 @@ impl Vault {
             detail.push(format!(
                 "certificate by {} for {}",
                 cert.ca,
-                cert.principals.join(",")
+                crate::names::join(&cert.principals)
             ));
         }
         txn.record([draft("mint", &record, detail.join("; "))]);
         txn.save()?;
         let hook = self.hook_fn();
         for spec in &request.deploy {
-            let name = spec.to_string();
+            let name = spec;
             let result = (|| -> Result<()> {
-                let target = opened.get(&name)?;
+                let target = opened.get(name)?;
                 let line = add_key(target.as_ref(), &record);
                 target.apply(&[line], &HashSet::new(), &hook)?;
-                key_mut(&mut txn, record.id())?.mark_deployed(&name, self.now());
+                key_mut(&mut txn, record.id())?.mark_deployed(name, self.now());
                 txn.record([draft("deploy", &record, format!("added to {name}"))]);
                 txn.save()
             })();
@@ -302,11 +293,11 @@ impl Vault {
                         expires: expires_at.to_rfc3339(),
                     }],
                     pending: vec![WorkItem::Deploying {
-                        target: name.clone(),
+                        target: name.to_string(),
                     }],
                     next: NextStep::DeployOrRevoke {
                         key: record.id().to_string(),
-                        target: name,
+                        target: name.to_string(),
                     },
                 }
                 .into());

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::inventory::{Inventory, KeyId, KeyRecord, Purpose, Step};
 use crate::remote::RemoteKey;
 use crate::runpod::Pod;
-use crate::status::{Finding, FindingKind, Severity, TargetSummary, Unchecked};
+use crate::status::{Finding, FindingKind, Remedy, Severity, TargetSummary, Unchecked};
 use crate::target::{TargetSpec, Targets};
 use crate::vault::Vault;
 use chrono::{DateTime, Utc};
@@ -23,7 +23,8 @@ pub struct KeyMatch {
     /// does not know; `unparseable` for lines that are not keys.
     pub state: String,
     /// Its fingerprint.
-    pub fingerprint: Option<String>,
+    #[serde(serialize_with = "crate::names::fingerprint_text::option::serialize")]
+    pub fingerprint: Option<ssh_key::Fingerprint>,
     /// The comment on the remote line.
     pub comment: String,
 }
@@ -79,14 +80,14 @@ fn classify(inventory: &Inventory, now: DateTime<Utc>, remote: &RemoteKey) -> Ke
             id: Some(k.id().clone()),
             purpose: Some(k.purpose().clone()),
             state: k.display_state_at(now).to_owned(),
-            fingerprint: Some(fp.to_owned()),
+            fingerprint: Some(*fp),
             comment: remote.comment().to_owned(),
         },
         None => KeyMatch {
             id: None,
             purpose: None,
             state: "unmanaged".to_owned(),
-            fingerprint: Some(fp.to_owned()),
+            fingerprint: Some(*fp),
             comment: remote.comment().to_owned(),
         },
     }
@@ -95,11 +96,10 @@ fn classify(inventory: &Inventory, now: DateTime<Utc>, remote: &RemoteKey) -> Ke
 /// Whether keyvault changed what `record` means to this pod over SSH: added it (`Some(true)`)
 /// or removed it (`Some(false)`). A pod's `PUBLIC_KEY` never reflects such edits.
 fn edited_over_ssh(record: &KeyRecord, pod: &Pod) -> Option<bool> {
-    let prefix = format!("pod:{}/", pod.id);
     let here: Vec<&crate::inventory::Deployment> = record
         .deployments()
         .iter()
-        .filter(|d| d.target().starts_with(&prefix))
+        .filter(|d| d.target().pod_id() == Some(pod.id.as_str()))
         .collect();
     if here.iter().any(|d| d.removed_at().is_none()) {
         Some(true)
@@ -240,8 +240,16 @@ impl Vault {
                     severity: Severity::High,
                     kind: FindingKind::Interrupted,
                     key_id: Some(e.new_key().clone()),
-                    message: format!("the rotation of {} to {} stopped before it finished ({:?})", e.purpose(), e.new_key(), e.step()).to_lowercase(),
-                    fix: format!("finish it: keyvault rotate {0} (or roll back: keyvault rotate --abort {0})", e.purpose()),
+                    message: format!(
+                        "the rotation of {} to {} stopped before it finished ({:?})",
+                        e.purpose(),
+                        e.new_key(),
+                        e.step()
+                    )
+                    .to_lowercase(),
+                    fix: Remedy::FinishRotation {
+                        purpose: e.purpose().clone(),
+                    },
                 });
             } else if e.grace_until().is_none_or(|g| g <= now) {
                 out.push(Finding {
@@ -252,8 +260,8 @@ impl Vault {
                         let pods: Vec<String> = e
                             .targets()
                             .iter()
-                            .filter(|(t, p)| t.starts_with("pod:") && !p.added)
-                            .filter_map(|(t, _)| t.strip_prefix("pod:").and_then(|r| r.split('/').next()).map(ToOwned::to_owned))
+                            .filter(|(t, p)| t.is_pod() && !p.added)
+                            .filter_map(|(t, _)| t.pod_id().map(ToOwned::to_owned))
                             .collect();
                         if pods.is_empty() {
                             format!("{} is still deployed although its rotation's grace period is over", e.old())
@@ -261,8 +269,7 @@ impl Vault {
                             format!("{} stays retiring: running pods {} still trust it and could not be updated", e.old(), pods.join(", "))
                         }
                     },
-                    fix: "keyvault sweep (it retries the pods, and drops pods that are gone); redeploy pods that cannot be reached"
-                        .to_owned(),
+                    fix: Remedy::RetryPods,
                 });
             }
         }
@@ -276,7 +283,7 @@ impl Vault {
         now: DateTime<Utc>,
         findings: &mut Vec<Finding>,
     ) -> (Vec<TargetSummary>, Vec<Unchecked>) {
-        let names: BTreeSet<&str> = inventory
+        let names: BTreeSet<&TargetSpec> = inventory
             .keys()
             .iter()
             .flat_map(|k| {
@@ -285,9 +292,9 @@ impl Vault {
                     .map(crate::inventory::Deployment::target)
             })
             // Pods are checked through their account's pod list, never by logging in to them.
-            .filter(|t| !t.starts_with("pod:"))
+            .filter(|t| !t.is_pod())
             .collect();
-        let by_fp: HashMap<&str, &KeyRecord> = inventory
+        let by_fp: HashMap<&ssh_key::Fingerprint, &KeyRecord> = inventory
             .keys()
             .iter()
             .map(|k| (k.fingerprint(), k))
@@ -295,10 +302,9 @@ impl Vault {
         let mut summaries = Vec::new();
         let mut unchecked = Vec::new();
         for name in names {
-            type Intended = HashMap<String, Option<String>>;
+            type Intended = HashMap<ssh_key::Fingerprint, Option<String>>;
             let result = (|| -> Result<(Vec<RemoteKey>, Option<Vec<Pod>>, Intended)> {
-                let spec: TargetSpec = name.parse()?;
-                let mut target = targets.open(&spec)?;
+                let mut target = targets.open(name)?;
                 let list = target.list()?;
                 // Without REST v2 there is no pods API: check the key list alone.
                 let pods = match target.pods() {
@@ -332,13 +338,14 @@ impl Vault {
                 Ok(r) => r,
                 Err(e) => {
                     unchecked.push(Unchecked {
-                        target: name.to_owned(),
+                        target: name.to_string(),
                         reason: e.to_string(),
                     });
                     continue;
                 }
             };
-            let present: BTreeSet<&str> = list.iter().filter_map(RemoteKey::fingerprint).collect();
+            let present: BTreeSet<&ssh_key::Fingerprint> =
+                list.iter().filter_map(RemoteKey::fingerprint).collect();
             let in_journal = |id: &KeyId| {
                 inventory
                     .journal()
@@ -359,7 +366,10 @@ impl Vault {
                             "{name} does not hold {}, which the inventory says is deployed there",
                             k.id()
                         ),
-                        fix: format!("keyvault deploy {} --to {name}", k.id()),
+                        fix: Remedy::Deploy {
+                            key: k.id().clone(),
+                            target: name.clone(),
+                        },
                     });
                 }
                 if let Some(intended) = intended.get(k.fingerprint()).filter(|_| live) {
@@ -386,7 +396,10 @@ impl Vault {
                                 k.id(),
                                 if wider { "they trust more" } else { "narrower" }
                             ),
-                            fix: format!("keyvault deploy {} --to {name}", k.id()),
+                            fix: Remedy::Deploy {
+                                key: k.id().clone(),
+                                target: name.clone(),
+                            },
                         });
                     }
                 }
@@ -400,7 +413,9 @@ impl Vault {
                             k.id(),
                             k.display_state_at(now)
                         ),
-                        fix: format!("keyvault revoke {}", k.id()),
+                        fix: Remedy::Revoke {
+                            key: k.id().clone(),
+                        },
                     });
                 }
             }
@@ -414,7 +429,9 @@ impl Vault {
                         "{name} has a line keyvault cannot be sure how sshd reads (kept as it is): {}",
                         raw.escape_debug()
                     ),
-                    fix: format!("check the line in {name} and rewrite or remove it"),
+                    fix: Remedy::CheckLine {
+                        target: name.clone(),
+                    },
                 });
             }
             let managed = list
@@ -423,7 +440,7 @@ impl Vault {
                 .count();
             let unparseable = list.iter().filter(|r| r.fingerprint().is_none()).count();
             summaries.push(TargetSummary {
-                target: name.to_owned(),
+                target: name.clone(),
                 managed,
                 unmanaged: list.len() - managed - unparseable,
                 unparseable,
@@ -447,17 +464,32 @@ impl Vault {
                     .collect();
                 let revoked = old.iter().any(|k| k.state != "retiring");
                 findings.push(Finding {
-                    severity: if revoked { Severity::High } else { Severity::Medium },
+                    severity: if revoked {
+                        Severity::High
+                    } else {
+                        Severity::Medium
+                    },
                     kind: FindingKind::PodTrustsOldKey,
                     key_id: old[0].id.clone(),
-                    message: format!("running pod {} ({}) still trusts {}", report.id, report.name, ids.join(", ")),
+                    message: format!(
+                        "running pod {} ({}) still trusts {}",
+                        report.id,
+                        report.name,
+                        ids.join(", ")
+                    ),
                     fix: match report.reach {
-                        Reach::Direct { host, port, username }
-                            if endpoint_accepted(&report.id, &username, &host, port) =>
-                        {
-                            format!("remove the key from ~/.ssh/authorized_keys on the pod (ssh {username}@{host} -p {port}), or redeploy it")
+                        Reach::Direct {
+                            host,
+                            port,
+                            username,
+                        } if endpoint_accepted(&report.id, &username, &host, port) => {
+                            Remedy::RemoveFromPod {
+                                user: username,
+                                host,
+                                port,
+                            }
                         }
-                        _ => "redeploy the pod: it is not reachable over direct SSH".to_owned(),
+                        _ => Remedy::RedeployPod,
                     },
                 });
             }

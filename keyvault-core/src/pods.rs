@@ -3,10 +3,11 @@
 use crate::callbacks::Callbacks;
 use crate::error::{Error, RequestError, Result};
 use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState, Purpose, Step};
+use crate::names::KeySelector;
 use crate::remote::AddKey;
-use crate::report::{Deployed, Report};
+use crate::report::{Deployed, PodOutcomeKind, Report};
 use crate::rotate::{RotateRequest, RotationPlan, old_fingerprints, unlocked};
-use crate::run::{Opened, POD_FAN_OUT, add_key, draft, is_pod, key, key_mut, run_bounded};
+use crate::run::{Opened, POD_FAN_OUT, add_key, draft, key, key_mut, run_bounded};
 use crate::store::Txn;
 use crate::target::{Target, TargetSpec, Targets};
 use crate::vault::Vault;
@@ -21,23 +22,24 @@ pub(crate) enum PodEdit {
 }
 
 /// The target name of a pod's direct SSH endpoint, if it has a usable one.
-pub(crate) fn pod_target(pod: &crate::runpod::Pod) -> Option<String> {
+pub(crate) fn pod_target(pod: &crate::runpod::Pod) -> Option<TargetSpec> {
     let d = pod.ssh.as_ref().and_then(|s| s.direct.as_ref())?;
-    let name = TargetSpec::Pod {
+    // Only a spec whose name parses back (the API's id, user and host are checked so).
+    TargetSpec::Pod {
         id: pod.id.clone(),
         user: d.username.clone(),
         host: d.host.clone(),
         port: d.port,
     }
-    .to_string();
-    name.parse::<TargetSpec>().is_ok().then_some(name)
+    .to_string()
+    .parse()
+    .ok()
 }
 
-pub(crate) fn pod_id(name: &str) -> String {
-    name.strip_prefix("pod:")
-        .and_then(|r| r.split('/').next())
-        .unwrap_or(name)
-        .to_owned()
+/// The pod id of a pod target (the whole name for any other target).
+pub(crate) fn pod_id(spec: &TargetSpec) -> String {
+    spec.pod_id()
+        .map_or_else(|| spec.to_string(), ToOwned::to_owned)
 }
 
 impl Vault {
@@ -52,7 +54,7 @@ impl Vault {
         opened: &mut Opened<'_>,
         callbacks: &mut dyn Callbacks,
         report: &mut Report,
-    ) -> Result<BTreeMap<Purpose, Vec<String>>> {
+    ) -> Result<BTreeMap<Purpose, Vec<TargetSpec>>> {
         let mut found = BTreeMap::new();
         if !request.pods && !request.unlock_old {
             return Ok(found);
@@ -65,7 +67,7 @@ impl Vault {
             for account in item
                 .targets
                 .iter()
-                .filter(|t| request.pods && new_rotation && t.starts_with("runpod"))
+                .filter(|t| request.pods && new_rotation && t.is_runpod())
             {
                 let Some(pods) = opened.get(account)?.pods()? else {
                     continue;
@@ -80,12 +82,11 @@ impl Vault {
                     }
                     match pod_target(pod) {
                         Some(n) => pods_here.push(n),
-                        None => report.pod(pod.id.clone(), "needs-redeploy", "no direct SSH endpoint (proxy only): redeploy the pod to change its keys"),
+                        None => report.pod(pod.id.clone(), PodOutcomeKind::NeedsRedeploy, "no direct SSH endpoint (proxy only): redeploy the pod to change its keys"),
                     }
                 }
             }
-            let ssh_hosts =
-                request.unlock_old && item.targets.iter().any(|t| t.starts_with("ssh://"));
+            let ssh_hosts = request.unlock_old && item.targets.iter().any(TargetSpec::is_ssh);
             if pods_here.is_empty() && !ssh_hosts {
                 continue;
             }
@@ -110,19 +111,19 @@ impl Vault {
             let Some(e) = txn.rotation(&purpose) else {
                 continue;
             };
-            let pending: Vec<String> = e
+            let pending: Vec<TargetSpec> = e
                 .targets
                 .iter()
-                .filter(|(t, p)| is_pod(t) && !p.removed)
+                .filter(|(t, p)| t.is_pod() && !p.removed)
                 .map(|(t, _)| t.clone())
                 .collect();
             if pending.is_empty() {
                 continue;
             }
-            let accounts: Vec<String> = e
+            let accounts: Vec<TargetSpec> = e
                 .targets
                 .keys()
-                .filter(|t| t.starts_with("runpod"))
+                .filter(|t| t.is_runpod())
                 .cloned()
                 .collect();
             let mut running = HashSet::new();
@@ -150,7 +151,7 @@ impl Vault {
                 changed = true;
                 report.pod(
                     pod_id(t),
-                    "gone",
+                    PodOutcomeKind::Gone,
                     "no longer running, so it no longer depends on the old key",
                 );
             }
@@ -167,7 +168,7 @@ impl Vault {
     pub(crate) fn add_to_pods(
         &self,
         txn: &mut Txn,
-        pods: Vec<(String, Vec<Purpose>)>,
+        pods: Vec<(TargetSpec, Vec<Purpose>)>,
         opened: &mut Opened<'_>,
         report: &mut Report,
     ) -> Result<()> {
@@ -186,7 +187,7 @@ impl Vault {
         for (name, result) in self.fan_out(opened, jobs, report) {
             let entries = entries_of.remove(&name).unwrap_or_default();
             if let Err(e) = result {
-                report.pod(pod_id(&name), "failed", e.to_string());
+                report.pod(pod_id(&name), PodOutcomeKind::Failed, e.to_string());
                 continue;
             }
             let mut drafts = Vec::new();
@@ -208,7 +209,11 @@ impl Vault {
             txn.record(drafts);
             txn.save()?;
             self.hook(&format!("added:{name}"))?;
-            report.pod(pod_id(&name), "added", "new key added and proven to log in");
+            report.pod(
+                pod_id(&name),
+                PodOutcomeKind::Added,
+                "new key added and proven to log in",
+            );
         }
         Ok(())
     }
@@ -218,7 +223,7 @@ impl Vault {
     pub(crate) fn remove_from_pods(
         &self,
         txn: &mut Txn,
-        pods: Vec<(String, Vec<Purpose>)>,
+        pods: Vec<(TargetSpec, Vec<Purpose>)>,
         now: DateTime<Utc>,
         opened: &mut Opened<'_>,
         report: &mut Report,
@@ -232,14 +237,14 @@ impl Vault {
                     jobs.push((name.clone(), identities, Vec::new(), remove));
                     entries_of.insert(name, entries);
                 }
-                Err(e) => report.pod(pod_id(&name), "failed", e.to_string()),
+                Err(e) => report.pod(pod_id(&name), PodOutcomeKind::Failed, e.to_string()),
             }
         }
         for (name, result) in self.fan_out(opened, jobs, report) {
             let entries = entries_of.remove(&name).unwrap_or_default();
             match result.and_then(|()| self.removed_from(txn, &name, &entries, now)) {
-                Ok(()) => report.pod(pod_id(&name), "removed", "old key removed"),
-                Err(e) => report.pod(pod_id(&name), "failed", e.to_string()),
+                Ok(()) => report.pod(pod_id(&name), PodOutcomeKind::Removed, "old key removed"),
+                Err(e) => report.pod(pod_id(&name), PodOutcomeKind::Failed, e.to_string()),
             }
         }
     }
@@ -259,7 +264,7 @@ impl Vault {
     /// the account's errors while listing pods; the callbacks' error.
     pub fn deploy_to_pods(
         &self,
-        selector: &str,
+        selector: &KeySelector,
         account: &TargetSpec,
         targets: &dyn Targets,
         callbacks: &mut dyn Callbacks,
@@ -272,14 +277,14 @@ impl Vault {
         let mut report = Report::default();
         let pods = self.running_pods(&mut opened, account)?;
         // Each pod of this purpose that lacks the key, with the key to log in with.
-        let mut jobs: Vec<(String, KeyId)> = Vec::new();
+        let mut jobs: Vec<(TargetSpec, KeyId)> = Vec::new();
         for pod in &pods {
             let seen = crate::observe::pod_report(&txn, now, pod);
             let trusted: Vec<&KeyId> = seen.keys.iter().filter_map(|k| k.id.as_ref()).collect();
             if trusted.contains(&record.id()) {
                 report.pod(
                     pod.id.clone(),
-                    "already",
+                    PodOutcomeKind::Already,
                     format!("already trusts {}", record.id()),
                 );
                 continue;
@@ -302,7 +307,7 @@ impl Vault {
                 Some(name) => jobs.push((name, login.id().clone())),
                 None => report.pod(
                     pod.id.clone(),
-                    "needs-redeploy",
+                    PodOutcomeKind::NeedsRedeploy,
                     "no direct SSH endpoint (proxy only): redeploy the pod to change its keys",
                 ),
             }
@@ -357,7 +362,7 @@ impl Vault {
         &self,
         txn: &mut Txn,
         record: &KeyRecord,
-        results: Vec<(String, Result<()>)>,
+        results: Vec<(TargetSpec, Result<()>)>,
         edit: PodEdit,
         report: &mut Report,
     ) -> Result<()> {
@@ -365,7 +370,7 @@ impl Vault {
         let mut drafts = Vec::new();
         for (name, result) in results {
             if let Err(e) = result {
-                report.pod(pod_id(&name), "failed", e.to_string());
+                report.pod(pod_id(&name), PodOutcomeKind::Failed, e.to_string());
                 continue;
             }
             let entry = key_mut(txn, record.id())?;
@@ -377,14 +382,18 @@ impl Vault {
                         key: record.id().clone(),
                         target: name.clone(),
                     });
-                    report.pod(pod_id(&name), "added", "key added and proven to log in");
+                    report.pod(
+                        pod_id(&name),
+                        PodOutcomeKind::Added,
+                        "key added and proven to log in",
+                    );
                 }
                 PodEdit::Removed => {
                     entry.mark_removed_from(&name, now);
                     drafts.push(draft("undeploy", record, format!("removed from {name}")));
                     report.pod(
                         pod_id(&name),
-                        "removed",
+                        PodOutcomeKind::Removed,
                         "key removed; verified by reading back",
                     );
                 }
@@ -409,10 +418,7 @@ impl Vault {
             }
             .into());
         }
-        let pods = opened
-            .get(&account.to_string())?
-            .pods()?
-            .unwrap_or_default();
+        let pods = opened.get(account)?.pods()?.unwrap_or_default();
         Ok(pods.into_iter().filter(|p| p.status == "RUNNING").collect())
     }
 
@@ -423,14 +429,19 @@ impl Vault {
     pub(crate) fn fan_out(
         &self,
         opened: &mut Opened<'_>,
-        jobs: Vec<(String, Vec<KeyId>, Vec<KeyRecord>, HashSet<String>)>,
+        jobs: Vec<(
+            TargetSpec,
+            Vec<KeyId>,
+            Vec<KeyRecord>,
+            HashSet<ssh_key::Fingerprint>,
+        )>,
         report: &mut Report,
-    ) -> Vec<(String, Result<()>)> {
+    ) -> Vec<(TargetSpec, Result<()>)> {
         struct Job {
-            name: String,
+            name: TargetSpec,
             target: Box<dyn Target + Send>,
             add: Vec<AddKey>,
-            remove: HashSet<String>,
+            remove: HashSet<ssh_key::Fingerprint>,
         }
         let mut ready = Vec::new();
         let mut results = Vec::new();
@@ -442,7 +453,7 @@ impl Vault {
                         .open
                         .remove(&name)
                         .ok_or_else(|| RequestError::NotOpened {
-                            target: name.clone(),
+                            target: name.to_string(),
                         })?;
                 for id in &identities {
                     if let Some(k) = opened.identities.get(id) {
@@ -459,7 +470,7 @@ impl Vault {
             })();
             match prepared {
                 Ok(job) => ready.push(job),
-                Err(e) => report.pod(pod_id(&name), "failed", e.to_string()),
+                Err(e) => report.pod(pod_id(&name), PodOutcomeKind::Failed, e.to_string()),
             }
         }
         let hook = self.hook_fn();
@@ -468,14 +479,11 @@ impl Vault {
             self.pod_progress(&crate::vault::PodProgress::Started { pod: pod.clone() });
             let result = job.target.apply(&job.add, &job.remove, &hook).map(|_| ());
             let outcome = match (&result, job.add.is_empty()) {
-                (Err(_), _) => "failed",
-                (Ok(()), false) => "added",
-                (Ok(()), true) => "removed",
+                (Err(_), _) => PodOutcomeKind::Failed,
+                (Ok(()), false) => PodOutcomeKind::Added,
+                (Ok(()), true) => PodOutcomeKind::Removed,
             };
-            self.pod_progress(&crate::vault::PodProgress::Finished {
-                pod,
-                outcome: outcome.to_owned(),
-            });
+            self.pod_progress(&crate::vault::PodProgress::Finished { pod, outcome });
             result
         });
         for (job, outcome) in ready.into_iter().zip(outcomes) {

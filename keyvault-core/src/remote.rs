@@ -2,6 +2,7 @@
 //! and merges that keep every key keyvault does not manage, and every line it cannot
 //! parse, verbatim and in order.
 
+use ssh_key::Fingerprint;
 use std::collections::HashSet;
 
 /// RunPod's (undocumented) limit on the total size of an account's key list, in characters.
@@ -11,7 +12,7 @@ pub const RUNPOD_LIST_LIMIT: usize = 65_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteKey {
     raw: String,
-    fingerprint: Option<String>,
+    fingerprint: Option<Fingerprint>,
     options: Option<String>,
     unsure: bool,
 }
@@ -30,7 +31,7 @@ impl RemoteKey {
     /// An entry whose fingerprint the caller worked out (e.g. an `authorized_keys` line
     /// with options).
     #[must_use]
-    pub fn with_fingerprint(raw: &str, fingerprint: Option<String>) -> Self {
+    pub fn with_fingerprint(raw: &str, fingerprint: Option<Fingerprint>) -> Self {
         RemoteKey {
             raw: raw.to_owned(),
             fingerprint,
@@ -76,8 +77,8 @@ impl RemoteKey {
     }
     /// Its SHA256 fingerprint, if it parses as a public key.
     #[must_use]
-    pub fn fingerprint(&self) -> Option<&str> {
-        self.fingerprint.as_deref()
+    pub fn fingerprint(&self) -> Option<&Fingerprint> {
+        self.fingerprint.as_ref()
     }
     /// The comment part, if any.
     #[must_use]
@@ -90,7 +91,7 @@ impl RemoteKey {
 /// The SHA256 fingerprint (`SHA256:…`) of an OpenSSH public key line (no options), comments
 /// ignored, read as sshd reads it (see [`crate::authorized_keys::read_line`]).
 #[must_use]
-pub fn fingerprint_of(line: &str) -> Option<String> {
+pub fn fingerprint_of(line: &str) -> Option<Fingerprint> {
     match crate::authorized_keys::read_line(line.trim_end_matches(['\r', '\n']).as_bytes()) {
         crate::authorized_keys::Reading::Key {
             fingerprint,
@@ -135,8 +136,8 @@ pub fn encoded_len(entries: &[String]) -> usize {
 /// A key to add: its fingerprint and the line to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddKey {
-    /// `SHA256:…`.
-    pub fingerprint: String,
+    /// Its SHA256 fingerprint.
+    pub fingerprint: Fingerprint,
     /// `<type> <base64> <comment>`.
     pub line: String,
 }
@@ -144,13 +145,13 @@ pub struct AddKey {
 /// The list after adding `add` and removing every entry whose fingerprint is in `remove`.
 /// Everything else stays verbatim and in order; a key already present is not added again.
 #[must_use]
-pub fn merge(current: &[RemoteKey], add: &[AddKey], remove: &HashSet<String>) -> Vec<String> {
+pub fn merge(current: &[RemoteKey], add: &[AddKey], remove: &HashSet<Fingerprint>) -> Vec<String> {
     let mut out: Vec<String> = current
         .iter()
         .filter(|k| k.fingerprint().is_none_or(|f| !remove.contains(f)))
         .map(|k| k.raw.clone())
         .collect();
-    let mut present: HashSet<&str> = current
+    let mut present: HashSet<&Fingerprint> = current
         .iter()
         .filter_map(RemoteKey::fingerprint)
         .filter(|f| !remove.contains(*f))
@@ -168,9 +169,10 @@ pub fn merge(current: &[RemoteKey], add: &[AddKey], remove: &HashSet<String>) ->
 
 /// Fingerprints present in a list.
 #[must_use]
-pub fn fingerprints(list: &[RemoteKey]) -> HashSet<String> {
+pub fn fingerprints(list: &[RemoteKey]) -> HashSet<Fingerprint> {
     list.iter()
-        .filter_map(|k| k.fingerprint().map(ToOwned::to_owned))
+        .filter_map(RemoteKey::fingerprint)
+        .copied()
         .collect()
 }
 
@@ -196,10 +198,10 @@ mod tests {
                 "{} other comment",
                 &A[..A.rfind(' ').expect("space")]
             )),
-            Some(a.clone())
+            Some(a)
         );
         // Removing B keeps A (twice, as it was) and the unparseable line.
-        let out = merge(&current, &[], &HashSet::from([b.clone()]));
+        let out = merge(&current, &[], &HashSet::from([b]));
         assert_eq!(
             out,
             vec![A.to_owned(), "not a key at all".to_owned(), A.to_owned()]

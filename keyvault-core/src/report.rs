@@ -1,6 +1,7 @@
 //! What an operation did: keys deployed and removed, keys still retiring, pods reached.
 
 use crate::inventory::{KeyId, Purpose};
+use crate::target::TargetSpec;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -21,7 +22,7 @@ pub struct Deployed {
     /// The key.
     pub key: KeyId,
     /// Where.
-    pub target: String,
+    pub target: TargetSpec,
 }
 
 /// An old key kept deployed until its grace period ends.
@@ -59,12 +60,56 @@ pub struct Report {
 pub struct PodOutcome {
     /// The pod's id.
     pub pod: String,
-    /// `added` (new key in and verified), `removed` (old key out), `failed`,
-    /// `needs-redeploy` (no direct SSH), `gone` (no longer running), `already` (trusts the
-    /// key already).
-    pub outcome: String,
+    /// What happened there.
+    pub outcome: PodOutcomeKind,
     /// More about it.
     pub detail: String,
+}
+
+/// What happened at one pod; serialized as its kebab-case name (`needs-redeploy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum PodOutcomeKind {
+    /// The new key is in and verified (proven to log in).
+    Added,
+    /// The old key is out, verified by reading back.
+    Removed,
+    /// The pod could not be changed.
+    Failed,
+    /// The pod has no direct SSH endpoint: only a redeploy changes its keys.
+    NeedsRedeploy,
+    /// The pod is no longer running.
+    Gone,
+    /// The pod trusts the key already.
+    Already,
+}
+
+impl PodOutcomeKind {
+    /// The name, as JSON output and the CLI show it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PodOutcomeKind::Added => "added",
+            PodOutcomeKind::Removed => "removed",
+            PodOutcomeKind::Failed => "failed",
+            PodOutcomeKind::NeedsRedeploy => "needs-redeploy",
+            PodOutcomeKind::Gone => "gone",
+            PodOutcomeKind::Already => "already",
+        }
+    }
+
+    /// Whether the pod was left without the change it needed (`failed`, `needs-redeploy`).
+    #[must_use]
+    pub fn is_incomplete(self) -> bool {
+        matches!(self, PodOutcomeKind::Failed | PodOutcomeKind::NeedsRedeploy)
+    }
+}
+
+impl std::fmt::Display for PodOutcomeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Report {
@@ -72,17 +117,43 @@ impl Report {
     /// `needs-redeploy` (the CLI exits 1 for these after `deploy`/`revoke` to pods).
     #[must_use]
     pub fn pods_incomplete(&self) -> bool {
-        self.pods
-            .iter()
-            .any(|p| p.outcome == "failed" || p.outcome == "needs-redeploy")
+        self.pods.iter().any(|p| p.outcome.is_incomplete())
     }
 
     /// Records what happened at one pod.
-    pub(crate) fn pod(&mut self, pod: String, outcome: &str, detail: impl Into<String>) {
+    pub(crate) fn pod(&mut self, pod: String, outcome: PodOutcomeKind, detail: impl Into<String>) {
         self.pods.push(PodOutcome {
             pod,
-            outcome: outcome.to_owned(),
+            outcome,
             detail: detail.into(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_outcomes_read_as_their_names() {
+        let all = [
+            (PodOutcomeKind::Added, "added", false),
+            (PodOutcomeKind::Removed, "removed", false),
+            (PodOutcomeKind::Failed, "failed", true),
+            (PodOutcomeKind::NeedsRedeploy, "needs-redeploy", true),
+            (PodOutcomeKind::Gone, "gone", false),
+            (PodOutcomeKind::Already, "already", false),
+        ];
+        for (kind, name, incomplete) in all {
+            assert_eq!(kind.to_string(), name);
+            assert_eq!(
+                serde_json::to_string(&kind).expect("json"),
+                format!("\"{name}\"")
+            );
+            assert_eq!(kind.is_incomplete(), incomplete, "{name}");
+            let mut report = Report::default();
+            report.pod("p1".to_owned(), kind, "detail");
+            assert_eq!(report.pods_incomplete(), incomplete, "{name}");
+        }
     }
 }

@@ -3,9 +3,10 @@
 use crate::callbacks::Callbacks;
 use crate::error::{Error, Incomplete, NextStep, Operation, RequestError, Result, WorkItem};
 use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState, Purpose};
+use crate::names::KeySelector;
 use crate::pods::{PodEdit, pod_id, pod_target};
-use crate::report::Report;
-use crate::run::{Opened, draft, is_pod, key, key_mut};
+use crate::report::{PodOutcomeKind, Report};
+use crate::run::{Opened, draft, key, key_mut};
 use crate::store::Txn;
 use crate::target::{TargetSpec, Targets};
 use crate::vault::Vault;
@@ -22,7 +23,7 @@ impl Vault {
     /// [`Error::Incomplete`] when a target fails part-way (what was removed is recorded);
     /// [`Error::PassphraseUnavailable`] when keyvault added the key to pods over SSH (it
     /// must log in to them with the key: use [`Vault::revoke_with`]).
-    pub fn revoke(&self, selector: &str, targets: &dyn Targets) -> Result<Report> {
+    pub fn revoke(&self, selector: &KeySelector, targets: &dyn Targets) -> Result<Report> {
         /// Pods keyvault edited need the key's passphrase; this API asks for none.
         struct NoPassphrase;
         impl Callbacks for NoPassphrase {
@@ -51,7 +52,7 @@ impl Vault {
     /// while listing pods; the callbacks' error.
     pub fn revoke_with(
         &self,
-        selector: &str,
+        selector: &KeySelector,
         pods_of: Option<&TargetSpec>,
         targets: &dyn Targets,
         callbacks: &mut dyn Callbacks,
@@ -95,8 +96,8 @@ impl Vault {
             record
                 .live_targets()
                 .into_iter()
-                .filter(|t| is_pod(t))
-                .map(ToOwned::to_owned),
+                .filter(|t| t.is_pod())
+                .cloned(),
         );
         if let Some(account) = pods_of {
             let now = self.now();
@@ -113,7 +114,7 @@ impl Vault {
                     }
                     None => report.pod(
                         pod.id.clone(),
-                        "needs-redeploy",
+                        PodOutcomeKind::NeedsRedeploy,
                         format!(
                             "still trusts {} and has no direct SSH endpoint (proxy only): redeploy the pod",
                             record.id()
@@ -137,7 +138,8 @@ impl Vault {
                 crate::callbacks::PassphraseKind::Existing,
             )?;
             opened.identities.insert(record.id().clone(), plain);
-            let remove: HashSet<String> = HashSet::from([record.fingerprint().to_owned()]);
+            let remove: HashSet<ssh_key::Fingerprint> =
+                HashSet::from([record.fingerprint().to_owned()]);
             let results = self.fan_out(
                 &mut opened,
                 names
@@ -179,7 +181,7 @@ impl Vault {
     pub(crate) fn removed_from(
         &self,
         txn: &mut Txn,
-        name: &str,
+        name: &TargetSpec,
         rotations: &[Purpose],
         now: DateTime<Utc>,
     ) -> Result<()> {
@@ -191,7 +193,7 @@ impl Vault {
             e.at(name).removed = true;
             let old = e.old.clone();
             let record = key_mut(txn, &old)?;
-            if is_pod(name) {
+            if name.is_pod() {
                 // The pod had the old key from its PUBLIC_KEY, not from keyvault:
                 // record that keyvault took it out there.
                 record.mark_deployed(name, now);
@@ -234,20 +236,20 @@ impl Vault {
         report: &mut Report,
     ) -> Result<()> {
         let now = self.now();
-        let mut per_target: BTreeMap<String, Vec<KeyId>> = BTreeMap::new();
+        let mut per_target: BTreeMap<TargetSpec, Vec<KeyId>> = BTreeMap::new();
         for id in ids {
             for t in key(txn, id)?
                 .live_targets()
                 .into_iter()
-                .filter(|t| !is_pod(t))
+                .filter(|t| !t.is_pod())
             {
-                per_target.entry(t.to_owned()).or_default().push(id.clone());
+                per_target.entry(t.clone()).or_default().push(id.clone());
             }
         }
         let hook = self.hook_fn();
         for (name, keys) in &per_target {
             let result = (|| -> Result<()> {
-                let remove: HashSet<String> = keys
+                let remove: HashSet<ssh_key::Fingerprint> = keys
                     .iter()
                     .map(|id| key(txn, id).map(|k| k.fingerprint().to_owned()))
                     .collect::<Result<_>>()?;

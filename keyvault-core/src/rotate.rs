@@ -20,7 +20,7 @@ use crate::report::Report;
 use crate::run::{FreshKey, Opened, draft, key, key_mut};
 use crate::span::Span;
 use crate::store::Txn;
-use crate::target::Targets;
+use crate::target::{TargetSpec, Targets};
 use crate::vault::{Expiry, Prepared, Vault};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -114,7 +114,7 @@ pub struct PlannedRotation {
     /// When the new key expires.
     pub expires_at: Option<DateTime<Utc>>,
     /// Where the new key goes and the old one leaves.
-    pub targets: Vec<String>,
+    pub targets: Vec<TargetSpec>,
     /// Until when the old key stays deployed.
     pub grace_until: Option<DateTime<Utc>>,
     /// The step an interrupted rotation reached, when this finishes one.
@@ -208,11 +208,7 @@ impl Vault {
                 new: None,
                 algorithm: admitted.algorithm(),
                 expires_at: Some(admitted.expires_at()),
-                targets: old
-                    .live_targets()
-                    .into_iter()
-                    .map(ToOwned::to_owned)
-                    .collect(),
+                targets: old.live_targets().into_iter().cloned().collect(),
                 grace_until: request.grace.map(|g| now + g.to_delta()),
                 resumes: None,
             });
@@ -392,7 +388,11 @@ impl Vault {
             let targets = if item.targets.is_empty() {
                 "no targets".to_owned()
             } else {
-                item.targets.join(", ")
+                item.targets
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
             drafts.push(draft(
                 "rotate-start",
@@ -414,5 +414,5 @@ impl Vault {
 struct Fresh {
     keys: BTreeMap<Purpose, FreshKey>,
     admissions: BTreeMap<Purpose, Admitted>,
-    pod_targets: BTreeMap<Purpose, Vec<String>>,
+    pod_targets: BTreeMap<Purpose, Vec<TargetSpec>>,
 }

@@ -22,7 +22,7 @@ pub(crate) type FreshKey = (
 /// Targets opened during one operation.
 pub(crate) struct Opened<'a> {
     pub(crate) targets: &'a dyn Targets,
-    pub(crate) open: BTreeMap<String, Box<dyn Target + Send>>,
+    pub(crate) open: BTreeMap<TargetSpec, Box<dyn Target + Send>>,
     /// New keys generated in this run, decrypted, for targets that prove a key logs in.
     pub(crate) identities: BTreeMap<KeyId, ssh_key::PrivateKey>,
 }
@@ -56,13 +56,12 @@ impl<'a> Opened<'a> {
             identities: BTreeMap::new(),
         }
     }
-    pub(crate) fn get(&mut self, name: &str) -> Result<&mut Box<dyn Target + Send>> {
-        if !self.open.contains_key(name) {
-            let spec: TargetSpec = name.parse()?;
-            let t = self.targets.open(&spec)?;
-            self.open.insert(name.to_owned(), t);
+    pub(crate) fn get(&mut self, spec: &TargetSpec) -> Result<&mut Box<dyn Target + Send>> {
+        if !self.open.contains_key(spec) {
+            let t = self.targets.open(spec)?;
+            self.open.insert(spec.clone(), t);
         }
-        Ok(self.open.get_mut(name).expect("inserted above"))
+        Ok(self.open.get_mut(spec).expect("inserted above"))
     }
 }
 
@@ -105,11 +104,6 @@ pub(crate) fn run_bounded<T: Send, R: Send>(
         .collect()
 }
 
-/// Whether a journal target is a running pod (best effort: it never blocks a rotation).
-pub(crate) fn is_pod(name: &str) -> bool {
-    name.starts_with("pod:")
-}
-
 pub(crate) fn add_key(target: &dyn Target, record: &KeyRecord) -> AddKey {
     AddKey {
         fingerprint: record.fingerprint().to_owned(),
@@ -141,7 +135,7 @@ pub(crate) fn draft(action: &'static str, record: &KeyRecord, detail: String) ->
     Draft {
         action,
         key_id: Some(record.id().to_string()),
-        fingerprint: Some(record.fingerprint().to_owned()),
+        fingerprint: Some(record.fingerprint().to_string()),
         outcome: Outcome::Ok,
         detail: Some(detail),
     }
@@ -165,7 +159,7 @@ impl Vault {
                     .filter(|k| {
                         k.state() != KeyState::Revoked
                             && k.is_expired_at(now)
-                            && k.live_targets().contains(&target.as_str())
+                            && k.live_targets().iter().any(|t| t.to_string() == target)
                     })
                     .map(|k| k.id().to_string())
                     .collect();

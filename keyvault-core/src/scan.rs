@@ -203,7 +203,8 @@ struct Walk<'a> {
 
 /// The record of the managed key with fingerprint `fp`, if any.
 fn managed<'a>(inventory: Option<&'a Inventory>, fp: &str) -> Option<&'a KeyRecord> {
-    inventory.and_then(|inv| inv.keys().iter().find(|k| k.fingerprint() == fp))
+    let fp: ssh_key::Fingerprint = fp.parse().ok()?;
+    inventory.and_then(|inv| inv.keys().iter().find(|k| *k.fingerprint() == fp))
 }
 
 impl Walk<'_> {
@@ -522,7 +523,7 @@ fn authorized_keys_findings(
                 "check who added the line; remove it unless you mean to trust that key".to_owned(),
             );
         }
-        let managed = is_managed(&fp) || comment.starts_with("keyvault:");
+        let managed = is_managed(&fp.to_string()) || comment.starts_with("keyvault:");
         entries.push((fp, managed, options.is_none()));
     }
     if !entries.iter().any(|(_, managed, _)| *managed) {
@@ -549,6 +550,7 @@ fn hidden_key(options: &str) -> Option<String> {
         .filter(|(_, c)| matches!(c, ' ' | '\t' | '"'))
         .find_map(|(i, _)| {
             crate::remote::fingerprint_of(options[i + 1..].trim_start_matches(['"', ' ', '\t']))
+                .map(|fp| fp.to_string())
         })
 }
 

@@ -3,13 +3,14 @@
 use crate::audit;
 use crate::error::{Result, StoreError};
 use crate::inventory::KeyId;
-use crate::inventory::{Inventory, KeyRecord, KeyState};
+use crate::inventory::{Inventory, KeyRecord, KeyState, Purpose};
 use crate::span::Span;
+use crate::target::TargetSpec;
 use crate::vault::Vault;
 use serde::Serialize;
 use std::fmt;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -109,7 +110,126 @@ pub struct Finding {
     pub(crate) kind: FindingKind,
     pub(crate) key_id: Option<KeyId>,
     pub(crate) message: String,
-    pub(crate) fix: String,
+    pub(crate) fix: Remedy,
+}
+
+/// What to do about a [`Finding`]. JSON output and the CLI show it as its sentence (the
+/// [`fmt::Display`] form), e.g. `keyvault deploy team-2 --to runpod`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Remedy {
+    /// Replace the expired key: rotate its purpose.
+    Replace {
+        /// The purpose to rotate.
+        purpose: Purpose,
+    },
+    /// Rotate the purpose before its key expires.
+    RotateBeforeExpiry {
+        /// The purpose to rotate.
+        purpose: Purpose,
+    },
+    /// Take away others' access to a file.
+    Chmod {
+        /// The mode it should have.
+        mode: u32,
+        /// The file.
+        path: PathBuf,
+    },
+    /// Restore the missing private key file from a backup, or revoke the key.
+    RestoreKeyFile,
+    /// Find out who changed the audit log (`log --verify` shows where).
+    InspectAuditLog,
+    /// `sweep` re-points `current/<purpose>`.
+    Relink,
+    /// Restore the keyring passphrase from an export that holds it, or rotate the purpose
+    /// away.
+    RestoreKeyringPassphrase {
+        /// The purpose of the key.
+        purpose: Purpose,
+    },
+    /// Finish the interrupted rotation, or roll it back.
+    FinishRotation {
+        /// The purpose being rotated.
+        purpose: Purpose,
+    },
+    /// `sweep` retries the pods and drops those that are gone; pods it cannot reach need a
+    /// redeploy.
+    RetryPods,
+    /// Deploy the key to the target again.
+    Deploy {
+        /// The key.
+        key: KeyId,
+        /// The target.
+        target: TargetSpec,
+    },
+    /// Revoke the key.
+    Revoke {
+        /// The key.
+        key: KeyId,
+    },
+    /// Check the target's line by hand and rewrite or remove it.
+    CheckLine {
+        /// The target.
+        target: TargetSpec,
+    },
+    /// Remove the key from the pod's `authorized_keys` over its direct SSH endpoint, or
+    /// redeploy the pod.
+    RemoveFromPod {
+        /// The SSH user.
+        user: String,
+        /// The endpoint's host.
+        host: String,
+        /// The endpoint's port.
+        port: u16,
+    },
+    /// Redeploy the pod: it has no direct SSH endpoint.
+    RedeployPod,
+}
+
+impl fmt::Display for Remedy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Remedy::Replace { purpose } => write!(f, "replace it: keyvault rotate {purpose}"),
+            Remedy::RotateBeforeExpiry { purpose } => {
+                write!(f, "rotate it before then: keyvault rotate {purpose}")
+            }
+            Remedy::Chmod { mode, path } => write!(f, "chmod {mode:o} {}", path.display()),
+            Remedy::RestoreKeyFile => f.write_str("restore it from a backup, or revoke the key"),
+            Remedy::InspectAuditLog => {
+                f.write_str("find out who changed the log; keyvault log --verify shows where")
+            }
+            Remedy::Relink => f.write_str("keyvault sweep (it re-points the link)"),
+            Remedy::RestoreKeyringPassphrase { purpose } => write!(
+                f,
+                "restore it with `keyvault restore` from an export made with --include-keyring-secrets, or rotate {purpose} away"
+            ),
+            Remedy::FinishRotation { purpose } => write!(
+                f,
+                "finish it: keyvault rotate {purpose} (or roll back: keyvault rotate --abort {purpose})"
+            ),
+            Remedy::RetryPods => f.write_str(
+                "keyvault sweep (it retries the pods, and drops pods that are gone); redeploy pods that cannot be reached",
+            ),
+            Remedy::Deploy { key, target } => write!(f, "keyvault deploy {key} --to {target}"),
+            Remedy::Revoke { key } => write!(f, "keyvault revoke {key}"),
+            Remedy::CheckLine { target } => {
+                write!(f, "check the line in {target} and rewrite or remove it")
+            }
+            Remedy::RemoveFromPod { user, host, port } => write!(
+                f,
+                "remove the key from ~/.ssh/authorized_keys on the pod (ssh {user}@{host} -p {port}), or redeploy it"
+            ),
+            Remedy::RedeployPod => {
+                f.write_str("redeploy the pod: it is not reachable over direct SSH")
+            }
+        }
+    }
+}
+
+impl Serialize for Remedy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 impl Finding {
@@ -135,7 +255,7 @@ impl Finding {
     }
     /// What to do about it.
     #[must_use]
-    pub fn fix(&self) -> &str {
+    pub fn fix(&self) -> &Remedy {
         &self.fix
     }
 }
@@ -169,7 +289,7 @@ pub struct InGrace {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TargetSummary {
     /// The target.
-    pub target: String,
+    pub target: crate::target::TargetSpec,
     /// Keys keyvault manages there.
     pub managed: usize,
     /// Keys keyvault does not manage (never touched).
@@ -307,7 +427,9 @@ impl Vault {
                             k.state(),
                             at.format("%Y-%m-%d %H:%M UTC")
                         ),
-                        fix: format!("replace it: keyvault rotate {}", k.purpose()),
+                        fix: Remedy::Replace {
+                            purpose: k.purpose().clone(),
+                        },
                     });
                 } else if at <= now + window.to_delta() && k.scope().is_none() {
                     // Scoped keys are short-lived by design: only their expiry matters.
@@ -321,7 +443,9 @@ impl Vault {
                             k.purpose(),
                             at.format("%Y-%m-%d %H:%M UTC")
                         ),
-                        fix: format!("rotate it before then: keyvault rotate {}", k.purpose()),
+                        fix: Remedy::RotateBeforeExpiry {
+                            purpose: k.purpose().clone(),
+                        },
                     });
                 }
             }
@@ -345,7 +469,10 @@ impl Vault {
                         path.display(),
                         mode & 0o7777
                     ),
-                    fix: format!("chmod 600 {}", path.display()),
+                    fix: Remedy::Chmod {
+                        mode: 0o600,
+                        path: path.clone(),
+                    },
                 }),
                 Some(_) => {}
                 None => findings.push(Finding {
@@ -357,7 +484,7 @@ impl Vault {
                         path.display(),
                         k.id()
                     ),
-                    fix: "restore it from a backup, or revoke the key".to_owned(),
+                    fix: Remedy::RestoreKeyFile,
                 }),
             }
         }
@@ -367,7 +494,7 @@ impl Vault {
                 kind: FindingKind::AuditBroken,
                 key_id: None,
                 message: e.to_string(),
-                fix: "find out who changed the log; keyvault log --verify shows where".to_owned(),
+                fix: Remedy::InspectAuditLog,
             });
         }
         findings.extend(self.journal_findings(&inventory, now));
@@ -414,7 +541,7 @@ impl Vault {
                             .map(|p| format!(" (it points at {})", p.display()))
                             .unwrap_or_default()
                     ),
-                    fix: "keyvault sweep (it re-points the link)".to_owned(),
+                    fix: Remedy::Relink,
                 });
             }
         }
@@ -442,7 +569,10 @@ impl Vault {
                         "{} has mode {mode:04o}; expected {expected:04o}",
                         path.display()
                     ),
-                    fix: format!("chmod {expected:o} {}", path.display()),
+                    fix: Remedy::Chmod {
+                        mode: expected,
+                        path: path.clone(),
+                    },
                 })
             })
             .collect()
@@ -484,10 +614,9 @@ impl Vault {
                         "the passphrase of key {} is missing from the OS keyring (service keyvault, account {account}): the key cannot be opened",
                         k.id()
                     ),
-                    fix: format!(
-                        "restore it with `keyvault restore` from an export made with --include-keyring-secrets, or rotate {} away",
-                        k.purpose()
-                    ),
+                    fix: Remedy::RestoreKeyringPassphrase {
+                        purpose: k.purpose().clone(),
+                    },
                 }),
                 Err(e) => {
                     unchecked.push(crate::status::Unchecked {
@@ -529,7 +658,7 @@ pub(crate) fn key_file_modes(dir: &Path) -> Option<std::collections::HashMap<Str
 
 #[cfg(test)]
 mod tests {
-    use super::Severity;
+    use super::*;
 
     #[test]
     fn severity_parses_what_it_displays_and_nothing_else() {
@@ -541,6 +670,95 @@ mod tests {
             assert_eq!(
                 e.to_string(),
                 format!("unknown severity {bad:?}: expected low, medium or high")
+            );
+        }
+    }
+
+    #[test]
+    fn remedies_read_as_before() {
+        let purpose: Purpose = "team".parse().expect("purpose");
+        let key: KeyId = "team-2".parse().expect("id");
+        let target: TargetSpec = "runpod:gpu".parse().expect("target");
+        let cases = [
+            (
+                Remedy::Replace {
+                    purpose: purpose.clone(),
+                },
+                "replace it: keyvault rotate team",
+            ),
+            (
+                Remedy::RotateBeforeExpiry {
+                    purpose: purpose.clone(),
+                },
+                "rotate it before then: keyvault rotate team",
+            ),
+            (
+                Remedy::Chmod {
+                    mode: 0o600,
+                    path: "/v/keys/team-2".into(),
+                },
+                "chmod 600 /v/keys/team-2",
+            ),
+            (
+                Remedy::Chmod {
+                    mode: 0o700,
+                    path: "/v".into(),
+                },
+                "chmod 700 /v",
+            ),
+            (
+                Remedy::RestoreKeyFile,
+                "restore it from a backup, or revoke the key",
+            ),
+            (
+                Remedy::InspectAuditLog,
+                "find out who changed the log; keyvault log --verify shows where",
+            ),
+            (Remedy::Relink, "keyvault sweep (it re-points the link)"),
+            (
+                Remedy::RestoreKeyringPassphrase {
+                    purpose: purpose.clone(),
+                },
+                "restore it with `keyvault restore` from an export made with --include-keyring-secrets, or rotate team away",
+            ),
+            (
+                Remedy::FinishRotation { purpose },
+                "finish it: keyvault rotate team (or roll back: keyvault rotate --abort team)",
+            ),
+            (
+                Remedy::RetryPods,
+                "keyvault sweep (it retries the pods, and drops pods that are gone); redeploy pods that cannot be reached",
+            ),
+            (
+                Remedy::Deploy {
+                    key: key.clone(),
+                    target: target.clone(),
+                },
+                "keyvault deploy team-2 --to runpod:gpu",
+            ),
+            (Remedy::Revoke { key }, "keyvault revoke team-2"),
+            (
+                Remedy::CheckLine { target },
+                "check the line in runpod:gpu and rewrite or remove it",
+            ),
+            (
+                Remedy::RemoveFromPod {
+                    user: "root".to_owned(),
+                    host: "192.0.2.1".to_owned(),
+                    port: 2222,
+                },
+                "remove the key from ~/.ssh/authorized_keys on the pod (ssh root@192.0.2.1 -p 2222), or redeploy it",
+            ),
+            (
+                Remedy::RedeployPod,
+                "redeploy the pod: it is not reachable over direct SSH",
+            ),
+        ];
+        for (remedy, text) in cases {
+            assert_eq!(remedy.to_string(), text);
+            assert_eq!(
+                serde_json::to_value(&remedy).expect("json"),
+                serde_json::Value::from(text)
             );
         }
     }

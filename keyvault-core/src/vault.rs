@@ -5,10 +5,11 @@
 use crate::audit::{self, AuditEvent, Verification};
 use crate::callbacks::{Callbacks, PassphraseKind, PassphraseRequest};
 use crate::clock::{Clock, SystemClock};
-use crate::error::{InputError, Result, StoreError};
+use crate::error::{Result, StoreError};
 use crate::fsutil;
 use crate::inventory::{Inventory, KeyId, KeyRecord, Protection, Purpose};
 use crate::keyfile;
+use crate::names::KeySelector;
 use crate::policy::Config;
 use crate::secret::Passphrase;
 use crate::store::Txn;
@@ -51,12 +52,12 @@ pub enum PodProgress {
         /// The pod's id.
         pod: String,
     },
-    /// Work on the pod finished: `added`, `removed` or `failed`.
+    /// Work on the pod finished: added, removed or failed.
     Finished {
         /// The pod's id.
         pod: String,
         /// The outcome.
-        outcome: String,
+        outcome: crate::report::PodOutcomeKind,
     },
 }
 
@@ -302,46 +303,32 @@ impl Vault {
     ///
     /// # Errors
     ///
-    /// [`InputError`] when `selector` is neither a valid id nor a valid purpose,
     /// [`StoreError::NotFound`], [`StoreError::NoActiveKey`], [`StoreError::Ambiguous`].
-    pub fn find<'a>(&self, inventory: &'a Inventory, selector: &str) -> Result<&'a KeyRecord> {
-        let by_id = selector
-            .parse::<KeyId>()
-            .ok()
-            .and_then(|id| inventory.get(&id));
-        let purpose = selector.parse::<Purpose>().ok();
-        let has_purpose = purpose
-            .as_ref()
-            .is_some_and(|p| inventory.keys().iter().any(|k| k.purpose() == p));
-        match (by_id, has_purpose) {
-            (Some(_), true) => Err(StoreError::Ambiguous {
-                selector: selector.to_owned(),
+    pub fn find<'a>(
+        &self,
+        inventory: &'a Inventory,
+        selector: &KeySelector,
+    ) -> Result<&'a KeyRecord> {
+        let by_id = selector.id().and_then(|id| inventory.get(id));
+        let purpose = selector
+            .purpose()
+            .filter(|p| inventory.keys().iter().any(|k| k.purpose() == *p));
+        match (by_id, purpose) {
+            (Some(_), Some(_)) => Err(StoreError::Ambiguous {
+                selector: selector.to_string(),
             }
             .into()),
-            (Some(k), false) => Ok(k),
-            (None, true) => {
-                let purpose = purpose.expect("has_purpose implies a purpose");
-                inventory.active(&purpose).ok_or_else(|| {
-                    StoreError::NoActiveKey {
-                        purpose: purpose.to_string(),
-                    }
-                    .into()
-                })
-            }
-            (None, false) => {
-                if purpose.is_none() && selector.parse::<KeyId>().is_err() {
-                    Err(InputError::Purpose {
-                        value: selector.to_owned(),
-                        reason: "not a valid key id or purpose",
-                    }
-                    .into())
-                } else {
-                    Err(StoreError::NotFound {
-                        selector: selector.to_owned(),
-                    }
-                    .into())
+            (Some(k), None) => Ok(k),
+            (None, Some(purpose)) => inventory.active(purpose).ok_or_else(|| {
+                StoreError::NoActiveKey {
+                    purpose: purpose.to_string(),
                 }
+                .into()
+            }),
+            (None, None) => Err(StoreError::NotFound {
+                selector: selector.to_string(),
             }
+            .into()),
         }
     }
 

@@ -47,7 +47,7 @@ impl Target for Fake {
     fn apply(
         &mut self,
         add: &[AddKey],
-        remove: &HashSet<String>,
+        remove: &HashSet<keyvault_core::Fingerprint>,
         _hook: Hook<'_>,
     ) -> Result<Applied, Error> {
         if matches!(&self.spec, TargetSpec::Pod { id, .. } if id == "bad") {
@@ -131,7 +131,11 @@ fn pods_are_updated_in_parallel_with_progress_and_a_failure_keeps_the_old_key() 
         pods,
     };
     vault
-        .deploy("personal", &"runpod".parse().expect("spec"), &targets)
+        .deploy(
+            &"personal".parse().expect("selector"),
+            &"runpod".parse().expect("spec"),
+            &targets,
+        )
         .expect("deploy");
     // What RunPod's images put in each pod's authorized_keys from PUBLIC_KEY.
     for (i, id) in ["p1", "p2", "p3", "bad"].iter().enumerate() {
@@ -150,7 +154,7 @@ fn pods_are_updated_in_parallel_with_progress_and_a_failure_keeps_the_old_key() 
     let outcomes: Vec<(String, String)> = report
         .pods
         .iter()
-        .map(|p| (p.pod.clone(), p.outcome.clone()))
+        .map(|p| (p.pod.clone(), p.outcome.to_string()))
         .collect();
     for id in ["p1", "p2", "p3"] {
         assert!(
@@ -175,7 +179,7 @@ fn pods_are_updated_in_parallel_with_progress_and_a_failure_keeps_the_old_key() 
     }
     assert!(events.contains(&PodProgress::Finished {
         pod: "bad".to_owned(),
-        outcome: "failed".to_owned()
+        outcome: keyvault_core::PodOutcomeKind::Failed
     }));
 
     // Updated pods trust only the new key; the failed one keeps the old, which stays retiring.
@@ -252,13 +256,18 @@ fn deploy_and_revoke_reach_pods_through_the_library() {
     let account: TargetSpec = "runpod".parse().expect("spec");
 
     let report = vault
-        .deploy_to_pods("personal", &account, &targets, &mut pass)
+        .deploy_to_pods(
+            &"personal".parse().expect("selector"),
+            &account,
+            &targets,
+            &mut pass,
+        )
         .expect("deploy to pods");
     let outcome = |r: &keyvault_core::Report, id: &str| {
         r.pods
             .iter()
             .find(|p| p.pod == id)
-            .map(|p| p.outcome.clone())
+            .map(|p| p.outcome.to_string())
     };
     assert_eq!(
         outcome(&report, "p1").as_deref(),
@@ -277,13 +286,13 @@ fn deploy_and_revoke_reach_pods_through_the_library() {
 
     // Vault::revoke asks for no passphrase, so it cannot log in to the pod the key was added to.
     let e = vault
-        .revoke("personal", &targets)
+        .revoke(&"personal".parse().expect("selector"), &targets)
         .expect_err("needs a passphrase");
     assert!(matches!(e, Error::PassphraseUnavailable { .. }), "{e}");
 
     // revoke_with on the old, already revoked key retries the pods only.
     let report = vault
-        .revoke_with(old.id().as_str(), Some(&account), &targets, &mut pass)
+        .revoke_with(&old.id().into(), Some(&account), &targets, &mut pass)
         .expect("revoke from pods");
     assert_eq!(
         outcome(&report, "p1").as_deref(),

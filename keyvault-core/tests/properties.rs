@@ -2,12 +2,12 @@
 //! merge keep every unrelated line byte for byte and in order, and are idempotent; the
 //! inventory round-trips through its file format.
 
-use keyvault_core::Inventory;
 use keyvault_core::authorized_keys::{self, edit};
 use keyvault_core::remote::{AddKey, fingerprint_of, merge, parse_list};
 use keyvault_core::ssh_key::getrandom::SysRng;
 use keyvault_core::ssh_key::rand_core::UnwrapErr;
 use keyvault_core::ssh_key::{Algorithm, PrivateKey};
+use keyvault_core::{Fingerprint, Inventory};
 use proptest::prelude::*;
 use std::collections::HashSet;
 use std::sync::OnceLock;
@@ -110,7 +110,7 @@ fn render(lines: &[Line], endings: &[&str], final_newline: bool) -> String {
     s
 }
 
-fn fp(index: usize) -> String {
+fn fp(index: usize) -> Fingerprint {
     fingerprint_of(&pool()[index]).expect("pool key")
 }
 
@@ -120,14 +120,14 @@ proptest! {
     #[test]
     fn authorized_keys_edit_keeps_unrelated_lines((lines, endings, final_newline) in document(), removed in prop::collection::btree_set(0..8usize, 0..4), added in prop::collection::vec(0..8usize, 0..3)) {
         let text = render(&lines, &endings, final_newline);
-        let remove: HashSet<String> = removed.iter().map(|i| fp(*i)).collect();
+        let remove: HashSet<Fingerprint> = removed.iter().map(|i| fp(*i)).collect();
         let add: Vec<AddKey> = added.iter().map(|i| AddKey { fingerprint: fp(*i), line: format!("restrict {} keyvault:k-{i}", pool()[*i]) }).collect();
         let out = edit(&text, &add, &remove);
 
         // Lines of keys neither removed nor added are byte-identical, in order; lines of
         // added keys hold exactly the options keyvault writes (a line with other options is
         // rewritten); removed keys are gone, as sshd reads the file.
-        let touched: HashSet<String> = remove.iter().cloned().chain(add.iter().map(|a| a.fingerprint.clone())).collect();
+        let touched: HashSet<Fingerprint> = remove.iter().copied().chain(add.iter().map(|a| a.fingerprint)).collect();
         let untouched = |t: &str| -> Vec<String> {
             t.split_inclusive('\n')
                 .filter(|seg| authorized_keys::line_fingerprint(seg.trim_end_matches(['\n', '\r'])).is_none_or(|f| !touched.contains(&f)))
@@ -148,7 +148,7 @@ proptest! {
     #[test]
     fn runpod_merge_keeps_unmanaged_and_unparseable_in_order(entries in prop::collection::vec(prop_oneof![(0..8usize, "[a-z@.-]{0,10}").prop_map(|(i, c)| format!("{} {c}", pool()[i]).trim().to_owned()), "ssh-rsa [A-Za-z-]{3,10} [a-z]{0,6}".prop_map(|s| s.trim().to_owned())], 0..12), removed in prop::collection::btree_set(0..8usize, 0..4), added in prop::collection::vec(0..8usize, 0..3)) {
         let current = parse_list(&entries);
-        let remove: HashSet<String> = removed.iter().map(|i| fp(*i)).collect();
+        let remove: HashSet<Fingerprint> = removed.iter().map(|i| fp(*i)).collect();
         let add: Vec<AddKey> = added.iter().map(|i| AddKey { fingerprint: fp(*i), line: format!("{} keyvault:k-{i}", pool()[*i]) }).collect();
         let out = merge(&current, &add, &remove);
         let expected_prefix: Vec<String> = current
@@ -158,7 +158,7 @@ proptest! {
             .collect();
         prop_assert_eq!(&out[..expected_prefix.len()], &expected_prefix[..]);
         let after = parse_list(&out);
-        let present: HashSet<String> = after.iter().filter_map(|k| k.fingerprint().map(ToOwned::to_owned)).collect();
+        let present: HashSet<Fingerprint> = after.iter().filter_map(|k| k.fingerprint().copied()).collect();
         prop_assert!(present.is_disjoint(&remove));
         for i in &added {
             prop_assert_eq!(present.contains(&fp(*i)), !remove.contains(&fp(*i)));
@@ -201,7 +201,7 @@ fn key_record() -> impl Strategy<Value = serde_json::Value> {
                 "id": id,
                 "purpose": purpose,
                 "algorithm": algorithm,
-                "fingerprint": fp(key),
+                "fingerprint": fp(key).to_string(),
                 "public_key": format!("{} keyvault:{id}", pool()[key]),
                 "comment": format!("keyvault:{id}"),
                 "created_at": ts(created),

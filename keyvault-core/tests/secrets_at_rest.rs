@@ -93,7 +93,11 @@ fn a_keyring_passphrase_survives_export_and_restore_to_another_keyring() {
     );
     // The restored key opens with it, without asking anyone for the old passphrase.
     let changed = restored_vault
-        .change_passphrase(&mut UnwrapErr(SysRng), "personal", &mut callbacks)
+        .change_passphrase(
+            &mut UnwrapErr(SysRng),
+            &"personal".parse().expect("selector"),
+            &mut callbacks,
+        )
         .expect("passwd");
     assert_eq!(changed.fingerprint(), record.fingerprint());
     assert_eq!(changed.protection(), Protection::Passphrase);

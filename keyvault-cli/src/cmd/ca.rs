@@ -1,6 +1,6 @@
 //! `keyvault ca …` and `keyvault agent …`.
 
-use super::{Ctx, print_json};
+use super::{Ctx, parse_all, print_json};
 use crate::args::{AgentCommand, CaInitArgs, CaTrustArgs};
 use crate::error::{Done, Failure};
 use crate::render;
@@ -36,9 +36,12 @@ pub(crate) fn ca_init(ctx: &mut Ctx<'_>, a: CaInitArgs) -> Result<Done, Failure>
 
 /// `keyvault ca trust`.
 pub(crate) fn ca_trust(ctx: &mut Ctx<'_>, a: CaTrustArgs) -> Result<Done, Failure> {
-    let report = ctx
-        .vault
-        .ca_trust(&a.ca, a.principals, &a.target, &ctx.remote)?;
+    let report = ctx.vault.ca_trust(
+        &a.ca.parse()?,
+        parse_all(&a.principals)?,
+        &a.target,
+        &ctx.remote,
+    )?;
     render::report(ctx.json, &report);
     Ok(Done::Ok)
 }
@@ -59,12 +62,16 @@ pub(crate) fn agent(ctx: &mut Ctx<'_>, a: AgentCommand) -> Result<Done, Failure>
             let lifetime = a.lifetime;
             let src = a.passphrase.source();
             let mut callbacks = ctx.callbacks(src.clone(), src);
-            let (key, secs) =
-                ctx.vault
-                    .agent_add(&a.key, &socket, lifetime, a.confirm, &mut callbacks)?;
+            let (key, secs) = ctx.vault.agent_add(
+                &a.key.parse()?,
+                &socket,
+                lifetime,
+                a.confirm,
+                &mut callbacks,
+            )?;
             if ctx.json {
                 print_json(
-                    &json!({"key": key.id(), "fingerprint": key.fingerprint(), "lifetime_secs": secs}),
+                    &json!({"key": key.id(), "fingerprint": key.fingerprint().to_string(), "lifetime_secs": secs}),
                 );
             } else {
                 println!(
@@ -75,9 +82,9 @@ pub(crate) fn agent(ctx: &mut Ctx<'_>, a: AgentCommand) -> Result<Done, Failure>
             }
         }
         AgentCommand::Remove(a) => {
-            let key = ctx.vault.agent_remove(&a.key, &socket)?;
+            let key = ctx.vault.agent_remove(&a.key.parse()?, &socket)?;
             if ctx.json {
-                print_json(&json!({"key": key.id(), "fingerprint": key.fingerprint()}));
+                print_json(&json!({"key": key.id(), "fingerprint": key.fingerprint().to_string()}));
             } else {
                 println!("removed {} from the agent", key.id());
             }

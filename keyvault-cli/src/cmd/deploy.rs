@@ -18,9 +18,9 @@ pub(crate) fn deploy(ctx: &mut Ctx<'_>, a: DeployArgs) -> Result<Done, Failure> 
             );
             let mut callbacks = ctx.callbacks(src.clone(), src).with_login(login);
             ctx.vault
-                .deploy_to_pods(&a.key, account, &ctx.remote, &mut callbacks)?
+                .deploy_to_pods(&a.key.parse()?, account, &ctx.remote, &mut callbacks)?
         }
-        DeployTo::Target(spec) => ctx.vault.deploy(&a.key, spec, &ctx.remote)?,
+        DeployTo::Target(spec) => ctx.vault.deploy(&a.key.parse()?, spec, &ctx.remote)?,
     };
     render::report(ctx.json, &report);
     Ok(pods_done(&report))
@@ -31,9 +31,12 @@ pub(crate) fn revoke(ctx: &mut Ctx<'_>, a: RevokeArgs) -> Result<Done, Failure> 
     let account = a.to.map(|PodsOf(account)| account);
     let src = a.passphrase.source();
     let mut callbacks = ctx.callbacks(src.clone(), src);
-    let report = ctx
-        .vault
-        .revoke_with(&a.key, account.as_ref(), &ctx.remote, &mut callbacks)?;
+    let report = ctx.vault.revoke_with(
+        &a.key.parse()?,
+        account.as_ref(),
+        &ctx.remote,
+        &mut callbacks,
+    )?;
     render::report(ctx.json, &report);
     Ok(pods_done(&report))
 }

@@ -59,7 +59,7 @@ pub(crate) fn passwd(ctx: &mut Ctx<'_>, a: PasswdArgs) -> Result<Done, Failure> 
     let mut callbacks = ctx.callbacks(a.old.source(), a.new.source());
     let key = ctx
         .vault
-        .change_passphrase(&mut ctx.rng, &a.key, &mut callbacks)?;
+        .change_passphrase(&mut ctx.rng, &a.key.parse()?, &mut callbacks)?;
     if ctx.json {
         print_json(&render::KeyJson::new(&ctx.vault, &key, ctx.vault.now()));
     } else {
@@ -97,7 +97,7 @@ pub(crate) fn list(ctx: &mut Ctx<'_>, a: ListArgs) -> Result<Done, Failure> {
 /// `keyvault show`.
 pub(crate) fn show(ctx: &mut Ctx<'_>, a: ShowArgs) -> Result<Done, Failure> {
     let inventory = ctx.vault.inventory()?;
-    let key = ctx.vault.find(&inventory, &a.key)?;
+    let key = ctx.vault.find(&inventory, &a.key.parse()?)?;
     if ctx.json {
         print_json(&render::KeyJson::new(&ctx.vault, key, ctx.vault.now()));
     } else {

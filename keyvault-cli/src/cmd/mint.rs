@@ -1,6 +1,6 @@
 //! `keyvault mint`.
 
-use super::{Ctx, print_json};
+use super::{Ctx, parse_all, print_json};
 use crate::args::MintArgs;
 use crate::error::{Done, Failure};
 use crate::passphrase::Source;
@@ -12,7 +12,7 @@ use std::path::Path;
 
 /// `keyvault mint`.
 pub(crate) fn mint(ctx: &mut Ctx<'_>, a: MintArgs) -> Result<Done, Failure> {
-    let request = request(&a);
+    let request = request(&a)?;
     let to_stdout = a.private_key_out.as_deref() == Some(Path::new("-"));
     let files = a
         .private_key_out
@@ -63,9 +63,9 @@ pub(crate) fn mint(ctx: &mut Ctx<'_>, a: MintArgs) -> Result<Done, Failure> {
 }
 
 /// The mint request the flags describe.
-fn request(a: &MintArgs) -> MintRequest {
+fn request(a: &MintArgs) -> Result<MintRequest, Failure> {
     let mut request = MintRequest::new(a.purpose.clone(), a.ttl)
-        .from(a.from.clone())
+        .from(parse_all(&a.from)?)
         .deploy(a.deploy.clone())
         .unencrypted(a.no_passphrase)
         .passphrase_in_keyring(a.passphrase_keyring);
@@ -79,9 +79,9 @@ fn request(a: &MintArgs) -> MintRequest {
         request = request.comment(c.clone());
     }
     if a.cert {
-        request = request.certificate(a.ca.clone(), a.principals.clone());
+        request = request.certificate(a.ca.parse()?, parse_all(&a.principals)?);
     }
-    request
+    Ok(request)
 }
 
 /// Writes the minted private key (and its certificate beside it), and puts their absolute

@@ -121,3 +121,15 @@ pub(crate) fn print_json(value: &impl serde::Serialize) {
         eprintln!("error: cannot write standard output: {e}");
     }
 }
+
+/// Every value of a repeated flag, converted to its core type; the first bad one is the
+/// error (worded by the CLI like any other core error).
+pub(crate) fn parse_all<T: std::str::FromStr>(values: &[String]) -> Result<Vec<T>, Failure>
+where
+    keyvault_core::Error: From<T::Err>,
+{
+    values
+        .iter()
+        .map(|v| v.parse::<T>().map_err(|e| Failure::Core(e.into())))
+        .collect()
+}

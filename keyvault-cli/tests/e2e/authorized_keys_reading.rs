@@ -69,7 +69,7 @@ fn ssh_keygen_reads(path: &Path) -> Option<String> {
 
 fn mine(line: &[u8]) -> Option<Option<String>> {
     match read_line(line) {
-        Reading::Key { fingerprint, .. } => Some(Some(fingerprint)),
+        Reading::Key { fingerprint, .. } => Some(Some(fingerprint.to_string())),
         Reading::NotAKey => Some(None),
         Reading::Unsure { .. } => None,
     }
@@ -311,7 +311,10 @@ fn sshd_reads_separator_runs_after_options_and_hidden_keys_as_keyvault_does() {
     ];
     let fps: Vec<Option<String>> = pool
         .iter()
-        .map(|k| keyvault_core::remote::fingerprint_of(&format!("{} {}", k.kind, k.b64)))
+        .map(|k| {
+            keyvault_core::remote::fingerprint_of(&format!("{} {}", k.kind, k.b64))
+                .map(|fp| fp.to_string())
+        })
         .collect();
     for line in &lines {
         std::fs::write(&sshd.authorized_keys, format!("{line}\n")).expect("write");

@@ -5,8 +5,9 @@
 use crate::error::Result;
 use crate::inventory::{Inventory, KeyRecord, Purpose, Step};
 use crate::report::{Report, Retiring};
-use crate::run::{is_pod, key_mut};
+use crate::run::key_mut;
 use crate::store::Txn;
+use crate::target::TargetSpec;
 use crate::vault::Vault;
 use std::collections::BTreeSet;
 
@@ -23,20 +24,24 @@ impl Vault {
     /// The running pods the rotation of `purpose` still waits on to remove its old key: recorded
     /// as deployments of that key, so revoking it removes it there too (and a failure is
     /// retried by `revoke --to runpod-pods`).
-    pub(crate) fn grace_pods(&self, txn: &mut Txn, purpose: &Purpose) -> Result<BTreeSet<String>> {
+    pub(crate) fn grace_pods(
+        &self,
+        txn: &mut Txn,
+        purpose: &Purpose,
+    ) -> Result<BTreeSet<TargetSpec>> {
         let Some(e) = txn.rotation(purpose).cloned() else {
             return Ok(BTreeSet::new());
         };
-        let pods: BTreeSet<String> = e
+        let pods: BTreeSet<TargetSpec> = e
             .targets
             .iter()
-            .filter(|(t, p)| is_pod(t) && !p.removed)
+            .filter(|(t, p)| t.is_pod() && !p.removed)
             .map(|(t, _)| t.clone())
             .collect();
         let now = self.now();
         let record = key_mut(txn, &e.old)?;
         for pod in &pods {
-            if !record.live_targets().contains(&pod.as_str()) {
+            if !record.live_targets().contains(&pod) {
                 record.mark_deployed(pod, now);
             }
         }

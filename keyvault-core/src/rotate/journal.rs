@@ -3,6 +3,7 @@
 //! `inventory.json` has always held, in the order the rotations started.
 
 use crate::inventory::{Inventory, JournalEntry, Purpose, TargetProgress};
+use crate::target::TargetSpec;
 use std::collections::HashSet;
 
 impl Inventory {
@@ -40,7 +41,7 @@ impl Inventory {
 
 impl JournalEntry {
     /// The progress of this rotation at `target`.
-    pub(crate) fn at(&mut self, target: &str) -> &mut TargetProgress {
-        self.targets.entry(target.to_owned()).or_default()
+    pub(crate) fn at(&mut self, target: &TargetSpec) -> &mut TargetProgress {
+        self.targets.entry(target.clone()).or_default()
     }
 }

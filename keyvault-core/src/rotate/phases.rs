@@ -8,14 +8,15 @@ use crate::error::{Error, Result};
 use crate::error::{Incomplete, NextStep, Operation, WorkItem};
 use crate::inventory::{Inventory, JournalEntry, KeyId, KeyState, Purpose, Step};
 use crate::report::{Report, Retiring, Rotated};
-use crate::run::{Opened, add_key, draft, is_pod, key, key_mut};
+use crate::run::{Opened, add_key, draft, key, key_mut};
 use crate::store::Txn;
+use crate::target::TargetSpec;
 use crate::vault::Vault;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashSet};
 
 /// The rotations (by purpose) that touch each target.
-type PerTarget = BTreeMap<String, Vec<Purpose>>;
+type PerTarget = BTreeMap<TargetSpec, Vec<Purpose>>;
 
 impl Vault {
     /// Moves the selected journal entries (all with `None`) as far as they can go now.
@@ -46,7 +47,7 @@ impl Vault {
         let mut per_target = PerTarget::new();
         for e in purposes.iter().filter_map(|p| txn.rotation(p)) {
             for (t, progress) in &e.targets {
-                if !progress.added && (e.step < Step::Promoted || is_pod(t)) {
+                if !progress.added && (e.step < Step::Promoted || t.is_pod()) {
                     per_target
                         .entry(t.clone())
                         .or_default()
@@ -56,7 +57,7 @@ impl Vault {
         }
         // Pods are independent machines: update them in parallel, at most 8 at a time.
         let (pods, hosts): (Vec<_>, Vec<_>) =
-            per_target.into_iter().partition(|(name, _)| is_pod(name));
+            per_target.into_iter().partition(|(name, _)| name.is_pod());
         if !pods.is_empty() {
             self.add_to_pods(txn, pods, opened, report)?;
         }
@@ -74,7 +75,7 @@ impl Vault {
     fn add_at(
         &self,
         txn: &mut Txn,
-        name: &str,
+        name: &TargetSpec,
         rotations: &[Purpose],
         opened: &mut Opened<'_>,
     ) -> Result<()> {
@@ -98,7 +99,7 @@ impl Vault {
         for e in &entries {
             add.push(add_key(target.as_ref(), key(txn, &e.new)?));
             if swap && e.grace_until.is_none() {
-                remove.insert(key(txn, &e.old)?.fingerprint().to_owned());
+                remove.insert(*key(txn, &e.old)?.fingerprint());
             }
         }
         target.apply(&add, &remove, &self.hook_fn())?;
@@ -145,7 +146,7 @@ impl Vault {
             let Some(e) = txn.rotation(purpose).cloned() else {
                 continue;
             };
-            if e.step >= Step::Promoted || !e.targets.iter().all(|(t, p)| p.added || is_pod(t)) {
+            if e.step >= Step::Promoted || !e.targets.iter().all(|(t, p)| p.added || t.is_pod()) {
                 continue;
             }
             let new = key_mut(txn, &e.new)?;
@@ -208,7 +209,7 @@ impl Vault {
                 continue;
             }
             for (t, p) in &e.targets {
-                if !p.removed && (p.added || !is_pod(t)) {
+                if !p.removed && (p.added || !t.is_pod()) {
                     per_target
                         .entry(t.clone())
                         .or_default()
@@ -217,7 +218,7 @@ impl Vault {
             }
         }
         let (pods, hosts): (Vec<_>, Vec<_>) =
-            per_target.into_iter().partition(|(name, _)| is_pod(name));
+            per_target.into_iter().partition(|(name, _)| name.is_pod());
         for (name, rotations) in hosts {
             if let Err(e) = self.remove_at(txn, &name, &rotations, now, opened) {
                 return Err(self.stopped(txn, purposes, e));
@@ -232,7 +233,7 @@ impl Vault {
     fn remove_at(
         &self,
         txn: &mut Txn,
-        name: &str,
+        name: &TargetSpec,
         rotations: &[Purpose],
         now: DateTime<Utc>,
         opened: &mut Opened<'_>,
@@ -299,11 +300,11 @@ fn due(e: &JournalEntry, now: DateTime<Utc>) -> bool {
 pub(crate) fn old_fingerprints(
     inventory: &Inventory,
     rotations: &[Purpose],
-) -> Result<HashSet<String>> {
+) -> Result<HashSet<ssh_key::Fingerprint>> {
     rotations
         .iter()
         .filter_map(|p| inventory.rotation(p))
-        .map(|e| key(inventory, &e.old).map(|k| k.fingerprint().to_owned()))
+        .map(|e| key(inventory, &e.old).map(|k| *k.fingerprint()))
         .collect()
 }
 

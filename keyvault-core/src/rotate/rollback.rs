@@ -10,10 +10,10 @@ use crate::error::{
 };
 use crate::inventory::{JournalEntry, KeyRecord, KeyState, Purpose, Step};
 use crate::pods::pod_id;
-use crate::report::{Deployed, Report};
-use crate::run::{Opened, add_key, draft, is_pod, key, key_mut};
+use crate::report::{Deployed, PodOutcomeKind, Report};
+use crate::run::{Opened, add_key, draft, key, key_mut};
 use crate::store::Txn;
-use crate::target::Targets;
+use crate::target::{TargetSpec, Targets};
 use crate::vault::Vault;
 use std::collections::HashSet;
 
@@ -59,7 +59,7 @@ impl Vault {
         if txn
             .journal()
             .iter()
-            .any(|e| purposes.contains(e.purpose()) && e.targets.keys().any(|t| is_pod(t)))
+            .any(|e| purposes.contains(e.purpose()) && e.targets.keys().any(TargetSpec::is_pod))
         {
             self.drop_gone_pods(&mut txn, &mut opened, &mut report)?;
         }
@@ -84,8 +84,8 @@ impl Vault {
         let new = key(txn, &e.new)?.clone();
         let old = key(txn, &e.old)?.clone();
         let hook = self.hook_fn();
-        let (pods, hosts): (Vec<String>, Vec<String>) =
-            e.targets.keys().cloned().partition(|t| is_pod(t));
+        let (pods, hosts): (Vec<TargetSpec>, Vec<TargetSpec>) =
+            e.targets.keys().cloned().partition(TargetSpec::is_pod);
         // Pods are logged in to with the old key (a pod never loses it before promotion).
         if !pods.is_empty() {
             self.unlock_for_pods(opened, &old, callbacks)?;
@@ -104,7 +104,7 @@ impl Vault {
                 let applied = target.apply(&[line], &HashSet::new(), &hook)?;
                 if !applied.present.contains(old.fingerprint()) {
                     return Err(TargetError::Interference {
-                        target: name.clone(),
+                        target: name.to_string(),
                         what: format!("{} missing after the write", old.fingerprint()),
                     }
                     .into());
@@ -171,7 +171,7 @@ impl Vault {
         // The journal forgets that a target got the new key before the key is removed
         // there: a crash in between must not leave a resumed rotation trusting an add
         // that is no longer true (it would promote and remove the old key too).
-        let forget = |txn: &mut Txn, names: &[&String]| -> Result<()> {
+        let forget = |txn: &mut Txn, names: &[&TargetSpec]| -> Result<()> {
             if let Some(journaled) = txn.rotation_mut(&e.purpose).filter(|j| j.new == e.new) {
                 for name in names {
                     journaled
@@ -234,13 +234,13 @@ impl Vault {
                 match result {
                     Ok(()) => report.pod(
                         pod_id(&name),
-                        "removed",
+                        PodOutcomeKind::Removed,
                         format!("{} removed; it keeps {}", new.id(), old.id()),
                     ),
                     Err(err) => {
                         report.pod(
                             pod_id(&name),
-                            "failed",
+                            PodOutcomeKind::Failed,
                             format!(
                                 "{} may still be there ({err}); it keeps {}; retry with `keyvault revoke {} --to {}`",
                                 new.id(),
@@ -284,7 +284,7 @@ impl Vault {
     fn holds(
         &self,
         opened: &mut Opened<'_>,
-        name: &str,
+        name: &TargetSpec,
         old: &KeyRecord,
         new: &KeyRecord,
     ) -> WorkItem {
@@ -293,13 +293,13 @@ impl Vault {
             Ok(list) => {
                 let held = crate::remote::fingerprints(&list);
                 WorkItem::Holds {
-                    target: name.to_owned(),
+                    target: name.to_string(),
                     old: (old.id().to_string(), held.contains(old.fingerprint())),
                     new: (new.id().to_string(), held.contains(new.fingerprint())),
                 }
             }
             Err(err) => WorkItem::Unreadable {
-                target: name.to_owned(),
+                target: name.to_string(),
                 reason: err.to_string(),
             },
         }
@@ -308,11 +308,8 @@ impl Vault {
 
 /// The `--to` that names the pods of the rotation's RunPod account.
 fn pods_account(e: &JournalEntry) -> String {
-    e.targets
-        .keys()
-        .find(|t| t.starts_with("runpod"))
-        .map_or_else(
-            || "runpod-pods".to_owned(),
-            |a| a.replacen("runpod", "runpod-pods", 1),
-        )
+    match e.targets.keys().find_map(TargetSpec::runpod_profile) {
+        Some(Some(profile)) => format!("runpod-pods:{profile}"),
+        Some(None) | None => "runpod-pods".to_owned(),
+    }
 }

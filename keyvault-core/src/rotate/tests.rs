@@ -39,7 +39,7 @@ impl Fakes {
     fn world(&self) -> std::sync::MutexGuard<'_, World> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
-    fn holds(&self, name: &str) -> HashSet<String> {
+    fn holds(&self, name: &str) -> HashSet<ssh_key::Fingerprint> {
         remote::fingerprints(&remote::parse_list(&self.world().lists[name]))
     }
 }
@@ -62,7 +62,7 @@ impl Target for FakeTarget {
     fn apply(
         &mut self,
         add: &[AddKey],
-        remove: &HashSet<String>,
+        remove: &HashSet<ssh_key::Fingerprint>,
         hook: Hook<'_>,
     ) -> Result<Applied, Error> {
         let name = self.spec.to_string();
@@ -158,7 +158,9 @@ fn setup() -> Setup {
         .expect("create");
     for t in TARGETS {
         let spec: TargetSpec = t.parse().expect("spec");
-        vault.deploy("web", &spec, &fakes).expect("deploy");
+        vault
+            .deploy(&"web".parse().expect("selector"), &spec, &fakes)
+            .expect("deploy");
     }
     Setup {
         _dir: dir,
@@ -189,12 +191,12 @@ fn rotate(s: &Setup, request: &RotateRequest) -> Result<Report> {
 /// The promises that hold at every step, checked against what was saved.
 fn check_invariants(store: &MemoryStore, fakes: &Fakes, at: &str) {
     let saved = store.saved();
-    let held: HashSet<String> = saved
+    let held: HashSet<ssh_key::Fingerprint> = saved
         .state
         .keys()
         .iter()
         .filter(|k| k.purpose() == &web() && k.state() != KeyState::Revoked)
-        .map(|k| k.fingerprint().to_owned())
+        .map(|k| *k.fingerprint())
         .collect();
     for t in TARGETS {
         let trusted = fakes.holds(t);
@@ -304,8 +306,8 @@ fn a_failing_target_leaves_a_resumable_journal_and_the_next_run_finishes() {
         let e = saved.state.rotation(&web()).expect("journaled");
         assert_eq!(e.step(), Step::Adding);
         // Targets in order: a got the new key, b failed, and the rotation stopped there.
-        assert!(e.targets()["file:/fake/a"].added);
-        assert!(!e.targets()["file:/fake/b"].added && !e.targets()["runpod"].added);
+        assert!(e.targets()[&spec("file:/fake/a")].added);
+        assert!(!e.targets()[&spec("file:/fake/b")].added && !e.targets()[&spec("runpod")].added);
         // Not promoted: the old key is still the active one.
         assert_eq!(saved.state.active(&web()).map(|k| k.id()), Some(e.old()));
     }
@@ -329,13 +331,8 @@ fn a_write_whose_answer_was_lost_is_read_back_and_not_repeated() {
     let new = {
         let saved = s.store.saved();
         let e = saved.state.rotation(&web()).expect("journaled");
-        assert!(!e.targets()["file:/fake/a"].added);
-        saved
-            .state
-            .get(e.new_key())
-            .expect("new")
-            .fingerprint()
-            .to_owned()
+        assert!(!e.targets()[&spec("file:/fake/a")].added);
+        *saved.state.get(e.new_key()).expect("new").fingerprint()
     };
     assert!(s.fakes.holds("file:/fake/a").contains(&new));
     rotate(&s, &RotateRequest::purposes(vec![web()])).expect("resume");
@@ -410,13 +407,7 @@ fn a_grace_period_keeps_the_old_key_until_sweep_after_it() {
             .rotation(&web())
             .expect("journaled until the grace ends");
         assert_eq!(e.step(), Step::Promoted);
-        let fp = |id| {
-            saved
-                .state
-                .get(id)
-                .map(|k| k.fingerprint().to_owned())
-                .expect("key")
-        };
+        let fp = |id| saved.state.get(id).map(|k| *k.fingerprint()).expect("key");
         (fp(e.old()), fp(e.new_key()))
     };
     for t in TARGETS {
@@ -459,7 +450,10 @@ fn abort_puts_the_old_key_back_where_a_lost_answer_hid_a_swap_then_removes_the_n
     let (old, new) = {
         let saved = s.store.saved();
         let e = saved.state.rotation(&web()).expect("journaled");
-        assert!(!e.targets()["runpod"].added, "the journal does not know");
+        assert!(
+            !e.targets()[&spec("runpod")].added,
+            "the journal does not know"
+        );
         let record = |id| saved.state.get(id).cloned().expect("key");
         (record(e.old()), record(e.new_key()))
     };
@@ -512,4 +506,9 @@ fn rotate_reads_the_state_once_before_the_lock_and_once_under_it() {
     let loads = s.store.saved().loads;
     rotate(&s, &RotateRequest::purposes(vec![web()]).pods(true)).expect("rotate");
     assert_eq!(s.store.saved().loads, loads + 2);
+}
+
+/// The target a test names.
+fn spec(name: &str) -> TargetSpec {
+    name.parse().expect("target")
 }

@@ -112,7 +112,7 @@ impl Target for FileTarget {
     fn apply(
         &mut self,
         add: &[AddKey],
-        remove: &HashSet<String>,
+        remove: &HashSet<ssh_key::Fingerprint>,
         hook: Hook<'_>,
     ) -> Result<Applied, Error> {
         let name = self.spec.to_string();

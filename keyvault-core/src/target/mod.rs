@@ -27,7 +27,7 @@ pub struct Applied {
     /// Whether anything had to be written (false: the target already held the result).
     pub wrote: bool,
     /// Fingerprints present afterwards, as read back.
-    pub present: HashSet<String>,
+    pub present: HashSet<ssh_key::Fingerprint>,
 }
 
 /// Called at named points of remote work; returning an error stops the work there. Used by
@@ -56,7 +56,7 @@ pub trait Target {
     fn apply(
         &mut self,
         add: &[AddKey],
-        remove: &HashSet<String>,
+        remove: &HashSet<ssh_key::Fingerprint>,
         hook: Hook<'_>,
     ) -> Result<Applied, Error>;
 
@@ -115,8 +115,8 @@ fn read_back(
     name: &str,
     text: &str,
     add: &[AddKey],
-    remove: &HashSet<String>,
-) -> Result<HashSet<String>, Error> {
+    remove: &HashSet<ssh_key::Fingerprint>,
+) -> Result<HashSet<ssh_key::Fingerprint>, Error> {
     crate::authorized_keys::verify(text, add, remove).map_err(|what| {
         TargetError::Interference {
             target: name.to_owned(),

@@ -45,19 +45,19 @@ impl RunpodTarget {
         &self,
         name: &str,
         add: &[AddKey],
-        remove: &HashSet<String>,
+        remove: &HashSet<ssh_key::Fingerprint>,
     ) -> Result<Applied, Error> {
         let after = self.read()?;
         let present = remote::fingerprints(&after);
-        let missing: Vec<&str> = add
+        let missing: Vec<String> = add
             .iter()
             .filter(|a| !remove.contains(&a.fingerprint) && !present.contains(&a.fingerprint))
-            .map(|a| a.fingerprint.as_str())
+            .map(|a| a.fingerprint.to_string())
             .collect();
-        let lingering: Vec<&str> = remove
+        let lingering: Vec<String> = remove
             .iter()
             .filter(|f| present.contains(*f))
-            .map(String::as_str)
+            .map(ToString::to_string)
             .collect();
         if !missing.is_empty() || !lingering.is_empty() {
             let mut what = Vec::new();
@@ -127,7 +127,7 @@ impl Target for RunpodTarget {
     fn apply(
         &mut self,
         add: &[AddKey],
-        remove: &HashSet<String>,
+        remove: &HashSet<ssh_key::Fingerprint>,
         hook: Hook<'_>,
     ) -> Result<Applied, Error> {
         let name = self.spec.to_string();

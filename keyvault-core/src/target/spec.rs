@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A target's name as users write it and the inventory records it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TargetSpec {
     /// A RunPod account's key list: `runpod` (the default account) or `runpod:NAME` (a
@@ -232,6 +232,72 @@ fn parse_ssh(rest: &str) -> Result<TargetSpec, &'static str> {
         port,
         path: path.map(ToOwned::to_owned),
     })
+}
+
+/// What kind of target a spec names, and how it is written down: in the inventory, the
+/// journal and JSON output a target is its name (the [`fmt::Display`] form, which parses
+/// back to the same spec), and targets sort by that name.
+impl TargetSpec {
+    /// Whether this is a RunPod account (`runpod`, `runpod:PROFILE`).
+    #[must_use]
+    pub fn is_runpod(&self) -> bool {
+        matches!(self, TargetSpec::Runpod { .. })
+    }
+
+    /// Whether this is a host reached over SSH (`ssh://…`; not a pod).
+    #[must_use]
+    pub fn is_ssh(&self) -> bool {
+        matches!(self, TargetSpec::Ssh { .. })
+    }
+
+    /// Whether this is a running pod (`pod:ID/ssh://…`).
+    #[must_use]
+    pub fn is_pod(&self) -> bool {
+        matches!(self, TargetSpec::Pod { .. })
+    }
+
+    /// The pod's id, for a pod.
+    #[must_use]
+    pub fn pod_id(&self) -> Option<&str> {
+        match self {
+            TargetSpec::Pod { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+}
+
+impl PartialOrd for TargetSpec {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for TargetSpec {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.to_string().cmp(&other.to_string())
+    }
+}
+
+impl serde::Serialize for TargetSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TargetSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = TargetSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a target name")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TargetSpec, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Name)
+    }
 }
 
 #[cfg(test)]

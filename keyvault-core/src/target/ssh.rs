@@ -24,7 +24,7 @@ pub struct SshTarget {
     agent: Option<crate::agent::PrivateAgent>,
     /// Each loaded key: its fingerprint and its public half in a file in the agent's
     /// directory (for `-i`).
-    identities: Vec<(String, std::path::PathBuf)>,
+    identities: Vec<(ssh_key::Fingerprint, std::path::PathBuf)>,
     extra: Vec<String>,
     /// The environment `ssh` and `ssh-agent` run with (empty unless [`Self::with_env`]).
     env: crate::child_env::ChildEnv,
@@ -183,7 +183,7 @@ impl SshTarget {
     /// user's config through [`Self::reach`].
     fn own_login(
         &self,
-        keys: Option<&str>,
+        keys: Option<&ssh_key::Fingerprint>,
         remote: &str,
     ) -> Result<std::process::Command, TargetError> {
         let Some(agent) = &self.agent else {
@@ -449,7 +449,7 @@ impl SshTarget {
     }
 
     /// Proves that the key with this fingerprint logs in, offering it alone.
-    fn verify_login(&self, fingerprint: &str) -> Result<(), TargetError> {
+    fn verify_login(&self, fingerprint: &ssh_key::Fingerprint) -> Result<(), TargetError> {
         if self.agent.is_none() {
             return Ok(());
         }
@@ -492,10 +492,7 @@ impl Target for SshTarget {
         let Some(agent) = &self.agent else {
             return Ok(());
         };
-        let fingerprint = key
-            .public_key()
-            .fingerprint(ssh_key::HashAlg::Sha256)
-            .to_string();
+        let fingerprint = key.public_key().fingerprint(ssh_key::HashAlg::Sha256);
         if self.identities.iter().any(|(fp, _)| *fp == fingerprint) {
             return Ok(());
         }
@@ -525,7 +522,7 @@ impl Target for SshTarget {
     fn apply(
         &mut self,
         add: &[AddKey],
-        remove: &HashSet<String>,
+        remove: &HashSet<ssh_key::Fingerprint>,
         hook: Hook<'_>,
     ) -> Result<Applied, Error> {
         let name = self.spec.to_string();

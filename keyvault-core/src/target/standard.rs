@@ -243,14 +243,14 @@ mod tests {
     use std::collections::HashSet;
     use std::io::{Read, Write};
 
-    fn public_line(comment: &str) -> (String, String) {
+    fn public_line(comment: &str) -> (String, ssh_key::Fingerprint) {
         let mut rng = ssh_key::rand_core::UnwrapErr(ssh_key::getrandom::SysRng);
         let key = crate::keygen::generate(&mut rng, crate::keygen::Algorithm::Ed25519, comment)
             .expect("generate");
         let public = key.public_key();
         (
             public.to_openssh().expect("encode"),
-            public.fingerprint(ssh_key::HashAlg::Sha256).to_string(),
+            public.fingerprint(ssh_key::HashAlg::Sha256),
         )
     }
 
@@ -301,7 +301,7 @@ mod tests {
         assert_eq!(target.spec(), &spec);
         let (line, fingerprint) = public_line("keyvault:t-1");
         let add = [AddKey {
-            fingerprint: fingerprint.clone(),
+            fingerprint,
             line,
         }];
         let applied = target
@@ -314,7 +314,7 @@ mod tests {
             .output()
             .expect("ssh-keygen");
         assert!(
-            String::from_utf8_lossy(&out.stdout).contains(&fingerprint),
+            String::from_utf8_lossy(&out.stdout).contains(&fingerprint.to_string()),
             "{out:?}"
         );
         assert!(
