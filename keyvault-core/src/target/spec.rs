@@ -272,6 +272,9 @@ impl PartialOrd for TargetSpec {
     }
 }
 
+/// By name, as the journal and reports have always listed targets. (Two `file:` names that
+/// differ only in redundant `/` or `.` are equal as paths but distinct names: they stay
+/// two entries, as they were when names were strings.)
 impl Ord for TargetSpec {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.to_string().cmp(&other.to_string())
