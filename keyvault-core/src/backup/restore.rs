@@ -669,3 +669,7 @@ pub(crate) fn identities_from(
     }
     Ok(identities)
 }
+
+#[cfg(test)]
+#[path = "restore_tests.rs"]
+mod tests;
