@@ -656,3 +656,79 @@ fn encode_key<R: CryptoRng + ?Sized>(
         })?;
     Ok((text, public_key, kdf_rounds))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::callbacks::FixedPassphrase;
+    use crate::secret::Passphrase;
+    use crate::{NewKey, Vault};
+    use std::os::unix::fs::PermissionsExt;
+
+    fn vault(dir: &tempfile::TempDir) -> Vault {
+        let home = dir.path().join("vault");
+        std::fs::create_dir_all(home.join("keys")).expect("home");
+        for d in [&home, &home.join("keys")] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        }
+        std::fs::write(
+            home.join("config.toml"),
+            "[purpose.web]\npassphrase = \"optional\"\n",
+        )
+        .expect("config");
+        Vault::open(&home).expect("open")
+    }
+
+    fn create(vault: &Vault) -> crate::Result<crate::KeyRecord> {
+        vault.create(
+            &mut ssh_key::rand_core::UnwrapErr(ssh_key::getrandom::SysRng),
+            &NewKey::new("web".parse().expect("purpose")).unencrypted(true),
+            &mut FixedPassphrase(Passphrase::new("unused".to_owned())),
+        )
+    }
+
+    #[test]
+    fn a_new_key_skips_ids_whose_file_exists_and_writes_both_files_with_their_modes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vault = vault(&dir);
+        let keys = vault.home().join("keys");
+        std::fs::write(keys.join("web-1"), "left by a crash").expect("leftover");
+        let record = create(&vault).expect("create");
+        assert_eq!(record.id().as_str(), "web-2");
+        assert_eq!(record.comment(), "keyvault:web-2");
+        assert_eq!(
+            std::fs::read_to_string(keys.join("web-1")).expect("leftover"),
+            "left by a crash"
+        );
+        let mode = |name: &str| {
+            std::fs::metadata(keys.join(name))
+                .expect("meta")
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode("web-2"), 0o600);
+        assert_eq!(mode("web-2.pub"), 0o644);
+        assert_eq!(
+            std::fs::read_to_string(keys.join("web-2.pub")).expect("pub"),
+            format!("{}\n", record.public_key())
+        );
+        let private = ssh_key::PrivateKey::read_openssh_file(keys.join("web-2")).expect("key");
+        assert!(!private.is_encrypted());
+        assert_eq!(private.comment().to_string(), "keyvault:web-2");
+    }
+
+    #[test]
+    fn a_public_file_in_the_way_undoes_the_private_file_and_records_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vault = vault(&dir);
+        let keys = vault.home().join("keys");
+        std::fs::write(keys.join("web-1.pub"), "in the way\n").expect("leftover");
+        create(&vault).expect_err("the .pub exists");
+        assert!(!keys.join("web-1").exists());
+        assert_eq!(
+            std::fs::read_to_string(keys.join("web-1.pub")).expect("pub"),
+            "in the way\n"
+        );
+        assert!(vault.inventory().expect("inventory").keys().is_empty());
+    }
+}
