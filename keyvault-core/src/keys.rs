@@ -349,59 +349,18 @@ impl Vault {
             }
             .into());
         }
-        // Skip ids whose files exist (left by a process that died before recording them).
-        let mut id = txn.next_id(&purpose);
-        while std::fs::symlink_metadata(self.paths.keys_dir().join(id.as_str())).is_ok() {
-            id = KeyId::new(&purpose, id.number() + 1);
-        }
+        let id = self.free_id(txn, &purpose);
         let comment = comment.unwrap_or_else(|| format!("keyvault:{id}"));
         key.set_comment(comment.as_str());
-        let (stored, kdf_rounds) = match &protection {
-            Some((passphrase, rounds)) => (
-                keyfile::encrypt(rng, &key, passphrase, *rounds)?,
-                Some(*rounds),
-            ),
-            None => (key.clone(), None),
-        };
-        let text = keyfile::to_openssh(&stored)?;
-        let public_key = key
-            .public_key()
-            .to_openssh()
-            .map_err(|e| KeyError::Crypto {
-                operation: "encode",
-                reason: e.to_string(),
-            })?;
+        let (text, public_key, kdf_rounds) = encode_key(rng, &key, protection.as_ref())?;
         let relative = format!("keys/{id}");
-        let private_path = self.paths.home().join(&relative);
-        let public_path = self.paths.home().join(format!("{relative}.pub"));
         // The passphrase reaches the keyring before the only copy of the key is written.
-        let keyring_account = match (&protection, keyring) {
-            (Some((passphrase, _)), true) => {
-                let account = self.keyring_account(&id);
-                self.keyring()?.set(&account, passphrase.expose())?;
-                Some(account)
-            }
+        let keyring_passphrase = match (&protection, keyring) {
+            (Some((passphrase, _)), true) => Some(passphrase),
             _ => None,
         };
-        let forget = |account: &Option<String>| {
-            if let Some(a) = account {
-                self.forget_keyring_account(a);
-            }
-        };
-        if let Err(e) = keyfile::write_new(&private_path, &text) {
-            forget(&keyring_account);
-            return Err(e.into());
-        }
-        if let Err(e) = fsutil::write_atomic(
-            &public_path,
-            format!("{public_key}\n").as_bytes(),
-            0o644,
-            fsutil::Replace::No,
-        ) {
-            let _ = std::fs::remove_file(&private_path);
-            forget(&keyring_account);
-            return Err(e.into());
-        }
+        let keyring_account =
+            self.write_key_files(&id, &relative, &text, &public_key, keyring_passphrase)?;
         let record = KeyRecord {
             id,
             purpose,
@@ -432,6 +391,59 @@ impl Vault {
         };
         txn.keys.push(record.clone());
         Ok(record)
+    }
+
+    /// The next id of `purpose` in `txn`, skipping ids whose files exist (left by a process
+    /// that died before recording them).
+    fn free_id(&self, txn: &Txn, purpose: &Purpose) -> KeyId {
+        let mut id = txn.next_id(purpose);
+        while std::fs::symlink_metadata(self.paths.keys_dir().join(id.as_str())).is_ok() {
+            id = KeyId::new(purpose, id.number() + 1);
+        }
+        id
+    }
+
+    /// Puts `keyring_passphrase` (if any) in the keyring under the account of `id`, then
+    /// writes the private key `text` and the `public_key` line at `relative` (and `.pub`);
+    /// on failure undoes what it did. Returns the keyring account.
+    fn write_key_files(
+        &self,
+        id: &KeyId,
+        relative: &str,
+        text: &str,
+        public_key: &str,
+        keyring_passphrase: Option<&Passphrase>,
+    ) -> Result<Option<String>> {
+        let private_path = self.paths.home().join(relative);
+        let public_path = self.paths.home().join(format!("{relative}.pub"));
+        let keyring_account = match keyring_passphrase {
+            Some(passphrase) => {
+                let account = self.keyring_account(id);
+                self.keyring()?.set(&account, passphrase.expose())?;
+                Some(account)
+            }
+            None => None,
+        };
+        let forget = |account: &Option<String>| {
+            if let Some(a) = account {
+                self.forget_keyring_account(a);
+            }
+        };
+        if let Err(e) = keyfile::write_new(&private_path, text) {
+            forget(&keyring_account);
+            return Err(e.into());
+        }
+        if let Err(e) = fsutil::write_atomic(
+            &public_path,
+            format!("{public_key}\n").as_bytes(),
+            0o644,
+            fsutil::Replace::No,
+        ) {
+            let _ = std::fs::remove_file(&private_path);
+            forget(&keyring_account);
+            return Err(e.into());
+        }
+        Ok(keyring_account)
     }
 
     /// Adopts an existing OpenSSH private key (e.g. one `ssh-keygen` made) as the active
@@ -618,5 +630,106 @@ impl Vault {
             .into());
         }
         Ok((key, bytes))
+    }
+}
+
+/// `key` as its file's text (encrypted when `protection` says so, with its rounds) and
+/// its public OpenSSH line.
+fn encode_key<R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    key: &PrivateKey,
+    protection: Option<&(Passphrase, u32)>,
+) -> Result<(zeroize::Zeroizing<String>, String, Option<u32>)> {
+    let (stored, kdf_rounds) = match protection {
+        Some((passphrase, rounds)) => (
+            keyfile::encrypt(rng, key, passphrase, *rounds)?,
+            Some(*rounds),
+        ),
+        None => (key.clone(), None),
+    };
+    let text = keyfile::to_openssh(&stored)?;
+    let public_key = key
+        .public_key()
+        .to_openssh()
+        .map_err(|e| KeyError::Crypto {
+            operation: "encode",
+            reason: e.to_string(),
+        })?;
+    Ok((text, public_key, kdf_rounds))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::callbacks::FixedPassphrase;
+    use crate::secret::Passphrase;
+    use crate::{NewKey, Vault};
+    use std::os::unix::fs::PermissionsExt;
+
+    fn vault(dir: &tempfile::TempDir) -> Vault {
+        let home = dir.path().join("vault");
+        std::fs::create_dir_all(home.join("keys")).expect("home");
+        for d in [&home, &home.join("keys")] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        }
+        std::fs::write(
+            home.join("config.toml"),
+            "[purpose.web]\npassphrase = \"optional\"\n",
+        )
+        .expect("config");
+        Vault::open(&home).expect("open")
+    }
+
+    fn create(vault: &Vault) -> crate::Result<crate::KeyRecord> {
+        vault.create(
+            &mut ssh_key::rand_core::UnwrapErr(ssh_key::getrandom::SysRng),
+            &NewKey::new("web".parse().expect("purpose")).unencrypted(true),
+            &mut FixedPassphrase(Passphrase::new("unused".to_owned())),
+        )
+    }
+
+    #[test]
+    fn a_new_key_skips_ids_whose_file_exists_and_writes_both_files_with_their_modes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vault = vault(&dir);
+        let keys = vault.home().join("keys");
+        std::fs::write(keys.join("web-1"), "left by a crash").expect("leftover");
+        let record = create(&vault).expect("create");
+        assert_eq!(record.id().as_str(), "web-2");
+        assert_eq!(record.comment(), "keyvault:web-2");
+        assert_eq!(
+            std::fs::read_to_string(keys.join("web-1")).expect("leftover"),
+            "left by a crash"
+        );
+        let mode = |name: &str| {
+            std::fs::metadata(keys.join(name))
+                .expect("meta")
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode("web-2"), 0o600);
+        assert_eq!(mode("web-2.pub"), 0o644);
+        assert_eq!(
+            std::fs::read_to_string(keys.join("web-2.pub")).expect("pub"),
+            format!("{}\n", record.public_key())
+        );
+        let private = ssh_key::PrivateKey::read_openssh_file(keys.join("web-2")).expect("key");
+        assert!(!private.is_encrypted());
+        assert_eq!(private.comment().to_string(), "keyvault:web-2");
+    }
+
+    #[test]
+    fn a_public_file_in_the_way_undoes_the_private_file_and_records_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vault = vault(&dir);
+        let keys = vault.home().join("keys");
+        std::fs::write(keys.join("web-1.pub"), "in the way\n").expect("leftover");
+        create(&vault).expect_err("the .pub exists");
+        assert!(!keys.join("web-1").exists());
+        assert_eq!(
+            std::fs::read_to_string(keys.join("web-1.pub")).expect("pub"),
+            "in the way\n"
+        );
+        assert!(vault.inventory().expect("inventory").keys().is_empty());
     }
 }

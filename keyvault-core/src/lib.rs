@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod agent;
+mod agent_keys;
 pub mod audit;
 pub mod authorized_keys;
 pub mod backup;

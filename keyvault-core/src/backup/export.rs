@@ -4,6 +4,8 @@ use super::restore::named_key_files;
 use super::*;
 use crate::callbacks::{Callbacks, Progress};
 use crate::error::{Result, StoreError};
+use crate::inventory::Inventory;
+use crate::secret::Passphrase;
 use crate::vault::Vault;
 use age::secrecy::SecretString;
 use std::io::Write;
@@ -96,29 +98,74 @@ impl Vault {
         request: &ExportRequest,
         callbacks: &mut dyn Callbacks,
     ) -> Result<Exported> {
-        let passphrase = match &request.to {
+        let passphrase = self.export_passphrase(request, callbacks)?;
+        let mut txn = self.begin()?;
+        self.verify_audit()?;
+        let files = self.archive_files(&txn)?;
+        let keyring = self.keyring_secrets(&txn, request)?;
+        let archive = Archive {
+            format: FORMAT.to_owned(),
+            version: VERSION,
+            created_at: self.now(),
+            files,
+            keyring,
+        };
+        let plain = serialize(&archive)?;
+        let out = encrypt(&plain, request, passphrase.as_ref(), callbacks)?;
+        let exported = Exported {
+            archive: out,
+            keys: txn.keys().len(),
+            files: archive.files.len(),
+            keyring_secrets: archive.keyring.len(),
+        };
+        let how = match &request.to {
+            ExportTo::Recipients(r) => format!("to {} recipient(s)", r.len()),
+            ExportTo::Passphrase => "with a passphrase".to_owned(),
+        };
+        txn.record([crate::audit::Draft {
+            action: "export",
+            key_id: None,
+            fingerprint: None,
+            outcome: crate::audit::Outcome::Ok,
+            detail: Some(format!(
+                "encrypted backup {how}: {} keys, {} files, {} keyring passphrases",
+                exported.keys, exported.files, exported.keyring_secrets
+            )),
+        }]);
+        txn.commit()?;
+        Ok(exported)
+    }
+
+    /// The archive's passphrase when it is encrypted with one (asked before the lock);
+    /// refuses an empty list of recipients.
+    fn export_passphrase(
+        &self,
+        request: &ExportRequest,
+        callbacks: &mut dyn Callbacks,
+    ) -> Result<Option<Passphrase>> {
+        match &request.to {
             ExportTo::Passphrase => {
                 // Held to the strength rule of purpose `backup` (config.toml may set it).
                 let purpose: crate::Purpose = "backup".parse()?;
-                Some(self.new_passphrase(
+                Ok(Some(self.new_passphrase(
                     callbacks,
                     self.config.policy(&purpose),
                     &purpose,
                     "the backup archive",
                     None,
-                )?)
+                )?))
             }
-            ExportTo::Recipients(r) if r.is_empty() => {
-                return Err(BackupError::Recipient {
-                    value: String::new(),
-                    reason: "no recipients given".to_owned(),
-                }
-                .into());
+            ExportTo::Recipients(r) if r.is_empty() => Err(BackupError::Recipient {
+                value: String::new(),
+                reason: "no recipients given".to_owned(),
             }
-            ExportTo::Recipients(_) => None,
-        };
-        let mut txn = self.begin()?;
-        self.verify_audit()?;
+            .into()),
+            ExportTo::Recipients(_) => Ok(None),
+        }
+    }
+
+    /// The top files, then the `keys/` files a record of `inventory` names, sorted.
+    fn archive_files(&self, inventory: &Inventory) -> Result<Vec<ArchiveFile>> {
         let home = self.paths.home();
         let mut files = Vec::new();
         for name in TOP_FILES {
@@ -148,7 +195,7 @@ impl Vault {
             }
         };
         // Only the files a record names: a restore refuses any other.
-        let named = named_key_files(&txn);
+        let named = named_key_files(inventory);
         names.retain(|n| named.contains(&format!("keys/{n}")));
         names.sort();
         for name in names {
@@ -159,9 +206,18 @@ impl Vault {
                 });
             }
         }
+        Ok(files)
+    }
+
+    /// The keyring passphrases of the live keys, when the request includes them.
+    fn keyring_secrets(
+        &self,
+        inventory: &Inventory,
+        request: &ExportRequest,
+    ) -> Result<Vec<KeyringSecret>> {
         let mut keyring = Vec::new();
         if request.include_keyring {
-            for record in txn.keys().iter().filter(|k| k.pruned_at().is_none()) {
+            for record in inventory.keys().iter().filter(|k| k.pruned_at().is_none()) {
                 if let Some(account) = record.keyring_account() {
                     let p = self
                         .keyring()?
@@ -174,85 +230,73 @@ impl Vault {
                 }
             }
         }
-        let archive = Archive {
-            format: FORMAT.to_owned(),
-            version: VERSION,
-            created_at: self.now(),
-            files,
-            keyring,
-        };
-        // Sized up front so the buffer holding the plaintext (keyring passphrases too) is
-        // not regrown, which would leave copies behind that are never zeroized. Escaping
-        // at most doubles text that is mostly base64 and newlines.
-        let text_bytes: usize = archive.files.iter().map(|f| f.text.len()).sum::<usize>()
-            + archive
-                .keyring
-                .iter()
-                .map(|s| s.secret.len() + 256)
-                .sum::<usize>();
-        let mut plain = Zeroizing::new(Vec::with_capacity(2 * text_bytes + 4096));
-        serde_json::to_writer(&mut *plain, &archive).map_err(|e| BackupError::Encrypt {
-            reason: e.to_string(),
-        })?;
-        let encrypt_err = |e: &dyn std::fmt::Display| BackupError::Encrypt {
-            reason: e.to_string(),
-        };
-        let encryptor = match (&request.to, &passphrase) {
-            (ExportTo::Recipients(r), _) => {
-                age::Encryptor::with_recipients(r.iter().map(BackupRecipient::as_age))
-                    .map_err(|e| encrypt_err(&e))?
-            }
-            (ExportTo::Passphrase, Some(p)) => {
-                let mut recipient =
-                    age::scrypt::Recipient::new(SecretString::from(p.expose().to_owned()));
-                if let Some(n) = request.work_factor {
-                    recipient.set_work_factor(n);
-                }
-                callbacks.progress(Progress::DerivingKey);
-                let e = age::Encryptor::with_recipients(std::iter::once(&recipient as _));
-                callbacks.progress(Progress::Done);
-                e.map_err(|e| encrypt_err(&e))?
-            }
-            (ExportTo::Passphrase, None) => unreachable!("asked for above"),
-        };
-        let mut out = Vec::new();
-        {
-            let format = if request.armor {
-                age::armor::Format::AsciiArmor
-            } else {
-                age::armor::Format::Binary
-            };
-            let armored = age::armor::ArmoredWriter::wrap_output(&mut out, format)
-                .map_err(|e| encrypt_err(&e))?;
-            let mut w = encryptor
-                .wrap_output(armored)
-                .map_err(|e| encrypt_err(&e))?;
-            w.write_all(&plain).map_err(|e| encrypt_err(&e))?;
-            w.finish()
-                .and_then(age::armor::ArmoredWriter::finish)
-                .map_err(|e| encrypt_err(&e))?;
-        }
-        let exported = Exported {
-            archive: out,
-            keys: txn.keys().len(),
-            files: archive.files.len(),
-            keyring_secrets: archive.keyring.len(),
-        };
-        let how = match &request.to {
-            ExportTo::Recipients(r) => format!("to {} recipient(s)", r.len()),
-            ExportTo::Passphrase => "with a passphrase".to_owned(),
-        };
-        txn.record([crate::audit::Draft {
-            action: "export",
-            key_id: None,
-            fingerprint: None,
-            outcome: crate::audit::Outcome::Ok,
-            detail: Some(format!(
-                "encrypted backup {how}: {} keys, {} files, {} keyring passphrases",
-                exported.keys, exported.files, exported.keyring_secrets
-            )),
-        }]);
-        txn.commit()?;
-        Ok(exported)
+        Ok(keyring)
     }
+}
+
+/// The archive as JSON, in a buffer zeroized when dropped.
+fn serialize(archive: &Archive) -> Result<Zeroizing<Vec<u8>>> {
+    // Sized up front so the buffer holding the plaintext (keyring passphrases too) is
+    // not regrown, which would leave copies behind that are never zeroized. Escaping
+    // at most doubles text that is mostly base64 and newlines.
+    let text_bytes: usize = archive.files.iter().map(|f| f.text.len()).sum::<usize>()
+        + archive
+            .keyring
+            .iter()
+            .map(|s| s.secret.len() + 256)
+            .sum::<usize>();
+    let mut plain = Zeroizing::new(Vec::with_capacity(2 * text_bytes + 4096));
+    serde_json::to_writer(&mut *plain, archive).map_err(|e| BackupError::Encrypt {
+        reason: e.to_string(),
+    })?;
+    Ok(plain)
+}
+
+/// `plain` encrypted as `request` says (to its recipients, or with `passphrase`), armored
+/// when asked.
+fn encrypt(
+    plain: &[u8],
+    request: &ExportRequest,
+    passphrase: Option<&Passphrase>,
+    callbacks: &mut dyn Callbacks,
+) -> Result<Vec<u8>> {
+    let encrypt_err = |e: &dyn std::fmt::Display| BackupError::Encrypt {
+        reason: e.to_string(),
+    };
+    let encryptor = match (&request.to, passphrase) {
+        (ExportTo::Recipients(r), _) => {
+            age::Encryptor::with_recipients(r.iter().map(BackupRecipient::as_age))
+                .map_err(|e| encrypt_err(&e))?
+        }
+        (ExportTo::Passphrase, Some(p)) => {
+            let mut recipient =
+                age::scrypt::Recipient::new(SecretString::from(p.expose().to_owned()));
+            if let Some(n) = request.work_factor {
+                recipient.set_work_factor(n);
+            }
+            callbacks.progress(Progress::DerivingKey);
+            let e = age::Encryptor::with_recipients(std::iter::once(&recipient as _));
+            callbacks.progress(Progress::Done);
+            e.map_err(|e| encrypt_err(&e))?
+        }
+        (ExportTo::Passphrase, None) => unreachable!("asked for above"),
+    };
+    let mut out = Vec::new();
+    {
+        let format = if request.armor {
+            age::armor::Format::AsciiArmor
+        } else {
+            age::armor::Format::Binary
+        };
+        let armored = age::armor::ArmoredWriter::wrap_output(&mut out, format)
+            .map_err(|e| encrypt_err(&e))?;
+        let mut w = encryptor
+            .wrap_output(armored)
+            .map_err(|e| encrypt_err(&e))?;
+        w.write_all(plain).map_err(|e| encrypt_err(&e))?;
+        w.finish()
+            .and_then(age::armor::ArmoredWriter::finish)
+            .map_err(|e| encrypt_err(&e))?;
+    }
+    Ok(out)
 }

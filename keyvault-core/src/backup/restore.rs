@@ -107,6 +107,20 @@ pub(crate) fn describe_decrypt(e: &age::DecryptError, passphrase: bool) -> Strin
     }
 }
 
+/// An archive that passed every check, with what the checks found.
+struct Checked {
+    parsed: Archive,
+    inventory: Inventory,
+    events: u64,
+    keyring_missing: Vec<String>,
+}
+
+impl Checked {
+    fn file(&self, path: &str) -> Option<&ArchiveFile> {
+        self.parsed.files.iter().find(|f| f.path == path)
+    }
+}
+
 impl Vault {
     /// Restores an archive made by [`Vault::export`] into this vault's home, which must be
     /// empty or missing (or, with [`RestoreRequest::force`], is moved aside). Everything is
@@ -125,176 +139,23 @@ impl Vault {
         callbacks: &mut dyn Callbacks,
     ) -> Result<Restored> {
         let home = self.paths.home().to_owned();
-        let name = request.name.clone();
-        let invalid = |reason: String| BackupError::Invalid {
-            archive: name.clone(),
-            reason,
-        };
         // Refuse a non-empty home before asking for any passphrase.
-        let occupied = match std::fs::read_dir(&home) {
-            Ok(mut rd) => rd.next().is_some(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-            Err(source) => {
-                return Err(StoreError::Io {
-                    operation: "read",
-                    path: home,
-                    source,
-                }
-                .into());
-            }
-        };
+        let occupied = home_occupied(&home)?;
         if occupied && !request.force {
             return Err(BackupError::HomeNotEmpty { home }.into());
         }
         let plain = self.decrypt_archive(archive, request, callbacks)?;
-        let parsed: Archive = serde_json::from_slice(&plain)
-            .map_err(|e| invalid(format!("its content is not a keyvault archive ({e})")))?;
-        if parsed.format != FORMAT {
-            return Err(invalid(format!("its format is {:?}", parsed.format)).into());
-        }
-        if parsed.version != VERSION {
-            return Err(invalid(format!(
-                "it is version {} and this keyvault reads version {VERSION}",
-                parsed.version
-            ))
-            .into());
-        }
-        let mut seen = std::collections::HashSet::new();
-        for f in &parsed.files {
-            if !allowed_path(&f.path) {
-                return Err(invalid(format!("it holds an unexpected file {:?}", f.path)).into());
-            }
-            if !seen.insert(f.path.as_str()) {
-                return Err(invalid(format!("it holds {} twice", f.path)).into());
-            }
-            if f.text.len() as u64 > MAX_FILE_BYTES {
-                return Err(invalid(format!(
-                    "{} is larger than {MAX_FILE_BYTES} bytes, more than export takes",
-                    f.path
-                ))
-                .into());
-            }
-        }
-        let file = |path: &str| parsed.files.iter().find(|f| f.path == path);
-        let inventory_text =
-            file("inventory.json").ok_or_else(|| invalid("it has no inventory.json".to_owned()))?;
-        let inventory = Inventory::parse(inventory_text.text.as_bytes())
-            .map_err(|e| invalid(format!("its inventory.json is damaged: {e}")))?;
-        let audit_text = file("audit.jsonl").map_or("", |f| f.text.as_str());
-        let verified = crate::audit::verify_bytes(audit_text.as_bytes(), inventory.audit_head())
-            .map_err(|e| invalid(format!("its audit log does not verify: {e}")))?;
-        if let Some(config) = file("config.toml") {
-            crate::policy::Config::parse(&config.text, Path::new("config.toml"))
-                .map_err(|e| invalid(format!("its config.toml is invalid: {e}")))?;
-        }
-        // No file no record names, every record as `new`/`import`/`mint` would have made it.
-        let named = named_key_files(&inventory);
-        for f in &parsed.files {
-            if !TOP_FILES.contains(&f.path.as_str()) && !named.contains(&f.path) {
-                return Err(invalid(format!(
-                    "it holds {}, which no record names (keyvault never exports such a file)",
-                    f.path
-                ))
-                .into());
-            }
-        }
-        for record in inventory.keys() {
-            check_record(record)
-                .map_err(|reason| invalid(format!("record {}: {reason}", record.id())))?;
-        }
-        if let Some(known_hosts) = file("known_hosts") {
-            check_known_hosts(&known_hosts.text).map_err(&invalid)?;
-        }
-        for record in inventory.keys() {
-            let id = record.id().to_string();
-            let check = |path: &str, private: bool| -> std::result::Result<(), String> {
-                let f = file(path).ok_or_else(|| format!("{path} is missing"))?;
-                let fingerprint = if private {
-                    let key = ssh_key::PrivateKey::from_openssh(&f.text)
-                        .map_err(|e| format!("{path} is not a key ({e})"))?;
-                    // An unencrypted file where the record says it is protected (or the
-                    // reverse) is not what keyvault wrote.
-                    let protected = record.protection() != crate::Protection::None;
-                    if key.is_encrypted() != protected {
-                        return Err(format!(
-                            "{path} is {} but its record says {}",
-                            if key.is_encrypted() {
-                                "encrypted"
-                            } else {
-                                "not encrypted"
-                            },
-                            if protected {
-                                "it is protected"
-                            } else {
-                                "it is not"
-                            }
-                        ));
-                    }
-                    Ok(key.public_key().fingerprint(ssh_key::HashAlg::Sha256))
-                } else {
-                    ssh_key::PublicKey::from_openssh(f.text.trim())
-                        .map(|k| k.fingerprint(ssh_key::HashAlg::Sha256))
-                }
-                .map_err(|e| format!("{path} is not a key ({e})"))?;
-                if fingerprint == *record.fingerprint() {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "{path} is not the key its record names ({} ≠ {})",
-                        fingerprint,
-                        record.fingerprint()
-                    ))
-                }
-            };
-            if record.pruned_at().is_none() {
-                check(&format!("keys/{id}"), true).map_err(&invalid)?;
-            }
-            if file(&format!("keys/{id}.pub")).is_some() {
-                check(&format!("keys/{id}.pub"), false).map_err(&invalid)?;
-            }
-        }
-        for s in &parsed.keyring {
-            let ok = inventory
-                .keys()
-                .iter()
-                .any(|k| k.id().as_str() == s.key && k.keyring_account() == Some(&s.account));
-            if !ok {
-                return Err(invalid(format!(
-                    "it holds a keyring passphrase for {} that no record names",
-                    s.key
-                ))
-                .into());
-            }
-        }
-        let keyring_missing: Vec<String> = inventory
-            .keys()
-            .iter()
-            .filter(|k| k.pruned_at().is_none() && k.state() != KeyState::Revoked)
-            .filter(|k| {
-                k.keyring_account()
-                    .is_some_and(|a| !parsed.keyring.iter().any(|s| s.account == a))
-            })
-            .map(|k| k.id().to_string())
-            .collect();
+        let checked = check_archive(&plain).map_err(|reason| BackupError::Invalid {
+            archive: request.name.clone(),
+            reason,
+        })?;
 
         // Everything checked: stage the files beside the home, then swap it in.
         let parent = fsutil::parent_dir(&home).to_owned();
-        if !parent.exists() {
-            // 0700 whatever the umask: the mode only ever loses bits to it.
-            std::os::unix::fs::DirBuilderExt::mode(
-                std::fs::DirBuilder::new().recursive(true),
-                0o700,
-            )
-            .create(&parent)
-            .map_err(|source| StoreError::Io {
-                operation: "create",
-                path: parent.clone(),
-                source,
-            })?;
-        }
+        create_parent(&parent)?;
         // What changes what the vault trusts, against the vault it replaces.
         let review = if occupied {
-            review_against(&home, &file)
+            review_against(&home, &|path: &str| checked.file(path))
         } else {
             Vec::new()
         };
@@ -305,65 +166,38 @@ impl Vault {
         let stamp = self.now().format("%Y%m%dT%H%M%SZ");
         let staging = parent.join(format!(".{base}.restore-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&staging);
-        let staged = (|| -> Result<()> {
-            fsutil::ensure_dir(&staging, 0o700)?;
-            fsutil::ensure_dir(&staging.join("keys"), 0o700)?;
-            for f in &parsed.files {
-                fsutil::write_atomic(
-                    &staging.join(&f.path),
-                    f.text.as_bytes(),
-                    mode_for(&f.path),
-                    fsutil::Replace::No,
-                )?;
-            }
-            let current = staging.join("current");
-            fsutil::ensure_dir(&current, 0o700)?;
-            for purpose in inventory.purposes() {
-                if let Some(active) = inventory.active(purpose) {
-                    crate::vault::point_current_in(&current, purpose, active.id())?;
-                }
-            }
-            fsutil::sync_dir(&staging.join("keys"))?;
-            fsutil::sync_dir(&staging)?;
-            Ok(())
-        })();
+        // The keyring before the swap: if it refuses, the home is untouched.
+        let staged = stage(&staging, &checked).and_then(|()| self.put_keyring(&checked.parsed));
         if let Err(e) = staged {
             let _ = std::fs::remove_dir_all(&staging);
             return Err(e);
         }
-        // The keyring before the swap: if it refuses, the home is untouched.
-        if !parsed.keyring.is_empty() {
-            let put = (|| -> Result<()> {
-                let keyring = self.keyring()?;
-                for s in &parsed.keyring {
-                    keyring.set(&s.account, &s.secret)?;
-                }
-                Ok(())
-            })();
-            if let Err(e) = put {
-                let _ = std::fs::remove_dir_all(&staging);
-                return Err(e);
-            }
-        }
-        let io = |operation: &'static str, path: &Path| {
-            let path = path.to_owned();
-            move |source| StoreError::Io {
-                operation,
-                path,
-                source,
-            }
-        };
-        let mut moved_aside = None;
-        if occupied {
-            let aside = parent.join(format!("{base}.before-restore-{stamp}"));
-            std::fs::rename(&home, &aside).map_err(io("move aside", &home))?;
-            moved_aside = Some(aside);
-        } else if home.exists() {
-            std::fs::remove_dir(&home).map_err(io("replace", &home))?;
-        }
-        std::fs::rename(&staging, &home).map_err(io("rename", &staging))?;
+        let aside = occupied.then(|| parent.join(format!("{base}.before-restore-{stamp}")));
+        swap_in(&home, &staging, aside.as_deref())?;
         fsutil::sync_dir(&parent)?;
+        self.record_restore(home, checked, aside, review)
+    }
 
+    /// Puts the archive's keyring passphrases back into the OS keyring.
+    fn put_keyring(&self, parsed: &Archive) -> Result<()> {
+        if !parsed.keyring.is_empty() {
+            let keyring = self.keyring()?;
+            for s in &parsed.keyring {
+                keyring.set(&s.account, &s.secret)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the restored vault at `home` and records the `restore` event in its log.
+    fn record_restore(
+        &self,
+        home: PathBuf,
+        checked: Checked,
+        moved_aside: Option<PathBuf>,
+        review: Vec<RestoreNote>,
+    ) -> Result<Restored> {
+        let parsed = checked.parsed;
         let restored = Vault::open(&home)?.with_actor(self.actor.clone());
         let mut txn = restored.begin()?;
         let mut detail = format!(
@@ -387,9 +221,9 @@ impl Vault {
             home,
             created_at: parsed.created_at,
             keys,
-            events: verified.events,
+            events: checked.events,
             keyring_secrets: parsed.keyring.len(),
-            keyring_missing,
+            keyring_missing: checked.keyring_missing,
             moved_aside,
             review,
         })
@@ -407,46 +241,16 @@ impl Vault {
             archive: name.clone(),
             reason,
         };
-        let wrong_kind = |to_recipients: bool| BackupError::WrongSecretKind {
-            archive: name.clone(),
-            to_recipients,
-        };
         let undecryptable = |e: age::DecryptError| match e {
-            age::DecryptError::NoMatchingKeys if passphrase => wrong_kind(true),
+            age::DecryptError::NoMatchingKeys if passphrase => wrong_kind(request, true),
             e => fail(describe_decrypt(&e, passphrase)),
         };
-        let start = archive
-            .iter()
-            .position(|b| !b.is_ascii_whitespace())
-            .map_or(&archive[..0], |i| &archive[i..]);
-        if !start.starts_with(b"age-encryption.org/")
-            && !start.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
-        {
+        if !looks_like_age(archive) {
             return Err(fail("not an age-encrypted file".to_owned()).into());
         }
         let decryptor = age::Decryptor::new_buffered(age::armor::ArmoredReader::new(archive))
             .map_err(undecryptable)?;
-        let identities: Vec<Box<dyn age::Identity>> = match &request.from {
-            RestoreFrom::Passphrase => {
-                if !decryptor.is_scrypt() {
-                    return Err(wrong_kind(true).into());
-                }
-                let p = callbacks.passphrase(&PassphraseRequest::new(
-                    PassphraseKind::Existing,
-                    "the backup archive",
-                ))?;
-                let mut identity =
-                    age::scrypt::Identity::new(SecretString::from(p.expose().to_owned()));
-                identity.set_max_work_factor(30);
-                vec![Box::new(identity)]
-            }
-            RestoreFrom::Identity(path) => {
-                if decryptor.is_scrypt() {
-                    return Err(wrong_kind(false).into());
-                }
-                identities_from(path, callbacks)?
-            }
-        };
+        let identities = identities_for(&decryptor, request, callbacks)?;
         if passphrase {
             callbacks.progress(Progress::DerivingKey);
         }
@@ -469,6 +273,305 @@ impl Vault {
         }
         Ok(plain)
     }
+}
+
+/// Whether the home holds anything (a missing home does not).
+fn home_occupied(home: &Path) -> Result<bool> {
+    match std::fs::read_dir(home) {
+        Ok(mut rd) => Ok(rd.next().is_some()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(StoreError::Io {
+            operation: "read",
+            path: home.to_owned(),
+            source,
+        }
+        .into()),
+    }
+}
+
+/// The archive is encrypted to recipients (`to_recipients`) or to a passphrase, not the
+/// kind of secret `request` brings.
+fn wrong_kind(request: &RestoreRequest, to_recipients: bool) -> BackupError {
+    BackupError::WrongSecretKind {
+        archive: request.name.clone(),
+        to_recipients,
+    }
+}
+
+/// Whether `archive` starts (after whitespace) as an age file, binary or armored.
+fn looks_like_age(archive: &[u8]) -> bool {
+    let start = archive
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map_or(&archive[..0], |i| &archive[i..]);
+    start.starts_with(b"age-encryption.org/")
+        || start.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
+}
+
+/// The identities `request` brings for `decryptor`: a passphrase asked of the callbacks
+/// or an identity file; refused when the archive is encrypted to the other kind.
+fn identities_for<R: std::io::BufRead>(
+    decryptor: &age::Decryptor<R>,
+    request: &RestoreRequest,
+    callbacks: &mut dyn Callbacks,
+) -> Result<Vec<Box<dyn age::Identity>>> {
+    match &request.from {
+        RestoreFrom::Passphrase => {
+            if !decryptor.is_scrypt() {
+                return Err(wrong_kind(request, true).into());
+            }
+            let p = callbacks.passphrase(&PassphraseRequest::new(
+                PassphraseKind::Existing,
+                "the backup archive",
+            ))?;
+            let mut identity =
+                age::scrypt::Identity::new(SecretString::from(p.expose().to_owned()));
+            identity.set_max_work_factor(30);
+            Ok(vec![Box::new(identity)])
+        }
+        RestoreFrom::Identity(path) => {
+            if decryptor.is_scrypt() {
+                return Err(wrong_kind(request, false).into());
+            }
+            identities_from(path, callbacks)
+        }
+    }
+}
+
+/// Checks a decrypted archive, in order: its shape and files, its inventory, audit log,
+/// config and records, its key files, its keyring passphrases. The error is the reason.
+fn check_archive(plain: &[u8]) -> std::result::Result<Checked, String> {
+    let parsed = parse_archive(plain)?;
+    let (inventory, events) = check_inventory(&parsed)?;
+    check_key_files(&parsed, &inventory)?;
+    let keyring_missing = check_keyring(&parsed, &inventory)?;
+    Ok(Checked {
+        parsed,
+        inventory,
+        events,
+        keyring_missing,
+    })
+}
+
+/// The archive's JSON, its format and version, and its list of files (allowed paths,
+/// each once, none larger than export takes).
+fn parse_archive(plain: &[u8]) -> std::result::Result<Archive, String> {
+    let parsed: Archive = serde_json::from_slice(plain)
+        .map_err(|e| format!("its content is not a keyvault archive ({e})"))?;
+    if parsed.format != FORMAT {
+        return Err(format!("its format is {:?}", parsed.format));
+    }
+    if parsed.version != VERSION {
+        return Err(format!(
+            "it is version {} and this keyvault reads version {VERSION}",
+            parsed.version
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for f in &parsed.files {
+        if !allowed_path(&f.path) {
+            return Err(format!("it holds an unexpected file {:?}", f.path));
+        }
+        if !seen.insert(f.path.as_str()) {
+            return Err(format!("it holds {} twice", f.path));
+        }
+        if f.text.len() as u64 > MAX_FILE_BYTES {
+            return Err(format!(
+                "{} is larger than {MAX_FILE_BYTES} bytes, more than export takes",
+                f.path
+            ));
+        }
+    }
+    Ok(parsed)
+}
+
+/// The archive's inventory and how many audit events verify against it; its config, that
+/// no file goes unnamed by a record, every record, and its `known_hosts`.
+fn check_inventory(parsed: &Archive) -> std::result::Result<(Inventory, u64), String> {
+    let file = |path: &str| parsed.files.iter().find(|f| f.path == path);
+    let inventory_text =
+        file("inventory.json").ok_or_else(|| "it has no inventory.json".to_owned())?;
+    let inventory = Inventory::parse(inventory_text.text.as_bytes())
+        .map_err(|e| format!("its inventory.json is damaged: {e}"))?;
+    let audit_text = file("audit.jsonl").map_or("", |f| f.text.as_str());
+    let verified = crate::audit::verify_bytes(audit_text.as_bytes(), inventory.audit_head())
+        .map_err(|e| format!("its audit log does not verify: {e}"))?;
+    if let Some(config) = file("config.toml") {
+        crate::policy::Config::parse(&config.text, Path::new("config.toml"))
+            .map_err(|e| format!("its config.toml is invalid: {e}"))?;
+    }
+    // No file no record names, every record as `new`/`import`/`mint` would have made it.
+    let named = named_key_files(&inventory);
+    for f in &parsed.files {
+        if !TOP_FILES.contains(&f.path.as_str()) && !named.contains(&f.path) {
+            return Err(format!(
+                "it holds {}, which no record names (keyvault never exports such a file)",
+                f.path
+            ));
+        }
+    }
+    for record in inventory.keys() {
+        check_record(record).map_err(|reason| format!("record {}: {reason}", record.id()))?;
+    }
+    if let Some(known_hosts) = file("known_hosts") {
+        check_known_hosts(&known_hosts.text)?;
+    }
+    Ok((inventory, verified.events))
+}
+
+/// Every record's private file (unless pruned) and `.pub` (when present) is the key it
+/// names.
+fn check_key_files(parsed: &Archive, inventory: &Inventory) -> std::result::Result<(), String> {
+    let file = |path: &str| parsed.files.iter().find(|f| f.path == path);
+    for record in inventory.keys() {
+        let id = record.id().to_string();
+        if record.pruned_at().is_none() {
+            let path = format!("keys/{id}");
+            check_key_file(record, &path, file(&path), true)?;
+        }
+        let path = format!("keys/{id}.pub");
+        if let Some(f) = file(&path) {
+            check_key_file(record, &path, Some(f), false)?;
+        }
+    }
+    Ok(())
+}
+
+/// `f`, at `path`, is the private (`private`) or public key `record` names, encrypted
+/// exactly when the record says it is protected.
+fn check_key_file(
+    record: &crate::KeyRecord,
+    path: &str,
+    f: Option<&ArchiveFile>,
+    private: bool,
+) -> std::result::Result<(), String> {
+    let f = f.ok_or_else(|| format!("{path} is missing"))?;
+    let fingerprint = if private {
+        let key = ssh_key::PrivateKey::from_openssh(&f.text)
+            .map_err(|e| format!("{path} is not a key ({e})"))?;
+        // An unencrypted file where the record says it is protected (or the
+        // reverse) is not what keyvault wrote.
+        let protected = record.protection() != crate::Protection::None;
+        if key.is_encrypted() != protected {
+            return Err(format!(
+                "{path} is {} but its record says {}",
+                if key.is_encrypted() {
+                    "encrypted"
+                } else {
+                    "not encrypted"
+                },
+                if protected {
+                    "it is protected"
+                } else {
+                    "it is not"
+                }
+            ));
+        }
+        Ok(key.public_key().fingerprint(ssh_key::HashAlg::Sha256))
+    } else {
+        ssh_key::PublicKey::from_openssh(f.text.trim())
+            .map(|k| k.fingerprint(ssh_key::HashAlg::Sha256))
+    }
+    .map_err(|e| format!("{path} is not a key ({e})"))?;
+    if fingerprint == *record.fingerprint() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{path} is not the key its record names ({} ≠ {})",
+            fingerprint,
+            record.fingerprint()
+        ))
+    }
+}
+
+/// Every keyring passphrase in the archive belongs to a record; returns the live keys
+/// whose keyring passphrase the archive does not hold.
+fn check_keyring(
+    parsed: &Archive,
+    inventory: &Inventory,
+) -> std::result::Result<Vec<String>, String> {
+    for s in &parsed.keyring {
+        let ok = inventory
+            .keys()
+            .iter()
+            .any(|k| k.id().as_str() == s.key && k.keyring_account() == Some(&s.account));
+        if !ok {
+            return Err(format!(
+                "it holds a keyring passphrase for {} that no record names",
+                s.key
+            ));
+        }
+    }
+    Ok(inventory
+        .keys()
+        .iter()
+        .filter(|k| k.pruned_at().is_none() && k.state() != KeyState::Revoked)
+        .filter(|k| {
+            k.keyring_account()
+                .is_some_and(|a| !parsed.keyring.iter().any(|s| s.account == a))
+        })
+        .map(|k| k.id().to_string())
+        .collect())
+}
+
+/// Creates the home's parent (0700) when it is missing.
+fn create_parent(parent: &Path) -> Result<()> {
+    if !parent.exists() {
+        // 0700 whatever the umask: the mode only ever loses bits to it.
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(parent)
+            .map_err(|source| StoreError::Io {
+                operation: "create",
+                path: parent.to_owned(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// Writes the checked archive's files and `current/` links into `staging`, synced.
+fn stage(staging: &Path, checked: &Checked) -> Result<()> {
+    fsutil::ensure_dir(staging, 0o700)?;
+    fsutil::ensure_dir(&staging.join("keys"), 0o700)?;
+    for f in &checked.parsed.files {
+        fsutil::write_atomic(
+            &staging.join(&f.path),
+            f.text.as_bytes(),
+            mode_for(&f.path),
+            fsutil::Replace::No,
+        )?;
+    }
+    let current = staging.join("current");
+    fsutil::ensure_dir(&current, 0o700)?;
+    let inventory = &checked.inventory;
+    for purpose in inventory.purposes() {
+        if let Some(active) = inventory.active(purpose) {
+            crate::vault::point_current_in(&current, purpose, active.id())?;
+        }
+    }
+    fsutil::sync_dir(&staging.join("keys"))?;
+    fsutil::sync_dir(staging)?;
+    Ok(())
+}
+
+/// Moves the home aside to `aside` (or removes it when it is an empty directory) and
+/// renames `staging` into its place.
+fn swap_in(home: &Path, staging: &Path, aside: Option<&Path>) -> Result<()> {
+    let io = |operation: &'static str, path: &Path| {
+        let path = path.to_owned();
+        move |source| StoreError::Io {
+            operation,
+            path,
+            source,
+        }
+    };
+    if let Some(aside) = aside {
+        std::fs::rename(home, aside).map_err(io("move aside", home))?;
+    } else if home.exists() {
+        std::fs::remove_dir(home).map_err(io("replace", home))?;
+    }
+    std::fs::rename(staging, home).map_err(io("rename", staging))?;
+    Ok(())
 }
 
 /// The `keys/` files the records of `inventory` name: each live key's private file, each
@@ -666,3 +769,7 @@ pub(crate) fn identities_from(
     }
     Ok(identities)
 }
+
+#[cfg(test)]
+#[path = "restore_tests.rs"]
+mod tests;

@@ -300,10 +300,7 @@ mod tests {
         let mut target = targets.open(&spec).expect("open");
         assert_eq!(target.spec(), &spec);
         let (line, fingerprint) = public_line("keyvault:t-1");
-        let add = [AddKey {
-            fingerprint,
-            line,
-        }];
+        let add = [AddKey { fingerprint, line }];
         let applied = target
             .apply(&add, &HashSet::new(), &no_hook)
             .expect("apply");
