@@ -352,7 +352,7 @@ mod tests {
     fn old_key(algorithm: &str, comment: &str, protection: &str, rounds: u32) -> KeyRecord {
         serde_json::from_value(serde_json::json!({
             "id": "work-1", "purpose": "work", "algorithm": algorithm,
-            "fingerprint": "SHA256:x", "public_key": "ssh-ed25519 AAAA kv", "comment": comment,
+            "fingerprint": "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU", "public_key": "ssh-ed25519 AAAA kv", "comment": comment,
             "created_at": "2026-11-01T10:00:00Z", "expires_at": "2027-02-01T10:00:00Z",
             "state": "active", "protection": protection,
             "kdf_rounds": (protection != "none").then_some(rounds),

@@ -317,8 +317,9 @@ mod tests {
             let e = bad.parse::<SourcePattern>().expect_err(bad);
             assert_eq!(
                 e.to_string(),
+                // The library's words; the CLI says "--from entry" (explain.rs).
                 format!(
-                    "invalid --from entry {bad:?}: expected an address, a CIDR or a host pattern"
+                    "invalid source pattern {bad:?}: expected an address, a CIDR or a host pattern"
                 )
             );
         }
