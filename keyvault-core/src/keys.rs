@@ -221,7 +221,7 @@ impl Vault {
     ///
     /// # Errors
     ///
-    /// [`InputError`] and [`PolicyError`] for requests the rules refuse,
+    /// [`crate::InputError`] and [`crate::PolicyError`] for requests the rules refuse,
     /// [`StoreError::ActiveKeyExists`] when the purpose already has an active key,
     /// the callbacks' error, [`KeyError`] and [`StoreError`] for failures.
     pub fn create<R: CryptoRng + ?Sized>(
@@ -542,7 +542,7 @@ impl Vault {
     /// # Errors
     ///
     /// As [`Vault::find`]; [`KeyError::Decrypt`] for a wrong old passphrase;
-    /// [`PolicyError::WeakPassphrase`]; [`StoreError::Changed`] if the file changed
+    /// [`crate::PolicyError::WeakPassphrase`]; [`StoreError::Changed`] if the file changed
     /// meanwhile; [`StoreError`] for I/O.
     pub fn change_passphrase<R: CryptoRng + ?Sized>(
         &self,

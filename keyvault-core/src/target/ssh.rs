@@ -13,8 +13,8 @@ use std::collections::HashSet;
 /// host (temp file and rename) and refused if the file changed since it was read. A key
 /// given with [`Target::load_identity`] goes into a private ssh-agent, and after it is added
 /// keyvault proves that it logs in before reporting success. Logins with keyvault's own keys
-/// offer exactly those keys, whatever the user's config says about identities: see
-/// [`SshTarget::own_login`]. As with [`FileTarget`], a symlink or non-regular file at the
+/// offer exactly those keys, whatever the user's config says about identities (`ssh -F
+/// /dev/null`, `IdentitiesOnly`, the reachability options taken from `ssh -G`). As with [`FileTarget`], a symlink or non-regular file at the
 /// path is refused, the file is read with a cap, a replaced file keeps its owner, group and
 /// mode, and a file with lines that are no `authorized_keys` entries is not edited (unless
 /// [`SshTarget::allow_non_key_lines`]).
