@@ -322,6 +322,63 @@ pub(crate) fn check_comment(comment: &str) -> Result<(), InputError> {
     Ok(())
 }
 
+/// The builder methods a request holding its [`KeyOptions`] in a field `options` passes
+/// on to them; [`NewKey`](crate::NewKey), [`ImportKey`](crate::ImportKey) and
+/// [`MintRequest`](crate::MintRequest) each list the ones they take.
+macro_rules! key_options_setters {
+    ($($setter:ident),+ $(,)?) => { $($crate::admission::key_options_setters!(@ $setter);)+ };
+    (@ algorithm) => {
+        /// Use this algorithm instead of the policy's default.
+        #[must_use]
+        pub fn algorithm(mut self, algorithm: $crate::keygen::Algorithm) -> Self {
+            self.options = self.options.algorithm(algorithm);
+            self
+        }
+    };
+    (@ expiry) => {
+        /// When the key expires (counted from now: its creation, import or minting).
+        #[must_use]
+        pub fn expiry(mut self, expiry: $crate::admission::Expiry) -> Self {
+            self.options = self.options.expiry(expiry);
+            self
+        }
+    };
+    (@ comment) => {
+        /// The key's comment (default `keyvault:<id>`; an imported key's own is replaced).
+        #[must_use]
+        pub fn comment(mut self, comment: impl Into<String>) -> Self {
+            self.options = self.options.comment(comment);
+            self
+        }
+    };
+    (@ kdf_rounds) => {
+        /// bcrypt-pbkdf rounds (default 16, or the policy's minimum if higher).
+        #[must_use]
+        pub fn kdf_rounds(mut self, rounds: u32) -> Self {
+            self.options = self.options.kdf_rounds(rounds);
+            self
+        }
+    };
+    (@ unencrypted) => {
+        /// Keep the private key unencrypted (only where the policy allows it).
+        #[must_use]
+        pub fn unencrypted(mut self, yes: bool) -> Self {
+            self.options = self.options.unencrypted(yes);
+            self
+        }
+    };
+    (@ passphrase_in_keyring) => {
+        /// Encrypt with a strong random passphrase kept in the OS keyring (service
+        /// `keyvault`, the key's account) instead of asking for one.
+        #[must_use]
+        pub fn passphrase_in_keyring(mut self, yes: bool) -> Self {
+            self.options = self.options.passphrase_in_keyring(yes);
+            self
+        }
+    };
+}
+pub(crate) use key_options_setters;
+
 #[cfg(test)]
 mod tests {
     use super::*;

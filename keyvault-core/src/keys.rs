@@ -1,6 +1,6 @@
 //! Keys of the vault: creating, importing, writing and re-encrypting private keys.
 
-use crate::admission::{Admitted, Expiry, KeyOptions, check_comment};
+use crate::admission::{Admitted, KeyOptions, check_comment};
 use crate::audit::{Draft, Outcome};
 use crate::callbacks::{Callbacks, PassphraseKind, PassphraseRequest, Progress};
 use crate::error::{KeyError, Result, StoreError};
@@ -36,43 +36,14 @@ impl NewKey {
     pub fn with_options(purpose: Purpose, options: KeyOptions) -> Self {
         NewKey { purpose, options }
     }
-    /// Use this algorithm instead of the policy's default.
-    #[must_use]
-    pub fn algorithm(mut self, algorithm: Algorithm) -> Self {
-        self.options = self.options.algorithm(algorithm);
-        self
-    }
-    /// When the key expires.
-    #[must_use]
-    pub fn expiry(mut self, expiry: Expiry) -> Self {
-        self.options = self.options.expiry(expiry);
-        self
-    }
-    /// The key's comment (default `keyvault:<id>`).
-    #[must_use]
-    pub fn comment(mut self, comment: impl Into<String>) -> Self {
-        self.options = self.options.comment(comment);
-        self
-    }
-    /// bcrypt-pbkdf rounds (default 16, or the policy's minimum if higher).
-    #[must_use]
-    pub fn kdf_rounds(mut self, rounds: u32) -> Self {
-        self.options = self.options.kdf_rounds(rounds);
-        self
-    }
-    /// Store the private key unencrypted (only where the policy allows it).
-    #[must_use]
-    pub fn unencrypted(mut self, yes: bool) -> Self {
-        self.options = self.options.unencrypted(yes);
-        self
-    }
-    /// Encrypt with a strong random passphrase kept in the keyring (service `keyvault`,
-    /// the key's account) instead of asking for one.
-    #[must_use]
-    pub fn passphrase_in_keyring(mut self, yes: bool) -> Self {
-        self.options = self.options.passphrase_in_keyring(yes);
-        self
-    }
+    crate::admission::key_options_setters!(
+        algorithm,
+        expiry,
+        comment,
+        kdf_rounds,
+        unencrypted,
+        passphrase_in_keyring
+    );
 }
 
 /// What to adopt: see [`Vault::import`].
@@ -91,24 +62,7 @@ impl ImportKey {
             options: KeyOptions::default(),
         }
     }
-    /// When the key expires (counted from the import).
-    #[must_use]
-    pub fn expiry(mut self, expiry: Expiry) -> Self {
-        self.options = self.options.expiry(expiry);
-        self
-    }
-    /// Replace the key's comment.
-    #[must_use]
-    pub fn comment(mut self, comment: impl Into<String>) -> Self {
-        self.options = self.options.comment(comment);
-        self
-    }
-    /// Keep an unencrypted key unencrypted (only where the policy allows it).
-    #[must_use]
-    pub fn unencrypted(mut self, yes: bool) -> Self {
-        self.options = self.options.unencrypted(yes);
-        self
-    }
+    crate::admission::key_options_setters!(expiry, comment, unencrypted);
 }
 
 /// A new key after its slow parts ran, waiting to be written under the lock.

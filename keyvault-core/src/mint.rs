@@ -4,7 +4,7 @@ use crate::admission::{Expiry, KeyOptions};
 use crate::callbacks::{Callbacks, Progress};
 use crate::error::{Incomplete, InputError, NextStep, Operation, RequestError, Result, WorkItem};
 use crate::inventory::{KeyRecord, KeyState, Origin, Purpose};
-use crate::keygen::{self, Algorithm};
+use crate::keygen;
 use crate::names::{KeySelector, Principal, SourcePattern};
 use crate::run::{Opened, add_key, draft, key, key_mut};
 use crate::span::Span;
@@ -42,12 +42,6 @@ impl MintRequest {
             certificate: None,
         }
     }
-    /// Use this algorithm instead of the policy's default.
-    #[must_use]
-    pub fn algorithm(mut self, algorithm: Algorithm) -> Self {
-        self.options = self.options.algorithm(algorithm);
-        self
-    }
     /// Allow logins only from these addresses, CIDRs or host patterns.
     #[must_use]
     pub fn from(mut self, from: Vec<SourcePattern>) -> Self {
@@ -66,24 +60,7 @@ impl MintRequest {
         self.deploy = targets;
         self
     }
-    /// Keep the private key unencrypted (only where the policy allows it).
-    #[must_use]
-    pub fn unencrypted(mut self, yes: bool) -> Self {
-        self.options = self.options.unencrypted(yes);
-        self
-    }
-    /// The key's comment (default `keyvault:<id>`).
-    #[must_use]
-    pub fn comment(mut self, comment: impl Into<String>) -> Self {
-        self.options = self.options.comment(comment);
-        self
-    }
-    /// Encrypt with a strong random passphrase kept in the keyring.
-    #[must_use]
-    pub fn passphrase_in_keyring(mut self, yes: bool) -> Self {
-        self.options = self.options.passphrase_in_keyring(yes);
-        self
-    }
+    crate::admission::key_options_setters!(algorithm, comment, unencrypted, passphrase_in_keyring);
 }
 
 /// A minted key: its record and its private key file's content (encrypted unless the
