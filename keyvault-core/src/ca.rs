@@ -7,7 +7,7 @@ use crate::callbacks::Callbacks;
 use crate::error::{Error, RequestError, Result, StoreError};
 use crate::inventory::{KeyRecord, KeyState};
 use crate::names::{KeySelector, Principal};
-use crate::report::{Deployed, Report};
+use crate::report::Report;
 use crate::target::{TargetSpec, Targets};
 use crate::vault::{NewKey, Vault};
 use ssh_key::rand_core::CryptoRng;
@@ -115,13 +115,7 @@ impl Vault {
             )),
         }]);
         txn.commit()?;
-        Ok(Report {
-            deployed: vec![Deployed {
-                key: record.id().clone(),
-                target: name.clone(),
-            }],
-            ..Report::default()
-        })
+        Ok(Report::deployed_once(record.id().clone(), name.clone()))
     }
 
     /// The CA named `ca`, decrypted with a passphrase from `callbacks`.

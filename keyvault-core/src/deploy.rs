@@ -3,7 +3,7 @@
 use crate::error::{RequestError, Result};
 use crate::inventory::{Inventory, KeyRecord, KeyState};
 use crate::names::KeySelector;
-use crate::report::{Deployed, Report};
+use crate::report::Report;
 use crate::run::{Opened, add_key, draft, key_mut};
 use crate::target::{TargetSpec, Targets};
 use crate::vault::Vault;
@@ -42,13 +42,7 @@ impl Vault {
         };
         txn.record([draft("deploy", &record, detail)]);
         txn.commit()?;
-        Ok(Report {
-            deployed: vec![Deployed {
-                key: record.id().clone(),
-                target: name.clone(),
-            }],
-            ..Report::default()
-        })
+        Ok(Report::deployed_once(record.id().clone(), name.clone()))
     }
 
     pub(crate) fn check_deployable(

@@ -156,19 +156,29 @@ pub(crate) fn check_private_mode(path: &Path, meta: &fs::Metadata) -> Result<(),
 
 /// Opens a regular file for reading without following a symlink at its last component.
 fn open_regular(path: &Path) -> Result<(File, fs::Metadata), StoreError> {
-    let file = OpenOptions::new()
+    let mut options = OpenOptions::new();
+    options
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(libc::ELOOP) {
-                StoreError::NotRegular {
-                    path: path.to_owned(),
-                }
-            } else {
-                io("read", path)(e)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK);
+    open_no_follow(path, &options, "read")
+}
+
+/// Opens `path` with `options` (which carry `O_NOFOLLOW`) and checks that it is a regular
+/// file: a symlink at the last component or anything else is [`StoreError::NotRegular`].
+fn open_no_follow(
+    path: &Path,
+    options: &OpenOptions,
+    operation: &'static str,
+) -> Result<(File, fs::Metadata), StoreError> {
+    let file = options.open(path).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            StoreError::NotRegular {
+                path: path.to_owned(),
             }
-        })?;
+        } else {
+            io(operation, path)(e)
+        }
+    })?;
     let meta = file.metadata().map_err(io("inspect", path))?;
     if !meta.is_file() {
         return Err(StoreError::NotRegular {
@@ -349,28 +359,13 @@ pub(crate) fn probe_creatable(dir: &Path) -> std::io::Result<()> {
 
 /// Opens `path` for appending, creating it with `mode`; never through a symlink.
 pub(crate) fn open_append(path: &Path, mode: u32) -> Result<File, StoreError> {
-    let file = OpenOptions::new()
+    let mut options = OpenOptions::new();
+    options
         .append(true)
         .create(true)
         .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(libc::ELOOP) {
-                StoreError::NotRegular {
-                    path: path.to_owned(),
-                }
-            } else {
-                io("open", path)(e)
-            }
-        })?;
-    let meta = file.metadata().map_err(io("inspect", path))?;
-    if !meta.is_file() {
-        return Err(StoreError::NotRegular {
-            path: path.to_owned(),
-        });
-    }
-    Ok(file)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    open_no_follow(path, &options, "open").map(|(file, _)| file)
 }
 
 #[cfg(test)]

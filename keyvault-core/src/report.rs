@@ -113,6 +113,13 @@ impl std::fmt::Display for PodOutcomeKind {
 }
 
 impl Report {
+    /// A report of one key deployed to one target, and nothing else.
+    pub(crate) fn deployed_once(key: KeyId, target: TargetSpec) -> Self {
+        Report {
+            deployed: vec![Deployed { key, target }],
+            ..Report::default()
+        }
+    }
     /// Whether some pod was left without the change it needed: `failed`, or
     /// `needs-redeploy` (the CLI exits 1 for these after `deploy`/`revoke` to pods).
     #[must_use]
