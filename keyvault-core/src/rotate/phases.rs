@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::error::{Incomplete, NextStep, Operation, WorkItem};
-use crate::inventory::{Inventory, JournalEntry, KeyId, KeyState, Purpose, Step};
+use crate::inventory::{Inventory, JournalEntry, KeyId, KeyState, Purpose, Step, TargetProgress};
 use crate::report::{Report, Retiring, Rotated};
 use crate::run::{Opened, add_key, draft, key, key_mut};
 use crate::store::Txn;
@@ -44,20 +44,10 @@ impl Vault {
         opened: &mut Opened<'_>,
         report: &mut Report,
     ) -> Result<()> {
-        let mut per_target = PerTarget::new();
-        for e in purposes.iter().filter_map(|p| txn.rotation(p)) {
-            for (t, progress) in &e.targets {
-                if !progress.added && (e.step < Step::Promoted || t.is_pod()) {
-                    per_target
-                        .entry(t.clone())
-                        .or_default()
-                        .push(e.purpose.clone());
-                }
-            }
-        }
+        let (pods, hosts) = targets_where(txn, purposes, |e, t, progress| {
+            !progress.added && (e.step < Step::Promoted || t.is_pod())
+        });
         // Pods are independent machines: update them in parallel, at most 8 at a time.
-        let (pods, hosts): (Vec<_>, Vec<_>) =
-            per_target.into_iter().partition(|(name, _)| name.is_pod());
         if !pods.is_empty() {
             self.add_to_pods(txn, pods, opened, report)?;
         }
@@ -203,22 +193,9 @@ impl Vault {
         opened: &mut Opened<'_>,
         report: &mut Report,
     ) -> Result<()> {
-        let mut per_target = PerTarget::new();
-        for e in purposes.iter().filter_map(|p| txn.rotation(p)) {
-            if !due(e, now) {
-                continue;
-            }
-            for (t, p) in &e.targets {
-                if !p.removed && (p.added || !t.is_pod()) {
-                    per_target
-                        .entry(t.clone())
-                        .or_default()
-                        .push(e.purpose.clone());
-                }
-            }
-        }
-        let (pods, hosts): (Vec<_>, Vec<_>) =
-            per_target.into_iter().partition(|(name, _)| name.is_pod());
+        let (pods, hosts) = targets_where(txn, purposes, |e, t, p| {
+            due(e, now) && !p.removed && (p.added || !t.is_pod())
+        });
         for (name, rotations) in hosts {
             if let Err(e) = self.remove_at(txn, &name, &rotations, now, opened) {
                 return Err(self.stopped(txn, purposes, e));
@@ -375,4 +352,28 @@ impl Vault {
         }
         .into()
     }
+}
+
+/// Targets, each with the purposes of the rotations that want something done there.
+type Wanted = Vec<(TargetSpec, Vec<Purpose>)>;
+
+/// The targets of the rotations of `purposes` where `wanted(rotation, target, progress)`,
+/// each with the purposes it is wanted for: the pods, then every other target.
+fn targets_where(
+    txn: &Txn,
+    purposes: &[Purpose],
+    wanted: impl Fn(&JournalEntry, &TargetSpec, &TargetProgress) -> bool,
+) -> (Wanted, Wanted) {
+    let mut per_target = PerTarget::new();
+    for e in purposes.iter().filter_map(|p| txn.rotation(p)) {
+        for (t, progress) in &e.targets {
+            if wanted(e, t, progress) {
+                per_target
+                    .entry(t.clone())
+                    .or_default()
+                    .push(e.purpose.clone());
+            }
+        }
+    }
+    per_target.into_iter().partition(|(name, _)| name.is_pod())
 }
