@@ -1,6 +1,7 @@
 //! The library speaks data: no message of its errors names a CLI command or flag.
 
 use super::*;
+use std::path::PathBuf;
 
 /// The `keyvault` CLI's commands: the library's messages name none of them.
 const COMMANDS: &[&str] = &[

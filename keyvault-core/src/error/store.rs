@@ -1,0 +1,200 @@
+//! The vault's files: [`StoreError`], `config.toml` ([`ConfigError`]) and the audit log
+//! ([`AuditError`]).
+
+use std::io;
+use std::path::PathBuf;
+
+/// `config.toml` is invalid.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys or wrong types.
+    #[error("invalid config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A value is well-typed but invalid.
+    #[error("invalid config {path} line {line}: {key}: {message}")]
+    Value {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the value.
+        line: usize,
+        /// The key, e.g. `purpose.ci.max_ttl`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The vault's files.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// An I/O error on a named file.
+    #[error("cannot {operation} {path}: {source}")]
+    Io {
+        /// What was being done, e.g. `write`.
+        operation: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// A secret-bearing file or directory others can access.
+    #[error("{path} has mode {mode:04o}; expected {expected:04o}")]
+    Permissions {
+        /// The file.
+        path: PathBuf,
+        /// Its mode.
+        mode: u32,
+        /// The mode keyvault requires.
+        expected: u32,
+    },
+    /// A symlink or other non-regular file where keyvault writes.
+    #[error("{path} is a symlink or not a regular file; keyvault does not write through it")]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A vault home owned by another user.
+    #[error("{path} is owned by user {owner}, not by the user running keyvault")]
+    NotOwned {
+        /// The directory.
+        path: PathBuf,
+        /// Its owner's uid.
+        owner: u32,
+    },
+    /// The inventory is not valid.
+    #[error("inventory {path} is corrupt: {detail}")]
+    CorruptInventory {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The inventory was written by a newer keyvault.
+    #[error("inventory {path} has version {version}; this keyvault reads version {supported}")]
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// Version in the file.
+        version: u64,
+        /// Version this build understands.
+        supported: u32,
+    },
+    /// Another process holds the lock for too long.
+    #[error("vault {home} is locked by {holder}; gave up after {waited_secs} s")]
+    Locked {
+        /// The vault's home.
+        home: PathBuf,
+        /// Who holds it, e.g. `process 1234`.
+        holder: String,
+        /// How long keyvault waited.
+        waited_secs: u64,
+    },
+    /// Other processes kept changing the purposes being rotated while keys were being
+    /// generated outside the lock; nothing was written. Not a usage error: running it
+    /// again later may succeed.
+    #[error("other processes keep changing the purposes {}; nothing was written", purposes.join(", "))]
+    Contended {
+        /// The purposes asked for.
+        purposes: Vec<String>,
+    },
+    /// No key matches the selector.
+    #[error("no key or purpose named {selector:?}")]
+    NotFound {
+        /// What was asked for.
+        selector: String,
+    },
+    /// The purpose exists but has no active key.
+    #[error("purpose {purpose} has no active key")]
+    NoActiveKey {
+        /// The purpose.
+        purpose: String,
+    },
+    /// The selector names both a key id and a purpose.
+    #[error("{selector:?} is both a key id and a purpose")]
+    Ambiguous {
+        /// What was asked for.
+        selector: String,
+    },
+    /// The purpose already has an active key.
+    #[error("purpose {purpose} already has an active key ({id})")]
+    ActiveKeyExists {
+        /// The purpose.
+        purpose: String,
+        /// Its active key.
+        id: String,
+    },
+    /// The same public key is already in the inventory.
+    #[error("this key is already in the vault as {id}")]
+    DuplicateKey {
+        /// The existing record.
+        id: String,
+    },
+    /// A key file changed under keyvault's feet.
+    #[error("key file {path} changed while keyvault was working on it; nothing was written")]
+    Changed {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A key file does not match its inventory record.
+    #[error("key file {path} does not match record {id}")]
+    Mismatch {
+        /// The file.
+        path: PathBuf,
+        /// The record.
+        id: String,
+    },
+}
+
+/// The audit log.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// An I/O error.
+    #[error("cannot {operation} audit log {path}: {source}")]
+    Io {
+        /// What was being done.
+        operation: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The chain is broken: an edit, deletion, insertion or truncation.
+    #[error("audit log {path} is broken at line {line}: {reason}")]
+    Broken {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line where the problem shows.
+        line: u64,
+        /// What was found.
+        reason: String,
+    },
+    /// The clock reads earlier than the newest audit event by more than the allowed skew.
+    #[error(
+        "the clock reads {now}, more than {} minutes before the newest audit event ({newest}); refusing to record events that go back in time",
+        max_skew_secs / 60
+    )]
+    ClockBehind {
+        /// How far back the clock may read, in seconds.
+        max_skew_secs: i64,
+        /// The clock's time.
+        now: chrono::DateTime<chrono::Utc>,
+        /// The newest event's time.
+        newest: chrono::DateTime<chrono::Utc>,
+    },
+}
