@@ -3,7 +3,7 @@
 
 use keyvault_core::backup::BackupError;
 use keyvault_core::error::describe;
-use keyvault_core::{Error, InputError, NextStep, RequestError, StoreError, TargetError};
+use keyvault_core::{Error, InputError, NextStep, Remedy, RequestError, StoreError, TargetError};
 
 /// The message of `e` as the CLI prints it after `error: `.
 pub fn message(e: &Error) -> String {
@@ -114,9 +114,47 @@ pub fn next_step(next: &NextStep) -> String {
     }
 }
 
+/// What to do about a `status` finding, in words: the commands to run.
+pub fn remedy(remedy: &Remedy) -> String {
+    match remedy {
+        Remedy::Replace { purpose } => format!("replace it: keyvault rotate {purpose}"),
+        Remedy::RotateBeforeExpiry { purpose } => {
+            format!("rotate it before then: keyvault rotate {purpose}")
+        }
+        Remedy::Chmod { mode, path } => format!("chmod {mode:o} {}", path.display()),
+        Remedy::RestoreKeyFile => "restore it from a backup, or revoke the key".to_owned(),
+        Remedy::InspectAuditLog => {
+            "find out who changed the log; keyvault log --verify shows where".to_owned()
+        }
+        Remedy::Relink => "keyvault sweep (it re-points the link)".to_owned(),
+        Remedy::RestoreKeyringPassphrase { purpose } => format!(
+            "restore it with `keyvault restore` from an export made with \
+--include-keyring-secrets, or rotate {purpose} away"
+        ),
+        Remedy::FinishRotation { purpose } => format!(
+            "finish it: keyvault rotate {purpose} (or roll back: keyvault rotate --abort {purpose})"
+        ),
+        Remedy::RetryPods => "keyvault sweep (it retries the pods, and drops pods that are \
+gone); redeploy pods that cannot be reached"
+            .to_owned(),
+        Remedy::Deploy { key, target } => format!("keyvault deploy {key} --to {target}"),
+        Remedy::Revoke { key } => format!("keyvault revoke {key}"),
+        Remedy::CheckLine { target } => {
+            format!("check the line in {target} and rewrite or remove it")
+        }
+        Remedy::RemoveFromPod { user, host, port } => format!(
+            "remove the key from ~/.ssh/authorized_keys on the pod (ssh {user}@{host} -p \
+{port}), or redeploy it"
+        ),
+        Remedy::RedeployPod => "redeploy the pod: it is not reachable over direct SSH".to_owned(),
+        _ => "see `keyvault status --help`".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{message, next_step};
+    use super::{message, next_step, remedy};
+    use keyvault_core::Remedy;
     use keyvault_core::backup::BackupError;
     use keyvault_core::error::Incomplete;
     use keyvault_core::{
@@ -314,6 +352,91 @@ mod tests {
         ];
         for (next, text) in cases {
             assert_eq!(next_step(&next), text, "{next:?}");
+        }
+    }
+
+    #[test]
+    fn remedies_read_as_before() {
+        let purpose: keyvault_core::Purpose = "team".parse().expect("purpose");
+        let key: keyvault_core::KeyId = "team-2".parse().expect("id");
+        let target: keyvault_core::TargetSpec = "runpod:gpu".parse().expect("target");
+        let cases = [
+            (
+                Remedy::Replace {
+                    purpose: purpose.clone(),
+                },
+                "replace it: keyvault rotate team",
+            ),
+            (
+                Remedy::RotateBeforeExpiry {
+                    purpose: purpose.clone(),
+                },
+                "rotate it before then: keyvault rotate team",
+            ),
+            (
+                Remedy::Chmod {
+                    mode: 0o600,
+                    path: "/v/keys/team-2".into(),
+                },
+                "chmod 600 /v/keys/team-2",
+            ),
+            (
+                Remedy::Chmod {
+                    mode: 0o700,
+                    path: "/v".into(),
+                },
+                "chmod 700 /v",
+            ),
+            (
+                Remedy::RestoreKeyFile,
+                "restore it from a backup, or revoke the key",
+            ),
+            (
+                Remedy::InspectAuditLog,
+                "find out who changed the log; keyvault log --verify shows where",
+            ),
+            (Remedy::Relink, "keyvault sweep (it re-points the link)"),
+            (
+                Remedy::RestoreKeyringPassphrase {
+                    purpose: purpose.clone(),
+                },
+                "restore it with `keyvault restore` from an export made with --include-keyring-secrets, or rotate team away",
+            ),
+            (
+                Remedy::FinishRotation { purpose },
+                "finish it: keyvault rotate team (or roll back: keyvault rotate --abort team)",
+            ),
+            (
+                Remedy::RetryPods,
+                "keyvault sweep (it retries the pods, and drops pods that are gone); redeploy pods that cannot be reached",
+            ),
+            (
+                Remedy::Deploy {
+                    key: key.clone(),
+                    target: target.clone(),
+                },
+                "keyvault deploy team-2 --to runpod:gpu",
+            ),
+            (Remedy::Revoke { key }, "keyvault revoke team-2"),
+            (
+                Remedy::CheckLine { target },
+                "check the line in runpod:gpu and rewrite or remove it",
+            ),
+            (
+                Remedy::RemoveFromPod {
+                    user: "root".to_owned(),
+                    host: "192.0.2.1".to_owned(),
+                    port: 2222,
+                },
+                "remove the key from ~/.ssh/authorized_keys on the pod (ssh root@192.0.2.1 -p 2222), or redeploy it",
+            ),
+            (
+                Remedy::RedeployPod,
+                "redeploy the pod: it is not reachable over direct SSH",
+            ),
+        ];
+        for (r, text) in cases {
+            assert_eq!(remedy(&r), text);
         }
     }
 }

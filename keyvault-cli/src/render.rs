@@ -310,7 +310,15 @@ pub fn status_json(report: &StatusReport) -> Value {
         "checked_at": report.checked_at(),
         "keys": report.keys(),
         "live_keys": report.live_keys(),
-        "findings": report.findings(),
+        "findings": report
+            .findings()
+            .iter()
+            .map(|f| {
+                let mut value = json!(f);
+                value["fix"] = json!(crate::explain::remedy(f.fix()));
+                value
+            })
+            .collect::<Vec<_>>(),
         "targets": report.targets(),
         "unchecked": report.unchecked(),
         "in_grace": report.in_grace(),
@@ -610,7 +618,11 @@ pub fn status_human(report: &StatusReport) {
     for f in report.findings() {
         let sev = f.severity().to_string();
         println!("{}  {}", styled_severity(&sev), clean(f.message()));
-        println!("{}  fix: {}", " ".repeat(6), clean(&f.fix().to_string()));
+        println!(
+            "{}  fix: {}",
+            " ".repeat(6),
+            clean(&crate::explain::remedy(f.fix()))
+        );
     }
     for u in report.unchecked() {
         println!("could not check {}: {}", clean(&u.target), clean(&u.reason));

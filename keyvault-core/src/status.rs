@@ -113,9 +113,10 @@ pub struct Finding {
     pub(crate) fix: Remedy,
 }
 
-/// What to do about a [`Finding`]. JSON output and the CLI show it as its sentence (the
-/// [`fmt::Display`] form), e.g. `keyvault deploy team-2 --to runpod`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What to do about a [`Finding`], as data: the CLI words it (for example as the command
+/// `keyvault deploy team-2 --to runpod`). Serialized with its kind in `remedy`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "remedy", rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Remedy {
     /// Replace the expired key: rotate its purpose.
@@ -184,52 +185,6 @@ pub enum Remedy {
     },
     /// Redeploy the pod: it has no direct SSH endpoint.
     RedeployPod,
-}
-
-impl fmt::Display for Remedy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Remedy::Replace { purpose } => write!(f, "replace it: keyvault rotate {purpose}"),
-            Remedy::RotateBeforeExpiry { purpose } => {
-                write!(f, "rotate it before then: keyvault rotate {purpose}")
-            }
-            Remedy::Chmod { mode, path } => write!(f, "chmod {mode:o} {}", path.display()),
-            Remedy::RestoreKeyFile => f.write_str("restore it from a backup, or revoke the key"),
-            Remedy::InspectAuditLog => {
-                f.write_str("find out who changed the log; keyvault log --verify shows where")
-            }
-            Remedy::Relink => f.write_str("keyvault sweep (it re-points the link)"),
-            Remedy::RestoreKeyringPassphrase { purpose } => write!(
-                f,
-                "restore it with `keyvault restore` from an export made with --include-keyring-secrets, or rotate {purpose} away"
-            ),
-            Remedy::FinishRotation { purpose } => write!(
-                f,
-                "finish it: keyvault rotate {purpose} (or roll back: keyvault rotate --abort {purpose})"
-            ),
-            Remedy::RetryPods => f.write_str(
-                "keyvault sweep (it retries the pods, and drops pods that are gone); redeploy pods that cannot be reached",
-            ),
-            Remedy::Deploy { key, target } => write!(f, "keyvault deploy {key} --to {target}"),
-            Remedy::Revoke { key } => write!(f, "keyvault revoke {key}"),
-            Remedy::CheckLine { target } => {
-                write!(f, "check the line in {target} and rewrite or remove it")
-            }
-            Remedy::RemoveFromPod { user, host, port } => write!(
-                f,
-                "remove the key from ~/.ssh/authorized_keys on the pod (ssh {user}@{host} -p {port}), or redeploy it"
-            ),
-            Remedy::RedeployPod => {
-                f.write_str("redeploy the pod: it is not reachable over direct SSH")
-            }
-        }
-    }
-}
-
-impl Serialize for Remedy {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
 }
 
 impl Finding {
@@ -670,95 +625,6 @@ mod tests {
             assert_eq!(
                 e.to_string(),
                 format!("unknown severity {bad:?}: expected low, medium or high")
-            );
-        }
-    }
-
-    #[test]
-    fn remedies_read_as_before() {
-        let purpose: Purpose = "team".parse().expect("purpose");
-        let key: KeyId = "team-2".parse().expect("id");
-        let target: TargetSpec = "runpod:gpu".parse().expect("target");
-        let cases = [
-            (
-                Remedy::Replace {
-                    purpose: purpose.clone(),
-                },
-                "replace it: keyvault rotate team",
-            ),
-            (
-                Remedy::RotateBeforeExpiry {
-                    purpose: purpose.clone(),
-                },
-                "rotate it before then: keyvault rotate team",
-            ),
-            (
-                Remedy::Chmod {
-                    mode: 0o600,
-                    path: "/v/keys/team-2".into(),
-                },
-                "chmod 600 /v/keys/team-2",
-            ),
-            (
-                Remedy::Chmod {
-                    mode: 0o700,
-                    path: "/v".into(),
-                },
-                "chmod 700 /v",
-            ),
-            (
-                Remedy::RestoreKeyFile,
-                "restore it from a backup, or revoke the key",
-            ),
-            (
-                Remedy::InspectAuditLog,
-                "find out who changed the log; keyvault log --verify shows where",
-            ),
-            (Remedy::Relink, "keyvault sweep (it re-points the link)"),
-            (
-                Remedy::RestoreKeyringPassphrase {
-                    purpose: purpose.clone(),
-                },
-                "restore it with `keyvault restore` from an export made with --include-keyring-secrets, or rotate team away",
-            ),
-            (
-                Remedy::FinishRotation { purpose },
-                "finish it: keyvault rotate team (or roll back: keyvault rotate --abort team)",
-            ),
-            (
-                Remedy::RetryPods,
-                "keyvault sweep (it retries the pods, and drops pods that are gone); redeploy pods that cannot be reached",
-            ),
-            (
-                Remedy::Deploy {
-                    key: key.clone(),
-                    target: target.clone(),
-                },
-                "keyvault deploy team-2 --to runpod:gpu",
-            ),
-            (Remedy::Revoke { key }, "keyvault revoke team-2"),
-            (
-                Remedy::CheckLine { target },
-                "check the line in runpod:gpu and rewrite or remove it",
-            ),
-            (
-                Remedy::RemoveFromPod {
-                    user: "root".to_owned(),
-                    host: "192.0.2.1".to_owned(),
-                    port: 2222,
-                },
-                "remove the key from ~/.ssh/authorized_keys on the pod (ssh root@192.0.2.1 -p 2222), or redeploy it",
-            ),
-            (
-                Remedy::RedeployPod,
-                "redeploy the pod: it is not reachable over direct SSH",
-            ),
-        ];
-        for (remedy, text) in cases {
-            assert_eq!(remedy.to_string(), text);
-            assert_eq!(
-                serde_json::to_value(&remedy).expect("json"),
-                serde_json::Value::from(text)
             );
         }
     }
