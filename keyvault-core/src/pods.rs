@@ -42,6 +42,53 @@ pub(crate) fn pod_id(spec: &TargetSpec) -> String {
         .map_or_else(|| spec.to_string(), ToOwned::to_owned)
 }
 
+/// Each pod of `record`'s purpose that lacks it, with the key to log in with (pods that
+/// already trust it, or have no direct SSH endpoint, are reported instead).
+fn pods_lacking(
+    txn: &Txn,
+    record: &KeyRecord,
+    pods: &[crate::runpod::Pod],
+    now: DateTime<Utc>,
+    report: &mut Report,
+) -> Vec<(TargetSpec, KeyId)> {
+    let mut jobs: Vec<(TargetSpec, KeyId)> = Vec::new();
+    for pod in pods {
+        let seen = crate::observe::pod_report(txn, now, pod);
+        let trusted: Vec<&KeyId> = seen.keys.iter().filter_map(|k| k.id.as_ref()).collect();
+        if trusted.contains(&record.id()) {
+            report.pod(
+                pod.id.clone(),
+                PodOutcomeKind::Already,
+                format!("already trusts {}", record.id()),
+            );
+            continue;
+        }
+        // Prefer the active key, then retiring ones: keys that surely still log in.
+        let rank = |k: &KeyRecord| match k.state() {
+            KeyState::Active => 0,
+            KeyState::Retiring => 1,
+            _ => 2,
+        };
+        let login = trusted
+            .iter()
+            .filter_map(|id| txn.get(id))
+            .filter(|k| k.purpose() == record.purpose() && k.pruned_at().is_none())
+            .min_by_key(|k| rank(k));
+        let Some(login) = login else {
+            continue; // a pod of another purpose, or of nobody keyvault knows
+        };
+        match pod_target(pod) {
+            Some(name) => jobs.push((name, login.id().clone())),
+            None => report.pod(
+                pod.id.clone(),
+                PodOutcomeKind::NeedsRedeploy,
+                "no direct SSH endpoint (proxy only): redeploy the pod to change its keys",
+            ),
+        }
+    }
+    jobs
+}
+
 impl Vault {
     /// For `rotate --pods`: the running pods that trust each purpose's old key, as pod
     /// targets (reachable over direct SSH) or reported as needing a redeploy. The old key of
@@ -276,67 +323,11 @@ impl Vault {
         let mut opened = Opened::new(targets);
         let mut report = Report::default();
         let pods = self.running_pods(&mut opened, account)?;
-        // Each pod of this purpose that lacks the key, with the key to log in with.
-        let mut jobs: Vec<(TargetSpec, KeyId)> = Vec::new();
-        for pod in &pods {
-            let seen = crate::observe::pod_report(&txn, now, pod);
-            let trusted: Vec<&KeyId> = seen.keys.iter().filter_map(|k| k.id.as_ref()).collect();
-            if trusted.contains(&record.id()) {
-                report.pod(
-                    pod.id.clone(),
-                    PodOutcomeKind::Already,
-                    format!("already trusts {}", record.id()),
-                );
-                continue;
-            }
-            // Prefer the active key, then retiring ones: keys that surely still log in.
-            let rank = |k: &KeyRecord| match k.state() {
-                KeyState::Active => 0,
-                KeyState::Retiring => 1,
-                _ => 2,
-            };
-            let login = trusted
-                .iter()
-                .filter_map(|id| txn.get(id))
-                .filter(|k| k.purpose() == record.purpose() && k.pruned_at().is_none())
-                .min_by_key(|k| rank(k));
-            let Some(login) = login else {
-                continue; // a pod of another purpose, or of nobody keyvault knows
-            };
-            match pod_target(pod) {
-                Some(name) => jobs.push((name, login.id().clone())),
-                None => report.pod(
-                    pod.id.clone(),
-                    PodOutcomeKind::NeedsRedeploy,
-                    "no direct SSH endpoint (proxy only): redeploy the pod to change its keys",
-                ),
-            }
-        }
+        let jobs = pods_lacking(&txn, &record, &pods, now, &mut report);
         if jobs.is_empty() {
             return Ok(report);
         }
-        let subject = format!("key {}", record.id());
-        opened.identities.insert(
-            record.id().clone(),
-            self.unlock(
-                &record,
-                callbacks,
-                &subject,
-                crate::callbacks::PassphraseKind::Existing,
-            )?,
-        );
-        let logins: BTreeSet<KeyId> = jobs.iter().map(|(_, id)| id.clone()).collect();
-        for id in logins {
-            let login = key(&txn, &id)?.clone();
-            let subject = format!("key {id} (to log in to pods)");
-            let plain = self.unlock(
-                &login,
-                callbacks,
-                &subject,
-                crate::callbacks::PassphraseKind::Login,
-            )?;
-            opened.identities.insert(id, plain);
-        }
+        self.unlock_deploy_keys(&txn, &record, &jobs, &mut opened, callbacks)?;
         let results = self.fan_out(
             &mut opened,
             jobs.iter()
@@ -354,6 +345,41 @@ impl Vault {
         self.settle_pods(&mut txn, &record, results, PodEdit::Added, &mut report)?;
         txn.commit()?;
         Ok(report)
+    }
+
+    /// Unlocks `record` (asked for as [`crate::PassphraseKind::Existing`]) and every key
+    /// the `jobs` log in with ([`crate::PassphraseKind::Login`]) into `opened`.
+    fn unlock_deploy_keys(
+        &self,
+        txn: &Txn,
+        record: &KeyRecord,
+        jobs: &[(TargetSpec, KeyId)],
+        opened: &mut Opened<'_>,
+        callbacks: &mut dyn Callbacks,
+    ) -> Result<()> {
+        let subject = format!("key {}", record.id());
+        opened.identities.insert(
+            record.id().clone(),
+            self.unlock(
+                record,
+                callbacks,
+                &subject,
+                crate::callbacks::PassphraseKind::Existing,
+            )?,
+        );
+        let logins: BTreeSet<KeyId> = jobs.iter().map(|(_, id)| id.clone()).collect();
+        for id in logins {
+            let login = key(txn, &id)?.clone();
+            let subject = format!("key {id} (to log in to pods)");
+            let plain = self.unlock(
+                &login,
+                callbacks,
+                &subject,
+                crate::callbacks::PassphraseKind::Login,
+            )?;
+            opened.identities.insert(id, plain);
+        }
+        Ok(())
     }
 
     /// Records what [`Vault::fan_out`] did to `record` at each pod: the deployment (added

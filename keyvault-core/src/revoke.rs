@@ -68,27 +68,11 @@ impl Vault {
         }
         // A retiring key in its grace period may be compromised: revoking it ends the grace.
         let grace = self.grace_of(&txn, &record);
-        let mut names = BTreeSet::new();
         let grace_was_until = grace
             .as_ref()
             .and_then(|p| txn.rotation(p))
             .and_then(|e| e.grace_until);
-        match &grace {
-            Some(purpose) if !revoked => {
-                names = self.grace_pods(&mut txn, purpose)?;
-                // The grace period ends now, on disk before anything remote: if this
-                // command dies half way, `sweep` finishes removing the key everywhere and
-                // `status` no longer calls it deployed until the old end.
-                let now = self.now();
-                if let Some(entry) = txn.rotation_mut(purpose)
-                    && entry.grace_until.is_none_or(|g| g > now)
-                {
-                    entry.grace_until = Some(now);
-                }
-                txn.save()?;
-            }
-            _ => self.check_not_rotating(&txn, &record)?,
-        }
+        let mut names = self.grace_ends_now(&mut txn, &record, grace.as_ref(), revoked)?;
         let record = key(&txn, record.id())?.clone();
         let mut opened = Opened::new(targets);
         let mut report = Report::default();
@@ -100,62 +84,17 @@ impl Vault {
                 .cloned(),
         );
         if let Some(account) = pods_of {
-            let now = self.now();
-            for pod in self.running_pods(&mut opened, account)? {
-                let seen = crate::observe::pod_report(&txn, now, &pod);
-                if !seen.keys.iter().any(|k| k.id.as_ref() == Some(record.id())) {
-                    continue;
-                }
-                match pod_target(&pod) {
-                    Some(name) => {
-                        // A pod keyvault edited before may have moved to another endpoint.
-                        names.retain(|n| pod_id(n) != pod.id);
-                        names.insert(name);
-                    }
-                    None => report.pod(
-                        pod.id.clone(),
-                        PodOutcomeKind::NeedsRedeploy,
-                        format!(
-                            "still trusts {} and has no direct SSH endpoint (proxy only): redeploy the pod",
-                            record.id()
-                        ),
-                    ),
-                }
-            }
+            self.pods_trusting(&txn, &mut opened, account, &record, &mut names, &mut report)?;
         }
         if !names.is_empty() {
-            if record.pruned_at().is_some() {
-                return Err(RequestError::Pruned {
-                    id: record.id().to_string(),
-                }
-                .into());
-            }
-            let subject = format!("key {} (to log in to its pods and remove it)", record.id());
-            let plain = self.unlock(
+            self.remove_from_pods_of(
+                &mut txn,
                 &record,
-                callbacks,
-                &subject,
-                crate::callbacks::PassphraseKind::Existing,
-            )?;
-            opened.identities.insert(record.id().clone(), plain);
-            let remove: HashSet<ssh_key::Fingerprint> =
-                HashSet::from([record.fingerprint().to_owned()]);
-            let results = self.fan_out(
+                &names,
                 &mut opened,
-                names
-                    .iter()
-                    .map(|n| {
-                        (
-                            n.clone(),
-                            vec![record.id().clone()],
-                            Vec::new(),
-                            remove.clone(),
-                        )
-                    })
-                    .collect(),
+                callbacks,
                 &mut report,
-            );
-            self.settle_pods(&mut txn, &record, results, PodEdit::Removed, &mut report)?;
+            )?;
         }
         if !revoked {
             self.revoke_keys(
@@ -175,6 +114,119 @@ impl Vault {
         }
         txn.commit()?;
         Ok(report)
+    }
+
+    /// Before anything remote: a key in its rotation's grace period (`grace`, not yet
+    /// revoked) ends that grace now, on disk, and gets the pods the rotation waits for; any
+    /// other key must not be in a rotation.
+    fn grace_ends_now(
+        &self,
+        txn: &mut Txn,
+        record: &KeyRecord,
+        grace: Option<&Purpose>,
+        revoked: bool,
+    ) -> Result<BTreeSet<TargetSpec>> {
+        match grace {
+            Some(purpose) if !revoked => {
+                let names = self.grace_pods(txn, purpose)?;
+                // The grace period ends now, on disk before anything remote: if this
+                // command dies half way, `sweep` finishes removing the key everywhere and
+                // `status` no longer calls it deployed until the old end.
+                let now = self.now();
+                if let Some(entry) = txn.rotation_mut(purpose)
+                    && entry.grace_until.is_none_or(|g| g > now)
+                {
+                    entry.grace_until = Some(now);
+                }
+                txn.save()?;
+                Ok(names)
+            }
+            _ => {
+                self.check_not_rotating(txn, record)?;
+                Ok(BTreeSet::new())
+            }
+        }
+    }
+
+    /// Adds to `names` the running pods of `account` that trust `record` (a pod keyvault
+    /// edited before under another endpoint is replaced); proxy-only ones are reported.
+    fn pods_trusting(
+        &self,
+        txn: &Txn,
+        opened: &mut Opened<'_>,
+        account: &TargetSpec,
+        record: &KeyRecord,
+        names: &mut BTreeSet<TargetSpec>,
+        report: &mut Report,
+    ) -> Result<()> {
+        let now = self.now();
+        for pod in self.running_pods(opened, account)? {
+            let seen = crate::observe::pod_report(txn, now, &pod);
+            if !seen.keys.iter().any(|k| k.id.as_ref() == Some(record.id())) {
+                continue;
+            }
+            match pod_target(&pod) {
+                Some(name) => {
+                    // A pod keyvault edited before may have moved to another endpoint.
+                    names.retain(|n| pod_id(n) != pod.id);
+                    names.insert(name);
+                }
+                None => report.pod(
+                    pod.id.clone(),
+                    PodOutcomeKind::NeedsRedeploy,
+                    format!(
+                        "still trusts {} and has no direct SSH endpoint (proxy only): redeploy the pod",
+                        record.id()
+                    ),
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes `record` from the pods `names`, logging in with the key itself (its
+    /// passphrase asked for), and records each pod's result.
+    fn remove_from_pods_of(
+        &self,
+        txn: &mut Txn,
+        record: &KeyRecord,
+        names: &BTreeSet<TargetSpec>,
+        opened: &mut Opened<'_>,
+        callbacks: &mut dyn Callbacks,
+        report: &mut Report,
+    ) -> Result<()> {
+        if record.pruned_at().is_some() {
+            return Err(RequestError::Pruned {
+                id: record.id().to_string(),
+            }
+            .into());
+        }
+        let subject = format!("key {} (to log in to its pods and remove it)", record.id());
+        let plain = self.unlock(
+            record,
+            callbacks,
+            &subject,
+            crate::callbacks::PassphraseKind::Existing,
+        )?;
+        opened.identities.insert(record.id().clone(), plain);
+        let remove: HashSet<ssh_key::Fingerprint> =
+            HashSet::from([record.fingerprint().to_owned()]);
+        let results = self.fan_out(
+            opened,
+            names
+                .iter()
+                .map(|n| {
+                    (
+                        n.clone(),
+                        vec![record.id().clone()],
+                        Vec::new(),
+                        remove.clone(),
+                    )
+                })
+                .collect(),
+            report,
+        );
+        self.settle_pods(txn, record, results, PodEdit::Removed, report)
     }
 
     /// Records that the old keys of the rotations of `rotations` are gone from `name`.
@@ -236,76 +288,94 @@ impl Vault {
         report: &mut Report,
     ) -> Result<()> {
         let now = self.now();
-        let mut per_target: BTreeMap<TargetSpec, Vec<KeyId>> = BTreeMap::new();
-        for id in ids {
-            for t in key(txn, id)?
-                .live_targets()
-                .into_iter()
-                .filter(|t| !t.is_pod())
-            {
-                per_target.entry(t.clone()).or_default().push(id.clone());
+        for (name, keys) in &targets_holding(txn, ids)? {
+            if let Err(e) = self.revoke_at(txn, name, keys, opened, now) {
+                return Err(self.revoke_incomplete(txn, ids, action, e));
             }
         }
+        self.revoke_records(txn, ids, action, why, now, report)
+    }
+
+    /// Removes `keys` from `name` in one write, records it and saves.
+    fn revoke_at(
+        &self,
+        txn: &mut Txn,
+        name: &TargetSpec,
+        keys: &[KeyId],
+        opened: &mut Opened<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let hook = self.hook_fn();
-        for (name, keys) in &per_target {
-            let result = (|| -> Result<()> {
-                let remove: HashSet<ssh_key::Fingerprint> = keys
-                    .iter()
-                    .map(|id| key(txn, id).map(|k| k.fingerprint().to_owned()))
-                    .collect::<Result<_>>()?;
-                opened.get(name)?.apply(&[], &remove, &hook)?;
-                let mut drafts = Vec::new();
-                for id in keys {
-                    let record = key_mut(txn, id)?;
-                    record.mark_removed(name, now);
-                    drafts.push(draft("undeploy", record, format!("removed from {name}")));
-                }
-                txn.record(drafts);
-                txn.save()?;
-                self.hook(&format!("removed:{name}"))
-            })();
-            if let Err(e) = result {
-                let done = ids
-                    .iter()
-                    .filter_map(|id| txn.get(id))
-                    .flat_map(|k| {
-                        k.deployments()
-                            .iter()
-                            .filter(|d| d.removed_at().is_some())
-                            .map(move |d| WorkItem::Removed {
-                                key: k.id().to_string(),
-                                target: d.target().to_string(),
-                            })
-                    })
-                    .collect();
-                let pending = ids
-                    .iter()
-                    .filter_map(|id| txn.get(id))
-                    .flat_map(|k| {
-                        k.live_targets()
-                            .into_iter()
-                            .map(move |t| WorkItem::StillAt {
-                                key: k.id().to_string(),
-                                target: t.to_string(),
-                            })
-                    })
-                    .collect();
-                let keys = ids.iter().map(ToString::to_string).collect();
-                let (operation, next) = if action == "revoke" {
-                    (Operation::Revoke { keys }, NextStep::RetryRevoke)
-                } else {
-                    (Operation::Expire { keys }, NextStep::RetrySweep)
-                };
-                return Err(Incomplete {
-                    operation,
-                    cause: self.explain(txn, e),
-                    done,
-                    pending,
-                    next,
-                }
-                .into());
-            }
+        let remove: HashSet<ssh_key::Fingerprint> = keys
+            .iter()
+            .map(|id| key(txn, id).map(|k| k.fingerprint().to_owned()))
+            .collect::<Result<_>>()?;
+        opened.get(name)?.apply(&[], &remove, &hook)?;
+        let mut drafts = Vec::new();
+        for id in keys {
+            let record = key_mut(txn, id)?;
+            record.mark_removed(name, now);
+            drafts.push(draft("undeploy", record, format!("removed from {name}")));
         }
+        txn.record(drafts);
+        txn.save()?;
+        self.hook(&format!("removed:{name}"))
+    }
+
+    /// Revoking `ids` stopped at a target with `e`: where they were removed and where
+    /// they still are, as recorded.
+    fn revoke_incomplete(&self, txn: &Txn, ids: &[KeyId], action: &str, e: Error) -> Error {
+        let done = ids
+            .iter()
+            .filter_map(|id| txn.get(id))
+            .flat_map(|k| {
+                k.deployments()
+                    .iter()
+                    .filter(|d| d.removed_at().is_some())
+                    .map(move |d| WorkItem::Removed {
+                        key: k.id().to_string(),
+                        target: d.target().to_string(),
+                    })
+            })
+            .collect();
+        let pending = ids
+            .iter()
+            .filter_map(|id| txn.get(id))
+            .flat_map(|k| {
+                k.live_targets()
+                    .into_iter()
+                    .map(move |t| WorkItem::StillAt {
+                        key: k.id().to_string(),
+                        target: t.to_string(),
+                    })
+            })
+            .collect();
+        let keys = ids.iter().map(ToString::to_string).collect();
+        let (operation, next) = if action == "revoke" {
+            (Operation::Revoke { keys }, NextStep::RetryRevoke)
+        } else {
+            (Operation::Expire { keys }, NextStep::RetrySweep)
+        };
+        Incomplete {
+            operation,
+            cause: self.explain(txn, e),
+            done,
+            pending,
+            next,
+        }
+        .into()
+    }
+
+    /// Marks `ids` revoked (removing `current/<purpose>` for an active one) and saves.
+    fn revoke_records(
+        &self,
+        txn: &mut Txn,
+        ids: &[KeyId],
+        action: &'static str,
+        why: &str,
+        now: DateTime<Utc>,
+        report: &mut Report,
+    ) -> Result<()> {
         let mut drafts = Vec::new();
         for id in ids {
             let record = key_mut(txn, id)?;
@@ -332,4 +402,19 @@ impl Vault {
             let _ = std::fs::remove_file(link.with_file_name(format!("{purpose}.pub")));
         }
     }
+}
+
+/// The targets other than pods where `ids` are deployed, each with the keys it holds.
+fn targets_holding(txn: &Txn, ids: &[KeyId]) -> Result<BTreeMap<TargetSpec, Vec<KeyId>>> {
+    let mut per_target: BTreeMap<TargetSpec, Vec<KeyId>> = BTreeMap::new();
+    for id in ids {
+        for t in key(txn, id)?
+            .live_targets()
+            .into_iter()
+            .filter(|t| !t.is_pod())
+        {
+            per_target.entry(t.clone()).or_default().push(id.clone());
+        }
+    }
+    Ok(per_target)
 }

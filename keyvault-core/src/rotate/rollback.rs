@@ -15,6 +15,7 @@ use crate::run::{Opened, add_key, draft, key, key_mut};
 use crate::store::Txn;
 use crate::target::{TargetSpec, Targets};
 use crate::vault::Vault;
+use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 
 impl Vault {
@@ -83,182 +84,223 @@ impl Vault {
     ) -> Result<()> {
         let new = key(txn, &e.new)?.clone();
         let old = key(txn, &e.old)?.clone();
-        let hook = self.hook_fn();
         let (pods, hosts): (Vec<TargetSpec>, Vec<TargetSpec>) =
             e.targets.keys().cloned().partition(TargetSpec::is_pod);
+        let r = RollBack {
+            e,
+            old,
+            new,
+            hosts,
+            pods,
+        };
         // Pods are logged in to with the old key (a pod never loses it before promotion).
-        if !pods.is_empty() {
-            self.unlock_for_pods(opened, &old, callbacks)?;
+        if !r.pods.is_empty() {
+            self.unlock_for_pods(opened, &r.old, callbacks)?;
         }
-
         // 1. The old key back at every target, as the target itself reports, verified.
+        self.put_old_back(txn, &r, opened, report)?;
+        // 2. Every target trusts the old key: the new one can go.
+        let remove = HashSet::from([r.new.fingerprint().to_owned()]);
+        self.remove_new_from_hosts(txn, &r, opened, &remove)?;
+        let now = self.now();
+        let left_at_pods = self.remove_new_from_pods(txn, &r, opened, remove, report)?;
+        self.drop_new_key(txn, &r, &left_at_pods, now, report)
+    }
+
+    /// Step 1: puts the old key back at every host that lost it, saving each before the
+    /// next; the first host that cannot be made to trust it again stops the rollback.
+    fn put_old_back(
+        &self,
+        txn: &mut Txn,
+        r: &RollBack<'_>,
+        opened: &mut Opened<'_>,
+        report: &mut Report,
+    ) -> Result<()> {
         let mut restored = Vec::new();
-        for name in &hosts {
-            let result = (|| -> Result<bool> {
-                let target = opened.get(name)?;
-                let held = crate::remote::fingerprints(&target.list()?);
-                if held.contains(old.fingerprint()) {
-                    return Ok(false);
-                }
-                let line = add_key(target.as_ref(), &old);
-                let applied = target.apply(&[line], &HashSet::new(), &hook)?;
-                if !applied.present.contains(old.fingerprint()) {
-                    return Err(TargetError::Interference {
-                        target: name.to_string(),
-                        what: format!("{} missing after the write", old.fingerprint()),
-                    }
-                    .into());
-                }
-                Ok(true)
-            })();
-            match result {
+        for name in &r.hosts {
+            match self.put_back_at(opened, name, &r.old) {
                 Ok(false) => {}
                 Ok(true) => {
                     restored.push(name.clone());
                     let d = draft(
                         "deploy",
-                        &old,
+                        &r.old,
                         format!(
                             "put back at {name} by the rollback of the rotation to {}",
-                            new.id()
+                            r.new.id()
                         ),
                     );
                     txn.record([d]);
                     txn.save()?;
                     report.deployed.push(Deployed {
-                        key: old.id().clone(),
+                        key: r.old.id().clone(),
                         target: name.clone(),
                     });
                 }
                 Err(cause) => {
-                    let done = restored
-                        .iter()
-                        .map(|t| WorkItem::PutBack {
-                            key: old.id().to_string(),
-                            target: t.to_string(),
-                        })
-                        .collect();
-                    let pending = std::iter::once(WorkItem::RemovedNowhere {
-                        key: new.id().to_string(),
-                        missing: old.id().to_string(),
-                    })
-                    .chain(hosts.iter().map(|t| self.holds(opened, t, &old, &new)))
-                    .chain(pods.iter().map(|t| WorkItem::PodLeft {
-                        pod: pod_id(t).to_string(),
-                        keeps: old.id().to_string(),
-                    }))
-                    .collect();
-                    return Err(Incomplete {
-                        operation: Operation::Rollback {
-                            purpose: e.purpose.to_string(),
-                        },
-                        cause,
-                        done,
-                        pending,
-                        next: NextStep::RetryRollBack {
-                            purpose: e.purpose.to_string(),
-                            target: name.to_string(),
-                            or_finish: true,
-                        },
-                    }
-                    .into());
+                    return Err(self.put_back_incomplete(opened, r, &restored, name, cause));
                 }
             }
         }
+        Ok(())
+    }
 
-        // 2. Every target trusts the old key: the new one can go.
-        let remove = HashSet::from([new.fingerprint().to_owned()]);
-        // The journal forgets that a target got the new key before the key is removed
-        // there: a crash in between must not leave a resumed rotation trusting an add
-        // that is no longer true (it would promote and remove the old key too).
-        let forget = |txn: &mut Txn, names: &[&TargetSpec]| -> Result<()> {
-            if let Some(journaled) = txn.rotation_mut(&e.purpose).filter(|j| j.new == e.new) {
-                for name in names {
-                    journaled
-                        .targets
-                        .insert((*name).clone(), crate::inventory::TargetProgress::default());
-                }
-                txn.save()?;
+    /// Puts `old` back at `name` unless the target holds it already (`Ok(false)`), and
+    /// verifies that the write kept it.
+    fn put_back_at(
+        &self,
+        opened: &mut Opened<'_>,
+        name: &TargetSpec,
+        old: &KeyRecord,
+    ) -> Result<bool> {
+        let hook = self.hook_fn();
+        let target = opened.get(name)?;
+        let held = crate::remote::fingerprints(&target.list()?);
+        if held.contains(old.fingerprint()) {
+            return Ok(false);
+        }
+        let line = add_key(target.as_ref(), old);
+        let applied = target.apply(&[line], &HashSet::new(), &hook)?;
+        if !applied.present.contains(old.fingerprint()) {
+            return Err(TargetError::Interference {
+                target: name.to_string(),
+                what: format!("{} missing after the write", old.fingerprint()),
             }
-            Ok(())
-        };
-        for (n, name) in hosts.iter().enumerate() {
-            forget(txn, &[name])?;
-            if let Err(cause) = opened.get(name).and_then(|t| t.apply(&[], &remove, &hook)) {
-                let removed = hosts[..n].iter().map(|t| WorkItem::Removed {
-                    key: new.id().to_string(),
-                    target: t.to_string(),
-                });
-                return Err(Incomplete {
-                    operation: Operation::Rollback {
-                        purpose: e.purpose.to_string(),
-                    },
-                    cause,
-                    done: std::iter::once(WorkItem::TrustedEverywhere {
-                        key: old.id().to_string(),
-                    })
-                    .chain(removed)
-                    .collect(),
-                    pending: hosts[n..]
-                        .iter()
-                        .map(|t| WorkItem::MayStillBeAt {
-                            key: new.id().to_string(),
-                            target: t.to_string(),
-                        })
-                        .collect(),
-                    next: NextStep::RetryRollBack {
-                        purpose: e.purpose.to_string(),
-                        target: name.to_string(),
-                        or_finish: false,
-                    },
-                }
-                .into());
+            .into());
+        }
+        Ok(true)
+    }
+
+    /// The rollback stopped at `name` in step 1: what was put back, and what each target
+    /// holds now (the new key was removed nowhere).
+    fn put_back_incomplete(
+        &self,
+        opened: &mut Opened<'_>,
+        r: &RollBack<'_>,
+        restored: &[TargetSpec],
+        name: &TargetSpec,
+        cause: Error,
+    ) -> Error {
+        let (old, new) = (&r.old, &r.new);
+        let done = restored
+            .iter()
+            .map(|t| WorkItem::PutBack {
+                key: old.id().to_string(),
+                target: t.to_string(),
+            })
+            .collect();
+        let pending = std::iter::once(WorkItem::RemovedNowhere {
+            key: new.id().to_string(),
+            missing: old.id().to_string(),
+        })
+        .chain(r.hosts.iter().map(|t| self.holds(opened, t, old, new)))
+        .chain(r.pods.iter().map(|t| WorkItem::PodLeft {
+            pod: pod_id(t).to_string(),
+            keeps: old.id().to_string(),
+        }))
+        .collect();
+        Incomplete {
+            operation: r.operation(),
+            cause,
+            done,
+            pending,
+            next: NextStep::RetryRollBack {
+                purpose: r.e.purpose.to_string(),
+                target: name.to_string(),
+                or_finish: true,
+            },
+        }
+        .into()
+    }
+
+    /// Step 2 at the hosts: removes the new key from each, the journal forgetting the add
+    /// there first.
+    fn remove_new_from_hosts(
+        &self,
+        txn: &mut Txn,
+        r: &RollBack<'_>,
+        opened: &mut Opened<'_>,
+        remove: &HashSet<ssh_key::Fingerprint>,
+    ) -> Result<()> {
+        let hook = self.hook_fn();
+        for (n, name) in r.hosts.iter().enumerate() {
+            forget_added(txn, r.e, &[name])?;
+            if let Err(cause) = opened.get(name).and_then(|t| t.apply(&[], remove, &hook)) {
+                return Err(r.removal_incomplete(n, cause));
             }
         }
-        let now = self.now();
+        Ok(())
+    }
+
+    /// Step 2 at the pods: removes the new key from every pod in parallel (the journal
+    /// forgetting the adds there first); returns the pods that may still hold it.
+    fn remove_new_from_pods(
+        &self,
+        txn: &mut Txn,
+        r: &RollBack<'_>,
+        opened: &mut Opened<'_>,
+        remove: HashSet<ssh_key::Fingerprint>,
+        report: &mut Report,
+    ) -> Result<Vec<TargetSpec>> {
         let mut left_at_pods = Vec::new();
-        if !pods.is_empty() {
-            forget(txn, &pods.iter().collect::<Vec<_>>())?;
-            let jobs = pods
-                .iter()
-                .map(|p| {
-                    (
-                        p.clone(),
-                        vec![old.id().clone()],
-                        Vec::new(),
-                        remove.clone(),
-                    )
-                })
-                .collect();
-            for (name, result) in self.fan_out(opened, jobs, report) {
-                match result {
-                    Ok(()) => report.pod(
+        if r.pods.is_empty() {
+            return Ok(left_at_pods);
+        }
+        let (old, new) = (&r.old, &r.new);
+        forget_added(txn, r.e, &r.pods.iter().collect::<Vec<_>>())?;
+        let jobs = r
+            .pods
+            .iter()
+            .map(|p| {
+                (
+                    p.clone(),
+                    vec![old.id().clone()],
+                    Vec::new(),
+                    remove.clone(),
+                )
+            })
+            .collect();
+        for (name, result) in self.fan_out(opened, jobs, report) {
+            match result {
+                Ok(()) => report.pod(
+                    pod_id(&name),
+                    PodOutcomeKind::Removed,
+                    format!("{} removed; it keeps {}", new.id(), old.id()),
+                ),
+                Err(err) => {
+                    report.pod(
                         pod_id(&name),
-                        PodOutcomeKind::Removed,
-                        format!("{} removed; it keeps {}", new.id(), old.id()),
-                    ),
-                    Err(err) => {
-                        report.pod(
-                            pod_id(&name),
-                            PodOutcomeKind::Failed,
-                            format!(
-                                "{} may still be there ({err}); it keeps {}; retry with `keyvault revoke {} --to {}`",
-                                new.id(),
-                                old.id(),
-                                new.id(),
-                                pods_account(e)
-                            ),
-                        );
-                        left_at_pods.push(name);
-                    }
+                        PodOutcomeKind::Failed,
+                        format!(
+                            "{} may still be there ({err}); it keeps {}; retry with `keyvault revoke {} --to {}`",
+                            new.id(),
+                            old.id(),
+                            new.id(),
+                            pods_account(r.e)
+                        ),
+                    );
+                    left_at_pods.push(name);
                 }
             }
         }
+        Ok(left_at_pods)
+    }
 
+    /// The end: the new key revoked (recorded at the pods that may still hold it), the
+    /// journal entry dropped, saved.
+    fn drop_new_key(
+        &self,
+        txn: &mut Txn,
+        r: &RollBack<'_>,
+        left_at_pods: &[TargetSpec],
+        now: DateTime<Utc>,
+        report: &mut Report,
+    ) -> Result<()> {
+        let e = r.e;
         let record = key_mut(txn, &e.new)?;
         // A pod that could not be reached may hold the new key: recorded, so `revoke --to
         // runpod-pods` retries it and `status` reports it.
-        for name in &left_at_pods {
+        for name in left_at_pods {
             record.mark_deployed(name, now);
         }
         record.state = KeyState::Revoked;
@@ -268,7 +310,7 @@ impl Vault {
         }
         let d = draft(
             "rotate-abort",
-            &new,
+            &r.new,
             format!(
                 "rotation of {} rolled back; {} stays active",
                 e.purpose, e.old
@@ -304,6 +346,70 @@ impl Vault {
             },
         }
     }
+}
+
+/// One rotation being rolled back: its journal entry, its two keys, and the targets it
+/// touched (hosts and accounts first, then pods).
+struct RollBack<'e> {
+    e: &'e JournalEntry,
+    old: KeyRecord,
+    new: KeyRecord,
+    hosts: Vec<TargetSpec>,
+    pods: Vec<TargetSpec>,
+}
+
+impl RollBack<'_> {
+    fn operation(&self) -> Operation {
+        Operation::Rollback {
+            purpose: self.e.purpose.to_string(),
+        }
+    }
+
+    /// The rollback stopped removing the new key at the `n`th host: the old key is trusted
+    /// everywhere, the new one removed from the hosts before it and maybe still at the rest.
+    fn removal_incomplete(&self, n: usize, cause: Error) -> Error {
+        let removed = self.hosts[..n].iter().map(|t| WorkItem::Removed {
+            key: self.new.id().to_string(),
+            target: t.to_string(),
+        });
+        Incomplete {
+            operation: self.operation(),
+            cause,
+            done: std::iter::once(WorkItem::TrustedEverywhere {
+                key: self.old.id().to_string(),
+            })
+            .chain(removed)
+            .collect(),
+            pending: self.hosts[n..]
+                .iter()
+                .map(|t| WorkItem::MayStillBeAt {
+                    key: self.new.id().to_string(),
+                    target: t.to_string(),
+                })
+                .collect(),
+            next: NextStep::RetryRollBack {
+                purpose: self.e.purpose.to_string(),
+                target: self.hosts[n].to_string(),
+                or_finish: false,
+            },
+        }
+        .into()
+    }
+}
+
+/// The journal forgets that `names` got the new key before the key is removed there: a
+/// crash in between must not leave a resumed rotation trusting an add that is no longer
+/// true (it would promote and remove the old key too).
+fn forget_added(txn: &mut Txn, e: &JournalEntry, names: &[&TargetSpec]) -> Result<()> {
+    if let Some(journaled) = txn.rotation_mut(&e.purpose).filter(|j| j.new == e.new) {
+        for name in names {
+            journaled
+                .targets
+                .insert((*name).clone(), crate::inventory::TargetProgress::default());
+        }
+        txn.save()?;
+    }
+    Ok(())
 }
 
 /// The `--to` that names the pods of the rotation's RunPod account.

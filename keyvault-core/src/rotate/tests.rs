@@ -512,3 +512,143 @@ fn rotate_reads_the_state_once_before_the_lock_and_once_under_it() {
 fn spec(name: &str) -> TargetSpec {
     name.parse().expect("target")
 }
+
+/// The parts of an [`Error::Incomplete`], as the CLI reads them.
+fn incomplete(err: Error) -> crate::error::Incomplete {
+    match err {
+        Error::Incomplete(i) => *i,
+        other => panic!("not incomplete: {other:?}"),
+    }
+}
+
+#[test]
+fn abort_that_cannot_remove_the_new_key_from_a_host_says_what_was_removed_and_what_may_remain() {
+    use crate::error::{NextStep, Operation, WorkItem};
+    let s = setup();
+    s.fakes.world().failing.insert("file:/fake/b".to_owned());
+    rotate(&s, &RotateRequest::purposes(vec![web()])).expect_err("b fails");
+    let (old, new) = {
+        let saved = s.store.saved();
+        let e = saved.state.rotation(&web()).expect("journaled");
+        (e.old().to_string(), e.new_key().to_string())
+    };
+    let err = s
+        .vault
+        .abort_rotation(&[web()], &s.fakes, &mut callbacks())
+        .expect_err("b still fails");
+    let i = incomplete(err);
+    assert_eq!(
+        i.operation,
+        Operation::Rollback {
+            purpose: "web".to_owned()
+        }
+    );
+    let at = |t: &str| t.to_owned();
+    assert_eq!(
+        i.done,
+        vec![
+            WorkItem::TrustedEverywhere { key: old.clone() },
+            WorkItem::Removed {
+                key: new.clone(),
+                target: at("file:/fake/a")
+            },
+        ]
+    );
+    assert_eq!(
+        i.pending,
+        vec![
+            WorkItem::MayStillBeAt {
+                key: new.clone(),
+                target: at("file:/fake/b")
+            },
+            WorkItem::MayStillBeAt {
+                key: new.clone(),
+                target: at("runpod")
+            },
+        ]
+    );
+    assert_eq!(
+        i.next,
+        NextStep::RetryRollBack {
+            purpose: "web".to_owned(),
+            target: at("file:/fake/b"),
+            or_finish: false,
+        }
+    );
+    assert!(
+        i.cause.to_string().contains("connection refused"),
+        "{}",
+        i.cause
+    );
+    // The journal forgot the adds at a and b before touching them.
+    let saved = s.store.saved();
+    let e = saved.state.rotation(&web()).expect("still journaled");
+    assert!(!e.targets()[&spec("file:/fake/a")].added);
+    assert!(!e.targets()[&spec("file:/fake/b")].added);
+    assert_eq!(e.targets().len(), 3);
+    assert_eq!(
+        saved
+            .state
+            .get(&new.parse().expect("id"))
+            .map(|k| k.state()),
+        Some(KeyState::Pending)
+    );
+    assert!(!s.fakes.holds("file:/fake/a").is_empty());
+}
+
+#[test]
+fn revoke_that_fails_at_a_target_records_what_was_removed_and_says_what_is_left() {
+    use crate::error::{NextStep, Operation, WorkItem};
+    let s = setup();
+    s.fakes.world().failing.insert("file:/fake/b".to_owned());
+    let id = s
+        .store
+        .saved()
+        .state
+        .active(&web())
+        .expect("active")
+        .id()
+        .clone();
+    let err = s
+        .vault
+        .revoke(&"web".parse().expect("selector"), &s.fakes)
+        .expect_err("b fails");
+    let i = incomplete(err);
+    let key = id.to_string();
+    assert_eq!(
+        i.operation,
+        Operation::Revoke {
+            keys: vec![key.clone()]
+        }
+    );
+    assert_eq!(
+        i.done,
+        vec![WorkItem::Removed {
+            key: key.clone(),
+            target: "file:/fake/a".to_owned()
+        }]
+    );
+    assert_eq!(
+        i.pending,
+        vec![
+            WorkItem::StillAt {
+                key: key.clone(),
+                target: "runpod".to_owned()
+            },
+            WorkItem::StillAt {
+                key: key.clone(),
+                target: "file:/fake/b".to_owned()
+            },
+        ]
+    );
+    assert_eq!(i.next, NextStep::RetryRevoke);
+    let saved = s.store.saved();
+    let record = saved.state.get(&id).expect("key");
+    assert_eq!(
+        record.state(),
+        KeyState::Active,
+        "revoked only once gone everywhere"
+    );
+    assert_eq!(record.live_targets().len(), 2);
+    assert!(s.vault.current_path(&web()).exists());
+}
