@@ -52,104 +52,150 @@ pub(crate) fn report(message: &str, usage: bool, hint: Option<String>, json: boo
 
 /// What the user can do next, where there is something.
 pub(crate) fn hint(e: &Error) -> Option<String> {
+    match e {
+        Error::Store(e) => hint_store(e),
+        Error::Target(e) => hint_target(e),
+        Error::Policy(e) => hint_policy(e),
+        Error::Key(KeyError::Decrypt { .. }) => {
+            Some("check the passphrase and where it comes from".to_owned())
+        }
+        Error::Audit(AuditError::Broken { .. }) => {
+            Some("run `keyvault log --verify` and find out who changed the audit log".to_owned())
+        }
+        Error::Config(_) => {
+            Some("fix config.toml in the vault's home (see the README for every key)".to_owned())
+        }
+        Error::Incomplete(i) => Some(crate::explain::next_step(&i.next)),
+        Error::Backup(e) => hint_backup(e),
+        Error::Keyring(e) => hint_keyring(e),
+        _ => None,
+    }
+}
+
+/// Hints for the vault's own files and the keys in it.
+fn hint_store(e: &StoreError) -> Option<String> {
     Some(match e {
-        Error::Store(StoreError::Permissions { path, expected, .. }) => {
+        StoreError::Permissions { path, expected, .. } => {
             format!("run `chmod {expected:o} {}`", path.display())
         }
-        Error::Store(StoreError::ActiveKeyExists { purpose, .. }) => {
+        StoreError::ActiveKeyExists { purpose, .. } => {
             format!(
                 "a purpose has one active key; pick another --purpose, or see `keyvault show {purpose}`"
             )
         }
-        Error::Store(StoreError::NotFound { .. } | StoreError::NoActiveKey { .. }) => {
+        StoreError::NotFound { .. } | StoreError::NoActiveKey { .. } => {
             "see `keyvault list --all` for the keys and purposes in this vault".to_owned()
         }
-        Error::Store(StoreError::Ambiguous { selector }) => {
+        StoreError::Ambiguous { selector } => {
             format!(
                 "`keyvault list --all` shows which key {selector:?} names; use a key id of that purpose instead"
             )
         }
-        Error::Store(
-            StoreError::CorruptInventory { .. } | StoreError::UnsupportedVersion { .. },
-        ) => "keyvault will not overwrite it; restore inventory.json from a backup or repair it"
-            .to_owned(),
-        Error::Store(StoreError::Locked { .. }) => {
+        StoreError::CorruptInventory { .. } | StoreError::UnsupportedVersion { .. } => {
+            "keyvault will not overwrite it; restore inventory.json from a backup or repair it"
+                .to_owned()
+        }
+        StoreError::Locked { .. } => {
             "wait for that keyvault process to finish, then retry".to_owned()
         }
-        Error::Store(StoreError::NotRegular { .. }) => {
+        StoreError::NotRegular { .. } => {
             "replace the symlink with a regular file or directory".to_owned()
         }
-        Error::Store(StoreError::NotOwned { path, .. }) => {
+        StoreError::NotOwned { path, .. } => {
             format!(
                 "run `chown $(id -u):$(id -g) {}` if it is yours, or use another --home",
                 path.display()
             )
         }
-        Error::Target(TargetError::NotAuthorizedKeys { line, .. }) => {
+        _ => return None,
+    })
+}
+
+/// Hints for targets: key lists, RunPod accounts and their credentials.
+fn hint_target(e: &TargetError) -> Option<String> {
+    Some(match e {
+        TargetError::NotAuthorizedKeys { line, .. } => {
             format!(
                 "check the target's path; if it is an authorized_keys file, fix or remove line {line}, or pass --allow-non-key-lines"
             )
         }
-        Error::Policy(PolicyError::WeakPassphrase { .. }) => {
+        TargetError::Runpod { source, .. } => return hint_runpod(source),
+        TargetError::Interference { .. } => {
+            "another tool or person edited the key list at the same time; run the command again"
+                .to_owned()
+        }
+        TargetError::Credentials { .. } | TargetError::UnknownProfile { .. } => {
+            "see the README's RunPod section".to_owned()
+        }
+        _ => return None,
+    })
+}
+
+/// Hints for RunPod's API answers.
+fn hint_runpod(e: &keyvault_core::RunpodError) -> Option<String> {
+    Some(match e {
+        keyvault_core::RunpodError::Unauthorized { .. } => {
+            "check RUNPOD_API_KEY (or the profile's api_key_env); create a key in the RunPod console".to_owned()
+        }
+        keyvault_core::RunpodError::Forbidden { .. } => "use an API key with read/write access to the account".to_owned(),
+        keyvault_core::RunpodError::RateLimited { .. } => "wait a minute and run the command again".to_owned(),
+        keyvault_core::RunpodError::Network { .. } => {
+            "check the network and RUNPOD_API_URL; the next run finishes whatever this one started".to_owned()
+        }
+        _ => return None,
+    })
+}
+
+/// Hints for a purpose's policy.
+fn hint_policy(e: &PolicyError) -> Option<String> {
+    Some(match e {
+        PolicyError::WeakPassphrase { .. } => {
             "use a longer passphrase, e.g. five or more random words".to_owned()
         }
-        Error::Policy(PolicyError::PassphraseRequired { purpose }) => {
+        PolicyError::PassphraseRequired { purpose } => {
             format!(
                 "set `passphrase = \"optional\"` under [purpose.{purpose}] in config.toml to allow unencrypted keys"
             )
         }
-        Error::Policy(PolicyError::TtlTooLong { .. } | PolicyError::AlgorithmNotAllowed { .. }) => {
+        PolicyError::TtlTooLong { .. } | PolicyError::AlgorithmNotAllowed { .. } => {
             "the purpose's policy lives in config.toml in the vault's home".to_owned()
         }
-        Error::Key(KeyError::Decrypt { .. }) => {
-            "check the passphrase and where it comes from".to_owned()
-        }
-        Error::Audit(AuditError::Broken { .. }) => {
-            "run `keyvault log --verify` and find out who changed the audit log".to_owned()
-        }
-        Error::Config(_) => "fix config.toml in the vault's home (see the README for every key)".to_owned(),
-        Error::Incomplete(i) => crate::explain::next_step(&i.next),
-        Error::Backup(keyvault_core::backup::BackupError::HomeNotEmpty { .. }) => {
+        _ => return None,
+    })
+}
+
+/// Hints for restoring a backup.
+fn hint_backup(e: &keyvault_core::backup::BackupError) -> Option<String> {
+    Some(match e {
+        keyvault_core::backup::BackupError::HomeNotEmpty { .. } => {
             "restore into a new directory with --home DIR, or pass --force to move the current contents aside"
                 .to_owned()
         }
-        Error::Backup(
-            keyvault_core::backup::BackupError::Decrypt { .. }
-            | keyvault_core::backup::BackupError::WrongSecretKind { .. },
-        ) => {
+        keyvault_core::backup::BackupError::Decrypt { .. }
+        | keyvault_core::backup::BackupError::WrongSecretKind { .. } => {
             "check the identity (-i) or the passphrase and where it comes from; nothing was written"
                 .to_owned()
         }
-        Error::Backup(keyvault_core::backup::BackupError::Invalid { .. }) => {
+        keyvault_core::backup::BackupError::Invalid { .. } => {
             "nothing was written; use another copy of the backup".to_owned()
         }
-        Error::Keyring(keyvault_core::vault_secrets::KeyringError::Unavailable { .. }) => {
+        _ => return None,
+    })
+}
+
+/// Hints for the OS keyring.
+fn hint_keyring(e: &keyvault_core::vault_secrets::KeyringError) -> Option<String> {
+    Some(match e {
+        keyvault_core::vault_secrets::KeyringError::Unavailable { .. } => {
             "start a keyring (gnome-keyring or KWallet in a D-Bus session; `dbus-run-session` and \
 `gnome-keyring-daemon --unlock` on a headless machine), or use --passphrase-env VAR, \
 --passphrase-file FILE or --passphrase-stdin; keyvault never keeps secrets in plain files"
                 .to_owned()
         }
-        Error::Keyring(keyvault_core::vault_secrets::KeyringError::Missing { .. }) => {
+        keyvault_core::vault_secrets::KeyringError::Missing { .. } => {
             "the entry was deleted outside keyvault or this is another keyring; `keyvault restore` \
 from an export made with --include-keyring-secrets brings it back"
                 .to_owned()
-        }
-        Error::Target(TargetError::Runpod { source, .. }) => match source {
-            keyvault_core::RunpodError::Unauthorized { .. } => {
-                "check RUNPOD_API_KEY (or the profile's api_key_env); create a key in the RunPod console".to_owned()
-            }
-            keyvault_core::RunpodError::Forbidden { .. } => "use an API key with read/write access to the account".to_owned(),
-            keyvault_core::RunpodError::RateLimited { .. } => "wait a minute and run the command again".to_owned(),
-            keyvault_core::RunpodError::Network { .. } => {
-                "check the network and RUNPOD_API_URL; the next run finishes whatever this one started".to_owned()
-            }
-            _ => return None,
-        },
-        Error::Target(TargetError::Interference { .. }) => {
-            "another tool or person edited the key list at the same time; run the command again".to_owned()
-        }
-        Error::Target(TargetError::Credentials { .. } | TargetError::UnknownProfile { .. }) => {
-            "see the README's RunPod section".to_owned()
         }
         _ => return None,
     })
