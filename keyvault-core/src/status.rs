@@ -762,4 +762,99 @@ mod tests {
             );
         }
     }
+
+    /// The per-key findings, word for word: a key expiring within the window, a key file
+    /// others can read, a missing key file, an expired key.
+    #[test]
+    fn key_findings_read_as_before() {
+        use crate::callbacks::FixedPassphrase;
+        use crate::clock::FixedClock;
+        use crate::store::memory::MemoryStore;
+        use crate::vault::{Expiry, NewKey};
+        use std::os::unix::fs::PermissionsExt;
+        use std::sync::Arc;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = dir.path().join("vault");
+        std::fs::create_dir(&home).expect("home");
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        std::fs::write(
+            home.join("config.toml"),
+            "[purpose.web]\npassphrase = \"optional\"\n",
+        )
+        .expect("config");
+        let store = MemoryStore::default();
+        let created = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .expect("date")
+            .to_utc();
+        let vault_at = |days: i64| {
+            Vault::open(&home)
+                .expect("open")
+                .with_store(Arc::new(store.clone()))
+                .with_clock(Arc::new(FixedClock(
+                    created + chrono::TimeDelta::days(days),
+                )))
+        };
+        vault_at(0)
+            .create(
+                &mut ssh_key::rand_core::UnwrapErr(ssh_key::getrandom::SysRng),
+                &NewKey::new("web".parse().expect("purpose"))
+                    .unencrypted(true)
+                    .expiry(Expiry::After("10d".parse().expect("span"))),
+                &mut FixedPassphrase(crate::Passphrase::new("unused".to_owned())),
+            )
+            .expect("create");
+        let key_file = home.join("keys/web-1");
+        let messages = |days: i64, warn: Option<&str>| -> Vec<(Severity, FindingKind, String)> {
+            let report = vault_at(days)
+                .status(warn.map(|w| w.parse().expect("span")), None)
+                .expect("status");
+            report
+                .findings()
+                .iter()
+                .filter(|f| f.key_id().is_some())
+                .map(|f| (f.severity(), f.kind(), f.message().to_owned()))
+                .collect()
+        };
+        assert_eq!(messages(0, Some("1d")), []);
+        assert_eq!(
+            messages(0, Some("30d")),
+            [(
+                Severity::Medium,
+                FindingKind::Expiring,
+                "key web-1 (web) expires on 2026-01-11 00:00 UTC".to_owned()
+            )]
+        );
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert_eq!(
+            messages(20, None),
+            [
+                (
+                    Severity::High,
+                    FindingKind::Expired,
+                    "key web-1 (web, active) expired on 2026-01-11 00:00 UTC".to_owned()
+                ),
+                (
+                    Severity::High,
+                    FindingKind::Permissions,
+                    format!(
+                        "private key {} has mode 0644; expected 0600",
+                        key_file.display()
+                    )
+                ),
+            ]
+        );
+        std::fs::remove_file(&key_file).expect("remove");
+        assert_eq!(
+            messages(1, Some("1d")),
+            [(
+                Severity::High,
+                FindingKind::KeyFile,
+                format!(
+                    "private key file {} of live key web-1 is missing",
+                    key_file.display()
+                )
+            )]
+        );
+    }
 }
