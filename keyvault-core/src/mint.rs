@@ -316,3 +316,161 @@ impl Vault {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::MintRequest;
+    use crate::callbacks::FixedPassphrase;
+    use crate::error::{Error, Incomplete, NextStep, Operation, TargetError, WorkItem};
+    use crate::remote::{AddKey, RemoteKey};
+    use crate::store::memory::MemoryStore;
+    use crate::target::{Applied, Hook, Target, TargetSpec, Targets};
+    use crate::vault::{NewKey, Vault};
+    use std::collections::HashSet;
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::Arc;
+
+    /// Targets whose key lists are empty and whose writes fail.
+    struct Refusing;
+
+    struct RefusingTarget(TargetSpec);
+
+    impl Target for RefusingTarget {
+        fn spec(&self) -> &TargetSpec {
+            &self.0
+        }
+        fn list(&mut self) -> Result<Vec<RemoteKey>, TargetError> {
+            Ok(Vec::new())
+        }
+        fn apply(
+            &mut self,
+            _add: &[AddKey],
+            _remove: &HashSet<ssh_key::Fingerprint>,
+            _hook: Hook<'_>,
+        ) -> Result<Applied, Error> {
+            Err(TargetError::Unreachable {
+                target: self.0.to_string(),
+                reason: "connection refused".to_owned(),
+            }
+            .into())
+        }
+        fn atomic_swap(&self) -> bool {
+            false
+        }
+    }
+
+    impl Targets for Refusing {
+        fn open(&self, spec: &TargetSpec) -> Result<Box<dyn Target + Send>, Error> {
+            Ok(Box::new(RefusingTarget(spec.clone())))
+        }
+    }
+
+    /// A mint with a scope and a certificate whose target refuses the key: the key and its
+    /// certificate are recorded and written, the audit says what was minted, and the error
+    /// says what was done and what is left.
+    #[test]
+    fn a_certified_mint_whose_target_fails_is_recorded_and_says_what_is_left() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = dir.path().join("vault");
+        std::fs::create_dir(&home).expect("home");
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        std::fs::write(
+            home.join("config.toml"),
+            "[purpose.ci]\npassphrase = \"optional\"\n[purpose.ca]\npassphrase = \"optional\"\n",
+        )
+        .expect("config");
+        let store = MemoryStore::default();
+        let vault = Vault::open(&home)
+            .expect("open")
+            .with_store(Arc::new(store.clone()));
+        let mut rng = ssh_key::rand_core::UnwrapErr(ssh_key::getrandom::SysRng);
+        let mut callbacks = FixedPassphrase(crate::Passphrase::new("unused".to_owned()));
+        vault
+            .ca_init(
+                &mut rng,
+                &NewKey::new("ca".parse().expect("purpose")).unencrypted(true),
+                &mut callbacks,
+            )
+            .expect("ca");
+        let target: TargetSpec = "file:/fake/authorized_keys".parse().expect("spec");
+        let request = MintRequest::new("ci".parse().expect("purpose"), "1h".parse().expect("ttl"))
+            .unencrypted(true)
+            .from(vec!["10.0.0.0/8".parse().expect("from")])
+            .force_command("uptime")
+            .certificate(
+                "ca".parse().expect("ca"),
+                vec!["deploy".parse().expect("principal")],
+            )
+            .deploy(vec![target.clone()]);
+        let error = vault
+            .mint(&mut rng, &request, &mut callbacks, &Refusing)
+            .expect_err("the target refuses");
+        let saved = store.saved();
+        let record = saved
+            .state
+            .keys()
+            .iter()
+            .find(|k| k.purpose().as_str() == "ci")
+            .expect("recorded");
+        let id = record.id().to_string();
+        let expires = record.expires_at().expect("expires").to_rfc3339();
+        let Error::Incomplete(incomplete) = error else {
+            panic!("{error:?}");
+        };
+        let Incomplete {
+            operation,
+            done,
+            pending,
+            next,
+            ..
+        } = *incomplete;
+        assert_eq!(operation, Operation::Mint { key: id.clone() });
+        assert_eq!(
+            done,
+            [WorkItem::Recorded {
+                key: id.clone(),
+                expires: expires.clone()
+            }]
+        );
+        assert_eq!(
+            pending,
+            [WorkItem::Deploying {
+                target: target.to_string()
+            }]
+        );
+        assert_eq!(
+            next,
+            NextStep::DeployOrRevoke {
+                key: id.clone(),
+                target: target.to_string()
+            }
+        );
+        let mint = saved
+            .events
+            .iter()
+            .find(|e| e.action == "mint")
+            .expect("mint event");
+        assert_eq!(
+            mint.detail,
+            format!(
+                "scoped {} key, expires {expires}; from 10.0.0.0/8; command \"uptime\"; certificate by ca-1 for deploy",
+                record.algorithm()
+            )
+        );
+        assert!(!saved.events.iter().any(|e| e.action == "deploy"));
+        let cert = record.certificate().expect("certificate");
+        assert_eq!(cert.path, format!("keys/{id}-cert.pub"));
+        assert_eq!(cert.valid_before, record.expires_at().expect("expires"));
+        assert_eq!(
+            cert.valid_after,
+            record.created_at() - chrono::TimeDelta::seconds(60)
+        );
+        let file = home.join(&cert.path);
+        let meta = std::fs::metadata(&file).expect("certificate file");
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o644);
+        let text = std::fs::read_to_string(&file).expect("read");
+        let parsed = ssh_key::Certificate::from_openssh(text.trim_end()).expect("parse");
+        assert_eq!(parsed.valid_principals(), ["deploy".to_owned()]);
+        assert_eq!(parsed.serial(), cert.serial);
+    }
+}
