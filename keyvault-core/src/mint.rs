@@ -426,11 +426,9 @@ mod tests {
         }
     }
 
-    /// A mint with a scope and a certificate whose target refuses the key: the key and its
-    /// certificate are recorded and written, the audit says what was minted, and the error
-    /// says what was done and what is left.
-    #[test]
-    fn a_certified_mint_whose_target_fails_is_recorded_and_says_what_is_left() {
+    /// A vault (files in a temporary home, state in memory) with an unencrypted CA `ca-1`;
+    /// purposes `ci` and `ca` allow unencrypted keys.
+    fn vault_with_ca() -> (tempfile::TempDir, std::path::PathBuf, Vault, MemoryStore) {
         let dir = tempfile::tempdir().expect("tempdir");
         let home = dir.path().join("vault");
         std::fs::create_dir(&home).expect("home");
@@ -453,6 +451,52 @@ mod tests {
                 &mut callbacks,
             )
             .expect("ca");
+        (dir, home, vault, store)
+    }
+
+    /// The error of a mint recorded but not deployed to `target`.
+    fn assert_left(error: Error, id: &str, expires: &str, target: &TargetSpec) {
+        let Error::Incomplete(incomplete) = error else {
+            panic!("{error:?}");
+        };
+        let Incomplete {
+            operation,
+            done,
+            pending,
+            next,
+            ..
+        } = *incomplete;
+        assert_eq!(operation, Operation::Mint { key: id.to_owned() });
+        assert_eq!(
+            done,
+            [WorkItem::Recorded {
+                key: id.to_owned(),
+                expires: expires.to_owned()
+            }]
+        );
+        assert_eq!(
+            pending,
+            [WorkItem::Deploying {
+                target: target.to_string()
+            }]
+        );
+        assert_eq!(
+            next,
+            NextStep::DeployOrRevoke {
+                key: id.to_owned(),
+                target: target.to_string()
+            }
+        );
+    }
+
+    /// A mint with a scope and a certificate whose target refuses the key: the key and its
+    /// certificate are recorded and written, the audit says what was minted, and the error
+    /// says what was done and what is left.
+    #[test]
+    fn a_certified_mint_whose_target_fails_is_recorded_and_says_what_is_left() {
+        let (_dir, home, vault, store) = vault_with_ca();
+        let mut rng = ssh_key::rand_core::UnwrapErr(ssh_key::getrandom::SysRng);
+        let mut callbacks = FixedPassphrase(crate::Passphrase::new("unused".to_owned()));
         let target: TargetSpec = "file:/fake/authorized_keys".parse().expect("spec");
         let request = MintRequest::new("ci".parse().expect("purpose"), "1h".parse().expect("ttl"))
             .unencrypted(true)
@@ -475,37 +519,7 @@ mod tests {
             .expect("recorded");
         let id = record.id().to_string();
         let expires = record.expires_at().expect("expires").to_rfc3339();
-        let Error::Incomplete(incomplete) = error else {
-            panic!("{error:?}");
-        };
-        let Incomplete {
-            operation,
-            done,
-            pending,
-            next,
-            ..
-        } = *incomplete;
-        assert_eq!(operation, Operation::Mint { key: id.clone() });
-        assert_eq!(
-            done,
-            [WorkItem::Recorded {
-                key: id.clone(),
-                expires: expires.clone()
-            }]
-        );
-        assert_eq!(
-            pending,
-            [WorkItem::Deploying {
-                target: target.to_string()
-            }]
-        );
-        assert_eq!(
-            next,
-            NextStep::DeployOrRevoke {
-                key: id.clone(),
-                target: target.to_string()
-            }
-        );
+        assert_left(error, &id, &expires, &target);
         let mint = saved
             .events
             .iter()

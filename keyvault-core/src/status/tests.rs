@@ -105,50 +105,60 @@ fn remedies_read_as_before() {
     }
 }
 
-/// The per-key findings, word for word: a key expiring within the window, a key file
-/// others can read, a missing key file, an expired key.
-#[test]
-fn key_findings_read_as_before() {
-    use crate::callbacks::FixedPassphrase;
-    use crate::clock::FixedClock;
-    use crate::store::memory::MemoryStore;
-    use crate::vault::{Expiry, NewKey};
-    use std::os::unix::fs::PermissionsExt;
-    use std::sync::Arc;
+/// A vault home (state in memory) whose key `web-1`, made on 2026-01-01, expires ten days
+/// later.
+struct Home {
+    _dir: tempfile::TempDir,
+    home: PathBuf,
+    store: crate::store::memory::MemoryStore,
+}
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let home = dir.path().join("vault");
-    std::fs::create_dir(&home).expect("home");
-    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).expect("chmod");
-    std::fs::write(
-        home.join("config.toml"),
-        "[purpose.web]\npassphrase = \"optional\"\n",
-    )
-    .expect("config");
-    let store = MemoryStore::default();
-    let created = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
-        .expect("date")
-        .to_utc();
-    let vault_at = |days: i64| {
-        Vault::open(&home)
-            .expect("open")
-            .with_store(Arc::new(store.clone()))
-            .with_clock(Arc::new(FixedClock(
-                created + chrono::TimeDelta::days(days),
-            )))
-    };
-    vault_at(0)
-        .create(
-            &mut ssh_key::rand_core::UnwrapErr(ssh_key::getrandom::SysRng),
-            &NewKey::new("web".parse().expect("purpose"))
-                .unencrypted(true)
-                .expiry(Expiry::After("10d".parse().expect("span"))),
-            &mut FixedPassphrase(crate::Passphrase::new("unused".to_owned())),
+impl Home {
+    fn new() -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = dir.path().join("vault");
+        std::fs::create_dir(&home).expect("home");
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        std::fs::write(
+            home.join("config.toml"),
+            "[purpose.web]\npassphrase = \"optional\"\n",
         )
-        .expect("create");
-    let key_file = home.join("keys/web-1");
-    let messages = |days: i64, warn: Option<&str>| -> Vec<(Severity, FindingKind, String)> {
-        let report = vault_at(days)
+        .expect("config");
+        let made = Home {
+            _dir: dir,
+            home,
+            store: crate::store::memory::MemoryStore::default(),
+        };
+        made.vault_at(0)
+            .create(
+                &mut ssh_key::rand_core::UnwrapErr(ssh_key::getrandom::SysRng),
+                &crate::vault::NewKey::new("web".parse().expect("purpose"))
+                    .unencrypted(true)
+                    .expiry(crate::vault::Expiry::After("10d".parse().expect("span"))),
+                &mut crate::callbacks::FixedPassphrase(crate::Passphrase::new("unused".to_owned())),
+            )
+            .expect("create");
+        made
+    }
+
+    /// The vault `days` after the key was made.
+    fn vault_at(&self, days: i64) -> Vault {
+        let made = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .expect("date")
+            .to_utc();
+        Vault::open(&self.home)
+            .expect("open")
+            .with_store(std::sync::Arc::new(self.store.clone()))
+            .with_clock(std::sync::Arc::new(crate::clock::FixedClock(
+                made + chrono::TimeDelta::days(days),
+            )))
+    }
+
+    /// Status's findings about keys `days` after the key was made.
+    fn key_findings(&self, days: i64, warn: Option<&str>) -> Vec<(Severity, FindingKind, String)> {
+        let report = self
+            .vault_at(days)
             .status(warn.map(|w| w.parse().expect("span")), None)
             .expect("status");
         report
@@ -157,10 +167,19 @@ fn key_findings_read_as_before() {
             .filter(|f| f.key_id().is_some())
             .map(|f| (f.severity(), f.kind(), f.message().to_owned()))
             .collect()
-    };
-    assert_eq!(messages(0, Some("1d")), []);
+    }
+}
+
+/// The per-key findings, word for word: a key expiring within the window, a key file
+/// others can read, a missing key file, an expired key.
+#[test]
+fn key_findings_read_as_before() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = Home::new();
+    let key_file = h.home.join("keys/web-1");
+    assert_eq!(h.key_findings(0, Some("1d")), []);
     assert_eq!(
-        messages(0, Some("30d")),
+        h.key_findings(0, Some("30d")),
         [(
             Severity::Medium,
             FindingKind::Expiring,
@@ -169,7 +188,7 @@ fn key_findings_read_as_before() {
     );
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     assert_eq!(
-        messages(20, None),
+        h.key_findings(20, None),
         [
             (
                 Severity::High,
@@ -188,7 +207,7 @@ fn key_findings_read_as_before() {
     );
     std::fs::remove_file(&key_file).expect("remove");
     assert_eq!(
-        messages(1, Some("1d")),
+        h.key_findings(1, Some("1d")),
         [(
             Severity::High,
             FindingKind::KeyFile,
