@@ -52,104 +52,150 @@ pub(crate) fn report(message: &str, usage: bool, hint: Option<String>, json: boo
 
 /// What the user can do next, where there is something.
 pub(crate) fn hint(e: &Error) -> Option<String> {
+    match e {
+        Error::Store(e) => hint_store(e),
+        Error::Target(e) => hint_target(e),
+        Error::Policy(e) => hint_policy(e),
+        Error::Key(KeyError::Decrypt { .. }) => {
+            Some("check the passphrase and where it comes from".to_owned())
+        }
+        Error::Audit(AuditError::Broken { .. }) => {
+            Some("run `keyvault log --verify` and find out who changed the audit log".to_owned())
+        }
+        Error::Config(_) => {
+            Some("fix config.toml in the vault's home (see the README for every key)".to_owned())
+        }
+        Error::Incomplete(i) => Some(crate::explain::next_step(&i.next)),
+        Error::Backup(e) => hint_backup(e),
+        Error::Keyring(e) => hint_keyring(e),
+        _ => None,
+    }
+}
+
+/// Hints for the vault's own files and the keys in it.
+fn hint_store(e: &StoreError) -> Option<String> {
     Some(match e {
-        Error::Store(StoreError::Permissions { path, expected, .. }) => {
+        StoreError::Permissions { path, expected, .. } => {
             format!("run `chmod {expected:o} {}`", path.display())
         }
-        Error::Store(StoreError::ActiveKeyExists { purpose, .. }) => {
+        StoreError::ActiveKeyExists { purpose, .. } => {
             format!(
                 "a purpose has one active key; pick another --purpose, or see `keyvault show {purpose}`"
             )
         }
-        Error::Store(StoreError::NotFound { .. } | StoreError::NoActiveKey { .. }) => {
+        StoreError::NotFound { .. } | StoreError::NoActiveKey { .. } => {
             "see `keyvault list --all` for the keys and purposes in this vault".to_owned()
         }
-        Error::Store(StoreError::Ambiguous { selector }) => {
+        StoreError::Ambiguous { selector } => {
             format!(
                 "`keyvault list --all` shows which key {selector:?} names; use a key id of that purpose instead"
             )
         }
-        Error::Store(
-            StoreError::CorruptInventory { .. } | StoreError::UnsupportedVersion { .. },
-        ) => "keyvault will not overwrite it; restore inventory.json from a backup or repair it"
-            .to_owned(),
-        Error::Store(StoreError::Locked { .. }) => {
+        StoreError::CorruptInventory { .. } | StoreError::UnsupportedVersion { .. } => {
+            "keyvault will not overwrite it; restore inventory.json from a backup or repair it"
+                .to_owned()
+        }
+        StoreError::Locked { .. } => {
             "wait for that keyvault process to finish, then retry".to_owned()
         }
-        Error::Store(StoreError::NotRegular { .. }) => {
+        StoreError::NotRegular { .. } => {
             "replace the symlink with a regular file or directory".to_owned()
         }
-        Error::Store(StoreError::NotOwned { path, .. }) => {
+        StoreError::NotOwned { path, .. } => {
             format!(
                 "run `chown $(id -u):$(id -g) {}` if it is yours, or use another --home",
                 path.display()
             )
         }
-        Error::Target(TargetError::NotAuthorizedKeys { line, .. }) => {
+        _ => return None,
+    })
+}
+
+/// Hints for targets: key lists, RunPod accounts and their credentials.
+fn hint_target(e: &TargetError) -> Option<String> {
+    Some(match e {
+        TargetError::NotAuthorizedKeys { line, .. } => {
             format!(
                 "check the target's path; if it is an authorized_keys file, fix or remove line {line}, or pass --allow-non-key-lines"
             )
         }
-        Error::Policy(PolicyError::WeakPassphrase { .. }) => {
+        TargetError::Runpod { source, .. } => return hint_runpod(source),
+        TargetError::Interference { .. } => {
+            "another tool or person edited the key list at the same time; run the command again"
+                .to_owned()
+        }
+        TargetError::Credentials { .. } | TargetError::UnknownProfile { .. } => {
+            "see the README's RunPod section".to_owned()
+        }
+        _ => return None,
+    })
+}
+
+/// Hints for RunPod's API answers.
+fn hint_runpod(e: &keyvault_core::RunpodError) -> Option<String> {
+    Some(match e {
+        keyvault_core::RunpodError::Unauthorized { .. } => {
+            "check RUNPOD_API_KEY (or the profile's api_key_env); create a key in the RunPod console".to_owned()
+        }
+        keyvault_core::RunpodError::Forbidden { .. } => "use an API key with read/write access to the account".to_owned(),
+        keyvault_core::RunpodError::RateLimited { .. } => "wait a minute and run the command again".to_owned(),
+        keyvault_core::RunpodError::Network { .. } => {
+            "check the network and RUNPOD_API_URL; the next run finishes whatever this one started".to_owned()
+        }
+        _ => return None,
+    })
+}
+
+/// Hints for a purpose's policy.
+fn hint_policy(e: &PolicyError) -> Option<String> {
+    Some(match e {
+        PolicyError::WeakPassphrase { .. } => {
             "use a longer passphrase, e.g. five or more random words".to_owned()
         }
-        Error::Policy(PolicyError::PassphraseRequired { purpose }) => {
+        PolicyError::PassphraseRequired { purpose } => {
             format!(
                 "set `passphrase = \"optional\"` under [purpose.{purpose}] in config.toml to allow unencrypted keys"
             )
         }
-        Error::Policy(PolicyError::TtlTooLong { .. } | PolicyError::AlgorithmNotAllowed { .. }) => {
+        PolicyError::TtlTooLong { .. } | PolicyError::AlgorithmNotAllowed { .. } => {
             "the purpose's policy lives in config.toml in the vault's home".to_owned()
         }
-        Error::Key(KeyError::Decrypt { .. }) => {
-            "check the passphrase and where it comes from".to_owned()
-        }
-        Error::Audit(AuditError::Broken { .. }) => {
-            "run `keyvault log --verify` and find out who changed the audit log".to_owned()
-        }
-        Error::Config(_) => "fix config.toml in the vault's home (see the README for every key)".to_owned(),
-        Error::Incomplete(i) => crate::explain::next_step(&i.next),
-        Error::Backup(keyvault_core::backup::BackupError::HomeNotEmpty { .. }) => {
+        _ => return None,
+    })
+}
+
+/// Hints for restoring a backup.
+fn hint_backup(e: &keyvault_core::backup::BackupError) -> Option<String> {
+    Some(match e {
+        keyvault_core::backup::BackupError::HomeNotEmpty { .. } => {
             "restore into a new directory with --home DIR, or pass --force to move the current contents aside"
                 .to_owned()
         }
-        Error::Backup(
-            keyvault_core::backup::BackupError::Decrypt { .. }
-            | keyvault_core::backup::BackupError::WrongSecretKind { .. },
-        ) => {
+        keyvault_core::backup::BackupError::Decrypt { .. }
+        | keyvault_core::backup::BackupError::WrongSecretKind { .. } => {
             "check the identity (-i) or the passphrase and where it comes from; nothing was written"
                 .to_owned()
         }
-        Error::Backup(keyvault_core::backup::BackupError::Invalid { .. }) => {
+        keyvault_core::backup::BackupError::Invalid { .. } => {
             "nothing was written; use another copy of the backup".to_owned()
         }
-        Error::Keyring(keyvault_core::vault_secrets::KeyringError::Unavailable { .. }) => {
+        _ => return None,
+    })
+}
+
+/// Hints for the OS keyring.
+fn hint_keyring(e: &keyvault_core::vault_secrets::KeyringError) -> Option<String> {
+    Some(match e {
+        keyvault_core::vault_secrets::KeyringError::Unavailable { .. } => {
             "start a keyring (gnome-keyring or KWallet in a D-Bus session; `dbus-run-session` and \
 `gnome-keyring-daemon --unlock` on a headless machine), or use --passphrase-env VAR, \
 --passphrase-file FILE or --passphrase-stdin; keyvault never keeps secrets in plain files"
                 .to_owned()
         }
-        Error::Keyring(keyvault_core::vault_secrets::KeyringError::Missing { .. }) => {
+        keyvault_core::vault_secrets::KeyringError::Missing { .. } => {
             "the entry was deleted outside keyvault or this is another keyring; `keyvault restore` \
 from an export made with --include-keyring-secrets brings it back"
                 .to_owned()
-        }
-        Error::Target(TargetError::Runpod { source, .. }) => match source {
-            keyvault_core::RunpodError::Unauthorized { .. } => {
-                "check RUNPOD_API_KEY (or the profile's api_key_env); create a key in the RunPod console".to_owned()
-            }
-            keyvault_core::RunpodError::Forbidden { .. } => "use an API key with read/write access to the account".to_owned(),
-            keyvault_core::RunpodError::RateLimited { .. } => "wait a minute and run the command again".to_owned(),
-            keyvault_core::RunpodError::Network { .. } => {
-                "check the network and RUNPOD_API_URL; the next run finishes whatever this one started".to_owned()
-            }
-            _ => return None,
-        },
-        Error::Target(TargetError::Interference { .. }) => {
-            "another tool or person edited the key list at the same time; run the command again".to_owned()
-        }
-        Error::Target(TargetError::Credentials { .. } | TargetError::UnknownProfile { .. }) => {
-            "see the README's RunPod section".to_owned()
         }
         _ => return None,
     })
@@ -223,6 +269,283 @@ pub(crate) fn exit_code(result: Result<Done, Failure>, json: bool, login: bool) 
         Err(Failure::Usage(message)) => {
             report(&message, true, None, json);
             ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hint;
+    use keyvault_core::backup::BackupError;
+    use keyvault_core::vault_secrets::KeyringError;
+    use keyvault_core::{
+        AuditError, Error, KeyError, PolicyError, RunpodError, StoreError, TargetError,
+    };
+    use std::path::PathBuf;
+
+    fn s(v: &str) -> String {
+        v.to_owned()
+    }
+
+    fn runpod(source: RunpodError) -> Error {
+        TargetError::Runpod {
+            target: s("runpod"),
+            source,
+        }
+        .into()
+    }
+
+    /// Every hint, word for word, and errors without one.
+    #[test]
+    fn hints_read_as_before() {
+        let p = || PathBuf::from("/h/inventory.json");
+        let cases: Vec<(Error, Option<&str>)> = vec![
+            (
+                StoreError::Permissions {
+                    path: p(),
+                    mode: 0o644,
+                    expected: 0o600,
+                }
+                .into(),
+                Some("run `chmod 600 /h/inventory.json`"),
+            ),
+            (
+                StoreError::ActiveKeyExists {
+                    purpose: s("ci"),
+                    id: s("ci-1"),
+                }
+                .into(),
+                Some(
+                    "a purpose has one active key; pick another --purpose, or see `keyvault show ci`",
+                ),
+            ),
+            (
+                StoreError::NotFound { selector: s("x") }.into(),
+                Some("see `keyvault list --all` for the keys and purposes in this vault"),
+            ),
+            (
+                StoreError::NoActiveKey { purpose: s("ci") }.into(),
+                Some("see `keyvault list --all` for the keys and purposes in this vault"),
+            ),
+            (
+                StoreError::Ambiguous { selector: s("ci") }.into(),
+                Some(
+                    "`keyvault list --all` shows which key \"ci\" names; use a key id of that purpose instead",
+                ),
+            ),
+            (
+                StoreError::CorruptInventory {
+                    path: p(),
+                    detail: s("x"),
+                }
+                .into(),
+                Some(
+                    "keyvault will not overwrite it; restore inventory.json from a backup or repair it",
+                ),
+            ),
+            (
+                StoreError::UnsupportedVersion {
+                    path: p(),
+                    version: 9,
+                    supported: 1,
+                }
+                .into(),
+                Some(
+                    "keyvault will not overwrite it; restore inventory.json from a backup or repair it",
+                ),
+            ),
+            (
+                StoreError::Locked {
+                    home: p(),
+                    holder: s("pid 1"),
+                    waited_secs: 1,
+                }
+                .into(),
+                Some("wait for that keyvault process to finish, then retry"),
+            ),
+            (
+                StoreError::NotRegular { path: p() }.into(),
+                Some("replace the symlink with a regular file or directory"),
+            ),
+            (
+                StoreError::NotOwned {
+                    path: p(),
+                    owner: 0,
+                }
+                .into(),
+                Some(
+                    "run `chown $(id -u):$(id -g) /h/inventory.json` if it is yours, or use another --home",
+                ),
+            ),
+            (
+                TargetError::NotAuthorizedKeys {
+                    target: s("file:x"),
+                    line: 3,
+                }
+                .into(),
+                Some(
+                    "check the target's path; if it is an authorized_keys file, fix or remove line 3, or pass --allow-non-key-lines",
+                ),
+            ),
+            (
+                runpod(RunpodError::Unauthorized { detail: s("x") }),
+                Some(
+                    "check RUNPOD_API_KEY (or the profile's api_key_env); create a key in the RunPod console",
+                ),
+            ),
+            (
+                runpod(RunpodError::Forbidden { detail: s("x") }),
+                Some("use an API key with read/write access to the account"),
+            ),
+            (
+                runpod(RunpodError::RateLimited { retry_after: None }),
+                Some("wait a minute and run the command again"),
+            ),
+            (
+                runpod(RunpodError::Network {
+                    url: s("u"),
+                    reason: s("r"),
+                }),
+                Some(
+                    "check the network and RUNPOD_API_URL; the next run finishes whatever this one started",
+                ),
+            ),
+            (
+                runpod(RunpodError::NotFound {
+                    what: "pods",
+                    url: s("u"),
+                }),
+                None,
+            ),
+            (
+                TargetError::Interference {
+                    target: s("t"),
+                    what: s("w"),
+                }
+                .into(),
+                Some(
+                    "another tool or person edited the key list at the same time; run the command again",
+                ),
+            ),
+            (
+                TargetError::Credentials {
+                    target: s("t"),
+                    reason: s("r"),
+                }
+                .into(),
+                Some("see the README's RunPod section"),
+            ),
+            (
+                TargetError::UnknownProfile {
+                    target: s("t"),
+                    profile: s("p"),
+                }
+                .into(),
+                Some("see the README's RunPod section"),
+            ),
+            (TargetError::NotRunpod { target: s("t") }.into(), None),
+            (
+                PolicyError::WeakPassphrase {
+                    subject: s("x"),
+                    purpose: s("ci"),
+                    score: 1,
+                    min: 3,
+                    feedback: s(""),
+                }
+                .into(),
+                Some("use a longer passphrase, e.g. five or more random words"),
+            ),
+            (
+                PolicyError::PassphraseRequired { purpose: s("ci") }.into(),
+                Some(
+                    "set `passphrase = \"optional\"` under [purpose.ci] in config.toml to allow unencrypted keys",
+                ),
+            ),
+            (
+                PolicyError::TtlTooLong {
+                    purpose: s("ci"),
+                    requested: s("1y"),
+                    max: s("1d"),
+                }
+                .into(),
+                Some("the purpose's policy lives in config.toml in the vault's home"),
+            ),
+            (
+                PolicyError::AlgorithmNotAllowed {
+                    purpose: s("ci"),
+                    algorithm: s("rsa"),
+                    allowed: s("ed25519"),
+                }
+                .into(),
+                Some("the purpose's policy lives in config.toml in the vault's home"),
+            ),
+            (
+                KeyError::Decrypt { subject: s("x") }.into(),
+                Some("check the passphrase and where it comes from"),
+            ),
+            (
+                AuditError::Broken {
+                    path: p(),
+                    line: 1,
+                    reason: s("r"),
+                }
+                .into(),
+                Some("run `keyvault log --verify` and find out who changed the audit log"),
+            ),
+            (
+                BackupError::HomeNotEmpty { home: p() }.into(),
+                Some(
+                    "restore into a new directory with --home DIR, or pass --force to move the current contents aside",
+                ),
+            ),
+            (
+                BackupError::Decrypt {
+                    archive: s("a"),
+                    reason: s("r"),
+                }
+                .into(),
+                Some(
+                    "check the identity (-i) or the passphrase and where it comes from; nothing was written",
+                ),
+            ),
+            (
+                BackupError::WrongSecretKind {
+                    archive: s("a"),
+                    to_recipients: true,
+                }
+                .into(),
+                Some(
+                    "check the identity (-i) or the passphrase and where it comes from; nothing was written",
+                ),
+            ),
+            (
+                BackupError::Invalid {
+                    archive: s("a"),
+                    reason: s("r"),
+                }
+                .into(),
+                Some("nothing was written; use another copy of the backup"),
+            ),
+            (
+                KeyringError::Unavailable { reason: s("r") }.into(),
+                Some(
+                    "start a keyring (gnome-keyring or KWallet in a D-Bus session; `dbus-run-session` and `gnome-keyring-daemon --unlock` on a headless machine), or use --passphrase-env VAR, --passphrase-file FILE or --passphrase-stdin; keyvault never keeps secrets in plain files",
+                ),
+            ),
+            (
+                KeyringError::Missing {
+                    service: "keyvault",
+                    what: s("w"),
+                    account: s("a"),
+                }
+                .into(),
+                Some(
+                    "the entry was deleted outside keyvault or this is another keyring; `keyvault restore` from an export made with --include-keyring-secrets brings it back",
+                ),
+            ),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(hint(&error).as_deref(), expected, "{error:?}");
         }
     }
 }

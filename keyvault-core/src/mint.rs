@@ -1,13 +1,14 @@
 //! Minting short-lived, scoped keys for automation.
 
-use crate::admission::{Expiry, KeyOptions};
+use crate::admission::{Admitted, Expiry, KeyOptions};
 use crate::callbacks::{Callbacks, Progress};
 use crate::error::{Incomplete, InputError, NextStep, Operation, RequestError, Result, WorkItem};
 use crate::inventory::{KeyRecord, KeyState, Origin, Purpose};
-use crate::keygen;
+use crate::keygen::{self, Algorithm};
 use crate::names::{KeySelector, Principal, SourcePattern};
 use crate::run::{Opened, add_key, draft, key, key_mut};
 use crate::span::Span;
+use crate::store::Txn;
 use crate::target::{TargetSpec, Targets};
 use crate::vault::{Prepared, Vault};
 use ssh_key::rand_core::CryptoRng;
@@ -105,6 +106,9 @@ pub(crate) fn check_scope(scope: &crate::inventory::Scope) -> Result<()> {
     Ok(())
 }
 
+/// A CA's record and its unlocked private key.
+type UnlockedCa = (KeyRecord, ssh_key::PrivateKey);
+
 impl Vault {
     /// Mints a scoped, short-lived key for a script: generated, recorded with its expiry
     /// and restrictions (never as the purpose's active key), deployed to the requested
@@ -123,6 +127,67 @@ impl Vault {
         callbacks: &mut dyn Callbacks,
         targets: &dyn Targets,
     ) -> Result<Minted> {
+        let purpose = &request.purpose;
+        let (admitted, mut opened, ca) = self.admit_mint(request, callbacks, targets)?;
+        let subject = format!("minted key for purpose {purpose}");
+        let protection = self.protect(
+            rng,
+            &admitted,
+            callbacks,
+            purpose,
+            &subject,
+            admitted.comment(),
+        )?;
+        let algorithm = admitted.algorithm();
+        callbacks.progress(Progress::Generating(algorithm));
+        let generated = keygen::generate(rng, algorithm, "");
+        callbacks.progress(Progress::Done);
+        let mut txn = self.begin()?;
+        let mut record = self.write_key(
+            &mut txn,
+            rng,
+            Prepared::new(
+                generated?,
+                purpose,
+                &admitted,
+                protection,
+                Origin::Generated,
+                String::new(),
+            ),
+            KeyState::Active,
+        )?;
+        key_mut(&mut txn, record.id())?.scope = Some(request.scope.clone());
+        record.scope = Some(request.scope.clone());
+        let certificate = match &ca {
+            Some(ca) => self.certify_minted(&mut txn, rng, &mut record, ca, request, &admitted)?,
+            None => None,
+        };
+        let detail = mint_detail(request, algorithm, &admitted, &record);
+        txn.record([draft("mint", &record, detail)]);
+        txn.save()?;
+        self.deploy_minted(&mut txn, &mut opened, &record, request, &admitted)?;
+        let record = key(&txn, record.id())?.clone();
+        txn.commit()?;
+        let private_key = crate::fsutil::read_private(
+            &self.private_key_path(&record),
+            crate::keyfile::MAX_KEY_FILE_BYTES,
+        )?;
+        Ok(Minted {
+            record,
+            private_key,
+            certificate,
+        })
+    }
+
+    /// Everything that can refuse a mint before anything is written: the purpose's policy,
+    /// the scope, every target to deploy to, the inventory, and the CA (unlocked) when a
+    /// certificate is asked for.
+    fn admit_mint<'t>(
+        &self,
+        request: &MintRequest,
+        callbacks: &mut dyn Callbacks,
+        targets: &'t dyn Targets,
+    ) -> Result<(Admitted, Opened<'t>, Option<UnlockedCa>)> {
         let purpose = &request.purpose;
         let admitted = self.config.policy(purpose).admit(
             purpose,
@@ -145,118 +210,97 @@ impl Vault {
             }
             None => None,
         };
-        let subject = format!("minted key for purpose {purpose}");
-        let protection = self.protect(
-            rng,
-            &admitted,
-            callbacks,
-            purpose,
-            &subject,
-            admitted.comment(),
-        )?;
-        let algorithm = admitted.algorithm();
-        callbacks.progress(Progress::Generating(algorithm));
-        let generated = keygen::generate(rng, algorithm, "");
-        callbacks.progress(Progress::Done);
-        let mut txn = self.begin()?;
+        Ok((admitted, opened, ca))
+    }
+
+    /// Signs the minted key's user certificate with the unlocked CA, valid from a minute
+    /// before the key was made until it expires, writes it beside the key as
+    /// `keys/<id>-cert.pub` and records it on the key; returns its text.
+    fn certify_minted<R: CryptoRng + ?Sized>(
+        &self,
+        txn: &mut Txn,
+        rng: &mut R,
+        record: &mut KeyRecord,
+        (ca_record, ca_key): &UnlockedCa,
+        request: &MintRequest,
+        admitted: &Admitted,
+    ) -> Result<Option<String>> {
+        let Some((_, principals)) = &request.certificate else {
+            return Ok(None);
+        };
         let (now, expires_at) = (admitted.created_at(), admitted.expires_at());
-        let mut record = self.write_key(
-            &mut txn,
+        let public = ssh_key::PublicKey::from_openssh(record.public_key()).map_err(|e| {
+            crate::error::KeyError::Crypto {
+                operation: "parse",
+                reason: e.to_string(),
+            }
+        })?;
+        let valid_after =
+            u64::try_from((now - chrono::TimeDelta::seconds(60)).timestamp()).unwrap_or(0);
+        let valid_before = u64::try_from(expires_at.timestamp()).unwrap_or(0);
+        let serial = rng.next_u64();
+        let cert = crate::ca::sign_user_certificate(
             rng,
-            Prepared::new(
-                generated?,
-                purpose,
-                &admitted,
-                protection,
-                Origin::Generated,
-                String::new(),
-            ),
-            KeyState::Active,
-        )?;
-        key_mut(&mut txn, record.id())?.scope = Some(request.scope.clone());
-        record.scope = Some(request.scope.clone());
-        let mut certificate = None;
-        if let (Some((ca_record, ca_key)), Some((_, principals))) = (&ca, &request.certificate) {
-            let public = ssh_key::PublicKey::from_openssh(record.public_key()).map_err(|e| {
-                crate::error::KeyError::Crypto {
-                    operation: "parse",
-                    reason: e.to_string(),
-                }
-            })?;
-            let valid_after =
-                u64::try_from((now - chrono::TimeDelta::seconds(60)).timestamp()).unwrap_or(0);
-            let valid_before = u64::try_from(expires_at.timestamp()).unwrap_or(0);
-            let serial = rng.next_u64();
-            let cert = crate::ca::sign_user_certificate(
-                rng,
-                ca_key,
-                &public,
-                &crate::ca::CertSpec {
-                    key_id: record.id().as_str(),
-                    serial,
-                    principals,
-                    valid_after,
-                    valid_before,
-                    scope: Some(&request.scope),
-                },
-            )?;
-            let text = cert
-                .to_openssh()
-                .map_err(|e| crate::error::KeyError::Crypto {
-                    operation: "encode certificate for",
-                    reason: e.to_string(),
-                })?;
-            let relative = format!("keys/{}-cert.pub", record.id());
-            crate::fsutil::write_atomic(
-                &self.home().join(&relative),
-                format!("{text}\n").as_bytes(),
-                0o644,
-                crate::fsutil::Replace::No,
-            )?;
-            let info = crate::inventory::CertificateInfo {
-                ca: ca_record.id().clone(),
+            ca_key,
+            &public,
+            &crate::ca::CertSpec {
+                key_id: record.id().as_str(),
                 serial,
-                principals: principals.clone(),
-                valid_after: chrono::DateTime::from_timestamp(
-                    i64::try_from(valid_after).unwrap_or(0),
-                    0,
-                )
-                .unwrap_or(now),
-                valid_before: expires_at,
-                path: relative,
-            };
-            key_mut(&mut txn, record.id())?.certificate = Some(info.clone());
-            record.certificate = Some(info);
-            certificate = Some(text);
-        }
-        let mut detail = vec![format!(
-            "scoped {algorithm} key, expires {}",
-            expires_at.to_rfc3339()
-        )];
-        if !request.scope.from.is_empty() {
-            detail.push(format!("from {}", crate::names::join(&request.scope.from)));
-        }
-        if let Some(c) = &request.scope.force_command {
-            detail.push(format!("command {c:?}"));
-        }
-        if let Some(cert) = record.certificate() {
-            detail.push(format!(
-                "certificate by {} for {}",
-                cert.ca,
-                crate::names::join(&cert.principals)
-            ));
-        }
-        txn.record([draft("mint", &record, detail.join("; "))]);
-        txn.save()?;
+                principals,
+                valid_after,
+                valid_before,
+                scope: Some(&request.scope),
+            },
+        )?;
+        let text = cert
+            .to_openssh()
+            .map_err(|e| crate::error::KeyError::Crypto {
+                operation: "encode certificate for",
+                reason: e.to_string(),
+            })?;
+        let relative = format!("keys/{}-cert.pub", record.id());
+        crate::fsutil::write_atomic(
+            &self.home().join(&relative),
+            format!("{text}\n").as_bytes(),
+            0o644,
+            crate::fsutil::Replace::No,
+        )?;
+        let info = crate::inventory::CertificateInfo {
+            ca: ca_record.id().clone(),
+            serial,
+            principals: principals.clone(),
+            valid_after: chrono::DateTime::from_timestamp(
+                i64::try_from(valid_after).unwrap_or(0),
+                0,
+            )
+            .unwrap_or(now),
+            valid_before: expires_at,
+            path: relative,
+        };
+        key_mut(txn, record.id())?.certificate = Some(info.clone());
+        record.certificate = Some(info);
+        Ok(Some(text))
+    }
+
+    /// Deploys the recorded minted key to each requested target in turn, saving after each;
+    /// the first failure stops with [`Incomplete`] (recorded, not yet deployed there).
+    fn deploy_minted(
+        &self,
+        txn: &mut Txn,
+        opened: &mut Opened<'_>,
+        record: &KeyRecord,
+        request: &MintRequest,
+        admitted: &Admitted,
+    ) -> Result<()> {
         let hook = self.hook_fn();
         for spec in &request.deploy {
             let name = spec;
             let result = (|| -> Result<()> {
                 let target = opened.get(name)?;
-                let line = add_key(target.as_ref(), &record);
+                let line = add_key(target.as_ref(), record);
                 target.apply(&[line], &HashSet::new(), &hook)?;
-                key_mut(&mut txn, record.id())?.mark_deployed(name, self.now());
-                txn.record([draft("deploy", &record, format!("added to {name}"))]);
+                key_mut(txn, record.id())?.mark_deployed(name, self.now());
+                txn.record([draft("deploy", record, format!("added to {name}"))]);
                 txn.save()
             })();
             if let Err(e) = result {
@@ -264,10 +308,10 @@ impl Vault {
                     operation: Operation::Mint {
                         key: record.id().to_string(),
                     },
-                    cause: self.explain(&txn, e),
+                    cause: self.explain(txn, e),
                     done: vec![WorkItem::Recorded {
                         key: record.id().to_string(),
-                        expires: expires_at.to_rfc3339(),
+                        expires: admitted.expires_at().to_rfc3339(),
                     }],
                     pending: vec![WorkItem::Deploying {
                         target: name.to_string(),
@@ -280,16 +324,205 @@ impl Vault {
                 .into());
             }
         }
-        let record = key(&txn, record.id())?.clone();
-        txn.commit()?;
-        let private_key = crate::fsutil::read_private(
-            &self.private_key_path(&record),
-            crate::keyfile::MAX_KEY_FILE_BYTES,
-        )?;
-        Ok(Minted {
-            record,
-            private_key,
-            certificate,
-        })
+        Ok(())
+    }
+}
+
+/// The audit detail of a mint: algorithm and expiry, then the scope and the certificate.
+fn mint_detail(
+    request: &MintRequest,
+    algorithm: Algorithm,
+    admitted: &Admitted,
+    record: &KeyRecord,
+) -> String {
+    let mut detail = vec![format!(
+        "scoped {algorithm} key, expires {}",
+        admitted.expires_at().to_rfc3339()
+    )];
+    if !request.scope.from.is_empty() {
+        detail.push(format!("from {}", crate::names::join(&request.scope.from)));
+    }
+    if let Some(c) = &request.scope.force_command {
+        detail.push(format!("command {c:?}"));
+    }
+    if let Some(cert) = record.certificate() {
+        detail.push(format!(
+            "certificate by {} for {}",
+            cert.ca,
+            crate::names::join(&cert.principals)
+        ));
+    }
+    detail.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MintRequest;
+    use crate::callbacks::FixedPassphrase;
+    use crate::error::{Error, Incomplete, NextStep, Operation, TargetError, WorkItem};
+    use crate::remote::{AddKey, RemoteKey};
+    use crate::store::memory::MemoryStore;
+    use crate::target::{Applied, Hook, Target, TargetSpec, Targets};
+    use crate::vault::{NewKey, Vault};
+    use std::collections::HashSet;
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::Arc;
+
+    /// Targets whose key lists are empty and whose writes fail.
+    struct Refusing;
+
+    struct RefusingTarget(TargetSpec);
+
+    impl Target for RefusingTarget {
+        fn spec(&self) -> &TargetSpec {
+            &self.0
+        }
+        fn list(&mut self) -> Result<Vec<RemoteKey>, TargetError> {
+            Ok(Vec::new())
+        }
+        fn apply(
+            &mut self,
+            _add: &[AddKey],
+            _remove: &HashSet<ssh_key::Fingerprint>,
+            _hook: Hook<'_>,
+        ) -> Result<Applied, Error> {
+            Err(TargetError::Unreachable {
+                target: self.0.to_string(),
+                reason: "connection refused".to_owned(),
+            }
+            .into())
+        }
+        fn atomic_swap(&self) -> bool {
+            false
+        }
+    }
+
+    impl Targets for Refusing {
+        fn open(&self, spec: &TargetSpec) -> Result<Box<dyn Target + Send>, Error> {
+            Ok(Box::new(RefusingTarget(spec.clone())))
+        }
+    }
+
+    /// A vault (files in a temporary home, state in memory) with an unencrypted CA `ca-1`;
+    /// purposes `ci` and `ca` allow unencrypted keys.
+    fn vault_with_ca() -> (tempfile::TempDir, std::path::PathBuf, Vault, MemoryStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = dir.path().join("vault");
+        std::fs::create_dir(&home).expect("home");
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        std::fs::write(
+            home.join("config.toml"),
+            "[purpose.ci]\npassphrase = \"optional\"\n[purpose.ca]\npassphrase = \"optional\"\n",
+        )
+        .expect("config");
+        let store = MemoryStore::default();
+        let vault = Vault::open(&home)
+            .expect("open")
+            .with_store(Arc::new(store.clone()));
+        let mut rng = ssh_key::rand_core::UnwrapErr(ssh_key::getrandom::SysRng);
+        let mut callbacks = FixedPassphrase(crate::Passphrase::new("unused".to_owned()));
+        vault
+            .ca_init(
+                &mut rng,
+                &NewKey::new("ca".parse().expect("purpose")).unencrypted(true),
+                &mut callbacks,
+            )
+            .expect("ca");
+        (dir, home, vault, store)
+    }
+
+    /// The error of a mint recorded but not deployed to `target`.
+    fn assert_left(error: Error, id: &str, expires: &str, target: &TargetSpec) {
+        let Error::Incomplete(incomplete) = error else {
+            panic!("{error:?}");
+        };
+        let Incomplete {
+            operation,
+            done,
+            pending,
+            next,
+            ..
+        } = *incomplete;
+        assert_eq!(operation, Operation::Mint { key: id.to_owned() });
+        assert_eq!(
+            done,
+            [WorkItem::Recorded {
+                key: id.to_owned(),
+                expires: expires.to_owned()
+            }]
+        );
+        assert_eq!(
+            pending,
+            [WorkItem::Deploying {
+                target: target.to_string()
+            }]
+        );
+        assert_eq!(
+            next,
+            NextStep::DeployOrRevoke {
+                key: id.to_owned(),
+                target: target.to_string()
+            }
+        );
+    }
+
+    /// A mint with a scope and a certificate whose target refuses the key: the key and its
+    /// certificate are recorded and written, the audit says what was minted, and the error
+    /// says what was done and what is left.
+    #[test]
+    fn a_certified_mint_whose_target_fails_is_recorded_and_says_what_is_left() {
+        let (_dir, home, vault, store) = vault_with_ca();
+        let mut rng = ssh_key::rand_core::UnwrapErr(ssh_key::getrandom::SysRng);
+        let mut callbacks = FixedPassphrase(crate::Passphrase::new("unused".to_owned()));
+        let target: TargetSpec = "file:/fake/authorized_keys".parse().expect("spec");
+        let request = MintRequest::new("ci".parse().expect("purpose"), "1h".parse().expect("ttl"))
+            .unencrypted(true)
+            .from(vec!["10.0.0.0/8".parse().expect("from")])
+            .force_command("uptime")
+            .certificate(
+                "ca".parse().expect("ca"),
+                vec!["deploy".parse().expect("principal")],
+            )
+            .deploy(vec![target.clone()]);
+        let error = vault
+            .mint(&mut rng, &request, &mut callbacks, &Refusing)
+            .expect_err("the target refuses");
+        let saved = store.saved();
+        let record = saved
+            .state
+            .keys()
+            .iter()
+            .find(|k| k.purpose().as_str() == "ci")
+            .expect("recorded");
+        let id = record.id().to_string();
+        let expires = record.expires_at().expect("expires").to_rfc3339();
+        assert_left(error, &id, &expires, &target);
+        let mint = saved
+            .events
+            .iter()
+            .find(|e| e.action == "mint")
+            .expect("mint event");
+        assert_eq!(
+            mint.detail,
+            format!(
+                "scoped {} key, expires {expires}; from 10.0.0.0/8; command \"uptime\"; certificate by ca-1 for deploy",
+                record.algorithm()
+            )
+        );
+        assert!(!saved.events.iter().any(|e| e.action == "deploy"));
+        let cert = record.certificate().expect("certificate");
+        assert_eq!(cert.path, format!("keys/{id}-cert.pub"));
+        assert_eq!(cert.valid_before, record.expires_at().expect("expires"));
+        assert_eq!(
+            cert.valid_after,
+            record.created_at() - chrono::TimeDelta::seconds(60)
+        );
+        let file = home.join(&cert.path);
+        let meta = std::fs::metadata(&file).expect("certificate file");
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o644);
+        let text = std::fs::read_to_string(&file).expect("read");
+        let parsed = ssh_key::Certificate::from_openssh(text.trim_end()).expect("parse");
+        assert_eq!(parsed.valid_principals(), ["deploy".to_owned()]);
+        assert_eq!(parsed.serial(), cert.serial);
     }
 }

@@ -111,6 +111,26 @@ fn edited_over_ssh(record: &KeyRecord, pod: &Pod) -> Option<bool> {
 }
 
 pub(crate) fn pod_report(inventory: &Inventory, now: DateTime<Utc>, pod: &Pod) -> PodReport {
+    let keys = trusted_keys(inventory, now, pod);
+    let reach = reach_of(pod);
+    let warnings = if pod.status == "RUNNING" {
+        pod_warnings(inventory, pod, &keys, &reach)
+    } else {
+        Vec::new()
+    };
+    PodReport {
+        id: pod.id.clone(),
+        name: pod.name.clone(),
+        status: pod.status.clone(),
+        reach,
+        keys,
+        warnings,
+    }
+}
+
+/// The keys a pod trusts: its `PUBLIC_KEY` less what keyvault removed over SSH, plus what
+/// keyvault added over SSH.
+fn trusted_keys(inventory: &Inventory, now: DateTime<Utc>, pod: &Pod) -> Vec<KeyMatch> {
     let mut keys: Vec<KeyMatch> = pod
         .public_keys()
         .iter()
@@ -139,8 +159,13 @@ pub(crate) fn pod_report(inventory: &Inventory, now: DateTime<Utc>, pod: &Pod) -
             });
         }
     }
+    keys
+}
+
+/// How a pod can be reached over SSH.
+fn reach_of(pod: &Pod) -> Reach {
     let ssh = pod.ssh.clone().unwrap_or_default();
-    let reach = match (&ssh.direct, &ssh.proxy) {
+    match (&ssh.direct, &ssh.proxy) {
         (Some(d), _) => Reach::Direct {
             host: d.host.clone(),
             port: d.port,
@@ -148,50 +173,49 @@ pub(crate) fn pod_report(inventory: &Inventory, now: DateTime<Utc>, pod: &Pod) -
         },
         (None, Some(_)) => Reach::ProxyOnly,
         (None, None) => Reach::None,
-    };
+    }
+}
+
+/// What is wrong with a running pod's keys, and then how to change them.
+fn pod_warnings(inventory: &Inventory, pod: &Pod, keys: &[KeyMatch], reach: &Reach) -> Vec<String> {
     let mut warnings = Vec::new();
-    if pod.status == "RUNNING" {
-        for k in &keys {
-            if let (Some(id), "retiring" | "revoked" | "expired") = (&k.id, k.state.as_str()) {
-                warnings.push(format!("trusts {} key {id}", k.state));
-            }
-        }
-        let purposes: BTreeSet<&Purpose> = keys.iter().filter_map(|k| k.purpose.as_ref()).collect();
-        for p in purposes {
-            if let Some(active) = inventory.active(p)
-                && !keys.iter().any(|k| k.id.as_ref() == Some(active.id()))
-            {
-                warnings.push(format!(
-                    "does not trust {}, the active key of {p}",
-                    active.id()
-                ));
-            }
-        }
-        if !warnings.is_empty() {
-            warnings.push(match &reach {
-                // An endpoint keyvault would refuse to log in to is never offered as advice.
-                Reach::Direct { host, port, username }
-                    if endpoint_accepted(&pod.id, username, host, *port) =>
-                {
-                    format!("reachable at {username}@{host} -p {port}: update its ~/.ssh/authorized_keys")
-                }
-                Reach::Direct { .. } => {
-                    "its SSH endpoint is not one keyvault accepts: redeploy the pod to change its keys"
-                        .to_owned()
-                }
-                Reach::ProxyOnly => "proxy-only: redeploy the pod to change its keys".to_owned(),
-                Reach::None => "not reachable over SSH: redeploy the pod to change its keys".to_owned(),
-            });
+    for k in keys {
+        if let (Some(id), "retiring" | "revoked" | "expired") = (&k.id, k.state.as_str()) {
+            warnings.push(format!("trusts {} key {id}", k.state));
         }
     }
-    PodReport {
-        id: pod.id.clone(),
-        name: pod.name.clone(),
-        status: pod.status.clone(),
-        reach,
-        keys,
-        warnings,
+    let purposes: BTreeSet<&Purpose> = keys.iter().filter_map(|k| k.purpose.as_ref()).collect();
+    for p in purposes {
+        if let Some(active) = inventory.active(p)
+            && !keys.iter().any(|k| k.id.as_ref() == Some(active.id()))
+        {
+            warnings.push(format!(
+                "does not trust {}, the active key of {p}",
+                active.id()
+            ));
+        }
     }
+    if !warnings.is_empty() {
+        warnings.push(match reach {
+            // An endpoint keyvault would refuse to log in to is never offered as advice.
+            Reach::Direct {
+                host,
+                port,
+                username,
+            } if endpoint_accepted(&pod.id, username, host, *port) => {
+                format!(
+                    "reachable at {username}@{host} -p {port}: update its ~/.ssh/authorized_keys"
+                )
+            }
+            Reach::Direct { .. } => {
+                "its SSH endpoint is not one keyvault accepts: redeploy the pod to change its keys"
+                    .to_owned()
+            }
+            Reach::ProxyOnly => "proxy-only: redeploy the pod to change its keys".to_owned(),
+            Reach::None => "not reachable over SSH: redeploy the pod to change its keys".to_owned(),
+        });
+    }
+    warnings
 }
 
 impl Vault {
@@ -283,17 +307,6 @@ impl Vault {
         now: DateTime<Utc>,
         findings: &mut Vec<Finding>,
     ) -> (Vec<TargetSummary>, Vec<Unchecked>) {
-        let names: BTreeSet<&TargetSpec> = inventory
-            .keys()
-            .iter()
-            .flat_map(|k| {
-                k.deployments()
-                    .iter()
-                    .map(crate::inventory::Deployment::target)
-            })
-            // Pods are checked through their account's pod list, never by logging in to them.
-            .filter(|t| !t.is_pod())
-            .collect();
         let by_fp: HashMap<&ssh_key::Fingerprint, &KeyRecord> = inventory
             .keys()
             .iter()
@@ -301,40 +314,8 @@ impl Vault {
             .collect();
         let mut summaries = Vec::new();
         let mut unchecked = Vec::new();
-        for name in names {
-            type Intended = HashMap<ssh_key::Fingerprint, Option<String>>;
-            let result = (|| -> Result<(Vec<RemoteKey>, Option<Vec<Pod>>, Intended)> {
-                let mut target = targets.open(name)?;
-                let list = target.list()?;
-                // Without REST v2 there is no pods API: check the key list alone.
-                let pods = match target.pods() {
-                    Err(crate::error::TargetError::Runpod {
-                        source: crate::runpod::RunpodError::NotFound { .. },
-                        ..
-                    }) => None,
-                    other => other?,
-                };
-                // The options keyvault writes for each key deployed here.
-                let intended = inventory
-                    .keys()
-                    .iter()
-                    .filter(|k| {
-                        k.deployments()
-                            .iter()
-                            .any(|d| d.target() == name && d.removed_at().is_none())
-                    })
-                    .map(|k| {
-                        let line = target.line(k);
-                        let options = match crate::authorized_keys::read_line(line.as_bytes()) {
-                            crate::authorized_keys::Reading::Key { options, .. } => options,
-                            _ => None,
-                        };
-                        (k.fingerprint().to_owned(), options)
-                    })
-                    .collect();
-                Ok((list, pods, intended))
-            })();
-            let (list, pods, intended) = match result {
+        for name in deployed_targets(inventory) {
+            let (list, pods, intended) = match read_target(inventory, targets, name) {
                 Ok(r) => r,
                 Err(e) => {
                     unchecked.push(Unchecked {
@@ -346,156 +327,258 @@ impl Vault {
             };
             let present: BTreeSet<&ssh_key::Fingerprint> =
                 list.iter().filter_map(RemoteKey::fingerprint).collect();
-            let in_journal = |id: &KeyId| {
-                inventory
-                    .journal()
-                    .iter()
-                    .any(|e| e.new_key() == id || e.old() == id)
-            };
             for k in inventory.keys() {
-                let here = k.deployments().iter().filter(|d| d.target() == name);
-                let live = here.clone().any(|d| d.removed_at().is_none());
-                let ever = here.count() > 0;
-                let is_present = present.contains(k.fingerprint());
-                if live && !is_present && !in_journal(k.id()) {
-                    findings.push(Finding {
-                        severity: Severity::High,
-                        kind: FindingKind::Missing,
-                        key_id: Some(k.id().clone()),
-                        message: format!(
-                            "{name} does not hold {}, which the inventory says is deployed there",
-                            k.id()
-                        ),
-                        fix: Remedy::Deploy {
-                            key: k.id().clone(),
-                            target: name.clone(),
-                        },
-                    });
-                }
-                if let Some(intended) = intended.get(k.fingerprint()).filter(|_| live) {
-                    let drifted = list.iter().filter(|r| {
-                        r.fingerprint() == Some(k.fingerprint())
-                            && r.options() != intended.as_deref()
-                    });
-                    if let Some(wider) = drifted
-                        .map(|r| {
-                            crate::authorized_keys::options_wider(intended.as_deref(), r.options())
-                        })
-                        .reduce(|a, b| a || b)
-                    {
-                        findings.push(Finding {
-                            severity: if wider {
-                                Severity::High
-                            } else {
-                                Severity::Medium
-                            },
-                            kind: FindingKind::OptionsDrift,
-                            key_id: Some(k.id().clone()),
-                            message: format!(
-                                "{name} holds {} with other options than keyvault wrote ({})",
-                                k.id(),
-                                if wider { "they trust more" } else { "narrower" }
-                            ),
-                            fix: Remedy::Deploy {
-                                key: k.id().clone(),
-                                target: name.clone(),
-                            },
-                        });
-                    }
-                }
-                if ever && !live && is_present && !in_journal(k.id()) {
-                    findings.push(Finding {
-                        severity: Severity::High,
-                        kind: FindingKind::StillTrusted,
-                        key_id: Some(k.id().clone()),
-                        message: format!(
-                            "{name} still trusts {} ({}), which keyvault removed from it",
-                            k.id(),
-                            k.display_state_at(now)
-                        ),
-                        fix: Remedy::Revoke {
-                            key: k.id().clone(),
-                        },
-                    });
-                }
+                findings.extend(key_findings(
+                    inventory, now, name, &list, &present, &intended, k,
+                ));
             }
-            for r in list.iter().filter(|r| r.unsure()) {
-                let raw: String = r.raw().chars().take(80).collect();
-                findings.push(Finding {
-                    severity: Severity::Medium,
-                    kind: FindingKind::UnsureLine,
-                    key_id: None,
-                    message: format!(
-                        "{name} has a line keyvault cannot be sure how sshd reads (kept as it is): {}",
-                        raw.escape_debug()
-                    ),
-                    fix: Remedy::CheckLine {
-                        target: name.clone(),
-                    },
-                });
-            }
-            let managed = list
-                .iter()
-                .filter(|r| r.fingerprint().is_some_and(|f| by_fp.contains_key(f)))
-                .count();
-            let unparseable = list.iter().filter(|r| r.fingerprint().is_none()).count();
-            summaries.push(TargetSummary {
-                target: name.clone(),
-                managed,
-                unmanaged: list.len() - managed - unparseable,
-                unparseable,
-            });
+            findings.extend(unsure_line_findings(name, &list));
+            summaries.push(summary(name, &list, &by_fp));
             for pod in pods.iter().flatten() {
-                let report = pod_report(inventory, now, pod);
-                let old: Vec<&KeyMatch> = report
-                    .keys
-                    .iter()
-                    .filter(|k| {
-                        k.id.is_some()
-                            && matches!(k.state.as_str(), "retiring" | "revoked" | "expired")
-                    })
-                    .collect();
-                if pod.status != "RUNNING" || old.is_empty() {
-                    continue;
-                }
-                let ids: Vec<String> = old
-                    .iter()
-                    .map(|k| format!("{} ({})", k.id.as_ref().map_or("", KeyId::as_str), k.state))
-                    .collect();
-                let revoked = old.iter().any(|k| k.state != "retiring");
-                findings.push(Finding {
-                    severity: if revoked {
-                        Severity::High
-                    } else {
-                        Severity::Medium
-                    },
-                    kind: FindingKind::PodTrustsOldKey,
-                    key_id: old[0].id.clone(),
-                    message: format!(
-                        "running pod {} ({}) still trusts {}",
-                        report.id,
-                        report.name,
-                        ids.join(", ")
-                    ),
-                    fix: match report.reach {
-                        Reach::Direct {
-                            host,
-                            port,
-                            username,
-                        } if endpoint_accepted(&report.id, &username, &host, port) => {
-                            Remedy::RemoveFromPod {
-                                user: username,
-                                host,
-                                port,
-                            }
-                        }
-                        _ => Remedy::RedeployPod,
-                    },
-                });
+                findings.extend(pod_finding(inventory, now, pod));
             }
         }
         (summaries, unchecked)
     }
+}
+
+/// The options keyvault writes for each key deployed to a target, by fingerprint.
+type Intended = HashMap<ssh_key::Fingerprint, Option<String>>;
+
+/// Every target a key was ever deployed to, except pods.
+fn deployed_targets(inventory: &Inventory) -> BTreeSet<&TargetSpec> {
+    inventory
+        .keys()
+        .iter()
+        .flat_map(|k| {
+            k.deployments()
+                .iter()
+                .map(crate::inventory::Deployment::target)
+        })
+        // Pods are checked through their account's pod list, never by logging in to them.
+        .filter(|t| !t.is_pod())
+        .collect()
+}
+
+/// A target's key list, its pods where it has a pods API, and the options keyvault writes
+/// there for each key deployed to it.
+fn read_target(
+    inventory: &Inventory,
+    targets: &dyn Targets,
+    name: &TargetSpec,
+) -> Result<(Vec<RemoteKey>, Option<Vec<Pod>>, Intended)> {
+    let mut target = targets.open(name)?;
+    let list = target.list()?;
+    // Without REST v2 there is no pods API: check the key list alone.
+    let pods = match target.pods() {
+        Err(crate::error::TargetError::Runpod {
+            source: crate::runpod::RunpodError::NotFound { .. },
+            ..
+        }) => None,
+        other => other?,
+    };
+    // The options keyvault writes for each key deployed here.
+    let intended = inventory
+        .keys()
+        .iter()
+        .filter(|k| {
+            k.deployments()
+                .iter()
+                .any(|d| d.target() == name && d.removed_at().is_none())
+        })
+        .map(|k| {
+            let line = target.line(k);
+            let options = match crate::authorized_keys::read_line(line.as_bytes()) {
+                crate::authorized_keys::Reading::Key { options, .. } => options,
+                _ => None,
+            };
+            (k.fingerprint().to_owned(), options)
+        })
+        .collect();
+    Ok((list, pods, intended))
+}
+
+/// Whether a key takes part in a rotation the journal still holds.
+fn in_journal(inventory: &Inventory, id: &KeyId) -> bool {
+    inventory
+        .journal()
+        .iter()
+        .any(|e| e.new_key() == id || e.old() == id)
+}
+
+/// What is wrong with one key on a target: missing although deployed, deployed with other
+/// options than keyvault wrote, or still trusted although removed.
+fn key_findings(
+    inventory: &Inventory,
+    now: DateTime<Utc>,
+    name: &TargetSpec,
+    list: &[RemoteKey],
+    present: &BTreeSet<&ssh_key::Fingerprint>,
+    intended: &Intended,
+    k: &KeyRecord,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let here = k.deployments().iter().filter(|d| d.target() == name);
+    let live = here.clone().any(|d| d.removed_at().is_none());
+    let ever = here.count() > 0;
+    let is_present = present.contains(k.fingerprint());
+    if live && !is_present && !in_journal(inventory, k.id()) {
+        findings.push(Finding {
+            severity: Severity::High,
+            kind: FindingKind::Missing,
+            key_id: Some(k.id().clone()),
+            message: format!(
+                "{name} does not hold {}, which the inventory says is deployed there",
+                k.id()
+            ),
+            fix: Remedy::Deploy {
+                key: k.id().clone(),
+                target: name.clone(),
+            },
+        });
+    }
+    if let Some(intended) = intended.get(k.fingerprint()).filter(|_| live) {
+        findings.extend(options_drift(name, list, k, intended.as_deref()));
+    }
+    if ever && !live && is_present && !in_journal(inventory, k.id()) {
+        findings.push(Finding {
+            severity: Severity::High,
+            kind: FindingKind::StillTrusted,
+            key_id: Some(k.id().clone()),
+            message: format!(
+                "{name} still trusts {} ({}), which keyvault removed from it",
+                k.id(),
+                k.display_state_at(now)
+            ),
+            fix: Remedy::Revoke {
+                key: k.id().clone(),
+            },
+        });
+    }
+    findings
+}
+
+/// A live key whose lines on a target carry other options than keyvault wrote: high when
+/// any of them trusts more.
+fn options_drift(
+    name: &TargetSpec,
+    list: &[RemoteKey],
+    k: &KeyRecord,
+    intended: Option<&str>,
+) -> Option<Finding> {
+    let drifted = list
+        .iter()
+        .filter(|r| r.fingerprint() == Some(k.fingerprint()) && r.options() != intended);
+    let wider = drifted
+        .map(|r| crate::authorized_keys::options_wider(intended, r.options()))
+        .reduce(|a, b| a || b)?;
+    Some(Finding {
+        severity: if wider {
+            Severity::High
+        } else {
+            Severity::Medium
+        },
+        kind: FindingKind::OptionsDrift,
+        key_id: Some(k.id().clone()),
+        message: format!(
+            "{name} holds {} with other options than keyvault wrote ({})",
+            k.id(),
+            if wider { "they trust more" } else { "narrower" }
+        ),
+        fix: Remedy::Deploy {
+            key: k.id().clone(),
+            target: name.clone(),
+        },
+    })
+}
+
+/// Lines of a target's key list keyvault cannot be sure how sshd reads.
+fn unsure_line_findings(name: &TargetSpec, list: &[RemoteKey]) -> Vec<Finding> {
+    list.iter()
+        .filter(|r| r.unsure())
+        .map(|r| {
+            let raw: String = r.raw().chars().take(80).collect();
+            Finding {
+                severity: Severity::Medium,
+                kind: FindingKind::UnsureLine,
+                key_id: None,
+                message: format!(
+                    "{name} has a line keyvault cannot be sure how sshd reads (kept as it is): {}",
+                    raw.escape_debug()
+                ),
+                fix: Remedy::CheckLine {
+                    target: name.clone(),
+                },
+            }
+        })
+        .collect()
+}
+
+/// How many of a target's lines are managed, unmanaged and unparseable.
+fn summary(
+    name: &TargetSpec,
+    list: &[RemoteKey],
+    by_fp: &HashMap<&ssh_key::Fingerprint, &KeyRecord>,
+) -> TargetSummary {
+    let managed = list
+        .iter()
+        .filter(|r| r.fingerprint().is_some_and(|f| by_fp.contains_key(f)))
+        .count();
+    let unparseable = list.iter().filter(|r| r.fingerprint().is_none()).count();
+    TargetSummary {
+        target: name.clone(),
+        managed,
+        unmanaged: list.len() - managed - unparseable,
+        unparseable,
+    }
+}
+
+/// A running pod that still trusts retiring, revoked or expired keys: high unless all are
+/// retiring; removed over SSH where keyvault accepts the pod's endpoint, else redeployed.
+fn pod_finding(inventory: &Inventory, now: DateTime<Utc>, pod: &Pod) -> Option<Finding> {
+    let report = pod_report(inventory, now, pod);
+    let old: Vec<&KeyMatch> = report
+        .keys
+        .iter()
+        .filter(|k| {
+            k.id.is_some() && matches!(k.state.as_str(), "retiring" | "revoked" | "expired")
+        })
+        .collect();
+    if pod.status != "RUNNING" || old.is_empty() {
+        return None;
+    }
+    let ids: Vec<String> = old
+        .iter()
+        .map(|k| format!("{} ({})", k.id.as_ref().map_or("", KeyId::as_str), k.state))
+        .collect();
+    let revoked = old.iter().any(|k| k.state != "retiring");
+    Some(Finding {
+        severity: if revoked {
+            Severity::High
+        } else {
+            Severity::Medium
+        },
+        kind: FindingKind::PodTrustsOldKey,
+        key_id: old[0].id.clone(),
+        message: format!(
+            "running pod {} ({}) still trusts {}",
+            report.id,
+            report.name,
+            ids.join(", ")
+        ),
+        fix: match report.reach {
+            Reach::Direct {
+                host,
+                port,
+                username,
+            } if endpoint_accepted(&report.id, &username, &host, port) => Remedy::RemoveFromPod {
+                user: username,
+                host,
+                port,
+            },
+            _ => Remedy::RedeployPod,
+        },
+    })
 }
 
 /// Whether keyvault would log in to a pod's direct endpoint (the target name it makes of
@@ -510,4 +593,148 @@ fn endpoint_accepted(id: &str, user: &str, host: &str, port: u16) -> bool {
     .to_string()
     .parse::<crate::TargetSpec>()
     .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PodReport, Reach, pod_report};
+    use crate::callbacks::FixedPassphrase;
+    use crate::inventory::Inventory;
+    use crate::runpod::{Pod, PodSsh, SshEndpoint};
+    use crate::store::memory::MemoryStore;
+    use crate::vault::{Expiry, NewKey, Vault};
+    use crate::{Passphrase, Span};
+    use chrono::{TimeDelta, Utc};
+    use std::sync::Arc;
+
+    const UNMANAGED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl someone@else";
+
+    /// An inventory holding one unencrypted key `web-1` that expires in 30 days.
+    fn inventory() -> (tempfile::TempDir, Inventory) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = dir.path().join("vault");
+        std::fs::create_dir(&home).expect("home");
+        std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .expect("chmod");
+        std::fs::write(
+            home.join("config.toml"),
+            "[purpose.web]\npassphrase = \"optional\"\n",
+        )
+        .expect("config");
+        let store = MemoryStore::default();
+        let vault = Vault::open(&home)
+            .expect("open")
+            .with_store(Arc::new(store.clone()));
+        let ttl: Span = "30d".parse().expect("span");
+        vault
+            .create(
+                &mut ssh_key::rand_core::UnwrapErr(ssh_key::getrandom::SysRng),
+                &NewKey::new("web".parse().expect("purpose"))
+                    .unencrypted(true)
+                    .expiry(Expiry::After(ttl)),
+                &mut FixedPassphrase(Passphrase::new("unused".to_owned())),
+            )
+            .expect("create");
+        let inventory = store.saved().state.clone();
+        (dir, inventory)
+    }
+
+    fn pod(status: &str, keys: &[&str], ssh: Option<PodSsh>) -> Pod {
+        Pod {
+            id: "p1".to_owned(),
+            name: "pod-p1".to_owned(),
+            status: status.to_owned(),
+            env: [("PUBLIC_KEY".to_owned(), keys.join("\n"))].into(),
+            ssh,
+        }
+    }
+
+    fn endpoint(host: &str, username: &str) -> SshEndpoint {
+        SshEndpoint {
+            host: host.to_owned(),
+            port: 2222,
+            username: username.to_owned(),
+        }
+    }
+
+    fn report(inventory: &Inventory, status: &str, ssh: Option<PodSsh>) -> PodReport {
+        let line = inventory.keys()[0].public_key().to_owned();
+        let later = Utc::now() + TimeDelta::days(60);
+        pod_report(inventory, later, &pod(status, &[UNMANAGED, &line], ssh))
+    }
+
+    /// A running pod that trusts an expired key: the keys as classified, one warning per
+    /// problem, then how to change its keys, for each way it can be reached.
+    #[test]
+    fn pod_reports_read_as_before() {
+        let (_dir, inventory) = inventory();
+        let direct = |host: &str, user: &str| PodSsh {
+            direct: Some(endpoint(host, user)),
+            proxy: Some(endpoint("proxy.example", "p1-x")),
+        };
+        let r = report(&inventory, "RUNNING", Some(direct("127.0.0.1", "root")));
+        let states: Vec<(Option<&str>, &str, &str)> = r
+            .keys
+            .iter()
+            .map(|k| {
+                (
+                    k.id.as_ref().map(crate::inventory::KeyId::as_str),
+                    k.state.as_str(),
+                    k.comment.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            states,
+            [
+                (None, "unmanaged", "someone@else"),
+                (Some("web-1"), "expired", "keyvault:web-1")
+            ]
+        );
+        assert_eq!(
+            r.reach,
+            Reach::Direct {
+                host: "127.0.0.1".to_owned(),
+                port: 2222,
+                username: "root".to_owned()
+            }
+        );
+        assert_eq!(
+            r.warnings,
+            [
+                "trusts expired key web-1",
+                "reachable at root@127.0.0.1 -p 2222: update its ~/.ssh/authorized_keys"
+            ]
+        );
+        let r = report(
+            &inventory,
+            "RUNNING",
+            Some(direct("-oProxyCommand=x", "root")),
+        );
+        assert_eq!(
+            r.warnings[1],
+            "its SSH endpoint is not one keyvault accepts: redeploy the pod to change its keys"
+        );
+        let proxy = PodSsh {
+            direct: None,
+            proxy: Some(endpoint("proxy.example", "p1-x")),
+        };
+        let r = report(&inventory, "RUNNING", Some(proxy));
+        assert_eq!(r.reach, Reach::ProxyOnly);
+        assert_eq!(
+            r.warnings[1],
+            "proxy-only: redeploy the pod to change its keys"
+        );
+        let r = report(&inventory, "RUNNING", None);
+        assert_eq!(r.reach, Reach::None);
+        assert_eq!(
+            r.warnings[1],
+            "not reachable over SSH: redeploy the pod to change its keys"
+        );
+        // Stopped pods are not flagged; a pod trusting only live keys neither.
+        assert!(report(&inventory, "EXITED", None).warnings.is_empty());
+        let line = inventory.keys()[0].public_key().to_owned();
+        let now = pod_report(&inventory, Utc::now(), &pod("RUNNING", &[&line], None));
+        assert!(now.warnings.is_empty(), "{:?}", now.warnings);
+    }
 }

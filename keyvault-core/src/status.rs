@@ -367,91 +367,10 @@ impl Vault {
             .collect();
         let modes = scan.join().ok().flatten();
         for k in &live {
-            let window =
-                warn_within.unwrap_or_else(|| self.config.policy(k.purpose()).warn_within());
-            if let Some(at) = k.expires_at() {
-                if at <= now {
-                    findings.push(Finding {
-                        severity: Severity::High,
-                        kind: FindingKind::Expired,
-                        key_id: Some(k.id().clone()),
-                        message: format!(
-                            "key {} ({}, {}) expired on {}",
-                            k.id(),
-                            k.purpose(),
-                            k.state(),
-                            at.format("%Y-%m-%d %H:%M UTC")
-                        ),
-                        fix: Remedy::Replace {
-                            purpose: k.purpose().clone(),
-                        },
-                    });
-                } else if at <= now + window.to_delta() && k.scope().is_none() {
-                    // Scoped keys are short-lived by design: only their expiry matters.
-                    findings.push(Finding {
-                        severity: Severity::Medium,
-                        kind: FindingKind::Expiring,
-                        key_id: Some(k.id().clone()),
-                        message: format!(
-                            "key {} ({}) expires on {}",
-                            k.id(),
-                            k.purpose(),
-                            at.format("%Y-%m-%d %H:%M UTC")
-                        ),
-                        fix: Remedy::RotateBeforeExpiry {
-                            purpose: k.purpose().clone(),
-                        },
-                    });
-                }
-            }
-            let path = self.private_key_path(k);
-            // The mode of the key's file if it is a regular file (the inventory's paths are
-            // always keys/<id>, checked when it is read).
-            let mode = match &modes {
-                Some(modes) => modes.get(k.id().as_str()).copied().flatten(),
-                None => std::fs::symlink_metadata(&path)
-                    .ok()
-                    .filter(std::fs::Metadata::is_file)
-                    .map(|meta| meta.mode()),
-            };
-            match mode {
-                Some(mode) if mode & 0o077 != 0 => findings.push(Finding {
-                    severity: Severity::High,
-                    kind: FindingKind::Permissions,
-                    key_id: Some(k.id().clone()),
-                    message: format!(
-                        "private key {} has mode {:04o}; expected 0600",
-                        path.display(),
-                        mode & 0o7777
-                    ),
-                    fix: Remedy::Chmod {
-                        mode: 0o600,
-                        path: path.clone(),
-                    },
-                }),
-                Some(_) => {}
-                None => findings.push(Finding {
-                    severity: Severity::High,
-                    kind: FindingKind::KeyFile,
-                    key_id: Some(k.id().clone()),
-                    message: format!(
-                        "private key file {} of live key {} is missing",
-                        path.display(),
-                        k.id()
-                    ),
-                    fix: Remedy::RestoreKeyFile,
-                }),
-            }
+            findings.extend(self.expiry_finding(k, warn_within, now));
+            findings.extend(self.key_file_finding(k, modes.as_ref()));
         }
-        if let Err(e) = audit::verify(&self.paths.audit_path(), inventory.audit_head()) {
-            findings.push(Finding {
-                severity: Severity::High,
-                kind: FindingKind::AuditBroken,
-                key_id: None,
-                message: e.to_string(),
-                fix: Remedy::InspectAuditLog,
-            });
-        }
+        findings.extend(self.audit_finding(&inventory));
         findings.extend(self.journal_findings(&inventory, now));
         findings.extend(self.current_link_findings(&inventory));
         let (summaries, mut unchecked) = match targets {
@@ -469,6 +388,112 @@ impl Vault {
             unchecked,
             in_grace: crate::status::in_grace(&inventory),
         })
+    }
+
+    /// An audit log that does not verify against the inventory's head.
+    fn audit_finding(&self, inventory: &Inventory) -> Option<Finding> {
+        let e = audit::verify(&self.paths.audit_path(), inventory.audit_head()).err()?;
+        Some(Finding {
+            severity: Severity::High,
+            kind: FindingKind::AuditBroken,
+            key_id: None,
+            message: e.to_string(),
+            fix: Remedy::InspectAuditLog,
+        })
+    }
+
+    /// A live key that has expired, or expires within `warn_within` (default: its
+    /// purpose's policy) and is not scoped.
+    fn expiry_finding(
+        &self,
+        k: &KeyRecord,
+        warn_within: Option<Span>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<Finding> {
+        let window = warn_within.unwrap_or_else(|| self.config.policy(k.purpose()).warn_within());
+        let at = k.expires_at()?;
+        if at <= now {
+            Some(Finding {
+                severity: Severity::High,
+                kind: FindingKind::Expired,
+                key_id: Some(k.id().clone()),
+                message: format!(
+                    "key {} ({}, {}) expired on {}",
+                    k.id(),
+                    k.purpose(),
+                    k.state(),
+                    at.format("%Y-%m-%d %H:%M UTC")
+                ),
+                fix: Remedy::Replace {
+                    purpose: k.purpose().clone(),
+                },
+            })
+        } else if at <= now + window.to_delta() && k.scope().is_none() {
+            // Scoped keys are short-lived by design: only their expiry matters.
+            Some(Finding {
+                severity: Severity::Medium,
+                kind: FindingKind::Expiring,
+                key_id: Some(k.id().clone()),
+                message: format!(
+                    "key {} ({}) expires on {}",
+                    k.id(),
+                    k.purpose(),
+                    at.format("%Y-%m-%d %H:%M UTC")
+                ),
+                fix: Remedy::RotateBeforeExpiry {
+                    purpose: k.purpose().clone(),
+                },
+            })
+        } else {
+            None
+        }
+    }
+
+    /// A live key whose private key file is missing or accessible to others; `modes` is
+    /// the listing of `keys/` when it could be read.
+    fn key_file_finding(
+        &self,
+        k: &KeyRecord,
+        modes: Option<&std::collections::HashMap<String, Option<u32>>>,
+    ) -> Option<Finding> {
+        let path = self.private_key_path(k);
+        // The mode of the key's file if it is a regular file (the inventory's paths are
+        // always keys/<id>, checked when it is read).
+        let mode = match modes {
+            Some(modes) => modes.get(k.id().as_str()).copied().flatten(),
+            None => std::fs::symlink_metadata(&path)
+                .ok()
+                .filter(std::fs::Metadata::is_file)
+                .map(|meta| meta.mode()),
+        };
+        match mode {
+            Some(mode) if mode & 0o077 != 0 => Some(Finding {
+                severity: Severity::High,
+                kind: FindingKind::Permissions,
+                key_id: Some(k.id().clone()),
+                message: format!(
+                    "private key {} has mode {:04o}; expected 0600",
+                    path.display(),
+                    mode & 0o7777
+                ),
+                fix: Remedy::Chmod {
+                    mode: 0o600,
+                    path: path.clone(),
+                },
+            }),
+            Some(_) => None,
+            None => Some(Finding {
+                severity: Severity::High,
+                kind: FindingKind::KeyFile,
+                key_id: Some(k.id().clone()),
+                message: format!(
+                    "private key file {} of live key {} is missing",
+                    path.display(),
+                    k.id()
+                ),
+                fix: Remedy::RestoreKeyFile,
+            }),
+        }
     }
 
     /// `current/<purpose>` links that do not name the purpose's active key (a crash between
@@ -612,20 +637,4 @@ pub(crate) fn key_file_modes(dir: &Path) -> Option<std::collections::HashMap<Str
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn severity_parses_what_it_displays_and_nothing_else() {
-        for s in [Severity::Low, Severity::Medium, Severity::High] {
-            assert_eq!(s.to_string().parse::<Severity>(), Ok(s));
-        }
-        for bad in ["", "HIGH", "critical", " low"] {
-            let e = bad.parse::<Severity>().expect_err(bad);
-            assert_eq!(
-                e.to_string(),
-                format!("unknown severity {bad:?}: expected low, medium or high")
-            );
-        }
-    }
-}
+mod tests;
