@@ -1,5 +1,9 @@
 //! Restore's steps pinned through the public API: every refusal writes nothing, and a
 //! restore into an empty or occupied home writes what export read.
+//!
+//! The `std::fs::write` calls here make test fixtures (an identity file, a changed
+//! config.toml) inside a temporary directory the test itself created and owns; they are not
+//! keyvault writes, so they do not go through `fsutil`.
 
 use crate::backup::{ExportRequest, ExportTo, RestoreFrom, RestoreRequest};
 use crate::callbacks::FixedPassphrase;
