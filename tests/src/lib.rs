@@ -5,5 +5,6 @@
 // Test support, not published: field-level docs would repeat the names.
 #![allow(missing_docs)]
 
+pub mod fake_http;
 pub mod fake_runpod;
 mod openapi;
