@@ -44,7 +44,8 @@ pub struct Fault {
 }
 
 impl Fault {
-    /// A fault for requests with `method` (e.g. `PUT`) to `path` (e.g. `/graphql`).
+    /// A fault for requests with `method` (e.g. `PUT`) to `path` (e.g. `/graphql`; a
+    /// trailing `*` matches any rest, e.g. `/user/keys/*`).
     pub fn on(method: &str, path: &str, action: Action) -> Self {
         Fault {
             method: Some(method.to_owned()),
@@ -58,9 +59,25 @@ impl Fault {
         self.times = n;
         self
     }
+    /// A fault for every request with `method`, whatever its path.
+    pub fn on_method(method: &str, action: Action) -> Self {
+        Fault {
+            method: Some(method.to_owned()),
+            path: None,
+            action,
+            times: 1,
+        }
+    }
+    /// `path` matches exactly, or by prefix when it ends in `*` (`/user/keys/*`).
     fn matches(&self, method: &str, path: &str) -> bool {
         self.method.as_deref().is_none_or(|m| m == method)
-            && self.path.as_deref().is_none_or(|p| p == path)
+            && self
+                .path
+                .as_deref()
+                .is_none_or(|p| match p.strip_suffix('*') {
+                    Some(prefix) => path.starts_with(prefix),
+                    None => p == path,
+                })
     }
 }
 
@@ -71,9 +88,29 @@ pub struct Logged {
     pub path: String,
     /// The request target as sent, query string included.
     pub target: String,
+    /// The `Authorization` header: as sent by the RunPod fake's clients; the GitHub and
+    /// GitLab fakes log the scheme and which accepted token it was (`Bearer [token 0]`), never
+    /// the token itself.
     pub authorization: Option<String>,
+    /// Every header (names lower-case), credential values redacted as for `authorization`.
+    pub headers: Vec<(String, String)>,
     pub body: String,
     pub status: u16,
+}
+
+impl Logged {
+    /// The value of header `name` (lower-case), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the request could have changed something (any method but GET and HEAD).
+    pub fn is_write(&self) -> bool {
+        !matches!(self.method.as_str(), "GET" | "HEAD")
+    }
 }
 
 /// One parsed request.
@@ -84,6 +121,21 @@ pub struct Request {
     /// Header names lower-cased.
     pub headers: BTreeMap<String, String>,
     pub body: Vec<u8>,
+}
+
+impl Request {
+    /// Header `name` (lower-case), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    /// The query string, split and percent-decoded, in order.
+    pub fn query(&self) -> Vec<(String, String)> {
+        self.target
+            .split_once('?')
+            .map(|(_, q)| crate::openapi::parse_query(q))
+            .unwrap_or_default()
+    }
 }
 
 /// One answer.
@@ -104,6 +156,38 @@ pub trait Api: Send + 'static {
     fn fault_json_type(&self) -> &'static str {
         "application/json"
     }
+    /// What the log keeps of credential header `name`'s `value` (`None`: the value as sent).
+    fn redact(&self, _name: &str, _value: &str) -> Option<String> {
+        None
+    }
+}
+
+/// The page `page` (from 1) of `len` items `per_page` at a time, as an index range, and the
+/// number of pages (at least 1).
+pub fn page_range(len: usize, page: usize, per_page: usize) -> (std::ops::Range<usize>, usize) {
+    let per_page = per_page.max(1);
+    let pages = len.div_ceil(per_page).max(1);
+    let start = (page.max(1) - 1).saturating_mul(per_page).min(len);
+    (start..(start + per_page).min(len), pages)
+}
+
+/// An RFC 8288 `Link` header for page `page` of `pages`: `prev`, `next`, `first` and `last`
+/// as GitHub and GitLab send them, each URL `base` plus `per_page` and `page` (`None` when
+/// there is nothing to link).
+pub fn link_header(base: &str, page: usize, pages: usize, per_page: usize) -> Option<String> {
+    let url = |p: usize| format!("<{base}?per_page={per_page}&page={p}>");
+    let mut links = Vec::new();
+    if page > 1 {
+        links.push(format!("{}; rel=\"prev\"", url(page - 1)));
+    }
+    if page < pages {
+        links.push(format!("{}; rel=\"next\"", url(page + 1)));
+    }
+    if pages > 1 {
+        links.push(format!("{}; rel=\"first\"", url(1)));
+        links.push(format!("{}; rel=\"last\"", url(pages)));
+    }
+    (!links.is_empty()).then(|| links.join(", "))
 }
 
 struct Inner<A> {
@@ -230,15 +314,21 @@ fn read_request(conn: &TcpStream) -> Option<Request> {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        410 => "Gone",
+        412 => "Precondition Failed",
         422 => "Unprocessable Entity",
         429 => "Too Many Requests",
         500 => "Internal Server Error",
         502 => "Bad Gateway",
         503 => "Service Unavailable",
+        504 => "Gateway Timeout",
         _ => "Status",
     }
 }
@@ -310,11 +400,27 @@ fn serve<A: Api>(mut conn: TcpStream, inner: &Mutex<Inner<A>>) {
             _ => inner.api.answer(&req),
         };
         inner.api.finish(&req, fault.as_ref(), &mut response);
+        let logged = |name: &str, value: &str| {
+            inner
+                .api
+                .redact(name, value)
+                .unwrap_or_else(|| value.to_owned())
+        };
+        let authorization = req
+            .headers
+            .get("authorization")
+            .map(|v| logged("authorization", v));
+        let headers = req
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), logged(k, v)))
+            .collect();
         inner.log.push(Logged {
             method: req.method.clone(),
             path: req.path.clone(),
             target: req.target.clone(),
-            authorization: req.headers.get("authorization").cloned(),
+            authorization,
+            headers,
             body: String::from_utf8_lossy(&req.body).into_owned(),
             status: response.status,
         });
