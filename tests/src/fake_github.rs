@@ -326,7 +326,21 @@ impl Github {
                     "key is invalid. You must supply a key in OpenSSH public key format",
                 );
             }
-            return self.invalid_request(req, &problems);
+            if problems.iter().any(|p| {
+                p.starts_with("parameter key_id") || p.starts_with("parameter ssh_signing_key_id")
+            }) {
+                // GitHub's router matches integer ids only: anything else is no such page.
+                let all = problems.join("; ");
+                self.violations
+                    .push(format!("{} {}: {all}", req.method, req.path));
+                return error(404, "Not Found");
+            }
+            let status = if self.spec.documents_status(&op, 422) {
+                422
+            } else {
+                400
+            };
+            return self.invalid_request(req, status, &problems);
         }
         match (req.method.as_str(), op.path_params.first()) {
             ("GET", None) => self.list(req, kind),
@@ -339,13 +353,15 @@ impl Github {
         }
     }
 
-    fn invalid_request(&mut self, req: &Request, problems: &[String]) -> Response {
+    /// GitHub's "Invalid request" (S9): `status` 422 where the operation documents one, else
+    /// the 400 GitHub answers a malformed request.
+    fn invalid_request(&mut self, req: &Request, status: u16, problems: &[String]) -> Response {
         for p in problems {
             self.violations
                 .push(format!("{} {}: {p}", req.method, req.path));
         }
         json_response(
-            422,
+            status,
             json!({
                 "message": format!("Invalid request.\n\n{}", problems.join("\n")),
                 "documentation_url": DOCS,

@@ -362,8 +362,9 @@ impl Gitlab {
         } else if self.spec.documents_status(&op, response.status) {
             self.spec
                 .check_response(&op, response.status, &without_nulls(&response.body))
-        } else if matches!(response.status, 401 | 403 | 412 | 429) || response.status >= 500 {
-            // Documented in GitLab's REST docs (G14, G15, G16), not in the description.
+        } else if matches!(response.status, 401 | 403 | 404 | 412 | 429) || response.status >= 500 {
+            // Documented in GitLab's REST docs for any endpoint (G14, G15, G16), not in the
+            // description.
             Vec::new()
         } else {
             vec![format!("status {} is not documented", response.status)]
@@ -391,7 +392,9 @@ fn param_error(problems: &[String]) -> Response {
         None => {
             let field = first
                 .strip_prefix("$.")
-                .and_then(|r| r.split(':').next())
+                .or_else(|| first.strip_prefix("parameter "))
+                .or_else(|| first.strip_prefix("query parameter '"))
+                .and_then(|r| r.split([':', '\'']).next())
                 .unwrap_or("request");
             format!("{field} is invalid")
         }
