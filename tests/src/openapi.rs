@@ -292,35 +292,7 @@ impl Spec {
             }
         }
         if let Value::Object(map) = value {
-            for r in schema
-                .get("required")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(name) = r.as_str()
-                    && !map.contains_key(name)
-                {
-                    errors.push(format!("{at}: missing property '{name}'"));
-                }
-            }
-            let props = schema.get("properties").and_then(Value::as_object);
-            for (k, v) in map {
-                if let Some(sub) = props.and_then(|p| p.get(k)) {
-                    self.check(sub, v, &format!("{at}.{k}"), errors);
-                }
-            }
-            let closed = schema.get("additionalProperties") == Some(&Value::Bool(false))
-                || schema.get("unevaluatedProperties") == Some(&Value::Bool(false));
-            if closed {
-                let mut declared = Vec::new();
-                self.declared(schema, &mut declared);
-                for k in map.keys() {
-                    if !declared.contains(k) {
-                        errors.push(format!("{at}: additional properties '{k}' not allowed"));
-                    }
-                }
-            }
+            self.check_object(schema, map, at, errors);
         }
         if let (Value::Array(items), Some(item_schema)) = (value, schema.get("items")) {
             for (i, item) in items.iter().enumerate() {
@@ -328,24 +300,66 @@ impl Spec {
             }
         }
         if let Value::String(s) = value {
-            if let Some(p) = schema.get("pattern").and_then(Value::as_str) {
-                let re =
-                    Regex::new(p).unwrap_or_else(|e| panic!("pattern {p} does not compile: {e}"));
-                if !re.is_match(s) {
-                    errors.push(format!("{at}: does not match pattern {p}"));
-                }
-            }
-            if schema.get("format").and_then(Value::as_str) == Some("date-time")
-                && chrono::DateTime::parse_from_rfc3339(s).is_err()
+            check_string(schema, s, at, errors);
+        }
+    }
+
+    fn check_object(
+        &self,
+        schema: &Value,
+        map: &serde_json::Map<String, Value>,
+        at: &str,
+        errors: &mut Vec<String>,
+    ) {
+        for r in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(name) = r.as_str()
+                && !map.contains_key(name)
             {
-                errors.push(format!("{at}: not an RFC 3339 date-time"));
-            }
-            if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
-                && (s.chars().count() as u64) < min
-            {
-                errors.push(format!("{at}: shorter than {min}"));
+                errors.push(format!("{at}: missing property '{name}'"));
             }
         }
+        let props = schema.get("properties").and_then(Value::as_object);
+        for (k, v) in map {
+            if let Some(sub) = props.and_then(|p| p.get(k)) {
+                self.check(sub, v, &format!("{at}.{k}"), errors);
+            }
+        }
+        let closed = schema.get("additionalProperties") == Some(&Value::Bool(false))
+            || schema.get("unevaluatedProperties") == Some(&Value::Bool(false));
+        if closed {
+            let mut declared = Vec::new();
+            self.declared(schema, &mut declared);
+            for k in map.keys() {
+                if !declared.contains(k) {
+                    errors.push(format!("{at}: additional properties '{k}' not allowed"));
+                }
+            }
+        }
+    }
+}
+
+/// The string keywords: `pattern`, `format: date-time`, `minLength`.
+fn check_string(schema: &Value, s: &str, at: &str, errors: &mut Vec<String>) {
+    if let Some(p) = schema.get("pattern").and_then(Value::as_str) {
+        let re = Regex::new(p).unwrap_or_else(|e| panic!("pattern {p} does not compile: {e}"));
+        if !re.is_match(s) {
+            errors.push(format!("{at}: does not match pattern {p}"));
+        }
+    }
+    if schema.get("format").and_then(Value::as_str) == Some("date-time")
+        && chrono::DateTime::parse_from_rfc3339(s).is_err()
+    {
+        errors.push(format!("{at}: not an RFC 3339 date-time"));
+    }
+    if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+        && (s.chars().count() as u64) < min
+    {
+        errors.push(format!("{at}: shorter than {min}"));
     }
 }
 

@@ -134,7 +134,7 @@ fn github_fake_checks_requests_against_the_description() {
 }
 
 #[test]
-fn github_fake_wants_a_token_with_scopes_a_user_agent_and_a_known_version() {
+fn github_fake_wants_a_token_with_the_scopes() {
     let s = FakeGithub::start();
     s.allow_token("ghp_readonly", &["read:public_key"]);
     s.allow_token("github_pat_fine", &["keys=read"]);
@@ -192,6 +192,22 @@ fn github_fake_wants_a_token_with_scopes_a_user_agent_and_a_known_version() {
         fine.header("x-accepted-github-permissions"),
         Some("keys=write")
     );
+    assert!(s.violations().is_empty(), "{:?}", s.violations());
+    assert_log_has_no_token(&s.log());
+    let which: Vec<_> = s
+        .log()
+        .iter()
+        .filter_map(|r| r.authorization.clone())
+        .collect();
+    assert!(
+        which.contains(&"Bearer [token 1]".to_owned())
+            && which.contains(&"token [unknown token]".to_owned())
+    );
+}
+
+#[test]
+fn github_fake_wants_a_user_agent_and_a_known_api_version() {
+    let s = FakeGithub::start();
     let anonymous = call(
         &s.url(),
         "GET",
@@ -220,16 +236,6 @@ fn github_fake_wants_a_token_with_scopes_a_user_agent_and_a_known_version() {
         .expect("remaining");
     assert!(remaining < 5000 && ok.header("x-ratelimit-reset").is_some());
     assert!(s.violations().is_empty(), "{:?}", s.violations());
-    assert_log_has_no_token(&s.log());
-    let which: Vec<_> = s
-        .log()
-        .iter()
-        .filter_map(|r| r.authorization.clone())
-        .collect();
-    assert!(
-        which.contains(&"Bearer [token 1]".to_owned())
-            && which.contains(&"token [unknown token]".to_owned())
-    );
 }
 
 #[test]
@@ -356,6 +362,13 @@ fn github_faults_answer_as_github_does() {
             expect
         );
     }
+    assert!(s.violations().is_empty(), "{:?}", s.violations());
+}
+
+#[test]
+fn github_fake_loses_answers_and_hangs_on_demand() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = FakeGithub::start();
     // A lost answer: the write lands, the connection closes without a word.
     s.fault(Fault::on("POST", "/user/keys", Action::DropAfter));
     let key = public_key(dir.path(), "ed25519", "z");

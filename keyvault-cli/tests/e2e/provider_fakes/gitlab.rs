@@ -290,6 +290,13 @@ fn gitlab_faults_answer_as_gitlab_does() {
             expect
         );
     }
+    assert!(s.violations().is_empty(), "{:?}", s.violations());
+}
+
+#[test]
+fn gitlab_fake_loses_answers_and_hangs_on_demand() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = FakeGitlab::start();
     s.fault(Fault::on("POST", "/api/v4/user/keys", Action::DropAfter));
     let body = json!({"key": public_key(dir.path(), "ed25519", "z"), "title": "lost"}).to_string();
     let headers = [("PRIVATE-TOKEN", DEFAULT_TOKEN)];
