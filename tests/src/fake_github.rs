@@ -103,6 +103,10 @@ struct Github {
     page_size: usize,
     missing_scope_status: u16,
     remaining: u64,
+    /// When the current rate-limit window ends (Unix time).
+    reset: i64,
+    /// The path the API is served under: empty for github.com, `/api/v3` for Enterprise.
+    prefix: String,
     offset: chrono::TimeDelta,
     violations: Vec<String>,
 }
@@ -146,6 +150,17 @@ fn validation_failed(message: &str) -> Response {
 impl Github {
     fn now(&self) -> DateTime<Utc> {
         Utc::now() + self.offset
+    }
+
+    /// The operation a request names, its path taken under the prefix.
+    fn operation(&self, req: &Request) -> Option<Operation<'_>> {
+        let path = req.path.strip_prefix(self.prefix.as_str())?;
+        self.spec.operation(&req.method, path)
+    }
+
+    /// The API base: the server's URL and the prefix.
+    fn api_url(&self) -> String {
+        format!("{}{}", self.base_url, self.prefix)
     }
 
     fn token(&self, req: &Request) -> Result<usize, Response> {
@@ -200,7 +215,7 @@ impl Github {
     fn render(&self, k: &GithubKey) -> Value {
         match k.kind {
             Kind::Auth => json!({
-                "id": k.id, "key": k.key, "url": format!("{}/user/keys/{}", self.base_url, k.id),
+                "id": k.id, "key": k.key, "url": format!("{}/user/keys/{}", self.api_url(), k.id),
                 "title": k.title, "created_at": k.created_at, "verified": true,
                 "read_only": false, "last_used": null,
             }),
@@ -225,7 +240,7 @@ impl Github {
         let (range, pages) = fake_http::page_range(keys.len(), page, per_page);
         let body: Vec<Value> = keys[range].iter().map(|k| self.render(k)).collect();
         let mut r = json_response(200, Value::Array(body));
-        let base = format!("{}{}", self.base_url, kind.base());
+        let base = format!("{}{}", self.api_url(), kind.base());
         if let Some(link) = fake_http::link_header(&base, page, pages, per_page) {
             r.headers.push(("Link".into(), link));
         }
@@ -290,7 +305,7 @@ impl Github {
         {
             return error(400, &format!("{v} is not a supported API version"));
         }
-        let Some(op) = self.spec.operation(&req.method, &req.path) else {
+        let Some(op) = self.operation(req) else {
             return error(404, "Not Found");
         };
         let t = match self.token(req) {
@@ -372,7 +387,7 @@ impl Github {
     /// Checks an answer against the description; an answer the description does not allow
     /// is the fake's bug: recorded, and turned into a 500 that says so.
     fn check_answer(&mut self, req: &Request, response: &mut Response) {
-        let Some(op) = self.spec.operation(&req.method, &req.path) else {
+        let Some(op) = self.operation(req) else {
             return;
         };
         let problems = answer_problems(&self.spec, &op, response);
@@ -418,8 +433,13 @@ impl Api for Github {
             |r: &Response, name: &str| r.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
         let token = self.token(req).ok();
         if token.is_some() && !has(response, "x-ratelimit-remaining") {
+            // A fixed hour-long window, as GitHub counts: it resets when the hour is up.
+            let now = self.now().timestamp();
+            if now >= self.reset {
+                (self.remaining, self.reset) = (5000, now + 3600);
+            }
             self.remaining = self.remaining.saturating_sub(1);
-            let reset = (self.now() + chrono::TimeDelta::hours(1)).timestamp();
+            let reset = self.reset;
             for (k, v) in [
                 ("x-ratelimit-limit", "5000".to_owned()),
                 ("x-ratelimit-remaining", self.remaining.to_string()),
@@ -437,10 +457,10 @@ impl Api for Github {
                 .headers
                 .push(("X-OAuth-Scopes".into(), t.scopes.join(", ")));
         }
-        if self.spec.operation(&req.method, &req.path).is_some()
+        if let Some(op) = self.operation(req)
             && !has(response, "X-Accepted-OAuth-Scopes")
         {
-            let kind = if req.path.starts_with("/user/keys") {
+            let kind = if op.template.starts_with("/user/keys") {
                 Kind::Auth
             } else {
                 Kind::Signing
@@ -459,6 +479,24 @@ impl Api for Github {
             "X-GitHub-Media-Type".into(),
             "github.v3; format=json".into(),
         ));
+    }
+
+    fn preset(&self, spec: &Value) -> Option<Action> {
+        let seconds = spec["seconds"].as_u64().unwrap_or(60);
+        Some(match spec["fault"].as_str()? {
+            "bad_credentials" => faults::bad_credentials(),
+            "missing_scope_forbidden" => faults::missing_scope_forbidden(
+                spec["scope"].as_str().unwrap_or("admin:public_key"),
+            ),
+            "missing_scope_not_found" => faults::missing_scope_not_found(),
+            "already_in_use" => faults::already_in_use(),
+            "rate_limited" => faults::rate_limited(seconds),
+            "secondary_rate_limit" => faults::secondary_rate_limit(seconds),
+            "server_error" => {
+                faults::server_error(spec["status"].as_u64().map_or(500, |s| s as u16))
+            }
+            _ => return None,
+        })
     }
 
     fn redact(&self, name: &str, value: &str) -> Option<String> {
@@ -511,6 +549,8 @@ impl FakeGithub {
             page_size: 100,
             missing_scope_status: 404,
             remaining: 5000,
+            reset: 0,
+            prefix: String::new(),
             offset: chrono::TimeDelta::zero(),
             violations: Vec::new(),
         };
@@ -524,9 +564,21 @@ impl FakeGithub {
         fake
     }
 
-    /// The API base, `http://127.0.0.1:PORT` (`GITHUB_API_URL`).
+    /// The API base, `http://127.0.0.1:PORT` (`GITHUB_API_URL`), with the Enterprise
+    /// prefix if [`FakeGithub::serve_as_enterprise`] set one.
     pub fn url(&self) -> String {
-        self.server.url()
+        self.server.with(|g| g.api_url())
+    }
+
+    /// Serves the API under `/api/v3`, as GitHub Enterprise Server does (`https://HOST/api/v3`).
+    pub fn serve_as_enterprise(&self) {
+        self.server.with(|g| g.prefix = "/api/v3".to_owned());
+    }
+
+    /// Turns on the control API (`/_fake/faults`, `/_fake/log`; see
+    /// [`fake_http::Server::enable_control`]); fault names are those of [`faults`].
+    pub fn enable_control_api(&self) {
+        self.server.enable_control();
     }
 
     /// Accepts `token` too, with these classic scopes or fine-grained permissions.

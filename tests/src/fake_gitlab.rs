@@ -66,6 +66,7 @@ struct Gitlab {
     tokens: Vec<(String, Vec<String>)>,
     page_size: usize,
     rewrite: bool,
+    omit_totals: bool,
     user_name: String,
     restrictions: Vec<(String, Restriction)>,
     offset: chrono::TimeDelta,
@@ -175,12 +176,21 @@ impl Gitlab {
                 "X-Prev-Page".to_owned(),
                 some(page.saturating_sub(1), page > 1),
             ),
-            ("X-Total".to_owned(), self.keys.len().to_string()),
-            ("X-Total-Pages".to_owned(), pages.to_string()),
         ]);
+        if !self.omit_totals {
+            r.headers.extend([
+                ("X-Total".to_owned(), self.keys.len().to_string()),
+                ("X-Total-Pages".to_owned(), pages.to_string()),
+            ]);
+        }
         let base = format!("{}{PREFIX}/user/keys", self.base_url);
         if let Some(link) = fake_http::link_header(&base, page, pages, per_page) {
-            r.headers.push(("Link".into(), link));
+            // Without a total there is no last page to link to.
+            let link: Vec<&str> = link
+                .split(", ")
+                .filter(|l| !(self.omit_totals && l.ends_with("rel=\"last\"")))
+                .collect();
+            r.headers.push(("Link".into(), link.join(", ")));
         }
         r
     }
@@ -429,6 +439,23 @@ impl Api for Gitlab {
         self.check_answer(req, response);
     }
 
+    fn preset(&self, spec: &Value) -> Option<Action> {
+        let seconds = spec["seconds"].as_u64().unwrap_or(60);
+        Some(match spec["fault"].as_str()? {
+            "unauthorized" => faults::unauthorized(),
+            "insufficient_scope" => {
+                faults::insufficient_scope(spec["scope"].as_str().unwrap_or("api"))
+            }
+            "not_found" => faults::not_found(),
+            "already_taken" => faults::already_taken(),
+            "rate_limited" => faults::rate_limited(seconds),
+            "server_error" => {
+                faults::server_error(spec["status"].as_u64().map_or(500, |s| s as u16))
+            }
+            _ => return None,
+        })
+    }
+
     fn redact(&self, name: &str, value: &str) -> Option<String> {
         let (scheme, secret) = match name {
             "private-token" | "job-token" => ("", value),
@@ -471,6 +498,7 @@ impl FakeGitlab {
             tokens: Vec::new(),
             page_size: 100,
             rewrite: true,
+            omit_totals: false,
             user_name: "Test User".to_owned(),
             restrictions: Vec::new(),
             offset: chrono::TimeDelta::zero(),
@@ -494,6 +522,18 @@ impl FakeGitlab {
     /// The API root, `http://127.0.0.1:PORT/api/v4` (`CI_API_V4_URL`).
     pub fn api_url(&self) -> String {
         format!("{}{PREFIX}", self.server.url())
+    }
+
+    /// Turns on the control API (`/_fake/faults`, `/_fake/log`; see
+    /// [`fake_http::Server::enable_control`]); fault names are those of [`faults`].
+    pub fn enable_control_api(&self) {
+        self.server.enable_control();
+    }
+
+    /// Leaves `X-Total` and `X-Total-Pages` out of list answers, as GitLab.com may for
+    /// large collections (G13): a client must follow `X-Next-Page`.
+    pub fn omit_totals(&self) {
+        self.server.with(|g| g.omit_totals = true);
     }
 
     /// Accepts `token` too, with these scopes (`api`, `read_api`, `read_user`).

@@ -160,6 +160,11 @@ pub trait Api: Send + 'static {
     fn redact(&self, _name: &str, _value: &str) -> Option<String> {
         None
     }
+    /// The fault the control API's `{"fault": NAME, …}` names, with its arguments from the
+    /// same object (`scope`, `seconds`, `status`), if this fake has one by that name.
+    fn preset(&self, _spec: &serde_json::Value) -> Option<Action> {
+        None
+    }
 }
 
 /// The page `page` (from 1) of `len` items `per_page` at a time, as an index range, and the
@@ -194,6 +199,7 @@ struct Inner<A> {
     api: A,
     faults: VecDeque<Fault>,
     log: Vec<Logged>,
+    control: bool,
 }
 
 /// A running fake server.
@@ -218,6 +224,7 @@ impl<A: Api> Server<A> {
             api,
             faults: VecDeque::new(),
             log: Vec::new(),
+            control: false,
         }));
         let stop = Arc::new(AtomicBool::new(false));
         {
@@ -266,6 +273,89 @@ impl<A: Api> Server<A> {
     pub fn clear_log(&self) {
         lock(&self.inner).log.clear();
     }
+
+    /// Turns on the control API for a fake run on its own, under `/_fake/` (never checked
+    /// against an API description, never logged):
+    ///
+    /// - `POST /_fake/faults` arms a fault: `{"method": "POST", "path": "/user/keys",
+    ///   "times": 1, …}` with either `"fault": NAME` (`hang` with `seconds`, `lost_answer`,
+    ///   `truncate`, `not_json`, or one the fake names, e.g. `rate_limited`) or `"status"`,
+    ///   `"body"` and `"headers"` (an object) for any answer;
+    /// - `DELETE /_fake/faults` disarms them all;
+    /// - `GET /_fake/log` lists the requests so far (credentials redacted).
+    pub fn enable_control(&self) {
+        lock(&self.inner).control = true;
+    }
+}
+
+/// Answers a control API request (see [`Server::enable_control`]).
+fn control<A: Api>(inner: &mut Inner<A>, req: &Request) -> Response {
+    let json = |status: u16, body: serde_json::Value| Response {
+        status,
+        content_type: "application/json",
+        headers: Vec::new(),
+        body: body.to_string(),
+    };
+    match (req.method.as_str(), req.path.as_str()) {
+        ("POST", "/_fake/faults") => {
+            let spec = serde_json::from_slice(&req.body).unwrap_or(serde_json::Value::Null);
+            match fault_from_json(&inner.api, &spec) {
+                Ok(fault) => {
+                    inner.faults.push_back(fault);
+                    json(201, serde_json::json!({"armed": inner.faults.len()}))
+                }
+                Err(e) => json(400, serde_json::json!({"error": e})),
+            }
+        }
+        ("DELETE", "/_fake/faults") => {
+            inner.faults.clear();
+            json(200, serde_json::json!({"armed": 0}))
+        }
+        ("GET", "/_fake/log") => {
+            let log: Vec<serde_json::Value> = inner
+                .log
+                .iter()
+                .map(|r| {
+                    serde_json::json!({"method": r.method, "target": r.target, "status": r.status,
+                        "authorization": r.authorization, "body": r.body})
+                })
+                .collect();
+            json(200, serde_json::Value::Array(log))
+        }
+        _ => json(404, serde_json::json!({"error": "unknown control request"})),
+    }
+}
+
+fn fault_from_json<A: Api>(api: &A, spec: &serde_json::Value) -> Result<Fault, String> {
+    let text = |k: &str| spec[k].as_str().map(ToOwned::to_owned);
+    let action = match (spec["fault"].as_str(), spec["status"].as_u64()) {
+        (Some("hang"), _) => {
+            Action::Hang(Duration::from_secs(spec["seconds"].as_u64().unwrap_or(60)))
+        }
+        (Some("lost_answer"), _) => Action::DropAfter,
+        (Some("truncate"), _) => Action::Truncate,
+        (Some("not_json"), _) => Action::NotJson,
+        (Some(name), _) => api
+            .preset(spec)
+            .ok_or_else(|| format!("this fake has no fault named {name:?}"))?,
+        (None, Some(status)) => Action::Respond {
+            status: u16::try_from(status).map_err(|_| "status out of range".to_owned())?,
+            body: text("body").unwrap_or_default(),
+            headers: spec["headers"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect(),
+        },
+        (None, None) => return Err("give \"fault\" or \"status\"".to_owned()),
+    };
+    Ok(Fault {
+        method: text("method"),
+        path: text("path"),
+        action,
+        times: spec["times"].as_u64().map_or(1, |n| n as usize),
+    })
 }
 
 impl<A: Api> Drop for Server<A> {
@@ -375,6 +465,15 @@ fn serve<A: Api>(mut conn: TcpStream, inner: &Mutex<Inner<A>>) {
     let Some(req) = read_request(&conn) else {
         return;
     };
+    {
+        let mut guard = lock(inner);
+        if guard.control && req.path.starts_with("/_fake/") {
+            let response = control(&mut guard, &req);
+            drop(guard);
+            write_response(&mut conn, &response, false);
+            return;
+        }
+    }
     let fault = take_fault(&mut lock(inner), &req);
     if let Some(Action::Hang(d)) = &fault {
         std::thread::sleep(*d);

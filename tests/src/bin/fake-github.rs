@@ -10,6 +10,15 @@
 //! scopes, or fine-grained permissions such as `keys=write`), `--keys-file FILE` preloads
 //! authentication keys (one per line, not managed by keyvault), `--page-size N` makes lists
 //! paginate after N keys.
+//!
+//! Faults are armed over its control API (not part of GitHub's or GitLab's), for example the
+//! next key upload answered with a rate limit, then the request log (tokens redacted):
+//!
+//! ```sh
+//! curl -X POST http://127.0.0.1:8766/_fake/faults \
+//!      -d '{"method": "POST", "path": "/user/keys", "fault": "rate_limited", "seconds": 30}'
+//! curl http://127.0.0.1:8766/_fake/log
+//! ```
 
 use keyvault_tests::fake_cli::{Options, serve_until_killed};
 use keyvault_tests::fake_github::{DEFAULT_TOKEN, FakeGithub, Kind};
@@ -29,6 +38,7 @@ fn main() {
     if let Some(n) = o.page_size {
         server.set_page_size(n);
     }
+    server.enable_control_api();
     println!("fake GitHub API listening on {}", server.url());
     println!("  export GITHUB_API_URL={}", server.url());
     println!("  export GH_TOKEN={DEFAULT_TOKEN}   # the fake's test token, not a real one");

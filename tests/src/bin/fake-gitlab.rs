@@ -9,6 +9,15 @@
 //! `--scopes api` sets the test token's scopes (`api`, `read_api`, `read_user`),
 //! `--keys-file FILE` preloads keys (one per line, not managed by keyvault), `--page-size N`
 //! makes lists paginate after N keys.
+//!
+//! Faults are armed over its control API (not part of GitHub's or GitLab's), for example the
+//! next key upload answered with a rate limit, then the request log (tokens redacted):
+//!
+//! ```sh
+//! curl -X POST http://127.0.0.1:8767/_fake/faults \
+//!      -d '{"method": "POST", "path": "/api/v4/user/keys", "fault": "rate_limited", "seconds": 30}'
+//! curl http://127.0.0.1:8767/_fake/log
+//! ```
 
 use keyvault_tests::fake_cli::{Options, serve_until_killed};
 use keyvault_tests::fake_gitlab::{DEFAULT_TOKEN, FakeGitlab};
@@ -33,6 +42,7 @@ fn main() {
     if let Some(n) = o.page_size {
         server.set_page_size(n);
     }
+    server.enable_control_api();
     println!("fake GitLab API listening on {}", server.url());
     println!("  export CI_API_V4_URL={}", server.api_url());
     println!("  export GITLAB_TOKEN={DEFAULT_TOKEN}   # the fake's test token, not a real one");

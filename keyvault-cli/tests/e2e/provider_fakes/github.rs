@@ -405,3 +405,125 @@ fn github_fake_loses_answers_and_hangs_on_demand() {
     );
     assert!(s.violations().is_empty(), "{:?}", s.violations());
 }
+
+#[test]
+fn github_fake_serves_enterprise_under_api_v3_with_a_fixed_rate_window() {
+    let s = FakeGithub::start();
+    s.serve_as_enterprise();
+    assert!(s.url().ends_with("/api/v3"), "{}", s.url());
+    let created = gh(
+        &s,
+        "POST",
+        "/user/keys",
+        Some(json!({"key": SK_KEY, "title": "t"})),
+    );
+    assert_eq!(
+        created.status, 422,
+        "still github's rules: {}",
+        created.body
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = public_key(dir.path(), "ed25519", "e");
+    let created = gh(
+        &s,
+        "POST",
+        "/user/keys",
+        Some(json!({"key": key, "title": "t"})),
+    );
+    assert_eq!(created.status, 201);
+    let id = created.json()["id"].as_u64().expect("id");
+    assert_eq!(created.json()["url"], format!("{}/user/keys/{id}", s.url()));
+    let root = s.url().trim_end_matches("/api/v3").to_owned();
+    assert_eq!(
+        call(
+            &root,
+            "GET",
+            "/user/keys",
+            &[("Authorization", AUTH), ("User-Agent", "t")],
+            None
+        )
+        .status,
+        404
+    );
+    let first = gh(&s, "GET", "/user/keys", None);
+    let second = gh(&s, "GET", "/user/keys", None);
+    let remaining = |a: &Answer| {
+        a.header("x-ratelimit-remaining")
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    assert_eq!(remaining(&second), remaining(&first).map(|r| r - 1));
+    assert_eq!(
+        first.header("x-ratelimit-reset"),
+        second.header("x-ratelimit-reset")
+    );
+    assert_eq!(s.violations().len(), 1, "the sk- key: {:?}", s.violations());
+}
+
+#[test]
+fn github_fake_control_api_arms_faults_and_shows_the_log() {
+    let s = FakeGithub::start();
+    s.enable_control_api();
+    let arm = |spec: serde_json::Value| {
+        call(
+            &s.url(),
+            "POST",
+            "/_fake/faults",
+            &[],
+            Some(&spec.to_string()),
+        )
+    };
+    let spec = json!({"method": "POST", "path": "/user/keys", "fault": "secondary_rate_limit", "seconds": 3});
+    assert_eq!(arm(spec).status, 201);
+    let custom = json!({"method": "GET", "path": "/user/keys", "status": 503, "body": "{}", "headers": {"retry-after": "1"}});
+    assert_eq!(arm(custom).status, 201);
+    assert_eq!(arm(json!({"fault": "no_such_fault"})).status, 400);
+    let limited = gh(
+        &s,
+        "POST",
+        "/user/keys",
+        Some(json!({"key": SK_KEY, "title": "t"})),
+    );
+    assert_eq!(
+        (limited.status, limited.header("retry-after")),
+        (403, Some("3"))
+    );
+    let unavailable = gh(&s, "GET", "/user/keys", None);
+    assert_eq!(
+        (unavailable.status, unavailable.header("retry-after")),
+        (503, Some("1"))
+    );
+    assert_eq!(
+        gh(&s, "GET", "/user/keys", None).status,
+        200,
+        "each fault fires once"
+    );
+    let log = call(&s.url(), "GET", "/_fake/log", &[], None);
+    assert_eq!(
+        log.json().as_array().map(Vec::len),
+        Some(3),
+        "control requests are not logged"
+    );
+    assert!(
+        !log.body.contains(DEFAULT_TOKEN) && log.body.contains("[token 0]"),
+        "{}",
+        log.body
+    );
+    assert_eq!(
+        call(&s.url(), "DELETE", "/_fake/faults", &[], None).status,
+        200
+    );
+    assert!(s.violations().is_empty(), "{:?}", s.violations());
+    // Without the control API (the default in tests) /_fake/ is just another unknown path.
+    let plain = FakeGithub::start();
+    assert_eq!(
+        call(
+            &plain.url(),
+            "GET",
+            "/_fake/log",
+            &[("User-Agent", "t")],
+            None
+        )
+        .status,
+        404
+    );
+}

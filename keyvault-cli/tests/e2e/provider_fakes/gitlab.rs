@@ -334,3 +334,54 @@ fn gitlab_fake_loses_answers_and_hangs_on_demand() {
     );
     assert!(s.violations().is_empty(), "{:?}", s.violations());
 }
+
+#[test]
+fn gitlab_fake_can_leave_the_totals_out_as_gitlab_com_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = FakeGitlab::start();
+    s.set_page_size(1);
+    s.omit_totals();
+    for i in 0..3 {
+        s.add_key(
+            &public_key(dir.path(), "ed25519", &format!("k{i}")),
+            &format!("t{i}"),
+            None,
+            "auth",
+        );
+    }
+    let first = gl(&s, "GET", "/user/keys", None);
+    assert_eq!(
+        (first.header("x-total"), first.header("x-total-pages")),
+        (None, None)
+    );
+    assert_eq!(first.header("x-next-page"), Some("2"));
+    let link = first.header("link").expect("link");
+    assert!(
+        link.contains("rel=\"next\"") && !link.contains("rel=\"last\""),
+        "{link}"
+    );
+    let last = gl(&s, "GET", "/user/keys?page=3", None);
+    assert_eq!(
+        (last.header("x-next-page"), last.json()[0]["title"].as_str()),
+        (Some(""), Some("t2"))
+    );
+    s.enable_control_api();
+    let spec = json!({"method": "GET", "path": "/api/v4/user/keys", "fault": "rate_limited", "seconds": 2});
+    assert_eq!(
+        call(
+            &s.url(),
+            "POST",
+            "/_fake/faults",
+            &[],
+            Some(&spec.to_string())
+        )
+        .status,
+        201
+    );
+    let limited = gl(&s, "GET", "/user/keys", None);
+    assert_eq!(
+        (limited.status, limited.header("retry-after")),
+        (429, Some("2"))
+    );
+    assert!(s.violations().is_empty(), "{:?}", s.violations());
+}
