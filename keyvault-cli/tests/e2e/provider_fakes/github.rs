@@ -1,7 +1,10 @@
 //! The fake GitHub holds to its API description and to GitHub's documented habits, and each
 //! fault answers as GitHub does, so provider tests built on it mean something.
 
-use super::{Answer, SK_KEY, assert_log_has_no_token, call, public_key, try_call};
+use super::{
+    Answer, SK_KEY, assert_github_client_headers, assert_log_has_no_token, call, public_key,
+    try_call,
+};
 use keyvault_tests::fake_github::{self, Action, DEFAULT_TOKEN, FakeGithub, Fault, Kind, faults};
 use serde_json::json;
 use std::time::Duration;
@@ -91,6 +94,7 @@ fn github_fake_answers_every_documented_endpoint_as_described() {
     assert_eq!(v.len(), 1, "{v:?}");
     assert!(v[0].contains("does not match pattern"), "{v:?}");
     assert_log_has_no_token(&s.log());
+    assert_github_client_headers(&s.log());
     assert!(
         s.log()
             .iter()
