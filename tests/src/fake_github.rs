@@ -207,7 +207,9 @@ impl Github {
             return Ok(());
         }
         Err(match self.missing_scope_status {
-            403 => faults::body_of(faults::missing_scope_forbidden(levels[need])),
+            403 => faults::missing_scope_forbidden(levels[need])
+                .into_response("application/json; charset=utf-8")
+                .expect("a Respond action"),
             _ => error(404, "Not Found"),
         })
     }
@@ -226,14 +228,7 @@ impl Github {
     }
 
     fn list(&self, req: &Request, kind: Kind) -> Response {
-        let query = req.query();
-        let param = |name: &str, default: usize| {
-            query
-                .iter()
-                .find(|(k, _)| k == name)
-                .and_then(|(_, v)| v.parse().ok())
-                .unwrap_or(default)
-        };
+        let param = |name: &str, default: usize| req.query_number(name).unwrap_or(default);
         let per_page = param("per_page", 30).clamp(1, 100).min(self.page_size);
         let page = param("page", 1).max(1);
         let keys: Vec<&GithubKey> = self.keys.iter().filter(|k| k.kind == kind).collect();
@@ -659,7 +654,7 @@ impl FakeGithub {
 /// action))` (`path` may end in `*`). A hang is [`Action::Hang`]; a lost answer after a
 /// write (it lands, the connection drops) is [`Action::DropAfter`].
 pub mod faults {
-    use super::{Action, DOCS, Response};
+    use super::{Action, DOCS};
     use serde_json::json;
 
     fn respond(status: u16, body: serde_json::Value, headers: &[(&str, String)]) -> Action {
@@ -670,22 +665,6 @@ pub mod faults {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), v.clone()))
                 .collect(),
-        }
-    }
-
-    pub(super) fn body_of(action: Action) -> Response {
-        match action {
-            Action::Respond {
-                status,
-                body,
-                headers,
-            } => Response {
-                status,
-                content_type: "application/json; charset=utf-8",
-                headers,
-                body,
-            },
-            _ => unreachable!("only Respond actions are turned into answers"),
         }
     }
 
