@@ -344,8 +344,13 @@ fn control<A: Api>(inner: &mut Inner<A>, req: &Request) -> Response {
                 .log
                 .iter()
                 .map(|r| {
+                    let headers: serde_json::Map<String, serde_json::Value> = r
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
+                        .collect();
                     serde_json::json!({"method": r.method, "target": r.target, "status": r.status,
-                        "authorization": r.authorization, "body": r.body})
+                        "headers": headers, "body": r.body})
                 })
                 .collect();
             json(200, serde_json::Value::Array(log))
