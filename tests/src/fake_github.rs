@@ -486,6 +486,7 @@ impl Api for Github {
             "missing_scope_not_found" => faults::missing_scope_not_found(),
             "already_in_use" => faults::already_in_use(),
             "rate_limited" => faults::rate_limited(seconds),
+            "rate_limited_forbidden" => faults::rate_limited_forbidden(seconds),
             "secondary_rate_limit" => faults::secondary_rate_limit(seconds),
             "server_error" => {
                 faults::server_error(spec["status"].as_u64().map_or(500, |s| s as u16))
@@ -712,10 +713,20 @@ pub mod faults {
     /// The primary rate limit: 429 with `x-ratelimit-remaining: 0` and a reset `reset_in`
     /// seconds from now (real time).
     pub fn rate_limited(reset_in: u64) -> Action {
+        primary_limit(429, reset_in)
+    }
+
+    /// The primary rate limit as GitHub also answers it: 403 (not a missing scope: the
+    /// message and `x-ratelimit-remaining: 0` say so).
+    pub fn rate_limited_forbidden(reset_in: u64) -> Action {
+        primary_limit(403, reset_in)
+    }
+
+    fn primary_limit(status: u16, reset_in: u64) -> Action {
         let reset = chrono::Utc::now().timestamp() + reset_in as i64;
         respond(
-            429,
-            basic(429, "API rate limit exceeded for user ID 1."),
+            status,
+            basic(status, "API rate limit exceeded for user ID 1."),
             &[
                 ("x-ratelimit-limit", "5000".to_owned()),
                 ("x-ratelimit-remaining", "0".to_owned()),

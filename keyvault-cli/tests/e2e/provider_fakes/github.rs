@@ -330,6 +330,11 @@ fn github_faults_answer_as_github_does() {
         (faults::missing_scope_not_found(), 404, "Not Found"),
         (faults::already_in_use(), 422, "key is already in use"),
         (faults::rate_limited(30), 429, "API rate limit exceeded"),
+        (
+            faults::rate_limited_forbidden(30),
+            403,
+            "API rate limit exceeded",
+        ),
         (faults::secondary_rate_limit(7), 403, "secondary rate limit"),
         (faults::server_error(502), 502, "Server Error"),
     ];
@@ -344,7 +349,7 @@ fn github_faults_answer_as_github_does() {
         );
         assert_eq!(a.status, status, "{}", a.body);
         assert!(a.body.contains(text), "{}", a.body);
-        if status == 429 {
+        if text.starts_with("API rate limit") {
             assert_eq!(a.header("x-ratelimit-remaining"), Some("0"));
             let reset: i64 = a
                 .header("x-ratelimit-reset")
