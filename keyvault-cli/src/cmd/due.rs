@@ -5,6 +5,7 @@ use super::{Ctx, print_json};
 use crate::error::{Done, Failure, hint};
 use crate::explain;
 use crate::render::{self, bold, clean, time};
+use anstream::{eprintln, println};
 use keyvault_core::{DueResult, DueRotation, DueRun, Error, Report, RotationPlan, Unattended};
 use serde_json::{Value, json};
 

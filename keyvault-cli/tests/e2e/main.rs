@@ -20,6 +20,7 @@ mod passphrases;
 mod pods;
 mod refusals;
 mod restore_audit;
+mod rotate_due;
 mod rotation_matrix;
 mod rotation_recovery;
 mod runpod;
