@@ -227,14 +227,23 @@ fn keyring_keys_rotate_unattended_and_the_new_passphrase_is_in_the_keyring() {
 #[test]
 fn a_due_key_needing_a_person_or_failing_is_reported_and_never_revoked() {
     // personal: prompt-only passphrase. team: passphrase_env names an unset variable.
+    // ci: its passphrase_file is readable by others.
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let open_file = secrets.path().join("ci.pass");
+    std::fs::write(&open_file, format!("{PASS}\n")).expect("write");
+    chmod(&open_file, 0o644);
     let s = Setup::start(
         100,
-        "[policy]\nrotate_before_expiry = \"14d\"\n\n[purpose.team]\npassphrase_env = \"UNSET_PASS\"\n",
+        &format!(
+            "[policy]\nrotate_before_expiry = \"14d\"\n\n[purpose.team]\npassphrase_env = \"UNSET_PASS\"\n\n\
+             [purpose.ci]\npassphrase_file = \"{}\"\n",
+            open_file.display()
+        ),
     );
-    s.v.new_key("personal", &["--ttl", "30d"]);
-    s.v.new_key("team", &["--ttl", "30d"]);
-    s.deploy("personal");
-    s.deploy("team");
+    for purpose in ["personal", "team", "ci"] {
+        s.v.new_key(purpose, &["--ttl", "30d"]);
+        s.deploy(purpose);
+    }
     // Both expired 70 days ago.
     s.v.set_now(s.now);
     let before = s.state();
@@ -253,10 +262,16 @@ fn a_due_key_needing_a_person_or_failing_is_reported_and_never_revoked() {
         team["error"]["message"].to_string().contains("UNSET_PASS"),
         "{out}"
     );
-    // Neither was rotated nor revoked: the vault, RunPod and the file are as they were
+    let ci = rotation(&out, "ci");
+    assert_eq!(ci["result"], "failed", "{out}");
+    assert!(
+        ci["error"]["hint"].to_string().contains("chmod 600"),
+        "{out}"
+    );
+    // None was rotated nor revoked: the vault, RunPod and the file are as they were
     // (the file's lines carry expiry-time=, so sshd refuses them by itself).
     assert_eq!(s.state(), before);
-    for id in ["personal-1", "team-1"] {
+    for id in ["personal-1", "team-1", "ci-1"] {
         assert_eq!(s.show(id)["state"], "active", "{id}");
     }
     // In words: the command to run, and exit 3 when a person is all that is missing.
@@ -278,4 +293,104 @@ fn a_due_key_needing_a_person_or_failing_is_reported_and_never_revoked() {
     let after = s.state();
     assert_eq!((after.1, after.2), (before.1, before.2));
     assert_eq!(s.show("personal-1")["state"], "active");
+}
+
+#[test]
+fn pods_true_in_the_policy_rotates_running_pods_too() {
+    let s = Setup::start(
+        100,
+        "[policy]\nrotate_every = \"90d\"\n\n[purpose.personal]\npods = true\npassphrase_env = \"KV_PASS\"\n",
+    );
+    s.v.new_key("personal", &["--ttl", "200d"]);
+    s.deploy("personal");
+    let pod_dir = s.v.root.join("pod");
+    std::fs::create_dir(&pod_dir).expect("mkdir");
+    let pod = Sshd::start_with(
+        &pod_dir,
+        &format!(
+            "SetEnv KEYVAULT_AUTHORIZED_KEYS={}\n",
+            pod_dir.join("authorized_keys").display()
+        ),
+    );
+    let p1 = s.show("personal-1")["public_key"]
+        .as_str()
+        .expect("public key")
+        .to_owned();
+    std::fs::write(&pod.authorized_keys, format!("# from PUBLIC_KEY\n{p1}\n")).expect("w");
+    s.server.add_pod(keyvault_tests::fake_runpod::pod(
+        "poda",
+        "RUNNING",
+        &[&p1],
+        Some(("127.0.0.1", pod.port)),
+    ));
+    s.v.set_now(s.now);
+    let plan =
+        s.v.run(&["--json", "sweep", "--rotate-due", "--dry-run"])
+            .expect(0);
+    assert_eq!(
+        rotation(&plan.no_secrets().json(), "personal")["pods"],
+        true
+    );
+    let out =
+        s.v.run(&["--json", "--no-input", "sweep", "--rotate-due"])
+            .expect(0);
+    let out = out.no_secrets().json();
+    let r = rotation(&out, "personal");
+    assert_eq!(r["result"], "rotated", "{out}");
+    assert_eq!(r["report"]["pods"][0]["pod"], "poda", "{out}");
+    s.assert_replaced("personal-1", "personal-2", PASS, PASS);
+    let logs_in = |id: &str| pod.ssh(&s.v.home.join("keys").join(id), PASS, "true").code == 0;
+    assert!(logs_in("personal-2"), "the pod does not trust the new key");
+    assert!(!logs_in("personal-1"), "the pod still trusts the old key");
+}
+
+#[test]
+fn status_says_high_when_a_key_expires_before_the_next_run_and_config_errors_name_the_key() {
+    let v = Vault::new();
+    std::fs::create_dir_all(&v.home).expect("mkdir");
+    chmod(&v.home, 0o700);
+    let config = v.home.join("config.toml");
+    std::fs::write(&config, "[purpose.soon]\nrotate_before_expiry = \"14d\"\n").expect("w");
+    chmod(&config, 0o600);
+    let now = Utc::now();
+    v.set_now(now - TimeDelta::days(89) - TimeDelta::hours(12));
+    v.new_key("soon", &["--ttl", "90d"]);
+    v.new_key("later", &["--ttl", "90d"]);
+    v.set_now(now);
+    let run = v
+        .run(&["--json", "status", "--offline"])
+        .expect(3)
+        .no_secrets();
+    let findings = run.json()["findings"].as_array().expect("findings").clone();
+    let of = |id: &str, kind: &str| {
+        findings
+            .iter()
+            .find(|f| f["key_id"] == id && f["kind"] == kind)
+            .cloned()
+    };
+    let high = of("soon-1", "expires-before-next-run").expect("high finding");
+    assert_eq!(high["severity"], "high");
+    assert_eq!(
+        high["fix"],
+        "rotate it now, the next scheduled run is too late: keyvault rotate soon"
+    );
+    // A purpose without a rotation policy gets only the usual expiry warning.
+    assert!(
+        of("later-1", "expires-before-next-run").is_none(),
+        "{findings:?}"
+    );
+    assert!(of("later-1", "expiring").is_some(), "{findings:?}");
+    let human = v.run(&["status", "--offline"]).expect(3).no_secrets();
+    assert!(
+        human.stdout.contains("before the next scheduled rotation"),
+        "{}",
+        human.stdout
+    );
+
+    // A bad value is refused naming the file, the line and the key.
+    std::fs::write(&config, "[purpose.soon]\n\nrotate_every = \"monthly\"\n").expect("w");
+    let run = v.run(&["status", "--offline"]).expect(2);
+    for part in ["config.toml", "line 3", "purpose.soon.rotate_every"] {
+        assert!(run.stderr.contains(part), "{part}: {}", run.stderr);
+    }
 }
