@@ -464,4 +464,34 @@ mod tests {
             assert_eq!(remedy(&r), text);
         }
     }
+
+    /// The rotation policy's remedies and the command `sweep --rotate-due` names.
+    #[test]
+    fn rotation_policy_words() {
+        let purpose: keyvault_core::Purpose = "team".parse().expect("purpose");
+        assert_eq!(
+            remedy(&Remedy::RotateDue {
+                purpose: purpose.clone()
+            }),
+            "keyvault sweep --rotate-due rotates it when it next runs, or now: keyvault rotate team"
+        );
+        assert_eq!(
+            remedy(&Remedy::RotateNow {
+                purpose: purpose.clone()
+            }),
+            "rotate it now, the next scheduled run is too late: keyvault rotate team"
+        );
+        assert_eq!(
+            super::rotate_command(&purpose, true),
+            "keyvault rotate team --pods"
+        );
+        assert_eq!(
+            super::rotate_command(&purpose, false),
+            "keyvault rotate team"
+        );
+        assert_eq!(
+            super::due_reason(keyvault_core::DueReason::NearExpiry),
+            "within rotate_before_expiry of its expiry"
+        );
+    }
 }

@@ -274,6 +274,11 @@ fn a_due_key_needing_a_person_or_failing_is_reported_and_never_revoked() {
     for id in ["personal-1", "team-1", "ci-1"] {
         assert_eq!(s.show(id)["state"], "active", "{id}");
     }
+    // sshd itself refuses the expired key left in place.
+    assert!(
+        !s.logs_in("personal-1", PASS),
+        "an expired key still logs in"
+    );
     // In words: the command to run, and exit 3 when a person is all that is missing.
     std::fs::write(
         s.v.home.join("config.toml"),
