@@ -243,8 +243,8 @@ impl Vault {
     }
 
     /// `status`'s findings about the rotation policy, for live keys of purposes that have
-    /// one: an active key that expires before the next scheduled run (high; an expired
-    /// one is already an `expired` finding), else one that is due (medium).
+    /// one: an active key that expires before the next scheduled run, due or not (high;
+    /// an expired one is already an `expired` finding), else one that is due (medium).
     pub(crate) fn rotation_findings(
         &self,
         live: &[&KeyRecord],
@@ -256,13 +256,15 @@ impl Vault {
             .filter(|k| k.state() == KeyState::Active && k.scope().is_none())
         {
             let rule = self.config.policy(k.purpose()).rotation();
-            let Some(reason) = due_reason(rule, k.created_at(), k.expires_at(), now) else {
+            // An expired key is already an `expired` finding.
+            if !rule.is_scheduled() || k.is_expired_at(now) {
                 continue;
-            };
+            }
             let purpose = k.purpose().clone();
-            let finding = match (reason, k.expires_at()) {
-                (DueReason::Expired, _) => continue,
-                (_, Some(at)) if at <= now + NEXT_RUN.to_delta() => Finding {
+            let soon = k.expires_at().filter(|at| *at <= now + NEXT_RUN.to_delta());
+            let due = due_reason(rule, k.created_at(), k.expires_at(), now);
+            let finding = match (soon, due) {
+                (Some(at), _) => Finding {
                     severity: Severity::High,
                     kind: FindingKind::ExpiresBeforeNextRun,
                     key_id: Some(k.id().clone()),
@@ -274,7 +276,7 @@ impl Vault {
                     ),
                     fix: Remedy::RotateNow { purpose },
                 },
-                (reason, _) => Finding {
+                (None, Some(reason)) => Finding {
                     severity: Severity::Medium,
                     kind: FindingKind::RotationDue,
                     key_id: Some(k.id().clone()),
@@ -296,6 +298,7 @@ impl Vault {
                     ),
                     fix: Remedy::RotateDue { purpose },
                 },
+                (None, None) => continue,
             };
             findings.push(finding);
         }

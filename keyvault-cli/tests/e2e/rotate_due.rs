@@ -355,12 +355,17 @@ fn status_says_high_when_a_key_expires_before_the_next_run_and_config_errors_nam
     std::fs::create_dir_all(&v.home).expect("mkdir");
     chmod(&v.home, 0o700);
     let config = v.home.join("config.toml");
-    std::fs::write(&config, "[purpose.soon]\nrotate_before_expiry = \"14d\"\n").expect("w");
+    std::fs::write(
+        &config,
+        "[purpose.soon]\nrotate_before_expiry = \"14d\"\n\n[purpose.aged]\nrotate_every = \"90d\"\n",
+    )
+    .expect("w");
     chmod(&config, 0o600);
     let now = Utc::now();
     v.set_now(now - TimeDelta::days(89) - TimeDelta::hours(12));
     v.new_key("soon", &["--ttl", "90d"]);
     v.new_key("later", &["--ttl", "90d"]);
+    v.new_key("aged", &["--ttl", "90d"]);
     v.set_now(now);
     let run = v
         .run(&["--json", "status", "--offline"])
@@ -379,6 +384,10 @@ fn status_says_high_when_a_key_expires_before_the_next_run_and_config_errors_nam
         high["fix"],
         "rotate it now, the next scheduled run is too late: keyvault rotate soon"
     );
+    // Not yet due by age, but expiring before the next run all the same.
+    let aged = of("aged-1", "expires-before-next-run").expect("high finding");
+    assert_eq!(aged["severity"], "high");
+    assert!(of("aged-1", "rotation-due").is_none(), "{findings:?}");
     // A purpose without a rotation policy gets only the usual expiry warning.
     assert!(
         of("later-1", "expires-before-next-run").is_none(),
@@ -398,4 +407,36 @@ fn status_says_high_when_a_key_expires_before_the_next_run_and_config_errors_nam
     for part in ["config.toml", "line 3", "purpose.soon.rotate_every"] {
         assert!(run.stderr.contains(part), "{part}: {}", run.stderr);
     }
+}
+
+#[test]
+fn the_usual_sweep_still_revokes_expired_keys_of_purposes_without_a_rotation_policy() {
+    let s = Setup::start(100, "[purpose.personal]\nrotate_before_expiry = \"14d\"\n");
+    for purpose in ["personal", "plain"] {
+        s.v.new_key(purpose, &["--ttl", "30d"]);
+        s.deploy(purpose);
+    }
+    s.v.set_now(s.now);
+    let out =
+        s.v.run(&["--json", "--no-input", "sweep", "--rotate-due"])
+            .expect(3);
+    let out = out.no_secrets().json();
+    assert_eq!(
+        out["sweep"]["revoked"],
+        serde_json::json!(["plain-1"]),
+        "{out}"
+    );
+    assert_eq!(
+        rotation(&out, "personal")["result"],
+        "needs-person",
+        "{out}"
+    );
+    assert_eq!(s.show("plain-1")["state"], "revoked");
+    assert_eq!(s.show("personal-1")["state"], "active");
+    let file = std::fs::read_to_string(&s.sshd.authorized_keys).expect("read");
+    assert!(!file.contains(&s.body("plain-1")), "{file}");
+    assert!(file.contains(&s.body("personal-1")), "{file}");
+    let listed: Vec<String> = s.server.keys().iter().map(|k| key_body(k)).collect();
+    assert!(!listed.contains(&s.body("plain-1")), "{listed:?}");
+    assert!(listed.contains(&s.body("personal-1")), "{listed:?}");
 }
