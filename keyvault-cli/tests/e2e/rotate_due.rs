@@ -440,3 +440,36 @@ fn the_usual_sweep_still_revokes_expired_keys_of_purposes_without_a_rotation_pol
     assert!(!listed.contains(&s.body("plain-1")), "{listed:?}");
     assert!(listed.contains(&s.body("personal-1")), "{listed:?}");
 }
+
+#[test]
+fn a_rotation_failing_at_a_target_keeps_the_expired_key_and_the_next_sweep_finishes_it() {
+    let s = Setup::start(
+        100,
+        "[purpose.personal]\nrotate_before_expiry = \"14d\"\npassphrase_env = \"KV_PASS\"\n",
+    );
+    s.v.new_key("personal", &["--ttl", "30d"]);
+    s.deploy("personal");
+    s.v.set_now(s.now);
+    // RunPod cannot be reached: the rotation fails, and the expired key is not revoked.
+    s.v.set_env("RUNPOD_API_URL", "http://127.0.0.1:1");
+    let out =
+        s.v.run(&["--json", "--no-input", "sweep", "--rotate-due"])
+            .expect(1);
+    let out = out.no_secrets().json();
+    let failed = |out: &serde_json::Value| {
+        out["sweep_error"].is_object() || rotation(out, "personal")["result"] == "failed"
+    };
+    assert!(failed(&out), "{out}");
+    assert_eq!(s.show("personal-1")["state"], "active");
+    let listed: Vec<String> = s.server.keys().iter().map(|k| key_body(k)).collect();
+    assert!(listed.contains(&s.body("personal-1")), "{listed:?}");
+    let file = std::fs::read_to_string(&s.sshd.authorized_keys).expect("read");
+    assert!(file.contains(&s.body("personal-1")), "{file}");
+    // Once RunPod answers again, the next scheduled sweep finishes the job.
+    s.v.use_runpod(&s.server);
+    s.v.run(&["--json", "--no-input", "sweep", "--rotate-due"])
+        .expect(0)
+        .no_secrets();
+    s.assert_replaced("personal-1", "personal-2", PASS, PASS);
+    s.v.run(&["log", "--verify"]).expect(0);
+}
