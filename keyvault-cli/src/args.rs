@@ -190,6 +190,9 @@ For cron: `keyvault scan --json > scan.json || alert`."
     /// Health: expiry, drift at targets, pods on old keys, audit log (exit 3 on problems).
     #[command(
         after_help = "Exit 0 healthy, 3 problems found, 1 a target could not be checked.\n\n\
+With a rotation policy (rotate_every, rotate_before_expiry in config.toml), a key that is due is a medium \
+finding, and one that expires before the next scheduled `sweep --rotate-due` a high one; the schedule is \
+assumed daily (as `schedule install` sets it up).\n\n\
 Examples:\n  keyvault status\n  keyvault status --warn-within 30d --json\n  keyvault status --offline\n\n\
 For cron: `keyvault status --json || alert` (exit 3 means problems were found)."
     )]
