@@ -151,12 +151,23 @@ keyvault rotate personal --dry-run\n  keyvault rotate --abort personal\n  \
 keyvault rotate personal --pods --old-passphrase-env OLD_PASS --passphrase-env NEW_PASS"
     )]
     Rotate(RotateArgs),
-    /// Finish interrupted rotations, end grace periods, revoke expired keys (for cron).
-    #[command(
-        after_help = "Safe to run every few minutes.\n\nExamples:\n  keyvault sweep\n  \
-*/10 * * * * keyvault --json --no-input sweep >> ~/keyvault-sweep.log"
-    )]
-    Sweep,
+    /// Finish interrupted rotations, end grace periods, revoke expired keys (for cron);
+    /// with --rotate-due, also rotate the keys their rotation policy says are due.
+    #[command(after_help = "Safe to run every few minutes.\n\n\
+--rotate-due: after the usual sweep, every active key due under its purpose's rotation policy \
+(rotate_every, rotate_before_expiry in config.toml) is rotated across all its targets (with --pods where the \
+policy says pods = true), asking no one: the passphrases come from the OS keyring, or from the purpose's \
+passphrase_env / passphrase_file. A due key whose passphrase only a person can give is not rotated and is \
+reported with the command to run. A due key is never revoked at expiry by this sweep: when its rotation fails \
+or needs a person it stays, and expires at its targets by itself (expiry-time=). \
+`status` assumes the schedule is daily (as `schedule install` sets it up).\n\n\
+Exit 0 done (every due key rotated), 3 a due key needs a person, 1 the sweep or a rotation failed \
+(what was done is listed; the next sweep finishes an interrupted rotation). --dry-run prints the plan, \
+changes nothing and exits 0.\n\n\
+Examples:\n  keyvault sweep\n  \
+*/10 * * * * keyvault --json --no-input sweep >> ~/keyvault-sweep.log\n  \
+keyvault sweep --rotate-due --dry-run\n  keyvault --json --no-input sweep --rotate-due")]
+    Sweep(SweepArgs),
     /// Delete the private key files of revoked keys nothing depends on (records stay).
     #[command(after_help = "Examples:\n  keyvault prune\n  keyvault prune --yes")]
     Prune(PruneArgs),
@@ -179,6 +190,9 @@ For cron: `keyvault scan --json > scan.json || alert`."
     /// Health: expiry, drift at targets, pods on old keys, audit log (exit 3 on problems).
     #[command(
         after_help = "Exit 0 healthy, 3 problems found, 1 a target could not be checked.\n\n\
+With a rotation policy (rotate_every, rotate_before_expiry in config.toml), a key that is due is a medium \
+finding, and one that expires before the next scheduled `sweep --rotate-due` a high one; the schedule is \
+assumed daily (as `schedule install` sets it up).\n\n\
 Examples:\n  keyvault status\n  keyvault status --warn-within 30d --json\n  keyvault status --offline\n\n\
 For cron: `keyvault status --json || alert` (exit 3 means problems were found)."
     )]
@@ -508,6 +522,17 @@ pub struct ScanArgs {
     /// Report keys older than this.
     #[arg(long, default_value = "365d", value_name = "DURATION")]
     pub max_age: Span,
+}
+
+/// `keyvault sweep`.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Also rotate every key due under its purpose's rotation policy, without asking anyone.
+    #[arg(long)]
+    pub rotate_due: bool,
+    /// With --rotate-due: print which keys would be rotated and how; change nothing.
+    #[arg(long, requires = "rotate_due")]
+    pub dry_run: bool,
 }
 
 /// `keyvault prune`.

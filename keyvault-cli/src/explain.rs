@@ -147,7 +147,32 @@ gone); redeploy pods that cannot be reached"
 {port}), or redeploy it"
         ),
         Remedy::RedeployPod => "redeploy the pod: it is not reachable over direct SSH".to_owned(),
+        Remedy::RotateDue { purpose } => format!(
+            "keyvault sweep --rotate-due rotates it when it next runs, or now: keyvault rotate {purpose}"
+        ),
+        Remedy::RotateNow { purpose } => {
+            format!("rotate it now, the next scheduled run is too late: keyvault rotate {purpose}")
+        }
         _ => "see `keyvault status --help`".to_owned(),
+    }
+}
+
+/// The command a person runs to rotate a due key `sweep --rotate-due` could not.
+pub fn rotate_command(purpose: &keyvault_core::Purpose, pods: bool) -> String {
+    if pods {
+        format!("keyvault rotate {purpose} --pods")
+    } else {
+        format!("keyvault rotate {purpose}")
+    }
+}
+
+/// Why a key is due, in words.
+pub fn due_reason(reason: keyvault_core::DueReason) -> &'static str {
+    match reason {
+        keyvault_core::DueReason::Age => "older than rotate_every",
+        keyvault_core::DueReason::NearExpiry => "within rotate_before_expiry of its expiry",
+        keyvault_core::DueReason::Expired => "expired",
+        _ => "due",
     }
 }
 
@@ -438,5 +463,35 @@ mod tests {
         for (r, text) in cases {
             assert_eq!(remedy(&r), text);
         }
+    }
+
+    /// The rotation policy's remedies and the command `sweep --rotate-due` names.
+    #[test]
+    fn rotation_policy_words() {
+        let purpose: keyvault_core::Purpose = "team".parse().expect("purpose");
+        assert_eq!(
+            remedy(&Remedy::RotateDue {
+                purpose: purpose.clone()
+            }),
+            "keyvault sweep --rotate-due rotates it when it next runs, or now: keyvault rotate team"
+        );
+        assert_eq!(
+            remedy(&Remedy::RotateNow {
+                purpose: purpose.clone()
+            }),
+            "rotate it now, the next scheduled run is too late: keyvault rotate team"
+        );
+        assert_eq!(
+            super::rotate_command(&purpose, true),
+            "keyvault rotate team --pods"
+        );
+        assert_eq!(
+            super::rotate_command(&purpose, false),
+            "keyvault rotate team"
+        );
+        assert_eq!(
+            super::due_reason(keyvault_core::DueReason::NearExpiry),
+            "within rotate_before_expiry of its expiry"
+        );
     }
 }

@@ -79,7 +79,7 @@ fn run(cli: Cli) -> Result<Done, Failure> {
         Command::Deploy(a) => cmd::deploy::deploy(ctx, a),
         Command::Revoke(a) => cmd::deploy::revoke(ctx, a),
         Command::Rotate(a) => cmd::rotate::rotate(ctx, a),
-        Command::Sweep => cmd::rotate::sweep(ctx),
+        Command::Sweep(a) => cmd::rotate::sweep(ctx, a),
         Command::Prune(a) => cmd::rotate::prune(ctx, a),
         Command::Status(a) => cmd::status::status(ctx, a),
         Command::Scan(a) => cmd::status::scan(ctx, a),

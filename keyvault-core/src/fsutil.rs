@@ -220,6 +220,20 @@ pub(crate) fn read_private(path: &Path, max: u64) -> Result<Zeroizing<Vec<u8>>, 
     read_owner_only(path, max).map(Zeroizing::new)
 }
 
+/// As [`read_private`], and the file must belong to the user running keyvault (a
+/// passphrase file named in `config.toml`).
+pub(crate) fn read_private_owned(path: &Path, max: u64) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+    let (file, meta) = open_regular(path)?;
+    if meta.uid() != crate::dirfd::effective_uid() {
+        return Err(StoreError::NotOwned {
+            path: path.to_owned(),
+            owner: meta.uid(),
+        });
+    }
+    check_private_mode(path, &meta)?;
+    read_capped(file, path, max).map(Zeroizing::new)
+}
+
 /// As [`read_private`], for files that must be private but hold no secret (the
 /// inventory): not wiped on drop, which matters at megabytes.
 pub(crate) fn read_owner_only(path: &Path, max: u64) -> Result<Vec<u8>, StoreError> {

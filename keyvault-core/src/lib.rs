@@ -14,6 +14,7 @@ pub mod child_env;
 pub mod clock;
 mod deploy;
 mod dirfd;
+pub mod due;
 pub mod error;
 mod fsutil;
 pub mod inventory;
@@ -51,6 +52,7 @@ pub use audit::{AuditEvent, AuditHead, Outcome, Verification};
 pub use callbacks::{Callbacks, FixedPassphrase, PassphraseKind, PassphraseRequest, Progress};
 pub use child_env::ChildEnv;
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use due::{DueKey, DueReason, DueResult, DueRotation, DueRun, Unattended};
 pub use error::{
     AuditError, ConfigError, Error, InputError, KeyError, NextStep, Operation, PolicyError,
     Refusal, RequestError, Result, StoreError, TargetError, WorkItem,
@@ -64,7 +66,7 @@ pub use keygen::Algorithm;
 pub use mint::{MintRequest, Minted};
 pub use names::{KeySelector, Principal, SourcePattern};
 pub use observe::{KeyMatch, PodReport, Reach};
-pub use policy::{Config, PassphraseRule, Policy, RunpodProfile};
+pub use policy::{Config, PassphraseRule, PassphraseSource, Policy, RotationRule, RunpodProfile};
 pub use report::{Deployed, PodOutcome, PodOutcomeKind, Report, Retiring, Rotated};
 pub use rotate::{PlannedRotation, RotateRequest, RotationPlan};
 pub use runpod::{Pod, RunpodClient, RunpodError, RunpodSettings};

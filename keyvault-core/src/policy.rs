@@ -12,6 +12,8 @@
 //! min_passphrase_strength = 3    # 0 (anything) to 4 (strongest), zxcvbn's scale
 //! min_kdf_rounds = 16
 //! warn_within = "14d"
+//! rotate_every = "90d"           # when a key is due for rotation (see `policy::rotation`)
+//! rotate_before_expiry = "14d"
 //!
 //! [purpose.ci-deploy]
 //! default_ttl = "1h"
@@ -35,6 +37,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+mod rotation;
+
+pub use rotation::{PassphraseSource, RotationRule};
+
 /// Whether keys of a purpose must be passphrase-protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -57,6 +63,7 @@ pub struct Policy {
     min_passphrase_strength: u8,
     min_kdf_rounds: u32,
     warn_within: Span,
+    rotation: RotationRule,
 }
 
 impl Default for Policy {
@@ -78,6 +85,7 @@ impl Default for Policy {
             min_passphrase_strength: 3,
             min_kdf_rounds: DEFAULT_KDF_ROUNDS,
             warn_within: Span::from_days(14),
+            rotation: RotationRule::default(),
         }
     }
 }
@@ -117,6 +125,11 @@ impl Policy {
     #[must_use]
     pub fn warn_within(&self) -> Span {
         self.warn_within
+    }
+    /// When keys are due for rotation and how an unattended rotation proceeds.
+    #[must_use]
+    pub fn rotation(&self) -> &RotationRule {
+        &self.rotation
     }
 
     /// Checks that `algorithm` may be used for `purpose`.
@@ -276,6 +289,11 @@ struct RawPolicy {
     min_passphrase_strength: Option<Spanned<u8>>,
     min_kdf_rounds: Option<Spanned<u32>>,
     warn_within: Option<Spanned<String>>,
+    rotate_every: Option<Spanned<String>>,
+    rotate_before_expiry: Option<Spanned<String>>,
+    pods: Option<Spanned<bool>>,
+    passphrase_env: Option<Spanned<String>>,
+    passphrase_file: Option<Spanned<String>>,
 }
 
 struct Ctx<'a> {
@@ -329,6 +347,7 @@ fn apply(
     let mut p = base.clone();
     apply_algorithms(ctx, table, &mut p, raw)?;
     apply_limits(ctx, table, &mut p, raw)?;
+    rotation::apply_rotation(ctx, table, &mut p.rotation, raw)?;
     check_coherent(ctx, table, &p, raw)?;
     Ok(p)
 }

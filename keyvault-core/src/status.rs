@@ -101,6 +101,12 @@ pub enum FindingKind {
     OptionsDrift,
     /// A target's line keyvault cannot be sure how sshd reads (kept as it is).
     UnsureLine,
+    /// An active key is due under its purpose's rotation policy (`rotate_every`,
+    /// `rotate_before_expiry`).
+    RotationDue,
+    /// An active key of a purpose with a rotation policy expires before the next
+    /// scheduled run (assumed daily).
+    ExpiresBeforeNextRun,
 }
 
 /// One problem `status` found.
@@ -185,6 +191,16 @@ pub enum Remedy {
     },
     /// Redeploy the pod: it has no direct SSH endpoint.
     RedeployPod,
+    /// Rotate the purpose: `sweep --rotate-due` does it when it runs, or a person now.
+    RotateDue {
+        /// The purpose to rotate.
+        purpose: Purpose,
+    },
+    /// Rotate the purpose now: the next scheduled run comes after the key expires.
+    RotateNow {
+        /// The purpose to rotate.
+        purpose: Purpose,
+    },
 }
 
 impl Finding {
@@ -372,6 +388,7 @@ impl Vault {
         }
         findings.extend(self.audit_finding(&inventory));
         findings.extend(self.journal_findings(&inventory, now));
+        findings.extend(self.rotation_findings(&live, now));
         findings.extend(self.current_link_findings(&inventory));
         let (summaries, mut unchecked) = match targets {
             Some(t) => self.target_findings(&inventory, t, now, &mut findings),

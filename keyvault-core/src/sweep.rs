@@ -17,6 +17,16 @@ impl Vault {
     /// [`crate::Error::Incomplete`] when a target fails; what was done is recorded and the next
     /// sweep continues from there.
     pub fn sweep(&self, targets: &dyn Targets) -> Result<Report> {
+        self.sweep_keeping(targets, &HashSet::new())
+    }
+
+    /// [`Vault::sweep`], leaving the keys in `keep` where they are even when expired
+    /// (`sweep --rotate-due` rotates them instead, or reports them).
+    pub(crate) fn sweep_keeping(
+        &self,
+        targets: &dyn Targets,
+        keep: &HashSet<KeyId>,
+    ) -> Result<Report> {
         let mut txn = self.begin()?;
         let mut opened = Opened::new(targets);
         let mut report = Report::default();
@@ -35,6 +45,7 @@ impl Vault {
                 k.state() != KeyState::Revoked
                     && k.is_expired_at(now)
                     && !in_journal.contains(k.id())
+                    && !keep.contains(k.id())
             })
             .map(|k| k.id().clone())
             .collect();

@@ -3,6 +3,7 @@
 pub(crate) mod backup;
 pub(crate) mod ca;
 pub(crate) mod deploy;
+pub(crate) mod due;
 pub(crate) mod keys;
 pub(crate) mod mint;
 pub(crate) mod rotate;

@@ -1,7 +1,7 @@
 //! `keyvault rotate`, `sweep` and `prune`.
 
 use super::{Ctx, print_json};
-use crate::args::{PruneArgs, RotateArgs};
+use crate::args::{PruneArgs, RotateArgs, SweepArgs};
 use crate::cmd::deploy::pods_done;
 use crate::error::{Done, Failure};
 use crate::render;
@@ -64,8 +64,11 @@ pub(crate) fn rotate(ctx: &mut Ctx<'_>, a: RotateArgs) -> Result<Done, Failure> 
     Ok(Done::Ok)
 }
 
-/// `keyvault sweep`.
-pub(crate) fn sweep(ctx: &mut Ctx<'_>) -> Result<Done, Failure> {
+/// `keyvault sweep` (with `--rotate-due`: [`super::due`]).
+pub(crate) fn sweep(ctx: &mut Ctx<'_>, a: SweepArgs) -> Result<Done, Failure> {
+    if a.rotate_due {
+        return super::due::sweep_rotate_due(ctx, a.dry_run);
+    }
     let report = ctx.vault.sweep(&ctx.remote)?;
     render::report(ctx.json, &report);
     Ok(Done::Ok)

@@ -21,6 +21,7 @@ mod pods;
 mod provider_fakes;
 mod refusals;
 mod restore_audit;
+mod rotate_due;
 mod rotation_matrix;
 mod rotation_recovery;
 mod runpod;
