@@ -151,40 +151,7 @@ fn install(
     };
     let mut out = json!({"home": s.home, "scheduler": scheduler.name(), "command": job.argv()});
     if scheduler == Scheduler::Systemd {
-        let (units, change) = systemd::install(&s.unit_dir, &job)?;
-        if let Some(sc) = &systemctl {
-            sc.enable(&units)?;
-        }
-        let next = systemctl.is_none().then(|| enable_commands(&units));
-        out["change"] = json!(change.name());
-        out["timer"] = json!(units.timer());
-        out["service"] = json!(units.service());
-        out["enabled"] = json!(systemctl.is_some());
-        out["next_step"] = json!(next);
-        if !json {
-            println!(
-                "scheduled: keyvault sweep --rotate-due daily for {} (systemd timer {}, {})",
-                s.home.display(),
-                units.timer_unit(),
-                change.name()
-            );
-            println!(
-                "  {}\n  {}",
-                units.timer().display(),
-                units.service().display()
-            );
-            match &next {
-                Some(cmd) => println!(
-                    "no systemd user manager answers here; to start the timer, run:\n  {cmd}\n\
-(and `loginctl enable-linger` for it to run while you are logged out)"
-                ),
-                None => println!(
-                    "enabled: {} (logs: journalctl --user -u {})",
-                    units.timer_unit(),
-                    units.service_unit()
-                ),
-            }
-        }
+        install_units(s, &job, systemctl.as_ref(), &mut out, json)?;
     } else {
         let crontab = crontab.ok_or(ScheduleError::NoCrontab)?;
         let (line, change) = crontab.install(&job)?;
@@ -202,6 +169,52 @@ fn install(
         print_json(&out);
     }
     Ok(Done::Ok)
+}
+
+/// Writes the units, and enables the timer where a user manager answers (else says how).
+fn install_units(
+    s: &Setting,
+    job: &Job,
+    systemctl: Option<&Systemctl>,
+    out: &mut serde_json::Value,
+    json: bool,
+) -> Result<(), ScheduleError> {
+    let (units, change) = systemd::install(&s.unit_dir, job)?;
+    if let Some(sc) = systemctl {
+        sc.enable(&units)?;
+    }
+    let next = systemctl.is_none().then(|| enable_commands(&units));
+    out["change"] = json!(change.name());
+    out["timer"] = json!(units.timer());
+    out["service"] = json!(units.service());
+    out["enabled"] = json!(systemctl.is_some());
+    out["next_step"] = json!(next);
+    if json {
+        return Ok(());
+    }
+    println!(
+        "scheduled: keyvault sweep --rotate-due daily for {} (systemd timer {}, {})",
+        s.home.display(),
+        units.timer_unit(),
+        change.name()
+    );
+    println!(
+        "  {}\n  {}",
+        units.timer().display(),
+        units.service().display()
+    );
+    match &next {
+        Some(cmd) => println!(
+            "no systemd user manager answers here; to start the timer, run:\n  {cmd}\n\
+(and `loginctl enable-linger` for it to run while you are logged out)"
+        ),
+        None => println!(
+            "enabled: {} (logs: journalctl --user -u {})",
+            units.timer_unit(),
+            units.service_unit()
+        ),
+    }
+    Ok(())
 }
 
 fn remove(s: &Setting, w: &WhichArgs, json: bool) -> Result<Done, ScheduleError> {

@@ -95,67 +95,70 @@ fn verify(v: &Vault, files: &[PathBuf]) {
     );
 }
 
+/// Asserts that each of `lines` is a whole line of `text`.
+#[track_caller]
+fn has_lines(text: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(text.lines().any(|l| l == *line), "{line} in\n{text}");
+    }
+}
+
+/// `schedule install --json` plus `extra`, whose `change` must be `change`.
+fn install(v: &Vault, extra: &[&str], change: &str) -> serde_json::Value {
+    let mut args = vec!["--json", "schedule", "install"];
+    args.extend_from_slice(extra);
+    let out = v.run(&args).expect(0).no_secrets().json();
+    assert_eq!(out["change"], change, "{out}");
+    out
+}
+
 #[test]
-fn a_systemd_timer_installed_twice_is_one_timer_that_verifies_and_goes_alone() {
+fn a_systemd_timer_installed_twice_is_one_timer_that_verifies() {
     let v = Vault::new();
     let log = systemctl(&v, true);
-    std::fs::create_dir_all(unit_dir(&v)).expect("unit dir");
-    let other = unit_dir(&v).join("backup.timer");
-    std::fs::write(&other, "[Timer]\nOnCalendar=weekly\n").expect("other unit");
-    let first = v
-        .run(&["--json", "schedule", "install"])
-        .expect(0)
-        .no_secrets()
-        .json();
+    let first = install(&v, &[], "added");
     assert_eq!(
-        (first["scheduler"].as_str(), first["change"].as_str()),
-        (Some("systemd"), Some("added"))
+        (first["scheduler"].as_str(), first["enabled"].as_bool()),
+        (Some("systemd"), Some(true))
     );
-    assert_eq!(first["enabled"], true);
-    let again = v
-        .run(&["--json", "schedule", "install", "--at", "03:30"])
-        .expect(0)
-        .json();
-    assert_eq!(again["change"], "updated");
-    let same = v
-        .run(&["--json", "schedule", "install", "--at", "03:30"])
-        .expect(0)
-        .json();
-    assert_eq!(same["change"], "unchanged");
+    install(&v, &["--at", "03:30"], "updated");
+    let same = install(&v, &["--at", "03:30"], "unchanged");
     let units = our_units(&v);
     assert_eq!(units.len(), 2, "one timer and one service: {units:?}");
     let timer = PathBuf::from(same["timer"].as_str().expect("timer"));
     let service = PathBuf::from(same["service"].as_str().expect("service"));
-    let name = timer
-        .file_name()
-        .expect("name")
-        .to_string_lossy()
-        .into_owned();
     let (t, s) = (read(&timer), read(&service));
-    for line in [
-        "OnCalendar=*-*-* 03:30:00",
-        "Persistent=true",
-        "RandomizedDelaySec=1h",
-        "WantedBy=timers.target",
-    ] {
-        assert!(t.lines().any(|l| l == line), "{line} in\n{t}");
-    }
+    has_lines(
+        &t,
+        &[
+            "OnCalendar=*-*-* 03:30:00",
+            "Persistent=true",
+            "RandomizedDelaySec=1h",
+            "WantedBy=timers.target",
+        ],
+    );
     let exec = format!(
         "ExecStart=\"{}\" \"--home\" \"{}\" \"--no-input\" \"sweep\" \"--rotate-due\"",
         bin().display(),
         v.home.display()
     );
-    assert!(s.lines().any(|l| l == exec), "{exec} in\n{s}");
-    for line in [
-        "Type=oneshot",
-        "StandardOutput=journal",
-        "NoNewPrivileges=yes",
-    ] {
-        assert!(s.lines().any(|l| l == line), "{line} in\n{s}");
-    }
+    has_lines(
+        &s,
+        &[
+            &exec,
+            "Type=oneshot",
+            "StandardOutput=journal",
+            "NoNewPrivileges=yes",
+        ],
+    );
     assert!(!s.contains(PASS) && !read(&log.with_extension("log.env")).contains(PASS));
-    verify(&v, &[timer.clone(), service.clone()]);
+    verify(&v, &[timer.clone(), service]);
     let calls = read(&log);
+    let name = timer
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
     for call in [
         "--user daemon-reload".to_owned(),
         format!("--user enable --now {name}"),
@@ -170,24 +173,42 @@ fn a_systemd_timer_installed_twice_is_one_timer_that_verifies_and_goes_alone() {
     assert_eq!(shown["systemd"]["on_calendar"], "*-*-* 03:30:00");
     assert_eq!(shown["systemd"]["enabled"], true);
     assert!(shown["cron"].is_null());
+}
 
+#[test]
+fn schedule_remove_disables_and_deletes_only_its_own_units() {
+    let v = Vault::new();
+    let log = systemctl(&v, true);
+    std::fs::create_dir_all(unit_dir(&v)).expect("unit dir");
+    let other = unit_dir(&v).join("backup.timer");
+    std::fs::write(&other, "[Timer]\nOnCalendar=weekly\n").expect("other unit");
+    let installed = install(&v, &[], "added");
+    let timer = PathBuf::from(installed["timer"].as_str().expect("timer"));
+    let name = timer
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
     let removed = v.run(&["--json", "schedule", "remove"]).expect(0).json();
     assert_eq!(
         removed["removed"]["systemd"].as_array().map(Vec::len),
         Some(2)
     );
-    assert!(
-        read(&log)
-            .lines()
-            .any(|l| l == format!("--user disable --now {name}"))
-    );
-    assert!(our_units(&v).is_empty() && !timer.exists() && !service.exists());
+    assert_eq!(removed["removed"]["cron"], false);
+    has_lines(&read(&log), &[&format!("--user disable --now {name}")]);
+    assert!(our_units(&v).is_empty() && !timer.exists());
     assert_eq!(read(&other), "[Timer]\nOnCalendar=weekly\n");
     let nothing = v.run(&["schedule", "remove"]).expect(0);
     assert!(
         nothing.stdout.contains("nothing was scheduled"),
         "{}",
         nothing.stdout
+    );
+    let shown = v.run(&["schedule", "show"]).expect(0);
+    assert!(
+        shown.stdout.contains("nothing is scheduled"),
+        "{}",
+        shown.stdout
     );
 }
 
@@ -256,6 +277,8 @@ fn with_neither_systemd_nor_crontab_install_refuses_and_writes_nothing() {
         .expect(1);
     assert!(run.stderr.contains("no crontab program"), "{}", run.stderr);
     v.run(&["schedule", "install", "--at", "24:00"]).expect(2);
+    v.run(&["schedule", "install", "--systemd", "--cron"])
+        .expect(2);
 }
 
 #[test]

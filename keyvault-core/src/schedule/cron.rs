@@ -156,7 +156,7 @@ impl Crontab {
     ///
     /// # Errors
     ///
-    /// As [`line`], [`Crontab::read`] and [`Crontab::write`].
+    /// As [`line()`], [`Crontab::read`] and [`Crontab::write`].
     pub fn install(&self, job: &Job) -> Result<(String, Change), ScheduleError> {
         let entry = line(job)?;
         let old = self.read()?;
