@@ -372,3 +372,54 @@ fn a_user_without_a_crontab_gets_one_with_only_our_line() {
     assert_eq!(text.lines().count(), 2, "{text}");
     assert!(text.ends_with("--no-input sweep --rotate-due\n"), "{text}");
 }
+
+/// The command of our crontab line (after the five time fields), with the sweep swapped
+/// for `list --json`: what the line runs, pointed at something that shows which vault it
+/// reached.
+fn cron_command_listing(crontab: &str) -> String {
+    let line = crontab
+        .lines()
+        .find(|l| !l.starts_with('#') && l.ends_with(" sweep --rotate-due"))
+        .expect("our line");
+    let command = line.splitn(6, ' ').nth(5).expect("command");
+    format!(
+        "{} list --json",
+        command.trim_end_matches(" sweep --rotate-due")
+    )
+}
+
+#[test]
+fn the_crontab_line_reaches_its_vault_through_sh_whatever_the_path() {
+    for (home_name, default_home) in [("it's a vault", false), ("data", true)] {
+        let v = Vault::new();
+        let home = v.root.join(home_name);
+        let data_home = v.root.join("data");
+        if default_home {
+            v.set_env("KEYVAULT_HOME", "");
+            v.set_env("XDG_DATA_HOME", data_home.to_str().expect("utf-8"));
+        } else {
+            v.set_env("KEYVAULT_HOME", home.to_str().expect("utf-8"));
+        }
+        let key = v.new_key("personal", &[]);
+        let file = crontab(&v);
+        v.run(&["schedule", "install", "--cron"]).expect(0);
+        let command = cron_command_listing(&read(&file));
+        // As cron runs it: sh -c, with an environment of its own.
+        let out = Command::new("/bin/sh")
+            .args(["-c", &command])
+            .env_clear()
+            .env("HOME", &v.root)
+            .env("PATH", "/usr/bin:/bin")
+            .env("KEYVAULT_HOME", v.root.join("elsewhere"))
+            .output()
+            .expect("run sh");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let listed: serde_json::Value = serde_json::from_str(&stdout).expect("list JSON");
+        assert_eq!(listed["keys"][0]["id"], key["id"], "{command}");
+    }
+}
