@@ -75,8 +75,11 @@ pub(crate) fn schedule(
     c: ScheduleCommand,
     explicit_home: bool,
 ) -> Result<Done, Failure> {
-    let home = std::path::absolute(ctx.vault.home())
-        .map_err(|e| Failure::Usage(format!("cannot resolve the vault's home: {e}")))?;
+    // Absolute, without `.` parts or a trailing `/`: one vault, one name, one schedule.
+    let home: PathBuf = std::path::absolute(ctx.vault.home())
+        .map_err(|e| Failure::Usage(format!("cannot resolve the vault's home: {e}")))?
+        .components()
+        .collect();
     let s = Setting {
         home,
         unit_dir: unit_dir()?,

@@ -220,6 +220,9 @@ fn two_vaults_get_two_timers_and_removing_one_keeps_the_other() {
     let other = other_home.to_str().expect("utf-8");
     v.run(&["schedule", "install"]).expect(0);
     v.run(&["--home", other, "schedule", "install"]).expect(0);
+    // The same vault named another way is the same schedule.
+    let same = format!("{other}/./");
+    v.run(&["--home", &same, "schedule", "install"]).expect(0);
     assert_eq!(our_units(&v).len(), 4, "{:?}", our_units(&v));
     v.run(&["schedule", "remove"]).expect(0);
     let left = our_units(&v);
