@@ -3,7 +3,7 @@
 //! picks the scheduler, reads the environment and says what happened.
 
 use super::{Ctx, print_json};
-use crate::error::{Done, Failure, report};
+use crate::error::{Done, Failure};
 use clap::{Args, Subcommand};
 use keyvault_core::schedule::systemd::{self, Systemctl, Units};
 use keyvault_core::schedule::{Job, Programs, ScheduleError, Scheduler, TimeOfDay, cron};
@@ -85,12 +85,11 @@ pub(crate) fn schedule(
         unit_dir: unit_dir()?,
         programs: Programs::from_vars(std::env::vars_os()),
     };
-    let result = match c {
+    match c {
         ScheduleCommand::Install(a) => install(&s, &a, explicit_home, ctx.json),
         ScheduleCommand::Remove(w) => remove(&s, &w, ctx.json),
         ScheduleCommand::Show => show(&s, ctx.json),
-    };
-    result.or_else(|e| failed(e, ctx.json))
+    }
 }
 
 /// `$XDG_CONFIG_HOME/systemd/user`, else `~/.config/systemd/user`.
@@ -108,22 +107,6 @@ fn unit_dir() -> Result<PathBuf, Failure> {
         })
 }
 
-/// A schedule error in words: bad paths are usage errors, the rest failures (exit 1).
-fn failed(e: ScheduleError, json: bool) -> Result<Done, Failure> {
-    let hint = match e {
-        ScheduleError::UnsupportedPath { .. } => return Err(Failure::Usage(e.to_string())),
-        ScheduleError::Store(s) => return Err(Failure::Core(s.into())),
-        ScheduleError::NoScheduler => Some(
-            "install cron (its `crontab` program), or log in to a systemd user session; \
-`keyvault schedule install --systemd` writes the unit files anyway",
-        ),
-        ScheduleError::NoCrontab => Some("install cron, or use --systemd"),
-        _ => None,
-    };
-    report(&e.to_string(), false, hint.map(str::to_owned), json);
-    Ok(Done::Failed)
-}
-
 /// The hand-run commands that load and start the timer.
 fn enable_commands(units: &Units) -> String {
     format!(
@@ -132,15 +115,12 @@ fn enable_commands(units: &Units) -> String {
     )
 }
 
-fn install(
-    s: &Setting,
-    a: &InstallArgs,
-    explicit_home: bool,
-    json: bool,
-) -> Result<Done, ScheduleError> {
-    let program = std::env::current_exe().map_err(|e| ScheduleError::Program {
-        command: "keyvault".to_owned(),
-        detail: format!("cannot find its own path: {e}"),
+fn install(s: &Setting, a: &InstallArgs, explicit_home: bool, json: bool) -> Result<Done, Failure> {
+    let program = std::env::current_exe().map_err(|e| {
+        Failure::from(ScheduleError::Program {
+            command: "keyvault".to_owned(),
+            detail: format!("cannot find its own path: {e}"),
+        })
     })?;
     let job = Job::new(s.home.clone(), program, !explicit_home, a.at)?;
     let systemctl = Systemctl::find(&s.programs).filter(Systemctl::reachable);
@@ -150,7 +130,7 @@ fn install(
         (_, true) => Scheduler::Cron,
         _ if systemctl.is_some() => Scheduler::Systemd,
         _ if crontab.is_some() => Scheduler::Cron,
-        _ => return Err(ScheduleError::NoScheduler),
+        _ => return Err(ScheduleError::NoScheduler.into()),
     };
     let mut out = json!({"home": s.home, "scheduler": scheduler.name(), "command": job.argv()});
     if scheduler == Scheduler::Systemd {
@@ -181,7 +161,7 @@ fn install_units(
     systemctl: Option<&Systemctl>,
     out: &mut serde_json::Value,
     json: bool,
-) -> Result<(), ScheduleError> {
+) -> Result<(), Failure> {
     let (units, change) = systemd::install(&s.unit_dir, job)?;
     if let Some(sc) = systemctl {
         sc.enable(&units)?;
@@ -220,7 +200,7 @@ fn install_units(
     Ok(())
 }
 
-fn remove(s: &Setting, w: &WhichArgs, json: bool) -> Result<Done, ScheduleError> {
+fn remove(s: &Setting, w: &WhichArgs, json: bool) -> Result<Done, Failure> {
     let both = !w.systemd && !w.cron;
     let mut removed_units = Vec::new();
     if w.systemd || both {
@@ -230,7 +210,7 @@ fn remove(s: &Setting, w: &WhichArgs, json: bool) -> Result<Done, ScheduleError>
     if w.cron || both {
         match cron::Crontab::find(&s.programs) {
             Some(crontab) => removed_line = crontab.remove(&s.home)?,
-            None if w.cron => return Err(ScheduleError::NoCrontab),
+            None if w.cron => return Err(ScheduleError::NoCrontab.into()),
             None => {}
         }
     }
@@ -253,7 +233,7 @@ fn remove(s: &Setting, w: &WhichArgs, json: bool) -> Result<Done, ScheduleError>
 }
 
 /// Disables the timer where a user manager answers, deletes the files, reloads.
-fn remove_units(s: &Setting) -> Result<Vec<PathBuf>, ScheduleError> {
+fn remove_units(s: &Setting) -> Result<Vec<PathBuf>, Failure> {
     let units = Units::new(&s.unit_dir, &s.home);
     let installed = systemd::find(&s.unit_dir, &s.home)?.is_some();
     let systemctl = Systemctl::find(&s.programs).filter(Systemctl::reachable);
@@ -267,7 +247,7 @@ fn remove_units(s: &Setting) -> Result<Vec<PathBuf>, ScheduleError> {
     Ok(removed)
 }
 
-fn show(s: &Setting, json: bool) -> Result<Done, ScheduleError> {
+fn show(s: &Setting, json: bool) -> Result<Done, Failure> {
     let found = systemd::find(&s.unit_dir, &s.home)?;
     let systemctl = Systemctl::find(&s.programs).filter(Systemctl::reachable);
     let enabled = |f: &systemd::Found| systemctl.as_ref().map(|sc| sc.is_enabled(&f.units));

@@ -274,6 +274,7 @@ fn with_neither_systemd_nor_crontab_install_refuses_and_writes_nothing() {
         "{}",
         run.stderr
     );
+    assert!(run.stderr.contains("hint: install cron"), "{}", run.stderr);
     assert!(!unit_dir(&v).exists());
     let run = v
         .run(&["--json", "schedule", "install", "--cron"])

@@ -3,6 +3,7 @@
 //! every other line of it is kept byte for byte.
 
 use super::{Change, Job, Programs, ScheduleError, spread};
+use crate::error::Result;
 use std::path::{Path, PathBuf};
 
 /// The comment above our line: it names the vault's home, so the entry is found again.
@@ -31,7 +32,7 @@ fn sh_quote(s: &str) -> String {
 ///
 /// [`ScheduleError::UnsupportedPath`] when a path holds `%`, which cron turns into a
 /// newline.
-pub fn line(job: &Job) -> Result<String, ScheduleError> {
+pub fn line(job: &Job) -> Result<String> {
     for (what, path) in [
         ("vault home", job.home().to_owned()),
         ("program", PathBuf::from(&job.argv()[0])),
@@ -41,7 +42,8 @@ pub fn line(job: &Job) -> Result<String, ScheduleError> {
                 what,
                 path,
                 reason: "cron turns % into a new line",
-            });
+            }
+            .into());
         }
     }
     let (hour, minute) = job
@@ -129,7 +131,7 @@ impl Crontab {
     /// # Errors
     ///
     /// [`ScheduleError::Program`] when `crontab -l` fails otherwise.
-    pub fn read(&self) -> Result<String, ScheduleError> {
+    pub fn read(&self) -> Result<String> {
         let out = self.programs.run(&self.program, &["-l"], None)?;
         if out.status.success() {
             return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
@@ -138,7 +140,7 @@ impl Crontab {
         if String::from_utf8_lossy(&out.stderr).contains("no crontab for") {
             return Ok(String::new());
         }
-        Err(super::program_failed(&self.program, &["-l"], &out))
+        Err(super::program_failed(&self.program, &["-l"], &out).into())
     }
 
     /// Replaces the user's crontab with `text` (`crontab -`).
@@ -146,7 +148,7 @@ impl Crontab {
     /// # Errors
     ///
     /// [`ScheduleError::Program`] when `crontab -` fails.
-    pub fn write(&self, text: &str) -> Result<(), ScheduleError> {
+    pub fn write(&self, text: &str) -> Result<()> {
         self.programs
             .run_ok(&self.program, &["-"], Some(text))
             .map(drop)
@@ -157,7 +159,7 @@ impl Crontab {
     /// # Errors
     ///
     /// As [`line()`], [`Crontab::read`] and [`Crontab::write`].
-    pub fn install(&self, job: &Job) -> Result<(String, Change), ScheduleError> {
+    pub fn install(&self, job: &Job) -> Result<(String, Change)> {
         let entry = line(job)?;
         let old = self.read()?;
         let (new, found, changed) = edit(&old, job.home(), Some(&entry));
@@ -177,7 +179,7 @@ impl Crontab {
     /// # Errors
     ///
     /// As [`Crontab::read`] and [`Crontab::write`].
-    pub fn remove(&self, home: &Path) -> Result<bool, ScheduleError> {
+    pub fn remove(&self, home: &Path) -> Result<bool> {
         let old = self.read()?;
         let (new, found, changed) = edit(&old, home, None);
         if changed {

@@ -9,7 +9,8 @@
 pub mod cron;
 pub mod systemd;
 
-use crate::error::StoreError;
+use crate::error::Result;
+pub use crate::error::ScheduleError;
 use ssh_key::sha2::{Digest, Sha256};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -86,39 +87,6 @@ impl std::str::FromStr for TimeOfDay {
     }
 }
 
-/// Errors of `keyvault schedule`.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ScheduleError {
-    /// A path the scheduled command needs cannot be written in the scheduler's syntax.
-    #[error("{what} {path:?} cannot be scheduled: {reason}")]
-    UnsupportedPath {
-        /// `vault home` or `program`.
-        what: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// Why, e.g. `it is not absolute`.
-        reason: &'static str,
-    },
-    /// Neither a systemd user manager nor `crontab` is available.
-    #[error("no scheduler: no systemd user manager is reachable and there is no crontab program")]
-    NoScheduler,
-    /// `crontab` is not installed (or not on PATH).
-    #[error("no crontab program on PATH")]
-    NoCrontab,
-    /// A program keyvault ran failed.
-    #[error("`{command}` failed: {detail}")]
-    Program {
-        /// The command line, e.g. `systemctl --user daemon-reload`.
-        command: String,
-        /// Its exit status and the first line of its error output.
-        detail: String,
-    },
-    /// A unit file could not be written, read or removed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
 /// What the schedule runs: `keyvault sweep --rotate-due` over one vault.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
@@ -144,7 +112,7 @@ impl Job {
         program: PathBuf,
         default_home: bool,
         at: Option<TimeOfDay>,
-    ) -> Result<Self, ScheduleError> {
+    ) -> Result<Self> {
         check_path("vault home", &home)?;
         check_path("program", &program)?;
         if default_home && home.parent().is_none() {
@@ -152,7 +120,8 @@ impl Job {
                 what: "vault home",
                 path: home,
                 reason: "it has no parent directory",
-            });
+            }
+            .into());
         }
         Ok(Job {
             home,
@@ -205,7 +174,7 @@ fn text(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
-fn check_path(what: &'static str, path: &Path) -> Result<(), ScheduleError> {
+fn check_path(what: &'static str, path: &Path) -> Result<()> {
     let reason = match path.to_str() {
         None => "it is not UTF-8",
         Some(_) if !path.is_absolute() => "it is not absolute",
@@ -216,7 +185,8 @@ fn check_path(what: &'static str, path: &Path) -> Result<(), ScheduleError> {
         what,
         path: path.to_owned(),
         reason,
-    })
+    }
+    .into())
 }
 
 /// A short stable name for `home`, so that two vaults get two schedules:
@@ -281,12 +251,7 @@ impl Programs {
     }
 
     /// Runs `program` with `args`, `input` on its standard input, and waits for it.
-    fn run(
-        &self,
-        program: &Path,
-        args: &[&str],
-        input: Option<&str>,
-    ) -> Result<Output, ScheduleError> {
+    fn run(&self, program: &Path, args: &[&str], input: Option<&str>) -> Result<Output> {
         let mut cmd = Command::new(program);
         cmd.args(args)
             .env_clear()
@@ -302,9 +267,11 @@ impl Programs {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let failed = |e: std::io::Error| ScheduleError::Program {
-            command: command_line(program, args),
-            detail: e.to_string(),
+        let failed = |e: std::io::Error| {
+            crate::Error::from(ScheduleError::Program {
+                command: command_line(program, args),
+                detail: e.to_string(),
+            })
         };
         let mut child = cmd.spawn().map_err(failed)?;
         if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
@@ -316,17 +283,12 @@ impl Programs {
     }
 
     /// Runs `program args` and fails unless it exits 0.
-    fn run_ok(
-        &self,
-        program: &Path,
-        args: &[&str],
-        input: Option<&str>,
-    ) -> Result<Output, ScheduleError> {
+    fn run_ok(&self, program: &Path, args: &[&str], input: Option<&str>) -> Result<Output> {
         let out = self.run(program, args, input)?;
         if out.status.success() {
             Ok(out)
         } else {
-            Err(program_failed(program, args, &out))
+            Err(program_failed(program, args, &out).into())
         }
     }
 }

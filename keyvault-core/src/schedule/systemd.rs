@@ -2,7 +2,8 @@
 //! `$XDG_CONFIG_HOME/systemd/user`, named after the vault's home by [`job_name`]) and the
 //! `systemctl --user` calls that load, enable and disable them.
 
-use super::{Change, Job, Programs, ScheduleError, job_name};
+use super::{Change, Job, Programs, job_name};
+use crate::error::Result;
 use crate::fsutil::{self, Replace};
 use std::path::{Path, PathBuf};
 
@@ -139,15 +140,16 @@ Persistent=true\nUnit={}\n\n[Install]\nWantedBy=timers.target\n",
 
 /// Creates the unit directory if missing (a symlink to a directory, as dotfile managers
 /// make, is used as it is).
-fn ensure_unit_dir(dir: &Path) -> Result<(), ScheduleError> {
+fn ensure_unit_dir(dir: &Path) -> Result<()> {
     if std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
         return Ok(());
     }
-    Ok(fsutil::ensure_dir(dir, 0o755)?)
+    fsutil::ensure_dir(dir, 0o755)?;
+    Ok(())
 }
 
 /// Writes `text` to `path` unless it already holds exactly that; whether it did.
-fn write_if_changed(path: &Path, text: &str) -> Result<Option<bool>, ScheduleError> {
+fn write_if_changed(path: &Path, text: &str) -> Result<Option<bool>> {
     let old = fsutil::read_optional(path, MAX_UNIT)?;
     if old.as_deref() == Some(text.as_bytes()) {
         return Ok(None);
@@ -160,8 +162,8 @@ fn write_if_changed(path: &Path, text: &str) -> Result<Option<bool>, ScheduleErr
 ///
 /// # Errors
 ///
-/// [`ScheduleError::Store`] when a file cannot be read or written.
-pub fn install(dir: &Path, job: &Job) -> Result<(Units, Change), ScheduleError> {
+/// [`crate::StoreError`] when a file cannot be read or written.
+pub fn install(dir: &Path, job: &Job) -> Result<(Units, Change)> {
     let units = Units::new(dir, job.home());
     ensure_unit_dir(dir)?;
     let service = write_if_changed(&units.service(), &service_text(job))?;
@@ -195,10 +197,10 @@ fn setting(text: &str, key: &str) -> Option<String> {
 ///
 /// # Errors
 ///
-/// [`ScheduleError::Store`] when a file cannot be read.
-pub fn find(dir: &Path, home: &Path) -> Result<Option<Found>, ScheduleError> {
+/// [`crate::StoreError`] when a file cannot be read.
+pub fn find(dir: &Path, home: &Path) -> Result<Option<Found>> {
     let units = Units::new(dir, home);
-    let read = |p: PathBuf| -> Result<Option<String>, ScheduleError> {
+    let read = |p: PathBuf| -> Result<Option<String>> {
         Ok(fsutil::read_optional(&p, MAX_UNIT)?.map(|b| String::from_utf8_lossy(&b).into_owned()))
     };
     let (timer, service) = (read(units.timer())?, read(units.service())?);
@@ -217,8 +219,8 @@ pub fn find(dir: &Path, home: &Path) -> Result<Option<Found>, ScheduleError> {
 ///
 /// # Errors
 ///
-/// [`ScheduleError::Store`] when a file exists and cannot be deleted.
-pub fn remove(dir: &Path, home: &Path) -> Result<Vec<PathBuf>, ScheduleError> {
+/// [`crate::StoreError`] when a file exists and cannot be deleted.
+pub fn remove(dir: &Path, home: &Path) -> Result<Vec<PathBuf>> {
     let units = Units::new(dir, home);
     let mut removed = Vec::new();
     for path in [units.wants_link(), units.timer(), units.service()] {
@@ -257,7 +259,7 @@ impl Systemctl {
         })
     }
 
-    fn user(&self, args: &[&str]) -> Result<std::process::Output, ScheduleError> {
+    fn user(&self, args: &[&str]) -> Result<std::process::Output> {
         let mut all = vec!["--user"];
         all.extend_from_slice(args);
         self.programs.run_ok(&self.program, &all, None)
@@ -273,8 +275,8 @@ impl Systemctl {
     ///
     /// # Errors
     ///
-    /// [`ScheduleError::Program`] when a call fails.
-    pub fn enable(&self, units: &Units) -> Result<(), ScheduleError> {
+    /// [`super::ScheduleError::Program`] when a call fails.
+    pub fn enable(&self, units: &Units) -> Result<()> {
         self.user(&["daemon-reload"])?;
         self.user(&["enable", "--now", &units.timer_unit()])?;
         Ok(())
@@ -284,8 +286,8 @@ impl Systemctl {
     ///
     /// # Errors
     ///
-    /// [`ScheduleError::Program`] when the call fails.
-    pub fn disable(&self, units: &Units) -> Result<(), ScheduleError> {
+    /// [`super::ScheduleError::Program`] when the call fails.
+    pub fn disable(&self, units: &Units) -> Result<()> {
         self.user(&["disable", "--now", &units.timer_unit()])
             .map(drop)
     }
@@ -294,8 +296,8 @@ impl Systemctl {
     ///
     /// # Errors
     ///
-    /// [`ScheduleError::Program`] when the call fails.
-    pub fn reload(&self) -> Result<(), ScheduleError> {
+    /// [`super::ScheduleError::Program`] when the call fails.
+    pub fn reload(&self) -> Result<()> {
         self.user(&["daemon-reload"]).map(drop)
     }
 
