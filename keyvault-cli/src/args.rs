@@ -218,6 +218,15 @@ Examples:\n  keyvault restore vault.age -i ~/.config/age/keys.txt\n  keyvault re
 keyvault --home /tmp/check restore vault.age --passphrase-env BACKUP_PASS"
     )]
     Restore(RestoreArgs),
+    /// Run `keyvault sweep --rotate-due` daily: a systemd user timer or a crontab line.
+    #[command(subcommand)]
+    Schedule(crate::cmd::schedule::ScheduleCommand),
+    /// Write the manual: a page per command and subcommand into DIR.
+    #[command(
+        after_help = "Examples:\n  keyvault man ~/.local/share/man/man1 && man keyvault-rotate\n  \
+sudo keyvault man /usr/local/share/man/man1"
+    )]
+    Man(crate::cmd::man::ManArgs),
     /// Print shell completions.
     #[command(
         after_help = "Examples:\n  keyvault completions bash > ~/.local/share/bash-completion/completions/keyvault\n  \

@@ -68,8 +68,23 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
         Error::Incomplete(i) => Some(crate::explain::next_step(&i.next)),
         Error::Backup(e) => hint_backup(e),
         Error::Keyring(e) => hint_keyring(e),
+        Error::Schedule(e) => hint_schedule(e),
         _ => None,
     }
+}
+
+/// Hints for `keyvault schedule`.
+fn hint_schedule(e: &keyvault_core::schedule::ScheduleError) -> Option<String> {
+    use keyvault_core::schedule::ScheduleError;
+    Some(match e {
+        ScheduleError::NoScheduler => {
+            "install cron (its `crontab` program), or log in to a systemd \
+user session; `keyvault schedule install --systemd` writes the unit files anyway"
+                .to_owned()
+        }
+        ScheduleError::NoCrontab => "install cron, or use --systemd".to_owned(),
+        _ => return None,
+    })
 }
 
 /// Hints for the vault's own files and the keys in it.

@@ -65,6 +65,9 @@ fn run(cli: Cli) -> Result<Done, Failure> {
     if let Command::Completions(c) = &cli.command {
         return cmd::completions(c);
     }
+    if let Command::Man(a) = &cli.command {
+        return cmd::man::man(a, cli.json);
+    }
     let vault = cmd::open_vault(&cli)?;
     let config = vault.config().clone();
     let mut ctx = Ctx::new(&cli, vault, &config);
@@ -93,6 +96,11 @@ fn run(cli: Cli) -> Result<Done, Failure> {
         Command::Runpod(RunpodCommand::Logout(a)) => cmd::runpod::logout(ctx, a),
         Command::Export(a) => cmd::backup::export(ctx, a),
         Command::Restore(a) => cmd::backup::restore(ctx, a),
-        Command::Completions(_) => unreachable!("handled above"),
+        Command::Schedule(c) => {
+            let explicit =
+                cmd::explicit_home(cli.home.as_ref()).is_some_and(|h| !h.as_os_str().is_empty());
+            cmd::schedule::schedule(ctx, c, explicit)
+        }
+        Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
     }
 }

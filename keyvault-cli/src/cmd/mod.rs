@@ -5,9 +5,11 @@ pub(crate) mod ca;
 pub(crate) mod deploy;
 pub(crate) mod due;
 pub(crate) mod keys;
+pub(crate) mod man;
 pub(crate) mod mint;
 pub(crate) mod rotate;
 pub(crate) mod runpod;
+pub(crate) mod schedule;
 pub(crate) mod status;
 
 use crate::args::{Cli, CompletionsArgs};
@@ -37,13 +39,7 @@ pub(crate) struct Ctx<'a> {
 
 /// The vault the global flags name, opened, with the actor and the test hooks.
 pub(crate) fn open_vault(cli: &Cli) -> Result<Vault, Failure> {
-    // KEYVAULT_HOME is read here, not by clap: clap would show `--home <DIR>` in the usage
-    // line of every error as if it were required.
-    let cli_home = cli
-        .home
-        .clone()
-        .filter(|h| !h.as_os_str().is_empty())
-        .or_else(|| std::env::var_os("KEYVAULT_HOME").map(PathBuf::from));
+    let cli_home = explicit_home(cli.home.as_ref());
     // A vault at the default home names keyring entries by key id alone; others qualify them.
     let default_home = cli_home.as_ref().is_none_or(|h| h.as_os_str().is_empty());
     let mut vault = Vault::open(home(cli_home)?)?
@@ -65,6 +61,15 @@ pub(crate) fn open_vault(cli: &Cli) -> Result<Vault, Failure> {
     // Agent directories of keyvault runs that were killed go with the next run.
     keyvault_core::agent::remove_stale(std::path::Path::new(keyvault_core::agent::PARENT));
     Ok(vault)
+}
+
+/// The home named by --home or KEYVAULT_HOME, if any (empty counts as none later).
+pub(crate) fn explicit_home(flag: Option<&PathBuf>) -> Option<PathBuf> {
+    // KEYVAULT_HOME is read here, not by clap: clap would show `--home <DIR>` in the usage
+    // line of every error as if it were required.
+    flag.cloned()
+        .filter(|h| !h.as_os_str().is_empty())
+        .or_else(|| std::env::var_os("KEYVAULT_HOME").map(PathBuf::from))
 }
 
 impl<'a> Ctx<'a> {

@@ -13,6 +13,7 @@ mod input;
 mod key;
 mod policy;
 mod request;
+mod schedule;
 mod store;
 mod target;
 #[cfg(test)]
@@ -24,6 +25,7 @@ pub use input::InputError;
 pub use key::{KeyError, KeyringError};
 pub use policy::{PolicyError, Refusal};
 pub use request::RequestError;
+pub use schedule::ScheduleError;
 pub use store::{AuditError, ConfigError, StoreError};
 pub use target::{RunpodError, TargetError};
 
@@ -64,6 +66,9 @@ pub enum Error {
     /// A request the vault's state does not allow as asked.
     #[error(transparent)]
     Request(#[from] RequestError),
+    /// A schedule (systemd timer, crontab line) could not be installed, found or removed.
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
     /// A multi-step operation stopped part-way; the journal lets it be finished.
     #[error(transparent)]
     Incomplete(Box<Incomplete>),
@@ -100,6 +105,7 @@ impl Error {
                         | TargetError::NotRunpod { .. }
                 )
                 | Error::Backup(BackupError::Recipient { .. } | BackupError::HomeNotEmpty { .. })
+                | Error::Schedule(ScheduleError::UnsupportedPath { .. })
         )
     }
 
