@@ -25,6 +25,7 @@ mod rotation_recovery;
 mod runpod;
 mod runpod_accounts;
 mod scan;
+mod scan_words;
 mod scoped;
 mod secrets;
 mod ssh_logins;
