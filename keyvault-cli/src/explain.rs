@@ -3,7 +3,10 @@
 
 use keyvault_core::backup::BackupError;
 use keyvault_core::error::describe;
-use keyvault_core::{Error, InputError, NextStep, Remedy, RequestError, StoreError, TargetError};
+use keyvault_core::{
+    Error, InputError, NextStep, Remedy, RequestError, ScanFinding, ScanFix, ScanReport,
+    StoreError, TargetError,
+};
 
 /// The message of `e` as the CLI prints it after `error: `.
 pub fn message(e: &Error) -> String {
@@ -149,6 +152,68 @@ gone); redeploy pods that cannot be reached"
         Remedy::RedeployPod => "redeploy the pod: it is not reachable over direct SSH".to_owned(),
         _ => "see `keyvault status --help`".to_owned(),
     }
+}
+
+/// What to do about a `scan` finding, in words: the commands to run on its file.
+pub fn scan_fix(finding: &ScanFinding) -> String {
+    let file = finding.file.display();
+    match &finding.fix {
+        ScanFix::CloseDirectory => format!("chmod 700 {file}"),
+        ScanFix::CloseAuthorizedKeys => format!("chmod 600 {file}"),
+        ScanFix::CloseAndReplaceKey => {
+            format!("chmod 600 {file}, and treat the key as exposed: replace it")
+        }
+        ScanFix::Import => {
+            format!("keyvault import {file} --purpose NAME (encrypts it on the way in)")
+        }
+        ScanFix::ImportOrAddRounds => {
+            format!("keyvault import {file} --purpose NAME, or ssh-keygen -p -a 100 -f {file}")
+        }
+        ScanFix::RewriteThenImport => format!(
+            "ssh-keygen -p -f {file} (rewrites it in OpenSSH format with bcrypt-pbkdf), then \
+keyvault import {file} --purpose NAME"
+        ),
+        ScanFix::ReplaceWithNew => {
+            "replace it: keyvault new --purpose NAME, then remove this key where it is trusted"
+                .to_owned()
+        }
+        ScanFix::ReplaceWithEd25519 => {
+            "replace it: keyvault new --purpose NAME (Ed25519)".to_owned()
+        }
+        ScanFix::ImportThenRotate => {
+            "replace it: keyvault import it, then keyvault rotate its purpose".to_owned()
+        }
+        ScanFix::Rotate { purpose } => format!("keyvault rotate {purpose}"),
+        ScanFix::UseCurrent { purpose } => format!(
+            "point IdentityFile at keyvault's current/{purpose} (it follows rotations) and \
+delete this copy"
+        ),
+        ScanFix::OneKeyEach => {
+            "give each purpose its own key: keyvault new --purpose NAME, and delete the copies"
+                .to_owned()
+        }
+        ScanFix::RestrictOrImport => "restrict it, or bring it under keyvault: keyvault import \
+its private key --purpose NAME"
+            .to_owned(),
+        ScanFix::CheckHiddenKey => {
+            "check who added the line; remove it unless you mean to trust that key".to_owned()
+        }
+        ScanFix::CheckLine => "check the line and rewrite or remove it".to_owned(),
+        ScanFix::CheckFile => "check the file; remove it if it is not a key you use".to_owned(),
+        ScanFix::CheckPath => "check the path".to_owned(),
+        _ => "see `keyvault scan --help`".to_owned(),
+    }
+}
+
+/// A scan report as `scan --json` prints it: the report's data, each fix in words.
+pub fn scan_json(report: &ScanReport) -> serde_json::Value {
+    let mut value = serde_json::json!(report);
+    if let Some(findings) = value["findings"].as_array_mut() {
+        for (json, finding) in findings.iter_mut().zip(&report.findings) {
+            json["fix"] = serde_json::Value::String(scan_fix(finding));
+        }
+    }
+    value
 }
 
 #[cfg(test)]

@@ -520,7 +520,11 @@ pub fn scan(report: &keyvault_core::ScanReport) {
             clean(&f.file.display().to_string()),
             clean(&f.message)
         );
-        println!("{}  fix: {}", " ".repeat(6), clean(&f.fix));
+        println!(
+            "{}  fix: {}",
+            " ".repeat(6),
+            clean(&crate::explain::scan_fix(f))
+        );
     }
 }
 

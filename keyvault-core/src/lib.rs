@@ -68,7 +68,7 @@ pub use policy::{Config, PassphraseRule, Policy, RunpodProfile};
 pub use report::{Deployed, PodOutcome, PodOutcomeKind, Report, Retiring, Rotated};
 pub use rotate::{PlannedRotation, RotateRequest, RotationPlan};
 pub use runpod::{Pod, RunpodClient, RunpodError, RunpodSettings};
-pub use scan::{ScanFinding, ScanKind, ScanReport};
+pub use scan::{ScanFinding, ScanFix, ScanKind, ScanReport};
 pub use secret::{ApiToken, Passphrase, secrecy};
 pub use span::{Span, parse_date};
 pub use status::{
