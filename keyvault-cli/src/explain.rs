@@ -4,8 +4,8 @@
 use keyvault_core::backup::BackupError;
 use keyvault_core::error::describe;
 use keyvault_core::{
-    Error, InputError, NextStep, Remedy, RequestError, ScanFinding, ScanFix, ScanReport,
-    StoreError, TargetError,
+    Error, InputError, NextStep, PodOutcome, PodRetry, Remedy, RequestError, ScanFinding, ScanFix,
+    ScanReport, StoreError, TargetError,
 };
 
 /// The message of `e` as the CLI prints it after `error: `.
@@ -205,6 +205,23 @@ its private key --purpose NAME"
     }
 }
 
+/// A pod's detail in a report, with the command that retries its failed step.
+pub fn pod_detail(pod: &PodOutcome) -> String {
+    match &pod.retry {
+        Some(PodRetry::RevokeAtPods { key, account }) => {
+            let pods = match account.runpod_profile() {
+                Some(Some(profile)) => format!("runpod-pods:{profile}"),
+                Some(None) | None => "runpod-pods".to_owned(),
+            };
+            format!(
+                "{}; retry with `keyvault revoke {key} --to {pods}`",
+                pod.detail
+            )
+        }
+        _ => pod.detail.clone(),
+    }
+}
+
 /// A scan report as `scan --json` prints it: the report's data, each fix in words.
 pub fn scan_json(report: &ScanReport) -> serde_json::Value {
     let mut value = serde_json::json!(report);
@@ -228,6 +245,30 @@ mod tests {
 
     fn s(v: &str) -> String {
         v.to_owned()
+    }
+
+    /// A pod the rollback could not reach: its detail ends with the revoke that retries it,
+    /// naming the pods of the rotation's own RunPod account.
+    #[test]
+    fn pod_detail_names_the_retry() {
+        let pod = |account: &str| keyvault_core::PodOutcome {
+            pod: s("poda"),
+            outcome: keyvault_core::PodOutcomeKind::Failed,
+            detail: s("personal-2 may still be there (x); it keeps personal-1"),
+            retry: Some(keyvault_core::PodRetry::RevokeAtPods {
+                key: "personal-2".parse().expect("id"),
+                account: account.parse().expect("target"),
+            }),
+        };
+        assert_eq!(
+            super::pod_detail(&pod("runpod")),
+            "personal-2 may still be there (x); it keeps personal-1; retry with \
+`keyvault revoke personal-2 --to runpod-pods`"
+        );
+        assert!(super::pod_detail(&pod("runpod:work")).ends_with("--to runpod-pods:work`"));
+        let mut done = pod("runpod");
+        done.retry = None;
+        assert_eq!(super::pod_detail(&done), done.detail);
     }
 
     /// The CLI says what keyvault-core said before its errors became data, word for word

@@ -65,7 +65,7 @@ pub use mint::{MintRequest, Minted};
 pub use names::{KeySelector, Principal, SourcePattern};
 pub use observe::{KeyMatch, PodReport, Reach};
 pub use policy::{Config, PassphraseRule, Policy, RunpodProfile};
-pub use report::{Deployed, PodOutcome, PodOutcomeKind, Report, Retiring, Rotated};
+pub use report::{Deployed, PodOutcome, PodOutcomeKind, PodRetry, Report, Retiring, Rotated};
 pub use rotate::{PlannedRotation, RotateRequest, RotationPlan};
 pub use runpod::{Pod, RunpodClient, RunpodError, RunpodSettings};
 pub use scan::{ScanFinding, ScanFix, ScanKind, ScanReport};
