@@ -149,6 +149,26 @@ impl Vault {
         Ok(Some((passphrase, admitted.kdf_rounds())))
     }
 
+    /// A new key of the admitted algorithm, after asking how it is to be protected at rest
+    /// ([`Vault::protect`]), with that protection: the steps `new`, `mint` and `rotate`
+    /// share, in the order the user sees them (passphrase first, then the wait).
+    pub(crate) fn protect_and_generate<R: CryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+        admitted: &Admitted,
+        callbacks: &mut dyn Callbacks,
+        purpose: &Purpose,
+        subject: &str,
+        comment: Option<&str>,
+    ) -> Result<(ssh_key::PrivateKey, Option<(Passphrase, u32)>)> {
+        let protection = self.protect(rng, admitted, callbacks, purpose, subject, comment)?;
+        let algorithm = admitted.algorithm();
+        callbacks.progress(Progress::Generating(algorithm));
+        let key = keygen::generate(rng, algorithm, "");
+        callbacks.progress(Progress::Done);
+        Ok((key?, protection))
+    }
+
     pub(crate) fn new_passphrase(
         &self,
         callbacks: &mut dyn Callbacks,
@@ -194,7 +214,7 @@ impl Vault {
         // Fail before asking anything if the purpose is taken or the inventory is bad.
         self.check_no_active(&self.store.load()?, purpose)?;
         let subject = format!("new key for purpose {purpose}");
-        let protection = self.protect(
+        let (key, protection) = self.protect_and_generate(
             rng,
             &admitted,
             callbacks,
@@ -203,9 +223,6 @@ impl Vault {
             admitted.comment(),
         )?;
         let algorithm = admitted.algorithm();
-        callbacks.progress(Progress::Generating(algorithm));
-        let key = keygen::generate(rng, algorithm, "");
-        callbacks.progress(Progress::Done);
         let detail = format!(
             "generated {algorithm}, expires {}",
             admitted.expires_at().to_rfc3339()
@@ -213,7 +230,7 @@ impl Vault {
         self.commit_new(
             rng,
             Prepared::new(
-                key?,
+                key,
                 purpose,
                 &admitted,
                 protection,

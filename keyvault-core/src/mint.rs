@@ -1,10 +1,10 @@
 //! Minting short-lived, scoped keys for automation.
 
 use crate::admission::{Admitted, Expiry, KeyOptions};
-use crate::callbacks::{Callbacks, Progress};
+use crate::callbacks::Callbacks;
 use crate::error::{Incomplete, InputError, NextStep, Operation, RequestError, Result, WorkItem};
 use crate::inventory::{KeyRecord, KeyState, Origin, Purpose};
-use crate::keygen::{self, Algorithm};
+use crate::keygen::Algorithm;
 use crate::names::{KeySelector, Principal, SourcePattern};
 use crate::run::{Opened, add_key, draft, key, key_mut};
 use crate::span::Span;
@@ -164,7 +164,7 @@ impl Vault {
         let purpose = &request.purpose;
         let (admitted, mut opened, ca) = self.admit_mint(request, callbacks, targets)?;
         let subject = format!("minted key for purpose {purpose}");
-        let protection = self.protect(
+        let (generated, protection) = self.protect_and_generate(
             rng,
             &admitted,
             callbacks,
@@ -173,15 +173,12 @@ impl Vault {
             admitted.comment(),
         )?;
         let algorithm = admitted.algorithm();
-        callbacks.progress(Progress::Generating(algorithm));
-        let generated = keygen::generate(rng, algorithm, "");
-        callbacks.progress(Progress::Done);
         let mut txn = self.begin()?;
         let mut record = self.write_key(
             &mut txn,
             rng,
             Prepared::new(
-                generated?,
+                generated,
                 purpose,
                 &admitted,
                 protection,
