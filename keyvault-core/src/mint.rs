@@ -438,14 +438,11 @@ mod tests {
     /// purposes `ci` and `ca` allow unencrypted keys.
     fn vault_with_ca() -> (tempfile::TempDir, std::path::PathBuf, Vault, MemoryStore) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let home = dir.path().join("vault");
-        std::fs::create_dir(&home).expect("home");
-        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).expect("chmod");
-        std::fs::write(
-            home.join("config.toml"),
+        let home = crate::store::memory::home(
+            dir.path(),
+            "vault",
             "[purpose.ci]\npassphrase = \"optional\"\n[purpose.ca]\npassphrase = \"optional\"\n",
-        )
-        .expect("config");
+        );
         let store = MemoryStore::default();
         let vault = Vault::open(&home)
             .expect("open")

@@ -29,6 +29,17 @@ pub(crate) struct Saved {
     locked: bool,
 }
 
+/// A vault home for a unit test: `parent/name`, mode 0700, with `config` as its
+/// `config.toml`.
+pub(crate) fn home(parent: &std::path::Path, name: &str, config: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let home = parent.join(name);
+    std::fs::create_dir(&home).expect("home");
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    std::fs::write(home.join("config.toml"), config).expect("config");
+    home
+}
+
 /// A store in memory; clones share it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct MemoryStore {

@@ -8,6 +8,15 @@ use crate::error::{Error, TargetError};
 use crate::remote::{AddKey, RemoteKey};
 use std::collections::HashSet;
 
+/// What the host said, fit for a message: without control characters, at most 300.
+fn printable(reason: &str) -> String {
+    reason
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(300)
+        .collect()
+}
+
 /// The options every keyvault login uses: never prompt, give up after 15 seconds, print
 /// errors only, and use a connection the user already shares but never start one that
 /// outlives us.
@@ -388,22 +397,14 @@ impl SshTarget {
     fn refused(&self, reason: &str) -> TargetError {
         TargetError::Refused {
             target: self.spec.to_string(),
-            reason: reason
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(300)
-                .collect(),
+            reason: printable(reason),
         }
     }
 
     fn unreachable(&self, reason: &str) -> TargetError {
         TargetError::Unreachable {
             target: self.spec.to_string(),
-            reason: reason
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(300)
-                .collect(),
+            reason: printable(reason),
         }
     }
 
