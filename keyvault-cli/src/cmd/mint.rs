@@ -23,7 +23,7 @@ pub(crate) fn mint(ctx: &mut Ctx<'_>, a: MintArgs) -> Result<Done, Failure> {
         // Refuse before minting anything, rather than mint a key we cannot hand over.
         files.check().map_err(|e| Failure::Usage(e.to_string()))?;
     }
-    let src = a.passphrase.source();
+    let src = a.protection.passphrase.source();
     let ca_src = Source::from_flags(
         a.ca_passphrase_env.as_ref(),
         a.ca_passphrase_file.as_ref(),
@@ -67,8 +67,8 @@ fn request(a: &MintArgs) -> Result<MintRequest, Failure> {
     let mut request = MintRequest::new(a.purpose.clone(), a.ttl)
         .from(parse_all(&a.from)?)
         .deploy(a.deploy.clone())
-        .unencrypted(a.no_passphrase)
-        .passphrase_in_keyring(a.passphrase_keyring);
+        .unencrypted(a.protection.no_passphrase)
+        .passphrase_in_keyring(a.protection.passphrase_keyring);
     if let Some(alg) = a.algorithm {
         request = request.algorithm(alg);
     }
