@@ -326,20 +326,7 @@ fn sshd_reads_separator_runs_after_options_and_hidden_keys_as_keyvault_does() {
 }
 
 fn setup() -> (Vault, Sshd, String) {
-    let v = Vault::new();
-    let server = v.root.join("server");
-    std::fs::create_dir(&server).expect("mkdir");
-    let sshd = Sshd::start(&server);
-    std::fs::write(&sshd.authorized_keys, "# host keys\n").expect("write");
-    std::fs::create_dir_all(&v.home).expect("mkdir");
-    crate::support::chmod(&v.home, 0o700);
-    std::fs::write(
-        v.home.join("config.toml"),
-        "[purpose.ci]\npassphrase = \"optional\"\ndefault_ttl = \"1h\"\nmax_ttl = \"1d\"\n",
-    )
-    .expect("config");
-    let target = format!("file:{}", sshd.authorized_keys.display());
-    (v, sshd, target)
+    crate::support::ci_vault_with_sshd("# host keys\n")
 }
 
 fn mint(v: &Vault, target: &str, name: &str) -> (String, PathBuf, String) {

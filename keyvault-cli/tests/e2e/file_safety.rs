@@ -14,13 +14,7 @@ const UNMANAGED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILXGDN/SclOozk1xsDz
 /// A vault whose `ci` purpose allows unencrypted keys.
 fn vault() -> Vault {
     let v = Vault::new();
-    std::fs::create_dir_all(&v.home).expect("mkdir");
-    chmod(&v.home, 0o700);
-    std::fs::write(
-        v.home.join("config.toml"),
-        "[purpose.ci]\npassphrase = \"optional\"\ndefault_ttl = \"1h\"\nmax_ttl = \"1d\"\n",
-    )
-    .expect("config");
+    v.write_config(crate::support::CI_CONFIG);
     v
 }
 
