@@ -169,6 +169,34 @@ impl Vault {
         Ok((key?, protection))
     }
 
+    /// A new key generated for a `new` or `mint` request as `admitted` (its own comment in
+    /// the passphrase prompt), ready to write; its audit detail is left empty.
+    pub(crate) fn generate_new<R: CryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+        admitted: &Admitted,
+        callbacks: &mut dyn Callbacks,
+        purpose: &Purpose,
+        subject: &str,
+    ) -> Result<Prepared> {
+        let (key, protection) = self.protect_and_generate(
+            rng,
+            admitted,
+            callbacks,
+            purpose,
+            subject,
+            admitted.comment(),
+        )?;
+        Ok(Prepared::new(
+            key,
+            purpose,
+            admitted,
+            protection,
+            Origin::Generated,
+            String::new(),
+        ))
+    }
+
     pub(crate) fn new_passphrase(
         &self,
         callbacks: &mut dyn Callbacks,
@@ -214,30 +242,13 @@ impl Vault {
         // Fail before asking anything if the purpose is taken or the inventory is bad.
         self.check_no_active(&self.store.load()?, purpose)?;
         let subject = format!("new key for purpose {purpose}");
-        let (key, protection) = self.protect_and_generate(
-            rng,
-            &admitted,
-            callbacks,
-            purpose,
-            &subject,
-            admitted.comment(),
-        )?;
-        let algorithm = admitted.algorithm();
-        let detail = format!(
-            "generated {algorithm}, expires {}",
+        let mut prepared = self.generate_new(rng, &admitted, callbacks, purpose, &subject)?;
+        prepared.detail = format!(
+            "generated {}, expires {}",
+            admitted.algorithm(),
             admitted.expires_at().to_rfc3339()
         );
-        self.commit_new(
-            rng,
-            Prepared::new(
-                key,
-                purpose,
-                &admitted,
-                protection,
-                Origin::Generated,
-                detail,
-            ),
-        )
+        self.commit_new(rng, prepared)
     }
 
     pub(crate) fn check_no_active(&self, inventory: &Inventory, purpose: &Purpose) -> Result<()> {

@@ -10,7 +10,7 @@ use crate::run::{Opened, add_key, draft, key, key_mut};
 use crate::span::Span;
 use crate::store::Txn;
 use crate::target::{TargetSpec, Targets};
-use crate::vault::{Prepared, Vault};
+use crate::vault::Vault;
 use ssh_key::rand_core::CryptoRng;
 use std::collections::HashSet;
 
@@ -164,29 +164,10 @@ impl Vault {
         let purpose = &request.purpose;
         let (admitted, mut opened, ca) = self.admit_mint(request, callbacks, targets)?;
         let subject = format!("minted key for purpose {purpose}");
-        let (generated, protection) = self.protect_and_generate(
-            rng,
-            &admitted,
-            callbacks,
-            purpose,
-            &subject,
-            admitted.comment(),
-        )?;
+        let prepared = self.generate_new(rng, &admitted, callbacks, purpose, &subject)?;
         let algorithm = admitted.algorithm();
         let mut txn = self.begin()?;
-        let mut record = self.write_key(
-            &mut txn,
-            rng,
-            Prepared::new(
-                generated,
-                purpose,
-                &admitted,
-                protection,
-                Origin::Generated,
-                String::new(),
-            ),
-            KeyState::Active,
-        )?;
+        let mut record = self.write_key(&mut txn, rng, prepared, KeyState::Active)?;
         key_mut(&mut txn, record.id())?.scope = Some(request.scope.clone());
         record.scope = Some(request.scope.clone());
         let certificate = match &ca {
