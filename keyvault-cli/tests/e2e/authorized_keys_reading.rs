@@ -444,23 +444,9 @@ fn narrowing_a_ca_rewrites_its_line_and_status_reports_options_drift() {
     v.run(&["ca", "trust", &target, "--principals", "root,deploy"])
         .expect(0);
     let out = v.root.join("cert-root");
-    v.run(&[
-        "mint",
-        "--purpose",
-        "ci",
-        "--ttl",
-        "1h",
-        "--no-passphrase",
-        "--cert",
-        "--principals",
-        "root",
-        "--ca-passphrase-env",
-        "KV_PASS",
-        "--private-key-out",
-        out.to_str().expect("utf8"),
-    ])
-    .expect(0)
-    .no_secrets();
+    v.run(&crate::support::mint_ci_cert(&out))
+        .expect(0)
+        .no_secrets();
     assert_eq!(
         sshd.ssh(&out, "", "true").code,
         0,

@@ -21,6 +21,26 @@ pub const ROTATE_PODS: [&str; 7] = [
     "KV_PASS",
 ];
 
+/// `mint` of a `ci` key (no passphrase, an hour) with a certificate for principal `root`,
+/// the CA's passphrase from KV_PASS, written to `out` (a new file).
+pub fn mint_ci_cert(out: &Path) -> Vec<&str> {
+    vec![
+        "mint",
+        "--purpose",
+        "ci",
+        "--ttl",
+        "1h",
+        "--no-passphrase",
+        "--cert",
+        "--principals",
+        "root",
+        "--ca-passphrase-env",
+        "KV_PASS",
+        "--private-key-out",
+        out.to_str().expect("utf8"),
+    ]
+}
+
 /// A vault with [`CI_CONFIG`], a real sshd whose `authorized_keys` holds
 /// `authorized_keys`, and that file's target name.
 pub fn ci_vault_with_sshd(authorized_keys: &str) -> (Vault, crate::sshd::Sshd, String) {
