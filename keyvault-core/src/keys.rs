@@ -169,6 +169,19 @@ impl Vault {
         Ok((key?, protection))
     }
 
+    /// `options` for a key keyvault is to generate for `purpose`, admitted by the
+    /// purpose's policy now.
+    pub(crate) fn admit_generated(
+        &self,
+        purpose: &Purpose,
+        options: &KeyOptions,
+    ) -> Result<Admitted> {
+        Ok(self
+            .config
+            .policy(purpose)
+            .admit(purpose, options, Origin::Generated, self.now())?)
+    }
+
     /// A new key generated for a `new` or `mint` request as `admitted` (its own comment in
     /// the passphrase prompt), ready to write; its audit detail is left empty.
     pub(crate) fn generate_new<R: CryptoRng + ?Sized>(
@@ -233,12 +246,7 @@ impl Vault {
         callbacks: &mut dyn Callbacks,
     ) -> Result<KeyRecord> {
         let purpose = &request.purpose;
-        let admitted = self.config.policy(purpose).admit(
-            purpose,
-            &request.options,
-            Origin::Generated,
-            self.now(),
-        )?;
+        let admitted = self.admit_generated(purpose, &request.options)?;
         // Fail before asking anything if the purpose is taken or the inventory is bad.
         self.check_no_active(&self.store.load()?, purpose)?;
         let subject = format!("new key for purpose {purpose}");

@@ -3,7 +3,7 @@
 use crate::admission::{Admitted, Expiry, KeyOptions};
 use crate::callbacks::Callbacks;
 use crate::error::{Incomplete, InputError, NextStep, Operation, RequestError, Result, WorkItem};
-use crate::inventory::{KeyRecord, KeyState, Origin, Purpose};
+use crate::inventory::{KeyRecord, KeyState, Purpose};
 use crate::keygen::Algorithm;
 use crate::names::{KeySelector, Principal, SourcePattern};
 use crate::run::{Opened, add_key, draft, key, key_mut};
@@ -201,12 +201,7 @@ impl Vault {
         targets: &'t dyn Targets,
     ) -> Result<(Admitted, Opened<'t>, Option<UnlockedCa>)> {
         let purpose = &request.purpose;
-        let admitted = self.config.policy(purpose).admit(
-            purpose,
-            &request.options,
-            Origin::Generated,
-            self.now(),
-        )?;
+        let admitted = self.admit_generated(purpose, &request.options)?;
         check_scope(&request.scope)?;
         let mut opened = Opened::new(targets);
         for spec in &request.deploy {
