@@ -50,6 +50,22 @@ pub struct PassphraseSource {
     pub passphrase_stdin: bool,
 }
 
+/// How a key keyvault generates (`new`, `mint`) is protected at rest.
+#[derive(Debug, Args, Default)]
+pub struct ProtectionArgs {
+    /// Where the passphrase comes from.
+    #[command(flatten)]
+    pub passphrase: PassphraseSource,
+    /// Keep the key unencrypted (only where the purpose's policy allows it).
+    #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_file", "passphrase_stdin"])]
+    pub no_passphrase: bool,
+    /// Encrypt with a strong random passphrase kept in the OS keyring (service keyvault,
+    /// account = the key id, or ID@HOME for a vault outside the default home); later
+    /// commands fetch it from there without asking.
+    #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_file", "passphrase_stdin", "no_passphrase"])]
+    pub passphrase_keyring: bool,
+}
+
 /// Where the new passphrase of `passwd` comes from.
 #[derive(Debug, Args, Default)]
 #[group(multiple = false)]
@@ -296,17 +312,9 @@ pub struct NewArgs {
     /// bcrypt-pbkdf rounds protecting the key file (default 16).
     #[arg(long, value_name = "N")]
     pub kdf_rounds: Option<u32>,
-    /// Where the passphrase comes from.
+    /// How the key is protected at rest.
     #[command(flatten)]
-    pub passphrase: PassphraseSource,
-    /// Store the key unencrypted (only where the purpose's policy allows it).
-    #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_file", "passphrase_stdin"])]
-    pub no_passphrase: bool,
-    /// Encrypt with a strong random passphrase kept in the OS keyring (service keyvault,
-    /// account = the key id, or ID@HOME for a vault outside the default home); later
-    /// commands fetch it from there without asking.
-    #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_file", "passphrase_stdin", "no_passphrase"])]
-    pub passphrase_keyring: bool,
+    pub protection: ProtectionArgs,
 }
 
 /// `keyvault list`.
@@ -423,17 +431,9 @@ pub struct MintArgs {
     /// Comment in the public key (default keyvault:<id>).
     #[arg(long, short)]
     pub comment: Option<String>,
-    /// Where the passphrase comes from.
+    /// How the key is protected at rest (and handed over).
     #[command(flatten)]
-    pub passphrase: PassphraseSource,
-    /// Store and hand over the key unencrypted (only where the purpose's policy allows it).
-    #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_file", "passphrase_stdin"])]
-    pub no_passphrase: bool,
-    /// Encrypt with a strong random passphrase kept in the OS keyring (service keyvault,
-    /// account = the key id, or ID@HOME for a vault outside the default home); later
-    /// commands fetch it from there without asking.
-    #[arg(long, conflicts_with_all = ["passphrase_env", "passphrase_file", "passphrase_stdin", "no_passphrase"])]
-    pub passphrase_keyring: bool,
+    pub protection: ProtectionArgs,
     /// Also sign a user certificate, valid until the key expires.
     #[arg(long, requires = "principals")]
     pub cert: bool,

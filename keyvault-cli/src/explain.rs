@@ -3,7 +3,10 @@
 
 use keyvault_core::backup::BackupError;
 use keyvault_core::error::describe;
-use keyvault_core::{Error, InputError, NextStep, Remedy, RequestError, StoreError, TargetError};
+use keyvault_core::{
+    Error, InputError, NextStep, PodOutcome, PodRetry, Remedy, RequestError, ScanFinding, ScanFix,
+    ScanReport, StoreError, TargetError,
+};
 
 /// The message of `e` as the CLI prints it after `error: `.
 pub fn message(e: &Error) -> String {
@@ -176,6 +179,85 @@ pub fn due_reason(reason: keyvault_core::DueReason) -> &'static str {
     }
 }
 
+/// What to do about a `scan` finding, in words: the commands to run on its file.
+pub fn scan_fix(finding: &ScanFinding) -> String {
+    let file = finding.file.display();
+    match &finding.fix {
+        ScanFix::CloseDirectory => format!("chmod 700 {file}"),
+        ScanFix::CloseAuthorizedKeys => format!("chmod 600 {file}"),
+        ScanFix::CloseAndReplaceKey => {
+            format!("chmod 600 {file}, and treat the key as exposed: replace it")
+        }
+        ScanFix::Import => {
+            format!("keyvault import {file} --purpose NAME (encrypts it on the way in)")
+        }
+        ScanFix::ImportOrAddRounds => {
+            format!("keyvault import {file} --purpose NAME, or ssh-keygen -p -a 100 -f {file}")
+        }
+        ScanFix::RewriteThenImport => format!(
+            "ssh-keygen -p -f {file} (rewrites it in OpenSSH format with bcrypt-pbkdf), then \
+keyvault import {file} --purpose NAME"
+        ),
+        ScanFix::ReplaceWithNew => {
+            "replace it: keyvault new --purpose NAME, then remove this key where it is trusted"
+                .to_owned()
+        }
+        ScanFix::ReplaceWithEd25519 => {
+            "replace it: keyvault new --purpose NAME (Ed25519)".to_owned()
+        }
+        ScanFix::ImportThenRotate => {
+            "replace it: keyvault import it, then keyvault rotate its purpose".to_owned()
+        }
+        ScanFix::Rotate { purpose } => format!("keyvault rotate {purpose}"),
+        ScanFix::UseCurrent { purpose } => format!(
+            "point IdentityFile at keyvault's current/{purpose} (it follows rotations) and \
+delete this copy"
+        ),
+        ScanFix::OneKeyEach => {
+            "give each purpose its own key: keyvault new --purpose NAME, and delete the copies"
+                .to_owned()
+        }
+        ScanFix::RestrictOrImport => "restrict it, or bring it under keyvault: keyvault import \
+its private key --purpose NAME"
+            .to_owned(),
+        ScanFix::CheckHiddenKey => {
+            "check who added the line; remove it unless you mean to trust that key".to_owned()
+        }
+        ScanFix::CheckLine => "check the line and rewrite or remove it".to_owned(),
+        ScanFix::CheckFile => "check the file; remove it if it is not a key you use".to_owned(),
+        ScanFix::CheckPath => "check the path".to_owned(),
+        _ => "see `keyvault scan --help`".to_owned(),
+    }
+}
+
+/// A pod's detail in a report, with the command that retries its failed step.
+pub fn pod_detail(pod: &PodOutcome) -> String {
+    match &pod.retry {
+        Some(PodRetry::RevokeAtPods { key, account }) => {
+            let pods = match account.runpod_profile() {
+                Some(Some(profile)) => format!("runpod-pods:{profile}"),
+                Some(None) | None => "runpod-pods".to_owned(),
+            };
+            format!(
+                "{}; retry with `keyvault revoke {key} --to {pods}`",
+                pod.detail
+            )
+        }
+        _ => pod.detail.clone(),
+    }
+}
+
+/// A scan report as `scan --json` prints it: the report's data, each fix in words.
+pub fn scan_json(report: &ScanReport) -> serde_json::Value {
+    let mut value = serde_json::json!(report);
+    if let Some(findings) = value["findings"].as_array_mut() {
+        for (json, finding) in findings.iter_mut().zip(&report.findings) {
+            json["fix"] = serde_json::Value::String(scan_fix(finding));
+        }
+    }
+    value
+}
+
 #[cfg(test)]
 mod tests {
     use super::{message, next_step, remedy};
@@ -188,6 +270,30 @@ mod tests {
 
     fn s(v: &str) -> String {
         v.to_owned()
+    }
+
+    /// A pod the rollback could not reach: its detail ends with the revoke that retries it,
+    /// naming the pods of the rotation's own RunPod account.
+    #[test]
+    fn pod_detail_names_the_retry() {
+        let pod = |account: &str| keyvault_core::PodOutcome {
+            pod: s("poda"),
+            outcome: keyvault_core::PodOutcomeKind::Failed,
+            detail: s("personal-2 may still be there (x); it keeps personal-1"),
+            retry: Some(keyvault_core::PodRetry::RevokeAtPods {
+                key: "personal-2".parse().expect("id"),
+                account: account.parse().expect("target"),
+            }),
+        };
+        assert_eq!(
+            super::pod_detail(&pod("runpod")),
+            "personal-2 may still be there (x); it keeps personal-1; retry with \
+`keyvault revoke personal-2 --to runpod-pods`"
+        );
+        assert!(super::pod_detail(&pod("runpod:work")).ends_with("--to runpod-pods:work`"));
+        let mut done = pod("runpod");
+        done.retry = None;
+        assert_eq!(super::pod_detail(&done), done.detail);
     }
 
     /// The CLI says what keyvault-core said before its errors became data, word for word

@@ -328,7 +328,12 @@ pub fn status_json(report: &StatusReport) -> Value {
 /// What a lifecycle command did, as sentences or JSON.
 pub fn report(json: bool, r: &Report) {
     if json {
-        std::println!("{}", serde_json::to_string_pretty(r).unwrap_or_default());
+        // Each pod's detail in the CLI's words, in the report's own field order.
+        let mut r = r.clone();
+        for p in &mut r.pods {
+            p.detail = crate::explain::pod_detail(p);
+        }
+        std::println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
         return;
     }
     let mut said = false;
@@ -390,7 +395,7 @@ pub fn report(json: bool, r: &Report) {
                 vec![
                     plain(p.pod.clone()),
                     (p.outcome.to_string(), styled_outcome(p.outcome.as_str())),
-                    plain(p.detail.clone()),
+                    plain(crate::explain::pod_detail(p)),
                 ]
             })
             .collect();
@@ -520,7 +525,11 @@ pub fn scan(report: &keyvault_core::ScanReport) {
             clean(&f.file.display().to_string()),
             clean(&f.message)
         );
-        println!("{}  fix: {}", " ".repeat(6), clean(&f.fix));
+        println!(
+            "{}  fix: {}",
+            " ".repeat(6),
+            clean(&crate::explain::scan_fix(f))
+        );
     }
 }
 

@@ -128,13 +128,12 @@ impl KeyOptions {
     }
     /// The options of the key that replaces `old` in a rotation: the old key's algorithm,
     /// own comment, kdf rounds and protection where `policy` still allows them, else the
-    /// policy's defaults; `in_keyring` puts the new passphrase in the keyring.
-    pub(crate) fn successor(
-        policy: &Policy,
-        old: &KeyRecord,
-        expiry: Expiry,
-        in_keyring: bool,
-    ) -> Self {
+    /// policy's defaults; from `requested`, the expiry, and the keyring if it asks for it.
+    pub(crate) fn successor(policy: &Policy, old: &KeyRecord, requested: &KeyOptions) -> Self {
+        let (expiry, in_keyring) = (
+            requested.expiry,
+            requested.protection == Protection::Keyring,
+        );
         let algorithm = old.algorithm();
         let keep_algorithm =
             algorithm.is_generatable() && policy.check_algorithm(old.purpose(), algorithm).is_ok();
@@ -702,7 +701,7 @@ mod tests {
     fn a_successor_keeps_what_the_policy_still_allows() {
         let policy = Policy::default();
         let old = old_key("rsa-4096", "laptop", "passphrase", 64);
-        let o = KeyOptions::successor(&policy, &old, Expiry::PolicyDefault, false);
+        let o = KeyOptions::successor(&policy, &old, &KeyOptions::default());
         let admitted = admit(&policy, &o).expect("admitted");
         assert_eq!(admitted.algorithm(), Algorithm::Rsa { bits: 4096 });
         assert_eq!(admitted.comment(), Some("laptop"));
@@ -712,7 +711,7 @@ mod tests {
         let old = old_key("ed25519", "keyvault:work-1", "passphrase", 8);
         let admitted = admit(
             &policy,
-            &KeyOptions::successor(&policy, &old, Expiry::PolicyDefault, false),
+            &KeyOptions::successor(&policy, &old, &KeyOptions::default()),
         )
         .expect("admitted");
         assert_eq!(admitted.comment(), None);
@@ -721,13 +720,19 @@ mod tests {
         let c =
             config("[policy]\nalgorithms = [\"ed25519\", \"ecdsa-p256\"]\nmin_kdf_rounds = 20\n");
         let old = old_key("ecdsa-p521", "kv", "passphrase", 16);
-        let o = KeyOptions::successor(c.defaults(), &old, Expiry::PolicyDefault, false);
+        let o = KeyOptions::successor(c.defaults(), &old, &KeyOptions::default());
         let admitted = admit(c.defaults(), &o).expect("admitted");
         assert_eq!(admitted.algorithm(), Algorithm::Ed25519);
         assert_eq!(admitted.kdf_rounds(), 20);
         // The requested expiry is admitted like any other.
         let long = Expiry::After(Span::from_days(400));
-        assert!(admit(&policy, &KeyOptions::successor(&policy, &old, long, false)).is_err());
+        assert!(
+            admit(
+                &policy,
+                &KeyOptions::successor(&policy, &old, &KeyOptions::default().expiry(long))
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -737,7 +742,8 @@ mod tests {
         let optional = c.defaults();
         let case = |policy: &Policy, old: &str, keyring: bool| {
             let old = old_key("ed25519", "kv", old, 16);
-            KeyOptions::successor(policy, &old, Expiry::PolicyDefault, keyring).protection
+            let requested = KeyOptions::default().passphrase_in_keyring(keyring);
+            KeyOptions::successor(policy, &old, &requested).protection
         };
         assert_eq!(case(optional, "none", false), Protection::None);
         assert_eq!(case(required, "none", false), Protection::Passphrase);

@@ -5,6 +5,7 @@ use crate::inventory::{Inventory, KeyRecord, KeyState};
 use crate::names::KeySelector;
 use crate::report::Report;
 use crate::run::{Opened, add_key, draft, key_mut};
+use crate::store::Txn;
 use crate::target::{TargetSpec, Targets};
 use crate::vault::Vault;
 use chrono::{DateTime, Utc};
@@ -23,10 +24,7 @@ impl Vault {
         spec: &TargetSpec,
         targets: &dyn Targets,
     ) -> Result<Report> {
-        let mut txn = self.begin()?;
-        let record = self.find(&txn, selector)?.clone();
-        let now = self.now();
-        self.check_deployable(&txn, &record, now)?;
+        let (mut txn, record, now) = self.begin_deploy(selector)?;
         let mut opened = Opened::new(targets);
         let name = spec;
         let target = opened.get(name)?;
@@ -45,7 +43,20 @@ impl Vault {
         Ok(Report::deployed_once(record.id().clone(), name.clone()))
     }
 
-    pub(crate) fn check_deployable(
+    /// The first steps of every deploy: begins the transaction, finds the key, and checks
+    /// that it may be deployed now (not revoked or expired, not in a rotation).
+    pub(crate) fn begin_deploy(
+        &self,
+        selector: &KeySelector,
+    ) -> Result<(Txn, KeyRecord, DateTime<Utc>)> {
+        let txn = self.begin()?;
+        let record = self.find(&txn, selector)?.clone();
+        let now = self.now();
+        self.check_deployable(&txn, &record, now)?;
+        Ok((txn, record, now))
+    }
+
+    fn check_deployable(
         &self,
         inventory: &Inventory,
         record: &KeyRecord,

@@ -149,6 +149,67 @@ impl Vault {
         Ok(Some((passphrase, admitted.kdf_rounds())))
     }
 
+    /// A new key of the admitted algorithm, after asking how it is to be protected at rest
+    /// ([`Vault::protect`]), with that protection: the steps `new`, `mint` and `rotate`
+    /// share, in the order the user sees them (passphrase first, then the wait).
+    pub(crate) fn protect_and_generate<R: CryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+        admitted: &Admitted,
+        callbacks: &mut dyn Callbacks,
+        purpose: &Purpose,
+        subject: &str,
+        comment: Option<&str>,
+    ) -> Result<(ssh_key::PrivateKey, Option<(Passphrase, u32)>)> {
+        let protection = self.protect(rng, admitted, callbacks, purpose, subject, comment)?;
+        let algorithm = admitted.algorithm();
+        callbacks.progress(Progress::Generating(algorithm));
+        let key = keygen::generate(rng, algorithm, "");
+        callbacks.progress(Progress::Done);
+        Ok((key?, protection))
+    }
+
+    /// `options` for a key keyvault is to generate for `purpose`, admitted by the
+    /// purpose's policy now.
+    pub(crate) fn admit_generated(
+        &self,
+        purpose: &Purpose,
+        options: &KeyOptions,
+    ) -> Result<Admitted> {
+        Ok(self
+            .config
+            .policy(purpose)
+            .admit(purpose, options, Origin::Generated, self.now())?)
+    }
+
+    /// A new key generated for a `new` or `mint` request as `admitted` (its own comment in
+    /// the passphrase prompt), ready to write; its audit detail is left empty.
+    pub(crate) fn generate_new<R: CryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+        admitted: &Admitted,
+        callbacks: &mut dyn Callbacks,
+        purpose: &Purpose,
+        subject: &str,
+    ) -> Result<Prepared> {
+        let (key, protection) = self.protect_and_generate(
+            rng,
+            admitted,
+            callbacks,
+            purpose,
+            subject,
+            admitted.comment(),
+        )?;
+        Ok(Prepared::new(
+            key,
+            purpose,
+            admitted,
+            protection,
+            Origin::Generated,
+            String::new(),
+        ))
+    }
+
     pub(crate) fn new_passphrase(
         &self,
         callbacks: &mut dyn Callbacks,
@@ -185,42 +246,17 @@ impl Vault {
         callbacks: &mut dyn Callbacks,
     ) -> Result<KeyRecord> {
         let purpose = &request.purpose;
-        let admitted = self.config.policy(purpose).admit(
-            purpose,
-            &request.options,
-            Origin::Generated,
-            self.now(),
-        )?;
+        let admitted = self.admit_generated(purpose, &request.options)?;
         // Fail before asking anything if the purpose is taken or the inventory is bad.
         self.check_no_active(&self.store.load()?, purpose)?;
         let subject = format!("new key for purpose {purpose}");
-        let protection = self.protect(
-            rng,
-            &admitted,
-            callbacks,
-            purpose,
-            &subject,
-            admitted.comment(),
-        )?;
-        let algorithm = admitted.algorithm();
-        callbacks.progress(Progress::Generating(algorithm));
-        let key = keygen::generate(rng, algorithm, "");
-        callbacks.progress(Progress::Done);
-        let detail = format!(
-            "generated {algorithm}, expires {}",
+        let mut prepared = self.generate_new(rng, &admitted, callbacks, purpose, &subject)?;
+        prepared.detail = format!(
+            "generated {}, expires {}",
+            admitted.algorithm(),
             admitted.expires_at().to_rfc3339()
         );
-        self.commit_new(
-            rng,
-            Prepared::new(
-                key?,
-                purpose,
-                &admitted,
-                protection,
-                Origin::Generated,
-                detail,
-            ),
-        )
+        self.commit_new(rng, prepared)
     }
 
     pub(crate) fn check_no_active(&self, inventory: &Inventory, purpose: &Purpose) -> Result<()> {

@@ -69,10 +69,10 @@ pub use mint::{MintRequest, Minted};
 pub use names::{KeySelector, Principal, SourcePattern};
 pub use observe::{KeyMatch, PodReport, Reach};
 pub use policy::{Config, PassphraseRule, PassphraseSource, Policy, RotationRule, RunpodProfile};
-pub use report::{Deployed, PodOutcome, PodOutcomeKind, Report, Retiring, Rotated};
+pub use report::{Deployed, PodOutcome, PodOutcomeKind, PodRetry, Report, Retiring, Rotated};
 pub use rotate::{PlannedRotation, RotateRequest, RotationPlan};
 pub use runpod::{Pod, RunpodClient, RunpodError, RunpodSettings};
-pub use scan::{ScanFinding, ScanKind, ScanReport};
+pub use scan::{ScanFinding, ScanFix, ScanKind, ScanReport};
 pub use secret::{ApiToken, Passphrase, secrecy};
 pub use span::{Span, parse_date};
 pub use status::{

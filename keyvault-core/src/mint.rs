@@ -1,16 +1,16 @@
 //! Minting short-lived, scoped keys for automation.
 
 use crate::admission::{Admitted, Expiry, KeyOptions};
-use crate::callbacks::{Callbacks, Progress};
+use crate::callbacks::Callbacks;
 use crate::error::{Incomplete, InputError, NextStep, Operation, RequestError, Result, WorkItem};
-use crate::inventory::{KeyRecord, KeyState, Origin, Purpose};
-use crate::keygen::{self, Algorithm};
+use crate::inventory::{KeyRecord, KeyState, Purpose};
+use crate::keygen::Algorithm;
 use crate::names::{KeySelector, Principal, SourcePattern};
 use crate::run::{Opened, add_key, draft, key, key_mut};
 use crate::span::Span;
 use crate::store::Txn;
 use crate::target::{TargetSpec, Targets};
-use crate::vault::{Prepared, Vault};
+use crate::vault::Vault;
 use ssh_key::rand_core::CryptoRng;
 use std::collections::HashSet;
 
@@ -84,6 +84,40 @@ impl std::fmt::Debug for Minted {
     }
 }
 
+impl Minted {
+    /// Writes the minted private key (mode 0600) and its certificate beside it (if one was
+    /// minted and `files` include one) through the safe file path: never over a file.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Incomplete`] when a file cannot be written: the key is recorded and
+    /// deployed already (done), the write is pending, and the next step is to revoke the key
+    /// and mint again.
+    pub fn write_to(&self, files: &crate::minted::MintedFiles) -> Result<()> {
+        files
+            .write(&self.private_key, self.certificate.as_deref())
+            .map_err(|(path, cause)| {
+                let key = self.record.id().to_string();
+                Incomplete {
+                    operation: Operation::Mint { key: key.clone() },
+                    cause: cause.into(),
+                    done: vec![WorkItem::RecordedAndDeployed {
+                        key: key.clone(),
+                        targets: self
+                            .record
+                            .live_targets()
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect(),
+                    }],
+                    pending: vec![WorkItem::Writing { path }],
+                    next: NextStep::RevokeThenRetry { key },
+                }
+                .into()
+            })
+    }
+}
+
 pub(crate) fn check_scope(scope: &crate::inventory::Scope) -> Result<()> {
     if let Some(cmd) = &scope.force_command
         && (cmd.is_empty() || cmd.len() > 1024 || cmd.chars().any(char::is_control))
@@ -130,32 +164,10 @@ impl Vault {
         let purpose = &request.purpose;
         let (admitted, mut opened, ca) = self.admit_mint(request, callbacks, targets)?;
         let subject = format!("minted key for purpose {purpose}");
-        let protection = self.protect(
-            rng,
-            &admitted,
-            callbacks,
-            purpose,
-            &subject,
-            admitted.comment(),
-        )?;
+        let prepared = self.generate_new(rng, &admitted, callbacks, purpose, &subject)?;
         let algorithm = admitted.algorithm();
-        callbacks.progress(Progress::Generating(algorithm));
-        let generated = keygen::generate(rng, algorithm, "");
-        callbacks.progress(Progress::Done);
         let mut txn = self.begin()?;
-        let mut record = self.write_key(
-            &mut txn,
-            rng,
-            Prepared::new(
-                generated?,
-                purpose,
-                &admitted,
-                protection,
-                Origin::Generated,
-                String::new(),
-            ),
-            KeyState::Active,
-        )?;
+        let mut record = self.write_key(&mut txn, rng, prepared, KeyState::Active)?;
         key_mut(&mut txn, record.id())?.scope = Some(request.scope.clone());
         record.scope = Some(request.scope.clone());
         let certificate = match &ca {
@@ -189,12 +201,7 @@ impl Vault {
         targets: &'t dyn Targets,
     ) -> Result<(Admitted, Opened<'t>, Option<UnlockedCa>)> {
         let purpose = &request.purpose;
-        let admitted = self.config.policy(purpose).admit(
-            purpose,
-            &request.options,
-            Origin::Generated,
-            self.now(),
-        )?;
+        let admitted = self.admit_generated(purpose, &request.options)?;
         check_scope(&request.scope)?;
         let mut opened = Opened::new(targets);
         for spec in &request.deploy {
@@ -407,14 +414,11 @@ mod tests {
     /// purposes `ci` and `ca` allow unencrypted keys.
     fn vault_with_ca() -> (tempfile::TempDir, std::path::PathBuf, Vault, MemoryStore) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let home = dir.path().join("vault");
-        std::fs::create_dir(&home).expect("home");
-        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).expect("chmod");
-        std::fs::write(
-            home.join("config.toml"),
+        let home = crate::store::memory::home(
+            dir.path(),
+            "vault",
             "[purpose.ci]\npassphrase = \"optional\"\n[purpose.ca]\npassphrase = \"optional\"\n",
-        )
-        .expect("config");
+        );
         let store = MemoryStore::default();
         let vault = Vault::open(&home)
             .expect("open")
@@ -524,5 +528,43 @@ mod tests {
         let parsed = ssh_key::Certificate::from_openssh(text.trim_end()).expect("parse");
         assert_eq!(parsed.valid_principals(), ["deploy".to_owned()]);
         assert_eq!(parsed.serial(), cert.serial);
+    }
+
+    /// A minted key whose file is there already: nothing is written over it, and the error
+    /// says the key is recorded (deployed nowhere) and what to do.
+    #[test]
+    fn a_minted_key_that_cannot_be_written_out_says_what_is_left() {
+        let (dir, _home, vault, _store) = vault_with_ca();
+        let mut rng = ssh_key::rand_core::UnwrapErr(ssh_key::getrandom::SysRng);
+        let mut callbacks = FixedPassphrase(crate::Passphrase::new("unused".to_owned()));
+        let request = MintRequest::new("ci".parse().expect("purpose"), "1h".parse().expect("ttl"))
+            .unencrypted(true);
+        let minted = vault
+            .mint(&mut rng, &request, &mut callbacks, &Refusing)
+            .expect("mint");
+        let out = dir.path().join("id_ci");
+        std::fs::write(&out, "someone's file\n").expect("write");
+        let files = crate::minted::MintedFiles::new(&out, false);
+        let Err(Error::Incomplete(incomplete)) = minted.write_to(&files) else {
+            panic!("written over a file");
+        };
+        let key = minted.record.id().to_string();
+        assert_eq!(incomplete.operation, Operation::Mint { key: key.clone() });
+        assert_eq!(
+            incomplete.done,
+            [WorkItem::RecordedAndDeployed {
+                key: key.clone(),
+                targets: Vec::new()
+            }]
+        );
+        assert_eq!(
+            incomplete.pending,
+            [WorkItem::Writing { path: out.clone() }]
+        );
+        assert_eq!(incomplete.next, NextStep::RevokeThenRetry { key });
+        assert_eq!(
+            std::fs::read_to_string(&out).expect("read"),
+            "someone's file\n"
+        );
     }
 }

@@ -612,15 +612,11 @@ mod tests {
     /// An inventory holding one unencrypted key `web-1` that expires in 30 days.
     fn inventory() -> (tempfile::TempDir, Inventory) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let home = dir.path().join("vault");
-        std::fs::create_dir(&home).expect("home");
-        std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .expect("chmod");
-        std::fs::write(
-            home.join("config.toml"),
+        let home = crate::store::memory::home(
+            dir.path(),
+            "vault",
             "[purpose.web]\npassphrase = \"optional\"\n",
-        )
-        .expect("config");
+        );
         let store = MemoryStore::default();
         let vault = Vault::open(&home)
             .expect("open")

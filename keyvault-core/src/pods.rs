@@ -316,10 +316,7 @@ impl Vault {
         targets: &dyn Targets,
         callbacks: &mut dyn Callbacks,
     ) -> Result<Report> {
-        let mut txn = self.begin()?;
-        let record = self.find(&txn, selector)?.clone();
-        let now = self.now();
-        self.check_deployable(&txn, &record, now)?;
+        let (mut txn, record, now) = self.begin_deploy(selector)?;
         let mut opened = Opened::new(targets);
         let mut report = Report::default();
         let pods = self.running_pods(&mut opened, account)?;

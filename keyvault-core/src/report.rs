@@ -64,6 +64,23 @@ pub struct PodOutcome {
     pub outcome: PodOutcomeKind,
     /// More about it.
     pub detail: String,
+    /// What retries a failed step here, if a command can (the CLI words it after the
+    /// detail, in its output and JSON alike).
+    #[serde(skip)]
+    pub retry: Option<PodRetry>,
+}
+
+/// What retries a pod's failed step, as data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PodRetry {
+    /// Revoke `key` at the running pods of a RunPod `account` (the key may still be there).
+    RevokeAtPods {
+        /// The key to revoke.
+        key: KeyId,
+        /// The RunPod account (`runpod` or `runpod:PROFILE`) whose pods to reach.
+        account: TargetSpec,
+    },
 }
 
 /// What happened at one pod; serialized as its kebab-case name (`needs-redeploy`).
@@ -133,6 +150,17 @@ impl Report {
             pod,
             outcome,
             detail: detail.into(),
+            retry: None,
+        });
+    }
+
+    /// Records a pod where a step failed, with what retries it.
+    pub(crate) fn pod_failed(&mut self, pod: String, detail: String, retry: PodRetry) {
+        self.pods.push(PodOutcome {
+            pod,
+            outcome: PodOutcomeKind::Failed,
+            detail,
+            retry: Some(retry),
         });
     }
 }

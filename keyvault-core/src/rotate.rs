@@ -10,18 +10,18 @@
 //! saved before the next begins, and every remote step is idempotent.
 
 use crate::admission::{Admitted, KeyOptions};
-use crate::callbacks::{Callbacks, Progress};
+use crate::callbacks::Callbacks;
 use crate::error::{Error, RequestError, Result, StoreError};
 use crate::inventory::{
     Inventory, JournalEntry, KeyId, KeyState, Origin, Purpose, Step, TargetProgress,
 };
-use crate::keygen::{self, Algorithm};
+use crate::keygen::Algorithm;
 use crate::report::Report;
 use crate::run::{FreshKey, Opened, draft, key, key_mut};
 use crate::span::Span;
 use crate::store::Txn;
 use crate::target::{TargetSpec, Targets};
-use crate::vault::{Expiry, Prepared, Vault};
+use crate::vault::{Prepared, Vault};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use ssh_key::rand_core::CryptoRng;
@@ -36,16 +36,19 @@ mod tests;
 
 pub(crate) use phases::{old_fingerprints, unlocked};
 
-/// What to rotate: see [`Vault::rotate`].
+/// What to rotate: see [`Vault::rotate`]. The new keys' expiry defaults to each purpose's
+/// policy; a new key whose predecessor's passphrase is in the keyring gets one there too,
+/// whatever [`RotateRequest::passphrase_in_keyring`] says.
 #[derive(Debug, Clone, Default)]
 pub struct RotateRequest {
     pub(crate) purposes: Vec<Purpose>,
     pub(crate) all: bool,
     pub(crate) grace: Option<Span>,
-    pub(crate) expiry: Expiry,
+    /// The new keys' options the caller sets (expiry, keyring); the rest follow each old
+    /// key ([`KeyOptions::successor`]).
+    pub(crate) options: KeyOptions,
     pub(crate) pods: bool,
     pub(crate) unlock_old: bool,
-    pub(crate) keyring: bool,
 }
 
 impl RotateRequest {
@@ -85,19 +88,7 @@ impl RotateRequest {
         self.unlock_old = yes;
         self
     }
-    /// When the new keys expire (default: each purpose's policy).
-    #[must_use]
-    pub fn expiry(mut self, expiry: Expiry) -> Self {
-        self.expiry = expiry;
-        self
-    }
-    /// Encrypt every new key with a strong random passphrase kept in the keyring. (A new
-    /// key whose predecessor's passphrase is in the keyring gets one there anyway.)
-    #[must_use]
-    pub fn passphrase_in_keyring(mut self, yes: bool) -> Self {
-        self.keyring = yes;
-        self
-    }
+    crate::admission::key_options_setters!(expiry, passphrase_in_keyring);
 }
 
 /// One rotation as planned.
@@ -200,7 +191,7 @@ impl Vault {
                 }
             })?;
             let policy = self.config.policy(&purpose);
-            let options = KeyOptions::successor(policy, old, request.expiry, request.keyring);
+            let options = KeyOptions::successor(policy, old, &request.options);
             let admitted = policy.admit(&purpose, &options, Origin::Generated, now)?;
             rotations.push(PlannedRotation {
                 purpose: purpose.clone(),
@@ -318,14 +309,11 @@ impl Vault {
                 "new key for purpose {} (replacing {})",
                 item.purpose, item.old
             );
-            let protection =
-                self.protect(rng, admitted, callbacks, &item.purpose, &subject, None)?;
-            callbacks.progress(Progress::Generating(item.algorithm));
-            let generated = keygen::generate(rng, item.algorithm, "");
-            callbacks.progress(Progress::Done);
+            let (generated, protection) =
+                self.protect_and_generate(rng, admitted, callbacks, &item.purpose, &subject, None)?;
             fresh.insert(
                 item.purpose.clone(),
-                (generated?, protection, item.algorithm),
+                (generated, protection, admitted.algorithm()),
             );
         }
         Ok(())

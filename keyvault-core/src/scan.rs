@@ -2,6 +2,7 @@
 //! does not manage. Findings name files and fingerprints, never key material.
 
 use crate::error::Result;
+use crate::inventory::Purpose;
 use crate::inventory::{Inventory, KeyRecord};
 use crate::keyfile::DEFAULT_KDF_ROUNDS;
 use crate::span::Span;
@@ -53,6 +54,57 @@ pub enum ScanKind {
     HiddenKey,
 }
 
+/// What to do about a scan finding, as data: the action, on the finding's file (or the
+/// key it holds). The CLI words it, with the commands to run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "action")]
+#[non_exhaustive]
+pub enum ScanFix {
+    /// Take the directory's permissions for group and others away (mode 0700).
+    CloseDirectory,
+    /// Take write permission for group and others away from the `authorized_keys` file
+    /// (mode 0600).
+    CloseAuthorizedKeys,
+    /// Take the key file's permissions for group and others away (mode 0600), and replace
+    /// the key: it may have been read.
+    CloseAndReplaceKey,
+    /// Import the file into a purpose, which encrypts it.
+    Import,
+    /// Import the file into a purpose, or re-encrypt it in place with more KDF rounds.
+    ImportOrAddRounds,
+    /// Rewrite the file in OpenSSH format, then import it into a purpose.
+    RewriteThenImport,
+    /// Make a new key for a purpose, then remove this one wherever it is trusted.
+    ReplaceWithNew,
+    /// Make a new (Ed25519) key for a purpose instead.
+    ReplaceWithEd25519,
+    /// Import the key, then rotate its purpose.
+    ImportThenRotate,
+    /// Rotate the purpose whose key this file copies.
+    Rotate {
+        /// The purpose to rotate.
+        purpose: Purpose,
+    },
+    /// Point `IdentityFile` at the purpose's current key (it follows rotations) and delete
+    /// this copy.
+    UseCurrent {
+        /// The purpose whose current key to use.
+        purpose: Purpose,
+    },
+    /// Give each purpose its own new key and delete the copies.
+    OneKeyEach,
+    /// Restrict the `authorized_keys` entry, or import its private key into a purpose.
+    RestrictOrImport,
+    /// Check who added the `authorized_keys` line; remove it unless the hidden key is meant.
+    CheckHiddenKey,
+    /// Check the `authorized_keys` line and rewrite or remove it.
+    CheckLine,
+    /// Check the file; remove it if it is not a key in use.
+    CheckFile,
+    /// Check the path.
+    CheckPath,
+}
+
 /// One thing `scan` found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ScanFinding {
@@ -64,8 +116,8 @@ pub struct ScanFinding {
     pub file: PathBuf,
     /// What is wrong; names fingerprints, never key material.
     pub message: String,
-    /// What to do, often a keyvault command.
-    pub fix: String,
+    /// What to do.
+    pub fix: ScanFix,
 }
 
 /// Everything a scan found.
@@ -214,7 +266,7 @@ impl Walk<'_> {
         kind: ScanKind,
         file: &Path,
         message: String,
-        fix: String,
+        fix: ScanFix,
     ) {
         self.findings.push(ScanFinding {
             severity,
@@ -233,7 +285,7 @@ impl Walk<'_> {
                 ScanKind::Unreadable,
                 dir,
                 "cannot read this directory".to_owned(),
-                "check the path".to_owned(),
+                ScanFix::CheckPath,
             );
             return;
         };
@@ -246,7 +298,7 @@ impl Walk<'_> {
                     "directory has mode {:04o}; others can list or read it",
                     meta.mode() & 0o7777
                 ),
-                format!("chmod 700 {}", dir.display()),
+                ScanFix::CloseDirectory,
             );
         }
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -295,7 +347,7 @@ impl Walk<'_> {
                 ScanKind::AuthorizedKeysPermissions,
                 path,
                 format!("has mode {mode:04o}; others can add keys to it and log in as you"),
-                format!("chmod 600 {}", path.display()),
+                ScanFix::CloseAuthorizedKeys,
             );
         }
         let inventory = self.inventory;
@@ -320,7 +372,7 @@ impl Walk<'_> {
                         ScanKind::Unreadable,
                         path,
                         "looks like a private key but cannot be parsed".to_owned(),
-                        "check the file; remove it if it is not a key you use".to_owned(),
+                        ScanFix::CheckFile,
                     );
                     return;
                 }
@@ -348,10 +400,7 @@ impl Walk<'_> {
                 ScanKind::KeyPermissions,
                 path,
                 format!("private key {label} has mode {mode:04o}; others can read it"),
-                format!(
-                    "chmod 600 {}, and treat the key as exposed: replace it",
-                    path.display()
-                ),
+                ScanFix::CloseAndReplaceKey,
             );
         }
         if !info.encrypted {
@@ -360,10 +409,7 @@ impl Walk<'_> {
                 ScanKind::Unencrypted,
                 path,
                 format!("private key {label} is not protected by a passphrase"),
-                format!(
-                    "keyvault import {} --purpose NAME (encrypts it on the way in)",
-                    path.display()
-                ),
+                ScanFix::Import,
             );
         }
         match (info.algorithm.as_str(), info.rsa_bits) {
@@ -372,15 +418,14 @@ impl Walk<'_> {
                 ScanKind::WeakAlgorithm,
                 path,
                 format!("DSA key {label}: DSA is broken and disabled in current OpenSSH"),
-                "replace it: keyvault new --purpose NAME, then remove this key where it is trusted"
-                    .to_owned(),
+                ScanFix::ReplaceWithNew,
             ),
             (_, Some(bits)) if bits < 3072 => self.push(
                 Severity::Medium,
                 ScanKind::WeakAlgorithm,
                 path,
                 format!("RSA key {label} has {bits} bits; 3072 is the minimum"),
-                "replace it: keyvault new --purpose NAME (Ed25519)".to_owned(),
+                ScanFix::ReplaceWithEd25519,
             ),
             _ => {}
         }
@@ -392,11 +437,7 @@ impl Walk<'_> {
                 format!(
                     "private key {label} uses {r} bcrypt-pbkdf rounds; a guessed passphrase is cheap to try"
                 ),
-                format!(
-                    "keyvault import {} --purpose NAME, or ssh-keygen -p -a 100 -f {}",
-                    path.display(),
-                    path.display()
-                ),
+                ScanFix::ImportOrAddRounds,
             );
         }
         if info.legacy_pem && info.encrypted {
@@ -407,10 +448,7 @@ impl Walk<'_> {
                 format!(
                     "private key {label} uses the old PEM format, whose passphrase is stretched with a single MD5 round"
                 ),
-                format!(
-                    "ssh-keygen -p -f {0} (rewrites it in OpenSSH format with bcrypt-pbkdf), then keyvault import {0} --purpose NAME",
-                    path.display()
-                ),
+                ScanFix::RewriteThenImport,
             );
         }
     }
@@ -428,10 +466,10 @@ impl Walk<'_> {
             && self.now - born > self.max_age.to_delta()
         {
             let fix = match record {
-                Some(r) => format!("keyvault rotate {}", r.purpose()),
-                None => {
-                    "replace it: keyvault import it, then keyvault rotate its purpose".to_owned()
-                }
+                Some(r) => ScanFix::Rotate {
+                    purpose: r.purpose().clone(),
+                },
+                None => ScanFix::ImportThenRotate,
             };
             let days = (self.now - born).num_days();
             self.push(
@@ -451,10 +489,9 @@ impl Walk<'_> {
                     "private key {label} is a copy of {}, which keyvault manages; rotations will not update this copy",
                     r.id()
                 ),
-                format!(
-                    "point IdentityFile at keyvault's current/{} (it follows rotations) and delete this copy",
-                    r.purpose()
-                ),
+                ScanFix::UseCurrent {
+                    purpose: r.purpose().clone(),
+                },
             );
         }
     }
@@ -473,8 +510,7 @@ impl Walk<'_> {
                         "private key {fp} is stored under several names: {}",
                         names.join(", ")
                     ),
-                    "give each purpose its own key: keyvault new --purpose NAME, and delete the copies"
-                        .to_owned(),
+                    ScanFix::OneKeyEach,
                 );
             }
         }
@@ -485,7 +521,7 @@ fn authorized_keys_findings(
     path: &Path,
     text: &[u8],
     is_managed: &dyn Fn(&str) -> bool,
-    push: &mut dyn FnMut(Severity, ScanKind, &Path, String, String),
+    push: &mut dyn FnMut(Severity, ScanKind, &Path, String, ScanFix),
 ) {
     use crate::authorized_keys::Reading;
     let mut entries = Vec::new();
@@ -507,7 +543,7 @@ fn authorized_keys_findings(
                         "line {n} cannot be read for sure as sshd reads it (kept as it is): {}",
                         raw.escape_debug()
                     ),
-                    "check the line and rewrite or remove it".to_owned(),
+                    ScanFix::CheckLine,
                 );
                 continue;
             }
@@ -520,7 +556,7 @@ fn authorized_keys_findings(
                 format!(
                     "line {n}: sshd trusts {fp}, and its options hold another key ({hidden}) that a looser reader would take instead"
                 ),
-                "check who added the line; remove it unless you mean to trust that key".to_owned(),
+                ScanFix::CheckHiddenKey,
             );
         }
         let managed = is_managed(&fp.to_string()) || comment.starts_with("keyvault:");
@@ -537,8 +573,10 @@ fn authorized_keys_findings(
             Severity::Low,
             ScanKind::UnrestrictedEntry,
             path,
-            format!("entry {fp} has no restrictions (no from=, command=, expiry-time= or restrict) beside keys keyvault manages"),
-            "restrict it, or bring it under keyvault: keyvault import its private key --purpose NAME".to_owned(),
+            format!(
+                "entry {fp} has no restrictions (no from=, command=, expiry-time= or restrict) beside keys keyvault manages"
+            ),
+            ScanFix::RestrictOrImport,
         );
     }
 }
@@ -590,7 +628,8 @@ mod tests {
     }
 
     /// Every finding `scan` makes without an inventory, pinned in full (kinds, severities,
-    /// files, messages, fixes, order) together with the counts.
+    /// files, messages, fixes as data, order) together with the counts. The fixes' words
+    /// are the CLI's, pinned at the binary (keyvault-cli/tests/e2e/scan_words.rs).
     #[test]
     fn report_is_pinned() {
         let tmp = tempfile::tempdir().expect("tempdir");
@@ -647,147 +686,189 @@ mod tests {
       "kind": "authorized-keys-permissions",
       "file": "TMP/ssh/authorized_keys",
       "message": "has mode 0666; others can add keys to it and log in as you",
-      "fix": "chmod 600 TMP/ssh/authorized_keys"
+      "fix": {
+        "action": "close-authorized-keys"
+      }
     },
     {
       "severity": "high",
       "kind": "hidden-key",
       "file": "TMP/ssh/authorized_keys",
       "message": "line 3: sshd trusts SHA256:ajn62Du5CgYhs+qvArefzVIb1LYq/u0+G1IARz+syU4, and its options hold another key (SHA256:HIn0BHaV7c+8gpaP2qCDfZrz1gAm05/ofWwozDf+jRQ) that a looser reader would take instead",
-      "fix": "check who added the line; remove it unless you mean to trust that key"
+      "fix": {
+        "action": "check-hidden-key"
+      }
     },
     {
       "severity": "high",
       "kind": "unencrypted",
       "file": "TMP/ssh/id_a",
       "message": "private key SHA256:rVXhxxQ+lFWAPfpfZyZO+jaxs/8Bw3f180qmbAitYoE is not protected by a passphrase",
-      "fix": "keyvault import TMP/ssh/id_a --purpose NAME (encrypts it on the way in)"
+      "fix": {
+        "action": "import"
+      }
     },
     {
       "severity": "high",
       "kind": "key-permissions",
       "file": "TMP/ssh/id_a",
       "message": "private key SHA256:rVXhxxQ+lFWAPfpfZyZO+jaxs/8Bw3f180qmbAitYoE has mode 0644; others can read it",
-      "fix": "chmod 600 TMP/ssh/id_a, and treat the key as exposed: replace it"
+      "fix": {
+        "action": "close-and-replace-key"
+      }
     },
     {
       "severity": "high",
       "kind": "unencrypted",
       "file": "TMP/ssh/id_a_copy",
       "message": "private key SHA256:rVXhxxQ+lFWAPfpfZyZO+jaxs/8Bw3f180qmbAitYoE is not protected by a passphrase",
-      "fix": "keyvault import TMP/ssh/id_a_copy --purpose NAME (encrypts it on the way in)"
+      "fix": {
+        "action": "import"
+      }
     },
     {
       "severity": "high",
       "kind": "unencrypted",
       "file": "TMP/ssh/id_dsa",
       "message": "private key ssh-dss is not protected by a passphrase",
-      "fix": "keyvault import TMP/ssh/id_dsa --purpose NAME (encrypts it on the way in)"
+      "fix": {
+        "action": "import"
+      }
     },
     {
       "severity": "high",
       "kind": "weak-algorithm",
       "file": "TMP/ssh/id_dsa",
       "message": "DSA key ssh-dss: DSA is broken and disabled in current OpenSSH",
-      "fix": "replace it: keyvault new --purpose NAME, then remove this key where it is trusted"
+      "fix": {
+        "action": "replace-with-new"
+      }
     },
     {
       "severity": "medium",
       "kind": "directory-permissions",
       "file": "TMP/ssh",
       "message": "directory has mode 0755; others can list or read it",
-      "fix": "chmod 700 TMP/ssh"
+      "fix": {
+        "action": "close-directory"
+      }
     },
     {
       "severity": "medium",
       "kind": "unsure-line",
       "file": "TMP/ssh/authorized_keys",
       "message": "line 4 cannot be read for sure as sshd reads it (kept as it is): webauthn-sk-ecdsa-sha2-nistp256@openssh.com AAAAC3NzaC1lZDI1NTE5AAAAILKRK28N6gI0",
-      "fix": "check the line and rewrite or remove it"
+      "fix": {
+        "action": "check-line"
+      }
     },
     {
       "severity": "medium",
       "kind": "reused-key",
       "file": "TMP/ssh/id_a",
       "message": "private key SHA256:rVXhxxQ+lFWAPfpfZyZO+jaxs/8Bw3f180qmbAitYoE is stored under several names: TMP/ssh/id_a, TMP/ssh/id_a_copy",
-      "fix": "give each purpose its own key: keyvault new --purpose NAME, and delete the copies"
+      "fix": {
+        "action": "one-key-each"
+      }
     },
     {
       "severity": "medium",
       "kind": "reused-key",
       "file": "TMP/ssh/id_a_copy",
       "message": "private key SHA256:rVXhxxQ+lFWAPfpfZyZO+jaxs/8Bw3f180qmbAitYoE is stored under several names: TMP/ssh/id_a, TMP/ssh/id_a_copy",
-      "fix": "give each purpose its own key: keyvault new --purpose NAME, and delete the copies"
+      "fix": {
+        "action": "one-key-each"
+      }
     },
     {
       "severity": "medium",
       "kind": "legacy-format",
       "file": "TMP/ssh/id_legacy",
       "message": "private key SHA256:HIn0BHaV7c+8gpaP2qCDfZrz1gAm05/ofWwozDf+jRQ uses the old PEM format, whose passphrase is stretched with a single MD5 round",
-      "fix": "ssh-keygen -p -f TMP/ssh/id_legacy (rewrites it in OpenSSH format with bcrypt-pbkdf), then keyvault import TMP/ssh/id_legacy --purpose NAME"
+      "fix": {
+        "action": "rewrite-then-import"
+      }
     },
     {
       "severity": "medium",
       "kind": "low-kdf-rounds",
       "file": "TMP/ssh/id_low",
       "message": "private key SHA256:hWl+RzPEk9a5ShCFIWo0CRmHm5uY2z+xXsZlpAAYG+Q uses 2 bcrypt-pbkdf rounds; a guessed passphrase is cheap to try",
-      "fix": "keyvault import TMP/ssh/id_low --purpose NAME, or ssh-keygen -p -a 100 -f TMP/ssh/id_low"
+      "fix": {
+        "action": "import-or-add-rounds"
+      }
     },
     {
       "severity": "low",
       "kind": "unreadable",
       "file": "TMP/missing",
       "message": "cannot read this directory",
-      "fix": "check the path"
+      "fix": {
+        "action": "check-path"
+      }
     },
     {
       "severity": "low",
       "kind": "unrestricted-entry",
       "file": "TMP/ssh/authorized_keys",
       "message": "entry SHA256:hWl+RzPEk9a5ShCFIWo0CRmHm5uY2z+xXsZlpAAYG+Q has no restrictions (no from=, command=, expiry-time= or restrict) beside keys keyvault manages",
-      "fix": "restrict it, or bring it under keyvault: keyvault import its private key --purpose NAME"
+      "fix": {
+        "action": "restrict-or-import"
+      }
     },
     {
       "severity": "low",
       "kind": "unreadable",
       "file": "TMP/ssh/broken",
       "message": "looks like a private key but cannot be parsed",
-      "fix": "check the file; remove it if it is not a key you use"
+      "fix": {
+        "action": "check-file"
+      }
     },
     {
       "severity": "low",
       "kind": "old-key",
       "file": "TMP/ssh/id_a",
       "message": "private key SHA256:rVXhxxQ+lFWAPfpfZyZO+jaxs/8Bw3f180qmbAitYoE is 400 days old",
-      "fix": "replace it: keyvault import it, then keyvault rotate its purpose"
+      "fix": {
+        "action": "import-then-rotate"
+      }
     },
     {
       "severity": "low",
       "kind": "old-key",
       "file": "TMP/ssh/id_a_copy",
       "message": "private key SHA256:rVXhxxQ+lFWAPfpfZyZO+jaxs/8Bw3f180qmbAitYoE is 400 days old",
-      "fix": "replace it: keyvault import it, then keyvault rotate its purpose"
+      "fix": {
+        "action": "import-then-rotate"
+      }
     },
     {
       "severity": "low",
       "kind": "old-key",
       "file": "TMP/ssh/id_dsa",
       "message": "private key ssh-dss is 400 days old",
-      "fix": "replace it: keyvault import it, then keyvault rotate its purpose"
+      "fix": {
+        "action": "import-then-rotate"
+      }
     },
     {
       "severity": "low",
       "kind": "old-key",
       "file": "TMP/ssh/id_legacy",
       "message": "private key SHA256:HIn0BHaV7c+8gpaP2qCDfZrz1gAm05/ofWwozDf+jRQ is 400 days old",
-      "fix": "replace it: keyvault import it, then keyvault rotate its purpose"
+      "fix": {
+        "action": "import-then-rotate"
+      }
     },
     {
       "severity": "low",
       "kind": "old-key",
       "file": "TMP/ssh/id_low",
       "message": "private key SHA256:hWl+RzPEk9a5ShCFIWo0CRmHm5uY2z+xXsZlpAAYG+Q is 400 days old",
-      "fix": "replace it: keyvault import it, then keyvault rotate its purpose"
+      "fix": {
+        "action": "import-then-rotate"
+      }
     }
   ]
 }"#;

@@ -5,6 +5,32 @@ use std::fmt;
 
 pub use secrecy;
 
+/// What every secret string here offers: the secret for a short borrow, whether it is
+/// empty, and a `Debug` that prints only the type's name.
+macro_rules! secret_string {
+    ($name:ident, $what:literal, $use:literal) => {
+        impl $name {
+            #[doc = concat!("The ", $what, " itself, ", $use, ". Keep the borrow short.")]
+            #[must_use]
+            pub fn expose(&self) -> &str {
+                self.0.expose_secret()
+            }
+
+            #[doc = concat!("Whether the ", $what, " is empty.")]
+            #[must_use]
+            pub fn is_empty(&self) -> bool {
+                self.0.expose_secret().is_empty()
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($name), "([REDACTED])"))
+            }
+        }
+    };
+}
+
 /// A passphrase protecting a private key.
 ///
 /// The bytes are zeroized on drop; `Debug` prints `Passphrase([REDACTED])`.
@@ -23,25 +49,9 @@ impl Passphrase {
     pub fn new(value: String) -> Self {
         Passphrase(SecretString::from(value))
     }
-
-    /// The passphrase itself, for handing to a KDF. Keep the borrow short.
-    #[must_use]
-    pub fn expose(&self) -> &str {
-        self.0.expose_secret()
-    }
-
-    /// Whether the passphrase is empty.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.0.expose_secret().is_empty()
-    }
 }
 
-impl fmt::Debug for Passphrase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Passphrase([REDACTED])")
-    }
-}
+secret_string!(Passphrase, "passphrase", "for handing to a KDF");
 
 impl From<String> for Passphrase {
     fn from(value: String) -> Self {
@@ -73,18 +83,6 @@ impl ApiToken {
         ApiToken(SecretString::from(value.trim().to_owned()))
     }
 
-    /// The key itself, for the `Authorization` header. Keep the borrow short.
-    #[must_use]
-    pub fn expose(&self) -> &str {
-        self.0.expose_secret()
-    }
-
-    /// Whether the key is empty.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.0.expose_secret().is_empty()
-    }
-
     /// `text` with every occurrence of the key replaced by `[REDACTED]`; for anything a
     /// server sends back that might end up in a message.
     #[must_use]
@@ -98,11 +96,7 @@ impl ApiToken {
     }
 }
 
-impl fmt::Debug for ApiToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApiToken([REDACTED])")
-    }
-}
+secret_string!(ApiToken, "API key", "for the `Authorization` header");
 
 #[cfg(test)]
 mod token_tests {

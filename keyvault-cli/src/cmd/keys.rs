@@ -12,8 +12,8 @@ pub(crate) fn new(ctx: &mut Ctx<'_>, a: NewArgs) -> Result<Done, Failure> {
     let purpose = a.purpose;
     let mut request = NewKey::new(purpose)
         .expiry(a.expiry.expiry()?)
-        .unencrypted(a.no_passphrase)
-        .passphrase_in_keyring(a.passphrase_keyring);
+        .unencrypted(a.protection.no_passphrase)
+        .passphrase_in_keyring(a.protection.passphrase_keyring);
     if let Some(alg) = a.algorithm {
         request = request.algorithm(alg);
     }
@@ -23,7 +23,7 @@ pub(crate) fn new(ctx: &mut Ctx<'_>, a: NewArgs) -> Result<Done, Failure> {
     if let Some(r) = a.kdf_rounds {
         request = request.kdf_rounds(r);
     }
-    let src = a.passphrase.source();
+    let src = a.protection.passphrase.source();
     let mut callbacks = ctx.callbacks(src.clone(), src);
     let key = ctx.vault.create(&mut ctx.rng, &request, &mut callbacks)?;
     announce(&ctx.vault, ctx.json, &key, "created")?;

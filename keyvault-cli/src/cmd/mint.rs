@@ -6,7 +6,7 @@ use crate::error::{Done, Failure};
 use crate::passphrase::Source;
 use crate::render;
 use keyvault_core::minted::MintedFiles;
-use keyvault_core::{MintRequest, Minted, StoreError};
+use keyvault_core::{MintRequest, Minted};
 use serde_json::json;
 use std::path::Path;
 
@@ -23,7 +23,7 @@ pub(crate) fn mint(ctx: &mut Ctx<'_>, a: MintArgs) -> Result<Done, Failure> {
         // Refuse before minting anything, rather than mint a key we cannot hand over.
         files.check().map_err(|e| Failure::Usage(e.to_string()))?;
     }
-    let src = a.passphrase.source();
+    let src = a.protection.passphrase.source();
     let ca_src = Source::from_flags(
         a.ca_passphrase_env.as_ref(),
         a.ca_passphrase_file.as_ref(),
@@ -67,8 +67,8 @@ fn request(a: &MintArgs) -> Result<MintRequest, Failure> {
     let mut request = MintRequest::new(a.purpose.clone(), a.ttl)
         .from(parse_all(&a.from)?)
         .deploy(a.deploy.clone())
-        .unencrypted(a.no_passphrase)
-        .passphrase_in_keyring(a.passphrase_keyring);
+        .unencrypted(a.protection.no_passphrase)
+        .passphrase_in_keyring(a.protection.passphrase_keyring);
     if let Some(alg) = a.algorithm {
         request = request.algorithm(alg);
     }
@@ -91,9 +91,7 @@ fn write_out(
     files: &MintedFiles,
     value: &mut serde_json::Value,
 ) -> Result<(), Failure> {
-    files
-        .write(&minted.private_key, minted.certificate.as_deref())
-        .map_err(|(path, e)| minted_but_not_written(&minted.record, &path, e))?;
+    minted.write_to(files)?;
     let out = files.key();
     let abs = std::fs::canonicalize(out).unwrap_or_else(|_| out.to_owned());
     value["private_key_path"] = json!(abs.display().to_string());
@@ -102,33 +100,4 @@ fn write_out(
         value["certificate_path"] = json!(abs.display().to_string());
     }
     Ok(())
-}
-
-/// A minted key whose file (or certificate) could not be written out: says what was
-/// recorded and deployed, and how to undo it.
-pub(crate) fn minted_but_not_written(
-    record: &keyvault_core::KeyRecord,
-    path: &std::path::Path,
-    cause: StoreError,
-) -> Failure {
-    let key = record.id().to_string();
-    Failure::Core(
-        keyvault_core::error::Incomplete {
-            operation: keyvault_core::Operation::Mint { key: key.clone() },
-            cause: cause.into(),
-            done: vec![keyvault_core::WorkItem::RecordedAndDeployed {
-                key: key.clone(),
-                targets: record
-                    .live_targets()
-                    .iter()
-                    .map(|t| t.to_string())
-                    .collect(),
-            }],
-            pending: vec![keyvault_core::WorkItem::Writing {
-                path: path.to_owned(),
-            }],
-            next: keyvault_core::NextStep::RevokeThenRetry { key },
-        }
-        .into(),
-    )
 }

@@ -44,7 +44,7 @@ pub(crate) fn scan(ctx: &mut Ctx<'_>, a: ScanArgs) -> Result<Done, Failure> {
     };
     let report = ctx.vault.scan(&dirs, max_age)?;
     if ctx.json {
-        print_json(&json!(report));
+        print_json(&crate::explain::scan_json(&report));
     } else {
         render::scan(&report);
     }

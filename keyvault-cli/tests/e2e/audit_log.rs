@@ -1,20 +1,6 @@
 //! The audit log: every change is recorded, and edits, deletions and truncation are caught.
 
-use crate::support::Vault;
-
-fn three_events(v: &Vault) {
-    v.new_key("a", &[]);
-    v.new_key("b", &[]);
-    v.run(&[
-        "passwd",
-        "a",
-        "--passphrase-env",
-        "KV_PASS",
-        "--new-passphrase-env",
-        "KV_PASS2",
-    ])
-    .expect(0);
-}
+use crate::support::{Vault, three_events};
 
 #[test]
 fn records_each_change_with_actor_and_verifies() {

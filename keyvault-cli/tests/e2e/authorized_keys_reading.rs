@@ -326,20 +326,7 @@ fn sshd_reads_separator_runs_after_options_and_hidden_keys_as_keyvault_does() {
 }
 
 fn setup() -> (Vault, Sshd, String) {
-    let v = Vault::new();
-    let server = v.root.join("server");
-    std::fs::create_dir(&server).expect("mkdir");
-    let sshd = Sshd::start(&server);
-    std::fs::write(&sshd.authorized_keys, "# host keys\n").expect("write");
-    std::fs::create_dir_all(&v.home).expect("mkdir");
-    crate::support::chmod(&v.home, 0o700);
-    std::fs::write(
-        v.home.join("config.toml"),
-        "[purpose.ci]\npassphrase = \"optional\"\ndefault_ttl = \"1h\"\nmax_ttl = \"1d\"\n",
-    )
-    .expect("config");
-    let target = format!("file:{}", sshd.authorized_keys.display());
-    (v, sshd, target)
+    crate::support::ci_vault_with_sshd("# host keys\n")
 }
 
 fn mint(v: &Vault, target: &str, name: &str) -> (String, PathBuf, String) {
@@ -457,23 +444,9 @@ fn narrowing_a_ca_rewrites_its_line_and_status_reports_options_drift() {
     v.run(&["ca", "trust", &target, "--principals", "root,deploy"])
         .expect(0);
     let out = v.root.join("cert-root");
-    v.run(&[
-        "mint",
-        "--purpose",
-        "ci",
-        "--ttl",
-        "1h",
-        "--no-passphrase",
-        "--cert",
-        "--principals",
-        "root",
-        "--ca-passphrase-env",
-        "KV_PASS",
-        "--private-key-out",
-        out.to_str().expect("utf8"),
-    ])
-    .expect(0)
-    .no_secrets();
+    v.run(&crate::support::mint_ci_cert(&out))
+        .expect(0)
+        .no_secrets();
     assert_eq!(
         sshd.ssh(&out, "", "true").code,
         0,

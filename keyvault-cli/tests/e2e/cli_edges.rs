@@ -428,27 +428,7 @@ struct Pty {
 
 impl Pty {
     fn start(v: &Vault, args: &[&str]) -> Self {
-        let base = v.cmd(args);
-        let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
-        let line = std::iter::once(base.get_program().to_string_lossy().into_owned())
-            .chain(base.get_args().map(|a| a.to_string_lossy().into_owned()))
-            .map(|a| quote(&a))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let mut c = Command::new("script");
-        c.env_clear();
-        for (k, val) in base.get_envs() {
-            if let Some(val) = val {
-                c.env(k, val);
-            }
-        }
-        let mut child = c
-            .args(["-q", "-e", "-c", &line, "/dev/null"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("script (util-linux)");
+        let mut child = v.spawn_on_a_terminal(args);
         let output = Arc::new((Mutex::new(String::new()), Condvar::new()));
         let mut stdout = child.stdout.take().expect("stdout");
         let sink = Arc::clone(&output);

@@ -14,13 +14,7 @@ const UNMANAGED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILXGDN/SclOozk1xsDz
 /// A vault whose `ci` purpose allows unencrypted keys.
 fn vault() -> Vault {
     let v = Vault::new();
-    std::fs::create_dir_all(&v.home).expect("mkdir");
-    chmod(&v.home, 0o700);
-    std::fs::write(
-        v.home.join("config.toml"),
-        "[purpose.ci]\npassphrase = \"optional\"\ndefault_ttl = \"1h\"\nmax_ttl = \"1d\"\n",
-    )
-    .expect("config");
+    v.write_config(crate::support::CI_CONFIG);
     v
 }
 
@@ -78,21 +72,7 @@ fn mint_refuses_a_certificate_path_that_is_a_symlink_and_writes_exact_modes_unde
     let outside = v.root.join("outside");
     std::fs::write(&outside, "precious\n").expect("write");
     std::os::unix::fs::symlink(&outside, v.root.join("minted-cert.pub")).expect("symlink");
-    let mint = [
-        "mint",
-        "--purpose",
-        "ci",
-        "--ttl",
-        "1h",
-        "--no-passphrase",
-        "--cert",
-        "--principals",
-        "root",
-        "--ca-passphrase-env",
-        "KV_PASS",
-        "--private-key-out",
-        s(&out),
-    ];
+    let mint = crate::support::mint_ci_cert(&out);
     let run = run_with_umask_000(&v, &mint).expect(2).no_secrets();
     assert!(
         run.stderr

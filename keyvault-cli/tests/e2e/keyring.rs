@@ -305,13 +305,7 @@ fn runpod_login_keeps_the_api_key_in_the_keyring_in_the_documented_order() {
     )
     .expect(2)
     .no_secrets();
-    std::fs::create_dir_all(&v.home).expect("home");
-    crate::support::chmod(&v.home, 0o700);
-    std::fs::write(
-        v.home.join("config.toml"),
-        "[runpod.team]\napi_key_env = \"TEAM_KEY\"\n",
-    )
-    .expect("config.toml");
+    v.write_config("[runpod.team]\napi_key_env = \"TEAM_KEY\"\n");
     v.run_stdin(
         &["runpod", "login", "--stdin", "--target", "runpod:team"],
         DEFAULT_KEY,

@@ -222,12 +222,9 @@ fn expires_date_and_kdf_rounds() {
 #[test]
 fn policy_from_config_toml() {
     let v = Vault::new();
-    std::fs::create_dir_all(&v.home).expect("mkdir");
-    std::fs::write(
-        v.home.join("config.toml"),
+    v.write_config(
         "[policy]\nmax_ttl = \"30d\"\ndefault_ttl = \"7d\"\n\n[purpose.ci]\npassphrase = \"optional\"\nalgorithms = [\"ed25519\"]\nmax_ttl = \"1d\"\ndefault_ttl = \"1h\"\n",
-    )
-    .expect("config");
+    );
     // Unencrypted keys only where allowed.
     let ci = v
         .run(&["--json", "new", "--purpose", "ci", "--no-passphrase"])

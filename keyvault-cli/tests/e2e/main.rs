@@ -29,6 +29,7 @@ mod runpod;
 mod runpod_accounts;
 mod scan;
 mod schedule;
+mod scan_words;
 mod scoped;
 mod secrets;
 mod ssh_logins;

@@ -4,7 +4,7 @@
 //! while any pod still depends on it.
 
 use crate::sshd::Sshd;
-use crate::support::{PASS, PASS2, Vault};
+use crate::support::{PASS, PASS2, ROTATE_PODS, Vault};
 use keyvault_tests::fake_runpod::{FakeRunpod, pod};
 
 const UNMANAGED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILXGDN/SclOozk1xsDztpmhGiKkkrfQB9SKoO8dSIQQZ me@example.com";
@@ -21,21 +21,10 @@ fn listed<'a>(pods: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
 }
 
 fn pod_sshd(v: &Vault, name: &str, keys: &[&str]) -> Sshd {
-    let dir = v.root.join(name);
-    std::fs::create_dir(&dir).expect("mkdir");
-    let sshd = Sshd::start_with(
-        &dir,
-        &format!(
-            "SetEnv KEYVAULT_AUTHORIZED_KEYS={}\n",
-            dir.join("authorized_keys").display()
-        ),
-    );
-    std::fs::write(
-        &sshd.authorized_keys,
-        format!("# from PUBLIC_KEY\n{}\n", keys.join("\n")),
+    Sshd::start_pod(
+        &v.root.join(name),
+        &format!("# from PUBLIC_KEY\n{}\n", keys.join("\n")),
     )
-    .expect("write");
-    sshd
 }
 
 #[test]
@@ -54,11 +43,7 @@ fn rotate_pods_updates_reachable_pods_and_keeps_the_old_key_for_the_rest() {
 
     let a = pod_sshd(&v, "pod-a", &[&p1, UNMANAGED]);
     let b = pod_sshd(&v, "pod-b", &[&p1]);
-    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let dead_port = crate::support::dead_port();
     server.add_pod(pod(
         "poda",
         "RUNNING",
@@ -93,16 +78,7 @@ fn rotate_pods_updates_reachable_pods_and_keeps_the_old_key_for_the_rest() {
         "the pod trusts the old key to begin with"
     );
     let report = v
-        .run(&[
-            "--json",
-            "rotate",
-            "personal",
-            "--pods",
-            "--passphrase-env",
-            "KV_PASS2",
-            "--old-passphrase-env",
-            "KV_PASS",
-        ])
+        .run(&[&["--json"], &ROTATE_PODS[..]].concat())
         .expect(0)
         .no_secrets()
         .json();
@@ -214,11 +190,7 @@ fn deploy_and_revoke_reach_the_running_pods_that_trust_the_purpose() {
         .to_owned();
     let a = pod_sshd(&v, "pod-a", &[&p1, UNMANAGED]);
     let b = pod_sshd(&v, "pod-b", &[UNMANAGED]);
-    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let dead_port = crate::support::dead_port();
     server.add_pod(pod(
         "poda",
         "RUNNING",

@@ -50,20 +50,7 @@ fn mkfifo(path: &Path) {
 
 /// A vault whose purpose `ci` may mint keys without a passphrase, and a real sshd.
 fn ci_vault_and_sshd() -> (Vault, Sshd, String) {
-    let v = Vault::new();
-    let server_dir = v.root.join("server");
-    std::fs::create_dir(&server_dir).expect("mkdir");
-    let sshd = Sshd::start(&server_dir);
-    std::fs::write(&sshd.authorized_keys, "").expect("write");
-    std::fs::create_dir_all(&v.home).expect("mkdir");
-    crate::support::chmod(&v.home, 0o700);
-    std::fs::write(
-        v.home.join("config.toml"),
-        "[purpose.ci]\npassphrase = \"optional\"\ndefault_ttl = \"1h\"\nmax_ttl = \"1d\"\n",
-    )
-    .expect("config");
-    let target = format!("file:{}", sshd.authorized_keys.display());
-    (v, sshd, target)
+    crate::support::ci_vault_with_sshd("")
 }
 
 #[test]
@@ -459,17 +446,7 @@ fn sha256(bytes: &[u8]) -> String {
 /// Three events: `create` a-1, `create` b-1, `passwd` a-1.
 fn three_events() -> Vault {
     let v = Vault::new();
-    v.new_key("a", &[]);
-    v.new_key("b", &[]);
-    v.run(&[
-        "passwd",
-        "a",
-        "--passphrase-env",
-        "KV_PASS",
-        "--new-passphrase-env",
-        "KV_PASS2",
-    ])
-    .expect(0);
+    crate::support::three_events(&v);
     v
 }
 

@@ -118,15 +118,7 @@ impl Hosts {
     }
 }
 
-const ROTATE: &[&str] = &[
-    "rotate",
-    "personal",
-    "--pods",
-    "--passphrase-env",
-    "KV_PASS2",
-    "--old-passphrase-env",
-    "KV_PASS",
-];
+const ROTATE: &[&str] = &crate::support::ROTATE_PODS;
 
 fn passphrase(id: &str) -> &'static str {
     if id == "personal-1" { PASS } else { PASS2 }

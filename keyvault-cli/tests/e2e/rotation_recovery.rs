@@ -319,16 +319,7 @@ fn revoking_a_key_in_its_grace_period_cuts_its_logins_at_once() {
 fn abort_that_cannot_reach_a_pod_keeps_the_account_rolled_back_and_says_how_to_retry() {
     let (v, server, p1) = deployed();
     crate::support::isolate_ssh(&v, None, "");
-    let dir = v.root.join("pod");
-    std::fs::create_dir(&dir).expect("mkdir");
-    let pod_sshd = crate::sshd::Sshd::start_with(
-        &dir,
-        &format!(
-            "SetEnv KEYVAULT_AUTHORIZED_KEYS={}\n",
-            dir.join("authorized_keys").display()
-        ),
-    );
-    std::fs::write(&pod_sshd.authorized_keys, format!("{p1}\n")).expect("write");
+    let pod_sshd = crate::sshd::Sshd::start_pod(&v.root.join("pod"), &format!("{p1}\n"));
     server.add_pod(keyvault_tests::fake_runpod::pod(
         "poda",
         "RUNNING",
@@ -336,15 +327,7 @@ fn abort_that_cannot_reach_a_pod_keeps_the_account_rolled_back_and_says_how_to_r
         Some(("127.0.0.1", pod_sshd.port)),
     ));
     v.set_env("KEYVAULT_TEST_FAULT", "added:runpod=abort");
-    let crashed = v.run(&[
-        "rotate",
-        "personal",
-        "--pods",
-        "--passphrase-env",
-        "KV_PASS2",
-        "--old-passphrase-env",
-        "KV_PASS",
-    ]);
+    let crashed = v.run(&crate::support::ROTATE_PODS);
     assert_eq!(crashed.code, -1, "{}{}", crashed.stdout, crashed.stderr);
     v.set_env("KEYVAULT_TEST_FAULT", "");
     // The pod got the new key, then went unreachable.

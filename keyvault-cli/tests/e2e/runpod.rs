@@ -674,15 +674,10 @@ fn two_accounts_through_profiles() {
     let v = Vault::new();
     v.use_runpod(&personal);
     v.set_env("TEAM_RUNPOD_KEY", OTHER_API_KEY);
-    std::fs::create_dir_all(&v.home).expect("mkdir");
-    std::fs::write(
-        v.home.join("config.toml"),
-        format!(
-            "[runpod.team]\napi_key_env = \"TEAM_RUNPOD_KEY\"\napi_url = \"{}\"\n",
-            team.url()
-        ),
-    )
-    .expect("config");
+    v.write_config(&format!(
+        "[runpod.team]\napi_key_env = \"TEAM_RUNPOD_KEY\"\napi_url = \"{}\"\n",
+        team.url()
+    ));
     v.new_key("personal", &[]);
     v.new_key("gpu", &[]);
     v.run(&["deploy", "personal", "--to", "runpod"]).expect(0);

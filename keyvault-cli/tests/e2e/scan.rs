@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 /// Copies the fixture into `dir` and applies the modes and times git cannot keep.
-fn fixture(dir: &Path) -> PathBuf {
+pub(crate) fn fixture(dir: &Path) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/scan");
     let dst = dir.join("ssh");
     std::fs::create_dir(&dst).expect("mkdir");

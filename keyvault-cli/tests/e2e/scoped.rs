@@ -9,24 +9,7 @@ use crate::support::{PASS, PASS2, Vault};
 const UNMANAGED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILXGDN/SclOozk1xsDztpmhGiKkkrfQB9SKoO8dSIQQZ me@example.com";
 
 fn setup() -> (Vault, Sshd, String) {
-    let v = Vault::new();
-    let server_dir = v.root.join("server");
-    std::fs::create_dir(&server_dir).expect("mkdir");
-    let sshd = Sshd::start(&server_dir);
-    std::fs::write(
-        &sshd.authorized_keys,
-        format!("# keys for the test host\n\nno-pty {UNMANAGED}\n"),
-    )
-    .expect("write");
-    std::fs::create_dir_all(&v.home).expect("mkdir");
-    crate::support::chmod(&v.home, 0o700);
-    std::fs::write(
-        v.home.join("config.toml"),
-        "[purpose.ci]\npassphrase = \"optional\"\ndefault_ttl = \"1h\"\nmax_ttl = \"1d\"\n",
-    )
-    .expect("config");
-    let target = format!("file:{}", sshd.authorized_keys.display());
-    (v, sshd, target)
+    crate::support::ci_vault_with_sshd(&format!("# keys for the test host\n\nno-pty {UNMANAGED}\n"))
 }
 
 fn unrelated_lines_kept(sshd: &Sshd) {

@@ -51,14 +51,7 @@ impl UserSsh {
             .expect("wrapper");
             crate::support::chmod(&wrapper, 0o755);
         }
-        v.set_env(
-            "PATH",
-            &format!(
-                "{}:{}",
-                dir.join("bin").display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        );
+        v.put_first_on_path(&dir.join("bin"));
         for (name, value) in SECRETS {
             v.set_env(name, value);
         }
@@ -155,17 +148,7 @@ Host *
 }
 
 fn sshd_with(v: &Vault, name: &str, keys: &[&str]) -> Sshd {
-    let dir = v.root.join(name);
-    std::fs::create_dir(&dir).expect("mkdir");
-    let sshd = Sshd::start_with(
-        &dir,
-        &format!(
-            "SetEnv KEYVAULT_AUTHORIZED_KEYS={}\n",
-            dir.join("authorized_keys").display()
-        ),
-    );
-    std::fs::write(&sshd.authorized_keys, format!("{}\n", keys.join("\n"))).expect("write");
-    sshd
+    Sshd::start_pod(&v.root.join(name), &format!("{}\n", keys.join("\n")))
 }
 
 fn host_key_line(v: &Vault, name: &str, sshd: &Sshd) -> String {

@@ -20,6 +20,22 @@ impl Sshd {
         Self::start_with(dir, "")
     }
 
+    /// A pod as keyvault reaches it: sshd in `dir` (made here) whose sessions see
+    /// `KEYVAULT_AUTHORIZED_KEYS` pointing at its authorized_keys file, which holds
+    /// `authorized_keys`.
+    pub fn start_pod(dir: &Path, authorized_keys: &str) -> Sshd {
+        std::fs::create_dir(dir).expect("mkdir");
+        let sshd = Self::start_with(
+            dir,
+            &format!(
+                "SetEnv KEYVAULT_AUTHORIZED_KEYS={}\n",
+                dir.join("authorized_keys").display()
+            ),
+        );
+        std::fs::write(&sshd.authorized_keys, authorized_keys).expect("write authorized_keys");
+        sshd
+    }
+
     /// As [`Sshd::start`], with `extra` appended to sshd_config.
     pub fn start_with(dir: &Path, extra: &str) -> Sshd {
         let sshd = Path::new("/usr/sbin/sshd");

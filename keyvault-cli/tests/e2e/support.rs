@@ -6,6 +6,54 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// A purpose `ci` that may mint keys without a passphrase, for an hour by default.
+pub const CI_CONFIG: &str =
+    "[purpose.ci]\npassphrase = \"optional\"\ndefault_ttl = \"1h\"\nmax_ttl = \"1d\"\n";
+
+/// `rotate personal --pods`, the new passphrase from KV_PASS2 and the old from KV_PASS.
+pub const ROTATE_PODS: [&str; 7] = [
+    "rotate",
+    "personal",
+    "--pods",
+    "--passphrase-env",
+    "KV_PASS2",
+    "--old-passphrase-env",
+    "KV_PASS",
+];
+
+/// `mint` of a `ci` key (no passphrase, an hour) with a certificate for principal `root`,
+/// the CA's passphrase from KV_PASS, written to `out` (a new file).
+pub fn mint_ci_cert(out: &Path) -> Vec<&str> {
+    vec![
+        "mint",
+        "--purpose",
+        "ci",
+        "--ttl",
+        "1h",
+        "--no-passphrase",
+        "--cert",
+        "--principals",
+        "root",
+        "--ca-passphrase-env",
+        "KV_PASS",
+        "--private-key-out",
+        out.to_str().expect("utf8"),
+    ]
+}
+
+/// A vault with [`CI_CONFIG`], a real sshd whose `authorized_keys` holds
+/// `authorized_keys`, and that file's target name.
+pub fn ci_vault_with_sshd(authorized_keys: &str) -> (Vault, crate::sshd::Sshd, String) {
+    let v = Vault::new();
+    let server = v.root.join("server");
+    std::fs::create_dir(&server).expect("mkdir");
+    let sshd = crate::sshd::Sshd::start(&server);
+    std::fs::write(&sshd.authorized_keys, authorized_keys).expect("write");
+    v.write_config(CI_CONFIG);
+    let target = format!("file:{}", sshd.authorized_keys.display());
+    (v, sshd, target)
+}
+
 /// The passphrase tests use; checked for absence in every output.
 pub const PASS: &str = "plum-Vortex-carpet-71-tundra";
 /// A second strong passphrase (for `passwd`).
@@ -190,6 +238,51 @@ impl Vault {
         self.run(&args).expect(0).no_secrets().json()
     }
 
+    /// Runs every later command with `bin` first on its PATH (wrappers of tools).
+    pub fn put_first_on_path(&self, bin: &Path) {
+        self.set_env(
+            "PATH",
+            &format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        );
+    }
+
+    /// Creates the home (0700) with `text` as its `config.toml`.
+    pub fn write_config(&self, text: &str) {
+        std::fs::create_dir_all(&self.home).expect("mkdir home");
+        chmod(&self.home, 0o700);
+        std::fs::write(self.home.join("config.toml"), text).expect("config.toml");
+    }
+
+    /// Starts `args` on a pseudo-terminal (util-linux `script`) with this vault's
+    /// environment; its stdin and stdout are piped, its stderr dropped (`script` shows both
+    /// streams on the terminal, which is its stdout).
+    pub fn spawn_on_a_terminal(&self, args: &[&str]) -> std::process::Child {
+        let base = self.cmd(args);
+        let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+        let line = std::iter::once(base.get_program().to_string_lossy().into_owned())
+            .chain(base.get_args().map(|a| a.to_string_lossy().into_owned()))
+            .map(|a| quote(&a))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut c = Command::new("script");
+        c.env_clear();
+        for (k, val) in base.get_envs() {
+            if let Some(val) = val {
+                c.env(k, val);
+            }
+        }
+        c.args(["-q", "-e", "-c", &line, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("script (util-linux)")
+    }
+
     pub fn inventory_text(&self) -> String {
         std::fs::read_to_string(self.home.join("inventory.json")).unwrap_or_default()
     }
@@ -358,12 +451,29 @@ pub fn isolate_ssh(v: &Vault, identity: Option<&Path>, known_hosts: &str) {
     )
     .expect("wrapper");
     chmod(&wrapper, 0o755);
-    v.set_env(
-        "PATH",
-        &format!(
-            "{}:{}",
-            dir.join("bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        ),
-    );
+    v.put_first_on_path(&dir.join("bin"));
+}
+
+/// A port on 127.0.0.1 that nothing listens on (a pod that cannot be reached).
+pub fn dead_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Three events in `v`'s audit log: `create` a-1, `create` b-1, `passwd` a-1.
+pub fn three_events(v: &Vault) {
+    v.new_key("a", &[]);
+    v.new_key("b", &[]);
+    v.run(&[
+        "passwd",
+        "a",
+        "--passphrase-env",
+        "KV_PASS",
+        "--new-passphrase-env",
+        "KV_PASS2",
+    ])
+    .expect(0);
 }

@@ -4,10 +4,9 @@
 //! text, and no secret reaches either stream.
 
 use crate::sshd::Sshd;
-use crate::support::{PASS, PASS2, Run, Vault};
+use crate::support::{PASS, PASS2, ROTATE_PODS, Run, Vault};
 use keyvault_tests::fake_runpod::{FakeRunpod, pod};
 use std::io::Read;
-use std::process::{Command, Stdio};
 
 /// `text` without its SGR sequences (`ESC [ … m`), the only escapes keyvault writes.
 fn strip_sgr(text: &str) -> String {
@@ -129,21 +128,8 @@ fn fleet() -> (FakeRunpod, Vault, Sshd) {
     let key = v.new_key("personal", &[]);
     let line = key["public_key"].as_str().expect("public_key").to_owned();
     v.run(&["deploy", "personal", "--to", "runpod"]).expect(0);
-    let dir = v.root.join("pod-a");
-    std::fs::create_dir(&dir).expect("mkdir");
-    let sshd = Sshd::start_with(
-        &dir,
-        &format!(
-            "SetEnv KEYVAULT_AUTHORIZED_KEYS={}\n",
-            dir.join("authorized_keys").display()
-        ),
-    );
-    std::fs::write(&sshd.authorized_keys, format!("{line}\n")).expect("write");
-    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let sshd = Sshd::start_pod(&v.root.join("pod-a"), &format!("{line}\n"));
+    let dead_port = crate::support::dead_port();
     server.add_pod(pod(
         "poda",
         "RUNNING",
@@ -159,38 +145,9 @@ fn fleet() -> (FakeRunpod, Vault, Sshd) {
     (server, v, sshd)
 }
 
-const ROTATE: [&str; 6] = [
-    "rotate",
-    "personal",
-    "--pods",
-    "--passphrase-env",
-    "KV_PASS2",
-    "--old-passphrase-env",
-];
-
 /// Runs `args` on a pseudo-terminal; returns the exit code and everything it showed.
 fn on_a_terminal(v: &Vault, args: &[&str]) -> (i32, String) {
-    let base = v.cmd(args);
-    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
-    let line = std::iter::once(base.get_program().to_string_lossy().into_owned())
-        .chain(base.get_args().map(|a| a.to_string_lossy().into_owned()))
-        .map(|a| quote(&a))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let mut c = Command::new("script");
-    c.env_clear();
-    for (k, val) in base.get_envs() {
-        if let Some(val) = val {
-            c.env(k, val);
-        }
-    }
-    let mut child = c
-        .args(["-q", "-e", "-c", &line, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("script (util-linux)");
+    let mut child = v.spawn_on_a_terminal(args);
     // Kept open until the command ends: script ends the session at end of input.
     let stdin = child.stdin.take();
     let mut text = String::new();
@@ -207,8 +164,7 @@ fn on_a_terminal(v: &Vault, args: &[&str]) -> (i32, String) {
 
 #[test]
 fn pods_get_a_progress_line_on_a_terminal_and_none_on_a_pipe() {
-    let mut args = ROTATE.to_vec();
-    args.push("KV_PASS");
+    let args = ROTATE_PODS;
 
     // On a pipe: the report on stdout, not a word of progress on stderr.
     let (_server, v, _sshd) = fleet();

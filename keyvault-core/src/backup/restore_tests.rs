@@ -32,14 +32,11 @@ fn callbacks() -> FixedPassphrase {
 
 fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
-    let home = dir.path().join("src");
-    std::fs::create_dir(&home).expect("home");
-    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).expect("chmod");
-    std::fs::write(
-        home.join("config.toml"),
+    let home = crate::store::memory::home(
+        dir.path(),
+        "src",
         "[purpose.web]\npassphrase = \"optional\"\n",
-    )
-    .expect("config");
+    );
     let vault = Vault::open(&home).expect("open");
     let web = "web".parse().expect("purpose");
     vault

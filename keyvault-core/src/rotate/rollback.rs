@@ -10,7 +10,7 @@ use crate::error::{
 };
 use crate::inventory::{JournalEntry, KeyRecord, KeyState, Purpose, Step};
 use crate::pods::pod_id;
-use crate::report::{Deployed, PodOutcomeKind, Report};
+use crate::report::{Deployed, PodOutcomeKind, PodRetry, Report};
 use crate::run::{Opened, add_key, draft, key, key_mut};
 use crate::store::Txn;
 use crate::target::{TargetSpec, Targets};
@@ -268,16 +268,17 @@ impl Vault {
                     format!("{} removed; it keeps {}", new.id(), old.id()),
                 ),
                 Err(err) => {
-                    report.pod(
+                    report.pod_failed(
                         pod_id(&name),
-                        PodOutcomeKind::Failed,
                         format!(
-                            "{} may still be there ({err}); it keeps {}; retry with `keyvault revoke {} --to {}`",
+                            "{} may still be there ({err}); it keeps {}",
                             new.id(),
-                            old.id(),
-                            new.id(),
-                            pods_account(r.e)
+                            old.id()
                         ),
+                        PodRetry::RevokeAtPods {
+                            key: new.id().clone(),
+                            account: pods_account(r.e),
+                        },
                     );
                     left_at_pods.push(name);
                 }
@@ -412,10 +413,12 @@ fn forget_added(txn: &mut Txn, e: &JournalEntry, names: &[&TargetSpec]) -> Resul
     Ok(())
 }
 
-/// The `--to` that names the pods of the rotation's RunPod account.
-fn pods_account(e: &JournalEntry) -> String {
-    match e.targets.keys().find_map(TargetSpec::runpod_profile) {
-        Some(Some(profile)) => format!("runpod-pods:{profile}"),
-        Some(None) | None => "runpod-pods".to_owned(),
-    }
+/// The RunPod account whose pods the rotation reached (the default account if it names
+/// none).
+fn pods_account(e: &JournalEntry) -> TargetSpec {
+    e.targets
+        .keys()
+        .find(|t| t.is_runpod())
+        .cloned()
+        .unwrap_or(TargetSpec::Runpod { profile: None })
 }

@@ -128,16 +128,12 @@ fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = MemoryStore::default();
     let clock = Arc::new(TestClock(Mutex::new(Utc::now())));
-    let home = dir.path().join("vault");
-    std::fs::create_dir(&home).expect("home");
-    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .expect("chmod");
     // Unencrypted keys: no KDF to wait for.
-    std::fs::write(
-        home.join("config.toml"),
+    let home = crate::store::memory::home(
+        dir.path(),
+        "vault",
         "[purpose.web]\npassphrase = \"optional\"\n",
-    )
-    .expect("config");
+    );
     let vault = Vault::open(&home)
         .expect("open")
         .with_store(Arc::new(store.clone()))

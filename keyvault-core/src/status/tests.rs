@@ -26,16 +26,12 @@ struct Home {
 
 impl Home {
     fn new() -> Self {
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
-        let home = dir.path().join("vault");
-        std::fs::create_dir(&home).expect("home");
-        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).expect("chmod");
-        std::fs::write(
-            home.join("config.toml"),
+        let home = crate::store::memory::home(
+            dir.path(),
+            "vault",
             "[purpose.web]\npassphrase = \"optional\"\n",
-        )
-        .expect("config");
+        );
         let made = Home {
             _dir: dir,
             home,

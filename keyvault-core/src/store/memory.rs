@@ -1,6 +1,7 @@
 //! A [`Store`] in memory, for unit tests of the operations: it keeps what was saved, the
-//! audit events in order and how many loads and saves there were, and refuses a second
-//! writer.
+//! audit events in order and how many loads and saves there were, and, like
+//! [`super::FileStore`], makes a second writer wait for the first and gives up with
+//! [`StoreError::Locked`].
 
 use super::{Session, Store};
 use crate::audit::Draft;
@@ -29,6 +30,17 @@ pub(crate) struct Saved {
     locked: bool,
 }
 
+/// A vault home for a unit test: `parent/name`, mode 0700, with `config` as its
+/// `config.toml`.
+pub(crate) fn home(parent: &std::path::Path, name: &str, config: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let home = parent.join(name);
+    std::fs::create_dir(&home).expect("home");
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    std::fs::write(home.join("config.toml"), config).expect("config");
+    home
+}
+
 /// A store in memory; clones share it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct MemoryStore {
@@ -49,12 +61,21 @@ impl Store for MemoryStore {
         Ok(saved.state.clone())
     }
 
-    fn begin(&self, _timeout: Duration) -> Result<(Box<dyn Session>, Inventory), StoreError> {
+    fn begin(&self, timeout: Duration) -> Result<(Box<dyn Session>, Inventory), StoreError> {
+        let start = std::time::Instant::now();
         let mut saved = self.saved();
-        assert!(
-            !saved.locked,
-            "two transactions at once on one memory store"
-        );
+        while saved.locked {
+            if start.elapsed() >= timeout {
+                return Err(StoreError::Locked {
+                    home: "memory".into(),
+                    holder: "another transaction".to_owned(),
+                    waited_secs: timeout.as_secs(),
+                });
+            }
+            drop(saved);
+            std::thread::sleep(Duration::from_millis(5));
+            saved = self.saved();
+        }
         saved.locked = true;
         saved.loads += 1;
         let state = saved.state.clone();
@@ -88,5 +109,28 @@ impl Session for MemorySession {
 impl Drop for MemorySession {
     fn drop(&mut self) {
         self.0.saved().locked = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A second writer gets the error a second writer of the files gets, and the store is
+    /// free again once the first is done.
+    #[test]
+    fn a_second_writer_is_locked_out_until_the_first_is_done() {
+        let store = MemoryStore::default();
+        let (first, _) = store.begin(Duration::ZERO).expect("first");
+        let Err(err) = store.begin(Duration::from_millis(20)) else {
+            panic!("two writers at once");
+        };
+        assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "vault memory is locked by another transaction; gave up after 0 s"
+        );
+        drop(first);
+        store.begin(Duration::ZERO).expect("free again");
     }
 }

@@ -4,8 +4,9 @@ use crate::error::InputError;
 use std::fmt;
 use std::str::FromStr;
 
-/// A target's name as users write it and the inventory records it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A target's name as users write it and the inventory records it. Two specs are equal
+/// when their names are (see [`Ord`] below).
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum TargetSpec {
     /// A RunPod account's key list: `runpod` (the default account) or `runpod:NAME` (a
@@ -266,6 +267,22 @@ impl TargetSpec {
     }
 }
 
+/// By name, like [`Ord`]: `file:/a//b` and `file:/a/b` name one file but are two targets,
+/// in a map, in a set and to `==` alike.
+impl PartialEq for TargetSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for TargetSpec {}
+
+impl std::hash::Hash for TargetSpec {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.to_string().hash(state);
+    }
+}
+
 impl PartialOrd for TargetSpec {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
@@ -274,7 +291,7 @@ impl PartialOrd for TargetSpec {
 
 /// By name, as the journal and reports have always listed targets. (Two `file:` names that
 /// differ only in redundant `/` or `.` are equal as paths but distinct names: they stay
-/// two entries, as they were when names were strings.)
+/// two entries, as they were when names were strings; [`PartialEq`] and [`Hash`] agree.)
 impl Ord for TargetSpec {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.to_string().cmp(&other.to_string())
@@ -306,6 +323,21 @@ impl<'de> serde::Deserialize<'de> for TargetSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Equality, hashing and order all go by name, so a map, a set and `==` agree.
+    #[test]
+    fn eq_hash_and_ord_agree() {
+        use std::collections::{BTreeSet, HashSet};
+        let a: TargetSpec = "file:/srv/a//authorized_keys".parse().expect("a");
+        let b: TargetSpec = "file:/srv/a/authorized_keys".parse().expect("b");
+        assert_ne!(a, b);
+        assert_ne!(a.cmp(&b), std::cmp::Ordering::Equal);
+        assert_eq!(HashSet::from([a.clone(), b.clone()]).len(), 2);
+        assert_eq!(BTreeSet::from([a.clone(), b.clone()]).len(), 2);
+        let again: TargetSpec = a.to_string().parse().expect("again");
+        assert_eq!(a, again);
+        assert_eq!(HashSet::from([a, again]).len(), 1);
+    }
 
     #[test]
     fn specs_round_trip() {

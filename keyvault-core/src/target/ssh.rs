@@ -8,6 +8,29 @@ use crate::error::{Error, TargetError};
 use crate::remote::{AddKey, RemoteKey};
 use std::collections::HashSet;
 
+/// What the host said, fit for a message: without control characters, at most 300.
+fn printable(reason: &str) -> String {
+    reason
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(300)
+        .collect()
+}
+
+/// The options every keyvault login uses: never prompt, give up after 15 seconds, print
+/// errors only, and use a connection the user already shares but never start one that
+/// outlives us.
+const BATCH: [&str; 8] = [
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "ConnectTimeout=15",
+    "-o",
+    "LogLevel=ERROR",
+    "-o",
+    "ControlMaster=no",
+];
+
 /// An `authorized_keys` file on a host, edited through the system `ssh` client in BatchMode,
 /// so the user's `~/.ssh/config`, ProxyJump and known_hosts apply. Edits are atomic on the
 /// host (temp file and rename) and refused if the file changed since it was read. A key
@@ -118,29 +141,31 @@ impl SshTarget {
         }
     }
 
-    /// A login with the user's own SSH setup (their config, agent and keys).
-    fn command(&self, remote: &str) -> std::process::Command {
-        let (user, host, port, _) = self.parts();
+    /// `ssh` in the target's environment.
+    fn ssh(&self) -> std::process::Command {
         let mut c = std::process::Command::new("ssh");
         self.env.apply(&mut c);
-        c.args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=15",
-            "-o",
-            "LogLevel=ERROR",
-            // Use a connection the user already shares, never start one that outlives us.
-            "-o",
-            "ControlMaster=no",
-        ]);
-        c.args(&self.extra);
+        c
+    }
+
+    /// The target's own port and user, where it names them, as `-p` and `-l`.
+    fn port_and_user(&self, c: &mut std::process::Command) {
+        let (user, _, port, _) = self.parts();
         if let Some(p) = port {
             c.arg("-p").arg(p.to_string());
         }
         if let Some(u) = user {
             c.arg("-l").arg(u);
         }
+    }
+
+    /// A login with the user's own SSH setup (their config, agent and keys).
+    fn command(&self, remote: &str) -> std::process::Command {
+        let (_, host, _, _) = self.parts();
+        let mut c = self.ssh();
+        c.args(BATCH);
+        c.args(&self.extra);
+        self.port_and_user(&mut c);
         c.arg("--").arg(host).arg(remote);
         c
     }
@@ -151,16 +176,10 @@ impl SshTarget {
         if let Some(reach) = self.reach.get() {
             return Ok(reach);
         }
-        let (user, host, port, _) = self.parts();
-        let mut probe = std::process::Command::new("ssh");
-        self.env.apply(&mut probe);
+        let (_, host, _, _) = self.parts();
+        let mut probe = self.ssh();
         probe.arg("-G");
-        if let Some(p) = port {
-            probe.arg("-p").arg(p.to_string());
-        }
-        if let Some(u) = user {
-            probe.arg("-l").arg(u);
-        }
+        self.port_and_user(&mut probe);
         probe.arg("--").arg(host);
         let resolved = run_with_input(probe, None).map_err(|e| self.unreachable(&e.to_string()))?;
         if !resolved.status.success() {
@@ -191,19 +210,10 @@ impl SshTarget {
         };
         let (_, host, _, _) = self.parts();
         let reach = self.reach()?;
-        let mut c = std::process::Command::new("ssh");
-        self.env.apply(&mut c);
+        let mut c = self.ssh();
+        c.args(["-F", "/dev/null"]);
+        c.args(BATCH);
         c.args([
-            "-F",
-            "/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=15",
-            "-o",
-            "LogLevel=ERROR",
-            "-o",
-            "ControlMaster=no",
             "-o",
             "ControlPath=none",
             "-o",
@@ -387,22 +397,14 @@ impl SshTarget {
     fn refused(&self, reason: &str) -> TargetError {
         TargetError::Refused {
             target: self.spec.to_string(),
-            reason: reason
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(300)
-                .collect(),
+            reason: printable(reason),
         }
     }
 
     fn unreachable(&self, reason: &str) -> TargetError {
         TargetError::Unreachable {
             target: self.spec.to_string(),
-            reason: reason
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(300)
-                .collect(),
+            reason: printable(reason),
         }
     }
 
