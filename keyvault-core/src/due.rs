@@ -20,7 +20,7 @@ use crate::secret::Passphrase;
 use crate::span::Span;
 use crate::status::{Finding, FindingKind, Remedy, Severity};
 use crate::target::Targets;
-use crate::vault::{Expiry, Vault};
+use crate::vault::Vault;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use ssh_key::rand_core::CryptoRng;
@@ -226,7 +226,7 @@ impl Vault {
     /// rotation chooses it, and for a passphrase the purpose's source.
     fn unattended(&self, old: &KeyRecord) -> Unattended {
         let policy = self.config.policy(old.purpose());
-        let options = KeyOptions::successor(policy, old, Expiry::PolicyDefault, false);
+        let options = KeyOptions::successor(policy, old, &KeyOptions::default());
         // A successor the policy refuses fails at planning; its kind is the old key's.
         let protection = policy
             .admit(old.purpose(), &options, Origin::Generated, self.now())
