@@ -427,3 +427,70 @@ fn the_crontab_line_reaches_its_vault_through_sh_whatever_the_path() {
         assert_eq!(listed["keys"][0]["id"], key["id"], "{command}");
     }
 }
+
+/// The job `schedule install` writes, run as cron runs it, is the scheduled rotation: a
+/// key past its purpose's `rotate_every` is replaced, unattended, with the passphrase from
+/// the purpose's `passphrase_env`, and an `authorized_keys` target holds the new key only.
+#[test]
+fn the_installed_crontab_line_rotates_a_due_key() {
+    let v = Vault::new();
+    std::fs::create_dir_all(&v.home).expect("mkdir");
+    crate::support::chmod(&v.home, 0o700);
+    let config = v.home.join("config.toml");
+    std::fs::write(
+        &config,
+        "[policy]\nrotate_every = \"90d\"\n\n[purpose.personal]\npassphrase_env = \"KV_PASS\"\n",
+    )
+    .expect("config");
+    crate::support::chmod(&config, 0o600);
+    let now = chrono::Utc::now();
+    v.set_now(now - chrono::TimeDelta::days(100));
+    let old = v.new_key("personal", &["--ttl", "200d"]);
+    let old_id = old["id"].as_str().expect("id");
+    let target = v.root.join("authorized_keys");
+    std::fs::write(&target, "").expect("write");
+    crate::support::chmod(&target, 0o600);
+    let spec = format!("file:{}", target.display());
+    v.run(&["deploy", "personal", "--to", &spec]).expect(0);
+    let file = crontab(&v);
+    v.run(&["schedule", "install", "--cron"]).expect(0);
+    let line = read(&file);
+    let line = line
+        .lines()
+        .find(|l| !l.starts_with('#') && l.ends_with(" sweep --rotate-due"))
+        .expect("our line");
+    let command = line.splitn(6, ' ').nth(5).expect("command");
+    let out = Command::new("/bin/sh")
+        .args(["-c", command])
+        .env_clear()
+        .env("HOME", &v.root)
+        .env("PATH", "/usr/bin:/bin")
+        .env("KEYVAULT_HOME", &v.home)
+        .env("KV_PASS", PASS)
+        .env("KEYVAULT_TEST_NOW", now.to_rfc3339())
+        .output()
+        .expect("run sh");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{command}: {stdout}{stderr}");
+    assert!(
+        !stdout.contains(PASS) && !stderr.contains(PASS),
+        "{stdout}{stderr}"
+    );
+    v.set_now(now);
+    let listed = v.run(&["--json", "list"]).expect(0).json();
+    let keys = listed["keys"].as_array().expect("keys");
+    let active: Vec<&serde_json::Value> = keys.iter().filter(|k| k["state"] == "active").collect();
+    assert_eq!(active.len(), 1, "{listed}");
+    let new_id = active[0]["id"].as_str().expect("id");
+    assert_ne!(new_id, old_id, "{listed}");
+    let held = read(&target);
+    let body = |k: &serde_json::Value| {
+        crate::support::key_body(k["public_key"].as_str().expect("public key"))
+    };
+    let shown = |id: &str| v.run(&["--json", "show", id]).expect(0).json();
+    assert!(held.contains(&body(&shown(new_id))), "{held}");
+    assert!(!held.contains(&body(&shown(old_id))), "{held}");
+}
