@@ -176,6 +176,12 @@ For cron: `keyvault scan --json > scan.json || alert`."
     /// The RunPod account: its API key (login/logout), its keys and its pods.
     #[command(subcommand)]
     Runpod(RunpodCommand),
+    /// A GitHub account: its keys (github, github-signing) and its token (login/logout).
+    #[command(subcommand)]
+    Github(crate::cmd::providers::ProviderCommand),
+    /// A GitLab account: its keys and its token (login/logout).
+    #[command(subcommand)]
+    Gitlab(crate::cmd::providers::ProviderCommand),
     /// Health: expiry, drift at targets, pods on old keys, audit log (exit 3 on problems).
     #[command(
         after_help = "Exit 0 healthy, 3 problems found, 1 a target could not be checked.\n\n\

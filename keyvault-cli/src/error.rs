@@ -120,12 +120,17 @@ fn hint_target(e: &TargetError) -> Option<String> {
             )
         }
         TargetError::Runpod { source, .. } => return hint_runpod(source),
+        TargetError::Provider { source, .. } => return hint_provider(source),
         TargetError::Interference { .. } => {
             "another tool or person edited the key list at the same time; run the command again"
                 .to_owned()
         }
-        TargetError::Credentials { .. } | TargetError::UnknownProfile { .. } => {
-            "see the README's RunPod section".to_owned()
+        TargetError::Credentials { target, .. } | TargetError::UnknownProfile { target, .. } => {
+            match target.split(':').next() {
+                Some("github" | "github-signing") => "see the README's GitHub section".to_owned(),
+                Some("gitlab") => "see the README's GitLab section".to_owned(),
+                _ => "see the README's RunPod section".to_owned(),
+            }
         }
         _ => return None,
     })
@@ -141,6 +146,42 @@ fn hint_runpod(e: &keyvault_core::RunpodError) -> Option<String> {
         keyvault_core::RunpodError::RateLimited { .. } => "wait a minute and run the command again".to_owned(),
         keyvault_core::RunpodError::Network { .. } => {
             "check the network and RUNPOD_API_URL; the next run finishes whatever this one started".to_owned()
+        }
+        _ => return None,
+    })
+}
+
+/// Hints for GitHub's and GitLab's API answers.
+fn hint_provider(e: &keyvault_core::ProviderError) -> Option<String> {
+    use keyvault_core::{Provider, ProviderError};
+    let github = e.provider() == Provider::Github;
+    Some(match e {
+        ProviderError::Unauthorized { .. } if github => {
+            "the token is wrong or expired: check GH_TOKEN, GITHUB_TOKEN (or the profile's token_env), `keyvault github login` or gh's login (`gh auth status`)".to_owned()
+        }
+        ProviderError::Unauthorized { .. } => {
+            "the token is wrong or expired: check GITLAB_TOKEN (or the profile's token_env), `keyvault gitlab login` or glab's login (`glab auth status`)".to_owned()
+        }
+        ProviderError::MissingScope { .. } if github => {
+            "give the token what the message names (classic token: `gh auth refresh -s admin:public_key`, or admin:ssh_signing_key for signing keys; fine-grained token: the permission named, read and write)".to_owned()
+        }
+        ProviderError::MissingScope { .. } => {
+            "use a personal access token with the api scope (read_api and read_user can only list keys)".to_owned()
+        }
+        ProviderError::KeyInUse { .. } => {
+            "a key can belong to one account only (and on GitHub not also be a deploy key): remove it there, or rotate to a new key".to_owned()
+        }
+        ProviderError::KeyRefused { .. } => {
+            "nothing was changed; use a key type and size the provider accepts (see `keyvault rotate --help` for --algorithm)".to_owned()
+        }
+        ProviderError::RateLimited { .. } => {
+            "wait until the rate limit resets and run the command again; the next run finishes whatever this one started".to_owned()
+        }
+        ProviderError::Network { .. } if github => {
+            "check the network and the API URL (GITHUB_API_URL or the profile's api_url); the next run finishes whatever this one started".to_owned()
+        }
+        ProviderError::Network { .. } => {
+            "check the network and the API URL (CI_API_V4_URL, GITLAB_HOST or the profile's api_url); the next run finishes whatever this one started".to_owned()
         }
         _ => return None,
     })

@@ -10,6 +10,7 @@ mod error;
 mod explain;
 mod passphrase;
 mod progress;
+mod providers;
 mod render;
 mod targets;
 mod test_hooks;
@@ -91,6 +92,8 @@ fn run(cli: Cli) -> Result<Done, Failure> {
         Command::Runpod(RunpodCommand::Pods(a)) => cmd::runpod::pods(ctx, a),
         Command::Runpod(RunpodCommand::Login(a)) => cmd::runpod::login(ctx, a),
         Command::Runpod(RunpodCommand::Logout(a)) => cmd::runpod::logout(ctx, a),
+        Command::Github(c) => cmd::providers::run(ctx, keyvault_core::Provider::Github, c),
+        Command::Gitlab(c) => cmd::providers::run(ctx, keyvault_core::Provider::Gitlab, c),
         Command::Export(a) => cmd::backup::export(ctx, a),
         Command::Restore(a) => cmd::backup::restore(ctx, a),
         Command::Completions(_) => unreachable!("handled above"),

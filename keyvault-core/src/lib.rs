@@ -53,7 +53,7 @@ pub use child_env::ChildEnv;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{
     AuditError, ConfigError, Error, InputError, KeyError, NextStep, Operation, PolicyError,
-    Refusal, RequestError, Result, StoreError, TargetError, WorkItem,
+    Provider, ProviderError, Refusal, RequestError, Result, StoreError, TargetError, WorkItem,
 };
 pub use inventory::ParseError as InventoryParseError;
 pub use inventory::{
@@ -64,7 +64,7 @@ pub use keygen::Algorithm;
 pub use mint::{MintRequest, Minted};
 pub use names::{KeySelector, Principal, SourcePattern};
 pub use observe::{KeyMatch, PodReport, Reach};
-pub use policy::{Config, PassphraseRule, Policy, RunpodProfile};
+pub use policy::{Config, PassphraseRule, Policy, ProviderProfile, RunpodProfile};
 pub use report::{Deployed, PodOutcome, PodOutcomeKind, Report, Retiring, Rotated};
 pub use rotate::{PlannedRotation, RotateRequest, RotationPlan};
 pub use runpod::{Pod, RunpodClient, RunpodError, RunpodSettings};
@@ -76,8 +76,8 @@ pub use status::{
     TargetSummary, Unchecked,
 };
 pub use target::{
-    Applied, FileTarget, RunpodCredentials, RunpodTarget, SshTarget, StandardTargets, Target,
-    TargetSpec, Targets,
+    AccountTarget, Applied, FileTarget, ProviderCredentials, ProviderSettings, RunpodCredentials,
+    RunpodTarget, SshTarget, StandardTargets, Target, TargetSpec, Targets,
 };
 pub use vault::{Expiry, FaultHook, ImportKey, NewKey, PodProgress, PodProgressSink, Vault};
 
