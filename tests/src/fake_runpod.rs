@@ -14,78 +14,11 @@
 //!
 //! Every request is logged so tests can count API calls.
 
+pub use crate::fake_http::{Action, Fault, Logged};
+use crate::fake_http::{Api, Request, Response, Server};
 use crate::openapi::Spec;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, VecDeque};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-/// What a fault does instead of (or around) the normal answer.
-#[derive(Debug, Clone)]
-pub enum Action {
-    /// Answer with this status, body and extra headers.
-    Respond {
-        status: u16,
-        body: String,
-        headers: Vec<(String, String)>,
-    },
-    /// Wait this long before answering normally (past the client's timeout, it never sees it).
-    Hang(Duration),
-    /// Process the request, then send only part of the answer and close.
-    Truncate,
-    /// Process the request, then answer 200 with a body that is not JSON.
-    NotJson,
-    /// Process the request, then let a stale writer (one that read before it) overwrite the
-    /// key list with what it held then plus `add`.
-    StaleWriter { add: Vec<String> },
-    /// Process the request and then drop the connection without answering.
-    DropAfter,
-}
-
-/// A fault armed for the next `times` requests that match.
-#[derive(Debug, Clone)]
-pub struct Fault {
-    pub method: Option<String>,
-    pub path: Option<String>,
-    pub action: Action,
-    pub times: usize,
-}
-
-impl Fault {
-    /// A fault for requests with `method` (e.g. `PUT`) to `path` (e.g. `/graphql`).
-    pub fn on(method: &str, path: &str, action: Action) -> Self {
-        Fault {
-            method: Some(method.to_owned()),
-            path: Some(path.to_owned()),
-            action,
-            times: 1,
-        }
-    }
-    /// Arm it for `n` matching requests.
-    pub fn times(mut self, n: usize) -> Self {
-        self.times = n;
-        self
-    }
-    fn matches(&self, method: &str, path: &str) -> bool {
-        self.method.as_deref().is_none_or(|m| m == method)
-            && self.path.as_deref().is_none_or(|p| p == path)
-    }
-}
-
-/// One request as the server saw it.
-#[derive(Debug, Clone)]
-pub struct Logged {
-    pub method: String,
-    pub path: String,
-    /// The request target as sent, query string included.
-    pub target: String,
-    pub authorization: Option<String>,
-    pub body: String,
-    pub status: u16,
-}
+use std::collections::BTreeMap;
 
 #[derive(Debug)]
 struct State {
@@ -93,16 +26,51 @@ struct State {
     pods: Vec<Value>,
     tokens: BTreeMap<String, bool>,
     v2: bool,
-    faults: VecDeque<Fault>,
-    log: Vec<Logged>,
     snapshot_at_last_read: Vec<String>,
+}
+
+struct Runpod {
+    st: State,
+    spec: Spec,
+}
+
+impl Api for Runpod {
+    fn answer(&mut self, req: &Request) -> Response {
+        handle(req, &mut self.st, &self.spec)
+    }
+
+    fn finish(&mut self, req: &Request, fault: Option<&Action>, response: &mut Response) {
+        let st = &mut self.st;
+        let authorized = req
+            .headers
+            .get("authorization")
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .is_some_and(|t| st.tokens.contains_key(t));
+        if authorized && response.status != 401 {
+            response.headers.push((
+                "RateLimit".into(),
+                "\"minute\";r=59;t=60, \"hour\";r=2999;t=3600".into(),
+            ));
+            response.headers.push((
+                "RateLimit-Policy".into(),
+                "\"minute\";q=60;w=60, \"hour\";q=3000;w=3600".into(),
+            ));
+        }
+        if let Some(Action::StaleWriter { add }) = fault {
+            let mut stale = st.snapshot_at_last_read.clone();
+            stale.extend(add.iter().cloned());
+            st.keys = stale;
+        }
+    }
+
+    fn fault_json_type(&self) -> &'static str {
+        "application/problem+json"
+    }
 }
 
 /// A running fake RunPod server.
 pub struct FakeRunpod {
-    addr: SocketAddr,
-    state: Arc<Mutex<State>>,
-    stop: Arc<AtomicBool>,
+    server: Server<Runpod>,
 }
 
 /// The API key the server accepts with write access unless told otherwise.
@@ -116,98 +84,83 @@ impl FakeRunpod {
 
     /// Starts a server on `port` of 127.0.0.1 (0 for any free port).
     pub fn start_on(port: u16) -> Self {
-        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind 127.0.0.1");
-        let addr = listener.local_addr().expect("local addr");
-        let state = Arc::new(Mutex::new(State {
+        let st = State {
             keys: Vec::new(),
             pods: Vec::new(),
             tokens: BTreeMap::from([(DEFAULT_KEY.to_owned(), true)]),
             v2: true,
-            faults: VecDeque::new(),
-            log: Vec::new(),
             snapshot_at_last_read: Vec::new(),
-        }));
-        let stop = Arc::new(AtomicBool::new(false));
-        let spec = Arc::new(Spec::load());
-        {
-            let state = Arc::clone(&state);
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                for conn in listener.incoming() {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let Ok(conn) = conn else { continue };
-                    let state = Arc::clone(&state);
-                    let spec = Arc::clone(&spec);
-                    std::thread::spawn(move || serve(conn, &state, &spec));
-                }
-            });
+        };
+        let api = Runpod {
+            st,
+            spec: Spec::load(),
+        };
+        FakeRunpod {
+            server: Server::start(port, api),
         }
-        FakeRunpod { addr, state, stop }
     }
 
     /// `http://127.0.0.1:PORT`, the REST base (`RUNPOD_API_URL`).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     /// The GraphQL endpoint (`RUNPOD_GRAPHQL_URL`).
     pub fn graphql_url(&self) -> String {
-        format!("http://{}/graphql", self.addr)
+        format!("{}/graphql", self.server.url())
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        self.server.with(|api| f(&mut api.st))
     }
 
     /// The account's key list, exactly.
     pub fn keys(&self) -> Vec<String> {
-        self.state().keys.clone()
+        self.with(|st| st.keys.clone())
     }
 
     /// Replaces the account's key list.
     pub fn set_keys(&self, keys: &[&str]) {
-        self.state().keys = keys.iter().map(|k| (*k).to_owned()).collect();
+        self.with(|st| st.keys = keys.iter().map(|k| (*k).to_owned()).collect());
     }
 
     /// Adds a pod (a JSON object as `GET /v2/pods` returns it).
     pub fn add_pod(&self, pod: Value) {
-        self.state().pods.push(pod);
+        self.with(|st| st.pods.push(pod));
     }
 
     /// Sets a pod's status (e.g. `TERMINATED`).
     pub fn set_pod_status(&self, id: &str, status: &str) {
-        for p in self.state().pods.iter_mut().filter(|p| p["id"] == id) {
-            p["status"] = json!(status);
-        }
+        self.with(|st| {
+            for p in st.pods.iter_mut().filter(|p| p["id"] == id) {
+                p["status"] = json!(status);
+            }
+        });
     }
 
     /// Accepts `token`, with write access or read-only.
     pub fn allow_token(&self, token: &str, can_write: bool) {
-        self.state().tokens.insert(token.to_owned(), can_write);
+        self.with(|st| st.tokens.insert(token.to_owned(), can_write));
     }
 
     /// Turns REST v2 off (every `/v2/...` answers 404), leaving GraphQL.
     pub fn disable_v2(&self) {
-        self.state().v2 = false;
+        self.with(|st| st.v2 = false);
     }
 
     /// Arms a fault.
     pub fn fault(&self, fault: Fault) {
-        self.state().faults.push_back(fault);
+        self.server.fault(fault);
     }
 
     /// Every request so far.
     pub fn log(&self) -> Vec<Logged> {
-        self.state().log.clone()
+        self.server.log()
     }
 
     /// Forgets the request log.
     pub fn clear_log(&self) {
-        self.state().log.clear();
+        self.server.clear_log();
     }
 
     /// `(reads, writes)` of the key list so far, over either API (v2's 404s, which only
@@ -234,64 +187,6 @@ impl FakeRunpod {
     }
 }
 
-impl Drop for FakeRunpod {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        // Wake the accept loop so its thread ends.
-        let _ = TcpStream::connect(self.addr);
-    }
-}
-
-struct Request {
-    method: String,
-    path: String,
-    target: String,
-    headers: BTreeMap<String, String>,
-    body: Vec<u8>,
-}
-
-fn read_request(conn: &TcpStream) -> Option<Request> {
-    let mut reader = BufReader::new(conn.try_clone().ok()?);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_owned();
-    let target = parts.next()?.to_owned();
-    let mut headers = BTreeMap::new();
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h).ok()?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
-        }
-    }
-    let len: usize = headers
-        .get("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; len.min(8 << 20)];
-    reader.read_exact(&mut body).ok()?;
-    let path = target.split('?').next().unwrap_or("").to_owned();
-    Some(Request {
-        method,
-        path,
-        target,
-        headers,
-        body,
-    })
-}
-
-struct Response {
-    status: u16,
-    content_type: &'static str,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
 fn problem(status: u16, title: &str, detail: &str, errors: Option<Vec<String>>) -> Response {
     let mut body = json!({"title": title, "status": status, "detail": detail});
     if let Some(e) = errors {
@@ -311,133 +206,6 @@ fn ok(body: Value) -> Response {
         content_type: "application/json",
         headers: Vec::new(),
         body: body.to_string(),
-    }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        422 => "Unprocessable Entity",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        _ => "Status",
-    }
-}
-
-fn write_response(conn: &mut TcpStream, r: &Response, truncate: bool) {
-    let mut head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        r.status,
-        reason(r.status),
-        r.content_type,
-        r.body.len()
-    );
-    for (k, v) in &r.headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    let body = if truncate {
-        &r.body[..r.body.len() / 2]
-    } else {
-        &r.body[..]
-    };
-    let _ = conn.write_all(head.as_bytes());
-    let _ = conn.write_all(body.as_bytes());
-    let _ = conn.flush();
-}
-
-fn serve(mut conn: TcpStream, state: &Mutex<State>, spec: &Spec) {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-    let Some(req) = read_request(&conn) else {
-        return;
-    };
-    let lock = || {
-        state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    };
-    let fault = {
-        let mut st = lock();
-        let pos = st
-            .faults
-            .iter()
-            .position(|f| f.matches(&req.method, &req.path));
-        pos.map(|i| {
-            let f = st.faults[i].clone();
-            st.faults[i].times -= 1;
-            if st.faults[i].times == 0 {
-                st.faults.remove(i);
-            }
-            f.action
-        })
-    };
-    if let Some(Action::Hang(d)) = &fault {
-        std::thread::sleep(*d);
-    }
-    let mut response = match &fault {
-        Some(Action::Respond {
-            status,
-            body,
-            headers,
-        }) => Response {
-            status: *status,
-            content_type: if body.trim_start().starts_with('{') {
-                "application/problem+json"
-            } else {
-                "text/plain"
-            },
-            headers: headers.clone(),
-            body: body.clone(),
-        },
-        _ => handle(&req, &mut lock(), spec),
-    };
-    let authorized = req
-        .headers
-        .get("authorization")
-        .and_then(|a| a.strip_prefix("Bearer "))
-        .is_some_and(|t| lock().tokens.contains_key(t));
-    if authorized && response.status != 401 {
-        response.headers.push((
-            "RateLimit".into(),
-            "\"minute\";r=59;t=60, \"hour\";r=2999;t=3600".into(),
-        ));
-        response.headers.push((
-            "RateLimit-Policy".into(),
-            "\"minute\";q=60;w=60, \"hour\";q=3000;w=3600".into(),
-        ));
-    }
-    {
-        let mut st = lock();
-        if let Some(Action::StaleWriter { add }) = &fault {
-            let mut stale = st.snapshot_at_last_read.clone();
-            stale.extend(add.iter().cloned());
-            st.keys = stale;
-        }
-        st.log.push(Logged {
-            method: req.method.clone(),
-            path: req.path.clone(),
-            target: req.target.clone(),
-            authorization: req.headers.get("authorization").cloned(),
-            body: String::from_utf8_lossy(&req.body).into_owned(),
-            status: response.status,
-        });
-    }
-    match fault {
-        Some(Action::DropAfter) => {}
-        Some(Action::Truncate) => write_response(&mut conn, &response, true),
-        Some(Action::NotJson) => {
-            response.body = "<html>502 Bad Gateway</html>".to_owned();
-            response.status = 200;
-            response.content_type = "text/html";
-            write_response(&mut conn, &response, false);
-        }
-        _ => write_response(&mut conn, &response, false),
     }
 }
 

@@ -18,6 +18,7 @@ mod keyring;
 mod keys;
 mod passphrases;
 mod pods;
+mod provider_fakes;
 mod refusals;
 mod restore_audit;
 mod rotation_matrix;
