@@ -19,6 +19,7 @@ mod keys;
 mod passphrases;
 mod pods;
 mod provider_fakes;
+mod providers;
 mod refusals;
 mod restore_audit;
 mod rotation_matrix;

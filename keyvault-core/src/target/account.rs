@@ -397,3 +397,7 @@ pub(crate) fn key_part(key: &str) -> Option<String> {
     let mut words = key.split_whitespace();
     Some(format!("{} {}", words.next()?, words.next()?))
 }
+
+#[cfg(test)]
+#[path = "account_tests.rs"]
+mod tests;
