@@ -248,11 +248,19 @@ pub(crate) fn parse_failure(e: clap::Error) -> ExitCode {
     // clap quotes the unexpected argument; for `runpod login` that is an API key
     // someone pasted, which must not be echoed back.
     let args: Vec<String> = std::env::args().collect();
-    let login = args.windows(2).any(|w| w[0] == "runpod" && w[1] == "login");
-    if login && e.kind() == clap::error::ErrorKind::UnknownArgument {
+    let login = args
+        .windows(2)
+        .find(|w| ["runpod", "github", "gitlab"].contains(&w[0].as_str()) && w[1] == "login");
+    if let Some(w) = login
+        && e.kind() == clap::error::ErrorKind::UnknownArgument
+    {
+        let what = if w[0] == "runpod" { "API key" } else { "token" };
         report(
-            "`runpod login` takes no API key on the command line (it would be visible to \
+            &format!(
+                "`{} login` takes no {what} on the command line (it would be visible to \
 other processes and kept in shell history); type it at the prompt or pipe it with --stdin",
+                w[0]
+            ),
             true,
             None,
             false,

@@ -446,3 +446,91 @@ fn sweep_deletes_an_expired_minted_key_gitlab_still_lists() {
     );
     clean(&v, &gh, &gl);
 }
+
+/// A token neither fake accepts: a command that uses it fails with 401.
+const WRONG: &str = "ghp_WRONGtokenWRONGtokenWRONG00000000";
+
+#[test]
+fn tokens_come_from_the_environment_then_the_keyring_then_gh_and_glab_files() {
+    let ss = crate::secret_service::SecretService::start();
+    let (gh, gl) = (FakeGithub::start(), FakeGitlab::start());
+    let v = Vault::new();
+    v.set_env("DBUS_SESSION_BUS_ADDRESS", &ss.address);
+    v.set_env("GITHUB_API_URL", &gh.url());
+    v.set_env("CI_API_V4_URL", &gl.api_url());
+    let no_wrong = |run: crate::support::Run| {
+        assert!(!run.stdout.contains(WRONG) && !run.stderr.contains(WRONG));
+        assert_no_tokens(run)
+    };
+    // Nowhere: the error says where keyvault looked.
+    let out = no_wrong(v.run(&["github", "keys"]).expect(2));
+    for w in [
+        "set GH_TOKEN",
+        "set GITHUB_TOKEN",
+        "keyvault github login",
+        "gh's hosts.yml for 127.0.0.1",
+    ] {
+        assert!(out.stderr.contains(w), "{w}: {}", out.stderr);
+    }
+    // gh's and glab's files, read and never written.
+    let gh_dir = v.root.join(".config/gh");
+    let glab_dir = v.root.join(".config/glab-cli");
+    std::fs::create_dir_all(&gh_dir).expect("mkdir");
+    std::fs::create_dir_all(&glab_dir).expect("mkdir");
+    let hosts = format!(
+        "hosts:\n    127.0.0.1:\n        oauth_token: {}\n        user: octo\n",
+        fake_github::DEFAULT_TOKEN
+    );
+    std::fs::write(gh_dir.join("hosts.yml"), &hosts).expect("write");
+    let glab = format!(
+        "hosts:\n  127.0.0.1:\n    token: {}\n",
+        fake_gitlab::DEFAULT_TOKEN
+    );
+    std::fs::write(glab_dir.join("config.yml"), &glab).expect("write");
+    no_wrong(v.run(&["github", "keys"]).expect(0));
+    no_wrong(v.run(&["gitlab", "keys"]).expect(0));
+    assert_eq!(
+        std::fs::read_to_string(gh_dir.join("hosts.yml")).expect("read"),
+        hosts
+    );
+    // The keyring comes before them (a wrong token there is used, and refused).
+    let out = no_wrong(v.run(&["github", "login", WRONG]).expect(2));
+    assert!(
+        out.stderr.contains("takes no token on the command line"),
+        "{}",
+        out.stderr
+    );
+    for provider in ["github", "gitlab"] {
+        no_wrong(
+            v.run_stdin(&[provider, "login", "--stdin"], &format!("{WRONG}\n"))
+                .expect(0),
+        );
+        assert_eq!(
+            ss.lookup(&format!("{provider}-token")).as_deref(),
+            Some(WRONG)
+        );
+        let out = no_wrong(v.run(&[provider, "keys"]).expect(1));
+        assert!(
+            out.stderr.contains("rejected the token (401"),
+            "{}",
+            out.stderr
+        );
+    }
+    // The environment comes before the keyring: GH_TOKEN, then GITHUB_TOKEN; GITLAB_TOKEN.
+    v.set_env("GITHUB_TOKEN", fake_github::DEFAULT_TOKEN);
+    no_wrong(v.run(&["github", "keys"]).expect(0));
+    v.set_env("GH_TOKEN", WRONG);
+    no_wrong(v.run(&["github", "keys"]).expect(1));
+    v.set_env("GITLAB_TOKEN", fake_gitlab::DEFAULT_TOKEN);
+    no_wrong(v.run(&["gitlab", "keys"]).expect(0));
+    // Logout forgets it; the file is used again.
+    v.set_env("GH_TOKEN", "");
+    v.set_env("GITHUB_TOKEN", "");
+    no_wrong(v.run(&["github", "logout"]).expect(0));
+    assert_eq!(ss.lookup("github-token"), None);
+    no_wrong(v.run(&["github", "keys"]).expect(0));
+    for log in [gh.log(), gl.log()] {
+        assert_log_has_no_token(&log);
+    }
+    crate::provider_fakes::assert_no_tokens_on_disk(&v.home);
+}
