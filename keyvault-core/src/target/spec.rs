@@ -235,7 +235,7 @@ impl FromStr for TargetSpec {
             };
         }
         Err(bad(
-            "expected runpod[:PROFILE], github[:PROFILE], github-signing[:PROFILE], gitlab[:PROFILE], file:/path/to/authorized_keys or ssh://[user@]host[:port][/path]",
+            "expected runpod, runpod:PROFILE, file:/path/to/authorized_keys or ssh://[user@]host[:port][/path] (or github, github-signing, gitlab, each also as NAME:PROFILE)",
         ))
     }
 }
