@@ -292,7 +292,11 @@ fn json_requested() -> bool {
 }
 
 /// Reports a command's failure on stderr and maps its outcome to the documented exit code.
-pub(crate) fn exit_code(result: Result<Done, Failure>, json: bool, login: bool) -> ExitCode {
+pub(crate) fn exit_code(
+    result: Result<Done, Failure>,
+    json: bool,
+    login: Option<&str>,
+) -> ExitCode {
     match result {
         Ok(Done::Ok) => ExitCode::SUCCESS,
         Ok(Done::Problems) => ExitCode::from(EXIT_PROBLEMS),
@@ -301,11 +305,28 @@ pub(crate) fn exit_code(result: Result<Done, Failure>, json: bool, login: bool) 
             let hint = match &e {
                 Error::Keyring(keyvault_core::vault_secrets::KeyringError::Unavailable {
                     ..
-                }) if login => Some(
+                }) if login == Some("runpod") => Some(
                     "without a keyring, set RUNPOD_API_KEY in the environment keyvault runs in \
 (or api_key_env of a [runpod.PROFILE] table); keyvault never keeps the API key in a plain file"
                         .to_owned(),
                 ),
+                Error::Keyring(keyvault_core::vault_secrets::KeyringError::Unavailable {
+                    ..
+                }) if login.is_some() => Some(format!(
+                    "without a keyring, set {} in the environment keyvault runs in (or token_env of a \
+[{}.PROFILE] table), or log in with {}; keyvault never keeps the token in a plain file",
+                    if login == Some("gitlab") {
+                        "GITLAB_TOKEN"
+                    } else {
+                        "GH_TOKEN"
+                    },
+                    login.unwrap_or_default(),
+                    if login == Some("gitlab") {
+                        "glab"
+                    } else {
+                        "gh"
+                    },
+                )),
                 _ => hint(&e),
             };
             report(&crate::explain::message(&e), e.is_usage(), hint, json);

@@ -34,7 +34,12 @@ fn main() -> ExitCode {
     let json = cli.json;
     // Without a keyring, `runpod login` has nowhere to keep the key: the way out is the
     // variable, not the passphrase flags the general keyring hint names.
-    let login = matches!(cli.command, Command::Runpod(RunpodCommand::Login(_)));
+    let login = match &cli.command {
+        Command::Runpod(RunpodCommand::Login(_)) => Some("runpod"),
+        Command::Github(cmd::providers::ProviderCommand::Login(_)) => Some("github"),
+        Command::Gitlab(cmd::providers::ProviderCommand::Login(_)) => Some("gitlab"),
+        _ => None,
+    };
     error::exit_code(run(cli), json, login)
 }
 

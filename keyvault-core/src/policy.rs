@@ -23,15 +23,10 @@
 //! api_url = "https://api.runpod.io"     # optional
 //! graphql_url = "https://api.runpod.io/graphql"   # optional
 //!
-//! # A second GitHub account (`github:work`, `github-signing:work`) and a self-managed
-//! # GitLab (`gitlab:corp`).
+//! # Another GitHub account, github:work (likewise [gitlab.NAME]).
 //! [github.work]
-//! token_env = "WORK_GITHUB_TOKEN"            # the environment variable holding its token
-//! api_url = "https://github.example.com/api/v3"   # optional (GitHub Enterprise)
-//!
-//! [gitlab.corp]
-//! token_env = "CORP_GITLAB_TOKEN"
-//! api_url = "https://gitlab.example.com/api/v4"
+//! token_env = "WORK_GITHUB_TOKEN"   # optional: the environment variable holding its token
+//! api_url = "https://github.example.com/api/v3"   # optional
 //! ```
 
 use crate::error::{ConfigError, Error, InputError, PolicyError};
@@ -586,19 +581,6 @@ impl Config {
     /// Every named RunPod account, by name.
     pub fn runpod_profiles(&self) -> impl Iterator<Item = (&str, &RunpodProfile)> {
         self.runpod.iter().map(|(n, p)| (n.as_str(), p))
-    }
-
-    /// The GitHub or GitLab profile `name` (`[github.NAME]`, `[gitlab.NAME]`).
-    #[must_use]
-    pub fn provider_profile(
-        &self,
-        provider: crate::error::Provider,
-        name: &str,
-    ) -> Option<&ProviderProfile> {
-        match provider {
-            crate::error::Provider::Github => self.github.get(name),
-            crate::error::Provider::Gitlab => self.gitlab.get(name),
-        }
     }
 
     /// Every named GitHub and GitLab account, by provider and name.

@@ -57,6 +57,36 @@ fn clean(v: &Vault, gh: &FakeGithub, gl: &FakeGitlab) {
     crate::provider_fakes::assert_no_tokens_on_disk(&v.home);
 }
 
+/// `github keys` and `gitlab keys` mark personal-1 managed and the other key unmanaged;
+/// `status --json` covers the targets; deploy's JSON names its target.
+fn listed_and_healthy(v: &Vault) {
+    // Listing: managed with id, purpose and state; unmanaged marked so.
+    for (cmd, target) in [("github", "github"), ("gitlab", "gitlab")] {
+        let keys = assert_no_tokens(v.run(&["--json", cmd, "keys"]).expect(0)).json();
+        assert_eq!(keys["target"], target);
+        let states: Vec<(&str, &str)> = keys["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .map(|k| {
+                (
+                    k["state"].as_str().expect("s"),
+                    k["id"].as_str().unwrap_or("-"),
+                )
+            })
+            .collect();
+        assert_eq!(states, [("unmanaged", "-"), ("active", "personal-1")]);
+    }
+    let status = v.run(&["--json", "status"]).expect(0).json();
+    assert!(status.to_string().contains("\"gitlab\""), "{status}");
+    let deployed = v.run(&["--json", "deploy", "personal", "--to", "github-signing"]);
+    let deployed = assert_no_tokens(deployed.expect(0)).json();
+    assert!(
+        deployed.to_string().contains("\"github-signing\""),
+        "{deployed}"
+    );
+}
+
 #[test]
 fn deploy_list_rotate_and_revoke_on_github_and_gitlab() {
     let (v, gh, gl, unmanaged) = setup();
@@ -87,31 +117,7 @@ fn deploy_list_rotate_and_revoke_on_github_and_gitlab() {
         .expect("rfc3339");
     assert_eq!(held_at.timestamp(), expires.timestamp());
 
-    // Listing: managed with id, purpose and state; unmanaged marked so.
-    for (cmd, target) in [("github", "github"), ("gitlab", "gitlab")] {
-        let keys = assert_no_tokens(v.run(&["--json", cmd, "keys"]).expect(0)).json();
-        assert_eq!(keys["target"], target);
-        let states: Vec<(&str, &str)> = keys["keys"]
-            .as_array()
-            .expect("keys")
-            .iter()
-            .map(|k| {
-                (
-                    k["state"].as_str().expect("s"),
-                    k["id"].as_str().unwrap_or("-"),
-                )
-            })
-            .collect();
-        assert_eq!(states, [("unmanaged", "-"), ("active", "personal-1")]);
-    }
-    let status = v.run(&["--json", "status"]).expect(0).json();
-    assert!(status.to_string().contains("\"gitlab\""), "{status}");
-    let deployed = v.run(&["--json", "deploy", "personal", "--to", "github-signing"]);
-    let deployed = assert_no_tokens(deployed.expect(0)).json();
-    assert!(
-        deployed.to_string().contains("\"github-signing\""),
-        "{deployed}"
-    );
+    listed_and_healthy(&v);
 
     // Rotate: new key added, verified, then the old one deleted; the unmanaged key stays.
     let out = v.run(&[
@@ -270,74 +276,80 @@ fn refused(v: &Vault, gh: &FakeGithub, gl: &FakeGitlab, target: &str, words: &[&
 }
 
 #[test]
-fn every_error_says_what_is_wrong_and_changes_nothing() {
+fn every_github_error_says_what_is_wrong_and_changes_nothing() {
+    use fake_github::faults as ghf;
     let (v, gh, gl, _) = setup();
     v.new_key("personal", &[]);
-    gh.fault(Fault::on(
-        "GET",
-        "/user/keys",
-        fake_github::faults::bad_credentials(),
-    ));
-    refused(
-        &v,
-        &gh,
-        &gl,
-        "github",
-        &["GitHub rejected the token (401", "gh auth status"],
-    );
-    gh.fault(Fault::on(
-        "POST",
-        "/user/keys",
-        fake_github::faults::missing_scope_forbidden("write:public_key"),
-    ));
-    refused(
-        &v,
-        &gh,
-        &gl,
-        "github",
-        &["403", "admin:public_key", "Git SSH keys"],
-    );
-    gh.fault(Fault::on(
-        "GET",
-        "/user/keys",
-        fake_github::faults::missing_scope_not_found(),
-    ));
-    refused(&v, &gh, &gl, "github", &["404", "admin:public_key"]);
-    gh.fault(Fault::on(
-        "POST",
-        "/user/keys",
-        fake_github::faults::already_in_use(),
-    ));
-    refused(&v, &gh, &gl, "github", &["already in use", "deploy key"]);
-    gh.fault(Fault::on(
-        "GET",
-        "/user/keys",
-        fake_github::faults::rate_limited(3600),
-    ));
-    refused(&v, &gh, &gl, "github", &["rate limiting", "retry after"]);
-    gh.fault(Fault::on("GET", "/user/keys", Action::Hang(Duration::from_secs(8))).times(4));
-    refused(&v, &gh, &gl, "github", &["cannot reach GitHub"]);
+    let hang = Action::Hang(Duration::from_secs(8));
+    let github: Vec<(&str, Action, Vec<&str>)> = vec![
+        (
+            "GET",
+            ghf::bad_credentials(),
+            vec!["GitHub rejected the token (401", "gh auth status"],
+        ),
+        (
+            "POST",
+            ghf::missing_scope_forbidden("write:public_key"),
+            vec!["403", "admin:public_key", "Git SSH keys"],
+        ),
+        (
+            "GET",
+            ghf::missing_scope_not_found(),
+            vec!["404", "admin:public_key"],
+        ),
+        (
+            "POST",
+            ghf::already_in_use(),
+            vec!["already in use", "deploy key"],
+        ),
+        (
+            "GET",
+            ghf::rate_limited(3600),
+            vec!["rate limiting", "retry after"],
+        ),
+        ("GET", hang, vec!["cannot reach GitHub"]),
+    ];
+    for (method, action, words) in github {
+        // A hang is met by every try of the read (three retries).
+        let times = if matches!(action, Action::Hang(_)) {
+            4
+        } else {
+            1
+        };
+        gh.fault(Fault::on(method, "/user/keys", action).times(times));
+        refused(&v, &gh, &gl, "github", &words);
+    }
+    clean(&v, &gh, &gl);
+}
 
-    gl.fault(Fault::on(
-        "GET",
-        "/api/v4/user/keys",
-        fake_gitlab::faults::unauthorized(),
-    ));
-    refused(
-        &v,
-        &gh,
-        &gl,
-        "gitlab",
-        &["GitLab rejected the token (401", "GITLAB_TOKEN"],
-    );
-    gl.fault(Fault::on(
-        "POST",
-        "/api/v4/user/keys",
-        fake_gitlab::faults::insufficient_scope("api"),
-    ));
-    refused(&v, &gh, &gl, "gitlab", &["403", "api scope"]);
-    gl.in_use_elsewhere(&format!("{} x", body_of(&v, "personal-1")));
-    refused(&v, &gh, &gl, "gitlab", &["already in use"]);
+#[test]
+fn every_gitlab_error_says_what_is_wrong_and_changes_nothing() {
+    use fake_gitlab::faults as glf;
+    let (v, gh, gl, _) = setup();
+    v.new_key("personal", &[]);
+    let gitlab: Vec<(&str, Action, Vec<&str>)> = vec![
+        (
+            "GET",
+            glf::unauthorized(),
+            vec!["GitLab rejected the token (401", "GITLAB_TOKEN"],
+        ),
+        (
+            "POST",
+            glf::insufficient_scope("api"),
+            vec!["403", "api scope"],
+        ),
+        ("GET", glf::not_found(), vec!["404", "api scope"]),
+        ("POST", glf::already_taken(), vec!["already in use"]),
+        (
+            "GET",
+            glf::rate_limited(3600),
+            vec!["rate limiting", "retry after"],
+        ),
+    ];
+    for (method, action, words) in gitlab {
+        gl.fault(Fault::on(method, "/api/v4/user/keys", action));
+        refused(&v, &gh, &gl, "gitlab", &words);
+    }
 
     // A key type the provider refuses fails with its reason before anything changes.
     let (gh2, gl2) = (FakeGithub::start(), FakeGitlab::start());
@@ -450,6 +462,26 @@ fn sweep_deletes_an_expired_minted_key_gitlab_still_lists() {
 /// A token neither fake accepts: a command that uses it fails with 401.
 const WRONG: &str = "ghp_WRONGtokenWRONGtokenWRONG00000000";
 
+/// gh's `hosts.yml` and glab's `config.yml` in the test's home, each with the fake's token
+/// for 127.0.0.1; returns the path and text of gh's.
+fn gh_and_glab_files(v: &Vault) -> (std::path::PathBuf, String) {
+    let gh_dir = v.root.join(".config/gh");
+    let glab_dir = v.root.join(".config/glab-cli");
+    std::fs::create_dir_all(&gh_dir).expect("mkdir");
+    std::fs::create_dir_all(&glab_dir).expect("mkdir");
+    let hosts = format!(
+        "hosts:\n    127.0.0.1:\n        oauth_token: {}\n        user: octo\n",
+        fake_github::DEFAULT_TOKEN
+    );
+    std::fs::write(gh_dir.join("hosts.yml"), &hosts).expect("write");
+    let glab = format!(
+        "hosts:\n  127.0.0.1:\n    token: {}\n",
+        fake_gitlab::DEFAULT_TOKEN
+    );
+    std::fs::write(glab_dir.join("config.yml"), &glab).expect("write");
+    (gh_dir.join("hosts.yml"), hosts)
+}
+
 #[test]
 fn tokens_come_from_the_environment_then_the_keyring_then_gh_and_glab_files() {
     let ss = crate::secret_service::SecretService::start();
@@ -473,26 +505,10 @@ fn tokens_come_from_the_environment_then_the_keyring_then_gh_and_glab_files() {
         assert!(out.stderr.contains(w), "{w}: {}", out.stderr);
     }
     // gh's and glab's files, read and never written.
-    let gh_dir = v.root.join(".config/gh");
-    let glab_dir = v.root.join(".config/glab-cli");
-    std::fs::create_dir_all(&gh_dir).expect("mkdir");
-    std::fs::create_dir_all(&glab_dir).expect("mkdir");
-    let hosts = format!(
-        "hosts:\n    127.0.0.1:\n        oauth_token: {}\n        user: octo\n",
-        fake_github::DEFAULT_TOKEN
-    );
-    std::fs::write(gh_dir.join("hosts.yml"), &hosts).expect("write");
-    let glab = format!(
-        "hosts:\n  127.0.0.1:\n    token: {}\n",
-        fake_gitlab::DEFAULT_TOKEN
-    );
-    std::fs::write(glab_dir.join("config.yml"), &glab).expect("write");
+    let (hosts_yml, hosts) = gh_and_glab_files(&v);
     no_wrong(v.run(&["github", "keys"]).expect(0));
     no_wrong(v.run(&["gitlab", "keys"]).expect(0));
-    assert_eq!(
-        std::fs::read_to_string(gh_dir.join("hosts.yml")).expect("read"),
-        hosts
-    );
+    assert_eq!(std::fs::read_to_string(&hosts_yml).expect("read"), hosts);
     // The keyring comes before them (a wrong token there is used, and refused).
     let out = no_wrong(v.run(&["github", "login", WRONG]).expect(2));
     assert!(
