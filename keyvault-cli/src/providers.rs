@@ -173,6 +173,15 @@ impl ProviderCredentials for EnvProviderCredentials {
         let env: Vec<String> = match (account.profile(), provider) {
             (Some(p), _) => p.token_env.iter().cloned().collect(),
             (None, Provider::Gitlab) => vec!["GITLAB_TOKEN".to_owned()],
+            // GitHub Enterprise Server: gh's enterprise variables first.
+            (None, _) if host != "github.com" && !host.ends_with(".ghe.com") => [
+                "GH_ENTERPRISE_TOKEN",
+                "GITHUB_ENTERPRISE_TOKEN",
+                "GH_TOKEN",
+                "GITHUB_TOKEN",
+            ]
+            .map(ToOwned::to_owned)
+            .to_vec(),
             (None, _) => vec!["GH_TOKEN".to_owned(), "GITHUB_TOKEN".to_owned()],
         };
         let mut keyring_note = String::new();

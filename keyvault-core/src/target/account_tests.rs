@@ -281,7 +281,10 @@ fn gitlab_lost_answer_is_read_back_not_replayed_and_carries_expiry_and_usage() {
     let sent: Value = serde_json::from_str(&posts[0].body).expect("json");
     assert_eq!(sent["usage_type"], "auth");
     assert_eq!(sent["expires_at"], "2030-01-02T03:04:05Z");
-    assert_eq!(posts[0].header("private-token"), Some(TOKEN));
+    assert_eq!(
+        posts[0].header("authorization"),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
     // The listed key carries its expiry as status compares it.
     let listed = target.list().expect("list");
     assert_eq!(listed[0].options(), Some("expiry-time=\"20300102030405Z\""));

@@ -1,5 +1,5 @@
 //! What GitHub's and GitLab's key APIs share: settings, the HTTP client (User-Agent, API
-//! version header, timeouts, the token in a header only), retries of reads (429, 5xx and
+//! version header, timeouts, the token only in an `Authorization: Bearer` header), retries of reads (429, 5xx and
 //! network errors, honouring `Retry-After`, `x-ratelimit-reset` and GitLab's
 //! `RateLimit-Reset` within a cap) and pagination to the end (`Link`, `X-Next-Page`).
 //!
@@ -209,29 +209,25 @@ impl Http {
     ) -> Result<Answer, ProviderError> {
         self.requests.set(self.requests.get() + 1);
         let provider = self.settings.provider;
-        let mut auth = match provider {
-            Provider::Github => reqwest::header::HeaderValue::try_from(format!(
-                "Bearer {}",
-                self.settings.token.expose()
-            )),
-            Provider::Gitlab => {
-                reqwest::header::HeaderValue::try_from(self.settings.token.expose())
-            }
-        }
+        // GitLab takes personal access tokens and OAuth tokens (glab's) alike as Bearer.
+        let mut auth = reqwest::header::HeaderValue::try_from(format!(
+            "Bearer {}",
+            self.settings.token.expose()
+        ))
         .map_err(|_| ProviderError::Unauthorized {
             provider,
             detail: "the token has characters no HTTP header can carry".to_owned(),
         })?;
         auth.set_sensitive(true);
-        let mut req = self.client.request(method, url);
+        let mut req = self
+            .client
+            .request(method, url)
+            .header(reqwest::header::AUTHORIZATION, auth);
         req = match provider {
             Provider::Github => req
-                .header(reqwest::header::AUTHORIZATION, auth)
                 .header("Accept", "application/vnd.github+json")
                 .header("X-GitHub-Api-Version", GITHUB_API_VERSION),
-            Provider::Gitlab => req
-                .header("PRIVATE-TOKEN", auth)
-                .header("Accept", "application/json"),
+            Provider::Gitlab => req.header("Accept", "application/json"),
         };
         if let Some(b) = body {
             req = req.json(b);
