@@ -207,7 +207,9 @@ impl Github {
             return Ok(());
         }
         Err(match self.missing_scope_status {
-            403 => faults::body_of(faults::missing_scope_forbidden(levels[need])),
+            403 => faults::missing_scope_forbidden(levels[need])
+                .into_response("application/json; charset=utf-8")
+                .expect("a Respond action"),
             _ => error(404, "Not Found"),
         })
     }
@@ -226,14 +228,7 @@ impl Github {
     }
 
     fn list(&self, req: &Request, kind: Kind) -> Response {
-        let query = req.query();
-        let param = |name: &str, default: usize| {
-            query
-                .iter()
-                .find(|(k, _)| k == name)
-                .and_then(|(_, v)| v.parse().ok())
-                .unwrap_or(default)
-        };
+        let param = |name: &str, default: usize| req.query_number(name).unwrap_or(default);
         let per_page = param("per_page", 30).clamp(1, 100).min(self.page_size);
         let page = param("page", 1).max(1);
         let keys: Vec<&GithubKey> = self.keys.iter().filter(|k| k.kind == kind).collect();
@@ -491,6 +486,7 @@ impl Api for Github {
             "missing_scope_not_found" => faults::missing_scope_not_found(),
             "already_in_use" => faults::already_in_use(),
             "rate_limited" => faults::rate_limited(seconds),
+            "rate_limited_forbidden" => faults::rate_limited_forbidden(seconds),
             "secondary_rate_limit" => faults::secondary_rate_limit(seconds),
             "server_error" => {
                 faults::server_error(spec["status"].as_u64().map_or(500, |s| s as u16))
@@ -659,7 +655,7 @@ impl FakeGithub {
 /// action))` (`path` may end in `*`). A hang is [`Action::Hang`]; a lost answer after a
 /// write (it lands, the connection drops) is [`Action::DropAfter`].
 pub mod faults {
-    use super::{Action, DOCS, Response};
+    use super::{Action, DOCS};
     use serde_json::json;
 
     fn respond(status: u16, body: serde_json::Value, headers: &[(&str, String)]) -> Action {
@@ -670,22 +666,6 @@ pub mod faults {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), v.clone()))
                 .collect(),
-        }
-    }
-
-    pub(super) fn body_of(action: Action) -> Response {
-        match action {
-            Action::Respond {
-                status,
-                body,
-                headers,
-            } => Response {
-                status,
-                content_type: "application/json; charset=utf-8",
-                headers,
-                body,
-            },
-            _ => unreachable!("only Respond actions are turned into answers"),
         }
     }
 
@@ -733,10 +713,20 @@ pub mod faults {
     /// The primary rate limit: 429 with `x-ratelimit-remaining: 0` and a reset `reset_in`
     /// seconds from now (real time).
     pub fn rate_limited(reset_in: u64) -> Action {
+        primary_limit(429, reset_in)
+    }
+
+    /// The primary rate limit as GitHub also answers it: 403 (not a missing scope: the
+    /// message and `x-ratelimit-remaining: 0` say so).
+    pub fn rate_limited_forbidden(reset_in: u64) -> Action {
+        primary_limit(403, reset_in)
+    }
+
+    fn primary_limit(status: u16, reset_in: u64) -> Action {
         let reset = chrono::Utc::now().timestamp() + reset_in as i64;
         respond(
-            429,
-            basic(429, "API rate limit exceeded for user ID 1."),
+            status,
+            basic(status, "API rate limit exceeded for user ID 1."),
             &[
                 ("x-ratelimit-limit", "5000".to_owned()),
                 ("x-ratelimit-remaining", "0".to_owned()),

@@ -154,14 +154,7 @@ impl Gitlab {
     }
 
     fn list(&self, req: &Request) -> Response {
-        let query = req.query();
-        let param = |name: &str, default: usize| {
-            query
-                .iter()
-                .find(|(k, _)| k == name)
-                .and_then(|(_, v)| v.parse().ok())
-                .unwrap_or(default)
-        };
+        let param = |name: &str, default: usize| req.query_number(name).unwrap_or(default);
         let per_page = param("per_page", 20).clamp(1, 100).min(self.page_size);
         let page = param("page", 1).max(1);
         let (range, pages) = fake_http::page_range(self.keys.len(), page, per_page);
@@ -322,7 +315,9 @@ impl Gitlab {
             scopes.iter().any(|s| s == "api")
         };
         if !allowed {
-            return faults::body_of(faults::insufficient_scope("api"));
+            return faults::insufficient_scope("api")
+                .into_response("application/json")
+                .expect("a Respond action");
         }
         let body = if req.body.is_empty() {
             None
@@ -631,7 +626,7 @@ impl FakeGitlab {
 /// action))` (`path` may end in `*`). A hang is [`Action::Hang`]; a lost answer after a
 /// write is [`Action::DropAfter`].
 pub mod faults {
-    use super::{Action, Response};
+    use super::Action;
     use serde_json::json;
 
     fn respond(status: u16, body: String, headers: Vec<(String, String)>) -> Action {
@@ -639,22 +634,6 @@ pub mod faults {
             status,
             body,
             headers,
-        }
-    }
-
-    pub(super) fn body_of(action: Action) -> Response {
-        match action {
-            Action::Respond {
-                status,
-                body,
-                headers,
-            } => Response {
-                status,
-                content_type: "application/json",
-                headers,
-                body,
-            },
-            _ => unreachable!("only Respond actions are turned into answers"),
         }
     }
 

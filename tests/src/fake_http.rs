@@ -34,6 +34,26 @@ pub enum Action {
     DropAfter,
 }
 
+impl Action {
+    /// A `Respond` action as the answer it gives, with `content_type`; `None` for the
+    /// others.
+    pub fn into_response(self, content_type: &'static str) -> Option<Response> {
+        match self {
+            Action::Respond {
+                status,
+                body,
+                headers,
+            } => Some(Response {
+                status,
+                content_type,
+                headers,
+                body,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// A fault armed for the next `times` requests that match.
 #[derive(Debug, Clone)]
 pub struct Fault {
@@ -127,6 +147,14 @@ impl Request {
     /// Header `name` (lower-case), if sent.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(String::as_str)
+    }
+
+    /// Query parameter `name` as a number, if sent and numeric.
+    pub fn query_number(&self, name: &str) -> Option<usize> {
+        self.query()
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.parse().ok())
     }
 
     /// The query string, split and percent-decoded, in order.
@@ -316,8 +344,13 @@ fn control<A: Api>(inner: &mut Inner<A>, req: &Request) -> Response {
                 .log
                 .iter()
                 .map(|r| {
+                    let headers: serde_json::Map<String, serde_json::Value> = r
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
+                        .collect();
                     serde_json::json!({"method": r.method, "target": r.target, "status": r.status,
-                        "authorization": r.authorization, "body": r.body})
+                        "headers": headers, "body": r.body})
                 })
                 .collect();
             json(200, serde_json::Value::Array(log))

@@ -104,6 +104,32 @@ pub fn assert_no_write_replayed(log: &[Logged]) {
     }
 }
 
+/// Asserts every request in a GitHub fake's `log` carried what GitHub asks of a client: a
+/// `User-Agent`, the API version header (`X-GitHub-Api-Version: 2022-11-28`) and a token in
+/// the `Authorization` header only.
+#[track_caller]
+pub fn assert_github_client_headers(log: &[Logged]) {
+    for r in log {
+        let what = format!("{} {}", r.method, r.target);
+        assert!(
+            r.header("user-agent").is_some_and(|v| !v.is_empty()),
+            "no User-Agent: {what}"
+        );
+        assert_eq!(
+            r.header("x-github-api-version"),
+            Some("2022-11-28"),
+            "{what}"
+        );
+        assert!(
+            r.authorization
+                .as_deref()
+                .is_some_and(|a| a.starts_with("Bearer [token") || a.starts_with("token [token")),
+            "{what}"
+        );
+        assert!(!r.target.contains("token="), "a token in the query: {what}");
+    }
+}
+
 /// Asserts the log of a fake holds no token value.
 #[track_caller]
 pub fn assert_log_has_no_token(log: &[Logged]) {

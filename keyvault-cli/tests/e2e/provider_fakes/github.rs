@@ -1,7 +1,10 @@
 //! The fake GitHub holds to its API description and to GitHub's documented habits, and each
 //! fault answers as GitHub does, so provider tests built on it mean something.
 
-use super::{Answer, SK_KEY, assert_log_has_no_token, call, public_key, try_call};
+use super::{
+    Answer, SK_KEY, assert_github_client_headers, assert_log_has_no_token, call, public_key,
+    try_call,
+};
 use keyvault_tests::fake_github::{self, Action, DEFAULT_TOKEN, FakeGithub, Fault, Kind, faults};
 use serde_json::json;
 use std::time::Duration;
@@ -91,6 +94,7 @@ fn github_fake_answers_every_documented_endpoint_as_described() {
     assert_eq!(v.len(), 1, "{v:?}");
     assert!(v[0].contains("does not match pattern"), "{v:?}");
     assert_log_has_no_token(&s.log());
+    assert_github_client_headers(&s.log());
     assert!(
         s.log()
             .iter()
@@ -326,6 +330,11 @@ fn github_faults_answer_as_github_does() {
         (faults::missing_scope_not_found(), 404, "Not Found"),
         (faults::already_in_use(), 422, "key is already in use"),
         (faults::rate_limited(30), 429, "API rate limit exceeded"),
+        (
+            faults::rate_limited_forbidden(30),
+            403,
+            "API rate limit exceeded",
+        ),
         (faults::secondary_rate_limit(7), 403, "secondary rate limit"),
         (faults::server_error(502), 502, "Server Error"),
     ];
@@ -340,7 +349,7 @@ fn github_faults_answer_as_github_does() {
         );
         assert_eq!(a.status, status, "{}", a.body);
         assert!(a.body.contains(text), "{}", a.body);
-        if status == 429 {
+        if text.starts_with("API rate limit") {
             assert_eq!(a.header("x-ratelimit-remaining"), Some("0"));
             let reset: i64 = a
                 .header("x-ratelimit-reset")

@@ -383,5 +383,12 @@ fn gitlab_fake_can_leave_the_totals_out_as_gitlab_com_does() {
         (limited.status, limited.header("retry-after")),
         (429, Some("2"))
     );
+    let log = call(&s.url(), "GET", "/_fake/log", &[], None);
+    assert!(
+        log.body.contains(r#""private-token":"[token 0]""#),
+        "{}",
+        log.body
+    );
+    assert!(!log.body.contains(DEFAULT_TOKEN), "{}", log.body);
     assert!(s.violations().is_empty(), "{:?}", s.violations());
 }
