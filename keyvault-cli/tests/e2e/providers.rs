@@ -78,7 +78,17 @@ fn listed_and_healthy(v: &Vault) {
         assert_eq!(states, [("unmanaged", "-"), ("active", "personal-1")]);
     }
     let status = v.run(&["--json", "status"]).expect(0).json();
-    assert!(status.to_string().contains("\"gitlab\""), "{status}");
+    for target in ["github", "github-signing", "gitlab"] {
+        let summary = status["targets"]
+            .as_array()
+            .expect("targets")
+            .iter()
+            .find(|t| t["target"] == target)
+            .unwrap_or_else(|| panic!("{target} in {status}"));
+        let unmanaged = usize::from(target != "github-signing");
+        assert_eq!(summary["managed"], 1, "{summary}");
+        assert_eq!(summary["unmanaged"], unmanaged, "{summary}");
+    }
     let deployed = v.run(&["--json", "deploy", "personal", "--to", "github-signing"]);
     let deployed = assert_no_tokens(deployed.expect(0)).json();
     assert!(
@@ -549,4 +559,46 @@ fn tokens_come_from_the_environment_then_the_keyring_then_gh_and_glab_files() {
         assert_log_has_no_token(&log);
     }
     crate::provider_fakes::assert_no_tokens_on_disk(&v.home);
+}
+
+#[test]
+fn status_reports_keys_deleted_or_changed_at_the_provider() {
+    let (v, gh, gl, _) = setup();
+    v.new_key("personal", &[]);
+    for target in ["github", "gitlab"] {
+        v.run(&["deploy", "personal", "--to", target]).expect(0);
+    }
+    // Someone deletes the key on GitHub, and puts it back on GitLab without its expiry.
+    let auth = format!("Bearer {}", fake_github::DEFAULT_TOKEN);
+    let headers = [("Authorization", auth.as_str()), ("User-Agent", "test")];
+    let id = gh.keys(Kind::Auth)[1].id;
+    let url = gh.url();
+    let gone =
+        crate::provider_fakes::call(&url, "DELETE", &format!("/user/keys/{id}"), &headers, None);
+    assert_eq!(gone.status, 204);
+    let held = gl.keys()[1].clone();
+    let auth = format!("Bearer {}", fake_gitlab::DEFAULT_TOKEN);
+    let headers = [("Authorization", auth.as_str())];
+    let target = format!("/user/keys/{}", held.id);
+    let gone = crate::provider_fakes::call(&gl.api_url(), "DELETE", &target, &headers, None);
+    assert_eq!(gone.status, 204);
+    gl.add_key(&held.key, &held.title, None, "auth");
+
+    let out = assert_no_tokens(v.run(&["--json", "status"]).expect(3));
+    let findings = out.json()["findings"].to_string();
+    assert!(
+        findings.contains("github does not hold personal-1"),
+        "{findings}"
+    );
+    assert!(
+        findings.contains(
+            "gitlab holds personal-1 with other options than keyvault wrote (they trust more)"
+        ),
+        "{findings}"
+    );
+    // Deploying again puts it back on GitHub.
+    gh.clear_log();
+    v.run(&["deploy", "personal", "--to", "github"]).expect(0);
+    assert_eq!(gh.keys(Kind::Auth).len(), 2);
+    clean(&v, &gh, &gl);
 }
