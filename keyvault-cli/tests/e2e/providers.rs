@@ -317,6 +317,11 @@ fn every_github_error_says_what_is_wrong_and_changes_nothing() {
             ghf::rate_limited(3600),
             vec!["rate limiting", "retry after"],
         ),
+        (
+            "POST",
+            ghf::rate_limited_forbidden(3600),
+            vec!["rate limiting", "retry after"],
+        ),
         ("GET", hang, vec!["cannot reach GitHub"]),
     ];
     for (method, action, words) in github {
