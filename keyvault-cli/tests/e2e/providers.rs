@@ -385,15 +385,17 @@ fn every_gitlab_error_says_what_is_wrong_and_changes_nothing() {
 }
 
 #[test]
-fn crash_at_each_step_then_resume_or_abort() {
-    for (point, abort) in [
-        ("prepared", false),
-        ("write:github", false),
-        ("written:github", false),
-        ("added:gitlab", false),
-        ("promoted", false),
-        ("written:gitlab", true),
-        ("added:github", true),
+fn crash_at_each_step_then_resume_abort_or_sweep() {
+    for (point, then) in [
+        ("prepared", "rotate"),
+        ("write:github", "rotate"),
+        ("written:github", "rotate"),
+        ("added:gitlab", "rotate"),
+        ("promoted", "rotate"),
+        ("written:gitlab", "abort"),
+        ("added:github", "abort"),
+        ("added:gitlab", "sweep"),
+        ("promoted", "sweep"),
     ] {
         let (v, gh, gl, unmanaged) = setup();
         v.new_key("personal", &[]);
@@ -405,15 +407,20 @@ fn crash_at_each_step_then_resume_or_abort() {
         let run = v.run(&["rotate", "personal", "--passphrase-env", "KV_PASS2"]);
         assert_ne!(run.code, 0, "{point}: no crash: {}", run.stdout);
         v.set_env("KEYVAULT_TEST_FAULT", "");
-        let expect = if abort {
-            assert_no_tokens(v.run(&["rotate", "--abort", "personal"]).expect(0));
-            p1
-        } else {
-            assert_no_tokens(
-                v.run(&["rotate", "personal", "--passphrase-env", "KV_PASS2"])
-                    .expect(0),
-            );
-            body_of(&v, "personal-2")
+        let expect = match then {
+            "abort" => {
+                assert_no_tokens(v.run(&["rotate", "--abort", "personal"]).expect(0));
+                p1
+            }
+            "sweep" => {
+                assert_no_tokens(v.run(&["sweep"]).expect(0));
+                body_of(&v, "personal-2")
+            }
+            _ => {
+                let args = ["rotate", "personal", "--passphrase-env", "KV_PASS2"];
+                assert_no_tokens(v.run(&args).expect(0));
+                body_of(&v, "personal-2")
+            }
         };
         let um = key_body(&unmanaged);
         let gh_now: Vec<String> = gh.keys(Kind::Auth).into_iter().map(|k| k.key).collect();
