@@ -608,9 +608,15 @@ fn status_reports_keys_deleted_or_changed_at_the_provider() {
         ),
         "{findings}"
     );
-    // Deploying again puts it back on GitHub.
+    // Deploying again puts it back on GitHub, and on GitLab with its expiry.
     gh.clear_log();
+    gl.clear_log();
     v.run(&["deploy", "personal", "--to", "github"]).expect(0);
     assert_eq!(gh.keys(Kind::Auth).len(), 2);
+    v.run(&["deploy", "personal", "--to", "gitlab"]).expect(0);
+    let again = &gl.keys()[1];
+    assert_eq!(key_body(&again.key), key_body(&held.key));
+    assert!(again.expires_at.is_some() && again.usage_type == "auth");
+    assert_eq!(v.run(&["status"]).code, 0);
     clean(&v, &gh, &gl);
 }

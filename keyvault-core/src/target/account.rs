@@ -367,18 +367,33 @@ impl Target for AccountTarget {
             .iter()
             .filter(|l| l.fingerprint.is_some_and(|f| remove.contains(&f)))
             .collect();
-        if to_add.is_empty() && to_remove.is_empty() {
+        // A key held with another expiry than its own (GitLab) is made again: no update
+        // endpoint exists, and the provider holds each key once.
+        let stale: Vec<(&Listed, &NewKey)> = news
+            .iter()
+            .filter_map(|k| {
+                current
+                    .iter()
+                    .find(|l| l.fingerprint == Some(k.fingerprint) && l.expires_at != k.expires_at)
+                    .map(|l| (l, k))
+            })
+            .collect();
+        if to_add.is_empty() && to_remove.is_empty() && stale.is_empty() {
             return Ok(Applied {
                 wrote: false,
                 present: held,
             });
         }
         hook(&format!("write:{name}"))?;
+        let mut denied = None;
+        for (held, key) in stale {
+            self.delete(held, &mut denied)?;
+            self.create(key)?;
+        }
         // Add first, then remove: a refused key leaves the old ones in place.
         for key in to_add {
             self.create(key)?;
         }
-        let mut denied = None;
         for key in to_remove {
             self.delete(key, &mut denied)?;
         }
