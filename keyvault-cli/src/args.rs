@@ -134,8 +134,8 @@ keyvault mint --purpose backup --ttl 30m --from 10.0.0.0/8 --force-command /usr/
 --passphrase-env BACKUP_PASS --deploy runpod"
     )]
     Mint(MintArgs),
-    /// Trust a key at a target: runpod, runpod:PROFILE, file:/path, ssh://[user@]host[:port][/path]
-    /// or runpod-pods[:PROFILE].
+    /// Trust a key at a target: runpod, runpod:PROFILE, github[:PROFILE], github-signing[:PROFILE],
+    /// gitlab[:PROFILE], file:/path, ssh://[user@]host[:port][/path] or runpod-pods[:PROFILE].
     #[command(
         after_help = "Adding is idempotent; the key is verified by reading the target back.\n\n\
 runpod-pods reaches the running pods of the account (which never see account key changes) that trust another \
@@ -144,6 +144,7 @@ proves it logs in. Exit 1 if a pod could not be updated (each pod's result is li
 Examples:\n  keyvault deploy personal --to runpod\n  keyvault deploy team-3 --to runpod:team\n  \
 keyvault deploy personal --to file:/home/me/.ssh/authorized_keys\n  \
 keyvault deploy personal --to ssh://deploy@build-01.example.com\n  \
+keyvault deploy personal --to github\n  keyvault deploy personal --to gitlab:corp\n  \
 keyvault deploy personal --to runpod-pods --passphrase-env NEW_PASS --login-passphrase-env OLD_PASS"
     )]
     Deploy(DeployArgs),
@@ -203,6 +204,12 @@ For cron: `keyvault scan --json > scan.json || alert`."
     /// The RunPod account: its API key (login/logout), its keys and its pods.
     #[command(subcommand)]
     Runpod(RunpodCommand),
+    /// A GitHub account: its keys (github, github-signing) and its token (login/logout).
+    #[command(subcommand)]
+    Github(crate::cmd::providers::ProviderCommand),
+    /// A GitLab account: its keys and its token (login/logout).
+    #[command(subcommand)]
+    Gitlab(crate::cmd::providers::ProviderCommand),
     /// Health: expiry, drift at targets, pods on old keys, audit log (exit 3 on problems).
     #[command(
         after_help = "Exit 0 healthy, 3 problems found, 1 a target could not be checked.\n\n\
@@ -387,7 +394,8 @@ pub struct DeployArgs {
     /// A key id or a purpose (its active key).
     pub key: String,
     /// Where: runpod, runpod:PROFILE (a [runpod.PROFILE] table in config.toml),
-    /// file:/absolute/path/to/authorized_keys, ssh://[user@]host[:port][/path], or
+    /// github[:PROFILE], github-signing[:PROFILE], gitlab[:PROFILE] (a [github.PROFILE] or
+    /// [gitlab.PROFILE] table), file:/absolute/path/to/authorized_keys, ssh://[user@]host[:port][/path], or
     /// runpod-pods[:PROFILE] (the running pods that trust another key of the purpose).
     #[arg(long, value_name = "TARGET")]
     pub to: DeployTo,
@@ -421,7 +429,8 @@ pub struct MintArgs {
     /// The only command the key may run.
     #[arg(long, value_name = "CMD")]
     pub force_command: Option<String>,
-    /// Deploy to this target (repeatable): runpod, runpod:PROFILE, file:/path, ssh://host.
+    /// Deploy to this target (repeatable): runpod, runpod:PROFILE, github[:PROFILE],
+    /// gitlab[:PROFILE], file:/path, ssh://host.
     #[arg(long, value_name = "TARGET")]
     pub deploy: Vec<TargetSpec>,
     /// Also write the private key here (a new 0600 file; with --cert also PATH-cert.pub,

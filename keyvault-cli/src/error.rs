@@ -135,12 +135,17 @@ fn hint_target(e: &TargetError) -> Option<String> {
             )
         }
         TargetError::Runpod { source, .. } => return hint_runpod(source),
+        TargetError::Provider { source, .. } => return hint_provider(source),
         TargetError::Interference { .. } => {
             "another tool or person edited the key list at the same time; run the command again"
                 .to_owned()
         }
-        TargetError::Credentials { .. } | TargetError::UnknownProfile { .. } => {
-            "see the README's RunPod section".to_owned()
+        TargetError::Credentials { target, .. } | TargetError::UnknownProfile { target, .. } => {
+            match target.split(':').next() {
+                Some("github" | "github-signing") => "see the README's GitHub section".to_owned(),
+                Some("gitlab") => "see the README's GitLab section".to_owned(),
+                _ => "see the README's RunPod section".to_owned(),
+            }
         }
         _ => return None,
     })
@@ -156,6 +161,42 @@ fn hint_runpod(e: &keyvault_core::RunpodError) -> Option<String> {
         keyvault_core::RunpodError::RateLimited { .. } => "wait a minute and run the command again".to_owned(),
         keyvault_core::RunpodError::Network { .. } => {
             "check the network and RUNPOD_API_URL; the next run finishes whatever this one started".to_owned()
+        }
+        _ => return None,
+    })
+}
+
+/// Hints for GitHub's and GitLab's API answers.
+fn hint_provider(e: &keyvault_core::ProviderError) -> Option<String> {
+    use keyvault_core::{Provider, ProviderError};
+    let github = e.provider() == Provider::Github;
+    Some(match e {
+        ProviderError::Unauthorized { .. } if github => {
+            "the token is wrong or expired: check GH_TOKEN, GITHUB_TOKEN (or the profile's token_env), `keyvault github login` or gh's login (`gh auth status`)".to_owned()
+        }
+        ProviderError::Unauthorized { .. } => {
+            "the token is wrong or expired: check GITLAB_TOKEN (or the profile's token_env), `keyvault gitlab login` or glab's login (`glab auth status`)".to_owned()
+        }
+        ProviderError::MissingScope { .. } if github => {
+            "give the token what the message names (classic token: `gh auth refresh -s admin:public_key`, or admin:ssh_signing_key for signing keys; fine-grained token: the permission named, read and write)".to_owned()
+        }
+        ProviderError::MissingScope { .. } => {
+            "use a personal access token with the api scope (read_api and read_user can only list keys)".to_owned()
+        }
+        ProviderError::KeyInUse { .. } => {
+            "a key can belong to one account only (and on GitHub not also be a deploy key): remove it there, or rotate to a new key".to_owned()
+        }
+        ProviderError::KeyRefused { .. } => {
+            "nothing was changed; use a key type and size the provider accepts (see `keyvault rotate --help` for --algorithm)".to_owned()
+        }
+        ProviderError::RateLimited { .. } => {
+            "wait until the rate limit resets and run the command again; the next run finishes whatever this one started".to_owned()
+        }
+        ProviderError::Network { .. } if github => {
+            "check the network and the API URL (GITHUB_API_URL or the profile's api_url); the next run finishes whatever this one started".to_owned()
+        }
+        ProviderError::Network { .. } => {
+            "check the network and the API URL (CI_API_V4_URL, GITLAB_HOST or the profile's api_url); the next run finishes whatever this one started".to_owned()
         }
         _ => return None,
     })
@@ -222,11 +263,19 @@ pub(crate) fn parse_failure(e: clap::Error) -> ExitCode {
     // clap quotes the unexpected argument; for `runpod login` that is an API key
     // someone pasted, which must not be echoed back.
     let args: Vec<String> = std::env::args().collect();
-    let login = args.windows(2).any(|w| w[0] == "runpod" && w[1] == "login");
-    if login && e.kind() == clap::error::ErrorKind::UnknownArgument {
+    let login = args
+        .windows(2)
+        .find(|w| ["runpod", "github", "gitlab"].contains(&w[0].as_str()) && w[1] == "login");
+    if let Some(w) = login
+        && e.kind() == clap::error::ErrorKind::UnknownArgument
+    {
+        let what = if w[0] == "runpod" { "API key" } else { "token" };
         report(
-            "`runpod login` takes no API key on the command line (it would be visible to \
+            &format!(
+                "`{} login` takes no {what} on the command line (it would be visible to \
 other processes and kept in shell history); type it at the prompt or pipe it with --stdin",
+                w[0]
+            ),
             true,
             None,
             false,
@@ -258,7 +307,11 @@ fn json_requested() -> bool {
 }
 
 /// Reports a command's failure on stderr and maps its outcome to the documented exit code.
-pub(crate) fn exit_code(result: Result<Done, Failure>, json: bool, login: bool) -> ExitCode {
+pub(crate) fn exit_code(
+    result: Result<Done, Failure>,
+    json: bool,
+    login: Option<&str>,
+) -> ExitCode {
     match result {
         Ok(Done::Ok) => ExitCode::SUCCESS,
         Ok(Done::Problems) => ExitCode::from(EXIT_PROBLEMS),
@@ -267,11 +320,28 @@ pub(crate) fn exit_code(result: Result<Done, Failure>, json: bool, login: bool) 
             let hint = match &e {
                 Error::Keyring(keyvault_core::vault_secrets::KeyringError::Unavailable {
                     ..
-                }) if login => Some(
+                }) if login == Some("runpod") => Some(
                     "without a keyring, set RUNPOD_API_KEY in the environment keyvault runs in \
 (or api_key_env of a [runpod.PROFILE] table); keyvault never keeps the API key in a plain file"
                         .to_owned(),
                 ),
+                Error::Keyring(keyvault_core::vault_secrets::KeyringError::Unavailable {
+                    ..
+                }) if login.is_some() => Some(format!(
+                    "without a keyring, set {} in the environment keyvault runs in (or token_env of a \
+[{}.PROFILE] table), or log in with {}; keyvault never keeps the token in a plain file",
+                    if login == Some("gitlab") {
+                        "GITLAB_TOKEN"
+                    } else {
+                        "GH_TOKEN"
+                    },
+                    login.unwrap_or_default(),
+                    if login == Some("gitlab") {
+                        "glab"
+                    } else {
+                        "gh"
+                    },
+                )),
                 _ => hint(&e),
             };
             report(&crate::explain::message(&e), e.is_usage(), hint, json);

@@ -10,6 +10,7 @@ mod error;
 mod explain;
 mod passphrase;
 mod progress;
+mod providers;
 mod render;
 mod targets;
 mod test_hooks;
@@ -33,7 +34,12 @@ fn main() -> ExitCode {
     let json = cli.json;
     // Without a keyring, `runpod login` has nowhere to keep the key: the way out is the
     // variable, not the passphrase flags the general keyring hint names.
-    let login = matches!(cli.command, Command::Runpod(RunpodCommand::Login(_)));
+    let login = match &cli.command {
+        Command::Runpod(RunpodCommand::Login(_)) => Some("runpod"),
+        Command::Github(cmd::providers::ProviderCommand::Login(_)) => Some("github"),
+        Command::Gitlab(cmd::providers::ProviderCommand::Login(_)) => Some("gitlab"),
+        _ => None,
+    };
     error::exit_code(run(cli), json, login)
 }
 
@@ -94,6 +100,8 @@ fn run(cli: Cli) -> Result<Done, Failure> {
         Command::Runpod(RunpodCommand::Pods(a)) => cmd::runpod::pods(ctx, a),
         Command::Runpod(RunpodCommand::Login(a)) => cmd::runpod::login(ctx, a),
         Command::Runpod(RunpodCommand::Logout(a)) => cmd::runpod::logout(ctx, a),
+        Command::Github(c) => cmd::providers::run(ctx, keyvault_core::Provider::Github, c),
+        Command::Gitlab(c) => cmd::providers::run(ctx, keyvault_core::Provider::Gitlab, c),
         Command::Export(a) => cmd::backup::export(ctx, a),
         Command::Restore(a) => cmd::backup::restore(ctx, a),
         Command::Schedule(c) => {

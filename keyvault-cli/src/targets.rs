@@ -31,6 +31,11 @@ pub fn child_env(config: &Config) -> ChildEnv {
         }
     }
     named.extend(config.runpod_profiles().map(|(_, p)| p.api_key_env.clone()));
+    named.extend(
+        config
+            .provider_profiles()
+            .filter_map(|(_, _, p)| p.token_env.clone()),
+    );
     ChildEnv::from_vars(std::env::vars_os(), &named)
 }
 

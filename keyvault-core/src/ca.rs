@@ -63,7 +63,7 @@ impl Vault {
         spec: &TargetSpec,
         targets: &dyn Targets,
     ) -> Result<Report> {
-        if spec.runpod_profile().is_some() {
+        if spec.is_account() {
             return Err(RequestError::NoOptions {
                 target: spec.to_string(),
             }

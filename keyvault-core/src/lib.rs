@@ -57,7 +57,7 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use due::{DueKey, DueReason, DueResult, DueRotation, DueRun, Unattended};
 pub use error::{
     AuditError, ConfigError, Error, InputError, KeyError, NextStep, Operation, PolicyError,
-    Refusal, RequestError, Result, StoreError, TargetError, WorkItem,
+    Provider, ProviderError, Refusal, RequestError, Result, StoreError, TargetError, WorkItem,
 };
 pub use inventory::ParseError as InventoryParseError;
 pub use inventory::{
@@ -68,7 +68,9 @@ pub use keygen::Algorithm;
 pub use mint::{MintRequest, Minted};
 pub use names::{KeySelector, Principal, SourcePattern};
 pub use observe::{KeyMatch, PodReport, Reach};
-pub use policy::{Config, PassphraseRule, PassphraseSource, Policy, RotationRule, RunpodProfile};
+pub use policy::{
+    Config, PassphraseRule, PassphraseSource, Policy, ProviderProfile, RotationRule, RunpodProfile,
+};
 pub use report::{Deployed, PodOutcome, PodOutcomeKind, PodRetry, Report, Retiring, Rotated};
 pub use rotate::{PlannedRotation, RotateRequest, RotationPlan};
 pub use runpod::{Pod, RunpodClient, RunpodError, RunpodSettings};
@@ -80,8 +82,8 @@ pub use status::{
     TargetSummary, Unchecked,
 };
 pub use target::{
-    Applied, FileTarget, RunpodCredentials, RunpodTarget, SshTarget, StandardTargets, Target,
-    TargetSpec, Targets,
+    AccountTarget, Applied, FileTarget, ProviderCredentials, ProviderSettings, RunpodCredentials,
+    RunpodTarget, SshTarget, StandardTargets, Target, TargetSpec, Targets,
 };
 pub use vault::{Expiry, FaultHook, ImportKey, NewKey, PodProgress, PodProgressSink, Vault};
 

@@ -24,6 +24,11 @@
 //! api_key_env = "TEAM_RUNPOD_API_KEY"   # the environment variable holding its API key
 //! api_url = "https://api.runpod.io"     # optional
 //! graphql_url = "https://api.runpod.io/graphql"   # optional
+//!
+//! # Another GitHub account, github:work (likewise [gitlab.NAME]).
+//! [github.work]
+//! token_env = "WORK_GITHUB_TOKEN"   # optional: the environment variable holding its token
+//! api_url = "https://github.example.com/api/v3"   # optional
 //! ```
 
 use crate::error::{ConfigError, Error, InputError, PolicyError};
@@ -253,6 +258,20 @@ pub struct Config {
     defaults: Policy,
     purposes: BTreeMap<Purpose, Policy>,
     runpod: BTreeMap<String, RunpodProfile>,
+    github: BTreeMap<String, ProviderProfile>,
+    gitlab: BTreeMap<String, ProviderProfile>,
+}
+
+/// A named GitHub or GitLab account (`github:NAME`, `gitlab:NAME`): where its token is and
+/// which API it lives at.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderProfile {
+    /// The environment variable holding the account's token (optional: without it the
+    /// token comes from the keyring or the provider's own CLI configuration).
+    pub token_env: Option<String>,
+    /// The API base URL (default `https://api.github.com`, `https://gitlab.com/api/v4`).
+    pub api_url: Option<String>,
 }
 
 /// A named RunPod account (`runpod:NAME`): where its API key is and which URLs to use.
@@ -275,6 +294,10 @@ struct RawConfig {
     purpose: BTreeMap<String, RawPolicy>,
     #[serde(default)]
     runpod: BTreeMap<String, RunpodProfile>,
+    #[serde(default)]
+    github: BTreeMap<String, ProviderProfile>,
+    #[serde(default)]
+    gitlab: BTreeMap<String, ProviderProfile>,
 }
 
 #[derive(Deserialize, Default)]
@@ -521,12 +544,18 @@ impl Config {
             let p = apply(&ctx, &format!("purpose.{name}"), &defaults, table)?;
             purposes.insert(purpose, p);
         }
-        for name in raw.runpod.keys() {
+        let names = raw
+            .runpod
+            .keys()
+            .map(|n| ("runpod", n))
+            .chain(raw.github.keys().map(|n| ("github", n)))
+            .chain(raw.gitlab.keys().map(|n| ("gitlab", n)));
+        for (kind, name) in names {
             if name.parse::<Purpose>().is_err() {
                 return Err(ConfigError::Value {
                     path: path.to_owned(),
                     line: text.find(name.as_str()).map_or(0, |o| ctx.line_of(o)),
-                    key: format!("runpod.{name}"),
+                    key: format!("{kind}.{name}"),
                     message: "a profile name uses a-z, 0-9, '.', '_' and '-'".to_owned(),
                 });
             }
@@ -535,6 +564,8 @@ impl Config {
             defaults,
             purposes,
             runpod: raw.runpod,
+            github: raw.github,
+            gitlab: raw.gitlab,
         })
     }
 
@@ -569,6 +600,21 @@ impl Config {
     /// Every named RunPod account, by name.
     pub fn runpod_profiles(&self) -> impl Iterator<Item = (&str, &RunpodProfile)> {
         self.runpod.iter().map(|(n, p)| (n.as_str(), p))
+    }
+
+    /// Every named GitHub and GitLab account, by provider and name.
+    pub fn provider_profiles(
+        &self,
+    ) -> impl Iterator<Item = (crate::error::Provider, &str, &ProviderProfile)> {
+        let github = self
+            .github
+            .iter()
+            .map(|(n, p)| (crate::error::Provider::Github, n.as_str(), p));
+        let gitlab = self
+            .gitlab
+            .iter()
+            .map(|(n, p)| (crate::error::Provider::Gitlab, n.as_str(), p));
+        github.chain(gitlab)
     }
 
     /// The policy of purposes without their own table.

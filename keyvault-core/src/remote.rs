@@ -39,6 +39,21 @@ impl RemoteKey {
             unsure: false,
         }
     }
+    /// An entry of an account's key list that carries what an `authorized_keys` line would
+    /// say in options (GitLab's expiry as `expiry-time="…"`) beside the key itself.
+    #[must_use]
+    pub fn with_options(
+        raw: &str,
+        fingerprint: Option<Fingerprint>,
+        options: Option<String>,
+    ) -> Self {
+        RemoteKey {
+            raw: raw.to_owned(),
+            fingerprint,
+            options,
+            unsure: false,
+        }
+    }
     /// An `authorized_keys` line as sshd reads it (see [`crate::authorized_keys::read_line`]).
     #[must_use]
     pub fn from_authorized_keys(raw: &str) -> Self {

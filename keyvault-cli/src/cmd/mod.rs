@@ -7,6 +7,7 @@ pub(crate) mod due;
 pub(crate) mod keys;
 pub(crate) mod man;
 pub(crate) mod mint;
+pub(crate) mod providers;
 pub(crate) mod rotate;
 pub(crate) mod runpod;
 pub(crate) mod schedule;
@@ -79,7 +80,8 @@ impl<'a> Ctx<'a> {
         let remote = keyvault_core::StandardTargets::new(config, vault.home().join("known_hosts"))
             .allow_non_key_lines(cli.allow_non_key_lines)
             .with_env(targets::child_env(config))
-            .with_runpod(targets::EnvCredentials);
+            .with_runpod(targets::EnvCredentials)
+            .with_providers(crate::providers::EnvProviderCredentials);
         Ctx {
             vault,
             config,

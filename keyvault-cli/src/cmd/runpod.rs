@@ -95,6 +95,17 @@ pub(crate) fn read_api_key(
     stdin: bool,
     no_input: bool,
 ) -> Result<keyvault_core::ApiToken, Failure> {
+    read_secret(stdin, no_input, "RunPod API key: ", "an API key")
+}
+
+/// A token (`what`: "an API key", "a token") from standard input (`--stdin`) or a prompt
+/// that does not echo.
+pub(crate) fn read_secret(
+    stdin: bool,
+    no_input: bool,
+    prompt: &str,
+    what: &str,
+) -> Result<keyvault_core::ApiToken, Failure> {
     use std::io::Read;
     let text = if stdin {
         let mut buf = keyvault_core::secrecy::zeroize::Zeroizing::new(Vec::new());
@@ -104,22 +115,22 @@ pub(crate) fn read_api_key(
             .read_to_end(&mut buf)
             .map_err(|e| Failure::Usage(format!("cannot read standard input: {e}")))?;
         if buf.len() > 4096 {
-            return Err(Failure::Usage(
-                "standard input is longer than 4096 bytes; an API key is much shorter".to_owned(),
-            ));
+            return Err(Failure::Usage(format!(
+                "standard input is longer than 4096 bytes; {what} is much shorter"
+            )));
         }
         keyvault_core::secrecy::zeroize::Zeroizing::new(
             String::from_utf8(buf.to_vec())
                 .map_err(|_| Failure::Usage("standard input is not UTF-8 text".to_owned()))?,
         )
     } else if no_input || !std::io::stdin().is_terminal() {
-        return Err(Failure::Usage(
-            "no API key: pipe it in with --stdin (there is no terminal to prompt on, or --no-input is set)"
-                .to_owned(),
-        ));
+        return Err(Failure::Usage(format!(
+            "no {}: pipe it in with --stdin (there is no terminal to prompt on, or --no-input is set)",
+            what.trim_start_matches("an ").trim_start_matches("a ")
+        )));
     } else {
         keyvault_core::secrecy::zeroize::Zeroizing::new(
-            rpassword::prompt_password("RunPod API key: ")
+            rpassword::prompt_password(prompt)
                 .map_err(|e| Failure::Usage(format!("cannot read from the terminal: {e}")))?,
         )
     };
@@ -130,9 +141,9 @@ pub(crate) fn read_api_key(
             .chars()
             .any(|c| c.is_whitespace() || c.is_control())
     {
-        return Err(Failure::Usage(
-            "that is not an API key: expected one line without spaces".to_owned(),
-        ));
+        return Err(Failure::Usage(format!(
+            "that is not {what}: expected one line without spaces"
+        )));
     }
     Ok(key)
 }

@@ -20,6 +20,7 @@ mod manual;
 mod passphrases;
 mod pods;
 mod provider_fakes;
+mod providers;
 mod refusals;
 mod restore_audit;
 mod rotate_due;

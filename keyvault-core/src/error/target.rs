@@ -12,6 +12,14 @@ pub enum TargetError {
         /// What RunPod said.
         source: RunpodError,
     },
+    /// GitHub's or GitLab's key API failed.
+    #[error("{target}: {source}")]
+    Provider {
+        /// The target, e.g. `github:work`.
+        target: String,
+        /// What the provider said.
+        source: super::ProviderError,
+    },
     /// The key list would exceed RunPod's size limit.
     #[error(
         "{target}: the key list would be {len} characters, over RunPod's limit of about {limit}{}",
@@ -76,8 +84,10 @@ pub enum TargetError {
         /// What is missing.
         reason: String,
     },
-    /// A RunPod target names a profile the configuration does not define.
-    #[error("no credentials for {target}: config.toml has no [runpod.{profile}] table")]
+    /// A RunPod, GitHub or GitLab target names a profile the configuration does not
+    /// define (the table is `[<kind>.<profile>]`, the kind being the target's name up to
+    /// the colon: `runpod`, `github`, `gitlab`).
+    #[error("no credentials for {target}: config.toml has no [{}.{profile}] table", target.split(':').next().unwrap_or("runpod").trim_end_matches("-signing"))]
     UnknownProfile {
         /// The target, e.g. `runpod:team`.
         target: String,

@@ -1,20 +1,30 @@
 //! Places a public key is trusted: the [`Target`] trait, target names ([`TargetSpec`]),
 //! the RunPod account ([`RunpodTarget`]), `authorized_keys` files here ([`FileTarget`]) and
 //! on hosts and pods over SSH ([`SshTarget`]), and [`StandardTargets`], which opens any of
-//! them from its spec with credentials from the caller.
+//! them from its spec with credentials from the caller. GitHub and GitLab accounts are
+//! [`AccountTarget`]s.
 
+mod account;
 mod file;
+mod github;
+mod gitlab;
+mod provider;
 mod runpod;
 mod spec;
 mod ssh;
 mod ssh_session;
 mod standard;
 
+pub use account::AccountTarget;
 pub use file::FileTarget;
+pub use provider::{GITHUB_API_URL, GITHUB_API_VERSION, GITLAB_API_URL, ProviderSettings};
 pub use runpod::RunpodTarget;
 pub use spec::TargetSpec;
 pub use ssh::SshTarget;
-pub use standard::{RunpodAccount, RunpodCredentials, StandardTargets, runpod_account};
+pub use standard::{
+    ProviderAccount, ProviderCredentials, RunpodAccount, RunpodCredentials, StandardTargets,
+    provider_account, runpod_account,
+};
 
 use crate::error::{Error, TargetError};
 use crate::remote::{AddKey, RemoteKey};

@@ -1,6 +1,6 @@
 //! Target names as users write them and the inventory records them.
 
-use crate::error::InputError;
+use crate::error::{InputError, Provider};
 use std::fmt;
 use std::str::FromStr;
 
@@ -31,6 +31,20 @@ pub enum TargetSpec {
         port: Option<u16>,
         /// The file on the host.
         path: Option<String>,
+    },
+    /// A GitHub account's keys: `github` / `github:PROFILE` (authentication keys) and
+    /// `github-signing` / `github-signing:PROFILE` (SSH signing keys).
+    Github {
+        /// The profile (`[github.NAME]` in `config.toml`), `None` for the default account.
+        profile: Option<String>,
+        /// Whether this is the account's SSH signing keys rather than its
+        /// authentication keys.
+        signing: bool,
+    },
+    /// A GitLab account's keys: `gitlab` / `gitlab:PROFILE`.
+    Gitlab {
+        /// The profile (`[gitlab.NAME]` in `config.toml`), `None` for the default account.
+        profile: Option<String>,
     },
     /// A running RunPod pod's `~/.ssh/authorized_keys`, over its direct SSH endpoint:
     /// `pod:ID/ssh://user@host:port`. Pods are updated during `rotate --pods`.
@@ -68,8 +82,28 @@ impl TargetSpec {
     pub fn runpod_profile(&self) -> Option<Option<&str>> {
         match self {
             TargetSpec::Runpod { profile } => Some(profile.as_deref()),
-            TargetSpec::File { .. } | TargetSpec::Ssh { .. } | TargetSpec::Pod { .. } => None,
+            _ => None,
         }
+    }
+
+    /// The provider and profile, if this is a GitHub or GitLab account.
+    #[must_use]
+    pub fn provider(&self) -> Option<(Provider, Option<&str>)> {
+        match self {
+            TargetSpec::Github { profile, .. } => Some((Provider::Github, profile.as_deref())),
+            TargetSpec::Gitlab { profile } => Some((Provider::Gitlab, profile.as_deref())),
+            _ => None,
+        }
+    }
+
+    /// Whether this is an account's key list behind an API (RunPod, GitHub, GitLab), which
+    /// holds keys without `authorized_keys` options.
+    #[must_use]
+    pub fn is_account(&self) -> bool {
+        matches!(
+            self,
+            TargetSpec::Runpod { .. } | TargetSpec::Github { .. } | TargetSpec::Gitlab { .. }
+        )
     }
 }
 
@@ -78,6 +112,15 @@ impl fmt::Display for TargetSpec {
         match self {
             TargetSpec::Runpod { profile: None } => f.write_str("runpod"),
             TargetSpec::Runpod { profile: Some(p) } => write!(f, "runpod:{p}"),
+            TargetSpec::Github { profile, signing } => {
+                f.write_str(if *signing { "github-signing" } else { "github" })?;
+                match profile {
+                    Some(p) => write!(f, ":{p}"),
+                    None => Ok(()),
+                }
+            }
+            TargetSpec::Gitlab { profile: None } => f.write_str("gitlab"),
+            TargetSpec::Gitlab { profile: Some(p) } => write!(f, "gitlab:{p}"),
             TargetSpec::File { path } => write!(f, "file:{}", path.display()),
             TargetSpec::Ssh {
                 user,
@@ -121,6 +164,27 @@ impl FromStr for TargetSpec {
                 .map_err(|_| bad("a profile name uses a-z, 0-9, '.', '_' and '-'"))?;
             return Ok(TargetSpec::Runpod {
                 profile: Some(name.to_owned()),
+            });
+        }
+        for (prefix, kind) in [("github-signing", 2), ("github", 1), ("gitlab", 3)] {
+            let Some(rest) = s.strip_prefix(prefix) else {
+                continue;
+            };
+            let profile = match rest.strip_prefix(':') {
+                None if rest.is_empty() => None,
+                None => continue,
+                Some(name) => {
+                    name.parse::<crate::Purpose>()
+                        .map_err(|_| bad("a profile name uses a-z, 0-9, '.', '_' and '-'"))?;
+                    Some(name.to_owned())
+                }
+            };
+            return Ok(match kind {
+                3 => TargetSpec::Gitlab { profile },
+                k => TargetSpec::Github {
+                    profile,
+                    signing: k == 2,
+                },
             });
         }
         if let Some(path) = s.strip_prefix("file:") {
@@ -172,7 +236,7 @@ impl FromStr for TargetSpec {
             };
         }
         Err(bad(
-            "expected runpod, runpod:PROFILE, file:/path/to/authorized_keys or ssh://[user@]host[:port][/path]",
+            "expected runpod, runpod:PROFILE, file:/path/to/authorized_keys or ssh://[user@]host[:port][/path] (or github, github-signing, gitlab, each also as NAME:PROFILE)",
         ))
     }
 }
@@ -351,8 +415,44 @@ mod tests {
             "RUNPOD",
             "file",
             "runpod:../x",
+            "github:",
+            "githubx",
+            "gitlab:Work",
+            "github-signing:a/b",
         ] {
             assert!(s.parse::<TargetSpec>().is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn provider_specs_round_trip_with_their_kind() {
+        for (s, provider, profile, signing) in [
+            ("github", Provider::Github, None, false),
+            ("github:work", Provider::Github, Some("work"), false),
+            ("github-signing", Provider::Github, None, true),
+            ("github-signing:work", Provider::Github, Some("work"), true),
+            ("gitlab", Provider::Gitlab, None, false),
+            (
+                "gitlab:self.hosted",
+                Provider::Gitlab,
+                Some("self.hosted"),
+                false,
+            ),
+        ] {
+            let spec: TargetSpec = s.parse().expect(s);
+            assert_eq!(spec.to_string(), s);
+            assert_eq!(spec.provider(), Some((provider, profile)));
+            assert!(spec.is_account() && !spec.is_runpod() && spec.runpod_profile().is_none());
+            assert_eq!(
+                matches!(spec, TargetSpec::Github { signing: true, .. }),
+                signing
+            );
+            let json = serde_json::to_string(&spec).expect("json");
+            assert_eq!(json, format!("\"{s}\""));
+            assert_eq!(
+                serde_json::from_str::<TargetSpec>(&json).expect("back"),
+                spec
+            );
         }
     }
 }

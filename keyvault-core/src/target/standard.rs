@@ -1,10 +1,13 @@
 //! The standard set of targets: every kind keyvault-core ships, opened from a
 //! [`TargetSpec`], with RunPod credentials from the caller.
 
+use super::account::{AccountTarget, Api};
+use super::provider::{Http, ProviderSettings};
 use super::{FileTarget, RunpodTarget, SshTarget, Target, TargetSpec, Targets};
 use crate::child_env::ChildEnv;
+use crate::error::Provider;
 use crate::error::{Error, TargetError};
-use crate::policy::{Config, RunpodProfile};
+use crate::policy::{Config, ProviderProfile, RunpodProfile};
 use crate::runpod::{DEFAULT_API_URL, RunpodClient, RunpodSettings};
 use crate::secret::ApiToken;
 use std::collections::BTreeMap;
@@ -125,6 +128,95 @@ fn no_credentials(spec: &TargetSpec) -> Error {
     .into()
 }
 
+/// The GitHub or GitLab account a `github[-signing][:PROFILE]` / `gitlab[:PROFILE]` target
+/// names, checked against the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProviderAccount<'a> {
+    provider: Provider,
+    profile: Option<(&'a str, &'a ProviderProfile)>,
+}
+
+impl<'a> ProviderAccount<'a> {
+    /// GitHub or GitLab.
+    #[must_use]
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+
+    /// The profile's name, `None` for the default account.
+    #[must_use]
+    pub fn name(&self) -> Option<&'a str> {
+        self.profile.map(|(name, _)| name)
+    }
+
+    /// The profile's `[github.NAME]` / `[gitlab.NAME]` table, `None` for the default account.
+    #[must_use]
+    pub fn profile(&self) -> Option<&'a ProviderProfile> {
+        self.profile.map(|(_, profile)| profile)
+    }
+}
+
+/// The GitHub or GitLab account `spec` names, checked against `config`.
+///
+/// # Errors
+///
+/// [`TargetError::Refused`] when `spec` is no such account, and [`TargetError::UnknownProfile`] when it names a profile `config` does not
+/// define.
+pub fn provider_account<'a>(
+    spec: &TargetSpec,
+    config: &'a Config,
+) -> Result<ProviderAccount<'a>, TargetError> {
+    match spec.provider() {
+        Some((provider, None)) => Ok(ProviderAccount {
+            provider,
+            profile: None,
+        }),
+        Some((provider, Some(name))) => config
+            .provider_profiles()
+            .find(|(pr, n, _)| *pr == provider && *n == name)
+            .map(|(_, n, p)| ProviderAccount {
+                provider,
+                profile: Some((n, p)),
+            })
+            .ok_or_else(|| TargetError::UnknownProfile {
+                target: spec.to_string(),
+                profile: name.to_owned(),
+            }),
+        None => Err(TargetError::Refused {
+            target: spec.to_string(),
+            reason: "not a GitHub or GitLab account".to_owned(),
+        }),
+    }
+}
+
+/// Where [`StandardTargets`] gets a GitHub or GitLab account's settings (token, API URL).
+/// Asked only when such a target is opened. The library reads no environment.
+pub trait ProviderCredentials {
+    /// Settings for `account`, which `spec` names.
+    ///
+    /// # Errors
+    ///
+    /// Typically [`TargetError::Credentials`] when the caller has none.
+    fn settings(
+        &self,
+        spec: &TargetSpec,
+        account: &ProviderAccount<'_>,
+    ) -> Result<ProviderSettings, Error>;
+}
+
+impl<F> ProviderCredentials for F
+where
+    F: Fn(&TargetSpec, &ProviderAccount<'_>) -> Result<ProviderSettings, Error>,
+{
+    fn settings(
+        &self,
+        spec: &TargetSpec,
+        account: &ProviderAccount<'_>,
+    ) -> Result<ProviderSettings, Error> {
+        self(spec, account)
+    }
+}
+
 /// Opens every kind of target keyvault-core ships: RunPod accounts (with credentials from
 /// [`StandardTargets::with_runpod`]), `authorized_keys` files on this machine, on hosts
 /// over SSH, and on running pods.
@@ -149,6 +241,7 @@ pub struct StandardTargets<'a> {
     allow_non_key_lines: bool,
     child_env: ChildEnv,
     runpod: Option<Box<dyn RunpodCredentials + 'a>>,
+    providers: Option<Box<dyn ProviderCredentials + 'a>>,
 }
 
 impl std::fmt::Debug for StandardTargets<'_> {
@@ -173,7 +266,39 @@ impl<'a> StandardTargets<'a> {
             allow_non_key_lines: false,
             child_env: ChildEnv::default(),
             runpod: None,
+            providers: None,
         }
+    }
+
+    /// Where GitHub and GitLab accounts' settings come from; without it, opening such a
+    /// target fails with [`TargetError::Credentials`].
+    #[must_use]
+    pub fn with_providers(mut self, credentials: impl ProviderCredentials + 'a) -> Self {
+        self.providers = Some(Box::new(credentials));
+        self
+    }
+
+    fn open_account(&self, spec: &TargetSpec) -> Result<Box<dyn Target + Send>, Error> {
+        let account = provider_account(spec, self.config)?;
+        let settings = match &self.providers {
+            Some(credentials) => credentials.settings(spec, &account)?,
+            None => {
+                return Err(TargetError::Credentials {
+                    target: spec.to_string(),
+                    reason: format!("no {} settings were given", account.provider()),
+                }
+                .into());
+            }
+        };
+        let api: Box<dyn Api> = match spec {
+            TargetSpec::Github { signing, .. } => Box::new(super::github::Github::new(*signing)),
+            _ => Box::new(super::gitlab::Gitlab),
+        };
+        let http = Http::new(settings).map_err(|source| TargetError::Provider {
+            target: spec.to_string(),
+            source,
+        })?;
+        Ok(Box::new(AccountTarget::new(spec.clone(), http, api)))
     }
 
     /// Where RunPod accounts' settings come from; without it, opening a RunPod target
@@ -231,6 +356,7 @@ impl Targets for StandardTargets<'_> {
                     .with_env(self.child_env.clone()),
             )),
             TargetSpec::Runpod { .. } => self.open_runpod(spec),
+            TargetSpec::Github { .. } | TargetSpec::Gitlab { .. } => self.open_account(spec),
         }
     }
 }
