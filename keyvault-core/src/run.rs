@@ -142,6 +142,31 @@ pub(crate) fn draft(action: &'static str, record: &KeyRecord, detail: String) ->
 }
 
 impl Vault {
+    /// Records how a `sweep` or a rotation ended as an audit event of its own (`action`;
+    /// outcome failed with the error as its detail), which monitoring reads
+    /// (`keyvault_last_sweep_*`, [`crate::metrics`]). Best effort, after the operation's own
+    /// transaction: a log that cannot be appended to (locked for too long, broken chain) is
+    /// left as it is, and the missing record shows as a sweep not run.
+    pub(crate) fn record_run<T>(&self, action: &'static str, ok: String, result: &Result<T>) {
+        let (outcome, detail) = match result {
+            Ok(_) => (Outcome::Ok, ok),
+            // Waiting as long again for the lock would double the caller's wait.
+            Err(Error::Store(StoreError::Locked { .. })) => return,
+            Err(e) => (Outcome::Failed, e.to_string()),
+        };
+        let Ok(mut txn) = self.begin() else {
+            return;
+        };
+        txn.record([Draft {
+            action,
+            key_id: None,
+            fingerprint: None,
+            outcome,
+            detail: Some(detail),
+        }]);
+        let _ = txn.commit();
+    }
+
     pub(crate) fn hook_fn(&self) -> impl Fn(&str) -> Result<()> + '_ {
         move |point| self.hook(point)
     }

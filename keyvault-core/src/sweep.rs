@@ -16,7 +16,18 @@ impl Vault {
     ///
     /// [`crate::Error::Incomplete`] when a target fails; what was done is recorded and the next
     /// sweep continues from there.
+    ///
+    /// Every sweep ends with an audit event `sweep` (outcome ok or failed) that monitoring
+    /// reads as the time and result of the last sweep.
     pub fn sweep(&self, targets: &dyn Targets) -> Result<Report> {
+        let result = self.sweep_steps(targets);
+        let done = result.as_ref().map_or(0, |r| r.revoked.len());
+        self.record_run("sweep", format!("swept; {done} key(s) revoked"), &result);
+        result
+    }
+
+    /// The work of [`Vault::sweep`].
+    fn sweep_steps(&self, targets: &dyn Targets) -> Result<Report> {
         let mut txn = self.begin()?;
         let mut opened = Opened::new(targets);
         let mut report = Report::default();
