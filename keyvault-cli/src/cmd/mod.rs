@@ -5,6 +5,7 @@ pub(crate) mod ca;
 pub(crate) mod deploy;
 pub(crate) mod keys;
 pub(crate) mod mint;
+pub(crate) mod monitoring;
 pub(crate) mod rotate;
 pub(crate) mod runpod;
 pub(crate) mod status;
