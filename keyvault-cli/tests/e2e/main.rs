@@ -16,6 +16,7 @@ mod file_safety;
 mod interop;
 mod keyring;
 mod keys;
+mod monitoring;
 mod passphrases;
 mod pods;
 mod refusals;
