@@ -2,7 +2,7 @@
 //! parsing the exposition text; the sample alert rules under `promtool`; `log --follow`
 //! and `log --since` for log shippers.
 
-use crate::support::{Run, Vault, snapshot};
+use crate::support::{PASS, PRIVATE_KEY_MARKER, Run, Vault, snapshot};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
@@ -164,12 +164,9 @@ fn vault_in_several_states(t0: DateTime<Utc>) -> Vault {
     v
 }
 
-#[test]
-fn prometheus_metrics_pass_promtool_and_carry_each_keys_times_and_state() {
-    let t0 = at("2031-03-01T10:00:00Z");
-    let v = vault_in_several_states(t0);
-    // Plain status says "problems" (3); the metrics were produced, so 0.
-    v.run(&["status", "--offline"]).expect(3);
+/// `status --offline --format prometheus` (exit 0, no secret in it), checked by `promtool
+/// check metrics`, parsed; `_total` names are exactly the counters.
+fn metrics_of(v: &Vault) -> Vec<Sample> {
     let run = v
         .run(&["status", "--offline", "--format", "prometheus"])
         .expect(0)
@@ -188,6 +185,13 @@ fn prometheus_metrics_pass_promtool_and_carry_each_keys_times_and_state() {
             "{name} is a {kind}"
         );
     }
+    samples
+}
+
+/// Every live key of `list --all --json` has its creation and expiry time with its id,
+/// purpose, state and algorithm; revoked keys have none.
+#[track_caller]
+fn assert_keys_as_listed(v: &Vault, samples: &[Sample]) {
     let list = v.run(&["--json", "list", "--all"]).expect(0).json();
     let keys = list["keys"].as_array().expect("keys");
     assert_eq!(keys.len(), 5, "{list}");
@@ -195,26 +199,31 @@ fn prometheus_metrics_pass_promtool_and_carry_each_keys_times_and_state() {
         let id = k["id"].as_str().expect("id");
         let state = k["state"].as_str().expect("state");
         let want = [("id", id), ("purpose", k["purpose"].as_str().expect("p"))];
-        let created = value(&samples, "keyvault_key_created_timestamp_seconds", &want);
-        let expiry = value(&samples, "keyvault_key_expiry_timestamp_seconds", &want);
+        let created = value(samples, "keyvault_key_created_timestamp_seconds", &want);
+        let expiry = value(samples, "keyvault_key_expiry_timestamp_seconds", &want);
         if state == "revoked" {
             assert_eq!((created, expiry), (None, None), "{id} is revoked");
             continue;
         }
-        let with_state = [want[0], want[1], ("state", state), ("algorithm", "ed25519")];
-        let created_at = at(k["created_at"].as_str().expect("created_at"));
-        let expires_at = at(k["expires_at"].as_str().expect("expires_at"));
-        assert_eq!(
-            value(
-                &samples,
-                "keyvault_key_created_timestamp_seconds",
-                &with_state
-            ),
-            Some(created_at.timestamp() as f64),
-            "{id}"
-        );
-        assert_eq!(expiry, Some(expires_at.timestamp() as f64), "{id}");
+        let labels = [want[0], want[1], ("state", state), ("algorithm", "ed25519")];
+        let time = |field: &str| Some(at(k[field].as_str().expect("time")).timestamp() as f64);
+        for (name, field) in [
+            ("keyvault_key_created_timestamp_seconds", "created_at"),
+            ("keyvault_key_expiry_timestamp_seconds", "expires_at"),
+        ] {
+            assert_eq!(value(samples, name, &labels), time(field), "{id} {name}");
+        }
     }
+}
+
+#[test]
+fn prometheus_metrics_pass_promtool_and_carry_each_keys_times_and_state() {
+    let t0 = at("2031-03-01T10:00:00Z");
+    let v = vault_in_several_states(t0);
+    // Plain status says "problems" (3); the metrics were produced, so 0.
+    v.run(&["status", "--offline"]).expect(3);
+    let samples = metrics_of(&v);
+    assert_keys_as_listed(&v, &samples);
     let state_of = |id: &str| {
         let s = samples
             .iter()
@@ -223,56 +232,33 @@ fn prometheus_metrics_pass_promtool_and_carry_each_keys_times_and_state() {
     };
     assert_eq!(state_of("ci-1").as_deref(), Some("retiring"));
     assert_eq!(state_of("db-1").as_deref(), Some("active"));
-    // db-1 expired a day before "now": the expiry is in the past.
+    let one = |name: &str| value(&samples, name, &[]);
     let now = (t0 + TimeDelta::days(2)).timestamp() as f64;
-    assert_eq!(
-        value(&samples, "keyvault_status_timestamp_seconds", &[]),
-        Some(now)
-    );
+    assert_eq!(one("keyvault_status_timestamp_seconds"), Some(now));
     for (state, n) in [("active", 3.0), ("retiring", 1.0), ("revoked", 1.0)] {
-        assert_eq!(
-            value(&samples, "keyvault_keys", &[("state", state)]),
-            Some(n)
-        );
+        let count = value(&samples, "keyvault_keys", &[("state", state)]);
+        assert_eq!(count, Some(n), "{state}");
     }
     let finding = |sev, kind| {
-        value(
-            &samples,
-            "keyvault_findings",
-            &[("severity", sev), ("kind", kind)],
-        )
+        let labels = [("severity", sev), ("kind", kind)];
+        value(&samples, "keyvault_findings", &labels)
     };
+    // db-1 expired a day ago; web-1 expires within the 14-day warning window.
     assert_eq!(finding("high", "expired"), Some(1.0));
     assert_eq!(finding("medium", "expiring"), Some(1.0));
-    assert_eq!(
-        value(&samples, "keyvault_audit_chain_verified", &[]),
-        Some(1.0)
-    );
-    assert_eq!(
-        value(&samples, "keyvault_last_sweep_success", &[]),
-        Some(0.0)
-    );
-    assert_eq!(
-        value(&samples, "keyvault_last_sweep_timestamp_seconds", &[]),
-        Some(now)
-    );
-    assert_eq!(
-        value(&samples, "keyvault_last_rotation_success", &[]),
-        Some(1.0)
-    );
-    assert_eq!(
-        value(&samples, "keyvault_last_rotation_timestamp_seconds", &[]),
-        Some(t0.timestamp() as f64)
-    );
+    assert_eq!(one("keyvault_audit_chain_verified"), Some(1.0));
+    // The sweep at t0 + 2d failed at the broken target; the rotation at t0 was promoted.
+    assert_eq!(one("keyvault_last_sweep_success"), Some(0.0));
+    assert_eq!(one("keyvault_last_sweep_timestamp_seconds"), Some(now));
+    assert_eq!(one("keyvault_last_rotation_success"), Some(1.0));
+    let rotated = Some(t0.timestamp() as f64);
+    assert_eq!(one("keyvault_last_rotation_timestamp_seconds"), rotated);
     // A sweep that succeeds shows as such (the target is a file again).
     let ak = v.root.join("authorized_keys");
     std::fs::remove_dir(&ak).expect("rmdir");
     std::fs::write(&ak, "").expect("file");
     v.run(&["sweep"]).expect(0);
-    let again = v
-        .run(&["status", "--offline", "--format", "prometheus"])
-        .expect(0);
-    let (_, samples) = parse(&again.stdout);
+    let samples = metrics_of(&v);
     assert_eq!(
         value(&samples, "keyvault_last_sweep_success", &[]),
         Some(1.0)
@@ -294,6 +280,10 @@ fn textfile_replaces_the_old_file_atomically_and_a_broken_chain_shows() {
         .expect(0);
     assert_eq!(run.stdout, "", "the metrics go to the file only");
     let text = std::fs::read_to_string(&prom).expect("written");
+    assert!(
+        !text.contains(PASS) && !text.contains(PRIVATE_KEY_MARKER),
+        "{text}"
+    );
     assert_eq!(promtool(&["check", "metrics"], &text).code, 0, "{text}");
     let (_, samples) = parse(&text);
     assert!(
