@@ -282,14 +282,14 @@ fn audit_families(m: &mut Metrics, events: Option<&[AuditEvent]>) {
             "keyvault_last_sweep_timestamp_seconds",
             "keyvault_last_sweep_success",
             "When the last keyvault sweep ended (Unix time).",
-            "1 when the last keyvault sweep succeeded, 0 when it failed.",
+            "1 when the last keyvault sweep succeeded, 0 when it stopped part-way.",
         ),
         (
             "rotate",
             "keyvault_last_rotation_timestamp_seconds",
             "keyvault_last_rotation_success",
             "When the last rotation was promoted or failed (Unix time).",
-            "1 when the last rotation succeeded, 0 when it failed at a target.",
+            "1 when the last rotation succeeded, 0 when it stopped part-way.",
         ),
     ] {
         if let Some((time, success)) = last_of(events, action) {

@@ -225,9 +225,9 @@ impl Vault {
     ///
     /// Planning errors as [`Vault::plan_rotation`]; [`Error::Incomplete`] when a target
     /// fails part-way (everything done so far is recorded; running `rotate` or `sweep`
-    /// again finishes it, `abort_rotation` rolls it back). A rotation that fails at a
-    /// target is recorded as an audit event `rotate` with outcome failed (monitoring reads
-    /// it as the result of the last rotation).
+    /// again finishes it, `abort_rotation` rolls it back). A rotation that stops part-way
+    /// is recorded as an audit event `rotate` with outcome failed (monitoring reads it as
+    /// the result of the last rotation).
     pub fn rotate<R: CryptoRng + ?Sized>(
         &self,
         rng: &mut R,
@@ -237,7 +237,7 @@ impl Vault {
     ) -> Result<Report> {
         let result = self.rotate_steps(rng, request, callbacks, targets);
         // Successes are on record already (one `rotate` event per promoted purpose).
-        if matches!(result, Err(Error::Incomplete(_) | Error::Target(_))) {
+        if result.is_err() {
             self.record_run("rotate", String::new(), &result);
         }
         result
