@@ -179,7 +179,7 @@ For cron: `keyvault scan --json > scan.json || alert`."
     /// Health: expiry, drift at targets, pods on old keys, audit log (exit 3 on problems).
     #[command(
         after_help = "Exit 0 healthy, 3 problems found, 1 a target could not be checked.\n\n\
-Examples:\n  keyvault status\n  keyvault status --warn-within 30d --json\n  keyvault status --offline\n\n\
+Examples:\n  keyvault status\n  keyvault status --warn-within 30d --json\n  keyvault status --offline\n  keyvault status --format prometheus\n  keyvault status --textfile /var/lib/prometheus/node-exporter\n\n\
 For cron: `keyvault status --json || alert` (exit 3 means problems were found).\n\n\
 Monitoring: `keyvault status --format prometheus` prints metrics; `keyvault status --textfile DIR` writes \
 DIR/keyvault.prom for node exporter's textfile collector. Both exit 0 when the metrics were produced (the \
