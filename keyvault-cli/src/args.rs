@@ -216,12 +216,18 @@ For cron: `keyvault scan --json > scan.json || alert`."
 With a rotation policy (rotate_every, rotate_before_expiry in config.toml), a key that is due is a medium \
 finding, and one that expires before the next scheduled `sweep --rotate-due` a high one; the schedule is \
 assumed daily (as `schedule install` sets it up).\n\n\
-Examples:\n  keyvault status\n  keyvault status --warn-within 30d --json\n  keyvault status --offline\n\n\
-For cron: `keyvault status --json || alert` (exit 3 means problems were found)."
+Examples:\n  keyvault status\n  keyvault status --warn-within 30d --json\n  keyvault status --offline\n  keyvault status --format prometheus\n  keyvault status --textfile /var/lib/prometheus/node-exporter\n\n\
+For cron: `keyvault status --json || alert` (exit 3 means problems were found).\n\n\
+Monitoring: `keyvault status --format prometheus` prints metrics; `keyvault status --textfile DIR` writes \
+DIR/keyvault.prom for node exporter's textfile collector. Both exit 0 when the metrics were produced (the \
+problems are in the metrics), 1 when they could not be, 2 on a usage error."
     )]
     Status(StatusArgs),
     /// Show the audit trail; --verify checks its hash chain.
-    #[command(after_help = "Examples:\n  keyvault log\n  keyvault log --verify")]
+    #[command(
+        after_help = "Examples:\n  keyvault log\n  keyvault log --verify\n  keyvault log --since 2026-01-31\n  \
+keyvault log --follow --json | my-log-shipper"
+    )]
     Log(LogArgs),
     /// Write an age-encrypted backup of the whole vault: inventory, key files, audit log.
     #[command(
@@ -386,6 +392,23 @@ pub struct StatusArgs {
     /// Skip the checks that need the network (targets, pods).
     #[arg(long)]
     pub offline: bool,
+    /// text (words, or JSON with --json) or prometheus (the Prometheus text exposition
+    /// format; exit 0 whenever the metrics were produced, problems included).
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text, value_name = "FORMAT")]
+    pub format: StatusFormat,
+    /// Write the Prometheus metrics to DIR/keyvault.prom, atomically and mode 0644, for
+    /// node exporter's textfile collector (implies --format prometheus; prints nothing).
+    #[arg(long, value_name = "DIR")]
+    pub textfile: Option<PathBuf>,
+}
+
+/// What `keyvault status` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusFormat {
+    /// Words for people, or JSON with --json.
+    Text,
+    /// The Prometheus text exposition format.
+    Prometheus,
 }
 
 /// `keyvault deploy`.
@@ -696,6 +719,19 @@ pub struct LogArgs {
     /// Verify the hash chain; exit 1 if any line was edited, removed or cut off.
     #[arg(long)]
     pub verify: bool,
+    /// Keep printing events as they are appended, like `tail -f` (one JSON object per line
+    /// with --json); takes no lock. Ends on Ctrl-C or when standard output is closed.
+    #[arg(long, conflicts_with = "verify")]
+    pub follow: bool,
+    /// Only events at or after DATE: RFC 3339 (2026-01-31T12:00:00Z) or a plain date
+    /// (2026-01-31, midnight UTC).
+    #[arg(long, value_name = "DATE", conflicts_with = "verify", value_parser = parse_since)]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A `--since` value: RFC 3339 or a plain date.
+fn parse_since(value: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    keyvault_core::parse_date(value).map_err(|e| e.to_string())
 }
 
 /// `keyvault completions`.

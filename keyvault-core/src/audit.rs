@@ -153,7 +153,7 @@ pub struct Verification {
     pub unanchored: u64,
 }
 
-fn hash_line(line: &[u8]) -> String {
+pub(crate) fn hash_line(line: &[u8]) -> String {
     let digest = Sha256::digest(line);
     let mut out = String::with_capacity(64);
     for b in digest {
@@ -234,7 +234,7 @@ fn check(
 /// Reads line `n`: a valid event, numbered `n`, chained to `prev` (the hash of the line
 /// before), and not dated before the `latest` line so far by more than the allowed skew;
 /// `latest` moves forward with it.
-fn check_line(
+pub(crate) fn check_line(
     n: u64,
     line: &[u8],
     prev: &str,

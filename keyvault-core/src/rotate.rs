@@ -216,8 +216,26 @@ impl Vault {
     ///
     /// Planning errors as [`Vault::plan_rotation`]; [`Error::Incomplete`] when a target
     /// fails part-way (everything done so far is recorded; running `rotate` or `sweep`
-    /// again finishes it, `abort_rotation` rolls it back).
+    /// again finishes it, `abort_rotation` rolls it back). A rotation that stops part-way
+    /// is recorded as an audit event `rotate` with outcome failed (monitoring reads it as
+    /// the result of the last rotation).
     pub fn rotate<R: CryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+        request: &RotateRequest,
+        callbacks: &mut dyn Callbacks,
+        targets: &dyn Targets,
+    ) -> Result<Report> {
+        let result = self.rotate_steps(rng, request, callbacks, targets);
+        // Successes are on record already (one `rotate` event per promoted purpose).
+        if result.is_err() {
+            self.record_run("rotate", String::new(), &result);
+        }
+        result
+    }
+
+    /// The work of [`Vault::rotate`].
+    fn rotate_steps<R: CryptoRng + ?Sized>(
         &self,
         rng: &mut R,
         request: &RotateRequest,

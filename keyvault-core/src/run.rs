@@ -131,6 +131,17 @@ pub(crate) fn key_mut<'a>(inventory: &'a mut Inventory, id: &KeyId) -> Result<&'
     })
 }
 
+/// The audit event that says how a run (`sweep`, a rotation) ended: about no one key.
+pub(crate) fn run_draft(action: &'static str, outcome: Outcome, detail: String) -> Draft {
+    Draft {
+        action,
+        key_id: None,
+        fingerprint: None,
+        outcome,
+        detail: Some(detail),
+    }
+}
+
 pub(crate) fn draft(action: &'static str, record: &KeyRecord, detail: String) -> Draft {
     Draft {
         action,
@@ -142,6 +153,27 @@ pub(crate) fn draft(action: &'static str, record: &KeyRecord, detail: String) ->
 }
 
 impl Vault {
+    /// Records how a `sweep` or a rotation ended, as an audit event of its own, for
+    /// monitoring (`keyvault_last_sweep_*`, [`crate::metrics`]): outcome ok with `ok` as its
+    /// detail, or failed with the error when the run stopped part-way
+    /// ([`Error::Incomplete`]: it has changed the vault already; the next run continues).
+    /// Other errors changed nothing and are left so: a refused command changes nothing.
+    /// Best effort, after the run's own transaction: a log that cannot be appended to
+    /// (locked for too long, broken chain) is left as it is, and the missing record shows as
+    /// a run that did not happen.
+    pub(crate) fn record_run<T>(&self, action: &'static str, ok: String, result: &Result<T>) {
+        let (outcome, detail) = match result {
+            Ok(_) => (Outcome::Ok, ok),
+            Err(e @ Error::Incomplete(_)) => (Outcome::Failed, e.to_string()),
+            Err(_) => return,
+        };
+        let Ok(mut txn) = self.begin() else {
+            return;
+        };
+        txn.record([run_draft(action, outcome, detail)]);
+        let _ = txn.commit();
+    }
+
     pub(crate) fn hook_fn(&self) -> impl Fn(&str) -> Result<()> + '_ {
         move |point| self.hook(point)
     }

@@ -298,6 +298,11 @@ impl Txn {
         self.events.extend(drafts);
     }
 
+    /// Whether audit events are queued for the next save.
+    pub(crate) fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// Writes the state and the queued events, keeping the lock: a step that must be on
     /// record before a remote one begins. Writes nothing when nothing changed.
     ///

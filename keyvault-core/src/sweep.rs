@@ -1,9 +1,10 @@
 //! Sweeping: finishing grace periods and revoking what expired; pruning old records.
 
+use crate::audit::Outcome;
 use crate::error::{RequestError, Result, StoreError};
 use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState};
 use crate::report::Report;
-use crate::run::{Opened, draft, key, key_mut};
+use crate::run::{Opened, draft, key, key_mut, run_draft};
 use crate::target::Targets;
 use crate::vault::Vault;
 use std::collections::HashSet;
@@ -16,6 +17,9 @@ impl Vault {
     ///
     /// [`crate::Error::Incomplete`] when a target fails; what was done is recorded and the next
     /// sweep continues from there.
+    ///
+    /// Every sweep ends with an audit event `sweep` (outcome ok or failed) that monitoring
+    /// reads as the time and result of the last sweep.
     pub fn sweep(&self, targets: &dyn Targets) -> Result<Report> {
         self.sweep_keeping(targets, &HashSet::new())
     }
@@ -27,6 +31,20 @@ impl Vault {
         targets: &dyn Targets,
         keep: &HashSet<KeyId>,
     ) -> Result<Report> {
+        match self.sweep_steps(targets, keep) {
+            Ok((report, true)) => Ok(report),
+            result => {
+                let result = result.map(|(report, _)| report);
+                let done = result.as_ref().map_or(0, |r| r.revoked.len());
+                self.record_run("sweep", swept(done), &result);
+                result
+            }
+        }
+    }
+
+    /// The work of [`Vault::sweep_keeping`]; whether its `sweep` event is on record
+    /// (written with the sweep's own events, so that a sweep that writes writes once).
+    fn sweep_steps(&self, targets: &dyn Targets, keep: &HashSet<KeyId>) -> Result<(Report, bool)> {
         let mut txn = self.begin()?;
         let mut opened = Opened::new(targets);
         let mut report = Report::default();
@@ -65,8 +83,13 @@ impl Vault {
                 self.point_current(record.purpose(), record.id())?;
             }
         }
+        let on_record = txn.has_events();
+        if on_record {
+            let detail = swept(report.revoked.len());
+            txn.record([run_draft("sweep", Outcome::Ok, detail)]);
+        }
         txn.commit()?;
-        Ok(report)
+        Ok((report, on_record))
     }
 
     /// Revoked keys whose private key file could be deleted: not part of any rotation, file
@@ -148,4 +171,9 @@ impl Vault {
         txn.commit()?;
         Ok(report)
     }
+}
+
+/// The detail of a sweep's audit event.
+fn swept(revoked: usize) -> String {
+    format!("swept; {revoked} key(s) revoked")
 }

@@ -362,6 +362,22 @@ impl Vault {
             inventory.audit_head(),
         )?)
     }
+
+    /// The audit log's events so far, checked as [`Vault::audit_events`] checks them, and
+    /// an [`AuditTail`](crate::audit_tail::AuditTail) that returns the events appended
+    /// later. Takes no lock: writers go on while the log is followed.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the inventory cannot be read; [`crate::AuditError`] as
+    /// [`Vault::audit_events`].
+    pub fn follow_audit(&self) -> Result<(Vec<AuditEvent>, crate::audit_tail::AuditTail)> {
+        // The inventory before the log: a writer appends lines before it records them.
+        let inventory = self.store.load()?;
+        let (tail, events) =
+            crate::audit_tail::AuditTail::open(&self.paths.audit_path(), inventory.audit_head())?;
+        Ok((events, tail))
+    }
 }
 
 /// Points `dir/<purpose>` (and `.pub`) at key `id` in the sibling `keys/` directory: the

@@ -7,6 +7,7 @@ pub(crate) mod due;
 pub(crate) mod keys;
 pub(crate) mod man;
 pub(crate) mod mint;
+pub(crate) mod monitoring;
 pub(crate) mod providers;
 pub(crate) mod rotate;
 pub(crate) mod runpod;

@@ -9,6 +9,9 @@ use std::path::PathBuf;
 
 /// `keyvault status`.
 pub(crate) fn status(ctx: &mut Ctx<'_>, a: StatusArgs) -> Result<Done, Failure> {
+    if a.textfile.is_some() || a.format == crate::args::StatusFormat::Prometheus {
+        return super::monitoring::prometheus(ctx, a);
+    }
     let window = a.warn_within;
     let online: Option<&dyn keyvault_core::Targets> =
         if a.offline { None } else { Some(&ctx.remote) };
@@ -72,10 +75,15 @@ pub(crate) fn log(ctx: &mut Ctx<'_>, a: LogArgs) -> Result<Done, Failure> {
                 );
             }
         }
+    } else if a.follow {
+        return super::monitoring::follow(ctx, a.since);
     } else {
-        let events = ctx.vault.audit_events()?;
+        let mut events = ctx.vault.audit_events()?;
+        events.retain(|e| a.since.is_none_or(|s| e.time() >= s));
         if ctx.json {
             print_json(&json!({ "events": events }));
+        } else if let (true, Some(since)) = (events.is_empty(), a.since) {
+            println!("no audit events since {}", render::time(since));
         } else if events.is_empty() {
             println!("the audit log is empty");
         } else {

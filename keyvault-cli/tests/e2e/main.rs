@@ -17,6 +17,7 @@ mod interop;
 mod keyring;
 mod keys;
 mod manual;
+mod monitoring;
 mod passphrases;
 mod pods;
 mod provider_fakes;

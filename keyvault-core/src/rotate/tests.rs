@@ -648,3 +648,34 @@ fn revoke_that_fails_at_a_target_records_what_was_removed_and_says_what_is_left(
     assert_eq!(record.live_targets().len(), 2);
     assert!(s.vault.current_path(&web()).exists());
 }
+
+#[test]
+fn a_sweep_ends_with_its_event_and_a_sweep_with_nothing_to_do_writes_only_that() {
+    let s = setup();
+    rotate(
+        &s,
+        &RotateRequest::purposes(vec![web()]).grace(Span::from_secs(60)),
+    )
+    .expect("rotate");
+    *s.clock.0.lock().expect("clock") += TimeDelta::seconds(61);
+    let swept = s.vault.sweep(&s.fakes).expect("sweep");
+    assert_eq!(swept.revoked.len(), 1);
+    {
+        let saved = s.store.saved();
+        let last = saved.events.last().expect("events");
+        assert_eq!(
+            (last.action.as_str(), last.key_id.as_deref()),
+            ("sweep", None)
+        );
+        assert_eq!(last.detail, "swept; 1 key(s) revoked");
+    }
+    // Nothing to do: one write, of the sweep's event alone.
+    let (saves, events) = {
+        let saved = s.store.saved();
+        (saved.saves, saved.events.len())
+    };
+    s.vault.sweep(&s.fakes).expect("sweep");
+    let saved = s.store.saved();
+    assert_eq!((saved.saves, saved.events.len()), (saves + 1, events + 1));
+    assert_eq!(saved.events[events].detail, "swept; 0 key(s) revoked");
+}
