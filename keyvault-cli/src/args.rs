@@ -416,10 +416,11 @@ pub enum StatusFormat {
 pub struct DeployArgs {
     /// A key id or a purpose (its active key).
     pub key: String,
-    /// Where: runpod, runpod:PROFILE (a [runpod.PROFILE] table in config.toml),
-    /// github[:PROFILE], github-signing[:PROFILE], gitlab[:PROFILE] (a [github.PROFILE] or
-    /// [gitlab.PROFILE] table), file:/absolute/path/to/authorized_keys, ssh://[user@]host[:port][/path], or
-    /// runpod-pods[:PROFILE] (the running pods that trust another key of the purpose).
+    /// Where: runpod or runpod:PROFILE (a RunPod account; PROFILE is a [runpod.PROFILE]
+    /// table in config.toml); github[:PROFILE], github-signing[:PROFILE] or gitlab[:PROFILE]
+    /// (an account; [github.PROFILE] and [gitlab.PROFILE] tables); file:/path/to/authorized_keys
+    /// (absolute); ssh://[user@]host[:port][/path]; or runpod-pods[:PROFILE] (the running pods
+    /// that trust another key of the purpose).
     #[arg(long, value_name = "TARGET")]
     pub to: DeployTo,
     /// For runpod-pods: where the key's passphrase comes from (to prove it logs in).

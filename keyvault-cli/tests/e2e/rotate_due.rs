@@ -102,6 +102,13 @@ impl Setup {
     }
 }
 
+/// `state` without the audit log and the inventory (which records the log's head).
+fn keys_only(mut state: State) -> State {
+    state.0.remove(std::path::Path::new("audit.jsonl"));
+    state.0.remove(std::path::Path::new("inventory.json"));
+    state
+}
+
 fn rotation<'a>(out: &'a serde_json::Value, purpose: &str) -> &'a serde_json::Value {
     out["rotations"]
         .as_array()
@@ -268,9 +275,16 @@ fn a_due_key_needing_a_person_or_failing_is_reported_and_never_revoked() {
         ci["error"]["hint"].to_string().contains("chmod 600"),
         "{out}"
     );
-    // None was rotated nor revoked: the vault, RunPod and the file are as they were
-    // (the file's lines carry expiry-time=, so sshd refuses them by itself).
-    assert_eq!(s.state(), before);
+    // None was rotated nor revoked: the vault's keys, RunPod and the file are as they were
+    // (the file's lines carry expiry-time=, so sshd refuses them by itself); the audit log
+    // and the inventory's record of it gained the sweep's own event and nothing else.
+    assert_eq!(keys_only(s.state()), keys_only(before.clone()));
+    let events = s.v.run(&["--json", "log"]).expect(0).json();
+    let last = events["events"]
+        .as_array()
+        .and_then(|e| e.last())
+        .expect("an event");
+    assert_eq!(last["action"], "sweep", "{events}");
     for id in ["personal-1", "team-1", "ci-1"] {
         assert_eq!(s.show(id)["state"], "active", "{id}");
     }
