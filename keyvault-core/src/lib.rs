@@ -7,6 +7,7 @@ pub mod agent;
 mod agent_keys;
 pub mod audit;
 pub mod authorized_keys;
+#[cfg(feature = "backup")]
 pub mod backup;
 pub mod ca;
 pub mod callbacks;
