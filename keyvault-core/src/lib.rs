@@ -8,6 +8,7 @@ mod agent_keys;
 pub mod audit;
 pub mod audit_tail;
 pub mod authorized_keys;
+#[cfg(feature = "backup")]
 pub mod backup;
 pub mod ca;
 pub mod callbacks;

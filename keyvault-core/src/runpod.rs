@@ -9,14 +9,29 @@
 
 use crate::remote;
 use crate::secret::ApiToken;
+#[cfg(feature = "network")]
+use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::cell::Cell;
 use std::collections::BTreeMap;
+#[cfg(feature = "network")]
 use std::io::Read;
 use std::time::Duration;
 
+/// Without the `network` feature (the fuzz targets' build) the client sends nothing: every
+/// request fails with [`RunpodError::Network`].
+#[cfg(not(feature = "network"))]
+#[allow(clippy::upper_case_acronyms)]
+#[derive(Clone)]
+enum Method {
+    GET,
+    PUT,
+    POST,
+}
+
 /// The largest response body read (4 MiB).
+#[cfg(feature = "network")]
 const MAX_BODY: u64 = 4 << 20;
 
 /// RunPod's production API (REST base).
@@ -145,6 +160,7 @@ impl Pod {
 #[derive(Debug)]
 pub struct RunpodClient {
     settings: RunpodSettings,
+    #[cfg(feature = "network")]
     http: reqwest::blocking::Client,
     api: Cell<Api>,
     requests: Cell<u32>,
@@ -163,6 +179,7 @@ impl RunpodClient {
     ///
     /// [`RunpodError::Network`] if the HTTP client cannot be built.
     pub fn new(settings: RunpodSettings) -> Result<Self, RunpodError> {
+        #[cfg(feature = "network")]
         let http = reqwest::blocking::Client::builder()
             .connect_timeout(settings.timeout)
             .timeout(settings.timeout)
@@ -174,6 +191,7 @@ impl RunpodClient {
             })?;
         Ok(RunpodClient {
             settings,
+            #[cfg(feature = "network")]
             http,
             api: Cell::new(Api::Unknown),
             requests: Cell::new(0),
@@ -198,12 +216,17 @@ impl RunpodClient {
         clean.trim().to_owned()
     }
 
-    fn send(
-        &self,
-        method: reqwest::Method,
-        url: &str,
-        body: Option<&Value>,
-    ) -> Result<Answer, RunpodError> {
+    #[cfg(not(feature = "network"))]
+    fn send(&self, _: Method, url: &str, _: Option<&Value>) -> Result<Answer, RunpodError> {
+        self.requests.set(self.requests.get() + 1);
+        Err(RunpodError::Network {
+            url: url.to_owned(),
+            reason: "keyvault-core was built without its `network` feature".to_owned(),
+        })
+    }
+
+    #[cfg(feature = "network")]
+    fn send(&self, method: Method, url: &str, body: Option<&Value>) -> Result<Answer, RunpodError> {
         self.requests.set(self.requests.get() + 1);
         let mut req = self
             .http
@@ -245,12 +268,7 @@ impl RunpodClient {
     }
 
     /// Sends a read, retrying 429, 5xx and network failures with backoff and jitter.
-    fn read(
-        &self,
-        method: reqwest::Method,
-        url: &str,
-        body: Option<&Value>,
-    ) -> Result<Answer, RunpodError> {
+    fn read(&self, method: Method, url: &str, body: Option<&Value>) -> Result<Answer, RunpodError> {
         let mut attempt = 0;
         loop {
             let result = self.send(method.clone(), url, body);
@@ -350,7 +368,7 @@ impl RunpodClient {
     /// Any [`RunpodError`] after retries.
     pub fn get_keys(&self) -> Result<Vec<String>, RunpodError> {
         if self.api.get() != Api::Graphql {
-            let answer = self.read(reqwest::Method::GET, &self.keys_url(), None)?;
+            let answer = self.read(Method::GET, &self.keys_url(), None)?;
             match answer.status {
                 200 => {
                     self.api.set(Api::V2);
@@ -388,7 +406,7 @@ impl RunpodClient {
         }
         if self.api.get() == Api::V2 {
             let answer = self.send(
-                reqwest::Method::PUT,
+                Method::PUT,
                 &self.keys_url(),
                 Some(&json!({ "keys": keys })),
             )?;
@@ -410,9 +428,9 @@ impl RunpodClient {
     fn graphql(&self, body: Value, is_read: bool) -> Result<Value, RunpodError> {
         let url = &self.settings.graphql_url;
         let answer = if is_read {
-            self.read(reqwest::Method::POST, url, Some(&body))?
+            self.read(Method::POST, url, Some(&body))?
         } else {
-            self.send(reqwest::Method::POST, url, Some(&body))?
+            self.send(Method::POST, url, Some(&body))?
         };
         if answer.status == 404 {
             return Err(RunpodError::NotFound {
@@ -469,7 +487,7 @@ impl RunpodClient {
     /// Any [`RunpodError`] after retries.
     pub fn list_pods(&self) -> Result<Vec<Pod>, RunpodError> {
         let url = format!("{}/v2/pods", self.settings.api_url);
-        let answer = self.read(reqwest::Method::GET, &url, None)?;
+        let answer = self.read(Method::GET, &url, None)?;
         if answer.status == 404 {
             return Err(RunpodError::NotFound { what: "pods", url });
         }
@@ -490,6 +508,7 @@ impl RunpodClient {
 }
 
 /// An error and its causes on one line (reqwest's own message is terse).
+#[cfg(feature = "network")]
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();

@@ -125,30 +125,34 @@ impl Keyring {
             reason: describe(&e),
         };
         #[cfg(all(
+            feature = "keyring",
             unix,
             not(any(target_os = "macos", target_os = "ios", target_os = "android"))
         ))]
         let store: Arc<CredentialStore> =
             zbus_secret_service_keyring_store::Store::new().map_err(unavailable)?;
-        #[cfg(target_os = "macos")]
+        #[cfg(all(feature = "keyring", target_os = "macos"))]
         let store: Arc<CredentialStore> =
             apple_native_keyring_store::keychain::Store::new().map_err(unavailable)?;
-        #[cfg(target_os = "windows")]
+        #[cfg(all(feature = "keyring", target_os = "windows"))]
         let store: Arc<CredentialStore> =
             windows_native_keyring_store::Store::new().map_err(unavailable)?;
-        #[cfg(not(any(
-            all(
-                unix,
-                not(any(target_os = "macos", target_os = "ios", target_os = "android"))
-            ),
-            target_os = "macos",
-            target_os = "windows"
+        #[cfg(not(all(
+            feature = "keyring",
+            any(
+                all(
+                    unix,
+                    not(any(target_os = "macos", target_os = "ios", target_os = "android"))
+                ),
+                target_os = "macos",
+                target_os = "windows"
+            )
         )))]
         let store: Arc<CredentialStore> = {
             let _ = unavailable;
-            return Err(KeyringError::Unavailable {
+            Err(KeyringError::Unavailable {
                 reason: "keyvault has no keyring support on this platform".to_owned(),
-            });
+            })?
         };
         Ok(Keyring { store })
     }
