@@ -84,9 +84,11 @@ pub use status::{
     Finding, FindingKind, InGrace, ParseSeverityError, Remedy, Severity, StatusReport,
     TargetSummary, Unchecked,
 };
+#[cfg(feature = "network")]
+pub use target::{AccountTarget, ProviderCredentials, ProviderSettings};
 pub use target::{
-    AccountTarget, Applied, FileTarget, ProviderCredentials, ProviderSettings, RunpodCredentials,
-    RunpodTarget, SshTarget, StandardTargets, Target, TargetSpec, Targets,
+    Applied, FileTarget, RunpodCredentials, RunpodTarget, SshTarget, StandardTargets, Target,
+    TargetSpec, Targets,
 };
 pub use vault::{Expiry, FaultHook, ImportKey, NewKey, PodProgress, PodProgressSink, Vault};
 

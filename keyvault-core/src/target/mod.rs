@@ -4,10 +4,14 @@
 //! them from its spec with credentials from the caller. GitHub and GitLab accounts are
 //! [`AccountTarget`]s.
 
+#[cfg(feature = "network")]
 mod account;
 mod file;
+#[cfg(feature = "network")]
 mod github;
+#[cfg(feature = "network")]
 mod gitlab;
+#[cfg(feature = "network")]
 mod provider;
 mod runpod;
 mod spec;
@@ -15,15 +19,19 @@ mod ssh;
 mod ssh_session;
 mod standard;
 
+#[cfg(feature = "network")]
 pub use account::AccountTarget;
 pub use file::FileTarget;
+#[cfg(feature = "network")]
 pub use provider::{GITHUB_API_URL, GITHUB_API_VERSION, GITLAB_API_URL, ProviderSettings};
 pub use runpod::RunpodTarget;
 pub use spec::TargetSpec;
 pub use ssh::SshTarget;
+#[cfg(feature = "network")]
+pub use standard::ProviderCredentials;
 pub use standard::{
-    ProviderAccount, ProviderCredentials, RunpodAccount, RunpodCredentials, StandardTargets,
-    provider_account, runpod_account,
+    ProviderAccount, RunpodAccount, RunpodCredentials, StandardTargets, provider_account,
+    runpod_account,
 };
 
 use crate::error::{Error, TargetError};

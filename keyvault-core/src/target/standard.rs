@@ -1,7 +1,9 @@
 //! The standard set of targets: every kind keyvault-core ships, opened from a
 //! [`TargetSpec`], with RunPod credentials from the caller.
 
+#[cfg(feature = "network")]
 use super::account::{AccountTarget, Api};
+#[cfg(feature = "network")]
 use super::provider::{Http, ProviderSettings};
 use super::{FileTarget, RunpodTarget, SshTarget, Target, TargetSpec, Targets};
 use crate::child_env::ChildEnv;
@@ -191,6 +193,7 @@ pub fn provider_account<'a>(
 
 /// Where [`StandardTargets`] gets a GitHub or GitLab account's settings (token, API URL).
 /// Asked only when such a target is opened. The library reads no environment.
+#[cfg(feature = "network")]
 pub trait ProviderCredentials {
     /// Settings for `account`, which `spec` names.
     ///
@@ -204,6 +207,7 @@ pub trait ProviderCredentials {
     ) -> Result<ProviderSettings, Error>;
 }
 
+#[cfg(feature = "network")]
 impl<F> ProviderCredentials for F
 where
     F: Fn(&TargetSpec, &ProviderAccount<'_>) -> Result<ProviderSettings, Error>,
@@ -241,6 +245,7 @@ pub struct StandardTargets<'a> {
     allow_non_key_lines: bool,
     child_env: ChildEnv,
     runpod: Option<Box<dyn RunpodCredentials + 'a>>,
+    #[cfg(feature = "network")]
     providers: Option<Box<dyn ProviderCredentials + 'a>>,
 }
 
@@ -266,18 +271,21 @@ impl<'a> StandardTargets<'a> {
             allow_non_key_lines: false,
             child_env: ChildEnv::default(),
             runpod: None,
+            #[cfg(feature = "network")]
             providers: None,
         }
     }
 
     /// Where GitHub and GitLab accounts' settings come from; without it, opening such a
     /// target fails with [`TargetError::Credentials`].
+    #[cfg(feature = "network")]
     #[must_use]
     pub fn with_providers(mut self, credentials: impl ProviderCredentials + 'a) -> Self {
         self.providers = Some(Box::new(credentials));
         self
     }
 
+    #[cfg(feature = "network")]
     fn open_account(&self, spec: &TargetSpec) -> Result<Box<dyn Target + Send>, Error> {
         let account = provider_account(spec, self.config)?;
         let settings = match &self.providers {
@@ -299,6 +307,17 @@ impl<'a> StandardTargets<'a> {
             source,
         })?;
         Ok(Box::new(AccountTarget::new(spec.clone(), http, api)))
+    }
+
+    /// Without the `network` feature no GitHub or GitLab account can be reached.
+    #[cfg(not(feature = "network"))]
+    #[allow(clippy::unused_self)]
+    fn open_account(&self, spec: &TargetSpec) -> Result<Box<dyn Target + Send>, Error> {
+        Err(TargetError::Credentials {
+            target: spec.to_string(),
+            reason: "this build of keyvault-core has no network support".to_owned(),
+        }
+        .into())
     }
 
     /// Where RunPod accounts' settings come from; without it, opening a RunPod target
