@@ -17,6 +17,7 @@ mod interop;
 mod keyring;
 mod keys;
 mod passphrases;
+mod pod_logins;
 mod pods;
 mod refusals;
 mod restore_audit;
