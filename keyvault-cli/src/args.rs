@@ -524,7 +524,9 @@ pub struct RotateArgs {
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Also update running RunPod pods that trust the old key, over their direct SSH endpoints.
+    /// Also update running RunPod pods that trust the old key, over their direct SSH endpoints:
+    /// two logins each (the old key adds the new one; the new key alone then logs in and
+    /// removes the old one).
     #[arg(long)]
     pub pods: bool,
     /// The old key's passphrase, from environment variable VAR: keyvault then logs in with the

@@ -119,7 +119,9 @@ fn read_first_line(reader: impl Read, request: &PassphraseRequest, what: &str) -
 fn prompt_label(request: &PassphraseRequest) -> String {
     let subject = request.subject();
     match request.kind() {
-        PassphraseKind::Existing | PassphraseKind::Login => format!("Passphrase for {subject}: "),
+        PassphraseKind::Existing | PassphraseKind::Login | PassphraseKind::Successor => {
+            format!("Passphrase for {subject}: ")
+        }
         _ if subject.starts_with("key ") => format!("New passphrase for {subject}: "),
         _ => format!("Passphrase for {subject}: "),
     }
@@ -181,7 +183,7 @@ impl CliCallbacks {
                 .map_err(|e| unavailable(request, format!("cannot read from the terminal: {e}")))
         };
         match request.kind() {
-            PassphraseKind::Existing | PassphraseKind::Login => {
+            PassphraseKind::Existing | PassphraseKind::Login | PassphraseKind::Successor => {
                 Ok(Passphrase::new(ask(&prompt_label(request))?))
             }
             _ => {
@@ -215,6 +217,7 @@ impl Callbacks for CliCallbacks {
         let source = match request.kind() {
             PassphraseKind::Existing => self.existing.clone(),
             PassphraseKind::Login => self.login.clone(),
+            // New, and Successor: the new key's source (the rotation's `--passphrase-*`).
             _ => self.new.clone(),
         };
         self.read(&source, request)

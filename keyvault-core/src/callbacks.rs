@@ -16,6 +16,9 @@ pub enum PassphraseKind {
     /// The passphrase of a key keyvault logs in with (to pods), other than the key the
     /// operation is about (ask once).
     Login,
+    /// The passphrase of the new key of a rotation being finished, to log in with it
+    /// (ask once): the one given for the new key when the rotation began.
+    Successor,
 }
 
 /// A request for a passphrase.

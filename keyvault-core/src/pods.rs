@@ -103,6 +103,7 @@ impl Vault {
         report: &mut Report,
     ) -> Result<BTreeMap<Purpose, Vec<TargetSpec>>> {
         let mut found = BTreeMap::new();
+        self.unlock_unproven(inventory, plan, opened, callbacks)?;
         if !request.pods && !request.unlock_old {
             return Ok(found);
         }
@@ -143,6 +144,38 @@ impl Vault {
             }
         }
         Ok(found)
+    }
+
+    /// For a rotation being finished: unlocks each new key that a pod got without a login
+    /// to prove it (asked for as [`crate::PassphraseKind::Successor`]), so that the login which
+    /// removes the old key there can offer the new key alone.
+    fn unlock_unproven(
+        &self,
+        inventory: &Inventory,
+        plan: &RotationPlan,
+        opened: &mut Opened<'_>,
+        callbacks: &mut dyn Callbacks,
+    ) -> Result<()> {
+        for item in plan.rotations.iter().filter(|r| r.resumes.is_some()) {
+            let Some(e) = inventory.rotation(&item.purpose) else {
+                continue;
+            };
+            if opened.identities.contains_key(&e.new)
+                || !e.targets.values().any(|p| p.unproven && !p.removed)
+            {
+                continue;
+            }
+            let new = key(inventory, &e.new)?;
+            let subject = format!("key {} (to log in to its pods)", new.id());
+            let plain = self.unlock(
+                new,
+                callbacks,
+                &subject,
+                crate::callbacks::PassphraseKind::Successor,
+            )?;
+            opened.identities.insert(new.id().clone(), plain);
+        }
+        Ok(())
     }
 
     /// Pods a rotation is still waiting for that are no longer running no longer depend on
@@ -210,7 +243,9 @@ impl Vault {
     }
 
     /// Adds the new keys to pods in parallel (at most [`POD_FAN_OUT`] at a time), each
-    /// logging in with the old key and proving the new one; records the results in order.
+    /// logging in with the old key; records the results in order. The new key proves that
+    /// it logs in in the same run: by a login of its own here or, where the old key goes
+    /// right after promotion (see [`Self::proof_waits`]), by the login that removes it.
     /// A pod's failure is reported, never raised.
     pub(crate) fn add_to_pods(
         &self,
@@ -222,17 +257,22 @@ impl Vault {
         let mut jobs = Vec::new();
         let mut entries_of = BTreeMap::new();
         for (name, entries) in pods {
+            let waits = self.proof_waits(txn, &name, &entries, opened);
             let mut identities = Vec::new();
             let mut add = Vec::new();
             for e in entries.iter().filter_map(|p| txn.rotation(p)) {
-                identities.extend([e.old.clone(), e.new.clone()]);
+                // A key whose identity the target does not hold is not proven by it.
+                identities.push(e.old.clone());
+                if !waits {
+                    identities.push(e.new.clone());
+                }
                 add.push(key(txn, &e.new)?.clone());
             }
-            entries_of.insert(name.clone(), entries);
+            entries_of.insert(name.clone(), (entries, waits));
             jobs.push((name, identities, add, HashSet::new()));
         }
         for (name, result) in self.fan_out(opened, jobs, report) {
-            let entries = entries_of.remove(&name).unwrap_or_default();
+            let (entries, waits) = entries_of.remove(&name).unwrap_or_default();
             if let Err(e) = result {
                 report.pod(pod_id(&name), PodOutcomeKind::Failed, e.to_string());
                 continue;
@@ -242,7 +282,9 @@ impl Vault {
                 let Some(e) = txn.rotation_mut(purpose) else {
                     continue;
                 };
-                e.at(&name).added = true;
+                let progress = e.at(&name);
+                progress.added = true;
+                progress.unproven = waits;
                 if e.step < Step::Promoted {
                     e.step = Step::Adding;
                 }
@@ -259,14 +301,41 @@ impl Vault {
             report.pod(
                 pod_id(&name),
                 PodOutcomeKind::Added,
-                "new key added and proven to log in",
+                if waits {
+                    "new key added"
+                } else {
+                    "new key added and proven to log in"
+                },
             );
         }
         Ok(())
     }
 
+    /// Whether the new key's proof at pod `name` waits for the login that removes the old
+    /// key, saving a login: one rotation there, its old key going as soon as it is promoted
+    /// (no grace period), its new key held decrypted, and a target that logs in.
+    fn proof_waits(
+        &self,
+        txn: &Txn,
+        name: &TargetSpec,
+        entries: &[Purpose],
+        opened: &mut Opened<'_>,
+    ) -> bool {
+        let [purpose] = entries else {
+            return false;
+        };
+        let Some(e) = txn.rotation(purpose) else {
+            return false;
+        };
+        e.grace_until.is_none()
+            && opened.identities.contains_key(&e.new)
+            && opened.get(name).is_ok_and(|t| t.log_in_only_with(None))
+    }
+
     /// Removes the old keys from pods in parallel, logging in with the keys keyvault holds
-    /// unlocked; records each pod's result. A pod's failure is reported, never raised.
+    /// unlocked; records each pod's result. Where a new key is not proven yet, the login
+    /// offers that key alone, so that the session which removes the old key is the proof.
+    /// A pod's failure is reported, never raised.
     pub(crate) fn remove_from_pods(
         &self,
         txn: &mut Txn,
@@ -278,22 +347,96 @@ impl Vault {
         let mut jobs = Vec::new();
         let mut entries_of = BTreeMap::new();
         for (name, entries) in pods {
-            match old_fingerprints(txn, &entries) {
-                Ok(remove) => {
+            let prepared =
+                self.proving_login(txn, &name, entries, opened)
+                    .and_then(|(entries, proof)| {
+                        let remove = old_fingerprints(txn, &entries)?;
+                        Ok((entries, proof, remove))
+                    });
+            match prepared {
+                Ok((entries, proof, remove)) => {
                     let identities = unlocked(txn, opened, &entries);
                     jobs.push((name.clone(), identities, Vec::new(), remove));
-                    entries_of.insert(name, entries);
+                    entries_of.insert(name, (entries, proof));
                 }
-                Err(e) => report.pod(pod_id(&name), PodOutcomeKind::Failed, e.to_string()),
+                Err(e) => {
+                    if let Some(t) = opened.open.get_mut(&name) {
+                        t.log_in_only_with(None);
+                    }
+                    report.pod(pod_id(&name), PodOutcomeKind::Failed, e.to_string());
+                }
             }
         }
         for (name, result) in self.fan_out(opened, jobs, report) {
-            let entries = entries_of.remove(&name).unwrap_or_default();
-            match result.and_then(|()| self.removed_from(txn, &name, &entries, now)) {
+            let (entries, proof) = entries_of.remove(&name).unwrap_or_default();
+            if let Some(t) = opened.open.get_mut(&name) {
+                t.log_in_only_with(None);
+            }
+            let done = result.and_then(|()| {
+                for purpose in &entries {
+                    if let Some(e) = txn.rotation_mut(purpose) {
+                        e.at(&name).unproven = false;
+                    }
+                }
+                self.removed_from(txn, &name, &entries, now)
+            });
+            match done {
+                Ok(()) if proof => report.pod(
+                    pod_id(&name),
+                    PodOutcomeKind::Removed,
+                    "new key logged in; old key removed in that session",
+                ),
                 Ok(()) => report.pod(pod_id(&name), PodOutcomeKind::Removed, "old key removed"),
                 Err(e) => report.pod(pod_id(&name), PodOutcomeKind::Failed, e.to_string()),
             }
         }
+    }
+
+    /// The rotations whose old keys go from pod `name` in this run, and whether the login
+    /// that removes them is the new key's proof. A new key not proven there yet
+    /// ([`crate::inventory::TargetProgress::unproven`]) must log in alone first, so the
+    /// target is set to log in with it only; a second unproven one waits for the next run.
+    ///
+    /// # Errors
+    ///
+    /// When that new key is not held decrypted or the target cannot be opened: the pod
+    /// keeps its old key.
+    fn proving_login(
+        &self,
+        txn: &Txn,
+        name: &TargetSpec,
+        entries: Vec<Purpose>,
+        opened: &mut Opened<'_>,
+    ) -> Result<(Vec<Purpose>, bool)> {
+        let unproven = |p: &Purpose| {
+            txn.rotation(p)
+                .filter(|e| e.targets.get(name).is_some_and(|t| t.unproven))
+                .map(|e| e.new.clone())
+        };
+        let Some(new) = entries.iter().find_map(unproven) else {
+            return Ok((entries, false));
+        };
+        let Some(identity) = opened.identities.get(&new).cloned() else {
+            return Err(crate::error::TargetError::Unreachable {
+                target: name.to_string(),
+                reason: format!(
+                    "key {new} has not logged in there yet and keyvault does not hold it \
+                     decrypted to prove it; the old key was left in place"
+                ),
+            }
+            .into());
+        };
+        let target = opened.get(name)?;
+        target.load_identity(&identity)?;
+        let fingerprint = identity.public_key().fingerprint(ssh_key::HashAlg::Sha256);
+        if !target.log_in_only_with(Some(fingerprint)) {
+            return Ok((entries, false));
+        }
+        let entries = entries
+            .into_iter()
+            .filter(|p| unproven(p).is_none_or(|id| id == new))
+            .collect();
+        Ok((entries, true))
     }
 
     /// Trusts a key in every running pod of a RunPod `account` that trusts another key of its

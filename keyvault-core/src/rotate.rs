@@ -8,6 +8,10 @@
 //! `current/<purpose>` points at it (**promoted**); the old key is removed everywhere
 //! (now, or by `sweep` once the grace period ends) and becomes `revoked`. Every step is
 //! saved before the next begins, and every remote step is idempotent.
+//!
+//! A running pod (`--pods`) takes two logins: the old key adds the new one, and where the
+//! old key goes right after promotion, the new key's proof waits for the second login,
+//! which offers the new key alone and removes the old key in the same session.
 
 use crate::admission::{Admitted, KeyOptions};
 use crate::callbacks::Callbacks;

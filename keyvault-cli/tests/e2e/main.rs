@@ -19,6 +19,7 @@ mod keys;
 mod manual;
 mod monitoring;
 mod passphrases;
+mod pod_logins;
 mod pods;
 mod provider_fakes;
 mod providers;

@@ -7,7 +7,7 @@ use crate::sshd::Sshd;
 use crate::support::{PASS, PASS2, ROTATE_PODS, Vault};
 use keyvault_tests::fake_runpod::{FakeRunpod, pod};
 
-const UNMANAGED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILXGDN/SclOozk1xsDztpmhGiKkkrfQB9SKoO8dSIQQZ me@example.com";
+pub(crate) const UNMANAGED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILXGDN/SclOozk1xsDztpmhGiKkkrfQB9SKoO8dSIQQZ me@example.com";
 
 /// A pod: an sshd whose authorized_keys holds what RunPod's image would have put there.
 /// Pod `id` as listed in the JSON of `keyvault runpod pods`.
@@ -20,7 +20,7 @@ fn listed<'a>(pods: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
         .unwrap_or_else(|| panic!("no pod {id} in {pods}"))
 }
 
-fn pod_sshd(v: &Vault, name: &str, keys: &[&str]) -> Sshd {
+pub(crate) fn pod_sshd(v: &Vault, name: &str, keys: &[&str]) -> Sshd {
     Sshd::start_pod(
         &v.root.join(name),
         &format!("# from PUBLIC_KEY\n{}\n", keys.join("\n")),

@@ -27,6 +27,11 @@ pub struct TargetProgress {
     pub added: bool,
     /// The old key is gone (verified by reading back).
     pub removed: bool,
+    /// A pod only: the new key was added without a login to prove it yet. The login that
+    /// removes the old key offers the new key alone, so it is the proof; until then the
+    /// old key stays. Absent from the file when false (as every journal before it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unproven: bool,
 }
 
 /// An unfinished rotation, kept in the inventory so any later run can finish it.

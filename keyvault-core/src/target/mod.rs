@@ -94,6 +94,14 @@ pub trait Target {
         Ok(())
     }
 
+    /// Makes the following edits log in with the loaded key of this fingerprint alone (no
+    /// other key, no fallback to the user's own setup), so that a successful edit proves
+    /// that key logs in; `None` goes back to any way in. Returns whether the target logs in
+    /// at all (SSH targets); the default does not, and ignores it.
+    fn log_in_only_with(&mut self, _key: Option<ssh_key::Fingerprint>) -> bool {
+        false
+    }
+
     /// Whether a failure here should be recorded and skipped rather than stop the operation
     /// (running pods: one unreachable pod must not block the rest).
     fn best_effort(&self) -> bool {

@@ -55,6 +55,8 @@ pub struct SshTarget {
     reach: std::sync::OnceLock<Vec<String>>,
     /// keyvault's own agent got in where the user's setup did not: go to it first.
     agent_first: std::sync::atomic::AtomicBool,
+    /// Log in with this loaded key alone ([`Target::log_in_only_with`]).
+    only: Option<ssh_key::Fingerprint>,
     allow_non_key_lines: bool,
 }
 
@@ -70,6 +72,7 @@ impl SshTarget {
             env: crate::child_env::ChildEnv::default(),
             reach: std::sync::OnceLock::new(),
             agent_first: std::sync::atomic::AtomicBool::new(false),
+            only: None,
             allow_non_key_lines: false,
         }
     }
@@ -107,6 +110,7 @@ impl SshTarget {
             reach: std::sync::OnceLock::new(),
             // A pod trusts only keys keyvault holds: its own agent is the way in.
             agent_first: std::sync::atomic::AtomicBool::new(true),
+            only: None,
             allow_non_key_lines: false,
         }
     }
@@ -239,6 +243,10 @@ impl SshTarget {
     /// `true` for keyvault's own keys.
     fn attempts(&self) -> Vec<bool> {
         use std::sync::atomic::Ordering;
+        if self.only.is_some() {
+            // The login is the proof that this key works: keyvault's agent, that key alone.
+            return vec![true];
+        }
         let mut attempts = vec![false];
         // Once a rotation has made the new key active, the user's own setup may only know
         // the (encrypted) new key: fall back to keyvault's agent, which holds it decrypted.
@@ -257,7 +265,7 @@ impl SshTarget {
     /// The command for one of [`Self::attempts`].
     fn attempt(&self, own: bool, remote: &str) -> Result<std::process::Command, TargetError> {
         if own {
-            self.own_login(None, remote)
+            self.own_login(self.only.as_ref(), remote)
         } else {
             Ok(self.command(remote))
         }
@@ -288,7 +296,7 @@ impl SshTarget {
                 break;
             }
         }
-        Err(self.unreachable(if last.is_empty() { "ssh failed" } else { &last }))
+        Err(self.no_login(&last))
     }
 
     /// Reads the file, lets `decide` choose its new content (`None`: leave it), and writes
@@ -359,9 +367,19 @@ impl SshTarget {
                 .map_err(|_| self.unreachable("the file is not UTF-8 text"))?;
             return Ok((before, Some(written)));
         }
-        Err(self
-            .unreachable(if last.is_empty() { "ssh failed" } else { &last })
-            .into())
+        Err(self.no_login(&last).into())
+    }
+
+    /// No way in worked; `last` is ssh's last word on it.
+    fn no_login(&self, last: &str) -> TargetError {
+        let last = if last.is_empty() { "ssh failed" } else { last };
+        if self.only.is_some() {
+            self.unreachable(&format!(
+                "the new key does not log in ({last}); the old key was left in place"
+            ))
+        } else {
+            self.unreachable(last)
+        }
     }
 
     /// The script [`Self::edit`] runs: `print` (from [`Self::print_file_script`]), the
@@ -482,6 +500,11 @@ impl Target for SshTarget {
 
     fn best_effort(&self) -> bool {
         matches!(self.spec, TargetSpec::Pod { .. })
+    }
+
+    fn log_in_only_with(&mut self, key: Option<ssh_key::Fingerprint>) -> bool {
+        self.only = key;
+        true
     }
 
     fn load_identity(&mut self, key: &ssh_key::PrivateKey) -> Result<(), Error> {
