@@ -29,6 +29,7 @@ mod runpod;
 mod runpod_accounts;
 mod scan;
 mod schedule;
+mod schedule_review;
 mod scoped;
 mod secrets;
 mod ssh_logins;

@@ -251,7 +251,7 @@ impl Programs {
     }
 
     /// Runs `program` with `args`, `input` on its standard input, and waits for it.
-    fn run(&self, program: &Path, args: &[&str], input: Option<&str>) -> Result<Output> {
+    fn run(&self, program: &Path, args: &[&str], input: Option<&[u8]>) -> Result<Output> {
         let mut cmd = Command::new(program);
         cmd.args(args)
             .env_clear()
@@ -277,13 +277,13 @@ impl Programs {
         if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
             use std::io::Write;
             // A program that exits without reading reports why in its status.
-            let _ = stdin.write_all(text.as_bytes());
+            let _ = stdin.write_all(text);
         }
         child.wait_with_output().map_err(failed)
     }
 
     /// Runs `program args` and fails unless it exits 0.
-    fn run_ok(&self, program: &Path, args: &[&str], input: Option<&str>) -> Result<Output> {
+    fn run_ok(&self, program: &Path, args: &[&str], input: Option<&[u8]>) -> Result<Output> {
         let out = self.run(program, args, input)?;
         if out.status.success() {
             Ok(out)

@@ -1,0 +1,95 @@
+//! `keyvault schedule` against awkward crontabs and homes: other lines keep their bytes
+//! (CRLF endings, bytes that are not UTF-8, no final newline), and a home whose marker
+//! would only look like another vault's touches nothing. Through a `crontab` stand-in over
+//! a file, as in `schedule.rs`: the machine's real crontab is never touched.
+
+use crate::support::Vault;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// `crontab -l` / `crontab -` over a file, as the only program on keyvault's PATH.
+fn crontab(v: &Vault) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let tools = v.root.join("tools");
+    std::fs::create_dir_all(&tools).expect("tools dir");
+    v.set_env("PATH", tools.to_str().expect("utf-8"));
+    let file = v.root.join("crontab.txt");
+    let program = tools.join("crontab");
+    std::fs::write(
+        &program,
+        format!(
+            "#!/bin/sh\nf='{}'\ncase \"$1\" in\n  -l) [ -f \"$f\" ] || {{ echo \"no crontab for $USER\" >&2; exit 1; }}; /bin/cat \"$f\" ;;\n  \
+-) /bin/cat > \"$f\" ;;\n  *) exit 1 ;;\nesac\n",
+            file.display()
+        ),
+    )
+    .expect("write stand-in");
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    file
+}
+
+fn bytes(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+}
+
+#[test]
+fn crlf_lines_and_bytes_that_are_not_utf8_survive_install_and_remove() {
+    let v = Vault::new();
+    let file = crontab(&v);
+    let mine: &[u8] = b"MAILTO=me\r\n# caf\xe9 au lait\r\n15 2 * * * /usr/local/bin/backup";
+    std::fs::write(&file, mine).expect("crontab");
+    // Nothing of ours there: the crontab is not rewritten at all.
+    v.run(&["schedule", "remove", "--cron"]).expect(0);
+    assert_eq!(bytes(&file), mine);
+    v.run(&["schedule", "install", "--cron"]).expect(0);
+    let installed = bytes(&file);
+    assert!(
+        installed.starts_with(mine),
+        "{}",
+        String::from_utf8_lossy(&installed)
+    );
+    v.run(&["schedule", "install", "--cron", "--at", "04:05"])
+        .expect(0);
+    let shown = v.run(&["--json", "schedule", "show"]).expect(0).json();
+    assert!(
+        shown["cron"]["line"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("5 4 * * * ")),
+        "{shown}"
+    );
+    v.run(&["schedule", "remove", "--cron"]).expect(0);
+    assert_eq!(bytes(&file), [mine, b"\n"].concat());
+}
+
+#[test]
+fn a_home_that_is_not_utf8_does_not_remove_the_line_of_its_look_alike() {
+    let v = Vault::new();
+    let file = crontab(&v);
+    let look_alike = v.root.join("\u{fffd}");
+    v.run(&[
+        "--home",
+        look_alike.to_str().expect("utf-8"),
+        "schedule",
+        "install",
+        "--cron",
+    ])
+    .expect(0);
+    let before = bytes(&file);
+    let mut raw = v.root.as_os_str().as_bytes().to_vec();
+    raw.extend_from_slice(b"/\xff");
+    let home = std::ffi::OsStr::from_bytes(&raw);
+    for args in [&["schedule", "remove", "--cron"][..], &["schedule", "show"]] {
+        let out = v
+            .cmd(args)
+            .env("KEYVAULT_HOME", home)
+            .output()
+            .expect("run keyvault");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && !stdout.contains("sweep --rotate-due"),
+            "{args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(bytes(&file), before, "{args:?}");
+    }
+}
