@@ -80,9 +80,14 @@ fn quoted(s: &str, dollar: bool) -> String {
     out
 }
 
-/// Text in a `Description=`: specifiers escaped.
+/// Text in a `Description=`: specifiers escaped, and an odd run of backslashes at the end
+/// made even (systemd joins a line ending in an unescaped `\\` with the next one).
 fn plain(s: &str) -> String {
-    s.replace('%', "%%")
+    let mut out = s.replace('%', "%%");
+    if out.chars().rev().take_while(|c| *c == '\\').count() % 2 == 1 {
+        out.push('\\');
+    }
+    out
 }
 
 /// Whether `path` lies in a directory `PrivateTmp=` replaces.
@@ -338,6 +343,20 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("PrivateTmp=yes") && s.contains("NoNewPrivileges=yes"));
+    }
+
+    #[test]
+    fn no_line_continues_onto_the_next_whatever_the_home() {
+        // systemd reads a line ending in an unescaped backslash as continued.
+        let continued = |l: &str| l.chars().rev().take_while(|c| *c == '\\').count() % 2 == 1;
+        for home in [r"/srv/v\", r"/srv/v\\", r"/srv/v\\\", "/srv/v"] {
+            let j = job(home, None);
+            let units = Units::new(Path::new("/u"), j.home());
+            for text in [service_text(&j), timer_text(&j, &units)] {
+                assert!(!text.lines().any(continued), "{text}");
+                assert!(text.lines().any(|l| l.starts_with("Documentation=")));
+            }
+        }
     }
 
     #[test]
