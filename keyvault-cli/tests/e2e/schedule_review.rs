@@ -93,3 +93,42 @@ fn a_home_that_is_not_utf8_does_not_remove_the_line_of_its_look_alike() {
         assert_eq!(bytes(&file), before, "{args:?}");
     }
 }
+
+#[test]
+fn the_line_keeps_the_home_as_named_and_one_vault_named_two_ways_is_one_line() {
+    // A vault other than the default finds its keyring passphrases under its home as the
+    // user spells it (`personal-1@/x/vault/`), so the job must spell it the same way.
+    let v = Vault::new();
+    let file = crontab(&v);
+    let home = v.home.to_str().expect("utf-8");
+    let slashed = format!("{home}/");
+    v.set_env("KEYVAULT_HOME", &slashed);
+    let first = v
+        .run(&["--json", "schedule", "install", "--cron"])
+        .expect(0)
+        .json();
+    assert_eq!(first["home"], home, "{first}");
+    let line = format!("--home {slashed} --no-input sweep --rotate-due");
+    assert!(read_text(&file).contains(&line), "{}", read_text(&file));
+    // The same vault named without the slash: the same entry, found and removed.
+    v.set_env("KEYVAULT_HOME", home);
+    let shown = v.run(&["--json", "schedule", "show"]).expect(0).json();
+    assert!(
+        shown["cron"]["line"]
+            .as_str()
+            .is_some_and(|l| l.ends_with(&line)),
+        "{shown}"
+    );
+    let again = v
+        .run(&["--json", "schedule", "install", "--cron"])
+        .expect(0)
+        .json();
+    assert_eq!(again["change"], "updated", "{again}");
+    assert_eq!(read_text(&file).matches("# keyvault schedule:").count(), 1);
+    v.run(&["schedule", "remove", "--cron"]).expect(0);
+    assert!(read_text(&file).is_empty(), "{}", read_text(&file));
+}
+
+fn read_text(p: &Path) -> String {
+    String::from_utf8_lossy(&bytes(p)).into_owned()
+}

@@ -46,9 +46,9 @@ pub fn line(job: &Job) -> Result<String> {
             .into());
         }
     }
-    let (hour, minute) = job
-        .at()
-        .map_or((0, spread(job.home(), 60)), |t| (t.hour(), t.minute()));
+    let (hour, minute) = job.at().map_or((0, spread(job.schedule_home(), 60)), |t| {
+        (t.hour(), t.minute())
+    });
     let env: Vec<String> = job
         .env()
         .into_iter()
@@ -185,7 +185,7 @@ impl Crontab {
     pub fn install(&self, job: &Job) -> Result<(String, Change)> {
         let entry = line(job)?;
         let old = self.read_bytes()?;
-        let (new, found, changed) = edit(&old, job.home(), Some(&entry));
+        let (new, found, changed) = edit(&old, job.schedule_home(), Some(&entry));
         if changed {
             self.write(&new)?;
         }

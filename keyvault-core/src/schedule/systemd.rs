@@ -99,7 +99,7 @@ fn in_tmp(path: &Path) -> bool {
 /// and writes the vault's home (and talks to the network, the keyring and ssh) allows.
 #[must_use]
 pub fn service_text(job: &Job) -> String {
-    let home = job.home().to_string_lossy();
+    let home = job.schedule_home().to_string_lossy();
     let mut s = format!(
         "{HEADER}\n[Unit]\nDescription=keyvault sweep --rotate-due for the vault at {}\n\
 Documentation=man:keyvault-sweep(1) man:keyvault-schedule(1)\n\n[Service]\nType=oneshot\n",
@@ -138,7 +138,7 @@ pub fn timer_text(job: &Job, units: &Units) -> String {
         "{HEADER}\n[Unit]\nDescription=Daily keyvault sweep --rotate-due for the vault at {}\n\
 Documentation=man:keyvault-schedule(1)\n\n[Timer]\nOnCalendar={calendar}\nRandomizedDelaySec=1h\n\
 Persistent=true\nUnit={}\n\n[Install]\nWantedBy=timers.target\n",
-        plain(&job.home().to_string_lossy()),
+        plain(&job.schedule_home().to_string_lossy()),
         units.service_unit()
     )
 }
@@ -169,7 +169,7 @@ fn write_if_changed(path: &Path, text: &str) -> Result<Option<bool>> {
 ///
 /// [`crate::StoreError`] when a file cannot be read or written.
 pub fn install(dir: &Path, job: &Job) -> Result<(Units, Change)> {
-    let units = Units::new(dir, job.home());
+    let units = Units::new(dir, job.schedule_home());
     ensure_unit_dir(dir)?;
     let service = write_if_changed(&units.service(), &service_text(job))?;
     let timer = write_if_changed(&units.timer(), &timer_text(job, &units))?;
