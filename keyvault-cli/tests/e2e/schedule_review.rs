@@ -132,3 +132,27 @@ fn the_line_keeps_the_home_as_named_and_one_vault_named_two_ways_is_one_line() {
 fn read_text(p: &Path) -> String {
     String::from_utf8_lossy(&bytes(p)).into_owned()
 }
+
+#[test]
+fn man_replaces_a_symlinked_page_without_following_it_and_refuses_a_file_as_dir() {
+    let v = Vault::new();
+    let dir = v.root.join("man1");
+    std::fs::create_dir_all(&dir).expect("man dir");
+    let victim = v.root.join("victim");
+    std::fs::write(&victim, "mine\n").expect("victim");
+    std::os::unix::fs::symlink(&victim, dir.join("keyvault.1")).expect("symlink");
+    v.run(&["man", dir.to_str().expect("utf-8")]).expect(0);
+    assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "mine\n");
+    let page = std::fs::symlink_metadata(dir.join("keyvault.1")).expect("page");
+    assert!(page.is_file(), "the page is a file of its own now");
+    // A file where the directory should be: said as it is, nothing written.
+    let file = v.root.join("not-a-dir");
+    std::fs::write(&file, "x").expect("file");
+    let run = v.run(&["man", file.to_str().expect("utf-8")]).expect(1);
+    assert!(
+        run.stderr.contains("not a directory") && !run.stderr.contains("symlink"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&file).expect("file"), "x");
+}
