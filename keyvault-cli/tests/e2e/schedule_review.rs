@@ -156,3 +156,64 @@ fn man_replaces_a_symlinked_page_without_following_it_and_refuses_a_file_as_dir(
     );
     assert_eq!(std::fs::read_to_string(&file).expect("file"), "x");
 }
+
+/// `keyvault` (a hard link to the binary, else a copy) at `dir/keyvault`: the program path
+/// a scheduler gets is the one it was run from.
+fn keyvault_at(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("program dir");
+    let program = dir.join("keyvault");
+    if std::fs::hard_link(crate::support::bin(), &program).is_err() {
+        std::fs::copy(crate::support::bin(), &program).expect("copy keyvault");
+    }
+    program
+}
+
+#[test]
+fn systemd_runs_the_program_path_as_it_is_or_install_refuses_it() {
+    let v = Vault::new();
+    let config = v.root.join("config");
+    let run = |program: &Path| {
+        let mut c = std::process::Command::new(program);
+        c.args(["--json", "schedule", "install", "--systemd"])
+            .env_clear()
+            .env("HOME", &v.root)
+            .env("XDG_CONFIG_HOME", &config)
+            .env("KEYVAULT_HOME", &v.home)
+            .env("PATH", v.root.join("no-tools"));
+        c.output().expect("run keyvault")
+    };
+    // `$` in a directory name: kept as it is (systemd does not expand the program's path).
+    let out = run(&keyvault_at(&v.root.join("bin $HOME %h")));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let installed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let verify = std::process::Command::new("/usr/bin/systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(installed["service"].as_str().expect("service"))
+        .output()
+        .expect("run systemd-analyze");
+    let stderr = String::from_utf8_lossy(&verify.stderr);
+    assert!(
+        verify.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify:\n{stderr}"
+    );
+    // A quote in it: systemd would refuse the unit; install refuses first, writes nothing.
+    let units = config.join("systemd/user");
+    std::fs::remove_dir_all(&units).expect("clean units");
+    let out = run(&keyvault_at(&v.root.join("it's")));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("quote or a backslash"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!units.exists() || std::fs::read_dir(&units).expect("units").next().is_none());
+}

@@ -111,7 +111,10 @@ Documentation=man:keyvault-sweep(1) man:keyvault-schedule(1)\n\n[Service]\nType=
             quoted(&format!("{name}={value}"), false)
         ));
     }
-    let argv: Vec<String> = job.argv().iter().map(|a| quoted(a, true)).collect();
+    // systemd expands `$` in the arguments, never in the program's path.
+    let argv: Vec<String> = (job.argv().iter().enumerate())
+        .map(|(i, a)| quoted(a, i > 0))
+        .collect();
     s.push_str(&format!("ExecStart={}\n", argv.join(" ")));
     s.push_str(
         "StandardOutput=journal\nStandardError=journal\nSyslogIdentifier=keyvault\nUMask=0077\n\
@@ -163,12 +166,29 @@ fn write_if_changed(path: &Path, text: &str) -> Result<Option<bool>> {
     Ok(Some(old.is_some()))
 }
 
+/// Refuses a program path systemd would refuse in `ExecStart=` ("Executable name contains
+/// special characters": a quote or a backslash; control characters [`Job::new`] refuses).
+fn check_program(job: &Job) -> Result<()> {
+    let program = job.argv().into_iter().next().unwrap_or_default();
+    if program.contains(['"', '\'', '\\']) {
+        return Err(super::ScheduleError::UnsupportedPath {
+            what: "program",
+            path: program.into(),
+            reason: "systemd refuses to run a program whose path holds a quote or a backslash",
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// Writes the job's service and timer into `dir`, replacing this vault's earlier ones.
 ///
 /// # Errors
 ///
+/// [`super::ScheduleError::UnsupportedPath`] when systemd cannot run the program's path;
 /// [`crate::StoreError`] when a file cannot be read or written.
 pub fn install(dir: &Path, job: &Job) -> Result<(Units, Change)> {
+    check_program(job)?;
     let units = Units::new(dir, job.schedule_home());
     ensure_unit_dir(dir)?;
     let service = write_if_changed(&units.service(), &service_text(job))?;
@@ -356,6 +376,20 @@ mod tests {
                 assert!(!text.lines().any(continued), "{text}");
                 assert!(text.lines().any(|l| l.starts_with("Documentation=")));
             }
+        }
+    }
+
+    #[test]
+    fn the_program_path_is_not_variable_expanded_and_one_systemd_refuses_is_refused() {
+        let j = Job::new("/srv/$v".into(), "/opt/$x/keyvault".into(), false, None).expect("job");
+        assert!(
+            service_text(&j).contains(r#"ExecStart="/opt/$x/keyvault" "--home" "/srv/$$v""#),
+            "{}",
+            service_text(&j)
+        );
+        for program in [r#"/opt/"q"/kv"#, "/opt/it's/kv", r"/opt/b\s/kv"] {
+            let j = Job::new("/srv/v".into(), program.into(), false, None).expect("job");
+            assert!(install(Path::new("/nonexistent"), &j).is_err(), "{program}");
         }
     }
 
