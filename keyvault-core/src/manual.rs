@@ -10,10 +10,22 @@ use std::path::{Path, PathBuf};
 ///
 /// # Errors
 ///
-/// [`crate::StoreError`] when `dir` is not a directory or a page cannot be written.
+/// [`crate::StoreError`] when `dir` is not a directory (or a dangling symlink) or a page
+/// cannot be written.
 pub fn write_pages(dir: &Path, pages: &[(String, Vec<u8>)]) -> Result<Vec<PathBuf>> {
-    if !std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
-        fsutil::ensure_dir(dir, 0o755)?;
+    match std::fs::metadata(dir) {
+        // A symlink to a directory (a dotfile manager's) is used as it is.
+        Ok(m) if m.is_dir() => {}
+        // Something else that exists: said as it is, not as a symlink to replace.
+        Ok(_) => {
+            return Err(crate::error::StoreError::Io {
+                operation: "write the manual into",
+                path: dir.to_owned(),
+                source: std::io::ErrorKind::NotADirectory.into(),
+            }
+            .into());
+        }
+        Err(_) => fsutil::ensure_dir(dir, 0o755)?,
     }
     let mut written = Vec::with_capacity(pages.len());
     for (name, page) in pages {

@@ -63,6 +63,10 @@ pub struct InstallArgs {
 
 /// What the scheduler commands work with.
 struct Setting {
+    /// The home as the user named it (made absolute): a vault other than the default one
+    /// finds its keyring entries under this spelling, so the job passes it as it is.
+    named: PathBuf,
+    /// The same without `.` parts or a trailing `/`: the schedule's name.
     home: PathBuf,
     unit_dir: PathBuf,
     programs: Programs,
@@ -75,13 +79,17 @@ pub(crate) fn schedule(
     c: ScheduleCommand,
     explicit_home: bool,
 ) -> Result<Done, Failure> {
-    // Absolute, without `.` parts or a trailing `/`: one vault, one name, one schedule.
-    let home: PathBuf = std::path::absolute(ctx.vault.home())
-        .map_err(|e| Failure::Usage(format!("cannot resolve the vault's home: {e}")))?
-        .components()
-        .collect();
+    let home = ctx.vault.home();
+    let named = if home.is_absolute() {
+        home.to_owned()
+    } else {
+        std::path::absolute(home)
+            .map_err(|e| Failure::Usage(format!("cannot resolve the vault's home: {e}")))?
+    };
     let s = Setting {
-        home,
+        // Without `.` parts or a trailing `/`: one vault, one name, one schedule.
+        home: named.components().collect(),
+        named,
         unit_dir: unit_dir()?,
         programs: Programs::from_vars(std::env::vars_os()),
     };
@@ -122,7 +130,7 @@ fn install(s: &Setting, a: &InstallArgs, explicit_home: bool, json: bool) -> Res
             detail: format!("cannot find its own path: {e}"),
         })
     })?;
-    let job = Job::new(s.home.clone(), program, !explicit_home, a.at)?;
+    let job = Job::new(s.named.clone(), program, !explicit_home, a.at)?;
     let systemctl = Systemctl::find(&s.programs).filter(Systemctl::reachable);
     let crontab = cron::Crontab::find(&s.programs);
     let scheduler = match (a.which.systemd, a.which.cron) {

@@ -33,6 +33,7 @@ mod runpod_accounts;
 mod scan;
 mod scan_words;
 mod schedule;
+mod schedule_review;
 mod scoped;
 mod secrets;
 mod ssh_logins;

@@ -46,9 +46,9 @@ pub fn line(job: &Job) -> Result<String> {
             .into());
         }
     }
-    let (hour, minute) = job
-        .at()
-        .map_or((0, spread(job.home(), 60)), |t| (t.hour(), t.minute()));
+    let (hour, minute) = job.at().map_or((0, spread(job.schedule_home(), 60)), |t| {
+        (t.hour(), t.minute())
+    });
     let env: Vec<String> = job
         .env()
         .into_iter()
@@ -59,54 +59,71 @@ pub fn line(job: &Job) -> Result<String> {
     Ok(format!("{minute} {hour} * * * {command}"))
 }
 
-/// Whether `line` is a scheduled sweep (the line our marker stands above).
-fn is_job_line(line: &str) -> bool {
-    line.ends_with(" sweep --rotate-due")
+/// Whether `line` (without its line ending) is a scheduled sweep (the line our marker
+/// stands above).
+fn is_job_line(line: &[u8]) -> bool {
+    line.ends_with(b" sweep --rotate-due")
+}
+
+/// A line of the crontab without its `\n` or `\r\n`.
+fn bare(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 /// `crontab` with this vault's entry replaced by `entry` (or removed, for `None`): the
-/// marker and the line after it when that is a sweep; every other line kept in order. The
-/// new entry goes where the old one was, else at the end. Also says whether an entry was
-/// there and whether anything changed.
+/// marker and the line after it when that is a sweep; every other line kept byte for byte
+/// (line endings, bytes that are not UTF-8). The new entry goes where the old one was, else
+/// at the end. Also says whether an entry was there and whether anything changed. A home
+/// that is not UTF-8 has no entry (its marker would be a lossy look-alike of another's).
 #[must_use]
-pub fn edit(crontab: &str, home: &Path, entry: Option<&str>) -> (String, bool, bool) {
+pub fn edit(crontab: &[u8], home: &Path, entry: Option<&str>) -> (Vec<u8>, bool, bool) {
+    if home.to_str().is_none() {
+        return (crontab.to_vec(), false, false);
+    }
     let marker = marker(home);
-    let mut out: Vec<&str> = Vec::new();
+    let block = entry.map(|e| format!("{marker}\n{e}\n"));
+    let mut out = Vec::with_capacity(crontab.len() + block.as_ref().map_or(0, String::len));
     let mut found = false;
-    let mut lines = crontab.lines().peekable();
-    let new_block = entry.map(|e| [marker.as_str(), e]);
+    let mut lines = crontab.split_inclusive(|b| *b == b'\n').peekable();
     while let Some(l) = lines.next() {
-        if l != marker {
-            out.push(l);
+        if bare(l) != marker.as_bytes() {
+            out.extend_from_slice(l);
             continue;
         }
-        if lines.peek().is_some_and(|next| is_job_line(next)) {
+        if lines.peek().is_some_and(|next| is_job_line(bare(next))) {
             lines.next();
         }
-        if !found && let Some(block) = &new_block {
-            out.extend_from_slice(block);
+        if !found && let Some(block) = &block {
+            out.extend_from_slice(block.as_bytes());
         }
         found = true;
     }
-    if !found && let Some(block) = &new_block {
-        out.extend_from_slice(block);
-    }
-    let mut text = out.join("\n");
-    if !text.is_empty() {
+    if found && !out.is_empty() && !out.ends_with(b"\n") {
         // crontab requires a final newline.
-        text.push('\n');
+        out.push(b'\n');
     }
-    let changed = text != crontab && !(text.is_empty() && crontab.trim().is_empty());
-    (text, found, changed)
+    if !found && let Some(block) = &block {
+        if !out.is_empty() && !out.ends_with(b"\n") {
+            out.push(b'\n');
+        }
+        out.extend_from_slice(block.as_bytes());
+    }
+    let changed = out != crontab;
+    (out, found, changed)
 }
 
 /// The entry for the vault at `home` in `crontab`: the line under its marker.
 #[must_use]
 pub fn find(crontab: &str, home: &Path) -> Option<String> {
+    home.to_str()?;
     let marker = marker(home);
     let mut lines = crontab.lines();
     lines.find(|l| *l == marker)?;
-    lines.next().filter(|l| is_job_line(l)).map(str::to_owned)
+    lines
+        .next()
+        .filter(|l| is_job_line(l.as_bytes()))
+        .map(str::to_owned)
 }
 
 /// The `crontab` program.
@@ -132,13 +149,19 @@ impl Crontab {
     ///
     /// [`ScheduleError::Program`] when `crontab -l` fails otherwise.
     pub fn read(&self) -> Result<String> {
+        self.read_bytes()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+
+    /// The user's crontab as `crontab -l` prints it, byte for byte.
+    fn read_bytes(&self) -> Result<Vec<u8>> {
         let out = self.programs.run(&self.program, &["-l"], None)?;
         if out.status.success() {
-            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+            return Ok(out.stdout);
         }
         // "no crontab for USER" (cron and cronie alike), exit 1: nothing installed yet.
         if String::from_utf8_lossy(&out.stderr).contains("no crontab for") {
-            return Ok(String::new());
+            return Ok(Vec::new());
         }
         Err(super::program_failed(&self.program, &["-l"], &out).into())
     }
@@ -148,7 +171,7 @@ impl Crontab {
     /// # Errors
     ///
     /// [`ScheduleError::Program`] when `crontab -` fails.
-    pub fn write(&self, text: &str) -> Result<()> {
+    pub fn write(&self, text: &[u8]) -> Result<()> {
         self.programs
             .run_ok(&self.program, &["-"], Some(text))
             .map(drop)
@@ -161,8 +184,8 @@ impl Crontab {
     /// As [`line()`], [`Crontab::read`] and [`Crontab::write`].
     pub fn install(&self, job: &Job) -> Result<(String, Change)> {
         let entry = line(job)?;
-        let old = self.read()?;
-        let (new, found, changed) = edit(&old, job.home(), Some(&entry));
+        let old = self.read_bytes()?;
+        let (new, found, changed) = edit(&old, job.schedule_home(), Some(&entry));
         if changed {
             self.write(&new)?;
         }
@@ -180,7 +203,7 @@ impl Crontab {
     ///
     /// As [`Crontab::read`] and [`Crontab::write`].
     pub fn remove(&self, home: &Path) -> Result<bool> {
-        let old = self.read()?;
+        let old = self.read_bytes()?;
         let (new, found, changed) = edit(&old, home, None);
         if changed {
             self.write(&new)?;
@@ -217,30 +240,67 @@ mod tests {
     fn edits_keep_other_lines_and_leave_one_entry() {
         let home = Path::new("/srv/v");
         let other = "MAILTO=me\n# mine\n*/5 * * * * backup\n";
-        let (once, found, changed) = edit(other, home, Some("1 0 * * * kv sweep --rotate-due"));
+        let (once, found, changed) = edit(
+            other.as_bytes(),
+            home,
+            Some("1 0 * * * kv sweep --rotate-due"),
+        );
         assert!(!found && changed);
-        assert!(once.starts_with(other), "{once}");
+        assert!(once.starts_with(other.as_bytes()), "{once:?}");
         let (twice, found, changed) = edit(&once, home, Some("2 0 * * * kv sweep --rotate-due"));
         assert!(found && changed);
+        let twice = String::from_utf8(twice).expect("utf-8");
         assert_eq!(twice.matches(&marker(home)).count(), 1);
         assert_eq!(
             find(&twice, home).as_deref(),
             Some("2 0 * * * kv sweep --rotate-due")
         );
         assert_eq!(find(&twice, Path::new("/srv/other")), None);
-        let (back, found, _) = edit(&twice, home, None);
+        let (back, found, _) = edit(twice.as_bytes(), home, None);
         assert!(found);
-        assert_eq!(back, other);
-        let (same, _, changed) = edit(other, home, None);
-        assert!(!changed && same == other);
+        assert_eq!(back, other.as_bytes());
+        let (same, _, changed) = edit(other.as_bytes(), home, None);
+        assert!(!changed && same == other.as_bytes());
     }
 
     #[test]
     fn a_line_under_the_marker_that_is_not_ours_is_kept() {
         let home = Path::new("/srv/v");
         let text = format!("{}\n0 1 * * * someone-elses-job\n", marker(home));
-        let (out, found, _) = edit(&text, home, None);
+        let (out, found, _) = edit(text.as_bytes(), home, None);
         assert!(found);
-        assert_eq!(out, "0 1 * * * someone-elses-job\n");
+        assert_eq!(out, b"0 1 * * * someone-elses-job\n");
+    }
+
+    #[test]
+    fn other_lines_keep_their_bytes_crlf_and_all() {
+        let home = Path::new("/srv/v");
+        let entry = "1 0 * * * kv sweep --rotate-due";
+        // A Latin-1 comment, CRLF endings, no final newline.
+        let mine: &[u8] = b"# caf\xe9\r\n*/5 * * * * backup\r\n0 3 * * * last";
+        let (added, found, changed) = edit(mine, home, Some(entry));
+        assert!(!found && changed);
+        assert!(added.starts_with(mine), "{added:?}");
+        let (back, found, changed) = edit(&added, home, None);
+        assert!(found && changed);
+        assert_eq!(back, [mine, b"\n"].concat());
+        // Nothing of ours there: nothing to write, not even a final newline.
+        assert_eq!(edit(mine, home, None), (mine.to_vec(), false, false));
+        // Our block written with CRLF (an editor's doing) is still ours.
+        let crlf = format!("{}\r\n{entry}\r\nMAILTO=x\r\n", marker(home));
+        let (out, found, _) = edit(crlf.as_bytes(), home, None);
+        assert!(found);
+        assert_eq!(out, b"MAILTO=x\r\n");
+    }
+
+    #[test]
+    fn a_home_that_is_not_utf8_owns_no_entry() {
+        use std::os::unix::ffi::OsStrExt;
+        let lossy = Path::new("/srv/\u{fffd}");
+        let raw = Path::new(std::ffi::OsStr::from_bytes(b"/srv/\xff"));
+        let text = format!("{}\n1 0 * * * kv sweep --rotate-due\n", marker(lossy));
+        assert_eq!(find(&text, raw), None);
+        let (out, found, changed) = edit(text.as_bytes(), raw, None);
+        assert!(!found && !changed && out == text.as_bytes());
     }
 }

@@ -91,14 +91,16 @@ impl std::str::FromStr for TimeOfDay {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     home: PathBuf,
+    schedule_home: PathBuf,
     program: PathBuf,
     default_home: bool,
     at: Option<TimeOfDay>,
 }
 
 impl Job {
-    /// The job for the vault at `home` (absolute), run by `program` (the absolute path of
-    /// the `keyvault` binary). `default_home` says the vault is the user's default one
+    /// The job for the vault at `home` (absolute, spelled as the user names it: a vault
+    /// other than the default one finds its keyring entries under that spelling), run by
+    /// `program` (the absolute path of the `keyvault` binary). `default_home` says the vault is the user's default one
     /// (found through `XDG_DATA_HOME`, whose keyring entries are named by key id alone): the
     /// job then names its home through `XDG_DATA_HOME` rather than `--home`, so the sweep
     /// finds the same keyring entries.
@@ -124,6 +126,7 @@ impl Job {
             .into());
         }
         Ok(Job {
+            schedule_home: home.components().collect(),
             home,
             program,
             default_home,
@@ -135,6 +138,13 @@ impl Job {
     #[must_use]
     pub fn home(&self) -> &Path {
         &self.home
+    }
+
+    /// The home without `.` parts or a trailing `/`: what names the units and the crontab
+    /// marker, so that one vault named two ways is one schedule.
+    #[must_use]
+    pub fn schedule_home(&self) -> &Path {
+        &self.schedule_home
     }
 
     /// The time of day it runs at, if one was chosen.
@@ -251,7 +261,7 @@ impl Programs {
     }
 
     /// Runs `program` with `args`, `input` on its standard input, and waits for it.
-    fn run(&self, program: &Path, args: &[&str], input: Option<&str>) -> Result<Output> {
+    fn run(&self, program: &Path, args: &[&str], input: Option<&[u8]>) -> Result<Output> {
         let mut cmd = Command::new(program);
         cmd.args(args)
             .env_clear()
@@ -277,13 +287,13 @@ impl Programs {
         if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
             use std::io::Write;
             // A program that exits without reading reports why in its status.
-            let _ = stdin.write_all(text.as_bytes());
+            let _ = stdin.write_all(text);
         }
         child.wait_with_output().map_err(failed)
     }
 
     /// Runs `program args` and fails unless it exits 0.
-    fn run_ok(&self, program: &Path, args: &[&str], input: Option<&str>) -> Result<Output> {
+    fn run_ok(&self, program: &Path, args: &[&str], input: Option<&[u8]>) -> Result<Output> {
         let out = self.run(program, args, input)?;
         if out.status.success() {
             Ok(out)
@@ -388,6 +398,24 @@ mod tests {
                 ("KEYVAULT_HOME", String::new()),
                 ("XDG_DATA_HOME", "/h/.local/share".to_owned())
             ]
+        );
+    }
+
+    #[test]
+    fn the_command_keeps_the_home_as_named_and_the_schedule_is_named_by_its_plain_form() {
+        let j = Job::new(
+            "/srv/./ci/vault/".into(),
+            "/usr/bin/keyvault".into(),
+            false,
+            None,
+        )
+        .expect("job");
+        assert_eq!(j.argv()[2], "/srv/./ci/vault/");
+        assert_eq!(j.schedule_home(), Path::new("/srv/ci/vault"));
+        let units = systemd::Units::new(Path::new("/u"), j.schedule_home());
+        assert_eq!(
+            units.timer_unit(),
+            format!("{}.timer", job_name(Path::new("/srv/ci/vault")))
         );
     }
 

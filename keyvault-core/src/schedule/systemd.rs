@@ -80,9 +80,14 @@ fn quoted(s: &str, dollar: bool) -> String {
     out
 }
 
-/// Text in a `Description=`: specifiers escaped.
+/// Text in a `Description=`: specifiers escaped, and an odd run of backslashes at the end
+/// made even (systemd joins a line ending in an unescaped `\\` with the next one).
 fn plain(s: &str) -> String {
-    s.replace('%', "%%")
+    let mut out = s.replace('%', "%%");
+    if out.chars().rev().take_while(|c| *c == '\\').count() % 2 == 1 {
+        out.push('\\');
+    }
+    out
 }
 
 /// Whether `path` lies in a directory `PrivateTmp=` replaces.
@@ -94,7 +99,7 @@ fn in_tmp(path: &Path) -> bool {
 /// and writes the vault's home (and talks to the network, the keyring and ssh) allows.
 #[must_use]
 pub fn service_text(job: &Job) -> String {
-    let home = job.home().to_string_lossy();
+    let home = job.schedule_home().to_string_lossy();
     let mut s = format!(
         "{HEADER}\n[Unit]\nDescription=keyvault sweep --rotate-due for the vault at {}\n\
 Documentation=man:keyvault-sweep(1) man:keyvault-schedule(1)\n\n[Service]\nType=oneshot\n",
@@ -106,7 +111,10 @@ Documentation=man:keyvault-sweep(1) man:keyvault-schedule(1)\n\n[Service]\nType=
             quoted(&format!("{name}={value}"), false)
         ));
     }
-    let argv: Vec<String> = job.argv().iter().map(|a| quoted(a, true)).collect();
+    // systemd expands `$` in the arguments, never in the program's path.
+    let argv: Vec<String> = (job.argv().iter().enumerate())
+        .map(|(i, a)| quoted(a, i > 0))
+        .collect();
     s.push_str(&format!("ExecStart={}\n", argv.join(" ")));
     s.push_str(
         "StandardOutput=journal\nStandardError=journal\nSyslogIdentifier=keyvault\nUMask=0077\n\
@@ -133,7 +141,7 @@ pub fn timer_text(job: &Job, units: &Units) -> String {
         "{HEADER}\n[Unit]\nDescription=Daily keyvault sweep --rotate-due for the vault at {}\n\
 Documentation=man:keyvault-schedule(1)\n\n[Timer]\nOnCalendar={calendar}\nRandomizedDelaySec=1h\n\
 Persistent=true\nUnit={}\n\n[Install]\nWantedBy=timers.target\n",
-        plain(&job.home().to_string_lossy()),
+        plain(&job.schedule_home().to_string_lossy()),
         units.service_unit()
     )
 }
@@ -158,13 +166,30 @@ fn write_if_changed(path: &Path, text: &str) -> Result<Option<bool>> {
     Ok(Some(old.is_some()))
 }
 
+/// Refuses a program path systemd would refuse in `ExecStart=` ("Executable name contains
+/// special characters": a quote or a backslash; control characters [`Job::new`] refuses).
+fn check_program(job: &Job) -> Result<()> {
+    let program = job.argv().into_iter().next().unwrap_or_default();
+    if program.contains(['"', '\'', '\\']) {
+        return Err(super::ScheduleError::UnsupportedPath {
+            what: "program",
+            path: program.into(),
+            reason: "systemd refuses to run a program whose path holds a quote or a backslash",
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// Writes the job's service and timer into `dir`, replacing this vault's earlier ones.
 ///
 /// # Errors
 ///
+/// [`super::ScheduleError::UnsupportedPath`] when systemd cannot run the program's path;
 /// [`crate::StoreError`] when a file cannot be read or written.
 pub fn install(dir: &Path, job: &Job) -> Result<(Units, Change)> {
-    let units = Units::new(dir, job.home());
+    check_program(job)?;
+    let units = Units::new(dir, job.schedule_home());
     ensure_unit_dir(dir)?;
     let service = write_if_changed(&units.service(), &service_text(job))?;
     let timer = write_if_changed(&units.timer(), &timer_text(job, &units))?;
@@ -338,6 +363,34 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("PrivateTmp=yes") && s.contains("NoNewPrivileges=yes"));
+    }
+
+    #[test]
+    fn no_line_continues_onto_the_next_whatever_the_home() {
+        // systemd reads a line ending in an unescaped backslash as continued.
+        let continued = |l: &str| l.chars().rev().take_while(|c| *c == '\\').count() % 2 == 1;
+        for home in [r"/srv/v\", r"/srv/v\\", r"/srv/v\\\", "/srv/v"] {
+            let j = job(home, None);
+            let units = Units::new(Path::new("/u"), j.home());
+            for text in [service_text(&j), timer_text(&j, &units)] {
+                assert!(!text.lines().any(continued), "{text}");
+                assert!(text.lines().any(|l| l.starts_with("Documentation=")));
+            }
+        }
+    }
+
+    #[test]
+    fn the_program_path_is_not_variable_expanded_and_one_systemd_refuses_is_refused() {
+        let j = Job::new("/srv/$v".into(), "/opt/$x/keyvault".into(), false, None).expect("job");
+        assert!(
+            service_text(&j).contains(r#"ExecStart="/opt/$x/keyvault" "--home" "/srv/$$v""#),
+            "{}",
+            service_text(&j)
+        );
+        for program in [r#"/opt/"q"/kv"#, "/opt/it's/kv", r"/opt/b\s/kv"] {
+            let j = Job::new("/srv/v".into(), program.into(), false, None).expect("job");
+            assert!(install(Path::new("/nonexistent"), &j).is_err(), "{program}");
+        }
     }
 
     #[test]
