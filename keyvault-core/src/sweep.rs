@@ -17,16 +17,13 @@ impl Vault {
     /// [`crate::Error::Incomplete`] when a target fails; what was done is recorded and the next
     /// sweep continues from there.
     pub fn sweep(&self, targets: &dyn Targets) -> Result<Report> {
-        self.sweep_keeping(targets, &HashSet::new())
+        self.sweep_keeping(targets, false)
     }
 
-    /// [`Vault::sweep`], leaving the keys in `keep` where they are even when expired
-    /// (`sweep --rotate-due` rotates them instead, or reports them).
-    pub(crate) fn sweep_keeping(
-        &self,
-        targets: &dyn Targets,
-        keep: &HashSet<KeyId>,
-    ) -> Result<Report> {
+    /// [`Vault::sweep`]; with `keep_due`, leaving the keys due for rotation where they are
+    /// even when expired (`sweep --rotate-due` rotates them instead, or reports them),
+    /// judged under the lock at the same instant as expiry.
+    pub(crate) fn sweep_keeping(&self, targets: &dyn Targets, keep_due: bool) -> Result<Report> {
         let mut txn = self.begin()?;
         let mut opened = Opened::new(targets);
         let mut report = Report::default();
@@ -38,6 +35,11 @@ impl Vault {
             .iter()
             .flat_map(|e| [&e.old, &e.new])
             .collect();
+        let keep: HashSet<KeyId> = if keep_due {
+            self.due_in(&txn, now).into_iter().map(|d| d.key).collect()
+        } else {
+            HashSet::new()
+        };
         let expired: Vec<KeyId> = txn
             .keys()
             .iter()

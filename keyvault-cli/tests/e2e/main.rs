@@ -22,6 +22,7 @@ mod provider_fakes;
 mod refusals;
 mod restore_audit;
 mod rotate_due;
+mod rotate_due_review;
 mod rotation_matrix;
 mod rotation_recovery;
 mod runpod;
