@@ -299,7 +299,12 @@ impl Vault {
                             ),
                         }
                     ),
-                    fix: Remedy::RotateDue { purpose },
+                    // `sweep --rotate-due` only reports a key whose passphrase needs a person.
+                    fix: if self.unattended(k) == Unattended::Person {
+                        Remedy::RotateByHand { purpose }
+                    } else {
+                        Remedy::RotateDue { purpose }
+                    },
                 },
                 (None, None) => continue,
             };

@@ -110,3 +110,57 @@ fn dry_run_lists_a_rotation_whose_passphrase_would_fail_as_failed() {
         assert_eq!(shown["state"], "active", "{id}");
     }
 }
+
+/// `status` does not promise that `sweep --rotate-due` rotates a due key whose passphrase
+/// only a person can give (the sweep only reports it): its fix names `keyvault rotate`.
+#[test]
+fn status_of_a_due_key_needing_a_person_does_not_count_on_the_sweep() {
+    let v = Vault::new();
+    std::fs::create_dir_all(&v.home).expect("mkdir");
+    chmod(&v.home, 0o700);
+    std::fs::write(
+        v.home.join("config.toml"),
+        "[policy]\nrotate_every = \"90d\"\n\n[purpose.team]\npassphrase_env = \"KV_PASS\"\n",
+    )
+    .expect("config");
+    chmod(&v.home.join("config.toml"), 0o600);
+    let now = Utc::now();
+    v.set_now(now - TimeDelta::days(100));
+    v.new_key("personal", &["--ttl", "200d"]);
+    v.new_key("team", &["--ttl", "200d"]);
+    v.set_now(now);
+    let status = v
+        .run(&["--json", "status", "--offline"])
+        .expect(3)
+        .no_secrets()
+        .json();
+    let fix = |id: &str| {
+        status["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .find(|f| f["kind"] == "rotation-due" && f["key_id"] == id)
+            .unwrap_or_else(|| panic!("no rotation-due finding of {id}: {status}"))["fix"]
+            .as_str()
+            .expect("fix")
+            .to_owned()
+    };
+    let personal = fix("personal-1");
+    assert!(
+        personal.contains("cannot rotate it")
+            && personal.ends_with("run: keyvault rotate personal"),
+        "{personal}"
+    );
+    assert!(
+        fix("team-1").contains("sweep --rotate-due rotates it"),
+        "{status}"
+    );
+    // And the sweep indeed only reports it.
+    let out = v
+        .run(&["--json", "--no-input", "sweep", "--rotate-due"])
+        .expect(3)
+        .no_secrets()
+        .json();
+    assert_eq!(result(&out, "personal")["result"], "needs-person", "{out}");
+    assert_eq!(result(&out, "team")["result"], "rotated", "{out}");
+}

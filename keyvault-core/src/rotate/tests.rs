@@ -693,7 +693,13 @@ fn a_rotation_of_one_key_that_another_run_rotated_meanwhile_rotates_nothing() {
         "{e:?}"
     );
     // One rotation happened, the other run's: the active key replaced the first one.
-    let active = s.store.saved().state.active(&web()).expect("active").clone();
+    let active = s
+        .store
+        .saved()
+        .state
+        .active(&web())
+        .expect("active")
+        .clone();
     assert_eq!(active.rotated_from(), Some(&first));
     check_finished(&s);
     // Restricted to the active key, the same request rotates it.
