@@ -179,8 +179,8 @@ reported with the command to run. A due key is never revoked at expiry by this s
 or needs a person it stays, and expires at its targets by itself (expiry-time=). \
 `status` assumes the schedule is daily (as `schedule install` sets it up).\n\n\
 Exit 0 done (every due key rotated), 3 a due key needs a person, 1 the sweep or a rotation failed \
-(what was done is listed; the next sweep finishes an interrupted rotation). --dry-run prints the plan, \
-changes nothing and exits 0.\n\n\
+(what was done is listed; the next sweep finishes an interrupted rotation). --dry-run prints the plan \
+(a key whose passphrase_env / passphrase_file would fail is listed as failed), changes nothing and exits 0.\n\n\
 Examples:\n  keyvault sweep\n  \
 */10 * * * * keyvault --json --no-input sweep >> ~/keyvault-sweep.log\n  \
 keyvault sweep --rotate-due --dry-run\n  keyvault --json --no-input sweep --rotate-due")]

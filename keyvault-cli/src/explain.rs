@@ -156,6 +156,10 @@ gone); redeploy pods that cannot be reached"
         Remedy::RotateNow { purpose } => {
             format!("rotate it now, the next scheduled run is too late: keyvault rotate {purpose}")
         }
+        Remedy::RotateByHand { purpose } => format!(
+            "keyvault sweep --rotate-due cannot rotate it (its passphrase needs a person; keep it in the \
+OS keyring or set passphrase_env / passphrase_file in config.toml); run: keyvault rotate {purpose}"
+        ),
         _ => "see `keyvault status --help`".to_owned(),
     }
 }
@@ -586,6 +590,13 @@ mod tests {
                 purpose: purpose.clone()
             }),
             "rotate it now, the next scheduled run is too late: keyvault rotate team"
+        );
+        assert_eq!(
+            remedy(&Remedy::RotateByHand {
+                purpose: purpose.clone()
+            }),
+            "keyvault sweep --rotate-due cannot rotate it (its passphrase needs a person; keep it in the \
+OS keyring or set passphrase_env / passphrase_file in config.toml); run: keyvault rotate team"
         );
         assert_eq!(
             super::rotate_command(&purpose, true),

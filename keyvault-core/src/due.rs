@@ -133,6 +133,9 @@ pub enum DueResult {
     /// The rotation failed (or its plan, or its passphrase): the key stays, even when
     /// expired; an interrupted rotation is finished by the next sweep.
     Failed(Error),
+    /// Another run (a concurrent `sweep --rotate-due` or `rotate`) rotated the key after
+    /// this one found it due: nothing left to do.
+    RotatedElsewhere,
 }
 
 /// One due key and what became of it.
@@ -296,7 +299,12 @@ impl Vault {
                             ),
                         }
                     ),
-                    fix: Remedy::RotateDue { purpose },
+                    // `sweep --rotate-due` only reports a key whose passphrase needs a person.
+                    fix: if self.unattended(k) == Unattended::Person {
+                        Remedy::RotateByHand { purpose }
+                    } else {
+                        Remedy::RotateDue { purpose }
+                    },
                 },
                 (None, None) => continue,
             };
@@ -306,23 +314,24 @@ impl Vault {
     }
 
     /// `sweep --rotate-due --dry-run`: each due key with the rotation that would run (or
-    /// why it would not). Changes nothing; the usual sweep is not run.
+    /// why it would not: a passphrase only a person can give, or a `passphrase_env` /
+    /// `passphrase_file` that would fail, checked as the real run checks it). Changes
+    /// nothing; the usual sweep is not run. `env` as for [`Vault::sweep_rotate_due`].
     ///
     /// # Errors
     ///
     /// [`crate::StoreError`] when the inventory cannot be read.
-    pub fn plan_due(&self) -> Result<DueRun> {
+    pub fn plan_due(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<DueRun> {
         let inventory = self.store.load()?;
         let now = self.now();
         let rotations = self
             .due_in(&inventory, now)
             .into_iter()
             .map(|due| {
-                let result = if due.unattended == Unattended::Person {
-                    DueResult::NeedsPerson
-                } else {
-                    let request = RotateRequest::purposes(vec![due.purpose.clone()]).pods(due.pods);
-                    match self.plan_in(&inventory, &request, now) {
+                let result = match self.unattended_passphrase(&due, env) {
+                    _ if due.unattended == Unattended::Person => DueResult::NeedsPerson,
+                    Err(e) => DueResult::Failed(e),
+                    Ok(_) => match self.plan_in(&inventory, &due_request(&due), now) {
                         Ok(mut plan) if !plan.rotations.is_empty() => {
                             DueResult::Planned(Box::new(plan.rotations.remove(0)))
                         }
@@ -330,7 +339,7 @@ impl Vault {
                             DueResult::Failed(crate::error::RequestError::NothingToRotate.into())
                         }
                         Err(e) => DueResult::Failed(e),
-                    }
+                    },
                 };
                 DueRotation { due, result }
             })
@@ -358,8 +367,7 @@ impl Vault {
         targets: &dyn Targets,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<DueRun> {
-        let keep: HashSet<KeyId> = self.due_keys()?.into_iter().map(|d| d.key).collect();
-        let swept = match self.sweep_keeping(targets, &keep) {
+        let swept = match self.sweep_keeping(targets, true) {
             Err(e) if !matches!(e, Error::Incomplete(_)) => return Err(e),
             other => other,
         };
@@ -377,6 +385,39 @@ impl Vault {
         })
     }
 
+    /// The passphrase `due`'s rotation is given (`None`: the keyring holds it, none is
+    /// needed, or only a person has it), checked against the purpose's policy as the new
+    /// key's.
+    fn unattended_passphrase(
+        &self,
+        due: &DueKey,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<Passphrase>> {
+        let subject = format!("key {} (purpose {})", due.key, due.purpose);
+        let passphrase = match &due.unattended {
+            Unattended::Keyring | Unattended::Unencrypted | Unattended::Person => {
+                return Ok(None);
+            }
+            Unattended::Env { variable } => env(variable).map(Passphrase::new).ok_or_else(|| {
+                Error::PassphraseUnavailable {
+                    subject: subject.clone(),
+                    reason: format!(
+                        "environment variable {variable} (passphrase_env in config.toml) is not set or not UTF-8"
+                    ),
+                }
+            }),
+            Unattended::File { path } => read_passphrase_file(path, &subject),
+        }?;
+        let context = self.context_words(&due.purpose, None);
+        self.config.policy(&due.purpose).check_passphrase(
+            &due.purpose,
+            &subject,
+            &passphrase,
+            &context,
+        )?;
+        Ok(Some(passphrase))
+    }
+
     /// Rotates one due key's purpose without asking anyone.
     fn rotate_due_key<R: CryptoRng + ?Sized>(
         &self,
@@ -385,32 +426,29 @@ impl Vault {
         targets: &dyn Targets,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> DueResult {
-        let subject = format!("key {} (purpose {})", due.key, due.purpose);
-        let passphrase = match &due.unattended {
-            Unattended::Person => return DueResult::NeedsPerson,
-            Unattended::Keyring | Unattended::Unencrypted => None,
-            Unattended::Env { variable } => match env(variable) {
-                Some(value) => Some(Passphrase::new(value)),
-                None => {
-                    return DueResult::Failed(Error::PassphraseUnavailable {
-                        subject,
-                        reason: format!(
-                            "environment variable {variable} (passphrase_env in config.toml) is not set or not UTF-8"
-                        ),
-                    });
-                }
-            },
-            Unattended::File { path } => match read_passphrase_file(path, &subject) {
-                Ok(p) => Some(p),
-                Err(e) => return DueResult::Failed(e),
-            },
+        if due.unattended == Unattended::Person {
+            return DueResult::NeedsPerson;
+        }
+        let passphrase = match self.unattended_passphrase(due, env) {
+            Ok(p) => p,
+            Err(e) => return DueResult::Failed(e),
         };
-        let request = RotateRequest::purposes(vec![due.purpose.clone()]).pods(due.pods);
-        match self.rotate(rng, &request, &mut NoPerson(passphrase), targets) {
+        match self.rotate(rng, &due_request(due), &mut NoPerson(passphrase), targets) {
             Ok(report) => DueResult::Rotated(report),
+            // Only this key is rotated: another run rotated it since it was found due.
+            Err(Error::Request(crate::error::RequestError::NothingToRotate)) => {
+                DueResult::RotatedElsewhere
+            }
             Err(e) => DueResult::Failed(e),
         }
     }
+}
+
+/// The rotation of `due`'s purpose, of that key only (`--pods` where the policy says so).
+fn due_request(due: &DueKey) -> RotateRequest {
+    let mut request = RotateRequest::purposes(vec![due.purpose.clone()]).pods(due.pods);
+    request.only_old = Some(due.key.clone());
+    request
 }
 
 #[cfg(test)]

@@ -53,6 +53,9 @@ pub struct RotateRequest {
     pub(crate) options: KeyOptions,
     pub(crate) pods: bool,
     pub(crate) unlock_old: bool,
+    /// `sweep --rotate-due`: start a new rotation only of this key (checked again under
+    /// the lock), so a run that lost a race rotates nothing rather than a fresh key.
+    pub(crate) only_old: Option<KeyId>,
 }
 
 impl RotateRequest {
@@ -194,6 +197,9 @@ impl Vault {
                     })
                 }
             })?;
+            if request.only_old.as_ref().is_some_and(|id| id != old.id()) {
+                return Err(RequestError::NothingToRotate.into());
+            }
             let policy = self.config.policy(&purpose);
             let options = KeyOptions::successor(policy, old, &request.options);
             let admitted = policy.admit(&purpose, &options, Origin::Generated, now)?;

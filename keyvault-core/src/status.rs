@@ -201,6 +201,12 @@ pub enum Remedy {
         /// The purpose to rotate.
         purpose: Purpose,
     },
+    /// Rotate the purpose by hand: its passphrase needs a person, so `sweep --rotate-due`
+    /// only reports it.
+    RotateByHand {
+        /// The purpose to rotate.
+        purpose: Purpose,
+    },
 }
 
 impl Finding {

@@ -21,17 +21,14 @@ impl Vault {
     /// Every sweep ends with an audit event `sweep` (outcome ok or failed) that monitoring
     /// reads as the time and result of the last sweep.
     pub fn sweep(&self, targets: &dyn Targets) -> Result<Report> {
-        self.sweep_keeping(targets, &HashSet::new())
+        self.sweep_keeping(targets, false)
     }
 
-    /// [`Vault::sweep`], leaving the keys in `keep` where they are even when expired
-    /// (`sweep --rotate-due` rotates them instead, or reports them).
-    pub(crate) fn sweep_keeping(
-        &self,
-        targets: &dyn Targets,
-        keep: &HashSet<KeyId>,
-    ) -> Result<Report> {
-        match self.sweep_steps(targets, keep) {
+    /// [`Vault::sweep`]; with `keep_due`, leaving the keys due for rotation where they are
+    /// even when expired (`sweep --rotate-due` rotates them instead, or reports them),
+    /// judged under the lock at the same instant as expiry.
+    pub(crate) fn sweep_keeping(&self, targets: &dyn Targets, keep_due: bool) -> Result<Report> {
+        match self.sweep_steps(targets, keep_due) {
             Ok((report, true)) => Ok(report),
             result => {
                 let result = result.map(|(report, _)| report);
@@ -44,7 +41,7 @@ impl Vault {
 
     /// The work of [`Vault::sweep_keeping`]; whether its `sweep` event is on record
     /// (written with the sweep's own events, so that a sweep that writes writes once).
-    fn sweep_steps(&self, targets: &dyn Targets, keep: &HashSet<KeyId>) -> Result<(Report, bool)> {
+    fn sweep_steps(&self, targets: &dyn Targets, keep_due: bool) -> Result<(Report, bool)> {
         let mut txn = self.begin()?;
         let mut opened = Opened::new(targets);
         let mut report = Report::default();
@@ -56,6 +53,11 @@ impl Vault {
             .iter()
             .flat_map(|e| [&e.old, &e.new])
             .collect();
+        let keep: HashSet<KeyId> = if keep_due {
+            self.due_in(&txn, now).into_iter().map(|d| d.key).collect()
+        } else {
+            HashSet::new()
+        };
         let expired: Vec<KeyId> = txn
             .keys()
             .iter()

@@ -13,11 +13,11 @@ use serde_json::{Value, json};
 /// due), 3 when a due key needs a person, 1 when the sweep or a rotation failed; a dry
 /// run exits 0.
 pub(crate) fn sweep_rotate_due(ctx: &mut Ctx<'_>, dry_run: bool) -> Result<Done, Failure> {
+    // passphrase_env: the library reads no environment; the CLI does, here.
+    let env = |name: &str| std::env::var(name).ok();
     let run = if dry_run {
-        ctx.vault.plan_due()?
+        ctx.vault.plan_due(&env)?
     } else {
-        // passphrase_env: the library reads no environment; the CLI does, here.
-        let env = |name: &str| std::env::var(name).ok();
         ctx.vault
             .sweep_rotate_due(&mut ctx.rng, &ctx.remote, &env)?
     };
@@ -84,6 +84,7 @@ fn rotation_json(r: &DueRotation) -> Value {
             v["severity"] = json!("high");
             v["command"] = json!(command);
         }
+        DueResult::RotatedElsewhere => v["result"] = json!("rotated-elsewhere"),
         DueResult::Failed(e) => {
             v["result"] = json!("failed");
             v["severity"] = json!("high");
@@ -149,10 +150,16 @@ it stays as it is{}; run: {command}",
                 due.purpose,
                 stays(due.expires_at),
             ),
+            DueResult::RotatedElsewhere => println!(
+                "{} ({}) was rotated by another keyvault run meanwhile; nothing to do",
+                bold(due.key.as_str()),
+                due.purpose
+            ),
             DueResult::Failed(e) => {
                 eprintln!(
-                    "error: the rotation of {} failed: {}",
+                    "error: the rotation of {} {}: {}",
                     due.purpose,
+                    if dry_run { "would fail" } else { "failed" },
                     clean(&explain::message(e))
                 );
                 if let Some(h) = hint(e) {

@@ -26,6 +26,7 @@ mod providers;
 mod refusals;
 mod restore_audit;
 mod rotate_due;
+mod rotate_due_review;
 mod rotation_matrix;
 mod rotation_recovery;
 mod runpod;

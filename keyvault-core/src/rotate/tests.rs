@@ -679,3 +679,57 @@ fn a_sweep_ends_with_its_event_and_a_sweep_with_nothing_to_do_writes_only_that()
     assert_eq!((saved.saves, saved.events.len()), (saves + 1, events + 1));
     assert_eq!(saved.events[events].detail, "swept; 0 key(s) revoked");
 }
+
+/// `sweep --rotate-due` found `web`'s key due; before its rotation took the lock, another
+/// run rotated that key. The rotation of that key only (`only_old`) then rotates nothing:
+/// without the check under the lock it would rotate the fresh key a second time.
+#[test]
+fn a_rotation_of_one_key_that_another_run_rotated_meanwhile_rotates_nothing() {
+    struct Meanwhile<'a>(&'a Setup, bool);
+    impl crate::callbacks::Callbacks for Meanwhile<'_> {
+        fn passphrase(&mut self, _: &crate::PassphraseRequest) -> Result<Passphrase> {
+            Ok(Passphrase::new("unused".to_owned()))
+        }
+        // Called while the new key is generated, before the lock is taken.
+        fn progress(&mut self, _: crate::callbacks::Progress) {
+            if !std::mem::replace(&mut self.1, true) {
+                rotate(self.0, &RotateRequest::purposes(vec![web()])).expect("the other run");
+            }
+        }
+    }
+    let s = setup();
+    let first = s
+        .store
+        .saved()
+        .state
+        .active(&web())
+        .expect("active")
+        .id()
+        .clone();
+    let mut request = RotateRequest::purposes(vec![web()]);
+    request.only_old = Some(first.clone());
+    let e = s
+        .vault
+        .rotate(&mut rng(), &request, &mut Meanwhile(&s, false), &s.fakes)
+        .expect_err("the key was rotated meanwhile");
+    assert!(
+        matches!(
+            e,
+            Error::Request(crate::error::RequestError::NothingToRotate)
+        ),
+        "{e:?}"
+    );
+    // One rotation happened, the other run's: the active key replaced the first one.
+    let active = s
+        .store
+        .saved()
+        .state
+        .active(&web())
+        .expect("active")
+        .clone();
+    assert_eq!(active.rotated_from(), Some(&first));
+    check_finished(&s);
+    // Restricted to the active key, the same request rotates it.
+    request.only_old = Some(active.id().clone());
+    rotate(&s, &request).expect("the active key rotates");
+}
