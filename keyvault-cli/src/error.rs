@@ -56,6 +56,12 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
         Error::Store(e) => hint_store(e),
         Error::Target(e) => hint_target(e),
         Error::Policy(e) => hint_policy(e),
+        Error::Request(keyvault_core::RequestError::ScopeNotCarried { .. }) => Some(
+            "deploy it to file: or ssh:// targets, whose authorized_keys lines carry from= and \
+command=; or mint it with --cert and no such --deploy (the certificate carries them); or drop \
+--from/--force-command"
+                .to_owned(),
+        ),
         Error::Key(KeyError::Decrypt { .. }) => {
             Some("check the passphrase and where it comes from".to_owned())
         }

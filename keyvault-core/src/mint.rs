@@ -140,6 +140,20 @@ pub(crate) fn check_scope(scope: &crate::inventory::Scope) -> Result<()> {
     Ok(())
 }
 
+/// The restrictions of `scope` that only a target keeping `authorized_keys` options
+/// enforces, by option name. Principals are not among them: only a certificate carries
+/// those, never the deployed line.
+fn restrictions(scope: &crate::inventory::Scope) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    if !scope.from.is_empty() {
+        names.push("from");
+    }
+    if scope.force_command.is_some() {
+        names.push("command");
+    }
+    names
+}
+
 /// A CA's record and its unlocked private key.
 type UnlockedCa = (KeyRecord, ssh_key::PrivateKey);
 
@@ -204,8 +218,16 @@ impl Vault {
         let admitted = self.admit_generated(purpose, &request.options)?;
         check_scope(&request.scope)?;
         let mut opened = Opened::new(targets);
+        let restrictions = restrictions(&request.scope);
         for spec in &request.deploy {
-            opened.get(spec)?;
+            let target = opened.get(spec)?;
+            if !restrictions.is_empty() && !target.carries_options() {
+                return Err(RequestError::ScopeNotCarried {
+                    target: spec.to_string(),
+                    restrictions,
+                }
+                .into());
+            }
         }
         self.store.load()?;
         let ca = match &request.certificate {

@@ -17,6 +17,7 @@ mod interop;
 mod keyring;
 mod keys;
 mod manual;
+mod mint_scope;
 mod monitoring;
 mod passphrases;
 mod pod_logins;

@@ -85,6 +85,19 @@ pub enum RequestError {
         /// The target.
         target: String,
     },
+    /// A scoped key asked to be deployed where its restrictions would not hold: the target
+    /// keeps the bare key without `authorized_keys` options.
+    #[error(
+        "{target} keeps keys without authorized_keys options, so the key's restrictions ({}) would not hold there",
+        .restrictions.join(", ")
+    )]
+    ScopeNotCarried {
+        /// The target.
+        target: String,
+        /// The restrictions it cannot carry, as `authorized_keys` option names (`from`,
+        /// `command`).
+        restrictions: Vec<&'static str>,
+    },
     /// A target that is not a RunPod account, where one is needed for its pods.
     #[error("{target} is not a RunPod account: use runpod-pods or runpod-pods:PROFILE")]
     NotRunpodAccount {

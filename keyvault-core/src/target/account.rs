@@ -330,6 +330,10 @@ impl Target for AccountTarget {
         self.api.line(record)
     }
 
+    fn carries_options(&self) -> bool {
+        false
+    }
+
     fn apply(
         &mut self,
         add: &[AddKey],

@@ -84,6 +84,13 @@ pub trait Target {
         record.deploy_line()
     }
 
+    /// Whether the target keeps a line's `authorized_keys` options (`restrict`, `from=`,
+    /// `command=`) so that sshd enforces them. Key lists without options (a RunPod account,
+    /// whose pods get the bare key; GitHub and GitLab accounts) do not.
+    fn carries_options(&self) -> bool {
+        true
+    }
+
     /// Gives the target a decrypted private key it may use to prove that the key logs in
     /// after adding it (SSH targets). The default ignores it.
     ///

@@ -120,6 +120,10 @@ impl Target for RunpodTarget {
         true
     }
 
+    fn carries_options(&self) -> bool {
+        false
+    }
+
     fn pods(&mut self) -> Result<Option<Vec<Pod>>, TargetError> {
         self.client.list_pods().map(Some).map_err(|e| self.err(e))
     }
