@@ -448,6 +448,8 @@ pub struct MintArgs {
     #[arg(long, short)]
     pub algorithm: Option<Algorithm>,
     /// Allow logins only from these addresses, CIDRs or host patterns (comma-separated).
+    /// Like --force-command, only file: and ssh:// targets carry it: with it, --deploy to
+    /// runpod, github or gitlab is refused.
     #[arg(long, value_name = "CIDR,…", value_delimiter = ',')]
     pub from: Vec<String>,
     /// The only command the key may run.

@@ -536,6 +536,18 @@ mod tests {
             ),
             (TargetError::NotRunpod { target: s("t") }.into(), None),
             (
+                keyvault_core::RequestError::ScopeNotCarried {
+                    target: s("runpod"),
+                    restrictions: vec!["from"],
+                }
+                .into(),
+                Some(
+                    "deploy it to file: or ssh:// targets, whose authorized_keys lines carry from= and \
+command=; or mint it with --cert and no such --deploy (the certificate carries them); or drop \
+--from/--force-command",
+                ),
+            ),
+            (
                 PolicyError::WeakPassphrase {
                     subject: s("x"),
                     purpose: s("ci"),

@@ -7,6 +7,7 @@
 use crate::provider_fakes::{UseProviders, assert_no_tokens};
 use crate::support::{CI_CONFIG, Run, Vault, key_body, snapshot};
 use keyvault_tests::fake_github::{FakeGithub, Kind};
+use keyvault_tests::fake_gitlab::FakeGitlab;
 use keyvault_tests::fake_runpod::FakeRunpod;
 use std::path::Path;
 
@@ -132,11 +133,12 @@ fn restricted_mints_to_runpod_are_refused_and_unrestricted_ones_still_work() {
 }
 
 #[test]
-fn restricted_mints_to_github_are_refused() {
-    let gh = FakeGithub::start();
+fn restricted_mints_to_github_and_gitlab_are_refused() {
+    let (gh, gl) = (FakeGithub::start(), FakeGitlab::start());
     let v = Vault::new();
     v.write_config(CI_CONFIG);
     v.use_github(&gh);
+    v.use_gitlab(&gl);
     v.set_env("KEYVAULT_PROVIDER_TIMEOUT", "2");
     let keys = |kind| -> Vec<(String, String)> {
         gh.keys(kind)
@@ -147,6 +149,9 @@ fn restricted_mints_to_github_are_refused() {
     // The vault exists (one recorded key) before the refusals.
     v.new_key("personal", &[]);
     let (vault, auth, signing) = (snapshot(&v.home), keys(Kind::Auth), keys(Kind::Signing));
+    let gitlab_keys =
+        || -> Vec<(String, String)> { gl.keys().into_iter().map(|k| (k.key, k.title)).collect() };
+    let gitlab = gitlab_keys();
     let out = v.root.join("restricted");
     refused(restricted_mint(&v, &["github"], &out), "github", &out);
     refused(
@@ -154,17 +159,21 @@ fn restricted_mints_to_github_are_refused() {
         "github-signing",
         &out,
     );
+    refused(restricted_mint(&v, &["gitlab"], &out), "gitlab", &out);
     assert_eq!(snapshot(&v.home), vault, "the vault changed");
+    assert_eq!(gitlab_keys(), gitlab, "GitLab's keys changed");
     assert_eq!(keys(Kind::Auth), auth, "GitHub's keys changed");
     assert_eq!(
         keys(Kind::Signing),
         signing,
         "GitHub's signing keys changed"
     );
-    assert!(
-        gh.log().iter().all(|l| l.method == "GET"),
-        "a write reached GitHub"
-    );
+    for log in [gh.log(), gl.log()] {
+        assert!(
+            log.iter().all(|l| l.method == "GET"),
+            "a write reached a provider"
+        );
+    }
 }
 
 #[test]
