@@ -312,3 +312,20 @@ fn a_delete_answered_404_while_the_key_stays_is_a_missing_scope() {
     );
     assert!(!err.to_string().contains(TOKEN), "{err}");
 }
+
+#[test]
+fn a_server_echoing_the_token_into_a_next_page_url_never_gets_it_into_an_error() {
+    // Page 1 links to a page 2 whose URL carries the token (a proxy echoing it); page 2's
+    // connection drops.
+    let (url, _) = serve(move |req, base| {
+        if req.target.contains("page=2") {
+            return None;
+        }
+        let link = format!("<{base}/user/keys?page=2&access_token={TOKEN}>; rel=\"next\"");
+        Some((200, vec![("link".to_owned(), link)], "[]".to_owned()))
+    });
+    let mut target = open(Provider::Github, "github", &url);
+    let err = target.list().expect_err("page 2 drops");
+    assert!(!err.to_string().contains(TOKEN), "{err}");
+    assert!(!format!("{err:?}").contains(TOKEN), "{err:?}");
+}

@@ -245,9 +245,10 @@ impl Http {
         if let Some(b) = body {
             req = req.json(b);
         }
+        // A next page's URL came from the server, which may have echoed the token into it.
         let network = |reason: String| ProviderError::Network {
             provider,
-            url: url.to_owned(),
+            url: self.scrub(url),
             reason,
         };
         let resp = req
@@ -267,7 +268,7 @@ impl Http {
         if body.len() as u64 > MAX_BODY {
             return Err(ProviderError::Malformed {
                 provider,
-                what: url.to_owned(),
+                what: self.scrub(url),
                 reason: format!("body larger than {MAX_BODY} bytes"),
             });
         }
@@ -384,7 +385,7 @@ impl Http {
     pub fn malformed(&self, what: &str, reason: &str) -> ProviderError {
         ProviderError::Malformed {
             provider: self.settings.provider,
-            what: what.to_owned(),
+            what: self.scrub(what),
             reason: self.scrub(reason),
         }
     }
