@@ -24,6 +24,7 @@ mod pod_logins;
 mod pods;
 mod provider_fakes;
 mod providers;
+mod providers_review;
 mod refusals;
 mod restore_audit;
 mod rotate_due;

@@ -277,12 +277,23 @@ impl AccountTarget {
             .filter(|f| present.contains(*f))
             .map(ToString::to_string)
             .collect();
+        // GitLab's refusal of an expired key is only as good as the expiry it kept.
+        let unkept: Vec<String> = add
+            .iter()
+            .filter(|a| {
+                a.expires_at.is_some()
+                    && after.iter().any(|l| {
+                        l.fingerprint == Some(a.fingerprint) && l.expires_at != a.expires_at
+                    })
+            })
+            .map(|a| a.fingerprint.to_string())
+            .collect();
         if !lingering.is_empty()
             && let Some(denied) = denied
         {
             return Err(self.err(denied).into());
         }
-        if !missing.is_empty() || !lingering.is_empty() {
+        if !missing.is_empty() || !lingering.is_empty() || !unkept.is_empty() {
             let mut what = Vec::new();
             if !missing.is_empty() {
                 what.push(format!("{} missing after the write", missing.join(", ")));
@@ -291,6 +302,12 @@ impl AccountTarget {
                 what.push(format!(
                     "{} still present after the write",
                     lingering.join(", ")
+                ));
+            }
+            if !unkept.is_empty() {
+                what.push(format!(
+                    "{} held without the expiry keyvault sent",
+                    unkept.join(", ")
                 ));
             }
             return Err(TargetError::Interference {

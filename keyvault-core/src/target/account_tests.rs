@@ -312,3 +312,50 @@ fn a_delete_answered_404_while_the_key_stays_is_a_missing_scope() {
     );
     assert!(!err.to_string().contains(TOKEN), "{err}");
 }
+
+#[test]
+fn a_server_echoing_the_token_into_a_next_page_url_never_gets_it_into_an_error() {
+    // Page 1 links to a page 2 whose URL carries the token (a proxy echoing it); page 2's
+    // connection drops.
+    let (url, _) = serve(move |req, base| {
+        if req.target.contains("page=2") {
+            return None;
+        }
+        let link = format!("<{base}/user/keys?page=2&access_token={TOKEN}>; rel=\"next\"");
+        Some((200, vec![("link".to_owned(), link)], "[]".to_owned()))
+    });
+    let mut target = open(Provider::Github, "github", &url);
+    let err = target.list().expect_err("page 2 drops");
+    assert!(!err.to_string().contains(TOKEN), "{err}");
+    assert!(!format!("{err:?}").contains(TOKEN), "{err:?}");
+}
+
+#[test]
+fn gitlab_dropping_the_expiry_sent_is_not_done() {
+    let k = key("keyvault:ci-2");
+    let stored: Arc<Mutex<Vec<Value>>> = Arc::new(Mutex::new(Vec::new()));
+    let keys = Arc::clone(&stored);
+    let (url, _) = serve(move |req, _| {
+        let mut keys = keys.lock().expect("lock");
+        if req.method == "POST" {
+            let v: Value = serde_json::from_str(&req.body).expect("json");
+            // An instance that ignores expires_at: the key would never expire there.
+            let held = json!({"id": 8, "key": v["key"], "title": v["title"], "expires_at": null});
+            keys.push(held.clone());
+            return Some((201, Vec::new(), held.to_string()));
+        }
+        Some((200, Vec::new(), json!(*keys).to_string()))
+    });
+    let mut target = open(Provider::Gitlab, "gitlab", &url);
+    let add = AddKey {
+        fingerprint: k.fingerprint,
+        line: format!("expiry-time=\"20300102030405Z\" {}", k.line),
+    };
+    let err = target
+        .apply(&[add], &HashSet::new(), &no_hook)
+        .expect_err("the expiry was not kept");
+    assert!(
+        matches!(&err, Error::Target(TargetError::Interference { what, .. }) if what.contains("without the expiry")),
+        "{err}"
+    );
+}

@@ -102,8 +102,14 @@ impl Answer {
             .map(str::trim)
     }
 
+    /// A header of decimal digits as a number; one too large for a u64 is `u64::MAX` (a
+    /// huge wait must stay huge, not become no wait at all).
     fn header_u64(&self, name: &str) -> Option<u64> {
-        self.header(name).and_then(|v| v.parse().ok())
+        let v = self.header(name)?;
+        if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+            return Some(v.parse().unwrap_or(u64::MAX));
+        }
+        None
     }
 
     /// The body as JSON (`Null` when it is none).
@@ -155,6 +161,13 @@ enum Next {
 
 impl Http {
     pub fn new(settings: ProviderSettings) -> Result<Self, ProviderError> {
+        if let Err(reason) = safe_base(&settings.api_url) {
+            return Err(ProviderError::Network {
+                provider: settings.provider,
+                url: settings.api_url.clone(),
+                reason: reason.to_owned(),
+            });
+        }
         let client = reqwest::blocking::Client::builder()
             .connect_timeout(settings.timeout)
             .timeout(settings.timeout)
@@ -232,9 +245,10 @@ impl Http {
         if let Some(b) = body {
             req = req.json(b);
         }
+        // A next page's URL came from the server, which may have echoed the token into it.
         let network = |reason: String| ProviderError::Network {
             provider,
-            url: url.to_owned(),
+            url: self.scrub(url),
             reason,
         };
         let resp = req
@@ -254,7 +268,7 @@ impl Http {
         if body.len() as u64 > MAX_BODY {
             return Err(ProviderError::Malformed {
                 provider,
-                what: url.to_owned(),
+                what: self.scrub(url),
                 reason: format!("body larger than {MAX_BODY} bytes"),
             });
         }
@@ -371,7 +385,7 @@ impl Http {
     pub fn malformed(&self, what: &str, reason: &str) -> ProviderError {
         ProviderError::Malformed {
             provider: self.settings.provider,
-            what: what.to_owned(),
+            what: self.scrub(what),
             reason: self.scrub(reason),
         }
     }
@@ -395,7 +409,10 @@ impl Http {
             },
         };
         let origin = |u: &str| reqwest::Url::parse(u).ok().map(|u| u.origin());
-        if origin(&next).is_none() || origin(&next) != origin(&self.settings.api_url) {
+        // reqwest turns a URL's user name and password into a second Authorization header.
+        let userinfo = reqwest::Url::parse(&next)
+            .is_ok_and(|u| !u.username().is_empty() || u.password().is_some());
+        if userinfo || origin(&next).is_none() || origin(&next) != origin(&self.settings.api_url) {
             return Err(self.malformed(
                 current,
                 "the next page is on another host than the API; keyvault does not send the token there",
@@ -405,6 +422,32 @@ impl Http {
             return Err(self.malformed(current, "the next page is the same page"));
         }
         Ok(Some(next))
+    }
+}
+
+/// Whether the token may be sent to `api_url`: https, or plain http only to this machine
+/// (the test servers), and no user name or password in the URL.
+fn safe_base(api_url: &str) -> Result<(), &'static str> {
+    let url = reqwest::Url::parse(api_url).map_err(|_| "the API URL is not a URL")?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(
+            "the API URL carries a user name or password; keyvault sends the token only in its header",
+        );
+    }
+    let loopback = url.host_str().is_some_and(|h| {
+        h.eq_ignore_ascii_case("localhost")
+            || h.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(
+            "the API URL is plain http to another machine; keyvault sends the token only over https",
+        ),
+        _ => Err("the API URL is neither https nor http"),
     }
 }
 
@@ -468,6 +511,78 @@ mod tests {
             with_page("http://127.0.0.1:9/api/v4/user/keys?per_page=100&page=1", 3).as_deref(),
             Some("http://127.0.0.1:9/api/v4/user/keys?per_page=100&page=3")
         );
+    }
+
+    fn open(url: &str) -> Result<Http, ProviderError> {
+        Http::new(ProviderSettings::new(
+            Provider::Gitlab,
+            ApiToken::new("glpat-SECRETTOKEN123456"),
+            Some(url),
+        ))
+    }
+
+    #[test]
+    fn the_token_goes_only_over_https_or_to_this_machine() {
+        for ok in [
+            "https://gitlab.example.com/api/v4",
+            "http://127.0.0.1:8080/api/v4",
+            "http://[::1]:8080",
+            "http://localhost:8080",
+        ] {
+            assert!(open(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://gitlab.example.com/api/v4",
+            "http://10.0.0.1/api/v4",
+            "https://user:pw@gitlab.example.com/api/v4",
+            "ftp://gitlab.example.com",
+            "gitlab.example.com",
+        ] {
+            let err = open(bad).err().unwrap_or_else(|| panic!("{bad} accepted"));
+            assert!(!err.to_string().contains("SECRETTOKEN"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_next_page_stays_on_the_api_without_credentials_in_its_url() {
+        let http = open("http://127.0.0.1:9/api/v4").expect("client");
+        let answer = |link: &str| Answer {
+            status: 200,
+            headers: [(
+                reqwest::header::LINK,
+                reqwest::header::HeaderValue::from_str(link).expect("header"),
+            )]
+            .into_iter()
+            .collect(),
+            body: Vec::new(),
+        };
+        let current = "http://127.0.0.1:9/api/v4/user/keys?page=1";
+        let ok = answer("<http://127.0.0.1:9/api/v4/user/keys?page=2>; rel=\"next\"");
+        assert!(http.next_page(&ok, current).expect("same host").is_some());
+        for bad in [
+            "<http://evil.example:9/api/v4/user/keys?page=2>; rel=\"next\"",
+            "<https://127.0.0.1:9/api/v4/user/keys?page=2>; rel=\"next\"",
+            "<http://127.0.0.1:10/api/v4/user/keys?page=2>; rel=\"next\"",
+            "<http://u:p@127.0.0.1:9/api/v4/user/keys?page=2>; rel=\"next\"",
+        ] {
+            assert!(http.next_page(&answer(bad), current).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_retry_after_too_large_for_a_number_is_not_no_wait() {
+        let answer = Answer {
+            status: 429,
+            headers: [(
+                reqwest::header::RETRY_AFTER,
+                reqwest::header::HeaderValue::from_static("99999999999999999999999"),
+            )]
+            .into_iter()
+            .collect(),
+            body: Vec::new(),
+        };
+        let http = open("http://127.0.0.1:9").expect("client");
+        assert!(http.rate_limit_wait(&answer, 0).is_err());
     }
 
     #[test]
