@@ -113,6 +113,7 @@ impl AuditTail {
         if self.file.is_some() {
             return Ok(true);
         }
+        // Read only, never written: fsutil's write path does not apply; no-follow still.
         let opened = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)

@@ -62,6 +62,7 @@ fn setup() -> Setup {
         .read_to_end(&mut plain)
         .expect("read");
     let identity_file = dir.path().join("identity.txt");
+    // Test fixture in the test's own temporary directory, not a vault file: plain write.
     std::fs::write(&identity_file, identity.to_string().expose_secret()).expect("identity");
     Setup {
         doc: serde_json::from_slice(&plain).expect("json"),
@@ -266,6 +267,7 @@ fn a_restore_writes_the_files_links_and_event_and_force_moves_the_old_home_aside
         .expect_err("occupied")
         .to_string();
     assert!(e.contains("is not empty"), "{e}");
+    // The test edits its own temporary vault as a user would: plain write.
     std::fs::write(home.join("config.toml"), "# changed\n").expect("config");
     let again = s.restore_bytes(&home, &archive, true).expect("force");
     let aside = again.moved_aside.expect("moved aside");
