@@ -15,15 +15,17 @@ const HINT: &str = "hint: deploy it to file: or ssh:// targets, whose authorized
 from= and command=; or mint it with --cert and no such --deploy (the certificate carries them); \
 or drop --from/--force-command";
 
+/// `keyvault [--json] mint --purpose ci --ttl 1h --no-passphrase EXTRA…`.
+fn ci_mint(v: &Vault, json: bool, extra: &[&str]) -> Run {
+    let mut args = if json { vec!["--json"] } else { Vec::new() };
+    args.extend(["mint", "--purpose", "ci", "--ttl", "1h", "--no-passphrase"]);
+    args.extend_from_slice(extra);
+    v.run(&args)
+}
+
 /// A restricted one-hour `ci` mint to `targets`, the private key to `out`.
 fn restricted_mint(v: &Vault, targets: &[&str], out: &Path) -> Run {
     let mut args = vec![
-        "mint",
-        "--purpose",
-        "ci",
-        "--ttl",
-        "1h",
-        "--no-passphrase",
         "--from",
         "10.0.0.0/8",
         "--force-command",
@@ -34,7 +36,7 @@ fn restricted_mint(v: &Vault, targets: &[&str], out: &Path) -> Run {
     for t in targets {
         args.extend(["--deploy", t]);
     }
-    v.run(&args)
+    ci_mint(v, false, &args)
 }
 
 /// The refusal: a usage error naming the target and both restrictions, with the hint, no
@@ -68,23 +70,19 @@ fn restricted_mints_to_runpod_are_refused_and_unrestricted_ones_still_work() {
 
     // Without --from/--force-command, RunPod takes the minted key as before.
     let plain = v.root.join("plain");
-    let key = v
-        .run(&[
-            "--json",
-            "mint",
-            "--purpose",
-            "ci",
-            "--ttl",
-            "1h",
-            "--no-passphrase",
+    let key = ci_mint(
+        &v,
+        true,
+        &[
             "--deploy",
             "runpod",
             "--private-key-out",
             plain.to_str().expect("utf8"),
-        ])
-        .expect(0)
-        .no_secrets()
-        .json();
+        ],
+    )
+    .expect(0)
+    .no_secrets()
+    .json();
     let body = key_body(key["public_key"].as_str().expect("public key"));
     let keys = rp.keys();
     assert_eq!(keys.len(), 1, "{keys:?}");
@@ -103,20 +101,7 @@ fn restricted_mints_to_runpod_are_refused_and_unrestricted_ones_still_work() {
         &out,
     );
     // --from alone is refused too, naming only it.
-    let run = v
-        .run(&[
-            "mint",
-            "--purpose",
-            "ci",
-            "--ttl",
-            "1h",
-            "--no-passphrase",
-            "--from",
-            "10.0.0.0/8",
-            "--deploy",
-            "runpod",
-        ])
-        .expect(2);
+    let run = ci_mint(&v, false, &["--from", "10.0.0.0/8", "--deploy", "runpod"]).expect(2);
     assert!(
         run.stderr
             .contains("the key's restrictions (from) would not"),
@@ -180,15 +165,10 @@ fn restricted_mints_to_github_and_gitlab_are_refused() {
 fn restricted_mints_to_authorized_keys_files_keep_their_restrictions() {
     let (v, sshd, file) = crate::support::ci_vault_with_sshd("");
     let out = v.root.join("scoped");
-    let key = v
-        .run(&[
-            "--json",
-            "mint",
-            "--purpose",
-            "ci",
-            "--ttl",
-            "1h",
-            "--no-passphrase",
+    let key = ci_mint(
+        &v,
+        true,
+        &[
             "--from",
             "127.0.0.1",
             "--force-command",
@@ -197,10 +177,11 @@ fn restricted_mints_to_authorized_keys_files_keep_their_restrictions() {
             &file,
             "--private-key-out",
             out.to_str().expect("utf8"),
-        ])
-        .expect(0)
-        .no_secrets()
-        .json();
+        ],
+    )
+    .expect(0)
+    .no_secrets()
+    .json();
     let line = key["authorized_keys_line"].as_str().expect("line");
     assert!(
         line.starts_with("restrict,from=\"127.0.0.1\",command=\"echo forced\",expiry-time=\""),
