@@ -247,6 +247,10 @@ pub fn pod_detail(pod: &PodOutcome) -> String {
                 pod.detail
             )
         }
+        Some(PodRetry::FinishRotation { purpose, key }) => format!(
+            "{}; finish it with `keyvault rotate {purpose}`, which asks for the passphrase of {key}",
+            pod.detail
+        ),
         _ => pod.detail.clone(),
     }
 }
@@ -298,6 +302,18 @@ mod tests {
         let mut done = pod("runpod");
         done.retry = None;
         assert_eq!(super::pod_detail(&done), done.detail);
+        // A pod a sweep could not finish: the rotation that asks for the new passphrase.
+        let mut waiting = pod("runpod");
+        waiting.detail = s("the old key was left in place");
+        waiting.retry = Some(keyvault_core::PodRetry::FinishRotation {
+            purpose: "personal".parse().expect("purpose"),
+            key: "personal-2".parse().expect("id"),
+        });
+        assert_eq!(
+            super::pod_detail(&waiting),
+            "the old key was left in place; finish it with `keyvault rotate personal`, which \
+asks for the passphrase of personal-2"
+        );
     }
 
     /// The CLI says what keyvault-core said before its errors became data, word for word

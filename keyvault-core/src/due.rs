@@ -158,7 +158,7 @@ pub struct DueRun {
 }
 
 /// Callbacks that never ask a person: the passphrase an unattended rotation has, if any.
-struct NoPerson(Option<Passphrase>);
+pub(crate) struct NoPerson(pub(crate) Option<Passphrase>);
 
 impl Callbacks for NoPerson {
     fn passphrase(&mut self, request: &PassphraseRequest) -> Result<Passphrase> {
@@ -367,7 +367,7 @@ impl Vault {
         targets: &dyn Targets,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<DueRun> {
-        let swept = match self.sweep_keeping(targets, true) {
+        let swept = match self.sweep_keeping(targets, true, env) {
             Err(e) if !matches!(e, Error::Incomplete(_)) => return Err(e),
             other => other,
         };

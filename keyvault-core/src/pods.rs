@@ -5,7 +5,7 @@ use crate::error::{Error, RequestError, Result};
 use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState, Purpose, Step};
 use crate::names::KeySelector;
 use crate::remote::AddKey;
-use crate::report::{Deployed, PodOutcomeKind, Report};
+use crate::report::{Deployed, PodOutcomeKind, PodRetry, Report};
 use crate::rotate::{RotateRequest, RotationPlan, old_fingerprints, unlocked};
 use crate::run::{Opened, POD_FAN_OUT, add_key, draft, key, key_mut, run_bounded};
 use crate::store::Txn;
@@ -40,6 +40,35 @@ pub(crate) fn pod_target(pod: &crate::runpod::Pod) -> Option<TargetSpec> {
 pub(crate) fn pod_id(spec: &TargetSpec) -> String {
     spec.pod_id()
         .map_or_else(|| spec.to_string(), ToOwned::to_owned)
+}
+
+/// Reports pod `name` failed where a rotation's old key was to go (it keeps it). If this
+/// run did not hold that rotation's new key decrypted (a `sweep` asks no one), the login
+/// could not be the new key's: a run that asks for its passphrase finishes it, and the
+/// report says which ([`PodRetry::FinishRotation`]). Otherwise the next sweep retries it.
+fn pod_not_finished(
+    txn: &Txn,
+    name: &TargetSpec,
+    opened: &Opened<'_>,
+    detail: String,
+    report: &mut Report,
+) {
+    let waiting = txn
+        .journal()
+        .iter()
+        .filter(|e| e.targets.get(name).is_some_and(|p| !p.removed))
+        .find(|e| !opened.identities.contains_key(&e.new));
+    match waiting {
+        Some(e) => report.pod_failed(
+            pod_id(name),
+            detail,
+            PodRetry::FinishRotation {
+                purpose: e.purpose.clone(),
+                key: e.new.clone(),
+            },
+        ),
+        None => report.pod(pod_id(name), PodOutcomeKind::Failed, detail),
+    }
 }
 
 /// Each pod of `record`'s purpose that lacks it, with the key to log in with (pods that
@@ -148,7 +177,9 @@ impl Vault {
 
     /// For a rotation being finished: unlocks each new key that a pod got without a login
     /// to prove it (asked for as [`crate::PassphraseKind::Successor`]), so that the login which
-    /// removes the old key there can offer the new key alone.
+    /// removes the old key there can offer the new key alone; and the new key of a rotation
+    /// whose grace period is over and whose pods still hold the old key, to log in to them
+    /// (the old key is not asked for: the new one is active, and the pods trust it).
     fn unlock_unproven(
         &self,
         inventory: &Inventory,
@@ -160,9 +191,11 @@ impl Vault {
             let Some(e) = inventory.rotation(&item.purpose) else {
                 continue;
             };
-            if opened.identities.contains_key(&e.new)
-                || !e.targets.values().any(|p| p.unproven && !p.removed)
-            {
+            let now = self.now();
+            let waiting = e.targets.iter().any(|(t, p)| {
+                t.is_pod() && p.added && !p.removed && (p.unproven || crate::rotate::due(e, now))
+            });
+            if opened.identities.contains_key(&e.new) || !waiting {
                 continue;
             }
             let new = key(inventory, &e.new)?;
@@ -273,6 +306,10 @@ impl Vault {
         }
         for (name, result) in self.fan_out(opened, jobs, report) {
             let (entries, waits) = entries_of.remove(&name).unwrap_or_default();
+            let graceful = entries
+                .iter()
+                .filter_map(|p| txn.rotation(p))
+                .any(|e| e.grace_until.is_some());
             if let Err(e) = result {
                 report.pod(pod_id(&name), PodOutcomeKind::Failed, e.to_string());
                 continue;
@@ -301,7 +338,10 @@ impl Vault {
             report.pod(
                 pod_id(&name),
                 PodOutcomeKind::Added,
-                if waits {
+                if waits && graceful {
+                    "new key added; the login that removes the old key after the grace period \
+                     proves it"
+                } else if waits {
                     "new key added"
                 } else {
                     "new key added and proven to log in"
@@ -312,8 +352,11 @@ impl Vault {
     }
 
     /// Whether the new key's proof at pod `name` waits for the login that removes the old
-    /// key, saving a login: one rotation there, its old key going as soon as it is promoted
-    /// (no grace period), its new key held decrypted, and a target that logs in.
+    /// key, saving a login: one rotation there, a target that logs in, and a login that
+    /// removes the old key which can offer the new key alone. Without a grace period that
+    /// login is in this run, which holds the new key decrypted; with one, it is the run
+    /// that ends it, which must be able to unlock the new key without a person (see
+    /// `rotate/grace.rs`: otherwise the proof is made now, by a login of its own).
     fn proof_waits(
         &self,
         txn: &Txn,
@@ -327,9 +370,13 @@ impl Vault {
         let Some(e) = txn.rotation(purpose) else {
             return false;
         };
-        e.grace_until.is_none()
-            && opened.identities.contains_key(&e.new)
-            && opened.get(name).is_ok_and(|t| t.log_in_only_with(None))
+        let provable = match e.grace_until {
+            None => opened.identities.contains_key(&e.new),
+            Some(_) => txn
+                .get(&e.new)
+                .is_some_and(|k| self.provable_at_grace_end(k)),
+        };
+        provable && opened.get(name).is_ok_and(|t| t.log_in_only_with(None))
     }
 
     /// Removes the old keys from pods in parallel, logging in with the keys keyvault holds
@@ -363,7 +410,7 @@ impl Vault {
                     if let Some(t) = opened.open.get_mut(&name) {
                         t.log_in_only_with(None);
                     }
-                    report.pod(pod_id(&name), PodOutcomeKind::Failed, e.to_string());
+                    pod_not_finished(txn, &name, opened, e.to_string(), report);
                 }
             }
         }
@@ -387,7 +434,7 @@ impl Vault {
                     "new key logged in; old key removed in that session",
                 ),
                 Ok(()) => report.pod(pod_id(&name), PodOutcomeKind::Removed, "old key removed"),
-                Err(e) => report.pod(pod_id(&name), PodOutcomeKind::Failed, e.to_string()),
+                Err(e) => pod_not_finished(txn, &name, opened, e.to_string(), report),
             }
         }
     }

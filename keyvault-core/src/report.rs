@@ -81,6 +81,15 @@ pub enum PodRetry {
         /// The RunPod account (`runpod` or `runpod:PROFILE`) whose pods to reach.
         account: TargetSpec,
     },
+    /// Finish the rotation of `purpose`, giving the passphrase of its new key `key`: the
+    /// pod keeps the old key until that key logs in there alone, and this run could not
+    /// unlock it (a `sweep` asks no one).
+    FinishRotation {
+        /// The purpose whose rotation to finish.
+        purpose: Purpose,
+        /// The new key, whose passphrase the run needs.
+        key: KeyId,
+    },
 }
 
 /// What happened at one pod; serialized as its kebab-case name (`needs-redeploy`).

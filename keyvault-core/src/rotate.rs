@@ -38,7 +38,7 @@ mod rollback;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use phases::{old_fingerprints, unlocked};
+pub(crate) use phases::{due, old_fingerprints, unlocked};
 
 /// What to rotate: see [`Vault::rotate`]. The new keys' expiry defaults to each purpose's
 /// policy; a new key whose predecessor's passphrase is in the keyring gets one there too,

@@ -20,15 +20,42 @@ impl Vault {
     ///
     /// Every sweep ends with an audit event `sweep` (outcome ok or failed) that monitoring
     /// reads as the time and result of the last sweep.
+    ///
+    /// A pod where a rotation's new key was added but has not logged in yet (a rotation
+    /// interrupted between its two logins there, or whose grace period is over) is finished
+    /// by a login with the new key alone, which removes the old key in that session. Asking
+    /// no one, the sweep can unlock that key only from the OS keyring, or if it has no
+    /// passphrase; [`Vault::sweep_with_env`] also uses the purpose's `passphrase_env` /
+    /// `passphrase_file`. Where it cannot, the pod keeps the old key and is reported
+    /// failed with [`crate::PodRetry::FinishRotation`].
     pub fn sweep(&self, targets: &dyn Targets) -> Result<Report> {
-        self.sweep_keeping(targets, false)
+        self.sweep_keeping(targets, false, &|_| None)
     }
 
-    /// [`Vault::sweep`]; with `keep_due`, leaving the keys due for rotation where they are
-    /// even when expired (`sweep --rotate-due` rotates them instead, or reports them),
-    /// judged under the lock at the same instant as expiry.
-    pub(crate) fn sweep_keeping(&self, targets: &dyn Targets, keep_due: bool) -> Result<Report> {
-        match self.sweep_steps(targets, keep_due) {
+    /// [`Vault::sweep`], reading the purposes' `passphrase_env` with `env` (the library
+    /// reads no environment itself) to unlock the new keys that must log in to pods.
+    ///
+    /// # Errors
+    ///
+    /// As [`Vault::sweep`].
+    pub fn sweep_with_env(
+        &self,
+        targets: &dyn Targets,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Report> {
+        self.sweep_keeping(targets, false, env)
+    }
+
+    /// [`Vault::sweep_with_env`]; with `keep_due`, leaving the keys due for rotation where
+    /// they are even when expired (`sweep --rotate-due` rotates them instead, or reports
+    /// them), judged under the lock at the same instant as expiry.
+    pub(crate) fn sweep_keeping(
+        &self,
+        targets: &dyn Targets,
+        keep_due: bool,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Report> {
+        match self.sweep_steps(targets, keep_due, env) {
             Ok((report, true)) => Ok(report),
             result => {
                 let result = result.map(|(report, _)| report);
@@ -41,11 +68,17 @@ impl Vault {
 
     /// The work of [`Vault::sweep_keeping`]; whether its `sweep` event is on record
     /// (written with the sweep's own events, so that a sweep that writes writes once).
-    fn sweep_steps(&self, targets: &dyn Targets, keep_due: bool) -> Result<(Report, bool)> {
+    fn sweep_steps(
+        &self,
+        targets: &dyn Targets,
+        keep_due: bool,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(Report, bool)> {
         let mut txn = self.begin()?;
         let mut opened = Opened::new(targets);
         let mut report = Report::default();
         self.drop_gone_pods(&mut txn, &mut opened, &mut report)?;
+        self.unlock_to_prove(&txn, self.now(), &mut opened, env)?;
         self.drive(&mut txn, None, &mut opened, &mut report)?;
         let now = self.now();
         let in_journal: HashSet<&KeyId> = txn

@@ -69,7 +69,9 @@ pub(crate) fn sweep(ctx: &mut Ctx<'_>, a: SweepArgs) -> Result<Done, Failure> {
     if a.rotate_due {
         return super::due::sweep_rotate_due(ctx, a.dry_run);
     }
-    let report = ctx.vault.sweep(&ctx.remote)?;
+    // passphrase_env (to log in to pods with a rotation's new key): read here, by the CLI.
+    let env = |name: &str| std::env::var(name).ok();
+    let report = ctx.vault.sweep_with_env(&ctx.remote, &env)?;
     render::report(ctx.json, &report);
     Ok(Done::Ok)
 }

@@ -20,6 +20,7 @@ mod manual;
 mod mint_scope;
 mod monitoring;
 mod passphrases;
+mod pod_finish;
 mod pod_logins;
 mod pods;
 mod provider_fakes;

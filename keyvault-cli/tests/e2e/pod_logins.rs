@@ -9,16 +9,16 @@ use crate::support::{PASS, PASS2, Vault};
 use keyvault_tests::fake_runpod::{FakeRunpod, pod};
 
 /// A vault with `personal-1` deployed to the fake account, and `n` pods trusting it.
-struct Fleet {
-    v: Vault,
-    server: FakeRunpod,
-    pods: Vec<(String, Sshd)>,
-    old_key: String,
-    old_fp: String,
+pub(crate) struct Fleet {
+    pub(crate) v: Vault,
+    pub(crate) server: FakeRunpod,
+    pub(crate) pods: Vec<(String, Sshd)>,
+    pub(crate) old_key: String,
+    pub(crate) old_fp: String,
 }
 
 impl Fleet {
-    fn new(n: usize) -> Fleet {
+    pub(crate) fn new(n: usize) -> Fleet {
         let server = FakeRunpod::start();
         let v = Vault::new();
         v.use_runpod(&server);
@@ -44,7 +44,7 @@ impl Fleet {
     }
 
     /// Lists `sshd` as running pod `name` at the fake account.
-    fn add(&mut self, name: &str, sshd: Sshd) {
+    pub(crate) fn add(&mut self, name: &str, sshd: Sshd) {
         self.server.add_pod(pod(
             name,
             "RUNNING",
@@ -55,7 +55,7 @@ impl Fleet {
     }
 
     /// The fingerprints that logged in to pod `name`, in order, as its sshd logged them.
-    fn logins(&self, name: &str) -> Vec<String> {
+    pub(crate) fn logins(&self, name: &str) -> Vec<String> {
         let log = std::fs::read_to_string(self.v.root.join(name).join("sshd.log")).expect("log");
         log.lines()
             .filter(|l| l.contains("Accepted publickey"))
@@ -63,14 +63,14 @@ impl Fleet {
             .collect()
     }
 
-    fn fingerprint(&self, id: &str) -> String {
+    pub(crate) fn fingerprint(&self, id: &str) -> String {
         self.v.run(&["--json", "show", id]).expect(0).json()["fingerprint"]
             .as_str()
             .expect("fp")
             .to_owned()
     }
 
-    fn rotate(&self, code: i32) -> serde_json::Value {
+    pub(crate) fn rotate(&self, code: i32) -> serde_json::Value {
         self.v
             .run(&[
                 "--json",
@@ -88,7 +88,7 @@ impl Fleet {
     }
 
     /// Each pod's outcomes in `report`.
-    fn outcomes(report: &serde_json::Value, name: &str) -> Vec<String> {
+    pub(crate) fn outcomes(report: &serde_json::Value, name: &str) -> Vec<String> {
         report["pods"]
             .as_array()
             .expect("pods")
@@ -99,7 +99,7 @@ impl Fleet {
     }
 
     /// sshd now refuses the old key and takes the new one, and kept the other lines.
-    fn assert_rotated(&self, name: &str, sshd: &Sshd) {
+    pub(crate) fn assert_rotated(&self, name: &str, sshd: &Sshd) {
         let old = self.v.home.join("keys/personal-1");
         let current = self.v.home.join("current/personal");
         assert_ne!(sshd.ssh(&old, PASS, "true").code, 0, "{name}: old key in");
@@ -210,7 +210,7 @@ fn a_pod_where_the_new_key_does_not_log_in_keeps_the_old_key() {
 }
 
 /// Whether a process still runs with `needle` on its command line.
-fn running_with(needle: &str) -> bool {
+pub(crate) fn running_with(needle: &str) -> bool {
     std::fs::read_dir("/proc")
         .expect("/proc")
         .flatten()

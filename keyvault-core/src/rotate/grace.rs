@@ -1,14 +1,37 @@
-//! Ending a grace period early: a retiring key may be compromised, so `revoke` of a key
-//! kept deployed for a rotation's grace period removes it everywhere now instead of
-//! refusing because a rotation is in progress.
+//! Grace periods at pods, and ending them early: a retiring key may be compromised, so
+//! `revoke` of a key kept deployed for a rotation's grace period removes it everywhere now
+//! instead of refusing because a rotation is in progress.
+//!
+//! # Logins per pod with a grace period
+//!
+//! The old key stays trusted in a pod until the grace period ends, so the login that
+//! removes it cannot happen in `rotate`: the rotation logs in once with the old key to add
+//! the new one, and the run that ends the grace period (usually an unattended `sweep`)
+//! logs in once more to remove the old key. Two logins are the least: the pod must learn
+//! the new key before the grace period and forget the old one after it.
+//!
+//! The old key may go only once the new key has logged in. Where the run that ends the
+//! grace period can hold the new key decrypted without asking anyone (its passphrase in
+//! the OS keyring, no passphrase, or the purpose's `passphrase_env` / `passphrase_file`),
+//! its login offers the new key alone, which proves it and removes the old key in the
+//! same session: two logins in all ([`crate::inventory::TargetProgress::unproven`] until
+//! then). Otherwise only a person has the new key's passphrase, and only while `rotate`
+//! runs: the proof must be made then, by a login of its own, so that the sweep that ends
+//! the grace period may remove the old key with whatever login gets in. That third login
+//! is spent only in that case.
 
-use crate::error::Result;
-use crate::inventory::{Inventory, KeyRecord, Purpose, Step};
+use crate::callbacks::PassphraseKind;
+use crate::due::{NoPerson, read_passphrase_file};
+use crate::error::{Error, Result};
+use crate::inventory::{Inventory, KeyRecord, Protection, Purpose, Step};
+use crate::policy::PassphraseSource;
 use crate::report::{Report, Retiring};
-use crate::run::key_mut;
+use crate::run::{Opened, key, key_mut};
+use crate::secret::Passphrase;
 use crate::store::Txn;
 use crate::target::TargetSpec;
 use crate::vault::Vault;
+use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
 
 impl Vault {
@@ -65,5 +88,90 @@ impl Vault {
             until: e.grace_until,
         });
         Ok(())
+    }
+}
+
+impl Vault {
+    /// How a run that asks no one gets `record` decrypted: `Some(None)` for a key whose
+    /// passphrase is in the OS keyring or that has none, `Some(source)` for the purpose's
+    /// `passphrase_env` / `passphrase_file`, `None` when only a person has it.
+    fn unattended_source(&self, record: &KeyRecord) -> Option<Option<PassphraseSource>> {
+        match record.protection() {
+            Protection::Keyring | Protection::None => Some(None),
+            _ => self
+                .config
+                .policy(record.purpose())
+                .rotation()
+                .passphrase()
+                .cloned()
+                .map(Some),
+        }
+    }
+
+    /// Whether the new key `record`, added to a pod with a grace period, can be proven by
+    /// the login that ends it (see the module's documentation): the run that ends it can
+    /// hold the key decrypted without asking anyone.
+    pub(crate) fn provable_at_grace_end(&self, record: &KeyRecord) -> bool {
+        self.unattended_source(record).is_some()
+    }
+
+    /// For `sweep`, which asks no one: unlocks the new key of each rotation whose old key is
+    /// due to go (no grace period, or one that is over) from a pod where the new key has
+    /// not logged in yet, where that takes no
+    /// person (see [`Self::provable_at_grace_end`]; `env` reads `passphrase_env`). A key it
+    /// cannot unlock is left out: its pods keep the old key and are reported with what
+    /// finishes them.
+    pub(crate) fn unlock_to_prove(
+        &self,
+        txn: &Txn,
+        now: DateTime<Utc>,
+        opened: &mut Opened<'_>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<()> {
+        for e in txn.journal() {
+            let waiting = e
+                .targets
+                .iter()
+                .any(|(t, p)| t.is_pod() && p.added && p.unproven && !p.removed);
+            // Due now, or once this sweep promotes it (an interrupted rotation).
+            let due = e.grace_until.is_none_or(|g| g <= now);
+            if !waiting || !due || opened.identities.contains_key(&e.new) {
+                continue;
+            }
+            let new = key(txn, &e.new)?;
+            if let Ok(Some(plain)) = self.unlock_unattended(new, env) {
+                opened.identities.insert(new.id().clone(), plain);
+            }
+        }
+        Ok(())
+    }
+
+    /// `record` decrypted without asking anyone, `None` if only a person can unlock it.
+    fn unlock_unattended(
+        &self,
+        record: &KeyRecord,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<ssh_key::PrivateKey>> {
+        let Some(source) = self.unattended_source(record) else {
+            return Ok(None);
+        };
+        let subject = format!("key {} (to log in to its pods)", record.id());
+        let passphrase = match source {
+            None => None,
+            Some(PassphraseSource::Env(variable)) => {
+                Some(env(&variable).map(Passphrase::new).ok_or_else(|| {
+                    Error::PassphraseUnavailable {
+                        subject: subject.clone(),
+                        reason: format!(
+                            "environment variable {variable} (passphrase_env in config.toml) is not set"
+                        ),
+                    }
+                })?)
+            }
+            Some(PassphraseSource::File(path)) => Some(read_passphrase_file(&path, &subject)?),
+        };
+        let mut no_person = NoPerson(passphrase);
+        self.unlock(record, &mut no_person, &subject, PassphraseKind::Successor)
+            .map(Some)
     }
 }

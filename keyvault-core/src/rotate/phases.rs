@@ -269,7 +269,7 @@ impl Vault {
 }
 
 /// Whether a rotation's old key is due for removal: promoted, its grace period over.
-fn due(e: &JournalEntry, now: DateTime<Utc>) -> bool {
+pub(crate) fn due(e: &JournalEntry, now: DateTime<Utc>) -> bool {
     e.step == Step::Promoted && e.grace_until.is_none_or(|g| g <= now)
 }
 
