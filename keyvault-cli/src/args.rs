@@ -170,7 +170,12 @@ keyvault rotate personal --pods --old-passphrase-env OLD_PASS --passphrase-env N
     Rotate(RotateArgs),
     /// Finish interrupted rotations, end grace periods, revoke expired keys (for cron);
     /// with --rotate-due, also rotate the keys their rotation policy says are due.
-    #[command(after_help = "Safe to run every few minutes.\n\n\
+    #[command(
+        after_help = "Safe to run every few minutes. A pod where a rotation's new key was added but has \
+not logged in yet (an interrupted rotation, or one whose grace period is over) is finished by the new key's login \
+alone, which removes the old key; the sweep asks no one, so it does this where the new key's passphrase is in the \
+OS keyring or the purpose's passphrase_env / passphrase_file, else it reports the pod with the command that \
+finishes it.\n\n\
 --rotate-due: after the usual sweep, every active key due under its purpose's rotation policy \
 (rotate_every, rotate_before_expiry in config.toml) is rotated across all its targets (with --pods where the \
 policy says pods = true), asking no one: the passphrases come from the OS keyring, or from the purpose's \
@@ -183,7 +188,8 @@ Exit 0 done (every due key rotated), 3 a due key needs a person, 1 the sweep or 
 (a key whose passphrase_env / passphrase_file would fail is listed as failed), changes nothing and exits 0.\n\n\
 Examples:\n  keyvault sweep\n  \
 */10 * * * * keyvault --json --no-input sweep >> ~/keyvault-sweep.log\n  \
-keyvault sweep --rotate-due --dry-run\n  keyvault --json --no-input sweep --rotate-due")]
+keyvault sweep --rotate-due --dry-run\n  keyvault --json --no-input sweep --rotate-due"
+    )]
     Sweep(SweepArgs),
     /// Delete the private key files of revoked keys nothing depends on (records stay).
     #[command(after_help = "Examples:\n  keyvault prune\n  keyvault prune --yes")]
@@ -528,7 +534,7 @@ pub struct RotateArgs {
     pub dry_run: bool,
     /// Also update running RunPod pods that trust the old key, over their direct SSH endpoints:
     /// two logins each (the old key adds the new one; the new key alone then logs in and
-    /// removes the old one).
+    /// removes the old one; with --grace, `keyvault sweep` logs in to remove it after the grace period).
     #[arg(long)]
     pub pods: bool,
     /// The old key's passphrase, from environment variable VAR: keyvault then logs in with the
