@@ -16,6 +16,7 @@ mod file_safety;
 mod interop;
 mod keyring;
 mod keys;
+mod list_stream;
 mod manual;
 mod mint_scope;
 mod monitoring;
