@@ -42,5 +42,6 @@ mod scoped;
 mod secrets;
 mod ssh_logins;
 mod sshd;
+mod store_choice;
 mod terminal;
 mod test_clock;
