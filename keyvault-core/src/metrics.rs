@@ -6,7 +6,7 @@
 //! the model, so its escaping rules are tested once, and so [`write_textfile`] can write it
 //! through the vault's file primitives.
 
-use crate::audit::{self, AuditEvent, Outcome};
+use crate::audit::{AuditEvent, Outcome};
 use crate::error::{Result, StoreError};
 use crate::fsutil;
 use crate::inventory::{Inventory, KeyState};
@@ -175,14 +175,14 @@ impl Vault {
             "When keyvault status checked the vault (Unix time).",
             unlabelled(secs(report.checked_at())),
         );
-        let inventory = self.store.load().ok();
+        let inventory = self.store.load(crate::store::View::Live).ok();
         if let Some(inventory) = &inventory {
             key_families(&mut m, inventory);
         }
         finding_families(&mut m, report);
         let events = inventory
             .as_ref()
-            .map(|i| audit::read(&self.paths.audit_path(), i.audit_head()));
+            .map(|i| self.audit_events_to(i.audit_head()));
         if let Some(events) = events {
             audit_families(&mut m, events.ok().as_deref());
         }
@@ -195,6 +195,9 @@ fn key_families(m: &mut Metrics, inventory: &Inventory) {
     let mut created = Vec::new();
     let mut expiry = Vec::new();
     let mut by_state: BTreeMap<String, usize> = BTreeMap::new();
+    if inventory.revoked_unloaded > 0 {
+        by_state.insert(KeyState::Revoked.to_string(), inventory.revoked_unloaded);
+    }
     for k in inventory.keys() {
         *by_state.entry(k.state().to_string()).or_default() += 1;
         if k.state() == KeyState::Revoked {

@@ -1,6 +1,5 @@
 //! Health of a vault: what `keyvault status` reports.
 
-use crate::audit;
 use crate::error::{Result, StoreError};
 use crate::inventory::KeyId;
 use crate::inventory::{Inventory, KeyRecord, KeyState, Purpose};
@@ -11,6 +10,10 @@ use serde::Serialize;
 use std::fmt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+/// How many of the audit log's newest lines `status` checks against the recorded head;
+/// `log --verify` checks them all.
+pub const STATUS_AUDIT_LINES: u64 = 1000;
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -366,7 +369,14 @@ impl Vault {
         // at fleet size each takes about as long as the other.
         let keys_dir = self.paths.keys_dir();
         let scan = std::thread::spawn(move || key_file_modes(&keys_dir));
-        let inventory = match self.store.load() {
+        // Offline, only live records matter; reading what targets trust looks for revoked
+        // keys left behind too, so it needs the history.
+        let view = if targets.is_some() {
+            crate::store::View::All
+        } else {
+            crate::store::View::Live
+        };
+        let inventory = match self.store.load(view) {
             Ok(i) => i,
             Err(StoreError::Permissions { .. }) if !findings.is_empty() => {
                 return Ok(StatusReport {
@@ -404,7 +414,7 @@ impl Vault {
         findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
         Ok(StatusReport {
             checked_at: now,
-            keys: inventory.keys().len(),
+            keys: inventory.count_all(),
             live_keys: live.len(),
             findings,
             targets: summaries,
@@ -413,9 +423,12 @@ impl Vault {
         })
     }
 
-    /// An audit log that does not verify against the inventory's head.
+    /// An audit log whose newest lines do not verify against the inventory's head (a
+    /// bounded check: `log --verify` checks every line).
     fn audit_finding(&self, inventory: &Inventory) -> Option<Finding> {
-        let e = audit::verify(&self.paths.audit_path(), inventory.audit_head()).err()?;
+        let e = self
+            .verify_audit_newest(inventory.audit_head(), STATUS_AUDIT_LINES)
+            .err()?;
         Some(Finding {
             severity: Severity::High,
             kind: FindingKind::AuditBroken,

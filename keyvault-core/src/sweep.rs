@@ -74,7 +74,7 @@ impl Vault {
         keep_due: bool,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<(Report, bool)> {
-        let mut txn = self.begin()?;
+        let mut txn = self.begin(crate::store::View::Live)?;
         let mut opened = Opened::new(targets);
         let mut report = Report::default();
         self.drop_gone_pods(&mut txn, &mut opened, &mut report)?;
@@ -134,7 +134,7 @@ impl Vault {
     ///
     /// [`StoreError`] when the inventory cannot be read.
     pub fn prunable(&self) -> Result<Vec<KeyRecord>> {
-        let inventory = self.store.load()?;
+        let inventory = self.store.load(crate::store::View::All)?;
         Ok(self.prunable_in(&inventory))
     }
 
@@ -165,7 +165,7 @@ impl Vault {
     ///
     /// [`crate::RequestError::NotPrunable`] for a key that is not prunable; [`StoreError`] for I/O.
     pub fn prune(&self, ids: &[KeyId]) -> Result<Report> {
-        let mut txn = self.begin()?;
+        let mut txn = self.begin(crate::store::View::All)?;
         let prunable: HashSet<KeyId> = self
             .prunable_in(&txn)
             .into_iter()

@@ -2,7 +2,7 @@
 //! it. Writers hold the vault's lock while they change files; readers never need it,
 //! because every file is replaced atomically.
 
-use crate::audit::{self, AuditEvent, Verification};
+use crate::audit::{AuditEvent, AuditHead, Chain, Verification};
 use crate::callbacks::{Callbacks, PassphraseKind, PassphraseRequest};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Result, StoreError};
@@ -12,7 +12,7 @@ use crate::keyfile;
 use crate::names::KeySelector;
 use crate::policy::Config;
 use crate::secret::Passphrase;
-use crate::store::Txn;
+use crate::store::{Txn, View};
 use chrono::{DateTime, Utc};
 use ssh_key::PrivateKey;
 use std::path::{Path, PathBuf};
@@ -84,12 +84,29 @@ impl Vault {
     /// exists but is a symlink (also named `link/`), not a directory, owned by another
     /// user, or writable by group or others.
     pub fn open(home: impl Into<PathBuf>) -> Result<Self> {
+        Self::open_with_store(home, None)
+    }
+
+    /// Opens the vault at `home` as [`Vault::open`] does, keeping its state in `store`
+    /// when given, whatever `config.toml` says (the CLI passes `KEYVAULT_STORE`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Vault::open`]; [`StoreError::NotBuiltIn`] for a store this build lacks, and
+    /// the store's own errors when it cannot be opened.
+    pub fn open_with_store(
+        home: impl Into<PathBuf>,
+        store: Option<crate::policy::StoreLocation>,
+    ) -> Result<Self> {
         let home = home.into();
         crate::fsutil::check_home(&home)?;
         let paths = crate::store::Paths::new(home);
-        let config = Config::load(&paths.config_path())?;
+        let mut config = Config::load(&paths.config_path())?;
+        if let Some(location) = store {
+            config = config.with_store(location);
+        }
         Ok(Vault {
-            store: Arc::new(crate::store::FileStore::new(paths.clone())),
+            store: crate::store::open(&paths, &config)?,
             paths,
             config,
             clock: Arc::new(SystemClock),
@@ -213,11 +230,12 @@ impl Vault {
     /// Begins a transaction: creates the home's directories if missing, takes the writer
     /// lock (waiting at most the lock timeout) and loads the state. Every operation that
     /// changes the vault runs inside one.
-    pub(crate) fn begin(&self) -> Result<Txn> {
+    pub(crate) fn begin(&self, view: crate::store::View) -> Result<Txn> {
         self.paths.ensure_layout()?;
         Txn::begin(
             self.store.as_ref(),
             self.lock_timeout,
+            view,
             Arc::clone(&self.clock),
             self.actor.clone(),
         )
@@ -296,7 +314,17 @@ impl Vault {
     /// [`StoreError`] when the file is unreadable, corrupt, of an unknown version, or
     /// accessible to others.
     pub fn inventory(&self) -> Result<Inventory> {
-        Ok(self.store.load()?)
+        Ok(self.store.load(crate::store::View::All)?)
+    }
+
+    /// Hands `f` every key record, history included, oldest first, one at a time: the
+    /// store never holds them all in memory at once (a database streams them).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the records cannot be read; whatever `f` returns.
+    pub fn each_key(&self, f: &mut dyn FnMut(KeyRecord) -> Result<()>) -> Result<()> {
+        self.store.each_key(f)
     }
 
     /// Finds the key a user means by `selector`: a key id, or a purpose (its active key).
@@ -310,9 +338,7 @@ impl Vault {
         selector: &KeySelector,
     ) -> Result<&'a KeyRecord> {
         let by_id = selector.id().and_then(|id| inventory.get(id));
-        let purpose = selector
-            .purpose()
-            .filter(|p| inventory.keys().iter().any(|k| k.purpose() == *p));
+        let purpose = selector.purpose().filter(|p| inventory.has_purpose(p));
         match (by_id, purpose) {
             (Some(_), Some(_)) => Err(StoreError::Ambiguous {
                 selector: selector.to_string(),
@@ -332,8 +358,98 @@ impl Vault {
         }
     }
 
+    /// [`Vault::find`] over an inventory of any view: a key id the view left out (a revoked
+    /// key under [`View::Live`](crate::store::View::Live)) is read from the store.
+    pub(crate) fn find_record(
+        &self,
+        inventory: &Inventory,
+        selector: &KeySelector,
+    ) -> Result<KeyRecord> {
+        let unloaded = match selector.id() {
+            Some(id) if inventory.get(id).is_none() => self.store.key(id)?,
+            _ => None,
+        };
+        let Some(record) = unloaded else {
+            return self.find(inventory, selector).cloned();
+        };
+        // Found by id: the answer is that record, or ambiguous if the purpose exists too.
+        let with = Inventory {
+            keys: vec![record],
+            floors: inventory.floors.clone(),
+            ..Inventory::default()
+        };
+        self.find(&with, selector).cloned()
+    }
+
+    /// [`Vault::find_record`] inside `txn`, which then holds the record (a revoked one a
+    /// live view left out included) so that the operation can change it.
+    pub(crate) fn find_in(&self, txn: &mut Txn, selector: &KeySelector) -> Result<KeyRecord> {
+        let record = self.find_record(txn, selector)?;
+        txn.include(record.clone());
+        Ok(record)
+    }
+
     pub(crate) fn point_current(&self, purpose: &Purpose, id: &KeyId) -> Result<()> {
         point_current_in(&self.paths.current_dir(), purpose, id)
+    }
+
+    /// The audit log's name in errors (`audit.jsonl` in the home).
+    fn audit_source(&self) -> PathBuf {
+        self.paths.audit_path()
+    }
+
+    /// Reads the whole audit chain through the store, checking it against `head`; `each`
+    /// is given every event.
+    fn walk_audit(
+        &self,
+        head: Option<&AuditHead>,
+        each: &mut dyn FnMut(AuditEvent),
+    ) -> Result<Verification> {
+        let mut chain = Chain::new(&self.audit_source(), head);
+        self.store.audit_lines(0, &mut |line| {
+            each(chain.push(line)?);
+            Ok(())
+        })?;
+        Ok(chain.finish()?)
+    }
+
+    /// Every event of the chain that ends at `head`, after verifying it.
+    pub(crate) fn audit_events_to(&self, head: Option<&AuditHead>) -> Result<Vec<AuditEvent>> {
+        let mut events = Vec::new();
+        self.walk_audit(head, &mut |e| events.push(e))?;
+        Ok(events)
+    }
+
+    /// Checks only the newest `lines` lines of the chain against `head` (the line before
+    /// them is taken as it is): edits, cuts and lines appended past the head show, at a cost
+    /// that does not grow with the log. [`Vault::verify_audit`] checks every line.
+    pub(crate) fn verify_audit_newest(&self, head: Option<&AuditHead>, lines: u64) -> Result<()> {
+        let seq = head.map_or(0, AuditHead::seq);
+        if seq <= lines {
+            return self.walk_audit(head, &mut |_| {}).map(drop);
+        }
+        let first = seq - lines;
+        let source = self.audit_source();
+        let mut chain: Option<Chain> = None;
+        self.store.audit_lines(first - 1, &mut |line| {
+            match &mut chain {
+                None => chain = Some(Chain::after(&source, head, first, line)?),
+                Some(c) => drop(c.push(line)?),
+            }
+            Ok(())
+        })?;
+        let Some(chain) = chain else {
+            return Err(crate::AuditError::Broken {
+                path: source,
+                line: first,
+                reason: format!(
+                    "the log ends before line {first} but the inventory recorded {seq} lines (truncated)"
+                ),
+            }
+            .into());
+        };
+        chain.finish()?;
+        Ok(())
     }
 
     /// Every audit event, after verifying the chain.
@@ -343,24 +459,18 @@ impl Vault {
     /// [`crate::AuditError::Broken`] when the chain does not verify, [`StoreError`] when
     /// the inventory cannot be read.
     pub fn audit_events(&self) -> Result<Vec<AuditEvent>> {
-        let inventory = self.store.load()?;
-        Ok(audit::read(
-            &self.paths.audit_path(),
-            inventory.audit_head(),
-        )?)
+        let inventory = self.store.load(View::Live)?;
+        self.audit_events_to(inventory.audit_head())
     }
 
-    /// Verifies the audit chain against the head recorded in the inventory.
+    /// Verifies the whole audit chain against the head recorded in the inventory.
     ///
     /// # Errors
     ///
     /// [`crate::AuditError::Broken`] naming the first bad line.
     pub fn verify_audit(&self) -> Result<Verification> {
-        let inventory = self.store.load()?;
-        Ok(audit::verify(
-            &self.paths.audit_path(),
-            inventory.audit_head(),
-        )?)
+        let inventory = self.store.load(View::Live)?;
+        self.walk_audit(inventory.audit_head(), &mut |_| {})
     }
 
     /// The audit log's events so far, checked as [`Vault::audit_events`] checks them, and
@@ -373,9 +483,15 @@ impl Vault {
     /// [`Vault::audit_events`].
     pub fn follow_audit(&self) -> Result<(Vec<AuditEvent>, crate::audit_tail::AuditTail)> {
         // The inventory before the log: a writer appends lines before it records them.
-        let inventory = self.store.load()?;
-        let (tail, events) =
-            crate::audit_tail::AuditTail::open(&self.paths.audit_path(), inventory.audit_head())?;
+        let inventory = self.store.load(View::Live)?;
+        let store = Arc::clone(&self.store);
+        let source: crate::audit_tail::LineSource =
+            Box::new(move |after, f| store.audit_lines(after, f));
+        let (tail, events) = crate::audit_tail::AuditTail::open(
+            source,
+            &self.audit_source(),
+            inventory.audit_head(),
+        )?;
         Ok((events, tail))
     }
 }

@@ -30,6 +30,13 @@ pub struct Inventory {
     pub(crate) journal: Vec<JournalEntry>,
     #[serde(default)]
     pub(crate) audit: Option<AuditHead>,
+    /// For each purpose, the highest key number a record not loaded holds (a store loading
+    /// only live records fills it): [`Inventory::next_id`] never goes back below it.
+    #[serde(skip)]
+    pub(crate) floors: std::collections::BTreeMap<Purpose, u64>,
+    /// How many revoked records a store loading only live records left out.
+    #[serde(skip)]
+    pub(crate) revoked_unloaded: usize,
 }
 
 impl Default for Inventory {
@@ -39,6 +46,8 @@ impl Default for Inventory {
             keys: Vec::new(),
             journal: Vec::new(),
             audit: None,
+            floors: std::collections::BTreeMap::new(),
+            revoked_unloaded: 0,
         }
     }
 }
@@ -83,21 +92,33 @@ impl Inventory {
         p
     }
 
+    /// How many records the vault holds, those a live view left out included.
+    pub(crate) fn count_all(&self) -> usize {
+        self.keys.len() + self.revoked_unloaded
+    }
+
+    /// Whether `purpose` has any record, revoked ones a live view left out included.
+    pub(crate) fn has_purpose(&self, purpose: &Purpose) -> bool {
+        self.floors.contains_key(purpose) || self.keys.iter().any(|k| &k.purpose == purpose)
+    }
+
     /// The head of the audit chain this inventory was last written with.
     #[must_use]
     pub fn audit_head(&self) -> Option<&AuditHead> {
         self.audit.as_ref()
     }
 
-    /// The next unused id for `purpose`.
+    /// The next unused id for `purpose`: above every loaded record's and the floor of
+    /// those not loaded (revoked ones, under a live view).
     pub(crate) fn next_id(&self, purpose: &Purpose) -> KeyId {
-        let n = self
+        let loaded = self
             .keys
             .iter()
             .filter(|k| &k.purpose == purpose)
             .map(|k| k.id.number())
             .max()
             .unwrap_or(0);
-        KeyId::new(purpose, n + 1)
+        let floor = self.floors.get(purpose).copied().unwrap_or(0);
+        KeyId::new(purpose, loaded.max(floor) + 1)
     }
 }
