@@ -39,6 +39,27 @@ use crate::remote::{AddKey, RemoteKey};
 use crate::runpod::Pod;
 use std::collections::HashSet;
 
+/// A write's read-back: `Ok` when every list of fingerprints in `problems` is empty, else
+/// [`TargetError::Interference`] naming each non-empty one with what is wrong with it
+/// (for example "missing after the write").
+pub(crate) fn check_written(
+    target: &str,
+    problems: &[(&[String], &str)],
+) -> Result<(), TargetError> {
+    let what: Vec<String> = problems
+        .iter()
+        .filter(|(fingerprints, _)| !fingerprints.is_empty())
+        .map(|(fingerprints, problem)| format!("{} {problem}", fingerprints.join(", ")))
+        .collect();
+    if what.is_empty() {
+        return Ok(());
+    }
+    Err(TargetError::Interference {
+        target: target.to_owned(),
+        what: what.join("; "),
+    })
+}
+
 /// What a successful [`Target::apply`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {

@@ -59,23 +59,13 @@ impl RunpodTarget {
             .filter(|f| present.contains(*f))
             .map(ToString::to_string)
             .collect();
-        if !missing.is_empty() || !lingering.is_empty() {
-            let mut what = Vec::new();
-            if !missing.is_empty() {
-                what.push(format!("{} missing after the write", missing.join(", ")));
-            }
-            if !lingering.is_empty() {
-                what.push(format!(
-                    "{} still present after the write",
-                    lingering.join(", ")
-                ));
-            }
-            return Err(TargetError::Interference {
-                target: name.to_owned(),
-                what: what.join("; "),
-            }
-            .into());
-        }
+        super::check_written(
+            name,
+            &[
+                (&missing, "missing after the write"),
+                (&lingering, "still present after the write"),
+            ],
+        )?;
         Ok(Applied {
             wrote: true,
             present,
