@@ -275,16 +275,6 @@ impl AccountTarget {
     ) -> Result<Applied, Error> {
         let after = self.listed()?;
         let present: HashSet<Fingerprint> = after.iter().filter_map(|l| l.fingerprint).collect();
-        let missing: Vec<String> = add
-            .iter()
-            .filter(|a| !present.contains(&a.fingerprint))
-            .map(|a| a.fingerprint.to_string())
-            .collect();
-        let lingering: Vec<String> = remove
-            .iter()
-            .filter(|f| present.contains(*f))
-            .map(ToString::to_string)
-            .collect();
         // GitLab's refusal of an expired key is only as good as the expiry it kept.
         let unkept: Vec<String> = add
             .iter()
@@ -296,18 +286,17 @@ impl AccountTarget {
             })
             .map(|a| a.fingerprint.to_string())
             .collect();
-        if !lingering.is_empty()
+        if remove.iter().any(|f| present.contains(f))
             && let Some(denied) = denied
         {
             return Err(self.err(denied).into());
         }
         super::check_written(
             &self.spec.to_string(),
-            &[
-                (&missing, "missing after the write"),
-                (&lingering, "still present after the write"),
-                (&unkept, "held without the expiry keyvault sent"),
-            ],
+            &present,
+            add.iter().map(|a| &a.fingerprint),
+            remove,
+            (&unkept, "held without the expiry keyvault sent"),
         )?;
         Ok(Applied {
             wrote: true,

@@ -49,23 +49,11 @@ impl RunpodTarget {
     ) -> Result<Applied, Error> {
         let after = self.read()?;
         let present = remote::fingerprints(&after);
-        let missing: Vec<String> = add
+        let added = add
             .iter()
-            .filter(|a| !remove.contains(&a.fingerprint) && !present.contains(&a.fingerprint))
-            .map(|a| a.fingerprint.to_string())
-            .collect();
-        let lingering: Vec<String> = remove
-            .iter()
-            .filter(|f| present.contains(*f))
-            .map(ToString::to_string)
-            .collect();
-        super::check_written(
-            name,
-            &[
-                (&missing, "missing after the write"),
-                (&lingering, "still present after the write"),
-            ],
-        )?;
+            .map(|a| &a.fingerprint)
+            .filter(|f| !remove.contains(*f));
+        super::check_written(name, &present, added, remove, (&[], ""))?;
         Ok(Applied {
             wrote: true,
             present,
