@@ -143,12 +143,23 @@ pub(crate) fn parent_dir(path: &Path) -> &Path {
 
 /// Requires that a secret-bearing file grants nothing to group or others.
 pub(crate) fn check_private_mode(path: &Path, meta: &fs::Metadata) -> Result<(), StoreError> {
+    check_mode(path, meta, 0o077, 0o600)
+}
+
+/// Requires that `meta`'s mode has none of the `forbidden` bits; the error names
+/// `expected`, the mode keyvault itself gives such a file.
+fn check_mode(
+    path: &Path,
+    meta: &fs::Metadata,
+    forbidden: u32,
+    expected: u32,
+) -> Result<(), StoreError> {
     let mode = meta.mode() & 0o7777;
-    if mode & 0o077 != 0 {
+    if mode & forbidden != 0 {
         return Err(StoreError::Permissions {
             path: path.to_owned(),
             mode,
-            expected: 0o600,
+            expected,
         });
     }
     Ok(())
@@ -285,15 +296,8 @@ pub(crate) fn check_home(home: &Path) -> Result<(), StoreError> {
             owner: meta.uid(),
         });
     }
-    let mode = meta.mode() & 0o7777;
-    if mode & 0o022 != 0 {
-        return Err(StoreError::Permissions {
-            path: trimmed.to_owned(),
-            mode,
-            expected: 0o700,
-        });
-    }
-    Ok(())
+    // Group or others may read a home (its secrets are 0600 each), never write to it.
+    check_mode(trimmed, &meta, 0o022, 0o700)
 }
 
 /// Refuses a home that someone other than root or this user could swap out from under

@@ -149,24 +149,19 @@ impl Vault {
         Ok(Some((passphrase, admitted.kdf_rounds())))
     }
 
-    /// A new key of the admitted algorithm, after asking how it is to be protected at rest
-    /// ([`Vault::protect`]), with that protection: the steps `new`, `mint` and `rotate`
-    /// share, in the order the user sees them (passphrase first, then the wait).
-    pub(crate) fn protect_and_generate<R: CryptoRng + ?Sized>(
-        &self,
+    /// A new key of the admitted algorithm, with progress to `callbacks`. `new`, `mint` and
+    /// `rotate` call it right after [`Vault::protect`], in the order the user sees them
+    /// (passphrase first, then the wait).
+    pub(crate) fn generate<R: CryptoRng + ?Sized>(
         rng: &mut R,
         admitted: &Admitted,
         callbacks: &mut dyn Callbacks,
-        purpose: &Purpose,
-        subject: &str,
-        comment: Option<&str>,
-    ) -> Result<(ssh_key::PrivateKey, Option<(Passphrase, u32)>)> {
-        let protection = self.protect(rng, admitted, callbacks, purpose, subject, comment)?;
+    ) -> Result<ssh_key::PrivateKey> {
         let algorithm = admitted.algorithm();
         callbacks.progress(Progress::Generating(algorithm));
         let key = keygen::generate(rng, algorithm, "");
         callbacks.progress(Progress::Done);
-        Ok((key?, protection))
+        Ok(key?)
     }
 
     /// `options` for a key keyvault is to generate for `purpose`, admitted by the
@@ -192,7 +187,7 @@ impl Vault {
         purpose: &Purpose,
         subject: &str,
     ) -> Result<Prepared> {
-        let (key, protection) = self.protect_and_generate(
+        let protection = self.protect(
             rng,
             admitted,
             callbacks,
@@ -200,6 +195,7 @@ impl Vault {
             subject,
             admitted.comment(),
         )?;
+        let key = Vault::generate(rng, admitted, callbacks)?;
         Ok(Prepared::new(
             key,
             purpose,

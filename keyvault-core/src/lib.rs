@@ -19,6 +19,7 @@ mod dirfd;
 pub mod due;
 pub mod error;
 mod fsutil;
+pub mod http;
 pub mod inventory;
 mod kdf;
 pub mod keyfile;

@@ -337,8 +337,9 @@ impl Vault {
                 "new key for purpose {} (replacing {})",
                 item.purpose, item.old
             );
-            let (generated, protection) =
-                self.protect_and_generate(rng, admitted, callbacks, &item.purpose, &subject, None)?;
+            let protection =
+                self.protect(rng, admitted, callbacks, &item.purpose, &subject, None)?;
+            let generated = Vault::generate(rng, admitted, callbacks)?;
             fresh.insert(
                 item.purpose.clone(),
                 (generated, protection, admitted.algorithm()),

@@ -2,11 +2,15 @@
 //! (`GET`/`PUT /v2/account/ssh-keys`) with a GraphQL fallback (`myself { pubKey }` /
 //! `updateUserSettings`) when v2 answers 404, and the pod list (`GET /v2/pods`).
 //!
-//! Bearer authentication only: the API key never goes into a URL. Reads are retried on
-//! 429 (honouring `Retry-After`, capped), 5xx and connection errors with backoff and
-//! jitter; writes are never replayed blindly: callers re-read and recompute. Bodies are
-//! capped, and nothing the server says reaches a message without the key scrubbed out.
+//! The HTTP side is [`crate::http`]'s, shared with GitHub and GitLab: bearer
+//! authentication only (the API key never goes into a URL), reads retried on 429
+//! (honouring `Retry-After` within a cap), 5xx and connection errors with backoff and
+//! jitter, no redirect followed, bodies capped, the key scrubbed out of every message.
+//! Writes are never replayed blindly: callers re-read and recompute. This module adds
+//! RunPod's endpoints, its `problem+json` and GraphQL errors, and which API the server
+//! speaks.
 
+pub use crate::http::ApiSettings;
 use crate::remote;
 use crate::secret::ApiToken;
 #[cfg(feature = "network")]
@@ -15,8 +19,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::cell::Cell;
 use std::collections::BTreeMap;
-#[cfg(feature = "network")]
-use std::io::Read;
 use std::time::Duration;
 
 /// Without the `network` feature (the fuzz targets' build) the client sends nothing: every
@@ -30,65 +32,73 @@ enum Method {
     POST,
 }
 
-/// The largest response body read (4 MiB).
-#[cfg(feature = "network")]
-const MAX_BODY: u64 = 4 << 20;
-
 /// RunPod's production API (REST base).
 pub const DEFAULT_API_URL: &str = "https://api.runpod.io";
 
-/// How to reach one RunPod account.
+/// RunPod's API in [`ApiSettings`]: the settings' URL is the REST base; this adds the
+/// GraphQL endpoint.
 #[derive(Debug, Clone)]
-pub struct RunpodSettings {
-    api_key: ApiToken,
-    api_url: String,
+pub struct RunpodApi {
     graphql_url: String,
-    timeout: Duration,
-    retries: u32,
-    backoff: Duration,
-    max_retry_after: Duration,
 }
 
-impl RunpodSettings {
+/// How to reach one RunPod account.
+pub type RunpodSettings = ApiSettings<RunpodApi>;
+
+impl ApiSettings<RunpodApi> {
     /// Settings for `api_key` against `api_url` (REST base, e.g. `https://api.runpod.io`),
-    /// GraphQL at `graphql_url` or `<api_url>/graphql`, 30 s timeouts, 3 retries of reads.
+    /// GraphQL at `graphql_url` or `<api_url>/graphql`, 30 s timeouts, 3 retries of reads,
+    /// rate-limit waits of at most 30 s.
     #[must_use]
     pub fn new(api_key: ApiToken, api_url: &str, graphql_url: Option<&str>) -> Self {
-        let api_url = api_url.trim_end_matches('/').to_owned();
+        let api_url = api_url.trim_end_matches('/');
         let graphql_url =
             graphql_url.map_or_else(|| format!("{api_url}/graphql"), ToOwned::to_owned);
-        RunpodSettings {
+        ApiSettings::with(
+            RunpodApi { graphql_url },
             api_key,
             api_url,
-            graphql_url,
-            timeout: Duration::from_secs(30),
-            retries: 3,
-            backoff: Duration::from_millis(250),
-            max_retry_after: Duration::from_secs(30),
+            Duration::from_secs(30),
+        )
+    }
+}
+
+#[cfg(feature = "network")]
+impl crate::http::Dialect for RunpodApi {
+    type Error = RunpodError;
+
+    fn headers(&self, req: reqwest::blocking::RequestBuilder) -> reqwest::blocking::RequestBuilder {
+        req.header("Accept", "application/json")
+    }
+
+    /// 429 only: RunPod's 403 is a key without access.
+    fn rate_limited(&self, answer: &crate::http::Answer) -> bool {
+        answer.status == 429
+    }
+
+    fn network(&self, url: String, reason: String) -> RunpodError {
+        RunpodError::Network { url, reason }
+    }
+
+    fn malformed(&self, _: String, reason: String) -> RunpodError {
+        RunpodError::Malformed {
+            what: "answer",
+            reason,
         }
     }
 
-    /// Connect and total timeout of each request.
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
+    fn bad_token(&self) -> RunpodError {
+        RunpodError::Unauthorized {
+            detail: "the API key has characters no HTTP header can carry".to_owned(),
+        }
     }
 
-    /// How many times a failed read is retried, the first backoff, and the longest
-    /// `Retry-After` honoured.
-    #[must_use]
-    pub fn retries(mut self, retries: u32, backoff: Duration, max_retry_after: Duration) -> Self {
-        self.retries = retries;
-        self.backoff = backoff;
-        self.max_retry_after = max_retry_after;
-        self
+    fn rate_limit(&self, retry_after: Option<u64>) -> RunpodError {
+        RunpodError::RateLimited { retry_after }
     }
 
-    /// The REST base URL.
-    #[must_use]
-    pub fn api_url(&self) -> &str {
-        &self.api_url
+    fn is_network(error: &RunpodError) -> bool {
+        matches!(error, RunpodError::Network { .. })
     }
 }
 
@@ -159,147 +169,110 @@ impl Pod {
 /// The client. Not `Sync`: it remembers which API the server speaks.
 #[derive(Debug)]
 pub struct RunpodClient {
-    settings: RunpodSettings,
     #[cfg(feature = "network")]
-    http: reqwest::blocking::Client,
+    http: crate::http::Http<RunpodApi>,
+    #[cfg(not(feature = "network"))]
+    settings: RunpodSettings,
     api: Cell<Api>,
-    requests: Cell<u32>,
 }
 
+/// What the client needs of an HTTP answer.
 struct Answer {
     status: u16,
     retry_after: Option<u64>,
     body: Vec<u8>,
 }
 
+#[cfg(feature = "network")]
+impl From<crate::http::Answer> for Answer {
+    fn from(a: crate::http::Answer) -> Self {
+        Answer {
+            status: a.status,
+            retry_after: a.asked_wait().map(|d| d.as_secs()),
+            body: a.body,
+        }
+    }
+}
+
+#[cfg(feature = "network")]
 impl RunpodClient {
     /// A client for `settings`.
     ///
     /// # Errors
     ///
-    /// [`RunpodError::Network`] if the HTTP client cannot be built.
+    /// [`RunpodError::Network`] if a URL is not one the key may be sent to (https, or
+    /// http to this machine) or the HTTP client cannot be built.
     pub fn new(settings: RunpodSettings) -> Result<Self, RunpodError> {
-        #[cfg(feature = "network")]
-        let http = reqwest::blocking::Client::builder()
-            .connect_timeout(settings.timeout)
-            .timeout(settings.timeout)
-            .user_agent(concat!("keyvault/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| RunpodError::Network {
-                url: settings.api_url.clone(),
-                reason: e.to_string(),
-            })?;
+        let graphql_url = settings.api.graphql_url.clone();
+        crate::http::safe_base(&graphql_url).map_err(|reason| RunpodError::Network {
+            url: graphql_url,
+            reason: reason.to_owned(),
+        })?;
         Ok(RunpodClient {
-            settings,
-            #[cfg(feature = "network")]
-            http,
+            http: crate::http::Http::new(settings)?,
             api: Cell::new(Api::Unknown),
-            requests: Cell::new(0),
         })
     }
 
     /// How many HTTP requests this client has sent.
     #[must_use]
     pub fn requests(&self) -> u32 {
-        self.requests.get()
+        self.http.requests()
     }
 
-    fn scrub(&self, text: &str) -> String {
-        let clean: String = self
-            .settings
-            .api_key
-            .scrub(text)
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .take(300)
-            .collect();
-        clean.trim().to_owned()
+    fn settings(&self) -> &RunpodSettings {
+        self.http.settings()
     }
 
-    #[cfg(not(feature = "network"))]
+    fn send(&self, method: Method, url: &str, body: Option<&Value>) -> Result<Answer, RunpodError> {
+        self.http.send(method, url, body).map(Answer::from)
+    }
+
+    /// Sends a read, retrying rate limits, 5xx and network failures.
+    fn read(&self, method: Method, url: &str, body: Option<&Value>) -> Result<Answer, RunpodError> {
+        self.http.retried(method, url, body).map(Answer::from)
+    }
+}
+
+#[cfg(not(feature = "network"))]
+impl RunpodClient {
+    /// A client for `settings` that sends nothing.
+    ///
+    /// # Errors
+    ///
+    /// None in this build; the signature is the `network` build's.
+    pub fn new(settings: RunpodSettings) -> Result<Self, RunpodError> {
+        Ok(RunpodClient {
+            settings,
+            api: Cell::new(Api::Unknown),
+        })
+    }
+
+    /// How many HTTP requests this client has sent: none in this build.
+    #[must_use]
+    pub fn requests(&self) -> u32 {
+        0
+    }
+
+    fn settings(&self) -> &RunpodSettings {
+        &self.settings
+    }
+
     fn send(&self, _: Method, url: &str, _: Option<&Value>) -> Result<Answer, RunpodError> {
-        self.requests.set(self.requests.get() + 1);
         Err(RunpodError::Network {
             url: url.to_owned(),
             reason: "keyvault-core was built without its `network` feature".to_owned(),
         })
     }
 
-    #[cfg(feature = "network")]
-    fn send(&self, method: Method, url: &str, body: Option<&Value>) -> Result<Answer, RunpodError> {
-        self.requests.set(self.requests.get() + 1);
-        let mut req = self
-            .http
-            .request(method, url)
-            .bearer_auth(self.settings.api_key.expose())
-            .header("Accept", "application/json");
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let network = |e: reqwest::Error| RunpodError::Network {
-            url: url.to_owned(),
-            reason: self.scrub(&error_chain(&e)),
-        };
-        let resp = req.send().map_err(network)?;
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok());
-        let mut body = Vec::new();
-        resp.take(MAX_BODY + 1)
-            .read_to_end(&mut body)
-            .map_err(|e| RunpodError::Network {
-                url: url.to_owned(),
-                reason: format!("reading the answer failed: {}", self.scrub(&e.to_string())),
-            })?;
-        if body.len() as u64 > MAX_BODY {
-            return Err(RunpodError::Malformed {
-                what: "answer",
-                reason: format!("body larger than {MAX_BODY} bytes"),
-            });
-        }
-        Ok(Answer {
-            status,
-            retry_after,
-            body,
-        })
-    }
-
-    /// Sends a read, retrying 429, 5xx and network failures with backoff and jitter.
     fn read(&self, method: Method, url: &str, body: Option<&Value>) -> Result<Answer, RunpodError> {
-        let mut attempt = 0;
-        loop {
-            let result = self.send(method.clone(), url, body);
-            let wait = match &result {
-                Ok(a) if a.status == 429 => Some(
-                    a.retry_after
-                        .map_or(self.backoff(attempt), Duration::from_secs)
-                        .min(self.settings.max_retry_after),
-                ),
-                Ok(a) if a.status >= 500 => Some(self.backoff(attempt)),
-                Err(RunpodError::Network { .. }) => Some(self.backoff(attempt)),
-                _ => None,
-            };
-            match wait {
-                Some(w) if attempt < self.settings.retries => {
-                    std::thread::sleep(w);
-                    attempt += 1;
-                }
-                _ => return result,
-            }
-        }
+        self.send(method, url, body)
     }
+}
 
-    fn backoff(&self, attempt: u32) -> Duration {
-        let base = self.settings.backoff.saturating_mul(1 << attempt.min(6));
-        // Jitter from the clock's nanoseconds: spreading retries needs no secret randomness.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let jitter = u64::from(nanos) % (self.settings.backoff.as_millis().max(1) as u64);
-        base + Duration::from_millis(jitter)
+impl RunpodClient {
+    fn scrub(&self, text: &str) -> String {
+        self.settings().scrub(text)
     }
 
     fn problem(&self, answer: &Answer) -> RunpodError {
@@ -338,7 +311,7 @@ impl RunpodClient {
     }
 
     fn keys_url(&self) -> String {
-        format!("{}/v2/account/ssh-keys", self.settings.api_url)
+        format!("{}/v2/account/ssh-keys", self.settings().api_url)
     }
 
     fn parse_keys(&self, answer: &Answer, what: &'static str) -> Result<Vec<String>, RunpodError> {
@@ -426,7 +399,7 @@ impl RunpodClient {
     }
 
     fn graphql(&self, body: Value, is_read: bool) -> Result<Value, RunpodError> {
-        let url = &self.settings.graphql_url;
+        let url = &self.settings().api.graphql_url;
         let answer = if is_read {
             self.read(Method::POST, url, Some(&body))?
         } else {
@@ -486,7 +459,7 @@ impl RunpodClient {
     ///
     /// Any [`RunpodError`] after retries.
     pub fn list_pods(&self) -> Result<Vec<Pod>, RunpodError> {
-        let url = format!("{}/v2/pods", self.settings.api_url);
+        let url = format!("{}/v2/pods", self.settings().api_url);
         let answer = self.read(Method::GET, &url, None)?;
         if answer.status == 404 {
             return Err(RunpodError::NotFound { what: "pods", url });
@@ -505,22 +478,6 @@ impl RunpodClient {
                 reason: self.scrub(&e.to_string()),
             })
     }
-}
-
-/// An error and its causes on one line (reqwest's own message is terse).
-#[cfg(feature = "network")]
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! The command line the standalone fake servers (`fake-github`, `fake-gitlab`) share.
+//! The command line the standalone fake servers (`fake-runpod`, `fake-github`,
+//! `fake-gitlab`) share.
 
 use std::path::PathBuf;
 
@@ -6,6 +7,33 @@ use std::path::PathBuf;
 pub fn fail(message: &str) -> ! {
     eprintln!("error: {message}");
     std::process::exit(2)
+}
+
+/// Reads `std::env::args` flag by flag: `on(flag, value)` takes each (`value()` reads the
+/// next argument, exiting when there is none) and returns false for a flag it does not
+/// know, which exits; `--help` prints `usage` and exits.
+pub fn parse_args(usage: &str, mut on: impl FnMut(&str, &mut dyn FnMut() -> String) -> bool) {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--help" || arg == "-h" {
+            println!("{usage}");
+            std::process::exit(0);
+        }
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| fail(&format!("{arg} needs a value")))
+        };
+        if !on(&arg, &mut value) {
+            fail(&format!("unknown argument {arg:?}"));
+        }
+    }
+}
+
+/// `value` as a number, or exits saying `flag` needs one.
+pub fn number<T: std::str::FromStr>(flag: &str, value: String) -> T {
+    value
+        .parse()
+        .unwrap_or_else(|_| fail(&format!("{flag} needs a number")))
 }
 
 /// What a fake was asked for on its command line.
@@ -28,39 +56,22 @@ impl Options {
             keys_file: None,
             page_size: None,
         };
-        let mut args = std::env::args().skip(1);
-        while let Some(arg) = args.next() {
-            let mut value = || {
-                args.next()
-                    .unwrap_or_else(|| fail(&format!("{arg} needs a value")))
-            };
-            match arg.as_str() {
-                "--port" => {
-                    o.port = value()
-                        .parse()
-                        .unwrap_or_else(|_| fail("--port needs a number"))
-                }
+        let usage = format!(
+            "{name} [--port PORT] [--scopes SCOPE,...] [--keys-file FILE] [--page-size N]:\n  \
+             {what} (default port {default_port})"
+        );
+        parse_args(&usage, |flag, value| {
+            match flag {
+                "--port" => o.port = number(flag, value()),
                 "--scopes" => {
-                    o.scopes = Some(value().split(',').map(|s| s.trim().to_owned()).collect())
+                    o.scopes = Some(value().split(',').map(|s| s.trim().to_owned()).collect());
                 }
                 "--keys-file" => o.keys_file = Some(PathBuf::from(value())),
-                "--page-size" => {
-                    o.page_size = Some(
-                        value()
-                            .parse()
-                            .unwrap_or_else(|_| fail("--page-size needs a number")),
-                    );
-                }
-                "--help" | "-h" => {
-                    println!(
-                        "{name} [--port PORT] [--scopes SCOPE,...] [--keys-file FILE] [--page-size N]:\n  \
-                         {what} (default port {default_port})"
-                    );
-                    std::process::exit(0);
-                }
-                other => fail(&format!("unknown argument {other:?}")),
+                "--page-size" => o.page_size = Some(number(flag, value())),
+                _ => return false,
             }
-        }
+            true
+        });
         o
     }
 

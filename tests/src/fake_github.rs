@@ -615,40 +615,12 @@ impl FakeGithub {
         self.server.with(|g| g.elsewhere.push(key_body(line)));
     }
 
-    /// Serves at most `n` keys a page (GitHub: 100), to test pagination with few keys.
-    pub fn set_page_size(&self, n: usize) {
-        self.server.with(|g| g.page_size = n.max(1));
-    }
-
     /// How a missing classic scope answers: 404 (default, as GitHub mostly does) or 403.
     pub fn set_missing_scope_status(&self, status: u16) {
         self.server.with(|g| g.missing_scope_status = status);
     }
 
-    /// Sets the fake's clock (`created_at`, rate-limit resets) to `t`.
-    pub fn set_now(&self, t: DateTime<Utc>) {
-        self.server.with(|g| g.offset = t - Utc::now());
-    }
-
-    /// Arms a fault (see [`faults`]).
-    pub fn fault(&self, fault: Fault) {
-        self.server.fault(fault);
-    }
-
-    /// Every request so far (credentials redacted).
-    pub fn log(&self) -> Vec<Logged> {
-        self.server.log()
-    }
-
-    /// Forgets the request log.
-    pub fn clear_log(&self) {
-        self.server.clear_log();
-    }
-
-    /// Every request or answer so far that broke the API description.
-    pub fn violations(&self) -> Vec<String> {
-        self.server.with(|g| g.violations.clone())
-    }
+    crate::forward_to_server!(paged);
 }
 
 /// Faults as GitHub answers them; arm with `FakeGithub::fault(Fault::on(method, path,
@@ -659,14 +631,7 @@ pub mod faults {
     use serde_json::json;
 
     fn respond(status: u16, body: serde_json::Value, headers: &[(&str, String)]) -> Action {
-        Action::Respond {
-            status,
-            body: body.to_string(),
-            headers: headers
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), v.clone()))
-                .collect(),
-        }
+        Action::respond(status, body.to_string(), headers)
     }
 
     fn basic(status: u16, message: &str) -> serde_json::Value {

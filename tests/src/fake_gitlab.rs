@@ -591,35 +591,7 @@ impl FakeGitlab {
         self.server.with(|g| g.user_name = name.to_owned());
     }
 
-    /// Serves at most `n` keys a page (GitLab: 100), to test pagination with few keys.
-    pub fn set_page_size(&self, n: usize) {
-        self.server.with(|g| g.page_size = n.max(1));
-    }
-
-    /// Sets the fake's clock (creation times, what counts as expired) to `t`.
-    pub fn set_now(&self, t: DateTime<Utc>) {
-        self.server.with(|g| g.offset = t - Utc::now());
-    }
-
-    /// Arms a fault (see [`faults`]); paths include [`PREFIX`].
-    pub fn fault(&self, fault: Fault) {
-        self.server.fault(fault);
-    }
-
-    /// Every request so far (credentials redacted).
-    pub fn log(&self) -> Vec<Logged> {
-        self.server.log()
-    }
-
-    /// Forgets the request log.
-    pub fn clear_log(&self) {
-        self.server.clear_log();
-    }
-
-    /// Every request or answer so far that broke the API description.
-    pub fn violations(&self) -> Vec<String> {
-        self.server.with(|g| g.violations.clone())
-    }
+    crate::forward_to_server!(paged);
 }
 
 /// Faults as GitLab answers them; arm with `FakeGitlab::fault(Fault::on(method, path,
@@ -629,21 +601,13 @@ pub mod faults {
     use super::Action;
     use serde_json::json;
 
-    fn respond(status: u16, body: String, headers: Vec<(String, String)>) -> Action {
-        Action::Respond {
-            status,
-            body,
-            headers,
-        }
+    fn respond(status: u16, body: String, headers: &[(&str, String)]) -> Action {
+        Action::respond(status, body, headers)
     }
 
     /// 401: the token is wrong, expired or revoked.
     pub fn unauthorized() -> Action {
-        respond(
-            401,
-            json!({"message": "401 Unauthorized"}).to_string(),
-            Vec::new(),
-        )
+        respond(401, json!({"message": "401 Unauthorized"}).to_string(), &[])
     }
 
     /// 403: the token lacks `scope`, which the body names.
@@ -653,22 +617,18 @@ pub mod faults {
             "error_description": "The request requires higher privileges than provided by the access token.",
             "scope": scope,
         });
-        respond(403, body.to_string(), Vec::new())
+        respond(403, body.to_string(), &[])
     }
 
     /// 404 where a token without the scope cannot see the resource.
     pub fn not_found() -> Action {
-        respond(
-            404,
-            json!({"message": "404 Not Found"}).to_string(),
-            Vec::new(),
-        )
+        respond(404, json!({"message": "404 Not Found"}).to_string(), &[])
     }
 
     /// 400: the key is already on an account (GitLab checks fingerprints globally).
     pub fn already_taken() -> Action {
         let body = json!({"message": {"fingerprint_sha256": ["has already been taken"]}});
-        respond(400, body.to_string(), Vec::new())
+        respond(400, body.to_string(), &[])
     }
 
     /// 429 from the instance throttle: plain-text `Retry later`, `RateLimit-*` headers and
@@ -688,11 +648,7 @@ pub mod faults {
             ),
             ("Retry-After", retry_after.to_string()),
         ];
-        let headers = headers
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
-        respond(429, "Retry later\n".to_owned(), headers)
+        respond(429, "Retry later\n".to_owned(), &headers)
     }
 
     /// A server error (`status` 500, 502, 503 …).
@@ -700,7 +656,7 @@ pub mod faults {
         respond(
             status,
             json!({"message": "500 Internal Server Error"}).to_string(),
-            Vec::new(),
+            &[],
         )
     }
 }

@@ -12,6 +12,49 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// The methods every fake forwards to its `server` field (a [`Server`]): `fault`, `log`
+/// and `clear_log`; with `paged`, also `set_page_size`, `set_now` and `violations` over
+/// the API state's `page_size`, `offset` and `violations` (GitHub's and GitLab's). Used
+/// inside the fake's `impl` block.
+#[macro_export]
+macro_rules! forward_to_server {
+    (paged) => {
+        /// Serves at most `n` keys a page (the real APIs: 100), to test pagination with
+        /// few keys.
+        pub fn set_page_size(&self, n: usize) {
+            self.server.with(|g| g.page_size = n.max(1));
+        }
+
+        /// Sets the fake's clock (creation times, expiry, rate-limit resets) to `t`.
+        pub fn set_now(&self, t: chrono::DateTime<chrono::Utc>) {
+            self.server.with(|g| g.offset = t - chrono::Utc::now());
+        }
+
+        /// Every request or answer so far that broke the API description.
+        pub fn violations(&self) -> Vec<String> {
+            self.server.with(|g| g.violations.clone())
+        }
+
+        $crate::forward_to_server!();
+    };
+    () => {
+        /// Arms a fault (see the fake's `faults` module).
+        pub fn fault(&self, fault: $crate::fake_http::Fault) {
+            self.server.fault(fault);
+        }
+
+        /// Every request so far (credentials redacted).
+        pub fn log(&self) -> Vec<$crate::fake_http::Logged> {
+            self.server.log()
+        }
+
+        /// Forgets the request log.
+        pub fn clear_log(&self) {
+            self.server.clear_log();
+        }
+    };
+}
+
 /// What a fault does instead of (or around) the normal answer.
 #[derive(Debug, Clone)]
 pub enum Action {
@@ -35,6 +78,18 @@ pub enum Action {
 }
 
 impl Action {
+    /// Answer with `status`, `body` and `headers`.
+    pub fn respond(status: u16, body: impl Into<String>, headers: &[(&str, String)]) -> Action {
+        Action::Respond {
+            status,
+            body: body.into(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+        }
+    }
+
     /// A `Respond` action as the answer it gives, with `content_type`; `None` for the
     /// others.
     pub fn into_response(self, content_type: &'static str) -> Option<Response> {

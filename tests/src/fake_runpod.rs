@@ -148,20 +148,7 @@ impl FakeRunpod {
         self.with(|st| st.v2 = false);
     }
 
-    /// Arms a fault.
-    pub fn fault(&self, fault: Fault) {
-        self.server.fault(fault);
-    }
-
-    /// Every request so far.
-    pub fn log(&self) -> Vec<Logged> {
-        self.server.log()
-    }
-
-    /// Forgets the request log.
-    pub fn clear_log(&self) {
-        self.server.clear_log();
-    }
+    crate::forward_to_server!();
 
     /// `(reads, writes)` of the key list so far, over either API (v2's 404s, which only
     /// tell a client to use GraphQL, are not counted).
@@ -251,19 +238,10 @@ fn handle(req: &Request, st: &mut State, spec: &Spec) -> Response {
             ok(json!({ "keys": st.keys }))
         }
         ("PUT", "/v2/account/ssh-keys") => {
-            if !can_write {
-                return problem(403, "Forbidden", "access denied", None);
-            }
-            let body = body.unwrap_or(Value::Null);
-            let errors = spec.validate(spec.request_schema("/v2/account/ssh-keys", "put"), &body);
-            if !errors.is_empty() {
-                return problem(
-                    422,
-                    "Unprocessable Entity",
-                    "Request validation failed.",
-                    Some(errors),
-                );
-            }
+            let body = match admit_write(spec, can_write, "/v2/account/ssh-keys", "put", body) {
+                Ok(body) => body,
+                Err(refusal) => return refusal,
+            };
             st.keys = body["keys"]
                 .as_array()
                 .map(|a| {
@@ -284,20 +262,10 @@ fn handle(req: &Request, st: &mut State, spec: &Spec) -> Response {
             match method {
                 "GET" => ok(pod.clone()),
                 "PATCH" => {
-                    if !can_write {
-                        return problem(403, "Forbidden", "access denied", None);
-                    }
-                    let body = body.unwrap_or(Value::Null);
-                    let errors =
-                        spec.validate(spec.request_schema("/v2/pods/{id}", "patch"), &body);
-                    if !errors.is_empty() {
-                        return problem(
-                            422,
-                            "Unprocessable Entity",
-                            "Request validation failed.",
-                            Some(errors),
-                        );
-                    }
+                    let body = match admit_write(spec, can_write, "/v2/pods/{id}", "patch", body) {
+                        Ok(body) => body,
+                        Err(refusal) => return refusal,
+                    };
                     if let (Some(obj), Some(update)) = (pod.as_object_mut(), body.as_object()) {
                         for (k, v) in update {
                             obj.insert(k.clone(), v.clone());
@@ -315,6 +283,31 @@ fn handle(req: &Request, st: &mut State, spec: &Spec) -> Response {
         }
         _ => problem(404, "Not Found", "resource not found", None),
     }
+}
+
+/// A REST write's body, or the answer that refuses it: 403 for a read-only key, 422 when
+/// the body breaks the OpenAPI document's request schema for `method` on `path`.
+fn admit_write(
+    spec: &Spec,
+    can_write: bool,
+    path: &str,
+    method: &str,
+    body: Option<Value>,
+) -> Result<Value, Response> {
+    if !can_write {
+        return Err(problem(403, "Forbidden", "access denied", None));
+    }
+    let body = body.unwrap_or(Value::Null);
+    let errors = spec.validate(spec.request_schema(path, method), &body);
+    if !errors.is_empty() {
+        return Err(problem(
+            422,
+            "Unprocessable Entity",
+            "Request validation failed.",
+            Some(errors),
+        ));
+    }
+    Ok(body)
 }
 
 fn graphql(req: &Request, st: &mut State, can_write: bool) -> Response {

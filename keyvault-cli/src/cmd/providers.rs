@@ -3,7 +3,6 @@
 
 use super::{Ctx, print_json};
 use crate::error::{Done, Failure};
-use crate::render;
 use clap::{Args, Subcommand};
 use keyvault_core::{Provider, TargetSpec};
 use serde_json::json;
@@ -57,7 +56,7 @@ pub(crate) fn run(
     c: ProviderCommand,
 ) -> Result<Done, Failure> {
     match c {
-        ProviderCommand::Keys(a) => keys(ctx, target(provider, a.target)?),
+        ProviderCommand::Keys(a) => super::runpod::list_keys(ctx, target(provider, a.target)?),
         ProviderCommand::Login(a) => login(ctx, provider, target(provider, a.target)?, a.stdin),
         ProviderCommand::Logout(a) => logout(ctx, provider, target(provider, a.target)?),
     }
@@ -81,17 +80,6 @@ fn target(provider: Provider, spec: Option<TargetSpec>) -> Result<TargetSpec, Fa
             }
         ))),
     }
-}
-
-/// `keyvault github keys`.
-fn keys(ctx: &mut Ctx<'_>, spec: TargetSpec) -> Result<Done, Failure> {
-    let keys = ctx.vault.remote_keys(&spec, &ctx.remote)?;
-    if ctx.json {
-        print_json(&json!({ "target": spec.to_string(), "keys": keys }));
-    } else {
-        render::remote_keys(&spec, &keys);
-    }
-    Ok(Done::Ok)
 }
 
 /// The profile, which must exist in config.toml (signing keys share the account's token).

@@ -10,7 +10,12 @@ use std::io::IsTerminal;
 
 /// `keyvault runpod keys`.
 pub(crate) fn keys(ctx: &mut Ctx<'_>, a: RunpodArgs) -> Result<Done, Failure> {
-    let spec = a.target;
+    list_keys(ctx, a.target)
+}
+
+/// The keys an account target holds: `keyvault runpod keys`, and `keyvault github keys` /
+/// `keyvault gitlab keys`.
+pub(crate) fn list_keys(ctx: &mut Ctx<'_>, spec: TargetSpec) -> Result<Done, Failure> {
     let keys = ctx.vault.remote_keys(&spec, &ctx.remote)?;
     if ctx.json {
         print_json(&json!({ "target": spec.to_string(), "keys": keys }));

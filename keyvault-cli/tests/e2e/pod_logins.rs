@@ -3,9 +3,9 @@
 //! the same session. Counted where it happens: in each real sshd's log ("Accepted publickey"
 //! lines, with the fingerprint of the key that logged in).
 
-use crate::pods::{UNMANAGED, pod_sshd};
+use crate::pods::{UNMANAGED, assert_rotated, deployed, outcomes, pod_sshd};
 use crate::sshd::Sshd;
-use crate::support::{PASS, PASS2, Vault};
+use crate::support::{PASS, ROTATE_PODS, Vault};
 use keyvault_tests::fake_runpod::{FakeRunpod, pod};
 
 /// A vault with `personal-1` deployed to the fake account, and `n` pods trusting it.
@@ -19,13 +19,7 @@ pub(crate) struct Fleet {
 
 impl Fleet {
     pub(crate) fn new(n: usize) -> Fleet {
-        let server = FakeRunpod::start();
-        let v = Vault::new();
-        v.use_runpod(&server);
-        crate::support::isolate_ssh(&v, None, "");
-        v.new_key("personal", &[]);
-        v.run(&["deploy", "personal", "--to", "runpod"]).expect(0);
-        let shown = v.run(&["--json", "show", "personal-1"]).expect(0).json();
+        let (server, v, shown) = deployed(&[]);
         let old_key = shown["public_key"].as_str().expect("pk").to_owned();
         let old_fp = shown["fingerprint"].as_str().expect("fp").to_owned();
         let mut fleet = Fleet {
@@ -72,44 +66,16 @@ impl Fleet {
 
     pub(crate) fn rotate(&self, code: i32) -> serde_json::Value {
         self.v
-            .run(&[
-                "--json",
-                "rotate",
-                "personal",
-                "--pods",
-                "--passphrase-env",
-                "KV_PASS2",
-                "--old-passphrase-env",
-                "KV_PASS",
-            ])
+            .run(&[&["--json"], &ROTATE_PODS[..]].concat())
             .expect(code)
             .no_secrets()
             .json()
     }
 
-    /// Each pod's outcomes in `report`.
-    pub(crate) fn outcomes(report: &serde_json::Value, name: &str) -> Vec<String> {
-        report["pods"]
-            .as_array()
-            .expect("pods")
-            .iter()
-            .filter(|p| p["pod"] == name)
-            .map(|p| p["outcome"].as_str().expect("o").to_owned())
-            .collect()
-    }
-
     /// sshd now refuses the old key and takes the new one, and kept the other lines.
+    #[track_caller]
     pub(crate) fn assert_rotated(&self, name: &str, sshd: &Sshd) {
-        let old = self.v.home.join("keys/personal-1");
-        let current = self.v.home.join("current/personal");
-        assert_ne!(sshd.ssh(&old, PASS, "true").code, 0, "{name}: old key in");
-        assert_eq!(
-            sshd.ssh(&current, PASS2, "true").code,
-            0,
-            "{name}: new key out"
-        );
-        let text = std::fs::read_to_string(&sshd.authorized_keys).expect("read");
-        assert!(text.contains(UNMANAGED), "{name}: {text}");
+        assert_rotated(&self.v, name, sshd);
     }
 }
 
@@ -119,18 +85,14 @@ fn rotate_pods_logs_in_twice_per_pod_old_key_then_new_key() {
     let report = fleet.rotate(0);
     let new_fp = fleet.fingerprint("personal-2");
     for (name, sshd) in &fleet.pods {
-        assert_eq!(
-            Fleet::outcomes(&report, name),
-            ["added", "removed"],
-            "{report}"
-        );
+        assert_eq!(outcomes(&report, name), ["added", "removed"], "{report}");
         // Counted before the checks below, which log in themselves.
         assert_eq!(
             fleet.logins(name),
             [fleet.old_fp.clone(), new_fp.clone()],
             "{name}: one login with the old key, then one with the new key alone"
         );
-        fleet.assert_rotated(name, sshd);
+        assert_rotated(&fleet.v, name, sshd);
     }
     assert_eq!(
         fleet.v.run(&["--json", "show", "personal-1"]).json()["state"],
@@ -162,12 +124,8 @@ fn a_pod_where_the_new_key_does_not_log_in_keeps_the_old_key() {
     fleet.add("decoy", sshd);
 
     let report = fleet.rotate(0);
-    assert_eq!(Fleet::outcomes(&report, "pod0"), ["added", "removed"]);
-    assert_eq!(
-        Fleet::outcomes(&report, "decoy"),
-        ["added", "failed"],
-        "{report}"
-    );
+    assert_eq!(outcomes(&report, "pod0"), ["added", "removed"]);
+    assert_eq!(outcomes(&report, "decoy"), ["added", "failed"], "{report}");
     let failed = report["pods"]
         .as_array()
         .expect("pods")
@@ -195,7 +153,7 @@ fn a_pod_where_the_new_key_does_not_log_in_keeps_the_old_key() {
     // sweep retries it: without the new key decrypted it cannot prove it, so it keeps the
     // old key again; the rotation waits.
     let swept = fleet.v.run(&["--json", "sweep"]).no_secrets().json();
-    assert_eq!(Fleet::outcomes(&swept, "decoy"), ["failed"], "{swept}");
+    assert_eq!(outcomes(&swept, "decoy"), ["failed"], "{swept}");
     assert!(
         std::fs::read_to_string(&edited)
             .expect("read")
@@ -230,15 +188,7 @@ fn a_crash_between_the_two_logins_is_finished_with_no_second_add() {
             "KEYVAULT_TEST_FAULT",
             &format!("{}=abort", point.replace("POD", &spec)),
         );
-        let crashed = fleet.v.run(&[
-            "rotate",
-            "personal",
-            "--pods",
-            "--passphrase-env",
-            "KV_PASS2",
-            "--old-passphrase-env",
-            "KV_PASS",
-        ]);
+        let crashed = fleet.v.run(&ROTATE_PODS);
         assert_ne!(crashed.code, 0, "{point}: {crashed:?}");
         fleet.v.set_env("KEYVAULT_TEST_FAULT", "");
         // Nothing keyvault started outlives it: its ssh ran with the vault's known_hosts.
@@ -274,18 +224,14 @@ fn a_crash_between_the_two_logins_is_finished_with_no_second_add() {
             .expect(0)
             .no_secrets()
             .json();
-        assert_eq!(
-            Fleet::outcomes(&report, name),
-            ["removed"],
-            "{point}: {report}"
-        );
+        assert_eq!(outcomes(&report, name), ["removed"], "{point}: {report}");
         let new_fp = fleet.fingerprint("personal-2");
         assert_eq!(
             fleet.logins(name),
             [fleet.old_fp.clone(), new_fp],
             "{point}"
         );
-        fleet.assert_rotated(name, sshd);
+        assert_rotated(&fleet.v, name, sshd);
         assert_eq!(
             fleet.v.run(&["--json", "show", "personal-1"]).json()["state"],
             "revoked",
@@ -303,15 +249,7 @@ fn a_rotation_crashed_between_the_two_logins_can_still_be_aborted() {
     fleet
         .v
         .set_env("KEYVAULT_TEST_FAULT", &format!("added:{spec}=abort"));
-    let crashed = fleet.v.run(&[
-        "rotate",
-        "personal",
-        "--pods",
-        "--passphrase-env",
-        "KV_PASS2",
-        "--old-passphrase-env",
-        "KV_PASS",
-    ]);
+    let crashed = fleet.v.run(&ROTATE_PODS);
     assert_ne!(crashed.code, 0, "{crashed:?}");
     fleet.v.set_env("KEYVAULT_TEST_FAULT", "");
     let new_key = fleet

@@ -20,6 +20,60 @@ fn listed<'a>(pods: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
         .unwrap_or_else(|| panic!("no pod {id} in {pods}"))
 }
 
+/// A fake RunPod account holding `keys` and a vault (its own known_hosts, no agent) whose
+/// `personal-1` is deployed there, with `keyvault show personal-1`'s JSON.
+pub(crate) fn deployed(keys: &[&str]) -> (FakeRunpod, Vault, serde_json::Value) {
+    let server = FakeRunpod::start();
+    server.set_keys(keys);
+    let v = Vault::new();
+    v.use_runpod(&server);
+    crate::support::isolate_ssh(&v, None, "");
+    v.new_key("personal", &[]);
+    v.run(&["deploy", "personal", "--to", "runpod"]).expect(0);
+    let shown = v.run(&["--json", "show", "personal-1"]).expect(0).json();
+    (server, v, shown)
+}
+
+/// Pod `pod`'s outcomes in the JSON `report` of a rotation, deploy or sweep.
+pub(crate) fn outcomes(report: &serde_json::Value, pod: &str) -> Vec<String> {
+    report["pods"]
+        .as_array()
+        .expect("pods")
+        .iter()
+        .filter(|p| p["pod"] == pod)
+        .map(|p| p["outcome"].as_str().expect("o").to_owned())
+        .collect()
+}
+
+/// Pod `name`'s sshd refuses `personal-1` and takes the purpose's current key.
+#[track_caller]
+pub(crate) fn assert_new_key_only(v: &Vault, name: &str, sshd: &Sshd) {
+    let old = v.home.join("keys/personal-1");
+    let current = v.home.join("current/personal");
+    assert_ne!(
+        sshd.ssh(&old, PASS, "true").code,
+        0,
+        "pod {name}: the old key still logs in"
+    );
+    assert_eq!(
+        sshd.ssh(&current, PASS2, "true").code,
+        0,
+        "pod {name}: the new key does not log in"
+    );
+}
+
+/// As [`assert_new_key_only`], and the lines keyvault does not manage (the image's
+/// comment, [`UNMANAGED`]) are still there.
+#[track_caller]
+pub(crate) fn assert_rotated(v: &Vault, name: &str, sshd: &Sshd) {
+    assert_new_key_only(v, name, sshd);
+    let text = std::fs::read_to_string(&sshd.authorized_keys).expect("read");
+    assert!(
+        text.starts_with("# from PUBLIC_KEY\n") && text.contains(UNMANAGED),
+        "pod {name}: {text}"
+    );
+}
+
 pub(crate) fn pod_sshd(v: &Vault, name: &str, keys: &[&str]) -> Sshd {
     Sshd::start_pod(
         &v.root.join(name),
@@ -29,17 +83,8 @@ pub(crate) fn pod_sshd(v: &Vault, name: &str, keys: &[&str]) -> Sshd {
 
 #[test]
 fn rotate_pods_updates_reachable_pods_and_keeps_the_old_key_for_the_rest() {
-    let server = FakeRunpod::start();
-    server.set_keys(&[UNMANAGED]);
-    let v = Vault::new();
-    v.use_runpod(&server);
-    crate::support::isolate_ssh(&v, None, "");
-    v.new_key("personal", &[]);
-    v.run(&["deploy", "personal", "--to", "runpod"]).expect(0);
-    let p1 = v.run(&["--json", "show", "personal-1"]).expect(0).json()["public_key"]
-        .as_str()
-        .expect("pk")
-        .to_owned();
+    let (server, v, shown) = deployed(&[UNMANAGED]);
+    let p1 = shown["public_key"].as_str().expect("pk").to_owned();
 
     let a = pod_sshd(&v, "pod-a", &[&p1, UNMANAGED]);
     let b = pod_sshd(&v, "pod-b", &[&p1]);
@@ -82,15 +127,7 @@ fn rotate_pods_updates_reachable_pods_and_keeps_the_old_key_for_the_rest() {
         .expect(0)
         .no_secrets()
         .json();
-    let outcome = |pod: &str| -> Vec<String> {
-        report["pods"]
-            .as_array()
-            .expect("pods")
-            .iter()
-            .filter(|p| p["pod"] == pod)
-            .map(|p| p["outcome"].as_str().expect("o").to_owned())
-            .collect()
-    };
+    let outcome = |pod: &str| outcomes(&report, pod);
     assert_eq!(outcome("poda"), ["added", "removed"], "{report}");
     assert_eq!(outcome("podb"), ["added", "removed"], "{report}");
     assert_eq!(outcome("dead"), ["failed"], "{report}");
@@ -101,24 +138,8 @@ fn rotate_pods_updates_reachable_pods_and_keeps_the_old_key_for_the_rest() {
     );
 
     // Reachable pods now trust only the new key; their other lines are untouched.
-    let current = v.home.join("current/personal");
-    for (name, sshd) in [("a", &a), ("b", &b)] {
-        assert_eq!(
-            sshd.ssh(&current, PASS2, "true").code,
-            0,
-            "pod {name}: the new key does not log in"
-        );
-        assert_ne!(
-            sshd.ssh(&old, PASS, "true").code,
-            0,
-            "pod {name}: the old key still logs in"
-        );
-    }
-    let text = std::fs::read_to_string(&a.authorized_keys).expect("read");
-    assert!(
-        text.starts_with("# from PUBLIC_KEY\n") && text.contains(UNMANAGED),
-        "{text}"
-    );
+    assert_rotated(&v, "a", &a);
+    assert_new_key_only(&v, "b", &b);
     // The account itself was rotated too; host keys went to keyvault's own known_hosts.
     assert!(!server.keys().contains(&p1));
     let known =
@@ -178,16 +199,8 @@ fn rotate_pods_updates_reachable_pods_and_keeps_the_old_key_for_the_rest() {
 
 #[test]
 fn deploy_and_revoke_reach_the_running_pods_that_trust_the_purpose() {
-    let server = FakeRunpod::start();
-    let v = Vault::new();
-    v.use_runpod(&server);
-    crate::support::isolate_ssh(&v, None, "");
-    v.new_key("personal", &[]);
-    v.run(&["deploy", "personal", "--to", "runpod"]).expect(0);
-    let p1 = v.run(&["--json", "show", "personal-1"]).expect(0).json()["public_key"]
-        .as_str()
-        .expect("pk")
-        .to_owned();
+    let (server, v, shown) = deployed(&[]);
+    let p1 = shown["public_key"].as_str().expect("pk").to_owned();
     let a = pod_sshd(&v, "pod-a", &[&p1, UNMANAGED]);
     let b = pod_sshd(&v, "pod-b", &[UNMANAGED]);
     let dead_port = crate::support::dead_port();
@@ -221,15 +234,6 @@ fn deploy_and_revoke_reach_the_running_pods_that_trust_the_purpose() {
         "KV_PASS",
     ])
     .expect(0);
-    let outcomes = |report: &serde_json::Value, pod: &str| -> Vec<String> {
-        report["pods"]
-            .as_array()
-            .expect("pods")
-            .iter()
-            .filter(|p| p["pod"] == pod)
-            .map(|p| p["outcome"].as_str().expect("o").to_owned())
-            .collect()
-    };
     let deploy_to_pods = || {
         v.run(&[
             "--json",
@@ -297,17 +301,7 @@ fn deploy_and_revoke_reach_the_running_pods_that_trust_the_purpose() {
         serde_json::json!([]),
         "it was revoked already"
     );
-    assert_ne!(a.ssh(&old, PASS, "true").code, 0, "the old key is refused");
-    assert_eq!(
-        a.ssh(&new, PASS2, "true").code,
-        0,
-        "the new key still logs in"
-    );
-    let text = std::fs::read_to_string(&a.authorized_keys).expect("a");
-    assert!(
-        text.starts_with("# from PUBLIC_KEY\n") && text.contains(UNMANAGED),
-        "{text}"
-    );
+    assert_rotated(&v, "a", &a);
     assert!(!server.keys().contains(&p1), "gone from the account too");
     // The pods that kept it are flagged, and the same command retries them.
     let pods = v.run(&["--json", "runpod", "pods"]).expect(0).json();

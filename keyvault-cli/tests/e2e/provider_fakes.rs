@@ -15,7 +15,7 @@ mod gitlab;
 use crate::support::{Run, Vault};
 use keyvault_tests::fake_github::{self, FakeGithub};
 use keyvault_tests::fake_gitlab::{self, FakeGitlab};
-use keyvault_tests::fake_http::Logged;
+use keyvault_tests::fake_http::{Action, Fault, Logged};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -102,6 +102,50 @@ pub fn assert_no_write_replayed(log: &[Logged]) {
             );
         }
     }
+}
+
+/// Asserts a fake at `base` (the API base, whose key list is `/user/keys`, at `fault_path`
+/// on the server) loses answers and hangs when told: with [`Action::DropAfter`] armed
+/// through `arm`, a new key POSTed with `headers` lands (`held` counts one key) but no
+/// answer comes; with a 3 s [`Action::Hang`] armed, a GET gets no answer within 500 ms.
+#[track_caller]
+pub fn assert_loses_answers_and_hangs(
+    base: &str,
+    fault_path: &str,
+    headers: &[(&str, &str)],
+    arm: &dyn Fn(Fault),
+    held: &dyn Fn() -> usize,
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A lost answer: the write lands, the connection closes without a word.
+    arm(Fault::on("POST", fault_path, Action::DropAfter));
+    let key = public_key(dir.path(), "ed25519", "z");
+    let body = serde_json::json!({"key": key, "title": "lost"}).to_string();
+    let post = try_call(
+        base,
+        "POST",
+        "/user/keys",
+        headers,
+        Some(&body),
+        Duration::from_secs(5),
+    );
+    assert!(post.is_none(), "the lost answer came");
+    assert_eq!(held(), 1, "the write landed though its answer was lost");
+    // A hang: no answer within the client's patience.
+    arm(Fault::on(
+        "GET",
+        fault_path,
+        Action::Hang(Duration::from_secs(3)),
+    ));
+    let get = try_call(
+        base,
+        "GET",
+        "/user/keys",
+        headers,
+        None,
+        Duration::from_millis(500),
+    );
+    assert!(get.is_none(), "the hang answered");
 }
 
 /// Asserts every request in a GitHub fake's `log` carried what GitHub asks of a client: a

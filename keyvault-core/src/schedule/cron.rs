@@ -214,17 +214,8 @@ impl Crontab {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::job;
     use super::*;
-
-    fn job(home: &str, at: Option<&str>) -> Job {
-        Job::new(
-            home.into(),
-            "/usr/bin/keyvault".into(),
-            false,
-            at.map(|t| t.parse().expect("time")),
-        )
-        .expect("job")
-    }
 
     #[test]
     fn lines_quote_for_sh_and_run_at_the_time_given() {

@@ -350,6 +350,18 @@ impl Change {
 mod tests {
     use super::*;
 
+    /// The job of the vault at `home` run by `/usr/bin/keyvault` at `at` (cron's and
+    /// systemd's tests share it).
+    pub(in crate::schedule) fn job(home: &str, at: Option<&str>) -> Job {
+        Job::new(
+            home.into(),
+            "/usr/bin/keyvault".into(),
+            false,
+            at.map(|t| t.parse().expect("time")),
+        )
+        .expect("job")
+    }
+
     #[test]
     fn times_of_day_parse_strictly() {
         let t: TimeOfDay = "03:07".parse().expect("time");

@@ -343,17 +343,8 @@ impl Systemctl {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::job;
     use super::*;
-
-    fn job(home: &str, at: Option<&str>) -> Job {
-        Job::new(
-            home.into(),
-            "/usr/bin/keyvault".into(),
-            false,
-            at.map(|t| t.parse().expect("time")),
-        )
-        .expect("job")
-    }
 
     #[test]
     fn exec_start_quotes_what_systemd_would_expand() {

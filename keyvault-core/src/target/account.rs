@@ -103,6 +103,9 @@ pub struct AccountTarget {
 /// How often a write is tried again after the list showed it did not land.
 const WRITE_ATTEMPTS: u32 = 3;
 
+/// How a write decides the answers particular to it: `Some` ends the write with that result.
+type Settle<'a> = &'a mut dyn FnMut(&AccountTarget, &Answer) -> Option<Result<(), TargetError>>;
+
 impl AccountTarget {
     pub(crate) fn new(spec: TargetSpec, http: Http, api: Box<dyn Api>) -> Self {
         AccountTarget { spec, http, api }
@@ -167,64 +170,72 @@ impl AccountTarget {
     fn create(&self, key: &NewKey) -> Result<(), TargetError> {
         let url = self.http.url(self.api.path());
         let body = self.api.create_body(key);
-        let mut last = None;
-        for attempt in 0..WRITE_ATTEMPTS {
-            let answer = match self.http.send(reqwest::Method::POST, &url, Some(&body)) {
-                Ok(answer) => answer,
-                Err(e) if e.outcome_unknown() => {
-                    if self.holds(&key.fingerprint)? {
-                        return Ok(());
-                    }
-                    last = Some(e);
-                    continue;
-                }
-                Err(e) => return Err(self.err(e)),
-            };
-            match answer.status {
-                200 | 201 => return Ok(()),
-                _ if Http::is_rate_limited(&answer) => {
-                    let wait = self
-                        .http
-                        .rate_limit_wait(&answer, attempt)
-                        .map_err(|e| self.err(e))?;
-                    std::thread::sleep(wait);
-                    last = Some(self.http.rate_limited(&answer));
-                }
-                status if status >= 500 => {
-                    last = Some(self.api.error(&self.http, &answer, Some(key)));
-                }
-                _ if self.api.taken(&answer) => {
-                    if self.holds(&key.fingerprint)? {
-                        return Ok(());
-                    }
-                    return Err(self.err(ProviderError::KeyInUse {
-                        provider: self.http.provider(),
+        let holds = |this: &Self| this.holds(&key.fingerprint);
+        self.write(
+            reqwest::Method::POST,
+            &url,
+            Some(&body),
+            Some(key),
+            &holds,
+            &mut |this, answer| match answer.status {
+                200 | 201 => Some(Ok(())),
+                _ if this.api.taken(answer) => Some(match this.holds(&key.fingerprint) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(this.err(ProviderError::KeyInUse {
+                        provider: this.http.provider(),
                         fingerprint: key.fingerprint.to_string(),
-                        detail: detail(&self.http, &answer),
-                    }));
-                }
-                _ => return Err(self.err(self.api.error(&self.http, &answer, Some(key)))),
-            }
-            if self.holds(&key.fingerprint)? {
-                return Ok(());
-            }
-        }
-        Err(self.err(last.unwrap_or_else(|| self.http.malformed("POST", "no attempt made"))))
+                        detail: detail(&this.http, answer),
+                    })),
+                    Err(e) => Err(e),
+                }),
+                _ => None,
+            },
+        )
     }
 
     /// Deletes `key`. 404 counts as gone (the read-back decides, and a 404 that hides a
     /// missing scope comes back as that error when the key is still listed).
     fn delete(&self, key: &Listed, denied: &mut Option<ProviderError>) -> Result<(), TargetError> {
         let url = self.http.url(&format!("{}/{}", self.api.path(), key.id));
-        let still_there = |this: &Self| -> Result<bool, TargetError> {
-            Ok(this.listed()?.iter().any(|l| l.id == key.id))
+        let gone = |this: &Self| -> Result<bool, TargetError> {
+            Ok(!this.listed()?.iter().any(|l| l.id == key.id))
         };
+        self.write(
+            reqwest::Method::DELETE,
+            &url,
+            None,
+            None,
+            &gone,
+            &mut |this, answer| match answer.status {
+                200 | 204 => Some(Ok(())),
+                404 => {
+                    *denied = Some(this.api.error(&this.http, answer, None));
+                    Some(Ok(()))
+                }
+                _ => None,
+            },
+        )
+    }
+
+    /// Sends a write until it is `done` (asked after an answer is lost, a 5xx or a rate
+    /// limit; only if not is it sent again). `settle` decides the answers particular to
+    /// the write (success, a key in use, a 404); any other is an error (`key`: the key
+    /// being created, for its message).
+    fn write(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&Value>,
+        key: Option<&NewKey>,
+        done: &dyn Fn(&Self) -> Result<bool, TargetError>,
+        settle: Settle<'_>,
+    ) -> Result<(), TargetError> {
         let mut last = None;
         for attempt in 0..WRITE_ATTEMPTS {
-            let answer = match self.http.send(reqwest::Method::DELETE, &url, None) {
+            let answer = match self.http.send(method.clone(), url, body) {
                 Ok(answer) => answer,
                 Err(e) if e.outcome_unknown() => {
-                    if !still_there(self)? {
+                    if done(self)? {
                         return Ok(());
                     }
                     last = Some(e);
@@ -232,30 +243,27 @@ impl AccountTarget {
                 }
                 Err(e) => return Err(self.err(e)),
             };
-            match answer.status {
-                200 | 204 => return Ok(()),
-                404 => {
-                    *denied = Some(self.api.error(&self.http, &answer, None));
-                    return Ok(());
-                }
-                _ if Http::is_rate_limited(&answer) => {
-                    let wait = self
-                        .http
-                        .rate_limit_wait(&answer, attempt)
-                        .map_err(|e| self.err(e))?;
-                    std::thread::sleep(wait);
-                    last = Some(self.http.rate_limited(&answer));
-                }
-                status if status >= 500 => {
-                    last = Some(self.api.error(&self.http, &answer, None));
-                }
-                _ => return Err(self.err(self.api.error(&self.http, &answer, None))),
+            if let Some(settled) = settle(self, &answer) {
+                return settled;
             }
-            if !still_there(self)? {
+            if self.http.is_rate_limited(&answer) {
+                let wait = self
+                    .http
+                    .rate_limit_wait(&answer, attempt)
+                    .map_err(|e| self.err(e))?;
+                std::thread::sleep(wait);
+                last = Some(self.http.rate_limited(&answer));
+            } else if answer.status >= 500 {
+                last = Some(self.api.error(&self.http, &answer, key));
+            } else {
+                return Err(self.err(self.api.error(&self.http, &answer, key)));
+            }
+            if done(self)? {
                 return Ok(());
             }
         }
-        Err(self.err(last.unwrap_or_else(|| self.http.malformed("DELETE", "no attempt made"))))
+        Err(self
+            .err(last.unwrap_or_else(|| self.http.malformed(method.as_str(), "no attempt made"))))
     }
 
     /// Reads the list back: every added key is there, no removed one is.
@@ -267,16 +275,6 @@ impl AccountTarget {
     ) -> Result<Applied, Error> {
         let after = self.listed()?;
         let present: HashSet<Fingerprint> = after.iter().filter_map(|l| l.fingerprint).collect();
-        let missing: Vec<String> = add
-            .iter()
-            .filter(|a| !present.contains(&a.fingerprint))
-            .map(|a| a.fingerprint.to_string())
-            .collect();
-        let lingering: Vec<String> = remove
-            .iter()
-            .filter(|f| present.contains(*f))
-            .map(ToString::to_string)
-            .collect();
         // GitLab's refusal of an expired key is only as good as the expiry it kept.
         let unkept: Vec<String> = add
             .iter()
@@ -288,34 +286,18 @@ impl AccountTarget {
             })
             .map(|a| a.fingerprint.to_string())
             .collect();
-        if !lingering.is_empty()
+        if remove.iter().any(|f| present.contains(f))
             && let Some(denied) = denied
         {
             return Err(self.err(denied).into());
         }
-        if !missing.is_empty() || !lingering.is_empty() || !unkept.is_empty() {
-            let mut what = Vec::new();
-            if !missing.is_empty() {
-                what.push(format!("{} missing after the write", missing.join(", ")));
-            }
-            if !lingering.is_empty() {
-                what.push(format!(
-                    "{} still present after the write",
-                    lingering.join(", ")
-                ));
-            }
-            if !unkept.is_empty() {
-                what.push(format!(
-                    "{} held without the expiry keyvault sent",
-                    unkept.join(", ")
-                ));
-            }
-            return Err(TargetError::Interference {
-                target: self.spec.to_string(),
-                what: what.join("; "),
-            }
-            .into());
-        }
+        super::check_written(
+            &self.spec.to_string(),
+            &present,
+            add.iter().map(|a| &a.fingerprint),
+            remove,
+            (&unkept, "held without the expiry keyvault sent"),
+        )?;
         Ok(Applied {
             wrote: true,
             present,

@@ -39,6 +39,44 @@ use crate::remote::{AddKey, RemoteKey};
 use crate::runpod::Pod;
 use std::collections::HashSet;
 
+/// A write's read-back: `Ok` when every fingerprint `added` is `present` and none
+/// `removed` is, and `other` (fingerprints and what is wrong with them, if any) is empty;
+/// else [`TargetError::Interference`] naming each kind of difference.
+pub(crate) fn check_written<'a>(
+    target: &str,
+    present: &HashSet<ssh_key::Fingerprint>,
+    added: impl IntoIterator<Item = &'a ssh_key::Fingerprint>,
+    removed: &HashSet<ssh_key::Fingerprint>,
+    other: (&[String], &str),
+) -> Result<(), TargetError> {
+    let missing: Vec<String> = added
+        .into_iter()
+        .filter(|f| !present.contains(*f))
+        .map(ToString::to_string)
+        .collect();
+    let lingering: Vec<String> = removed
+        .iter()
+        .filter(|f| present.contains(*f))
+        .map(ToString::to_string)
+        .collect();
+    let what: Vec<String> = [
+        (&missing[..], "missing after the write"),
+        (&lingering[..], "still present after the write"),
+        other,
+    ]
+    .iter()
+    .filter(|(fingerprints, _)| !fingerprints.is_empty())
+    .map(|(fingerprints, problem)| format!("{} {problem}", fingerprints.join(", ")))
+    .collect();
+    if what.is_empty() {
+        return Ok(());
+    }
+    Err(TargetError::Interference {
+        target: target.to_owned(),
+        what: what.join("; "),
+    })
+}
+
 /// What a successful [`Target::apply`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {

@@ -49,33 +49,11 @@ impl RunpodTarget {
     ) -> Result<Applied, Error> {
         let after = self.read()?;
         let present = remote::fingerprints(&after);
-        let missing: Vec<String> = add
+        let added = add
             .iter()
-            .filter(|a| !remove.contains(&a.fingerprint) && !present.contains(&a.fingerprint))
-            .map(|a| a.fingerprint.to_string())
-            .collect();
-        let lingering: Vec<String> = remove
-            .iter()
-            .filter(|f| present.contains(*f))
-            .map(ToString::to_string)
-            .collect();
-        if !missing.is_empty() || !lingering.is_empty() {
-            let mut what = Vec::new();
-            if !missing.is_empty() {
-                what.push(format!("{} missing after the write", missing.join(", ")));
-            }
-            if !lingering.is_empty() {
-                what.push(format!(
-                    "{} still present after the write",
-                    lingering.join(", ")
-                ));
-            }
-            return Err(TargetError::Interference {
-                target: name.to_owned(),
-                what: what.join("; "),
-            }
-            .into());
-        }
+            .map(|a| &a.fingerprint)
+            .filter(|f| !remove.contains(*f));
+        super::check_written(name, &present, added, remove, (&[], ""))?;
         Ok(Applied {
             wrote: true,
             present,

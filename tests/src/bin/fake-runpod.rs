@@ -10,44 +10,27 @@
 //! per line) and pods (`--pods-file`, a JSON array), and read how many times the key list
 //! was read and written from `--stats-file` (`READS WRITES`, rewritten as requests arrive).
 
+use keyvault_tests::fake_cli::{fail, number, parse_args, serve_until_killed};
 use keyvault_tests::fake_runpod::{DEFAULT_KEY, FakeRunpod};
 use std::path::PathBuf;
-
-fn fail(message: &str) -> ! {
-    eprintln!("error: {message}");
-    std::process::exit(2)
-}
 
 fn main() {
     let mut port = 8765;
     let mut keys_file: Option<PathBuf> = None;
     let mut pods_file: Option<PathBuf> = None;
     let mut stats_file: Option<PathBuf> = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || {
-            args.next()
-                .unwrap_or_else(|| fail(&format!("{arg} needs a value")))
-        };
-        match arg.as_str() {
-            "--port" => {
-                port = value()
-                    .parse()
-                    .unwrap_or_else(|_| fail("--port needs a number"));
-            }
+    let usage = "fake-runpod [--port PORT] [--keys-file FILE] [--pods-file FILE] [--stats-file FILE]:\n  \
+                 a fake RunPod API on 127.0.0.1 (default port 8765)";
+    parse_args(usage, |flag, value| {
+        match flag {
+            "--port" => port = number(flag, value()),
             "--keys-file" => keys_file = Some(PathBuf::from(value())),
             "--pods-file" => pods_file = Some(PathBuf::from(value())),
             "--stats-file" => stats_file = Some(PathBuf::from(value())),
-            "--help" | "-h" => {
-                println!(
-                    "fake-runpod [--port PORT] [--keys-file FILE] [--pods-file FILE] [--stats-file FILE]:\n  \
-                     a fake RunPod API on 127.0.0.1 (default port 8765)"
-                );
-                return;
-            }
-            other => fail(&format!("unknown argument {other:?}")),
+            _ => return false,
         }
-    }
+        true
+    });
     let server = FakeRunpod::start_on(port);
     if let Some(f) = keys_file {
         let text =
@@ -82,8 +65,6 @@ fn main() {
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
         }
-        None => loop {
-            std::thread::park();
-        },
+        None => serve_until_killed(),
     }
 }

@@ -2,12 +2,11 @@
 //! fault answers as GitHub does, so provider tests built on it mean something.
 
 use super::{
-    Answer, SK_KEY, assert_github_client_headers, assert_log_has_no_token, call, public_key,
-    try_call,
+    Answer, SK_KEY, assert_github_client_headers, assert_log_has_no_token,
+    assert_loses_answers_and_hangs, call, public_key,
 };
 use keyvault_tests::fake_github::{self, Action, DEFAULT_TOKEN, FakeGithub, Fault, Kind, faults};
 use serde_json::json;
-use std::time::Duration;
 
 const AUTH: &str = "Bearer ghp_FAKEtestTOKEN0000000000000000000000";
 
@@ -376,41 +375,13 @@ fn github_faults_answer_as_github_does() {
 
 #[test]
 fn github_fake_loses_answers_and_hangs_on_demand() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let s = FakeGithub::start();
-    // A lost answer: the write lands, the connection closes without a word.
-    s.fault(Fault::on("POST", "/user/keys", Action::DropAfter));
-    let key = public_key(dir.path(), "ed25519", "z");
-    let body = json!({"key": key, "title": "lost"}).to_string();
-    let headers = [("Authorization", AUTH), ("User-Agent", "t")];
-    assert!(
-        try_call(
-            &s.url(),
-            "POST",
-            "/user/keys",
-            &headers,
-            Some(&body),
-            Duration::from_secs(5)
-        )
-        .is_none()
-    );
-    assert_eq!(s.keys(Kind::Auth).len(), 1);
-    // A hang: no answer within the client's patience.
-    s.fault(Fault::on(
-        "GET",
+    assert_loses_answers_and_hangs(
+        &s.url(),
         "/user/keys",
-        Action::Hang(Duration::from_secs(3)),
-    ));
-    assert!(
-        try_call(
-            &s.url(),
-            "GET",
-            "/user/keys",
-            &headers,
-            None,
-            Duration::from_millis(500)
-        )
-        .is_none()
+        &[("Authorization", AUTH), ("User-Agent", "t")],
+        &|fault| s.fault(fault),
+        &|| s.keys(Kind::Auth).len(),
     );
     assert!(s.violations().is_empty(), "{:?}", s.violations());
 }

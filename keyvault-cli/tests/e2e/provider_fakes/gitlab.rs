@@ -1,10 +1,11 @@
 //! The fake GitLab holds to its API description (where GitLab's code departs from it, to the
 //! code) and each fault answers as GitLab does.
 
-use super::{Answer, SK_KEY, assert_log_has_no_token, call, public_key, try_call};
+use super::{
+    Answer, SK_KEY, assert_log_has_no_token, assert_loses_answers_and_hangs, call, public_key,
+};
 use keyvault_tests::fake_gitlab::{Action, DEFAULT_TOKEN, FakeGitlab, Fault, Restriction, faults};
 use serde_json::json;
-use std::time::Duration;
 
 fn gl(s: &FakeGitlab, method: &str, target: &str, body: Option<serde_json::Value>) -> Answer {
     with_token(s, ("PRIVATE-TOKEN", DEFAULT_TOKEN), method, target, body)
@@ -295,42 +296,13 @@ fn gitlab_faults_answer_as_gitlab_does() {
 
 #[test]
 fn gitlab_fake_loses_answers_and_hangs_on_demand() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let s = FakeGitlab::start();
-    s.fault(Fault::on("POST", "/api/v4/user/keys", Action::DropAfter));
-    let body = json!({"key": public_key(dir.path(), "ed25519", "z"), "title": "lost"}).to_string();
-    let headers = [("PRIVATE-TOKEN", DEFAULT_TOKEN)];
-    assert!(
-        try_call(
-            &s.api_url(),
-            "POST",
-            "/user/keys",
-            &headers,
-            Some(&body),
-            Duration::from_secs(5)
-        )
-        .is_none()
-    );
-    assert_eq!(
-        s.keys().len(),
-        1,
-        "the write landed though its answer was lost"
-    );
-    s.fault(Fault::on(
-        "GET",
+    assert_loses_answers_and_hangs(
+        &s.api_url(),
         "/api/v4/user/keys",
-        Action::Hang(Duration::from_secs(3)),
-    ));
-    assert!(
-        try_call(
-            &s.api_url(),
-            "GET",
-            "/user/keys",
-            &headers,
-            None,
-            Duration::from_millis(500)
-        )
-        .is_none()
+        &[("PRIVATE-TOKEN", DEFAULT_TOKEN)],
+        &|fault| s.fault(fault),
+        &|| s.keys().len(),
     );
     assert!(s.violations().is_empty(), "{:?}", s.violations());
 }
