@@ -12,6 +12,17 @@
 mod files;
 #[cfg(test)]
 pub(crate) mod memory;
+#[cfg(feature = "sqlite")]
+pub(crate) mod sql;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+#[cfg(feature = "sqlite")]
+mod sqlite_migrate;
+#[cfg(all(test, feature = "sqlite"))]
+mod sqlite_tests;
+
+#[cfg(feature = "sqlite")]
+pub use sqlite_migrate::bulk_import;
 
 pub(crate) use files::{FileStore, Paths};
 
@@ -138,6 +149,16 @@ pub(crate) fn open(paths: &Paths, config: &Config) -> Result<Arc<dyn Store>> {
 }
 
 /// The SQLite store at `file` (not built in yet).
+#[cfg(feature = "sqlite")]
+fn open_sqlite(paths: &Paths, file: &Path) -> Result<Arc<dyn Store>> {
+    Ok(Arc::new(sqlite::SqliteStore::new(
+        paths.clone(),
+        file.to_owned(),
+    )))
+}
+
+/// The SQLite store (not built in).
+#[cfg(not(feature = "sqlite"))]
 fn open_sqlite(_paths: &Paths, _file: &Path) -> Result<Arc<dyn Store>> {
     Err(StoreError::NotBuiltIn { store: "sqlite" }.into())
 }
@@ -327,12 +348,21 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let paths = Paths::new(dir.path().to_owned());
         let config = |text: &str| Config::parse(text, Path::new("config.toml")).expect("config");
-        assert!(open(&paths, &config("")).is_ok(), "files by default");
+        assert!(open(&paths, &config("")).is_ok(), "the default store");
+        assert_eq!(
+            config("").store(),
+            if cfg!(feature = "sqlite") {
+                StoreLocation::Sqlite("vault.db".into())
+            } else {
+                StoreLocation::Files
+            }
+        );
         assert!(open(&paths, &config("store = \"files\"")).is_ok());
-        for (text, kind) in [
-            ("store = \"sqlite\"", "sqlite"),
-            ("store = \"postgres://kv@127.0.0.1/kv\"", "postgres"),
-        ] {
+        assert_eq!(
+            open(&paths, &config("store = \"sqlite\"")).is_ok(),
+            cfg!(feature = "sqlite")
+        );
+        for (text, kind) in [("store = \"postgres://kv@127.0.0.1/kv\"", "postgres")] {
             let Err(err) = open(&paths, &config(text)) else {
                 panic!("{kind} is not built in yet");
             };
