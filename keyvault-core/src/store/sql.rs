@@ -44,8 +44,10 @@ pub(crate) fn schema(d: Dialect) -> Vec<String> {
         "CREATE INDEX IF NOT EXISTS keys_live ON keys (ord) WHERE state <> 'revoked'".to_owned(),
         "CREATE INDEX IF NOT EXISTS keys_expires_at ON keys (expires_at)".to_owned(),
         "CREATE INDEX IF NOT EXISTS keys_fingerprint ON keys (fingerprint)".to_owned(),
-        // The highest key number each purpose ever used: next_id's floor in O(purposes).
-        "CREATE TABLE IF NOT EXISTS floors (purpose TEXT PRIMARY KEY, number BIGINT NOT NULL)"
+        // Per purpose, the highest key number ever used (next_id's floor) and how many of
+        // its records are revoked: what a live view needs of history, in O(purposes).
+        "CREATE TABLE IF NOT EXISTS floors (purpose TEXT PRIMARY KEY, number BIGINT NOT NULL, \
+         revoked BIGINT NOT NULL)"
             .to_owned(),
         "CREATE TABLE IF NOT EXISTS journal (pos BIGINT PRIMARY KEY, purpose TEXT NOT NULL, \
          entry TEXT NOT NULL)"
@@ -70,26 +72,32 @@ pub(crate) const UPSERT_KEY: &str = "INSERT INTO keys \
      state = excluded.state, expires_at = excluded.expires_at, minted = excluded.minted, \
      fingerprint = excluded.fingerprint, record = excluded.record";
 
-/// Raises a purpose's floor to `$2` if it is higher.
+/// Raises a purpose's floor to `$2` if it is higher, and adds `$3` to its revoked count.
 pub(crate) fn upsert_floor(d: Dialect) -> &'static str {
     match d {
         Dialect::Sqlite => {
-            "INSERT INTO floors (purpose, number) VALUES ($1, $2) \
-             ON CONFLICT (purpose) DO UPDATE SET number = max(floors.number, excluded.number)"
+            "INSERT INTO floors (purpose, number, revoked) VALUES ($1, $2, $3) \
+             ON CONFLICT (purpose) DO UPDATE SET number = max(floors.number, excluded.number), \
+             revoked = floors.revoked + excluded.revoked"
         }
         Dialect::Postgres => {
-            "INSERT INTO floors (purpose, number) VALUES ($1, $2) \
-             ON CONFLICT (purpose) DO UPDATE SET number = GREATEST(floors.number, excluded.number)"
+            "INSERT INTO floors (purpose, number, revoked) VALUES ($1, $2, $3) \
+             ON CONFLICT (purpose) DO UPDATE SET \
+             number = GREATEST(floors.number, excluded.number), \
+             revoked = floors.revoked + excluded.revoked"
         }
     }
 }
+
+/// A record's state as stored, before an upsert changes it.
+pub(crate) const SELECT_KEY_STATE: &str = "SELECT state FROM keys WHERE id = $1";
 
 pub(crate) const SELECT_ALL_KEYS: &str = "SELECT id, state, record FROM keys ORDER BY ord";
 /// Reads only the `keys_live` index's rows.
 pub(crate) const SELECT_LIVE_KEYS: &str =
     "SELECT id, state, record FROM keys WHERE state <> 'revoked' ORDER BY ord";
 pub(crate) const SELECT_KEY: &str = "SELECT id, state, record FROM keys WHERE id = $1";
-pub(crate) const SELECT_FLOORS: &str = "SELECT purpose, number FROM floors";
+pub(crate) const SELECT_FLOORS: &str = "SELECT purpose, number, revoked FROM floors";
 pub(crate) const SELECT_JOURNAL: &str = "SELECT entry FROM journal ORDER BY pos";
 pub(crate) const DELETE_JOURNAL: &str = "DELETE FROM journal";
 pub(crate) const INSERT_JOURNAL: &str =

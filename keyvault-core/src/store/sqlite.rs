@@ -274,6 +274,8 @@ fn read_view(store: &SqliteStore, conn: &Connection, view: View) -> Result<Inven
         while let Some(row) = rows.next().map_err(&err)? {
             let purpose: String = row.get(0).map_err(&err)?;
             let number: i64 = row.get(1).map_err(&err)?;
+            let revoked: i64 = row.get(2).map_err(&err)?;
+            state.revoked_unloaded += usize::try_from(revoked).unwrap_or(0);
             let purpose = purpose
                 .parse()
                 .map_err(|_| store.bad_row(BadRow(format!("purpose {purpose:?} is not valid"))))?;
@@ -434,9 +436,16 @@ impl Session for SqliteSession {
     }
 }
 
-/// Inserts or changes `record`'s row and raises its purpose's floor.
+/// Inserts or changes `record`'s row, raises its purpose's floor and keeps its count of
+/// revoked records.
 pub(super) fn write_record(tx: &Connection, record: &KeyRecord) -> Result<(), rusqlite::Error> {
     let row = KeyRow::of(record).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+    let was: Option<String> = tx
+        .prepare_cached(sql::SELECT_KEY_STATE)?
+        .query_row(params![row.id], |r| r.get(0))
+        .optional()?;
+    let revoked = |state: &str| i64::from(state == "revoked");
+    let delta = revoked(&row.state) - was.as_deref().map_or(0, revoked);
     tx.prepare_cached(sql::UPSERT_KEY)?.execute(params![
         row.id,
         row.purpose,
@@ -448,7 +457,7 @@ pub(super) fn write_record(tx: &Connection, record: &KeyRecord) -> Result<(), ru
         row.record
     ])?;
     tx.prepare_cached(sql::upsert_floor(Dialect::Sqlite))?
-        .execute(params![row.purpose, row.number])?;
+        .execute(params![row.purpose, row.number, delta])?;
     Ok(())
 }
 
