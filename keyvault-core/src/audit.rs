@@ -519,6 +519,9 @@ pub(crate) fn head_at(seq: u64, hash: String) -> Option<AuditHead> {
     })
 }
 
+/// New audit lines, each with its number, and the head they leave.
+pub(crate) type Encoded = (Vec<(u64, Vec<u8>)>, Option<AuditHead>);
+
 /// Encodes `drafts` as the lines that follow `last` (line `head.seq`, whose hash the head
 /// records): checks that the stored last line is the one the head names (a bounded tamper
 /// check; the whole chain is walked by [`verify`]) and that the clock does not read more
@@ -530,7 +533,7 @@ pub(crate) fn encode_after(
     drafts: &[Draft],
     time: DateTime<Utc>,
     actor: &str,
-) -> Result<(Vec<(u64, Vec<u8>)>, Option<AuditHead>), AuditError> {
+) -> Result<Encoded, AuditError> {
     let store = Path::new("audit");
     let broken = |line: u64, reason: &str| AuditError::Broken {
         path: store.to_owned(),

@@ -188,9 +188,15 @@ pub(crate) fn head(seq: i64, hash: String) -> Option<AuditHead> {
 /// The meta row's columns for `head`.
 pub(crate) fn head_columns(head: Option<&AuditHead>) -> (i64, String) {
     head.map_or((0, audit::GENESIS.to_owned()), |h| {
-        (i64::try_from(h.seq()).unwrap_or(i64::MAX), h.hash().to_owned())
+        (
+            i64::try_from(h.seq()).unwrap_or(i64::MAX),
+            h.hash().to_owned(),
+        )
     })
 }
+
+/// Audit lines as rows (seq, line), and the head they leave.
+pub(crate) type AuditRows = (Vec<(i64, String)>, Option<AuditHead>);
 
 /// The audit lines `drafts` become after the stored `last` line (the one `head` names):
 /// see [`audit::encode_after`].
@@ -200,7 +206,7 @@ pub(crate) fn encode_events(
     drafts: &[Draft],
     time: DateTime<Utc>,
     actor: &str,
-) -> Result<(Vec<(i64, String)>, Option<AuditHead>), AuditError> {
+) -> Result<AuditRows, AuditError> {
     let (lines, head) = audit::encode_after(last, head, drafts, time, actor)?;
     let lines = lines
         .into_iter()

@@ -306,9 +306,7 @@ fn row_record(store: &SqliteStore, row: &rusqlite::Row<'_>) -> Result<KeyRecord,
 
 fn read_head(conn: &Connection) -> rusqlite::Result<Option<AuditHead>> {
     let (seq, hash): (i64, String) =
-        conn.query_row(sql::SELECT_HEAD, [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
+        conn.query_row(sql::SELECT_HEAD, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(sql::head(seq, hash))
 }
 
@@ -504,8 +502,13 @@ pub(super) fn append_events(
             .map_err(err)?,
         None => None,
     };
-    let (lines, new_head) =
-        sql::encode_events(last.as_deref().map(str::as_bytes), head, events, time, actor)?;
+    let (lines, new_head) = sql::encode_events(
+        last.as_deref().map(str::as_bytes),
+        head,
+        events,
+        time,
+        actor,
+    )?;
     for (seq, line) in &lines {
         tx.prepare_cached(sql::INSERT_AUDIT)
             .and_then(|mut s| s.execute(params![seq, line]))
