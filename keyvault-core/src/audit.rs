@@ -410,6 +410,7 @@ pub(crate) fn prepare(
 /// The head at line `seq` whose bytes hash to `hash`, as a database records it (a database
 /// writes lines and head in one transaction, so nothing is ever pending). `None` for an
 /// empty log.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))] // The database stores.
 pub(crate) fn head_at(seq: u64, hash: String) -> Option<AuditHead> {
     (seq > 0).then_some(AuditHead {
         seq,
@@ -419,6 +420,7 @@ pub(crate) fn head_at(seq: u64, hash: String) -> Option<AuditHead> {
 }
 
 /// New audit lines, each with its number, and the head they leave.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))] // The database stores.
 pub(crate) type Encoded = (Vec<(u64, Vec<u8>)>, Option<AuditHead>);
 
 /// Encodes `drafts` as the lines that follow `last` (line `head.seq`, whose hash the head
@@ -426,6 +428,7 @@ pub(crate) type Encoded = (Vec<(u64, Vec<u8>)>, Option<AuditHead>);
 /// check; the whole chain is walked by [`verify`]) and that the clock does not read more
 /// than [`MAX_CLOCK_SKEW_SECS`] before it. Returns each new line with its number, and the
 /// new head.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))] // The database stores.
 pub(crate) fn encode_after(
     last: Option<&[u8]>,
     head: Option<&AuditHead>,

@@ -39,6 +39,7 @@ pub struct Vault {
     pub(crate) keyring: std::sync::OnceLock<crate::vault_secrets::Keyring>,
     pub(crate) default_home: bool,
     /// The store given to [`Vault::open_with_store`], which a restore keeps too.
+    #[cfg_attr(not(feature = "backup"), allow(dead_code))]
     pub(crate) store_override: Option<crate::policy::StoreLocation>,
 }
 
