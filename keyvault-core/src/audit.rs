@@ -166,16 +166,20 @@ pub(crate) fn hash_line(line: &[u8]) -> String {
     out
 }
 
-/// Reads the log's lines (without newlines). A missing file is an empty log.
-pub(crate) fn read_lines(path: &Path) -> Result<Vec<Vec<u8>>, AuditError> {
-    let bytes = fsutil::read_optional(path, MAX_LOG_BYTES)
+/// The log's bytes; a missing file is an empty log.
+fn read_log(path: &Path) -> Result<Vec<u8>, AuditError> {
+    Ok(fsutil::read_optional(path, MAX_LOG_BYTES)
         .map_err(|e| AuditError::Io {
             operation: "read",
             path: path.to_owned(),
             source: std::io::Error::other(e.to_string()),
         })?
-        .unwrap_or_default();
-    split_lines(path, &bytes)
+        .unwrap_or_default())
+}
+
+/// Reads the log's lines (without newlines). A missing file is an empty log.
+pub(crate) fn read_lines(path: &Path) -> Result<Vec<Vec<u8>>, AuditError> {
+    split_lines(path, &read_log(path)?)
 }
 
 /// Hands `f` the lines of the log at `path` numbered above `after` (without newlines),
@@ -191,13 +195,7 @@ pub(crate) fn each_line(
     after: u64,
     f: &mut dyn FnMut(&[u8]) -> crate::error::Result<()>,
 ) -> crate::error::Result<()> {
-    let bytes = fsutil::read_optional(path, MAX_LOG_BYTES)
-        .map_err(|e| AuditError::Io {
-            operation: "read",
-            path: path.to_owned(),
-            source: std::io::Error::other(e.to_string()),
-        })?
-        .unwrap_or_default();
+    let bytes = read_log(path)?;
     let (whole, rest) = match bytes.iter().rposition(|b| *b == b'\n') {
         Some(end) => (Some(&bytes[..end]), &bytes[end + 1..]),
         None => (None, &bytes[..]),

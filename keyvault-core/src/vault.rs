@@ -321,6 +321,16 @@ impl Vault {
         Ok(self.store.load(crate::store::View::All)?)
     }
 
+    /// Hands `f` every key record, history included, oldest first, one at a time: the
+    /// store never holds them all in memory at once (a database streams them).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the records cannot be read; whatever `f` returns.
+    pub fn each_key(&self, f: &mut dyn FnMut(KeyRecord) -> Result<()>) -> Result<()> {
+        self.store.each_key(f)
+    }
+
     /// Finds the key a user means by `selector`: a key id, or a purpose (its active key).
     ///
     /// # Errors
