@@ -512,3 +512,53 @@ fn sixty_four_concurrent_mints_on_one_database_all_land_once() {
         .count();
     assert_eq!(mints, 64);
 }
+
+#[test]
+fn export_and_restore_move_a_vault_between_the_stores() {
+    let files = Vault::files();
+    three_events(&files);
+    // The same records, at each vault's own paths.
+    let listed = |v: &Vault| {
+        v.run(&["--json", "list", "--all"])
+            .expect(0)
+            .stdout
+            .replace(v.home.to_str().expect("utf-8"), "HOME")
+    };
+    let before = listed(&files);
+    let identity = files.root.join("identity.txt");
+    let keygen = std::process::Command::new("age-keygen")
+        .arg("-o")
+        .arg(&identity)
+        .output()
+        .expect("age-keygen (Debian package age)");
+    assert!(keygen.status.success());
+    let recipient = std::process::Command::new("age-keygen")
+        .arg("-y")
+        .arg(&identity)
+        .output()
+        .expect("age-keygen -y");
+    let recipient = String::from_utf8_lossy(&recipient.stdout).trim().to_owned();
+    let identity = identity.to_str().expect("utf-8");
+    let moved = |from: &Vault, to: &Vault, name: &str| {
+        let archive = from.root.join(name);
+        let archive = archive.to_str().expect("utf-8");
+        from.run(&["export", "-o", archive, "-r", &recipient])
+            .expect(0)
+            .no_secrets();
+        to.run(&["restore", archive, "-i", identity])
+            .expect(0)
+            .no_secrets();
+        to.run(&["log", "--verify"]).expect(0);
+        assert_eq!(listed(to), before);
+    };
+    // Files to SQLite: the restored home's store is the default.
+    let db = Vault::new();
+    moved(&files, &db, "from-files.age");
+    assert!(db.home.join("vault.db").is_file());
+    assert!(!db.home.join("inventory.json").exists());
+    // And back: a restore into a vault told to keep files keeps them.
+    let back = Vault::files();
+    moved(&db, &back, "from-sqlite.age");
+    assert!(back.home.join("inventory.json").is_file());
+    assert!(!back.home.join("vault.db").exists());
+}
