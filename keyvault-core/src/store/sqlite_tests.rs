@@ -224,3 +224,30 @@ fn bulk_import_fills_a_new_database_in_order() {
     let mut again = std::iter::once(record("ci-9", "active"));
     assert!(super::bulk_import(paths.home(), &mut again).is_err());
 }
+
+#[test]
+fn the_live_view_and_the_floors_are_read_through_indexes() {
+    let (_dir, paths) = home();
+    let store = sqlite(&paths);
+    let mut txn = begin_view(&store, View::Live);
+    txn.keys.push(record("ci-1", "revoked"));
+    txn.commit().expect("commit");
+    let conn = rusqlite::Connection::open(paths.home().join("vault.db")).expect("open");
+    let plan = |query: &str| -> String {
+        let mut statement = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {query}"))
+            .expect("explain");
+        statement
+            .query_map([], |r| r.get::<_, String>(3))
+            .expect("plan")
+            .map(|r| r.expect("row"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    // Only the partial index of records that are not revoked, in order: no scan of history.
+    let live = plan(super::sql::SELECT_LIVE_KEYS);
+    assert!(live.contains("keys_live"), "{live}");
+    assert!(!live.contains("TEMP B-TREE"), "{live}");
+    let key = plan("SELECT id, state, record FROM keys WHERE id = 'ci-1'");
+    assert!(key.contains("USING INDEX"), "{key}");
+}
