@@ -41,6 +41,7 @@ mod schedule;
 mod schedule_review;
 mod scoped;
 mod secrets;
+mod sqlite_store;
 mod ssh_logins;
 mod sshd;
 mod store_choice;
