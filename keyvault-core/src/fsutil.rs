@@ -85,7 +85,20 @@ pub(crate) fn write_atomic(
     mode: u32,
     replace: Replace,
 ) -> Result<(), StoreError> {
-    let dir = parent_dir(path);
+    write_atomic_unsynced_dir(path, bytes, mode, replace)?;
+    sync_dir(parent_dir(path))
+}
+
+/// [`write_atomic`] without its last step, the fsync of the directory: the file's
+/// contents are durable before its name appears, but the name itself is durable only once
+/// the caller has called [`sync_dir`] on its directory, which it must do before anything
+/// on disk refers to the file. For several files in one directory, one fsync of it.
+pub(crate) fn write_atomic_unsynced_dir(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    replace: Replace,
+) -> Result<(), StoreError> {
     if replace == Replace::No {
         match fs::symlink_metadata(path) {
             Ok(_) => {
@@ -115,7 +128,7 @@ pub(crate) fn write_atomic(
         } else {
             fs::rename(&tmp, path).map_err(io("replace", path))?;
         }
-        sync_dir(dir)
+        Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -123,15 +136,24 @@ pub(crate) fn write_atomic(
     result
 }
 
-/// Points the symlink `link` at `target` atomically (a new link beside it, renamed over).
-pub(crate) fn swap_symlink(target: &Path, link: &Path) -> Result<(), StoreError> {
-    let tmp = temp_path(link);
-    std::os::unix::fs::symlink(target, &tmp).map_err(io("create link", &tmp))?;
-    if let Err(e) = fs::rename(&tmp, link) {
-        let _ = fs::remove_file(&tmp);
-        return Err(io("replace", link)(e));
+/// Points each symlink `link` at its `target` atomically (a new link beside it, renamed
+/// over), in order, then fsyncs their directories once each: after a crash each link is
+/// the old or the new one, and after the call all are durable.
+pub(crate) fn swap_symlinks(links: &[(&Path, &Path)]) -> Result<(), StoreError> {
+    let mut dirs: Vec<&Path> = Vec::new();
+    for (target, link) in links {
+        let tmp = temp_path(link);
+        std::os::unix::fs::symlink(target, &tmp).map_err(io("create link", &tmp))?;
+        if let Err(e) = fs::rename(&tmp, link) {
+            let _ = fs::remove_file(&tmp);
+            return Err(io("replace", link)(e));
+        }
+        let dir = parent_dir(link);
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
     }
-    sync_dir(parent_dir(link))
+    dirs.into_iter().try_for_each(sync_dir)
 }
 
 /// The directory `path` is in; `.` for a bare file name (whose parent is the empty path).

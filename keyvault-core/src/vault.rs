@@ -384,13 +384,18 @@ impl Vault {
 /// `current/` links of a home, or of one being staged by a restore.
 pub(crate) fn point_current_in(dir: &Path, purpose: &Purpose, id: &KeyId) -> Result<()> {
     fsutil::ensure_dir(dir, 0o700)?;
-    fsutil::swap_symlink(
-        &Path::new("../keys").join(format!("{id}.pub")),
-        &dir.join(format!("{purpose}.pub")),
-    )?;
-    fsutil::swap_symlink(
-        &Path::new("../keys").join(id.as_str()),
-        &dir.join(purpose.as_str()),
-    )?;
+    let (public_target, private_target) = (
+        Path::new("../keys").join(format!("{id}.pub")),
+        Path::new("../keys").join(id.as_str()),
+    );
+    let (public_link, private_link) = (
+        dir.join(format!("{purpose}.pub")),
+        dir.join(purpose.as_str()),
+    );
+    // The public half first, as before; one fsync of the directory makes both durable.
+    fsutil::swap_symlinks(&[
+        (&public_target, &public_link),
+        (&private_target, &private_link),
+    ])?;
     Ok(())
 }

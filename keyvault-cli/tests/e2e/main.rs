@@ -19,6 +19,7 @@ mod keys;
 mod manual;
 mod mint_scope;
 mod monitoring;
+mod new_crash;
 mod passphrases;
 mod pod_logins;
 mod pods;
