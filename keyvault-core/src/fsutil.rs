@@ -85,20 +85,7 @@ pub(crate) fn write_atomic(
     mode: u32,
     replace: Replace,
 ) -> Result<(), StoreError> {
-    write_atomic_unsynced_dir(path, bytes, mode, replace)?;
-    sync_dir(parent_dir(path))
-}
-
-/// [`write_atomic`] without its last step, the fsync of the directory: the file's
-/// contents are durable before its name appears, but the name itself is durable only once
-/// the caller has called [`sync_dir`] on its directory, which it must do before anything
-/// on disk refers to the file. For several files in one directory, one fsync of it.
-pub(crate) fn write_atomic_unsynced_dir(
-    path: &Path,
-    bytes: &[u8],
-    mode: u32,
-    replace: Replace,
-) -> Result<(), StoreError> {
+    let dir = parent_dir(path);
     if replace == Replace::No {
         match fs::symlink_metadata(path) {
             Ok(_) => {
@@ -128,10 +115,30 @@ pub(crate) fn write_atomic_unsynced_dir(
         } else {
             fs::rename(&tmp, path).map_err(io("replace", path))?;
         }
-        Ok(())
+        sync_dir(dir)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Creates `path` exclusively (never through a symlink) with exactly `mode`, writes
+/// `bytes` and fsyncs it, without the temp file and link of [`write_atomic`]: for a new
+/// file that nothing refers to until the caller has fsynced its directory ([`sync_dir`]),
+/// so that a crash can at worst leave an unreferenced partial file under its name. On a
+/// journaling file system (ext4, XFS) that saves a commit: the file's fsync also commits
+/// its name, and the directory's fsync then has little left to do. A file it created is
+/// removed on failure.
+pub(crate) fn create_new_synced(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
+    let mut file = create_exclusive(path, mode).map_err(io("create", path))?;
+    let result = file
+        .set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(io("set permissions on", path))
+        .and_then(|()| file.write_all(bytes).map_err(io("write", path)))
+        .and_then(|()| file.sync_all().map_err(io("sync", path)));
+    if result.is_err() {
+        let _ = fs::remove_file(path);
     }
     result
 }
@@ -420,6 +427,27 @@ mod tests {
         assert_eq!(fs::read(&p).expect("read"), b"three");
         // No temp files left behind.
         assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 1);
+    }
+
+    #[test]
+    fn create_new_synced_sets_the_mode_and_never_replaces_or_follows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("pub");
+        create_new_synced(&p, b"one", 0o644).expect("create");
+        assert_eq!(fs::metadata(&p).expect("meta").mode() & 0o777, 0o644);
+        assert!(create_new_synced(&p, b"two", 0o644).is_err());
+        assert_eq!(fs::read(&p).expect("read"), b"one");
+        let outside = dir.path().join("outside");
+        fs::write(&outside, b"keep").expect("write");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&outside, &link).expect("symlink");
+        assert!(create_new_synced(&link, b"x", 0o600).is_err());
+        assert_eq!(fs::read(&outside).expect("read"), b"keep");
+        assert!(
+            fs::symlink_metadata(&link)
+                .expect("still a link")
+                .is_symlink()
+        );
     }
 
     #[test]

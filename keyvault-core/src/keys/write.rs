@@ -136,12 +136,7 @@ impl Vault {
         public_key: &str,
         keyring_passphrase: Option<&Passphrase>,
     ) -> Result<Option<String>> {
-        fsutil::write_atomic_unsynced_dir(
-            &files.public,
-            format!("{public_key}\n").as_bytes(),
-            0o644,
-            fsutil::Replace::No,
-        )?;
+        fsutil::create_new_synced(&files.public, format!("{public_key}\n").as_bytes(), 0o644)?;
         self.hook("public-key-written")
             .and_then(|()| {
                 let text = match encryption {
@@ -156,15 +151,19 @@ impl Vault {
                     }
                     None => None,
                 };
-                let written = fsutil::write_atomic_unsynced_dir(
-                    &files.private,
-                    text.as_bytes(),
-                    0o600,
-                    fsutil::Replace::No,
-                )
-                .and_then(|()| fsutil::sync_dir(fsutil::parent_dir(&files.private)));
+                let written = fsutil::create_new_synced(&files.private, text.as_bytes(), 0o600)
+                    .and_then(|()| fsutil::sync_dir(fsutil::parent_dir(&files.private)));
                 if let Err(e) = written {
-                    let _ = std::fs::remove_file(&files.private);
+                    // (Not there when creating it failed: another writer's file stays.)
+                    if !matches!(
+                        &e,
+                        StoreError::Io {
+                            operation: "create",
+                            ..
+                        }
+                    ) {
+                        let _ = std::fs::remove_file(&files.private);
+                    }
                     if let Some(a) = &account {
                         self.forget_keyring_account(a);
                     }
