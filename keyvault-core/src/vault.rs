@@ -194,8 +194,9 @@ impl Vault {
 
     /// Installs a hook called at each named step of rotations, revocations and sweeps
     /// (`prepared`, `write:<target>`, `written:<target>`, `added:<target>`, `promoted`,
-    /// `removed:<target>`); an error from it stops the operation there, as a crash or a
-    /// failed call would. For tests of crash safety; not for production use.
+    /// `removed:<target>`) and of writing a new key (`public-key-written`: its public file
+    /// is written, its private one not yet); an error from it stops the operation there,
+    /// as a crash or a failed call would. For tests of crash safety; not for production use.
     #[doc(hidden)]
     #[must_use]
     pub fn with_fault_hook(mut self, hook: FaultHook) -> Self {
