@@ -123,15 +123,44 @@ pub(crate) fn write_atomic(
     result
 }
 
-/// Points the symlink `link` at `target` atomically (a new link beside it, renamed over).
-pub(crate) fn swap_symlink(target: &Path, link: &Path) -> Result<(), StoreError> {
-    let tmp = temp_path(link);
-    std::os::unix::fs::symlink(target, &tmp).map_err(io("create link", &tmp))?;
-    if let Err(e) = fs::rename(&tmp, link) {
-        let _ = fs::remove_file(&tmp);
-        return Err(io("replace", link)(e));
+/// Creates `path` exclusively (never through a symlink) with exactly `mode`, writes
+/// `bytes` and fsyncs it, without the temp file and link of [`write_atomic`]: for a new
+/// file that nothing refers to until the caller has fsynced its directory ([`sync_dir`]),
+/// so that a crash can at worst leave an unreferenced partial file under its name. On a
+/// journaling file system (ext4, XFS) that saves a commit: the file's fsync also commits
+/// its name, and the directory's fsync then has little left to do. A file it created is
+/// removed on failure.
+pub(crate) fn create_new_synced(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
+    let mut file = create_exclusive(path, mode).map_err(io("create", path))?;
+    let result = file
+        .set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(io("set permissions on", path))
+        .and_then(|()| file.write_all(bytes).map_err(io("write", path)))
+        .and_then(|()| file.sync_all().map_err(io("sync", path)));
+    if result.is_err() {
+        let _ = fs::remove_file(path);
     }
-    sync_dir(parent_dir(link))
+    result
+}
+
+/// Points each symlink `link` at its `target` atomically (a new link beside it, renamed
+/// over), in order, then fsyncs their directories once each: after a crash each link is
+/// the old or the new one, and after the call all are durable.
+pub(crate) fn swap_symlinks(links: &[(&Path, &Path)]) -> Result<(), StoreError> {
+    let mut dirs: Vec<&Path> = Vec::new();
+    for (target, link) in links {
+        let tmp = temp_path(link);
+        std::os::unix::fs::symlink(target, &tmp).map_err(io("create link", &tmp))?;
+        if let Err(e) = fs::rename(&tmp, link) {
+            let _ = fs::remove_file(&tmp);
+            return Err(io("replace", link)(e));
+        }
+        let dir = parent_dir(link);
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    dirs.into_iter().try_for_each(sync_dir)
 }
 
 /// The directory `path` is in; `.` for a bare file name (whose parent is the empty path).
@@ -402,6 +431,27 @@ mod tests {
         assert_eq!(fs::read(&p).expect("read"), b"three");
         // No temp files left behind.
         assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 1);
+    }
+
+    #[test]
+    fn create_new_synced_sets_the_mode_and_never_replaces_or_follows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("pub");
+        create_new_synced(&p, b"one", 0o644).expect("create");
+        assert_eq!(fs::metadata(&p).expect("meta").mode() & 0o777, 0o644);
+        assert!(create_new_synced(&p, b"two", 0o644).is_err());
+        assert_eq!(fs::read(&p).expect("read"), b"one");
+        let outside = dir.path().join("outside");
+        fs::write(&outside, b"keep").expect("write");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&outside, &link).expect("symlink");
+        assert!(create_new_synced(&link, b"x", 0o600).is_err());
+        assert_eq!(fs::read(&outside).expect("read"), b"keep");
+        assert!(
+            fs::symlink_metadata(&link)
+                .expect("still a link")
+                .is_symlink()
+        );
     }
 
     #[test]

@@ -17,6 +17,8 @@ use ssh_key::encoding::{Decode, Encode, Reader};
 use ssh_key::private::KeypairData;
 use ssh_key::sha2::{Digest, Sha512};
 use ssh_key::{Cipher, Kdf, PrivateKey, public};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use zeroize::{Zeroize, Zeroizing};
 
 /// Bytes of one bcrypt hash, and so of one PBKDF2 block.
@@ -57,8 +59,15 @@ fn bhash(sha_pass: &[u8], sha_salt: &[u8]) -> [u8; BLOCK] {
     out
 }
 
-/// PBKDF2 block `index` (from 1) with bhash as the PRF.
-fn pbkdf2_block(sha_pass: &[u8], salt: &[u8], rounds: u32, index: u32) -> Zeroizing<[u8; BLOCK]> {
+/// PBKDF2 block `index` (from 1) with bhash as the PRF; once `stop` is set it returns
+/// early with a block nobody will use.
+fn pbkdf2_block(
+    sha_pass: &[u8],
+    salt: &[u8],
+    rounds: u32,
+    index: u32,
+    stop: &AtomicBool,
+) -> Zeroizing<[u8; BLOCK]> {
     let first = Sha512::new()
         .chain_update(salt)
         .chain_update(index.to_be_bytes())
@@ -66,6 +75,9 @@ fn pbkdf2_block(sha_pass: &[u8], salt: &[u8], rounds: u32, index: u32) -> Zeroiz
     let mut u = Zeroizing::new(bhash(sha_pass, &first));
     let mut t = u.clone();
     for _ in 1..rounds {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
         *u = bhash(sha_pass, &Sha512::digest(*u));
         for (t, u) in t.iter_mut().zip(u.iter()) {
             *t ^= u;
@@ -82,54 +94,138 @@ pub(crate) fn bcrypt_pbkdf(
     rounds: u32,
     out: &mut [u8],
 ) -> Result<(), InvalidParams> {
-    if passphrase.is_empty()
-        || salt.is_empty()
-        || rounds == 0
-        || out.is_empty()
-        || out.len() > BLOCK * BLOCK
-    {
-        return Err(InvalidParams);
+    let derived = Derivation::start(passphrase, salt, rounds, out.len())?.finish();
+    out.copy_from_slice(&derived);
+    Ok(())
+}
+
+/// A bcrypt-pbkdf running on threads of its own (one per core, at most one per block), so
+/// that the caller can do other work (I/O) meanwhile; [`Derivation::finish`] waits for
+/// it. Dropped unfinished, it tells its threads to stop after their current round; they
+/// wipe what they made.
+pub(crate) struct Derivation {
+    len: usize,
+    blocks: usize,
+    lanes: Vec<std::thread::JoinHandle<Vec<Zeroizing<[u8; BLOCK]>>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Derivation {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
-    let blocks = out.len().div_ceil(BLOCK);
-    let sha_pass = Zeroizing::new(Sha512::digest(passphrase));
-    let block = |n: usize| {
-        // At most 32 blocks, so the index fits.
-        let index = u32::try_from(n + 1).unwrap_or(u32::MAX);
-        pbkdf2_block(&sha_pass, salt, rounds, index)
-    };
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let lanes = cores.min(blocks);
-    let mut generated: Vec<Zeroizing<[u8; BLOCK]>> = Vec::with_capacity(blocks);
-    if lanes <= 1 {
-        generated.extend((0..blocks).map(block));
-    } else {
-        // Lane l computes blocks l, l + lanes, …; this thread takes lane 0.
-        let mut by_lane: Vec<Vec<Zeroizing<[u8; BLOCK]>>> = std::thread::scope(|scope| {
-            let others: Vec<_> = (1..lanes)
-                .map(|lane| {
-                    let block = &block;
-                    scope.spawn(move || (lane..blocks).step_by(lanes).map(block).collect())
+}
+
+impl Derivation {
+    /// Starts bcrypt-pbkdf of `passphrase` and `salt` into `len` bytes (at most 1,024).
+    /// Only the SHA-512 of the passphrase reaches the threads.
+    pub(crate) fn start(
+        passphrase: &[u8],
+        salt: &[u8],
+        rounds: u32,
+        len: usize,
+    ) -> Result<Self, InvalidParams> {
+        if passphrase.is_empty()
+            || salt.is_empty()
+            || rounds == 0
+            || len == 0
+            || len > BLOCK * BLOCK
+        {
+            return Err(InvalidParams);
+        }
+        let blocks = len.div_ceil(BLOCK);
+        let digest = Zeroizing::new(Sha512::digest(passphrase));
+        let sha_pass = Arc::new(Zeroizing::new(digest.to_vec()));
+        let salt: Arc<[u8]> = salt.into();
+        let stop = Arc::new(AtomicBool::new(false));
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let lanes = cores.min(blocks);
+        // Lane l computes blocks l, l + lanes, …
+        let lanes = (0..lanes)
+            .map(|lane| {
+                let (sha_pass, salt, stop) = (sha_pass.clone(), salt.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    (lane..blocks)
+                        .step_by(lanes)
+                        .map(|n| {
+                            // At most 32 blocks, so the index fits.
+                            let index = u32::try_from(n + 1).unwrap_or(u32::MAX);
+                            pbkdf2_block(&sha_pass, &salt, rounds, index, &stop)
+                        })
+                        .collect()
                 })
-                .collect();
-            let mut lanes_out = vec![(0..blocks).step_by(lanes).map(block).collect()];
-            // A thread that panicked would have panicked here too: propagate it.
-            lanes_out.extend(
-                others
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))),
-            );
-            lanes_out
-        });
-        for n in 0..blocks {
+            })
+            .collect();
+        Ok(Derivation {
+            len,
+            blocks,
+            lanes,
+            stop,
+        })
+    }
+
+    /// Waits for the threads and returns the derived bytes.
+    pub(crate) fn finish(mut self) -> Zeroizing<Vec<u8>> {
+        let handles = std::mem::take(&mut self.lanes);
+        let lanes = handles.len();
+        // A thread that panicked would have panicked here too: propagate it.
+        let mut by_lane: Vec<Vec<Zeroizing<[u8; BLOCK]>>> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect();
+        let mut generated: Vec<Zeroizing<[u8; BLOCK]>> = Vec::with_capacity(self.blocks);
+        for n in 0..self.blocks {
             let lane = &mut by_lane[n % lanes];
             generated.push(lane.remove(0));
         }
+        // The bcrypt-pbkdf interleave: byte i comes from block i % blocks.
+        let mut out = Zeroizing::new(vec![0u8; self.len]);
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = generated[i % self.blocks][i / self.blocks];
+        }
+        out
     }
-    // The bcrypt-pbkdf interleave: byte i comes from block i % blocks.
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = generated[i % blocks][i / blocks];
+}
+
+/// An aes256-ctr encryption whose bcrypt-pbkdf is running ([`Derivation`]): the KDF,
+/// which is nearly all of the time, does not need the key, so it can start before the key
+/// is final (its comment names the id the vault picks meanwhile).
+pub(crate) struct PendingEncryption {
+    salt: Vec<u8>,
+    rounds: u32,
+    checkint: u32,
+    derivation: Derivation,
+}
+
+impl PendingEncryption {
+    /// Starts the KDF for an aes256-ctr encryption under `rounds` with `salt`.
+    pub(crate) fn start(
+        passphrase: &[u8],
+        salt: Vec<u8>,
+        rounds: u32,
+        checkint: u32,
+    ) -> Result<Self, ssh_key::Error> {
+        let (key_len, iv_len) = Cipher::Aes256Ctr
+            .key_and_iv_size()
+            .ok_or(ssh_key::Error::Crypto)?;
+        let derivation = Derivation::start(passphrase, &salt, rounds, key_len + iv_len)
+            .map_err(|InvalidParams| ssh_key::Error::Crypto)?;
+        Ok(PendingEncryption {
+            salt,
+            rounds,
+            checkint,
+            derivation,
+        })
     }
-    Ok(())
+
+    /// Waits for the KDF and encrypts `key` as [`encrypt`] does.
+    pub(crate) fn finish(self, key: &PrivateKey) -> Result<PrivateKey, ssh_key::Error> {
+        if key.is_encrypted() {
+            return Err(ssh_key::Error::Encrypted);
+        }
+        let okm = self.derivation.finish();
+        encrypt_with(key, &okm, self.salt, self.rounds, self.checkint)
+    }
 }
 
 /// `key` encrypted with aes256-ctr under `rounds` of bcrypt-pbkdf: the same file
@@ -144,11 +240,20 @@ pub(crate) fn encrypt(
     if key.is_encrypted() {
         return Err(ssh_key::Error::Encrypted);
     }
+    PendingEncryption::start(passphrase, salt, rounds, checkint)?.finish(key)
+}
+
+/// `key` encrypted with aes256-ctr under the key and IV `okm` that bcrypt-pbkdf derived
+/// from `salt` in `rounds`.
+fn encrypt_with(
+    key: &PrivateKey,
+    okm: &[u8],
+    salt: Vec<u8>,
+    rounds: u32,
+    checkint: u32,
+) -> Result<PrivateKey, ssh_key::Error> {
     let cipher = Cipher::Aes256Ctr;
-    let (key_len, iv_len) = cipher.key_and_iv_size().ok_or(ssh_key::Error::Crypto)?;
-    let mut okm = Zeroizing::new(vec![0u8; key_len + iv_len]);
-    bcrypt_pbkdf(passphrase, &salt, rounds, &mut okm)
-        .map_err(|InvalidParams| ssh_key::Error::Crypto)?;
+    let (key_len, _) = cipher.key_and_iv_size().ok_or(ssh_key::Error::Crypto)?;
     let (aes_key, iv) = okm.split_at(key_len);
 
     // The private section (PROTOCOL.key): checkint twice, the key pair, the comment, and

@@ -42,6 +42,48 @@ pub fn encrypt<R: CryptoRng + ?Sized>(
     })
 }
 
+/// An aes256-ctr encryption whose bcrypt-pbkdf (nearly all of its time) already runs on
+/// threads of its own; see [`start_encryption`].
+pub(crate) struct PendingEncryption(crate::kdf::PendingEncryption);
+
+/// Starts encrypting a key with `passphrase` as [`encrypt`] does (fresh salt and checkint,
+/// `rounds` of bcrypt-pbkdf): the KDF runs meanwhile, and
+/// [`PendingEncryption::finish`] encrypts the final key with what it derived, so the
+/// caller can do its I/O while the KDF works.
+///
+/// # Errors
+///
+/// [`KeyError::Crypto`] for parameters bcrypt-pbkdf refuses.
+pub(crate) fn start_encryption<R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    passphrase: &Passphrase,
+    rounds: u32,
+) -> Result<PendingEncryption, KeyError> {
+    let mut salt = vec![0u8; 16];
+    rng.fill_bytes(&mut salt);
+    let checkint = rng.next_u32();
+    crate::kdf::PendingEncryption::start(passphrase.expose().as_bytes(), salt, rounds, checkint)
+        .map(PendingEncryption)
+        .map_err(|e| KeyError::Crypto {
+            operation: "encrypt",
+            reason: e.to_string(),
+        })
+}
+
+impl PendingEncryption {
+    /// Waits for the KDF and returns `key` encrypted.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::Crypto`] if the key is already encrypted.
+    pub(crate) fn finish(self, key: &PrivateKey) -> Result<PrivateKey, KeyError> {
+        self.0.finish(key).map_err(|e| KeyError::Crypto {
+            operation: "encrypt",
+            reason: e.to_string(),
+        })
+    }
+}
+
 /// The bcrypt-pbkdf rounds of an encrypted key, `None` for an unencrypted one.
 #[must_use]
 pub fn kdf_rounds(key: &PrivateKey) -> Option<u32> {

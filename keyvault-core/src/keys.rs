@@ -1,17 +1,18 @@
 //! Keys of the vault: creating, importing, writing and re-encrypting private keys.
 
+mod write;
+
 use crate::admission::{Admitted, KeyOptions, check_comment};
 use crate::audit::{Draft, Outcome};
 use crate::callbacks::{Callbacks, PassphraseKind, PassphraseRequest, Progress};
-use crate::error::{KeyError, Result, StoreError};
+use crate::error::{Result, StoreError};
 use crate::fsutil;
-use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState, Origin, Protection, Purpose};
+use crate::inventory::{Inventory, KeyRecord, KeyState, Origin, Protection, Purpose};
 use crate::keyfile::{self, DEFAULT_KDF_ROUNDS};
 use crate::keygen::{self, Algorithm};
 use crate::names::KeySelector;
 use crate::policy::Policy;
 use crate::secret::Passphrase;
-use crate::store::Txn;
 use crate::vault::Vault;
 use chrono::{DateTime, Utc};
 use ssh_key::rand_core::CryptoRng;
@@ -80,6 +81,9 @@ pub(crate) struct Prepared {
     /// The instant the expiry was computed from; recorded as `created_at` so a key's
     /// lifetime is exactly what was asked for.
     pub(crate) created_at: DateTime<Utc>,
+    /// The encryption under `protection`, its KDF already running (started as early as
+    /// possible, so that the vault's I/O overlaps it); `None` until started.
+    pub(crate) encryption: Option<keyfile::PendingEncryption>,
 }
 
 impl Prepared {
@@ -103,7 +107,16 @@ impl Prepared {
             origin,
             detail,
             created_at: admitted.created_at(),
+            encryption: None,
         }
+    }
+
+    /// Starts the encryption's KDF (if the key is to be encrypted and it has not started).
+    pub(super) fn start_encryption<R: CryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<()> {
+        if let (Some((passphrase, rounds)), None) = (&self.protection, &self.encryption) {
+            self.encryption = Some(keyfile::start_encryption(rng, passphrase, *rounds)?);
+        }
+        Ok(())
     }
 }
 
@@ -162,6 +175,51 @@ impl Vault {
         let key = keygen::generate(rng, algorithm, "");
         callbacks.progress(Progress::Done);
         Ok(key?)
+    }
+
+    /// As [`Vault::protect`] then [`Vault::generate`], with the encryption's KDF (nearly all of the
+    /// time `new` takes) started as soon as the passphrase is known: the strength check
+    /// (zxcvbn builds its dictionaries on first use, about 15 ms) and then the vault's I/O
+    /// run while it works. A refused passphrase drops the KDF unfinished (it stops).
+    fn protect_and_generate_started<R: CryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+        admitted: &Admitted,
+        callbacks: &mut dyn Callbacks,
+        purpose: &Purpose,
+        subject: &str,
+    ) -> Result<Prepared> {
+        let comment = admitted.comment();
+        let (protection, encryption) = if admitted.protection() == Protection::Passphrase {
+            let policy = self.config.policy(purpose);
+            let context = self.context_words(purpose, comment);
+            let passphrase = callbacks.passphrase(
+                &PassphraseRequest::new(PassphraseKind::New, subject)
+                    .checked_by(policy, purpose, &context),
+            )?;
+            let rounds = admitted.kdf_rounds();
+            // An empty passphrase is the check's to refuse, not the KDF's.
+            let encryption = (!passphrase.is_empty())
+                .then(|| keyfile::start_encryption(rng, &passphrase, rounds))
+                .transpose()?;
+            policy.check_passphrase(purpose, subject, &passphrase, &context)?;
+            (Some((passphrase, rounds)), encryption)
+        } else {
+            let protection = self.protect(rng, admitted, callbacks, purpose, subject, comment)?;
+            (protection, None)
+        };
+        let key = Vault::generate(rng, admitted, callbacks)?;
+        let mut prepared = Prepared::new(
+            key,
+            purpose,
+            admitted,
+            protection,
+            Origin::Generated,
+            String::new(),
+        );
+        prepared.encryption = encryption;
+        prepared.start_encryption(rng)?;
+        Ok(prepared)
     }
 
     /// `options` for a key keyvault is to generate for `purpose`, admitted by the
@@ -246,7 +304,8 @@ impl Vault {
         // Fail before asking anything if the purpose is taken or the inventory is bad.
         self.check_no_active(&self.store.load(crate::store::View::Live)?, purpose)?;
         let subject = format!("new key for purpose {purpose}");
-        let mut prepared = self.generate_new(rng, &admitted, callbacks, purpose, &subject)?;
+        let mut prepared =
+            self.protect_and_generate_started(rng, &admitted, callbacks, purpose, &subject)?;
         prepared.detail = format!(
             "generated {}, expires {}",
             admitted.algorithm(),
@@ -271,8 +330,10 @@ impl Vault {
     pub(crate) fn commit_new<R: CryptoRng + ?Sized>(
         &self,
         rng: &mut R,
-        prepared: Prepared,
+        mut prepared: Prepared,
     ) -> Result<KeyRecord> {
+        // The KDF runs while the lock is taken and the state read.
+        prepared.start_encryption(rng)?;
         let mut txn = self.begin(crate::store::View::Live)?;
         self.check_no_active(&txn, &prepared.purpose)?;
         let action = match prepared.origin {
@@ -304,132 +365,6 @@ impl Vault {
         let path = self.private_key_path(record);
         let _ = std::fs::remove_file(&path);
         let _ = std::fs::remove_file(path.with_file_name(format!("{}.pub", record.id())));
-    }
-
-    /// Inside `txn`: picks the id, encrypts, writes the key files (private 0600, fsynced,
-    /// before anything else refers to them) and adds the record in `state` to the
-    /// transaction's state (saved by the caller).
-    pub(crate) fn write_key<R: CryptoRng + ?Sized>(
-        &self,
-        txn: &mut Txn,
-        rng: &mut R,
-        prepared: Prepared,
-        state: KeyState,
-    ) -> Result<KeyRecord> {
-        let Prepared {
-            mut key,
-            purpose,
-            algorithm,
-            expires_at,
-            comment,
-            protection,
-            keyring,
-            origin,
-            detail: _,
-            created_at,
-        } = prepared;
-        let fingerprint = key.fingerprint(HashAlg::Sha256);
-        if let Some(dup) = txn.keys().iter().find(|k| *k.fingerprint() == fingerprint) {
-            return Err(StoreError::DuplicateKey {
-                id: dup.id().to_string(),
-            }
-            .into());
-        }
-        let id = self.free_id(txn, &purpose);
-        let comment = comment.unwrap_or_else(|| format!("keyvault:{id}"));
-        key.set_comment(comment.as_str());
-        let (text, public_key, kdf_rounds) = encode_key(rng, &key, protection.as_ref())?;
-        let relative = format!("keys/{id}");
-        // The passphrase reaches the keyring before the only copy of the key is written.
-        let keyring_passphrase = match (&protection, keyring) {
-            (Some((passphrase, _)), true) => Some(passphrase),
-            _ => None,
-        };
-        let keyring_account =
-            self.write_key_files(&id, &relative, &text, &public_key, keyring_passphrase)?;
-        let record = KeyRecord {
-            id,
-            purpose,
-            algorithm,
-            fingerprint,
-            public_key,
-            comment,
-            created_at,
-            expires_at,
-            state,
-            protection: match (&protection, &keyring_account) {
-                (Some(_), Some(_)) => Protection::Keyring,
-                (Some(_), None) => Protection::Passphrase,
-                (None, _) => Protection::None,
-            },
-            kdf_rounds,
-            origin,
-            private_key_path: relative,
-            deployments: Vec::new(),
-            rotated_from: None,
-            rotated_to: None,
-            revoked_at: None,
-            pruned_at: None,
-            scope: None,
-            cert_authority: None,
-            certificate: None,
-            keyring_account,
-        };
-        txn.keys.push(record.clone());
-        Ok(record)
-    }
-
-    /// The next id of `purpose` in `txn`, skipping ids whose files exist (left by a process
-    /// that died before recording them).
-    fn free_id(&self, txn: &Txn, purpose: &Purpose) -> KeyId {
-        let mut id = txn.next_id(purpose);
-        while std::fs::symlink_metadata(self.paths.keys_dir().join(id.as_str())).is_ok() {
-            id = KeyId::new(purpose, id.number() + 1);
-        }
-        id
-    }
-
-    /// Puts `keyring_passphrase` (if any) in the keyring under the account of `id`, then
-    /// writes the private key `text` and the `public_key` line at `relative` (and `.pub`);
-    /// on failure undoes what it did. Returns the keyring account.
-    fn write_key_files(
-        &self,
-        id: &KeyId,
-        relative: &str,
-        text: &str,
-        public_key: &str,
-        keyring_passphrase: Option<&Passphrase>,
-    ) -> Result<Option<String>> {
-        let private_path = self.paths.home().join(relative);
-        let public_path = self.paths.home().join(format!("{relative}.pub"));
-        let keyring_account = match keyring_passphrase {
-            Some(passphrase) => {
-                let account = self.keyring_account(id);
-                self.keyring()?.set(&account, passphrase.expose())?;
-                Some(account)
-            }
-            None => None,
-        };
-        let forget = |account: &Option<String>| {
-            if let Some(a) = account {
-                self.forget_keyring_account(a);
-            }
-        };
-        if let Err(e) = keyfile::write_new(&private_path, text) {
-            forget(&keyring_account);
-            return Err(e.into());
-        }
-        if let Err(e) = fsutil::write_atomic(
-            &public_path,
-            format!("{public_key}\n").as_bytes(),
-            0o644,
-            fsutil::Replace::No,
-        ) {
-            let _ = std::fs::remove_file(&private_path);
-            forget(&keyring_account);
-            return Err(e.into());
-        }
-        Ok(keyring_account)
     }
 
     /// Adopts an existing OpenSSH private key (e.g. one `ssh-keygen` made) as the active
@@ -619,31 +554,6 @@ impl Vault {
     }
 }
 
-/// `key` as its file's text (encrypted when `protection` says so, with its rounds) and
-/// its public OpenSSH line.
-fn encode_key<R: CryptoRng + ?Sized>(
-    rng: &mut R,
-    key: &PrivateKey,
-    protection: Option<&(Passphrase, u32)>,
-) -> Result<(zeroize::Zeroizing<String>, String, Option<u32>)> {
-    let (stored, kdf_rounds) = match protection {
-        Some((passphrase, rounds)) => (
-            keyfile::encrypt(rng, key, passphrase, *rounds)?,
-            Some(*rounds),
-        ),
-        None => (key.clone(), None),
-    };
-    let text = keyfile::to_openssh(&stored)?;
-    let public_key = key
-        .public_key()
-        .to_openssh()
-        .map_err(|e| KeyError::Crypto {
-            operation: "encode",
-            reason: e.to_string(),
-        })?;
-    Ok((text, public_key, kdf_rounds))
-}
-
 #[cfg(test)]
 mod tests {
     use crate::callbacks::FixedPassphrase;
@@ -705,17 +615,20 @@ mod tests {
     }
 
     #[test]
-    fn a_public_file_in_the_way_undoes_the_private_file_and_records_nothing() {
+    fn a_public_file_left_by_a_crash_is_skipped_and_kept() {
+        // `new` writes the public half first (while the KDF runs): a crash right after
+        // leaves `web-1.pub` alone, and the next key takes the next id.
         let dir = tempfile::tempdir().expect("tempdir");
         let vault = vault(&dir);
         let keys = vault.home().join("keys");
         std::fs::write(keys.join("web-1.pub"), "in the way\n").expect("leftover");
-        create(&vault).expect_err("the .pub exists");
+        let record = create(&vault).expect("created beside the leftover");
+        assert_eq!(record.id().as_str(), "web-2");
         assert!(!keys.join("web-1").exists());
         assert_eq!(
             std::fs::read_to_string(keys.join("web-1.pub")).expect("pub"),
             "in the way\n"
         );
-        assert!(vault.inventory().expect("inventory").keys().is_empty());
+        assert_eq!(vault.inventory().expect("inventory").keys().len(), 1);
     }
 }

@@ -215,8 +215,9 @@ impl Vault {
 
     /// Installs a hook called at each named step of rotations, revocations and sweeps
     /// (`prepared`, `write:<target>`, `written:<target>`, `added:<target>`, `promoted`,
-    /// `removed:<target>`); an error from it stops the operation there, as a crash or a
-    /// failed call would. For tests of crash safety; not for production use.
+    /// `removed:<target>`) and of writing a new key (`public-key-written`: its public file
+    /// is written, its private one not yet); an error from it stops the operation there,
+    /// as a crash or a failed call would. For tests of crash safety; not for production use.
     #[doc(hidden)]
     #[must_use]
     pub fn with_fault_hook(mut self, hook: FaultHook) -> Self {
@@ -504,13 +505,18 @@ impl Vault {
 /// `current/` links of a home, or of one being staged by a restore.
 pub(crate) fn point_current_in(dir: &Path, purpose: &Purpose, id: &KeyId) -> Result<()> {
     fsutil::ensure_dir(dir, 0o700)?;
-    fsutil::swap_symlink(
-        &Path::new("../keys").join(format!("{id}.pub")),
-        &dir.join(format!("{purpose}.pub")),
-    )?;
-    fsutil::swap_symlink(
-        &Path::new("../keys").join(id.as_str()),
-        &dir.join(purpose.as_str()),
-    )?;
+    let (public_target, private_target) = (
+        Path::new("../keys").join(format!("{id}.pub")),
+        Path::new("../keys").join(id.as_str()),
+    );
+    let (public_link, private_link) = (
+        dir.join(format!("{purpose}.pub")),
+        dir.join(purpose.as_str()),
+    );
+    // The public half first, as before; one fsync of the directory makes both durable.
+    fsutil::swap_symlinks(&[
+        (&public_target, &public_link),
+        (&private_target, &private_link),
+    ])?;
     Ok(())
 }

@@ -20,6 +20,7 @@ mod list_stream;
 mod manual;
 mod mint_scope;
 mod monitoring;
+mod new_crash;
 mod passphrases;
 mod pod_finish;
 mod pod_logins;
