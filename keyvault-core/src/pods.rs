@@ -243,19 +243,21 @@ impl Vault {
                 .filter(|t| t.is_runpod())
                 .cloned()
                 .collect();
+            // A pod names no account: it is gone only if no account of the rotation lists
+            // it running, so every one of them must have been listed.
             let mut running = HashSet::new();
-            let mut listed = false;
+            let mut listed = !accounts.is_empty();
             for account in &accounts {
-                if let Ok(Some(pods)) = opened
+                match opened
                     .get(account)
                     .and_then(|t| t.pods().map_err(Error::from))
                 {
-                    listed = true;
-                    running.extend(
+                    Ok(Some(pods)) => running.extend(
                         pods.into_iter()
                             .filter(|p| p.status == "RUNNING")
                             .map(|p| p.id),
-                    );
+                    ),
+                    _ => listed = false,
                 }
             }
             if !listed {
