@@ -179,7 +179,9 @@ impl Vault {
     /// to prove it (asked for as [`crate::PassphraseKind::Successor`]), so that the login which
     /// removes the old key there can offer the new key alone; and the new key of a rotation
     /// whose grace period is over and whose pods still hold the old key, to log in to them
-    /// (the old key is not asked for: the new one is active, and the pods trust it).
+    /// (the old key is not asked for: the new one is active, and the pods trust it); and the
+    /// new key of a rotation with pods it has yet to reach, since a pod learns it only in a
+    /// run that can prove it there (the old key goes only after that proof).
     fn unlock_unproven(
         &self,
         inventory: &Inventory,
@@ -192,8 +194,10 @@ impl Vault {
                 continue;
             };
             let now = self.now();
+            // A pod the new key has yet to reach is added to in this run: a login of the
+            // new key must prove it there before the old key may go.
             let waiting = e.targets.iter().any(|(t, p)| {
-                t.is_pod() && p.added && !p.removed && (p.unproven || crate::rotate::due(e, now))
+                t.is_pod() && !p.removed && (!p.added || p.unproven || crate::rotate::due(e, now))
             });
             if opened.identities.contains_key(&e.new) || !waiting {
                 continue;
@@ -239,19 +243,21 @@ impl Vault {
                 .filter(|t| t.is_runpod())
                 .cloned()
                 .collect();
+            // A pod names no account: it is gone only if no account of the rotation lists
+            // it running, so every one of them must have been listed.
             let mut running = HashSet::new();
-            let mut listed = false;
+            let mut listed = !accounts.is_empty();
             for account in &accounts {
-                if let Ok(Some(pods)) = opened
+                match opened
                     .get(account)
                     .and_then(|t| t.pods().map_err(Error::from))
                 {
-                    listed = true;
-                    running.extend(
+                    Ok(Some(pods)) => running.extend(
                         pods.into_iter()
                             .filter(|p| p.status == "RUNNING")
                             .map(|p| p.id),
-                    );
+                    ),
+                    _ => listed = false,
                 }
             }
             if !listed {
@@ -315,13 +321,17 @@ impl Vault {
                 continue;
             }
             let mut drafts = Vec::new();
+            let mut proven = !waits;
             for purpose in &entries {
                 let Some(e) = txn.rotation_mut(purpose) else {
                     continue;
                 };
+                // Proven now only by a login of the new key, which needs it decrypted.
+                let unproven = waits || !opened.identities.contains_key(&e.new);
+                proven &= !unproven;
                 let progress = e.at(&name);
                 progress.added = true;
-                progress.unproven = waits;
+                progress.unproven = unproven;
                 if e.step < Step::Promoted {
                     e.step = Step::Adding;
                 }
@@ -341,10 +351,10 @@ impl Vault {
                 if waits && graceful {
                     "new key added; the login that removes the old key after the grace period \
                      proves it"
-                } else if waits {
-                    "new key added"
-                } else {
+                } else if proven {
                     "new key added and proven to log in"
+                } else {
+                    "new key added"
                 },
             );
         }

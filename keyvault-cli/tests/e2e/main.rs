@@ -25,6 +25,7 @@ mod passphrases;
 mod pod_finish;
 mod pod_logins;
 mod pods;
+mod pods_review;
 mod provider_fakes;
 mod providers;
 mod providers_review;

@@ -26,7 +26,7 @@ fn rotate(fleet: &Fleet, extra: &[&str]) -> crate::support::Run {
 }
 
 /// Lets an unattended run unlock the purpose's new keys: `passphrase_env = "KV_PASS2"`.
-fn unattended(fleet: &Fleet) {
+pub(crate) fn unattended(fleet: &Fleet) {
     let path = fleet.v.home.join("config.toml");
     let mut text = std::fs::read_to_string(&path).unwrap_or_default();
     text.push_str("\n[purpose.personal]\npassphrase_env = \"KV_PASS2\"\n");
@@ -34,7 +34,7 @@ fn unattended(fleet: &Fleet) {
 }
 
 /// The `--json sweep` report (exit 0), checked for secrets.
-fn sweep(fleet: &Fleet) -> serde_json::Value {
+pub(crate) fn sweep(fleet: &Fleet) -> serde_json::Value {
     fleet
         .v
         .run(&["--json", "sweep"])
@@ -44,7 +44,7 @@ fn sweep(fleet: &Fleet) -> serde_json::Value {
 }
 
 /// Pod `name`'s entries in `report` as (outcome, detail).
-fn entries(report: &serde_json::Value, name: &str) -> Vec<(String, String)> {
+pub(crate) fn entries(report: &serde_json::Value, name: &str) -> Vec<(String, String)> {
     report["pods"]
         .as_array()
         .expect("pods")
@@ -59,7 +59,7 @@ fn entries(report: &serde_json::Value, name: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn state(fleet: &Fleet, id: &str) -> String {
+pub(crate) fn state(fleet: &Fleet, id: &str) -> String {
     fleet.v.run(&["--json", "show", id]).expect(0).json()["state"]
         .as_str()
         .expect("state")
@@ -257,10 +257,10 @@ fn a_sweep_that_cannot_unlock_the_new_key_keeps_the_old_one_and_names_the_comman
 
 /// sshd of pod `dir` run again on `port` with its own config, host key and log (after it
 /// was stopped); killed when dropped.
-struct Restarted(Child);
+pub(crate) struct Restarted(Child);
 
 impl Restarted {
-    fn start(dir: &Path, port: u16) -> Restarted {
+    pub(crate) fn start(dir: &Path, port: u16) -> Restarted {
         let child = Command::new("/usr/sbin/sshd")
             .args([
                 "-D",
@@ -291,7 +291,7 @@ impl Drop for Restarted {
     }
 }
 
-fn wait_until(done: impl Fn() -> bool) {
+pub(crate) fn wait_until(done: impl Fn() -> bool) {
     let start = Instant::now();
     while !done() {
         assert!(start.elapsed() < Duration::from_secs(10), "timed out");

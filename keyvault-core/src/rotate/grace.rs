@@ -117,7 +117,7 @@ impl Vault {
 
     /// For `sweep`, which asks no one: unlocks the new key of each rotation whose old key is
     /// due to go (no grace period, or one that is over) from a pod where the new key has
-    /// not logged in yet, where that takes no
+    /// not logged in yet (or has yet to be added: a pod that was down), where that takes no
     /// person (see [`Self::provable_at_grace_end`]; `env` reads `passphrase_env`). A key it
     /// cannot unlock is left out: its pods keep the old key and are reported with what
     /// finishes them.
@@ -129,10 +129,12 @@ impl Vault {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<()> {
         for e in txn.journal() {
+            // Also a pod this sweep adds the new key to (it was down during the rotation):
+            // the old key may go from it only after the new key logged in there.
             let waiting = e
                 .targets
                 .iter()
-                .any(|(t, p)| t.is_pod() && p.added && p.unproven && !p.removed);
+                .any(|(t, p)| t.is_pod() && (!p.added || p.unproven) && !p.removed);
             // Due now, or once this sweep promotes it (an interrupted rotation).
             let due = e.grace_until.is_none_or(|g| g <= now);
             if !waiting || !due || opened.identities.contains_key(&e.new) {

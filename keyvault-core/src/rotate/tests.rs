@@ -30,6 +30,8 @@ struct World {
     failing: BTreeSet<String>,
     /// Targets whose next write is applied but answered with an error.
     losing: BTreeSet<String>,
+    /// The pods each RunPod account lists (`None`: the listing fails).
+    pods: BTreeMap<String, Option<Vec<crate::runpod::Pod>>>,
 }
 
 #[derive(Clone, Default)]
@@ -91,6 +93,16 @@ impl Target for FakeTarget {
     }
     fn atomic_swap(&self) -> bool {
         matches!(self.spec, TargetSpec::Runpod { .. })
+    }
+    fn pods(&mut self) -> Result<Option<Vec<crate::runpod::Pod>>, TargetError> {
+        match self.fakes.world().pods.get(&self.spec.to_string()) {
+            None => Ok(None),
+            Some(Some(pods)) => Ok(Some(pods.clone())),
+            Some(None) => Err(TargetError::Unreachable {
+                target: self.spec.to_string(),
+                reason: "timed out".to_owned(),
+            }),
+        }
     }
 }
 
@@ -732,4 +744,46 @@ fn a_rotation_of_one_key_that_another_run_rotated_meanwhile_rotates_nothing() {
     // Restricted to the active key, the same request rotates it.
     request.only_old = Some(active.id().clone());
     rotate(&s, &request).expect("the active key rotates");
+}
+
+#[test]
+fn a_pod_stays_in_the_journal_while_an_account_of_its_rotation_cannot_list_its_pods() {
+    use crate::inventory::{JournalEntry, TargetProgress};
+    let s = setup();
+    let pod = spec("pod:p1/ssh://root@127.0.0.1:2222");
+    // One account lists no pods, the other (the pod's, say) cannot be listed now.
+    s.fakes.world().pods.insert("runpod".to_owned(), None);
+    s.fakes
+        .world()
+        .pods
+        .insert("runpod:team".to_owned(), Some(Vec::new()));
+    let mut txn = s.vault.begin().expect("begin");
+    let old = txn.keys()[0].id().clone();
+    let progress = TargetProgress {
+        added: true,
+        ..TargetProgress::default()
+    };
+    txn.start_rotation(JournalEntry {
+        purpose: web(),
+        old: old.clone(),
+        new: old,
+        step: Step::Promoted,
+        targets: [
+            (spec("runpod"), TargetProgress::default()),
+            (spec("runpod:team"), TargetProgress::default()),
+            (pod.clone(), progress),
+        ]
+        .into_iter()
+        .collect(),
+        grace_until: None,
+        started_at: Utc::now(),
+    });
+    let mut opened = crate::run::Opened::new(&s.fakes);
+    let mut report = Report::default();
+    s.vault
+        .drop_gone_pods(&mut txn, &mut opened, &mut report)
+        .expect("drop");
+    let e = txn.rotation(&web()).expect("journaled");
+    assert!(e.targets.contains_key(&pod), "dropped as gone: {report:?}");
+    assert!(report.pods.is_empty(), "{report:?}");
 }

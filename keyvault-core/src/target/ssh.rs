@@ -350,7 +350,10 @@ impl SshTarget {
             let expected = before
                 .as_ref()
                 .map_or_else(|| "none".to_owned(), |t| sha256_hex(t.as_bytes()));
-            let mut answer = format!("write {expected}\n").into_bytes();
+            // The new content's hash too: a write cut short (keyvault or its ssh killed
+            // while sending) must not replace the file with part of it.
+            let mut answer =
+                format!("write {expected} {}\n", sha256_hex(text.as_bytes())).into_bytes();
             answer.extend_from_slice(text.as_bytes());
             let (status, written, stderr) = session.finish(Some(&answer));
             if status.is_some_and(|s| s.code() == Some(REFUSED)) {
@@ -383,8 +386,9 @@ impl SshTarget {
     }
 
     /// The script [`Self::edit`] runs: `print` (from [`Self::print_file_script`]), the
-    /// line `end`, then the answer: `keep`, or `write SHA256` and the new content, written
-    /// only if the file still hashes to SHA256.
+    /// line `end`, then the answer: `keep`, or `write SHA256 NEW` and the new content,
+    /// written only if the file still hashes to SHA256 and the content arrived whole
+    /// (hashes to NEW).
     fn edit_script(print: &str, end: &str) -> String {
         format!(
             "{print}; printf '\\n{end}\\n'; \
@@ -398,8 +402,10 @@ impl SshTarget {
              t=$(mktemp ./.authorized_keys.keyvault.XXXXXX); cat > \"$t\"; \
              if [ -L \"$a\" ] || {{ [ -e \"$a\" ] && [ ! -f \"$a\" ]; }}; then rm -f -- \"$t\"; \
              echo \"$f is a symlink or not a regular file; keyvault does not write through it\" >&2; exit {REFUSED}; fi; \
+             w=$(sha256sum < \"$t\" | cut -d' ' -f1); if [ \"${{verb##* }}\" != \"$w\" ]; then rm -f -- \"$t\"; \
+             echo \"$f: the new content did not arrive whole; nothing was written\" >&2; exit 4; fi; \
              if [ -f \"$a\" ]; then cur=$(sha256sum < \"$a\" | cut -d' ' -f1); else cur=none; fi; \
-             if [ \"write $cur\" != \"$verb\" ]; then rm -f -- \"$t\"; echo \"$f changed since keyvault read it\" >&2; exit 4; fi; \
+             if [ \"write $cur $w\" != \"$verb\" ]; then rm -f -- \"$t\"; echo \"$f changed since keyvault read it\" >&2; exit 4; fi; \
              if [ -f \"$a\" ]; then \
              m=$(stat -c %u:%g:%a -- \"$a\" 2>/dev/null || stat -f %u:%g:%Lp -- \"$a\" 2>/dev/null) || m=; \
              if [ -z \"$m\" ] || ! chown -- \"${{m%:*}}\" \"$t\" 2>/dev/null; then \
@@ -581,5 +587,59 @@ impl Target for SshTarget {
             }
         }
         Ok(Applied { wrote, present })
+    }
+}
+
+#[cfg(test)]
+mod edit_script_tests {
+    use super::{SshTarget, sha256_hex};
+
+    /// Runs the edit script for the file `path` locally with `sh`, `answer` on its stdin.
+    fn run(path: &std::path::Path, answer: &[u8]) -> std::process::Output {
+        use std::io::Write;
+        let spec = format!("ssh://localhost{}", path.display())
+            .parse()
+            .expect("spec");
+        let target = SshTarget::new(spec);
+        let script = SshTarget::edit_script(&target.print_file_script(), "end");
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(answer).expect("answer");
+        drop(stdin);
+        child.wait_with_output().expect("wait")
+    }
+
+    #[test]
+    fn a_write_cut_short_leaves_the_file_as_it_was() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = dir.path().canonicalize().expect("canonical");
+        let path = dir.join("authorized_keys");
+        let before = "ssh-ed25519 AAAA one\nssh-ed25519 BBBB two\n";
+        std::fs::write(&path, before).expect("write");
+        let new = "ssh-ed25519 AAAA one\nssh-ed25519 BBBB two\nssh-ed25519 CCCC three\n";
+        let verb = format!(
+            "write {} {}\n",
+            sha256_hex(before.as_bytes()),
+            sha256_hex(new.as_bytes())
+        );
+        // The sender dies after part of the content: the host reads end-of-file.
+        let cut = [verb.as_bytes(), &new.as_bytes()[..30]].concat();
+        let out = run(&path, &cut);
+        assert!(!out.status.success(), "{out:?}");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), before);
+        let left: Vec<_> = std::fs::read_dir(&dir).expect("dir").collect();
+        assert_eq!(left.len(), 1, "temporary file left: {left:?}");
+        // Whole, it is written.
+        let whole = [verb.as_bytes(), new.as_bytes()].concat();
+        let out = run(&path, &whole);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), new);
     }
 }
