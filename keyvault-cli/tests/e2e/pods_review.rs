@@ -40,7 +40,7 @@ fn pod_back_after_promotion(
     wait_until(|| std::net::TcpStream::connect(("127.0.0.1", sshd.port)).is_err());
 
     let report = fleet.rotate(0);
-    assert_eq!(Fleet::outcomes(&report, name), ["failed"], "{report}");
+    assert_eq!(crate::pods::outcomes(&report, name), ["failed"], "{report}");
     assert_eq!(state(&fleet, "personal-2"), "active");
 
     let extra = sshd_extra(&fleet);

@@ -757,7 +757,7 @@ fn a_pod_stays_in_the_journal_while_an_account_of_its_rotation_cannot_list_its_p
         .world()
         .pods
         .insert("runpod:team".to_owned(), Some(Vec::new()));
-    let mut txn = s.vault.begin().expect("begin");
+    let mut txn = s.vault.begin(crate::store::View::Live).expect("begin");
     let old = txn.keys()[0].id().clone();
     let progress = TargetProgress {
         added: true,
