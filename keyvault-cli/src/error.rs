@@ -68,6 +68,10 @@ command=; or mint it with --cert and no such --deploy (the certificate carries t
         Error::Audit(AuditError::Broken { .. }) => {
             Some("run `keyvault log --verify` and find out who changed the audit log".to_owned())
         }
+        Error::Config(keyvault_core::ConfigError::Env { .. }) => Some(
+            "set KEYVAULT_STORE to files, sqlite, sqlite:PATH or a postgres:// URL without a password (or unset it)"
+                .to_owned(),
+        ),
         Error::Config(_) => {
             Some("fix config.toml in the vault's home (see the README for every key)".to_owned())
         }
@@ -118,6 +122,9 @@ fn hint_store(e: &StoreError) -> Option<String> {
         }
         StoreError::Locked { .. } => {
             "wait for that keyvault process to finish, then retry".to_owned()
+        }
+        StoreError::NotBuiltIn { .. } => {
+            "set `store = \"files\"` in config.toml (or KEYVAULT_STORE=files), or use a keyvault built with that store".to_owned()
         }
         StoreError::NotRegular { .. } => {
             "replace the symlink with a regular file or directory".to_owned()

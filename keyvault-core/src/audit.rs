@@ -163,7 +163,7 @@ pub(crate) fn hash_line(line: &[u8]) -> String {
 }
 
 /// Reads the log's lines (without newlines). A missing file is an empty log.
-fn read_lines(path: &Path) -> Result<Vec<Vec<u8>>, AuditError> {
+pub(crate) fn read_lines(path: &Path) -> Result<Vec<Vec<u8>>, AuditError> {
     let bytes = fsutil::read_optional(path, MAX_LOG_BYTES)
         .map_err(|e| AuditError::Io {
             operation: "read",

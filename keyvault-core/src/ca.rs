@@ -28,7 +28,7 @@ impl Vault {
         callbacks: &mut dyn Callbacks,
     ) -> Result<KeyRecord> {
         let record = self.create(rng, request, callbacks)?;
-        let mut txn = self.begin()?;
+        let mut txn = self.begin(crate::store::View::All)?;
         let Some(entry) = txn.get_mut(record.id()) else {
             return Err(StoreError::NotFound {
                 selector: record.id().to_string(),
@@ -69,7 +69,7 @@ impl Vault {
             }
             .into());
         }
-        let mut txn = self.begin()?;
+        let mut txn = self.begin(crate::store::View::All)?;
         let record = self.find(&txn, ca)?.clone();
         if record.cert_authority().is_none()
             || record.state() == KeyState::Revoked
@@ -124,7 +124,7 @@ impl Vault {
         ca: &KeySelector,
         callbacks: &mut dyn Callbacks,
     ) -> Result<(KeyRecord, ssh_key::PrivateKey)> {
-        let inventory = self.store.load()?;
+        let inventory = self.store.load(crate::store::View::All)?;
         let record = self.find(&inventory, ca)?.clone();
         if record.cert_authority().is_none()
             || record.state() == KeyState::Revoked

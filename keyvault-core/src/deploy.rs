@@ -49,7 +49,7 @@ impl Vault {
         &self,
         selector: &KeySelector,
     ) -> Result<(Txn, KeyRecord, DateTime<Utc>)> {
-        let txn = self.begin()?;
+        let txn = self.begin(crate::store::View::All)?;
         let record = self.find(&txn, selector)?.clone();
         let now = self.now();
         self.check_deployable(&txn, &record, now)?;

@@ -175,7 +175,7 @@ impl Vault {
             "When keyvault status checked the vault (Unix time).",
             unlabelled(secs(report.checked_at())),
         );
-        let inventory = self.store.load().ok();
+        let inventory = self.store.load(crate::store::View::All).ok();
         if let Some(inventory) = &inventory {
             key_families(&mut m, inventory);
         }

@@ -225,7 +225,7 @@ impl Vault {
     ///
     /// Target errors.
     pub fn remote_keys(&self, spec: &TargetSpec, targets: &dyn Targets) -> Result<Vec<KeyMatch>> {
-        let inventory = self.store.load()?;
+        let inventory = self.store.load(crate::store::View::All)?;
         let now = self.now();
         let list = targets.open(spec)?.list()?;
         Ok(list.iter().map(|k| classify(&inventory, now, k)).collect())
@@ -239,7 +239,7 @@ impl Vault {
     ///
     /// Target errors; [`crate::RequestError::NoPods`] for a target without pods.
     pub fn pods_report(&self, spec: &TargetSpec, targets: &dyn Targets) -> Result<Vec<PodReport>> {
-        let inventory = self.store.load()?;
+        let inventory = self.store.load(crate::store::View::All)?;
         let now = self.now();
         let pods = targets.open(spec)?.pods()?.ok_or_else(|| {
             Error::from(crate::error::RequestError::NoPods {

@@ -1,6 +1,10 @@
 //! Per-purpose rules, read from the optional `config.toml` in the vault's home.
 //!
 //! ```toml
+//! # Where records, journal and audit log live (top level, before any table): "files",
+//! # "sqlite" (vault.db in the home), "sqlite:PATH" or "postgres://user@host/db".
+//! store = "files"
+//!
 //! # Applies to every purpose unless a [purpose.NAME] table overrides a key.
 //! [policy]
 //! algorithms = ["ed25519", "ecdsa-p256", "ecdsa-p384", "rsa-3072", "rsa-4096"]
@@ -42,8 +46,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+mod location;
 mod rotation;
 
+pub use location::{LocationError, StoreLocation};
 pub use rotation::{PassphraseSource, RotationRule};
 
 /// Whether keys of a purpose must be passphrase-protected.
@@ -260,6 +266,7 @@ pub struct Config {
     runpod: BTreeMap<String, RunpodProfile>,
     github: BTreeMap<String, ProviderProfile>,
     gitlab: BTreeMap<String, ProviderProfile>,
+    store: Option<StoreLocation>,
 }
 
 /// A named GitHub or GitLab account (`github:NAME`, `gitlab:NAME`): where its token is and
@@ -298,6 +305,7 @@ struct RawConfig {
     github: BTreeMap<String, ProviderProfile>,
     #[serde(default)]
     gitlab: BTreeMap<String, ProviderProfile>,
+    store: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -560,12 +568,14 @@ impl Config {
                 });
             }
         }
+        let store = location::from_config(&ctx, raw.store.as_ref())?;
         Ok(Config {
             defaults,
             purposes,
             runpod: raw.runpod,
             github: raw.github,
             gitlab: raw.gitlab,
+            store,
         })
     }
 

@@ -57,7 +57,7 @@ impl Vault {
         targets: &dyn Targets,
         callbacks: &mut dyn Callbacks,
     ) -> Result<Report> {
-        let mut txn = self.begin()?;
+        let mut txn = self.begin(crate::store::View::All)?;
         let record = self.find(&txn, selector)?.clone();
         let revoked = record.state() == KeyState::Revoked;
         if revoked && pods_of.is_none() {

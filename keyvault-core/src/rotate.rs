@@ -135,7 +135,7 @@ impl Vault {
     /// [`RequestError::NothingToRotate`] when there is nothing to rotate, and policy errors for the
     /// requested lifetime.
     pub fn plan_rotation(&self, request: &RotateRequest) -> Result<RotationPlan> {
-        let inventory = self.store.load()?;
+        let inventory = self.store.load(crate::store::View::All)?;
         self.plan_in(&inventory, request, self.now())
     }
 
@@ -260,7 +260,7 @@ impl Vault {
         let mut opened = Opened::new(targets);
         let mut fresh: BTreeMap<Purpose, FreshKey> = BTreeMap::new();
         let mut report = Report::default();
-        let mut inventory = self.store.load()?;
+        let mut inventory = self.store.load(crate::store::View::All)?;
         let (mut plan, mut admissions) = self.plan_admitted(&inventory, request, now)?;
         let pod_targets = self.discover_pods(
             &inventory,
@@ -278,7 +278,7 @@ impl Vault {
                 opened.get(name)?;
             }
             self.fresh_keys(rng, &plan, &admissions, callbacks, &mut fresh)?;
-            let txn = self.begin()?;
+            let txn = self.begin(crate::store::View::All)?;
             let (again, admitted) = self.plan_admitted(&txn, request, now)?;
             admissions = admitted;
             if again == plan {

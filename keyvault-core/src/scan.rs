@@ -600,7 +600,7 @@ impl Vault {
     ///
     /// [`crate::StoreError`] when the inventory exists but cannot be read.
     pub fn scan(&self, dirs: &[PathBuf], max_age: Span) -> Result<crate::scan::ScanReport> {
-        let inventory = self.store.load()?;
+        let inventory = self.store.load(crate::store::View::All)?;
         Ok(crate::scan::scan(
             dirs,
             Some(&inventory),

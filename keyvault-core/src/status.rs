@@ -366,7 +366,7 @@ impl Vault {
         // at fleet size each takes about as long as the other.
         let keys_dir = self.paths.keys_dir();
         let scan = std::thread::spawn(move || key_file_modes(&keys_dir));
-        let inventory = match self.store.load() {
+        let inventory = match self.store.load(crate::store::View::All) {
             Ok(i) => i,
             Err(StoreError::Permissions { .. }) if !findings.is_empty() => {
                 return Ok(StatusReport {

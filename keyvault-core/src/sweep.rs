@@ -42,7 +42,7 @@ impl Vault {
     /// The work of [`Vault::sweep_keeping`]; whether its `sweep` event is on record
     /// (written with the sweep's own events, so that a sweep that writes writes once).
     fn sweep_steps(&self, targets: &dyn Targets, keep_due: bool) -> Result<(Report, bool)> {
-        let mut txn = self.begin()?;
+        let mut txn = self.begin(crate::store::View::All)?;
         let mut opened = Opened::new(targets);
         let mut report = Report::default();
         self.drop_gone_pods(&mut txn, &mut opened, &mut report)?;
@@ -101,7 +101,7 @@ impl Vault {
     ///
     /// [`StoreError`] when the inventory cannot be read.
     pub fn prunable(&self) -> Result<Vec<KeyRecord>> {
-        let inventory = self.store.load()?;
+        let inventory = self.store.load(crate::store::View::All)?;
         Ok(self.prunable_in(&inventory))
     }
 
@@ -132,7 +132,7 @@ impl Vault {
     ///
     /// [`crate::RequestError::NotPrunable`] for a key that is not prunable; [`StoreError`] for I/O.
     pub fn prune(&self, ids: &[KeyId]) -> Result<Report> {
-        let mut txn = self.begin()?;
+        let mut txn = self.begin(crate::store::View::All)?;
         let prunable: HashSet<KeyId> = self
             .prunable_in(&txn)
             .into_iter()

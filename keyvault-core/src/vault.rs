@@ -84,12 +84,29 @@ impl Vault {
     /// exists but is a symlink (also named `link/`), not a directory, owned by another
     /// user, or writable by group or others.
     pub fn open(home: impl Into<PathBuf>) -> Result<Self> {
+        Self::open_with_store(home, None)
+    }
+
+    /// Opens the vault at `home` as [`Vault::open`] does, keeping its state in `store`
+    /// when given, whatever `config.toml` says (the CLI passes `KEYVAULT_STORE`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Vault::open`]; [`StoreError::NotBuiltIn`] for a store this build lacks, and
+    /// the store's own errors when it cannot be opened.
+    pub fn open_with_store(
+        home: impl Into<PathBuf>,
+        store: Option<crate::policy::StoreLocation>,
+    ) -> Result<Self> {
         let home = home.into();
         crate::fsutil::check_home(&home)?;
         let paths = crate::store::Paths::new(home);
-        let config = Config::load(&paths.config_path())?;
+        let mut config = Config::load(&paths.config_path())?;
+        if let Some(location) = store {
+            config = config.with_store(location);
+        }
         Ok(Vault {
-            store: Arc::new(crate::store::FileStore::new(paths.clone())),
+            store: crate::store::open(&paths, &config)?,
             paths,
             config,
             clock: Arc::new(SystemClock),
@@ -213,11 +230,12 @@ impl Vault {
     /// Begins a transaction: creates the home's directories if missing, takes the writer
     /// lock (waiting at most the lock timeout) and loads the state. Every operation that
     /// changes the vault runs inside one.
-    pub(crate) fn begin(&self) -> Result<Txn> {
+    pub(crate) fn begin(&self, view: crate::store::View) -> Result<Txn> {
         self.paths.ensure_layout()?;
         Txn::begin(
             self.store.as_ref(),
             self.lock_timeout,
+            view,
             Arc::clone(&self.clock),
             self.actor.clone(),
         )
@@ -296,7 +314,7 @@ impl Vault {
     /// [`StoreError`] when the file is unreadable, corrupt, of an unknown version, or
     /// accessible to others.
     pub fn inventory(&self) -> Result<Inventory> {
-        Ok(self.store.load()?)
+        Ok(self.store.load(crate::store::View::All)?)
     }
 
     /// Finds the key a user means by `selector`: a key id, or a purpose (its active key).
@@ -343,7 +361,7 @@ impl Vault {
     /// [`crate::AuditError::Broken`] when the chain does not verify, [`StoreError`] when
     /// the inventory cannot be read.
     pub fn audit_events(&self) -> Result<Vec<AuditEvent>> {
-        let inventory = self.store.load()?;
+        let inventory = self.store.load(crate::store::View::All)?;
         Ok(audit::read(
             &self.paths.audit_path(),
             inventory.audit_head(),
@@ -356,7 +374,7 @@ impl Vault {
     ///
     /// [`crate::AuditError::Broken`] naming the first bad line.
     pub fn verify_audit(&self) -> Result<Verification> {
-        let inventory = self.store.load()?;
+        let inventory = self.store.load(crate::store::View::All)?;
         Ok(audit::verify(
             &self.paths.audit_path(),
             inventory.audit_head(),
@@ -373,7 +391,7 @@ impl Vault {
     /// [`Vault::audit_events`].
     pub fn follow_audit(&self) -> Result<(Vec<AuditEvent>, crate::audit_tail::AuditTail)> {
         // The inventory before the log: a writer appends lines before it records them.
-        let inventory = self.store.load()?;
+        let inventory = self.store.load(crate::store::View::All)?;
         let (tail, events) =
             crate::audit_tail::AuditTail::open(&self.paths.audit_path(), inventory.audit_head())?;
         Ok((events, tail))

@@ -44,7 +44,7 @@ pub(crate) fn open_vault(cli: &Cli) -> Result<Vault, Failure> {
     let cli_home = explicit_home(cli.home.as_ref());
     // A vault at the default home names keyring entries by key id alone; others qualify them.
     let default_home = cli_home.as_ref().is_none_or(|h| h.as_os_str().is_empty());
-    let mut vault = Vault::open(home(cli_home)?)?
+    let mut vault = Vault::open_with_store(home(cli_home)?, store_from_env()?)?
         .with_actor(actor())
         .with_default_home(default_home);
     // Test-only; compiled out of release builds (see targets::fault_hook).
@@ -63,6 +63,29 @@ pub(crate) fn open_vault(cli: &Cli) -> Result<Vault, Failure> {
     // Agent directories of keyvault runs that were killed go with the next run.
     keyvault_core::agent::remove_stale(std::path::Path::new(keyvault_core::agent::PARENT));
     Ok(vault)
+}
+
+/// The store KEYVAULT_STORE names, if set (it overrides `store` in config.toml). The
+/// error never repeats the value: it may carry a password.
+fn store_from_env() -> Result<Option<keyvault_core::StoreLocation>, Failure> {
+    let Some(value) = std::env::var_os("KEYVAULT_STORE").filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let invalid = |message: String| {
+        Failure::Core(
+            keyvault_core::ConfigError::Env {
+                variable: "KEYVAULT_STORE",
+                message,
+            }
+            .into(),
+        )
+    };
+    let text = value
+        .into_string()
+        .map_err(|_| invalid("not valid UTF-8".to_owned()))?;
+    text.parse()
+        .map(Some)
+        .map_err(|e: keyvault_core::LocationError| invalid(e.to_string()))
 }
 
 /// The home named by --home or KEYVAULT_HOME, if any (empty counts as none later).

@@ -99,7 +99,7 @@ impl Vault {
         callbacks: &mut dyn Callbacks,
     ) -> Result<Exported> {
         let passphrase = self.export_passphrase(request, callbacks)?;
-        let mut txn = self.begin()?;
+        let mut txn = self.begin(crate::store::View::All)?;
         self.verify_audit()?;
         let files = self.archive_files(&txn)?;
         let keyring = self.keyring_secrets(&txn, request)?;

@@ -199,7 +199,7 @@ impl Vault {
     ) -> Result<Restored> {
         let parsed = checked.parsed;
         let restored = Vault::open(&home)?.with_actor(self.actor.clone());
-        let mut txn = restored.begin()?;
+        let mut txn = restored.begin(crate::store::View::All)?;
         let mut detail = format!(
             "restored from a backup made {}: {} keys",
             parsed.created_at.to_rfc3339(),

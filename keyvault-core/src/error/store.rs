@@ -36,6 +36,15 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// An environment variable that sets configuration (`KEYVAULT_STORE`) is invalid. The
+    /// message never repeats the value (it may carry a password).
+    #[error("invalid {variable}: {message}")]
+    Env {
+        /// The variable.
+        variable: &'static str,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// The vault's files.
@@ -149,6 +158,12 @@ pub enum StoreError {
     Changed {
         /// The file.
         path: PathBuf,
+    },
+    /// The configured store (`sqlite`, `postgres`) is not compiled into this keyvault.
+    #[error("this keyvault was built without the {store} store")]
+    NotBuiltIn {
+        /// The store's kind: `sqlite` or `postgres`.
+        store: &'static str,
     },
     /// A key file does not match its inventory record.
     #[error("key file {path} does not match record {id}")]

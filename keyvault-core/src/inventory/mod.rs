@@ -30,6 +30,10 @@ pub struct Inventory {
     pub(crate) journal: Vec<JournalEntry>,
     #[serde(default)]
     pub(crate) audit: Option<AuditHead>,
+    /// For each purpose, the highest key number a record not loaded holds (a store loading
+    /// only live records fills it): [`Inventory::next_id`] never goes back below it.
+    #[serde(skip)]
+    pub(crate) floors: std::collections::BTreeMap<Purpose, u64>,
 }
 
 impl Default for Inventory {
@@ -39,6 +43,7 @@ impl Default for Inventory {
             keys: Vec::new(),
             journal: Vec::new(),
             audit: None,
+            floors: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -89,15 +94,17 @@ impl Inventory {
         self.audit.as_ref()
     }
 
-    /// The next unused id for `purpose`.
+    /// The next unused id for `purpose`: above every loaded record's and the floor of
+    /// those not loaded (revoked ones, under a live view).
     pub(crate) fn next_id(&self, purpose: &Purpose) -> KeyId {
-        let n = self
+        let loaded = self
             .keys
             .iter()
             .filter(|k| &k.purpose == purpose)
             .map(|k| k.id.number())
             .max()
             .unwrap_or(0);
-        KeyId::new(purpose, n + 1)
+        let floor = self.floors.get(purpose).copied().unwrap_or(0);
+        KeyId::new(purpose, loaded.max(floor) + 1)
     }
 }

@@ -1,12 +1,13 @@
 //! A [`Store`] in memory, for unit tests of the operations: it keeps what was saved, the
-//! audit events in order and how many loads and saves there were, and, like
-//! [`super::FileStore`], makes a second writer wait for the first and gives up with
-//! [`StoreError::Locked`].
+//! audit events in order, how many loads and saves there were and what each save changed,
+//! and, like [`super::FileStore`], makes a second writer wait for the first and gives up
+//! with [`StoreError::Locked`]. Like a database, it honours [`View::Live`] (no revoked
+//! records, the per-purpose id floor) and saves only the records a save names.
 
-use super::{Session, Store};
+use super::{Changes, Session, Store, View};
 use crate::audit::Draft;
 use crate::error::{Result, StoreError};
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState};
 use chrono::{DateTime, Utc};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -25,6 +26,8 @@ pub(crate) struct Saved {
     pub(crate) state: Inventory,
     pub(crate) events: Vec<Event>,
     pub(crate) saves: usize,
+    /// What each save was told changed, in order.
+    pub(crate) changes: Vec<Changes>,
     /// Reads of the state, with the lock or without.
     pub(crate) loads: usize,
     locked: bool,
@@ -54,14 +57,57 @@ impl MemoryStore {
     }
 }
 
+/// `state` as `view` sees it.
+fn view_of(state: &Inventory, view: View) -> Inventory {
+    match view {
+        View::All => state.clone(),
+        View::Live => {
+            let mut live = Inventory {
+                keys: Vec::new(),
+                journal: state.journal.clone(),
+                audit: state.audit.clone(),
+                ..Inventory::default()
+            };
+            for k in &state.keys {
+                let floor = live.floors.entry(k.purpose.clone()).or_insert(0);
+                *floor = (*floor).max(k.id.number());
+                if k.state != KeyState::Revoked {
+                    live.keys.push(k.clone());
+                }
+            }
+            live
+        }
+    }
+}
+
 impl Store for MemoryStore {
-    fn load(&self) -> Result<Inventory, StoreError> {
+    fn load(&self, view: View) -> Result<Inventory, StoreError> {
         let mut saved = self.saved();
         saved.loads += 1;
-        Ok(saved.state.clone())
+        Ok(view_of(&saved.state, view))
     }
 
-    fn begin(&self, timeout: Duration) -> Result<(Box<dyn Session>, Inventory), StoreError> {
+    fn key(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        Ok(self.saved().state.get(id).cloned())
+    }
+
+    fn each_key(&self, f: &mut dyn FnMut(KeyRecord) -> Result<()>) -> Result<()> {
+        let keys = self.saved().state.keys.clone();
+        for k in keys {
+            f(k)?;
+        }
+        Ok(())
+    }
+
+    fn audit_lines(&self, _after: u64, _f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        Ok(())
+    }
+
+    fn begin(
+        &self,
+        timeout: Duration,
+        view: View,
+    ) -> Result<(Box<dyn Session>, Inventory), StoreError> {
         let start = std::time::Instant::now();
         let mut saved = self.saved();
         while saved.locked {
@@ -78,7 +124,7 @@ impl Store for MemoryStore {
         }
         saved.locked = true;
         saved.loads += 1;
-        let state = saved.state.clone();
+        let state = view_of(&saved.state, view);
         drop(saved);
         Ok((Box::new(MemorySession(self.clone())), state))
     }
@@ -90,12 +136,27 @@ impl Session for MemorySession {
     fn save(
         &mut self,
         state: &mut Inventory,
+        changes: &Changes,
         events: &[Draft],
         _time: DateTime<Utc>,
         _actor: &str,
     ) -> Result<()> {
         let mut saved = self.0.saved();
-        saved.state = state.clone();
+        for id in &changes.keys {
+            let record = state
+                .get(id)
+                .cloned()
+                .expect("a changed record is in the state");
+            match saved.state.get_mut(id) {
+                Some(old) => *old = record,
+                None => saved.state.keys.push(record),
+            }
+        }
+        if changes.journal {
+            saved.state.journal = state.journal.clone();
+        }
+        saved.state.audit = state.audit.clone();
+        saved.changes.push(changes.clone());
         saved.events.extend(events.iter().map(|d| Event {
             action: d.action.to_owned(),
             key_id: d.key_id.clone(),
@@ -121,8 +182,8 @@ mod tests {
     #[test]
     fn a_second_writer_is_locked_out_until_the_first_is_done() {
         let store = MemoryStore::default();
-        let (first, _) = store.begin(Duration::ZERO).expect("first");
-        let Err(err) = store.begin(Duration::from_millis(20)) else {
+        let (first, _) = store.begin(Duration::ZERO, View::All).expect("first");
+        let Err(err) = store.begin(Duration::from_millis(20), View::All) else {
             panic!("two writers at once");
         };
         assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
@@ -131,6 +192,6 @@ mod tests {
             "vault memory is locked by another transaction; gave up after 0 s"
         );
         drop(first);
-        store.begin(Duration::ZERO).expect("free again");
+        store.begin(Duration::ZERO, View::All).expect("free again");
     }
 }

@@ -1,29 +1,17 @@
-//! Where a vault keeps its state, and the transactions that change it.
-//!
-//! An operation reads and changes the state (key records, the rotation journal, the audit
-//! chain's head) inside one [`Txn`]: it holds the writer lock, the loaded state and the
-//! audit events not yet written. [`Txn::save`] writes the state and those events and keeps
-//! the lock (a rotation saves each step before the next begins); [`Txn::commit`] saves and
-//! releases it; dropping a `Txn` writes nothing further. The [`Store`] trait is the seam
-//! under it: [`FileStore`] keeps today's files (`inventory.json`, `audit.jsonl`, `.lock`);
-//! a database implements the same three calls.
+//! [`FileStore`]: the state as files in the vault home (`inventory.json`, `audit.jsonl`
+//! and the `.lock` file a writer holds), and [`Paths`], the names inside a home.
 
+use super::{Changes, Session, Store, View};
 use crate::audit::{self, Draft};
-use crate::clock::Clock;
 use crate::error::{Result, StoreError};
 use crate::fsutil;
-use crate::inventory::{INVENTORY_VERSION, Inventory, ParseError};
+use crate::inventory::{INVENTORY_VERSION, Inventory, KeyId, KeyRecord, ParseError};
 use chrono::{DateTime, Utc};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
-use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-#[cfg(test)]
-pub(crate) mod memory;
 
 /// The largest inventory keyvault reads (256 MiB, far beyond 10,000 keys).
 const MAX_INVENTORY_BYTES: u64 = 256 << 20;
@@ -164,46 +152,9 @@ impl Paths {
     }
 }
 
-/// Where a vault's state lives: key records, the rotation journal and the audit log.
-///
-/// Readers [`load`](Store::load) a consistent snapshot without a lock; writers
-/// [`begin`](Store::begin) a session that holds the writer lock and save through it.
-pub(crate) trait Store: Send + Sync {
-    /// The state as last saved (empty when nothing was ever saved), without the lock.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] when the state cannot be read or is corrupt.
-    fn load(&self) -> Result<Inventory, StoreError>;
-
-    /// Takes the writer lock, waiting at most `timeout`, and reads the state under it.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Locked`] when another writer keeps it; as [`Store::load`].
-    fn begin(&self, timeout: Duration) -> Result<(Box<dyn Session>, Inventory), StoreError>;
-}
-
-/// A writer's hold on a [`Store`]: the lock is released when it is dropped.
-pub(crate) trait Session {
-    /// Appends `events` (stamped `time`, by `actor`) to the audit log and writes `state`
-    /// with the log's new head, so that both or, after a crash, a state that verifies are
-    /// on record. Keeps the lock.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] and [`crate::AuditError`]; nothing is written past the first error.
-    fn save(
-        &mut self,
-        state: &mut Inventory,
-        events: &[Draft],
-        time: DateTime<Utc>,
-        actor: &str,
-    ) -> Result<()>;
-}
-
 /// The state as files in the vault home: `inventory.json`, `audit.jsonl` and the `.lock`
-/// file a writer holds.
+/// file a writer holds. It ignores [`View`]: it rewrites the whole file on each save, so it
+/// always loads every record.
 #[derive(Debug, Clone)]
 pub(crate) struct FileStore {
     paths: Paths,
@@ -216,11 +167,15 @@ impl FileStore {
 }
 
 impl Store for FileStore {
-    fn load(&self) -> Result<Inventory, StoreError> {
+    fn load(&self, _view: View) -> Result<Inventory, StoreError> {
         self.paths.load()
     }
 
-    fn begin(&self, timeout: Duration) -> Result<(Box<dyn Session>, Inventory), StoreError> {
+    fn begin(
+        &self,
+        timeout: Duration,
+        _view: View,
+    ) -> Result<(Box<dyn Session>, Inventory), StoreError> {
         let lock = self.paths.lock(timeout)?;
         let state = self.paths.load()?;
         let session = FileSession {
@@ -228,6 +183,32 @@ impl Store for FileStore {
             _lock: lock,
         };
         Ok((Box::new(session), state))
+    }
+
+    fn key(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        let mut state = self.paths.load()?;
+        Ok(state
+            .keys
+            .iter()
+            .position(|k| &k.id == id)
+            .map(|i| state.keys.swap_remove(i)))
+    }
+
+    fn each_key(&self, f: &mut dyn FnMut(KeyRecord) -> Result<()>) -> Result<()> {
+        // The file is one document: it is read whole, then handed out record by record.
+        for record in self.paths.load()?.keys {
+            f(record)?;
+        }
+        Ok(())
+    }
+
+    fn audit_lines(&self, after: u64, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        let lines = audit::read_lines(&self.paths.audit_path())?;
+        let skip = usize::try_from(after).unwrap_or(usize::MAX);
+        for line in lines.iter().skip(skip) {
+            f(line)?;
+        }
+        Ok(())
     }
 }
 
@@ -238,12 +219,13 @@ struct FileSession {
 }
 
 impl Session for FileSession {
-    /// The inventory announces the new head before the lines are appended, so that lines
-    /// past the recorded head are accepted only when keyvault itself wrote them (see
-    /// [`crate::audit`]).
+    /// Writes the whole inventory whatever `changes` names. The inventory announces the new
+    /// head before the lines are appended, so that lines past the recorded head are
+    /// accepted only when keyvault itself wrote them (see [`crate::audit`]).
     fn save(
         &mut self,
         state: &mut Inventory,
+        _changes: &Changes,
         events: &[Draft],
         time: DateTime<Utc>,
         actor: &str,
@@ -263,133 +245,10 @@ impl Session for FileSession {
     }
 }
 
-/// One operation's hold on the vault: the writer lock, the state loaded under it (a `Txn`
-/// dereferences to it, as a lock guard does) and the audit events not yet written.
-pub(crate) struct Txn {
-    session: Box<dyn Session>,
-    state: Inventory,
-    events: Vec<Draft>,
-    changed: bool,
-    clock: Arc<dyn Clock>,
-    actor: String,
-}
-
-impl Txn {
-    /// Begins a transaction on `store`; events are stamped by `clock` and `actor`.
-    pub(crate) fn begin(
-        store: &dyn Store,
-        timeout: Duration,
-        clock: Arc<dyn Clock>,
-        actor: String,
-    ) -> Result<Self> {
-        let (session, state) = store.begin(timeout)?;
-        Ok(Txn {
-            session,
-            state,
-            events: Vec::new(),
-            changed: false,
-            clock,
-            actor,
-        })
-    }
-
-    /// Queues audit events, written by the next [`Txn::save`] or [`Txn::commit`].
-    pub(crate) fn record(&mut self, drafts: impl IntoIterator<Item = Draft>) {
-        self.events.extend(drafts);
-    }
-
-    /// Whether audit events are queued for the next save.
-    pub(crate) fn has_events(&self) -> bool {
-        !self.events.is_empty()
-    }
-
-    /// Writes the state and the queued events, keeping the lock: a step that must be on
-    /// record before a remote one begins. Writes nothing when nothing changed.
-    ///
-    /// # Errors
-    ///
-    /// As [`Session::save`].
-    pub(crate) fn save(&mut self) -> Result<()> {
-        if !self.changed && self.events.is_empty() {
-            return Ok(());
-        }
-        let events = std::mem::take(&mut self.events);
-        self.session
-            .save(&mut self.state, &events, self.clock.now(), &self.actor)?;
-        self.changed = false;
-        Ok(())
-    }
-
-    /// Saves (as [`Txn::save`]) and releases the lock.
-    ///
-    /// # Errors
-    ///
-    /// As [`Session::save`].
-    pub(crate) fn commit(mut self) -> Result<()> {
-        self.save()
-    }
-}
-
-impl Deref for Txn {
-    type Target = Inventory;
-    fn deref(&self) -> &Inventory {
-        &self.state
-    }
-}
-
-/// Borrowing the state mutably marks it changed: the next save writes it.
-impl DerefMut for Txn {
-    fn deref_mut(&mut self) -> &mut Inventory {
-        self.changed = true;
-        &mut self.state
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::memory::MemoryStore;
+    use super::super::tests::{begin, draft};
     use super::*;
-    use crate::audit::Outcome;
-    use crate::clock::FixedClock;
-
-    fn draft(action: &'static str) -> Draft {
-        Draft {
-            action,
-            key_id: None,
-            fingerprint: None,
-            outcome: Outcome::Ok,
-            detail: None,
-        }
-    }
-
-    fn begin(store: &dyn Store) -> Txn {
-        let clock = Arc::new(FixedClock(chrono::Utc::now()));
-        Txn::begin(
-            store,
-            Duration::from_millis(50),
-            clock,
-            "me@host".to_owned(),
-        )
-        .expect("begin")
-    }
-
-    #[test]
-    fn a_txn_dropped_without_commit_changes_nothing_and_one_that_did_nothing_writes_nothing() {
-        let store = MemoryStore::default();
-        let mut txn = begin(&store);
-        txn.journal.clear();
-        txn.record([draft("create")]);
-        drop(txn);
-        assert_eq!(store.saved().saves, 0);
-        assert!(store.saved().events.is_empty());
-        begin(&store).commit().expect("commit");
-        assert_eq!(store.saved().saves, 0, "nothing changed, nothing written");
-        let mut txn = begin(&store);
-        txn.record([draft("create")]);
-        txn.commit().expect("commit");
-        assert_eq!(store.saved().saves, 1);
-        assert_eq!(store.saved().events.len(), 1);
-    }
 
     #[test]
     fn the_file_store_keeps_the_lock_across_saves_and_anchors_the_audit_chain() {
@@ -401,19 +260,32 @@ mod tests {
         txn.record([draft("create")]);
         txn.save().expect("save");
         // Saved, and still locked: another writer waits and gives up.
-        let head = store.load().expect("load").audit_head().cloned();
+        let head = store.load(View::All).expect("load").audit_head().cloned();
         assert_eq!(head.as_ref().map(crate::audit::AuditHead::seq), Some(1));
         assert!(matches!(
-            store.begin(Duration::from_millis(20)),
+            store.begin(Duration::from_millis(20), View::All),
             Err(StoreError::Locked { .. })
         ));
         txn.record([draft("passwd")]);
         txn.commit().expect("commit");
-        let state = store.load().expect("load");
+        let state = store.load(View::All).expect("load");
         let verified = crate::audit::verify(&paths.audit_path(), state.audit_head())
             .expect("the chain verifies");
         assert_eq!((verified.events, verified.unanchored), (2, 0));
+        let mut lines = Vec::new();
+        store
+            .audit_lines(1, &mut |l| {
+                lines.push(l.to_vec());
+                Ok(())
+            })
+            .expect("lines");
+        assert_eq!(lines.len(), 1, "only the lines after seq 1");
+        assert!(lines[0].starts_with(b"{\"seq\":2,"));
         // Released on commit.
-        drop(store.begin(Duration::from_millis(20)).expect("free again"));
+        drop(
+            store
+                .begin(Duration::from_millis(20), View::All)
+                .expect("free again"),
+        );
     }
 }

@@ -1,0 +1,345 @@
+//! Where a vault keeps its state, and the transactions that change it.
+//!
+//! An operation reads and changes the state (key records, the rotation journal, the audit
+//! chain's head) inside one [`Txn`]: it holds the writer lock, the loaded state and the
+//! audit events not yet written. [`Txn::save`] writes the records that changed, the journal
+//! if it changed, and those events, and keeps the lock (a rotation saves each step before
+//! the next begins); [`Txn::commit`] saves and releases it; dropping a `Txn` writes nothing
+//! further. The [`Store`] trait is the seam under it, record by record: [`FileStore`] keeps
+//! today's files (`inventory.json`, `audit.jsonl`, `.lock`); a database implements the same
+//! calls. [`open`] picks the store `config.toml` names.
+
+mod files;
+#[cfg(test)]
+pub(crate) mod memory;
+
+pub(crate) use files::{FileStore, Paths};
+
+use crate::audit::Draft;
+use crate::clock::Clock;
+use crate::error::{Result, StoreError};
+use crate::inventory::{Inventory, JournalEntry, KeyId, KeyRecord};
+use crate::policy::{Config, StoreLocation};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Which records a reader or a writer needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum View {
+    /// Every record, history included (list, export, show by fingerprint, scan, restore).
+    All,
+    /// The records that are not `Revoked`, the whole journal, the audit head, and for every
+    /// purpose the highest key number ever used ([`Inventory::next_id`] never reuses the id
+    /// of a revoked record). status, sweep, mint, rotate, deploy, revoke, new/import, due,
+    /// observe use this.
+    #[allow(dead_code)] // Chosen by the operations as they move to it.
+    Live,
+}
+
+/// Where a vault's state lives: key records, the rotation journal and the audit log.
+///
+/// Readers [`load`](Store::load) a consistent snapshot without a lock; writers
+/// [`begin`](Store::begin) a session that holds the writer lock and save through it.
+/// Records are never deleted: revoked ones are history.
+pub(crate) trait Store: Send + Sync {
+    /// A consistent snapshot of `view` (empty when nothing was ever saved), without the
+    /// writer lock.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the state cannot be read or is corrupt.
+    fn load(&self, view: View) -> Result<Inventory, StoreError>;
+
+    /// Takes the writer lock, waiting at most `timeout`, and loads `view` under it.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Locked`] when another writer keeps it; as [`Store::load`].
+    fn begin(
+        &self,
+        timeout: Duration,
+        view: View,
+    ) -> Result<(Box<dyn Session>, Inventory), StoreError>;
+
+    /// One record by id, history included.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::load`].
+    #[allow(dead_code)] // Used by the readers as they move to it.
+    fn key(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// Every record, oldest first, one at a time, without holding them all in memory.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::load`], and whatever `f` returns.
+    #[allow(dead_code)] // Used by the readers as they move to it.
+    fn each_key(&self, f: &mut dyn FnMut(KeyRecord) -> Result<()>) -> Result<()>;
+
+    /// The audit log's raw lines (exactly the bytes that were hashed, without the newline)
+    /// with seq > `after`, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::AuditError`] when the log cannot be read, and whatever `f` returns.
+    #[allow(dead_code)] // Used by the readers as they move to it.
+    fn audit_lines(&self, after: u64, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()>;
+}
+
+/// A writer's hold on a [`Store`]: the lock is released when it is dropped.
+pub(crate) trait Session {
+    /// Writes, as one unit, the records named in `changes.keys` (inserted or changed;
+    /// upsert by id), the whole journal when `changes.journal`, and `events` (stamped
+    /// `time`, by `actor`) appended to the audit chain after the current head; sets
+    /// `state.audit` to the new head. Keeps the lock.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] and [`crate::AuditError`]; nothing is written past the first error.
+    fn save(
+        &mut self,
+        state: &mut Inventory,
+        changes: &Changes,
+        events: &[Draft],
+        time: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<()>;
+}
+
+/// What a [`Txn`] changed since its last save: worked out by the `Txn` itself by comparing
+/// the records it loaded (a snapshot taken at begin and after each save) with the state
+/// now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Changes {
+    /// Records inserted or changed, in the state's order.
+    pub keys: Vec<KeyId>,
+    /// Whether the journal changed.
+    pub journal: bool,
+}
+
+/// Opens the store `config` names (`store = "…"`, or what the caller set with
+/// [`Config::with_store`]) for the vault at `paths`.
+///
+/// # Errors
+///
+/// [`StoreError::NotBuiltIn`] for a store this build does not have; the store's own errors
+/// when it cannot be opened.
+pub(crate) fn open(paths: &Paths, config: &Config) -> Result<Arc<dyn Store>> {
+    match config.store() {
+        StoreLocation::Files => Ok(Arc::new(FileStore::new(paths.clone()))),
+        StoreLocation::Sqlite(file) => open_sqlite(paths, &paths.home().join(file)),
+        StoreLocation::Postgres(url) => open_postgres(paths, &url),
+    }
+}
+
+/// The SQLite store at `file` (not built in yet).
+fn open_sqlite(_paths: &Paths, _file: &Path) -> Result<Arc<dyn Store>> {
+    Err(StoreError::NotBuiltIn { store: "sqlite" }.into())
+}
+
+/// The PostgreSQL store at `url` (not built in yet).
+fn open_postgres(_paths: &Paths, _url: &str) -> Result<Arc<dyn Store>> {
+    Err(StoreError::NotBuiltIn { store: "postgres" }.into())
+}
+
+/// The records and journal a [`Txn`] loaded or last saved, to tell what changed since.
+struct Snapshot {
+    keys: Vec<KeyRecord>,
+    journal: Vec<JournalEntry>,
+}
+
+impl Snapshot {
+    fn of(state: &Inventory) -> Self {
+        Snapshot {
+            keys: state.keys.clone(),
+            journal: state.journal.clone(),
+        }
+    }
+
+    /// What differs between this snapshot and `state`.
+    fn changes(&self, state: &Inventory) -> Changes {
+        let before: HashMap<&KeyId, &KeyRecord> = self.keys.iter().map(|k| (&k.id, k)).collect();
+        let keys = state
+            .keys
+            .iter()
+            .filter(|k| before.get(&k.id).is_none_or(|b| *b != *k))
+            .map(|k| k.id.clone())
+            .collect();
+        Changes {
+            keys,
+            journal: self.journal != state.journal,
+        }
+    }
+}
+
+/// One operation's hold on the vault: the writer lock, the state loaded under it (a `Txn`
+/// dereferences to it, as a lock guard does) and the audit events not yet written.
+pub(crate) struct Txn {
+    session: Box<dyn Session>,
+    state: Inventory,
+    saved: Snapshot,
+    events: Vec<Draft>,
+    changed: bool,
+    clock: Arc<dyn Clock>,
+    actor: String,
+}
+
+impl Txn {
+    /// Begins a transaction on `store` over `view`; events are stamped by `clock` and
+    /// `actor`.
+    pub(crate) fn begin(
+        store: &dyn Store,
+        timeout: Duration,
+        view: View,
+        clock: Arc<dyn Clock>,
+        actor: String,
+    ) -> Result<Self> {
+        let (session, state) = store.begin(timeout, view)?;
+        Ok(Txn {
+            session,
+            saved: Snapshot::of(&state),
+            state,
+            events: Vec::new(),
+            changed: false,
+            clock,
+            actor,
+        })
+    }
+
+    /// Queues audit events, written by the next [`Txn::save`] or [`Txn::commit`].
+    pub(crate) fn record(&mut self, drafts: impl IntoIterator<Item = Draft>) {
+        self.events.extend(drafts);
+    }
+
+    /// Whether audit events are queued for the next save.
+    pub(crate) fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// Writes the records and journal that changed and the queued events, keeping the
+    /// lock: a step that must be on record before a remote one begins. Writes nothing when
+    /// nothing changed.
+    ///
+    /// # Errors
+    ///
+    /// As [`Session::save`].
+    pub(crate) fn save(&mut self) -> Result<()> {
+        if !self.changed && self.events.is_empty() {
+            return Ok(());
+        }
+        let changes = self.saved.changes(&self.state);
+        let events = std::mem::take(&mut self.events);
+        self.session.save(
+            &mut self.state,
+            &changes,
+            &events,
+            self.clock.now(),
+            &self.actor,
+        )?;
+        self.saved = Snapshot::of(&self.state);
+        self.changed = false;
+        Ok(())
+    }
+
+    /// Saves (as [`Txn::save`]) and releases the lock.
+    ///
+    /// # Errors
+    ///
+    /// As [`Session::save`].
+    pub(crate) fn commit(mut self) -> Result<()> {
+        self.save()
+    }
+}
+
+impl Deref for Txn {
+    type Target = Inventory;
+    fn deref(&self) -> &Inventory {
+        &self.state
+    }
+}
+
+/// Borrowing the state mutably marks it changed: the next save writes what differs.
+impl DerefMut for Txn {
+    fn deref_mut(&mut self) -> &mut Inventory {
+        self.changed = true;
+        &mut self.state
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::memory::MemoryStore;
+    use super::*;
+    use crate::audit::Outcome;
+    use crate::clock::FixedClock;
+
+    pub(crate) fn draft(action: &'static str) -> Draft {
+        Draft {
+            action,
+            key_id: None,
+            fingerprint: None,
+            outcome: Outcome::Ok,
+            detail: None,
+        }
+    }
+
+    pub(crate) fn begin_view(store: &dyn Store, view: View) -> Txn {
+        let clock = Arc::new(FixedClock(chrono::Utc::now()));
+        Txn::begin(
+            store,
+            Duration::from_millis(50),
+            view,
+            clock,
+            "me@host".to_owned(),
+        )
+        .expect("begin")
+    }
+
+    pub(crate) fn begin(store: &dyn Store) -> Txn {
+        begin_view(store, View::All)
+    }
+
+    #[test]
+    fn a_txn_dropped_without_commit_changes_nothing_and_one_that_did_nothing_writes_nothing() {
+        let store = MemoryStore::default();
+        let mut txn = begin(&store);
+        txn.journal.clear();
+        txn.record([draft("create")]);
+        drop(txn);
+        assert_eq!(store.saved().saves, 0);
+        assert!(store.saved().events.is_empty());
+        begin(&store).commit().expect("commit");
+        assert_eq!(store.saved().saves, 0, "nothing changed, nothing written");
+        let mut txn = begin(&store);
+        txn.record([draft("create")]);
+        txn.commit().expect("commit");
+        assert_eq!(store.saved().saves, 1);
+        assert_eq!(store.saved().events.len(), 1);
+    }
+
+    #[test]
+    fn the_store_is_the_one_config_toml_names() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let paths = Paths::new(dir.path().to_owned());
+        let config = |text: &str| Config::parse(text, Path::new("config.toml")).expect("config");
+        assert!(open(&paths, &config("")).is_ok(), "files by default");
+        assert!(open(&paths, &config("store = \"files\"")).is_ok());
+        for (text, kind) in [
+            ("store = \"sqlite\"", "sqlite"),
+            ("store = \"postgres://kv@127.0.0.1/kv\"", "postgres"),
+        ] {
+            let Err(err) = open(&paths, &config(text)) else {
+                panic!("{kind} is not built in yet");
+            };
+            assert!(
+                matches!(err, crate::Error::Store(StoreError::NotBuiltIn { store }) if store == kind),
+                "{err:?}"
+            );
+        }
+    }
+}
