@@ -30,8 +30,8 @@ impl Vault {
         confirm: bool,
         callbacks: &mut dyn Callbacks,
     ) -> Result<(KeyRecord, u32)> {
-        let inventory = self.store.load(crate::store::View::All)?;
-        let record = self.find(&inventory, selector)?.clone();
+        let inventory = self.store.load(crate::store::View::Live)?;
+        let record = self.find_record(&inventory, selector)?;
         let now = self.now();
         if record.state() == KeyState::Revoked || record.is_expired_at(now) {
             return Err(RequestError::NotForAgent {
@@ -48,7 +48,7 @@ impl Vault {
         let subject = format!("key {}", record.id());
         let plain = self.unlock(&record, callbacks, &subject, PassphraseKind::Existing)?;
         crate::agent::add_identity_with(socket, &plain, Some(secs), confirm)?;
-        let mut txn = self.begin(crate::store::View::All)?;
+        let mut txn = self.begin(crate::store::View::Live)?;
         let detail = format!(
             "loaded into ssh-agent for {}{}",
             Span::from_secs(u64::from(secs)),
@@ -71,8 +71,8 @@ impl Vault {
     ///
     /// As [`Vault::find`]; errors from the agent (e.g. it does not hold the key).
     pub fn agent_remove(&self, selector: &KeySelector, socket: &Path) -> Result<KeyRecord> {
-        let inventory = self.store.load(crate::store::View::All)?;
-        let record = self.find(&inventory, selector)?.clone();
+        let inventory = self.store.load(crate::store::View::Live)?;
+        let record = self.find_record(&inventory, selector)?;
         let public = ssh_key::PublicKey::from_openssh(record.public_key()).map_err(|e| {
             KeyError::Crypto {
                 operation: "parse",

@@ -28,7 +28,7 @@ impl Vault {
         callbacks: &mut dyn Callbacks,
     ) -> Result<KeyRecord> {
         let record = self.create(rng, request, callbacks)?;
-        let mut txn = self.begin(crate::store::View::All)?;
+        let mut txn = self.begin(crate::store::View::Live)?;
         let Some(entry) = txn.get_mut(record.id()) else {
             return Err(StoreError::NotFound {
                 selector: record.id().to_string(),
@@ -69,8 +69,8 @@ impl Vault {
             }
             .into());
         }
-        let mut txn = self.begin(crate::store::View::All)?;
-        let record = self.find(&txn, ca)?.clone();
+        let mut txn = self.begin(crate::store::View::Live)?;
+        let record = self.find_in(&mut txn, ca)?;
         if record.cert_authority().is_none()
             || record.state() == KeyState::Revoked
             || record.is_expired_at(self.now())
@@ -124,8 +124,8 @@ impl Vault {
         ca: &KeySelector,
         callbacks: &mut dyn Callbacks,
     ) -> Result<(KeyRecord, ssh_key::PrivateKey)> {
-        let inventory = self.store.load(crate::store::View::All)?;
-        let record = self.find(&inventory, ca)?.clone();
+        let inventory = self.store.load(crate::store::View::Live)?;
+        let record = self.find_record(&inventory, ca)?;
         if record.cert_authority().is_none()
             || record.state() == KeyState::Revoked
             || record.is_expired_at(self.now())

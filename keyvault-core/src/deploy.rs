@@ -49,8 +49,8 @@ impl Vault {
         &self,
         selector: &KeySelector,
     ) -> Result<(Txn, KeyRecord, DateTime<Utc>)> {
-        let txn = self.begin(crate::store::View::All)?;
-        let record = self.find(&txn, selector)?.clone();
+        let mut txn = self.begin(crate::store::View::Live)?;
+        let record = self.find_in(&mut txn, selector)?;
         let now = self.now();
         self.check_deployable(&txn, &record, now)?;
         Ok((txn, record, now))

@@ -195,7 +195,7 @@ impl Vault {
     ///
     /// [`crate::StoreError`] when the inventory cannot be read.
     pub fn due_keys(&self) -> Result<Vec<DueKey>> {
-        let inventory = self.store.load(crate::store::View::All)?;
+        let inventory = self.store.load(crate::store::View::Live)?;
         Ok(self.due_in(&inventory, self.now()))
     }
 
@@ -322,7 +322,7 @@ impl Vault {
     ///
     /// [`crate::StoreError`] when the inventory cannot be read.
     pub fn plan_due(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<DueRun> {
-        let inventory = self.store.load(crate::store::View::All)?;
+        let inventory = self.store.load(crate::store::View::Live)?;
         let now = self.now();
         let rotations = self
             .due_in(&inventory, now)

@@ -248,7 +248,7 @@ impl Vault {
         let purpose = &request.purpose;
         let admitted = self.admit_generated(purpose, &request.options)?;
         // Fail before asking anything if the purpose is taken or the inventory is bad.
-        self.check_no_active(&self.store.load(crate::store::View::All)?, purpose)?;
+        self.check_no_active(&self.store.load(crate::store::View::Live)?, purpose)?;
         let subject = format!("new key for purpose {purpose}");
         let mut prepared = self.generate_new(rng, &admitted, callbacks, purpose, &subject)?;
         prepared.detail = format!(
@@ -277,7 +277,7 @@ impl Vault {
         rng: &mut R,
         prepared: Prepared,
     ) -> Result<KeyRecord> {
-        let mut txn = self.begin(crate::store::View::All)?;
+        let mut txn = self.begin(crate::store::View::Live)?;
         self.check_no_active(&txn, &prepared.purpose)?;
         let action = match prepared.origin {
             Origin::Generated => "create",
@@ -473,18 +473,18 @@ impl Vault {
             options
         };
         let admitted = policy.admit(purpose, &options, Origin::Imported, self.now())?;
-        let inventory = self.store.load(crate::store::View::All)?;
-        self.check_no_active(&inventory, purpose)?;
+        self.check_no_active(&self.store.load(crate::store::View::Live)?, purpose)?;
         let fingerprint = key.fingerprint(HashAlg::Sha256);
-        if let Some(dup) = inventory
-            .keys()
-            .iter()
-            .find(|k| *k.fingerprint() == fingerprint)
-        {
-            return Err(StoreError::DuplicateKey {
-                id: dup.id().to_string(),
+        // The same key revoked long ago counts too: history is read record by record.
+        let mut dup = None;
+        self.store.each_key(&mut |k| {
+            if dup.is_none() && *k.fingerprint() == fingerprint {
+                dup = Some(k.id().to_string());
             }
-            .into());
+            Ok(())
+        })?;
+        if let Some(id) = dup {
+            return Err(StoreError::DuplicateKey { id }.into());
         }
         let (plain, protection) = if key.is_encrypted() {
             let passphrase = callbacks
@@ -540,8 +540,8 @@ impl Vault {
         selector: &KeySelector,
         callbacks: &mut dyn Callbacks,
     ) -> Result<KeyRecord> {
-        let inventory = self.store.load(crate::store::View::All)?;
-        let record = self.find(&inventory, selector)?.clone();
+        let inventory = self.store.load(crate::store::View::Live)?;
+        let record = self.find_record(&inventory, selector)?;
         if record.state() == KeyState::Revoked {
             return Err(StoreError::NotFound {
                 selector: format!("{selector} (revoked)"),
@@ -572,7 +572,7 @@ impl Vault {
         let encrypted = keyfile::encrypt(rng, &plain, &new, rounds)?;
         let text = keyfile::to_openssh(&encrypted)?;
 
-        let mut txn = self.begin(crate::store::View::All)?;
+        let mut txn = self.begin(crate::store::View::Live)?;
         let current = fsutil::read_private(&path, keyfile::MAX_KEY_FILE_BYTES)?;
         if *current != *original {
             return Err(StoreError::Changed { path }.into());

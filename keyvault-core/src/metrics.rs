@@ -175,7 +175,7 @@ impl Vault {
             "When keyvault status checked the vault (Unix time).",
             unlabelled(secs(report.checked_at())),
         );
-        let inventory = self.store.load(crate::store::View::All).ok();
+        let inventory = self.store.load(crate::store::View::Live).ok();
         if let Some(inventory) = &inventory {
             key_families(&mut m, inventory);
         }
@@ -195,6 +195,9 @@ fn key_families(m: &mut Metrics, inventory: &Inventory) {
     let mut created = Vec::new();
     let mut expiry = Vec::new();
     let mut by_state: BTreeMap<String, usize> = BTreeMap::new();
+    if inventory.revoked_unloaded > 0 {
+        by_state.insert(KeyState::Revoked.to_string(), inventory.revoked_unloaded);
+    }
     for k in inventory.keys() {
         *by_state.entry(k.state().to_string()).or_default() += 1;
         if k.state() == KeyState::Revoked {

@@ -180,7 +180,7 @@ impl Vault {
         let subject = format!("minted key for purpose {purpose}");
         let prepared = self.generate_new(rng, &admitted, callbacks, purpose, &subject)?;
         let algorithm = admitted.algorithm();
-        let mut txn = self.begin(crate::store::View::All)?;
+        let mut txn = self.begin(crate::store::View::Live)?;
         let mut record = self.write_key(&mut txn, rng, prepared, KeyState::Active)?;
         key_mut(&mut txn, record.id())?.scope = Some(request.scope.clone());
         record.scope = Some(request.scope.clone());
@@ -229,7 +229,7 @@ impl Vault {
                 .into());
             }
         }
-        self.store.load(crate::store::View::All)?;
+        self.store.load(crate::store::View::Live)?;
         let ca = match &request.certificate {
             Some((ca, principals)) => {
                 if principals.is_empty() {

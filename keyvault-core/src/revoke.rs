@@ -57,8 +57,8 @@ impl Vault {
         targets: &dyn Targets,
         callbacks: &mut dyn Callbacks,
     ) -> Result<Report> {
-        let mut txn = self.begin(crate::store::View::All)?;
-        let record = self.find(&txn, selector)?.clone();
+        let mut txn = self.begin(crate::store::View::Live)?;
+        let record = self.find_in(&mut txn, selector)?;
         let revoked = record.state() == KeyState::Revoked;
         if revoked && pods_of.is_none() {
             return Err(RequestError::AlreadyRevoked {

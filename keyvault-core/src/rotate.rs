@@ -135,7 +135,7 @@ impl Vault {
     /// [`RequestError::NothingToRotate`] when there is nothing to rotate, and policy errors for the
     /// requested lifetime.
     pub fn plan_rotation(&self, request: &RotateRequest) -> Result<RotationPlan> {
-        let inventory = self.store.load(crate::store::View::All)?;
+        let inventory = self.store.load(crate::store::View::Live)?;
         self.plan_in(&inventory, request, self.now())
     }
 
@@ -187,7 +187,7 @@ impl Vault {
                 continue;
             }
             let old = inventory.active(&purpose).ok_or_else(|| {
-                if inventory.keys().iter().any(|k| k.purpose() == &purpose) {
+                if inventory.has_purpose(&purpose) {
                     Error::from(StoreError::NoActiveKey {
                         purpose: purpose.to_string(),
                     })
@@ -260,7 +260,7 @@ impl Vault {
         let mut opened = Opened::new(targets);
         let mut fresh: BTreeMap<Purpose, FreshKey> = BTreeMap::new();
         let mut report = Report::default();
-        let mut inventory = self.store.load(crate::store::View::All)?;
+        let mut inventory = self.store.load(crate::store::View::Live)?;
         let (mut plan, mut admissions) = self.plan_admitted(&inventory, request, now)?;
         let pod_targets = self.discover_pods(
             &inventory,
@@ -278,7 +278,7 @@ impl Vault {
                 opened.get(name)?;
             }
             self.fresh_keys(rng, &plan, &admissions, callbacks, &mut fresh)?;
-            let txn = self.begin(crate::store::View::All)?;
+            let txn = self.begin(crate::store::View::Live)?;
             let (again, admitted) = self.plan_admitted(&txn, request, now)?;
             admissions = admitted;
             if again == plan {

@@ -167,7 +167,7 @@ impl Vault {
             Err(e @ Error::Incomplete(_)) => (Outcome::Failed, e.to_string()),
             Err(_) => return,
         };
-        let Ok(mut txn) = self.begin(crate::store::View::All) else {
+        let Ok(mut txn) = self.begin(crate::store::View::Live) else {
             return;
         };
         txn.record([run_draft(action, outcome, detail)]);

@@ -366,7 +366,14 @@ impl Vault {
         // at fleet size each takes about as long as the other.
         let keys_dir = self.paths.keys_dir();
         let scan = std::thread::spawn(move || key_file_modes(&keys_dir));
-        let inventory = match self.store.load(crate::store::View::All) {
+        // Offline, only live records matter; reading what targets trust looks for revoked
+        // keys left behind too, so it needs the history.
+        let view = if targets.is_some() {
+            crate::store::View::All
+        } else {
+            crate::store::View::Live
+        };
+        let inventory = match self.store.load(view) {
             Ok(i) => i,
             Err(StoreError::Permissions { .. }) if !findings.is_empty() => {
                 return Ok(StatusReport {
@@ -404,7 +411,7 @@ impl Vault {
         findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
         Ok(StatusReport {
             checked_at: now,
-            keys: inventory.keys().len(),
+            keys: inventory.count_all(),
             live_keys: live.len(),
             findings,
             targets: summaries,

@@ -42,7 +42,7 @@ impl Vault {
     /// The work of [`Vault::sweep_keeping`]; whether its `sweep` event is on record
     /// (written with the sweep's own events, so that a sweep that writes writes once).
     fn sweep_steps(&self, targets: &dyn Targets, keep_due: bool) -> Result<(Report, bool)> {
-        let mut txn = self.begin(crate::store::View::All)?;
+        let mut txn = self.begin(crate::store::View::Live)?;
         let mut opened = Opened::new(targets);
         let mut report = Report::default();
         self.drop_gone_pods(&mut txn, &mut opened, &mut report)?;

@@ -328,9 +328,7 @@ impl Vault {
         selector: &KeySelector,
     ) -> Result<&'a KeyRecord> {
         let by_id = selector.id().and_then(|id| inventory.get(id));
-        let purpose = selector
-            .purpose()
-            .filter(|p| inventory.keys().iter().any(|k| k.purpose() == *p));
+        let purpose = selector.purpose().filter(|p| inventory.has_purpose(p));
         match (by_id, purpose) {
             (Some(_), Some(_)) => Err(StoreError::Ambiguous {
                 selector: selector.to_string(),
@@ -348,6 +346,37 @@ impl Vault {
             }
             .into()),
         }
+    }
+
+    /// [`Vault::find`] over an inventory of any view: a key id the view left out (a revoked
+    /// key under [`View::Live`](crate::store::View::Live)) is read from the store.
+    pub(crate) fn find_record(
+        &self,
+        inventory: &Inventory,
+        selector: &KeySelector,
+    ) -> Result<KeyRecord> {
+        let unloaded = match selector.id() {
+            Some(id) if inventory.get(id).is_none() => self.store.key(id)?,
+            _ => None,
+        };
+        let Some(record) = unloaded else {
+            return self.find(inventory, selector).cloned();
+        };
+        // Found by id: the answer is that record, or ambiguous if the purpose exists too.
+        let with = Inventory {
+            keys: vec![record],
+            floors: inventory.floors.clone(),
+            ..Inventory::default()
+        };
+        self.find(&with, selector).cloned()
+    }
+
+    /// [`Vault::find_record`] inside `txn`, which then holds the record (a revoked one a
+    /// live view left out included) so that the operation can change it.
+    pub(crate) fn find_in(&self, txn: &mut Txn, selector: &KeySelector) -> Result<KeyRecord> {
+        let record = self.find_record(txn, selector)?;
+        txn.include(record.clone());
+        Ok(record)
     }
 
     pub(crate) fn point_current(&self, purpose: &Purpose, id: &KeyId) -> Result<()> {

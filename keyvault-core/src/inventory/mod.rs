@@ -34,6 +34,9 @@ pub struct Inventory {
     /// only live records fills it): [`Inventory::next_id`] never goes back below it.
     #[serde(skip)]
     pub(crate) floors: std::collections::BTreeMap<Purpose, u64>,
+    /// How many revoked records a store loading only live records left out.
+    #[serde(skip)]
+    pub(crate) revoked_unloaded: usize,
 }
 
 impl Default for Inventory {
@@ -44,6 +47,7 @@ impl Default for Inventory {
             journal: Vec::new(),
             audit: None,
             floors: std::collections::BTreeMap::new(),
+            revoked_unloaded: 0,
         }
     }
 }
@@ -86,6 +90,16 @@ impl Inventory {
         p.sort();
         p.dedup();
         p
+    }
+
+    /// How many records the vault holds, those a live view left out included.
+    pub(crate) fn count_all(&self) -> usize {
+        self.keys.len() + self.revoked_unloaded
+    }
+
+    /// Whether `purpose` has any record, revoked ones a live view left out included.
+    pub(crate) fn has_purpose(&self, purpose: &Purpose) -> bool {
+        self.floors.contains_key(purpose) || self.keys.iter().any(|k| &k.purpose == purpose)
     }
 
     /// The head of the audit chain this inventory was last written with.

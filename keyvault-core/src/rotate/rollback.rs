@@ -37,7 +37,7 @@ impl Vault {
         targets: &dyn Targets,
         callbacks: &mut dyn Callbacks,
     ) -> Result<Report> {
-        let mut txn = self.begin(crate::store::View::All)?;
+        let mut txn = self.begin(crate::store::View::Live)?;
         // Every purpose is checked before anything changes.
         for purpose in purposes {
             let Some(e) = txn.rotation(purpose) else {

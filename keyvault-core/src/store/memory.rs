@@ -71,7 +71,9 @@ fn view_of(state: &Inventory, view: View) -> Inventory {
             for k in &state.keys {
                 let floor = live.floors.entry(k.purpose.clone()).or_insert(0);
                 *floor = (*floor).max(k.id.number());
-                if k.state != KeyState::Revoked {
+                if k.state == KeyState::Revoked {
+                    live.revoked_unloaded += 1;
+                } else {
                     live.keys.push(k.clone());
                 }
             }

@@ -36,7 +36,6 @@ pub(crate) enum View {
     /// purpose the highest key number ever used ([`Inventory::next_id`] never reuses the id
     /// of a revoked record). status, sweep, mint, rotate, deploy, revoke, new/import, due,
     /// observe use this.
-    #[allow(dead_code)] // Chosen by the operations as they move to it.
     Live,
 }
 
@@ -70,7 +69,6 @@ pub(crate) trait Store: Send + Sync {
     /// # Errors
     ///
     /// As [`Store::load`].
-    #[allow(dead_code)] // Used by the readers as they move to it.
     fn key(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError>;
 
     /// Every record, oldest first, one at a time, without holding them all in memory.
@@ -211,6 +209,16 @@ impl Txn {
         })
     }
 
+    /// Adds `record` (read with [`Store::key`]: a revoked one a live view left out) to the
+    /// state as loaded, so that an operation on it can change it; nothing when the state
+    /// has it already.
+    pub(crate) fn include(&mut self, record: KeyRecord) {
+        if self.state.get(&record.id).is_none() {
+            self.saved.keys.push(record.clone());
+            self.state.keys.push(record);
+        }
+    }
+
     /// Queues audit events, written by the next [`Txn::save`] or [`Txn::commit`].
     pub(crate) fn record(&mut self, drafts: impl IntoIterator<Item = Draft>) {
         self.events.extend(drafts);
@@ -272,74 +280,4 @@ impl DerefMut for Txn {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::memory::MemoryStore;
-    use super::*;
-    use crate::audit::Outcome;
-    use crate::clock::FixedClock;
-
-    pub(crate) fn draft(action: &'static str) -> Draft {
-        Draft {
-            action,
-            key_id: None,
-            fingerprint: None,
-            outcome: Outcome::Ok,
-            detail: None,
-        }
-    }
-
-    pub(crate) fn begin_view(store: &dyn Store, view: View) -> Txn {
-        let clock = Arc::new(FixedClock(chrono::Utc::now()));
-        Txn::begin(
-            store,
-            Duration::from_millis(50),
-            view,
-            clock,
-            "me@host".to_owned(),
-        )
-        .expect("begin")
-    }
-
-    pub(crate) fn begin(store: &dyn Store) -> Txn {
-        begin_view(store, View::All)
-    }
-
-    #[test]
-    fn a_txn_dropped_without_commit_changes_nothing_and_one_that_did_nothing_writes_nothing() {
-        let store = MemoryStore::default();
-        let mut txn = begin(&store);
-        txn.journal.clear();
-        txn.record([draft("create")]);
-        drop(txn);
-        assert_eq!(store.saved().saves, 0);
-        assert!(store.saved().events.is_empty());
-        begin(&store).commit().expect("commit");
-        assert_eq!(store.saved().saves, 0, "nothing changed, nothing written");
-        let mut txn = begin(&store);
-        txn.record([draft("create")]);
-        txn.commit().expect("commit");
-        assert_eq!(store.saved().saves, 1);
-        assert_eq!(store.saved().events.len(), 1);
-    }
-
-    #[test]
-    fn the_store_is_the_one_config_toml_names() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let paths = Paths::new(dir.path().to_owned());
-        let config = |text: &str| Config::parse(text, Path::new("config.toml")).expect("config");
-        assert!(open(&paths, &config("")).is_ok(), "files by default");
-        assert!(open(&paths, &config("store = \"files\"")).is_ok());
-        for (text, kind) in [
-            ("store = \"sqlite\"", "sqlite"),
-            ("store = \"postgres://kv@127.0.0.1/kv\"", "postgres"),
-        ] {
-            let Err(err) = open(&paths, &config(text)) else {
-                panic!("{kind} is not built in yet");
-            };
-            assert!(
-                matches!(err, crate::Error::Store(StoreError::NotBuiltIn { store }) if store == kind),
-                "{err:?}"
-            );
-        }
-    }
-}
+pub(crate) mod tests;
