@@ -508,6 +508,86 @@ pub(crate) fn prepare(
     })
 }
 
+/// The head at line `seq` whose bytes hash to `hash`, as a database records it (a database
+/// writes lines and head in one transaction, so nothing is ever pending). `None` for an
+/// empty log.
+pub(crate) fn head_at(seq: u64, hash: String) -> Option<AuditHead> {
+    (seq > 0).then_some(AuditHead {
+        seq,
+        hash,
+        pending: None,
+    })
+}
+
+/// Encodes `drafts` as the lines that follow `last` (line `head.seq`, whose hash the head
+/// records): checks that the stored last line is the one the head names (a bounded tamper
+/// check; the whole chain is walked by [`verify`]) and that the clock does not read more
+/// than [`MAX_CLOCK_SKEW_SECS`] before it. Returns each new line with its number, and the
+/// new head.
+pub(crate) fn encode_after(
+    last: Option<&[u8]>,
+    head: Option<&AuditHead>,
+    drafts: &[Draft],
+    time: DateTime<Utc>,
+    actor: &str,
+) -> Result<(Vec<(u64, Vec<u8>)>, Option<AuditHead>), AuditError> {
+    let store = Path::new("audit");
+    let broken = |line: u64, reason: &str| AuditError::Broken {
+        path: store.to_owned(),
+        line,
+        reason: reason.to_owned(),
+    };
+    let (mut seq, mut prev) = head.map_or((0, GENESIS.to_owned()), |h| (h.seq, h.hash.clone()));
+    match last {
+        Some(line) if hash_line(line) != prev => {
+            return Err(broken(
+                seq,
+                "this line differs from the one the store recorded (edited)",
+            ));
+        }
+        None if seq > 0 => {
+            return Err(broken(
+                seq,
+                "the log ends before the line the store recorded (truncated)",
+            ));
+        }
+        _ => {}
+    }
+    if let Some(line) = last
+        && let Ok(event) = serde_json::from_slice::<AuditEvent>(line)
+        && (event.time - time).num_seconds() > MAX_CLOCK_SKEW_SECS
+    {
+        return Err(AuditError::ClockBehind {
+            max_skew_secs: MAX_CLOCK_SKEW_SECS,
+            now: time,
+            newest: event.time,
+        });
+    }
+    let mut out = Vec::with_capacity(drafts.len());
+    for d in drafts {
+        seq += 1;
+        let event = AuditEvent {
+            seq,
+            time,
+            actor: actor.to_owned(),
+            action: d.action.to_owned(),
+            key_id: d.key_id.clone(),
+            fingerprint: d.fingerprint.clone(),
+            outcome: d.outcome,
+            detail: d.detail.clone(),
+            prev: prev.clone(),
+        };
+        let line = serde_json::to_vec(&event).map_err(|e| AuditError::Io {
+            operation: "encode",
+            path: store.to_owned(),
+            source: std::io::Error::other(e),
+        })?;
+        prev = hash_line(&line);
+        out.push((seq, line));
+    }
+    Ok((out, head_at(seq, prev)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

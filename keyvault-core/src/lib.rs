@@ -44,6 +44,9 @@ pub mod secret;
 pub mod span;
 pub mod status;
 mod store;
+#[cfg(feature = "sqlite")]
+#[doc(hidden)]
+pub use store::bulk_import;
 mod sweep;
 pub mod target;
 // Public for the CLI's JSON, which writes the inventory's timestamps the same way.

@@ -38,6 +38,8 @@ pub struct Vault {
     pub(crate) pod_progress: Option<PodProgressSink>,
     pub(crate) keyring: std::sync::OnceLock<crate::vault_secrets::Keyring>,
     pub(crate) default_home: bool,
+    /// The store given to [`Vault::open_with_store`], which a restore keeps too.
+    pub(crate) store_override: Option<crate::policy::StoreLocation>,
 }
 
 /// Told when keyvault starts and finishes work on each pod (from worker threads).
@@ -102,7 +104,7 @@ impl Vault {
         crate::fsutil::check_home(&home)?;
         let paths = crate::store::Paths::new(home);
         let mut config = Config::load(&paths.config_path())?;
-        if let Some(location) = store {
+        if let Some(location) = store.clone() {
             config = config.with_store(location);
         }
         Ok(Vault {
@@ -116,6 +118,7 @@ impl Vault {
             pod_progress: None,
             keyring: std::sync::OnceLock::new(),
             default_home: false,
+            store_override: store,
         })
     }
 

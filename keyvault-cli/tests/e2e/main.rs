@@ -40,6 +40,7 @@ mod schedule_review;
 mod scoped;
 mod secrets;
 mod ssh_logins;
+mod sqlite_store;
 mod sshd;
 mod terminal;
 mod test_clock;

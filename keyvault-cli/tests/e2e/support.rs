@@ -283,12 +283,29 @@ impl Vault {
             .expect("script (util-linux)")
     }
 
+    /// The inventory: `inventory.json`, or under the SQLite store the same document made
+    /// from `vault.db`'s rows.
     pub fn inventory_text(&self) -> String {
+        if self.home.join("vault.db").exists() {
+            return crate::sqlite_store::inventory_text(&self.home);
+        }
         std::fs::read_to_string(self.home.join("inventory.json")).unwrap_or_default()
     }
 
+    /// The audit log: `audit.jsonl`, or under the SQLite store its lines from `vault.db`.
     pub fn audit_text(&self) -> String {
+        if self.home.join("vault.db").exists() {
+            return crate::sqlite_store::audit_text(&self.home);
+        }
         std::fs::read_to_string(self.home.join("audit.jsonl")).unwrap_or_default()
+    }
+
+    /// A vault that keeps its state in files (`inventory.json`, `audit.jsonl`): for tests
+    /// about those files.
+    pub fn files() -> Self {
+        let v = Vault::new();
+        v.set_env("KEYVAULT_STORE", "files");
+        v
     }
 
     /// Asserts the test passphrases appear in no file of the vault.

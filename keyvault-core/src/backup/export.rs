@@ -100,8 +100,15 @@ impl Vault {
     ) -> Result<Exported> {
         let passphrase = self.export_passphrase(request, callbacks)?;
         let mut txn = self.begin(crate::store::View::All)?;
-        self.verify_audit()?;
-        let files = self.archive_files(&txn)?;
+        // The log as the store holds it, verified as it goes into the archive.
+        let mut log = Vec::new();
+        self.store.audit_lines(0, &mut |line| {
+            log.extend_from_slice(line);
+            log.push(b'\n');
+            Ok(())
+        })?;
+        crate::audit::verify_bytes(&log, txn.audit_head())?;
+        let files = self.archive_files(&txn, &log)?;
         let keyring = self.keyring_secrets(&txn, request)?;
         let archive = Archive {
             format: FORMAT.to_owned(),
@@ -165,10 +172,30 @@ impl Vault {
     }
 
     /// The top files, then the `keys/` files a record of `inventory` names, sorted.
-    fn archive_files(&self, inventory: &Inventory) -> Result<Vec<ArchiveFile>> {
+    /// `inventory.json` and `audit.jsonl` are made from the store (`inventory` and `log`),
+    /// whichever store it is, so an archive has the same format from every store.
+    fn archive_files(&self, inventory: &Inventory, log: &[u8]) -> Result<Vec<ArchiveFile>> {
         let home = self.paths.home();
         let mut files = Vec::new();
-        for name in TOP_FILES {
+        let from_store = |bytes: &[u8]| {
+            String::from_utf8(bytes.to_owned()).map_err(|e| BackupError::Encrypt {
+                reason: format!("the audit log is not UTF-8 ({e})"),
+            })
+        };
+        files.push(ArchiveFile {
+            path: "inventory.json".to_owned(),
+            text: from_store(&inventory.to_json())?,
+        });
+        if !log.is_empty() {
+            files.push(ArchiveFile {
+                path: "audit.jsonl".to_owned(),
+                text: from_store(log)?,
+            });
+        }
+        for name in TOP_FILES
+            .into_iter()
+            .filter(|n| !matches!(*n, "inventory.json" | "audit.jsonl"))
+        {
             if let Some(text) = read_text(&home.join(name))? {
                 files.push(ArchiveFile {
                     path: name.to_owned(),

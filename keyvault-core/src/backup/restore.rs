@@ -198,7 +198,11 @@ impl Vault {
         review: Vec<RestoreNote>,
     ) -> Result<Restored> {
         let parsed = checked.parsed;
-        let restored = Vault::open(&home)?.with_actor(self.actor.clone());
+        // Opened in the store its config.toml names (or the one this vault was told to
+        // use): a database store imports the restored files at once (see the migration in
+        // `store::sqlite`).
+        let restored = Vault::open_with_store(&home, self.store_override.clone())?
+            .with_actor(self.actor.clone());
         let mut txn = restored.begin(crate::store::View::All)?;
         let mut detail = format!(
             "restored from a backup made {}: {} keys",

@@ -173,6 +173,27 @@ pub enum StoreError {
         /// The record.
         id: String,
     },
+    /// A database store failed: unreachable, read-only, full, corrupt, or a row that is
+    /// not one keyvault wrote. Nothing was written past the failure.
+    #[error("cannot {operation} store {store}: {detail}")]
+    Database {
+        /// The database: a file path, or a URL without its password.
+        store: String,
+        /// What was being done, e.g. `write`.
+        operation: &'static str,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The database was set up by a newer keyvault; it is neither read nor changed.
+    #[error("store {store} has schema version {version}; this keyvault knows version {supported} and older")]
+    SchemaTooNew {
+        /// The database.
+        store: String,
+        /// Its schema version.
+        version: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
 }
 
 /// The audit log.

@@ -21,17 +21,28 @@ use std::str::FromStr;
 /// assert!("postgres://kv:secret@db.example/keyvault".parse::<StoreLocation>().is_err());
 /// assert!("mysql://db".parse::<StoreLocation>().is_err());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StoreLocation {
     /// `inventory.json`, `audit.jsonl` and `.lock` in the home (`files`).
-    #[default]
     Files,
     /// A SQLite database: `sqlite` is `vault.db` in the home; `sqlite:PATH` another file
     /// (relative to the home).
     Sqlite(PathBuf),
     /// A PostgreSQL server: a `postgres://` or `postgresql://` URL without a password.
     Postgres(String),
+}
+
+/// The store of a vault whose `config.toml` names none: SQLite (`vault.db`) when it is
+/// built in, else the files.
+impl Default for StoreLocation {
+    fn default() -> Self {
+        if cfg!(feature = "sqlite") {
+            StoreLocation::Sqlite(PathBuf::from("vault.db"))
+        } else {
+            StoreLocation::Files
+        }
+    }
 }
 
 /// Why a store location cannot be used; never contains the value given (it may hold a
@@ -194,7 +205,15 @@ mod tests {
         let path = std::path::Path::new("config.toml");
         let config = Config::parse("store = \"sqlite\"\n", path).expect("parse");
         assert_eq!(config.store(), StoreLocation::Sqlite("vault.db".into()));
-        assert_eq!(Config::default().store(), StoreLocation::Files);
+        assert_eq!(Config::default().store(), StoreLocation::default());
+        assert_eq!(
+            StoreLocation::default(),
+            if cfg!(feature = "sqlite") {
+                StoreLocation::Sqlite("vault.db".into())
+            } else {
+                StoreLocation::Files
+            }
+        );
         let err = Config::parse("\nstore = \"postgres://u:hunter2@h/d\"\n", path)
             .expect_err("a password in the URL");
         let text = err.to_string();

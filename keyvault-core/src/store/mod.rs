@@ -12,6 +12,17 @@
 mod files;
 #[cfg(test)]
 pub(crate) mod memory;
+#[cfg(feature = "sqlite")]
+pub(crate) mod sql;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+#[cfg(feature = "sqlite")]
+mod sqlite_migrate;
+#[cfg(all(test, feature = "sqlite"))]
+mod sqlite_tests;
+
+#[cfg(feature = "sqlite")]
+pub use sqlite_migrate::bulk_import;
 
 pub(crate) use files::{FileStore, Paths};
 
@@ -136,6 +147,16 @@ pub(crate) fn open(paths: &Paths, config: &Config) -> Result<Arc<dyn Store>> {
 }
 
 /// The SQLite store at `file` (not built in yet).
+#[cfg(feature = "sqlite")]
+fn open_sqlite(paths: &Paths, file: &Path) -> Result<Arc<dyn Store>> {
+    Ok(Arc::new(sqlite::SqliteStore::new(
+        paths.clone(),
+        file.to_owned(),
+    )))
+}
+
+/// The SQLite store (not built in).
+#[cfg(not(feature = "sqlite"))]
 fn open_sqlite(_paths: &Paths, _file: &Path) -> Result<Arc<dyn Store>> {
     Err(StoreError::NotBuiltIn { store: "sqlite" }.into())
 }

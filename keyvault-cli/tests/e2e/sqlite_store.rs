@@ -1,0 +1,366 @@
+//! The SQLite store (`vault.db`, every new vault's default): the migration of a vault that
+//! keeps its files, tampering with the database, and a database that cannot be used.
+
+use crate::support::{CI_CONFIG, Vault, snapshot, three_events};
+use rusqlite::Connection;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// Opens a vault's database as another program would (no keyvault code).
+fn db(home: &Path) -> Connection {
+    Connection::open(home.join("vault.db")).expect("open vault.db")
+}
+
+/// The inventory document `inventory.json` would hold, made from `vault.db`'s rows: each
+/// record and journal entry on a line of its own, as keyvault writes the file.
+pub fn inventory_text(home: &Path) -> String {
+    let conn = db(home);
+    let column = |query: &str| -> Vec<String> {
+        let mut statement = conn.prepare(query).expect("prepare");
+        statement
+            .query_map([], |r| r.get::<_, String>(0))
+            .expect("query")
+            .map(|r| r.expect("row"))
+            .collect()
+    };
+    let keys = column("SELECT record FROM keys ORDER BY ord");
+    let journal = column("SELECT entry FROM journal ORDER BY pos");
+    let (seq, hash): (i64, String) = conn
+        .query_row("SELECT audit_seq, audit_hash FROM meta", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("meta");
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            "[]".to_owned()
+        } else {
+            format!("[\n    {}\n  ]", items.join(",\n    "))
+        }
+    };
+    let audit = if seq == 0 {
+        "null".to_owned()
+    } else {
+        format!("{{\n    \"seq\": {seq},\n    \"hash\": \"{hash}\"\n  }}")
+    };
+    format!(
+        "{{\n  \"version\": 1,\n  \"keys\": {},\n  \"journal\": {},\n  \"audit\": {audit}\n}}\n",
+        list(&keys),
+        list(&journal)
+    )
+}
+
+/// The audit log `audit.jsonl` would hold, from `vault.db`'s rows.
+pub fn audit_text(home: &Path) -> String {
+    let conn = db(home);
+    let mut statement = conn
+        .prepare("SELECT line FROM audit ORDER BY seq")
+        .expect("prepare");
+    statement
+        .query_map([], |r| r.get::<_, String>(0))
+        .expect("query")
+        .map(|r| r.expect("row") + "\n")
+        .collect()
+}
+
+/// Runs `sql` on the vault's database.
+fn tamper(home: &Path, sql: &str) {
+    db(home).execute_batch(sql).expect("tamper");
+}
+
+#[test]
+fn a_new_vault_keeps_its_state_in_a_private_database() {
+    let v = Vault::new();
+    three_events(&v);
+    let meta = std::fs::metadata(v.home.join("vault.db")).expect("vault.db");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    for old in ["inventory.json", "audit.jsonl"] {
+        assert!(!v.home.join(old).exists(), "{old}");
+    }
+    v.run(&["log", "--verify"]).expect(0);
+    let inventory: serde_json::Value =
+        serde_json::from_str(&v.inventory_text()).expect("inventory");
+    assert_eq!(inventory["audit"]["seq"], 3);
+    assert_eq!(inventory["keys"].as_array().map(Vec::len), Some(2));
+    // `store = "files"` keeps the files, as before.
+    let files = Vault::new();
+    files.write_config("store = \"files\"\n");
+    files.new_key("a", &[]);
+    assert!(files.home.join("inventory.json").exists());
+    assert!(!files.home.join("vault.db").exists());
+    v.assert_no_secret_on_disk();
+}
+
+/// The outputs the migration must not change.
+fn outputs(v: &Vault) -> Vec<String> {
+    [
+        &["--json", "list"][..],
+        &["--json", "list", "--all"],
+        &["--json", "show", "a-1"],
+        &["--json", "show", "b-1"],
+        &["--json", "status", "--offline"],
+    ]
+    .iter()
+    .map(|args| {
+        let run = v.run(args).no_secrets();
+        format!("{args:?} {}\n{}{}", run.code, run.stdout, run.stderr)
+    })
+    .collect()
+}
+
+#[test]
+fn a_vault_of_files_is_migrated_once_and_prints_the_same() {
+    let v = Vault::new();
+    v.write_config(&format!("store = \"files\"\n{CI_CONFIG}"));
+    // Later than now, so that the migration's event is stamped at the same time.
+    let now = chrono::Utc::now() + chrono::TimeDelta::hours(1);
+    let now = chrono::DateTime::from_timestamp(now.timestamp(), 0).expect("time");
+    v.set_now(now);
+    three_events(&v);
+    v.run(&["mint", "--purpose", "ci", "--ttl", "1h", "--no-passphrase"])
+        .expect(0);
+    v.run(&["revoke", "b-1"]).expect(0);
+    let before = outputs(&v);
+    let log = v.run(&["log"]).expect(0).stdout;
+    let inventory = std::fs::read(v.home.join("inventory.json")).expect("inventory");
+    let audit = std::fs::read(v.home.join("audit.jsonl")).expect("audit");
+
+    // The default store from now on: the first command migrates.
+    v.write_config(CI_CONFIG);
+    assert_eq!(outputs(&v), before);
+    assert!(!v.home.join("inventory.json").exists());
+    assert!(!v.home.join("audit.jsonl").exists());
+    assert_eq!(
+        std::fs::read(v.home.join("inventory.json.migrated")).expect("kept"),
+        inventory
+    );
+    assert_eq!(
+        std::fs::read(v.home.join("audit.jsonl.migrated")).expect("kept"),
+        audit
+    );
+    // The log is the same, and one `migrate` event follows it.
+    let after = v.run(&["log"]).expect(0).stdout;
+    assert!(after.starts_with(&log), "{log}\n---\n{after}");
+    let extra: Vec<&str> = after[log.len()..].lines().collect();
+    assert_eq!(extra.len(), 1, "{after}");
+    assert!(extra[0].contains("migrate"), "{after}");
+    // Exactly the old lines, byte for byte, then the migration's.
+    let lines = v.audit_text();
+    assert!(lines.starts_with(std::str::from_utf8(&audit).expect("UTF-8")));
+    let verified = v.run(&["log", "--verify"]).expect(0).stdout;
+    assert!(verified.contains("9 events"), "{verified}");
+    // And it goes on from there: the next ids follow the old ones, revoked ones included.
+    let created = v.new_key("b", &[]);
+    assert_eq!(created["id"], "b-2", "{created}");
+    v.run(&["log", "--verify"]).expect(0);
+}
+
+#[test]
+fn a_corrupt_or_newer_inventory_or_a_broken_chain_is_not_migrated() {
+    let v = Vault::files();
+    three_events(&v);
+    let inventory = v.home.join("inventory.json");
+    let good = std::fs::read_to_string(&inventory).expect("inventory");
+    let newer = good.replacen("\"version\": 1", "\"version\": 99", 1);
+    assert_ne!(newer, good);
+    let audit = v.home.join("audit.jsonl");
+    let log = std::fs::read_to_string(&audit).expect("audit");
+    let cases = [
+        ("corrupt", "{\"version\": 1, \"keys\": [".to_owned(), log.clone(), "corrupt"),
+        ("newer", newer, log.clone(), "version 99"),
+        (
+            "broken chain",
+            good.clone(),
+            log.replacen("\"b-1\"", "\"x-1\"", 1),
+            "broken",
+        ),
+    ];
+    v.set_env("KEYVAULT_STORE", "sqlite");
+    for (name, inventory_text, audit_text, expected) in cases {
+        std::fs::write(&inventory, &inventory_text).expect("write");
+        std::fs::write(&audit, &audit_text).expect("write");
+        let before = snapshot(&v.home);
+        for args in [&["list"][..], &["new", "--purpose", "c", "--passphrase-env", "KV_PASS"]] {
+            let run = v.run(args).expect(1);
+            assert!(run.stderr.contains(expected), "{name}: {}", run.stderr);
+        }
+        assert_eq!(snapshot(&v.home), before, "{name}: nothing changed");
+        assert!(!v.home.join("vault.db").exists(), "{name}");
+    }
+}
+
+#[test]
+fn tampering_with_the_database_is_caught_as_with_the_files() {
+    let v = Vault::new();
+    three_events(&v);
+    let original = audit_text(&v.home);
+    let cases = [
+        (
+            "edit",
+            "UPDATE audit SET line = replace(line, '\"b-1\"', '\"x-1\"') WHERE seq = 2",
+            "line 3",
+        ),
+        ("delete", "DELETE FROM audit WHERE seq = 2", "line 2"),
+        ("truncate", "DELETE FROM audit WHERE seq = 3", "truncated"),
+        (
+            "edit last",
+            "UPDATE audit SET line = replace(line, '\"passwd\"', '\"create\"') WHERE seq = 3",
+            "line 3",
+        ),
+        ("empty", "DELETE FROM audit", "truncated"),
+    ];
+    for (name, sql, expected) in cases {
+        tamper(&v.home, sql);
+        let run = v.run(&["log", "--verify"]).expect(1);
+        assert!(
+            run.stderr.contains("is broken at"),
+            "{name}: {}",
+            run.stderr
+        );
+        assert!(run.stderr.contains(expected), "{name}: {}", run.stderr);
+        assert_eq!(
+            v.run(&["--json", "status"]).expect(3).json()["findings"][0]["kind"],
+            "audit-broken",
+            "{name}"
+        );
+        // Put the lines back as they were.
+        let conn = db(&v.home);
+        conn.execute("DELETE FROM audit", []).expect("clear");
+        for (i, line) in original.lines().enumerate() {
+            conn.execute(
+                "INSERT INTO audit (seq, line) VALUES (?1, ?2)",
+                rusqlite::params![i as i64 + 1, line],
+            )
+            .expect("restore");
+        }
+        drop(conn);
+        v.run(&["log", "--verify"]).expect(0);
+    }
+    // The newest line edited: nothing is appended on top of it.
+    tamper(
+        &v.home,
+        "UPDATE audit SET line = replace(line, '\"passwd\"', '\"create\"') WHERE seq = 3",
+    );
+    let keys = inventory_text(&v.home);
+    v.run(&["new", "--purpose", "c", "--passphrase-env", "KV_PASS"])
+        .expect(1);
+    assert_eq!(inventory_text(&v.home), keys);
+    assert_eq!(audit_text(&v.home).lines().count(), 3);
+}
+
+#[test]
+fn an_edited_record_row_is_refused() {
+    let v = Vault::new();
+    three_events(&v);
+    // A record's indexed state edited without its JSON (a reader filtering on it would be
+    // fooled): refused by every reader.
+    tamper(&v.home, "UPDATE keys SET state = 'revoked' WHERE id = 'a-1'");
+    let run = v.run(&["list", "--all"]).expect(1);
+    assert!(run.stderr.contains("disagrees with its record"), "{}", run.stderr);
+    tamper(&v.home, "UPDATE keys SET state = 'active' WHERE id = 'a-1'");
+    v.run(&["list"]).expect(0);
+    // The record's public key swapped for another's: the key file no longer matches it.
+    let b: String = db(&v.home)
+        .query_row("SELECT record FROM keys WHERE id = 'b-1'", [], |r| r.get(0))
+        .expect("b-1");
+    let b: serde_json::Value = serde_json::from_str(&b).expect("json");
+    let conn = db(&v.home);
+    let a: String = conn
+        .query_row("SELECT record FROM keys WHERE id = 'a-1'", [], |r| r.get(0))
+        .expect("a-1");
+    let mut a: serde_json::Value = serde_json::from_str(&a).expect("json");
+    a["public_key"] = b["public_key"].clone();
+    a["fingerprint"] = b["fingerprint"].clone();
+    conn.execute(
+        "UPDATE keys SET record = ?1, fingerprint = ?2 WHERE id = 'a-1'",
+        rusqlite::params![a.to_string(), b["fingerprint"].as_str()],
+    )
+    .expect("tamper");
+    drop(conn);
+    let status = v.run(&["--json", "status", "--offline"]).expect(3).json();
+    assert!(
+        status["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .any(|f| f["key_id"] == "a-1"),
+        "{status}"
+    );
+}
+
+#[test]
+fn a_database_of_a_newer_schema_or_not_a_database_is_refused_and_left_alone() {
+    let v = Vault::new();
+    v.new_key("a", &[]);
+    tamper(&v.home, "UPDATE meta SET schema_version = 99");
+    let before = snapshot(&v.home);
+    for args in [&["list"][..], &["new", "--purpose", "b", "--passphrase-env", "KV_PASS"]] {
+        let run = v.run(args).expect(1);
+        assert!(
+            run.stderr.contains("has schema version 99; this keyvault knows version 1"),
+            "{}",
+            run.stderr
+        );
+    }
+    assert_eq!(snapshot(&v.home), before);
+
+    let v = Vault::new();
+    v.new_key("a", &[]);
+    let file = v.home.join("vault.db");
+    std::fs::write(&file, vec![b'x'; 8192]).expect("garbage");
+    let before = snapshot(&v.home);
+    for args in [&["list"][..], &["new", "--purpose", "b", "--passphrase-env", "KV_PASS"]] {
+        let run = v.run(args).expect(1);
+        assert!(
+            run.stderr.contains("not a keyvault database, or it is corrupt"),
+            "{}",
+            run.stderr
+        );
+    }
+    assert_eq!(snapshot(&v.home), before);
+}
+
+#[test]
+fn a_database_locked_by_another_program_past_the_timeout_fails_with_exit_1() {
+    let v = Vault::new();
+    v.new_key("a", &[]);
+    let keys = inventory_text(&v.home);
+    // Another program holds SQLite's own write lock (not keyvault's `.lock`).
+    let conn = db(&v.home);
+    conn.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+    let run = v.run(&["revoke", "a-1"]).expect(1);
+    assert!(run.stderr.contains("is locked by another process using"), "{}", run.stderr);
+    conn.execute_batch("ROLLBACK").expect("unlock");
+    drop(conn);
+    assert_eq!(inventory_text(&v.home), keys);
+    v.run(&["revoke", "a-1"]).expect(0);
+}
+
+#[test]
+fn a_full_database_fails_with_exit_1_and_changes_nothing() {
+    let v = Vault::new();
+    v.new_key("a", &[]);
+    let keys = inventory_text(&v.home);
+    let log = audit_text(&v.home);
+    // A file size limit, which the kernel enforces as a full disk would: writes past it
+    // fail (SIGXFSZ ignored, so the write returns an error instead of killing keyvault).
+    let base = v.cmd(&["revoke", "a-1"]);
+    let mut limited = std::process::Command::new("sh");
+    limited.env_clear();
+    for (k, val) in base.get_envs() {
+        if let Some(val) = val {
+            limited.env(k, val);
+        }
+    }
+    limited.args([
+        "-c",
+        "trap '' XFSZ; ulimit -f 1; exec \"$0\" revoke a-1",
+        base.get_program().to_str().expect("utf-8"),
+    ]);
+    let out = limited.output().expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("vault.db"), "{stderr}");
+    assert_eq!(inventory_text(&v.home), keys);
+    assert_eq!(audit_text(&v.home), log);
+    v.run(&["revoke", "a-1"]).expect(0);
+}

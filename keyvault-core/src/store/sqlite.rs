@@ -1,0 +1,521 @@
+//! The SQLite store, every vault's default: `vault.db` in the home (rusqlite's bundled
+//! SQLite, so nothing is needed on the machine).
+//!
+//! WAL mode, foreign keys on, `synchronous=FULL`. The writer lock is the home's `.lock`
+//! flock, as for the files, held for a whole [`super::Txn`]; each save is one
+//! `BEGIN IMMEDIATE … COMMIT`. Readers read a snapshot (one read transaction) without the
+//! lock. `View::Live` reads only the rows of the `keys_live` index (records that are not
+//! revoked) and the per-purpose floors table, so it costs the same at a million records of
+//! history as at a thousand.
+//!
+//! A new database is built beside the home's other files under a temporary name and
+//! renamed into place, so a reader never sees a half-made one. A vault that still has
+//! `inventory.json` (made by an earlier release, or with `store = "files"` before) is
+//! migrated the first time any command opens it: under the writer lock the inventory is
+//! read (a corrupt or newer one is refused, as before), the audit chain verified, every
+//! record, the journal and every audit line imported with a `migrate` event in one
+//! transaction, and the old files renamed `inventory.json.migrated` and
+//! `audit.jsonl.migrated`.
+
+use super::sql::{self, BadRow, Dialect, KeyRow};
+use super::{Changes, Paths, Session, Store, View};
+use crate::audit::{self, AuditHead, Draft, Outcome};
+use crate::error::{Result, StoreError};
+use crate::fsutil;
+use crate::inventory::{Inventory, JournalEntry, KeyId, KeyRecord};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long a reader (or a migration started by one) waits for the writer lock or a busy
+/// database.
+const READER_WAIT: Duration = Duration::from_secs(30);
+
+/// A vault's state in a SQLite database.
+#[derive(Debug, Clone)]
+pub(crate) struct SqliteStore {
+    paths: Paths,
+    file: PathBuf,
+}
+
+impl SqliteStore {
+    pub(crate) fn new(paths: Paths, file: PathBuf) -> Self {
+        SqliteStore { paths, file }
+    }
+
+    /// A database error on this store, in words.
+    fn err(&self, operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        move |e| db_error(&self.paths, &self.file, operation, &e, READER_WAIT)
+    }
+
+    fn bad_row(&self, e: BadRow) -> StoreError {
+        StoreError::Database {
+            store: self.file.display().to_string(),
+            operation: "read",
+            detail: e.0,
+        }
+    }
+
+    fn exists(path: &Path) -> bool {
+        std::fs::symlink_metadata(path).is_ok()
+    }
+
+    /// Whether the vault still keeps its state in `inventory.json`/`audit.jsonl`.
+    fn has_files(&self) -> bool {
+        Self::exists(&self.paths.inventory_path()) || Self::exists(&self.paths.audit_path())
+    }
+
+    /// Opens the database for reading and writing: a regular file (never through a
+    /// symlink), private to its owner, of a schema this build knows.
+    fn connect(&self, wait: Duration) -> Result<Connection, StoreError> {
+        let meta = std::fs::symlink_metadata(&self.file).map_err(|source| StoreError::Io {
+            operation: "open",
+            path: self.file.clone(),
+            source,
+        })?;
+        if !meta.is_file() {
+            return Err(StoreError::NotRegular {
+                path: self.file.clone(),
+            });
+        }
+        fsutil::check_private_mode(&self.file, &meta)?;
+        let conn = open_connection(&self.file, wait)
+            .map_err(|e| db_error(&self.paths, &self.file, "open", &e, wait))?;
+        let version: i64 = conn
+            .query_row(sql::SELECT_SCHEMA_VERSION, [], |r| r.get(0))
+            .map_err(|e| db_error(&self.paths, &self.file, "read", &e, wait))?;
+        if version > sql::SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                store: self.file.display().to_string(),
+                version,
+                supported: sql::SCHEMA_VERSION,
+            });
+        }
+        Ok(conn)
+    }
+
+    /// A connection for a reader, or `None` when the vault has no state yet. Migrates a
+    /// vault that still has its files.
+    fn reader(&self) -> Result<Option<Connection>, StoreError> {
+        if !Self::exists(&self.file) {
+            if !self.has_files() {
+                return Ok(None);
+            }
+            let _lock = self.paths.lock(READER_WAIT)?;
+            self.create_or_migrate()?;
+        }
+        self.connect(READER_WAIT).map(Some)
+    }
+
+    /// Under the writer lock: makes the database if there is none, from the files if the
+    /// vault has them.
+    fn create_or_migrate(&self) -> Result<(), StoreError> {
+        if Self::exists(&self.file) {
+            return Ok(());
+        }
+        if self.has_files() {
+            super::sqlite_migrate::migrate(self)
+        } else {
+            self.build(|_| Ok(()))
+        }
+    }
+
+    /// Makes the database: a new file beside it (0600, created exclusively, never through
+    /// a link) gets the schema and whatever `fill` writes in one transaction, and is
+    /// renamed into place once complete. Call with the writer lock held.
+    pub(super) fn build(
+        &self,
+        fill: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let tmp = temp_name(&self.file);
+        remove_stale(&tmp)?;
+        let result = (|| {
+            // An empty file is a valid empty database; written through the safe path.
+            fsutil::write_atomic(&tmp, b"", 0o600, fsutil::Replace::No)?;
+            let mut conn = open_connection(&tmp, READER_WAIT).map_err(self.err("create"))?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(self.err("create"))?;
+            for statement in sql::schema(Dialect::Sqlite) {
+                tx.execute(&statement, []).map_err(self.err("create"))?;
+            }
+            tx.execute(
+                sql::INSERT_META,
+                params![sql::SCHEMA_VERSION, audit::GENESIS],
+            )
+            .map_err(self.err("create"))?;
+            fill(&tx)?;
+            tx.commit().map_err(self.err("write"))?;
+            // Closing the last connection checkpoints and removes the WAL beside `tmp`.
+            conn.close().map_err(|(_, e)| self.err("close")(e))?;
+            std::fs::rename(&tmp, &self.file).map_err(|source| StoreError::Io {
+                operation: "create",
+                path: self.file.clone(),
+                source,
+            })?;
+            fsutil::sync_dir(fsutil::parent_dir(&self.file))
+        })();
+        if result.is_err() {
+            let _ = remove_stale(&tmp);
+        }
+        result
+    }
+
+    pub(super) fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    pub(super) fn file(&self) -> &Path {
+        &self.file
+    }
+}
+
+/// The name a database is built under before it is renamed into place.
+fn temp_name(file: &Path) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(file.file_name().unwrap_or_default());
+    name.push(".new");
+    file.with_file_name(name)
+}
+
+/// Removes what an interrupted build left (the file and SQLite's companions).
+fn remove_stale(tmp: &Path) -> Result<(), StoreError> {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = tmp.as_os_str().to_owned();
+        name.push(suffix);
+        match std::fs::remove_file(&name) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(StoreError::Io {
+                    operation: "remove",
+                    path: PathBuf::from(name),
+                    source: e,
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Opens `file` (which exists) with keyvault's settings.
+fn open_connection(file: &Path, wait: Duration) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        file,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(wait)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!("cannot use WAL mode (journal mode is {mode})")),
+        ));
+    }
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")?;
+    Ok(conn)
+}
+
+/// A database error in words; a busy database is [`StoreError::Locked`].
+fn db_error(
+    paths: &Paths,
+    file: &Path,
+    operation: &'static str,
+    e: &rusqlite::Error,
+    waited: Duration,
+) -> StoreError {
+    let code = e.sqlite_error_code();
+    if matches!(
+        code,
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    ) {
+        return StoreError::Locked {
+            home: paths.home().to_owned(),
+            holder: format!("another process using {}", file.display()),
+            waited_secs: waited.as_secs(),
+        };
+    }
+    let detail = match code {
+        Some(ErrorCode::ReadOnly) => "the database is read-only".to_owned(),
+        Some(ErrorCode::DiskFull) => "the database or its disk is full".to_owned(),
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+            "the file is not a keyvault database, or it is corrupt".to_owned()
+        }
+        _ => match e {
+            rusqlite::Error::SqliteFailure(_, Some(message)) => message.clone(),
+            other => other.to_string(),
+        },
+    };
+    StoreError::Database {
+        store: file.display().to_string(),
+        operation,
+        detail,
+    }
+}
+
+/// Reads `view` in the connection's current transaction.
+fn read_view(store: &SqliteStore, conn: &Connection, view: View) -> Result<Inventory, StoreError> {
+    let err = store.err("read");
+    let mut state = Inventory::default();
+    let select = match view {
+        View::All => sql::SELECT_ALL_KEYS,
+        View::Live => sql::SELECT_LIVE_KEYS,
+    };
+    let mut rows = conn.prepare_cached(select).map_err(&err)?;
+    let mut rows = rows.query([]).map_err(&err)?;
+    while let Some(row) = rows.next().map_err(&err)? {
+        state.keys.push(row_record(store, row)?);
+    }
+    if view == View::Live {
+        let mut rows = conn.prepare_cached(sql::SELECT_FLOORS).map_err(&err)?;
+        let mut rows = rows.query([]).map_err(&err)?;
+        while let Some(row) = rows.next().map_err(&err)? {
+            let purpose: String = row.get(0).map_err(&err)?;
+            let number: i64 = row.get(1).map_err(&err)?;
+            let purpose = purpose
+                .parse()
+                .map_err(|_| store.bad_row(BadRow(format!("purpose {purpose:?} is not valid"))))?;
+            state
+                .floors
+                .insert(purpose, u64::try_from(number).unwrap_or(0));
+        }
+    }
+    let mut rows = conn.prepare_cached(sql::SELECT_JOURNAL).map_err(&err)?;
+    let mut rows = rows.query([]).map_err(&err)?;
+    while let Some(row) = rows.next().map_err(&err)? {
+        let json: String = row.get(0).map_err(&err)?;
+        state
+            .journal
+            .push(sql::journal_of(&json).map_err(|e| store.bad_row(e))?);
+    }
+    state.audit = read_head(conn).map_err(&err)?;
+    Ok(state)
+}
+
+fn row_record(store: &SqliteStore, row: &rusqlite::Row<'_>) -> Result<KeyRecord, StoreError> {
+    let err = store.err("read");
+    let id: String = row.get(0).map_err(&err)?;
+    let state: String = row.get(1).map_err(&err)?;
+    let json: String = row.get(2).map_err(&err)?;
+    sql::record_of(&id, &state, &json).map_err(|e| store.bad_row(e))
+}
+
+fn read_head(conn: &Connection) -> rusqlite::Result<Option<AuditHead>> {
+    let (seq, hash): (i64, String) =
+        conn.query_row(sql::SELECT_HEAD, [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    Ok(sql::head(seq, hash))
+}
+
+impl Store for SqliteStore {
+    fn load(&self, view: View) -> Result<Inventory, StoreError> {
+        let Some(mut conn) = self.reader()? else {
+            return Ok(Inventory::default());
+        };
+        let tx = conn.transaction().map_err(self.err("read"))?;
+        read_view(self, &tx, view)
+    }
+
+    fn begin(
+        &self,
+        timeout: Duration,
+        view: View,
+    ) -> Result<(Box<dyn Session>, Inventory), StoreError> {
+        let lock = self.paths.lock(timeout)?;
+        self.create_or_migrate()?;
+        let mut conn = self.connect(timeout)?;
+        let state = {
+            let tx = conn.transaction().map_err(self.err("read"))?;
+            read_view(self, &tx, view)?
+        };
+        let session = SqliteSession {
+            store: self.clone(),
+            conn,
+            timeout,
+            _lock: lock,
+        };
+        Ok((Box::new(session), state))
+    }
+
+    fn key(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        let Some(conn) = self.reader()? else {
+            return Ok(None);
+        };
+        let err = self.err("read");
+        let mut statement = conn.prepare_cached(sql::SELECT_KEY).map_err(&err)?;
+        let mut rows = statement.query(params![id.as_str()]).map_err(&err)?;
+        match rows.next().map_err(&err)? {
+            Some(row) => row_record(self, row).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn each_key(&self, f: &mut dyn FnMut(KeyRecord) -> Result<()>) -> Result<()> {
+        let Some(mut conn) = self.reader()? else {
+            return Ok(());
+        };
+        let err = self.err("read");
+        let tx = conn.transaction().map_err(&err)?;
+        let mut statement = tx.prepare(sql::SELECT_ALL_KEYS).map_err(&err)?;
+        let mut rows = statement.query([]).map_err(&err)?;
+        while let Some(row) = rows.next().map_err(&err)? {
+            f(row_record(self, row)?)?;
+        }
+        Ok(())
+    }
+
+    fn audit_lines(&self, after: u64, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        let Some(mut conn) = self.reader()? else {
+            return Ok(());
+        };
+        let err = self.err("read");
+        let tx = conn.transaction().map_err(&err)?;
+        let mut statement = tx.prepare(sql::SELECT_AUDIT_AFTER).map_err(&err)?;
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let mut rows = statement.query(params![after]).map_err(&err)?;
+        while let Some(row) = rows.next().map_err(&err)? {
+            let line = row.get_ref(1).map_err(&err)?;
+            let bytes = match line {
+                rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => b,
+                _ => &[][..],
+            };
+            f(bytes)?;
+        }
+        Ok(())
+    }
+}
+
+/// A writer on a [`SqliteStore`]: holds the `.lock` flock and a connection.
+struct SqliteSession {
+    store: SqliteStore,
+    conn: Connection,
+    timeout: Duration,
+    _lock: super::files::LockGuard,
+}
+
+impl Session for SqliteSession {
+    fn save(
+        &mut self,
+        state: &mut Inventory,
+        changes: &Changes,
+        events: &[Draft],
+        time: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<()> {
+        let store = &self.store;
+        let timeout = self.timeout;
+        let err = |operation| {
+            move |e: rusqlite::Error| db_error(&store.paths, &store.file, operation, &e, timeout)
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err("write"))?;
+        for id in &changes.keys {
+            if let Some(record) = state.get(id) {
+                write_record(&tx, record).map_err(err("write"))?;
+            }
+        }
+        if changes.journal {
+            write_journal(&tx, &state.journal)?;
+        }
+        let head = if events.is_empty() {
+            state.audit.clone()
+        } else {
+            let head = read_head(&tx).map_err(err("read"))?;
+            append_events(&tx, head.as_ref(), events, time, actor, &err("write"))?
+        };
+        tx.commit().map_err(err("write"))?;
+        state.audit = head;
+        Ok(())
+    }
+}
+
+/// Inserts or changes `record`'s row and raises its purpose's floor.
+pub(super) fn write_record(tx: &Connection, record: &KeyRecord) -> Result<(), rusqlite::Error> {
+    let row = KeyRow::of(record).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+    tx.prepare_cached(sql::UPSERT_KEY)?.execute(params![
+        row.id,
+        row.purpose,
+        row.number,
+        row.state,
+        row.expires_at,
+        row.minted,
+        row.fingerprint,
+        row.record
+    ])?;
+    tx.prepare_cached(sql::upsert_floor(Dialect::Sqlite))?
+        .execute(params![row.purpose, row.number])?;
+    Ok(())
+}
+
+/// Replaces the journal.
+pub(super) fn write_journal(tx: &Connection, journal: &[JournalEntry]) -> Result<()> {
+    let err = |e: rusqlite::Error| StoreError::Database {
+        store: String::new(),
+        operation: "write",
+        detail: e.to_string(),
+    };
+    tx.execute(sql::DELETE_JOURNAL, []).map_err(err)?;
+    for (pos, entry) in journal.iter().enumerate() {
+        tx.execute(
+            sql::INSERT_JOURNAL,
+            params![
+                i64::try_from(pos).unwrap_or(i64::MAX),
+                entry.purpose.as_str(),
+                sql::journal_json(entry)?
+            ],
+        )
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Appends `events` after `head` (checking the stored last line against it) and records
+/// the new head; returns it.
+pub(super) fn append_events(
+    tx: &Connection,
+    head: Option<&AuditHead>,
+    events: &[Draft],
+    time: DateTime<Utc>,
+    actor: &str,
+    err: &dyn Fn(rusqlite::Error) -> StoreError,
+) -> Result<Option<AuditHead>> {
+    let last: Option<String> = match head {
+        Some(h) => tx
+            .query_row(
+                sql::SELECT_AUDIT_LINE,
+                params![i64::try_from(h.seq()).unwrap_or(i64::MAX)],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err)?,
+        None => None,
+    };
+    let (lines, new_head) =
+        sql::encode_events(last.as_deref().map(str::as_bytes), head, events, time, actor)?;
+    for (seq, line) in &lines {
+        tx.prepare_cached(sql::INSERT_AUDIT)
+            .and_then(|mut s| s.execute(params![seq, line]))
+            .map_err(err)?;
+    }
+    let (seq, hash) = sql::head_columns(new_head.as_ref());
+    tx.execute(sql::SET_HEAD, params![seq, hash]).map_err(err)?;
+    Ok(new_head)
+}
+
+/// The `migrate` event's draft.
+pub(super) fn migrate_draft(records: usize, lines: usize) -> Draft {
+    Draft {
+        action: "migrate",
+        key_id: None,
+        fingerprint: None,
+        outcome: Outcome::Ok,
+        detail: Some(format!(
+            "{records} records and {lines} audit lines imported from inventory.json and audit.jsonl"
+        )),
+    }
+}
