@@ -14,6 +14,10 @@
 //! [`MAX_CLOCK_SKEW_SECS`] from one line to a later one, and keyvault refuses to append
 //! while the clock reads earlier than that before the newest line.
 
+mod chain;
+
+pub(crate) use chain::Chain;
+
 use crate::error::AuditError;
 use crate::fsutil;
 use chrono::{DateTime, Utc};
@@ -174,6 +178,48 @@ pub(crate) fn read_lines(path: &Path) -> Result<Vec<Vec<u8>>, AuditError> {
     split_lines(path, &bytes)
 }
 
+/// Hands `f` the lines of the log at `path` numbered above `after` (without newlines),
+/// oldest first. A missing file is an empty log; an incomplete last line is an error after
+/// the whole lines before it.
+///
+/// # Errors
+///
+/// [`AuditError::Io`] when it cannot be read, [`AuditError::Broken`] for an incomplete
+/// last line; whatever `f` returns.
+pub(crate) fn each_line(
+    path: &Path,
+    after: u64,
+    f: &mut dyn FnMut(&[u8]) -> crate::error::Result<()>,
+) -> crate::error::Result<()> {
+    let bytes = fsutil::read_optional(path, MAX_LOG_BYTES)
+        .map_err(|e| AuditError::Io {
+            operation: "read",
+            path: path.to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+        .unwrap_or_default();
+    let (whole, rest) = match bytes.iter().rposition(|b| *b == b'\n') {
+        Some(end) => (Some(&bytes[..end]), &bytes[end + 1..]),
+        None => (None, &bytes[..]),
+    };
+    let mut count = 0;
+    for line in whole.into_iter().flat_map(|w| w.split(|b| *b == b'\n')) {
+        count += 1;
+        if count > after {
+            f(line)?;
+        }
+    }
+    if !rest.is_empty() {
+        return Err(AuditError::Broken {
+            path: path.to_owned(),
+            line: count + 1,
+            reason: "the last line is incomplete (truncated or edited)".to_owned(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// Splits a log's bytes into lines; the last must end with a newline.
 fn split_lines(path: &Path, bytes: &[u8]) -> Result<Vec<Vec<u8>>, AuditError> {
     if bytes.is_empty() {
@@ -194,124 +240,19 @@ fn split_lines(path: &Path, bytes: &[u8]) -> Result<Vec<Vec<u8>>, AuditError> {
     Ok(body.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect())
 }
 
-/// Checks the chain of `lines` against `head`; returns the parsed events.
+/// Checks the chain of `lines` against `head`; returns the parsed events and how many
+/// lines follow the head.
 fn check(
     path: &Path,
     lines: &[Vec<u8>],
     head: Option<&AuditHead>,
 ) -> Result<(Vec<AuditEvent>, u64), AuditError> {
-    let broken = |line: u64, reason: String| AuditError::Broken {
-        path: path.to_owned(),
-        line,
-        reason,
-    };
-    let mut events: Vec<AuditEvent> = Vec::with_capacity(lines.len());
-    let mut prev = GENESIS.to_owned();
-    let mut head_seen = head.is_none_or(|h| h.seq == 0);
-    // The latest time seen so far, and on which line.
-    let mut latest: Option<(DateTime<Utc>, u64)> = None;
-    for (i, line) in lines.iter().enumerate() {
-        let n = i as u64 + 1;
-        let event = check_line(n, line, &prev, &mut latest, &broken)?;
-        prev = hash_line(line);
-        if let Some(h) = head
-            && h.seq == n
-        {
-            if h.hash != prev {
-                return Err(broken(
-                    n,
-                    "this line differs from the one the inventory recorded (edited)".to_owned(),
-                ));
-            }
-            head_seen = true;
-        }
-        events.push(event);
-    }
-    let unanchored = check_end(lines.len() as u64, &prev, head, head_seen, &broken)?;
-    Ok((events, unanchored))
-}
-
-/// Reads line `n`: a valid event, numbered `n`, chained to `prev` (the hash of the line
-/// before), and not dated before the `latest` line so far by more than the allowed skew;
-/// `latest` moves forward with it.
-pub(crate) fn check_line(
-    n: u64,
-    line: &[u8],
-    prev: &str,
-    latest: &mut Option<(DateTime<Utc>, u64)>,
-    broken: &impl Fn(u64, String) -> AuditError,
-) -> Result<AuditEvent, AuditError> {
-    let event: AuditEvent = serde_json::from_slice(line)
-        .map_err(|_| broken(n, "not a valid audit event (edited or corrupt)".to_owned()))?;
-    if event.seq != n {
-        return Err(broken(
-            n,
-            format!(
-                "sequence number {} where {n} was expected (a line was removed or inserted)",
-                event.seq
-            ),
-        ));
-    }
-    if event.prev != prev {
-        return Err(broken(
-            n,
-            "hash chain mismatch: the line before it was edited, removed or inserted".to_owned(),
-        ));
-    }
-    if let Some((at, line_no)) = *latest
-        && (at - event.time).num_seconds() > MAX_CLOCK_SKEW_SECS
-    {
-        return Err(broken(
-            n,
-            format!(
-                "it is dated {}, before line {line_no} ({}): time went backwards by more than {} minutes (a forged or back-dated line)",
-                event.time.to_rfc3339(),
-                at.to_rfc3339(),
-                MAX_CLOCK_SKEW_SECS / 60
-            ),
-        ));
-    }
-    if latest.is_none_or(|(at, _)| event.time > at) {
-        *latest = Some((event.time, n));
-    }
-    Ok(event)
-}
-
-/// After the last of `count` lines (the last hashing to `last`): the recorded head was
-/// seen, and only lines an interrupted append announced follow it. Returns how many do.
-fn check_end(
-    count: u64,
-    last: &str,
-    head: Option<&AuditHead>,
-    head_seen: bool,
-    broken: &impl Fn(u64, String) -> AuditError,
-) -> Result<u64, AuditError> {
-    if !head_seen {
-        let h = head.map_or(0, |h| h.seq);
-        return Err(broken(
-            count + 1,
-            format!(
-                "the log ends at line {count} but the inventory recorded {h} lines (truncated)"
-            ),
-        ));
-    }
-    let anchored = head.map_or(0, |h| h.seq);
-    let unanchored = count - anchored;
-    if unanchored > 0 {
-        // Only the lines an interrupted append announced may follow the head.
-        let announced = head
-            .and_then(|h| h.pending.as_ref())
-            .is_some_and(|p| p.seq == count && p.hash == last);
-        if !announced {
-            return Err(broken(
-                anchored + 1,
-                format!(
-                    "{unanchored} line(s) follow line {anchored}, the last one the inventory recorded, and keyvault never announced them (appended outside keyvault, or forged)"
-                ),
-            ));
-        }
-    }
-    Ok(unanchored)
+    let mut chain = Chain::new(path, head);
+    let events = lines
+        .iter()
+        .map(|line| chain.push(line))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((events, chain.finish()?.unanchored))
 }
 
 /// Verifies the whole log at `path` against the head the inventory recorded.
@@ -398,6 +339,19 @@ impl Prepared {
         })
     }
 
+    /// The lines to append, each with its number, exactly as they are hashed (without
+    /// the newline): what a database stores row by row.
+    #[cfg_attr(not(test), allow(dead_code))] // For the database stores.
+    pub(crate) fn lines(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        let first = self.anchored.as_ref().map_or(0, |h| h.seq) + 1;
+        self.bytes
+            .strip_suffix(b"\n")
+            .into_iter()
+            .flat_map(|body| body.split(|b| *b == b'\n'))
+            .zip(first..)
+            .map(|(line, seq)| (seq, line))
+    }
+
     /// Appends the lines (and fsyncs).
     pub(crate) fn write(&self, path: &Path) -> Result<(), AuditError> {
         if self.bytes.is_empty() {
@@ -436,9 +390,9 @@ pub(crate) fn append(
     Ok(prepared.head())
 }
 
-/// Verifies the existing chain against `head` and encodes `drafts` as the lines that follow
-/// it. Refuses a broken chain (so tampering is never sealed over) and a clock that reads
-/// more than [`MAX_CLOCK_SKEW_SECS`] before the newest line.
+/// Verifies the existing chain at `path` against `head` and encodes `drafts` as the lines
+/// that follow it: see [`Chain::prepare`].
+#[cfg(test)]
 pub(crate) fn prepare(
     path: &Path,
     head: Option<&AuditHead>,
@@ -446,66 +400,11 @@ pub(crate) fn prepare(
     time: DateTime<Utc>,
     actor: &str,
 ) -> Result<Prepared, AuditError> {
-    let lines = read_lines(path)?;
-    let (events, _) = check(path, &lines, head)?;
-    if !drafts.is_empty()
-        && let Some(newest) = events.iter().map(AuditEvent::time).max()
-        && (newest - time).num_seconds() > MAX_CLOCK_SKEW_SECS
-    {
-        return Err(AuditError::ClockBehind {
-            max_skew_secs: MAX_CLOCK_SKEW_SECS,
-            now: time,
-            newest,
-        });
+    let mut chain = Chain::new(path, head);
+    for line in read_lines(path)? {
+        chain.push(&line)?;
     }
-    let anchored = lines.last().map(|l| AuditHead {
-        seq: lines.len() as u64,
-        hash: hash_line(l),
-        pending: None,
-    });
-    let mut seq = lines.len() as u64;
-    let mut prev = lines
-        .last()
-        .map_or_else(|| GENESIS.to_owned(), |l| hash_line(l));
-    let mut out = Vec::new();
-    for d in drafts {
-        seq += 1;
-        let event = AuditEvent {
-            seq,
-            time,
-            actor: actor.to_owned(),
-            action: d.action.to_owned(),
-            key_id: d.key_id.clone(),
-            fingerprint: d.fingerprint.clone(),
-            outcome: d.outcome,
-            detail: d.detail.clone(),
-            prev: prev.clone(),
-        };
-        let line = serde_json::to_vec(&event).map_err(|e| AuditError::Io {
-            operation: "encode",
-            path: path.to_owned(),
-            source: std::io::Error::other(e),
-        })?;
-        prev = hash_line(&line);
-        out.extend_from_slice(&line);
-        out.push(b'\n');
-    }
-    if drafts.is_empty() {
-        return Ok(Prepared {
-            bytes: Vec::new(),
-            head: anchored.clone(),
-            anchored,
-        });
-    }
-    Ok(Prepared {
-        bytes: out,
-        head: Some(AuditHead {
-            seq,
-            hash: prev,
-            pending: None,
-        }),
-        anchored,
-    })
+    chain.prepare(drafts, time, actor)
 }
 
 /// The head at line `seq` whose bytes hash to `hash`, as a database records it (a database
@@ -519,6 +418,9 @@ pub(crate) fn head_at(seq: u64, hash: String) -> Option<AuditHead> {
     })
 }
 
+/// New audit lines, each with its number, and the head they leave.
+pub(crate) type Encoded = (Vec<(u64, Vec<u8>)>, Option<AuditHead>);
+
 /// Encodes `drafts` as the lines that follow `last` (line `head.seq`, whose hash the head
 /// records): checks that the stored last line is the one the head names (a bounded tamper
 /// check; the whole chain is walked by [`verify`]) and that the clock does not read more
@@ -530,7 +432,7 @@ pub(crate) fn encode_after(
     drafts: &[Draft],
     time: DateTime<Utc>,
     actor: &str,
-) -> Result<(Vec<(u64, Vec<u8>)>, Option<AuditHead>), AuditError> {
+) -> Result<Encoded, AuditError> {
     let store = Path::new("audit");
     let broken = |line: u64, reason: &str| AuditError::Broken {
         path: store.to_owned(),

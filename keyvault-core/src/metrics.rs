@@ -6,7 +6,7 @@
 //! the model, so its escaping rules are tested once, and so [`write_textfile`] can write it
 //! through the vault's file primitives.
 
-use crate::audit::{self, AuditEvent, Outcome};
+use crate::audit::{AuditEvent, Outcome};
 use crate::error::{Result, StoreError};
 use crate::fsutil;
 use crate::inventory::{Inventory, KeyState};
@@ -182,7 +182,7 @@ impl Vault {
         finding_families(&mut m, report);
         let events = inventory
             .as_ref()
-            .map(|i| audit::read(&self.paths.audit_path(), i.audit_head()));
+            .map(|i| self.audit_events_to(i.audit_head()));
         if let Some(events) = events {
             audit_families(&mut m, events.ok().as_deref());
         }

@@ -2,7 +2,7 @@
 //! it. Writers hold the vault's lock while they change files; readers never need it,
 //! because every file is replaced atomically.
 
-use crate::audit::{self, AuditEvent, Verification};
+use crate::audit::{AuditEvent, AuditHead, Chain, Verification};
 use crate::callbacks::{Callbacks, PassphraseKind, PassphraseRequest};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Result, StoreError};
@@ -12,7 +12,7 @@ use crate::keyfile;
 use crate::names::KeySelector;
 use crate::policy::Config;
 use crate::secret::Passphrase;
-use crate::store::Txn;
+use crate::store::{Txn, View};
 use chrono::{DateTime, Utc};
 use ssh_key::PrivateKey;
 use std::path::{Path, PathBuf};
@@ -386,6 +386,65 @@ impl Vault {
         point_current_in(&self.paths.current_dir(), purpose, id)
     }
 
+    /// The audit log's name in errors (`audit.jsonl` in the home).
+    fn audit_source(&self) -> PathBuf {
+        self.paths.audit_path()
+    }
+
+    /// Reads the whole audit chain through the store, checking it against `head`; `each`
+    /// is given every event.
+    fn walk_audit(
+        &self,
+        head: Option<&AuditHead>,
+        each: &mut dyn FnMut(AuditEvent),
+    ) -> Result<Verification> {
+        let mut chain = Chain::new(&self.audit_source(), head);
+        self.store.audit_lines(0, &mut |line| {
+            each(chain.push(line)?);
+            Ok(())
+        })?;
+        Ok(chain.finish()?)
+    }
+
+    /// Every event of the chain that ends at `head`, after verifying it.
+    pub(crate) fn audit_events_to(&self, head: Option<&AuditHead>) -> Result<Vec<AuditEvent>> {
+        let mut events = Vec::new();
+        self.walk_audit(head, &mut |e| events.push(e))?;
+        Ok(events)
+    }
+
+    /// Checks only the newest `lines` lines of the chain against `head` (the line before
+    /// them is taken as it is): edits, cuts and lines appended past the head show, at a cost
+    /// that does not grow with the log. [`Vault::verify_audit`] checks every line.
+    pub(crate) fn verify_audit_newest(&self, head: Option<&AuditHead>, lines: u64) -> Result<()> {
+        let seq = head.map_or(0, AuditHead::seq);
+        if seq <= lines {
+            return self.walk_audit(head, &mut |_| {}).map(drop);
+        }
+        let first = seq - lines;
+        let source = self.audit_source();
+        let mut chain: Option<Chain> = None;
+        self.store.audit_lines(first - 1, &mut |line| {
+            match &mut chain {
+                None => chain = Some(Chain::after(&source, head, first, line)?),
+                Some(c) => drop(c.push(line)?),
+            }
+            Ok(())
+        })?;
+        let Some(chain) = chain else {
+            return Err(crate::AuditError::Broken {
+                path: source,
+                line: first,
+                reason: format!(
+                    "the log ends before line {first} but the inventory recorded {seq} lines (truncated)"
+                ),
+            }
+            .into());
+        };
+        chain.finish()?;
+        Ok(())
+    }
+
     /// Every audit event, after verifying the chain.
     ///
     /// # Errors
@@ -393,24 +452,18 @@ impl Vault {
     /// [`crate::AuditError::Broken`] when the chain does not verify, [`StoreError`] when
     /// the inventory cannot be read.
     pub fn audit_events(&self) -> Result<Vec<AuditEvent>> {
-        let inventory = self.store.load(crate::store::View::All)?;
-        Ok(audit::read(
-            &self.paths.audit_path(),
-            inventory.audit_head(),
-        )?)
+        let inventory = self.store.load(View::Live)?;
+        self.audit_events_to(inventory.audit_head())
     }
 
-    /// Verifies the audit chain against the head recorded in the inventory.
+    /// Verifies the whole audit chain against the head recorded in the inventory.
     ///
     /// # Errors
     ///
     /// [`crate::AuditError::Broken`] naming the first bad line.
     pub fn verify_audit(&self) -> Result<Verification> {
-        let inventory = self.store.load(crate::store::View::All)?;
-        Ok(audit::verify(
-            &self.paths.audit_path(),
-            inventory.audit_head(),
-        )?)
+        let inventory = self.store.load(View::Live)?;
+        self.walk_audit(inventory.audit_head(), &mut |_| {})
     }
 
     /// The audit log's events so far, checked as [`Vault::audit_events`] checks them, and
@@ -423,9 +476,15 @@ impl Vault {
     /// [`Vault::audit_events`].
     pub fn follow_audit(&self) -> Result<(Vec<AuditEvent>, crate::audit_tail::AuditTail)> {
         // The inventory before the log: a writer appends lines before it records them.
-        let inventory = self.store.load(crate::store::View::All)?;
-        let (tail, events) =
-            crate::audit_tail::AuditTail::open(&self.paths.audit_path(), inventory.audit_head())?;
+        let inventory = self.store.load(View::Live)?;
+        let store = Arc::clone(&self.store);
+        let source: crate::audit_tail::LineSource =
+            Box::new(move |after, f| store.audit_lines(after, f));
+        let (tail, events) = crate::audit_tail::AuditTail::open(
+            source,
+            &self.audit_source(),
+            inventory.audit_head(),
+        )?;
         Ok((events, tail))
     }
 }

@@ -57,7 +57,7 @@ pub(crate) fn follow(ctx: &mut Ctx<'_>, since: Option<DateTime<Utc>>) -> Result<
         if reader_gone(FOLLOW_INTERVAL) {
             return Ok(Done::Ok);
         }
-        events = tail.poll().map_err(|e| Failure::Core(e.into()))?;
+        events = tail.poll()?;
     }
 }
 

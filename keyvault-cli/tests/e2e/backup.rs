@@ -311,7 +311,9 @@ fn passphrase_archives_and_ssh_identities_restore_and_every_bad_archive_writes_n
     ])
     .expect(0)
     .no_secrets();
-    assert!(third.join("inventory.json").exists());
+    // Imported into the restored vault's store (SQLite by default).
+    assert!(third.join("vault.db").exists());
+    assert!(!third.join("inventory.json").exists());
     // ECDSA keys cannot be age recipients: said before anything happens.
     let ecdsa = v.home.join("keys/team-1.pub");
     let out = v

@@ -6,7 +6,10 @@ use keyvault_core::ssh_key::{Cipher, Kdf, LineEnding, PrivateKey};
 
 /// A vault with one key, and a directory of hostile input files beside it.
 fn setup() -> Vault {
-    let v = Vault::new();
+    setup_in(Vault::new())
+}
+
+fn setup_in(v: Vault) -> Vault {
     v.new_key("personal", &[]);
     let files = v.root.join("in");
     std::fs::create_dir(&files).expect("mkdir");
@@ -484,7 +487,7 @@ fn json_errors_go_to_stderr_as_json() {
 
 #[test]
 fn vault_files_with_wrong_permissions_or_content_are_refused_not_overwritten() {
-    let v = setup();
+    let v = setup_in(Vault::files());
     let inventory = v.home.join("inventory.json");
 
     chmod(&inventory, 0o644);
@@ -554,7 +557,7 @@ fn vault_files_with_wrong_permissions_or_content_are_refused_not_overwritten() {
 
 #[test]
 fn never_writes_through_a_symlink_out_of_the_home() {
-    let v = setup();
+    let v = setup_in(Vault::files());
     let outside = v.root.join("outside");
     std::fs::create_dir(&outside).expect("mkdir");
     let keys = v.home.join("keys");

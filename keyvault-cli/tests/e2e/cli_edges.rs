@@ -395,7 +395,7 @@ fn keyvault_home_from_the_environment_is_not_shown_as_required() {
         );
     }
     v.new_key("personal", &[]);
-    assert!(v.home.join("inventory.json").exists());
+    assert!(v.home.join("vault.db").exists());
     let listed = v.run(&["--json", "list"]).expect(0).json();
     assert_eq!(listed["keys"][0]["id"], "personal-1");
 }

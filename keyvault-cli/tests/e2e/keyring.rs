@@ -171,11 +171,7 @@ fn keyring_passphrases_are_generated_kept_used_and_deleted() {
     let status = v.run(&["--json", "status", "--offline"]).expect(1).json();
     assert_eq!(status["unchecked"][0]["target"], "os-keyring", "{status}");
     v.assert_no_secret_on_disk();
-    assert!(
-        !std::fs::read_to_string(v.home.join("audit.jsonl"))
-            .unwrap_or_default()
-            .contains(&third)
-    );
+    assert!(!v.audit_text().contains(&third));
 }
 
 #[test]

@@ -312,7 +312,7 @@ fn policy_from_config_toml() {
 
 #[test]
 fn status_reports_vault_files_others_can_read() {
-    let v = Vault::new();
+    let v = Vault::files();
     v.new_key("personal", &[]);
     let inventory = v.home.join("inventory.json");
     let audit = v.home.join("audit.jsonl");

@@ -305,9 +305,10 @@ fn textfile_replaces_the_old_file_atomically_and_a_broken_chain_shows() {
         .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("keyvault.prom")]);
     // An edited audit log: the chain no longer verifies, and no sweep/rotation is read from it.
-    let audit = v.home.join("audit.jsonl");
-    let edited = v.audit_text().replace("\"ok\"", "\"failed\"");
-    std::fs::write(&audit, edited).expect("tamper");
+    crate::sqlite_store::tamper(
+        &v.home,
+        "UPDATE audit SET line = replace(line, '\"ok\"', '\"failed\"')",
+    );
     v.run(&["status", "--offline", "--textfile", dir_arg])
         .expect(0);
     let (_, samples) = parse(&std::fs::read_to_string(&prom).expect("again"));

@@ -444,8 +444,10 @@ fn sha256(bytes: &[u8]) -> String {
 }
 
 /// Three events: `create` a-1, `create` b-1, `passwd` a-1.
+/// A vault that keeps its files (these tests edit `audit.jsonl` and `inventory.json`; the
+/// database's own tamper tests are in `sqlite_store`).
 fn three_events() -> Vault {
-    let v = Vault::new();
+    let v = Vault::files();
     crate::support::three_events(&v);
     v
 }

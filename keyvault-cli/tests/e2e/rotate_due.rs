@@ -104,8 +104,15 @@ impl Setup {
 
 /// `state` without the audit log and the inventory (which records the log's head).
 fn keys_only(mut state: State) -> State {
-    state.0.remove(std::path::Path::new("audit.jsonl"));
-    state.0.remove(std::path::Path::new("inventory.json"));
+    for store_file in [
+        "audit.jsonl",
+        "inventory.json",
+        "vault.db",
+        "vault.db-wal",
+        "vault.db-shm",
+    ] {
+        state.0.remove(std::path::Path::new(store_file));
+    }
     state
 }
 

@@ -560,11 +560,9 @@ fn an_ssh_host_only_the_old_key_can_reach_is_rotated_with_the_old_passphrase() {
 
     // Record the deployment by hand. Without the old passphrase keyvault cannot log in and
     // adds nothing (the journal keeps the rotation for a later run).
-    let inventory = v.home.join("inventory.json");
-    let mut doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&inventory).expect("read")).expect("json");
-    doc["keys"][0]["deployments"] = serde_json::json!([{"target": target, "added_at": "2026-01-01T00:00:00Z", "verified_at": null, "removed_at": null}]);
-    std::fs::write(&inventory, serde_json::to_vec_pretty(&doc).expect("json")).expect("write");
+    crate::sqlite_store::edit_record(&v.home, "personal-1", |record| {
+        record["deployments"] = serde_json::json!([{"target": target, "added_at": "2026-01-01T00:00:00Z", "verified_at": null, "removed_at": null}]);
+    });
     let failed = v
         .run(&["rotate", "personal", "--passphrase-env", "KV_PASS2"])
         .expect(1);

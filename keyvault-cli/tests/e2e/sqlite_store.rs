@@ -62,9 +62,24 @@ pub fn audit_text(home: &Path) -> String {
         .collect()
 }
 
-/// Runs `sql` on the vault's database.
-fn tamper(home: &Path, sql: &str) {
+/// Runs `sql` on the vault's database, as someone editing it by hand would.
+pub fn tamper(home: &Path, sql: &str) {
     db(home).execute_batch(sql).expect("tamper");
+}
+
+/// Edits key `id`'s record in the vault's database, as someone editing it by hand would.
+pub fn edit_record(home: &Path, id: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    let conn = db(home);
+    let text: String = conn
+        .query_row("SELECT record FROM keys WHERE id = ?1", [id], |r| r.get(0))
+        .expect("record");
+    let mut record: serde_json::Value = serde_json::from_str(&text).expect("json");
+    edit(&mut record);
+    conn.execute(
+        "UPDATE keys SET record = ?1 WHERE id = ?2",
+        rusqlite::params![record.to_string(), id],
+    )
+    .expect("edit");
 }
 
 #[test]
@@ -165,7 +180,12 @@ fn a_corrupt_or_newer_inventory_or_a_broken_chain_is_not_migrated() {
     let audit = v.home.join("audit.jsonl");
     let log = std::fs::read_to_string(&audit).expect("audit");
     let cases = [
-        ("corrupt", "{\"version\": 1, \"keys\": [".to_owned(), log.clone(), "corrupt"),
+        (
+            "corrupt",
+            "{\"version\": 1, \"keys\": [".to_owned(),
+            log.clone(),
+            "corrupt",
+        ),
         ("newer", newer, log.clone(), "version 99"),
         (
             "broken chain",
@@ -179,7 +199,10 @@ fn a_corrupt_or_newer_inventory_or_a_broken_chain_is_not_migrated() {
         std::fs::write(&inventory, &inventory_text).expect("write");
         std::fs::write(&audit, &audit_text).expect("write");
         let before = snapshot(&v.home);
-        for args in [&["list"][..], &["new", "--purpose", "c", "--passphrase-env", "KV_PASS"]] {
+        for args in [
+            &["list"][..],
+            &["new", "--purpose", "c", "--passphrase-env", "KV_PASS"],
+        ] {
             let run = v.run(args).expect(1);
             assert!(run.stderr.contains(expected), "{name}: {}", run.stderr);
         }
@@ -253,9 +276,16 @@ fn an_edited_record_row_is_refused() {
     three_events(&v);
     // A record's indexed state edited without its JSON (a reader filtering on it would be
     // fooled): refused by every reader.
-    tamper(&v.home, "UPDATE keys SET state = 'revoked' WHERE id = 'a-1'");
+    tamper(
+        &v.home,
+        "UPDATE keys SET state = 'revoked' WHERE id = 'a-1'",
+    );
     let run = v.run(&["list", "--all"]).expect(1);
-    assert!(run.stderr.contains("disagrees with its record"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("disagrees with its record"),
+        "{}",
+        run.stderr
+    );
     tamper(&v.home, "UPDATE keys SET state = 'active' WHERE id = 'a-1'");
     v.run(&["list"]).expect(0);
     // The record's public key swapped for another's: the key file no longer matches it.
@@ -293,10 +323,14 @@ fn a_database_of_a_newer_schema_or_not_a_database_is_refused_and_left_alone() {
     v.new_key("a", &[]);
     tamper(&v.home, "UPDATE meta SET schema_version = 99");
     let before = snapshot(&v.home);
-    for args in [&["list"][..], &["new", "--purpose", "b", "--passphrase-env", "KV_PASS"]] {
+    for args in [
+        &["list"][..],
+        &["new", "--purpose", "b", "--passphrase-env", "KV_PASS"],
+    ] {
         let run = v.run(args).expect(1);
         assert!(
-            run.stderr.contains("has schema version 99; this keyvault knows version 1"),
+            run.stderr
+                .contains("has schema version 99; this keyvault knows version 1"),
             "{}",
             run.stderr
         );
@@ -308,10 +342,14 @@ fn a_database_of_a_newer_schema_or_not_a_database_is_refused_and_left_alone() {
     let file = v.home.join("vault.db");
     std::fs::write(&file, vec![b'x'; 8192]).expect("garbage");
     let before = snapshot(&v.home);
-    for args in [&["list"][..], &["new", "--purpose", "b", "--passphrase-env", "KV_PASS"]] {
+    for args in [
+        &["list"][..],
+        &["new", "--purpose", "b", "--passphrase-env", "KV_PASS"],
+    ] {
         let run = v.run(args).expect(1);
         assert!(
-            run.stderr.contains("not a keyvault database, or it is corrupt"),
+            run.stderr
+                .contains("not a keyvault database, or it is corrupt"),
             "{}",
             run.stderr
         );
@@ -328,10 +366,56 @@ fn a_database_locked_by_another_program_past_the_timeout_fails_with_exit_1() {
     let conn = db(&v.home);
     conn.execute_batch("BEGIN EXCLUSIVE").expect("lock");
     let run = v.run(&["revoke", "a-1"]).expect(1);
-    assert!(run.stderr.contains("is locked by another process using"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is locked by another process using"),
+        "{}",
+        run.stderr
+    );
     conn.execute_batch("ROLLBACK").expect("unlock");
     drop(conn);
     assert_eq!(inventory_text(&v.home), keys);
+    v.run(&["revoke", "a-1"]).expect(0);
+}
+
+/// `keyvault ARGS` in `v`'s environment, run by `sh -c script` (`$0` is keyvault, `$1` the
+/// database).
+fn run_wrapped(v: &Vault, wrapper: &[&str], script: &str, args: &[&str]) -> std::process::Output {
+    let base = v.cmd(args);
+    let mut c = std::process::Command::new(wrapper[0]);
+    c.env_clear();
+    for (k, val) in base.get_envs() {
+        if let Some(val) = val {
+            c.env(k, val);
+        }
+    }
+    let db = v.home.join("vault.db");
+    c.args(&wrapper[1..])
+        .args(["sh", "-c", script])
+        .arg(base.get_program())
+        .arg(&db)
+        .args(args);
+    c.output().expect("run")
+}
+
+#[test]
+fn a_read_only_database_fails_with_exit_1_and_changes_nothing() {
+    let v = Vault::new();
+    v.new_key("a", &[]);
+    let keys = inventory_text(&v.home);
+    let log = audit_text(&v.home);
+    // vault.db alone mounted read-only (in a mount namespace of its own), as on a
+    // read-only file system: SQLite opens it read-only and every write is refused.
+    let out = run_wrapped(
+        &v,
+        &["unshare", "-m"],
+        "mount --bind -o ro \"$1\" \"$1\" && shift && exec \"$0\" \"$@\"",
+        &["revoke", "a-1"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the database is read-only"), "{stderr}");
+    assert_eq!(inventory_text(&v.home), keys);
+    assert_eq!(audit_text(&v.home), log);
     v.run(&["revoke", "a-1"]).expect(0);
 }
 
@@ -343,24 +427,77 @@ fn a_full_database_fails_with_exit_1_and_changes_nothing() {
     let log = audit_text(&v.home);
     // A file size limit, which the kernel enforces as a full disk would: writes past it
     // fail (SIGXFSZ ignored, so the write returns an error instead of killing keyvault).
-    let base = v.cmd(&["revoke", "a-1"]);
-    let mut limited = std::process::Command::new("sh");
-    limited.env_clear();
-    for (k, val) in base.get_envs() {
-        if let Some(val) = val {
-            limited.env(k, val);
-        }
-    }
-    limited.args([
-        "-c",
-        "trap '' XFSZ; ulimit -f 1; exec \"$0\" revoke a-1",
-        base.get_program().to_str().expect("utf-8"),
-    ]);
-    let out = limited.output().expect("run");
+    let out = run_wrapped(
+        &v,
+        &["env"],
+        "trap '' XFSZ; ulimit -f 1; shift; exec \"$0\" \"$@\"",
+        &["revoke", "a-1"],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("vault.db"), "{stderr}");
     assert_eq!(inventory_text(&v.home), keys);
     assert_eq!(audit_text(&v.home), log);
     v.run(&["revoke", "a-1"]).expect(0);
+}
+
+#[test]
+fn sixty_four_concurrent_mints_on_one_database_all_land_once() {
+    use keyvault_tests::fake_runpod::FakeRunpod;
+    let server = FakeRunpod::start();
+    let v = Vault::new();
+    v.write_config(CI_CONFIG);
+    v.use_runpod(&server);
+    let children: Vec<_> = (0..64)
+        .map(|_| {
+            v.cmd(&[
+                "--json",
+                "mint",
+                "--purpose",
+                "ci",
+                "--ttl",
+                "1h",
+                "--no-passphrase",
+                "--deploy",
+                "runpod",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn")
+        })
+        .collect();
+    let mut ids = std::collections::BTreeSet::new();
+    for child in children {
+        let out = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "a mint failed: {stderr}");
+        let minted: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let id = minted["id"].as_str().expect("id").to_owned();
+        assert!(ids.insert(id.clone()), "{id} minted twice");
+    }
+    let expected: std::collections::BTreeSet<String> =
+        (1..=64).map(|n| format!("ci-{n}")).collect();
+    assert_eq!(ids, expected);
+    // No record lost or doubled, each at RunPod once, and the chain verifies.
+    let inventory: serde_json::Value =
+        serde_json::from_str(&inventory_text(&v.home)).expect("inventory");
+    let stored: Vec<&str> = inventory["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(stored.len(), 64);
+    assert_eq!(
+        stored
+            .iter()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        64
+    );
+    assert_eq!(server.keys().len(), 64);
+    let verified = v.run(&["log", "--verify"]).expect(0).stdout;
+    assert!(verified.contains("64 events"), "{verified}");
 }

@@ -185,7 +185,9 @@ pub enum StoreError {
         detail: String,
     },
     /// The database was set up by a newer keyvault; it is neither read nor changed.
-    #[error("store {store} has schema version {version}; this keyvault knows version {supported} and older")]
+    #[error(
+        "store {store} has schema version {version}; this keyvault knows version {supported} and older"
+    )]
     SchemaTooNew {
         /// The database.
         store: String,

@@ -203,12 +203,7 @@ impl Store for FileStore {
     }
 
     fn audit_lines(&self, after: u64, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
-        let lines = audit::read_lines(&self.paths.audit_path())?;
-        let skip = usize::try_from(after).unwrap_or(usize::MAX);
-        for line in lines.iter().skip(skip) {
-            f(line)?;
-        }
-        Ok(())
+        audit::each_line(&self.paths.audit_path(), after, f)
     }
 }
 
@@ -234,7 +229,12 @@ impl Session for FileSession {
             return Ok(self.paths.save(state)?);
         }
         let path = self.paths.audit_path();
-        let prepared = audit::prepare(&path, state.audit.as_ref(), events, time, actor)?;
+        let mut chain = audit::Chain::new(&path, state.audit.as_ref());
+        audit::each_line(&path, 0, &mut |line| {
+            chain.push(line)?;
+            Ok(())
+        })?;
+        let prepared = chain.prepare(events, time, actor)?;
         if let Some(announce) = prepared.announce() {
             state.audit = Some(announce);
             self.paths.save(state)?;

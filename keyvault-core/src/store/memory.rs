@@ -5,7 +5,7 @@
 //! records, the per-purpose id floor) and saves only the records a save names.
 
 use super::{Changes, Session, Store, View};
-use crate::audit::Draft;
+use crate::audit::{Chain, Draft};
 use crate::error::{Result, StoreError};
 use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState};
 use chrono::{DateTime, Utc};
@@ -26,6 +26,8 @@ pub(crate) struct Saved {
     pub(crate) state: Inventory,
     pub(crate) events: Vec<Event>,
     pub(crate) saves: usize,
+    /// The audit log's lines, as a database keeps them.
+    pub(crate) lines: Vec<Vec<u8>>,
     /// What each save was told changed, in order.
     pub(crate) changes: Vec<Changes>,
     /// Reads of the state, with the lock or without.
@@ -101,7 +103,12 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn audit_lines(&self, _after: u64, _f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    fn audit_lines(&self, after: u64, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        let skip = usize::try_from(after).unwrap_or(usize::MAX);
+        let lines: Vec<Vec<u8>> = self.saved().lines.iter().skip(skip).cloned().collect();
+        for line in &lines {
+            f(line)?;
+        }
         Ok(())
     }
 
@@ -140,10 +147,18 @@ impl Session for MemorySession {
         state: &mut Inventory,
         changes: &Changes,
         events: &[Draft],
-        _time: DateTime<Utc>,
-        _actor: &str,
+        time: DateTime<Utc>,
+        actor: &str,
     ) -> Result<()> {
         let mut saved = self.0.saved();
+        let mut chain = Chain::new(std::path::Path::new("memory"), state.audit.as_ref());
+        for line in &saved.lines {
+            chain.push(line)?;
+        }
+        let prepared = chain.prepare(events, time, actor)?;
+        let appended: Vec<Vec<u8>> = prepared.lines().map(|(_, l)| l.to_vec()).collect();
+        saved.lines.extend(appended);
+        state.audit = prepared.head();
         for id in &changes.keys {
             let record = state
                 .get(id)

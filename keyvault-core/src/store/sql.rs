@@ -44,8 +44,10 @@ pub(crate) fn schema(d: Dialect) -> Vec<String> {
         "CREATE INDEX IF NOT EXISTS keys_live ON keys (ord) WHERE state <> 'revoked'".to_owned(),
         "CREATE INDEX IF NOT EXISTS keys_expires_at ON keys (expires_at)".to_owned(),
         "CREATE INDEX IF NOT EXISTS keys_fingerprint ON keys (fingerprint)".to_owned(),
-        // The highest key number each purpose ever used: next_id's floor in O(purposes).
-        "CREATE TABLE IF NOT EXISTS floors (purpose TEXT PRIMARY KEY, number BIGINT NOT NULL)"
+        // Per purpose, the highest key number ever used (next_id's floor) and how many of
+        // its records are revoked: what a live view needs of history, in O(purposes).
+        "CREATE TABLE IF NOT EXISTS floors (purpose TEXT PRIMARY KEY, number BIGINT NOT NULL, \
+         revoked BIGINT NOT NULL)"
             .to_owned(),
         "CREATE TABLE IF NOT EXISTS journal (pos BIGINT PRIMARY KEY, purpose TEXT NOT NULL, \
          entry TEXT NOT NULL)"
@@ -70,26 +72,32 @@ pub(crate) const UPSERT_KEY: &str = "INSERT INTO keys \
      state = excluded.state, expires_at = excluded.expires_at, minted = excluded.minted, \
      fingerprint = excluded.fingerprint, record = excluded.record";
 
-/// Raises a purpose's floor to `$2` if it is higher.
+/// Raises a purpose's floor to `$2` if it is higher, and adds `$3` to its revoked count.
 pub(crate) fn upsert_floor(d: Dialect) -> &'static str {
     match d {
         Dialect::Sqlite => {
-            "INSERT INTO floors (purpose, number) VALUES ($1, $2) \
-             ON CONFLICT (purpose) DO UPDATE SET number = max(floors.number, excluded.number)"
+            "INSERT INTO floors (purpose, number, revoked) VALUES ($1, $2, $3) \
+             ON CONFLICT (purpose) DO UPDATE SET number = max(floors.number, excluded.number), \
+             revoked = floors.revoked + excluded.revoked"
         }
         Dialect::Postgres => {
-            "INSERT INTO floors (purpose, number) VALUES ($1, $2) \
-             ON CONFLICT (purpose) DO UPDATE SET number = GREATEST(floors.number, excluded.number)"
+            "INSERT INTO floors (purpose, number, revoked) VALUES ($1, $2, $3) \
+             ON CONFLICT (purpose) DO UPDATE SET \
+             number = GREATEST(floors.number, excluded.number), \
+             revoked = floors.revoked + excluded.revoked"
         }
     }
 }
+
+/// A record's state as stored, before an upsert changes it.
+pub(crate) const SELECT_KEY_STATE: &str = "SELECT state FROM keys WHERE id = $1";
 
 pub(crate) const SELECT_ALL_KEYS: &str = "SELECT id, state, record FROM keys ORDER BY ord";
 /// Reads only the `keys_live` index's rows.
 pub(crate) const SELECT_LIVE_KEYS: &str =
     "SELECT id, state, record FROM keys WHERE state <> 'revoked' ORDER BY ord";
 pub(crate) const SELECT_KEY: &str = "SELECT id, state, record FROM keys WHERE id = $1";
-pub(crate) const SELECT_FLOORS: &str = "SELECT purpose, number FROM floors";
+pub(crate) const SELECT_FLOORS: &str = "SELECT purpose, number, revoked FROM floors";
 pub(crate) const SELECT_JOURNAL: &str = "SELECT entry FROM journal ORDER BY pos";
 pub(crate) const DELETE_JOURNAL: &str = "DELETE FROM journal";
 pub(crate) const INSERT_JOURNAL: &str =
@@ -180,9 +188,15 @@ pub(crate) fn head(seq: i64, hash: String) -> Option<AuditHead> {
 /// The meta row's columns for `head`.
 pub(crate) fn head_columns(head: Option<&AuditHead>) -> (i64, String) {
     head.map_or((0, audit::GENESIS.to_owned()), |h| {
-        (i64::try_from(h.seq()).unwrap_or(i64::MAX), h.hash().to_owned())
+        (
+            i64::try_from(h.seq()).unwrap_or(i64::MAX),
+            h.hash().to_owned(),
+        )
     })
 }
+
+/// Audit lines as rows (seq, line), and the head they leave.
+pub(crate) type AuditRows = (Vec<(i64, String)>, Option<AuditHead>);
 
 /// The audit lines `drafts` become after the stored `last` line (the one `head` names):
 /// see [`audit::encode_after`].
@@ -192,7 +206,7 @@ pub(crate) fn encode_events(
     drafts: &[Draft],
     time: DateTime<Utc>,
     actor: &str,
-) -> Result<(Vec<(i64, String)>, Option<AuditHead>), AuditError> {
+) -> Result<AuditRows, AuditError> {
     let (lines, head) = audit::encode_after(last, head, drafts, time, actor)?;
     let lines = lines
         .into_iter()

@@ -274,6 +274,8 @@ fn read_view(store: &SqliteStore, conn: &Connection, view: View) -> Result<Inven
         while let Some(row) = rows.next().map_err(&err)? {
             let purpose: String = row.get(0).map_err(&err)?;
             let number: i64 = row.get(1).map_err(&err)?;
+            let revoked: i64 = row.get(2).map_err(&err)?;
+            state.revoked_unloaded += usize::try_from(revoked).unwrap_or(0);
             let purpose = purpose
                 .parse()
                 .map_err(|_| store.bad_row(BadRow(format!("purpose {purpose:?} is not valid"))))?;
@@ -304,9 +306,7 @@ fn row_record(store: &SqliteStore, row: &rusqlite::Row<'_>) -> Result<KeyRecord,
 
 fn read_head(conn: &Connection) -> rusqlite::Result<Option<AuditHead>> {
     let (seq, hash): (i64, String) =
-        conn.query_row(sql::SELECT_HEAD, [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
+        conn.query_row(sql::SELECT_HEAD, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(sql::head(seq, hash))
 }
 
@@ -434,9 +434,16 @@ impl Session for SqliteSession {
     }
 }
 
-/// Inserts or changes `record`'s row and raises its purpose's floor.
+/// Inserts or changes `record`'s row, raises its purpose's floor and keeps its count of
+/// revoked records.
 pub(super) fn write_record(tx: &Connection, record: &KeyRecord) -> Result<(), rusqlite::Error> {
     let row = KeyRow::of(record).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+    let was: Option<String> = tx
+        .prepare_cached(sql::SELECT_KEY_STATE)?
+        .query_row(params![row.id], |r| r.get(0))
+        .optional()?;
+    let revoked = |state: &str| i64::from(state == "revoked");
+    let delta = revoked(&row.state) - was.as_deref().map_or(0, revoked);
     tx.prepare_cached(sql::UPSERT_KEY)?.execute(params![
         row.id,
         row.purpose,
@@ -448,7 +455,7 @@ pub(super) fn write_record(tx: &Connection, record: &KeyRecord) -> Result<(), ru
         row.record
     ])?;
     tx.prepare_cached(sql::upsert_floor(Dialect::Sqlite))?
-        .execute(params![row.purpose, row.number])?;
+        .execute(params![row.purpose, row.number, delta])?;
     Ok(())
 }
 
@@ -495,8 +502,13 @@ pub(super) fn append_events(
             .map_err(err)?,
         None => None,
     };
-    let (lines, new_head) =
-        sql::encode_events(last.as_deref().map(str::as_bytes), head, events, time, actor)?;
+    let (lines, new_head) = sql::encode_events(
+        last.as_deref().map(str::as_bytes),
+        head,
+        events,
+        time,
+        actor,
+    )?;
     for (seq, line) in &lines {
         tx.prepare_cached(sql::INSERT_AUDIT)
             .and_then(|mut s| s.execute(params![seq, line]))

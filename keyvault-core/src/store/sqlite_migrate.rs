@@ -41,7 +41,12 @@ pub(super) fn migrate(store: &SqliteStore) -> Result<(), StoreError> {
     let newest = lines
         .iter()
         .filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
-        .filter_map(|v| v.get("time")?.as_str()?.parse::<chrono::DateTime<Utc>>().ok())
+        .filter_map(|v| {
+            v.get("time")?
+                .as_str()?
+                .parse::<chrono::DateTime<Utc>>()
+                .ok()
+        })
         .max();
     let now = newest.map_or_else(Utc::now, |t| t.max(Utc::now()));
     let err = |operation| {

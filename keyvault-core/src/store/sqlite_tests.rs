@@ -45,7 +45,11 @@ fn lines(store: &dyn Store) -> Vec<Vec<u8>> {
 }
 
 fn joined(lines: &[Vec<u8>]) -> Vec<u8> {
-    lines.iter().flat_map(|l| l.iter().chain(b"\n")).copied().collect()
+    lines
+        .iter()
+        .flat_map(|l| l.iter().chain(b"\n"))
+        .copied()
+        .collect()
 }
 
 #[test]
@@ -53,7 +57,10 @@ fn live_views_skip_history_yet_never_reuse_its_ids() {
     let (_dir, paths) = home();
     let store = sqlite(&paths);
     assert_eq!(store.load(View::All).expect("empty").keys().len(), 0);
-    assert!(!paths.home().join("vault.db").exists(), "a reader creates nothing");
+    assert!(
+        !paths.home().join("vault.db").exists(),
+        "a reader creates nothing"
+    );
     let mut txn = begin_view(&store, View::Live);
     txn.keys.push(record("ci-1", "revoked"));
     txn.keys.push(record("ci-2", "active"));
@@ -104,7 +111,14 @@ fn a_writer_keeps_the_lock_across_saves_and_the_chain_verifies() {
         Err(StoreError::Locked { .. })
     ));
     // A reader is not held up, and sees what was saved.
-    assert_eq!(store.load(View::All).expect("load").audit_head().map(|h| h.seq()), Some(1));
+    assert_eq!(
+        store
+            .load(View::All)
+            .expect("load")
+            .audit_head()
+            .map(|h| h.seq()),
+        Some(1)
+    );
     txn.record([draft("passwd"), draft("import")]);
     txn.commit().expect("commit");
     let state = store.load(View::Live).expect("load");
@@ -113,9 +127,16 @@ fn a_writer_keeps_the_lock_across_saves_and_the_chain_verifies() {
     let verified =
         crate::audit::verify_bytes(&joined(&lines), state.audit_head()).expect("verifies");
     assert_eq!((verified.events, verified.unanchored), (3, 0));
-    drop(store.begin(Duration::from_millis(20), View::All).expect("free again"));
+    drop(
+        store
+            .begin(Duration::from_millis(20), View::All)
+            .expect("free again"),
+    );
     let meta = std::fs::metadata(paths.home().join("vault.db")).expect("db");
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777, 0o600);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o600
+    );
 }
 
 #[test]
@@ -196,7 +217,10 @@ fn bulk_import_fills_a_new_database_in_order() {
     assert_eq!(store.load(View::All).expect("all").keys().len(), 5);
     let live = store.load(View::Live).expect("live");
     assert!(live.keys().is_empty());
-    assert_eq!(live.next_id(&"ci".parse().expect("purpose")).as_str(), "ci-6");
+    assert_eq!(
+        live.next_id(&"ci".parse().expect("purpose")).as_str(),
+        "ci-6"
+    );
     let mut again = std::iter::once(record("ci-9", "active"));
     assert!(super::bulk_import(paths.home(), &mut again).is_err());
 }

@@ -54,20 +54,27 @@ fn the_store_is_the_one_config_toml_names() {
     let dir = tempfile::tempdir().expect("tempdir");
     let paths = Paths::new(dir.path().to_owned());
     let config = |text: &str| Config::parse(text, Path::new("config.toml")).expect("config");
-    assert!(open(&paths, &config("")).is_ok(), "files by default");
+    assert!(open(&paths, &config("")).is_ok(), "the default store");
+    assert_eq!(
+        config("").store(),
+        if cfg!(feature = "sqlite") {
+            StoreLocation::Sqlite("vault.db".into())
+        } else {
+            StoreLocation::Files
+        }
+    );
     assert!(open(&paths, &config("store = \"files\"")).is_ok());
-    for (text, kind) in [
-        ("store = \"sqlite\"", "sqlite"),
-        ("store = \"postgres://kv@127.0.0.1/kv\"", "postgres"),
-    ] {
-        let Err(err) = open(&paths, &config(text)) else {
-            panic!("{kind} is not built in yet");
-        };
-        assert!(
-            matches!(err, crate::Error::Store(StoreError::NotBuiltIn { store }) if store == kind),
-            "{err:?}"
-        );
-    }
+    assert_eq!(
+        open(&paths, &config("store = \"sqlite\"")).is_ok(),
+        cfg!(feature = "sqlite")
+    );
+    let Err(err) = open(&paths, &config("store = \"postgres://kv@127.0.0.1/kv\"")) else {
+        panic!("postgres is not built in yet");
+    };
+    assert!(
+        matches!(err, crate::Error::Store(StoreError::NotBuiltIn { store }) if store == "postgres"),
+        "{err:?}"
+    );
 }
 
 /// A vault whose state is `store`, with purpose `web` allowing keys without a passphrase.
@@ -186,4 +193,90 @@ fn next_id_stays_above_the_floor_and_the_loaded_records() {
         inventory.next_id(&"db".parse().expect("purpose")),
         id("db-1")
     );
+}
+
+/// A vault in memory whose audit log holds `n` events.
+fn vault_with_events(dir: &Path, store: &MemoryStore, n: usize) -> crate::vault::Vault {
+    let vault = vault(dir, store);
+    for _ in 0..n {
+        let mut txn = begin_view(store, View::Live);
+        txn.record([draft("agent-add")]);
+        txn.commit().expect("commit");
+    }
+    vault
+}
+
+fn head(store: &MemoryStore) -> Option<crate::audit::AuditHead> {
+    store.saved().state.audit.clone()
+}
+
+/// Status's bounded check reads the newest lines only; `log --verify` reads them all.
+#[test]
+fn the_bounded_audit_check_sees_the_newest_lines_and_the_full_one_every_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = MemoryStore::default();
+    let vault = vault_with_events(dir.path(), &store, 6);
+    let h = head(&store);
+    assert_eq!(h.as_ref().map(crate::audit::AuditHead::seq), Some(6));
+    vault.verify_audit_newest(h.as_ref(), 2).expect("intact");
+    assert_eq!(vault.verify_audit().expect("intact").events, 6);
+    assert_eq!(vault.audit_events().expect("events").len(), 6);
+    let original = store.saved().lines.clone();
+    let broken = |e: crate::Error| match e {
+        crate::Error::Audit(crate::AuditError::Broken { line, reason, .. }) => (line, reason),
+        other => panic!("{other:?}"),
+    };
+    // An old line edited: beyond the bounded check, caught by the full one.
+    store.saved().lines[0] = original[0].replace_bytes("agent-add", "agent-rm");
+    vault.verify_audit_newest(h.as_ref(), 2).expect("not read");
+    assert_eq!(
+        broken(vault.verify_audit().expect_err("edited")).0,
+        2,
+        "the next line's prev"
+    );
+    // The newest line edited, the log cut, a line appended past the head: both catch it.
+    let mut cases: Vec<(Vec<Vec<u8>>, &str)> = Vec::new();
+    let mut edited = original.clone();
+    edited[5] = original[5].replace_bytes("agent-add", "agent-rm");
+    cases.push((edited, "edited"));
+    cases.push((original[..4].to_vec(), "truncated"));
+    let mut extra = original.clone();
+    // A well-formed line 7, chained to line 6, that keyvault never announced.
+    let mut chain = crate::audit::Chain::new(Path::new("memory"), h.as_ref());
+    for line in &original {
+        chain.push(line).expect("intact");
+    }
+    let forged = chain
+        .prepare(&[draft("create")], chrono::Utc::now(), "mallory")
+        .expect("prepare");
+    extra.extend(forged.lines().map(|(_, l)| l.to_vec()));
+    cases.push((extra, "never announced"));
+    for (lines, expected) in cases {
+        store.saved().lines = lines;
+        for result in [
+            vault.verify_audit_newest(h.as_ref(), 2),
+            vault.verify_audit().map(drop),
+        ] {
+            let (_, reason) = broken(result.expect_err(expected));
+            assert!(reason.contains(expected), "{reason}");
+        }
+    }
+    store.saved().lines = original;
+    vault
+        .verify_audit_newest(h.as_ref(), 2)
+        .expect("intact again");
+}
+
+/// `bytes.replace(from, to)` for the test's byte strings.
+trait ReplaceBytes {
+    fn replace_bytes(&self, from: &str, to: &str) -> Vec<u8>;
+}
+
+impl ReplaceBytes for Vec<u8> {
+    fn replace_bytes(&self, from: &str, to: &str) -> Vec<u8> {
+        String::from_utf8(self.clone())
+            .expect("utf-8")
+            .replacen(from, to, 1)
+            .into_bytes()
+    }
 }
