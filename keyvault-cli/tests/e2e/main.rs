@@ -20,6 +20,7 @@ mod manual;
 mod mint_scope;
 mod monitoring;
 mod passphrases;
+mod pg_store;
 mod pod_logins;
 mod pods;
 mod provider_fakes;
