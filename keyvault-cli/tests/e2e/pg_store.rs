@@ -325,3 +325,81 @@ fn bad_databases_are_refused_with_a_clear_error_and_nothing_changes() {
     assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
     assert!(!v.home.join("keys").exists());
 }
+
+#[test]
+fn the_password_lives_in_the_os_keyring_and_a_key_made_elsewhere_is_reported_not_guessed() {
+    let pg = Postgres::start();
+    pg.create_db("shared");
+    let server = FakeRunpod::start();
+    let ss = crate::secret_service::SecretService::start();
+    let a = home(&pg, "shared", &server);
+    a.set_env("PGPASSWORD", "");
+    a.set_env("DBUS_SESSION_BUS_ADDRESS", &ss.address);
+    // No password anywhere: the server's question is answered in words.
+    let out = clean(a.run(&["list"]).expect(1));
+    assert!(
+        out.stderr.contains(
+            "the server asks for a password and none was found in PGPASSWORD or the OS keyring"
+        ),
+        "{}",
+        out.stderr
+    );
+    // Never from the command line.
+    let out = clean(a.run(&["store", "login", Postgres::PASSWORD]).expect(2));
+    assert!(
+        out.stderr.contains("takes no password on the command line"),
+        "{}",
+        out.stderr
+    );
+    let out = clean(
+        a.run_stdin(&["store", "login", "--stdin"], Postgres::PASSWORD)
+            .expect(0),
+    );
+    let account = format!("postgres:kv@127.0.0.1:{}/shared", pg.port());
+    assert!(
+        out.stdout.contains(&format!("account {account})")),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(ss.lookup(&account).as_deref(), Some(Postgres::PASSWORD));
+    a.new_key("personal", &[]);
+    // Another machine (PGPASSWORD) shares the record, not the private key: what needs it
+    // says so, and nothing changes.
+    let b = home(&pg, "shared", &server);
+    let before = pg.psql_in("shared", "SELECT record FROM keys");
+    let out = clean(
+        b.run(&[
+            "passwd",
+            "personal",
+            "--passphrase-env",
+            "KV_PASS",
+            "--new-passphrase-env",
+            "KV_PASS2",
+        ])
+        .expect(1),
+    );
+    assert!(
+        out.stderr
+            .starts_with("error: the private key of personal-1 is not on this machine"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(pg.psql_in("shared", "SELECT record FROM keys"), before);
+    clean(b.run(&["status"]).expect(0));
+    // logout forgets it; a vault on another store has no password to keep.
+    let out = clean(a.run(&["store", "logout"]).expect(0));
+    assert!(
+        out.stdout.contains("deleted from the OS keyring"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(ss.lookup(&account), None);
+    clean(a.run(&["list"]).expect(1));
+    let files = Vault::new();
+    files.write_config("store = \"files\"\n");
+    clean(
+        files
+            .run_stdin(&["store", "login", "--stdin"], "x")
+            .expect(2),
+    );
+}

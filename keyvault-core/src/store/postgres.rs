@@ -226,7 +226,16 @@ fn describe(e: &postgres::Error) -> String {
         }
         return db.message().to_owned();
     }
-    let text = e.to_string();
+    // The client's messages are terse ("invalid configuration"); the cause says more.
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
     if text.contains("password missing") {
         return "the server asks for a password and none was found in PGPASSWORD or the OS keyring"
             .to_owned();

@@ -124,7 +124,8 @@ impl Target {
     /// The password: `PGPASSWORD` (as libpq reads it), else the OS keyring's entry for
     /// this database, else none (the server may not ask for one).
     pub(crate) fn password(&self) -> Option<zeroize::Zeroizing<String>> {
-        if let Some(pw) = std::env::var_os("PGPASSWORD") {
+        // An empty PGPASSWORD counts as unset, as libpq has it.
+        if let Some(pw) = std::env::var_os("PGPASSWORD").filter(|pw| !pw.is_empty()) {
             return Some(zeroize::Zeroizing::new(pw.to_string_lossy().into_owned()));
         }
         crate::vault_secrets::Keyring::os()
