@@ -37,6 +37,21 @@ impl Postgres {
     /// Starts a new cluster. Panics (failing the test, never skipping it) when PostgreSQL
     /// is not installed or does not start.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// Starts a new cluster that also offers TLS (`ssl = on`), with a server certificate
+    /// for 127.0.0.1 issued by a CA of its own ([`Postgres::ca`]), made with `openssl`.
+    pub fn start_with_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    /// The CA that issued a TLS cluster's certificate (PEM), for `sslrootcert`.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    fn start_with(tls: bool) -> Self {
         let initdb = Path::new(BIN_DIR).join("initdb");
         assert!(
             initdb.exists(),
@@ -78,6 +93,15 @@ impl Postgres {
             .output()
             .map(|o| check("initdb", &o))
             .expect("run initdb");
+        let ssl = if tls {
+            pg.make_certificates();
+            format!(
+                " -c ssl=on -c ssl_cert_file={0}/server.pem -c ssl_key_file={0}/server.key -c log_connections=on",
+                pg.dir.display()
+            )
+        } else {
+            String::new()
+        };
         for attempt in 0..5 {
             pg.port = free_port();
             let out = pg
@@ -88,7 +112,7 @@ impl Postgres {
                 .arg(pg.dir.join("log"))
                 .arg("-o")
                 .arg(format!(
-                    "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+                    "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200{ssl}",
                     pg.port,
                     pg.dir.display()
                 ))
@@ -162,6 +186,79 @@ impl Postgres {
     /// The server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+
+    /// A CA (`ca.pem`) and the server's key and certificate for 127.0.0.1 it issued, owned
+    /// by the cluster's user (PostgreSQL wants the key 0600 and its own).
+    fn make_certificates(&self) {
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&self.dir)
+                .output()
+                .expect("openssl (the openssl package) makes the test certificates");
+            check("openssl", &out);
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        let mut ca = vec![
+            "req",
+            "-x509",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=keyvault test CA",
+        ];
+        ca.extend(ec);
+        ca.extend([
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        openssl(&ca);
+        let mut csr = vec!["req", "-subj", "/CN=127.0.0.1"];
+        csr.extend(ec);
+        csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
+        openssl(&csr);
+        std::fs::write(
+            self.dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("server.ext");
+        openssl(&[
+            "x509",
+            "-req",
+            "-days",
+            "2",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ]);
+        for file in ["server.key", "server.pem", "ca.pem"] {
+            let path = self.dir.join(file);
+            if let Some((uid, gid)) = self.ids {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid)).expect("chown");
+            }
+            set_mode(&path, 0o600);
+        }
     }
 
     fn data(&self) -> PathBuf {

@@ -403,3 +403,70 @@ fn the_password_lives_in_the_os_keyring_and_a_key_made_elsewhere_is_reported_not
             .expect(2),
     );
 }
+
+#[test]
+fn sslmode_is_read_as_libpq_reads_it() {
+    let pg = Postgres::start_with_tls();
+    pg.create_db("tls");
+    let ca = pg.ca();
+    let v = Vault::new();
+    v.set_env("PGPASSWORD", Postgres::PASSWORD);
+    let base = format!("postgres://kv@127.0.0.1:{}/tls", pg.port());
+    let with = |params: &str| {
+        v.set_env("KEYVAULT_STORE", &format!("{base}?{params}"));
+        clean(v.run(&["list"]))
+    };
+    // require: encrypted, the server not verified.
+    with("sslmode=require").expect(0);
+    // verify-full: the chain verified against sslrootcert, the name against the host.
+    with(&format!("sslmode=verify-full&sslrootcert={}", ca.display())).expect(0);
+    // The system's roots do not know this CA; nor does another CA.
+    let other = v.root.join("other-ca.pem");
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=other", "-keyout"])
+        .arg(v.root.join("other.key"))
+        .arg("-out")
+        .arg(&other)
+        .output()
+        .expect("openssl");
+    assert!(out.status.success());
+    for params in [
+        "sslmode=verify-full&sslrootcert=system".to_owned(),
+        format!("sslmode=verify-full&sslrootcert={}", other.display()),
+    ] {
+        let out = with(&params).expect(1);
+        assert!(
+            out.stderr.starts_with("error: cannot connect to store ")
+                && out.stderr.contains("certificate"),
+            "{params}: {}",
+            out.stderr
+        );
+    }
+    // Every connection keyvault made with TLS was encrypted.
+    let log = pg.log();
+    let authorized: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("connection authorized: user=kv"))
+        .collect();
+    assert_eq!(authorized.len(), 2, "{log}");
+    assert!(
+        authorized.iter().all(|l| l.contains("SSL enabled")),
+        "{log}"
+    );
+    // disable: in the clear (the server allows it).
+    with("sslmode=disable").expect(0);
+    let log = pg.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("connection authorized: user=kv") && !l.contains("SSL enabled")),
+        "{log}"
+    );
+}
