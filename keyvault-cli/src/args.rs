@@ -12,7 +12,8 @@ use std::path::PathBuf;
 #[command(name = "keyvault", version, about, long_about = None, propagate_version = true)]
 #[command(
     after_help = "Exit codes: 0 success, 1 the operation failed, 2 usage error, \
-3 status found problems.\nData lives in $KEYVAULT_HOME, else $XDG_DATA_HOME/keyvault, else ~/.local/share/keyvault."
+3 status found problems.\nData lives in $KEYVAULT_HOME, else $XDG_DATA_HOME/keyvault, else ~/.local/share/keyvault; \
+its store is `store` in config.toml, or $KEYVAULT_STORE (sqlite: vault.db, the default; files)."
 )]
 pub struct Cli {
     /// The vault's directory (default: $KEYVAULT_HOME, see below).
@@ -219,6 +220,8 @@ For cron: `keyvault scan --json > scan.json || alert`."
 With a rotation policy (rotate_every, rotate_before_expiry in config.toml), a key that is due is a medium \
 finding, and one that expires before the next scheduled `sweep --rotate-due` a high one; the schedule is \
 assumed daily (as `schedule install` sets it up).\n\n\
+The audit log check reads the log's newest 1,000 lines against the head the vault recorded, so it costs \
+the same however long the log grows; `keyvault log --verify` checks every line.\n\n\
 Examples:\n  keyvault status\n  keyvault status --warn-within 30d --json\n  keyvault status --offline\n  keyvault status --format prometheus\n  keyvault status --textfile /var/lib/prometheus/node-exporter\n\n\
 For cron: `keyvault status --json || alert` (exit 3 means problems were found).\n\n\
 Monitoring: `keyvault status --format prometheus` prints metrics; `keyvault status --textfile DIR` writes \
@@ -724,7 +727,8 @@ pub struct RunpodArgs {
 /// `keyvault log`.
 #[derive(Debug, Args)]
 pub struct LogArgs {
-    /// Verify the hash chain; exit 1 if any line was edited, removed or cut off.
+    /// Verify the whole hash chain, every line; exit 1 if any line was edited, removed or
+    /// cut off.
     #[arg(long)]
     pub verify: bool,
     /// Keep printing events as they are appended, like `tail -f` (one JSON object per line

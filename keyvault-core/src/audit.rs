@@ -166,16 +166,20 @@ pub(crate) fn hash_line(line: &[u8]) -> String {
     out
 }
 
-/// Reads the log's lines (without newlines). A missing file is an empty log.
-pub(crate) fn read_lines(path: &Path) -> Result<Vec<Vec<u8>>, AuditError> {
-    let bytes = fsutil::read_optional(path, MAX_LOG_BYTES)
+/// The log's bytes; a missing file is an empty log.
+fn read_log(path: &Path) -> Result<Vec<u8>, AuditError> {
+    Ok(fsutil::read_optional(path, MAX_LOG_BYTES)
         .map_err(|e| AuditError::Io {
             operation: "read",
             path: path.to_owned(),
             source: std::io::Error::other(e.to_string()),
         })?
-        .unwrap_or_default();
-    split_lines(path, &bytes)
+        .unwrap_or_default())
+}
+
+/// Reads the log's lines (without newlines). A missing file is an empty log.
+pub(crate) fn read_lines(path: &Path) -> Result<Vec<Vec<u8>>, AuditError> {
+    split_lines(path, &read_log(path)?)
 }
 
 /// Hands `f` the lines of the log at `path` numbered above `after` (without newlines),
@@ -191,13 +195,7 @@ pub(crate) fn each_line(
     after: u64,
     f: &mut dyn FnMut(&[u8]) -> crate::error::Result<()>,
 ) -> crate::error::Result<()> {
-    let bytes = fsutil::read_optional(path, MAX_LOG_BYTES)
-        .map_err(|e| AuditError::Io {
-            operation: "read",
-            path: path.to_owned(),
-            source: std::io::Error::other(e.to_string()),
-        })?
-        .unwrap_or_default();
+    let bytes = read_log(path)?;
     let (whole, rest) = match bytes.iter().rposition(|b| *b == b'\n') {
         Some(end) => (Some(&bytes[..end]), &bytes[end + 1..]),
         None => (None, &bytes[..]),
@@ -410,6 +408,7 @@ pub(crate) fn prepare(
 /// The head at line `seq` whose bytes hash to `hash`, as a database records it (a database
 /// writes lines and head in one transaction, so nothing is ever pending). `None` for an
 /// empty log.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))] // The database stores.
 pub(crate) fn head_at(seq: u64, hash: String) -> Option<AuditHead> {
     (seq > 0).then_some(AuditHead {
         seq,
@@ -419,6 +418,7 @@ pub(crate) fn head_at(seq: u64, hash: String) -> Option<AuditHead> {
 }
 
 /// New audit lines, each with its number, and the head they leave.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))] // The database stores.
 pub(crate) type Encoded = (Vec<(u64, Vec<u8>)>, Option<AuditHead>);
 
 /// Encodes `drafts` as the lines that follow `last` (line `head.seq`, whose hash the head
@@ -426,6 +426,7 @@ pub(crate) type Encoded = (Vec<(u64, Vec<u8>)>, Option<AuditHead>);
 /// check; the whole chain is walked by [`verify`]) and that the clock does not read more
 /// than [`MAX_CLOCK_SKEW_SECS`] before it. Returns each new line with its number, and the
 /// new head.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))] // The database stores.
 pub(crate) fn encode_after(
     last: Option<&[u8]>,
     head: Option<&AuditHead>,

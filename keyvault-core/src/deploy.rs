@@ -49,7 +49,16 @@ impl Vault {
         &self,
         selector: &KeySelector,
     ) -> Result<(Txn, KeyRecord, DateTime<Utc>)> {
-        let mut txn = self.begin(crate::store::View::Live)?;
+        self.begin_deploy_in(selector, crate::store::View::Live)
+    }
+
+    /// As [`Vault::begin_deploy`], loading `view`.
+    pub(crate) fn begin_deploy_in(
+        &self,
+        selector: &KeySelector,
+        view: crate::store::View,
+    ) -> Result<(Txn, KeyRecord, DateTime<Utc>)> {
+        let mut txn = self.begin(view)?;
         let record = self.find_in(&mut txn, selector)?;
         let now = self.now();
         self.check_deployable(&txn, &record, now)?;

@@ -459,7 +459,8 @@ impl Vault {
         targets: &dyn Targets,
         callbacks: &mut dyn Callbacks,
     ) -> Result<Report> {
-        let (mut txn, record, now) = self.begin_deploy(selector)?;
+        // Every record: a pod may still trust a key revoked since (the one to log in with).
+        let (mut txn, record, now) = self.begin_deploy_in(selector, crate::store::View::All)?;
         let mut opened = Opened::new(targets);
         let mut report = Report::default();
         let pods = self.running_pods(&mut opened, account)?;

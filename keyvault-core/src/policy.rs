@@ -1,9 +1,9 @@
 //! Per-purpose rules, read from the optional `config.toml` in the vault's home.
 //!
 //! ```toml
-//! # Where records, journal and audit log live (top level, before any table): "files",
-//! # "sqlite" (vault.db in the home), "sqlite:PATH" or "postgres://user@host/db".
-//! store = "files"
+//! # Where records, journal and audit log live (top level, before any table): "sqlite"
+//! # (vault.db in the home, the default), "sqlite:PATH", "files" or "postgres://user@host/db".
+//! store = "sqlite"
 //!
 //! # Applies to every purpose unless a [purpose.NAME] table overrides a key.
 //! [policy]

@@ -39,6 +39,7 @@ pub struct Vault {
     pub(crate) keyring: std::sync::OnceLock<crate::vault_secrets::Keyring>,
     pub(crate) default_home: bool,
     /// The store given to [`Vault::open_with_store`], which a restore keeps too.
+    #[cfg_attr(not(feature = "backup"), allow(dead_code))]
     pub(crate) store_override: Option<crate::policy::StoreLocation>,
 }
 
@@ -318,6 +319,16 @@ impl Vault {
     /// accessible to others.
     pub fn inventory(&self) -> Result<Inventory> {
         Ok(self.store.load(crate::store::View::All)?)
+    }
+
+    /// Hands `f` every key record, history included, oldest first, one at a time: the
+    /// store never holds them all in memory at once (a database streams them).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the records cannot be read; whatever `f` returns.
+    pub fn each_key(&self, f: &mut dyn FnMut(KeyRecord) -> Result<()>) -> Result<()> {
+        self.store.each_key(f)
     }
 
     /// Finds the key a user means by `selector`: a key id, or a purpose (its active key).

@@ -4,8 +4,9 @@ use super::{Ctx, print_json};
 use crate::args::{ImportArgs, ListArgs, NewArgs, PasswdArgs, ShowArgs};
 use crate::error::{Done, Failure};
 use crate::render;
-use anstream::println;
-use keyvault_core::{ImportKey, KeyState, NewKey, Vault};
+use anstream::{eprintln, println};
+use keyvault_core::{ImportKey, KeyRecord, KeyState, NewKey, Vault};
+use std::io::Write;
 
 /// `keyvault new`.
 pub(crate) fn new(ctx: &mut Ctx<'_>, a: NewArgs) -> Result<Done, Failure> {
@@ -68,30 +69,72 @@ pub(crate) fn passwd(ctx: &mut Ctx<'_>, a: PasswdArgs) -> Result<Done, Failure> 
     Ok(Done::Ok)
 }
 
-/// `keyvault list`.
+/// `keyvault list`: the records one at a time, never the whole inventory at once (`--json`
+/// writes each as it comes).
 pub(crate) fn list(ctx: &mut Ctx<'_>, a: ListArgs) -> Result<Done, Failure> {
     let purpose = a.purpose;
-    let inventory = ctx.vault.inventory()?;
     let now = ctx.vault.now();
-    let keys: Vec<_> = inventory
-        .keys()
-        .iter()
-        .filter(|k| a.all || k.state() != KeyState::Revoked)
-        .filter(|k| purpose.as_ref().is_none_or(|p| k.purpose() == p))
-        .collect();
+    let wanted = |k: &KeyRecord| {
+        (a.all || k.state() != KeyState::Revoked)
+            && purpose.as_ref().is_none_or(|p| k.purpose() == p)
+    };
     if ctx.json {
-        let list: Vec<_> = keys
-            .iter()
-            .map(|k| render::KeyJson::new(&ctx.vault, k, now))
-            .collect();
-        // Serialized straight from the records (json! would copy them into Values).
-        print_json(&std::collections::BTreeMap::from([("keys", list)]));
-    } else if keys.is_empty() {
+        return list_json(&ctx.vault, &wanted, now);
+    }
+    let mut keys = Vec::new();
+    ctx.vault.each_key(&mut |k| {
+        if wanted(&k) {
+            keys.push(k);
+        }
+        Ok(())
+    })?;
+    if keys.is_empty() {
         println!("no keys yet: create one with `keyvault new --purpose personal`");
     } else {
-        render::key_rows(&keys, now);
+        render::key_rows(&keys.iter().collect::<Vec<_>>(), now);
     }
     Ok(Done::Ok)
+}
+
+/// `list --json`: `{"keys": [...]}` as [`print_json`] writes it, each record written as
+/// it is read.
+fn list_json(
+    vault: &Vault,
+    wanted: &dyn Fn(&KeyRecord) -> bool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Done, Failure> {
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    let mut written = out.write_all(b"{\n  \"keys\": [");
+    let mut any = false;
+    vault.each_key(&mut |k| {
+        if written.is_ok() && wanted(&k) {
+            written = write_element(&mut out, &render::KeyJson::new(vault, &k, now), any);
+            any = true;
+        }
+        Ok(())
+    })?;
+    let end: &[u8] = if any { b"\n  ]\n}\n" } else { b"]\n}\n" };
+    if let Err(e) = written
+        .and_then(|()| out.write_all(end))
+        .and_then(|()| out.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: cannot write standard output: {e}");
+    }
+    Ok(Done::Ok)
+}
+
+/// One element of the `keys` array as `serde_json`'s pretty printer writes it there: after
+/// a comma unless it is the first, on its own line, indented two levels.
+fn write_element(
+    out: &mut impl Write,
+    value: &impl serde::Serialize,
+    after_another: bool,
+) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(std::io::Error::from)?;
+    out.write_all(if after_another { b",\n    " } else { b"\n    " })?;
+    // JSON strings hold no raw newline: every newline is between tokens.
+    out.write_all(text.replace('\n', "\n    ").as_bytes())
 }
 
 /// `keyvault show`.

@@ -243,6 +243,10 @@ impl Session for FileSession {
         state.audit = prepared.head();
         Ok(self.paths.save(state)?)
     }
+
+    fn uses_changes(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

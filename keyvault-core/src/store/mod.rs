@@ -122,6 +122,13 @@ pub(crate) trait Session {
         time: DateTime<Utc>,
         actor: &str,
     ) -> Result<()>;
+
+    /// Whether [`Session::save`] reads `changes`. A store that rewrites the whole state on
+    /// every save (the files) says no, and a [`Txn`] then keeps no copy of what it loaded
+    /// to work them out (it passes empty [`Changes`]).
+    fn uses_changes(&self) -> bool {
+        true
+    }
 }
 
 /// What a [`Txn`] changed since its last save: worked out by the `Txn` itself by comparing
@@ -212,7 +219,8 @@ impl Snapshot {
 pub(crate) struct Txn {
     session: Box<dyn Session>,
     state: Inventory,
-    saved: Snapshot,
+    /// What was loaded or last saved, when the session reads [`Changes`].
+    saved: Option<Snapshot>,
     events: Vec<Draft>,
     changed: bool,
     clock: Arc<dyn Clock>,
@@ -231,8 +239,8 @@ impl Txn {
     ) -> Result<Self> {
         let (session, state) = store.begin(timeout, view)?;
         Ok(Txn {
+            saved: session.uses_changes().then(|| Snapshot::of(&state)),
             session,
-            saved: Snapshot::of(&state),
             state,
             events: Vec::new(),
             changed: false,
@@ -246,7 +254,9 @@ impl Txn {
     /// has it already.
     pub(crate) fn include(&mut self, record: KeyRecord) {
         if self.state.get(&record.id).is_none() {
-            self.saved.keys.push(record.clone());
+            if let Some(saved) = &mut self.saved {
+                saved.keys.push(record.clone());
+            }
             self.state.keys.push(record);
         }
     }
@@ -272,7 +282,11 @@ impl Txn {
         if !self.changed && self.events.is_empty() {
             return Ok(());
         }
-        let changes = self.saved.changes(&self.state);
+        let changes = self
+            .saved
+            .as_ref()
+            .map(|s| s.changes(&self.state))
+            .unwrap_or_default();
         let events = std::mem::take(&mut self.events);
         self.session.save(
             &mut self.state,
@@ -281,7 +295,9 @@ impl Txn {
             self.clock.now(),
             &self.actor,
         )?;
-        self.saved = Snapshot::of(&self.state);
+        if self.saved.is_some() {
+            self.saved = Some(Snapshot::of(&self.state));
+        }
         self.changed = false;
         Ok(())
     }

@@ -16,6 +16,7 @@ pub(crate) const SCHEMA_VERSION: i64 = 1;
 /// Which database a statement is for, where their SQL differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dialect {
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     Sqlite,
     #[allow(dead_code)] // Used by the PostgreSQL store.
     Postgres,
@@ -60,7 +61,8 @@ pub(crate) fn schema(d: Dialect) -> Vec<String> {
 /// The meta row of a new database: this schema, an empty audit log.
 pub(crate) const INSERT_META: &str = "INSERT INTO meta (id, schema_version, audit_seq, audit_hash) \
      VALUES (1, $1, 0, $2)";
-pub(crate) const SELECT_SCHEMA_VERSION: &str = "SELECT schema_version FROM meta WHERE id = 1";
+pub(crate) const SELECT_META: &str =
+    "SELECT schema_version, audit_seq, audit_hash FROM meta WHERE id = 1";
 pub(crate) const SELECT_HEAD: &str = "SELECT audit_seq, audit_hash FROM meta WHERE id = 1";
 pub(crate) const SET_HEAD: &str = "UPDATE meta SET audit_seq = $1, audit_hash = $2 WHERE id = 1";
 

@@ -83,7 +83,7 @@ impl SqliteStore {
         let conn = open_connection(&self.file, wait)
             .map_err(|e| db_error(&self.paths, &self.file, "open", &e, wait))?;
         let version: i64 = conn
-            .query_row(sql::SELECT_SCHEMA_VERSION, [], |r| r.get(0))
+            .query_row(sql::SELECT_META, [], |r| r.get(0))
             .map_err(|e| db_error(&self.paths, &self.file, "read", &e, wait))?;
         if version > sql::SCHEMA_VERSION {
             return Err(StoreError::SchemaTooNew {
