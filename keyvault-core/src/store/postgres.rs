@@ -92,7 +92,7 @@ impl PostgresStore {
         if !exists {
             return Ok(None);
         }
-        tx.query_opt(sql::SELECT_SCHEMA_VERSION, &[])
+        tx.query_opt(sql::SELECT_META, &[])
             .and_then(|r| r.map(|r| r.try_get(0)).transpose())
             .map_err(self.err("read"))
     }
