@@ -217,6 +217,9 @@ For cron: `keyvault scan --json > scan.json || alert`."
     /// A GitLab account: its keys and its token (login/logout).
     #[command(subcommand)]
     Gitlab(crate::cmd::providers::ProviderCommand),
+    /// The PostgreSQL store's password in the OS keyring (login/logout).
+    #[command(subcommand)]
+    Store(crate::cmd::store::StoreCommand),
     /// Health: expiry, drift at targets, pods on old keys, audit log (exit 3 on problems).
     #[command(
         after_help = "Exit 0 healthy, 3 problems found, 1 a target could not be checked.\n\n\

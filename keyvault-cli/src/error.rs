@@ -126,6 +126,11 @@ fn hint_store(e: &StoreError) -> Option<String> {
         StoreError::NotBuiltIn { .. } => {
             "set `store = \"files\"` in config.toml (or KEYVAULT_STORE=files), or use a keyvault built with that store".to_owned()
         }
+        StoreError::KeyNotHere { id, .. } => {
+            format!(
+                "run this on the machine that made {id} (the vault's records are shared, its private keys are not)"
+            )
+        }
         StoreError::NotRegular { .. } => {
             "replace the symlink with a regular file or directory".to_owned()
         }
@@ -276,13 +281,17 @@ pub(crate) fn parse_failure(e: clap::Error) -> ExitCode {
     // clap quotes the unexpected argument; for `runpod login` that is an API key
     // someone pasted, which must not be echoed back.
     let args: Vec<String> = std::env::args().collect();
-    let login = args
-        .windows(2)
-        .find(|w| ["runpod", "github", "gitlab"].contains(&w[0].as_str()) && w[1] == "login");
+    let login = args.windows(2).find(|w| {
+        ["runpod", "github", "gitlab", "store"].contains(&w[0].as_str()) && w[1] == "login"
+    });
     if let Some(w) = login
         && e.kind() == clap::error::ErrorKind::UnknownArgument
     {
-        let what = if w[0] == "runpod" { "API key" } else { "token" };
+        let what = match w[0].as_str() {
+            "runpod" => "API key",
+            "store" => "password",
+            _ => "token",
+        };
         report(
             &format!(
                 "`{} login` takes no {what} on the command line (it would be visible to \

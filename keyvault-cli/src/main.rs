@@ -102,6 +102,7 @@ fn run(cli: Cli) -> Result<Done, Failure> {
         Command::Runpod(RunpodCommand::Logout(a)) => cmd::runpod::logout(ctx, a),
         Command::Github(c) => cmd::providers::run(ctx, keyvault_core::Provider::Github, c),
         Command::Gitlab(c) => cmd::providers::run(ctx, keyvault_core::Provider::Gitlab, c),
+        Command::Store(c) => cmd::store::run(ctx, c),
         Command::Export(a) => cmd::backup::export(ctx, a),
         Command::Restore(a) => cmd::backup::restore(ctx, a),
         Command::Schedule(c) => {

@@ -542,6 +542,14 @@ impl Vault {
         record: &KeyRecord,
     ) -> Result<(PrivateKey, zeroize::Zeroizing<Vec<u8>>)> {
         let path = self.private_key_path(record);
+        if std::fs::symlink_metadata(&path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        {
+            return Err(StoreError::KeyNotHere {
+                id: record.id().to_string(),
+                path,
+            }
+            .into());
+        }
         let (key, bytes) = keyfile::read(&path)?;
         if key.fingerprint(HashAlg::Sha256) != *record.fingerprint() {
             return Err(StoreError::Mismatch {

@@ -48,6 +48,8 @@ mod store;
 #[cfg(feature = "sqlite")]
 #[doc(hidden)]
 pub use store::bulk_import;
+#[cfg(feature = "postgres")]
+pub use store::postgres_password_account;
 mod sweep;
 pub mod target;
 // Public for the CLI's JSON, which writes the inventory's timestamps the same way.

@@ -518,6 +518,8 @@ impl Vault {
                 },
             }),
             Some(_) => None,
+            // A shared store's keys were made on several machines; each keeps its own.
+            None if self.shared_store() => None,
             None => Some(Finding {
                 severity: Severity::High,
                 kind: FindingKind::KeyFile,
@@ -532,6 +534,15 @@ impl Vault {
         }
     }
 
+    /// Whether several machines share this vault's records (PostgreSQL), each keeping the
+    /// private keys it made.
+    fn shared_store(&self) -> bool {
+        matches!(
+            self.config.store(),
+            crate::policy::StoreLocation::Postgres(_)
+        )
+    }
+
     /// `current/<purpose>` links that do not name the purpose's active key (a crash between
     /// recording a key and swapping the link, or a hand edit).
     pub(crate) fn current_link_findings(&self, inventory: &Inventory) -> Vec<Finding> {
@@ -540,6 +551,12 @@ impl Vault {
             let Some(active) = inventory.active(purpose) else {
                 continue;
             };
+            if self.shared_store()
+                && std::fs::symlink_metadata(self.private_key_path(active)).is_err()
+            {
+                // Made on another machine sharing the store: no link to it here.
+                continue;
+            }
             let link = self.current_path(purpose);
             let points_at = std::fs::read_link(&link).ok();
             if points_at.as_deref()

@@ -13,6 +13,7 @@ pub(crate) mod rotate;
 pub(crate) mod runpod;
 pub(crate) mod schedule;
 pub(crate) mod status;
+pub(crate) mod store;
 
 use crate::args::{Cli, CompletionsArgs};
 use crate::env::{actor, home};

@@ -153,6 +153,18 @@ pub enum StoreError {
         /// The existing record.
         id: String,
     },
+    /// A record's private key file is not in this home: with a shared store (PostgreSQL)
+    /// private keys stay on the machine that made them, and what needs one (logging in
+    /// with it, changing its passphrase, loading it into an agent) runs there.
+    #[error(
+        "the private key of {id} is not on this machine ({path} is missing); it stays on the machine that made it"
+    )]
+    KeyNotHere {
+        /// The record.
+        id: String,
+        /// Where this home would keep it.
+        path: PathBuf,
+    },
     /// A key file changed under keyvault's feet.
     #[error("key file {path} changed while keyvault was working on it; nothing was written")]
     Changed {

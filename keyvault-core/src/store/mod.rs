@@ -12,7 +12,9 @@
 mod files;
 #[cfg(test)]
 pub(crate) mod memory;
-#[cfg(feature = "sqlite")]
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -21,6 +23,8 @@ mod sqlite_migrate;
 #[cfg(all(test, feature = "sqlite"))]
 mod sqlite_tests;
 
+#[cfg(feature = "postgres")]
+pub use postgres::password_account as postgres_password_account;
 #[cfg(feature = "sqlite")]
 pub use sqlite_migrate::bulk_import;
 
@@ -168,9 +172,16 @@ fn open_sqlite(_paths: &Paths, _file: &Path) -> Result<Arc<dyn Store>> {
     Err(StoreError::NotBuiltIn { store: "sqlite" }.into())
 }
 
-/// The PostgreSQL store at `url` (not built in yet).
+/// The PostgreSQL store (not built in).
+#[cfg(not(feature = "postgres"))]
 fn open_postgres(_paths: &Paths, _url: &str) -> Result<Arc<dyn Store>> {
     Err(StoreError::NotBuiltIn { store: "postgres" }.into())
+}
+
+/// The PostgreSQL store at `url` (connects on first use).
+#[cfg(feature = "postgres")]
+fn open_postgres(_paths: &Paths, url: &str) -> Result<Arc<dyn Store>> {
+    Ok(Arc::new(postgres::PostgresStore::open(url)?))
 }
 
 /// The records and journal a [`Txn`] loaded or last saved, to tell what changed since.

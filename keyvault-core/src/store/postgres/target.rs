@@ -1,0 +1,336 @@
+//! Where a PostgreSQL store lives: the `postgres://` URL taken apart into the client's
+//! configuration (without a password: it never goes in the URL), the TLS it asks for
+//! (`sslmode`, as libpq reads it) and the password's sources (`PGPASSWORD`, the OS keyring).
+
+use crate::error::StoreError;
+use postgres::config::SslMode;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a connection attempt may take when the URL does not say (`connect_timeout`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A parsed `postgres://` URL.
+#[derive(Clone)]
+pub(crate) struct Target {
+    /// The client's configuration, without a password.
+    pub(crate) config: postgres::Config,
+    /// TLS to the server, if any.
+    pub(crate) tls: Option<Arc<ClientConfig>>,
+    /// The URL as the user wrote it (it never holds a password), for messages.
+    pub(crate) shown: String,
+    /// The OS keyring account that may hold the password.
+    pub(crate) account: String,
+}
+
+/// `sslmode`, as libpq reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// No TLS.
+    Disable,
+    /// TLS when the server offers it, unverified (libpq's default).
+    Prefer,
+    /// TLS, unverified: encrypted, but open to an active man in the middle.
+    Require,
+    /// TLS, with the server's chain verified and its name matching the host.
+    VerifyFull,
+}
+
+impl Target {
+    /// Takes `url` apart. `sslmode` and `sslrootcert` are read here (the client knows only
+    /// disable/prefer/require); every other parameter is the client's.
+    pub(crate) fn parse(url: &str) -> Result<Self, StoreError> {
+        let shown = redact(url);
+        let bad = |detail: String| StoreError::Database {
+            store: shown.clone(),
+            operation: "use",
+            detail,
+        };
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut mode = Mode::Prefer;
+        let mut rootcert = None;
+        let mut rest = Vec::new();
+        for param in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = param.split_once('=').unwrap_or((param, ""));
+            match key {
+                "password" => {
+                    return Err(bad(
+                        "a password in the URL is refused: set PGPASSWORD or keep it in the OS keyring"
+                            .to_owned(),
+                    ));
+                }
+                "sslmode" => {
+                    mode = match value {
+                        "disable" => Mode::Disable,
+                        "prefer" => Mode::Prefer,
+                        "require" => Mode::Require,
+                        "verify-full" => Mode::VerifyFull,
+                        _ => {
+                            return Err(bad(format!(
+                                "sslmode={value} is not supported: use disable, prefer, require or verify-full"
+                            )));
+                        }
+                    }
+                }
+                "sslrootcert" => rootcert = Some(value.to_owned()),
+                _ => rest.push(param),
+            }
+        }
+        let client_url = if rest.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", rest.join("&"))
+        };
+        let mut config: postgres::Config = client_url
+            .parse()
+            .map_err(|e: postgres::Error| bad(format!("not a valid connection URL ({e})")))?;
+        if config.get_password().is_some() {
+            return Err(bad(
+                "a password in the URL is refused: set PGPASSWORD or keep it in the OS keyring"
+                    .to_owned(),
+            ));
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_user().is_none() {
+            return Err(bad(
+                "the URL names no user (postgres://USER@HOST/DB)".to_owned()
+            ));
+        }
+        config.ssl_mode(match mode {
+            Mode::Disable => SslMode::Disable,
+            Mode::Prefer => SslMode::Prefer,
+            Mode::Require | Mode::VerifyFull => SslMode::Require,
+        });
+        config.application_name(&format!("keyvault (pid {})", std::process::id()));
+        let tls = match mode {
+            Mode::Disable => None,
+            Mode::Prefer | Mode::Require => Some(Arc::new(unverified()?)),
+            Mode::VerifyFull => Some(Arc::new(verified(rootcert.as_deref()).map_err(bad)?)),
+        };
+        Ok(Target {
+            account: account(&config),
+            config,
+            tls,
+            shown,
+        })
+    }
+
+    /// The password: `PGPASSWORD` (as libpq reads it), else the OS keyring's entry for
+    /// this database, else none (the server may not ask for one).
+    pub(crate) fn password(&self) -> Option<zeroize::Zeroizing<String>> {
+        // An empty PGPASSWORD counts as unset, as libpq has it.
+        if let Some(pw) = std::env::var_os("PGPASSWORD").filter(|pw| !pw.is_empty()) {
+            return Some(zeroize::Zeroizing::new(pw.to_string_lossy().into_owned()));
+        }
+        crate::vault_secrets::Keyring::os()
+            .ok()?
+            .get(&self.account)
+            .ok()
+            .flatten()
+    }
+}
+
+/// `url` with any password in it masked, for messages (such a URL is refused anyway).
+fn redact(url: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let (scheme, rest) = base.split_once("://").unwrap_or(("", base));
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, None), |(a, p)| (a, Some(p)));
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{user}:***@{host}")
+        }
+        _ => authority.to_owned(),
+    };
+    let mut out = format!("{scheme}://{authority}");
+    if let Some(path) = path {
+        out.push('/');
+        out.push_str(path);
+    }
+    if let Some(query) = query {
+        let params: Vec<&str> = query
+            .split('&')
+            .map(|p| {
+                if p.starts_with("password=") {
+                    "password=***"
+                } else {
+                    p
+                }
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
+}
+
+/// The OS keyring account of the password of the database `config` names:
+/// `postgres:USER@HOST:PORT/DB`.
+fn account(config: &postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or_default();
+    let db = config.get_dbname().unwrap_or(user);
+    format!("postgres:{user}@{host}:{port}/{db}")
+}
+
+/// The OS keyring account that holds the password of the database `url` names (for
+/// `keyvault store login`).
+///
+/// # Errors
+///
+/// [`StoreError::Database`] when `url` is not a usable PostgreSQL URL.
+pub fn password_account(url: &str) -> Result<String, StoreError> {
+    Target::parse(url).map(|t| t.account)
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// TLS that encrypts without checking who answers (libpq's `require` and `prefer`).
+fn unverified() -> Result<ClientConfig, StoreError> {
+    let provider = provider();
+    Ok(ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::Database {
+            store: String::new(),
+            operation: "set up TLS for",
+            detail: e.to_string(),
+        })?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
+        .with_no_client_auth())
+}
+
+/// TLS that verifies the server's chain against `rootcert` (a PEM file; `system` or none:
+/// the system's roots, or `~/.postgresql/root.crt` when it exists, as libpq) and its name.
+fn verified(rootcert: Option<&str>) -> Result<ClientConfig, String> {
+    let mut roots = RootCertStore::empty();
+    let default = std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".postgresql/root.crt"))
+        .filter(|p| p.exists());
+    let file = match rootcert {
+        Some("system") => None,
+        Some(path) => Some(PathBuf::from(path)),
+        None => default,
+    };
+    if let Some(file) = file {
+        use rustls::pki_types::pem::PemObject;
+        let certs = CertificateDer::pem_file_iter(&file)
+            .map_err(|e| format!("cannot read sslrootcert {}: {e}", file.display()))?;
+        for cert in certs {
+            let cert =
+                cert.map_err(|e| format!("cannot read sslrootcert {}: {e}", file.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("sslrootcert {}: {e}", file.display()))?;
+        }
+    } else {
+        let native = rustls_native_certs::load_native_certs();
+        roots.add_parsable_certificates(native.certs);
+    }
+    if roots.is_empty() {
+        return Err("sslmode=verify-full found no root certificate to verify against".to_owned());
+    }
+    Ok(ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// Accepts any server certificate, still checking the handshake's signatures with it.
+#[derive(Debug)]
+struct Unverified(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_taken_apart_and_passwords_refused_without_echoing_them() {
+        let t =
+            Target::parse("postgres://kv@db.example:6543/vault?sslmode=require").expect("parse");
+        assert_eq!(t.account, "postgres:kv@db.example:6543/vault");
+        assert!(t.tls.is_some());
+        assert_eq!(t.config.get_ssl_mode(), SslMode::Require);
+        let t = Target::parse("postgresql://kv@127.0.0.1/kv?sslmode=disable&connect_timeout=3")
+            .expect("parse");
+        assert!(t.tls.is_none());
+        assert_eq!(
+            t.config.get_connect_timeout(),
+            Some(&Duration::from_secs(3))
+        );
+        assert_eq!(t.account, "postgres:kv@127.0.0.1:5432/kv");
+        for bad in [
+            "postgres://kv:hunter2@db/kv",
+            "postgres://kv@db/kv?password=hunter2",
+            "postgres://kv@db/kv?sslmode=verify-ca",
+            "postgres://db/kv",
+        ] {
+            let err = Target::parse(bad).err().expect(bad).to_string();
+            assert!(!err.contains("hunter2"), "{err}");
+            assert!(err.contains("db"), "{err}");
+        }
+    }
+}

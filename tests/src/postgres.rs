@@ -1,0 +1,361 @@
+//! A throwaway PostgreSQL cluster for tests: `initdb` and `pg_ctl` from PostgreSQL 15 (the
+//! distribution's `postgresql` package; `.ci/run` installs it), run as an unprivileged user
+//! (`kvpg`, created with `useradd` when the tests run as root, since PostgreSQL refuses to
+//! run as root), on a free port of 127.0.0.1, with its data and socket directories in a
+//! temporary directory of its own. Never a system service; stopped (and its postmaster
+//! killed) when the [`Postgres`] value is dropped.
+//!
+//! Connections over TCP need a password (SCRAM-SHA-256): tests connect as role
+//! [`Postgres::ROLE`] with [`Postgres::PASSWORD`] through `PGPASSWORD`, as keyvault's users
+//! would. The superuser is reached only through the Unix socket ([`Postgres::psql`]).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Where the distribution installs PostgreSQL 15's server binaries.
+pub const BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
+
+/// The unprivileged user the cluster runs as when the tests run as root.
+const USER: &str = "kvpg";
+
+/// A running cluster; stopped when dropped.
+#[derive(Debug)]
+pub struct Postgres {
+    dir: PathBuf,
+    port: u16,
+    ids: Option<(u32, u32)>,
+}
+
+impl Postgres {
+    /// The role tests connect as (password-authenticated, owner of the databases it makes).
+    pub const ROLE: &'static str = "kv";
+    /// Its password: given to keyvault through `PGPASSWORD` only.
+    pub const PASSWORD: &'static str = "pg-Secret-5f1e9a";
+
+    /// Starts a new cluster. Panics (failing the test, never skipping it) when PostgreSQL
+    /// is not installed or does not start.
+    pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// Starts a new cluster that also offers TLS (`ssl = on`), with a server certificate
+    /// for 127.0.0.1 issued by a CA of its own ([`Postgres::ca`]), made with `openssl`.
+    pub fn start_with_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    /// The CA that issued a TLS cluster's certificate (PEM), for `sslrootcert`.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    fn start_with(tls: bool) -> Self {
+        let initdb = Path::new(BIN_DIR).join("initdb");
+        assert!(
+            initdb.exists(),
+            "{} not found: install the distribution's postgresql package (15) to run these tests",
+            initdb.display()
+        );
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "kvpg-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).expect("create the cluster's directory");
+        let ids = run_as_user();
+        if let Some((uid, gid)) = ids {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).expect("chown");
+        }
+        set_mode(&dir, 0o700);
+        let mut pg = Postgres { dir, port: 0, ids };
+        let pwfile = pg.dir.join("pw");
+        std::fs::write(&pwfile, format!("{}\n", "superuser-unused")).expect("pwfile");
+        if let Some((uid, gid)) = ids {
+            std::os::unix::fs::chown(&pwfile, Some(uid), Some(gid)).expect("chown");
+        }
+        pg.tool("initdb")
+            .args(["-D"])
+            .arg(pg.data())
+            .args([
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .output()
+            .map(|o| check("initdb", &o))
+            .expect("run initdb");
+        let ssl = if tls {
+            pg.make_certificates();
+            format!(
+                " -c ssl=on -c ssl_cert_file={0}/server.pem -c ssl_key_file={0}/server.key -c log_connections=on",
+                pg.dir.display()
+            )
+        } else {
+            String::new()
+        };
+        for attempt in 0..5 {
+            pg.port = free_port();
+            let out = pg
+                .tool("pg_ctl")
+                .arg("-D")
+                .arg(pg.data())
+                .arg("-l")
+                .arg(pg.dir.join("log"))
+                .arg("-o")
+                .arg(format!(
+                    "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200{ssl}",
+                    pg.port,
+                    pg.dir.display()
+                ))
+                .args(["-w", "-t", "60", "start"])
+                .output()
+                .expect("run pg_ctl");
+            if out.status.success() {
+                break;
+            }
+            assert!(
+                attempt < 4,
+                "pg_ctl start failed: {}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                std::fs::read_to_string(pg.dir.join("log")).unwrap_or_default()
+            );
+        }
+        pg.psql(&format!(
+            "CREATE ROLE {} LOGIN CREATEDB PASSWORD '{}'",
+            Self::ROLE,
+            Self::PASSWORD
+        ));
+        pg
+    }
+
+    /// The cluster's port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Makes database `name`, owned by [`Postgres::ROLE`].
+    pub fn create_db(&self, name: &str) {
+        self.psql(&format!("CREATE DATABASE {name} OWNER {}", Self::ROLE));
+    }
+
+    /// The connection string of database `name` for [`Postgres::ROLE`] (no password in it).
+    pub fn url(&self, name: &str) -> String {
+        format!(
+            "postgres://{}@127.0.0.1:{}/{name}?sslmode=disable",
+            Self::ROLE,
+            self.port
+        )
+    }
+
+    /// Runs `sql` as the superuser in database `postgres`; returns its unaligned output.
+    pub fn psql(&self, sql: &str) -> String {
+        self.psql_in("postgres", sql)
+    }
+
+    /// Runs `sql` as the superuser in database `db`; returns its unaligned output.
+    pub fn psql_in(&self, db: &str, sql: &str) -> String {
+        let out = self
+            .tool("psql")
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(&self.dir)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                db,
+                "-c",
+                sql,
+            ])
+            .output()
+            .expect("run psql");
+        check("psql", &out);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+
+    /// A CA (`ca.pem`) and the server's key and certificate for 127.0.0.1 it issued, owned
+    /// by the cluster's user (PostgreSQL wants the key 0600 and its own).
+    fn make_certificates(&self) {
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&self.dir)
+                .output()
+                .expect("openssl (the openssl package) makes the test certificates");
+            check("openssl", &out);
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        let mut ca = vec![
+            "req",
+            "-x509",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=keyvault test CA",
+        ];
+        ca.extend(ec);
+        ca.extend([
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        openssl(&ca);
+        let mut csr = vec!["req", "-subj", "/CN=127.0.0.1"];
+        csr.extend(ec);
+        csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
+        openssl(&csr);
+        std::fs::write(
+            self.dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("server.ext");
+        openssl(&[
+            "x509",
+            "-req",
+            "-days",
+            "2",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ]);
+        for file in ["server.key", "server.pem", "ca.pem"] {
+            let path = self.dir.join(file);
+            if let Some((uid, gid)) = self.ids {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid)).expect("chown");
+            }
+            set_mode(&path, 0o600);
+        }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// A PostgreSQL program, run as the cluster's user.
+    fn tool(&self, name: &str) -> Command {
+        use std::os::unix::process::CommandExt;
+        let mut c = Command::new(Path::new(BIN_DIR).join(name));
+        c.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("LC_ALL", "C")
+            .current_dir(&self.dir)
+            .stdin(std::process::Stdio::null());
+        if let Some((uid, gid)) = self.ids {
+            // std drops the supplementary groups when it changes the uid from root.
+            c.uid(uid).gid(gid);
+        }
+        c
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if self.port != 0 {
+            let _ = self
+                .tool("pg_ctl")
+                .arg("-D")
+                .arg(self.data())
+                .args(["-m", "immediate", "-w", "-t", "10", "stop"])
+                .output();
+        }
+        // Whatever pg_ctl could not stop is killed: nothing outlives the test.
+        if let Ok(pid) = std::fs::read_to_string(self.data().join("postmaster.pid"))
+            && let Some(pid) = pid.lines().next().map(str::trim)
+            && pid.parse::<u32>().is_ok()
+        {
+            let _ = Command::new("kill").args(["-9", pid]).output();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The user to run PostgreSQL as: `kvpg` (created if missing) when this process is root,
+/// else `None` (the current user).
+fn run_as_user() -> Option<(u32, u32)> {
+    if id(&["-u"]) != 0 {
+        return None;
+    }
+    if !Command::new("id")
+        .arg(USER)
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        // Racing tests may both try: the loser's failure is fine if the user exists after.
+        let _ = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+            ])
+            .arg(USER)
+            .output();
+    }
+    Some((id(&["-u", USER]), id(&["-g", USER])))
+}
+
+fn id(args: &[&str]) -> u32 {
+    let out = Command::new("id").args(args).output().expect("run id");
+    check("id", &out);
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("a numeric id")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+#[track_caller]
+fn check(what: &str, out: &Output) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
