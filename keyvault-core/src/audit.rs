@@ -466,6 +466,24 @@ pub(crate) fn encode_after(
             newest: event.time,
         });
     }
+    let out = encode_events(seq, &prev, drafts, time, actor, store)?;
+    if let Some((n, line)) = out.last() {
+        (seq, prev) = (*n, hash_line(line));
+    }
+    Ok((out, head_at(seq, prev)))
+}
+
+/// Encodes `drafts` as the audit lines after line `seq`, whose hash is `prev`: each line with
+/// its number, chained to the one before it. `path` names the log in an error.
+pub(crate) fn encode_events(
+    mut seq: u64,
+    prev: &str,
+    drafts: &[Draft],
+    time: DateTime<Utc>,
+    actor: &str,
+    path: &Path,
+) -> Result<Vec<(u64, Vec<u8>)>, AuditError> {
+    let mut prev = prev.to_owned();
     let mut out = Vec::with_capacity(drafts.len());
     for d in drafts {
         seq += 1;
@@ -478,17 +496,17 @@ pub(crate) fn encode_after(
             fingerprint: d.fingerprint.clone(),
             outcome: d.outcome,
             detail: d.detail.clone(),
-            prev: prev.clone(),
+            prev: std::mem::take(&mut prev),
         };
         let line = serde_json::to_vec(&event).map_err(|e| AuditError::Io {
             operation: "encode",
-            path: store.to_owned(),
+            path: path.to_owned(),
             source: std::io::Error::other(e),
         })?;
         prev = hash_line(&line);
         out.push((seq, line));
     }
-    Ok((out, head_at(seq, prev)))
+    Ok(out)
 }
 
 #[cfg(test)]

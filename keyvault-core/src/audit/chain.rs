@@ -208,39 +208,19 @@ impl Chain {
             hash: self.prev.clone(),
             pending: None,
         });
-        let mut seq = self.seq;
-        let mut prev = self.prev.clone();
+        let lines = super::encode_events(self.seq, &self.prev, drafts, time, actor, &self.source)?;
         let mut out = Vec::new();
-        for d in drafts {
-            seq += 1;
-            let event = AuditEvent {
-                seq,
-                time,
-                actor: actor.to_owned(),
-                action: d.action.to_owned(),
-                key_id: d.key_id.clone(),
-                fingerprint: d.fingerprint.clone(),
-                outcome: d.outcome,
-                detail: d.detail.clone(),
-                prev: prev.clone(),
-            };
-            let line = serde_json::to_vec(&event).map_err(|e| AuditError::Io {
-                operation: "encode",
-                path: self.source.clone(),
-                source: std::io::Error::other(e),
-            })?;
-            prev = hash_line(&line);
-            out.extend_from_slice(&line);
+        for (_, line) in &lines {
+            out.extend_from_slice(line);
             out.push(b'\n');
         }
-        let head = if drafts.is_empty() {
-            anchored.clone()
-        } else {
-            Some(AuditHead {
-                seq,
-                hash: prev,
+        let head = match lines.last() {
+            None => anchored.clone(),
+            Some((seq, line)) => Some(AuditHead {
+                seq: *seq,
+                hash: hash_line(line),
                 pending: None,
-            })
+            }),
         };
         Ok(Prepared {
             bytes: out,
