@@ -192,17 +192,14 @@ impl Vault {
         let comment = admitted.comment();
         let (protection, encryption) = if admitted.protection() == Protection::Passphrase {
             let policy = self.config.policy(purpose);
-            let context = self.context_words(purpose, comment);
-            let passphrase = callbacks.passphrase(
-                &PassphraseRequest::new(PassphraseKind::New, subject)
-                    .checked_by(policy, purpose, &context),
-            )?;
             let rounds = admitted.kdf_rounds();
-            // An empty passphrase is the check's to refuse, not the KDF's.
-            let encryption = (!passphrase.is_empty())
-                .then(|| keyfile::start_encryption(rng, &passphrase, rounds))
-                .transpose()?;
-            policy.check_passphrase(purpose, subject, &passphrase, &context)?;
+            let (passphrase, encryption) =
+                self.new_passphrase_then(callbacks, policy, purpose, subject, comment, |p| {
+                    // An empty passphrase is the check's to refuse, not the KDF's.
+                    Ok((!p.is_empty())
+                        .then(|| keyfile::start_encryption(rng, p, rounds))
+                        .transpose()?)
+                })?;
             (Some((passphrase, rounds)), encryption)
         } else {
             let protection = self.protect(rng, admitted, callbacks, purpose, subject, comment)?;
@@ -272,13 +269,30 @@ impl Vault {
         subject: &str,
         comment: Option<&str>,
     ) -> Result<Passphrase> {
+        let (passphrase, ()) =
+            self.new_passphrase_then(callbacks, policy, purpose, subject, comment, |_| Ok(()))?;
+        Ok(passphrase)
+    }
+
+    /// As [`Vault::new_passphrase`], running `meanwhile` on the passphrase before the policy
+    /// checks it (`new` starts the KDF there); its result is dropped if the check refuses.
+    pub(crate) fn new_passphrase_then<T>(
+        &self,
+        callbacks: &mut dyn Callbacks,
+        policy: &Policy,
+        purpose: &Purpose,
+        subject: &str,
+        comment: Option<&str>,
+        meanwhile: impl FnOnce(&Passphrase) -> Result<T>,
+    ) -> Result<(Passphrase, T)> {
         let context = self.context_words(purpose, comment);
         let passphrase = callbacks.passphrase(
             &PassphraseRequest::new(PassphraseKind::New, subject)
                 .checked_by(policy, purpose, &context),
         )?;
+        let started = meanwhile(&passphrase)?;
         policy.check_passphrase(purpose, subject, &passphrase, &context)?;
-        Ok(passphrase)
+        Ok((passphrase, started))
     }
 
     /// Generates a key for a purpose, encrypts it, records it as the purpose's active key
