@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 RUNS="${RUNS:-20}"
-ROWS=" ${ROWS:-1 2 3 4 5 6 7} "
+ROWS=" ${ROWS:-1 2 3 4 5 6 7 8} "
 want() { [[ "$ROWS" == *" $1 "* ]]; }
 
 need=()
@@ -107,7 +107,7 @@ fi
 if want 3; then
 echo "== 3. list --json and status --offline at 1,000 and 10,000 keys"
 for n in 1000 10000; do
-  "$FLEET" --home "$WORK/fleet$n" --out "$WORK/fleet$n-out" --keys "$n" --purposes 50 --expired $((n / 10)) --runpod 0 >/dev/null
+  "$FLEET" --home "$WORK/fleet$n" --out "$WORK/fleet$n-out" --keys "$n" --purposes 50 --expired $((n / 10)) --runpod 0 --store sqlite >/dev/null
   # Write the new vault out first, so the kernel flushing it does not land in the timings.
   sync
   hyperfine -N -i --warmup 5 --runs "$RUNS" --export-csv "$WORK/list$n.csv" \
@@ -128,7 +128,7 @@ fi
 
 if want 4; then
 echo "== 4. rotate --all with 50 purposes against the RunPod test server"
-"$FLEET" --home "$WORK/rot50" --out "$WORK/rot50-out" --keys 50 --purposes 50 --runpod 50 >/dev/null
+"$FLEET" --home "$WORK/rot50" --out "$WORK/rot50-out" --keys 50 --purposes 50 --runpod 50 --store sqlite >/dev/null
 "$WORK/reset.sh" "$WORK/rot50" "$WORK/rot" "$WORK/rot50-out/account-keys.txt"
 "$KV" --home "$WORK/rot" --json rotate --all --passphrase-env BENCH_PASS >/dev/null
 read -r reads writes < <(calls)
@@ -147,7 +147,7 @@ fi
 
 if want 5; then
 echo "== 5. sweep with 10,000 keys, 1,000 expired (400 keys at RunPod, 40 of them expired)"
-"$FLEET" --home "$WORK/sw" --out "$WORK/sw-out" --keys 10000 --purposes 50 --expired 1000 --runpod 400 >/dev/null
+"$FLEET" --home "$WORK/sw" --out "$WORK/sw-out" --keys 10000 --purposes 50 --expired 1000 --runpod 400 --store sqlite >/dev/null
 "$WORK/reset.sh" "$WORK/sw" "$WORK/sweep" "$WORK/sw-out/account-keys.txt"
 "$KV" --home "$WORK/sweep" --json sweep > "$WORK/sweep.json"
 read -r reads writes < <(calls)
@@ -182,7 +182,7 @@ EOF
   PIDS+=($!)
 done
 all="$(IFS=,; echo "${ports[*]}")"
-"$FLEET" --home "$WORK/pods16" --out "$WORK/fleet-pods-out" --keys 1 --runpod 1 --pod-ports "$all" >/dev/null
+"$FLEET" --home "$WORK/pods16" --out "$WORK/fleet-pods-out" --keys 1 --runpod 1 --pod-ports "$all" --store sqlite >/dev/null
 rot_pods() {
   echo "$KV --home $WORK/podsvault --json rotate p0 --pods --passphrase-env BENCH_PASS --old-passphrase-env BENCH_PASS"
 }
@@ -226,4 +226,45 @@ if want 7; then
 echo "== 7. keyvault --version"
 hyperfine -N --warmup 10 --runs 100 --export-csv "$WORK/version.csv" -n version "$KV --version" >/dev/null
 row "keyvault --version (goal <= 5 ms)" "$(ms "$(median "$WORK/version.csv" version)")"
+fi
+
+if want 8; then
+echo "== 8. a vault that only grows (SQLite): 1,000, 100,000 and 1,000,000 records, 1,000 live"
+# History is most of a big vault: every record but 1,000 is revoked (a CI fleet's minted
+# keys, swept at expiry). Mints go to purpose p1, whose policy allows --no-passphrase.
+for n in 1000 100000 1000000; do
+  h="$WORK/grow$n"
+  "$FLEET" --home "$h" --out "$h-out" --keys "$n" --purposes 50 --revoked $((n - 1000)) --store sqlite >/dev/null
+  printf '[purpose.p1]\npassphrase = "optional"\ndefault_ttl = "1h"\nmax_ttl = "1d"\n' >"$h/config.toml"
+  chmod 600 "$h/config.toml"
+  sync
+  hyperfine -N -i --warmup 3 --runs "$RUNS" --export-csv "$WORK/grow$n.csv" \
+    -n mint "$KV --home $h --json mint --purpose p1 --ttl 1h --no-passphrase" \
+    -n status "$KV --home $h --json status --offline" \
+    -n sweep "$KV --home $h --json sweep" >/dev/null
+  for cmd in mint status sweep; do eval "g_${cmd}_$n=$(median "$WORK/grow$n.csv" "$cmd")"; done
+  kb="$( { /usr/bin/time -f %M "$KV" --home "$h" --json list 2>&1 >/dev/null || true; } | tail -1)"
+  row "at $n records: mint / status --offline / sweep" \
+    "$(ms "$(eval echo \$g_mint_$n)") / $(ms "$(eval echo \$g_status_$n)") / $(ms "$(eval echo \$g_sweep_$n)"), list --json peak $((kb / 1024)) MB"
+done
+row "mint, 100,000 / 1,000 and 1,000,000 / 1,000 records (goal <= 1.25x)" \
+  "$(ratio "$g_mint_100000" "$g_mint_1000")x, $(ratio "$g_mint_1000000" "$g_mint_1000")x"
+row "status --offline and sweep, 1,000,000 / 1,000 (goal <= 1.5x)" \
+  "$(ratio "$g_status_1000000" "$g_status_1000")x, $(ratio "$g_sweep_1000000" "$g_sweep_1000")x"
+row "list --json at 1,000,000 records, peak memory (goal < 100 MB)" "$((kb / 1024)) MB"
+
+# 64 mints at once on one vault, against the same 64 one after another.
+mint1() { "$KV" --home "$WORK/grow1000" --json mint --purpose p1 --ttl 1h --no-passphrase >/dev/null; }
+t0="$(date +%s.%N)"
+for _ in $(seq 64); do mint1; done
+t1="$(date +%s.%N)"
+pids=()
+for _ in $(seq 64); do mint1 & pids+=("$!"); done
+failed=0
+for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
+t2="$(date +%s.%N)"
+cores="$(nproc)"
+row "64 concurrent mints, one SQLite vault: failed / wall" "$failed / $(ms "$(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')")"
+row "64 concurrent / (64 in a row / $cores cores) (goal <= 2x)" \
+  "$(awk -v s0="$t0" -v s1="$t1" -v s2="$t2" -v c="$cores" 'BEGIN { printf "%.2f", (s2 - s1) / ((s1 - s0) / c) }')x"
 fi

@@ -306,7 +306,7 @@ impl Vault {
     ///
     /// [`crate::InputError`] and [`crate::PolicyError`] for requests the rules refuse,
     /// [`StoreError::ActiveKeyExists`] when the purpose already has an active key,
-    /// the callbacks' error, [`KeyError`] and [`StoreError`] for failures.
+    /// the callbacks' error, [`KeyError`](crate::KeyError) and [`StoreError`] for failures.
     pub fn create<R: CryptoRng + ?Sized>(
         &self,
         rng: &mut R,
@@ -390,7 +390,7 @@ impl Vault {
     ///
     /// # Errors
     ///
-    /// As [`Vault::create`], plus [`KeyError`] for files that are not readable keys,
+    /// As [`Vault::create`], plus [`KeyError`](crate::KeyError) for files that are not readable keys,
     /// [`StoreError::Permissions`] for a source others can read, and
     /// [`StoreError::DuplicateKey`] for a key already in the vault.
     pub fn import<R: CryptoRng + ?Sized>(
@@ -476,7 +476,7 @@ impl Vault {
     ///
     /// # Errors
     ///
-    /// As [`Vault::find`]; [`KeyError::Decrypt`] for a wrong old passphrase;
+    /// As [`Vault::find`]; [`KeyError::Decrypt`](crate::KeyError::Decrypt) for a wrong old passphrase;
     /// [`crate::PolicyError::WeakPassphrase`]; [`StoreError::Changed`] if the file changed
     /// meanwhile; [`StoreError`] for I/O.
     pub fn change_passphrase<R: CryptoRng + ?Sized>(
