@@ -21,7 +21,9 @@ fn a_vault_locked_by_another_process_fails_with_exit_1_and_names_it() {
     lock.set_len(0).expect("truncate");
     lock.rewind().expect("rewind");
     write!(lock, "{}", std::process::id()).expect("write pid");
-    // Both at once: keyvault waits 30 s for the lock before it gives up.
+    // Both at once: keyvault waits for the lock (30 s; 2 s under this test hook) before
+    // it gives up.
+    v.set_env("KEYVAULT_TEST_LOCK_TIMEOUT", "2");
     let spawn = |args: &[&str]| {
         v.cmd(args)
             .stdout(Stdio::piped())
@@ -38,7 +40,7 @@ fn a_vault_locked_by_another_process_fails_with_exit_1_and_names_it() {
     assert_eq!(
         stderr,
         format!(
-            "error: vault {} is locked by process {}; gave up after 30 s\nhint: wait for that keyvault process to finish, then retry\n",
+            "error: vault {} is locked by process {}; gave up after 2 s\nhint: wait for that keyvault process to finish, then retry\n",
             v.home.display(),
             std::process::id()
         )
