@@ -44,12 +44,22 @@ impl Target {
     /// Takes `url` apart. `sslmode` and `sslrootcert` are read here (the client knows only
     /// disable/prefer/require); every other parameter is the client's.
     pub(crate) fn parse(url: &str) -> Result<Self, StoreError> {
-        let shown = redact(url);
+        // Masked as the client reads the URL, so no password reaches a message.
+        let (shown, password) = crate::policy::mask_password(url);
         let bad = |detail: String| StoreError::Database {
             store: shown.clone(),
             operation: "use",
             detail,
         };
+        let refused = || {
+            bad(
+                "a password in the URL is refused: set PGPASSWORD or keep it in the OS keyring"
+                    .to_owned(),
+            )
+        };
+        if password {
+            return Err(refused());
+        }
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut mode = Mode::Prefer;
         let mut rootcert = None;
@@ -57,12 +67,7 @@ impl Target {
         for param in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = param.split_once('=').unwrap_or((param, ""));
             match key {
-                "password" => {
-                    return Err(bad(
-                        "a password in the URL is refused: set PGPASSWORD or keep it in the OS keyring"
-                            .to_owned(),
-                    ));
-                }
+                "password" => return Err(refused()),
                 "sslmode" => {
                     mode = match value {
                         "disable" => Mode::Disable,
@@ -89,10 +94,7 @@ impl Target {
             .parse()
             .map_err(|e: postgres::Error| bad(format!("not a valid connection URL ({e})")))?;
         if config.get_password().is_some() {
-            return Err(bad(
-                "a password in the URL is refused: set PGPASSWORD or keep it in the OS keyring"
-                    .to_owned(),
-            ));
+            return Err(refused());
         }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
@@ -134,44 +136,6 @@ impl Target {
             .ok()
             .flatten()
     }
-}
-
-/// `url` with any password in it masked, for messages (such a URL is refused anyway).
-fn redact(url: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let (scheme, rest) = base.split_once("://").unwrap_or(("", base));
-    let (authority, path) = rest
-        .split_once('/')
-        .map_or((rest, None), |(a, p)| (a, Some(p)));
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{user}:***@{host}")
-        }
-        _ => authority.to_owned(),
-    };
-    let mut out = format!("{scheme}://{authority}");
-    if let Some(path) = path {
-        out.push('/');
-        out.push_str(path);
-    }
-    if let Some(query) = query {
-        let params: Vec<&str> = query
-            .split('&')
-            .map(|p| {
-                if p.starts_with("password=") {
-                    "password=***"
-                } else {
-                    p
-                }
-            })
-            .collect();
-        out.push('?');
-        out.push_str(&params.join("&"));
-    }
-    out
 }
 
 /// The OS keyring account of the password of the database `config` names:
