@@ -12,7 +12,8 @@
 //!   session's connection closes, so a writer killed mid-rotation leaves no lock behind
 //!   (its journal entry is finished by `sweep` anywhere). Each save is one transaction.
 //! - **Readers** read one `REPEATABLE READ, READ ONLY` snapshot per call, without the lock.
-//! - **Password**: `PGPASSWORD`, else the OS keyring (account `postgres:USER@HOST:PORT/DB`),
+//! - **Password**: `PGPASSWORD`, else the OS keyring (account `postgres:USER@HOST:PORT/DB`,
+//!   naming every host, port and `hostaddr` the URL gives),
 //!   never the URL (refused) or argv. **TLS**: `sslmode=disable|prefer|require|verify-full`
 //!   as libpq reads it ([`target`]).
 
