@@ -562,3 +562,78 @@ fn export_and_restore_move_a_vault_between_the_stores() {
     assert!(back.home.join("inventory.json").is_file());
     assert!(!back.home.join("vault.db").exists());
 }
+
+#[test]
+fn files_left_beside_the_database_are_finished_or_refused_never_ignored() {
+    let v = Vault::files();
+    three_events(&v);
+    let home = v.home.clone();
+    let inventory = std::fs::read(home.join("inventory.json")).expect("inventory");
+    let audit = std::fs::read(home.join("audit.jsonl")).expect("audit");
+    v.set_env("KEYVAULT_STORE", "sqlite");
+    v.run(&["list"]).expect(0);
+    // A migration killed after it renamed vault.db into place, before it renamed the old
+    // files: the next command (a reader or a writer) finishes it, once.
+    for reader in [true, false] {
+        for name in ["inventory.json", "audit.jsonl"] {
+            let kept = home.join(format!("{name}.migrated"));
+            std::fs::rename(&kept, home.join(name)).expect("put back");
+        }
+        if reader {
+            v.run(&["list"]).expect(0).no_secrets();
+        } else {
+            v.run(&[
+                "passwd",
+                "b",
+                "--passphrase-env",
+                "KV_PASS",
+                "--new-passphrase-env",
+                "KV_PASS2",
+            ])
+            .expect(0)
+            .no_secrets();
+        }
+        assert!(!home.join("inventory.json").exists());
+        assert!(!home.join("audit.jsonl").exists());
+        assert_eq!(
+            std::fs::read(home.join("inventory.json.migrated")).expect("kept"),
+            inventory
+        );
+        assert_eq!(
+            std::fs::read(home.join("audit.jsonl.migrated")).expect("kept"),
+            audit
+        );
+    }
+    let log = v.audit_text();
+    assert_eq!(log.matches("\"action\":\"migrate\"").count(), 1, "{log}");
+    v.run(&["log", "--verify"]).expect(0);
+    // Files that are not the ones the database holds (a key made with `store = "files"`
+    // after the migration): refused with exit 1, never silently left out, and nothing
+    // changes.
+    v.set_env("KEYVAULT_STORE", "files");
+    v.new_key("c", &[]);
+    let files = std::fs::read(home.join("inventory.json")).expect("inventory");
+    v.set_env("KEYVAULT_STORE", "sqlite");
+    let keys = v.inventory_text();
+    for args in [
+        &["list"][..],
+        &["new", "--purpose", "d", "--passphrase-env", "KV_PASS"],
+    ] {
+        let run = v.run(args).expect(1).no_secrets();
+        assert!(
+            run.stderr.contains("inventory.json") && run.stderr.contains("vault.db"),
+            "{}",
+            run.stderr
+        );
+    }
+    assert_eq!(v.inventory_text(), keys);
+    assert_eq!(v.audit_text(), log);
+    assert_eq!(
+        std::fs::read(home.join("inventory.json")).expect("inventory"),
+        files
+    );
+    assert_eq!(
+        std::fs::read(home.join("inventory.json.migrated")).expect("kept"),
+        inventory
+    );
+}

@@ -15,7 +15,9 @@
 //! read (a corrupt or newer one is refused, as before), the audit chain verified, every
 //! record, the journal and every audit line imported with a `migrate` event in one
 //! transaction, and the old files renamed `inventory.json.migrated` and
-//! `audit.jsonl.migrated`.
+//! `audit.jsonl.migrated`. Files found beside an existing database are the end of a
+//! migration stopped before those renames (its audit log is in the database: they are
+//! renamed now) or are refused, never ignored.
 
 use super::sql::{self, BadRow, Dialect, KeyRow};
 use super::{Changes, Paths, Session, Store, View};
@@ -96,12 +98,15 @@ impl SqliteStore {
     }
 
     /// A connection for a reader, or `None` when the vault has no state yet. Migrates a
-    /// vault that still has its files.
+    /// vault that still has its files, or settles files left beside the database.
     fn reader(&self) -> Result<Option<Connection>, StoreError> {
-        if !Self::exists(&self.file) {
-            if !self.has_files() {
-                return Ok(None);
-            }
+        // The files first: a migration renames the database into place before it renames
+        // them away, so a vault seen without files and then without a database has neither.
+        let files = self.has_files();
+        if !files && !Self::exists(&self.file) {
+            return Ok(None);
+        }
+        if files {
             let _lock = self.paths.lock(READER_WAIT)?;
             self.create_or_migrate()?;
         }
@@ -109,16 +114,29 @@ impl SqliteStore {
     }
 
     /// Under the writer lock: makes the database if there is none, from the files if the
-    /// vault has them.
+    /// vault has them; files beside an existing database are settled (the end of a
+    /// migration that stopped after the rename of the database, else refused).
     fn create_or_migrate(&self) -> Result<(), StoreError> {
-        if Self::exists(&self.file) {
-            return Ok(());
+        match (self.has_files(), Self::exists(&self.file)) {
+            (false, true) => Ok(()),
+            (false, false) => self.build(|_| Ok(())),
+            (true, false) => super::sqlite_migrate::migrate(self),
+            (true, true) => super::sqlite_migrate::settle(self),
         }
-        if self.has_files() {
-            super::sqlite_migrate::migrate(self)
-        } else {
-            self.build(|_| Ok(()))
-        }
+    }
+
+    /// Whether the database's audit line `seq` is the one whose hash is `hash`.
+    pub(super) fn holds_line(&self, seq: u64, hash: &str) -> Result<bool, StoreError> {
+        let conn = self.connect(READER_WAIT)?;
+        let line: Option<String> = conn
+            .query_row(
+                sql::SELECT_AUDIT_LINE,
+                params![i64::try_from(seq).unwrap_or(i64::MAX)],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.err("read"))?;
+        Ok(line.is_some_and(|l| audit::hash_line(l.as_bytes()) == hash))
     }
 
     /// Makes the database: a new file beside it (0600, created exclusively, never through
