@@ -637,3 +637,77 @@ fn files_left_beside_the_database_are_finished_or_refused_never_ignored() {
         inventory
     );
 }
+
+/// 32 concurrent mints, half from each home of `homes` (which share one database): each
+/// succeeds with an id of its own.
+fn mint_from_both(homes: &[Vault; 2]) -> std::collections::BTreeSet<String> {
+    let children: Vec<_> = (0..32)
+        .map(|i| {
+            homes[i % 2]
+                .cmd(&[
+                    "--json",
+                    "mint",
+                    "--purpose",
+                    "ci",
+                    "--ttl",
+                    "1h",
+                    "--no-passphrase",
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let mut ids = std::collections::BTreeSet::new();
+    for child in children {
+        let out = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "a mint failed: {stderr}");
+        let minted: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let id = minted["id"].as_str().expect("id").to_owned();
+        assert!(ids.insert(id.clone()), "{id} minted twice");
+    }
+    ids
+}
+
+#[test]
+fn two_homes_on_one_database_file_never_lose_or_double_a_record() {
+    // `store = "sqlite:FILE"` with FILE outside the home: two homes (each with its own
+    // `.lock`) write the one database. Their writers must still take turns: when they make
+    // it at once, and once it is there.
+    let shared = tempfile::tempdir().expect("tempdir");
+    crate::support::chmod(shared.path(), 0o700);
+    for (made_first, name) in [(false, "new.db"), (true, "made.db")] {
+        let file = shared.path().join(name);
+        let homes = [Vault::new(), Vault::new()];
+        for v in &homes {
+            v.write_config(&format!(
+                "store = \"sqlite:{}\"\n{CI_CONFIG}",
+                file.display()
+            ));
+        }
+        if made_first {
+            homes[0]
+                .run(&["new", "--purpose", "first", "--passphrase-env", "KV_PASS"])
+                .expect(0);
+        }
+        let ids = mint_from_both(&homes);
+        assert_eq!(ids.len(), 32);
+        let want = 32 + usize::from(made_first);
+        let conn = Connection::open(&file).expect("open");
+        let stored: i64 = conn
+            .query_row("SELECT count(DISTINCT id) FROM keys", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(usize::try_from(stored), Ok(want), "{name}");
+        for v in &homes {
+            v.run(&["log", "--verify"]).expect(0);
+            let listed = v.run(&["--json", "list"]).expect(0).json();
+            assert_eq!(
+                listed["keys"].as_array().map(Vec::len),
+                Some(want),
+                "{name}"
+            );
+        }
+    }
+}

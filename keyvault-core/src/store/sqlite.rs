@@ -2,7 +2,8 @@
 //! SQLite, so nothing is needed on the machine).
 //!
 //! WAL mode, foreign keys on, `synchronous=FULL`. The writer lock is the home's `.lock`
-//! flock, as for the files, held for a whole [`super::Txn`]; each save is one
+//! flock, as for the files (with `.FILE.lock` beside a database in another directory, which
+//! other homes may name too), held for a whole [`super::Txn`]; each save is one
 //! `BEGIN IMMEDIATE … COMMIT`. Readers read a snapshot (one read transaction) without the
 //! lock. `View::Live` reads only the rows of the `keys_live` index (records that are not
 //! revoked) and the per-purpose floors table, so it costs the same at a million records of
@@ -107,10 +108,42 @@ impl SqliteStore {
             return Ok(None);
         }
         if files {
-            let _lock = self.paths.lock(READER_WAIT)?;
+            let _lock = self.lock(READER_WAIT)?;
             self.create_or_migrate()?;
         }
         self.connect(READER_WAIT).map(Some)
+    }
+
+    /// The writer lock: the home's `.lock`, and when the database is in another directory
+    /// (`sqlite:FILE` outside the home, which other homes may name too) the lock file
+    /// `.FILE.lock` beside it as well, so that every home's writers on it take turns. Taken
+    /// in that order by every writer, each waiting at most `timeout`.
+    fn lock(&self, timeout: Duration) -> Result<WriterLock, StoreError> {
+        let home = self.paths.lock(timeout)?;
+        let dir = fsutil::parent_dir(&self.file);
+        let same = |a: &Path, b: &Path| {
+            use std::os::unix::fs::MetadataExt;
+            match (std::fs::metadata(a), std::fs::metadata(b)) {
+                (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+                _ => false,
+            }
+        };
+        let beside = if same(dir, self.paths.home()) {
+            None
+        } else {
+            let mut name = std::ffi::OsString::from(".");
+            name.push(self.file.file_name().unwrap_or_default());
+            name.push(".lock");
+            Some(super::files::lock_file(
+                dir.join(name),
+                &self.file,
+                timeout,
+            )?)
+        };
+        Ok(WriterLock {
+            _home: home,
+            _beside: beside,
+        })
     }
 
     /// Under the writer lock: makes the database if there is none, from the files if the
@@ -342,7 +375,7 @@ impl Store for SqliteStore {
         timeout: Duration,
         view: View,
     ) -> Result<(Box<dyn Session>, Inventory), StoreError> {
-        let lock = self.paths.lock(timeout)?;
+        let lock = self.lock(timeout)?;
         self.create_or_migrate()?;
         let mut conn = self.connect(timeout)?;
         let state = {
@@ -406,12 +439,18 @@ impl Store for SqliteStore {
     }
 }
 
-/// A writer on a [`SqliteStore`]: holds the `.lock` flock and a connection.
+/// The locks a writer holds (see [`SqliteStore::lock`]), released when dropped.
+struct WriterLock {
+    _home: super::files::LockGuard,
+    _beside: Option<super::files::LockGuard>,
+}
+
+/// A writer on a [`SqliteStore`]: holds the writer lock and a connection.
 struct SqliteSession {
     store: SqliteStore,
     conn: Connection,
     timeout: Duration,
-    _lock: super::files::LockGuard,
+    _lock: WriterLock,
 }
 
 impl Session for SqliteSession {
