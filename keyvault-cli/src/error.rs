@@ -123,6 +123,12 @@ fn hint_store(e: &StoreError) -> Option<String> {
         StoreError::Locked { .. } => {
             "wait for that keyvault process to finish, then retry".to_owned()
         }
+        StoreError::NotMigrated { database, .. } => {
+            format!(
+                "move inventory.json and audit.jsonl out of the home to keep using {}, or move it away to migrate the files into a new one",
+                database.display()
+            )
+        }
         StoreError::NotBuiltIn { .. } => {
             "set `store = \"files\"` in config.toml (or KEYVAULT_STORE=files), or use a keyvault built with that store".to_owned()
         }

@@ -49,6 +49,8 @@ use toml::Spanned;
 mod location;
 mod rotation;
 
+#[cfg(feature = "postgres")]
+pub(crate) use location::mask_password;
 pub use location::{LocationError, StoreLocation};
 pub use rotation::{PassphraseSource, RotationRule};
 

@@ -470,3 +470,33 @@ fn sslmode_is_read_as_libpq_reads_it() {
         "{log}"
     );
 }
+
+#[test]
+fn a_database_another_program_uses_is_refused_and_left_as_it_was() {
+    // A database keyvault never set up that already has a table of one of its names (here
+    // another program's `audit`): refused before anything is created or written in it.
+    let pg = Postgres::start();
+    pg.create_db("other");
+    pg.psql_in(
+        "other",
+        "CREATE TABLE audit (at timestamptz, event text); ALTER TABLE audit OWNER TO kv; \
+         INSERT INTO audit VALUES ('2026-01-01T00:00:00Z', 'theirs')",
+    );
+    let tables = "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables \
+                  WHERE schemaname = 'public'";
+    let server = FakeRunpod::start();
+    let v = home(&pg, "other", &server);
+    for args in [
+        &["list"][..],
+        &["new", "--purpose", "p", "--passphrase-env", "KV_PASS"],
+    ] {
+        let out = clean(v.run(args).expect(1));
+        assert!(
+            out.stderr.contains("keyvault did not make") && out.stderr.contains("audit"),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(pg.psql_in("other", tables), "audit");
+    }
+    assert_eq!(pg.psql_in("other", "SELECT event FROM audit"), "theirs");
+}

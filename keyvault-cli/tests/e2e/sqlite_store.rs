@@ -564,3 +564,152 @@ fn export_and_restore_move_a_vault_between_the_stores() {
     assert!(back.home.join("inventory.json").is_file());
     assert!(!back.home.join("vault.db").exists());
 }
+
+#[test]
+fn files_left_beside_the_database_are_finished_or_refused_never_ignored() {
+    let v = Vault::files();
+    three_events(&v);
+    let home = v.home.clone();
+    let inventory = std::fs::read(home.join("inventory.json")).expect("inventory");
+    let audit = std::fs::read(home.join("audit.jsonl")).expect("audit");
+    v.set_env("KEYVAULT_STORE", "sqlite");
+    v.run(&["list"]).expect(0);
+    // A migration killed after it renamed vault.db into place, before it renamed the old
+    // files: the next command (a reader or a writer) finishes it, once.
+    for reader in [true, false] {
+        for name in ["inventory.json", "audit.jsonl"] {
+            let kept = home.join(format!("{name}.migrated"));
+            std::fs::rename(&kept, home.join(name)).expect("put back");
+        }
+        if reader {
+            v.run(&["list"]).expect(0).no_secrets();
+        } else {
+            v.run(&[
+                "passwd",
+                "b",
+                "--passphrase-env",
+                "KV_PASS",
+                "--new-passphrase-env",
+                "KV_PASS2",
+            ])
+            .expect(0)
+            .no_secrets();
+        }
+        assert!(!home.join("inventory.json").exists());
+        assert!(!home.join("audit.jsonl").exists());
+        assert_eq!(
+            std::fs::read(home.join("inventory.json.migrated")).expect("kept"),
+            inventory
+        );
+        assert_eq!(
+            std::fs::read(home.join("audit.jsonl.migrated")).expect("kept"),
+            audit
+        );
+    }
+    let log = v.audit_text();
+    assert_eq!(log.matches("\"action\":\"migrate\"").count(), 1, "{log}");
+    v.run(&["log", "--verify"]).expect(0);
+    // Files that are not the ones the database holds (a key made with `store = "files"`
+    // after the migration): refused with exit 1, never silently left out, and nothing
+    // changes.
+    v.set_env("KEYVAULT_STORE", "files");
+    v.new_key("c", &[]);
+    let files = std::fs::read(home.join("inventory.json")).expect("inventory");
+    v.set_env("KEYVAULT_STORE", "sqlite");
+    let keys = v.inventory_text();
+    for args in [
+        &["list"][..],
+        &["new", "--purpose", "d", "--passphrase-env", "KV_PASS"],
+    ] {
+        let run = v.run(args).expect(1).no_secrets();
+        assert!(
+            run.stderr.contains("inventory.json") && run.stderr.contains("vault.db"),
+            "{}",
+            run.stderr
+        );
+    }
+    assert_eq!(v.inventory_text(), keys);
+    assert_eq!(v.audit_text(), log);
+    assert_eq!(
+        std::fs::read(home.join("inventory.json")).expect("inventory"),
+        files
+    );
+    assert_eq!(
+        std::fs::read(home.join("inventory.json.migrated")).expect("kept"),
+        inventory
+    );
+}
+
+/// 32 concurrent mints, half from each home of `homes` (which share one database): each
+/// succeeds with an id of its own.
+fn mint_from_both(homes: &[Vault; 2]) -> std::collections::BTreeSet<String> {
+    let children: Vec<_> = (0..32)
+        .map(|i| {
+            homes[i % 2]
+                .cmd(&[
+                    "--json",
+                    "mint",
+                    "--purpose",
+                    "ci",
+                    "--ttl",
+                    "1h",
+                    "--no-passphrase",
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let mut ids = std::collections::BTreeSet::new();
+    for child in children {
+        let out = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "a mint failed: {stderr}");
+        let minted: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let id = minted["id"].as_str().expect("id").to_owned();
+        assert!(ids.insert(id.clone()), "{id} minted twice");
+    }
+    ids
+}
+
+#[test]
+fn two_homes_on_one_database_file_never_lose_or_double_a_record() {
+    // `store = "sqlite:FILE"` with FILE outside the home: two homes (each with its own
+    // `.lock`) write the one database. Their writers must still take turns: when they make
+    // it at once, and once it is there.
+    let shared = tempfile::tempdir().expect("tempdir");
+    crate::support::chmod(shared.path(), 0o700);
+    for (made_first, name) in [(false, "new.db"), (true, "made.db")] {
+        let file = shared.path().join(name);
+        let homes = [Vault::new(), Vault::new()];
+        for v in &homes {
+            v.write_config(&format!(
+                "store = \"sqlite:{}\"\n{CI_CONFIG}",
+                file.display()
+            ));
+        }
+        if made_first {
+            homes[0]
+                .run(&["new", "--purpose", "first", "--passphrase-env", "KV_PASS"])
+                .expect(0);
+        }
+        let ids = mint_from_both(&homes);
+        assert_eq!(ids.len(), 32);
+        let want = 32 + usize::from(made_first);
+        let conn = Connection::open(&file).expect("open");
+        let stored: i64 = conn
+            .query_row("SELECT count(DISTINCT id) FROM keys", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(usize::try_from(stored), Ok(want), "{name}");
+        for v in &homes {
+            v.run(&["log", "--verify"]).expect(0);
+            let listed = v.run(&["--json", "list"]).expect(0).json();
+            assert_eq!(
+                listed["keys"].as_array().map(Vec::len),
+                Some(want),
+                "{name}"
+            );
+        }
+    }
+}

@@ -93,6 +93,18 @@ pub enum StoreError {
         /// What is wrong.
         detail: String,
     },
+    /// A vault's files (`inventory.json`, `audit.jsonl`) are beside its database but are
+    /// not the ones it was made from: keyvault reads neither while both are there, rather
+    /// than leave out what only the files hold.
+    #[error(
+        "{path} is beside the database {database} and was not migrated into it; keyvault uses neither while both are there"
+    )]
+    NotMigrated {
+        /// The file (`inventory.json`, else `audit.jsonl`).
+        path: PathBuf,
+        /// The database.
+        database: PathBuf,
+    },
     /// The inventory was written by a newer keyvault.
     #[error("inventory {path} has version {version}; this keyvault reads version {supported}")]
     UnsupportedVersion {

@@ -102,19 +102,84 @@ impl FromStr for StoreLocation {
     }
 }
 
-/// Whether the part of a PostgreSQL URL after the scheme names a password: `user:pw@` in
-/// the authority, or a `password=` parameter.
+/// Whether the part of a PostgreSQL URL after the scheme names a password, read as the
+/// client reads it (see [`mask_password`]).
 fn has_password(rest: &str) -> bool {
-    let authority = rest.split(['/', '?']).next().unwrap_or("");
-    let in_userinfo = authority
-        .rsplit_once('@')
-        .is_some_and(|(userinfo, _)| userinfo.contains(':'));
-    let in_query = rest.split_once('?').is_some_and(|(_, query)| {
-        query
+    mask_password(rest).1
+}
+
+/// A PostgreSQL URL (or the part after its scheme) with any password in it masked, and
+/// whether it had one, read as the client (`tokio-postgres`) reads it: the userinfo runs to
+/// the first `@` anywhere in the text (so `user:pa/ss@host` and `user:pa?ss@host` carry a
+/// password), and a parameter whose name, percent-decoded and in any case, is `password`.
+pub(crate) fn mask_password(url: &str) -> (String, bool) {
+    let (prefix, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
+    };
+    let mut out = prefix;
+    let mut found = false;
+    let rest = match rest.split_once('@') {
+        Some((userinfo, after)) => {
+            match userinfo.split_once(':') {
+                Some((user, _)) => {
+                    found = true;
+                    out.push_str(user);
+                    out.push_str(":***@");
+                }
+                None => {
+                    out.push_str(userinfo);
+                    out.push('@');
+                }
+            }
+            after
+        }
+        None => rest,
+    };
+    let (base, query) = rest.split_once('?').unwrap_or((rest, ""));
+    out.push_str(base);
+    if rest.contains('?') {
+        let params: Vec<String> = query
             .split('&')
-            .any(|p| p.trim_start().to_ascii_lowercase().starts_with("password="))
-    });
-    in_userinfo || in_query
+            .map(|param| {
+                let key = param.split_once('=').map_or(param, |(k, _)| k);
+                if percent_decode(key).trim().eq_ignore_ascii_case("password") {
+                    found = true;
+                    format!("{key}=***")
+                } else {
+                    param.to_owned()
+                }
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    (out, found)
+}
+
+/// `text` with its `%XX` escapes decoded (an invalid escape is kept as it is).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `store = "…"` in `config.toml`, if given.
@@ -192,11 +257,46 @@ mod tests {
                 "postgres://db/kv?user=kv&password=hunter2",
                 LocationError::Password,
             ),
+            // As the client reads them: the userinfo runs to the first `@`, and parameter
+            // names are percent-decoded.
+            ("postgres://kv:hun/ter2@db/kv", LocationError::Password),
+            ("postgres://kv:hun?ter2@db/kv", LocationError::Password),
+            (
+                "postgres://kv@db/kv?pass%77ord=hunter2",
+                LocationError::Password,
+            ),
+            (
+                "postgres://kv@db/kv?a=1&%50ASSWORD=hunter2",
+                LocationError::Password,
+            ),
         ];
         for (text, want) in bad {
             let err = text.parse::<StoreLocation>().expect_err(text);
             assert_eq!(err, want, "{text}");
             assert!(!err.to_string().contains("hunter2"));
+        }
+    }
+
+    #[test]
+    fn a_password_is_masked_where_the_client_would_read_it() {
+        for (url, shown) in [
+            ("postgres://kv:hun/ter2@db/kv", "postgres://kv:***@db/kv"),
+            (
+                "postgres://kv:hun?ter2@db/kv?sslmode=disable",
+                "postgres://kv:***@db/kv?sslmode=disable",
+            ),
+            (
+                "postgres://kv@db/kv?sslmode=disable&pass%77ord=hunter2",
+                "postgres://kv@db/kv?sslmode=disable&pass%77ord=***",
+            ),
+            (
+                "postgres://kv@db/kv?sslmode=disable",
+                "postgres://kv@db/kv?sslmode=disable",
+            ),
+        ] {
+            let (masked, found) = mask_password(url);
+            assert_eq!(masked, shown, "{url}");
+            assert_eq!(found, url != shown, "{url}");
         }
     }
 

@@ -95,61 +95,71 @@ impl Paths {
     /// Takes the exclusive writer lock, waiting at most `timeout`; on timeout the error
     /// names the process holding it. The home must exist ([`Paths::ensure_layout`]).
     pub(crate) fn lock(&self, timeout: Duration) -> Result<LockGuard, StoreError> {
-        let path = self.lock_path();
-        // The lock file lives in the checked home (0700, the user's own): opened in place
-        // (the lock is on this inode, so no temp+rename), no-follow, 0600, never truncated.
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(|source| StoreError::Io {
-                operation: "open lock file",
-                path: path.clone(),
-                source,
-            })?;
-        let start = Instant::now();
-        let mut pause = Duration::from_millis(5);
-        loop {
-            match file.try_lock() {
-                Ok(()) => break,
-                Err(TryLockError::WouldBlock) if start.elapsed() < timeout => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(100));
-                }
-                Err(TryLockError::WouldBlock) => {
-                    let mut holder = String::new();
-                    let _ = file.read_to_string(&mut holder);
-                    let holder = holder.trim();
-                    return Err(StoreError::Locked {
-                        home: self.home.clone(),
-                        holder: if holder.is_empty() {
-                            "another process".to_owned()
-                        } else {
-                            format!("process {holder}")
-                        },
-                        waited_secs: timeout.as_secs(),
-                    });
-                }
-                Err(TryLockError::Error(source)) => {
-                    return Err(StoreError::Io {
-                        operation: "lock",
-                        path,
-                        source,
-                    });
-                }
+        lock_file(self.lock_path(), &self.home, timeout)
+    }
+}
+
+/// Takes the exclusive lock on the lock file `path`, waiting at most `timeout`; `home` is
+/// what a process that gives up is told is locked (the home, or a database outside it).
+pub(crate) fn lock_file(
+    path: PathBuf,
+    home: &Path,
+    timeout: Duration,
+) -> Result<LockGuard, StoreError> {
+    // The lock file lives in the checked home (0700, the user's own), or beside a
+    // database outside it: opened in place (the lock is on this inode, so no
+    // temp+rename), no-follow, 0600, never truncated.
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+        .map_err(|source| StoreError::Io {
+            operation: "open lock file",
+            path: path.clone(),
+            source,
+        })?;
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(TryLockError::WouldBlock) if start.elapsed() < timeout => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            Err(TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                return Err(StoreError::Locked {
+                    home: home.to_owned(),
+                    holder: if holder.is_empty() {
+                        "another process".to_owned()
+                    } else {
+                        format!("process {holder}")
+                    },
+                    waited_secs: timeout.as_secs(),
+                });
+            }
+            Err(TryLockError::Error(source)) => {
+                return Err(StoreError::Io {
+                    operation: "lock",
+                    path,
+                    source,
+                });
             }
         }
-        // Best effort: tell a waiting process who holds the lock.
-        let _ = file
-            .set_len(0)
-            .and_then(|()| file.rewind())
-            .and_then(|()| write!(file, "{}", std::process::id()));
-        Ok(LockGuard { _file: file })
     }
+    // Best effort: tell a waiting process who holds the lock.
+    let _ = file
+        .set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| write!(file, "{}", std::process::id()));
+    Ok(LockGuard { _file: file })
 }
 
 /// The state as files in the vault home: `inventory.json`, `audit.jsonl` and the `.lock`

@@ -5,14 +5,16 @@
 //! - **Schema**: the tables of [`super::sql`], versioned in `meta`. keyvault creates or
 //!   migrates them itself, in one transaction under an advisory lock (two machines
 //!   starting at once do it once); a database with a newer schema is refused before
-//!   anything is read or written ([`StoreError::SchemaTooNew`]).
+//!   anything is read or written ([`StoreError::SchemaTooNew`]), and so is one keyvault has
+//!   not set up that has a table of one of its names already.
 //! - **Writers** hold a session advisory lock (`pg_advisory_lock`) on the connection their
 //!   [`Session`] keeps, taken with `pg_try_advisory_lock` in a loop for at most the lock
 //!   timeout, then [`StoreError::Locked`] naming the holder. It is released when the
 //!   session's connection closes, so a writer killed mid-rotation leaves no lock behind
 //!   (its journal entry is finished by `sweep` anywhere). Each save is one transaction.
 //! - **Readers** read one `REPEATABLE READ, READ ONLY` snapshot per call, without the lock.
-//! - **Password**: `PGPASSWORD`, else the OS keyring (account `postgres:USER@HOST:PORT/DB`),
+//! - **Password**: `PGPASSWORD`, else the OS keyring (account `postgres:USER@HOST:PORT/DB`,
+//!   naming every host, port and `hostaddr` the URL gives),
 //!   never the URL (refused) or argv. **TLS**: `sslmode=disable|prefer|require|verify-full`
 //!   as libpq reads it ([`target`]).
 
@@ -126,6 +128,9 @@ impl PostgresStore {
         if self.current(version)? {
             return tx.commit().map_err(self.err("set up"));
         }
+        if version.is_none() {
+            self.refuse_foreign_tables(&mut tx)?;
+        }
         // Version 1 is the first: nothing older to migrate from yet. A later version adds
         // its steps here, each guarded by `version`.
         for statement in sql::schema(Dialect::Postgres) {
@@ -139,6 +144,33 @@ impl PostgresStore {
             .map_err(self.err("set up"))?;
         }
         tx.commit().map_err(self.err("set up"))
+    }
+
+    /// In a database keyvault has not set up (no `meta` row): refuses when a table of one
+    /// of keyvault's names is there already (another program's), before anything is
+    /// created or written.
+    fn refuse_foreign_tables(&self, tx: &mut Transaction<'_>) -> Result<(), StoreError> {
+        let mut found = Vec::new();
+        for table in ["meta", "keys", "floors", "journal", "audit"] {
+            let exists: bool = tx
+                .query_one("SELECT to_regclass($1::text) IS NOT NULL", &[&table])
+                .and_then(|r| r.try_get(0))
+                .map_err(self.err("read"))?;
+            if exists {
+                found.push(table);
+            }
+        }
+        if found.is_empty() {
+            return Ok(());
+        }
+        Err(StoreError::Database {
+            store: self.target.shown.clone(),
+            operation: "set up",
+            detail: format!(
+                "the database has tables keyvault did not make ({}): give keyvault a database of its own",
+                found.join(", ")
+            ),
+        })
     }
 
     /// Runs `f` in a read-only `REPEATABLE READ` snapshot on the readers' connection.

@@ -2,7 +2,8 @@
 //! SQLite, so nothing is needed on the machine).
 //!
 //! WAL mode, foreign keys on, `synchronous=FULL`. The writer lock is the home's `.lock`
-//! flock, as for the files, held for a whole [`super::Txn`]; each save is one
+//! flock, as for the files (with `.FILE.lock` beside a database in another directory, which
+//! other homes may name too), held for a whole [`super::Txn`]; each save is one
 //! `BEGIN IMMEDIATE … COMMIT`. Readers read a snapshot (one read transaction) without the
 //! lock. `View::Live` reads only the rows of the `keys_live` index (records that are not
 //! revoked) and the per-purpose floors table, so it costs the same at a million records of
@@ -15,7 +16,9 @@
 //! read (a corrupt or newer one is refused, as before), the audit chain verified, every
 //! record, the journal and every audit line imported with a `migrate` event in one
 //! transaction, and the old files renamed `inventory.json.migrated` and
-//! `audit.jsonl.migrated`.
+//! `audit.jsonl.migrated`. Files found beside an existing database are the end of a
+//! migration stopped before those renames (its audit log is in the database: they are
+//! renamed now) or are refused, never ignored.
 
 use super::sql::{self, BadRow, Dialect, KeyRow};
 use super::{Changes, Paths, Session, Store, View};
@@ -96,29 +99,77 @@ impl SqliteStore {
     }
 
     /// A connection for a reader, or `None` when the vault has no state yet. Migrates a
-    /// vault that still has its files.
+    /// vault that still has its files, or settles files left beside the database.
     fn reader(&self) -> Result<Option<Connection>, StoreError> {
-        if !Self::exists(&self.file) {
-            if !self.has_files() {
-                return Ok(None);
-            }
-            let _lock = self.paths.lock(READER_WAIT)?;
+        // The files first: a migration renames the database into place before it renames
+        // them away, so a vault seen without files and then without a database has neither.
+        let files = self.has_files();
+        if !files && !Self::exists(&self.file) {
+            return Ok(None);
+        }
+        if files {
+            let _lock = self.lock(READER_WAIT)?;
             self.create_or_migrate()?;
         }
         self.connect(READER_WAIT).map(Some)
     }
 
-    /// Under the writer lock: makes the database if there is none, from the files if the
-    /// vault has them.
-    fn create_or_migrate(&self) -> Result<(), StoreError> {
-        if Self::exists(&self.file) {
-            return Ok(());
-        }
-        if self.has_files() {
-            super::sqlite_migrate::migrate(self)
+    /// The writer lock: the home's `.lock`, and when the database is in another directory
+    /// (`sqlite:FILE` outside the home, which other homes may name too) the lock file
+    /// `.FILE.lock` beside it as well, so that every home's writers on it take turns. Taken
+    /// in that order by every writer, each waiting at most `timeout`.
+    fn lock(&self, timeout: Duration) -> Result<WriterLock, StoreError> {
+        let home = self.paths.lock(timeout)?;
+        let dir = fsutil::parent_dir(&self.file);
+        let same = |a: &Path, b: &Path| {
+            use std::os::unix::fs::MetadataExt;
+            match (std::fs::metadata(a), std::fs::metadata(b)) {
+                (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+                _ => false,
+            }
+        };
+        let beside = if same(dir, self.paths.home()) {
+            None
         } else {
-            self.build(|_| Ok(()))
+            let mut name = std::ffi::OsString::from(".");
+            name.push(self.file.file_name().unwrap_or_default());
+            name.push(".lock");
+            Some(super::files::lock_file(
+                dir.join(name),
+                &self.file,
+                timeout,
+            )?)
+        };
+        Ok(WriterLock {
+            _home: home,
+            _beside: beside,
+        })
+    }
+
+    /// Under the writer lock: makes the database if there is none, from the files if the
+    /// vault has them; files beside an existing database are settled (the end of a
+    /// migration that stopped after the rename of the database, else refused).
+    fn create_or_migrate(&self) -> Result<(), StoreError> {
+        match (self.has_files(), Self::exists(&self.file)) {
+            (false, true) => Ok(()),
+            (false, false) => self.build(|_| Ok(())),
+            (true, false) => super::sqlite_migrate::migrate(self),
+            (true, true) => super::sqlite_migrate::settle(self),
         }
+    }
+
+    /// Whether the database's audit line `seq` is the one whose hash is `hash`.
+    pub(super) fn holds_line(&self, seq: u64, hash: &str) -> Result<bool, StoreError> {
+        let conn = self.connect(READER_WAIT)?;
+        let line: Option<String> = conn
+            .query_row(
+                sql::SELECT_AUDIT_LINE,
+                params![i64::try_from(seq).unwrap_or(i64::MAX)],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.err("read"))?;
+        Ok(line.is_some_and(|l| audit::hash_line(l.as_bytes()) == hash))
     }
 
     /// Makes the database: a new file beside it (0600, created exclusively, never through
@@ -324,7 +375,7 @@ impl Store for SqliteStore {
         timeout: Duration,
         view: View,
     ) -> Result<(Box<dyn Session>, Inventory), StoreError> {
-        let lock = self.paths.lock(timeout)?;
+        let lock = self.lock(timeout)?;
         self.create_or_migrate()?;
         let mut conn = self.connect(timeout)?;
         let state = {
@@ -388,12 +439,18 @@ impl Store for SqliteStore {
     }
 }
 
-/// A writer on a [`SqliteStore`]: holds the `.lock` flock and a connection.
+/// The locks a writer holds (see [`SqliteStore::lock`]), released when dropped.
+struct WriterLock {
+    _home: super::files::LockGuard,
+    _beside: Option<super::files::LockGuard>,
+}
+
+/// A writer on a [`SqliteStore`]: holds the writer lock and a connection.
 struct SqliteSession {
     store: SqliteStore,
     conn: Connection,
     timeout: Duration,
-    _lock: super::files::LockGuard,
+    _lock: WriterLock,
 }
 
 impl Session for SqliteSession {

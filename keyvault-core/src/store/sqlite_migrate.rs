@@ -8,7 +8,7 @@ use crate::fsutil;
 use crate::inventory::KeyRecord;
 use chrono::Utc;
 use rusqlite::params;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The largest audit log a migration reads (as the files store reads it).
 const MAX_LOG_BYTES: u64 = 1 << 30;
@@ -75,10 +75,20 @@ pub(super) fn migrate(store: &SqliteStore) -> Result<(), StoreError> {
             .map_err(as_store)?;
         Ok(())
     })?;
-    for old in [paths.inventory_path(), audit_path] {
-        let mut kept = old.as_os_str().to_owned();
-        kept.push(".migrated");
-        match std::fs::rename(&old, &kept) {
+    keep_old_files(paths)
+}
+
+/// The name an old file is kept under once migrated.
+fn kept(old: &Path) -> PathBuf {
+    let mut kept = old.as_os_str().to_owned();
+    kept.push(".migrated");
+    PathBuf::from(kept)
+}
+
+/// Renames `inventory.json` and `audit.jsonl` (those there are) to `*.migrated`.
+fn keep_old_files(paths: &super::Paths) -> Result<(), StoreError> {
+    for old in [paths.inventory_path(), paths.audit_path()] {
+        match std::fs::rename(&old, kept(&old)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(StoreError::Io {
                     operation: "rename",
@@ -90,6 +100,33 @@ pub(super) fn migrate(store: &SqliteStore) -> Result<(), StoreError> {
         }
     }
     fsutil::sync_dir(paths.home())
+}
+
+/// With the writer lock held, a vault that has both its database and its files: when the
+/// database holds the files' audit log (its last line is the database's line of that
+/// number, so by the chain every line before it too; or both are empty of records), a
+/// migration stopped between renaming the database into place and renaming the files, and
+/// this finishes it. Anything else (files made after the migration, another vault's, or a
+/// `*.migrated` already there that a rename would replace) is
+/// [`StoreError::NotMigrated`]: never ignored, nothing changed.
+pub(super) fn settle(store: &SqliteStore) -> Result<(), StoreError> {
+    let paths = store.paths();
+    let bytes = fsutil::read_optional(&paths.audit_path(), MAX_LOG_BYTES)?.unwrap_or_default();
+    let held = match audit::head_of(&bytes) {
+        Some(head) => store.holds_line(head.seq(), head.hash())?,
+        None => paths.load()?.keys().is_empty(),
+    };
+    let old = [paths.inventory_path(), paths.audit_path()];
+    let present = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+    let clobbers = old.iter().any(|p| present(p) && present(&kept(p)));
+    if held && !clobbers {
+        return keep_old_files(paths);
+    }
+    let path = old.into_iter().find(|p| present(p)).unwrap_or_default();
+    Err(StoreError::NotMigrated {
+        path,
+        database: store.file().to_owned(),
+    })
 }
 
 /// A store error from the wider error type (a database append fails only with these).

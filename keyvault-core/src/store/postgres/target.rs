@@ -44,12 +44,22 @@ impl Target {
     /// Takes `url` apart. `sslmode` and `sslrootcert` are read here (the client knows only
     /// disable/prefer/require); every other parameter is the client's.
     pub(crate) fn parse(url: &str) -> Result<Self, StoreError> {
-        let shown = redact(url);
+        // Masked as the client reads the URL, so no password reaches a message.
+        let (shown, password) = crate::policy::mask_password(url);
         let bad = |detail: String| StoreError::Database {
             store: shown.clone(),
             operation: "use",
             detail,
         };
+        let refused = || {
+            bad(
+                "a password in the URL is refused: set PGPASSWORD or keep it in the OS keyring"
+                    .to_owned(),
+            )
+        };
+        if password {
+            return Err(refused());
+        }
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut mode = Mode::Prefer;
         let mut rootcert = None;
@@ -57,12 +67,7 @@ impl Target {
         for param in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = param.split_once('=').unwrap_or((param, ""));
             match key {
-                "password" => {
-                    return Err(bad(
-                        "a password in the URL is refused: set PGPASSWORD or keep it in the OS keyring"
-                            .to_owned(),
-                    ));
-                }
+                "password" => return Err(refused()),
                 "sslmode" => {
                     mode = match value {
                         "disable" => Mode::Disable,
@@ -89,10 +94,7 @@ impl Target {
             .parse()
             .map_err(|e: postgres::Error| bad(format!("not a valid connection URL ({e})")))?;
         if config.get_password().is_some() {
-            return Err(bad(
-                "a password in the URL is refused: set PGPASSWORD or keep it in the OS keyring"
-                    .to_owned(),
-            ));
+            return Err(refused());
         }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
@@ -136,56 +138,44 @@ impl Target {
     }
 }
 
-/// `url` with any password in it masked, for messages (such a URL is refused anyway).
-fn redact(url: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let (scheme, rest) = base.split_once("://").unwrap_or(("", base));
-    let (authority, path) = rest
-        .split_once('/')
-        .map_or((rest, None), |(a, p)| (a, Some(p)));
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{user}:***@{host}")
-        }
-        _ => authority.to_owned(),
-    };
-    let mut out = format!("{scheme}://{authority}");
-    if let Some(path) = path {
-        out.push('/');
-        out.push_str(path);
-    }
-    if let Some(query) = query {
-        let params: Vec<&str> = query
-            .split('&')
-            .map(|p| {
-                if p.starts_with("password=") {
-                    "password=***"
-                } else {
-                    p
-                }
-            })
-            .collect();
-        out.push('?');
-        out.push_str(&params.join("&"));
-    }
-    out
-}
-
 /// The OS keyring account of the password of the database `config` names:
-/// `postgres:USER@HOST:PORT/DB`.
+/// `postgres:USER@HOST:PORT/DB`, naming every host and port the client may connect to
+/// (`postgres:USER@HOST1,HOST2:PORT1,PORT2/DB`) and the addresses it would connect to
+/// instead (`…/DB?hostaddr=ADDR`): a password kept for one server is never sent to another
+/// that a URL adds to it.
 fn account(config: &postgres::Config) -> String {
-    let host = match config.get_hosts().first() {
-        Some(postgres::config::Host::Tcp(h)) => h.clone(),
-        Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
-        None => "localhost".to_owned(),
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|host| match host {
+            postgres::config::Host::Tcp(h) => h.clone(),
+            postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .collect();
+    let hosts = if hosts.is_empty() {
+        "localhost".to_owned()
+    } else {
+        hosts.join(",")
     };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let ports: Vec<String> = config.get_ports().iter().map(u16::to_string).collect();
+    let ports = if ports.is_empty() {
+        "5432".to_owned()
+    } else {
+        ports.join(",")
+    };
     let user = config.get_user().unwrap_or_default();
     let db = config.get_dbname().unwrap_or(user);
-    format!("postgres:{user}@{host}:{port}/{db}")
+    let mut account = format!("postgres:{user}@{hosts}:{ports}/{db}");
+    let addrs: Vec<String> = config
+        .get_hostaddrs()
+        .iter()
+        .map(std::net::IpAddr::to_string)
+        .collect();
+    if !addrs.is_empty() {
+        account.push_str("?hostaddr=");
+        account.push_str(&addrs.join(","));
+    }
+    account
 }
 
 /// The OS keyring account that holds the password of the database `url` names (for
@@ -332,5 +322,29 @@ mod tests {
             assert!(!err.contains("hunter2"), "{err}");
             assert!(err.contains("db"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_url_that_adds_a_server_names_another_keyring_account() {
+        let account = |url: &str| password_account(url).expect(url);
+        let plain = account("postgres://kv@db.example:5432/vault");
+        assert_eq!(plain, "postgres:kv@db.example:5432/vault");
+        assert_eq!(account("postgresql://kv@db.example/vault"), plain);
+        // Each of these may connect somewhere other than db.example:5432: the password
+        // kept for it must not go there.
+        for other in [
+            "postgres://kv@db.example:5432/vault?host=evil.example",
+            "postgres://kv@db.example,evil.example/vault",
+            "postgres://kv@db.example:5432,db.example:6543/vault",
+            "postgres://kv@db.example:5432/vault?hostaddr=203.0.113.9",
+        ] {
+            let got = account(other);
+            assert_ne!(got, plain, "{other}");
+            assert!(got.starts_with("postgres:kv@db.example"), "{other}: {got}");
+        }
+        assert_eq!(
+            account("postgres://kv@db.example:5432/vault?hostaddr=203.0.113.9"),
+            "postgres:kv@db.example:5432/vault?hostaddr=203.0.113.9"
+        );
     }
 }
