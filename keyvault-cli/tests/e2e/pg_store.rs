@@ -14,7 +14,7 @@ use std::process::Stdio;
 const UNMANAGED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILXGDN/SclOozk1xsDztpmhGiKkkrfQB9SKoO8dSIQQZ me@example.com";
 
 /// A home pointed at database `db` of `pg` (through config.toml) and at `server`.
-fn home(pg: &Postgres, db: &str, server: &FakeRunpod) -> Vault {
+pub(crate) fn home(pg: &Postgres, db: &str, server: &FakeRunpod) -> Vault {
     let v = Vault::new();
     v.write_config(&format!("store = \"{}\"\n{CI_CONFIG}", pg.url(db)));
     v.set_env("PGPASSWORD", Postgres::PASSWORD);
@@ -24,7 +24,7 @@ fn home(pg: &Postgres, db: &str, server: &FakeRunpod) -> Vault {
 
 /// Asserts that neither the test secrets nor the database password are in `run`'s output.
 #[track_caller]
-fn clean(run: Run) -> Run {
+pub(crate) fn clean(run: Run) -> Run {
     for stream in [&run.stdout, &run.stderr] {
         assert!(
             !stream.contains(Postgres::PASSWORD),
@@ -35,7 +35,7 @@ fn clean(run: Run) -> Run {
 }
 
 /// Every record, as `list --all --json` prints them.
-fn records(v: &Vault) -> Vec<Value> {
+pub(crate) fn records(v: &Vault) -> Vec<Value> {
     clean(v.run(&["--json", "list", "--all"]).expect(0)).json()["keys"]
         .as_array()
         .expect("keys")
@@ -54,7 +54,7 @@ fn lines(records: &[Value], pick: impl Fn(&Value) -> bool) -> BTreeSet<String> {
 /// The database's audit chain verifies (walked whole, as `log --verify` does) and ends at
 /// the head `meta` records; returns its length.
 #[track_caller]
-fn chain_verifies(pg: &Postgres, db: &str) -> u64 {
+pub(crate) fn chain_verifies(pg: &Postgres, db: &str) -> u64 {
     let text = pg.psql_in(db, "SELECT line FROM audit ORDER BY seq");
     let bytes = if text.is_empty() {
         String::new()
