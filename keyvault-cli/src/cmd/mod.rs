@@ -61,6 +61,17 @@ pub(crate) fn open_vault(cli: &Cli) -> Result<Vault, Failure> {
         // Live per-pod progress for people; none of it on a pipe or with --json.
         vault = vault.with_pod_progress(crate::progress::pod_lines());
     }
+    if matches!(
+        vault.config().store(),
+        keyvault_core::StoreLocation::Postgres(_)
+    ) && let Some(ignored) = keyvault_core::postgres_password_file_ignored()
+    {
+        // libpq's warning, without the file's contents.
+        eprintln!(
+            "warning: {}",
+            crate::explain::password_file_ignored(&ignored)
+        );
+    }
     // Agent directories of keyvault runs that were killed go with the next run.
     keyvault_core::agent::remove_stale(std::path::Path::new(keyvault_core::agent::PARENT));
     Ok(vault)

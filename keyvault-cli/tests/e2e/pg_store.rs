@@ -339,7 +339,7 @@ fn the_password_lives_in_the_os_keyring_and_a_key_made_elsewhere_is_reported_not
     let out = clean(a.run(&["list"]).expect(1));
     assert!(
         out.stderr.contains(
-            "the server asks for a password and none was found in PGPASSWORD or the OS keyring"
+            "the server asks for a password and none was found in PGPASSWORD, the password file (PGPASSFILE, else ~/.pgpass) or the OS keyring"
         ),
         "{}",
         out.stderr
