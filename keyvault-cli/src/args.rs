@@ -218,7 +218,18 @@ For cron: `keyvault scan --json > scan.json || alert`."
     #[command(subcommand)]
     Gitlab(crate::cmd::providers::ProviderCommand),
     /// The PostgreSQL store's password in the OS keyring (login/logout).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "The password of a postgres:// store comes from, in this order:\n  \
+1. PGPASSWORD (empty counts as unset);\n  \
+2. libpq's password file: PGPASSFILE, else ~/.pgpass. Lines host:port:database:username:password; \
+# starts a comment; * in the first four fields matches anything; \\ escapes the next character \
+(\\: for a colon); the first matching line wins. Ignored, with a warning naming it, when it is \
+not a plain file or its group or others have any access (chmod 600 it);\n  \
+3. the OS keyring entry `keyvault store login` makes.\n\
+Never the command line, config.toml or the URL (a URL with a password is refused).\n\n\
+Examples:\n  keyvault store login\n  PGPASSFILE=/run/secrets/pgpass keyvault status"
+    )]
     Store(crate::cmd::store::StoreCommand),
     /// Health: expiry, drift at targets, pods on old keys, audit log (exit 3 on problems).
     #[command(

@@ -45,11 +45,15 @@ pub(crate) fn actor() -> String {
         .filter(|u| !u.is_empty())
         .or_else(user_from_passwd)
         .unwrap_or_else(|| "unknown".to_owned());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+    format!("{user}@{}", host())
+}
+
+/// This machine's host name.
+pub(crate) fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".to_owned());
-    format!("{user}@{host}")
+        .unwrap_or_else(|_| "localhost".to_owned())
 }
 
 /// Whether KEYVAULT_NO_INPUT asks for no prompts: 1, true, yes, on (any case) do; unset,

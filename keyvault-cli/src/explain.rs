@@ -173,6 +173,22 @@ pub fn rotate_command(purpose: &keyvault_core::Purpose, pods: bool) -> String {
     }
 }
 
+/// Why the PostgreSQL password file was not read, as libpq words it.
+pub fn password_file_ignored(ignored: &keyvault_core::PostgresPasswordFileIgnored) -> String {
+    use keyvault_core::PostgresPasswordFileIgnored as Ignored;
+    match ignored {
+        Ignored::Insecure { path, mode } => format!(
+            "password file \"{}\" has group or world access (mode {mode:04o}); permissions should be u=rw (0600) or less: ignored",
+            crate::render::clean(&path.display().to_string())
+        ),
+        Ignored::NotAFile { path } => format!(
+            "password file \"{}\" is not a plain file: ignored",
+            crate::render::clean(&path.display().to_string())
+        ),
+        _ => "the password file was ignored".to_owned(),
+    }
+}
+
 /// Why a key is due, in words.
 pub fn due_reason(reason: keyvault_core::DueReason) -> &'static str {
     match reason {

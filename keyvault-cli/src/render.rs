@@ -136,6 +136,8 @@ pub fn clean(text: &str) -> std::borrow::Cow<'_, str> {
 /// A key as `list --json` and `show --json` print it: the documented members of its
 /// record, each once (the record's own `private_key_path` is relative to the home; the
 /// absolute one below replaces it), plus where its files are and whether it has expired.
+/// Under a shared store, a key whose file is not on this machine has no paths here (null),
+/// and `machine` names the one that has them, when recorded.
 #[derive(serde::Serialize)]
 pub struct KeyJson<'a> {
     id: &'a keyvault_core::KeyId,
@@ -167,8 +169,10 @@ pub struct KeyJson<'a> {
     certificate: Option<&'a keyvault_core::inventory::CertificateInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     keyring_account: Option<&'a str>,
-    private_key_path: String,
-    public_key_path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    machine: Option<&'a str>,
+    private_key_path: Option<String>,
+    public_key_path: Option<String>,
     current_path: Option<String>,
     expired: bool,
 }
@@ -180,10 +184,14 @@ pub fn key_json(vault: &Vault, record: &KeyRecord, now: DateTime<Utc>) -> Value 
 
 impl<'a> KeyJson<'a> {
     pub fn new(vault: &Vault, record: &'a KeyRecord, now: DateTime<Utc>) -> Self {
-        let private = vault.private_key_path(record).display().to_string();
-        // Only a purpose's own active key is behind current/<purpose>, never a minted one.
-        let current = (record.state() == KeyState::Active && record.scope().is_none())
-            .then(|| vault.current_path(record.purpose()).display().to_string());
+        let private = vault
+            .local_private_key_path(record)
+            .map(|p| p.display().to_string());
+        // Only a purpose's own active key is behind current/<purpose>, never a minted one,
+        // and only on the machine that has its file.
+        let current =
+            (record.state() == KeyState::Active && record.scope().is_none() && private.is_some())
+                .then(|| vault.current_path(record.purpose()).display().to_string());
         KeyJson {
             id: record.id(),
             purpose: record.purpose(),
@@ -206,7 +214,8 @@ impl<'a> KeyJson<'a> {
             cert_authority: record.cert_authority(),
             certificate: record.certificate(),
             keyring_account: record.keyring_account(),
-            public_key_path: format!("{private}.pub"),
+            machine: record.machine(),
+            public_key_path: private.as_ref().map(|p| format!("{p}.pub")),
             private_key_path: private,
             current_path: current,
             expired: record.is_expired_at(now),
@@ -269,10 +278,17 @@ pub fn show_key(vault: &Vault, k: &KeyRecord, now: DateTime<Utc>) {
         ("origin", format!("{:?}", k.origin()).to_lowercase()),
         (
             "private key",
-            vault.private_key_path(k).display().to_string(),
+            match (vault.local_private_key_path(k), k.machine()) {
+                (Some(path), _) => path.display().to_string(),
+                (None, Some(machine)) => {
+                    format!("not on this machine (kept on {})", clean(machine))
+                }
+                (None, None) => "not on this machine".to_owned(),
+            },
         ),
     ];
-    if k.state() == KeyState::Active {
+    let here = vault.local_private_key_path(k).is_some();
+    if k.state() == KeyState::Active && here {
         fields.push((
             "stable path",
             vault.current_path(k.purpose()).display().to_string(),

@@ -379,6 +379,10 @@ impl Vault {
         let path = self.private_key_path(record);
         let _ = std::fs::remove_file(&path);
         let _ = std::fs::remove_file(path.with_file_name(format!("{}.pub", record.id())));
+        if let Some(cert) = record.certificate() {
+            // Outside fsutil: only removes the certificate this failed write made.
+            let _ = std::fs::remove_file(self.home().join(&cert.path));
+        }
     }
 
     /// Adopts an existing OpenSSH private key (e.g. one `ssh-keygen` made) as the active

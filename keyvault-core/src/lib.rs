@@ -49,7 +49,9 @@ mod store;
 #[doc(hidden)]
 pub use store::bulk_import;
 #[cfg(feature = "postgres")]
-pub use store::postgres_password_account;
+pub use store::{
+    PostgresPasswordFileIgnored, postgres_password_account, postgres_password_file_ignored,
+};
 mod sweep;
 pub mod target;
 // Public for the CLI's JSON, which writes the inventory's timestamps the same way.

@@ -190,7 +190,11 @@ impl Vault {
         };
         let detail = mint_detail(request, algorithm, &admitted, &record);
         txn.record([draft("mint", &record, detail)]);
-        txn.save()?;
+        if let Err(e) = txn.save() {
+            // Nothing names the key: its files (and certificate) go with the failed save.
+            self.remove_key_files(&record);
+            return Err(e);
+        }
         self.deploy_minted(&mut txn, &mut opened, &record, request, &admitted)?;
         let record = key(&txn, record.id())?.clone();
         txn.commit()?;

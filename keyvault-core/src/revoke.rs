@@ -366,7 +366,8 @@ impl Vault {
         .into()
     }
 
-    /// Marks `ids` revoked (removing `current/<purpose>` for an active one) and saves.
+    /// Marks `ids` revoked and saves; then removes `current/<purpose>` for an active one
+    /// (not before: a save that fails leaves the key active, with its link).
     fn revoke_records(
         &self,
         txn: &mut Txn,
@@ -377,20 +378,23 @@ impl Vault {
         report: &mut Report,
     ) -> Result<()> {
         let mut drafts = Vec::new();
+        let mut were_active = Vec::new();
         for id in ids {
             let record = key_mut(txn, id)?;
-            let was_active = record.state == KeyState::Active;
+            if record.state == KeyState::Active {
+                were_active.push((record.purpose.clone(), id));
+            }
             record.state = KeyState::Revoked;
             record.revoked_at = Some(now);
-            let purpose = record.purpose.clone();
             drafts.push(draft(action, record, why.to_owned()));
             report.revoked.push(id.clone());
-            if was_active {
-                self.unlink_current(&purpose, id);
-            }
         }
         txn.record(drafts);
-        txn.save()
+        txn.save()?;
+        for (purpose, id) in were_active {
+            self.unlink_current(&purpose, id);
+        }
+        Ok(())
     }
 
     /// Removes `current/<purpose>` if it names `id`.

@@ -534,15 +534,6 @@ impl Vault {
         }
     }
 
-    /// Whether several machines share this vault's records (PostgreSQL), each keeping the
-    /// private keys it made.
-    fn shared_store(&self) -> bool {
-        matches!(
-            self.config.store(),
-            crate::policy::StoreLocation::Postgres(_)
-        )
-    }
-
     /// `current/<purpose>` links that do not name the purpose's active key (a crash between
     /// recording a key and swapping the link, or a hand edit).
     pub(crate) fn current_link_findings(&self, inventory: &Inventory) -> Vec<Finding> {

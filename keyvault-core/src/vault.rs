@@ -33,6 +33,9 @@ pub struct Vault {
     pub(crate) config: Config,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) actor: String,
+    /// This machine's name, recorded on the keys it makes when several machines share the
+    /// store ([`Vault::with_machine`]).
+    pub(crate) machine: Option<String>,
     pub(crate) lock_timeout: Duration,
     pub(crate) hook: Option<FaultHook>,
     pub(crate) pod_progress: Option<PodProgressSink>,
@@ -114,6 +117,7 @@ impl Vault {
             config,
             clock: Arc::new(SystemClock),
             actor: "keyvault".to_owned(),
+            machine: None,
             lock_timeout: Duration::from_secs(30),
             hook: None,
             pod_progress: None,
@@ -268,6 +272,15 @@ impl Vault {
         self
     }
 
+    /// Names this machine (e.g. its host name): under a store several machines share
+    /// (PostgreSQL), each key made here records it ([`KeyRecord::machine`]), since its
+    /// private key file stays here.
+    #[must_use]
+    pub fn with_machine(mut self, machine: impl Into<String>) -> Self {
+        self.machine = Some(machine.into());
+        self
+    }
+
     /// How long a writer waits for another process's lock before failing.
     #[must_use]
     pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
@@ -297,6 +310,28 @@ impl Vault {
     #[must_use]
     pub fn private_key_path(&self, record: &KeyRecord) -> PathBuf {
         self.paths.home().join(record.private_key_path())
+    }
+
+    /// [`Vault::private_key_path`] when the file may be on this machine; `None` when several
+    /// machines share the store (PostgreSQL) and it is not here: made on another machine
+    /// ([`KeyRecord::machine`] says which, when recorded), or deleted by `prune`.
+    #[must_use]
+    pub fn local_private_key_path(&self, record: &KeyRecord) -> Option<PathBuf> {
+        let path = self.private_key_path(record);
+        // Whether it exists, without following a link: nothing is read.
+        if self.shared_store() && std::fs::symlink_metadata(&path).is_err() {
+            return None;
+        }
+        Some(path)
+    }
+
+    /// Whether several machines share this vault's records (PostgreSQL), each keeping the
+    /// private keys it made.
+    pub(crate) fn shared_store(&self) -> bool {
+        matches!(
+            self.config.store(),
+            crate::policy::StoreLocation::Postgres(_)
+        )
     }
 
     /// The stable path naming the active key of `purpose` (`current/<purpose>`), for

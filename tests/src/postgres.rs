@@ -17,8 +17,25 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// Where the distribution installs PostgreSQL 15's server binaries.
 pub const BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
 
+/// How the small disk's namespace reports a mount that failed.
+const MOUNT_FAILED: i32 = 97;
+
 /// The unprivileged user the cluster runs as when the tests run as root.
 const USER: &str = "kvpg";
+
+/// The tablespace of a cluster started by [`Postgres::start_with_small_disk`].
+pub const SMALL: &str = "small";
+
+/// How big that tablespace's disk is.
+const SMALL_DISK: &str = "8m";
+
+/// What a cluster offers besides plain connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Plain,
+    Tls,
+    SmallDisk,
+}
 
 /// A running cluster; stopped when dropped.
 #[derive(Debug)]
@@ -37,13 +54,53 @@ impl Postgres {
     /// Starts a new cluster. Panics (failing the test, never skipping it) when PostgreSQL
     /// is not installed or does not start.
     pub fn start() -> Self {
-        Self::start_with(false)
+        Self::start_with(Kind::Plain)
     }
 
     /// Starts a new cluster that also offers TLS (`ssl = on`), with a server certificate
     /// for 127.0.0.1 issued by a CA of its own ([`Postgres::ca`]), made with `openssl`.
     pub fn start_with_tls() -> Self {
-        Self::start_with(true)
+        Self::start_with(Kind::Tls)
+    }
+
+    /// Starts a new cluster with a tablespace, [`SMALL`], on a tmpfs of 8 MiB that only the
+    /// server sees: mounted in a private mount namespace (`unshare --mount --propagation
+    /// private`) in which the server starts, so the mount goes when the server does and
+    /// nothing outlives the test. Its data directory and WAL stay on the main disk. Needs
+    /// root (as the tests run in CI): panics with the reason when it cannot mount.
+    pub fn start_with_small_disk() -> Self {
+        Self::start_with(Kind::SmallDisk)
+    }
+
+    /// Makes database `name` (as [`Postgres::create_db`]) whose new tables go to the small
+    /// disk's tablespace by default; its catalogs stay on the main disk.
+    pub fn create_db_on_small_disk(&self, name: &str) {
+        self.create_db(name);
+        self.psql(&format!(
+            "ALTER DATABASE {name} SET default_tablespace = {SMALL}"
+        ));
+    }
+
+    /// Fills the small disk: a table of the superuser's grows on it until the server
+    /// reports it full (the rows roll back; the file keeps its size). Neither autovacuum
+    /// nor a vacuum's truncation gives the space back; [`Postgres::free_small_disk`] does.
+    pub fn fill_small_disk(&self) {
+        self.psql(&format!(
+            "CREATE TABLE IF NOT EXISTS filler (b text) \
+             WITH (autovacuum_enabled = false, vacuum_truncate = false) TABLESPACE {SMALL}"
+        ));
+        for rows in [1000, 1] {
+            self.psql(&format!(
+                "DO $$ BEGIN LOOP INSERT INTO filler SELECT repeat('x', 1000) \
+                 FROM generate_series(1, {rows}); END LOOP; \
+                 EXCEPTION WHEN disk_full THEN NULL; END $$"
+            ));
+        }
+    }
+
+    /// Gives the small disk's space back (drops what [`Postgres::fill_small_disk`] made).
+    pub fn free_small_disk(&self) {
+        self.psql("DROP TABLE filler");
     }
 
     /// The CA that issued a TLS cluster's certificate (PEM), for `sslrootcert`.
@@ -51,7 +108,7 @@ impl Postgres {
         self.dir.join("ca.pem")
     }
 
-    fn start_with(tls: bool) -> Self {
+    fn start_with(kind: Kind) -> Self {
         let initdb = Path::new(BIN_DIR).join("initdb");
         assert!(
             initdb.exists(),
@@ -67,33 +124,18 @@ impl Postgres {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir(&dir).expect("create the cluster's directory");
         let ids = run_as_user();
+        assert!(
+            kind != Kind::SmallDisk || ids.is_some(),
+            "a full disk is a tmpfs mounted in a private mount namespace, which needs root: \
+             run this test as root (as CI does)"
+        );
         if let Some((uid, gid)) = ids {
             std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).expect("chown");
         }
         set_mode(&dir, 0o700);
         let mut pg = Postgres { dir, port: 0, ids };
-        let pwfile = pg.dir.join("pw");
-        std::fs::write(&pwfile, format!("{}\n", "superuser-unused")).expect("pwfile");
-        if let Some((uid, gid)) = ids {
-            std::os::unix::fs::chown(&pwfile, Some(uid), Some(gid)).expect("chown");
-        }
-        pg.tool("initdb")
-            .args(["-D"])
-            .arg(pg.data())
-            .args([
-                "-U",
-                "postgres",
-                "--auth-local=trust",
-                "--auth-host=scram-sha-256",
-                "--encoding=UTF8",
-                "--locale=C",
-                "--no-sync",
-            ])
-            .arg(format!("--pwfile={}", pwfile.display()))
-            .output()
-            .map(|o| check("initdb", &o))
-            .expect("run initdb");
-        let ssl = if tls {
+        pg.initdb();
+        let ssl = if kind == Kind::Tls {
             pg.make_certificates();
             format!(
                 " -c ssl=on -c ssl_cert_file={0}/server.pem -c ssl_key_file={0}/server.key -c log_connections=on",
@@ -102,19 +144,46 @@ impl Postgres {
         } else {
             String::new()
         };
+        let small = pg.dir.join(SMALL);
+        if kind == Kind::SmallDisk {
+            std::fs::create_dir(&small).expect("the small disk's mount point");
+        }
+        pg.launch(kind, &ssl, &small);
+        pg.psql(&format!(
+            "CREATE ROLE {} LOGIN CREATEDB PASSWORD '{}'",
+            Self::ROLE,
+            Self::PASSWORD
+        ));
+        if kind == Kind::SmallDisk {
+            pg.psql(&format!(
+                "CREATE TABLESPACE {SMALL} LOCATION '{}'",
+                small.display()
+            ));
+            pg.psql(&format!(
+                "GRANT CREATE ON TABLESPACE {SMALL} TO {}",
+                Self::ROLE
+            ));
+        }
+        pg
+    }
+
+    /// Starts the server (`pg_ctl start`) on a free port, trying another if it is taken.
+    fn launch(&mut self, kind: Kind, ssl: &str, small: &Path) {
         for attempt in 0..5 {
-            pg.port = free_port();
-            let out = pg
-                .tool("pg_ctl")
-                .arg("-D")
-                .arg(pg.data())
+            self.port = free_port();
+            let out = match kind {
+                Kind::SmallDisk => self.in_small_disk_namespace(small),
+                _ => self.tool("pg_ctl"),
+            }
+            .arg("-D")
+                .arg(self.data())
                 .arg("-l")
-                .arg(pg.dir.join("log"))
+                .arg(self.dir.join("log"))
                 .arg("-o")
                 .arg(format!(
                     "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200{ssl}",
-                    pg.port,
-                    pg.dir.display()
+                    self.port,
+                    self.dir.display()
                 ))
                 .args(["-w", "-t", "60", "start"])
                 .output()
@@ -123,18 +192,75 @@ impl Postgres {
                 break;
             }
             assert!(
+                out.status.code() != Some(MOUNT_FAILED)
+                    && !String::from_utf8_lossy(&out.stderr).starts_with("unshare:"),
+                "cannot mount a tmpfs for the full disk in a private mount namespace \
+                 (unshare --mount --propagation private; needs root): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
                 attempt < 4,
                 "pg_ctl start failed: {}\n{}",
                 String::from_utf8_lossy(&out.stderr),
-                std::fs::read_to_string(pg.dir.join("log")).unwrap_or_default()
+                std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
             );
         }
-        pg.psql(&format!(
-            "CREATE ROLE {} LOGIN CREATEDB PASSWORD '{}'",
-            Self::ROLE,
-            Self::PASSWORD
-        ));
-        pg
+    }
+
+    /// `initdb` of a small cluster: the superuser trusted on the socket only, SCRAM over
+    /// TCP, no fsync, 1 MiB WAL segments (16 by default: less to write at start).
+    fn initdb(&self) {
+        let pwfile = self.dir.join("pw");
+        std::fs::write(&pwfile, format!("{}\n", "superuser-unused")).expect("pwfile");
+        if let Some((uid, gid)) = self.ids {
+            std::os::unix::fs::chown(&pwfile, Some(uid), Some(gid)).expect("chown");
+        }
+        self.tool("initdb")
+            .args(["-D"])
+            .arg(self.data())
+            .args([
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--wal-segsize=1",
+            ])
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .output()
+            .map(|o| check("initdb", &o))
+            .expect("run initdb");
+    }
+
+    /// `pg_ctl`, started (as root) in a new private mount namespace where a tmpfs of
+    /// [`SMALL_DISK`] owned by the cluster's user is mounted on `small`, then run as that
+    /// user; the server it starts stays in the namespace, the only process that sees the
+    /// mount. Exits [`MOUNT_FAILED`] when the mount fails.
+    fn in_small_disk_namespace(&self, small: &Path) -> Command {
+        let Some((uid, gid)) = self.ids else {
+            unreachable!("checked in start_with")
+        };
+        let script = format!(
+            "mount -t tmpfs -o \"size={SMALL_DISK},mode=0700,uid=$1,gid=$2\" kvpg-small \"$3\" \
+             || exit {MOUNT_FAILED}; u=$1; g=$2; shift 3; \
+             exec setpriv --reuid=\"$u\" --regid=\"$g\" --clear-groups -- \"$@\""
+        );
+        let mut c = Command::new("unshare");
+        c.env_clear()
+            .env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin")
+            .env("LC_ALL", "C")
+            .current_dir(&self.dir)
+            .stdin(std::process::Stdio::null())
+            .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+            .arg(script)
+            .arg("sh")
+            .arg(uid.to_string())
+            .arg(gid.to_string())
+            .arg(small)
+            .arg(Path::new(BIN_DIR).join("pg_ctl"));
+        c
     }
 
     /// The cluster's port on 127.0.0.1.

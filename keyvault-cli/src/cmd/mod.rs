@@ -16,7 +16,7 @@ pub(crate) mod status;
 pub(crate) mod store;
 
 use crate::args::{Cli, CompletionsArgs};
-use crate::env::{actor, home};
+use crate::env::{actor, home, host};
 use crate::error::{Done, Failure};
 use crate::passphrase::{CliCallbacks, Source};
 use crate::targets;
@@ -47,6 +47,7 @@ pub(crate) fn open_vault(cli: &Cli) -> Result<Vault, Failure> {
     let default_home = cli_home.as_ref().is_none_or(|h| h.as_os_str().is_empty());
     let mut vault = Vault::open_with_store(home(cli_home)?, store_from_env()?)?
         .with_actor(actor())
+        .with_machine(host())
         .with_default_home(default_home);
     // Test-only; compiled out of release builds (see targets::fault_hook).
     #[cfg(debug_assertions)]
@@ -61,6 +62,17 @@ pub(crate) fn open_vault(cli: &Cli) -> Result<Vault, Failure> {
     if !cli.json && std::io::stderr().is_terminal() {
         // Live per-pod progress for people; none of it on a pipe or with --json.
         vault = vault.with_pod_progress(crate::progress::pod_lines());
+    }
+    if matches!(
+        vault.config().store(),
+        keyvault_core::StoreLocation::Postgres(_)
+    ) && let Some(ignored) = keyvault_core::postgres_password_file_ignored()
+    {
+        // libpq's warning, without the file's contents.
+        eprintln!(
+            "warning: {}",
+            crate::explain::password_file_ignored(&ignored)
+        );
     }
     // Agent directories of keyvault runs that were killed go with the next run.
     keyvault_core::agent::remove_stale(std::path::Path::new(keyvault_core::agent::PARENT));

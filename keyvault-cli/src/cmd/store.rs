@@ -12,8 +12,9 @@ pub enum StoreCommand {
     /// standard input).
     #[command(
         after_help = "The password is never taken from the command line or config.toml, and a \
-store URL with a password in it is refused. keyvault looks for it in PGPASSWORD, then in the OS \
-keyring (service keyvault, account postgres:USER@HOST:PORT/DB), which this command fills.\n\n\
+store URL with a password in it is refused. keyvault looks for it in PGPASSWORD, then in libpq's \
+password file (PGPASSFILE, else ~/.pgpass), then in the OS keyring (service keyvault, account \
+postgres:USER@HOST:PORT/DB), which this command fills.\n\n\
 Examples:\n  keyvault store login\n  pass show kv-db | keyvault store login --stdin"
     )]
     Login(StoreLoginArgs),

@@ -22,6 +22,8 @@ mod mint_scope;
 mod monitoring;
 mod new_crash;
 mod passphrases;
+mod pg_full;
+mod pg_passfile;
 mod pg_store;
 mod pod_finish;
 mod pod_logins;

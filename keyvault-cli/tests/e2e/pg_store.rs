@@ -14,7 +14,7 @@ use std::process::Stdio;
 const UNMANAGED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILXGDN/SclOozk1xsDztpmhGiKkkrfQB9SKoO8dSIQQZ me@example.com";
 
 /// A home pointed at database `db` of `pg` (through config.toml) and at `server`.
-fn home(pg: &Postgres, db: &str, server: &FakeRunpod) -> Vault {
+pub(crate) fn home(pg: &Postgres, db: &str, server: &FakeRunpod) -> Vault {
     let v = Vault::new();
     v.write_config(&format!("store = \"{}\"\n{CI_CONFIG}", pg.url(db)));
     v.set_env("PGPASSWORD", Postgres::PASSWORD);
@@ -24,7 +24,7 @@ fn home(pg: &Postgres, db: &str, server: &FakeRunpod) -> Vault {
 
 /// Asserts that neither the test secrets nor the database password are in `run`'s output.
 #[track_caller]
-fn clean(run: Run) -> Run {
+pub(crate) fn clean(run: Run) -> Run {
     for stream in [&run.stdout, &run.stderr] {
         assert!(
             !stream.contains(Postgres::PASSWORD),
@@ -35,7 +35,7 @@ fn clean(run: Run) -> Run {
 }
 
 /// Every record, as `list --all --json` prints them.
-fn records(v: &Vault) -> Vec<Value> {
+pub(crate) fn records(v: &Vault) -> Vec<Value> {
     clean(v.run(&["--json", "list", "--all"]).expect(0)).json()["keys"]
         .as_array()
         .expect("keys")
@@ -54,7 +54,7 @@ fn lines(records: &[Value], pick: impl Fn(&Value) -> bool) -> BTreeSet<String> {
 /// The database's audit chain verifies (walked whole, as `log --verify` does) and ends at
 /// the head `meta` records; returns its length.
 #[track_caller]
-fn chain_verifies(pg: &Postgres, db: &str) -> u64 {
+pub(crate) fn chain_verifies(pg: &Postgres, db: &str) -> u64 {
     let text = pg.psql_in(db, "SELECT line FROM audit ORDER BY seq");
     let bytes = if text.is_empty() {
         String::new()
@@ -339,7 +339,7 @@ fn the_password_lives_in_the_os_keyring_and_a_key_made_elsewhere_is_reported_not
     let out = clean(a.run(&["list"]).expect(1));
     assert!(
         out.stderr.contains(
-            "the server asks for a password and none was found in PGPASSWORD or the OS keyring"
+            "the server asks for a password and none was found in PGPASSWORD, the password file (PGPASSFILE, else ~/.pgpass) or the OS keyring"
         ),
         "{}",
         out.stderr
@@ -499,4 +499,102 @@ fn a_database_another_program_uses_is_refused_and_left_as_it_was() {
         assert_eq!(pg.psql_in("other", tables), "audit");
     }
     assert_eq!(pg.psql_in("other", "SELECT event FROM audit"), "theirs");
+}
+
+#[test]
+fn list_and_show_give_a_key_made_on_another_machine_no_paths_here_and_name_its_machine() {
+    let pg = Postgres::start();
+    pg.create_db("two");
+    let server = FakeRunpod::start();
+    let (a, b) = (home(&pg, "two", &server), home(&pg, "two", &server));
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("hostname")
+        .trim()
+        .to_owned();
+    a.new_key("personal", &[]);
+    let minted = a.root.join("minted");
+    clean(
+        a.run(&[
+            "mint",
+            "--purpose",
+            "ci",
+            "--ttl",
+            "1h",
+            "--no-passphrase",
+            "--private-key-out",
+            minted.to_str().expect("utf8"),
+        ])
+        .expect(0),
+    );
+    b.new_key("other", &[]);
+    let by_id = |v: &Vault| -> std::collections::BTreeMap<String, Value> {
+        records(v)
+            .into_iter()
+            .map(|k| (k["id"].as_str().expect("id").to_owned(), k))
+            .collect()
+    };
+    // Each home: its own keys with their paths (the files are there), the other's with
+    // none; every key names the machine that made it.
+    for (v, mine, theirs) in [
+        (&a, &["personal-1", "ci-1"][..], &["other-1"][..]),
+        (&b, &["other-1"][..], &["personal-1", "ci-1"][..]),
+    ] {
+        let keys = by_id(v);
+        assert_eq!(keys.len(), 3, "{keys:?}");
+        for id in mine {
+            let k = &keys[*id];
+            let private = k["private_key_path"].as_str().expect("a path here");
+            assert_eq!(
+                private,
+                v.home.join("keys").join(id).to_str().expect("utf8")
+            );
+            assert!(std::path::Path::new(private).exists(), "{private}");
+            assert_eq!(k["public_key_path"], format!("{private}.pub"));
+            assert_eq!(k["machine"], host.as_str(), "{k}");
+        }
+        for id in theirs {
+            let k = &keys[*id];
+            for member in ["private_key_path", "public_key_path", "current_path"] {
+                assert!(k[member].is_null(), "{id}: {member} in {k}");
+            }
+            assert_eq!(k["machine"], host.as_str(), "{k}");
+        }
+        assert!(keys["personal-1"]["current_path"].is_null() == (v.home != a.home));
+    }
+    // show, in JSON and in words.
+    let shown = clean(b.run(&["--json", "show", "personal"]).expect(0)).json();
+    assert!(shown["private_key_path"].is_null(), "{shown}");
+    assert_eq!(shown["machine"], host.as_str());
+    let out = clean(b.run(&["show", "personal"]).expect(0));
+    assert!(
+        out.stdout.lines().any(|l| l.starts_with("private key")
+            && l.ends_with(&format!("not on this machine (kept on {host})"))),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("stable path"), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains(&b.home.display().to_string()),
+        "{}",
+        out.stdout
+    );
+    let out = clean(a.run(&["show", "personal"]).expect(0));
+    assert!(
+        out.stdout
+            .contains(&a.home.join("keys/personal-1").display().to_string()),
+        "{}",
+        out.stdout
+    );
+    // The record keeps the machine in the database; other stores record none.
+    assert_eq!(
+        pg.psql_in(
+            "two",
+            "SELECT count(*) FROM keys WHERE record::jsonb ? 'machine'"
+        ),
+        "3"
+    );
+    let local = Vault::new();
+    let k = local.new_key("personal", &[]);
+    assert!(k.get("machine").is_none(), "{k}");
+    assert!(k["private_key_path"].is_string(), "{k}");
 }

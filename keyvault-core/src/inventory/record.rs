@@ -128,6 +128,9 @@ pub struct KeyRecord {
     /// The keyring account holding the passphrase, when `protection` is `keyring`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) keyring_account: Option<String>,
+    /// The machine whose `keys/` holds the private key, when several share the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) machine: Option<String>,
 }
 
 /// A user certificate keyvault signed for a key.
@@ -322,6 +325,13 @@ impl KeyRecord {
         } else {
             format!("{} {line}", options.join(","))
         }
+    }
+    /// The machine that made the key and keeps its private key file (its host name), recorded
+    /// when several machines share the store (PostgreSQL) and the vault was given its name
+    /// ([`crate::Vault::with_machine`]); `None` otherwise.
+    #[must_use]
+    pub fn machine(&self) -> Option<&str> {
+        self.machine.as_deref()
     }
     /// When its private key file was deleted by `prune`.
     #[must_use]

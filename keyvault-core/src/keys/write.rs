@@ -103,6 +103,7 @@ impl Vault {
             cert_authority: None,
             certificate: None,
             keyring_account,
+            machine: self.machine.clone().filter(|_| self.shared_store()),
         };
         txn.keys.push(record.clone());
         Ok(record)

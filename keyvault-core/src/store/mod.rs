@@ -25,6 +25,11 @@ mod sqlite_tests;
 
 #[cfg(feature = "postgres")]
 pub use postgres::password_account as postgres_password_account;
+#[cfg(feature = "postgres")]
+pub use postgres::{
+    PasswordFileIgnored as PostgresPasswordFileIgnored,
+    password_file_ignored as postgres_password_file_ignored,
+};
 #[cfg(feature = "sqlite")]
 pub use sqlite_migrate::bulk_import;
 

@@ -13,13 +13,16 @@
 //!   session's connection closes, so a writer killed mid-rotation leaves no lock behind
 //!   (its journal entry is finished by `sweep` anywhere). Each save is one transaction.
 //! - **Readers** read one `REPEATABLE READ, READ ONLY` snapshot per call, without the lock.
-//! - **Password**: `PGPASSWORD`, else the OS keyring (account `postgres:USER@HOST:PORT/DB`,
-//!   naming every host, port and `hostaddr` the URL gives),
-//!   never the URL (refused) or argv. **TLS**: `sslmode=disable|prefer|require|verify-full`
+//! - **Password**: `PGPASSWORD`, else libpq's password file (`PGPASSFILE` or `~/.pgpass`,
+//!   [`passfile`]), else the OS keyring (account `postgres:USER@HOST:PORT/DB`, naming every
+//!   host, port and `hostaddr` the URL gives), never the URL (refused) or argv.
+//!   **TLS**: `sslmode=disable|prefer|require|verify-full`
 //!   as libpq reads it ([`target`]).
 
+mod passfile;
 mod target;
 
+pub use passfile::{PasswordFileIgnored, ignored as password_file_ignored};
 pub use target::password_account;
 
 use super::sql::{self, Dialect, KeyRow};
@@ -269,7 +272,7 @@ fn describe(e: &postgres::Error) -> String {
         cause = c.source();
     }
     if text.contains("password missing") {
-        return "the server asks for a password and none was found in PGPASSWORD or the OS keyring"
+        return "the server asks for a password and none was found in PGPASSWORD, the password file (PGPASSFILE, else ~/.pgpass) or the OS keyring"
             .to_owned();
     }
     text

@@ -1,7 +1,9 @@
 //! Where a PostgreSQL store lives: the `postgres://` URL taken apart into the client's
 //! configuration (without a password: it never goes in the URL), the TLS it asks for
-//! (`sslmode`, as libpq reads it) and the password's sources (`PGPASSWORD`, the OS keyring).
+//! (`sslmode`, as libpq reads it) and the password's sources (`PGPASSWORD`, libpq's password
+//! file, the OS keyring).
 
+use super::passfile;
 use crate::error::StoreError;
 use postgres::config::SslMode;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -10,6 +12,9 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// libpq's default Unix socket directory (Debian's build, and PostgreSQL's own packages).
+const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
 
 /// How long a connection attempt may take when the URL does not say (`connect_timeout`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -25,6 +30,8 @@ pub(crate) struct Target {
     pub(crate) shown: String,
     /// The OS keyring account that may hold the password.
     pub(crate) account: String,
+    /// Host, port, database and user, as libpq's password file names them.
+    passfile: [String; 4],
 }
 
 /// `sslmode`, as libpq reads it.
@@ -117,18 +124,30 @@ impl Target {
         };
         Ok(Target {
             account: account(&config),
+            passfile: passfile_fields(&config),
             config,
             tls,
             shown,
         })
     }
 
-    /// The password: `PGPASSWORD` (as libpq reads it), else the OS keyring's entry for
-    /// this database, else none (the server may not ask for one).
+    /// The password: `PGPASSWORD` (as libpq reads it), else the first matching line of
+    /// libpq's password file ([`passfile`]), else the OS keyring's entry for this
+    /// database, else none (the server may not ask for one).
     pub(crate) fn password(&self) -> Option<zeroize::Zeroizing<String>> {
         // An empty PGPASSWORD counts as unset, as libpq has it.
         if let Some(pw) = std::env::var_os("PGPASSWORD").filter(|pw| !pw.is_empty()) {
             return Some(zeroize::Zeroizing::new(pw.to_string_lossy().into_owned()));
+        }
+        let [host, port, database, user] = &self.passfile;
+        let want = passfile::Wanted {
+            host,
+            port: port.clone(),
+            database,
+            user,
+        };
+        if let Some(pw) = passfile::password(&want) {
+            return Some(pw);
         }
         crate::vault_secrets::Keyring::os()
             .ok()?
@@ -176,6 +195,22 @@ fn account(config: &postgres::Config) -> String {
         account.push_str(&addrs.join(","));
     }
     account
+}
+
+/// Host, port, database and user of `config` as libpq matches them against its password
+/// file: a socket in libpq's default directory (or none) is `localhost`.
+fn passfile_fields(config: &postgres::Config) -> [String; 4] {
+    let host = match config.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        Some(postgres::config::Host::Unix(p)) if p != std::path::Path::new(DEFAULT_SOCKET_DIR) => {
+            p.display().to_string()
+        }
+        _ => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or_default();
+    let database = config.get_dbname().unwrap_or(user);
+    [host, port.to_string(), database.to_owned(), user.to_owned()]
 }
 
 /// The OS keyring account that holds the password of the database `url` names (for
