@@ -22,6 +22,7 @@ mod mint_scope;
 mod monitoring;
 mod new_crash;
 mod passphrases;
+mod pg_lock;
 mod pg_store;
 mod pod_finish;
 mod pod_logins;

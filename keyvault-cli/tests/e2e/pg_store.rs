@@ -14,7 +14,7 @@ use std::process::Stdio;
 const UNMANAGED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILXGDN/SclOozk1xsDztpmhGiKkkrfQB9SKoO8dSIQQZ me@example.com";
 
 /// A home pointed at database `db` of `pg` (through config.toml) and at `server`.
-fn home(pg: &Postgres, db: &str, server: &FakeRunpod) -> Vault {
+pub(crate) fn home(pg: &Postgres, db: &str, server: &FakeRunpod) -> Vault {
     let v = Vault::new();
     v.write_config(&format!("store = \"{}\"\n{CI_CONFIG}", pg.url(db)));
     v.set_env("PGPASSWORD", Postgres::PASSWORD);
@@ -24,7 +24,7 @@ fn home(pg: &Postgres, db: &str, server: &FakeRunpod) -> Vault {
 
 /// Asserts that neither the test secrets nor the database password are in `run`'s output.
 #[track_caller]
-fn clean(run: Run) -> Run {
+pub(crate) fn clean(run: Run) -> Run {
     for stream in [&run.stdout, &run.stderr] {
         assert!(
             !stream.contains(Postgres::PASSWORD),
@@ -74,7 +74,7 @@ fn chain_verifies(pg: &Postgres, db: &str) -> u64 {
 }
 
 /// Spawns `args` from `v`, with extra environment `env`.
-fn spawn(v: &Vault, args: &[String], env: &[(&str, String)]) -> std::process::Child {
+pub(crate) fn spawn(v: &Vault, args: &[String], env: &[(&str, String)]) -> std::process::Child {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut c = v.cmd(&args);
     for (k, val) in env {
