@@ -337,7 +337,18 @@ impl Store for PostgresStore {
         timeout: Duration,
         view: View,
     ) -> Result<(Box<dyn Session>, Inventory), StoreError> {
-        let mut client = self.connect()?;
+        // The readers' connection, when this process has one, becomes the writer's: one
+        // connection (and one login) fewer per command. Readers after this open another.
+        let open = self
+            .reader
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .filter(|c| !c.is_closed());
+        let mut client = match open {
+            Some(client) => client,
+            None => self.connect()?,
+        };
         self.lock(&mut client, timeout)?;
         let mut tx = client
             .build_transaction()
