@@ -33,9 +33,11 @@ FLEET="$ROOT/target/release/make-fleet"
 WORK="$(mktemp -d)"
 PIDS=()
 PGSTOP=()
+PGDIR=
 cleanup() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
   [ "${#PGSTOP[@]}" -gt 0 ] && "${PGSTOP[@]}" >/dev/null 2>&1 || true
+  [ -n "${PGDIR:-}" ] && rm -rf "$PGDIR"
   [ -f "$WORK/server.pid" ] && kill "$(cat "$WORK/server.pid")" 2>/dev/null || true
   rm -rf "$WORK"
 }
@@ -282,8 +284,9 @@ PGBIN=/usr/lib/postgresql/15/bin
 if [ ! -x "$PGBIN/initdb" ] || ! command -v psql >/dev/null 2>&1; then
   row "64 concurrent mints, PostgreSQL from 8 homes" "skipped: PostgreSQL 15 is not installed ($PGBIN/initdb, psql)"
 else
-  pgdir="$WORK/pg"
-  mkdir -m 0700 "$pgdir"
+  # Its own directory in /tmp, as the harness makes it: $WORK is closed to kvpg.
+  pgdir="$(mktemp -d /tmp/kvpg-bench.XXXXXX)"
+  PGDIR="$pgdir"
   as_pg=()
   if [ "$(id -u)" = 0 ]; then
     id kvpg >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin kvpg
