@@ -63,3 +63,58 @@ fn a_vault_locked_by_another_process_fails_with_exit_1_and_names_it() {
     v.run(&["new", "--purpose", "work", "--passphrase-env", "KV_PASS"])
         .expect(0);
 }
+
+#[test]
+fn a_waiting_writer_sleeps_in_the_kernel_and_goes_through_when_the_lock_is_released() {
+    use std::os::unix::fs::MetadataExt;
+    use std::time::{Duration, Instant};
+    let v = Vault::new();
+    v.new_key("personal", &[]);
+    let path = v.home.join(".lock");
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .expect("open .lock");
+    lock.lock().expect("lock");
+    let inode = format!(":{}", std::fs::metadata(&path).expect("stat").ino());
+    let child = v
+        .cmd(&["--json", "revoke", "personal-1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // keyvault is queued behind this process in flock(2): /proc/locks lists its request as
+    // blocked ("->"), so the kernel hands it the lock on release (no loop of tries).
+    let pid = child.id().to_string();
+    let queued = || {
+        std::fs::read_to_string("/proc/locks")
+            .expect("/proc/locks")
+            .lines()
+            .any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() > 6 && f[1..3] == ["->", "FLOCK"] && f[5] == pid && f[6].ends_with(&inode)
+            })
+    };
+    let start = Instant::now();
+    while !queued() {
+        assert!(
+            start.elapsed() < Duration::from_secs(25),
+            "keyvault never queued for the lock in the kernel"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        v.run(&["--json", "list"])
+            .expect(0)
+            .stdout
+            .contains("\"active\""),
+        "revoked while the lock was held"
+    );
+    drop(lock);
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let list = v.run(&["--json", "list", "--all"]).expect(0).json();
+    assert_eq!(list["keys"][0]["state"], "revoked", "{list}");
+}

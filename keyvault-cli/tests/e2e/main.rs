@@ -23,6 +23,7 @@ mod monitoring;
 mod new_crash;
 mod passphrases;
 mod pg_full;
+mod pg_lock;
 mod pg_passfile;
 mod pg_store;
 mod pod_finish;

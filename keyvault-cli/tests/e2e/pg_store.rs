@@ -74,7 +74,7 @@ pub(crate) fn chain_verifies(pg: &Postgres, db: &str) -> u64 {
 }
 
 /// Spawns `args` from `v`, with extra environment `env`.
-fn spawn(v: &Vault, args: &[String], env: &[(&str, String)]) -> std::process::Child {
+pub(crate) fn spawn(v: &Vault, args: &[String], env: &[(&str, String)]) -> std::process::Child {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut c = v.cmd(&args);
     for (k, val) in env {

@@ -11,7 +11,8 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::Duration;
 
 /// The largest inventory keyvault reads (256 MiB, far beyond 10,000 keys).
 const MAX_INVENTORY_BYTES: u64 = 256 << 20;
@@ -122,37 +123,29 @@ pub(crate) fn lock_file(
             path: path.clone(),
             source,
         })?;
-    let start = Instant::now();
-    let mut pause = Duration::from_millis(5);
-    loop {
-        match file.try_lock() {
-            Ok(()) => break,
-            Err(TryLockError::WouldBlock) if start.elapsed() < timeout => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(100));
-            }
-            Err(TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                let holder = holder.trim();
-                return Err(StoreError::Locked {
-                    home: home.to_owned(),
-                    holder: if holder.is_empty() {
-                        "another process".to_owned()
-                    } else {
-                        format!("process {holder}")
-                    },
-                    waited_secs: timeout.as_secs(),
-                });
-            }
-            Err(TryLockError::Error(source)) => {
-                return Err(StoreError::Io {
-                    operation: "lock",
-                    path,
-                    source,
-                });
-            }
-        }
+    let locked = match file.try_lock() {
+        Ok(()) => Ok(true),
+        Err(TryLockError::WouldBlock) => wait_for_lock(&file, timeout),
+        Err(TryLockError::Error(source)) => Err(source),
+    }
+    .map_err(|source| StoreError::Io {
+        operation: "lock",
+        path: path.clone(),
+        source,
+    })?;
+    if !locked {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        let holder = holder.trim();
+        return Err(StoreError::Locked {
+            home: home.to_owned(),
+            holder: if holder.is_empty() {
+                "another process".to_owned()
+            } else {
+                format!("process {holder}")
+            },
+            waited_secs: timeout.as_secs(),
+        });
     }
     // Best effort: tell a waiting process who holds the lock.
     let _ = file
@@ -160,6 +153,44 @@ pub(crate) fn lock_file(
         .and_then(|()| file.rewind())
         .and_then(|()| write!(file, "{}", std::process::id()));
     Ok(LockGuard { _file: file })
+}
+
+/// Waits at most `timeout` for the exclusive lock on `file`, which another process holds;
+/// says whether it got it. The wait is in the kernel, so the lock passes to a waiter the
+/// moment its holder lets go: a helper thread blocks in `flock` on a second handle of the
+/// same open file (a flock belongs to the open file, not the handle, so the lock it gets is
+/// `file`'s), and this thread waits for its word with the timeout. `unsafe` is forbidden
+/// here, so no signal can interrupt the blocked call: after a timeout the helper stays
+/// blocked until the holder lets go, then finds no one listening and closes its handle at
+/// once, which (with `file` closed by then) releases the lock it got. It holds the lock
+/// for no longer than that, and a process that exits takes it along.
+fn wait_for_lock(file: &File, timeout: Duration) -> std::io::Result<bool> {
+    if timeout.is_zero() {
+        return Ok(false);
+    }
+    let waiter = file.try_clone()?;
+    let (tell, told) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("keyvault-lock".to_owned())
+        .stack_size(64 << 10)
+        .spawn(move || {
+            let got = loop {
+                match waiter.lock() {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    other => break other,
+                }
+            };
+            // Fails when the caller gave up: `waiter` is dropped right after, releasing the
+            // lock if `file` is closed already (else `file`'s owner releases it on close).
+            let _ = tell.send(got);
+        })?;
+    match told.recv_timeout(timeout) {
+        Ok(got) => got.map(|()| true),
+        Err(RecvTimeoutError::Timeout) => Ok(false),
+        Err(RecvTimeoutError::Disconnected) => {
+            Err(std::io::Error::other("the lock waiter stopped"))
+        }
+    }
 }
 
 /// The state as files in the vault home: `inventory.json`, `audit.jsonl` and the `.lock`

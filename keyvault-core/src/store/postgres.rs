@@ -8,8 +8,9 @@
 //!   anything is read or written ([`StoreError::SchemaTooNew`]), and so is one keyvault has
 //!   not set up that has a table of one of its names already.
 //! - **Writers** hold a session advisory lock (`pg_advisory_lock`) on the connection their
-//!   [`Session`] keeps, taken with `pg_try_advisory_lock` in a loop for at most the lock
-//!   timeout, then [`StoreError::Locked`] naming the holder. It is released when the
+//!   [`Session`] keeps, waited for in the server (`pg_advisory_lock` under a `lock_timeout`
+//!   of the lock timeout, so the server wakes the waiter the moment the lock is free),
+//!   then [`StoreError::Locked`] naming the holder. It is released when the
 //!   session's connection closes, so a writer killed mid-rotation leaves no lock behind
 //!   (its journal entry is finished by `sweep` anywhere). Each save is one transaction.
 //! - **Readers** read one `REPEATABLE READ, READ ONLY` snapshot per call, without the lock.
@@ -35,7 +36,7 @@ use postgres::error::SqlState;
 use postgres::{Client, IsolationLevel, Transaction};
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use target::Target;
 
 /// The writer lock's advisory lock key: "keyvault" in ASCII.
@@ -196,28 +197,31 @@ impl PostgresStore {
         Ok(out)
     }
 
-    /// Takes the writer lock on `client`, trying for at most `timeout`.
+    /// Takes the writer lock on `client`, waiting at most `timeout` in the server: the
+    /// waiter sleeps in `pg_advisory_lock` and the server wakes it the moment the holder
+    /// lets go (or its connection closes). The wait is bounded by `lock_timeout`, set with
+    /// `SET LOCAL` in a transaction of its own, so the session's own setting is back when it
+    /// ends, whichever way; a session-level advisory lock outlives the transaction that took
+    /// it (PostgreSQL's documented rule), so the lock stays with the session.
     fn lock(&self, client: &mut Client, timeout: Duration) -> Result<(), StoreError> {
-        let start = Instant::now();
-        let mut pause = Duration::from_millis(5);
-        loop {
-            let got: bool = client
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK])
-                .and_then(|r| r.try_get(0))
-                .map_err(self.err("lock"))?;
-            if got {
-                return Ok(());
-            }
-            if start.elapsed() >= timeout {
-                return Err(StoreError::Locked {
-                    home: PathBuf::from(&self.target.shown),
-                    holder: holder(client).unwrap_or_else(|| "another keyvault".to_owned()),
-                    waited_secs: timeout.as_secs(),
-                });
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(100));
+        // 0 would mean no limit to PostgreSQL; a zero timeout is one try.
+        let millis = timeout.as_millis().clamp(1, i32::MAX as u128);
+        let wait = format!(
+            "BEGIN; SET LOCAL lock_timeout = {millis}; SELECT pg_advisory_lock({WRITER_LOCK}); COMMIT"
+        );
+        let Err(e) = client.batch_execute(&wait) else {
+            return Ok(());
+        };
+        if e.code() != Some(&SqlState::LOCK_NOT_AVAILABLE) {
+            return Err(database(&self.target.shown, "lock", &e));
         }
+        // The failed statement left the transaction aborted; ending it restores the setting.
+        client.batch_execute("ROLLBACK").map_err(self.err("lock"))?;
+        Err(StoreError::Locked {
+            home: PathBuf::from(&self.target.shown),
+            holder: holder(client).unwrap_or_else(|| "another keyvault".to_owned()),
+            waited_secs: timeout.as_secs(),
+        })
     }
 }
 
@@ -368,7 +372,18 @@ impl Store for PostgresStore {
         timeout: Duration,
         view: View,
     ) -> Result<(Box<dyn Session>, Inventory), StoreError> {
-        let mut client = self.connect()?;
+        // The readers' connection, when this process has one, becomes the writer's: one
+        // connection (and one login) fewer per command. Readers after this open another.
+        let open = self
+            .reader
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .filter(|c| !c.is_closed());
+        let mut client = match open {
+            Some(client) => client,
+            None => self.connect()?,
+        };
         self.lock(&mut client, timeout)?;
         let mut tx = client
             .build_transaction()

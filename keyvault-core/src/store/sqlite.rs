@@ -375,18 +375,28 @@ impl Store for SqliteStore {
         timeout: Duration,
         view: View,
     ) -> Result<(Box<dyn Session>, Inventory), StoreError> {
+        // A database that exists is opened before the lock is taken, so the lock is held
+        // for the work alone (only making or migrating one needs the lock first).
+        let early = if Self::exists(&self.file) {
+            Some(self.connect(timeout)?)
+        } else {
+            None
+        };
         let lock = self.lock(timeout)?;
         self.create_or_migrate()?;
-        let mut conn = self.connect(timeout)?;
+        let mut conn = match early {
+            Some(conn) => conn,
+            None => self.connect(timeout)?,
+        };
         let state = {
             let tx = conn.transaction().map_err(self.err("read"))?;
             read_view(self, &tx, view)?
         };
         let session = SqliteSession {
+            _lock: lock,
             store: self.clone(),
             conn,
             timeout,
-            _lock: lock,
         };
         Ok((Box::new(session), state))
     }
@@ -447,10 +457,12 @@ struct WriterLock {
 
 /// A writer on a [`SqliteStore`]: holds the writer lock and a connection.
 struct SqliteSession {
+    /// Dropped first (fields drop in order): the next writer goes on while this
+    /// connection closes, which, when it is the database's last, checkpoints the WAL.
+    _lock: WriterLock,
     store: SqliteStore,
     conn: Connection,
     timeout: Duration,
-    _lock: WriterLock,
 }
 
 impl Session for SqliteSession {
