@@ -473,15 +473,7 @@ fn sixty_four_concurrent_mints_on_one_database_all_land_once() {
             .expect("spawn")
         })
         .collect();
-    let mut ids = std::collections::BTreeSet::new();
-    for child in children {
-        let out = child.wait_with_output().expect("wait");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "a mint failed: {stderr}");
-        let minted: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-        let id = minted["id"].as_str().expect("id").to_owned();
-        assert!(ids.insert(id.clone()), "{id} minted twice");
-    }
+    let ids = minted_ids(children);
     let expected: std::collections::BTreeSet<String> =
         (1..=64).map(|n| format!("ci-{n}")).collect();
     assert_eq!(ids, expected);
@@ -661,6 +653,12 @@ fn mint_from_both(homes: &[Vault; 2]) -> std::collections::BTreeSet<String> {
                 .expect("spawn")
         })
         .collect();
+    minted_ids(children)
+}
+
+/// The ids that `mint --json` children print, each asserted to have succeeded and to be
+/// minted once.
+fn minted_ids(children: Vec<std::process::Child>) -> std::collections::BTreeSet<String> {
     let mut ids = std::collections::BTreeSet::new();
     for child in children {
         let out = child.wait_with_output().expect("wait");
