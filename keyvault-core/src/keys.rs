@@ -377,6 +377,8 @@ impl Vault {
             self.forget_keyring_account(account);
         }
         let path = self.private_key_path(record);
+        // Outside fsutil: removes (never writes) the key files this failed write made, in
+        // the checked `keys/` directory; unlink does not follow a link.
         let _ = std::fs::remove_file(&path);
         let _ = std::fs::remove_file(path.with_file_name(format!("{}.pub", record.id())));
         if let Some(cert) = record.certificate() {

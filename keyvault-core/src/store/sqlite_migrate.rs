@@ -88,6 +88,9 @@ fn kept(old: &Path) -> PathBuf {
 /// Renames `inventory.json` and `audit.jsonl` (those there are) to `*.migrated`.
 fn keep_old_files(paths: &super::Paths) -> Result<(), StoreError> {
     for old in [paths.inventory_path(), paths.audit_path()] {
+        // Outside fsutil: a rename inside the checked home, which writes no data and follows
+        // no link (a link at either name is itself moved or replaced); the directory is
+        // fsynced below.
         match std::fs::rename(&old, kept(&old)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(StoreError::Io {
