@@ -153,7 +153,7 @@ pub fn fault_hook() -> Option<keyvault_core::FaultHook> {
             // never through a link, never creating.
             use std::os::unix::fs::OpenOptionsExt;
             // Not fsutil: appends in place to the test's own file (O_NOFOLLOW, never creating).
-            let mut f = std::fs::OpenOptions::new()
+            let mut f = std::fs::OpenOptions::new() // outside fsutil: test-only append, O_NOFOLLOW, never creates
                 .append(true)
                 .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                 .open(file)

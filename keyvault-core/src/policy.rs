@@ -647,7 +647,7 @@ fn read_config(path: &Path) -> std::io::Result<Option<String>> {
     use std::os::unix::fs::OpenOptionsExt;
     // Read only, never written: a symlinked config.toml (dotfiles) is followed on purpose.
     // Not fsutil: a read-only open; nothing is written.
-    let file = match std::fs::OpenOptions::new()
+    let file = match std::fs::OpenOptions::new() // outside fsutil: read-only open, writes nothing
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)

@@ -78,7 +78,8 @@ fn setup() -> Setup {
         .expect("read");
     let identity_file = dir.path().join("identity.txt");
     // Test fixture in the test's own temporary directory, not a vault file: plain write.
-    std::fs::write(&identity_file, identity.to_string().expose_secret()).expect("identity");
+    // outside fsutil: a test fixture in the test's own temporary directory.
+    std::fs::write(&identity_file, identity.to_string().expose_secret()).expect("identity"); // outside fsutil
     Setup {
         doc: serde_json::from_slice(&plain).expect("json"),
         dir,
@@ -283,7 +284,7 @@ fn a_restore_writes_the_files_links_and_event_and_force_moves_the_old_home_aside
         .to_string();
     assert!(e.contains("is not empty"), "{e}");
     // The test edits its own temporary vault as a user would: plain write.
-    std::fs::write(home.join("config.toml"), "# changed\n").expect("config");
+    std::fs::write(home.join("config.toml"), "# changed\n").expect("config"); // outside fsutil: the test's own temp vault
     let again = s.restore_bytes(&home, &archive, true).expect("force");
     let aside = again.moved_aside.expect("moved aside");
     assert!(aside.join("keys/web-1").exists());

@@ -10,7 +10,7 @@ fn key(seed: u8) -> PrivateKey {
 
 fn write(path: &Path, text: &str, mode: u32) {
     // Test fixtures in the test's own temporary directory, not vault files: plain write.
-    std::fs::write(path, text).expect("write");
+    std::fs::write(path, text).expect("write"); // outside fsutil: a test fixture in its own temp dir
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
