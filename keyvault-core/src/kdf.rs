@@ -122,9 +122,15 @@ impl Derivation {
         ))));
         let salt: Arc<[u8]> = salt.into();
         let stop = Arc::new(AtomicBool::new(false));
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let pairs = blocks.div_ceil(2);
-        let threads = cores.min(pairs);
+        // One pair (an aes256-ctr key's 48 bytes) needs one thread: no need to ask how
+        // many cores there are (which reads the cgroup's files).
+        let threads = if pairs == 1 {
+            1
+        } else {
+            let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+            cores.min(pairs)
+        };
         // Thread t computes the pairs of blocks t, t + threads, …
         let lanes = (0..threads)
             .map(|thread| {
