@@ -149,7 +149,8 @@ impl Vault {
     }
 
     /// Adds to `names` the running pods of `account` that trust `record` (a pod keyvault
-    /// edited before under another endpoint is replaced); proxy-only ones are reported.
+    /// edited before under another endpoint is replaced); proxy-only ones are reported, and
+    /// so are pods that do not run but would trust it when they start.
     fn pods_trusting(
         &self,
         txn: &Txn,
@@ -160,7 +161,20 @@ impl Vault {
         report: &mut Report,
     ) -> Result<()> {
         let now = self.now();
-        for pod in self.running_pods(opened, account)? {
+        let (running, stopped) = self.live_pods(opened, account)?;
+        // A pod that does not run cannot be changed over SSH, and trusts the key again
+        // when it starts if its PUBLIC_KEY holds it.
+        for pod in stopped
+            .iter()
+            .filter(|p| p.starts_with_key(record.fingerprint()))
+        {
+            report.pod(
+                pod.id.clone(),
+                PodOutcomeKind::NeedsRedeploy,
+                crate::pods::not_running(pod, record.id()),
+            );
+        }
+        for pod in running {
             let seen = crate::observe::pod_report(txn, now, &pod);
             if !seen.keys.iter().any(|k| k.id.as_ref() == Some(record.id())) {
                 continue;

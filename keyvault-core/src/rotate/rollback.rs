@@ -62,7 +62,7 @@ impl Vault {
             .iter()
             .any(|e| purposes.contains(e.purpose()) && e.targets.keys().any(TargetSpec::is_pod))
         {
-            self.drop_gone_pods(&mut txn, &mut opened, &mut report)?;
+            self.drop_gone_pods(&mut txn, &mut opened, false, &mut report)?;
         }
         for purpose in purposes {
             let Some(e) = txn.rotation(purpose).cloned() else {
