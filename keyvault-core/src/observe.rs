@@ -292,7 +292,8 @@ impl Vault {
 
     /// The pods of a RunPod target and the keys each trusts (from its `PUBLIC_KEY`, which
     /// account changes never update), with warnings for running pods that trust retiring,
-    /// revoked or expired keys or lack their purpose's active key.
+    /// revoked or expired keys or lack their purpose's active key, and for pods that are not
+    /// terminated whose `PUBLIC_KEY` holds such keys they trust again when they (re)start.
     ///
     /// # Errors
     ///

@@ -573,8 +573,10 @@ impl Vault {
     /// Trusts a key in every running pod of a RunPod `account` that trusts another key of its
     /// purpose (`deploy --to runpod-pods`): keyvault logs in to each pod's direct SSH endpoint
     /// with that key, adds this one to `~/.ssh/authorized_keys`, and proves that it logs in.
-    /// Pods that already trust it are left alone; proxy-only pods are reported as needing a
-    /// redeploy; one pod's failure never stops the others (see [`Report::pods`]).
+    /// Pods that already trust it are left alone; proxy-only pods, and pods of its purpose
+    /// that do not run but are not terminated (they start with their `PUBLIC_KEY` alone),
+    /// are reported as needing a redeploy; one pod's failure never stops the others (see
+    /// [`Report::pods`]).
     ///
     /// The key's passphrase is asked for as [`crate::PassphraseKind::Existing`], the keys
     /// that log in as [`crate::PassphraseKind::Login`] (keyring-held ones are fetched).

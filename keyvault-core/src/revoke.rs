@@ -43,7 +43,9 @@ impl Vault {
     /// Revokes a key, and with `pods_of` also removes it from every running pod of that
     /// RunPod account that trusts it (`revoke --to runpod-pods`), logging in with the key
     /// itself. Pods it was added to over SSH are always reached. A pod that cannot be
-    /// changed is reported ([`Report::pods_incomplete`]); the key is revoked everywhere
+    /// changed is reported ([`Report::pods_incomplete`]), and so is a pod that does not run
+    /// but is not terminated whose `PUBLIC_KEY` holds the key (it trusts the key again when
+    /// it starts: [`crate::PodOutcomeKind::NeedsRedeploy`]); the key is revoked everywhere
     /// else regardless, and running this again on the revoked key retries the pods.
     ///
     /// # Errors
