@@ -292,14 +292,16 @@ impl Vault {
     /// keys in its `PUBLIC_KEY` again. With `stopped_too` (a sweep) such a pod whose
     /// `PUBLIC_KEY` holds the old key is dropped too, as `needs-redeploy` (keyvault cannot
     /// change it over SSH, and its restart would undo what it could); without (a rollback)
-    /// it stays, for the rollback to reach or report.
+    /// it stays, and is returned with its status, for the rollback to report without
+    /// logging in to it.
     pub(crate) fn drop_gone_pods(
         &self,
         txn: &mut Txn,
         opened: &mut Opened<'_>,
         stopped_too: bool,
         report: &mut Report,
-    ) -> Result<()> {
+    ) -> Result<BTreeMap<TargetSpec, String>> {
+        let mut idle = BTreeMap::new();
         let mut changed = false;
         for purpose in txn.rotating(None) {
             let Some(e) = txn.rotation(&purpose) else {
@@ -329,7 +331,12 @@ impl Vault {
                         PodOutcomeKind::Gone,
                         format!("terminated, so it no longer depends on {old}"),
                     ),
-                    Some(p) if p.is_running() || !stopped_too => continue,
+                    Some(p) if p.is_running() => continue,
+                    Some(p) if !stopped_too => {
+                        let status = crate::observe::status_word(&p.status).to_owned();
+                        idle.insert(t.clone(), status);
+                        continue;
+                    }
                     Some(p) if p.starts_with_key(&fingerprint) => {
                         (PodOutcomeKind::NeedsRedeploy, not_running(p, &old))
                     }
@@ -352,7 +359,7 @@ impl Vault {
         if changed {
             txn.save()?;
         }
-        Ok(())
+        Ok(idle)
     }
 
     /// Adds the new keys to pods in parallel (at most [`POD_FAN_OUT`] at a time), each

@@ -5,7 +5,7 @@ use crate::error::{Error, Incomplete, NextStep, Operation, RequestError, Result,
 use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState, Purpose};
 use crate::names::KeySelector;
 use crate::pods::{PodEdit, pod_id, pod_target};
-use crate::report::{PodOutcomeKind, Report};
+use crate::report::{PodOutcomeKind, PodRetry, Report};
 use crate::run::{Opened, draft, key, key_mut};
 use crate::store::Txn;
 use crate::target::{TargetSpec, Targets};
@@ -164,17 +164,32 @@ impl Vault {
     ) -> Result<()> {
         let now = self.now();
         let (running, stopped) = self.live_pods(opened, account)?;
-        // A pod that does not run cannot be changed over SSH, and trusts the key again
-        // when it starts if its PUBLIC_KEY holds it.
-        for pod in stopped
-            .iter()
-            .filter(|p| p.starts_with_key(record.fingerprint()))
-        {
-            report.pod(
-                pod.id.clone(),
-                PodOutcomeKind::NeedsRedeploy,
-                crate::pods::not_running(pod, record.id()),
-            );
+        // A pod that does not run cannot be changed over SSH (none is logged in to), and
+        // trusts the key again when it starts if its PUBLIC_KEY holds it.
+        for pod in &stopped {
+            let edited = names.iter().any(|n| pod_id(n) == pod.id);
+            names.retain(|n| pod_id(n) != pod.id);
+            if pod.starts_with_key(record.fingerprint()) {
+                report.pod(
+                    pod.id.clone(),
+                    PodOutcomeKind::NeedsRedeploy,
+                    crate::pods::not_running(pod, record.id()),
+                );
+            } else if edited {
+                report.pod_failed(
+                    pod.id.clone(),
+                    format!(
+                        "{}, not running: keyvault cannot remove {} over SSH (it added it \
+                         there), and the pod may still trust it when it starts",
+                        crate::observe::status_word(&pod.status),
+                        record.id()
+                    ),
+                    PodRetry::RevokeAtPods {
+                        key: record.id().clone(),
+                        account: account.clone(),
+                    },
+                );
+            }
         }
         for pod in running {
             let seen = crate::observe::pod_report(txn, now, &pod);
@@ -263,7 +278,8 @@ impl Vault {
             let record = key_mut(txn, &old)?;
             if name.is_pod() {
                 // The pod had the old key from its PUBLIC_KEY, not from keyvault:
-                // record that keyvault took it out there.
+                // record that keyvault took it out there. Only until the pod restarts:
+                // its PUBLIC_KEY still holds the key (`observe` reports that).
                 record.mark_deployed(name, now);
             }
             record.mark_removed(name, now);

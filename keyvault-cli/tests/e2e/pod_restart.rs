@@ -212,3 +212,90 @@ fn deploy_and_revoke_to_pods_exit_1_while_a_stopped_pod_would_trust_the_old_key(
     let report = revoke().expect(0).json();
     assert_eq!(report["pods"], serde_json::json!([]), "{report}");
 }
+
+#[test]
+fn a_rollback_and_a_revoke_log_in_to_no_stopped_pod_and_say_what_it_may_keep() {
+    let fleet = crate::pod_logins::Fleet::new(1);
+    let (name, sshd) = &fleet.pods[0];
+    let spec = format!("pod:{name}/ssh://root@127.0.0.1:{}", sshd.port);
+    // The rotation dies right after adding personal-2 to the pod, which then stops (its
+    // sshd stays up here, so any login would show in its log).
+    let v = &fleet.v;
+    v.set_env("KEYVAULT_TEST_FAULT", &format!("added:{spec}=abort"));
+    assert_ne!(v.run(&ROTATE_PODS).code, 0);
+    v.set_env("KEYVAULT_TEST_FAULT", "");
+    fleet.server.set_pod_status(name, "EXITED");
+    let new_key = v.run(&["--json", "show", "personal-2"]).expect(0).json()["public_key"]
+        .as_str()
+        .expect("pk")
+        .to_owned();
+    let logins = fleet.logins(name).len();
+
+    let aborted = v
+        .run(&[
+            "--json",
+            "rotate",
+            "personal",
+            "--abort",
+            "--passphrase-env",
+            "KV_PASS",
+        ])
+        .expect(1)
+        .no_secrets()
+        .json();
+    assert_eq!(outcomes(&aborted, name), ["failed"], "{aborted}");
+    assert!(
+        detail(&aborted, name).starts_with(
+            "EXITED, not running: keyvault cannot remove personal-2 over SSH, and the pod may \
+             still trust it when it starts; it keeps personal-1"
+        ),
+        "{aborted}"
+    );
+    assert_eq!(aborted["aborted"], serde_json::json!(["personal-2"]));
+    assert_eq!(
+        fleet.logins(name).len(),
+        logins,
+        "a stopped pod was logged in to"
+    );
+
+    // Revoking personal-2 at the pods reaches it only once it runs again.
+    let revoke = || {
+        v.run(&[
+            "--json",
+            "revoke",
+            "personal-2",
+            "--to",
+            "runpod-pods",
+            "--passphrase-env",
+            "KV_PASS2",
+        ])
+    };
+    let report = revoke().expect(1).no_secrets().json();
+    assert_eq!(outcomes(&report, name), ["failed"], "{report}");
+    assert!(
+        detail(&report, name).starts_with(
+            "EXITED, not running: keyvault cannot remove personal-2 over SSH (it added it \
+             there), and the pod may still trust it when it starts"
+        ),
+        "{report}"
+    );
+    assert_eq!(
+        fleet.logins(name).len(),
+        logins,
+        "a stopped pod was logged in to"
+    );
+    assert!(
+        std::fs::read_to_string(&sshd.authorized_keys)
+            .expect("read")
+            .contains(&new_key)
+    );
+    fleet.server.set_pod_status(name, "RUNNING");
+    let report = revoke().expect(0).no_secrets().json();
+    assert_eq!(outcomes(&report, name), ["removed"], "{report}");
+    assert!(
+        !std::fs::read_to_string(&sshd.authorized_keys)
+            .expect("read")
+            .contains(&new_key)
+    );
+    v.run(&["log", "--verify"]).expect(0);
+}
