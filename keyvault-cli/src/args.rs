@@ -141,7 +141,9 @@ keyvault mint --purpose backup --ttl 30m --from 10.0.0.0/8 --force-command /usr/
         after_help = "Adding is idempotent; the key is verified by reading the target back.\n\n\
 runpod-pods reaches the running pods of the account (which never see account key changes) that trust another \
 key of the same purpose: keyvault logs in with that key over the pod's direct SSH endpoint, adds this one, and \
-proves it logs in. Exit 1 if a pod could not be updated (each pod's result is listed).\n\n\
+proves it logs in. A pod that is stopped (or starting, or in error) cannot be changed over SSH and starts \
+with its PUBLIC_KEY alone: one of the purpose that lacks the key is reported as needing a redeploy. Exit 1 if \
+a pod could not be updated (each pod's result is listed).\n\n\
 Examples:\n  keyvault deploy personal --to runpod\n  keyvault deploy team-3 --to runpod:team\n  \
 keyvault deploy personal --to file:/home/me/.ssh/authorized_keys\n  \
 keyvault deploy personal --to ssh://deploy@build-01.example.com\n  \
@@ -154,7 +156,10 @@ keyvault deploy personal --to runpod-pods --passphrase-env NEW_PASS --login-pass
     #[command(
         after_help = "Keys keyvault does not manage are never touched. With --to runpod-pods, the key is \
 also removed from every running pod of the account that trusts it (keyvault logs in with the key itself); \
-exit 1 if a pod kept it (each pod's result is listed; run the same command again to retry).\n\n\
+a pod that is not running but not terminated (stopped, starting, in error) whose PUBLIC_KEY holds the key \
+trusts it again when it starts, and is reported as needing a redeploy; exit 1 if a pod kept it or will trust \
+it again (each pod's result is listed; run the same command again to retry). A pod's PUBLIC_KEY is what it \
+trusts after every restart: what was removed over SSH comes back then, as `keyvault status` says.\n\n\
 Examples:\n  keyvault revoke personal-1\n  keyvault revoke ci-deploy\n  \
 keyvault revoke personal-1 --to runpod-pods --passphrase-env OLD_PASS"
     )]
@@ -176,7 +181,10 @@ keyvault rotate personal --pods --old-passphrase-env OLD_PASS --passphrase-env N
 not logged in yet (an interrupted rotation, or one whose grace period is over) is finished by the new key's login \
 alone, which removes the old key; the sweep asks no one, so it does this where the new key's passphrase is in the \
 OS keyring or the purpose's passphrase_env / passphrase_file, else it reports the pod with the command that \
-finishes it.\n\n\
+finishes it. A pod the rotation waits for that is terminated, or no longer listed, is dropped as gone; \
+one that is stopped (or starting, or in error) is not gone, since it trusts its PUBLIC_KEY again when it starts: \
+it is dropped too and reported as needing a redeploy (as a proxy-only pod is by `rotate --pods`; the sweep \
+still exits 0, and `keyvault status` keeps flagging the pod).\n\n\
 --rotate-due: after the usual sweep, every active key due under its purpose's rotation policy \
 (rotate_every, rotate_before_expiry in config.toml) is rotated across all its targets (with --pods where the \
 policy says pods = true), asking no one: the passphrases come from the OS keyring, or from the purpose's \
@@ -523,7 +531,8 @@ pub struct RevokeArgs {
     /// A key id or a purpose (its active key).
     pub key: String,
     /// runpod-pods[:PROFILE]: also remove the key from every running pod that trusts it,
-    /// logging in with the key itself (on a revoked key: retry the pods only).
+    /// logging in with the key itself (on a revoked key: retry the pods only); stopped pods
+    /// whose PUBLIC_KEY holds it are reported as needing a redeploy.
     #[arg(long, value_name = "runpod-pods[:PROFILE]")]
     pub to: Option<PodsOf>,
     /// Where the key's passphrase comes from (to log in to pods).
@@ -552,6 +561,8 @@ pub struct RotateArgs {
     /// Also update running RunPod pods that trust the old key, over their direct SSH endpoints:
     /// two logins each (the old key adds the new one; the new key alone then logs in and
     /// removes the old one; with --grace, `keyvault sweep` logs in to remove it after the grace period).
+    /// Proxy-only pods, and pods that are stopped but not terminated (they trust their
+    /// PUBLIC_KEY again when they start), are reported as needing a redeploy.
     #[arg(long)]
     pub pods: bool,
     /// The old key's passphrase, from environment variable VAR: keyvault then logs in with the
@@ -705,7 +716,13 @@ pub enum RunpodCommand {
     )]
     Keys(RunpodArgs),
     /// Pods and the keys each trusts (pods never see account key changes).
-    #[command(after_help = "Examples:\n  keyvault runpod pods\n  keyvault runpod pods --json")]
+    #[command(
+        after_help = "TRUSTS is what a pod trusts now: its PUBLIC_KEY, less what keyvault removed over SSH, \
+plus what it added. A restart reuses the pod's PUBLIC_KEY (--json: after_restart), so a key removed over SSH is \
+trusted again then, and a stopped pod trusts its PUBLIC_KEY when it starts: both are warned about until the pod \
+is redeployed or terminated.\n\n\
+Examples:\n  keyvault runpod pods\n  keyvault runpod pods --json"
+    )]
     Pods(RunpodArgs),
     /// Keep a RunPod API key in the OS keyring (read from a prompt or standard input).
     #[command(

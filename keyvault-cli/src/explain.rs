@@ -150,6 +150,9 @@ gone); redeploy pods that cannot be reached"
 {port}), or redeploy it"
         ),
         Remedy::RedeployPod => "redeploy the pod: it is not reachable over direct SSH".to_owned(),
+        Remedy::RedeployPodEnv => "redeploy the pod without the key in its PUBLIC_KEY, or \
+terminate it: a restart undoes what was removed over SSH"
+            .to_owned(),
         Remedy::RotateDue { purpose } => format!(
             "keyvault sweep --rotate-due rotates it when it next runs, or now: keyvault rotate {purpose}"
         ),
@@ -600,6 +603,10 @@ asks for the passphrase of personal-2"
             (
                 Remedy::RedeployPod,
                 "redeploy the pod: it is not reachable over direct SSH",
+            ),
+            (
+                Remedy::RedeployPodEnv,
+                "redeploy the pod without the key in its PUBLIC_KEY, or terminate it: a restart undoes what was removed over SSH",
             ),
         ];
         for (r, text) in cases {

@@ -59,9 +59,14 @@ pub struct PodReport {
     pub status: String,
     /// How to reach it.
     pub reach: Reach,
-    /// The keys in its `PUBLIC_KEY`.
+    /// The keys it trusts: those in its `PUBLIC_KEY`, less those keyvault removed over
+    /// SSH, plus those keyvault added over SSH.
     pub keys: Vec<KeyMatch>,
-    /// What is wrong, for a running pod.
+    /// The keys it trusts again whenever it (re)starts: those in its `PUBLIC_KEY`, which a
+    /// restart reuses whatever keyvault changed over SSH.
+    pub after_restart: Vec<KeyMatch>,
+    /// What is wrong, for a pod that is not terminated: old keys it trusts now (running), or
+    /// again after a restart (running) or when it starts (stopped, starting, in error).
     pub warnings: Vec<String>,
 }
 
@@ -112,20 +117,74 @@ fn edited_over_ssh(record: &KeyRecord, pod: &Pod) -> Option<bool> {
 
 pub(crate) fn pod_report(inventory: &Inventory, now: DateTime<Utc>, pod: &Pod) -> PodReport {
     let keys = trusted_keys(inventory, now, pod);
+    let after_restart: Vec<KeyMatch> = pod
+        .public_keys()
+        .iter()
+        .map(|k| classify(inventory, now, k))
+        .collect();
     let reach = reach_of(pod);
-    let warnings = if pod.status == "RUNNING" {
+    let mut warnings = if pod.is_running() {
         pod_warnings(inventory, pod, &keys, &reach)
     } else {
         Vec::new()
     };
+    for k in latent_old_keys(pod, &keys, &after_restart) {
+        let id = k.id.as_ref().map_or("", KeyId::as_str);
+        warnings.push(if pod.is_running() {
+            format!(
+                "trusts {} key {id} again after a restart: its PUBLIC_KEY holds it; redeploy the pod",
+                k.state
+            )
+        } else {
+            format!(
+                "{}: trusts {} key {id} again when it starts: its PUBLIC_KEY holds it; redeploy \
+                 or terminate the pod",
+                status_word(&pod.status),
+                k.state
+            )
+        });
+    }
     PodReport {
         id: pod.id.clone(),
         name: pod.name.clone(),
         status: pod.status.clone(),
         reach,
         keys,
+        after_restart,
         warnings,
     }
+}
+
+/// Whether a key's state makes it one a pod should no longer trust.
+fn is_old(k: &KeyMatch) -> bool {
+    k.id.is_some() && matches!(k.state.as_str(), "retiring" | "revoked" | "expired")
+}
+
+/// The retiring, revoked or expired keys a pod that is not terminated does not trust now
+/// but trusts again when it (re)starts, from its `PUBLIC_KEY`: for a running pod those
+/// keyvault removed over SSH (a restart undoes that), for any other every such key there.
+fn latent_old_keys<'a>(
+    pod: &Pod,
+    keys: &[KeyMatch],
+    after_restart: &'a [KeyMatch],
+) -> Vec<&'a KeyMatch> {
+    if pod.is_terminated() {
+        return Vec::new();
+    }
+    after_restart
+        .iter()
+        .filter(|k| is_old(k))
+        .filter(|k| !pod.is_running() || !keys.iter().any(|t| t.id == k.id))
+        .collect()
+}
+
+/// A pod's status as words for a message: the API's status when it is one word of capital
+/// letters, as RunPod's are.
+pub(crate) fn status_word(status: &str) -> &str {
+    let word = !status.is_empty()
+        && status.len() <= 32
+        && status.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
+    if word { status } else { "not running" }
 }
 
 /// The keys a pod trusts: its `PUBLIC_KEY` less what keyvault removed over SSH, plus what
@@ -233,7 +292,8 @@ impl Vault {
 
     /// The pods of a RunPod target and the keys each trusts (from its `PUBLIC_KEY`, which
     /// account changes never update), with warnings for running pods that trust retiring,
-    /// revoked or expired keys or lack their purpose's active key.
+    /// revoked or expired keys or lack their purpose's active key, and for pods that are not
+    /// terminated whose `PUBLIC_KEY` holds such keys they trust again when they (re)start.
     ///
     /// # Errors
     ///
@@ -335,7 +395,7 @@ impl Vault {
             findings.extend(unsure_line_findings(name, &list));
             summaries.push(summary(name, &list, &by_fp));
             for pod in pods.iter().flatten() {
-                findings.extend(pod_finding(inventory, now, pod));
+                findings.extend(pod_findings(inventory, now, pod));
             }
         }
         (summaries, unchecked)
@@ -535,50 +595,80 @@ fn summary(
 
 /// A running pod that still trusts retiring, revoked or expired keys: high unless all are
 /// retiring; removed over SSH where keyvault accepts the pod's endpoint, else redeployed.
-fn pod_finding(inventory: &Inventory, now: DateTime<Utc>, pod: &Pod) -> Option<Finding> {
+/// And a pod that is not terminated whose `PUBLIC_KEY` holds such keys it does not trust
+/// now (removed over SSH, or the pod is stopped): medium, it trusts them again when it
+/// (re)starts, and only a redeploy changes that.
+fn pod_findings(inventory: &Inventory, now: DateTime<Utc>, pod: &Pod) -> Vec<Finding> {
     let report = pod_report(inventory, now, pod);
-    let old: Vec<&KeyMatch> = report
-        .keys
-        .iter()
-        .filter(|k| {
-            k.id.is_some() && matches!(k.state.as_str(), "retiring" | "revoked" | "expired")
-        })
-        .collect();
-    if pod.status != "RUNNING" || old.is_empty() {
-        return None;
-    }
-    let ids: Vec<String> = old
-        .iter()
-        .map(|k| format!("{} ({})", k.id.as_ref().map_or("", KeyId::as_str), k.state))
-        .collect();
-    let revoked = old.iter().any(|k| k.state != "retiring");
-    Some(Finding {
-        severity: if revoked {
-            Severity::High
-        } else {
-            Severity::Medium
-        },
-        kind: FindingKind::PodTrustsOldKey,
-        key_id: old[0].id.clone(),
-        message: format!(
-            "running pod {} ({}) still trusts {}",
-            report.id,
-            report.name,
-            ids.join(", ")
-        ),
-        fix: match report.reach {
-            Reach::Direct {
-                host,
-                port,
-                username,
-            } if endpoint_accepted(&report.id, &username, &host, port) => Remedy::RemoveFromPod {
-                user: username,
-                host,
-                port,
+    let mut findings = Vec::new();
+    let old: Vec<&KeyMatch> = report.keys.iter().filter(|k| is_old(k)).collect();
+    if pod.is_running() && !old.is_empty() {
+        let revoked = old.iter().any(|k| k.state != "retiring");
+        findings.push(Finding {
+            severity: if revoked {
+                Severity::High
+            } else {
+                Severity::Medium
             },
-            _ => Remedy::RedeployPod,
-        },
-    })
+            kind: FindingKind::PodTrustsOldKey,
+            key_id: old[0].id.clone(),
+            message: format!(
+                "running pod {} ({}) still trusts {}",
+                report.id,
+                report.name,
+                key_list(&old)
+            ),
+            fix: match &report.reach {
+                Reach::Direct {
+                    host,
+                    port,
+                    username,
+                } if endpoint_accepted(&report.id, username, host, *port) => {
+                    Remedy::RemoveFromPod {
+                        user: username.clone(),
+                        host: host.clone(),
+                        port: *port,
+                    }
+                }
+                _ => Remedy::RedeployPod,
+            },
+        });
+    }
+    let latent = latent_old_keys(pod, &report.keys, &report.after_restart);
+    if let Some(first) = latent.first() {
+        findings.push(Finding {
+            severity: Severity::Medium,
+            kind: FindingKind::PodTrustsOldKey,
+            key_id: first.id.clone(),
+            message: if pod.is_running() {
+                format!(
+                    "running pod {} ({}) trusts {} again after a restart: its PUBLIC_KEY \
+                     holds it, and keyvault removed it over SSH only",
+                    report.id,
+                    report.name,
+                    key_list(&latent)
+                )
+            } else {
+                format!(
+                    "pod {} ({}), {}, trusts {} again when it starts: its PUBLIC_KEY holds it",
+                    report.id,
+                    report.name,
+                    status_word(&pod.status),
+                    key_list(&latent)
+                )
+            },
+            fix: Remedy::RedeployPodEnv,
+        });
+    }
+    findings
+}
+
+/// Keys as `ID (state), …` for a message.
+fn key_list(keys: &[&KeyMatch]) -> String {
+    keys.iter()
+        .map(|k| format!("{} ({})", k.id.as_ref().map_or("", KeyId::as_str), k.state))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Whether keyvault would log in to a pod's direct endpoint (the target name it makes of
@@ -596,141 +686,4 @@ fn endpoint_accepted(id: &str, user: &str, host: &str, port: u16) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::{PodReport, Reach, pod_report};
-    use crate::callbacks::FixedPassphrase;
-    use crate::inventory::Inventory;
-    use crate::runpod::{Pod, PodSsh, SshEndpoint};
-    use crate::store::memory::MemoryStore;
-    use crate::vault::{Expiry, NewKey, Vault};
-    use crate::{Passphrase, Span};
-    use chrono::{TimeDelta, Utc};
-    use std::sync::Arc;
-
-    const UNMANAGED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl someone@else";
-
-    /// An inventory holding one unencrypted key `web-1` that expires in 30 days.
-    fn inventory() -> (tempfile::TempDir, Inventory) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let home = crate::store::memory::home(
-            dir.path(),
-            "vault",
-            "[purpose.web]\npassphrase = \"optional\"\n",
-        );
-        let store = MemoryStore::default();
-        let vault = Vault::open(&home)
-            .expect("open")
-            .with_store(Arc::new(store.clone()));
-        let ttl: Span = "30d".parse().expect("span");
-        vault
-            .create(
-                &mut ssh_key::rand_core::UnwrapErr(ssh_key::getrandom::SysRng),
-                &NewKey::new("web".parse().expect("purpose"))
-                    .unencrypted(true)
-                    .expiry(Expiry::After(ttl)),
-                &mut FixedPassphrase(Passphrase::new("unused".to_owned())),
-            )
-            .expect("create");
-        let inventory = store.saved().state.clone();
-        (dir, inventory)
-    }
-
-    fn pod(status: &str, keys: &[&str], ssh: Option<PodSsh>) -> Pod {
-        Pod {
-            id: "p1".to_owned(),
-            name: "pod-p1".to_owned(),
-            status: status.to_owned(),
-            env: [("PUBLIC_KEY".to_owned(), keys.join("\n"))].into(),
-            ssh,
-        }
-    }
-
-    fn endpoint(host: &str, username: &str) -> SshEndpoint {
-        SshEndpoint {
-            host: host.to_owned(),
-            port: 2222,
-            username: username.to_owned(),
-        }
-    }
-
-    fn report(inventory: &Inventory, status: &str, ssh: Option<PodSsh>) -> PodReport {
-        let line = inventory.keys()[0].public_key().to_owned();
-        let later = Utc::now() + TimeDelta::days(60);
-        pod_report(inventory, later, &pod(status, &[UNMANAGED, &line], ssh))
-    }
-
-    /// A running pod that trusts an expired key: the keys as classified, one warning per
-    /// problem, then how to change its keys, for each way it can be reached.
-    #[test]
-    fn pod_reports_read_as_before() {
-        let (_dir, inventory) = inventory();
-        let direct = |host: &str, user: &str| PodSsh {
-            direct: Some(endpoint(host, user)),
-            proxy: Some(endpoint("proxy.example", "p1-x")),
-        };
-        let r = report(&inventory, "RUNNING", Some(direct("127.0.0.1", "root")));
-        let states: Vec<(Option<&str>, &str, &str)> = r
-            .keys
-            .iter()
-            .map(|k| {
-                (
-                    k.id.as_ref().map(crate::inventory::KeyId::as_str),
-                    k.state.as_str(),
-                    k.comment.as_str(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            states,
-            [
-                (None, "unmanaged", "someone@else"),
-                (Some("web-1"), "expired", "keyvault:web-1")
-            ]
-        );
-        assert_eq!(
-            r.reach,
-            Reach::Direct {
-                host: "127.0.0.1".to_owned(),
-                port: 2222,
-                username: "root".to_owned()
-            }
-        );
-        assert_eq!(
-            r.warnings,
-            [
-                "trusts expired key web-1",
-                "reachable at root@127.0.0.1 -p 2222: update its ~/.ssh/authorized_keys"
-            ]
-        );
-        let r = report(
-            &inventory,
-            "RUNNING",
-            Some(direct("-oProxyCommand=x", "root")),
-        );
-        assert_eq!(
-            r.warnings[1],
-            "its SSH endpoint is not one keyvault accepts: redeploy the pod to change its keys"
-        );
-        let proxy = PodSsh {
-            direct: None,
-            proxy: Some(endpoint("proxy.example", "p1-x")),
-        };
-        let r = report(&inventory, "RUNNING", Some(proxy));
-        assert_eq!(r.reach, Reach::ProxyOnly);
-        assert_eq!(
-            r.warnings[1],
-            "proxy-only: redeploy the pod to change its keys"
-        );
-        let r = report(&inventory, "RUNNING", None);
-        assert_eq!(r.reach, Reach::None);
-        assert_eq!(
-            r.warnings[1],
-            "not reachable over SSH: redeploy the pod to change its keys"
-        );
-        // Stopped pods are not flagged; a pod trusting only live keys neither.
-        assert!(report(&inventory, "EXITED", None).warnings.is_empty());
-        let line = inventory.keys()[0].public_key().to_owned();
-        let now = pod_report(&inventory, Utc::now(), &pod("RUNNING", &[&line], None));
-        assert!(now.warnings.is_empty(), "{:?}", now.warnings);
-    }
-}
+mod tests;

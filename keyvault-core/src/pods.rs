@@ -71,6 +71,72 @@ fn pod_not_finished(
     }
 }
 
+/// Every pod the RunPod accounts among `targets` list, by id (the first listing of an id
+/// wins); `None` unless there is such an account and every one of them could list its
+/// pods (a pod names no account: it is gone only if none of them lists it).
+fn listed_pods(
+    opened: &mut Opened<'_>,
+    targets: &BTreeMap<TargetSpec, crate::inventory::TargetProgress>,
+) -> Option<BTreeMap<String, crate::runpod::Pod>> {
+    let mut listed = BTreeMap::new();
+    let mut any = false;
+    for account in targets.keys().filter(|t| t.is_runpod()) {
+        any = true;
+        let pods = opened
+            .get(account)
+            .and_then(|t| t.pods().map_err(Error::from))
+            .ok()
+            .flatten()?;
+        for p in pods {
+            listed.entry(p.id.clone()).or_insert(p);
+        }
+    }
+    any.then_some(listed)
+}
+
+/// Why a pod that is not running (stopped, starting, in error) but not terminated needs a
+/// redeploy: keyvault cannot change it over SSH now, and when it starts it trusts `key`
+/// again, from its `PUBLIC_KEY`.
+pub(crate) fn not_running(pod: &crate::runpod::Pod, key: &KeyId) -> String {
+    format!(
+        "{}, not gone: it trusts {key} again when it starts (its PUBLIC_KEY holds it) and \
+         cannot be changed over SSH while it does not run; redeploy or terminate the pod",
+        crate::observe::status_word(&pod.status)
+    )
+}
+
+/// Reports each pod that does not run but is not terminated, whose `PUBLIC_KEY` holds
+/// another key of `record`'s purpose and not `record`: keyvault cannot add it over SSH, and
+/// when the pod starts it trusts only its `PUBLIC_KEY`.
+fn stopped_lacking(
+    txn: &Txn,
+    record: &KeyRecord,
+    pods: &[crate::runpod::Pod],
+    report: &mut Report,
+) {
+    for pod in pods
+        .iter()
+        .filter(|p| !p.starts_with_key(record.fingerprint()))
+    {
+        let ours = txn
+            .keys()
+            .iter()
+            .any(|k| k.purpose() == record.purpose() && pod.starts_with_key(k.fingerprint()));
+        if ours {
+            report.pod(
+                pod.id.clone(),
+                PodOutcomeKind::NeedsRedeploy,
+                format!(
+                    "{}, not running: keyvault cannot add {} over SSH, and when it starts it \
+                     trusts only its PUBLIC_KEY, which lacks it; redeploy the pod",
+                    crate::observe::status_word(&pod.status),
+                    record.id()
+                ),
+            );
+        }
+    }
+}
+
 /// Each pod of `record`'s purpose that lacks it, with the key to log in with (pods that
 /// already trust it, or have no direct SSH endpoint, are reported instead).
 fn pods_lacking(
@@ -149,12 +215,16 @@ impl Vault {
                 let Some(pods) = opened.get(account)?.pods()? else {
                     continue;
                 };
-                for pod in pods.iter().filter(|p| p.status == "RUNNING") {
-                    if !pod
-                        .public_keys()
-                        .iter()
-                        .any(|k| k.fingerprint() == Some(old.fingerprint()))
-                    {
+                for pod in pods
+                    .iter()
+                    .filter(|p| !p.is_terminated() && p.starts_with_key(old.fingerprint()))
+                {
+                    if !pod.is_running() {
+                        report.pod(
+                            pod.id.clone(),
+                            PodOutcomeKind::NeedsRedeploy,
+                            not_running(pod, old.id()),
+                        );
                         continue;
                     }
                     match pod_target(pod) {
@@ -215,14 +285,23 @@ impl Vault {
         Ok(())
     }
 
-    /// Pods a rotation is still waiting for that are no longer running no longer depend on
-    /// the old key: they are dropped from the journal (when the account's pods can be listed).
+    /// Pods a rotation is still waiting for that no longer depend on its old key are
+    /// dropped from the journal (when every RunPod account of the rotation could list its
+    /// pods): a pod that is terminated or no longer listed is `gone`. A pod that exists but
+    /// does not run (stopped, starting, in error) is not gone: when it starts it trusts the
+    /// keys in its `PUBLIC_KEY` again. With `stopped_too` (a sweep) such a pod whose
+    /// `PUBLIC_KEY` holds the old key is dropped too, as `needs-redeploy` (keyvault cannot
+    /// change it over SSH, and its restart would undo what it could); without (a rollback)
+    /// it stays, and is returned with its status, for the rollback to report without
+    /// logging in to it.
     pub(crate) fn drop_gone_pods(
         &self,
         txn: &mut Txn,
         opened: &mut Opened<'_>,
+        stopped_too: bool,
         report: &mut Report,
-    ) -> Result<()> {
+    ) -> Result<BTreeMap<TargetSpec, String>> {
+        let mut idle = BTreeMap::new();
         let mut changed = false;
         for purpose in txn.rotating(None) {
             let Some(e) = txn.rotation(&purpose) else {
@@ -237,48 +316,50 @@ impl Vault {
             if pending.is_empty() {
                 continue;
             }
-            let accounts: Vec<TargetSpec> = e
-                .targets
-                .keys()
-                .filter(|t| t.is_runpod())
-                .cloned()
-                .collect();
-            // A pod names no account: it is gone only if no account of the rotation lists
-            // it running, so every one of them must have been listed.
-            let mut running = HashSet::new();
-            let mut listed = !accounts.is_empty();
-            for account in &accounts {
-                match opened
-                    .get(account)
-                    .and_then(|t| t.pods().map_err(Error::from))
-                {
-                    Ok(Some(pods)) => running.extend(
-                        pods.into_iter()
-                            .filter(|p| p.status == "RUNNING")
-                            .map(|p| p.id),
-                    ),
-                    _ => listed = false,
-                }
-            }
-            if !listed {
+            let old = e.old.clone();
+            let Some(listed) = listed_pods(opened, &e.targets) else {
                 continue;
-            }
-            for t in pending.iter().filter(|t| !running.contains(&pod_id(t))) {
+            };
+            let fingerprint = key(txn, &old)?.fingerprint().to_owned();
+            for t in &pending {
+                let (outcome, detail) = match listed.get(&pod_id(t)) {
+                    None => (
+                        PodOutcomeKind::Gone,
+                        format!("no longer listed, so it no longer depends on {old}"),
+                    ),
+                    Some(p) if p.is_terminated() => (
+                        PodOutcomeKind::Gone,
+                        format!("terminated, so it no longer depends on {old}"),
+                    ),
+                    Some(p) if p.is_running() => continue,
+                    Some(p) if !stopped_too => {
+                        let status = crate::observe::status_word(&p.status).to_owned();
+                        idle.insert(t.clone(), status);
+                        continue;
+                    }
+                    Some(p) if p.starts_with_key(&fingerprint) => {
+                        (PodOutcomeKind::NeedsRedeploy, not_running(p, &old))
+                    }
+                    Some(p) => (
+                        PodOutcomeKind::Gone,
+                        format!(
+                            "{}, and its PUBLIC_KEY no longer holds {old}, so it no longer \
+                             depends on it",
+                            crate::observe::status_word(&p.status)
+                        ),
+                    ),
+                };
                 if let Some(e) = txn.rotation_mut(&purpose) {
                     e.targets.remove(t);
                 }
                 changed = true;
-                report.pod(
-                    pod_id(t),
-                    PodOutcomeKind::Gone,
-                    "no longer running, so it no longer depends on the old key",
-                );
+                report.pod(pod_id(t), outcome, detail);
             }
         }
         if changed {
             txn.save()?;
         }
-        Ok(())
+        Ok(idle)
     }
 
     /// Adds the new keys to pods in parallel (at most [`POD_FAN_OUT`] at a time), each
@@ -499,8 +580,10 @@ impl Vault {
     /// Trusts a key in every running pod of a RunPod `account` that trusts another key of its
     /// purpose (`deploy --to runpod-pods`): keyvault logs in to each pod's direct SSH endpoint
     /// with that key, adds this one to `~/.ssh/authorized_keys`, and proves that it logs in.
-    /// Pods that already trust it are left alone; proxy-only pods are reported as needing a
-    /// redeploy; one pod's failure never stops the others (see [`Report::pods`]).
+    /// Pods that already trust it are left alone; proxy-only pods, and pods of its purpose
+    /// that do not run but are not terminated (they start with their `PUBLIC_KEY` alone),
+    /// are reported as needing a redeploy; one pod's failure never stops the others (see
+    /// [`Report::pods`]).
     ///
     /// The key's passphrase is asked for as [`crate::PassphraseKind::Existing`], the keys
     /// that log in as [`crate::PassphraseKind::Login`] (keyring-held ones are fetched).
@@ -520,7 +603,8 @@ impl Vault {
         let (mut txn, record, now) = self.begin_deploy_in(selector, crate::store::View::All)?;
         let mut opened = Opened::new(targets);
         let mut report = Report::default();
-        let pods = self.running_pods(&mut opened, account)?;
+        let (pods, stopped) = self.live_pods(&mut opened, account)?;
+        stopped_lacking(&txn, &record, &stopped, &mut report);
         let jobs = pods_lacking(&txn, &record, &pods, now, &mut report);
         if jobs.is_empty() {
             return Ok(report);
@@ -630,12 +714,13 @@ impl Vault {
         Ok(())
     }
 
-    /// The running pods of a RunPod account.
-    pub(crate) fn running_pods(
+    /// The pods of a RunPod account that are not terminated: those running, and the rest
+    /// (stopped, starting, in error), which trust their `PUBLIC_KEY` again when they start.
+    pub(crate) fn live_pods(
         &self,
         opened: &mut Opened<'_>,
         account: &TargetSpec,
-    ) -> Result<Vec<crate::runpod::Pod>> {
+    ) -> Result<(Vec<crate::runpod::Pod>, Vec<crate::runpod::Pod>)> {
         if account.runpod_profile().is_none() {
             return Err(RequestError::NotRunpodAccount {
                 target: account.to_string(),
@@ -643,7 +728,10 @@ impl Vault {
             .into());
         }
         let pods = opened.get(account)?.pods()?.unwrap_or_default();
-        Ok(pods.into_iter().filter(|p| p.status == "RUNNING").collect())
+        Ok(pods
+            .into_iter()
+            .filter(|p| !p.is_terminated())
+            .partition(crate::runpod::Pod::is_running))
     }
 
     /// Edits pods in parallel (at most [`POD_FAN_OUT`] at a time): each job names the pod

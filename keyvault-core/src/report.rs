@@ -51,7 +51,7 @@ pub struct Report {
     pub aborted: Vec<KeyId>,
     /// Private key files deleted.
     pub pruned: Vec<KeyId>,
-    /// What happened at each running pod (`rotate --pods`, `sweep`).
+    /// What happened at each pod (`rotate --pods`, `sweep`, `deploy`/`revoke` to pods).
     pub pods: Vec<PodOutcome>,
 }
 
@@ -103,9 +103,12 @@ pub enum PodOutcomeKind {
     Removed,
     /// The pod could not be changed.
     Failed,
-    /// The pod has no direct SSH endpoint: only a redeploy changes its keys.
+    /// Only a redeploy changes the pod's keys: it has no direct SSH endpoint, or it does not
+    /// run but is not terminated (stopped, starting, in error), and trusts the keys in its
+    /// `PUBLIC_KEY` again when it starts.
     NeedsRedeploy,
-    /// The pod is no longer running.
+    /// The pod no longer depends on the key: it is terminated, no longer listed, or does
+    /// not run and its `PUBLIC_KEY` no longer holds the key.
     Gone,
     /// The pod trusts the key already.
     Already,

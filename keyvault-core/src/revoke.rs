@@ -5,7 +5,7 @@ use crate::error::{Error, Incomplete, NextStep, Operation, RequestError, Result,
 use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState, Purpose};
 use crate::names::KeySelector;
 use crate::pods::{PodEdit, pod_id, pod_target};
-use crate::report::{PodOutcomeKind, Report};
+use crate::report::{PodOutcomeKind, PodRetry, Report};
 use crate::run::{Opened, draft, key, key_mut};
 use crate::store::Txn;
 use crate::target::{TargetSpec, Targets};
@@ -43,7 +43,9 @@ impl Vault {
     /// Revokes a key, and with `pods_of` also removes it from every running pod of that
     /// RunPod account that trusts it (`revoke --to runpod-pods`), logging in with the key
     /// itself. Pods it was added to over SSH are always reached. A pod that cannot be
-    /// changed is reported ([`Report::pods_incomplete`]); the key is revoked everywhere
+    /// changed is reported ([`Report::pods_incomplete`]), and so is a pod that does not run
+    /// but is not terminated whose `PUBLIC_KEY` holds the key (it trusts the key again when
+    /// it starts: [`crate::PodOutcomeKind::NeedsRedeploy`]); the key is revoked everywhere
     /// else regardless, and running this again on the revoked key retries the pods.
     ///
     /// # Errors
@@ -149,7 +151,8 @@ impl Vault {
     }
 
     /// Adds to `names` the running pods of `account` that trust `record` (a pod keyvault
-    /// edited before under another endpoint is replaced); proxy-only ones are reported.
+    /// edited before under another endpoint is replaced); proxy-only ones are reported, and
+    /// so are pods that do not run but would trust it when they start.
     fn pods_trusting(
         &self,
         txn: &Txn,
@@ -160,7 +163,35 @@ impl Vault {
         report: &mut Report,
     ) -> Result<()> {
         let now = self.now();
-        for pod in self.running_pods(opened, account)? {
+        let (running, stopped) = self.live_pods(opened, account)?;
+        // A pod that does not run cannot be changed over SSH (none is logged in to), and
+        // trusts the key again when it starts if its PUBLIC_KEY holds it.
+        for pod in &stopped {
+            let edited = names.iter().any(|n| pod_id(n) == pod.id);
+            names.retain(|n| pod_id(n) != pod.id);
+            if pod.starts_with_key(record.fingerprint()) {
+                report.pod(
+                    pod.id.clone(),
+                    PodOutcomeKind::NeedsRedeploy,
+                    crate::pods::not_running(pod, record.id()),
+                );
+            } else if edited {
+                report.pod_failed(
+                    pod.id.clone(),
+                    format!(
+                        "{}, not running: keyvault cannot remove {} over SSH (it added it \
+                         there), and the pod may still trust it when it starts",
+                        crate::observe::status_word(&pod.status),
+                        record.id()
+                    ),
+                    PodRetry::RevokeAtPods {
+                        key: record.id().clone(),
+                        account: account.clone(),
+                    },
+                );
+            }
+        }
+        for pod in running {
             let seen = crate::observe::pod_report(txn, now, &pod);
             if !seen.keys.iter().any(|k| k.id.as_ref() == Some(record.id())) {
                 continue;
@@ -247,7 +278,8 @@ impl Vault {
             let record = key_mut(txn, &old)?;
             if name.is_pod() {
                 // The pod had the old key from its PUBLIC_KEY, not from keyvault:
-                // record that keyvault took it out there.
+                // record that keyvault took it out there. Only until the pod restarts:
+                // its PUBLIC_KEY still holds the key (`observe` reports that).
                 record.mark_deployed(name, now);
             }
             record.mark_removed(name, now);

@@ -164,6 +164,31 @@ impl Pod {
             })
             .unwrap_or_default()
     }
+
+    /// Whether the pod runs now (`RUNNING`): the only state in which its keys can be
+    /// changed over SSH.
+    #[must_use]
+    pub fn is_running(&self) -> bool {
+        self.status == "RUNNING"
+    }
+
+    /// Whether the pod is gone for good (`TERMINATED`). Any other pod that is not running
+    /// (`EXITED`, `ERROR`, `PROVISIONING`, `STARTING`, or a status keyvault does not know)
+    /// may start again, and then trusts the keys in its `PUBLIC_KEY` again: a restart reuses
+    /// them, whatever was changed in its `~/.ssh/authorized_keys` over SSH.
+    #[must_use]
+    pub fn is_terminated(&self) -> bool {
+        self.status == "TERMINATED"
+    }
+
+    /// Whether `fingerprint` is in the pod's `PUBLIC_KEY`, so that the pod trusts that key
+    /// whenever it (re)starts.
+    #[must_use]
+    pub fn starts_with_key(&self, fingerprint: &ssh_key::Fingerprint) -> bool {
+        self.public_keys()
+            .iter()
+            .any(|k| k.fingerprint() == Some(fingerprint))
+    }
 }
 
 /// The client. Not `Sync`: it remembers which API the server speaks.

@@ -91,7 +91,8 @@ pub enum FindingKind {
     Missing,
     /// A target still trusts a key that was revoked or removed from it.
     StillTrusted,
-    /// A running pod trusts a retiring, revoked or expired key.
+    /// A running pod trusts a retiring, revoked or expired key; or a pod that is not
+    /// terminated trusts one again when it (re)starts (its `PUBLIC_KEY` holds it).
     PodTrustsOldKey,
     /// A rotation stopped part-way, or its grace period is over.
     Interrupted,
@@ -194,6 +195,9 @@ pub enum Remedy {
     },
     /// Redeploy the pod: it has no direct SSH endpoint.
     RedeployPod,
+    /// Redeploy the pod (or terminate it): its `PUBLIC_KEY` holds the key, which it trusts
+    /// again whenever it (re)starts, whatever was removed from it over SSH.
+    RedeployPodEnv,
     /// Rotate the purpose: `sweep --rotate-due` does it when it runs, or a person now.
     RotateDue {
         /// The purpose to rotate.

@@ -77,7 +77,7 @@ impl Vault {
         let mut txn = self.begin(crate::store::View::Live)?;
         let mut opened = Opened::new(targets);
         let mut report = Report::default();
-        self.drop_gone_pods(&mut txn, &mut opened, &mut report)?;
+        self.drop_gone_pods(&mut txn, &mut opened, true, &mut report)?;
         self.unlock_to_prove(&txn, self.now(), &mut opened, env)?;
         self.drive(&mut txn, None, &mut opened, &mut report)?;
         let now = self.now();

@@ -129,7 +129,13 @@ impl FakeRunpod {
         self.with(|st| st.pods.push(pod));
     }
 
-    /// Sets a pod's status (e.g. `TERMINATED`).
+    /// Takes a pod out of the list, as the API forgets a pod some time after it is
+    /// terminated.
+    pub fn remove_pod(&self, id: &str) {
+        self.with(|st| st.pods.retain(|p| p["id"] != id));
+    }
+
+    /// Sets a pod's status (e.g. `EXITED` for a stopped pod, `TERMINATED`).
     pub fn set_pod_status(&self, id: &str, status: &str) {
         self.with(|st| {
             for p in st.pods.iter_mut().filter(|p| p["id"] == id) {

@@ -28,6 +28,7 @@ mod pg_passfile;
 mod pg_store;
 mod pod_finish;
 mod pod_logins;
+mod pod_restart;
 mod pods;
 mod pods_review;
 mod provider_fakes;

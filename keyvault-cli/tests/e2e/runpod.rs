@@ -769,10 +769,13 @@ fn pods_report_and_status_flag_pods_on_old_keys() {
             .any(|w| w.as_str().is_some_and(|w| w.contains("redeploy")))
     );
     assert_eq!(pods[2]["warnings"], serde_json::json!([]));
+    // A stopped pod trusts the revoked key again when it starts.
     assert_eq!(
         pods[3]["warnings"],
-        serde_json::json!([]),
-        "stopped pods are not flagged"
+        serde_json::json!([
+            "EXITED: trusts revoked key personal-1 again when it starts: its PUBLIC_KEY \
+             holds it; redeploy or terminate the pod"
+        ]),
     );
     let human = v.run(&["runpod", "pods"]).expect(0).stdout;
     assert!(
@@ -790,8 +793,15 @@ fn pods_report_and_status_flag_pods_on_old_keys() {
         .filter(|f| f["kind"] == "pod-trusts-old-key")
         .map(|f| f["message"].as_str().expect("m"))
         .collect();
-    assert_eq!(flagged.len(), 2, "{status}");
+    assert_eq!(flagged.len(), 3, "{status}");
     assert!(flagged[0].contains("running pod old1 (pod-old1) still trusts personal-1 (revoked)"));
+    assert!(
+        flagged.contains(
+            &"pod gone (pod-gone), EXITED, trusts personal-1 (revoked) again when it starts: \
+              its PUBLIC_KEY holds it"
+        ),
+        "{status}"
+    );
     assert_eq!(
         status["targets"][0],
         serde_json::json!({"target": "runpod", "managed": 1, "unmanaged": 1, "unparseable": 1})

@@ -16,7 +16,7 @@ use crate::store::Txn;
 use crate::target::{TargetSpec, Targets};
 use crate::vault::Vault;
 use chrono::{DateTime, Utc};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 impl Vault {
     /// Rolls back unfinished rotations of `purposes`: first makes every target the rotation
@@ -57,27 +57,33 @@ impl Vault {
         }
         let mut opened = Opened::new(targets);
         let mut report = Report::default();
-        if txn
+        // Pods that are listed but do not run are kept, and never logged in to.
+        let idle = if txn
             .journal()
             .iter()
             .any(|e| purposes.contains(e.purpose()) && e.targets.keys().any(TargetSpec::is_pod))
         {
-            self.drop_gone_pods(&mut txn, &mut opened, &mut report)?;
-        }
+            self.drop_gone_pods(&mut txn, &mut opened, false, &mut report)?
+        } else {
+            BTreeMap::new()
+        };
         for purpose in purposes {
             let Some(e) = txn.rotation(purpose).cloned() else {
                 continue;
             };
-            self.roll_back(&mut txn, &e, &mut opened, callbacks, &mut report)?;
+            self.roll_back(&mut txn, &e, &idle, &mut opened, callbacks, &mut report)?;
         }
         txn.commit()?;
         Ok(report)
     }
 
+    /// Rolls back the rotation `e`; the pods of `idle` (listed, not running, with their
+    /// status) are not logged in to: they are reported as possibly keeping the new key.
     pub(crate) fn roll_back(
         &self,
         txn: &mut Txn,
         e: &JournalEntry,
+        idle: &BTreeMap<TargetSpec, String>,
         opened: &mut Opened<'_>,
         callbacks: &mut dyn Callbacks,
         report: &mut Report,
@@ -92,9 +98,10 @@ impl Vault {
             new,
             hosts,
             pods,
+            idle,
         };
         // Pods are logged in to with the old key (a pod never loses it before promotion).
-        if !r.pods.is_empty() {
+        if r.pods.iter().any(|p| !idle.contains_key(p)) {
             self.unlock_for_pods(opened, &r.old, callbacks)?;
         }
         // 1. The old key back at every target, as the target itself reports, verified.
@@ -248,9 +255,26 @@ impl Vault {
         }
         let (old, new) = (&r.old, &r.new);
         forget_added(txn, r.e, &r.pods.iter().collect::<Vec<_>>())?;
+        for (name, status) in r.pods.iter().filter_map(|p| Some((p, r.idle.get(p)?))) {
+            report.pod_failed(
+                pod_id(name),
+                format!(
+                    "{status}, not running: keyvault cannot remove {} over SSH, and the pod may \
+                     still trust it when it starts; it keeps {}",
+                    new.id(),
+                    old.id()
+                ),
+                PodRetry::RevokeAtPods {
+                    key: new.id().clone(),
+                    account: pods_account(r.e),
+                },
+            );
+            left_at_pods.push(name.clone());
+        }
         let jobs = r
             .pods
             .iter()
+            .filter(|p| !r.idle.contains_key(*p))
             .map(|p| {
                 (
                     p.clone(),
@@ -357,6 +381,8 @@ struct RollBack<'e> {
     new: KeyRecord,
     hosts: Vec<TargetSpec>,
     pods: Vec<TargetSpec>,
+    /// Pods that are listed but do not run, with their status: not logged in to.
+    idle: &'e BTreeMap<TargetSpec, String>,
 }
 
 impl RollBack<'_> {
