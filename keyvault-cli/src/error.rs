@@ -129,6 +129,7 @@ fn hint_store(e: &StoreError) -> Option<String> {
                 database.display()
             )
         }
+        StoreError::Unread { found, store } => hint_unread(found, store),
         StoreError::NotBuiltIn { .. } => {
             "set `store = \"files\"` in config.toml (or KEYVAULT_STORE=files), or use a keyvault built with that store".to_owned()
         }
@@ -148,6 +149,32 @@ fn hint_store(e: &StoreError) -> Option<String> {
         }
         _ => return None,
     })
+}
+
+/// The way out of [`StoreError::Unread`]: back to the store that reads the file, or the
+/// vault moved into the store in use.
+fn hint_unread(found: &std::path::Path, store: &keyvault_core::StoreLocation) -> String {
+    let name = found.file_name().unwrap_or_default().to_string_lossy();
+    let back = if name == "vault.db" {
+        "to keep using it, remove `store = ...` from config.toml and unset KEYVAULT_STORE"
+    } else if name.ends_with(".migrated") {
+        return format!(
+            "name the database the records went into in config.toml (`store = \"sqlite:FILE\"`), \
+or move {} (and audit.jsonl.migrated) out of the home to start a new, empty vault here",
+            found.display()
+        );
+    } else {
+        "to keep using it, set `store = \"files\"` in config.toml (or KEYVAULT_STORE=files)"
+    };
+    let move_it = match store {
+        keyvault_core::StoreLocation::Postgres(_) => {
+            "or move it out of the home (keyvault does not copy a home's own records into PostgreSQL; `keyvault export` keeps them)"
+        }
+        _ => {
+            "to move the vault into this store, `keyvault export` it under the store that reads it, then `keyvault restore` the archive into this home with --force (which moves the home aside) or into a new one"
+        }
+    };
+    format!("{back}; {move_it}")
 }
 
 /// Hints for targets: key lists, RunPod accounts and their credentials.

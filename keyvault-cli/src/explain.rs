@@ -5,7 +5,7 @@ use keyvault_core::backup::BackupError;
 use keyvault_core::error::describe;
 use keyvault_core::{
     Error, InputError, NextStep, PodOutcome, PodRetry, Remedy, RequestError, ScanFinding, ScanFix,
-    ScanReport, StoreError, TargetError,
+    ScanReport, StoreError, StoreLocation, TargetError,
 };
 
 /// The message of `e` as the CLI prints it after `error: `.
@@ -18,6 +18,7 @@ pub fn message(e: &Error) -> String {
         Error::Input(InputError::ForceCommand { reason }) => {
             format!("invalid --force-command: {reason}")
         }
+        Error::Store(StoreError::Unread { found, store }) => unread(found, store),
         Error::Store(StoreError::Contended { .. }) => {
             "other keyvault processes keep changing these \
 purposes; nothing was written, run the command again"
@@ -54,6 +55,33 @@ instead of --identity"
             describe(&i.pending)
         ),
         other => other.to_string(),
+    }
+}
+
+/// A home holding vault state the store in use does not read: what that file is, and what
+/// keyvault would otherwise have done.
+fn unread(found: &std::path::Path, store: &StoreLocation) -> String {
+    let name = found.file_name().unwrap_or_default().to_string_lossy();
+    let shown = found.display();
+    let store = match store {
+        StoreLocation::Files => "the files store (store = \"files\")".to_owned(),
+        other => format!("the store in use ({other})"),
+    };
+    if name.ends_with(".migrated") {
+        format!(
+            "{shown} shows that this vault's records were moved into a database, and {store} \
+has none of them; keyvault will not start an empty vault in their place"
+        )
+    } else if name == "vault.db" {
+        format!(
+            "this vault's records are in the database {shown}, which {store} does not read; \
+keyvault will not start a second, empty vault beside it"
+        )
+    } else {
+        format!(
+            "{shown} holds this home's own vault, which {store} does not read; keyvault will \
+not go on without its records"
+        )
     }
 }
 

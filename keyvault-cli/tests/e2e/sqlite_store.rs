@@ -601,13 +601,15 @@ fn files_left_beside_the_database_are_finished_or_refused_never_ignored() {
     let log = v.audit_text();
     assert_eq!(log.matches("\"action\":\"migrate\"").count(), 1, "{log}");
     v.run(&["log", "--verify"]).expect(0);
-    // Files that are not the ones the database holds (a key made with `store = "files"`
-    // after the migration): refused with exit 1, never silently left out, and nothing
-    // changes.
-    v.set_env("KEYVAULT_STORE", "files");
-    v.new_key("c", &[]);
+    // Files that are not the ones the database holds (another vault's, copied in): refused
+    // with exit 1, never silently left out, and nothing changes. (The files store itself
+    // refuses to start beside the database: see store_choice.)
+    let other = Vault::files();
+    other.new_key("c", &[]);
+    for name in ["inventory.json", "audit.jsonl"] {
+        std::fs::copy(other.home.join(name), home.join(name)).expect("copy");
+    }
     let files = std::fs::read(home.join("inventory.json")).expect("inventory");
-    v.set_env("KEYVAULT_STORE", "sqlite");
     let keys = v.inventory_text();
     for args in [
         &["list"][..],

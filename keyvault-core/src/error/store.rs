@@ -105,6 +105,20 @@ pub enum StoreError {
         /// The database.
         database: PathBuf,
     },
+    /// The home holds a vault's state that the configured store does not read: the files
+    /// (`inventory.json`, `audit.jsonl`) or `vault.db` under another store, or a migration's
+    /// `*.migrated` files under a store that has no database to show for them. keyvault
+    /// refuses rather than start an empty vault beside them, or go on without their records.
+    #[error(
+        "{found} is in the vault's home, and the store in use ({store}) does not read it; keyvault will not start an empty vault beside it"
+    )]
+    Unread {
+        /// The file that holds (or shows where) the vault's state: `vault.db`,
+        /// `inventory.json`, `audit.jsonl` or `inventory.json.migrated`.
+        found: PathBuf,
+        /// The store in use.
+        store: crate::policy::StoreLocation,
+    },
     /// The inventory was written by a newer keyvault.
     #[error("inventory {path} has version {version}; this keyvault reads version {supported}")]
     UnsupportedVersion {
