@@ -2,7 +2,7 @@
 //! `hint()` table, the one place that names commands and flags for the user.
 
 use crate::render;
-use keyvault_core::{AuditError, Error, KeyError, PolicyError, StoreError, TargetError};
+use keyvault_core::{AuditError, AuditLog, Error, KeyError, PolicyError, StoreError, TargetError};
 use serde_json::json;
 use std::process::ExitCode;
 
@@ -65,9 +65,16 @@ command=; or mint it with --cert and no such --deploy (the certificate carries t
         Error::Key(KeyError::Decrypt { .. }) => {
             Some("check the passphrase and where it comes from".to_owned())
         }
-        Error::Audit(AuditError::Broken { .. }) => {
-            Some("run `keyvault log --verify` and find out who changed the audit log".to_owned())
-        }
+        Error::Audit(AuditError::Broken { log, .. }) => Some(match log {
+            AuditLog::Sqlite(file) => format!(
+                "run `keyvault log --verify` and find out who changed the audit table of {}",
+                file.display()
+            ),
+            AuditLog::Postgres(url) => format!(
+                "run `keyvault log --verify` and find out who changed the audit table of {url}"
+            ),
+            _ => "run `keyvault log --verify` and find out who changed the audit log".to_owned(),
+        }),
         Error::Config(keyvault_core::ConfigError::Env { .. }) => Some(
             "set KEYVAULT_STORE to files, sqlite, sqlite:PATH or a postgres:// URL without a password (or unset it)"
                 .to_owned(),
@@ -637,7 +644,7 @@ command=; or mint it with --cert and no such --deploy (the certificate carries t
             ),
             (
                 AuditError::Broken {
-                    path: p(),
+                    log: keyvault_core::AuditLog::File(p()),
                     line: 1,
                     reason: s("r"),
                 }

@@ -341,7 +341,8 @@ impl Vault {
         self.paths.current_dir().join(purpose.as_str())
     }
 
-    /// The audit log's path.
+    /// Where the files store keeps the audit log (`audit.jsonl` in the home); see
+    /// [`Vault::audit_log`] for the log of the store in use.
     #[must_use]
     pub fn audit_path(&self) -> PathBuf {
         self.paths.audit_path()
@@ -433,9 +434,15 @@ impl Vault {
         point_current_in(&self.paths.current_dir(), purpose, id)
     }
 
-    /// The audit log's name in errors (`audit.jsonl` in the home).
-    fn audit_source(&self) -> PathBuf {
-        self.paths.audit_path()
+    /// Where the audit log is: `audit.jsonl` in the home, or the database's `audit` table.
+    #[must_use]
+    pub fn audit_log(&self) -> crate::AuditLog {
+        self.store.audit_log()
+    }
+
+    /// The audit log's name in errors.
+    fn audit_source(&self) -> crate::AuditLog {
+        self.store.audit_log()
     }
 
     /// Reads the whole audit chain through the store, checking it against `head`; `each`
@@ -480,7 +487,7 @@ impl Vault {
         })?;
         let Some(chain) = chain else {
             return Err(crate::AuditError::Broken {
-                path: source,
+                log: source,
                 line: first,
                 reason: format!(
                     "the log ends before line {first} but the inventory recorded {seq} lines (truncated)"

@@ -713,3 +713,60 @@ fn two_homes_on_one_database_file_never_lose_or_double_a_record() {
         }
     }
 }
+
+#[test]
+fn a_broken_audit_log_in_the_database_is_named_as_such_not_as_audit_jsonl() {
+    let v = Vault::new();
+    three_events(&v);
+    let db = v.home.join("vault.db").display().to_string();
+    let named = format!("audit log in the SQLite database {db} is broken at line");
+    tamper(
+        &v.home,
+        "UPDATE audit SET line = replace(line, '\"b-1\"', '\"x-1\"') WHERE seq = 2",
+    );
+    let run = v.run(&["log", "--verify"]).expect(1).no_secrets();
+    assert!(run.stderr.contains(&named), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("audit table of {db}")),
+        "{}",
+        run.stderr
+    );
+    let run = v.run(&["--json", "log"]).expect(1);
+    let error: serde_json::Value = serde_json::from_str(&run.stderr).expect("JSON error");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&named)),
+        "{}",
+        run.stderr
+    );
+    let status = v.run(&["--json", "status", "--offline"]).expect(3).json();
+    let finding = &status["findings"][0];
+    assert_eq!(finding["kind"], "audit-broken");
+    assert!(
+        finding["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&named)),
+        "{finding}"
+    );
+    let human = v.run(&["status", "--offline"]).expect(3);
+    assert!(human.stdout.contains(&named), "{}", human.stdout);
+    // A writer finds the newest line edited, and says where.
+    tamper(
+        &v.home,
+        "UPDATE audit SET line = replace(line, '\"passwd\"', '\"create\"') WHERE seq = 3",
+    );
+    let run = v
+        .run(&["new", "--purpose", "c", "--passphrase-env", "KV_PASS"])
+        .expect(1)
+        .no_secrets();
+    assert!(
+        run.stderr
+            .contains(&format!("audit log in the SQLite database {db}")),
+        "{}",
+        run.stderr
+    );
+    for stream in [&run.stderr, &human.stdout, &status.to_string()] {
+        assert!(!stream.contains("audit.jsonl"), "{stream}");
+    }
+}

@@ -133,4 +133,8 @@ impl Store for Guarded {
         self.check()?;
         self.inner.audit_lines(after, f)
     }
+
+    fn audit_log(&self) -> crate::error::AuditLog {
+        self.inner.audit_log()
+    }
 }

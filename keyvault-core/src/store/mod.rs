@@ -108,6 +108,9 @@ pub(crate) trait Store: Send + Sync {
     /// [`crate::AuditError`] when the log cannot be read, and whatever `f` returns.
     #[allow(dead_code)] // Used by the readers as they move to it.
     fn audit_lines(&self, after: u64, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()>;
+
+    /// Where the audit log is, to name it in errors.
+    fn audit_log(&self) -> crate::error::AuditLog;
 }
 
 /// A writer's hold on a [`Store`]: the lock is released when it is dropped.

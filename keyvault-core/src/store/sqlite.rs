@@ -23,7 +23,7 @@
 use super::sql::{self, BadRow, Dialect, KeyRow};
 use super::{Changes, Paths, Session, Store, View};
 use crate::audit::{self, AuditHead, Draft, Outcome};
-use crate::error::{Result, StoreError};
+use crate::error::{AuditLog, Result, StoreError};
 use crate::fsutil;
 use crate::inventory::{Inventory, JournalEntry, KeyId, KeyRecord};
 use chrono::{DateTime, Utc};
@@ -447,6 +447,10 @@ impl Store for SqliteStore {
         }
         Ok(())
     }
+
+    fn audit_log(&self) -> AuditLog {
+        AuditLog::Sqlite(self.file.clone())
+    }
 }
 
 /// The locks a writer holds (see [`SqliteStore::lock`]), released when dropped.
@@ -495,7 +499,8 @@ impl Session for SqliteSession {
             state.audit.clone()
         } else {
             let head = read_head(&tx).map_err(err("read"))?;
-            append_events(&tx, head.as_ref(), events, time, actor, &err("write"))?
+            let log = AuditLog::Sqlite(store.file.clone());
+            append_events(&tx, head.as_ref(), events, time, actor, &log, &err("write"))?
         };
         tx.commit().map_err(err("write"))?;
         state.audit = head;
@@ -558,6 +563,7 @@ pub(super) fn append_events(
     events: &[Draft],
     time: DateTime<Utc>,
     actor: &str,
+    log: &AuditLog,
     err: &dyn Fn(rusqlite::Error) -> StoreError,
 ) -> Result<Option<AuditHead>> {
     let last: Option<String> = match head {
@@ -577,6 +583,7 @@ pub(super) fn append_events(
         events,
         time,
         actor,
+        log,
     )?;
     for (seq, line) in &lines {
         tx.prepare_cached(sql::INSERT_AUDIT)
