@@ -145,6 +145,13 @@ fn hint_store(e: &StoreError) -> Option<String> {
                 "run this on the machine that made {id} (the vault's records are shared, its private keys are not)"
             )
         }
+        StoreError::NotRegular { path } if crate::explain::sqlite_companion(path).is_some() => {
+            format!(
+                "find out who put it there; if it links to this database's own {0} move that \
+file back in its place, else remove the link (SQLite makes a new {0})",
+                crate::explain::sqlite_companion(path).unwrap_or_default()
+            )
+        }
         StoreError::NotRegular { .. } => {
             "replace the symlink with a regular file or directory".to_owned()
         }

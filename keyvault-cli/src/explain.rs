@@ -19,6 +19,14 @@ pub fn message(e: &Error) -> String {
             format!("invalid --force-command: {reason}")
         }
         Error::Store(StoreError::Unread { found, store }) => unread(found, store),
+        Error::Store(StoreError::NotRegular { path }) if sqlite_companion(path).is_some() => {
+            format!(
+                "{} is a symlink or not a regular file where SQLite keeps the database's {}; \
+keyvault does not open the database through it",
+                path.display(),
+                sqlite_companion(path).unwrap_or_default()
+            )
+        }
         Error::Store(StoreError::Contended { .. }) => {
             "other keyvault processes keep changing these \
 purposes; nothing was written, run the command again"
@@ -56,6 +64,19 @@ instead of --identity"
         ),
         other => other.to_string(),
     }
+}
+
+/// What SQLite keeps at `path`, when it is one of the files it makes beside a database.
+pub fn sqlite_companion(path: &std::path::Path) -> Option<&'static str> {
+    let name = path.file_name()?.to_string_lossy();
+    [
+        ("-wal", "write-ahead log"),
+        ("-shm", "shared-memory index"),
+        ("-journal", "rollback journal"),
+    ]
+    .into_iter()
+    .find(|(suffix, _)| name.ends_with(suffix))
+    .map(|(_, what)| what)
 }
 
 /// A home holding vault state the store in use does not read: what that file is, and what

@@ -70,7 +70,9 @@ impl SqliteStore {
     }
 
     /// Opens the database for reading and writing: a regular file (never through a
-    /// symlink), private to its owner, of a schema this build knows.
+    /// symlink), private to its owner, with no symlink or other non-regular file where
+    /// SQLite keeps its companions (`-wal`, `-shm`, `-journal`), of a schema this build
+    /// knows.
     fn connect(&self, wait: Duration) -> Result<Connection, StoreError> {
         let meta = std::fs::symlink_metadata(&self.file).map_err(|source| StoreError::Io {
             operation: "open",
@@ -83,6 +85,7 @@ impl SqliteStore {
             });
         }
         fsutil::check_private_mode(&self.file, &meta)?;
+        check_companions(&self.file)?;
         let conn = open_connection(&self.file, wait)
             .map_err(|e| db_error(&self.paths, &self.file, "open", &e, wait))?;
         let version: i64 = conn
@@ -243,6 +246,30 @@ fn remove_stale(tmp: &Path) -> Result<(), StoreError> {
                     source: e,
                 });
             }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// SQLite's files beside `file`: its write-ahead log, its shared-memory index and its
+/// rollback journal.
+fn companions(file: &Path) -> [PathBuf; 3] {
+    ["-wal", "-shm", "-journal"].map(|suffix| {
+        let mut name = file.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    })
+}
+
+/// [`StoreError::NotRegular`] for a companion of `file` that is there and is a symlink or
+/// not a regular file: SQLite would only say it cannot open the database (it opens them
+/// without following links), and would never write through it.
+fn check_companions(file: &Path) -> Result<(), StoreError> {
+    for path in companions(file) {
+        // Outside fsutil: an lstat, which reads nothing and follows no link.
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if !meta.is_file() => return Err(StoreError::NotRegular { path }),
             _ => {}
         }
     }
