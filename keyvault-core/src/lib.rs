@@ -81,8 +81,8 @@ pub use mint::{MintRequest, Minted};
 pub use names::{KeySelector, Principal, SourcePattern};
 pub use observe::{KeyMatch, PodReport, Reach};
 pub use policy::{
-    Config, LocationError, PassphraseRule, PassphraseSource, Policy, ProviderProfile, RotationRule,
-    RunpodProfile, StoreLocation,
+    Config, DEFAULT_LOCK_TIMEOUT, LocationError, PassphraseRule, PassphraseSource, Policy,
+    ProviderProfile, RotationRule, RunpodProfile, StoreLocation,
 };
 pub use report::{Deployed, PodOutcome, PodOutcomeKind, PodRetry, Report, Retiring, Rotated};
 pub use rotate::{PlannedRotation, RotateRequest, RotationPlan};

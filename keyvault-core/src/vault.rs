@@ -82,7 +82,8 @@ impl std::fmt::Debug for Vault {
 
 impl Vault {
     /// Opens the vault at `home`, reading its `config.toml` if present. Uses the system
-    /// clock, actor `keyvault`, and a 30 s lock timeout until told otherwise.
+    /// clock, actor `keyvault`, and the lock timeout `config.toml` gives (`lock_timeout`,
+    /// 30 s by default) until told otherwise.
     ///
     /// # Errors
     ///
@@ -111,6 +112,7 @@ impl Vault {
         if let Some(location) = store.clone() {
             config = config.with_store(location);
         }
+        let lock_timeout = config.lock_timeout();
         Ok(Vault {
             store: crate::store::open(&paths, &config)?,
             paths,
@@ -118,7 +120,7 @@ impl Vault {
             clock: Arc::new(SystemClock),
             actor: "keyvault".to_owned(),
             machine: None,
-            lock_timeout: Duration::from_secs(30),
+            lock_timeout,
             hook: None,
             pod_progress: None,
             keyring: std::sync::OnceLock::new(),
