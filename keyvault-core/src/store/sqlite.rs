@@ -9,8 +9,11 @@
 //! revoked) and the per-purpose floors table, so it costs the same at a million records of
 //! history as at a thousand.
 //!
-//! A new database is built beside the home's other files under a temporary name and
-//! renamed into place, so a reader never sees a half-made one. A vault that still has
+//! A new database is built beside the home's other files under a temporary name
+//! (`.vault.db.new`) and renamed into place, so a reader never sees a half-made one; what a
+//! build killed before the rename leaves there (the schema, and for a migration the
+//! records and audit lines of the files, which stay) is removed under the writer lock by
+//! the next build, or by the next reader of a vault that has no database yet. A vault that still has
 //! `inventory.json` (made by an earlier release, or with `store = "files"` before) is
 //! migrated the first time any command opens it: under the writer lock the inventory is
 //! read (a corrupt or newer one is refused, as before), the audit chain verified, every
@@ -102,13 +105,24 @@ impl SqliteStore {
     }
 
     /// A connection for a reader, or `None` when the vault has no state yet. Migrates a
-    /// vault that still has its files, or settles files left beside the database.
+    /// vault that still has its files, or settles files left beside the database; removes
+    /// what a build killed before its rename left.
     fn reader(&self) -> Result<Option<Connection>, StoreError> {
         // The files first: a migration renames the database into place before it renames
         // them away, so a vault seen without files and then without a database has neither.
         let files = self.has_files();
         if !files && !Self::exists(&self.file) {
-            return Ok(None);
+            let tmp = temp_name(&self.file);
+            if !stale_names(&tmp).iter().any(|p| Self::exists(p)) {
+                return Ok(None);
+            }
+            // Under the lock no build is under way: what is at the temporary name is the
+            // remains of one that was killed (a migration's are removed by the next one).
+            let _lock = self.lock(READER_WAIT)?;
+            if !Self::exists(&self.file) {
+                remove_stale(&tmp)?;
+                return Ok(None);
+            }
         }
         if files {
             let _lock = self.lock(READER_WAIT)?;
@@ -233,16 +247,26 @@ fn temp_name(file: &Path) -> PathBuf {
     file.with_file_name(name)
 }
 
-/// Removes what an interrupted build left (the file and SQLite's companions).
-fn remove_stale(tmp: &Path) -> Result<(), StoreError> {
-    for suffix in ["", "-wal", "-shm", "-journal"] {
+/// The temporary name `tmp` and SQLite's companions of it.
+fn stale_names(tmp: &Path) -> [PathBuf; 4] {
+    ["", "-wal", "-shm", "-journal"].map(|suffix| {
         let mut name = tmp.as_os_str().to_owned();
         name.push(suffix);
+        PathBuf::from(name)
+    })
+}
+
+/// Removes what an interrupted build left (the file and SQLite's companions; a link there
+/// is removed, not followed).
+fn remove_stale(tmp: &Path) -> Result<(), StoreError> {
+    for name in stale_names(tmp) {
+        // Outside fsutil: an unlink of keyvault's own temporary name, under the writer lock;
+        // a link there is removed, not followed, and nothing is written.
         match std::fs::remove_file(&name) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(StoreError::Io {
                     operation: "remove",
-                    path: PathBuf::from(name),
+                    path: name,
                     source: e,
                 });
             }
