@@ -297,6 +297,11 @@ fn hint_backup(e: &keyvault_core::backup::BackupError) -> Option<String> {
             "check the identity (-i) or the passphrase and where it comes from; nothing was written"
                 .to_owned()
         }
+        keyvault_core::backup::BackupError::SharedStore { .. } => {
+            "restore it into a home of its own with KEYVAULT_STORE=sqlite (or files); keyvault's \
+archives do not bring back a PostgreSQL store's records"
+                .to_owned()
+        }
         keyvault_core::backup::BackupError::Invalid { .. } => {
             "nothing was written; use another copy of the backup".to_owned()
         }

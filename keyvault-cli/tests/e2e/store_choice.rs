@@ -203,3 +203,49 @@ fn a_database_beside_another_one_is_refused_not_left_out() {
         "unset KEYVAULT_STORE",
     );
 }
+
+#[test]
+fn a_restore_into_a_postgres_store_is_refused_before_anything_is_written() {
+    // PostgreSQL would not read the restored files: refused whether the store comes from
+    // KEYVAULT_STORE (before any secret is asked for) or from the archive's config.toml.
+    let url = format!(
+        "postgres://kv@127.0.0.1:{}/kv?sslmode=disable",
+        crate::support::dead_port()
+    );
+    let from = Vault::new();
+    from.write_config(&format!("store = \"{url}\"\n"));
+    from.set_env("KEYVAULT_STORE", "sqlite");
+    from.new_key("a", &[]);
+    let (identity, recipient) = age_identity(&from);
+    let archive = from.root.join("vault.age");
+    let archive = archive.to_str().expect("utf-8");
+    from.run(&["export", "-o", archive, "-r", &recipient])
+        .expect(0)
+        .no_secrets();
+    for env in [url.as_str(), ""] {
+        let to = Vault::new();
+        to.set_env("KEYVAULT_STORE", env);
+        let run = to
+            .run(&["restore", archive, "-i", &identity])
+            .expect(1)
+            .no_secrets();
+        assert!(
+            run.stderr.starts_with(&format!(
+                "error: cannot restore into the PostgreSQL store {url}: "
+            )),
+            "{env:?}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("KEYVAULT_STORE=sqlite"),
+            "{}",
+            run.stderr
+        );
+        assert!(!to.home.exists(), "{env:?}: nothing written");
+    }
+    // As the hint says: into a home of its own.
+    let to = Vault::new();
+    to.set_env("KEYVAULT_STORE", "sqlite");
+    to.run(&["restore", archive, "-i", &identity]).expect(0);
+    to.run(&["log", "--verify"]).expect(0);
+}
