@@ -2,7 +2,7 @@
 //! `hint()` table, the one place that names commands and flags for the user.
 
 use crate::render;
-use keyvault_core::{AuditError, Error, KeyError, PolicyError, StoreError, TargetError};
+use keyvault_core::{AuditError, AuditLog, Error, KeyError, PolicyError, StoreError, TargetError};
 use serde_json::json;
 use std::process::ExitCode;
 
@@ -65,9 +65,16 @@ command=; or mint it with --cert and no such --deploy (the certificate carries t
         Error::Key(KeyError::Decrypt { .. }) => {
             Some("check the passphrase and where it comes from".to_owned())
         }
-        Error::Audit(AuditError::Broken { .. }) => {
-            Some("run `keyvault log --verify` and find out who changed the audit log".to_owned())
-        }
+        Error::Audit(AuditError::Broken { log, .. }) => Some(match log {
+            AuditLog::Sqlite(file) => format!(
+                "run `keyvault log --verify` and find out who changed the audit table of {}",
+                file.display()
+            ),
+            AuditLog::Postgres(url) => format!(
+                "run `keyvault log --verify` and find out who changed the audit table of {url}"
+            ),
+            _ => "run `keyvault log --verify` and find out who changed the audit log".to_owned(),
+        }),
         Error::Config(keyvault_core::ConfigError::Env { .. }) => Some(
             "set KEYVAULT_STORE to files, sqlite, sqlite:PATH or a postgres:// URL without a password (or unset it)"
                 .to_owned(),
@@ -129,12 +136,20 @@ fn hint_store(e: &StoreError) -> Option<String> {
                 database.display()
             )
         }
+        StoreError::Unread { found, store } => hint_unread(found, store),
         StoreError::NotBuiltIn { .. } => {
             "set `store = \"files\"` in config.toml (or KEYVAULT_STORE=files), or use a keyvault built with that store".to_owned()
         }
         StoreError::KeyNotHere { id, .. } => {
             format!(
                 "run this on the machine that made {id} (the vault's records are shared, its private keys are not)"
+            )
+        }
+        StoreError::NotRegular { path } if crate::explain::sqlite_companion(path).is_some() => {
+            format!(
+                "find out who put it there; if it links to this database's own {0} move that \
+file back in its place, else remove the link (SQLite makes a new {0})",
+                crate::explain::sqlite_companion(path).unwrap_or_default()
             )
         }
         StoreError::NotRegular { .. } => {
@@ -148,6 +163,32 @@ fn hint_store(e: &StoreError) -> Option<String> {
         }
         _ => return None,
     })
+}
+
+/// The way out of [`StoreError::Unread`]: back to the store that reads the file, or the
+/// vault moved into the store in use.
+fn hint_unread(found: &std::path::Path, store: &keyvault_core::StoreLocation) -> String {
+    let name = found.file_name().unwrap_or_default().to_string_lossy();
+    let back = if name == "vault.db" {
+        "to keep using it, remove `store = ...` from config.toml and unset KEYVAULT_STORE"
+    } else if name.ends_with(".migrated") {
+        return format!(
+            "name the database the records went into in config.toml (`store = \"sqlite:FILE\"`), \
+or move {} (and audit.jsonl.migrated) out of the home to start a new, empty vault here",
+            found.display()
+        );
+    } else {
+        "to keep using it, set `store = \"files\"` in config.toml (or KEYVAULT_STORE=files)"
+    };
+    let move_it = match store {
+        keyvault_core::StoreLocation::Postgres(_) => {
+            "or move it out of the home (keyvault does not copy a home's own records into PostgreSQL; `keyvault export` keeps them)"
+        }
+        _ => {
+            "to move the vault into this store, `keyvault export` it under the store that reads it, then `keyvault restore` the archive into this home with --force (which moves the home aside) or into a new one"
+        }
+    };
+    format!("{back}; {move_it}")
 }
 
 /// Hints for targets: key lists, RunPod accounts and their credentials.
@@ -254,6 +295,11 @@ fn hint_backup(e: &keyvault_core::backup::BackupError) -> Option<String> {
         keyvault_core::backup::BackupError::Decrypt { .. }
         | keyvault_core::backup::BackupError::WrongSecretKind { .. } => {
             "check the identity (-i) or the passphrase and where it comes from; nothing was written"
+                .to_owned()
+        }
+        keyvault_core::backup::BackupError::SharedStore { .. } => {
+            "restore it into a home of its own with KEYVAULT_STORE=sqlite (or files); keyvault's \
+archives do not bring back a PostgreSQL store's records"
                 .to_owned()
         }
         keyvault_core::backup::BackupError::Invalid { .. } => {
@@ -610,7 +656,7 @@ command=; or mint it with --cert and no such --deploy (the certificate carries t
             ),
             (
                 AuditError::Broken {
-                    path: p(),
+                    log: keyvault_core::AuditLog::File(p()),
                     line: 1,
                     reason: s("r"),
                 }

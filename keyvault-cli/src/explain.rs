@@ -5,7 +5,7 @@ use keyvault_core::backup::BackupError;
 use keyvault_core::error::describe;
 use keyvault_core::{
     Error, InputError, NextStep, PodOutcome, PodRetry, Remedy, RequestError, ScanFinding, ScanFix,
-    ScanReport, StoreError, TargetError,
+    ScanReport, StoreError, StoreLocation, TargetError,
 };
 
 /// The message of `e` as the CLI prints it after `error: `.
@@ -17,6 +17,15 @@ pub fn message(e: &Error) -> String {
         }
         Error::Input(InputError::ForceCommand { reason }) => {
             format!("invalid --force-command: {reason}")
+        }
+        Error::Store(StoreError::Unread { found, store }) => unread(found, store),
+        Error::Store(StoreError::NotRegular { path }) if sqlite_companion(path).is_some() => {
+            format!(
+                "{} is a symlink or not a regular file where SQLite keeps the database's {}; \
+keyvault does not open the database through it",
+                path.display(),
+                sqlite_companion(path).unwrap_or_default()
+            )
         }
         Error::Store(StoreError::Contended { .. }) => {
             "other keyvault processes keep changing these \
@@ -54,6 +63,46 @@ instead of --identity"
             describe(&i.pending)
         ),
         other => other.to_string(),
+    }
+}
+
+/// What SQLite keeps at `path`, when it is one of the files it makes beside a database.
+pub fn sqlite_companion(path: &std::path::Path) -> Option<&'static str> {
+    let name = path.file_name()?.to_string_lossy();
+    [
+        ("-wal", "write-ahead log"),
+        ("-shm", "shared-memory index"),
+        ("-journal", "rollback journal"),
+    ]
+    .into_iter()
+    .find(|(suffix, _)| name.ends_with(suffix))
+    .map(|(_, what)| what)
+}
+
+/// A home holding vault state the store in use does not read: what that file is, and what
+/// keyvault would otherwise have done.
+fn unread(found: &std::path::Path, store: &StoreLocation) -> String {
+    let name = found.file_name().unwrap_or_default().to_string_lossy();
+    let shown = found.display();
+    let store = match store {
+        StoreLocation::Files => "the files store (store = \"files\")".to_owned(),
+        other => format!("the store in use ({other})"),
+    };
+    if name.ends_with(".migrated") {
+        format!(
+            "{shown} shows that this vault's records were moved into a database, and {store} \
+has none of them; keyvault will not start an empty vault in their place"
+        )
+    } else if name == "vault.db" {
+        format!(
+            "this vault's records are in the database {shown}, which {store} does not read; \
+keyvault will not start a second, empty vault beside it"
+        )
+    } else {
+        format!(
+            "{shown} holds this home's own vault, which {store} does not read; keyvault will \
+not go on without its records"
+        )
     }
 }
 

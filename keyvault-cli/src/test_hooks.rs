@@ -22,20 +22,3 @@ pub fn with_test_clock(vault: keyvault_core::Vault) -> Result<keyvault_core::Vau
         .trunc_subsecs(0);
     Ok(vault.with_clock(std::sync::Arc::new(keyvault_core::FixedClock(now))))
 }
-
-/// `KEYVAULT_TEST_LOCK_TIMEOUT=<seconds>` gives up waiting for the vault's writer lock after
-/// that many seconds instead of 30, so the tests of a held lock do not each wait half a
-/// minute. Unset or empty: the default. Anything else is a usage error.
-#[cfg(debug_assertions)]
-pub fn with_test_lock_timeout(vault: keyvault_core::Vault) -> Result<keyvault_core::Vault, String> {
-    let Some(text) = std::env::var("KEYVAULT_TEST_LOCK_TIMEOUT")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-    else {
-        return Ok(vault);
-    };
-    let secs: u64 = text.trim().parse().map_err(|e| {
-        format!("KEYVAULT_TEST_LOCK_TIMEOUT={text:?} is not a number of seconds: {e}")
-    })?;
-    Ok(vault.with_lock_timeout(std::time::Duration::from_secs(secs)))
-}

@@ -18,7 +18,7 @@ mod chain;
 
 pub(crate) use chain::Chain;
 
-use crate::error::AuditError;
+use crate::error::{AuditError, AuditLog};
 use crate::fsutil;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -171,7 +171,7 @@ fn read_log(path: &Path) -> Result<Vec<u8>, AuditError> {
     Ok(fsutil::read_optional(path, MAX_LOG_BYTES)
         .map_err(|e| AuditError::Io {
             operation: "read",
-            path: path.to_owned(),
+            log: AuditLog::File(path.to_owned()),
             source: std::io::Error::other(e.to_string()),
         })?
         .unwrap_or_default())
@@ -209,7 +209,7 @@ pub(crate) fn each_line(
     }
     if !rest.is_empty() {
         return Err(AuditError::Broken {
-            path: path.to_owned(),
+            log: AuditLog::File(path.to_owned()),
             line: count + 1,
             reason: "the last line is incomplete (truncated or edited)".to_owned(),
         }
@@ -224,7 +224,7 @@ fn split_lines(path: &Path, bytes: &[u8]) -> Result<Vec<Vec<u8>>, AuditError> {
         return Ok(Vec::new());
     }
     let broken = |line: usize, reason: &str| AuditError::Broken {
-        path: path.to_owned(),
+        log: AuditLog::File(path.to_owned()),
         line: line as u64,
         reason: reason.to_owned(),
     };
@@ -245,7 +245,7 @@ fn check(
     lines: &[Vec<u8>],
     head: Option<&AuditHead>,
 ) -> Result<(Vec<AuditEvent>, u64), AuditError> {
-    let mut chain = Chain::new(path, head);
+    let mut chain = Chain::new(&AuditLog::File(path.to_owned()), head);
     let events = lines
         .iter()
         .map(|line| chain.push(line))
@@ -357,13 +357,13 @@ impl Prepared {
         }
         let mut file = fsutil::open_append(path, 0o600).map_err(|e| AuditError::Io {
             operation: "open",
-            path: path.to_owned(),
+            log: AuditLog::File(path.to_owned()),
             source: std::io::Error::other(e.to_string()),
         })?;
         let io = |operation| {
             move |source| AuditError::Io {
                 operation,
-                path: path.to_owned(),
+                log: AuditLog::File(path.to_owned()),
                 source,
             }
         };
@@ -398,7 +398,7 @@ pub(crate) fn prepare(
     time: DateTime<Utc>,
     actor: &str,
 ) -> Result<Prepared, AuditError> {
-    let mut chain = Chain::new(path, head);
+    let mut chain = Chain::new(&AuditLog::File(path.to_owned()), head);
     for line in read_lines(path)? {
         chain.push(&line)?;
     }
@@ -433,10 +433,10 @@ pub(crate) fn encode_after(
     drafts: &[Draft],
     time: DateTime<Utc>,
     actor: &str,
+    log: &AuditLog,
 ) -> Result<Encoded, AuditError> {
-    let store = Path::new("audit");
     let broken = |line: u64, reason: &str| AuditError::Broken {
-        path: store.to_owned(),
+        log: log.clone(),
         line,
         reason: reason.to_owned(),
     };
@@ -466,7 +466,7 @@ pub(crate) fn encode_after(
             newest: event.time,
         });
     }
-    let out = encode_events(seq, &prev, drafts, time, actor, store)?;
+    let out = encode_events(seq, &prev, drafts, time, actor, log)?;
     if let Some((n, line)) = out.last() {
         (seq, prev) = (*n, hash_line(line));
     }
@@ -474,14 +474,14 @@ pub(crate) fn encode_after(
 }
 
 /// Encodes `drafts` as the audit lines after line `seq`, whose hash is `prev`: each line with
-/// its number, chained to the one before it. `path` names the log in an error.
+/// its number, chained to the one before it. `log` names the log in an error.
 pub(crate) fn encode_events(
     mut seq: u64,
     prev: &str,
     drafts: &[Draft],
     time: DateTime<Utc>,
     actor: &str,
-    path: &Path,
+    log: &AuditLog,
 ) -> Result<Vec<(u64, Vec<u8>)>, AuditError> {
     let mut prev = prev.to_owned();
     let mut out = Vec::with_capacity(drafts.len());
@@ -500,7 +500,7 @@ pub(crate) fn encode_events(
         };
         let line = serde_json::to_vec(&event).map_err(|e| AuditError::Io {
             operation: "encode",
-            path: path.to_owned(),
+            log: log.clone(),
             source: std::io::Error::other(e),
         })?;
         prev = hash_line(&line);

@@ -10,7 +10,6 @@
 
 use crate::audit::{AuditEvent, AuditHead, Chain, hash_line};
 use crate::error::Result;
-use std::path::Path;
 use std::time::Duration;
 
 /// Where a tail reads lines: called with `after`, it hands `f` the log's lines numbered
@@ -45,7 +44,7 @@ impl AuditTail {
     /// [`crate::AuditError::Broken`] where the chain does not hold; the source's errors.
     pub(crate) fn open(
         mut source: LineSource,
-        name: &Path,
+        name: &crate::AuditLog,
         head: Option<&AuditHead>,
     ) -> Result<(Self, Vec<AuditEvent>)> {
         let mut chain = Chain::new(name, head);
@@ -130,7 +129,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("audit.jsonl");
         let t = Utc::now();
-        let (mut tail, events) = AuditTail::open(file(p.clone()), &p, None).expect("open missing");
+        let (mut tail, events) =
+            AuditTail::open(file(p.clone()), &crate::AuditLog::File(p.clone()), None)
+                .expect("open missing");
         assert!(events.is_empty());
         let h1 = append(&p, None, &[draft("create")], t, "me@host").expect("append");
         let first = tail.poll().expect("poll");
@@ -159,7 +160,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("audit.jsonl");
         append(&p, None, &[draft("create")], Utc::now(), "me@host").expect("append");
-        let (mut tail, events) = AuditTail::open(file(p.clone()), &p, None).expect("open");
+        let (mut tail, events) =
+            AuditTail::open(file(p.clone()), &crate::AuditLog::File(p.clone()), None)
+                .expect("open");
         assert_eq!(events.len(), 1);
         assert!(tail.poll().expect("nothing new").is_empty());
         std::fs::remove_file(&p).expect("remove");

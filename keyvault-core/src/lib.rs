@@ -67,8 +67,9 @@ pub use child_env::ChildEnv;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use due::{DueKey, DueReason, DueResult, DueRotation, DueRun, Unattended};
 pub use error::{
-    AuditError, ConfigError, Error, InputError, KeyError, NextStep, Operation, PolicyError,
-    Provider, ProviderError, Refusal, RequestError, Result, StoreError, TargetError, WorkItem,
+    AuditError, AuditLog, ConfigError, Error, InputError, KeyError, NextStep, Operation,
+    PolicyError, Provider, ProviderError, Refusal, RequestError, Result, StoreError, TargetError,
+    WorkItem,
 };
 pub use inventory::ParseError as InventoryParseError;
 pub use inventory::{
@@ -80,8 +81,8 @@ pub use mint::{MintRequest, Minted};
 pub use names::{KeySelector, Principal, SourcePattern};
 pub use observe::{KeyMatch, PodReport, Reach};
 pub use policy::{
-    Config, LocationError, PassphraseRule, PassphraseSource, Policy, ProviderProfile, RotationRule,
-    RunpodProfile, StoreLocation,
+    Config, DEFAULT_LOCK_TIMEOUT, LocationError, PassphraseRule, PassphraseSource, Policy,
+    ProviderProfile, RotationRule, RunpodProfile, StoreLocation,
 };
 pub use report::{Deployed, PodOutcome, PodOutcomeKind, PodRetry, Report, Retiring, Rotated};
 pub use rotate::{PlannedRotation, RotateRequest, RotationPlan};

@@ -269,7 +269,16 @@ pub struct Config {
     github: BTreeMap<String, ProviderProfile>,
     gitlab: BTreeMap<String, ProviderProfile>,
     store: Option<StoreLocation>,
+    lock_timeout: Option<Span>,
 }
+
+/// How long a writer waits for the vault's writer lock when `config.toml` does not say
+/// (`lock_timeout`).
+pub const DEFAULT_LOCK_TIMEOUT: Span = Span::from_secs(30);
+
+/// The longest `lock_timeout` accepted: a day (PostgreSQL's `lock_timeout` holds less than
+/// 25 days, and a writer waiting longer than a day is a stuck one).
+const MAX_LOCK_TIMEOUT: Span = Span::from_days(1);
 
 /// A named GitHub or GitLab account (`github:NAME`, `gitlab:NAME`): where its token is and
 /// which API it lives at.
@@ -308,6 +317,7 @@ struct RawConfig {
     #[serde(default)]
     gitlab: BTreeMap<String, ProviderProfile>,
     store: Option<Spanned<String>>,
+    lock_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -369,6 +379,30 @@ impl Ctx<'_> {
             },
         }
     }
+}
+
+/// `lock_timeout = "…"`, if given: a duration of at least a second and at most a day.
+fn lock_timeout_from(
+    ctx: &Ctx<'_>,
+    value: Option<&Spanned<String>>,
+) -> Result<Option<Span>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let err = |message: String| ConfigError::Value {
+        path: ctx.path.to_owned(),
+        line: ctx.line_of(value.span().start),
+        key: "lock_timeout".to_owned(),
+        message,
+    };
+    let span: Span = value
+        .get_ref()
+        .parse()
+        .map_err(|e: InputError| err(e.to_string()))?;
+    if span > MAX_LOCK_TIMEOUT {
+        return Err(err(format!("must be at most {MAX_LOCK_TIMEOUT}")));
+    }
+    Ok(Some(span))
 }
 
 fn apply(
@@ -571,6 +605,7 @@ impl Config {
             }
         }
         let store = location::from_config(&ctx, raw.store.as_ref())?;
+        let lock_timeout = lock_timeout_from(&ctx, raw.lock_timeout.as_ref())?;
         Ok(Config {
             defaults,
             purposes,
@@ -578,7 +613,15 @@ impl Config {
             github: raw.github,
             gitlab: raw.gitlab,
             store,
+            lock_timeout,
         })
+    }
+
+    /// How long a writer waits for the vault's writer lock before it gives up:
+    /// `lock_timeout`, else [`DEFAULT_LOCK_TIMEOUT`].
+    #[must_use]
+    pub fn lock_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT).as_secs())
     }
 
     /// Reads `path`; a missing file gives the default configuration.

@@ -82,7 +82,8 @@ impl std::fmt::Debug for Vault {
 
 impl Vault {
     /// Opens the vault at `home`, reading its `config.toml` if present. Uses the system
-    /// clock, actor `keyvault`, and a 30 s lock timeout until told otherwise.
+    /// clock, actor `keyvault`, and the lock timeout `config.toml` gives (`lock_timeout`,
+    /// 30 s by default) until told otherwise.
     ///
     /// # Errors
     ///
@@ -111,6 +112,7 @@ impl Vault {
         if let Some(location) = store.clone() {
             config = config.with_store(location);
         }
+        let lock_timeout = config.lock_timeout();
         Ok(Vault {
             store: crate::store::open(&paths, &config)?,
             paths,
@@ -118,7 +120,7 @@ impl Vault {
             clock: Arc::new(SystemClock),
             actor: "keyvault".to_owned(),
             machine: None,
-            lock_timeout: Duration::from_secs(30),
+            lock_timeout,
             hook: None,
             pod_progress: None,
             keyring: std::sync::OnceLock::new(),
@@ -341,7 +343,8 @@ impl Vault {
         self.paths.current_dir().join(purpose.as_str())
     }
 
-    /// The audit log's path.
+    /// Where the files store keeps the audit log (`audit.jsonl` in the home); see
+    /// [`Vault::audit_log`] for the log of the store in use.
     #[must_use]
     pub fn audit_path(&self) -> PathBuf {
         self.paths.audit_path()
@@ -433,9 +436,15 @@ impl Vault {
         point_current_in(&self.paths.current_dir(), purpose, id)
     }
 
-    /// The audit log's name in errors (`audit.jsonl` in the home).
-    fn audit_source(&self) -> PathBuf {
-        self.paths.audit_path()
+    /// Where the audit log is: `audit.jsonl` in the home, or the database's `audit` table.
+    #[must_use]
+    pub fn audit_log(&self) -> crate::AuditLog {
+        self.store.audit_log()
+    }
+
+    /// The audit log's name in errors.
+    fn audit_source(&self) -> crate::AuditLog {
+        self.store.audit_log()
     }
 
     /// Reads the whole audit chain through the store, checking it against `head`; `each`
@@ -480,7 +489,7 @@ impl Vault {
         })?;
         let Some(chain) = chain else {
             return Err(crate::AuditError::Broken {
-                path: source,
+                log: source,
                 line: first,
                 reason: format!(
                     "the log ends before line {first} but the inventory recorded {seq} lines (truncated)"

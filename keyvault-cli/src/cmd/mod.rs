@@ -57,7 +57,6 @@ pub(crate) fn open_vault(cli: &Cli) -> Result<Vault, Failure> {
     #[cfg(debug_assertions)]
     {
         vault = crate::test_hooks::with_test_clock(vault).map_err(Failure::Usage)?;
-        vault = crate::test_hooks::with_test_lock_timeout(vault).map_err(Failure::Usage)?;
     }
     if !cli.json && std::io::stderr().is_terminal() {
         // Live per-pod progress for people; none of it on a pipe or with --json.

@@ -21,9 +21,9 @@ fn a_vault_locked_by_another_process_fails_with_exit_1_and_names_it() {
     lock.set_len(0).expect("truncate");
     lock.rewind().expect("rewind");
     write!(lock, "{}", std::process::id()).expect("write pid");
-    // Both at once: keyvault waits for the lock (30 s; 2 s under this test hook) before
-    // it gives up.
-    v.set_env("KEYVAULT_TEST_LOCK_TIMEOUT", "2");
+    // Both at once: keyvault waits for the lock (30 s by default; 2 s as config.toml says
+    // here) before it gives up.
+    v.write_config("lock_timeout = \"2s\"\n");
     let spawn = |args: &[&str]| {
         v.cmd(args)
             .stdout(Stdio::piped())
@@ -117,4 +117,49 @@ fn a_waiting_writer_sleeps_in_the_kernel_and_goes_through_when_the_lock_is_relea
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let list = v.run(&["--json", "list", "--all"]).expect(0).json();
     assert_eq!(list["keys"][0]["state"], "revoked", "{list}");
+}
+
+#[test]
+fn lock_timeout_in_config_toml_must_be_a_duration_up_to_a_day() {
+    let v = Vault::new();
+    v.new_key("personal", &[]);
+    let cases = [
+        ("\"0s\"", "must be longer than zero"),
+        (
+            "\"2 minutes\"",
+            "expected a number followed by s, m, h, d or w",
+        ),
+        ("\"\"", "empty"),
+        ("\"25h\"", "must be at most 1d"),
+        ("\"2m\"\nlock_timeout = \"3m\"", "duplicate key"),
+    ];
+    for (value, reason) in cases {
+        v.write_config(&format!("# the writer lock\nlock_timeout = {value}\n"));
+        let run = v.run(&["revoke", "personal-1"]).expect(2);
+        assert!(
+            run.stderr.contains("invalid config"),
+            "{value}: {}",
+            run.stderr
+        );
+        assert!(run.stderr.contains(reason), "{value}: {}", run.stderr);
+        if !reason.starts_with("duplicate") {
+            assert!(
+                run.stderr.contains("line 2: lock_timeout: "),
+                "{value}: {}",
+                run.stderr
+            );
+        }
+    }
+    // Not a string, or inside a table: refused as other config errors are.
+    for text in ["lock_timeout = 30\n", "[policy]\nlock_timeout = \"30s\"\n"] {
+        v.write_config(text);
+        let run = v.run(&["list"]).expect(2);
+        assert!(
+            run.stderr.contains("lock_timeout"),
+            "{text}: {}",
+            run.stderr
+        );
+    }
+    v.write_config("lock_timeout = \"1d\"\n");
+    v.run(&["revoke", "personal-1"]).expect(0);
 }

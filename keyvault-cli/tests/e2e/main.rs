@@ -48,6 +48,7 @@ mod schedule;
 mod schedule_review;
 mod scoped;
 mod secrets;
+mod sqlite_edges;
 mod sqlite_store;
 mod ssh_logins;
 mod sshd;

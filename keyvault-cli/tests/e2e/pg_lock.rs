@@ -1,7 +1,7 @@
 //! The PostgreSQL store's writer lock between machines (vault homes sharing one database):
 //! a writer waits for it in the server, which hands it over the moment its holder lets go,
-//! and one kept waiting past the lock timeout (30 s; 2 s here, through the test hook
-//! `KEYVAULT_TEST_LOCK_TIMEOUT`) fails with exit 1 naming the holder.
+//! and one kept waiting past the lock timeout (30 s by default; 2 s here, `lock_timeout` in
+//! its config.toml) fails with exit 1 naming the holder.
 //! The holder is a `mint --deploy runpod` whose PUT the fake RunPod API answers late.
 
 use crate::pg_store::{clean, home, spawn};
@@ -108,7 +108,11 @@ fn a_writer_kept_waiting_past_the_lock_timeout_fails_with_exit_1_naming_the_hold
             && writer_lock(&pg, "held", true).len() == 1
     });
     let before = state(&pg, "held");
-    b.set_env("KEYVAULT_TEST_LOCK_TIMEOUT", "2");
+    b.write_config(&format!(
+        "lock_timeout = \"2s\"\nstore = \"{}\"\n{}",
+        pg.url("held"),
+        crate::support::CI_CONFIG
+    ));
     let out = clean(
         b.run(&["new", "--purpose", "other", "--passphrase-env", "KV_PASS"])
             .expect(1),

@@ -598,3 +598,65 @@ fn list_and_show_give_a_key_made_on_another_machine_no_paths_here_and_name_its_m
     assert!(k.get("machine").is_none(), "{k}");
     assert!(k["private_key_path"].is_string(), "{k}");
 }
+
+#[test]
+fn a_home_with_its_own_vault_pointed_at_a_database_is_refused_not_emptied() {
+    // The server never holds a home's own records: a home that has them (vault.db, or
+    // the files), pointed at a database, empty or not, stops with exit 1 naming them
+    // instead of going on as if the vault were the database's alone; nothing changes,
+    // there or here.
+    let pg = Postgres::start();
+    pg.create_db("kv");
+    let server = FakeRunpod::start();
+    let shared = home(&pg, "kv", &server);
+    shared.new_key("shared", &[]);
+    let keys = pg.psql_in("kv", "SELECT count(*) || ' ' || max(seq) FROM audit");
+    for store in ["sqlite", "files"] {
+        let v = Vault::new();
+        v.set_env("KEYVAULT_STORE", store);
+        v.new_key("local", &[]);
+        let found = if store == "files" {
+            "inventory.json"
+        } else {
+            "vault.db"
+        };
+        for (name, db) in [("an empty database", "empty"), ("a shared one", "kv")] {
+            if db == "empty" {
+                pg.create_db(&format!("empty_{store}"));
+            }
+            let db = if db == "empty" {
+                format!("empty_{store}")
+            } else {
+                db.to_owned()
+            };
+            v.set_env("KEYVAULT_STORE", "");
+            v.write_config(&format!("store = \"{}\"\n{CI_CONFIG}", pg.url(&db)));
+            v.set_env("PGPASSWORD", Postgres::PASSWORD);
+            let before = crate::support::snapshot(&v.home);
+            for args in [
+                &["list"][..],
+                &["new", "--purpose", "p", "--passphrase-env", "KV_PASS"],
+                &["status", "--offline"],
+            ] {
+                let out = clean(v.run(args).expect(1));
+                assert!(
+                    out.stderr
+                        .contains(&format!("{}/{found}", v.home.display())),
+                    "{store}, {name}: {}",
+                    out.stderr
+                );
+                assert!(
+                    out.stderr.contains("does not copy a home's own records"),
+                    "{store}, {name}: {}",
+                    out.stderr
+                );
+            }
+            assert_eq!(crate::support::snapshot(&v.home), before, "{store}, {name}");
+        }
+    }
+    assert_eq!(
+        pg.psql_in("kv", "SELECT count(*) || ' ' || max(seq) FROM audit"),
+        keys
+    );
+    assert_eq!(records(&shared).len(), 1);
+}

@@ -369,8 +369,8 @@ fn a_database_locked_by_another_program_past_the_timeout_fails_with_exit_1() {
     // Another program holds SQLite's own write lock (not keyvault's `.lock`).
     let conn = db(&v.home);
     conn.execute_batch("BEGIN EXCLUSIVE").expect("lock");
-    // Gives up after 2 s under this test hook (30 s otherwise).
-    v.set_env("KEYVAULT_TEST_LOCK_TIMEOUT", "2");
+    // Gives up after 2 s, as config.toml says (30 s by default).
+    v.write_config("lock_timeout = \"2s\"\n");
     let run = v.run(&["revoke", "a-1"]).expect(1);
     assert!(
         run.stderr.contains("is locked by another process using"),
@@ -601,13 +601,15 @@ fn files_left_beside_the_database_are_finished_or_refused_never_ignored() {
     let log = v.audit_text();
     assert_eq!(log.matches("\"action\":\"migrate\"").count(), 1, "{log}");
     v.run(&["log", "--verify"]).expect(0);
-    // Files that are not the ones the database holds (a key made with `store = "files"`
-    // after the migration): refused with exit 1, never silently left out, and nothing
-    // changes.
-    v.set_env("KEYVAULT_STORE", "files");
-    v.new_key("c", &[]);
+    // Files that are not the ones the database holds (another vault's, copied in): refused
+    // with exit 1, never silently left out, and nothing changes. (The files store itself
+    // refuses to start beside the database: see store_choice.)
+    let other = Vault::files();
+    other.new_key("c", &[]);
+    for name in ["inventory.json", "audit.jsonl"] {
+        std::fs::copy(other.home.join(name), home.join(name)).expect("copy");
+    }
     let files = std::fs::read(home.join("inventory.json")).expect("inventory");
-    v.set_env("KEYVAULT_STORE", "sqlite");
     let keys = v.inventory_text();
     for args in [
         &["list"][..],
@@ -709,5 +711,62 @@ fn two_homes_on_one_database_file_never_lose_or_double_a_record() {
                 "{name}"
             );
         }
+    }
+}
+
+#[test]
+fn a_broken_audit_log_in_the_database_is_named_as_such_not_as_audit_jsonl() {
+    let v = Vault::new();
+    three_events(&v);
+    let db = v.home.join("vault.db").display().to_string();
+    let named = format!("audit log in the SQLite database {db} is broken at line");
+    tamper(
+        &v.home,
+        "UPDATE audit SET line = replace(line, '\"b-1\"', '\"x-1\"') WHERE seq = 2",
+    );
+    let run = v.run(&["log", "--verify"]).expect(1).no_secrets();
+    assert!(run.stderr.contains(&named), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("audit table of {db}")),
+        "{}",
+        run.stderr
+    );
+    let run = v.run(&["--json", "log"]).expect(1);
+    let error: serde_json::Value = serde_json::from_str(&run.stderr).expect("JSON error");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&named)),
+        "{}",
+        run.stderr
+    );
+    let status = v.run(&["--json", "status", "--offline"]).expect(3).json();
+    let finding = &status["findings"][0];
+    assert_eq!(finding["kind"], "audit-broken");
+    assert!(
+        finding["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&named)),
+        "{finding}"
+    );
+    let human = v.run(&["status", "--offline"]).expect(3);
+    assert!(human.stdout.contains(&named), "{}", human.stdout);
+    // A writer finds the newest line edited, and says where.
+    tamper(
+        &v.home,
+        "UPDATE audit SET line = replace(line, '\"passwd\"', '\"create\"') WHERE seq = 3",
+    );
+    let run = v
+        .run(&["new", "--purpose", "c", "--passphrase-env", "KV_PASS"])
+        .expect(1)
+        .no_secrets();
+    assert!(
+        run.stderr
+            .contains(&format!("audit log in the SQLite database {db}")),
+        "{}",
+        run.stderr
+    );
+    for stream in [&run.stderr, &human.stdout, &status.to_string()] {
+        assert!(!stream.contains("audit.jsonl"), "{stream}");
     }
 }

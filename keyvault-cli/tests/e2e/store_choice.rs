@@ -1,7 +1,7 @@
 //! Choosing the store: `store = "…"` in config.toml and `KEYVAULT_STORE`, with errors that
 //! name what is wrong and never repeat a password.
 
-use crate::support::Vault;
+use crate::support::{Vault, snapshot, three_events};
 
 #[test]
 fn the_files_store_is_chosen_by_name_and_bad_choices_are_usage_errors() {
@@ -71,4 +71,181 @@ fn a_password_anywhere_the_client_reads_one_in_a_postgres_url_is_refused_and_nev
             assert!(!v.home.join("keys").exists(), "{url}");
         }
     }
+}
+
+/// A new age identity under `v`'s root, and its recipient.
+fn age_identity(v: &Vault) -> (String, String) {
+    let identity = v.root.join("identity.txt");
+    let made = std::process::Command::new("age-keygen")
+        .arg("-o")
+        .arg(&identity)
+        .output()
+        .expect("age-keygen (Debian package age)");
+    assert!(made.status.success());
+    let recipient = std::process::Command::new("age-keygen")
+        .arg("-y")
+        .arg(&identity)
+        .output()
+        .expect("age-keygen -y");
+    let recipient = String::from_utf8_lossy(&recipient.stdout).trim().to_owned();
+    (identity.to_str().expect("utf-8").to_owned(), recipient)
+}
+
+/// Every command of `commands` is refused with exit 1 and a message naming `found`, and
+/// the home is left as it was.
+#[track_caller]
+fn refused(v: &Vault, commands: &[&[&str]], found: &str, hint: &str) {
+    let before = snapshot(&v.home);
+    for args in commands {
+        let run = v.run(args).expect(1).no_secrets();
+        assert!(run.stderr.contains(found), "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(hint), "{args:?}: {}", run.stderr);
+        assert_eq!(snapshot(&v.home), before, "{args:?} changed the home");
+    }
+}
+
+const COMMANDS: [&[&str]; 5] = [
+    &["list"],
+    &["--json", "list", "--all"],
+    &["new", "--purpose", "z", "--passphrase-env", "KV_PASS"],
+    &["status", "--offline"],
+    &["log", "--verify"],
+];
+
+#[test]
+fn the_files_store_after_a_migration_is_refused_not_an_empty_vault() {
+    let v = Vault::files();
+    three_events(&v);
+    v.set_env("KEYVAULT_STORE", "");
+    let listed = v.run(&["--json", "list", "--all"]).expect(0).stdout;
+    assert!(v.home.join("vault.db").is_file());
+    assert!(v.home.join("inventory.json.migrated").is_file());
+    // Told to keep files, by the environment or by config.toml: refused, naming the
+    // database and the way back, and nothing is written (no inventory.json, no key).
+    let db = v.home.join("vault.db");
+    let db = db.to_str().expect("utf-8");
+    v.set_env("KEYVAULT_STORE", "files");
+    refused(&v, &COMMANDS, db, "keyvault export");
+    v.set_env("KEYVAULT_STORE", "");
+    v.write_config("store = \"files\"\n");
+    let run = v.run(&["--json", "list"]).expect(1);
+    let error = serde_json::from_str::<serde_json::Value>(&run.stderr).expect("JSON error");
+    assert_eq!(error["error"]["kind"], "failure");
+    assert!(
+        error["error"]["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("keyvault restore")),
+        "{}",
+        run.stderr
+    );
+    refused(&v, &COMMANDS, db, "unset KEYVAULT_STORE");
+    std::fs::remove_file(v.home.join("config.toml")).expect("rm config.toml");
+    assert_eq!(v.run(&["--json", "list", "--all"]).expect(0).stdout, listed);
+    // The database moved elsewhere: the kept files still show the records went into one,
+    // and neither the files store nor a new vault.db starts without them.
+    std::fs::rename(v.home.join("vault.db"), v.root.join("moved.db")).expect("mv");
+    for store in ["files", "sqlite"] {
+        v.set_env("KEYVAULT_STORE", store);
+        refused(&v, &COMMANDS, "inventory.json.migrated", "sqlite:FILE");
+        assert!(!v.home.join("vault.db").exists(), "{store}");
+    }
+    let moved = v.root.join("moved.db");
+    v.set_env(
+        "KEYVAULT_STORE",
+        &format!("sqlite:{}", moved.to_str().expect("utf-8")),
+    );
+    let elsewhere = v.run(&["--json", "list", "--all"]).expect(0).stdout;
+    assert_eq!(elsewhere, listed);
+    // The way back the hint names: export under the database, restore with --force under
+    // the files store.
+    let (identity, recipient) = age_identity(&v);
+    let archive = v.root.join("vault.age");
+    let archive = archive.to_str().expect("utf-8");
+    v.run(&["export", "-o", archive, "-r", &recipient])
+        .expect(0)
+        .no_secrets();
+    v.set_env("KEYVAULT_STORE", "files");
+    v.run(&["restore", archive, "-i", &identity, "--force"])
+        .expect(0)
+        .no_secrets();
+    assert!(v.home.join("inventory.json").is_file());
+    assert_eq!(v.run(&["--json", "list", "--all"]).expect(0).stdout, listed);
+    v.run(&["log", "--verify"]).expect(0);
+}
+
+#[test]
+fn a_database_beside_another_one_is_refused_not_left_out() {
+    // A home whose records are in vault.db, told to use another database file: refused
+    // whether that file is new (an empty vault) or there already (the home's records out
+    // of sight).
+    let v = Vault::new();
+    three_events(&v);
+    let other = v.root.join("other.db");
+    v.set_env(
+        "KEYVAULT_STORE",
+        &format!("sqlite:{}", other.to_str().expect("utf-8")),
+    );
+    let db = v.home.join("vault.db");
+    refused(
+        &v,
+        &COMMANDS,
+        db.to_str().expect("utf-8"),
+        "unset KEYVAULT_STORE",
+    );
+    assert!(!other.exists());
+    let home2 = Vault::new();
+    home2.set_env("KEYVAULT_STORE", &format!("sqlite:{}", other.display()));
+    home2.new_key("elsewhere", &[]);
+    refused(
+        &v,
+        &COMMANDS,
+        db.to_str().expect("utf-8"),
+        "unset KEYVAULT_STORE",
+    );
+}
+
+#[test]
+fn a_restore_into_a_postgres_store_is_refused_before_anything_is_written() {
+    // PostgreSQL would not read the restored files: refused whether the store comes from
+    // KEYVAULT_STORE (before any secret is asked for) or from the archive's config.toml.
+    let url = format!(
+        "postgres://kv@127.0.0.1:{}/kv?sslmode=disable",
+        crate::support::dead_port()
+    );
+    let from = Vault::new();
+    from.write_config(&format!("store = \"{url}\"\n"));
+    from.set_env("KEYVAULT_STORE", "sqlite");
+    from.new_key("a", &[]);
+    let (identity, recipient) = age_identity(&from);
+    let archive = from.root.join("vault.age");
+    let archive = archive.to_str().expect("utf-8");
+    from.run(&["export", "-o", archive, "-r", &recipient])
+        .expect(0)
+        .no_secrets();
+    for env in [url.as_str(), ""] {
+        let to = Vault::new();
+        to.set_env("KEYVAULT_STORE", env);
+        let run = to
+            .run(&["restore", archive, "-i", &identity])
+            .expect(1)
+            .no_secrets();
+        assert!(
+            run.stderr.starts_with(&format!(
+                "error: cannot restore into the PostgreSQL store {url}: "
+            )),
+            "{env:?}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("KEYVAULT_STORE=sqlite"),
+            "{}",
+            run.stderr
+        );
+        assert!(!to.home.exists(), "{env:?}: nothing written");
+    }
+    // As the hint says: into a home of its own.
+    let to = Vault::new();
+    to.set_env("KEYVAULT_STORE", "sqlite");
+    to.run(&["restore", archive, "-i", &identity]).expect(0);
+    to.run(&["log", "--verify"]).expect(0);
 }

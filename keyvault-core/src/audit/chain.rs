@@ -4,9 +4,8 @@
 use super::{
     AuditEvent, AuditHead, Draft, GENESIS, MAX_CLOCK_SKEW_SECS, Prepared, Verification, hash_line,
 };
-use crate::error::AuditError;
+use crate::error::{AuditError, AuditLog};
 use chrono::{DateTime, Utc};
-use std::path::{Path, PathBuf};
 
 /// An audit chain being checked, oldest line first, against the head the inventory
 /// recorded: from the first line ([`Chain::new`]), or from a line taken as it is
@@ -14,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// errors.
 #[derive(Debug, Clone)]
 pub(crate) struct Chain {
-    source: PathBuf,
+    source: AuditLog,
     head: Option<AuditHead>,
     /// The number of the last line read.
     seq: u64,
@@ -29,9 +28,9 @@ pub(crate) struct Chain {
 
 impl Chain {
     /// A chain checked from its first line.
-    pub(crate) fn new(source: &Path, head: Option<&AuditHead>) -> Self {
+    pub(crate) fn new(source: &AuditLog, head: Option<&AuditHead>) -> Self {
         Chain {
-            source: source.to_owned(),
+            source: source.clone(),
             head: head.cloned(),
             seq: 0,
             prev: GENESIS.to_owned(),
@@ -49,7 +48,7 @@ impl Chain {
     ///
     /// [`AuditError::Broken`] when `line` is not event `seq` or not the recorded head.
     pub(crate) fn after(
-        source: &Path,
+        source: &AuditLog,
         head: Option<&AuditHead>,
         seq: u64,
         line: &[u8],
@@ -89,7 +88,7 @@ impl Chain {
 
     pub(crate) fn broken(&self, line: u64, reason: String) -> AuditError {
         AuditError::Broken {
-            path: self.source.clone(),
+            log: self.source.clone(),
             line,
             reason,
         }
@@ -105,7 +104,7 @@ impl Chain {
         let n = self.seq + 1;
         let source = self.source.clone();
         let broken = |line: u64, reason: String| AuditError::Broken {
-            path: source.clone(),
+            log: source.clone(),
             line,
             reason,
         };
@@ -161,7 +160,7 @@ impl Chain {
     pub(crate) fn finish(&self) -> Result<Verification, AuditError> {
         let source = self.source.clone();
         let broken = |line: u64, reason: String| AuditError::Broken {
-            path: source.clone(),
+            log: source.clone(),
             line,
             reason,
         };

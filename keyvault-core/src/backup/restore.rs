@@ -144,11 +144,13 @@ impl Vault {
         if occupied && !request.force {
             return Err(BackupError::HomeNotEmpty { home }.into());
         }
+        self.refuse_shared_store(None)?;
         let plain = self.decrypt_archive(archive, request, callbacks)?;
         let checked = check_archive(&plain).map_err(|reason| BackupError::Invalid {
             archive: request.name.clone(),
             reason,
         })?;
+        self.refuse_shared_store(checked.file("config.toml"))?;
 
         // Everything checked: stage the files beside the home, then swap it in.
         let parent = fsutil::parent_dir(&home).to_owned();
@@ -176,6 +178,19 @@ impl Vault {
         swap_in(&home, &staging, aside.as_deref())?;
         fsutil::sync_dir(&parent)?;
         self.record_restore(home, checked, aside, review)
+    }
+
+    /// [`BackupError::SharedStore`] when the restored home would keep its records in
+    /// PostgreSQL: the store this vault was told to use, else the one `config` (the
+    /// archive's `config.toml`, checked valid already) names.
+    fn refuse_shared_store(&self, config: Option<&ArchiveFile>) -> Result<()> {
+        let parse = |c: &ArchiveFile| crate::policy::Config::parse(&c.text, Path::new("c")).ok();
+        let named =
+            (self.store_override.clone()).or_else(|| config.and_then(parse).map(|c| c.store()));
+        if let Some(crate::policy::StoreLocation::Postgres(store)) = named {
+            return Err(BackupError::SharedStore { store }.into());
+        }
+        Ok(())
     }
 
     /// Puts the archive's keyring passphrases back into the OS keyring.

@@ -60,6 +60,16 @@ pub enum BackupError {
         /// The home.
         home: PathBuf,
     },
+    /// The restored home would keep its records in a PostgreSQL store (`KEYVAULT_STORE`, or
+    /// the archive's `config.toml`): a restore brings one home's files back, and that store
+    /// reads none of them, so nothing is written.
+    #[error(
+        "cannot restore into the PostgreSQL store {store}: it would not read the restored records; nothing was written"
+    )]
+    SharedStore {
+        /// The store's URL (never with a password).
+        store: String,
+    },
     /// Encryption failed.
     #[error("cannot encrypt the archive: {reason}")]
     Encrypt {

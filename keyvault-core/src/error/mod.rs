@@ -28,7 +28,7 @@ pub use policy::{PolicyError, Refusal};
 pub use provider::{Provider, ProviderError};
 pub use request::RequestError;
 pub use schedule::ScheduleError;
-pub use store::{AuditError, ConfigError, StoreError};
+pub use store::{AuditError, AuditLog, ConfigError, StoreError};
 pub use target::{RunpodError, TargetError};
 
 /// The result type of every fallible operation in this crate.

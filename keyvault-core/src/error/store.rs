@@ -105,6 +105,20 @@ pub enum StoreError {
         /// The database.
         database: PathBuf,
     },
+    /// The home holds a vault's state that the configured store does not read: the files
+    /// (`inventory.json`, `audit.jsonl`) or `vault.db` under another store, or a migration's
+    /// `*.migrated` files under a store that has no database to show for them. keyvault
+    /// refuses rather than start an empty vault beside them, or go on without their records.
+    #[error(
+        "{found} is in the vault's home, and the store in use ({store}) does not read it; keyvault will not start an empty vault beside it"
+    )]
+    Unread {
+        /// The file that holds (or shows where) the vault's state: `vault.db`,
+        /// `inventory.json`, `audit.jsonl` or `inventory.json.migrated`.
+        found: PathBuf,
+        /// The store in use.
+        store: crate::policy::StoreLocation,
+    },
     /// The inventory was written by a newer keyvault.
     #[error("inventory {path} has version {version}; this keyvault reads version {supported}")]
     UnsupportedVersion {
@@ -222,25 +236,58 @@ pub enum StoreError {
     },
 }
 
+/// Where an audit log is: the file `audit.jsonl`, or the `audit` table of the vault's
+/// database.
+///
+/// ```
+/// use keyvault_core::AuditLog;
+/// assert_eq!(AuditLog::File("/h/audit.jsonl".into()).to_string(), "/h/audit.jsonl");
+/// assert_eq!(
+///     AuditLog::Sqlite("/h/vault.db".into()).to_string(),
+///     "in the SQLite database /h/vault.db"
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuditLog {
+    /// A file of lines (`audit.jsonl` in the home, or in an archive).
+    File(PathBuf),
+    /// The `audit` table of a SQLite database.
+    Sqlite(PathBuf),
+    /// The `audit` table of a PostgreSQL database, named by its URL (which never holds a
+    /// password).
+    Postgres(String),
+}
+
+impl std::fmt::Display for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuditLog::File(path) => write!(f, "{}", path.display()),
+            AuditLog::Sqlite(path) => write!(f, "in the SQLite database {}", path.display()),
+            AuditLog::Postgres(url) => write!(f, "in the PostgreSQL database {url}"),
+        }
+    }
+}
+
 /// The audit log.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuditError {
     /// An I/O error.
-    #[error("cannot {operation} audit log {path}: {source}")]
+    #[error("cannot {operation} audit log {log}: {source}")]
     Io {
         /// What was being done.
         operation: &'static str,
-        /// The file.
-        path: PathBuf,
+        /// The log.
+        log: AuditLog,
         /// The cause.
         source: io::Error,
     },
     /// The chain is broken: an edit, deletion, insertion or truncation.
-    #[error("audit log {path} is broken at line {line}: {reason}")]
+    #[error("audit log {log} is broken at line {line}: {reason}")]
     Broken {
-        /// The file.
-        path: PathBuf,
+        /// The log: a file, or a database's `audit` table.
+        log: AuditLog,
         /// 1-based line where the problem shows.
         line: u64,
         /// What was found.

@@ -246,6 +246,10 @@ impl Store for FileStore {
     fn audit_lines(&self, after: u64, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
         audit::each_line(&self.paths.audit_path(), after, f)
     }
+
+    fn audit_log(&self) -> crate::error::AuditLog {
+        crate::error::AuditLog::File(self.paths.audit_path())
+    }
 }
 
 /// A [`FileStore`] writer: holds the `.lock` file.
@@ -270,7 +274,10 @@ impl Session for FileSession {
             return Ok(self.paths.save(state)?);
         }
         let path = self.paths.audit_path();
-        let mut chain = audit::Chain::new(&path, state.audit.as_ref());
+        let mut chain = audit::Chain::new(
+            &crate::error::AuditLog::File(path.clone()),
+            state.audit.as_ref(),
+        );
         audit::each_line(&path, 0, &mut |line| {
             chain.push(line)?;
             Ok(())

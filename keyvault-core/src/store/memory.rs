@@ -112,6 +112,10 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn audit_log(&self) -> crate::error::AuditLog {
+        crate::error::AuditLog::File("memory".into())
+    }
+
     fn begin(
         &self,
         timeout: Duration,
@@ -151,7 +155,10 @@ impl Session for MemorySession {
         actor: &str,
     ) -> Result<()> {
         let mut saved = self.0.saved();
-        let mut chain = Chain::new(std::path::Path::new("memory"), state.audit.as_ref());
+        let mut chain = Chain::new(
+            &crate::error::AuditLog::File("memory".into()),
+            state.audit.as_ref(),
+        );
         for line in &saved.lines {
             chain.push(line)?;
         }

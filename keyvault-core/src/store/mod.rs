@@ -10,6 +10,7 @@
 //! calls. [`open`] picks the store `config.toml` names.
 
 mod files;
+mod guard;
 #[cfg(test)]
 pub(crate) mod memory;
 #[cfg(feature = "postgres")]
@@ -107,6 +108,9 @@ pub(crate) trait Store: Send + Sync {
     /// [`crate::AuditError`] when the log cannot be read, and whatever `f` returns.
     #[allow(dead_code)] // Used by the readers as they move to it.
     fn audit_lines(&self, after: u64, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()>;
+
+    /// Where the audit log is, to name it in errors.
+    fn audit_log(&self) -> crate::error::AuditLog;
 }
 
 /// A writer's hold on a [`Store`]: the lock is released when it is dropped.
@@ -148,18 +152,25 @@ pub(crate) struct Changes {
 }
 
 /// Opens the store `config` names (`store = "…"`, or what the caller set with
-/// [`Config::with_store`]) for the vault at `paths`.
+/// [`Config::with_store`]) for the vault at `paths`; every call on it first refuses a home
+/// holding vault state that store does not read (see [`guard`]).
 ///
 /// # Errors
 ///
 /// [`StoreError::NotBuiltIn`] for a store this build does not have; the store's own errors
 /// when it cannot be opened.
 pub(crate) fn open(paths: &Paths, config: &Config) -> Result<Arc<dyn Store>> {
-    match config.store() {
-        StoreLocation::Files => Ok(Arc::new(FileStore::new(paths.clone()))),
-        StoreLocation::Sqlite(file) => open_sqlite(paths, &paths.home().join(file)),
-        StoreLocation::Postgres(url) => open_postgres(paths, &url),
-    }
+    let location = config.store();
+    let store: Arc<dyn Store> = match &location {
+        StoreLocation::Files => Arc::new(FileStore::new(paths.clone())),
+        StoreLocation::Sqlite(file) => open_sqlite(paths, &paths.home().join(file))?,
+        StoreLocation::Postgres(url) => open_postgres(paths, url)?,
+    };
+    Ok(Arc::new(guard::Guarded::new(
+        store,
+        paths.clone(),
+        location,
+    )))
 }
 
 /// The SQLite store at `file` (not built in yet).

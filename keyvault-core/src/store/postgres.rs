@@ -452,6 +452,10 @@ impl Store for PostgresStore {
             }
         })
     }
+
+    fn audit_log(&self) -> crate::error::AuditLog {
+        crate::error::AuditLog::Postgres(self.target.shown.clone())
+    }
 }
 
 /// A writer: its connection holds the writer lock until the session is dropped.
@@ -565,6 +569,7 @@ fn append(
         events,
         time,
         actor,
+        &crate::error::AuditLog::Postgres(shown.to_owned()),
     )?;
     for (seq, line) in &lines {
         tx.execute(sql::INSERT_AUDIT, &[seq, line]).map_err(err)?;

@@ -208,8 +208,9 @@ pub(crate) fn encode_events(
     drafts: &[Draft],
     time: DateTime<Utc>,
     actor: &str,
+    log: &crate::error::AuditLog,
 ) -> Result<AuditRows, AuditError> {
-    let (lines, head) = audit::encode_after(last, head, drafts, time, actor)?;
+    let (lines, head) = audit::encode_after(last, head, drafts, time, actor, log)?;
     let lines = lines
         .into_iter()
         .map(|(seq, line)| {

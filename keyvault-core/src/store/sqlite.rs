@@ -9,8 +9,11 @@
 //! revoked) and the per-purpose floors table, so it costs the same at a million records of
 //! history as at a thousand.
 //!
-//! A new database is built beside the home's other files under a temporary name and
-//! renamed into place, so a reader never sees a half-made one. A vault that still has
+//! A new database is built beside the home's other files under a temporary name
+//! (`.vault.db.new`) and renamed into place, so a reader never sees a half-made one; what a
+//! build killed before the rename leaves there (the schema, and for a migration the
+//! records and audit lines of the files, which stay) is removed under the writer lock by
+//! the next build, or by the next reader of a vault that has no database yet. A vault that still has
 //! `inventory.json` (made by an earlier release, or with `store = "files"` before) is
 //! migrated the first time any command opens it: under the writer lock the inventory is
 //! read (a corrupt or newer one is refused, as before), the audit chain verified, every
@@ -23,7 +26,7 @@
 use super::sql::{self, BadRow, Dialect, KeyRow};
 use super::{Changes, Paths, Session, Store, View};
 use crate::audit::{self, AuditHead, Draft, Outcome};
-use crate::error::{Result, StoreError};
+use crate::error::{AuditLog, Result, StoreError};
 use crate::fsutil;
 use crate::inventory::{Inventory, JournalEntry, KeyId, KeyRecord};
 use chrono::{DateTime, Utc};
@@ -70,7 +73,9 @@ impl SqliteStore {
     }
 
     /// Opens the database for reading and writing: a regular file (never through a
-    /// symlink), private to its owner, of a schema this build knows.
+    /// symlink), private to its owner, with no symlink or other non-regular file where
+    /// SQLite keeps its companions (`-wal`, `-shm`, `-journal`), of a schema this build
+    /// knows.
     fn connect(&self, wait: Duration) -> Result<Connection, StoreError> {
         let meta = std::fs::symlink_metadata(&self.file).map_err(|source| StoreError::Io {
             operation: "open",
@@ -83,6 +88,7 @@ impl SqliteStore {
             });
         }
         fsutil::check_private_mode(&self.file, &meta)?;
+        check_companions(&self.file)?;
         let conn = open_connection(&self.file, wait)
             .map_err(|e| db_error(&self.paths, &self.file, "open", &e, wait))?;
         let version: i64 = conn
@@ -99,13 +105,24 @@ impl SqliteStore {
     }
 
     /// A connection for a reader, or `None` when the vault has no state yet. Migrates a
-    /// vault that still has its files, or settles files left beside the database.
+    /// vault that still has its files, or settles files left beside the database; removes
+    /// what a build killed before its rename left.
     fn reader(&self) -> Result<Option<Connection>, StoreError> {
         // The files first: a migration renames the database into place before it renames
         // them away, so a vault seen without files and then without a database has neither.
         let files = self.has_files();
         if !files && !Self::exists(&self.file) {
-            return Ok(None);
+            let tmp = temp_name(&self.file);
+            if !stale_names(&tmp).iter().any(|p| Self::exists(p)) {
+                return Ok(None);
+            }
+            // Under the lock no build is under way: what is at the temporary name is the
+            // remains of one that was killed (a migration's are removed by the next one).
+            let _lock = self.lock(READER_WAIT)?;
+            if !Self::exists(&self.file) {
+                remove_stale(&tmp)?;
+                return Ok(None);
+            }
         }
         if files {
             let _lock = self.lock(READER_WAIT)?;
@@ -230,19 +247,53 @@ fn temp_name(file: &Path) -> PathBuf {
     file.with_file_name(name)
 }
 
-/// Removes what an interrupted build left (the file and SQLite's companions).
-fn remove_stale(tmp: &Path) -> Result<(), StoreError> {
-    for suffix in ["", "-wal", "-shm", "-journal"] {
+/// The temporary name `tmp` and SQLite's companions of it.
+fn stale_names(tmp: &Path) -> [PathBuf; 4] {
+    ["", "-wal", "-shm", "-journal"].map(|suffix| {
         let mut name = tmp.as_os_str().to_owned();
         name.push(suffix);
+        PathBuf::from(name)
+    })
+}
+
+/// Removes what an interrupted build left (the file and SQLite's companions; a link there
+/// is removed, not followed).
+fn remove_stale(tmp: &Path) -> Result<(), StoreError> {
+    for name in stale_names(tmp) {
+        // Outside fsutil: an unlink of keyvault's own temporary name, under the writer lock;
+        // a link there is removed, not followed, and nothing is written.
         match std::fs::remove_file(&name) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(StoreError::Io {
                     operation: "remove",
-                    path: PathBuf::from(name),
+                    path: name,
                     source: e,
                 });
             }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// SQLite's files beside `file`: its write-ahead log, its shared-memory index and its
+/// rollback journal.
+fn companions(file: &Path) -> [PathBuf; 3] {
+    ["-wal", "-shm", "-journal"].map(|suffix| {
+        let mut name = file.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    })
+}
+
+/// [`StoreError::NotRegular`] for a companion of `file` that is there and is a symlink or
+/// not a regular file: SQLite would only say it cannot open the database (it opens them
+/// without following links), and would never write through it.
+fn check_companions(file: &Path) -> Result<(), StoreError> {
+    for path in companions(file) {
+        // Outside fsutil: an lstat, which reads nothing and follows no link.
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if !meta.is_file() => return Err(StoreError::NotRegular { path }),
             _ => {}
         }
     }
@@ -447,6 +498,10 @@ impl Store for SqliteStore {
         }
         Ok(())
     }
+
+    fn audit_log(&self) -> AuditLog {
+        AuditLog::Sqlite(self.file.clone())
+    }
 }
 
 /// The locks a writer holds (see [`SqliteStore::lock`]), released when dropped.
@@ -495,7 +550,8 @@ impl Session for SqliteSession {
             state.audit.clone()
         } else {
             let head = read_head(&tx).map_err(err("read"))?;
-            append_events(&tx, head.as_ref(), events, time, actor, &err("write"))?
+            let log = AuditLog::Sqlite(store.file.clone());
+            append_events(&tx, head.as_ref(), events, time, actor, &log, &err("write"))?
         };
         tx.commit().map_err(err("write"))?;
         state.audit = head;
@@ -558,6 +614,7 @@ pub(super) fn append_events(
     events: &[Draft],
     time: DateTime<Utc>,
     actor: &str,
+    log: &AuditLog,
     err: &dyn Fn(rusqlite::Error) -> StoreError,
 ) -> Result<Option<AuditHead>> {
     let last: Option<String> = match head {
@@ -577,6 +634,7 @@ pub(super) fn append_events(
         events,
         time,
         actor,
+        log,
     )?;
     for (seq, line) in &lines {
         tx.prepare_cached(sql::INSERT_AUDIT)

@@ -71,8 +71,17 @@ pub(super) fn migrate(store: &SqliteStore) -> Result<(), StoreError> {
                 .map_err(err("write"))?;
         }
         let draft = migrate_draft(inventory.keys().len(), lines.len());
-        append_events(tx, head.as_ref(), &[draft], now, "keyvault", &err("write"))
-            .map_err(as_store)?;
+        let log = crate::error::AuditLog::Sqlite(store.file().to_owned());
+        append_events(
+            tx,
+            head.as_ref(),
+            &[draft],
+            now,
+            "keyvault",
+            &log,
+            &err("write"),
+        )
+        .map_err(as_store)?;
         Ok(())
     })?;
     keep_old_files(paths)

@@ -249,7 +249,8 @@ fn the_bounded_audit_check_sees_the_newest_lines_and_the_full_one_every_line() {
     cases.push((original[..4].to_vec(), "truncated"));
     let mut extra = original.clone();
     // A well-formed line 7, chained to line 6, that keyvault never announced.
-    let mut chain = crate::audit::Chain::new(Path::new("memory"), h.as_ref());
+    let mut chain =
+        crate::audit::Chain::new(&crate::error::AuditLog::File("memory".into()), h.as_ref());
     for line in &original {
         chain.push(line).expect("intact");
     }

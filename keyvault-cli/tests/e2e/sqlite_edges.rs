@@ -1,0 +1,130 @@
+//! The SQLite store's edges: links planted where SQLite keeps its files beside `vault.db`.
+
+use crate::support::{Vault, snapshot, three_events};
+
+/// Commands that read or write the records.
+const COMMANDS: [&[&str]; 4] = [
+    &["list"],
+    &["new", "--purpose", "z", "--passphrase-env", "KV_PASS"],
+    &["status", "--offline"],
+    &["log", "--verify"],
+];
+
+#[test]
+fn a_link_where_sqlite_keeps_its_log_or_index_is_named_and_nothing_changes() {
+    let v = Vault::new();
+    three_events(&v);
+    let listed = v.run(&["--json", "list", "--all"]).expect(0).stdout;
+    for (name, what) in [
+        ("vault.db-wal", "write-ahead log"),
+        ("vault.db-shm", "shared-memory index"),
+        ("vault.db-journal", "rollback journal"),
+    ] {
+        let planted = v.home.join(name);
+        assert!(!planted.exists(), "{name} is gone once keyvault exits");
+        // A link to a file of someone else's, and one to nowhere.
+        let target = v.root.join(format!("{name}.target"));
+        std::fs::write(&target, "not keyvault's").expect("target");
+        for to_nowhere in [false, true] {
+            if to_nowhere {
+                std::fs::remove_file(&target).expect("rm target");
+            }
+            std::os::unix::fs::symlink(&target, &planted).expect("plant");
+            let before = snapshot(&v.home);
+            for args in COMMANDS {
+                let run = v.run(args).expect(1).no_secrets();
+                let said = format!(
+                    "error: {} is a symlink or not a regular file where SQLite keeps the database's {what}",
+                    planted.display()
+                );
+                assert!(run.stderr.starts_with(&said), "{args:?}: {}", run.stderr);
+                assert!(run.stderr.contains("hint: "), "{}", run.stderr);
+                assert_eq!(snapshot(&v.home), before, "{name} {args:?}");
+            }
+            if to_nowhere {
+                assert!(!target.exists(), "{name}: nothing made through the link");
+            } else {
+                assert_eq!(
+                    std::fs::read_to_string(&target).expect("target"),
+                    "not keyvault's"
+                );
+            }
+            std::fs::remove_file(&planted).expect("unplant");
+        }
+    }
+    // A directory there is refused alike; once it is gone, the vault is as it was.
+    std::fs::create_dir(v.home.join("vault.db-wal")).expect("mkdir");
+    let run = v.run(&["list"]).expect(1);
+    assert!(run.stderr.contains("vault.db-wal"), "{}", run.stderr);
+    std::fs::remove_dir(v.home.join("vault.db-wal")).expect("rmdir");
+    assert_eq!(v.run(&["--json", "list", "--all"]).expect(0).stdout, listed);
+    v.run(&["log", "--verify"]).expect(0);
+}
+
+/// Plants what a build of `vault.db` killed before its rename leaves (`.vault.db.new` and
+/// its write-ahead log), as garbage, and a link to `outside` among them.
+fn plant_stale_build(home: &std::path::Path, outside: &std::path::Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    for name in [".vault.db.new", ".vault.db.new-wal"] {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(home.join(name))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"half a database"))
+            .expect("plant");
+    }
+    std::fs::write(outside, "not keyvault's").expect("outside");
+    std::os::unix::fs::symlink(outside, home.join(".vault.db.new-shm")).expect("link");
+}
+
+#[track_caller]
+fn stale_build_gone(v: &Vault, outside: &std::path::Path) {
+    for name in [".vault.db.new", ".vault.db.new-wal", ".vault.db.new-shm"] {
+        assert!(
+            std::fs::symlink_metadata(v.home.join(name)).is_err(),
+            "{name} is left"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(outside).expect("outside"),
+        "not keyvault's"
+    );
+}
+
+#[test]
+fn what_a_killed_build_of_the_database_left_is_removed_by_the_next_command_even_a_reader() {
+    // A new vault whose first writer was killed while it made vault.db: the next command,
+    // even one that only reads, removes the remains, and the vault is still empty.
+    let v = Vault::new();
+    v.write_config("");
+    let outside = v.root.join("outside");
+    plant_stale_build(&v.home, &outside);
+    let run = v.run(&["--json", "list"]).expect(0);
+    assert_eq!(run.json()["keys"], serde_json::json!([]));
+    stale_build_gone(&v, &outside);
+    assert!(
+        !v.home.join("vault.db").exists(),
+        "a reader makes no database"
+    );
+    v.new_key("a", &[]);
+    // A migration killed before its rename: the next command (a reader here) removes the
+    // remains and migrates again, once.
+    let files = Vault::files();
+    three_events(&files);
+    let listed = files.run(&["--json", "list", "--all"]).expect(0).stdout;
+    let outside = files.root.join("outside");
+    plant_stale_build(&files.home, &outside);
+    files.set_env("KEYVAULT_STORE", "");
+    assert_eq!(
+        files.run(&["--json", "list", "--all"]).expect(0).stdout,
+        listed
+    );
+    stale_build_gone(&files, &outside);
+    assert!(files.home.join("vault.db").is_file());
+    assert_eq!(
+        files.audit_text().matches("\"action\":\"migrate\"").count(),
+        1
+    );
+    files.run(&["log", "--verify"]).expect(0);
+}
