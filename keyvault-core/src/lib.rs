@@ -12,6 +12,7 @@ pub mod authorized_keys;
 pub mod backup;
 pub mod ca;
 pub mod callbacks;
+mod child;
 pub mod child_env;
 pub mod clock;
 mod deploy;

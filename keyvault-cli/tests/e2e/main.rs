@@ -8,6 +8,7 @@ mod audit_log;
 mod authorized_keys_reading;
 mod backup;
 mod bad_input;
+mod children;
 mod cli_edges;
 mod concurrency;
 mod contention;
