@@ -68,8 +68,9 @@ pub use child_env::ChildEnv;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use due::{DueKey, DueReason, DueResult, DueRotation, DueRun, Unattended};
 pub use error::{
-    AuditError, ConfigError, Error, InputError, KeyError, NextStep, Operation, PolicyError,
-    Provider, ProviderError, Refusal, RequestError, Result, StoreError, TargetError, WorkItem,
+    AuditError, ConfigError, ConfiguredSource, Error, InputError, KeyError, NextStep, Operation,
+    PolicyError, Provider, ProviderError, Refusal, RequestError, Result, SourceProblem, StoreError,
+    TargetError, WorkItem,
 };
 pub use inventory::ParseError as InventoryParseError;
 pub use inventory::{

@@ -22,6 +22,7 @@ mod manual;
 mod mint_scope;
 mod monitoring;
 mod new_crash;
+mod passphrase_sources;
 mod passphrases;
 mod pg_full;
 mod pg_lock;
