@@ -51,7 +51,8 @@ mod store;
 pub use store::bulk_import;
 #[cfg(feature = "postgres")]
 pub use store::{
-    PostgresPasswordFileIgnored, postgres_password_account, postgres_password_file_ignored,
+    PostgresPasswordFileIgnored, postgres_legacy_password_account, postgres_password_account,
+    postgres_password_file_ignored,
 };
 mod sweep;
 pub mod target;

@@ -53,5 +53,6 @@ mod sqlite_store;
 mod ssh_logins;
 mod sshd;
 mod store_choice;
+mod store_logout;
 mod terminal;
 mod test_clock;
