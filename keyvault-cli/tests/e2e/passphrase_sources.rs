@@ -4,17 +4,24 @@
 
 use crate::support::{PASS, Vault, chmod, mint_ci_cert};
 use keyvault_tests::fake_runpod::{FakeRunpod, pod};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf8")
 }
 
 /// A file holding `text`, with `mode`.
-fn file(v: &Vault, name: &str, text: &str, mode: u32) -> std::path::PathBuf {
+fn file(v: &Vault, name: &str, text: &str, mode: u32) -> PathBuf {
     let path = v.root.join(name);
     std::fs::write(&path, text).expect("write");
     chmod(&path, mode);
+    path
+}
+
+/// A symbolic link `name` to `to`.
+fn link(v: &Vault, name: &str, to: &Path) -> PathBuf {
+    let path = v.root.join(name);
+    std::os::unix::fs::symlink(to, &path).expect("symlink");
     path
 }
 
@@ -28,143 +35,132 @@ fn refused(v: &Vault, args: &[&str], want: &str) {
     );
 }
 
-#[test]
-fn every_wrong_passphrase_flag_says_which_source_and_what_is_wrong() {
+/// A vault with `personal-1` (passphrase in KV_PASS) and `BLANK` set and empty.
+fn vault() -> Vault {
     let v = Vault::new();
     v.set_env("BLANK", "");
     v.new_key("personal", &[]);
+    v
+}
+
+/// `passwd personal` with the old and new passphrases' flags.
+fn passwd<'a>(old: &[&'a str], new: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["passwd", "personal"];
+    args.extend_from_slice(old);
+    args.extend_from_slice(new);
+    args
+}
+
+const OLD_OK: [&str; 2] = ["--passphrase-env", "KV_PASS"];
+const NEW_OK: [&str; 2] = ["--new-passphrase-env", "KV_PASS2"];
+
+#[test]
+fn a_wrong_passphrase_variable_or_stdin_says_which_and_what() {
+    let v = vault();
+    for (args, want) in [
+        (
+            passwd(&["--passphrase-env", "NOPE"], &NEW_OK),
+            "no passphrase for key personal-1: environment variable NOPE (--passphrase-env) is not set",
+        ),
+        (
+            passwd(&["--passphrase-env", "BLANK"], &NEW_OK),
+            "environment variable BLANK (--passphrase-env) is empty",
+        ),
+        (
+            passwd(&OLD_OK, &["--new-passphrase-env", "NOPE"]),
+            "environment variable NOPE (--new-passphrase-env) is not set",
+        ),
+        (
+            passwd(&OLD_OK, &["--new-passphrase-env", "BLANK"]),
+            "environment variable BLANK (--new-passphrase-env) is empty",
+        ),
+        (
+            passwd(&["--passphrase-stdin"], &NEW_OK),
+            "standard input (--passphrase-stdin) is empty",
+        ),
+    ] {
+        refused(&v, &args, want);
+    }
+    // In JSON: a usage error with the same words.
+    let mut args = vec!["--json"];
+    args.extend(passwd(&["--passphrase-env", "NOPE"], &NEW_OK));
+    let run = v.run(&args).expect(2).no_secrets();
+    let error: serde_json::Value = serde_json::from_str(run.stderr.trim()).expect("json");
+    assert_eq!(error["error"]["kind"], "usage", "{error}");
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("environment variable NOPE (--passphrase-env) is not set"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_wrong_passphrase_file_says_which_and_what() {
+    let v = vault();
     let good = file(&v, "good", &format!("{PASS}\n"), 0o600);
     let open = file(&v, "open", &format!("{PASS}\n"), 0o644);
     let empty = file(&v, "empty", "", 0o600);
     let blank_line = file(&v, "blank-line", &format!("\n{PASS}\n"), 0o600);
-    let dangling = v.root.join("dangling");
-    std::os::unix::fs::symlink(v.root.join("nothing"), &dangling).expect("symlink");
-    let open_link = v.root.join("open-link");
-    std::os::unix::fs::symlink(&open, &open_link).expect("symlink");
-    let missing = v.root.join("missing");
+    let nothing = v.root.join("nothing");
+    let dangling = link(&v, "dangling", &nothing);
+    let open_link = link(&v, "open-link", &open);
     let under_a_file = good.join("x");
-    let passwd = |old: &[&str], new: &[&str]| {
-        let mut args = vec!["passwd", "personal"];
-        args.extend_from_slice(old);
-        args.extend_from_slice(new);
-        args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>()
+    let named = |p: &Path| format!("passphrase file {} (--passphrase-file)", p.display());
+    let linked = |p: &Path, to: &Path| {
+        format!(
+            "passphrase file {} (--passphrase-file, a symbolic link to {})",
+            p.display(),
+            to.display()
+        )
     };
-    let new_ok = ["--new-passphrase-env", "KV_PASS2"];
-    let old_ok = ["--passphrase-env", "KV_PASS"];
-    let cases: Vec<(Vec<String>, String)> = vec![
+    for (path, want) in [
+        (&nothing, format!("{} does not exist", named(&nothing))),
         (
-            passwd(&["--passphrase-env", "NOPE"], &new_ok),
-            "no passphrase for key personal-1: environment variable NOPE (--passphrase-env) is not set".to_owned(),
+            &dangling,
+            format!("{} does not exist", linked(&dangling, &nothing)),
+        ),
+        (&v.root, format!("{} is not a regular file", named(&v.root))),
+        (
+            &under_a_file,
+            format!("{} cannot be read: not a directory", named(&under_a_file)),
         ),
         (
-            passwd(&["--passphrase-env", "BLANK"], &new_ok),
-            "environment variable BLANK (--passphrase-env) is empty".to_owned(),
-        ),
-        (
-            passwd(&old_ok, &["--new-passphrase-env", "NOPE"]),
-            "environment variable NOPE (--new-passphrase-env) is not set".to_owned(),
-        ),
-        (
-            passwd(&old_ok, &["--new-passphrase-env", "BLANK"]),
-            "environment variable BLANK (--new-passphrase-env) is empty".to_owned(),
-        ),
-        (
-            passwd(&["--passphrase-file", s(&missing)], &new_ok),
-            format!("passphrase file {} (--passphrase-file) does not exist", missing.display()),
-        ),
-        (
-            passwd(&["--passphrase-file", s(&under_a_file)], &new_ok),
-            format!("passphrase file {} (--passphrase-file) cannot be read: not a directory", under_a_file.display()),
-        ),
-        (
-            passwd(&["--passphrase-file", s(&v.root)], &new_ok),
-            format!("passphrase file {} (--passphrase-file) is not a regular file", v.root.display()),
-        ),
-        (
-            passwd(&["--passphrase-file", s(&open)], &new_ok),
+            &open,
             format!(
-                "passphrase file {} (--passphrase-file) grants access to group or others (mode 0644; expected 0600)",
-                open.display()
+                "{} grants access to group or others (mode 0644; expected 0600)",
+                named(&open)
             ),
         ),
         (
-            passwd(&["--passphrase-file", s(&open_link)], &new_ok),
-            format!(
-                "passphrase file {} (--passphrase-file, a symbolic link to {}) grants access to group or others",
-                open_link.display(),
-                open.display()
-            ),
+            &open_link,
+            format!("{} grants access", linked(&open_link, &open)),
         ),
+        (&empty, format!("{} is empty", named(&empty))),
         (
-            passwd(&["--passphrase-file", s(&dangling)], &new_ok),
-            format!(
-                "passphrase file {} (--passphrase-file, a symbolic link to {}) does not exist",
-                dangling.display(),
-                v.root.join("nothing").display()
-            ),
+            &blank_line,
+            format!("{} has an empty first line", named(&blank_line)),
         ),
-        (
-            passwd(&["--passphrase-file", s(&empty)], &new_ok),
-            format!("passphrase file {} (--passphrase-file) is empty", empty.display()),
-        ),
-        (
-            passwd(&["--passphrase-file", s(&blank_line)], &new_ok),
-            format!("passphrase file {} (--passphrase-file) has an empty first line", blank_line.display()),
-        ),
-        (
-            passwd(&old_ok, &["--new-passphrase-file", s(&open)]),
-            format!("passphrase file {} (--new-passphrase-file) grants access", open.display()),
-        ),
-        (
-            passwd(&["--passphrase-stdin"], &new_ok),
-            "standard input (--passphrase-stdin) is empty".to_owned(),
-        ),
-    ];
-    for (args, want) in &cases {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        refused(&v, &args, want);
+    ] {
+        refused(&v, &passwd(&["--passphrase-file", s(path)], &NEW_OK), &want);
     }
-    // The same in JSON: a usage error with the same words.
-    let run = v
-        .run(&[
-            "--json",
-            "passwd",
-            "personal",
-            "--passphrase-env",
-            "NOPE",
-            "--new-passphrase-env",
-            "KV_PASS2",
-        ])
-        .expect(2)
-        .no_secrets();
-    let error: serde_json::Value = serde_json::from_str(run.stderr.trim()).expect("json");
-    assert_eq!(error["error"]["kind"], "usage", "{error}");
-    assert!(
-        error["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("environment variable NOPE (--passphrase-env) is not set")),
-        "{error}"
+    refused(
+        &v,
+        &passwd(&OLD_OK, &["--new-passphrase-file", s(&open)]),
+        &format!(
+            "passphrase file {} (--new-passphrase-file) grants access",
+            open.display()
+        ),
     );
     // A link to a private file is followed, and nothing above changed the key.
-    let link = v.root.join("good-link");
-    std::os::unix::fs::symlink(&good, &link).expect("symlink");
-    v.run(&[
-        "passwd",
-        "personal",
-        "--passphrase-file",
-        s(&link),
-        "--new-passphrase-env",
-        "KV_PASS2",
-    ])
-    .expect(0)
-    .no_secrets();
+    let good_link = link(&v, "good-link", &good);
+    v.run(&passwd(&["--passphrase-file", s(&good_link)], &NEW_OK))
+        .expect(0)
+        .no_secrets();
 }
 
 #[test]
-fn a_wrong_ca_old_or_login_passphrase_flag_is_named() {
-    let server = FakeRunpod::start();
+fn a_wrong_ca_passphrase_flag_is_named() {
     let v = Vault::new();
-    v.set_env("BLANK", "");
     v.write_config(crate::support::CI_CONFIG);
     v.run(&["ca", "init", "--passphrase-env", "KV_PASS"])
         .expect(0);
@@ -180,21 +176,37 @@ fn a_wrong_ca_old_or_login_passphrase_flag_is_named() {
     );
     mint[at - 1] = "--ca-passphrase-file";
     mint[at] = s(&open);
-    refused(
-        &v,
-        &mint,
-        &format!(
-            "passphrase file {} (--ca-passphrase-file) grants access",
-            open.display()
-        ),
+    let want = format!(
+        "passphrase file {} (--ca-passphrase-file) grants access",
+        open.display()
     );
+    refused(&v, &mint, &want);
     assert!(!out.exists());
+}
 
-    // A pod trusting personal-1: rotating with --pods and deploying to the account's pods
-    // log in with the old key, whose passphrase the old-/login- flags give.
+/// `rotate personal --pods` with the new passphrase from KV_PASS2 and `old`.
+fn rotate<'a>(old: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "rotate",
+        "personal",
+        "--pods",
+        "--passphrase-env",
+        "KV_PASS2",
+    ];
+    args.extend_from_slice(old);
+    args
+}
+
+/// A pod trusting personal-1: rotating with --pods and deploying to the account's pods log
+/// in with an older key, whose passphrase the `--old-`/`--login-` flags give.
+#[test]
+fn a_wrong_old_or_login_passphrase_flag_is_named() {
+    let server = FakeRunpod::start();
+    let v = vault();
+    let open = file(&v, "open", &format!("{PASS}\n"), 0o644);
     v.use_runpod(&server);
-    let key = v.new_key("personal", &[]);
-    let public = key["public_key"].as_str().expect("public_key").to_owned();
+    let shown = v.run(&["--json", "show", "personal-1"]).expect(0).json();
+    let public = shown["public_key"].as_str().expect("public_key").to_owned();
     v.run(&["deploy", "personal", "--to", "runpod"]).expect(0);
     let port = crate::support::dead_port();
     server.add_pod(pod(
@@ -205,44 +217,20 @@ fn a_wrong_ca_old_or_login_passphrase_flag_is_named() {
     ));
     refused(
         &v,
-        &[
-            "rotate",
-            "personal",
-            "--pods",
-            "--passphrase-env",
-            "KV_PASS2",
-            "--old-passphrase-env",
-            "BLANK",
-        ],
+        &rotate(&["--old-passphrase-env", "BLANK"]),
         "environment variable BLANK (--old-passphrase-env) is empty",
     );
-    refused(
-        &v,
-        &[
-            "rotate",
-            "personal",
-            "--pods",
-            "--passphrase-env",
-            "KV_PASS2",
-            "--old-passphrase-file",
-            s(&open),
-        ],
-        &format!(
-            "passphrase file {} (--old-passphrase-file) grants access",
-            open.display()
-        ),
+    let args = rotate(&["--old-passphrase-file", s(&open)]);
+    let want = format!(
+        "passphrase file {} (--old-passphrase-file) grants access",
+        open.display()
     );
+    refused(&v, &args, &want);
     // Rotated without --pods, the pod trusts only personal-1: deploying personal-2 to the
-    // account's pods logs in with personal-1, whose passphrase --login-passphrase-* gives.
-    v.run(&[
-        "rotate",
-        "personal",
-        "--passphrase-env",
-        "KV_PASS2",
-        "--old-passphrase-env",
-        "KV_PASS",
-    ])
-    .expect(0);
+    // account's pods logs in with personal-1.
+    let mut args = rotate(&["--old-passphrase-env", "KV_PASS"]);
+    args.retain(|a| *a != "--pods");
+    v.run(&args).expect(0);
     refused(
         &v,
         &[
@@ -266,81 +254,52 @@ fn every_wrong_configured_source_says_which_and_what() {
     let v = Vault::new();
     v.set_env("BLANK", "");
     let good = file(&v, "good", &format!("{PASS}\n"), 0o600);
-    let empty = file(&v, "empty", "", 0o600);
-    let blank_line = file(&v, "blank-line", &format!("\n{PASS}\n"), 0o600);
-    let open = file(&v, "open", &format!("{PASS}\n"), 0o640);
-    let link = v.root.join("link");
-    std::os::unix::fs::symlink(&good, &link).expect("symlink");
-    let missing = v.root.join("missing");
+    let env = |var: &str, problem: &str| {
+        (
+            format!("passphrase_env = \"{var}\""),
+            format!("environment variable {var} (passphrase_env in config.toml) {problem}"),
+        )
+    };
+    let at = |path: &Path, problem: &str| {
+        (
+            format!("passphrase_file = \"{}\"", path.display()),
+            format!(
+                "passphrase_file {} in config.toml {problem}",
+                path.display()
+            ),
+        )
+    };
     let cases = [
-        (
-            "unset",
-            "passphrase_env = \"NOPE\"".to_owned(),
-            "environment variable NOPE (passphrase_env in config.toml) is not set".to_owned(),
-        ),
-        (
-            "blank",
-            "passphrase_env = \"BLANK\"".to_owned(),
-            "environment variable BLANK (passphrase_env in config.toml) is empty".to_owned(),
-        ),
-        (
-            "missing",
-            format!("passphrase_file = \"{}\"", missing.display()),
-            format!(
-                "passphrase_file {} in config.toml does not exist",
-                missing.display()
-            ),
-        ),
-        (
-            "link",
-            format!("passphrase_file = \"{}\"", link.display()),
-            format!(
-                "passphrase_file {} in config.toml is a symbolic link",
-                link.display()
-            ),
-        ),
-        (
-            "dir",
-            format!("passphrase_file = \"{}\"", v.root.display()),
-            format!(
-                "passphrase_file {} in config.toml is not a regular file",
-                v.root.display()
-            ),
-        ),
+        ("unset", env("NOPE", "is not set")),
+        ("blank", env("BLANK", "is empty")),
+        ("missing", at(&v.root.join("missing"), "does not exist")),
+        ("link", at(&link(&v, "link", &good), "is a symbolic link")),
+        ("dir", at(&v.root, "is not a regular file")),
         (
             "open",
-            format!("passphrase_file = \"{}\"", open.display()),
-            format!(
-                "passphrase_file {} in config.toml grants access to group or others (mode 0640; expected 0600)",
-                open.display()
+            at(
+                &file(&v, "open", &format!("{PASS}\n"), 0o640),
+                "grants access to group or others (mode 0640; expected 0600)",
             ),
         ),
-        (
-            "empty",
-            format!("passphrase_file = \"{}\"", empty.display()),
-            format!(
-                "passphrase_file {} in config.toml is empty",
-                empty.display()
-            ),
-        ),
+        ("empty", at(&file(&v, "empty", "", 0o600), "is empty")),
         (
             "blankline",
-            format!("passphrase_file = \"{}\"", blank_line.display()),
-            format!(
-                "passphrase_file {} in config.toml has an empty first line",
-                blank_line.display()
+            at(
+                &file(&v, "blank-line", &format!("\n{PASS}\n"), 0o600),
+                "has an empty first line",
             ),
         ),
     ];
     let mut config = "[policy]\nrotate_every = \"90d\"\n".to_owned();
-    for (purpose, setting, _) in &cases {
+    for (purpose, (setting, _)) in &cases {
         config.push_str(&format!("\n[purpose.{purpose}]\n{setting}\n"));
     }
     v.write_config(&config);
     chmod(&v.home.join("config.toml"), 0o600);
     let now = chrono::Utc::now();
     v.set_now(now - chrono::TimeDelta::days(100));
-    for (purpose, _, _) in &cases {
+    for (purpose, _) in &cases {
         v.new_key(purpose, &[]);
     }
     v.set_now(now);
@@ -349,31 +308,27 @@ fn every_wrong_configured_source_says_which_and_what() {
         .expect(0)
         .no_secrets()
         .json();
-    for (purpose, _, want) in &cases {
+    let error = |purpose: &str| {
         let rotation = plan["rotations"]
             .as_array()
-            .and_then(|r| r.iter().find(|r| r["purpose"] == *purpose))
+            .and_then(|r| r.iter().find(|r| r["purpose"] == purpose))
             .unwrap_or_else(|| panic!("no rotation of {purpose}: {plan}"));
         assert_eq!(rotation["result"], "failed", "{purpose}: {plan}");
-        let message = rotation["error"]["message"].as_str().unwrap_or_default();
+        rotation["error"].clone()
+    };
+    for (purpose, (_, want)) in &cases {
+        let message = error(purpose)["message"].to_string();
         assert!(
             message.contains(want.as_str()),
-            "{purpose}: wanted {want:?} in {message:?}"
+            "{purpose}: wanted {want:?} in {message}"
         );
     }
-    let hint = |purpose: &str| {
-        plan["rotations"]
-            .as_array()
-            .and_then(|r| r.iter().find(|r| r["purpose"] == purpose))
-            .map(|r| r["error"]["hint"].to_string())
-            .unwrap_or_default()
-    };
+    let open = v.root.join("open");
+    let hint = error("open")["hint"].to_string();
     assert!(
-        hint("open").contains(&format!("chmod 600 {}", open.display())),
-        "{plan}"
+        hint.contains(&format!("chmod 600 {}", open.display())),
+        "{hint}"
     );
-    assert!(
-        hint("unset").contains("set NOPE in the environment"),
-        "{plan}"
-    );
+    let hint = error("unset")["hint"].to_string();
+    assert!(hint.contains("set NOPE in the environment"), "{hint}");
 }

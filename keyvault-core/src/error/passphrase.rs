@@ -72,9 +72,7 @@ impl std::fmt::Display for SourceProblem {
                 f.write_str("has an empty first line (the passphrase is the first line)")
             }
             SourceProblem::Missing => f.write_str("does not exist"),
-            SourceProblem::Symlink => {
-                f.write_str("is a symbolic link, which is not followed; name the file itself")
-            }
+            SourceProblem::Symlink => f.write_str("is a symbolic link, which is not followed"),
             SourceProblem::NotRegular => f.write_str("is not a regular file"),
             SourceProblem::NotOwned { owner } => {
                 write!(f, "belongs to another user (uid {owner})")
