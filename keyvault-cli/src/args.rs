@@ -44,7 +44,8 @@ pub struct PassphraseSource {
     /// Read the passphrase from environment variable VAR.
     #[arg(long, value_name = "VAR")]
     pub passphrase_env: Option<String>,
-    /// Read the passphrase from the first line of FILE.
+    /// Read the passphrase from the first line of FILE: a file only you can read (mode
+    /// 0600), or a pipe such as <(…).
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
     /// Read the passphrase from standard input.
@@ -75,7 +76,7 @@ pub struct NewPassphraseSource {
     /// Read the new passphrase from environment variable VAR.
     #[arg(long, value_name = "VAR")]
     pub new_passphrase_env: Option<String>,
-    /// Read the new passphrase from the first line of FILE.
+    /// Read the new passphrase from the first line of FILE (as --passphrase-file).
     #[arg(long, value_name = "FILE")]
     pub new_passphrase_file: Option<PathBuf>,
     /// Read the new passphrase from standard input.

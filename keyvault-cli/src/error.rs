@@ -62,6 +62,7 @@ command=; or mint it with --cert and no such --deploy (the certificate carries t
 --from/--force-command"
                 .to_owned(),
         ),
+        Error::ConfiguredPassphrase { from, problem, .. } => hint_configured(from, problem),
         Error::Key(KeyError::Decrypt { .. }) => {
             Some("check the passphrase and where it comes from".to_owned())
         }
@@ -105,6 +106,29 @@ user session; `keyvault schedule install --systemd` writes the unit files anyway
 }
 
 /// Hints for the vault's own files and the keys in it.
+/// Hints for a purpose's `passphrase_env` / `passphrase_file` that gives no passphrase.
+fn hint_configured(
+    from: &keyvault_core::ConfiguredSource,
+    problem: &keyvault_core::SourceProblem,
+) -> Option<String> {
+    use keyvault_core::{ConfiguredSource, SourceProblem};
+    Some(match (from, problem) {
+        (ConfiguredSource::File(path), SourceProblem::Permissions { .. }) => {
+            format!("run `chmod 600 {}`", path.display())
+        }
+        (ConfiguredSource::File(path), SourceProblem::NotOwned { .. }) => format!(
+            "run `chown $(id -u):$(id -g) {}` if it is yours",
+            path.display()
+        ),
+        (ConfiguredSource::Env(variable), SourceProblem::Unset | SourceProblem::Empty) => {
+            format!(
+                "set {variable} in the environment keyvault runs in (the scheduled sweep's too)"
+            )
+        }
+        _ => return None,
+    })
+}
+
 fn hint_store(e: &StoreError) -> Option<String> {
     Some(match e {
         StoreError::Permissions { path, expected, .. } => {

@@ -5,28 +5,42 @@ use crate::progress::Spinner;
 use keyvault_core::secrecy::zeroize::Zeroizing;
 use keyvault_core::{
     Callbacks, Error, Passphrase, PassphraseKind, PassphraseRequest, Progress, Result,
+    SourceProblem,
 };
 use std::io::{IsTerminal, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Largest passphrase file or stdin keyvault reads.
 const MAX_PASSPHRASE_BYTES: u64 = 4096;
 
-/// One place a passphrase can come from.
+/// One place a passphrase can come from. `flags` is the prefix of the flags that named
+/// it (`""` for `--passphrase-*`, `"new-"`, `"old-"`, `"login-"`, `"ca-"`), so an error
+/// names the flag as it was given.
 #[derive(Debug, Clone)]
 pub enum Source {
-    Env(String),
-    File(PathBuf),
-    Stdin,
+    Env { var: String, flags: &'static str },
+    File { path: PathBuf, flags: &'static str },
+    Stdin { flags: &'static str },
     Prompt,
 }
 
 impl Source {
-    pub fn from_flags(env: Option<&String>, file: Option<&PathBuf>, stdin: bool) -> Self {
+    pub fn from_flags(
+        flags: &'static str,
+        env: Option<&String>,
+        file: Option<&PathBuf>,
+        stdin: bool,
+    ) -> Self {
         match (env, file, stdin) {
-            (Some(v), _, _) => Source::Env(v.clone()),
-            (_, Some(f), _) => Source::File(f.clone()),
-            (_, _, true) => Source::Stdin,
+            (Some(v), _, _) => Source::Env {
+                var: v.clone(),
+                flags,
+            },
+            (_, Some(f), _) => Source::File {
+                path: f.clone(),
+                flags,
+            },
+            (_, _, true) => Source::Stdin { flags },
             _ => Source::Prompt,
         }
     }
@@ -114,6 +128,48 @@ fn read_first_line(reader: impl Read, request: &PassphraseRequest, what: &str) -
         .map_err(|_| unavailable(request, format!("{what} is not UTF-8 text")))
 }
 
+/// The first line of the passphrase file `path` given with `--{flags}passphrase-file`. A
+/// symbolic link is followed (`<(…)` names one, to a pipe), a pipe or device is read as it
+/// comes; a regular file must grant nothing to group or others. Whatever is wrong is said
+/// with the file's name and the flag, never with its content.
+fn read_file(path: &Path, flags: &str, request: &PassphraseRequest) -> Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let link = std::fs::symlink_metadata(path)
+        .is_ok_and(|m| m.file_type().is_symlink())
+        .then(|| std::fs::read_link(path).ok())
+        .flatten();
+    let name = match &link {
+        Some(to) => format!(
+            "passphrase file {} (--{flags}passphrase-file, a symbolic link to {})",
+            path.display(),
+            to.display()
+        ),
+        None => format!(
+            "passphrase file {} (--{flags}passphrase-file)",
+            path.display()
+        ),
+    };
+    let wrong = |problem: SourceProblem| unavailable(request, format!("{name} {problem}"));
+    let meta = std::fs::metadata(path).map_err(|e| wrong(SourceProblem::of_io(&e)))?;
+    if meta.is_dir() {
+        return Err(wrong(SourceProblem::NotRegular));
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if meta.is_file() && mode & 0o077 != 0 {
+        return Err(wrong(SourceProblem::Permissions { mode }));
+    }
+    let file = std::fs::File::open(path).map_err(|e| wrong(SourceProblem::of_io(&e)))?;
+    let line = read_first_line(file, request, &name)?;
+    if line.is_empty() {
+        return Err(wrong(if meta.is_file() && meta.len() == 0 {
+            SourceProblem::Empty
+        } else {
+            SourceProblem::EmptyFirstLine
+        }));
+    }
+    Ok(line)
+}
+
 /// What a prompt says: "Passphrase for key personal-1", and "New passphrase for …" where
 /// a new passphrase is set for something that has one (`passwd`).
 fn prompt_label(request: &PassphraseRequest) -> String {
@@ -140,24 +196,28 @@ impl CliCallbacks {
 
     fn read(&mut self, source: &Source, request: &PassphraseRequest) -> Result<Passphrase> {
         let value = match source {
-            Source::Env(var) => match std::env::var_os(var) {
-                None => {
-                    return Err(unavailable(
+            Source::Env { var, flags } => {
+                let wrong = |problem: SourceProblem| {
+                    unavailable(
                         request,
-                        format!("environment variable {var} is not set"),
-                    ));
+                        format!("environment variable {var} (--{flags}passphrase-env) {problem}"),
+                    )
+                };
+                match std::env::var_os(var) {
+                    None => return Err(wrong(SourceProblem::Unset)),
+                    Some(v) if v.is_empty() => return Err(wrong(SourceProblem::Empty)),
+                    Some(v) => v.into_string().map_err(|_| wrong(SourceProblem::NotUtf8))?,
                 }
-                Some(v) => v.into_string().map_err(|_| {
-                    unavailable(request, format!("environment variable {var} is not UTF-8"))
-                })?,
-            },
-            Source::File(path) => {
-                let file = std::fs::File::open(path).map_err(|e| {
-                    unavailable(request, format!("cannot read {}: {e}", path.display()))
-                })?;
-                read_first_line(file, request, &path.display().to_string())?
             }
-            Source::Stdin => read_limited(std::io::stdin().lock(), request, "standard input")?,
+            Source::File { path, flags } => read_file(path, flags, request)?,
+            Source::Stdin { flags } => {
+                let what = format!("standard input (--{flags}passphrase-stdin)");
+                let text = read_limited(std::io::stdin().lock(), request, &what)?;
+                if text.is_empty() {
+                    return Err(unavailable(request, format!("{what} is empty")));
+                }
+                text
+            }
             Source::Prompt => return self.prompt(request),
         };
         Ok(Passphrase::new(value))

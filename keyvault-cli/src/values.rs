@@ -65,6 +65,7 @@ impl PassphraseSource {
     /// Where the passphrase comes from (a prompt without any of the flags).
     pub fn source(&self) -> Source {
         Source::from_flags(
+            "",
             self.passphrase_env.as_ref(),
             self.passphrase_file.as_ref(),
             self.passphrase_stdin,
@@ -76,6 +77,7 @@ impl NewPassphraseSource {
     /// Where `passwd`'s new passphrase comes from.
     pub fn source(&self) -> Source {
         Source::from_flags(
+            "new-",
             self.new_passphrase_env.as_ref(),
             self.new_passphrase_file.as_ref(),
             self.new_passphrase_stdin,
@@ -85,9 +87,15 @@ impl NewPassphraseSource {
 
 /// A passphrase from `--*-passphrase-env VAR` or `--*-passphrase-file FILE`, else from
 /// `fallback` (the old key's in `rotate`, the login key's in `deploy`).
-pub fn source_or(env: Option<&String>, file: Option<&PathBuf>, fallback: &Source) -> Source {
+/// `flags` is the flags' prefix (`"old-"`, `"login-"`), for errors that name them.
+pub fn source_or(
+    flags: &'static str,
+    env: Option<&String>,
+    file: Option<&PathBuf>,
+    fallback: &Source,
+) -> Source {
     match (env, file) {
         (None, None) => fallback.clone(),
-        (env, file) => Source::from_flags(env, file, false),
+        (env, file) => Source::from_flags(flags, env, file, false),
     }
 }

@@ -11,7 +11,7 @@
 
 use crate::admission::KeyOptions;
 use crate::callbacks::{Callbacks, PassphraseRequest};
-use crate::error::{Error, Result};
+use crate::error::{ConfiguredSource, Error, Result, SourceProblem};
 use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState, Origin, Protection, Purpose};
 use crate::policy::{PassphraseSource, RotationRule};
 use crate::report::Report;
@@ -170,21 +170,78 @@ impl Callbacks for NoPerson {
 }
 
 /// The first line of a `passphrase_file`, without its line ending: a regular file, the
-/// user's own, that group and others cannot access.
+/// user's own, that group and others cannot access, whose first line is not empty.
 ///
 /// # Errors
 ///
-/// [`crate::StoreError`] for a file that is missing, a symlink, another user's or
-/// accessible to others; [`Error::PassphraseUnavailable`] for one that is not UTF-8.
+/// [`Error::ConfiguredPassphrase`] naming the file and what is wrong with it: missing, a
+/// symbolic link, not a regular file, another user's, accessible to others, unreadable,
+/// empty or not UTF-8.
 pub fn read_passphrase_file(path: &Path, subject: &str) -> Result<Passphrase> {
-    let bytes = crate::fsutil::read_private_owned(path, MAX_PASSPHRASE_FILE)?;
+    let wrong = |problem| Error::ConfiguredPassphrase {
+        subject: subject.to_owned(),
+        from: ConfiguredSource::File(path.to_owned()),
+        problem,
+    };
+    let bytes = crate::fsutil::read_private_owned(path, MAX_PASSPHRASE_FILE)
+        .map_err(|e| wrong(file_problem(path, e)))?;
+    if bytes.is_empty() {
+        return Err(wrong(SourceProblem::Empty));
+    }
     let line = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let text = std::str::from_utf8(line).map_err(|_| Error::PassphraseUnavailable {
-        subject: subject.to_owned(),
-        reason: format!("{} is not UTF-8 text", path.display()),
-    })?;
+    if line.is_empty() {
+        return Err(wrong(SourceProblem::EmptyFirstLine));
+    }
+    let text = std::str::from_utf8(line).map_err(|_| wrong(SourceProblem::NotUtf8))?;
     Ok(Passphrase::new(text.to_owned()))
+}
+
+/// What `fsutil`'s refusal to read the passphrase file `path` means.
+fn file_problem(path: &Path, e: crate::error::StoreError) -> SourceProblem {
+    use crate::error::StoreError;
+    match e {
+        StoreError::NotOwned { owner, .. } => SourceProblem::NotOwned { owner },
+        StoreError::Permissions { mode, .. } => SourceProblem::Permissions { mode },
+        StoreError::NotRegular { .. } => {
+            // Only a look at what the name is (fsutil refused to follow it), to tell a
+            // symbolic link from a directory or a device; nothing is read or written.
+            let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+            if link {
+                SourceProblem::Symlink
+            } else {
+                SourceProblem::NotRegular
+            }
+        }
+        StoreError::Io { source, .. } => SourceProblem::of_io(&source),
+        other => SourceProblem::Unreadable {
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// The passphrase in the environment variable a purpose's `passphrase_env` names, as
+/// `env` gives it.
+///
+/// # Errors
+///
+/// [`Error::ConfiguredPassphrase`] for a variable that is not set (or not UTF-8: `env`
+/// cannot tell them apart) or empty.
+pub(crate) fn passphrase_from_env(
+    variable: &str,
+    subject: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Passphrase> {
+    let wrong = |problem| Error::ConfiguredPassphrase {
+        subject: subject.to_owned(),
+        from: ConfiguredSource::Env(variable.to_owned()),
+        problem,
+    };
+    match env(variable) {
+        None => Err(wrong(SourceProblem::Unset)),
+        Some(value) if value.is_empty() => Err(wrong(SourceProblem::Empty)),
+        Some(value) => Ok(Passphrase::new(value)),
+    }
 }
 
 impl Vault {
@@ -398,14 +455,7 @@ impl Vault {
             Unattended::Keyring | Unattended::Unencrypted | Unattended::Person => {
                 return Ok(None);
             }
-            Unattended::Env { variable } => env(variable).map(Passphrase::new).ok_or_else(|| {
-                Error::PassphraseUnavailable {
-                    subject: subject.clone(),
-                    reason: format!(
-                        "environment variable {variable} (passphrase_env in config.toml) is not set or not UTF-8"
-                    ),
-                }
-            }),
+            Unattended::Env { variable } => passphrase_from_env(variable, &subject, env),
             Unattended::File { path } => read_passphrase_file(path, &subject),
         }?;
         let context = self.context_words(&due.purpose, None);

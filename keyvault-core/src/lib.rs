@@ -12,6 +12,7 @@ pub mod authorized_keys;
 pub mod backup;
 pub mod ca;
 pub mod callbacks;
+mod child;
 pub mod child_env;
 pub mod clock;
 mod deploy;
@@ -50,7 +51,8 @@ mod store;
 pub use store::bulk_import;
 #[cfg(feature = "postgres")]
 pub use store::{
-    PostgresPasswordFileIgnored, postgres_password_account, postgres_password_file_ignored,
+    PostgresPasswordFileIgnored, postgres_legacy_password_account, postgres_password_account,
+    postgres_password_file_ignored,
 };
 mod sweep;
 pub mod target;
@@ -67,9 +69,9 @@ pub use child_env::ChildEnv;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use due::{DueKey, DueReason, DueResult, DueRotation, DueRun, Unattended};
 pub use error::{
-    AuditError, AuditLog, ConfigError, Error, InputError, KeyError, NextStep, Operation,
-    PolicyError, Provider, ProviderError, Refusal, RequestError, Result, StoreError, TargetError,
-    WorkItem,
+    AuditError, AuditLog, ConfigError, ConfiguredSource, Error, InputError, KeyError, NextStep,
+    Operation, PolicyError, Provider, ProviderError, Refusal, RequestError, Result, SourceProblem,
+    StoreError, TargetError, WorkItem,
 };
 pub use inventory::ParseError as InventoryParseError;
 pub use inventory::{

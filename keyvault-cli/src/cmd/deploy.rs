@@ -12,6 +12,7 @@ pub(crate) fn deploy(ctx: &mut Ctx<'_>, a: DeployArgs) -> Result<Done, Failure> 
         DeployTo::Pods(account) => {
             let src = a.passphrase.source();
             let login = source_or(
+                "login-",
                 a.login_passphrase_env.as_ref(),
                 a.login_passphrase_file.as_ref(),
                 &src,

@@ -25,6 +25,7 @@ pub(crate) fn mint(ctx: &mut Ctx<'_>, a: MintArgs) -> Result<Done, Failure> {
     }
     let src = a.protection.passphrase.source();
     let ca_src = Source::from_flags(
+        "ca-",
         a.ca_passphrase_env.as_ref(),
         a.ca_passphrase_file.as_ref(),
         a.ca_passphrase_stdin,

@@ -16,6 +16,7 @@ pub(crate) fn rotate(ctx: &mut Ctx<'_>, a: RotateArgs) -> Result<Done, Failure> 
     // same source as the new one.
     let src = a.passphrase.source();
     let old = source_or(
+        "old-",
         a.old_passphrase_env.as_ref(),
         a.old_passphrase_file.as_ref(),
         &src,

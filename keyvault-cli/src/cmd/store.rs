@@ -19,7 +19,11 @@ Examples:\n  keyvault store login\n  pass show kv-db | keyvault store login --st
     )]
     Login(StoreLoginArgs),
     /// Delete the password kept by `store login` from the OS keyring.
-    #[command(after_help = "Examples:\n  keyvault store logout")]
+    #[command(
+        after_help = "For a URL with several hosts, ports or a hostaddr, the entry an older keyvault kept \
+under the first server's account (postgres:USER@HOST:PORT/DB) is deleted too.\n\n\
+Examples:\n  keyvault store logout"
+    )]
     Logout,
 }
 
@@ -55,7 +59,14 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, c: StoreCommand) -> Result<Done, Failure> {
             }
         }
         StoreCommand::Logout => {
-            let removed = keyring.delete(&account)?;
+            let mut removed = keyring.delete(&account)?;
+            // An older keyvault kept a URL with several servers under the first one's
+            // account; this store's password is gone only once that entry is too.
+            if let Some(legacy) = keyvault_core::postgres_legacy_password_account(&url)
+                .map_err(keyvault_core::Error::from)?
+            {
+                removed |= keyring.delete(&legacy)?;
+            }
             if ctx.json {
                 print_json(&json!({"store": url, "removed": removed}));
             } else if removed {

@@ -245,7 +245,7 @@ fn table_of_bad_flags_values_and_files() {
                 "NOPE",
             ]),
             2,
-            "environment variable NOPE is not set",
+            "environment variable NOPE (--new-passphrase-env) is not set",
         ),
         (
             s(&[
@@ -257,7 +257,7 @@ fn table_of_bad_flags_values_and_files() {
                 "KV_PASS2",
             ]),
             2,
-            "cannot read /nonexistent/p",
+            "passphrase file /nonexistent/p (--passphrase-file) does not exist",
         ),
         (
             s(&[
@@ -825,7 +825,7 @@ fn table_of_bad_input_for_lifecycle_commands_and_environment() {
             &["rotate", "personal", "--passphrase-env", "NOPE"],
             no_env,
             2,
-            "environment variable NOPE is not set",
+            "environment variable NOPE (--passphrase-env) is not set",
         ),
         (
             &["rotate", "personal", "--passphrase-env", "WEAK"],

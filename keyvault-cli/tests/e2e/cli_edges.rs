@@ -129,6 +129,7 @@ fn passphrase_file_is_read_to_its_first_line() {
     ] {
         let file = v.root.join(format!("pass-{purpose}"));
         std::fs::write(&file, text).expect("write");
+        crate::support::chmod(&file, 0o600);
         let key = v
             .run(&[
                 "--json",

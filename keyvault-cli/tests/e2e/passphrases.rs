@@ -10,6 +10,7 @@ fn every_source_works_and_none_leaks() {
         .no_secrets();
     let file = v.root.join("pass.txt");
     std::fs::write(&file, format!("{PASS}\n")).expect("write");
+    crate::support::chmod(&file, 0o600);
     v.run(&[
         "new",
         "--purpose",
@@ -89,7 +90,7 @@ fn no_input_and_missing_sources_fail_clearly() {
         .expect(2);
     assert!(
         run.stderr
-            .contains("environment variable UNSET_VAR is not set"),
+            .contains("environment variable UNSET_VAR (--passphrase-env) is not set"),
         "{}",
         run.stderr
     );
@@ -99,7 +100,10 @@ fn no_input_and_missing_sources_fail_clearly() {
 #[test]
 fn weak_and_empty_passphrases_are_refused() {
     let v = Vault::new();
-    for (weak, why) in [("password1", "too weak"), ("", "empty passphrase")] {
+    for (weak, why) in [
+        ("password1", "too weak"),
+        ("", "environment variable WEAK (--passphrase-env) is empty"),
+    ] {
         let run = v
             .cmd(&["new", "--purpose", "personal", "--passphrase-env", "WEAK"])
             .env("WEAK", weak)
@@ -162,6 +166,7 @@ fn passwd_changes_the_passphrase_atomically() {
     // Old from a file, new from stdin.
     let old = v.root.join("old");
     std::fs::write(&old, PASS).expect("write");
+    crate::support::chmod(&old, 0o600);
     v.run_stdin(
         &[
             "passwd",

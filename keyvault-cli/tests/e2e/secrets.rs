@@ -14,6 +14,7 @@ fn every_command_keeps_secrets_out_of_output_and_files() {
     v.set_env("RUST_BACKTRACE", "full");
     let file = v.root.join("pass2");
     std::fs::write(&file, PASS2).expect("write");
+    crate::support::chmod(&file, 0o600);
     let ssh = v.root.join(".ssh");
     std::fs::create_dir(&ssh).expect("mkdir");
     let imported = ssh.join("id_ed25519");

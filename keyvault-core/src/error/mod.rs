@@ -11,6 +11,7 @@ mod backup;
 mod incomplete;
 mod input;
 mod key;
+mod passphrase;
 mod policy;
 mod provider;
 mod request;
@@ -24,6 +25,7 @@ pub use backup::BackupError;
 pub use incomplete::{Incomplete, NextStep, Operation, WorkItem, describe};
 pub use input::InputError;
 pub use key::{KeyError, KeyringError};
+pub use passphrase::{ConfiguredSource, SourceProblem};
 pub use policy::{PolicyError, Refusal};
 pub use provider::{Provider, ProviderError};
 pub use request::RequestError;
@@ -87,6 +89,16 @@ pub enum Error {
         /// Why none could be obtained, e.g. `--no-input is set`.
         reason: String,
     },
+    /// A purpose's `passphrase_env` or `passphrase_file` gives no usable passphrase.
+    #[error("no passphrase for {subject}: {from} {problem}")]
+    ConfiguredPassphrase {
+        /// What the passphrase was for, e.g. `key team-1 (purpose team)`.
+        subject: String,
+        /// The variable or file.
+        from: ConfiguredSource,
+        /// What is wrong with it.
+        problem: SourceProblem,
+    },
 }
 
 impl Error {
@@ -101,6 +113,7 @@ impl Error {
                 | Error::Config(_)
                 | Error::Request(_)
                 | Error::PassphraseUnavailable { .. }
+                | Error::ConfiguredPassphrase { .. }
                 | Error::Target(
                     TargetError::Credentials { .. }
                         | TargetError::UnknownProfile { .. }

@@ -21,13 +21,12 @@
 //! is spent only in that case.
 
 use crate::callbacks::PassphraseKind;
-use crate::due::{NoPerson, read_passphrase_file};
-use crate::error::{Error, Result};
+use crate::due::{NoPerson, passphrase_from_env, read_passphrase_file};
+use crate::error::Result;
 use crate::inventory::{Inventory, KeyRecord, Protection, Purpose, Step};
 use crate::policy::PassphraseSource;
 use crate::report::{Report, Retiring};
 use crate::run::{Opened, key, key_mut};
-use crate::secret::Passphrase;
 use crate::store::Txn;
 use crate::target::TargetSpec;
 use crate::vault::Vault;
@@ -161,14 +160,7 @@ impl Vault {
         let passphrase = match source {
             None => None,
             Some(PassphraseSource::Env(variable)) => {
-                Some(env(&variable).map(Passphrase::new).ok_or_else(|| {
-                    Error::PassphraseUnavailable {
-                        subject: subject.clone(),
-                        reason: format!(
-                            "environment variable {variable} (passphrase_env in config.toml) is not set"
-                        ),
-                    }
-                })?)
+                Some(passphrase_from_env(&variable, &subject, env)?)
             }
             Some(PassphraseSource::File(path)) => Some(read_passphrase_file(&path, &subject)?),
         };

@@ -25,6 +25,8 @@ mod sqlite_migrate;
 mod sqlite_tests;
 
 #[cfg(feature = "postgres")]
+pub use postgres::legacy_password_account as postgres_legacy_password_account;
+#[cfg(feature = "postgres")]
 pub use postgres::password_account as postgres_password_account;
 #[cfg(feature = "postgres")]
 pub use postgres::{

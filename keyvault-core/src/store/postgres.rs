@@ -24,7 +24,7 @@ mod passfile;
 mod target;
 
 pub use passfile::{PasswordFileIgnored, ignored as password_file_ignored};
-pub use target::password_account;
+pub use target::{legacy_password_account, password_account};
 
 use super::sql::{self, Dialect, KeyRow};
 use super::{Changes, Session, Store, View};

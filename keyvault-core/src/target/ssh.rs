@@ -145,9 +145,9 @@ impl SshTarget {
         }
     }
 
-    /// `ssh` in the target's environment.
+    /// `ssh` in the target's environment, killed when keyvault ends (see `child`).
     fn ssh(&self) -> std::process::Command {
-        let mut c = std::process::Command::new("ssh");
+        let mut c = crate::child::command("ssh");
         self.env.apply(&mut c);
         c
     }

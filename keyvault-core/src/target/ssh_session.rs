@@ -96,11 +96,10 @@ pub(super) struct Session {
 impl Session {
     pub(super) fn start(mut cmd: std::process::Command) -> std::io::Result<Session> {
         use std::process::Stdio;
-        let mut child = cmd
-            .stdin(Stdio::piped())
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
+            .stderr(Stdio::piped());
+        let mut child = crate::child::spawn(cmd)?;
         let stdout = child
             .stdout
             .take()
@@ -184,7 +183,7 @@ pub(super) fn run_with_input(
     })
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    let mut child = cmd.spawn()?;
+    let mut child = crate::child::spawn(cmd)?;
     let stderr = capped_stderr(&mut child);
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
         pipe.write_all(data)?;

@@ -223,6 +223,29 @@ pub fn password_account(url: &str) -> Result<String, StoreError> {
     Target::parse(url).map(|t| t.account)
 }
 
+/// The account keyvault kept the password of `url` under before accounts named every
+/// server (`postgres:USER@FIRST_HOST:FIRST_PORT/DB`), where that differs from
+/// [`password_account`]: for `keyvault store logout` to delete it too. Never looked up: the
+/// password kept there was for the first server only.
+///
+/// # Errors
+///
+/// [`StoreError::Database`] when `url` is not a usable PostgreSQL URL.
+pub fn legacy_password_account(url: &str) -> Result<Option<String>, StoreError> {
+    let target = Target::parse(url)?;
+    let config = &target.config;
+    let host = match config.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or_default();
+    let db = config.get_dbname().unwrap_or(user);
+    let legacy = format!("postgres:{user}@{host}:{port}/{db}");
+    Ok((legacy != target.account).then_some(legacy))
+}
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
@@ -380,6 +403,17 @@ mod tests {
         assert_eq!(
             account("postgres://kv@db.example:5432/vault?hostaddr=203.0.113.9"),
             "postgres:kv@db.example:5432/vault?hostaddr=203.0.113.9"
+        );
+        // The account an older keyvault used for each: the first server's.
+        let legacy = |url: &str| legacy_password_account(url).expect(url);
+        assert_eq!(legacy("postgres://kv@db.example:5432/vault"), None);
+        assert_eq!(
+            legacy("postgres://kv@db.example:5432,evil.example:6543/vault").as_deref(),
+            Some(plain.as_str())
+        );
+        assert_eq!(
+            legacy("postgres://kv@db.example:5432/vault?hostaddr=203.0.113.9").as_deref(),
+            Some(plain.as_str())
         );
     }
 }

@@ -1,0 +1,334 @@
+//! A passphrase source that gives no passphrase is reported with its name (the variable,
+//! the file and the flag or `config.toml` setting) and what is wrong with it, never with
+//! its content; from a flag it is a usage error (exit 2).
+
+use crate::support::{PASS, Vault, chmod, mint_ci_cert};
+use keyvault_tests::fake_runpod::{FakeRunpod, pod};
+use std::path::{Path, PathBuf};
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf8")
+}
+
+/// A file holding `text`, with `mode`.
+fn file(v: &Vault, name: &str, text: &str, mode: u32) -> PathBuf {
+    let path = v.root.join(name);
+    std::fs::write(&path, text).expect("write");
+    chmod(&path, mode);
+    path
+}
+
+/// A symbolic link `name` to `to`.
+fn link(v: &Vault, name: &str, to: &Path) -> PathBuf {
+    let path = v.root.join(name);
+    std::os::unix::fs::symlink(to, &path).expect("symlink");
+    path
+}
+
+/// Runs `args` and expects exit 2 and `want` in the error.
+fn refused(v: &Vault, args: &[&str], want: &str) {
+    let run = v.run(args).expect(2).no_secrets();
+    assert!(
+        run.stderr.contains(want),
+        "{args:?}: wanted {want:?} in\n{}",
+        run.stderr
+    );
+}
+
+/// A vault with `personal-1` (passphrase in KV_PASS) and `BLANK` set and empty.
+fn vault() -> Vault {
+    let v = Vault::new();
+    v.set_env("BLANK", "");
+    v.new_key("personal", &[]);
+    v
+}
+
+/// `passwd personal` with the old and new passphrases' flags.
+fn passwd<'a>(old: &[&'a str], new: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["passwd", "personal"];
+    args.extend_from_slice(old);
+    args.extend_from_slice(new);
+    args
+}
+
+const OLD_OK: [&str; 2] = ["--passphrase-env", "KV_PASS"];
+const NEW_OK: [&str; 2] = ["--new-passphrase-env", "KV_PASS2"];
+
+#[test]
+fn a_wrong_passphrase_variable_or_stdin_says_which_and_what() {
+    let v = vault();
+    for (args, want) in [
+        (
+            passwd(&["--passphrase-env", "NOPE"], &NEW_OK),
+            "no passphrase for key personal-1: environment variable NOPE (--passphrase-env) is not set",
+        ),
+        (
+            passwd(&["--passphrase-env", "BLANK"], &NEW_OK),
+            "environment variable BLANK (--passphrase-env) is empty",
+        ),
+        (
+            passwd(&OLD_OK, &["--new-passphrase-env", "NOPE"]),
+            "environment variable NOPE (--new-passphrase-env) is not set",
+        ),
+        (
+            passwd(&OLD_OK, &["--new-passphrase-env", "BLANK"]),
+            "environment variable BLANK (--new-passphrase-env) is empty",
+        ),
+        (
+            passwd(&["--passphrase-stdin"], &NEW_OK),
+            "standard input (--passphrase-stdin) is empty",
+        ),
+    ] {
+        refused(&v, &args, want);
+    }
+    // In JSON: a usage error with the same words.
+    let mut args = vec!["--json"];
+    args.extend(passwd(&["--passphrase-env", "NOPE"], &NEW_OK));
+    let run = v.run(&args).expect(2).no_secrets();
+    let error: serde_json::Value = serde_json::from_str(run.stderr.trim()).expect("json");
+    assert_eq!(error["error"]["kind"], "usage", "{error}");
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("environment variable NOPE (--passphrase-env) is not set"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_wrong_passphrase_file_says_which_and_what() {
+    let v = vault();
+    let good = file(&v, "good", &format!("{PASS}\n"), 0o600);
+    let open = file(&v, "open", &format!("{PASS}\n"), 0o644);
+    let empty = file(&v, "empty", "", 0o600);
+    let blank_line = file(&v, "blank-line", &format!("\n{PASS}\n"), 0o600);
+    let nothing = v.root.join("nothing");
+    let dangling = link(&v, "dangling", &nothing);
+    let open_link = link(&v, "open-link", &open);
+    let under_a_file = good.join("x");
+    let named = |p: &Path| format!("passphrase file {} (--passphrase-file)", p.display());
+    let linked = |p: &Path, to: &Path| {
+        format!(
+            "passphrase file {} (--passphrase-file, a symbolic link to {})",
+            p.display(),
+            to.display()
+        )
+    };
+    for (path, want) in [
+        (&nothing, format!("{} does not exist", named(&nothing))),
+        (
+            &dangling,
+            format!("{} does not exist", linked(&dangling, &nothing)),
+        ),
+        (&v.root, format!("{} is not a regular file", named(&v.root))),
+        (
+            &under_a_file,
+            format!("{} cannot be read: not a directory", named(&under_a_file)),
+        ),
+        (
+            &open,
+            format!(
+                "{} grants access to group or others (mode 0644; expected 0600)",
+                named(&open)
+            ),
+        ),
+        (
+            &open_link,
+            format!("{} grants access", linked(&open_link, &open)),
+        ),
+        (&empty, format!("{} is empty", named(&empty))),
+        (
+            &blank_line,
+            format!("{} has an empty first line", named(&blank_line)),
+        ),
+    ] {
+        refused(&v, &passwd(&["--passphrase-file", s(path)], &NEW_OK), &want);
+    }
+    refused(
+        &v,
+        &passwd(&OLD_OK, &["--new-passphrase-file", s(&open)]),
+        &format!(
+            "passphrase file {} (--new-passphrase-file) grants access",
+            open.display()
+        ),
+    );
+    // A link to a private file is followed, and nothing above changed the key.
+    let good_link = link(&v, "good-link", &good);
+    v.run(&passwd(&["--passphrase-file", s(&good_link)], &NEW_OK))
+        .expect(0)
+        .no_secrets();
+}
+
+#[test]
+fn a_wrong_ca_passphrase_flag_is_named() {
+    let v = Vault::new();
+    v.write_config(crate::support::CI_CONFIG);
+    v.run(&["ca", "init", "--passphrase-env", "KV_PASS"])
+        .expect(0);
+    let open = file(&v, "open", &format!("{PASS}\n"), 0o644);
+    let out = v.root.join("ci_key");
+    let mut mint = mint_ci_cert(&out);
+    let at = mint.iter().position(|a| *a == "KV_PASS").expect("KV_PASS");
+    mint[at] = "NOPE";
+    refused(
+        &v,
+        &mint,
+        "environment variable NOPE (--ca-passphrase-env) is not set",
+    );
+    mint[at - 1] = "--ca-passphrase-file";
+    mint[at] = s(&open);
+    let want = format!(
+        "passphrase file {} (--ca-passphrase-file) grants access",
+        open.display()
+    );
+    refused(&v, &mint, &want);
+    assert!(!out.exists());
+}
+
+/// `rotate personal --pods` with the new passphrase from KV_PASS2 and `old`.
+fn rotate<'a>(old: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "rotate",
+        "personal",
+        "--pods",
+        "--passphrase-env",
+        "KV_PASS2",
+    ];
+    args.extend_from_slice(old);
+    args
+}
+
+/// A pod trusting personal-1: rotating with --pods and deploying to the account's pods log
+/// in with an older key, whose passphrase the `--old-`/`--login-` flags give.
+#[test]
+fn a_wrong_old_or_login_passphrase_flag_is_named() {
+    let server = FakeRunpod::start();
+    let v = vault();
+    let open = file(&v, "open", &format!("{PASS}\n"), 0o644);
+    v.use_runpod(&server);
+    let shown = v.run(&["--json", "show", "personal-1"]).expect(0).json();
+    let public = shown["public_key"].as_str().expect("public_key").to_owned();
+    v.run(&["deploy", "personal", "--to", "runpod"]).expect(0);
+    let port = crate::support::dead_port();
+    server.add_pod(pod(
+        "poda",
+        "RUNNING",
+        &[&public],
+        Some(("127.0.0.1", port)),
+    ));
+    refused(
+        &v,
+        &rotate(&["--old-passphrase-env", "BLANK"]),
+        "environment variable BLANK (--old-passphrase-env) is empty",
+    );
+    let args = rotate(&["--old-passphrase-file", s(&open)]);
+    let want = format!(
+        "passphrase file {} (--old-passphrase-file) grants access",
+        open.display()
+    );
+    refused(&v, &args, &want);
+    // Rotated without --pods, the pod trusts only personal-1: deploying personal-2 to the
+    // account's pods logs in with personal-1.
+    let mut args = rotate(&["--old-passphrase-env", "KV_PASS"]);
+    args.retain(|a| *a != "--pods");
+    v.run(&args).expect(0);
+    refused(
+        &v,
+        &[
+            "deploy",
+            "personal",
+            "--to",
+            "runpod-pods",
+            "--passphrase-env",
+            "KV_PASS2",
+            "--login-passphrase-env",
+            "NOPE",
+        ],
+        "environment variable NOPE (--login-passphrase-env) is not set",
+    );
+}
+
+/// A purpose's `passphrase_env` / `passphrase_file` that gives no passphrase: the
+/// unattended rotation's error names the variable or file, the setting, and the problem.
+#[test]
+fn every_wrong_configured_source_says_which_and_what() {
+    let v = Vault::new();
+    v.set_env("BLANK", "");
+    let good = file(&v, "good", &format!("{PASS}\n"), 0o600);
+    let env = |var: &str, problem: &str| {
+        (
+            format!("passphrase_env = \"{var}\""),
+            format!("environment variable {var} (passphrase_env in config.toml) {problem}"),
+        )
+    };
+    let at = |path: &Path, problem: &str| {
+        (
+            format!("passphrase_file = \"{}\"", path.display()),
+            format!(
+                "passphrase_file {} in config.toml {problem}",
+                path.display()
+            ),
+        )
+    };
+    let cases = [
+        ("unset", env("NOPE", "is not set")),
+        ("blank", env("BLANK", "is empty")),
+        ("missing", at(&v.root.join("missing"), "does not exist")),
+        ("link", at(&link(&v, "link", &good), "is a symbolic link")),
+        ("dir", at(&v.root, "is not a regular file")),
+        (
+            "open",
+            at(
+                &file(&v, "open", &format!("{PASS}\n"), 0o640),
+                "grants access to group or others (mode 0640; expected 0600)",
+            ),
+        ),
+        ("empty", at(&file(&v, "empty", "", 0o600), "is empty")),
+        (
+            "blankline",
+            at(
+                &file(&v, "blank-line", &format!("\n{PASS}\n"), 0o600),
+                "has an empty first line",
+            ),
+        ),
+    ];
+    let mut config = "[policy]\nrotate_every = \"90d\"\n".to_owned();
+    for (purpose, (setting, _)) in &cases {
+        config.push_str(&format!("\n[purpose.{purpose}]\n{setting}\n"));
+    }
+    v.write_config(&config);
+    chmod(&v.home.join("config.toml"), 0o600);
+    let now = chrono::Utc::now();
+    v.set_now(now - chrono::TimeDelta::days(100));
+    for (purpose, _) in &cases {
+        v.new_key(purpose, &[]);
+    }
+    v.set_now(now);
+    let plan = v
+        .run(&["--json", "--no-input", "sweep", "--rotate-due", "--dry-run"])
+        .expect(0)
+        .no_secrets()
+        .json();
+    let error = |purpose: &str| {
+        let rotation = plan["rotations"]
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["purpose"] == purpose))
+            .unwrap_or_else(|| panic!("no rotation of {purpose}: {plan}"));
+        assert_eq!(rotation["result"], "failed", "{purpose}: {plan}");
+        rotation["error"].clone()
+    };
+    for (purpose, (_, want)) in &cases {
+        let message = error(purpose)["message"].to_string();
+        assert!(
+            message.contains(want.as_str()),
+            "{purpose}: wanted {want:?} in {message}"
+        );
+    }
+    let open = v.root.join("open");
+    let hint = error("open")["hint"].to_string();
+    assert!(
+        hint.contains(&format!("chmod 600 {}", open.display())),
+        "{hint}"
+    );
+    let hint = error("unset")["hint"].to_string();
+    assert!(hint.contains("set NOPE in the environment"), "{hint}");
+}
