@@ -33,7 +33,7 @@ const PADDING: [u8; 16] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16
 pub(crate) struct InvalidParams;
 
 /// PBKDF2 blocks `indices` (from 1) with bcrypt's hash as the PRF, in lockstep; once
-/// `stop` is set it returns early with blocks nobody will use.
+/// `stop` is set it returns early (after at most one hash) with blocks nobody will use.
 fn pbkdf2_blocks<const N: usize>(
     sha_pass: &Words,
     salt: &[u8],
@@ -46,7 +46,9 @@ fn pbkdf2_blocks<const N: usize>(
         for b in bytes {
             h.update(b);
         }
-        Zeroizing::new(eks::words::<16>(&h.finalize()))
+        let mut out = Zeroizing::new([0u8; 64]);
+        h.finalize_into((&mut *out).into());
+        Zeroizing::new(eks::words::<16>(&*out))
     };
     let mut sha_salt = indices.map(|i| digest(&[salt, i.to_be_bytes().as_slice()]));
     let mut u = Zeroizing::new(eks::bhash(sha_pass, std::array::from_fn(|k| &*sha_salt[k])));
@@ -82,20 +84,61 @@ pub(crate) fn bcrypt_pbkdf(
 /// Each computed block with its index (from 0).
 type Blocks = Vec<(usize, Zeroizing<[u8; BLOCK]>)>;
 
+/// What [`Derivation::start`] shares with its threads.
+struct Job {
+    sha_pass: Zeroizing<Words>,
+    salt: Vec<u8>,
+    rounds: u32,
+    blocks: usize,
+    stop: AtomicBool,
+}
+
+impl Job {
+    /// The pairs of blocks `first, first + step, …` (a last block without a partner alone),
+    /// until `stop` is set.
+    fn run(&self, first: usize, step: usize) -> Blocks {
+        let pairs: Vec<usize> = (first..self.blocks.div_ceil(2)).step_by(step).collect();
+        let mut out = Vec::with_capacity(2 * pairs.len());
+        // At most 32 blocks, so an index fits.
+        let index = |n: usize| u32::try_from(n + 1).unwrap_or(u32::MAX);
+        for pair in pairs {
+            if self.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let (a, (sha, salt, rounds)) = (2 * pair, (&self.sha_pass, &self.salt, self.rounds));
+            if a + 1 < self.blocks {
+                let [x, y] = pbkdf2_blocks(sha, salt, rounds, [index(a), index(a + 1)], &self.stop);
+                out.extend([(a, x), (a + 1, y)]);
+            } else {
+                let [x] = pbkdf2_blocks(sha, salt, rounds, [index(a)], &self.stop);
+                out.push((a, x));
+            }
+        }
+        out
+    }
+}
+
+/// One thread's share of a [`Derivation`]: running, or computed on the caller's thread
+/// because no thread could be started.
+enum Lane {
+    Thread(std::thread::JoinHandle<Blocks>),
+    Done(Blocks),
+}
+
 /// A bcrypt-pbkdf running on threads of its own (pairs of blocks in lockstep, one thread
 /// per core at most), so that the caller can do other work meanwhile;
 /// [`Derivation::finish`] waits for it. Dropped unfinished, it tells its threads to stop
-/// after their current round; they wipe what they made.
+/// after their current round (they wipe what they made) and does not wait for them.
 pub(crate) struct Derivation {
     len: usize,
     blocks: usize,
-    lanes: Vec<std::thread::JoinHandle<Blocks>>,
-    stop: Arc<AtomicBool>,
+    lanes: Vec<Lane>,
+    job: Arc<Job>,
 }
 
 impl Drop for Derivation {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.job.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -108,8 +151,22 @@ impl Derivation {
         rounds: u32,
         len: usize,
     ) -> Result<Self, InvalidParams> {
+        Self::start_on(passphrase, salt, rounds, len, None)
+    }
+
+    /// As [`Self::start`], on `threads` threads if given (tests), else one per core, and
+    /// never more than there are pairs of blocks.
+    fn start_on(
+        passphrase: &[u8],
+        salt: &[u8],
+        rounds: u32,
+        len: usize,
+        threads: Option<usize>,
+    ) -> Result<Self, InvalidParams> {
+        // OpenBSD's limits, the salt's included.
         if passphrase.is_empty()
             || salt.is_empty()
+            || salt.len() > 1 << 20
             || rounds == 0
             || len == 0
             || len > BLOCK * BLOCK
@@ -117,63 +174,57 @@ impl Derivation {
             return Err(InvalidParams);
         }
         let blocks = len.div_ceil(BLOCK);
-        let sha_pass = Arc::new(Zeroizing::new(eks::words::<16>(&Zeroizing::new(
-            Sha512::digest(passphrase),
-        ))));
-        let salt: Arc<[u8]> = salt.into();
-        let stop = Arc::new(AtomicBool::new(false));
+        let digest = Zeroizing::new(Sha512::digest(passphrase));
+        let job = Arc::new(Job {
+            sha_pass: Zeroizing::new(eks::words::<16>(&digest)),
+            salt: salt.to_vec(),
+            rounds,
+            blocks,
+            stop: AtomicBool::new(false),
+        });
         let pairs = blocks.div_ceil(2);
         // One pair (an aes256-ctr key's 48 bytes) needs one thread: no need to ask how
         // many cores there are (which reads the cgroup's files).
-        let threads = if pairs == 1 {
-            1
-        } else {
-            let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-            cores.min(pairs)
+        let threads = match threads {
+            Some(n) => n.clamp(1, pairs),
+            None if pairs == 1 => 1,
+            None => std::thread::available_parallelism()
+                .map_or(1, std::num::NonZero::get)
+                .min(pairs),
         };
-        // Thread t computes the pairs of blocks t, t + threads, …
+        // Thread t computes the pairs t, t + threads, …
         let lanes = (0..threads)
             .map(|thread| {
-                let (sha_pass, salt, stop) = (sha_pass.clone(), salt.clone(), stop.clone());
-                std::thread::spawn(move || {
-                    let mut out = Vec::new();
-                    for pair in (thread..pairs).step_by(threads) {
-                        let first = 2 * pair;
-                        // At most 32 blocks, so an index fits.
-                        let index = |n: usize| u32::try_from(n + 1).unwrap_or(u32::MAX);
-                        if first + 1 < blocks {
-                            let indices = [index(first), index(first + 1)];
-                            let [a, b] = pbkdf2_blocks(&sha_pass, &salt, rounds, indices, &stop);
-                            out.extend([(first, a), (first + 1, b)]);
-                        } else {
-                            let [a] =
-                                pbkdf2_blocks(&sha_pass, &salt, rounds, [index(first)], &stop);
-                            out.push((first, a));
-                        }
-                    }
-                    out
-                })
+                let shared = job.clone();
+                match std::thread::Builder::new().spawn(move || shared.run(thread, threads)) {
+                    Ok(handle) => Lane::Thread(handle),
+                    // No thread to be had (a container's limit): compute it here.
+                    Err(_) => Lane::Done(job.run(thread, threads)),
+                }
             })
             .collect();
         Ok(Derivation {
             len,
             blocks,
             lanes,
-            stop,
+            job,
         })
     }
 
     /// Waits for the threads and returns the derived bytes.
     pub(crate) fn finish(mut self) -> Zeroizing<Vec<u8>> {
-        let handles = std::mem::take(&mut self.lanes);
+        let lanes = std::mem::take(&mut self.lanes);
         let mut generated: Vec<Zeroizing<[u8; BLOCK]>> = (0..self.blocks)
             .map(|_| Zeroizing::new([0; BLOCK]))
             .collect();
-        for handle in handles {
-            // A thread that panicked would have panicked here too: propagate it.
-            let blocks = handle
-                .join()
-                .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        for lane in lanes {
+            let blocks = match lane {
+                // A thread that panicked would have panicked here too: propagate it.
+                Lane::Thread(handle) => handle
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+                Lane::Done(blocks) => blocks,
+            };
             for (n, block) in blocks {
                 generated[n] = block;
             }
@@ -362,6 +413,24 @@ mod tests {
         assert!(bcrypt_pbkdf(b"p", b"salt", 0, &mut out).is_err());
         assert!(bcrypt_pbkdf(b"p", b"salt", 4, &mut []).is_err());
         assert!(bcrypt_pbkdf(b"p", b"salt", 1, &mut [0u8; 1025]).is_err());
+        assert!(bcrypt_pbkdf(b"p", &vec![1u8; (1 << 20) + 1], 1, &mut out).is_err());
+        assert!(bcrypt_pbkdf(b"p", &vec![1u8; 1 << 20], 1, &mut out).is_ok());
+    }
+
+    /// Every way the blocks can be shared out: one thread doing all the pairs, a thread
+    /// per pair, and some threads doing several; lengths at the edges of a block, odd block
+    /// counts (a block without a partner) and the largest output.
+    #[test]
+    fn same_output_as_the_crate_however_the_blocks_are_shared() {
+        for len in [1, 31, 32, 33, 48, 64, 65, 97, 200, 1023, 1024] {
+            let expected = reference(b"pass phrase", b"salty", 1, len);
+            for threads in [1, 3, 32] {
+                let got = Derivation::start_on(b"pass phrase", b"salty", 1, len, Some(threads))
+                    .expect("starts")
+                    .finish();
+                assert_eq!(*got, expected, "{len} bytes on {threads} threads");
+            }
+        }
     }
 
     proptest! {

@@ -22,6 +22,7 @@ pub(super) type Words = [u32; 16];
 
 /// The first `M` big-endian words of `bytes` (a 64-byte digest makes [`Words`]).
 pub(super) fn words<const M: usize>(bytes: &[u8]) -> [u32; M] {
+    debug_assert_eq!(bytes.len(), 4 * M, "a whole number of words");
     let mut out = [0u32; M];
     for (word, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
         *word = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
@@ -163,6 +164,8 @@ pub(super) fn bhash<const N: usize>(sha_pass: &Words, sha_salt: [&Words; N]) -> 
                 cdata[k][pair] = l[k];
                 cdata[k][pair + 1] = r[k];
             }
+            l.zeroize();
+            r.zeroize();
         }
     }
     // OpenBSD writes the words out little-endian, and bcrypt-pbkdf keeps that.
