@@ -249,11 +249,8 @@ fn temp_name(file: &Path) -> PathBuf {
 
 /// The temporary name `tmp` and SQLite's companions of it.
 fn stale_names(tmp: &Path) -> [PathBuf; 4] {
-    ["", "-wal", "-shm", "-journal"].map(|suffix| {
-        let mut name = tmp.as_os_str().to_owned();
-        name.push(suffix);
-        PathBuf::from(name)
-    })
+    let [wal, shm, journal] = companions(tmp);
+    [tmp.to_path_buf(), wal, shm, journal]
 }
 
 /// Removes what an interrupted build left (the file and SQLite's companions; a link there
