@@ -6,15 +6,13 @@
 //! key and IV) comes from two 32-byte PBKDF2 blocks that do not depend on each other, and
 //! that is nearly all the time `keyvault new` takes. The `bcrypt-pbkdf` crate, like
 //! `ssh-keygen`, computes them one after the other; here they run in lockstep on one core
-//! ([`eks`]: about 1.07× the time of one block), which leaves the other cores to the rest of
+//! ([`keyvault_bcrypt`]: about 1.07× the time of one block), which leaves the other cores to the rest of
 //! the command, and pairs of blocks spread over the cores when there are more. The result
 //! is the same bytes (checked against the crate for random inputs), and an attacker's cost
 //! is unchanged: they could always compute the blocks side by side.
 
-mod eks;
-mod pi;
-
-use eks::Words;
+use keyvault_bcrypt as eks;
+use keyvault_bcrypt::Words;
 use ssh_key::encoding::{Decode, Encode, Reader};
 use ssh_key::private::KeypairData;
 use ssh_key::sha2::{Digest, Sha512};

@@ -7,21 +7,25 @@
 //! about 1.07× the time of one on the machine of BENCHMARKS.md, so the two blocks of an
 //! aes256-ctr key's bcrypt-pbkdf need one core, not two. The arithmetic is OpenBSD's
 //! `bcrypt_pbkdf.c` and `blf.c` (the states, the expansions, and the output's byte order);
-//! the module tests check it against RustCrypto's `bcrypt-pbkdf` and OpenBSD's test vector.
+//! keyvault-core's `kdf` tests check it against RustCrypto's `bcrypt-pbkdf` and OpenBSD's
+//! test vector.
+//!
+//! A crate of its own so that debug builds optimize it (the workspace's `profile.dev`).
 
-use super::pi;
+mod pi;
+
 use zeroize::Zeroize;
 
 /// Bytes of one bcrypt hash.
-pub(super) const HASH: usize = 32;
+pub const HASH: usize = 32;
 /// The text bcrypt encrypts, as in OpenBSD's `bcrypt_pbkdf.c`.
 const SEED: &[u8; HASH] = b"OxychromaticBlowfishSwatDynamite";
 
 /// A SHA-512 digest as Blowfish reads a key or data stream: 16 big-endian words.
-pub(super) type Words = [u32; 16];
+pub type Words = [u32; 16];
 
 /// The first `M` big-endian words of `bytes` (a 64-byte digest makes [`Words`]).
-pub(super) fn words<const M: usize>(bytes: &[u8]) -> [u32; M] {
+pub fn words<const M: usize>(bytes: &[u8]) -> [u32; M] {
     debug_assert_eq!(bytes.len(), 4 * M, "a whole number of words");
     let mut out = [0u32; M];
     for (word, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
@@ -146,7 +150,7 @@ impl<const N: usize> Lanes<N> {
 }
 
 /// bcrypt's hash of one SHA-512'd passphrase with `N` SHA-512'd salts, one per lane.
-pub(super) fn bhash<const N: usize>(sha_pass: &Words, sha_salt: [&Words; N]) -> [[u8; HASH]; N] {
+pub fn bhash<const N: usize>(sha_pass: &Words, sha_salt: [&Words; N]) -> [[u8; HASH]; N] {
     let pass = [sha_pass; N];
     let mut lanes = Lanes::<N>::initial();
     lanes.expand::<true>(pass, sha_salt);
