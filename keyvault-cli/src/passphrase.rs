@@ -134,9 +134,9 @@ fn read_first_line(reader: impl Read, request: &PassphraseRequest, what: &str) -
 /// with the file's name and the flag, never with its content.
 fn read_file(path: &Path, flags: &str, request: &PassphraseRequest) -> Result<String> {
     use std::os::unix::fs::PermissionsExt;
-    let link = std::fs::symlink_metadata(path)
+    let link = std::fs::symlink_metadata(path) // outside fsutil: a look at the user's passphrase file; nothing is written
         .is_ok_and(|m| m.file_type().is_symlink())
-        .then(|| std::fs::read_link(path).ok())
+        .then(|| std::fs::read_link(path).ok()) // outside fsutil: where the link points, for the message
         .flatten();
     let name = match &link {
         Some(to) => format!(
@@ -150,7 +150,7 @@ fn read_file(path: &Path, flags: &str, request: &PassphraseRequest) -> Result<St
         ),
     };
     let wrong = |problem: SourceProblem| unavailable(request, format!("{name} {problem}"));
-    let meta = std::fs::metadata(path).map_err(|e| wrong(SourceProblem::of_io(&e)))?;
+    let meta = std::fs::metadata(path).map_err(|e| wrong(SourceProblem::of_io(&e)))?; // outside fsutil: read-only
     if meta.is_dir() {
         return Err(wrong(SourceProblem::NotRegular));
     }
@@ -158,7 +158,7 @@ fn read_file(path: &Path, flags: &str, request: &PassphraseRequest) -> Result<St
     if meta.is_file() && mode & 0o077 != 0 {
         return Err(wrong(SourceProblem::Permissions { mode }));
     }
-    let file = std::fs::File::open(path).map_err(|e| wrong(SourceProblem::of_io(&e)))?;
+    let file = std::fs::File::open(path).map_err(|e| wrong(SourceProblem::of_io(&e)))?; // outside fsutil: read-only
     let line = read_first_line(file, request, &name)?;
     if line.is_empty() {
         return Err(wrong(if meta.is_file() && meta.len() == 0 {

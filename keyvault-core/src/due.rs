@@ -206,7 +206,7 @@ fn file_problem(path: &Path, e: crate::error::StoreError) -> SourceProblem {
         StoreError::NotRegular { .. } => {
             // Only a look at what the name is (fsutil refused to follow it), to tell a
             // symbolic link from a directory or a device; nothing is read or written.
-            let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+            let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()); // outside fsutil: an lstat
             if link {
                 SourceProblem::Symlink
             } else {

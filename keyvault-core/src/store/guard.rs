@@ -57,13 +57,14 @@ impl Guarded {
 
 /// Whether anything is at `path` (a link counts, and is not followed).
 fn exists(path: &Path) -> bool {
-    std::fs::symlink_metadata(path).is_ok()
+    std::fs::symlink_metadata(path).is_ok() // outside fsutil: an lstat
 }
 
 /// Whether `a` and `b` are the same file (both exist).
-fn same_file(a: &Path, b: &Path) -> bool {
+pub(super) fn same_file(a: &Path, b: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
+    let (a, b) = (std::fs::metadata(a), std::fs::metadata(b)); // outside fsutil: stat only
+    match (a, b) {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
         _ => false,
     }

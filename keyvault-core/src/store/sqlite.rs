@@ -138,14 +138,7 @@ impl SqliteStore {
     fn lock(&self, timeout: Duration) -> Result<WriterLock, StoreError> {
         let home = self.paths.lock(timeout)?;
         let dir = fsutil::parent_dir(&self.file);
-        let same = |a: &Path, b: &Path| {
-            use std::os::unix::fs::MetadataExt;
-            match (std::fs::metadata(a), std::fs::metadata(b)) {
-                (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-                _ => false,
-            }
-        };
-        let beside = if same(dir, self.paths.home()) {
+        let beside = if super::guard::same_file(dir, self.paths.home()) {
             None
         } else {
             let mut name = std::ffi::OsString::from(".");
