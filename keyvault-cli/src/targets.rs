@@ -152,7 +152,6 @@ pub fn fault_hook() -> Option<keyvault_core::FaultHook> {
             // authorized_keys file the test made; appends in place (that is the point),
             // never through a link, never creating.
             use std::os::unix::fs::OpenOptionsExt;
-            // Not fsutil: appends in place to the test's own file (O_NOFOLLOW, never creating).
             let mut f = std::fs::OpenOptions::new() // outside fsutil: test-only append, O_NOFOLLOW, never creates
                 .append(true)
                 .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)

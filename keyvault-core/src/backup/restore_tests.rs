@@ -77,9 +77,8 @@ fn setup() -> Setup {
         .read_to_end(&mut plain)
         .expect("read");
     let identity_file = dir.path().join("identity.txt");
-    // Test fixture in the test's own temporary directory, not a vault file: plain write.
-    // outside fsutil: a test fixture in the test's own temporary directory.
-    std::fs::write(&identity_file, identity.to_string().expose_secret()).expect("identity"); // outside fsutil
+    // The age identity a test restore reads, in the test's own temporary directory.
+    std::fs::write(&identity_file, identity.to_string().expose_secret()).expect("identity"); // outside fsutil: a test fixture, not a vault file
     Setup {
         doc: serde_json::from_slice(&plain).expect("json"),
         dir,
