@@ -299,3 +299,74 @@ fn a_rollback_and_a_revoke_log_in_to_no_stopped_pod_and_say_what_it_may_keep() {
     );
     v.run(&["log", "--verify"]).expect(0);
 }
+
+#[test]
+fn a_stopped_pod_that_may_keep_a_revoked_key_keyvault_added_is_flagged() {
+    let fleet = crate::pod_logins::Fleet::new(1);
+    let (name, _sshd) = &fleet.pods[0];
+    let spec = format!("pod:{name}/ssh://root@127.0.0.1:{}", _sshd.port);
+    // personal-2 is added to the pod over SSH, the rotation dies, the pod stops, and the
+    // rollback revokes personal-2 without reaching the pod (it says the pod may keep it).
+    let v = &fleet.v;
+    v.set_env("KEYVAULT_TEST_FAULT", &format!("added:{spec}=abort"));
+    assert_ne!(v.run(&ROTATE_PODS).code, 0);
+    v.set_env("KEYVAULT_TEST_FAULT", "");
+    fleet.server.set_pod_status(name, "EXITED");
+    let aborted = v
+        .run(&[
+            "--json",
+            "rotate",
+            "personal",
+            "--abort",
+            "--passphrase-env",
+            "KV_PASS",
+        ])
+        .expect(1)
+        .no_secrets()
+        .json();
+    assert_eq!(outcomes(&aborted, name), ["failed"], "{aborted}");
+
+    // `runpod pods` and `status` say so until it is dealt with: the pod's authorized_keys
+    // may still hold the revoked key when it starts.
+    let pod = listed(v, name);
+    assert!(
+        pod["warnings"]
+            .as_array()
+            .expect("warnings")
+            .iter()
+            .any(|w| {
+                w.as_str()
+                    .is_some_and(|w| w.starts_with("EXITED: may trust revoked key personal-2"))
+            }),
+        "{pod}"
+    );
+    let status = v.run(&["--json", "status"]).expect(3).no_secrets().json();
+    let flagged = pod_findings(&status, name);
+    assert_eq!(flagged.len(), 1, "{status}");
+    let (severity, message, fix) = &flagged[0];
+    assert_eq!(severity, "medium");
+    assert_eq!(
+        message,
+        &format!(
+            "pod {name} (pod-{name}), EXITED, may trust personal-2 (revoked) when it starts: \
+             keyvault added it over SSH and could not remove it"
+        )
+    );
+    assert!(fix.starts_with("redeploy the pod"), "{fix}");
+
+    // Removed once the pod runs again: nothing is flagged.
+    fleet.server.set_pod_status(name, "RUNNING");
+    v.run(&[
+        "revoke",
+        "personal-2",
+        "--to",
+        "runpod-pods",
+        "--passphrase-env",
+        "KV_PASS2",
+    ])
+    .expect(0)
+    .no_secrets();
+    fleet.server.set_pod_status(name, "EXITED");
+    let status = v.run(&["--json", "status"]).json();
+    assert!(pod_findings(&status, name).is_empty(), "{status}");
+}
