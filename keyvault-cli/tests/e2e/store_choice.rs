@@ -328,3 +328,55 @@ fn a_migration_while_a_files_writer_waits_for_the_lock_is_refused_not_an_empty_v
         listed.replace(there.expect("utf-8"), home.expect("utf-8"))
     );
 }
+
+#[test]
+fn a_restore_into_a_sqlite_database_outside_the_home_that_exists_is_refused() {
+    // Another home's database (`sqlite:FILE` outside the home, which homes may share): the
+    // restored files would be settled against it or refused beside it, never read.
+    let shared = Vault::new();
+    let db = shared.root.join("shared.db");
+    let store = format!("sqlite:{}", db.to_str().expect("utf-8"));
+    shared.set_env("KEYVAULT_STORE", &store);
+    shared.new_key("a", &[]);
+    let from = Vault::new();
+    from.new_key("b", &[]);
+    let (identity, recipient) = age_identity(&from);
+    let archive = from.root.join("vault.age");
+    let archive = archive.to_str().expect("utf-8");
+    from.run(&["export", "-o", archive, "-r", &recipient])
+        .expect(0)
+        .no_secrets();
+    let before = snapshot(&shared.root);
+    let to = Vault::new();
+    to.set_env("KEYVAULT_STORE", &store);
+    let run = to
+        .run(&["restore", archive, "-i", &identity])
+        .expect(1)
+        .no_secrets();
+    assert!(
+        run.stderr.starts_with(&format!(
+            "error: cannot restore into the SQLite database {}: ",
+            db.display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("KEYVAULT_STORE=sqlite"),
+        "{}",
+        run.stderr
+    );
+    assert!(!to.home.exists(), "nothing written");
+    assert_eq!(snapshot(&shared.root), before);
+    // A database of that name that does not exist yet is made from the restored files.
+    let fresh = to.root.join("fresh.db");
+    to.set_env(
+        "KEYVAULT_STORE",
+        &format!("sqlite:{}", fresh.to_str().expect("utf-8")),
+    );
+    to.run(&["restore", archive, "-i", &identity])
+        .expect(0)
+        .no_secrets();
+    assert!(fresh.is_file());
+    to.run(&["log", "--verify"]).expect(0);
+}
