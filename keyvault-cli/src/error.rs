@@ -321,6 +321,11 @@ fn hint_backup(e: &keyvault_core::backup::BackupError) -> Option<String> {
             "check the identity (-i) or the passphrase and where it comes from; nothing was written"
                 .to_owned()
         }
+        keyvault_core::backup::BackupError::ExistingDatabase { database } => format!(
+            "restore it into a home of its own with KEYVAULT_STORE=sqlite (or files), or move \
+{} away first: keyvault's archives do not merge into a database that holds records",
+            database.display()
+        ),
         keyvault_core::backup::BackupError::SharedStore { .. } => {
             "restore it into a home of its own with KEYVAULT_STORE=sqlite (or files); keyvault's \
 archives do not bring back a PostgreSQL store's records"

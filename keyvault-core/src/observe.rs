@@ -144,6 +144,15 @@ pub(crate) fn pod_report(inventory: &Inventory, now: DateTime<Utc>, pod: &Pod) -
             )
         });
     }
+    for k in kept_old_keys(pod, &keys, &after_restart) {
+        warnings.push(format!(
+            "{}: may trust {} key {} when it starts: keyvault added it over SSH and could not \
+             remove it; redeploy or terminate the pod",
+            status_word(&pod.status),
+            k.state,
+            k.id.as_ref().map_or("", KeyId::as_str)
+        ));
+    }
     PodReport {
         id: pod.id.clone(),
         name: pod.name.clone(),
@@ -175,6 +184,24 @@ fn latent_old_keys<'a>(
         .iter()
         .filter(|k| is_old(k))
         .filter(|k| !pod.is_running() || !keys.iter().any(|t| t.id == k.id))
+        .collect()
+}
+
+/// The retiring, revoked or expired keys keyvault added over SSH to a pod that does not
+/// run but is not terminated, and that its `PUBLIC_KEY` lacks: keyvault cannot remove them
+/// while the pod does not run, and it may still trust them when it starts (RunPod does not
+/// say whether a stopped pod keeps its `~/.ssh/authorized_keys`).
+fn kept_old_keys<'a>(
+    pod: &Pod,
+    keys: &'a [KeyMatch],
+    after_restart: &[KeyMatch],
+) -> Vec<&'a KeyMatch> {
+    if pod.is_running() || pod.is_terminated() {
+        return Vec::new();
+    }
+    keys.iter()
+        .filter(|k| is_old(k))
+        .filter(|k| !after_restart.iter().any(|a| a.id == k.id))
         .collect()
 }
 
@@ -597,7 +624,8 @@ fn summary(
 /// retiring; removed over SSH where keyvault accepts the pod's endpoint, else redeployed.
 /// And a pod that is not terminated whose `PUBLIC_KEY` holds such keys it does not trust
 /// now (removed over SSH, or the pod is stopped): medium, it trusts them again when it
-/// (re)starts, and only a redeploy changes that.
+/// (re)starts, and only a redeploy changes that. And a stopped pod that may keep such keys
+/// keyvault added over SSH: medium, keyvault cannot remove them while it does not run.
 fn pod_findings(inventory: &Inventory, now: DateTime<Utc>, pod: &Pod) -> Vec<Finding> {
     let report = pod_report(inventory, now, pod);
     let mut findings = Vec::new();
@@ -658,6 +686,23 @@ fn pod_findings(inventory: &Inventory, now: DateTime<Utc>, pod: &Pod) -> Vec<Fin
                 )
             },
             fix: Remedy::RedeployPodEnv,
+        });
+    }
+    let kept = kept_old_keys(pod, &report.keys, &report.after_restart);
+    if let Some(first) = kept.first() {
+        findings.push(Finding {
+            severity: Severity::Medium,
+            kind: FindingKind::PodTrustsOldKey,
+            key_id: first.id.clone(),
+            message: format!(
+                "pod {} ({}), {}, may trust {} when it starts: keyvault added it over SSH and \
+                 could not remove it",
+                report.id,
+                report.name,
+                status_word(&pod.status),
+                key_list(&kept)
+            ),
+            fix: Remedy::RedeployPod,
         });
     }
     findings

@@ -290,8 +290,9 @@ impl Vault {
     /// pods): a pod that is terminated or no longer listed is `gone`. A pod that exists but
     /// does not run (stopped, starting, in error) is not gone: when it starts it trusts the
     /// keys in its `PUBLIC_KEY` again. With `stopped_too` (a sweep) such a pod whose
-    /// `PUBLIC_KEY` holds the old key is dropped too, as `needs-redeploy` (keyvault cannot
-    /// change it over SSH, and its restart would undo what it could); without (a rollback)
+    /// `PUBLIC_KEY` holds the old key, or that keyvault added the old key to over SSH, is
+    /// dropped too, as `needs-redeploy` (keyvault cannot change it over SSH, and its restart
+    /// would undo what it could, or it may keep its `authorized_keys`); without (a rollback)
     /// it stays, and is returned with its status, for the rollback to report without
     /// logging in to it.
     pub(crate) fn drop_gone_pods(
@@ -320,7 +321,13 @@ impl Vault {
             let Some(listed) = listed_pods(opened, &e.targets) else {
                 continue;
             };
-            let fingerprint = key(txn, &old)?.fingerprint().to_owned();
+            let old_record = key(txn, &old)?;
+            let fingerprint = old_record.fingerprint().to_owned();
+            // Pods keyvault added the old key to over SSH: a stop does not take it out.
+            let added: HashSet<String> = (old_record.deployments().iter())
+                .filter(|d| d.removed_at().is_none())
+                .filter_map(|d| d.target().pod_id().map(str::to_owned))
+                .collect();
             for t in &pending {
                 let (outcome, detail) = match listed.get(&pod_id(t)) {
                     None => (
@@ -340,6 +347,15 @@ impl Vault {
                     Some(p) if p.starts_with_key(&fingerprint) => {
                         (PodOutcomeKind::NeedsRedeploy, not_running(p, &old))
                     }
+                    Some(p) if added.contains(&p.id) => (
+                        PodOutcomeKind::NeedsRedeploy,
+                        format!(
+                            "{}, not gone: keyvault added {old} over SSH and cannot remove it \
+                             while the pod does not run, so it may still trust it when it \
+                             starts; redeploy or terminate the pod",
+                            crate::observe::status_word(&p.status)
+                        ),
+                    ),
                     Some(p) => (
                         PodOutcomeKind::Gone,
                         format!(

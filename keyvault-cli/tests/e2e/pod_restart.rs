@@ -299,3 +299,110 @@ fn a_rollback_and_a_revoke_log_in_to_no_stopped_pod_and_say_what_it_may_keep() {
     );
     v.run(&["log", "--verify"]).expect(0);
 }
+
+#[test]
+fn a_stopped_pod_that_may_keep_a_revoked_key_keyvault_added_is_flagged() {
+    let fleet = crate::pod_logins::Fleet::new(1);
+    let (name, sshd) = &fleet.pods[0];
+    let spec = format!("pod:{name}/ssh://root@127.0.0.1:{}", sshd.port);
+    // personal-2 is added to the pod over SSH, the rotation dies, the pod stops, and the
+    // rollback revokes personal-2 without reaching the pod (it says the pod may keep it).
+    let v = &fleet.v;
+    v.set_env("KEYVAULT_TEST_FAULT", &format!("added:{spec}=abort"));
+    assert_ne!(v.run(&ROTATE_PODS).code, 0);
+    v.set_env("KEYVAULT_TEST_FAULT", "");
+    fleet.server.set_pod_status(name, "EXITED");
+    let aborted = v
+        .run(&[
+            "--json",
+            "rotate",
+            "personal",
+            "--abort",
+            "--passphrase-env",
+            "KV_PASS",
+        ])
+        .expect(1)
+        .no_secrets()
+        .json();
+    assert_eq!(outcomes(&aborted, name), ["failed"], "{aborted}");
+
+    // `runpod pods` and `status` say so until it is dealt with: the pod's authorized_keys
+    // may still hold the revoked key when it starts.
+    let pod = listed(v, name);
+    assert!(
+        pod["warnings"]
+            .as_array()
+            .expect("warnings")
+            .iter()
+            .any(|w| {
+                w.as_str()
+                    .is_some_and(|w| w.starts_with("EXITED: may trust revoked key personal-2"))
+            }),
+        "{pod}"
+    );
+    let status = v.run(&["--json", "status"]).expect(3).no_secrets().json();
+    let flagged = pod_findings(&status, name);
+    assert_eq!(flagged.len(), 1, "{status}");
+    let (severity, message, fix) = &flagged[0];
+    assert_eq!(severity, "medium");
+    assert_eq!(
+        message,
+        &format!(
+            "pod {name} (pod-{name}), EXITED, may trust personal-2 (revoked) when it starts: \
+             keyvault added it over SSH and could not remove it"
+        )
+    );
+    assert!(fix.starts_with("redeploy the pod"), "{fix}");
+
+    // Removed once the pod runs again: nothing is flagged.
+    fleet.server.set_pod_status(name, "RUNNING");
+    v.run(&[
+        "revoke",
+        "personal-2",
+        "--to",
+        "runpod-pods",
+        "--passphrase-env",
+        "KV_PASS2",
+    ])
+    .expect(0)
+    .no_secrets();
+    fleet.server.set_pod_status(name, "EXITED");
+    let status = v.run(&["--json", "status"]).json();
+    assert!(pod_findings(&status, name).is_empty(), "{status}");
+}
+
+#[test]
+fn a_sweep_drops_a_stopped_pod_keyvault_added_the_old_key_to_as_needing_a_redeploy() {
+    let fleet = crate::pod_logins::Fleet::new(1);
+    let (name, _) = &fleet.pods[0];
+    let v = &fleet.v;
+    // personal-2 reaches the pod over SSH (its PUBLIC_KEY keeps personal-1); the pod then
+    // stops, and the next rotation cannot take personal-2 out of it.
+    fleet.rotate(0);
+    fleet.server.set_pod_status(name, "EXITED");
+    let rotated = v
+        .run(&[
+            "--json",
+            "rotate",
+            "personal",
+            "--pods",
+            "--passphrase-env",
+            "KV_PASS",
+            "--old-passphrase-env",
+            "KV_PASS2",
+        ])
+        .expect(0)
+        .no_secrets()
+        .json();
+    assert_eq!(outcomes(&rotated, name), ["failed"], "{rotated}");
+    // The sweep drops it from the rotation, not as gone: personal-2 may still be in its
+    // authorized_keys when it starts, where keyvault put it.
+    let swept = v.run(&["--json", "sweep"]).expect(0).no_secrets().json();
+    assert_eq!(outcomes(&swept, name), ["needs-redeploy"], "{swept}");
+    assert_eq!(
+        detail(&swept, name),
+        "EXITED, not gone: keyvault added personal-2 over SSH and cannot remove it while the \
+         pod does not run, so it may still trust it when it starts; redeploy or terminate the pod"
+    );
+    assert_eq!(swept["revoked"], serde_json::json!(["personal-2"]));
+}

@@ -249,3 +249,134 @@ fn a_restore_into_a_postgres_store_is_refused_before_anything_is_written() {
     to.run(&["restore", archive, "-i", &identity]).expect(0);
     to.run(&["log", "--verify"]).expect(0);
 }
+
+/// Whether process `pid` waits in the kernel for the `flock` on the file `path`
+/// (`/proc/locks` lists a blocked request with `->`).
+fn queued_for(pid: u32, path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let inode = format!(":{}", std::fs::metadata(path).expect("stat").ino());
+    let pid = pid.to_string();
+    std::fs::read_to_string("/proc/locks")
+        .expect("/proc/locks")
+        .lines()
+        .any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 6 && f[1..3] == ["->", "FLOCK"] && f[5] == pid && f[6].ends_with(&inode)
+        })
+}
+
+#[test]
+fn a_migration_while_a_files_writer_waits_for_the_lock_is_refused_not_an_empty_vault() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let v = Vault::files();
+    three_events(&v);
+    // The database a migration of this home makes (made in a copy, to be moved in below).
+    let twin = Vault::new();
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&v.home)
+        .arg(&twin.home)
+        .status()
+        .expect("cp");
+    assert!(copied.success());
+    let listed = twin.run(&["--json", "list", "--all"]).expect(0).stdout;
+    assert!(twin.home.join("vault.db").is_file());
+    // A files-store writer passes the check (the files are there) and waits for the lock,
+    // which a keyvault using SQLite holds while it migrates the home.
+    let path = v.home.join(".lock");
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .expect("open .lock");
+    lock.lock().expect("lock");
+    let child = v
+        .cmd(&["new", "--purpose", "z", "--passphrase-env", "KV_PASS"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let start = Instant::now();
+    while !queued_for(child.id(), &path) {
+        assert!(
+            start.elapsed() < Duration::from_secs(25),
+            "keyvault never queued for the lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for name in ["inventory.json", "audit.jsonl"] {
+        let kept = format!("{name}.migrated");
+        std::fs::rename(v.home.join(name), v.home.join(kept)).expect("mv");
+    }
+    std::fs::rename(twin.home.join("vault.db"), v.home.join("vault.db")).expect("mv db");
+    let before = snapshot(&v.home);
+    drop(lock);
+    // Once it has the lock, the home holds a database the files store does not read:
+    // refused, as before the wait, not a new inventory.json with only the new key.
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("vault.db"), "{stderr}");
+    assert!(!v.home.join("inventory.json").exists(), "{stderr}");
+    assert_eq!(snapshot(&v.home), before);
+    v.set_env("KEYVAULT_STORE", "");
+    let here = v.run(&["--json", "list", "--all"]).expect(0).stdout;
+    let (there, home) = (twin.home.to_str(), v.home.to_str());
+    assert_eq!(
+        here,
+        listed.replace(there.expect("utf-8"), home.expect("utf-8"))
+    );
+}
+
+#[test]
+fn a_restore_into_a_sqlite_database_outside_the_home_that_exists_is_refused() {
+    // Another home's database (`sqlite:FILE` outside the home, which homes may share): the
+    // restored files would be settled against it or refused beside it, never read.
+    let shared = Vault::new();
+    let db = shared.root.join("shared.db");
+    let store = format!("sqlite:{}", db.to_str().expect("utf-8"));
+    shared.set_env("KEYVAULT_STORE", &store);
+    shared.new_key("a", &[]);
+    let from = Vault::new();
+    from.new_key("b", &[]);
+    let (identity, recipient) = age_identity(&from);
+    let archive = from.root.join("vault.age");
+    let archive = archive.to_str().expect("utf-8");
+    from.run(&["export", "-o", archive, "-r", &recipient])
+        .expect(0)
+        .no_secrets();
+    let before = snapshot(&shared.root);
+    let to = Vault::new();
+    to.set_env("KEYVAULT_STORE", &store);
+    let run = to
+        .run(&["restore", archive, "-i", &identity])
+        .expect(1)
+        .no_secrets();
+    assert!(
+        run.stderr.starts_with(&format!(
+            "error: cannot restore into the SQLite database {}: ",
+            db.display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("KEYVAULT_STORE=sqlite"),
+        "{}",
+        run.stderr
+    );
+    assert!(!to.home.exists(), "nothing written");
+    assert_eq!(snapshot(&shared.root), before);
+    // A database of that name that does not exist yet is made from the restored files.
+    let fresh = to.root.join("fresh.db");
+    to.set_env(
+        "KEYVAULT_STORE",
+        &format!("sqlite:{}", fresh.to_str().expect("utf-8")),
+    );
+    to.run(&["restore", archive, "-i", &identity])
+        .expect(0)
+        .no_secrets();
+    assert!(fresh.is_file());
+    to.run(&["log", "--verify"]).expect(0);
+}

@@ -181,16 +181,29 @@ impl Vault {
     }
 
     /// [`BackupError::SharedStore`] when the restored home would keep its records in
-    /// PostgreSQL: the store this vault was told to use, else the one `config` (the
-    /// archive's `config.toml`, checked valid already) names.
+    /// PostgreSQL, [`BackupError::ExistingDatabase`] in a SQLite database outside the home
+    /// that exists (one inside goes aside with the home): the store this vault was told to
+    /// use, else the one `config` (the archive's `config.toml`, checked valid already) names.
     fn refuse_shared_store(&self, config: Option<&ArchiveFile>) -> Result<()> {
+        use crate::policy::StoreLocation;
         let parse = |c: &ArchiveFile| crate::policy::Config::parse(&c.text, Path::new("c")).ok();
         let named =
             (self.store_override.clone()).or_else(|| config.and_then(parse).map(|c| c.store()));
-        if let Some(crate::policy::StoreLocation::Postgres(store)) = named {
-            return Err(BackupError::SharedStore { store }.into());
+        match named {
+            Some(StoreLocation::Postgres(store)) => Err(BackupError::SharedStore { store }.into()),
+            Some(StoreLocation::Sqlite(file)) => {
+                let home = self.paths.home();
+                let database = home.join(file);
+                let inside = database.starts_with(home)
+                    && !(database.components()).any(|c| c == std::path::Component::ParentDir);
+                // Outside fsutil: an lstat, which reads nothing and follows no link.
+                if !inside && std::fs::symlink_metadata(&database).is_ok() {
+                    return Err(BackupError::ExistingDatabase { database }.into());
+                }
+                Ok(())
+            }
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Puts the archive's keyring passphrases back into the OS keyring.

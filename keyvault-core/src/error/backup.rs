@@ -70,6 +70,17 @@ pub enum BackupError {
         /// The store's URL (never with a password).
         store: String,
     },
+    /// The restored home would keep its records in a SQLite database outside the home that
+    /// exists already (`sqlite:FILE`, which other homes may name too): it holds other
+    /// records and would not read the restored ones, so nothing is written.
+    #[error(
+        "cannot restore into the SQLite database {}: it exists outside the home and would not read the restored records; nothing was written",
+        database.display()
+    )]
+    ExistingDatabase {
+        /// The database file.
+        database: PathBuf,
+    },
     /// Encryption failed.
     #[error("cannot encrypt the archive: {reason}")]
     Encrypt {

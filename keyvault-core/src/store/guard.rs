@@ -17,7 +17,8 @@
 //!
 //! The check runs before every call (a few `lstat`s), not when the vault is opened, so a
 //! command that touches no records (`restore --force`, which moves the home aside) still
-//! runs; it changes nothing.
+//! runs; it changes nothing. A writer's check runs again once it holds the writer lock:
+//! another keyvault, told to use another store, may have migrated the home while it waited.
 
 use super::{Paths, Session, Store, View};
 use crate::error::{Result, StoreError};
@@ -117,7 +118,12 @@ impl Store for Guarded {
         view: View,
     ) -> Result<(Box<dyn Session>, Inventory), StoreError> {
         self.check()?;
-        self.inner.begin(timeout, view)
+        let begun = self.inner.begin(timeout, view)?;
+        // Again under the writer lock: while this writer waited for it, another keyvault
+        // with another store may have moved the vault (a migration renames the files).
+        // On refusal the session is dropped, which lets the lock go; nothing is written.
+        self.check()?;
+        Ok(begun)
     }
 
     fn key(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
