@@ -332,3 +332,87 @@ fn every_wrong_configured_source_says_which_and_what() {
     let hint = error("unset")["hint"].to_string();
     assert!(hint.contains("set NOPE in the environment"), "{hint}");
 }
+
+/// A passphrase file named with `--passphrase-file` and one named by `passphrase_file` in
+/// `config.toml` are read alike: the first line however long the notes after it, another
+/// user's file refused, a first line over 4096 bytes refused, in the same words.
+#[test]
+fn a_passphrase_file_is_read_alike_from_a_flag_and_from_config_toml() {
+    let v = Vault::new();
+    let notes = format!("{PASS}\n{}", "# a note after the passphrase\n".repeat(200));
+    let noted = file(&v, "noted", &notes, 0o600);
+    let theirs = file(&v, "theirs", &format!("{PASS}\n"), 0o600);
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).expect("chown");
+    let long = file(&v, "long", &"x".repeat(5000), 0o600);
+    let flag = |p: &Path, problem: &str| {
+        format!(
+            "passphrase file {} (--passphrase-file) {problem}",
+            p.display()
+        )
+    };
+    let setting = |p: &Path, problem: &str| {
+        format!("passphrase_file {} in config.toml {problem}", p.display())
+    };
+    let not_theirs = "belongs to another user (uid 65534)";
+    let too_long = "has a first line longer than 4096 bytes";
+    let cases = [("noted", &noted), ("theirs", &theirs), ("long", &long)];
+    let mut config = "[policy]\nrotate_every = \"90d\"\n".to_owned();
+    for (purpose, path) in &cases {
+        config.push_str(&format!(
+            "\n[purpose.{purpose}]\npassphrase_file = \"{}\"\n",
+            path.display()
+        ));
+    }
+    v.write_config(&config);
+    chmod(&v.home.join("config.toml"), 0o600);
+    let now = chrono::Utc::now();
+    v.set_now(now - chrono::TimeDelta::days(100));
+    for (purpose, _) in &cases {
+        v.new_key(purpose, &[]);
+    }
+    v.set_now(now);
+    let plan = v
+        .run(&["--json", "--no-input", "sweep", "--rotate-due", "--dry-run"])
+        .expect(0)
+        .no_secrets()
+        .json();
+    let result = |purpose: &str| {
+        plan["rotations"]
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["purpose"] == purpose))
+            .unwrap_or_else(|| panic!("no rotation of {purpose}: {plan}"))
+            .clone()
+    };
+    assert_ne!(result("noted")["result"], "failed", "{plan}");
+    for (purpose, want) in [
+        ("theirs", setting(&theirs, not_theirs)),
+        ("long", setting(&long, too_long)),
+    ] {
+        let message = result(purpose)["error"]["message"].to_string();
+        assert!(
+            message.contains(&want),
+            "{purpose}: wanted {want:?} in {plan}"
+        );
+    }
+    let old_from = |p: &Path| {
+        vec![
+            "passwd".to_owned(),
+            "noted-1".to_owned(),
+            "--passphrase-file".to_owned(),
+            s(p).to_owned(),
+            "--new-passphrase-env".to_owned(),
+            "KV_PASS2".to_owned(),
+        ]
+    };
+    for (path, want) in [
+        (&theirs, flag(&theirs, not_theirs)),
+        (&long, flag(&long, too_long)),
+    ] {
+        let args = old_from(path);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        refused(&v, &args, &want);
+    }
+    let args = old_from(&noted);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    v.run(&args).expect(0).no_secrets();
+}
