@@ -146,6 +146,38 @@ fn from_file(path: &Path, flags: &str) -> std::result::Result<Passphrase, String
     })
 }
 
+/// Checks every `--*passphrase-env` and `--*passphrase-file` flag given, before the
+/// command runs and whether or not it ends up asking for that passphrase, so a wrong one
+/// is a usage error even where nothing reads it: a variable not set, empty or not UTF-8,
+/// and a file as [`from_file`] reads it. A pipe or device (`<(…)`) is not read here, as
+/// reading it would use it up; it is checked when read.
+///
+/// # Errors
+///
+/// The first wrong flag, in the words [`CliCallbacks`] uses for it.
+pub fn check_flags(matches: &clap::ArgMatches) -> std::result::Result<(), String> {
+    let mut m = matches;
+    loop {
+        for id in m.ids().map(clap::Id::as_str) {
+            if let Some(prefix) = id.strip_suffix("passphrase_env")
+                && let Ok(Some(var)) = m.try_get_one::<String>(id)
+            {
+                from_env(var, &prefix.replace('_', "-"))?;
+            } else if let Some(prefix) = id.strip_suffix("passphrase_file")
+                && let Ok(Some(path)) = m.try_get_one::<PathBuf>(id)
+                && std::fs::metadata(path).map_or(true, |m| m.is_file() || m.is_dir())
+            // outside fsutil: only whether reading it would use it up
+            {
+                from_file(path, &prefix.replace('_', "-"))?;
+            }
+        }
+        match m.subcommand() {
+            Some((_, sub)) => m = sub,
+            None => return Ok(()),
+        }
+    }
+}
+
 /// What a prompt says: "Passphrase for key personal-1", and "New passphrase for …" where
 /// a new passphrase is set for something that has one (`passwd`).
 fn prompt_label(request: &PassphraseRequest) -> String {

@@ -60,7 +60,7 @@ fn a_wrong_passphrase_variable_or_stdin_says_which_and_what() {
     for (args, want) in [
         (
             passwd(&["--passphrase-env", "NOPE"], &NEW_OK),
-            "no passphrase for key personal-1: environment variable NOPE (--passphrase-env) is not set",
+            "environment variable NOPE (--passphrase-env) is not set",
         ),
         (
             passwd(&["--passphrase-env", "BLANK"], &NEW_OK),
@@ -415,4 +415,107 @@ fn a_passphrase_file_is_read_alike_from_a_flag_and_from_config_toml() {
     let args = old_from(&noted);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     v.run(&args).expect(0).no_secrets();
+}
+
+/// A wrong passphrase flag is refused before anything runs, also where the run would never
+/// read it: a rotation that logs in nowhere, a dry run, a deploy to a file.
+#[test]
+fn a_wrong_passphrase_flag_is_refused_up_front_even_if_unused() {
+    let v = vault();
+    let open = file(&v, "open", &format!("{PASS}\n"), 0o644);
+    let missing = v.root.join("missing");
+    let target = format!("file:{}", v.root.join("authorized_keys").display());
+    fn rotate<'a>(flags: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec!["rotate", "personal", "--passphrase-env", "KV_PASS2"];
+        args.extend_from_slice(flags);
+        args
+    }
+    let cases: [(Vec<&str>, String); 8] = [
+        (
+            rotate(&["--old-passphrase-env", "NOPE"]),
+            "environment variable NOPE (--old-passphrase-env) is not set".to_owned(),
+        ),
+        (
+            rotate(&["--old-passphrase-env", "BLANK"]),
+            "environment variable BLANK (--old-passphrase-env) is empty".to_owned(),
+        ),
+        (
+            rotate(&["--old-passphrase-file", s(&missing)]),
+            format!(
+                "passphrase file {} (--old-passphrase-file) does not exist",
+                missing.display()
+            ),
+        ),
+        (
+            vec![
+                "rotate",
+                "personal",
+                "--dry-run",
+                "--passphrase-env",
+                "NOPE",
+            ],
+            "environment variable NOPE (--passphrase-env) is not set".to_owned(),
+        ),
+        (
+            vec![
+                "rotate",
+                "personal",
+                "--dry-run",
+                "--passphrase-file",
+                s(&open),
+            ],
+            format!(
+                "passphrase file {} (--passphrase-file) grants access",
+                open.display()
+            ),
+        ),
+        (
+            vec![
+                "deploy",
+                "personal",
+                "--to",
+                &target,
+                "--passphrase-env",
+                "NOPE",
+            ],
+            "environment variable NOPE (--passphrase-env) is not set".to_owned(),
+        ),
+        (
+            vec![
+                "deploy",
+                "personal",
+                "--to",
+                &target,
+                "--login-passphrase-env",
+                "BLANK",
+            ],
+            "environment variable BLANK (--login-passphrase-env) is empty".to_owned(),
+        ),
+        (
+            vec![
+                "deploy",
+                "personal",
+                "--to",
+                &target,
+                "--login-passphrase-file",
+                s(&missing),
+            ],
+            format!(
+                "passphrase file {} (--login-passphrase-file) does not exist",
+                missing.display()
+            ),
+        ),
+    ];
+    for (args, want) in &cases {
+        refused(&v, args, want);
+    }
+    // Nothing ran: no rotation, no deploy.
+    let keys = v.run(&["--json", "list"]).expect(0).json().to_string();
+    assert!(!keys.contains("personal-2"), "{keys}");
+    assert!(!v.root.join("authorized_keys").exists());
+    // The same flags, right, run.
+    v.run(&["deploy", "personal", "--to", &target]).expect(0);
+    v.run(&rotate(&["--old-passphrase-env", "KV_PASS"]))
+        .expect(0)
+        .no_secrets();
 }
