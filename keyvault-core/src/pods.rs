@@ -555,11 +555,16 @@ impl Vault {
             return Ok((entries, false));
         };
         let Some(identity) = opened.identities.get(&new).cloned() else {
+            let why = opened
+                .not_unlocked
+                .get(&new)
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default();
             return Err(crate::error::TargetError::Unreachable {
                 target: name.to_string(),
                 reason: format!(
                     "key {new} has not logged in there yet and keyvault does not hold it \
-                     decrypted to prove it; the old key was left in place"
+                     decrypted to prove it{why}; the old key was left in place"
                 ),
             }
             .into());

@@ -335,3 +335,32 @@ fn a_pod_unreachable_during_sweep_keeps_its_old_key_and_the_next_sweep_finishes_
     assert_eq!(state(&fleet, "personal-1"), "revoked");
     fleet.v.run(&["log", "--verify"]).expect(0);
 }
+
+/// The purpose's `passphrase_env` that let `rotate` count on the sweep fails at the end of
+/// the grace period: each pod keeps its old key and says which variable failed and why.
+#[test]
+fn a_grace_end_sweep_says_why_the_configured_passphrase_failed() {
+    let fleet = Fleet::new(1);
+    unattended(&fleet);
+    let start = chrono::Utc::now();
+    rotate(&fleet, &["--grace", "1h"]).expect(0).no_secrets();
+    fleet.v.set_env("KV_PASS2", "");
+    fleet.v.set_now(start + chrono::TimeDelta::hours(2));
+    let swept = sweep(&fleet);
+    let (name, sshd) = &fleet.pods[0];
+    let seen = entries(&swept, name);
+    assert_eq!(seen.len(), 1, "{swept}");
+    assert_eq!(seen[0].0, "failed", "{swept}");
+    assert!(seen[0].1.contains("old key was left in place"), "{swept}");
+    assert!(
+        seen[0]
+            .1
+            .contains("environment variable KV_PASS2 (passphrase_env in config.toml) is empty"),
+        "{swept}"
+    );
+    // No login was spent, and the old key still gets in.
+    assert_eq!(fleet.logins(name), std::slice::from_ref(&fleet.old_fp));
+    let old = fleet.v.home.join("keys/personal-1");
+    assert_eq!(sshd.ssh(&old, PASS, "true").code, 0, "locked out");
+    assert_eq!(state(&fleet, "personal-1"), "retiring");
+}
