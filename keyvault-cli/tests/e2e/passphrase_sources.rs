@@ -247,6 +247,36 @@ fn a_wrong_old_or_login_passphrase_flag_is_named() {
     );
 }
 
+/// Purposes each with `setting` in its `config.toml` table and a key created 100 days
+/// ago (due under `rotate_every = "90d"`); the `--json sweep --rotate-due --dry-run` plan.
+fn due_plan(v: &Vault, settings: &[(&str, String)]) -> serde_json::Value {
+    let mut config = "[policy]\nrotate_every = \"90d\"\n".to_owned();
+    for (purpose, setting) in settings {
+        config.push_str(&format!("\n[purpose.{purpose}]\n{setting}\n"));
+    }
+    v.write_config(&config);
+    chmod(&v.home.join("config.toml"), 0o600);
+    let now = chrono::Utc::now();
+    v.set_now(now - chrono::TimeDelta::days(100));
+    for (purpose, _) in settings {
+        v.new_key(purpose, &[]);
+    }
+    v.set_now(now);
+    v.run(&["--json", "--no-input", "sweep", "--rotate-due", "--dry-run"])
+        .expect(0)
+        .no_secrets()
+        .json()
+}
+
+/// The rotation of `purpose` in a `due_plan`.
+fn planned(plan: &serde_json::Value, purpose: &str) -> serde_json::Value {
+    plan["rotations"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["purpose"] == purpose))
+        .unwrap_or_else(|| panic!("no rotation of {purpose}: {plan}"))
+        .clone()
+}
+
 /// A purpose's `passphrase_env` / `passphrase_file` that gives no passphrase: the
 /// unattended rotation's error names the variable or file, the setting, and the problem.
 #[test]
@@ -291,28 +321,13 @@ fn every_wrong_configured_source_says_which_and_what() {
             ),
         ),
     ];
-    let mut config = "[policy]\nrotate_every = \"90d\"\n".to_owned();
-    for (purpose, (setting, _)) in &cases {
-        config.push_str(&format!("\n[purpose.{purpose}]\n{setting}\n"));
-    }
-    v.write_config(&config);
-    chmod(&v.home.join("config.toml"), 0o600);
-    let now = chrono::Utc::now();
-    v.set_now(now - chrono::TimeDelta::days(100));
-    for (purpose, _) in &cases {
-        v.new_key(purpose, &[]);
-    }
-    v.set_now(now);
-    let plan = v
-        .run(&["--json", "--no-input", "sweep", "--rotate-due", "--dry-run"])
-        .expect(0)
-        .no_secrets()
-        .json();
+    let settings: Vec<(&str, String)> = cases
+        .iter()
+        .map(|(purpose, (setting, _))| (*purpose, setting.clone()))
+        .collect();
+    let plan = due_plan(&v, &settings);
     let error = |purpose: &str| {
-        let rotation = plan["rotations"]
-            .as_array()
-            .and_then(|r| r.iter().find(|r| r["purpose"] == purpose))
-            .unwrap_or_else(|| panic!("no rotation of {purpose}: {plan}"));
+        let rotation = planned(&plan, purpose);
         assert_eq!(rotation["result"], "failed", "{purpose}: {plan}");
         rotation["error"].clone()
     };
@@ -356,33 +371,17 @@ fn a_passphrase_file_is_read_alike_from_a_flag_and_from_config_toml() {
     let not_theirs = "belongs to another user (uid 65534)";
     let too_long = "has a first line longer than 4096 bytes";
     let cases = [("noted", &noted), ("theirs", &theirs), ("long", &long)];
-    let mut config = "[policy]\nrotate_every = \"90d\"\n".to_owned();
-    for (purpose, path) in &cases {
-        config.push_str(&format!(
-            "\n[purpose.{purpose}]\npassphrase_file = \"{}\"\n",
-            path.display()
-        ));
-    }
-    v.write_config(&config);
-    chmod(&v.home.join("config.toml"), 0o600);
-    let now = chrono::Utc::now();
-    v.set_now(now - chrono::TimeDelta::days(100));
-    for (purpose, _) in &cases {
-        v.new_key(purpose, &[]);
-    }
-    v.set_now(now);
-    let plan = v
-        .run(&["--json", "--no-input", "sweep", "--rotate-due", "--dry-run"])
-        .expect(0)
-        .no_secrets()
-        .json();
-    let result = |purpose: &str| {
-        plan["rotations"]
-            .as_array()
-            .and_then(|r| r.iter().find(|r| r["purpose"] == purpose))
-            .unwrap_or_else(|| panic!("no rotation of {purpose}: {plan}"))
-            .clone()
-    };
+    let settings: Vec<(&str, String)> = cases
+        .iter()
+        .map(|(purpose, path)| {
+            (
+                *purpose,
+                format!("passphrase_file = \"{}\"", path.display()),
+            )
+        })
+        .collect();
+    let plan = due_plan(&v, &settings);
+    let result = |purpose: &str| planned(&plan, purpose);
     assert_ne!(result("noted")["result"], "failed", "{plan}");
     for (purpose, want) in [
         ("theirs", setting(&theirs, not_theirs)),
