@@ -233,16 +233,7 @@ fn a_wrong_old_or_login_passphrase_flag_is_named() {
     v.run(&args).expect(0);
     refused(
         &v,
-        &[
-            "deploy",
-            "personal",
-            "--to",
-            "runpod-pods",
-            "--passphrase-env",
-            "KV_PASS2",
-            "--login-passphrase-env",
-            "NOPE",
-        ],
+        &[&crate::support::DEPLOY_PODS[..], &["NOPE"]].concat(),
         "environment variable NOPE (--login-passphrase-env) is not set",
     );
 }
@@ -424,10 +415,9 @@ fn a_wrong_passphrase_flag_is_refused_up_front_even_if_unused() {
     let open = file(&v, "open", &format!("{PASS}\n"), 0o644);
     let missing = v.root.join("missing");
     let target = format!("file:{}", v.root.join("authorized_keys").display());
+    // `rotate personal` (no pods: it logs in nowhere), the new passphrase from KV_PASS2.
     fn rotate<'a>(flags: &[&'a str]) -> Vec<&'a str> {
-        let mut args = vec!["rotate", "personal", "--passphrase-env", "KV_PASS2"];
-        args.extend_from_slice(flags);
-        args
+        [&crate::support::ROTATE[..4], flags].concat()
     }
     let cases: [(Vec<&str>, String); 8] = [
         (

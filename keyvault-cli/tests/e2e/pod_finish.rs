@@ -11,18 +11,9 @@ use std::time::{Duration, Instant};
 
 /// `rotate personal --pods` with `extra` arguments, new passphrase from KV_PASS2.
 fn rotate(fleet: &Fleet, extra: &[&str]) -> crate::support::Run {
-    let mut args = vec![
-        "--json",
-        "rotate",
-        "personal",
-        "--pods",
-        "--passphrase-env",
-        "KV_PASS2",
-        "--old-passphrase-env",
-        "KV_PASS",
-    ];
-    args.extend_from_slice(extra);
-    fleet.v.run(&args)
+    fleet
+        .v
+        .run(&[&["--json"], &crate::support::ROTATE_PODS[..], extra].concat())
 }
 
 /// Lets an unattended run unlock the purpose's new keys: `passphrase_env = "KV_PASS2"`.
