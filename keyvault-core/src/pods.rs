@@ -555,11 +555,7 @@ impl Vault {
             return Ok((entries, false));
         };
         let Some(identity) = opened.identities.get(&new).cloned() else {
-            let why = opened
-                .not_unlocked
-                .get(&new)
-                .map(|e| format!(": {e}"))
-                .unwrap_or_default();
+            let why = opened.why_not_unlocked(&new);
             return Err(crate::error::TargetError::Unreachable {
                 target: name.to_string(),
                 reason: format!(

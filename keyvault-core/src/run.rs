@@ -61,6 +61,15 @@ impl<'a> Opened<'a> {
             not_unlocked: BTreeMap::new(),
         }
     }
+    /// `": "` and why the new key `id` could not be unlocked without a person, if that was
+    /// tried and failed; empty otherwise.
+    pub(crate) fn why_not_unlocked(&self, id: &KeyId) -> String {
+        self.not_unlocked
+            .get(id)
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default()
+    }
+
     pub(crate) fn get(&mut self, spec: &TargetSpec) -> Result<&mut Box<dyn Target + Send>> {
         if !self.open.contains_key(spec) {
             let t = self.targets.open(spec)?;
