@@ -17,21 +17,28 @@ mod test_hooks;
 mod values;
 
 use args::{CaCommand, Cli, Command, RunpodCommand};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use cmd::Ctx;
 use error::{Done, Failure};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     quiet_on_closed_output();
-    let mut cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => return error::parse_failure(e),
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
+    let (mut cli, matches) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) => return error::parse_failure(e.format(&mut Cli::command())),
     };
     // KEYVAULT_NO_INPUT (like KEYVAULT_HOME in `cmd::open_vault`) is read here, not by
     // clap, which would show `--no-input` in the usage line of every error as if typed.
     cli.no_input |= env::no_input();
     let json = cli.json;
+    // Every passphrase flag given is checked before anything runs, used or not.
+    if let Err(words) = passphrase::check_flags(&matches) {
+        return error::exit_code(Err(Failure::Usage(words)), json, None);
+    }
     // Without a keyring, `runpod login` has nowhere to keep the key: the way out is the
     // variable, not the passphrase flags the general keyring hint names.
     let login = match &cli.command {

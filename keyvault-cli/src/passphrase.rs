@@ -2,6 +2,7 @@
 //! [`Callbacks`], plus the progress indicator. Passphrases never come from argv.
 
 use crate::progress::Spinner;
+use keyvault_core::passphrase_file::{MAX_PASSPHRASE_FILE, NamedBy, read_passphrase_file};
 use keyvault_core::secrecy::zeroize::Zeroizing;
 use keyvault_core::{
     Callbacks, Error, Passphrase, PassphraseKind, PassphraseRequest, Progress, Result,
@@ -10,8 +11,8 @@ use keyvault_core::{
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
-/// Largest passphrase file or stdin keyvault reads.
-const MAX_PASSPHRASE_BYTES: u64 = 4096;
+/// Largest standard input keyvault reads for a passphrase (as for a file).
+const MAX_PASSPHRASE_BYTES: u64 = MAX_PASSPHRASE_FILE;
 
 /// One place a passphrase can come from. `flags` is the prefix of the flags that named
 /// it (`""` for `--passphrase-*`, `"new-"`, `"old-"`, `"login-"`, `"ca-"`), so an error
@@ -104,70 +105,77 @@ fn read_limited(reader: impl Read, request: &PassphraseRequest, what: &str) -> R
     Ok(strip_newline(text))
 }
 
-/// The first line of a passphrase file, without its line ending (`\n` or `\r\n`), as
-/// `--help` and the README promise: whatever follows (a note, a second line) is not part
-/// of the passphrase.
-fn read_first_line(reader: impl Read, request: &PassphraseRequest, what: &str) -> Result<String> {
-    let mut buf = Zeroizing::new(Vec::new());
-    reader
-        .take(MAX_PASSPHRASE_BYTES + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| unavailable(request, format!("cannot read {what}: {e}")))?;
-    let line = match buf.iter().position(|&b| b == b'\n') {
-        Some(end) => &buf[..end],
-        None if buf.len() as u64 > MAX_PASSPHRASE_BYTES => {
-            return Err(unavailable(
-                request,
-                format!("the first line of {what} is longer than {MAX_PASSPHRASE_BYTES} bytes"),
-            ));
-        }
-        None => &buf[..],
+/// The passphrase in the variable `var` given with `--{flags}passphrase-env`, or what is
+/// wrong with it in words naming the variable and the flag, never the value.
+fn from_env(var: &str, flags: &str) -> std::result::Result<Passphrase, String> {
+    let wrong = |problem: SourceProblem| {
+        format!("environment variable {var} (--{flags}passphrase-env) {problem}")
     };
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    String::from_utf8(line.to_vec())
-        .map_err(|_| unavailable(request, format!("{what} is not UTF-8 text")))
+    match std::env::var_os(var) {
+        None => Err(wrong(SourceProblem::Unset)),
+        Some(v) if v.is_empty() => Err(wrong(SourceProblem::Empty)),
+        Some(v) => v
+            .into_string()
+            .map(Passphrase::new)
+            .map_err(|_| wrong(SourceProblem::NotUtf8)),
+    }
 }
 
-/// The first line of the passphrase file `path` given with `--{flags}passphrase-file`. A
-/// symbolic link is followed (`<(…)` names one, to a pipe), a pipe or device is read as it
-/// comes; a regular file must grant nothing to group or others. Whatever is wrong is said
-/// with the file's name and the flag, never with its content.
-fn read_file(path: &Path, flags: &str, request: &PassphraseRequest) -> Result<String> {
-    use std::os::unix::fs::PermissionsExt;
-    let link = std::fs::symlink_metadata(path) // outside fsutil: a look at the user's passphrase file; nothing is written
-        .is_ok_and(|m| m.file_type().is_symlink())
-        .then(|| std::fs::read_link(path).ok()) // outside fsutil: where the link points, for the message
-        .flatten();
-    let name = match &link {
-        Some(to) => format!(
-            "passphrase file {} (--{flags}passphrase-file, a symbolic link to {})",
-            path.display(),
-            to.display()
-        ),
-        None => format!(
-            "passphrase file {} (--{flags}passphrase-file)",
-            path.display()
-        ),
-    };
-    let wrong = |problem: SourceProblem| unavailable(request, format!("{name} {problem}"));
-    let meta = std::fs::metadata(path).map_err(|e| wrong(SourceProblem::of_io(&e)))?; // outside fsutil: read-only
-    if meta.is_dir() {
-        return Err(wrong(SourceProblem::NotRegular));
+/// The first line of the passphrase file `path` given with `--{flags}passphrase-file`,
+/// read by keyvault-core as a file a person names (a symbolic link is followed, a pipe
+/// or device read as it comes, a regular file must be the user's and grant nothing to
+/// group or others), or what is wrong with it in words naming the file and the flag,
+/// never its content.
+fn from_file(path: &Path, flags: &str) -> std::result::Result<Passphrase, String> {
+    read_passphrase_file(path, NamedBy::Person).map_err(|problem| {
+        let link = std::fs::symlink_metadata(path) // outside fsutil: a look at the user's passphrase file, for the message
+            .is_ok_and(|m| m.file_type().is_symlink())
+            .then(|| std::fs::read_link(path).ok()) // outside fsutil: where the link points, for the message
+            .flatten();
+        match link {
+            Some(to) => format!(
+                "passphrase file {} (--{flags}passphrase-file, a symbolic link to {}) {problem}",
+                path.display(),
+                to.display()
+            ),
+            None => format!(
+                "passphrase file {} (--{flags}passphrase-file) {problem}",
+                path.display()
+            ),
+        }
+    })
+}
+
+/// Checks every `--*passphrase-env` and `--*passphrase-file` flag given, before the
+/// command runs and whether or not it ends up asking for that passphrase, so a wrong one
+/// is a usage error even where nothing reads it: a variable not set, empty or not UTF-8,
+/// and a file as [`from_file`] reads it. A pipe or device (`<(…)`) is not read here, as
+/// reading it would use it up; it is checked when read.
+///
+/// # Errors
+///
+/// The first wrong flag, in the words [`CliCallbacks`] uses for it.
+pub fn check_flags(matches: &clap::ArgMatches) -> std::result::Result<(), String> {
+    let mut m = matches;
+    loop {
+        for id in m.ids().map(clap::Id::as_str) {
+            if let Some(prefix) = id.strip_suffix("passphrase_env")
+                && let Ok(Some(var)) = m.try_get_one::<String>(id)
+            {
+                from_env(var, &prefix.replace('_', "-"))?;
+            } else if let Some(prefix) = id.strip_suffix("passphrase_file")
+                && let Ok(Some(path)) = m.try_get_one::<PathBuf>(id)
+                && std::fs::metadata(path).map_or(true, |m| m.is_file() || m.is_dir())
+            // outside fsutil: only whether reading it would use it up
+            {
+                from_file(path, &prefix.replace('_', "-"))?;
+            }
+        }
+        match m.subcommand() {
+            Some((_, sub)) => m = sub,
+            None => return Ok(()),
+        }
     }
-    let mode = meta.permissions().mode() & 0o7777;
-    if meta.is_file() && mode & 0o077 != 0 {
-        return Err(wrong(SourceProblem::Permissions { mode }));
-    }
-    let file = std::fs::File::open(path).map_err(|e| wrong(SourceProblem::of_io(&e)))?; // outside fsutil: read-only
-    let line = read_first_line(file, request, &name)?;
-    if line.is_empty() {
-        return Err(wrong(if meta.is_file() && meta.len() == 0 {
-            SourceProblem::Empty
-        } else {
-            SourceProblem::EmptyFirstLine
-        }));
-    }
-    Ok(line)
 }
 
 /// What a prompt says: "Passphrase for key personal-1", and "New passphrase for …" where
@@ -195,32 +203,23 @@ impl CliCallbacks {
     }
 
     fn read(&mut self, source: &Source, request: &PassphraseRequest) -> Result<Passphrase> {
-        let value = match source {
+        match source {
             Source::Env { var, flags } => {
-                let wrong = |problem: SourceProblem| {
-                    unavailable(
-                        request,
-                        format!("environment variable {var} (--{flags}passphrase-env) {problem}"),
-                    )
-                };
-                match std::env::var_os(var) {
-                    None => return Err(wrong(SourceProblem::Unset)),
-                    Some(v) if v.is_empty() => return Err(wrong(SourceProblem::Empty)),
-                    Some(v) => v.into_string().map_err(|_| wrong(SourceProblem::NotUtf8))?,
-                }
+                from_env(var, flags).map_err(|words| unavailable(request, words))
             }
-            Source::File { path, flags } => read_file(path, flags, request)?,
+            Source::File { path, flags } => {
+                from_file(path, flags).map_err(|words| unavailable(request, words))
+            }
             Source::Stdin { flags } => {
                 let what = format!("standard input (--{flags}passphrase-stdin)");
                 let text = read_limited(std::io::stdin().lock(), request, &what)?;
                 if text.is_empty() {
                     return Err(unavailable(request, format!("{what} is empty")));
                 }
-                text
+                Ok(Passphrase::new(text))
             }
-            Source::Prompt => return self.prompt(request),
-        };
-        Ok(Passphrase::new(value))
+            Source::Prompt => self.prompt(request),
+        }
     }
 
     fn prompt(&mut self, request: &PassphraseRequest) -> Result<Passphrase> {

@@ -11,8 +11,18 @@
 //! starts logins from worker threads that end before the process does. So every such child
 //! is started from one thread of its own ([`spawn`]) that lives as long as the process.
 //!
+//! The signal reaches only that program: what it starts in turn (the `ProxyCommand` or
+//! `ProxyJump` process `ssh` forks) lives on. So every such program also runs in one
+//! process group for the whole of keyvault, led by a small `sh` keeper ([`keeper`]) whose
+//! standard input is a pipe from keyvault: when keyvault ends, however it ends, the pipe
+//! closes, and the keeper kills its group (`kill -KILL 0`), the programs' children with
+//! it. The keeper leads the group and lives until then, so the group id cannot be taken
+//! by anyone else's group in between. A process that leaves the group (`setsid`) is not
+//! covered.
+//!
 //! Where there is no `setpriv` with `--pdeathsig` (util-linux older than 2.33, or not
-//! Linux), programs run as they are, without the guarantee.
+//! Linux), the keeper still kills the group; where the keeper cannot be started, programs
+//! run in keyvault's own group, with the parent-death signal alone.
 
 use std::io;
 use std::process::{Child, Command};
@@ -67,8 +77,45 @@ pub(crate) fn command(program: &str) -> Command {
     cmd
 }
 
+/// The keeper: reads its standard input, a pipe keyvault never writes to, until
+/// end-of-file (keyvault has ended), then kills its process group, itself last.
+const KEEPER: &str = "read -r _; kill -s KILL 0";
+
+/// The process group every program [`spawn`] starts joins, led by the keeper, started once
+/// per process; `None` where it cannot be started.
+fn keeper() -> Option<i32> {
+    static KEEPER_GROUP: OnceLock<Option<(std::process::ChildStdin, i32)>> = OnceLock::new();
+    KEEPER_GROUP
+        .get_or_init(|| {
+            use std::os::unix::process::CommandExt;
+            use std::process::Stdio;
+            // A fixed shell, no environment, nothing of the user's. Its own group, so a
+            // terminal's Ctrl-C does not reach it: keyvault's end does.
+            let mut child = Command::new("/bin/sh")
+                .args(["-c", KEEPER])
+                .env_clear()
+                .process_group(0)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .ok()?;
+            let pipe = child.stdin.take()?;
+            let group = i32::try_from(child.id()).ok()?;
+            // The pipe lives in a static, for as long as the process; the keeper is never
+            // waited for: it ends after keyvault, and whoever inherits it reaps it.
+            drop(child);
+            Some((pipe, group))
+        })
+        .as_ref()
+        .map(|(_, group)| *group)
+}
+
+/// A started child, or the command back with why it could not start.
+type Spawned = Result<Child, Box<(Command, io::Error)>>;
+
 /// A request to the spawning thread: the command, and where to send the child.
-type Request = (Command, mpsc::Sender<io::Result<Child>>);
+type Request = (Command, mpsc::Sender<Spawned>);
 
 /// Starts `cmd` from keyvault's spawning thread, which lives as long as the process, so a
 /// parent-death signal set by [`command`] fires when keyvault ends, not when the calling
@@ -78,6 +125,23 @@ type Request = (Command, mpsc::Sender<io::Result<Child>>);
 ///
 /// As [`Command::spawn`].
 pub(crate) fn spawn(mut cmd: Command) -> io::Result<Child> {
+    use std::os::unix::process::CommandExt;
+    let grouped = keeper().map(|group| cmd.process_group(group)).is_some();
+    match spawn_here_or_there(cmd) {
+        // The keeper is gone (someone killed it): its group cannot be joined. The program
+        // runs in keyvault's own group, as without a keeper.
+        Err(failed) if grouped && failed.1.raw_os_error() == Some(libc::EPERM) => {
+            let (mut cmd, _) = *failed;
+            cmd.process_group(rustix::process::getpgrp().as_raw_pid());
+            spawn_here_or_there(cmd).map_err(|failed| failed.1)
+        }
+        other => other.map_err(|failed| failed.1),
+    }
+}
+
+/// [`spawn`]'s work: on the spawning thread, or on the calling one if that thread cannot
+/// be had; on failure, the command back with the error.
+fn spawn_here_or_there(cmd: Command) -> Spawned {
     static SPAWNER: OnceLock<Option<mpsc::Sender<Request>>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
         let (requests, incoming) = mpsc::channel::<Request>();
@@ -85,23 +149,31 @@ pub(crate) fn spawn(mut cmd: Command) -> io::Result<Child> {
             .name("keyvault-spawner".to_owned())
             .spawn(move || {
                 // Never returns while the process runs: the sender is in a static.
-                for (mut cmd, reply) in incoming {
-                    let _ = reply.send(cmd.spawn());
+                for (cmd, reply) in incoming {
+                    let _ = reply.send(spawn_now(cmd));
                 }
             })
             .ok()
             .map(|_| requests)
     });
     let Some(spawner) = spawner else {
-        return cmd.spawn();
+        return spawn_now(cmd);
     };
     let (reply, child) = mpsc::channel();
     match spawner.send((cmd, reply)) {
-        Ok(()) => child
-            .recv()
-            .unwrap_or_else(|_| Err(io::Error::other("the spawning thread is gone"))),
-        Err(mpsc::SendError((mut cmd, _))) => cmd.spawn(),
+        Ok(()) => child.recv().unwrap_or_else(|_| {
+            Err(Box::new((
+                Command::new("/"),
+                io::Error::other("the spawning thread is gone"),
+            )))
+        }),
+        Err(mpsc::SendError((cmd, _))) => spawn_now(cmd),
     }
+}
+
+/// Starts `cmd` on this thread.
+fn spawn_now(mut cmd: Command) -> Spawned {
+    cmd.spawn().map_err(|e| Box::new((cmd, e)))
 }
 
 #[cfg(test)]

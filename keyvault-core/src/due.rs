@@ -31,9 +31,6 @@ use std::path::{Path, PathBuf};
 /// `sweep --rotate-due` daily, so a key that expires within a day expires before it.
 pub const NEXT_RUN: Span = Span::from_days(1);
 
-/// The largest passphrase file read (as the CLI's `--passphrase-file`).
-const MAX_PASSPHRASE_FILE: u64 = 4096;
-
 /// Why a key is due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -169,55 +166,21 @@ impl Callbacks for NoPerson {
     }
 }
 
-/// The first line of a `passphrase_file`, without its line ending: a regular file, the
-/// user's own, that group and others cannot access, whose first line is not empty.
+/// The first line of a `passphrase_file`, without its line ending, read as
+/// [`crate::passphrase_file::read_passphrase_file`] reads a file a setting names: a
+/// regular file, the user's own, that group and others cannot access, not followed if a
+/// symbolic link, whose first line is not empty.
 ///
 /// # Errors
 ///
-/// [`Error::ConfiguredPassphrase`] naming the file and what is wrong with it: missing, a
-/// symbolic link, not a regular file, another user's, accessible to others, unreadable,
-/// empty or not UTF-8.
+/// [`Error::ConfiguredPassphrase`] naming the file and what is wrong with it.
 pub fn read_passphrase_file(path: &Path, subject: &str) -> Result<Passphrase> {
-    let wrong = |problem| Error::ConfiguredPassphrase {
-        subject: subject.to_owned(),
-        from: ConfiguredSource::File(path.to_owned()),
-        problem,
-    };
-    let bytes = crate::fsutil::read_private_owned(path, MAX_PASSPHRASE_FILE)
-        .map_err(|e| wrong(file_problem(path, e)))?;
-    if bytes.is_empty() {
-        return Err(wrong(SourceProblem::Empty));
-    }
-    let line = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if line.is_empty() {
-        return Err(wrong(SourceProblem::EmptyFirstLine));
-    }
-    let text = std::str::from_utf8(line).map_err(|_| wrong(SourceProblem::NotUtf8))?;
-    Ok(Passphrase::new(text.to_owned()))
-}
-
-/// What `fsutil`'s refusal to read the passphrase file `path` means.
-fn file_problem(path: &Path, e: crate::error::StoreError) -> SourceProblem {
-    use crate::error::StoreError;
-    match e {
-        StoreError::NotOwned { owner, .. } => SourceProblem::NotOwned { owner },
-        StoreError::Permissions { mode, .. } => SourceProblem::Permissions { mode },
-        StoreError::NotRegular { .. } => {
-            // Only a look at what the name is (fsutil refused to follow it), to tell a
-            // symbolic link from a directory or a device; nothing is read or written.
-            let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()); // outside fsutil: an lstat
-            if link {
-                SourceProblem::Symlink
-            } else {
-                SourceProblem::NotRegular
-            }
-        }
-        StoreError::Io { source, .. } => SourceProblem::of_io(&source),
-        other => SourceProblem::Unreadable {
-            reason: other.to_string(),
-        },
-    }
+    crate::passphrase_file::read_passphrase_file(path, crate::passphrase_file::NamedBy::Setting)
+        .map_err(|problem| Error::ConfiguredPassphrase {
+            subject: subject.to_owned(),
+            from: ConfiguredSource::File(path.to_owned()),
+            problem,
+        })
 }
 
 /// The passphrase in the environment variable a purpose's `passphrase_env` names, as

@@ -194,8 +194,9 @@ fn check_mode(
     Ok(())
 }
 
-/// Opens a regular file for reading without following a symlink at its last component.
-fn open_regular(path: &Path) -> Result<(File, fs::Metadata), StoreError> {
+/// Opens a regular file for reading without following a symlink at its last component
+/// (also for `passphrase_file`, which checks the owner and mode itself).
+pub(crate) fn open_regular(path: &Path) -> Result<(File, fs::Metadata), StoreError> {
     let mut options = OpenOptions::new();
     options
         .read(true)
@@ -258,20 +259,6 @@ pub(crate) fn read_capped(mut file: File, path: &Path, max: u64) -> Result<Vec<u
 /// that group or others can access.
 pub(crate) fn read_private(path: &Path, max: u64) -> Result<Zeroizing<Vec<u8>>, StoreError> {
     read_owner_only(path, max).map(Zeroizing::new)
-}
-
-/// As [`read_private`], and the file must belong to the user running keyvault (a
-/// passphrase file named in `config.toml`).
-pub(crate) fn read_private_owned(path: &Path, max: u64) -> Result<Zeroizing<Vec<u8>>, StoreError> {
-    let (file, meta) = open_regular(path)?;
-    if meta.uid() != crate::dirfd::effective_uid() {
-        return Err(StoreError::NotOwned {
-            path: path.to_owned(),
-            owner: meta.uid(),
-        });
-    }
-    check_private_mode(path, &meta)?;
-    read_capped(file, path, max).map(Zeroizing::new)
 }
 
 /// As [`read_private`], for files that must be private but hold no secret (the

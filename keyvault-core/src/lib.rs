@@ -32,6 +32,7 @@ pub mod mint;
 pub mod minted;
 pub mod names;
 pub mod observe;
+pub mod passphrase_file;
 mod pods;
 pub mod policy;
 pub mod remote;

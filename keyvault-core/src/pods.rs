@@ -571,11 +571,12 @@ impl Vault {
             return Ok((entries, false));
         };
         let Some(identity) = opened.identities.get(&new).cloned() else {
+            let why = opened.why_not_unlocked(&new);
             return Err(crate::error::TargetError::Unreachable {
                 target: name.to_string(),
                 reason: format!(
                     "key {new} has not logged in there yet and keyvault does not hold it \
-                     decrypted to prove it; the old key was left in place"
+                     decrypted to prove it{why}; the old key was left in place"
                 ),
             }
             .into());

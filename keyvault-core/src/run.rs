@@ -25,6 +25,10 @@ pub(crate) struct Opened<'a> {
     pub(crate) open: BTreeMap<TargetSpec, Box<dyn Target + Send>>,
     /// New keys generated in this run, decrypted, for targets that prove a key logs in.
     pub(crate) identities: BTreeMap<KeyId, ssh_key::PrivateKey>,
+    /// Why a new key a run that asks no one was to unlock could not be (its purpose's
+    /// `passphrase_env` / `passphrase_file` failed, or gave a wrong passphrase), for the
+    /// pods that wait on it.
+    pub(crate) not_unlocked: BTreeMap<KeyId, String>,
 }
 
 impl Vault {
@@ -54,8 +58,18 @@ impl<'a> Opened<'a> {
             targets,
             open: BTreeMap::new(),
             identities: BTreeMap::new(),
+            not_unlocked: BTreeMap::new(),
         }
     }
+    /// `": "` and why the new key `id` could not be unlocked without a person, if that was
+    /// tried and failed; empty otherwise.
+    pub(crate) fn why_not_unlocked(&self, id: &KeyId) -> String {
+        self.not_unlocked
+            .get(id)
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default()
+    }
+
     pub(crate) fn get(&mut self, spec: &TargetSpec) -> Result<&mut Box<dyn Target + Send>> {
         if !self.open.contains_key(spec) {
             let t = self.targets.open(spec)?;

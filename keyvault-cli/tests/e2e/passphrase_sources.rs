@@ -60,7 +60,7 @@ fn a_wrong_passphrase_variable_or_stdin_says_which_and_what() {
     for (args, want) in [
         (
             passwd(&["--passphrase-env", "NOPE"], &NEW_OK),
-            "no passphrase for key personal-1: environment variable NOPE (--passphrase-env) is not set",
+            "environment variable NOPE (--passphrase-env) is not set",
         ),
         (
             passwd(&["--passphrase-env", "BLANK"], &NEW_OK),
@@ -233,18 +233,39 @@ fn a_wrong_old_or_login_passphrase_flag_is_named() {
     v.run(&args).expect(0);
     refused(
         &v,
-        &[
-            "deploy",
-            "personal",
-            "--to",
-            "runpod-pods",
-            "--passphrase-env",
-            "KV_PASS2",
-            "--login-passphrase-env",
-            "NOPE",
-        ],
+        &[&crate::support::DEPLOY_PODS[..], &["NOPE"]].concat(),
         "environment variable NOPE (--login-passphrase-env) is not set",
     );
+}
+
+/// Purposes each with `setting` in its `config.toml` table and a key created 100 days
+/// ago (due under `rotate_every = "90d"`); the `--json sweep --rotate-due --dry-run` plan.
+fn due_plan(v: &Vault, settings: &[(&str, String)]) -> serde_json::Value {
+    let mut config = "[policy]\nrotate_every = \"90d\"\n".to_owned();
+    for (purpose, setting) in settings {
+        config.push_str(&format!("\n[purpose.{purpose}]\n{setting}\n"));
+    }
+    v.write_config(&config);
+    chmod(&v.home.join("config.toml"), 0o600);
+    let now = chrono::Utc::now();
+    v.set_now(now - chrono::TimeDelta::days(100));
+    for (purpose, _) in settings {
+        v.new_key(purpose, &[]);
+    }
+    v.set_now(now);
+    v.run(&["--json", "--no-input", "sweep", "--rotate-due", "--dry-run"])
+        .expect(0)
+        .no_secrets()
+        .json()
+}
+
+/// The rotation of `purpose` in a `due_plan`.
+fn planned(plan: &serde_json::Value, purpose: &str) -> serde_json::Value {
+    plan["rotations"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["purpose"] == purpose))
+        .unwrap_or_else(|| panic!("no rotation of {purpose}: {plan}"))
+        .clone()
 }
 
 /// A purpose's `passphrase_env` / `passphrase_file` that gives no passphrase: the
@@ -291,28 +312,13 @@ fn every_wrong_configured_source_says_which_and_what() {
             ),
         ),
     ];
-    let mut config = "[policy]\nrotate_every = \"90d\"\n".to_owned();
-    for (purpose, (setting, _)) in &cases {
-        config.push_str(&format!("\n[purpose.{purpose}]\n{setting}\n"));
-    }
-    v.write_config(&config);
-    chmod(&v.home.join("config.toml"), 0o600);
-    let now = chrono::Utc::now();
-    v.set_now(now - chrono::TimeDelta::days(100));
-    for (purpose, _) in &cases {
-        v.new_key(purpose, &[]);
-    }
-    v.set_now(now);
-    let plan = v
-        .run(&["--json", "--no-input", "sweep", "--rotate-due", "--dry-run"])
-        .expect(0)
-        .no_secrets()
-        .json();
+    let settings: Vec<(&str, String)> = cases
+        .iter()
+        .map(|(purpose, (setting, _))| (*purpose, setting.clone()))
+        .collect();
+    let plan = due_plan(&v, &settings);
     let error = |purpose: &str| {
-        let rotation = plan["rotations"]
-            .as_array()
-            .and_then(|r| r.iter().find(|r| r["purpose"] == purpose))
-            .unwrap_or_else(|| panic!("no rotation of {purpose}: {plan}"));
+        let rotation = planned(&plan, purpose);
         assert_eq!(rotation["result"], "failed", "{purpose}: {plan}");
         rotation["error"].clone()
     };
@@ -331,4 +337,115 @@ fn every_wrong_configured_source_says_which_and_what() {
     );
     let hint = error("unset")["hint"].to_string();
     assert!(hint.contains("set NOPE in the environment"), "{hint}");
+}
+
+/// A passphrase file named with `--passphrase-file` and one named by `passphrase_file` in
+/// `config.toml` are read alike: the first line however long the notes after it, another
+/// user's file refused, a first line over 4096 bytes refused, in the same words.
+#[test]
+fn a_passphrase_file_is_read_alike_from_a_flag_and_from_config_toml() {
+    let v = Vault::new();
+    let notes = format!("{PASS}\n{}", "# a note after the passphrase\n".repeat(200));
+    let noted = file(&v, "noted", &notes, 0o600);
+    let theirs = file(&v, "theirs", &format!("{PASS}\n"), 0o600);
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).expect("chown");
+    let long = file(&v, "long", &"x".repeat(5000), 0o600);
+    let flag = |p: &Path, problem: &str| {
+        format!(
+            "passphrase file {} (--passphrase-file) {problem}",
+            p.display()
+        )
+    };
+    let setting = |p: &Path, problem: &str| {
+        format!("passphrase_file {} in config.toml {problem}", p.display())
+    };
+    let not_theirs = "belongs to another user (uid 65534)";
+    let too_long = "has a first line longer than 4096 bytes";
+    let cases = [("noted", &noted), ("theirs", &theirs), ("long", &long)];
+    let settings: Vec<(&str, String)> = cases
+        .iter()
+        .map(|(purpose, path)| {
+            (
+                *purpose,
+                format!("passphrase_file = \"{}\"", path.display()),
+            )
+        })
+        .collect();
+    let plan = due_plan(&v, &settings);
+    let result = |purpose: &str| planned(&plan, purpose);
+    assert_ne!(result("noted")["result"], "failed", "{plan}");
+    for (purpose, want) in [
+        ("theirs", setting(&theirs, not_theirs)),
+        ("long", setting(&long, too_long)),
+    ] {
+        let message = result(purpose)["error"]["message"].to_string();
+        assert!(
+            message.contains(&want),
+            "{purpose}: wanted {want:?} in {plan}"
+        );
+    }
+    let old_from = |p: &Path| {
+        vec![
+            "passwd".to_owned(),
+            "noted-1".to_owned(),
+            "--passphrase-file".to_owned(),
+            s(p).to_owned(),
+            "--new-passphrase-env".to_owned(),
+            "KV_PASS2".to_owned(),
+        ]
+    };
+    for (path, want) in [
+        (&theirs, flag(&theirs, not_theirs)),
+        (&long, flag(&long, too_long)),
+    ] {
+        let args = old_from(path);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        refused(&v, &args, &want);
+    }
+    let args = old_from(&noted);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    v.run(&args).expect(0).no_secrets();
+}
+
+/// A wrong passphrase flag is refused before anything runs, also where the run would never
+/// read it: a rotation that logs in nowhere, a dry run, a deploy to a file.
+#[test]
+fn a_wrong_passphrase_flag_is_refused_up_front_even_if_unused() {
+    let v = vault();
+    let open = file(&v, "open", &format!("{PASS}\n"), 0o644);
+    let missing = v.root.join("missing");
+    let target = format!("file:{}", v.root.join("authorized_keys").display());
+    // `rotate personal` (no pods: it logs in nowhere), the new passphrase from KV_PASS2;
+    // a dry run; a deploy to a file. None of them reads the flag after it.
+    let rotate = &crate::support::ROTATE[..4];
+    let dry_run = &["rotate", "personal", "--dry-run"][..];
+    let deploy = &["deploy", "personal", "--to", &target][..];
+    let (missing, open) = (s(&missing), s(&open));
+    for (command, flag, value, problem) in [
+        (rotate, "--old-passphrase-env", "NOPE", "is not set"),
+        (rotate, "--old-passphrase-env", "BLANK", "is empty"),
+        (rotate, "--old-passphrase-file", missing, "does not exist"),
+        (dry_run, "--passphrase-env", "NOPE", "is not set"),
+        (dry_run, "--passphrase-file", open, "grants access"),
+        (deploy, "--passphrase-env", "NOPE", "is not set"),
+        (deploy, "--login-passphrase-env", "BLANK", "is empty"),
+        (deploy, "--login-passphrase-file", missing, "does not exist"),
+    ] {
+        let what = if flag.ends_with("-env") {
+            "environment variable"
+        } else {
+            "passphrase file"
+        };
+        let want = format!("{what} {value} ({flag}) {problem}");
+        refused(&v, &[command, &[flag, value]].concat(), &want);
+    }
+    // Nothing ran: no rotation, no deploy.
+    let keys = v.run(&["--json", "list"]).expect(0).json().to_string();
+    assert!(!keys.contains("personal-2"), "{keys}");
+    assert!(!v.root.join("authorized_keys").exists());
+    // The same flags, right, run.
+    v.run(&["deploy", "personal", "--to", &target]).expect(0);
+    v.run(&[rotate, &["--old-passphrase-env", "KV_PASS"]].concat())
+        .expect(0)
+        .no_secrets();
 }

@@ -11,18 +11,9 @@ use std::time::{Duration, Instant};
 
 /// `rotate personal --pods` with `extra` arguments, new passphrase from KV_PASS2.
 fn rotate(fleet: &Fleet, extra: &[&str]) -> crate::support::Run {
-    let mut args = vec![
-        "--json",
-        "rotate",
-        "personal",
-        "--pods",
-        "--passphrase-env",
-        "KV_PASS2",
-        "--old-passphrase-env",
-        "KV_PASS",
-    ];
-    args.extend_from_slice(extra);
-    fleet.v.run(&args)
+    fleet
+        .v
+        .run(&[&["--json"], &crate::support::ROTATE_PODS[..], extra].concat())
 }
 
 /// Lets an unattended run unlock the purpose's new keys: `passphrase_env = "KV_PASS2"`.
@@ -228,18 +219,7 @@ fn sweep_finishes_a_pod_left_between_its_two_logins() {
 fn a_sweep_that_cannot_unlock_the_new_key_keeps_the_old_one_and_names_the_command() {
     let fleet = Fleet::new(1);
     crash_at(&fleet, "added:POD");
-    let (name, sshd) = &fleet.pods[0];
-    let swept = sweep(&fleet);
-    let seen = entries(&swept, name);
-    assert_eq!(seen.len(), 1, "{swept}");
-    assert_eq!(seen[0].0, "failed", "{swept}");
-    assert!(seen[0].1.contains("old key was left in place"), "{swept}");
-    assert!(
-        seen[0]
-            .1
-            .contains("finish it with `keyvault rotate personal`"),
-        "{swept}"
-    );
+    kept_the_old_key(&fleet, "finish it with `keyvault rotate personal`");
     // In words too, and no login was spent on it.
     let words = fleet.v.run(&["sweep"]).expect(0).no_secrets();
     assert!(
@@ -248,10 +228,11 @@ fn a_sweep_that_cannot_unlock_the_new_key_keeps_the_old_one_and_names_the_comman
         ),
         "{words:?}"
     );
-    assert_eq!(fleet.logins(name), std::slice::from_ref(&fleet.old_fp));
-    let old = fleet.v.home.join("keys/personal-1");
-    assert_eq!(sshd.ssh(&old, PASS, "true").code, 0, "locked out");
-    assert_eq!(state(&fleet, "personal-1"), "retiring");
+    // The rotation's login and the test's own with the old key, none of the sweeps'.
+    assert_eq!(
+        fleet.logins(&fleet.pods[0].0),
+        [fleet.old_fp.clone(), fleet.old_fp.clone()]
+    );
     fleet.v.run(&["log", "--verify"]).expect(0);
 }
 
@@ -334,4 +315,36 @@ fn a_pod_unreachable_during_sweep_keeps_its_old_key_and_the_next_sweep_finishes_
     fleet.assert_rotated(name, sshd);
     assert_eq!(state(&fleet, "personal-1"), "revoked");
     fleet.v.run(&["log", "--verify"]).expect(0);
+}
+
+/// The purpose's `passphrase_env` that let `rotate` count on the sweep fails at the end of
+/// the grace period: each pod keeps its old key and says which variable failed and why.
+#[test]
+fn a_grace_end_sweep_says_why_the_configured_passphrase_failed() {
+    let fleet = Fleet::new(1);
+    unattended(&fleet);
+    let start = chrono::Utc::now();
+    rotate(&fleet, &["--grace", "1h"]).expect(0).no_secrets();
+    fleet.v.set_env("KV_PASS2", "");
+    fleet.v.set_now(start + chrono::TimeDelta::hours(2));
+    kept_the_old_key(
+        &fleet,
+        "environment variable KV_PASS2 (passphrase_env in config.toml) is empty",
+    );
+}
+
+/// A `--json sweep` that fails pod 0 of `fleet` with `want` in its detail: the old key was
+/// left in place, no login was spent, and the old key still gets in.
+fn kept_the_old_key(fleet: &Fleet, want: &str) {
+    let swept = sweep(fleet);
+    let (name, sshd) = &fleet.pods[0];
+    let seen = entries(&swept, name);
+    assert_eq!(seen.len(), 1, "{swept}");
+    assert_eq!(seen[0].0, "failed", "{swept}");
+    assert!(seen[0].1.contains("old key was left in place"), "{swept}");
+    assert!(seen[0].1.contains(want), "wanted {want:?} in {swept}");
+    assert_eq!(fleet.logins(name), std::slice::from_ref(&fleet.old_fp));
+    let old = fleet.v.home.join("keys/personal-1");
+    assert_eq!(sshd.ssh(&old, PASS, "true").code, 0, "locked out");
+    assert_eq!(state(fleet, "personal-1"), "retiring");
 }

@@ -141,29 +141,11 @@ fn deploy_and_revoke_to_pods_exit_1_while_a_stopped_pod_would_trust_the_old_key(
     server.add_pod(pod("stopped", "EXITED", &[&p1], None));
     server.add_pod(pod("other", "STARTING", &[UNMANAGED], None));
     // Rotated without --pods: personal-1 is revoked, the stopped pod still names it.
-    v.run(&[
-        "rotate",
-        "personal",
-        "--passphrase-env",
-        "KV_PASS2",
-        "--old-passphrase-env",
-        "KV_PASS",
-    ])
-    .expect(0);
+    v.run(&crate::support::ROTATE).expect(0);
 
     // The new key cannot reach a stopped pod, which starts with its PUBLIC_KEY alone.
     let report = v
-        .run(&[
-            "--json",
-            "deploy",
-            "personal",
-            "--to",
-            "runpod-pods",
-            "--passphrase-env",
-            "KV_PASS2",
-            "--login-passphrase-env",
-            "KV_PASS",
-        ])
+        .run(&[&crate::support::DEPLOY_PODS[..], &["KV_PASS"]].concat())
         .expect(1)
         .no_secrets()
         .json();
@@ -176,17 +158,7 @@ fn deploy_and_revoke_to_pods_exit_1_while_a_stopped_pod_would_trust_the_old_key(
     assert!(outcomes(&report, "other").is_empty(), "{report}");
 
     // Revoking the old key at the pods: the stopped pod would trust it again.
-    let revoke = || {
-        v.run(&[
-            "--json",
-            "revoke",
-            "personal-1",
-            "--to",
-            "runpod-pods",
-            "--passphrase-env",
-            "KV_PASS",
-        ])
-    };
+    let revoke = || v.run(&[&["--json"], &crate::support::REVOKE_PODS[..]].concat());
     let report = revoke().expect(1).no_secrets().json();
     assert_eq!(outcomes(&report, "stopped"), ["needs-redeploy"], "{report}");
     assert!(
@@ -194,14 +166,7 @@ fn deploy_and_revoke_to_pods_exit_1_while_a_stopped_pod_would_trust_the_old_key(
         "{report}"
     );
     let text = v
-        .run(&[
-            "revoke",
-            "personal-1",
-            "--to",
-            "runpod-pods",
-            "--passphrase-env",
-            "KV_PASS",
-        ])
+        .run(&crate::support::REVOKE_PODS)
         .expect(1)
         .no_secrets()
         .stdout;

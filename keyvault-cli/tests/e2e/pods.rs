@@ -258,28 +258,8 @@ fn deploy_and_revoke_reach_the_running_pods_that_trust_the_purpose() {
     server.add_pod(pod("prox", "RUNNING", &[&p1], None));
 
     // Rotated without --pods: the pods still trust only personal-1, now revoked.
-    v.run(&[
-        "rotate",
-        "personal",
-        "--passphrase-env",
-        "KV_PASS2",
-        "--old-passphrase-env",
-        "KV_PASS",
-    ])
-    .expect(0);
-    let deploy_to_pods = || {
-        v.run(&[
-            "--json",
-            "deploy",
-            "personal",
-            "--to",
-            "runpod-pods",
-            "--passphrase-env",
-            "KV_PASS2",
-            "--login-passphrase-env",
-            "KV_PASS",
-        ])
-    };
+    v.run(&crate::support::ROTATE).expect(0);
+    let deploy_to_pods = || v.run(&[&crate::support::DEPLOY_PODS[..], &["KV_PASS"]].concat());
     // deploy --to runpod-pods logs in with personal-1 and adds personal-2, proving it.
     let report = deploy_to_pods().expect(1).no_secrets().json();
     assert_eq!(outcomes(&report, "poda"), ["added"], "{report}");
@@ -314,15 +294,7 @@ fn deploy_and_revoke_reach_the_running_pods_that_trust_the_purpose() {
 
     // revoke --to runpod-pods logs in with personal-1 itself and takes it out.
     let report = v
-        .run(&[
-            "--json",
-            "revoke",
-            "personal-1",
-            "--to",
-            "runpod-pods",
-            "--passphrase-env",
-            "KV_PASS",
-        ])
+        .run(&[&["--json"], &crate::support::REVOKE_PODS[..]].concat())
         .expect(1)
         .no_secrets()
         .json();
@@ -359,15 +331,7 @@ fn deploy_and_revoke_reach_the_running_pods_that_trust_the_purpose() {
     server.set_pod_status("dead", "TERMINATED");
     server.set_pod_status("prox", "TERMINATED");
     let report = v
-        .run(&[
-            "--json",
-            "revoke",
-            "personal-1",
-            "--to",
-            "runpod-pods",
-            "--passphrase-env",
-            "KV_PASS",
-        ])
+        .run(&[&["--json"], &crate::support::REVOKE_PODS[..]].concat())
         .expect(0)
         .json();
     assert_eq!(report["pods"], serde_json::json!([]), "{report}");

@@ -21,6 +21,41 @@ pub const ROTATE_PODS: [&str; 7] = [
     "KV_PASS",
 ];
 
+/// `rotate personal` without `--pods`, the new passphrase from KV_PASS2 and the old from
+/// KV_PASS (the first six words of [`ROTATE_PODS`] but `--pods`).
+pub const ROTATE: [&str; 6] = [
+    "rotate",
+    "personal",
+    "--passphrase-env",
+    "KV_PASS2",
+    "--old-passphrase-env",
+    "KV_PASS",
+];
+
+/// `--json deploy personal --to runpod-pods`, the key's passphrase from KV_PASS2; the key
+/// that logs in to the pods is unlocked with `--login-passphrase-env` and the variable
+/// that follows.
+pub const DEPLOY_PODS: [&str; 8] = [
+    "--json",
+    "deploy",
+    "personal",
+    "--to",
+    "runpod-pods",
+    "--passphrase-env",
+    "KV_PASS2",
+    "--login-passphrase-env",
+];
+
+/// `revoke personal-1 --to runpod-pods`, its passphrase (to log in with it) from KV_PASS.
+pub const REVOKE_PODS: [&str; 6] = [
+    "revoke",
+    "personal-1",
+    "--to",
+    "runpod-pods",
+    "--passphrase-env",
+    "KV_PASS",
+];
+
 /// `mint` of a `ci` key (no passphrase, an hour) with a certificate for principal `root`,
 /// the CA's passphrase from KV_PASS, written to `out` (a new file).
 pub fn mint_ci_cert(out: &Path) -> Vec<&str> {

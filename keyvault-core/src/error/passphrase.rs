@@ -55,6 +55,11 @@ pub enum SourceProblem {
         /// Its mode (permission bits).
         mode: u32,
     },
+    /// The file's first line, which is the passphrase, is longer than this many bytes.
+    TooLong {
+        /// The most it may hold.
+        max: u64,
+    },
     /// The file could not be read.
     Unreadable {
         /// Why, as the system says it.
@@ -81,6 +86,9 @@ impl std::fmt::Display for SourceProblem {
                 f,
                 "grants access to group or others (mode {mode:04o}; expected 0600)"
             ),
+            SourceProblem::TooLong { max } => {
+                write!(f, "has a first line longer than {max} bytes")
+            }
             SourceProblem::Unreadable { reason } => write!(f, "cannot be read: {reason}"),
         }
     }

@@ -119,7 +119,7 @@ impl Vault {
     /// not logged in yet (or has yet to be added: a pod that was down), where that takes no
     /// person (see [`Self::provable_at_grace_end`]; `env` reads `passphrase_env`). A key it
     /// cannot unlock is left out: its pods keep the old key and are reported with what
-    /// finishes them.
+    /// finishes them and, where the purpose's passphrase source failed, why.
     pub(crate) fn unlock_to_prove(
         &self,
         txn: &Txn,
@@ -140,8 +140,15 @@ impl Vault {
                 continue;
             }
             let new = key(txn, &e.new)?;
-            if let Ok(Some(plain)) = self.unlock_unattended(new, env) {
-                opened.identities.insert(new.id().clone(), plain);
+            match self.unlock_unattended(new, env) {
+                Ok(Some(plain)) => {
+                    opened.identities.insert(new.id().clone(), plain);
+                }
+                Ok(None) => {}
+                // Its pods are reported with why (see `pods::proving_login`).
+                Err(e) => {
+                    opened.not_unlocked.insert(new.id().clone(), e.to_string());
+                }
             }
         }
         Ok(())
