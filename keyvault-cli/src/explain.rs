@@ -4,8 +4,8 @@
 use keyvault_core::backup::BackupError;
 use keyvault_core::error::describe;
 use keyvault_core::{
-    Error, InputError, NextStep, PodOutcome, PodRetry, Remedy, RequestError, ScanFinding, ScanFix,
-    ScanReport, StoreError, StoreLocation, TargetError,
+    Error, InputError, NextStep, PodOutcome, PodOutcomeKind, PodRetry, Remedy, RequestError,
+    ScanFinding, ScanFix, ScanReport, StoreError, StoreLocation, TargetError,
 };
 
 /// The message of `e` as the CLI prints it after `error: `.
@@ -302,22 +302,45 @@ its private key --purpose NAME"
     }
 }
 
+/// The `--to` that names the pods of a RunPod account.
+fn pods_target(account: &keyvault_core::TargetSpec) -> String {
+    match account.runpod_profile() {
+        Some(Some(profile)) => format!("runpod-pods:{profile}"),
+        Some(None) | None => "runpod-pods".to_owned(),
+    }
+}
+
 /// A pod's detail in a report, with the command that retries its failed step.
 pub fn pod_detail(pod: &PodOutcome) -> String {
     match &pod.retry {
-        Some(PodRetry::RevokeAtPods { key, account }) => {
-            let pods = match account.runpod_profile() {
-                Some(Some(profile)) => format!("runpod-pods:{profile}"),
-                Some(None) | None => "runpod-pods".to_owned(),
-            };
-            format!(
-                "{}; retry with `keyvault revoke {key} --to {pods}`",
-                pod.detail
-            )
-        }
-        Some(PodRetry::FinishRotation { purpose, key }) => format!(
-            "{}; finish it with `keyvault rotate {purpose}`, which asks for the passphrase of {key}",
+        Some(PodRetry::RevokeAtPods { key, account }) => format!(
+            "{}; retry with `keyvault revoke {key} --to {}`{}",
+            pod.detail,
+            pods_target(account),
+            if pod.outcome == PodOutcomeKind::Pending {
+                " once it runs"
+            } else {
+                ""
+            }
+        ),
+        Some(PodRetry::DeployAtPods { key, account }) => format!(
+            "{}; retry with `keyvault deploy {key} --to {}` once it runs",
+            pod.detail,
+            pods_target(account)
+        ),
+        Some(PodRetry::ResumeRotation { purpose, old }) => format!(
+            "{}; once it runs, finish it with `keyvault rotate {purpose} --pods`, which asks \
+for the passphrase of {old} to log in there",
             pod.detail
+        ),
+        Some(PodRetry::FinishRotation { purpose, key }) => format!(
+            "{}; finish it with `keyvault rotate {purpose}`{}, which asks for the passphrase of {key}",
+            pod.detail,
+            if pod.outcome == PodOutcomeKind::Pending {
+                " once it runs"
+            } else {
+                ""
+            }
         ),
         _ => pod.detail.clone(),
     }

@@ -81,6 +81,22 @@ pub enum PodRetry {
         /// The RunPod account (`runpod` or `runpod:PROFILE`) whose pods to reach.
         account: TargetSpec,
     },
+    /// Deploy `key` to the running pods of a RunPod `account` once the pod runs.
+    DeployAtPods {
+        /// The key to deploy.
+        key: KeyId,
+        /// The RunPod account (`runpod` or `runpod:PROFILE`) whose pods to reach.
+        account: TargetSpec,
+    },
+    /// Resume the rotation of `purpose` with pods, giving the passphrase of its old key
+    /// `old`, once the pod runs: the pod stays in the rotation, which keeps `old` retiring
+    /// until the new key is added there, and only `old` logs in to add it.
+    ResumeRotation {
+        /// The purpose whose rotation to resume.
+        purpose: Purpose,
+        /// The old key, whose passphrase the run needs.
+        old: KeyId,
+    },
     /// Finish the rotation of `purpose`, giving the passphrase of its new key `key`: the
     /// pod keeps the old key until that key logs in there alone, and this run could not
     /// unlock it (a `sweep` asks no one).
@@ -104,7 +120,7 @@ pub enum PodOutcomeKind {
     /// The pod could not be changed.
     Failed,
     /// Only a redeploy changes the pod's keys: it has no direct SSH endpoint, or it does not
-    /// run but is not terminated (stopped, starting, in error), and trusts the keys in its
+    /// run but is not terminated (stopped, in error), and trusts the keys in its
     /// `PUBLIC_KEY` again when it starts.
     NeedsRedeploy,
     /// The pod no longer depends on the key: it is terminated, no longer listed, or does
@@ -112,6 +128,10 @@ pub enum PodOutcomeKind {
     Gone,
     /// The pod trusts the key already.
     Already,
+    /// The pod is starting (`PROVISIONING`, `STARTING`): it cannot be logged in to yet, and
+    /// when it runs it trusts the keys in its `PUBLIC_KEY`. Nothing was done there; the
+    /// step is retried once it runs (see [`PodOutcome::retry`]).
+    Pending,
 }
 
 impl PodOutcomeKind {
@@ -125,13 +145,18 @@ impl PodOutcomeKind {
             PodOutcomeKind::NeedsRedeploy => "needs-redeploy",
             PodOutcomeKind::Gone => "gone",
             PodOutcomeKind::Already => "already",
+            PodOutcomeKind::Pending => "pending",
         }
     }
 
-    /// Whether the pod was left without the change it needed (`failed`, `needs-redeploy`).
+    /// Whether the pod was left without the change it needed (`failed`, `needs-redeploy`,
+    /// `pending`).
     #[must_use]
     pub fn is_incomplete(self) -> bool {
-        matches!(self, PodOutcomeKind::Failed | PodOutcomeKind::NeedsRedeploy)
+        matches!(
+            self,
+            PodOutcomeKind::Failed | PodOutcomeKind::NeedsRedeploy | PodOutcomeKind::Pending
+        )
     }
 }
 
@@ -149,8 +174,8 @@ impl Report {
             ..Report::default()
         }
     }
-    /// Whether some pod was left without the change it needed: `failed`, or
-    /// `needs-redeploy` (the CLI exits 1 for these after `deploy`/`revoke` to pods).
+    /// Whether some pod was left without the change it needed: `failed`, `needs-redeploy`
+    /// or `pending` (the CLI exits 1 for these after `deploy`/`revoke` to pods).
     #[must_use]
     pub fn pods_incomplete(&self) -> bool {
         self.pods.iter().any(|p| p.outcome.is_incomplete())
@@ -163,6 +188,16 @@ impl Report {
             outcome,
             detail: detail.into(),
             retry: None,
+        });
+    }
+
+    /// Records a starting pod where nothing was done yet, with what retries it.
+    pub(crate) fn pod_pending(&mut self, pod: String, detail: String, retry: Option<PodRetry>) {
+        self.pods.push(PodOutcome {
+            pod,
+            outcome: PodOutcomeKind::Pending,
+            detail,
+            retry,
         });
     }
 
@@ -190,6 +225,7 @@ mod tests {
             (PodOutcomeKind::NeedsRedeploy, "needs-redeploy", true),
             (PodOutcomeKind::Gone, "gone", false),
             (PodOutcomeKind::Already, "already", false),
+            (PodOutcomeKind::Pending, "pending", true),
         ];
         for (kind, name, incomplete) in all {
             assert_eq!(kind.to_string(), name);

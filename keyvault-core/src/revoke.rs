@@ -43,10 +43,11 @@ impl Vault {
     /// Revokes a key, and with `pods_of` also removes it from every running pod of that
     /// RunPod account that trusts it (`revoke --to runpod-pods`), logging in with the key
     /// itself. Pods it was added to over SSH are always reached. A pod that cannot be
-    /// changed is reported ([`Report::pods_incomplete`]), and so is a pod that does not run
-    /// but is not terminated whose `PUBLIC_KEY` holds the key (it trusts the key again when
-    /// it starts: [`crate::PodOutcomeKind::NeedsRedeploy`]); the key is revoked everywhere
-    /// else regardless, and running this again on the revoked key retries the pods.
+    /// changed is reported ([`Report::pods_incomplete`]), and so is a stopped pod whose
+    /// `PUBLIC_KEY` holds the key (it trusts the key again when it starts:
+    /// [`crate::PodOutcomeKind::NeedsRedeploy`]) and a starting pod that will trust it
+    /// ([`crate::PodOutcomeKind::Pending`]); the key is revoked everywhere else regardless,
+    /// and running this again on the revoked key retries the pods.
     ///
     /// # Errors
     ///
@@ -152,7 +153,8 @@ impl Vault {
 
     /// Adds to `names` the running pods of `account` that trust `record` (a pod keyvault
     /// edited before under another endpoint is replaced); proxy-only ones are reported, and
-    /// so are pods that do not run but would trust it when they start.
+    /// so are pods that do not run but would trust it when they start: starting ones as
+    /// `pending` (none is logged in to), stopped ones as needing a redeploy.
     fn pods_trusting(
         &self,
         txn: &Txn,
@@ -163,10 +165,31 @@ impl Vault {
         report: &mut Report,
     ) -> Result<()> {
         let now = self.now();
-        let (running, stopped) = self.live_pods(opened, account)?;
+        let live = self.live_pods(opened, account)?;
+        let retry = PodRetry::RevokeAtPods {
+            key: record.id().clone(),
+            account: account.clone(),
+        };
+        // A starting pod cannot be logged in to yet; once it runs, the revoke is retried.
+        for pod in &live.starting {
+            let seen = crate::observe::pod_report(txn, now, pod);
+            names.retain(|n| pod_id(n) != pod.id);
+            if seen.keys.iter().any(|k| k.id.as_ref() == Some(record.id())) {
+                report.pod_pending(
+                    pod.id.clone(),
+                    format!(
+                        "{}; when it runs it trusts {} (its PUBLIC_KEY holds it, or keyvault \
+                         added it there over SSH)",
+                        crate::pods::starting(pod),
+                        record.id()
+                    ),
+                    Some(retry.clone()),
+                );
+            }
+        }
         // A pod that does not run cannot be changed over SSH (none is logged in to), and
         // trusts the key again when it starts if its PUBLIC_KEY holds it.
-        for pod in &stopped {
+        for pod in &live.stopped {
             let edited = names.iter().any(|n| pod_id(n) == pod.id);
             names.retain(|n| pod_id(n) != pod.id);
             if pod.starts_with_key(record.fingerprint()) {
@@ -184,14 +207,11 @@ impl Vault {
                         crate::observe::status_word(&pod.status),
                         record.id()
                     ),
-                    PodRetry::RevokeAtPods {
-                        key: record.id().clone(),
-                        account: account.clone(),
-                    },
+                    retry.clone(),
                 );
             }
         }
-        for pod in running {
+        for pod in live.running {
             let seen = crate::observe::pod_report(txn, now, &pod);
             if !seen.keys.iter().any(|k| k.id.as_ref() == Some(record.id())) {
                 continue;

@@ -25,6 +25,9 @@ pub(crate) struct Opened<'a> {
     pub(crate) open: BTreeMap<TargetSpec, Box<dyn Target + Send>>,
     /// New keys generated in this run, decrypted, for targets that prove a key logs in.
     pub(crate) identities: BTreeMap<KeyId, ssh_key::PrivateKey>,
+    /// Pods of the journal that are starting (`PROVISIONING`, `STARTING`), with their
+    /// status: not logged in to in this run (they cannot be yet); they stay in the journal.
+    pub(crate) starting: BTreeMap<TargetSpec, String>,
 }
 
 impl Vault {
@@ -54,6 +57,7 @@ impl<'a> Opened<'a> {
             targets,
             open: BTreeMap::new(),
             identities: BTreeMap::new(),
+            starting: BTreeMap::new(),
         }
     }
     pub(crate) fn get(&mut self, spec: &TargetSpec) -> Result<&mut Box<dyn Target + Send>> {
