@@ -356,9 +356,18 @@ impl Vault {
                             .filter_map(|(t, _)| t.pod_id().map(ToOwned::to_owned))
                             .collect();
                         if pods.is_empty() {
-                            format!("{} is still deployed although its rotation's grace period is over", e.old())
+                            format!(
+                                "{} is still deployed although its rotation's grace period is over",
+                                e.old()
+                            )
                         } else {
-                            format!("{} stays retiring: running pods {} still trust it and could not be updated", e.old(), pods.join(", "))
+                            format!(
+                                "{} stays retiring: pods {} still trust it, and the rotation has \
+                                 yet to add {} there (they could not be reached, or did not run)",
+                                e.old(),
+                                pods.join(", "),
+                                e.new_key()
+                            )
                         }
                     },
                     fix: Remedy::RetryPods,

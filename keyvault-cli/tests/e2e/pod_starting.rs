@@ -56,6 +56,20 @@ fn a_starting_pod_joins_the_rotation_and_is_finished_once_it_runs() {
         "a starting pod was logged in to"
     );
     assert_eq!(state(v, "personal-1"), "retiring");
+    // `status` names the pod the old key stays retiring for, without calling it running.
+    let status = v.run(&["--json", "status"]).no_secrets().json();
+    let waiting: Vec<&Value> = status["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["kind"] == "interrupted")
+        .collect();
+    assert_eq!(waiting.len(), 1, "{status}");
+    assert_eq!(
+        waiting[0]["message"],
+        "personal-1 stays retiring: pods warm still trust it, and the rotation has yet to add \
+         personal-2 there (they could not be reached, or did not run)"
+    );
 
     // Still starting: the sweep leaves it for later, neither gone nor needing a redeploy.
     let swept = v.run(&["--json", "sweep"]).expect(0).no_secrets().json();
