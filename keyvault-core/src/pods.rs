@@ -163,6 +163,7 @@ fn set_aside_starting(
 }
 
 mod deploy;
+mod gone;
 
 impl Vault {
     /// For `rotate --pods`: the running pods that trust each purpose's old key, as pod

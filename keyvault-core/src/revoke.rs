@@ -47,7 +47,9 @@ impl Vault {
     /// `PUBLIC_KEY` holds the key (it trusts the key again when it starts:
     /// [`crate::PodOutcomeKind::NeedsRedeploy`]) and a starting pod that will trust it
     /// ([`crate::PodOutcomeKind::Pending`]); the key is revoked everywhere else regardless,
-    /// and running this again on the revoked key retries the pods.
+    /// and running this again on the revoked key retries the pods. A pod it was added to
+    /// over SSH that is gone (terminated, or listed by no RunPod account that could list its
+    /// pods) is not logged in to: the deployment ends there ([`crate::PodOutcomeKind::Gone`]).
     ///
     /// # Errors
     ///
@@ -76,9 +78,15 @@ impl Vault {
             .and_then(|p| txn.rotation(p))
             .and_then(|e| e.grace_until);
         let mut names = self.grace_ends_now(&mut txn, &record, grace.as_ref(), revoked)?;
-        let record = key(&txn, record.id())?.clone();
         let mut opened = Opened::new(targets);
         let mut report = Report::default();
+        // A pod it was added to over SSH that is terminated is gone: no login, nothing to retry.
+        if pods_of.is_some() || record.live_targets().iter().any(|t| t.is_pod()) {
+            let accounts: Vec<TargetSpec> = pods_of.into_iter().cloned().collect();
+            self.end_gone_pod_deployments(&mut txn, &accounts, &mut opened, &mut report)?;
+            names.retain(|n| !gone_from(&report, n));
+        }
+        let record = key(&txn, record.id())?.clone();
         names.extend(
             record
                 .live_targets()
@@ -473,4 +481,12 @@ fn targets_holding(txn: &Txn, ids: &[KeyId]) -> Result<BTreeMap<TargetSpec, Vec<
         }
     }
     Ok(per_target)
+}
+
+/// Whether `report` says pod target `name` is gone.
+fn gone_from(report: &Report, name: &TargetSpec) -> bool {
+    report
+        .pods
+        .iter()
+        .any(|p| p.outcome == PodOutcomeKind::Gone && p.pod == pod_id(name))
 }

@@ -190,3 +190,81 @@ fn deploy_revoke_and_status_say_a_starting_pod_is_pending_not_stopped() {
     );
     v.run(&["log", "--verify"]).expect(0);
 }
+
+/// The targets `show --json` says key `id` is deployed to now.
+fn live_targets(v: &crate::support::Vault, id: &str) -> Vec<String> {
+    let shown = v.run(&["--json", "show", id]).expect(0).json();
+    shown["deployments"]
+        .as_array()
+        .expect("deployments")
+        .iter()
+        .filter(|d| d["removed_at"].is_null())
+        .map(|d| d["target"].as_str().expect("target").to_owned())
+        .collect()
+}
+
+#[test]
+fn a_terminated_or_unlisted_pod_a_key_was_added_to_is_gone_for_sweep_and_revoke() {
+    let fleet = Fleet::new(2);
+    let v = &fleet.v;
+    fleet.rotate(0);
+    for pod in ["pod0", "pod1"] {
+        assert!(
+            live_targets(v, "personal-2")
+                .iter()
+                .any(|t| t.starts_with(&format!("pod:{pod}/"))),
+            "personal-2 was added to {pod} over SSH"
+        );
+    }
+    let logins = |pod: &str| fleet.logins(pod).len();
+    let before = (logins("pod0"), logins("pod1"));
+
+    // The sweep ends the deployment to the terminated pod, without logging in to it.
+    fleet.server.set_pod_status("pod0", "TERMINATED");
+    let swept = v.run(&["--json", "sweep"]).expect(0).no_secrets().json();
+    assert_eq!(outcomes(&swept, "pod0"), ["gone"], "{swept}");
+    assert_eq!(
+        detail(&swept, "pod0"),
+        "terminated, so it no longer trusts personal-2 (keyvault had added it over SSH)"
+    );
+    assert!(outcomes(&swept, "pod1").is_empty(), "{swept}");
+    let live = live_targets(v, "personal-2");
+    assert!(!live.iter().any(|t| t.starts_with("pod:pod0/")), "{live:?}");
+    assert!(live.iter().any(|t| t.starts_with("pod:pod1/")), "{live:?}");
+
+    // A revoke ends the one to the pod the account no longer lists, and logs in to neither.
+    fleet.server.remove_pod("pod1");
+    let revoke = || {
+        v.run(&[
+            "--json",
+            "revoke",
+            "personal-2",
+            "--to",
+            "runpod-pods",
+            "--passphrase-env",
+            "KV_PASS2",
+        ])
+    };
+    let report = revoke().expect(0).no_secrets().json();
+    assert_eq!(outcomes(&report, "pod1"), ["gone"], "{report}");
+    assert_eq!(
+        detail(&report, "pod1"),
+        "no longer listed, so it no longer trusts personal-2 (keyvault had added it over SSH)"
+    );
+    assert!(outcomes(&report, "pod0").is_empty(), "{report}");
+    assert_eq!(report["revoked"], serde_json::json!(["personal-2"]));
+    assert_eq!(
+        (logins("pod0"), logins("pod1")),
+        before,
+        "a gone pod was logged in to"
+    );
+    assert_eq!(live_targets(v, "personal-2"), Vec::<String>::new());
+
+    // Nothing is left to retry, and the audit log says where each went.
+    let again = revoke().expect(0).json();
+    assert_eq!(again["pods"], serde_json::json!([]), "{again}");
+    let log = v.run(&["--json", "log"]).expect(0).stdout;
+    assert!(log.contains("the pod is terminated"), "{log}");
+    assert!(log.contains("the pod is no longer listed"), "{log}");
+    v.run(&["log", "--verify"]).expect(0);
+}
