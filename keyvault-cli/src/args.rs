@@ -146,7 +146,10 @@ key of the same purpose: keyvault logs in with that key over the pod's direct SS
 proves it logs in. A pod that is stopped (or in error) cannot be changed over SSH and starts \
 with its PUBLIC_KEY alone: one of the purpose that lacks the key is reported as needing a redeploy. A pod that is \
 starting (PROVISIONING, STARTING) cannot be logged in to yet: it is reported pending, to deploy to again once it \
-runs. Exit 1 if a pod could not be updated (each pod's result is listed).\n\n\
+runs. A key added over SSH lives in the pod's ~/.ssh/authorized_keys only: a restart re-appends the pod's \
+PUBLIC_KEY, which lacks it, and whether the rest of authorized_keys survives depends on the image and volume, \
+so a restart of the pod may drop it (each such pod says so; JSON: survives_restart false). Exit 1 if a pod could \
+not be updated (each pod's result is listed).\n\n\
 Examples:\n  keyvault deploy personal --to runpod\n  keyvault deploy team-3 --to runpod:team\n  \
 keyvault deploy personal --to file:/home/me/.ssh/authorized_keys\n  \
 keyvault deploy personal --to ssh://deploy@build-01.example.com\n  \

@@ -383,6 +383,7 @@ mod tests {
                 key: "personal-2".parse().expect("id"),
                 account: account.parse().expect("target"),
             }),
+            survives_restart: None,
         };
         assert_eq!(
             super::pod_detail(&pod("runpod")),

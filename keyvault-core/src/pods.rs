@@ -619,8 +619,11 @@ impl Vault {
                     report.pod(
                         pod_id(&name),
                         PodOutcomeKind::Added,
-                        "key added and proven to log in",
+                        "key added and proven to log in; a restart of the pod may drop it (its \
+                         PUBLIC_KEY lacks it, and whether ~/.ssh/authorized_keys survives a \
+                         restart depends on the image and volume)",
                     );
+                    report.survives_restart(false);
                 }
                 PodEdit::Removed => {
                     entry.mark_removed_from(&name, now);

@@ -68,6 +68,13 @@ pub struct PodOutcome {
     /// detail, in its output and JSON alike).
     #[serde(skip)]
     pub retry: Option<PodRetry>,
+    /// For a key `deploy` to pods left at the pod (`added`, `already`): whether the pod
+    /// trusts it after a restart for sure (its `PUBLIC_KEY` holds it, and a restart
+    /// re-appends that), or may lose it there (`false`: only `~/.ssh/authorized_keys`
+    /// holds it, which survives a restart or not depending on the image and volume).
+    /// Absent elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub survives_restart: Option<bool>,
 }
 
 /// What retries a pod's failed step, as data.
@@ -188,7 +195,15 @@ impl Report {
             outcome,
             detail: detail.into(),
             retry: None,
+            survives_restart: None,
         });
+    }
+
+    /// Says of the last pod recorded whether the key it trusts survives a restart.
+    pub(crate) fn survives_restart(&mut self, survives: bool) {
+        if let Some(p) = self.pods.last_mut() {
+            p.survives_restart = Some(survives);
+        }
     }
 
     /// Records a starting pod where nothing was done yet, with what retries it.
@@ -198,6 +213,7 @@ impl Report {
             outcome: PodOutcomeKind::Pending,
             detail,
             retry,
+            survives_restart: None,
         });
     }
 
@@ -208,6 +224,7 @@ impl Report {
             outcome: PodOutcomeKind::Failed,
             detail,
             retry: Some(retry),
+            survives_restart: None,
         });
     }
 }

@@ -68,11 +68,21 @@ fn pods_lacking<'a>(
         let seen = crate::observe::pod_report(txn, now, pod);
         let trusted: Vec<&KeyId> = seen.keys.iter().filter_map(|k| k.id.as_ref()).collect();
         if trusted.contains(&record.id()) {
+            let kept = pod.starts_with_key(record.fingerprint());
             report.pod(
                 pod.id.clone(),
                 PodOutcomeKind::Already,
-                format!("already trusts {}", record.id()),
+                if kept {
+                    format!("already trusts {} (its PUBLIC_KEY holds it)", record.id())
+                } else {
+                    format!(
+                        "already trusts {} (added over SSH; a restart of the pod may drop it: \
+                         its PUBLIC_KEY lacks it)",
+                        record.id()
+                    )
+                },
             );
+            report.survives_restart(kept);
             continue;
         }
         // Prefer the active key, then retiring ones: keys that surely still log in.
