@@ -406,6 +406,33 @@ mod tests {
             "the old key was left in place; finish it with `keyvault rotate personal`, which \
 asks for the passphrase of personal-2"
         );
+        // A starting pod: each retry is for once it runs.
+        let mut starting = pod("runpod:work");
+        starting.outcome = keyvault_core::PodOutcomeKind::Pending;
+        starting.detail = s("STARTING: cannot be logged in to yet");
+        assert_eq!(
+            super::pod_detail(&starting),
+            "STARTING: cannot be logged in to yet; retry with `keyvault revoke personal-2 --to \
+runpod-pods:work` once it runs"
+        );
+        starting.retry = Some(keyvault_core::PodRetry::DeployAtPods {
+            key: "personal-2".parse().expect("id"),
+            account: "runpod".parse().expect("target"),
+        });
+        assert_eq!(
+            super::pod_detail(&starting),
+            "STARTING: cannot be logged in to yet; retry with `keyvault deploy personal-2 --to \
+runpod-pods` once it runs"
+        );
+        starting.retry = Some(keyvault_core::PodRetry::ResumeRotation {
+            purpose: "personal".parse().expect("purpose"),
+            old: "personal-1".parse().expect("id"),
+        });
+        assert_eq!(
+            super::pod_detail(&starting),
+            "STARTING: cannot be logged in to yet; once it runs, finish it with `keyvault rotate \
+personal --pods`, which asks for the passphrase of personal-1 to log in there"
+        );
     }
 
     /// The CLI says what keyvault-core said before its errors became data, word for word
