@@ -143,9 +143,13 @@ keyvault mint --purpose backup --ttl 30m --from 10.0.0.0/8 --force-command /usr/
         after_help = "Adding is idempotent; the key is verified by reading the target back.\n\n\
 runpod-pods reaches the running pods of the account (which never see account key changes) that trust another \
 key of the same purpose: keyvault logs in with that key over the pod's direct SSH endpoint, adds this one, and \
-proves it logs in. A pod that is stopped (or starting, or in error) cannot be changed over SSH and starts \
-with its PUBLIC_KEY alone: one of the purpose that lacks the key is reported as needing a redeploy. Exit 1 if \
-a pod could not be updated (each pod's result is listed).\n\n\
+proves it logs in. A pod that is stopped (or in error) cannot be changed over SSH and starts \
+with its PUBLIC_KEY alone: one of the purpose that lacks the key is reported as needing a redeploy. A pod that is \
+starting (PROVISIONING, STARTING) cannot be logged in to yet: it is reported pending, to deploy to again once it \
+runs. A key added over SSH lives in the pod's ~/.ssh/authorized_keys only: a restart re-appends the pod's \
+PUBLIC_KEY, which lacks it, and whether the rest of authorized_keys survives depends on the image and volume, \
+so a restart of the pod may drop it (each such pod says so; JSON: survives_restart false). Exit 1 if a pod could \
+not be updated (each pod's result is listed).\n\n\
 Examples:\n  keyvault deploy personal --to runpod\n  keyvault deploy team-3 --to runpod:team\n  \
 keyvault deploy personal --to file:/home/me/.ssh/authorized_keys\n  \
 keyvault deploy personal --to ssh://deploy@build-01.example.com\n  \
@@ -158,8 +162,9 @@ keyvault deploy personal --to runpod-pods --passphrase-env NEW_PASS --login-pass
     #[command(
         after_help = "Keys keyvault does not manage are never touched. With --to runpod-pods, the key is \
 also removed from every running pod of the account that trusts it (keyvault logs in with the key itself); \
-a pod that is not running but not terminated (stopped, starting, in error) whose PUBLIC_KEY holds the key \
-trusts it again when it starts, and is reported as needing a redeploy; exit 1 if a pod kept it or will trust \
+a stopped pod (or one in error) whose PUBLIC_KEY holds the key trusts it again when it starts, and is reported \
+as needing a redeploy; a starting pod (PROVISIONING, STARTING) that will trust it cannot be logged in to yet and \
+is reported pending, to retry once it runs; exit 1 if a pod kept it or will trust \
 it again (each pod's result is listed; run the same command again to retry). A pod's PUBLIC_KEY is what it \
 trusts after every restart: what was removed over SSH comes back then, as `keyvault status` says.\n\n\
 Examples:\n  keyvault revoke personal-1\n  keyvault revoke ci-deploy\n  \
@@ -184,9 +189,10 @@ not logged in yet (an interrupted rotation, or one whose grace period is over) i
 alone, which removes the old key; the sweep asks no one, so it does this where the new key's passphrase is in the \
 OS keyring or the purpose's passphrase_env / passphrase_file, else it reports the pod with the command that \
 finishes it. A pod the rotation waits for that is terminated, or no longer listed, is dropped as gone; \
-one that is stopped (or starting, or in error) is not gone, since it trusts its PUBLIC_KEY again when it starts: \
+one that is stopped (or in error) is not gone, since it trusts its PUBLIC_KEY again when it starts: \
 it is dropped too and reported as needing a redeploy (as a proxy-only pod is by `rotate --pods`; the sweep \
-still exits 0, and `keyvault status` keeps flagging the pod).\n\n\
+still exits 0, and `keyvault status` keeps flagging the pod). One that is starting (PROVISIONING, STARTING) stays \
+in the rotation and is reported pending: `keyvault rotate PURPOSE --pods` finishes it once it runs.\n\n\
 --rotate-due: after the usual sweep, every active key due under its purpose's rotation policy \
 (rotate_every, rotate_before_expiry in config.toml) is rotated across all its targets (with --pods where the \
 policy says pods = true), asking no one: the passphrases come from the OS keyring, or from the purpose's \
@@ -564,7 +570,9 @@ pub struct RotateArgs {
     /// two logins each (the old key adds the new one; the new key alone then logs in and
     /// removes the old one; with --grace, `keyvault sweep` logs in to remove it after the grace period).
     /// Proxy-only pods, and pods that are stopped but not terminated (they trust their
-    /// PUBLIC_KEY again when they start), are reported as needing a redeploy.
+    /// PUBLIC_KEY again when they start), are reported as needing a redeploy; starting
+    /// pods (PROVISIONING, STARTING) as pending: they join the rotation, and running this
+    /// again once they run finishes them.
     #[arg(long)]
     pub pods: bool,
     /// The old key's passphrase, from environment variable VAR: keyvault then logs in with the

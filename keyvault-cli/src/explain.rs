@@ -4,8 +4,8 @@
 use keyvault_core::backup::BackupError;
 use keyvault_core::error::describe;
 use keyvault_core::{
-    Error, InputError, NextStep, PodOutcome, PodRetry, Remedy, RequestError, ScanFinding, ScanFix,
-    ScanReport, StoreError, StoreLocation, TargetError,
+    Error, InputError, NextStep, PodOutcome, PodOutcomeKind, PodRetry, Remedy, RequestError,
+    ScanFinding, ScanFix, ScanReport, StoreError, StoreLocation, TargetError,
 };
 
 /// The message of `e` as the CLI prints it after `error: `.
@@ -302,22 +302,45 @@ its private key --purpose NAME"
     }
 }
 
+/// The `--to` that names the pods of a RunPod account.
+fn pods_target(account: &keyvault_core::TargetSpec) -> String {
+    match account.runpod_profile() {
+        Some(Some(profile)) => format!("runpod-pods:{profile}"),
+        Some(None) | None => "runpod-pods".to_owned(),
+    }
+}
+
 /// A pod's detail in a report, with the command that retries its failed step.
 pub fn pod_detail(pod: &PodOutcome) -> String {
     match &pod.retry {
-        Some(PodRetry::RevokeAtPods { key, account }) => {
-            let pods = match account.runpod_profile() {
-                Some(Some(profile)) => format!("runpod-pods:{profile}"),
-                Some(None) | None => "runpod-pods".to_owned(),
-            };
-            format!(
-                "{}; retry with `keyvault revoke {key} --to {pods}`",
-                pod.detail
-            )
-        }
-        Some(PodRetry::FinishRotation { purpose, key }) => format!(
-            "{}; finish it with `keyvault rotate {purpose}`, which asks for the passphrase of {key}",
+        Some(PodRetry::RevokeAtPods { key, account }) => format!(
+            "{}; retry with `keyvault revoke {key} --to {}`{}",
+            pod.detail,
+            pods_target(account),
+            if pod.outcome == PodOutcomeKind::Pending {
+                " once it runs"
+            } else {
+                ""
+            }
+        ),
+        Some(PodRetry::DeployAtPods { key, account }) => format!(
+            "{}; retry with `keyvault deploy {key} --to {}` once it runs",
+            pod.detail,
+            pods_target(account)
+        ),
+        Some(PodRetry::ResumeRotation { purpose, old }) => format!(
+            "{}; once it runs, finish it with `keyvault rotate {purpose} --pods`, which asks \
+for the passphrase of {old} to log in there",
             pod.detail
+        ),
+        Some(PodRetry::FinishRotation { purpose, key }) => format!(
+            "{}; finish it with `keyvault rotate {purpose}`{}, which asks for the passphrase of {key}",
+            pod.detail,
+            if pod.outcome == PodOutcomeKind::Pending {
+                " once it runs"
+            } else {
+                ""
+            }
         ),
         _ => pod.detail.clone(),
     }
@@ -360,6 +383,7 @@ mod tests {
                 key: "personal-2".parse().expect("id"),
                 account: account.parse().expect("target"),
             }),
+            survives_restart: None,
         };
         assert_eq!(
             super::pod_detail(&pod("runpod")),
@@ -381,6 +405,33 @@ mod tests {
             super::pod_detail(&waiting),
             "the old key was left in place; finish it with `keyvault rotate personal`, which \
 asks for the passphrase of personal-2"
+        );
+        // A starting pod: each retry is for once it runs.
+        let mut starting = pod("runpod:work");
+        starting.outcome = keyvault_core::PodOutcomeKind::Pending;
+        starting.detail = s("STARTING: cannot be logged in to yet");
+        assert_eq!(
+            super::pod_detail(&starting),
+            "STARTING: cannot be logged in to yet; retry with `keyvault revoke personal-2 --to \
+runpod-pods:work` once it runs"
+        );
+        starting.retry = Some(keyvault_core::PodRetry::DeployAtPods {
+            key: "personal-2".parse().expect("id"),
+            account: "runpod".parse().expect("target"),
+        });
+        assert_eq!(
+            super::pod_detail(&starting),
+            "STARTING: cannot be logged in to yet; retry with `keyvault deploy personal-2 --to \
+runpod-pods` once it runs"
+        );
+        starting.retry = Some(keyvault_core::PodRetry::ResumeRotation {
+            purpose: "personal".parse().expect("purpose"),
+            old: "personal-1".parse().expect("id"),
+        });
+        assert_eq!(
+            super::pod_detail(&starting),
+            "STARTING: cannot be logged in to yet; once it runs, finish it with `keyvault rotate \
+personal --pods`, which asks for the passphrase of personal-1 to log in there"
         );
     }
 

@@ -45,7 +45,7 @@ pub fn styled_state(state: &str) -> String {
 pub fn styled_outcome(outcome: &str) -> String {
     let style = match outcome {
         "failed" | "needs-redeploy" => BAD,
-        "gone" => WARN,
+        "gone" | "pending" => WARN,
         _ => GOOD,
     };
     paint(style, outcome)

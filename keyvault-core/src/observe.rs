@@ -66,7 +66,8 @@ pub struct PodReport {
     /// restart reuses whatever keyvault changed over SSH.
     pub after_restart: Vec<KeyMatch>,
     /// What is wrong, for a pod that is not terminated: old keys it trusts now (running), or
-    /// again after a restart (running) or when it starts (stopped, starting, in error).
+    /// again after a restart (running), once it runs (starting) or when it starts (stopped,
+    /// in error).
     pub warnings: Vec<String>,
 }
 
@@ -133,6 +134,13 @@ pub(crate) fn pod_report(inventory: &Inventory, now: DateTime<Utc>, pod: &Pod) -
         warnings.push(if pod.is_running() {
             format!(
                 "trusts {} key {id} again after a restart: its PUBLIC_KEY holds it; redeploy the pod",
+                k.state
+            )
+        } else if pod.is_starting() {
+            format!(
+                "{}: will trust {} key {id} once it runs: its PUBLIC_KEY holds it; redeploy \
+                 or terminate the pod",
+                status_word(&pod.status),
                 k.state
             )
         } else {
@@ -375,9 +383,18 @@ impl Vault {
                             .filter_map(|(t, _)| t.pod_id().map(ToOwned::to_owned))
                             .collect();
                         if pods.is_empty() {
-                            format!("{} is still deployed although its rotation's grace period is over", e.old())
+                            format!(
+                                "{} is still deployed although its rotation's grace period is over",
+                                e.old()
+                            )
                         } else {
-                            format!("{} stays retiring: running pods {} still trust it and could not be updated", e.old(), pods.join(", "))
+                            format!(
+                                "{} stays retiring: pods {} still trust it, and the rotation has \
+                                 yet to add {} there (they could not be reached, or did not run)",
+                                e.old(),
+                                pods.join(", "),
+                                e.new_key()
+                            )
                         }
                     },
                     fix: Remedy::RetryPods,
@@ -624,8 +641,9 @@ fn summary(
 /// retiring; removed over SSH where keyvault accepts the pod's endpoint, else redeployed.
 /// And a pod that is not terminated whose `PUBLIC_KEY` holds such keys it does not trust
 /// now (removed over SSH, or the pod is stopped): medium, it trusts them again when it
-/// (re)starts, and only a redeploy changes that. And a stopped pod that may keep such keys
-/// keyvault added over SSH: medium, keyvault cannot remove them while it does not run.
+/// (re)starts, and only a redeploy changes that; high for a starting pod about to trust a
+/// revoked or expired key. And a stopped pod that may keep such keys keyvault added over
+/// SSH: medium, keyvault cannot remove them while it does not run.
 fn pod_findings(inventory: &Inventory, now: DateTime<Utc>, pod: &Pod) -> Vec<Finding> {
     let report = pod_report(inventory, now, pod);
     let mut findings = Vec::new();
@@ -664,8 +682,14 @@ fn pod_findings(inventory: &Inventory, now: DateTime<Utc>, pod: &Pod) -> Vec<Fin
     }
     let latent = latent_old_keys(pod, &report.keys, &report.after_restart);
     if let Some(first) = latent.first() {
+        // A starting pod trusts them in a moment: as urgent as a running pod that does.
+        let soon = pod.is_starting() && latent.iter().any(|k| k.state != "retiring");
         findings.push(Finding {
-            severity: Severity::Medium,
+            severity: if soon {
+                Severity::High
+            } else {
+                Severity::Medium
+            },
             kind: FindingKind::PodTrustsOldKey,
             key_id: first.id.clone(),
             message: if pod.is_running() {
@@ -674,6 +698,14 @@ fn pod_findings(inventory: &Inventory, now: DateTime<Utc>, pod: &Pod) -> Vec<Fin
                      holds it, and keyvault removed it over SSH only",
                     report.id,
                     report.name,
+                    key_list(&latent)
+                )
+            } else if pod.is_starting() {
+                format!(
+                    "pod {} ({}), {}, will trust {} once it runs: its PUBLIC_KEY holds it",
+                    report.id,
+                    report.name,
+                    status_word(&pod.status),
                     key_list(&latent)
                 )
             } else {

@@ -2,17 +2,16 @@
 
 use crate::callbacks::Callbacks;
 use crate::error::{Error, RequestError, Result};
-use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState, Purpose, Step};
-use crate::names::KeySelector;
+use crate::inventory::{Inventory, KeyId, KeyRecord, Purpose, Step};
 use crate::remote::AddKey;
 use crate::report::{Deployed, PodOutcomeKind, PodRetry, Report};
 use crate::rotate::{RotateRequest, RotationPlan, old_fingerprints, unlocked};
 use crate::run::{Opened, POD_FAN_OUT, add_key, draft, key, key_mut, run_bounded};
 use crate::store::Txn;
-use crate::target::{Target, TargetSpec, Targets};
+use crate::target::{Target, TargetSpec};
 use crate::vault::Vault;
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 /// What `deploy`/`revoke` did to a key at pods.
 #[derive(Clone, Copy)]
@@ -94,7 +93,7 @@ fn listed_pods(
     any.then_some(listed)
 }
 
-/// Why a pod that is not running (stopped, starting, in error) but not terminated needs a
+/// Why a pod that is not running (stopped, in error) but not terminated needs a
 /// redeploy: keyvault cannot change it over SSH now, and when it starts it trusts `key`
 /// again, from its `PUBLIC_KEY`.
 pub(crate) fn not_running(pod: &crate::runpod::Pod, key: &KeyId) -> String {
@@ -105,84 +104,66 @@ pub(crate) fn not_running(pod: &crate::runpod::Pod, key: &KeyId) -> String {
     )
 }
 
-/// Reports each pod that does not run but is not terminated, whose `PUBLIC_KEY` holds
-/// another key of `record`'s purpose and not `record`: keyvault cannot add it over SSH, and
-/// when the pod starts it trusts only its `PUBLIC_KEY`.
-fn stopped_lacking(
-    txn: &Txn,
-    record: &KeyRecord,
-    pods: &[crate::runpod::Pod],
-    report: &mut Report,
-) {
-    for pod in pods
-        .iter()
-        .filter(|p| !p.starts_with_key(record.fingerprint()))
-    {
-        let ours = txn
-            .keys()
-            .iter()
-            .any(|k| k.purpose() == record.purpose() && pod.starts_with_key(k.fingerprint()));
-        if ours {
-            report.pod(
-                pod.id.clone(),
-                PodOutcomeKind::NeedsRedeploy,
-                format!(
-                    "{}, not running: keyvault cannot add {} over SSH, and when it starts it \
-                     trusts only its PUBLIC_KEY, which lacks it; redeploy the pod",
-                    crate::observe::status_word(&pod.status),
-                    record.id()
-                ),
-            );
-        }
-    }
+/// The start of what is said about a starting pod: it cannot be logged in to yet.
+pub(crate) fn starting(pod: &crate::runpod::Pod) -> String {
+    format!(
+        "{}: cannot be logged in to yet",
+        crate::observe::status_word(&pod.status)
+    )
 }
 
-/// Each pod of `record`'s purpose that lacks it, with the key to log in with (pods that
-/// already trust it, or have no direct SSH endpoint, are reported instead).
-fn pods_lacking(
+/// Reports the starting pods (`PROVISIONING`, `STARTING`) among the pods of a rotation
+/// step (`adding` the new key, or removing the old one) as `pending`, with what finishes
+/// the step once they run, and returns the rest: nothing is done at a pod that cannot be
+/// logged in to yet.
+fn set_aside_starting(
     txn: &Txn,
-    record: &KeyRecord,
-    pods: &[crate::runpod::Pod],
-    now: DateTime<Utc>,
+    jobs: Vec<(TargetSpec, Vec<Purpose>)>,
+    opened: &Opened<'_>,
+    adding: bool,
     report: &mut Report,
-) -> Vec<(TargetSpec, KeyId)> {
-    let mut jobs: Vec<(TargetSpec, KeyId)> = Vec::new();
-    for pod in pods {
-        let seen = crate::observe::pod_report(txn, now, pod);
-        let trusted: Vec<&KeyId> = seen.keys.iter().filter_map(|k| k.id.as_ref()).collect();
-        if trusted.contains(&record.id()) {
-            report.pod(
-                pod.id.clone(),
-                PodOutcomeKind::Already,
-                format!("already trusts {}", record.id()),
-            );
+) -> Vec<(TargetSpec, Vec<Purpose>)> {
+    let (later, now): (Vec<_>, Vec<_>) = jobs
+        .into_iter()
+        .partition(|(name, _)| opened.starting.contains_key(name));
+    for (name, purposes) in later {
+        let status = opened.starting.get(&name).map_or("", String::as_str);
+        let status = crate::observe::status_word(status);
+        let Some(e) = purposes.iter().find_map(|p| txn.rotation(p)) else {
             continue;
-        }
-        // Prefer the active key, then retiring ones: keys that surely still log in.
-        let rank = |k: &KeyRecord| match k.state() {
-            KeyState::Active => 0,
-            KeyState::Retiring => 1,
-            _ => 2,
         };
-        let login = trusted
-            .iter()
-            .filter_map(|id| txn.get(id))
-            .filter(|k| k.purpose() == record.purpose() && k.pruned_at().is_none())
-            .min_by_key(|k| rank(k));
-        let Some(login) = login else {
-            continue; // a pod of another purpose, or of nobody keyvault knows
+        let (detail, retry) = if adding {
+            (
+                format!(
+                    "{status}: cannot be logged in to yet; it stays in the rotation, which keeps \
+                     {} retiring, until {} is added there once it runs",
+                    e.old, e.new
+                ),
+                PodRetry::ResumeRotation {
+                    purpose: e.purpose.clone(),
+                    old: e.old.clone(),
+                },
+            )
+        } else {
+            (
+                format!(
+                    "{status}: cannot be logged in to yet; it keeps {}, and stays in the \
+                     rotation until it is removed there once it runs",
+                    e.old
+                ),
+                PodRetry::FinishRotation {
+                    purpose: e.purpose.clone(),
+                    key: e.new.clone(),
+                },
+            )
         };
-        match pod_target(pod) {
-            Some(name) => jobs.push((name, login.id().clone())),
-            None => report.pod(
-                pod.id.clone(),
-                PodOutcomeKind::NeedsRedeploy,
-                "no direct SSH endpoint (proxy only): redeploy the pod to change its keys",
-            ),
-        }
+        report.pod_pending(pod_id(&name), detail, Some(retry));
     }
-    jobs
+    now
 }
+
+mod deploy;
+mod gone;
 
 impl Vault {
     /// For `rotate --pods`: the running pods that trust each purpose's old key, as pod
@@ -219,7 +200,7 @@ impl Vault {
                     .iter()
                     .filter(|p| !p.is_terminated() && p.starts_with_key(old.fingerprint()))
                 {
-                    if !pod.is_running() {
+                    if !pod.is_running() && !pod.is_starting() {
                         report.pod(
                             pod.id.clone(),
                             PodOutcomeKind::NeedsRedeploy,
@@ -228,13 +209,36 @@ impl Vault {
                         continue;
                     }
                     match pod_target(pod) {
+                        // A starting pod joins the rotation; it is logged in to once it runs.
+                        Some(n) if pod.is_starting() => {
+                            opened.starting.insert(n.clone(), pod.status.clone());
+                            pods_here.push(n);
+                        }
                         Some(n) => pods_here.push(n),
+                        None if pod.is_starting() => report.pod_pending(
+                            pod.id.clone(),
+                            format!(
+                                "{}, with no direct SSH endpoint yet: it did not join this \
+                                 rotation, and when it runs it trusts {} (its PUBLIC_KEY holds it)",
+                                crate::observe::status_word(&pod.status),
+                                old.id()
+                            ),
+                            None,
+                        ),
                         None => report.pod(pod.id.clone(), PodOutcomeKind::NeedsRedeploy, "no direct SSH endpoint (proxy only): redeploy the pod to change its keys"),
                     }
                 }
             }
             let ssh_hosts = request.unlock_old && item.targets.iter().any(TargetSpec::is_ssh);
-            if pods_here.is_empty() && !ssh_hosts {
+            // A resumed rotation's pods that still lack the new key (they were starting, or
+            // unreachable): only the old key logs in to add it.
+            let waiting = !new_rotation
+                && inventory.rotation(&item.purpose).is_some_and(|e| {
+                    e.targets
+                        .iter()
+                        .any(|(t, p)| t.is_pod() && !p.added && !p.removed)
+                });
+            if pods_here.is_empty() && !ssh_hosts && !waiting {
                 continue;
             }
             self.unlock_for_pods(opened, &old, callbacks)?;
@@ -292,9 +296,11 @@ impl Vault {
     /// keys in its `PUBLIC_KEY` again. With `stopped_too` (a sweep) such a pod whose
     /// `PUBLIC_KEY` holds the old key, or that keyvault added the old key to over SSH, is
     /// dropped too, as `needs-redeploy` (keyvault cannot change it over SSH, and its restart
-    /// would undo what it could, or it may keep its `authorized_keys`); without (a rollback)
-    /// it stays, and is returned with its status, for the rollback to report without
-    /// logging in to it.
+    /// would undo what it could, or it may keep its `authorized_keys`), unless it is
+    /// starting (`PROVISIONING`, `STARTING`): that one stays, set aside in `opened` for this
+    /// run (reported `pending` where it was to be logged in to), for a later sweep once it
+    /// runs. Without (a rollback) it stays, and is returned with its status, for the
+    /// rollback to report without logging in to it.
     pub(crate) fn drop_gone_pods(
         &self,
         txn: &mut Txn,
@@ -339,6 +345,11 @@ impl Vault {
                         format!("terminated, so it no longer depends on {old}"),
                     ),
                     Some(p) if p.is_running() => continue,
+                    // Starting: it stays, and is logged in to once it runs.
+                    Some(p) if stopped_too && p.is_starting() => {
+                        opened.starting.insert(t.clone(), p.status.clone());
+                        continue;
+                    }
                     Some(p) if !stopped_too => {
                         let status = crate::observe::status_word(&p.status).to_owned();
                         idle.insert(t.clone(), status);
@@ -390,6 +401,7 @@ impl Vault {
         opened: &mut Opened<'_>,
         report: &mut Report,
     ) -> Result<()> {
+        let pods = set_aside_starting(txn, pods, opened, true, report);
         let mut jobs = Vec::new();
         let mut entries_of = BTreeMap::new();
         for (name, entries) in pods {
@@ -498,6 +510,7 @@ impl Vault {
         opened: &mut Opened<'_>,
         report: &mut Report,
     ) {
+        let pods = set_aside_starting(txn, pods, opened, false, report);
         let mut jobs = Vec::new();
         let mut entries_of = BTreeMap::new();
         for (name, entries) in pods {
@@ -594,93 +607,6 @@ impl Vault {
         Ok((entries, true))
     }
 
-    /// Trusts a key in every running pod of a RunPod `account` that trusts another key of its
-    /// purpose (`deploy --to runpod-pods`): keyvault logs in to each pod's direct SSH endpoint
-    /// with that key, adds this one to `~/.ssh/authorized_keys`, and proves that it logs in.
-    /// Pods that already trust it are left alone; proxy-only pods, and pods of its purpose
-    /// that do not run but are not terminated (they start with their `PUBLIC_KEY` alone),
-    /// are reported as needing a redeploy; one pod's failure never stops the others (see
-    /// [`Report::pods`]).
-    ///
-    /// The key's passphrase is asked for as [`crate::PassphraseKind::Existing`], the keys
-    /// that log in as [`crate::PassphraseKind::Login`] (keyring-held ones are fetched).
-    ///
-    /// # Errors
-    ///
-    /// As [`Vault::deploy`]; [`crate::RequestError::NotRunpodAccount`] if `account` is not a RunPod account;
-    /// the account's errors while listing pods; the callbacks' error.
-    pub fn deploy_to_pods(
-        &self,
-        selector: &KeySelector,
-        account: &TargetSpec,
-        targets: &dyn Targets,
-        callbacks: &mut dyn Callbacks,
-    ) -> Result<Report> {
-        // Every record: a pod may still trust a key revoked since (the one to log in with).
-        let (mut txn, record, now) = self.begin_deploy_in(selector, crate::store::View::All)?;
-        let mut opened = Opened::new(targets);
-        let mut report = Report::default();
-        let (pods, stopped) = self.live_pods(&mut opened, account)?;
-        stopped_lacking(&txn, &record, &stopped, &mut report);
-        let jobs = pods_lacking(&txn, &record, &pods, now, &mut report);
-        if jobs.is_empty() {
-            return Ok(report);
-        }
-        self.unlock_deploy_keys(&txn, &record, &jobs, &mut opened, callbacks)?;
-        let results = self.fan_out(
-            &mut opened,
-            jobs.iter()
-                .map(|(name, login)| {
-                    (
-                        name.clone(),
-                        vec![login.clone(), record.id().clone()],
-                        vec![record.clone()],
-                        HashSet::new(),
-                    )
-                })
-                .collect(),
-            &mut report,
-        );
-        self.settle_pods(&mut txn, &record, results, PodEdit::Added, &mut report)?;
-        txn.commit()?;
-        Ok(report)
-    }
-
-    /// Unlocks `record` (asked for as [`crate::PassphraseKind::Existing`]) and every key
-    /// the `jobs` log in with ([`crate::PassphraseKind::Login`]) into `opened`.
-    fn unlock_deploy_keys(
-        &self,
-        txn: &Txn,
-        record: &KeyRecord,
-        jobs: &[(TargetSpec, KeyId)],
-        opened: &mut Opened<'_>,
-        callbacks: &mut dyn Callbacks,
-    ) -> Result<()> {
-        let subject = format!("key {}", record.id());
-        opened.identities.insert(
-            record.id().clone(),
-            self.unlock(
-                record,
-                callbacks,
-                &subject,
-                crate::callbacks::PassphraseKind::Existing,
-            )?,
-        );
-        let logins: BTreeSet<KeyId> = jobs.iter().map(|(_, id)| id.clone()).collect();
-        for id in logins {
-            let login = key(txn, &id)?.clone();
-            let subject = format!("key {id} (to log in to pods)");
-            let plain = self.unlock(
-                &login,
-                callbacks,
-                &subject,
-                crate::callbacks::PassphraseKind::Login,
-            )?;
-            opened.identities.insert(id, plain);
-        }
-        Ok(())
-    }
-
     /// Records what [`Vault::fan_out`] did to `record` at each pod: the deployment (added
     /// or removed), an audit event per pod, and each pod's outcome in the report.
     pub(crate) fn settle_pods(
@@ -710,8 +636,11 @@ impl Vault {
                     report.pod(
                         pod_id(&name),
                         PodOutcomeKind::Added,
-                        "key added and proven to log in",
+                        "key added and proven to log in; a restart of the pod may drop it (its \
+                         PUBLIC_KEY lacks it, and whether ~/.ssh/authorized_keys survives a \
+                         restart depends on the image and volume)",
                     );
+                    report.survives_restart(false);
                 }
                 PodEdit::Removed => {
                     entry.mark_removed_from(&name, now);
@@ -729,26 +658,6 @@ impl Vault {
             txn.save()?;
         }
         Ok(())
-    }
-
-    /// The pods of a RunPod account that are not terminated: those running, and the rest
-    /// (stopped, starting, in error), which trust their `PUBLIC_KEY` again when they start.
-    pub(crate) fn live_pods(
-        &self,
-        opened: &mut Opened<'_>,
-        account: &TargetSpec,
-    ) -> Result<(Vec<crate::runpod::Pod>, Vec<crate::runpod::Pod>)> {
-        if account.runpod_profile().is_none() {
-            return Err(RequestError::NotRunpodAccount {
-                target: account.to_string(),
-            }
-            .into());
-        }
-        let pods = opened.get(account)?.pods()?.unwrap_or_default();
-        Ok(pods
-            .into_iter()
-            .filter(|p| !p.is_terminated())
-            .partition(crate::runpod::Pod::is_running))
     }
 
     /// Edits pods in parallel (at most [`POD_FAN_OUT`] at a time): each job names the pod

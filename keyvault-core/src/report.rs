@@ -68,6 +68,13 @@ pub struct PodOutcome {
     /// detail, in its output and JSON alike).
     #[serde(skip)]
     pub retry: Option<PodRetry>,
+    /// For a key `deploy` to pods left at the pod (`added`, `already`): whether the pod
+    /// trusts it after a restart for sure (its `PUBLIC_KEY` holds it, and a restart
+    /// re-appends that), or may lose it there (`false`: only `~/.ssh/authorized_keys`
+    /// holds it, which survives a restart or not depending on the image and volume).
+    /// Absent elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub survives_restart: Option<bool>,
 }
 
 /// What retries a pod's failed step, as data.
@@ -80,6 +87,22 @@ pub enum PodRetry {
         key: KeyId,
         /// The RunPod account (`runpod` or `runpod:PROFILE`) whose pods to reach.
         account: TargetSpec,
+    },
+    /// Deploy `key` to the running pods of a RunPod `account` once the pod runs.
+    DeployAtPods {
+        /// The key to deploy.
+        key: KeyId,
+        /// The RunPod account (`runpod` or `runpod:PROFILE`) whose pods to reach.
+        account: TargetSpec,
+    },
+    /// Resume the rotation of `purpose` with pods, giving the passphrase of its old key
+    /// `old`, once the pod runs: the pod stays in the rotation, which keeps `old` retiring
+    /// until the new key is added there, and only `old` logs in to add it.
+    ResumeRotation {
+        /// The purpose whose rotation to resume.
+        purpose: Purpose,
+        /// The old key, whose passphrase the run needs.
+        old: KeyId,
     },
     /// Finish the rotation of `purpose`, giving the passphrase of its new key `key`: the
     /// pod keeps the old key until that key logs in there alone, and this run could not
@@ -104,7 +127,7 @@ pub enum PodOutcomeKind {
     /// The pod could not be changed.
     Failed,
     /// Only a redeploy changes the pod's keys: it has no direct SSH endpoint, or it does not
-    /// run but is not terminated (stopped, starting, in error), and trusts the keys in its
+    /// run but is not terminated (stopped, in error), and trusts the keys in its
     /// `PUBLIC_KEY` again when it starts.
     NeedsRedeploy,
     /// The pod no longer depends on the key: it is terminated, no longer listed, or does
@@ -112,6 +135,10 @@ pub enum PodOutcomeKind {
     Gone,
     /// The pod trusts the key already.
     Already,
+    /// The pod is starting (`PROVISIONING`, `STARTING`): it cannot be logged in to yet, and
+    /// when it runs it trusts the keys in its `PUBLIC_KEY`. Nothing was done there; the
+    /// step is retried once it runs (see [`PodOutcome::retry`]).
+    Pending,
 }
 
 impl PodOutcomeKind {
@@ -125,13 +152,18 @@ impl PodOutcomeKind {
             PodOutcomeKind::NeedsRedeploy => "needs-redeploy",
             PodOutcomeKind::Gone => "gone",
             PodOutcomeKind::Already => "already",
+            PodOutcomeKind::Pending => "pending",
         }
     }
 
-    /// Whether the pod was left without the change it needed (`failed`, `needs-redeploy`).
+    /// Whether the pod was left without the change it needed (`failed`, `needs-redeploy`,
+    /// `pending`).
     #[must_use]
     pub fn is_incomplete(self) -> bool {
-        matches!(self, PodOutcomeKind::Failed | PodOutcomeKind::NeedsRedeploy)
+        matches!(
+            self,
+            PodOutcomeKind::Failed | PodOutcomeKind::NeedsRedeploy | PodOutcomeKind::Pending
+        )
     }
 }
 
@@ -149,8 +181,8 @@ impl Report {
             ..Report::default()
         }
     }
-    /// Whether some pod was left without the change it needed: `failed`, or
-    /// `needs-redeploy` (the CLI exits 1 for these after `deploy`/`revoke` to pods).
+    /// Whether some pod was left without the change it needed: `failed`, `needs-redeploy`
+    /// or `pending` (the CLI exits 1 for these after `deploy`/`revoke` to pods).
     #[must_use]
     pub fn pods_incomplete(&self) -> bool {
         self.pods.iter().any(|p| p.outcome.is_incomplete())
@@ -163,6 +195,25 @@ impl Report {
             outcome,
             detail: detail.into(),
             retry: None,
+            survives_restart: None,
+        });
+    }
+
+    /// Says of the last pod recorded whether the key it trusts survives a restart.
+    pub(crate) fn survives_restart(&mut self, survives: bool) {
+        if let Some(p) = self.pods.last_mut() {
+            p.survives_restart = Some(survives);
+        }
+    }
+
+    /// Records a starting pod where nothing was done yet, with what retries it.
+    pub(crate) fn pod_pending(&mut self, pod: String, detail: String, retry: Option<PodRetry>) {
+        self.pods.push(PodOutcome {
+            pod,
+            outcome: PodOutcomeKind::Pending,
+            detail,
+            retry,
+            survives_restart: None,
         });
     }
 
@@ -173,6 +224,7 @@ impl Report {
             outcome: PodOutcomeKind::Failed,
             detail,
             retry: Some(retry),
+            survives_restart: None,
         });
     }
 }
@@ -190,6 +242,7 @@ mod tests {
             (PodOutcomeKind::NeedsRedeploy, "needs-redeploy", true),
             (PodOutcomeKind::Gone, "gone", false),
             (PodOutcomeKind::Already, "already", false),
+            (PodOutcomeKind::Pending, "pending", true),
         ];
         for (kind, name, incomplete) in all {
             assert_eq!(kind.to_string(), name);

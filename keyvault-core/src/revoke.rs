@@ -43,10 +43,13 @@ impl Vault {
     /// Revokes a key, and with `pods_of` also removes it from every running pod of that
     /// RunPod account that trusts it (`revoke --to runpod-pods`), logging in with the key
     /// itself. Pods it was added to over SSH are always reached. A pod that cannot be
-    /// changed is reported ([`Report::pods_incomplete`]), and so is a pod that does not run
-    /// but is not terminated whose `PUBLIC_KEY` holds the key (it trusts the key again when
-    /// it starts: [`crate::PodOutcomeKind::NeedsRedeploy`]); the key is revoked everywhere
-    /// else regardless, and running this again on the revoked key retries the pods.
+    /// changed is reported ([`Report::pods_incomplete`]), and so is a stopped pod whose
+    /// `PUBLIC_KEY` holds the key (it trusts the key again when it starts:
+    /// [`crate::PodOutcomeKind::NeedsRedeploy`]) and a starting pod that will trust it
+    /// ([`crate::PodOutcomeKind::Pending`]); the key is revoked everywhere else regardless,
+    /// and running this again on the revoked key retries the pods. A pod it was added to
+    /// over SSH that is gone (terminated, or listed by no RunPod account that could list its
+    /// pods) is not logged in to: the deployment ends there ([`crate::PodOutcomeKind::Gone`]).
     ///
     /// # Errors
     ///
@@ -75,9 +78,15 @@ impl Vault {
             .and_then(|p| txn.rotation(p))
             .and_then(|e| e.grace_until);
         let mut names = self.grace_ends_now(&mut txn, &record, grace.as_ref(), revoked)?;
-        let record = key(&txn, record.id())?.clone();
         let mut opened = Opened::new(targets);
         let mut report = Report::default();
+        // A pod it was added to over SSH that is terminated is gone: no login, nothing to retry.
+        if pods_of.is_some() || record.live_targets().iter().any(|t| t.is_pod()) {
+            let accounts: Vec<TargetSpec> = pods_of.into_iter().cloned().collect();
+            self.end_gone_pod_deployments(&mut txn, &accounts, &mut opened, &mut report)?;
+            names.retain(|n| !gone_from(&report, n));
+        }
+        let record = key(&txn, record.id())?.clone();
         names.extend(
             record
                 .live_targets()
@@ -152,7 +161,8 @@ impl Vault {
 
     /// Adds to `names` the running pods of `account` that trust `record` (a pod keyvault
     /// edited before under another endpoint is replaced); proxy-only ones are reported, and
-    /// so are pods that do not run but would trust it when they start.
+    /// so are pods that do not run but would trust it when they start: starting ones as
+    /// `pending` (none is logged in to), stopped ones as needing a redeploy.
     fn pods_trusting(
         &self,
         txn: &Txn,
@@ -163,10 +173,31 @@ impl Vault {
         report: &mut Report,
     ) -> Result<()> {
         let now = self.now();
-        let (running, stopped) = self.live_pods(opened, account)?;
+        let live = self.live_pods(opened, account)?;
+        let retry = PodRetry::RevokeAtPods {
+            key: record.id().clone(),
+            account: account.clone(),
+        };
+        // A starting pod cannot be logged in to yet; once it runs, the revoke is retried.
+        for pod in &live.starting {
+            let seen = crate::observe::pod_report(txn, now, pod);
+            names.retain(|n| pod_id(n) != pod.id);
+            if seen.keys.iter().any(|k| k.id.as_ref() == Some(record.id())) {
+                report.pod_pending(
+                    pod.id.clone(),
+                    format!(
+                        "{}; when it runs it trusts {} (its PUBLIC_KEY holds it, or keyvault \
+                         added it there over SSH)",
+                        crate::pods::starting(pod),
+                        record.id()
+                    ),
+                    Some(retry.clone()),
+                );
+            }
+        }
         // A pod that does not run cannot be changed over SSH (none is logged in to), and
         // trusts the key again when it starts if its PUBLIC_KEY holds it.
-        for pod in &stopped {
+        for pod in &live.stopped {
             let edited = names.iter().any(|n| pod_id(n) == pod.id);
             names.retain(|n| pod_id(n) != pod.id);
             if pod.starts_with_key(record.fingerprint()) {
@@ -184,14 +215,11 @@ impl Vault {
                         crate::observe::status_word(&pod.status),
                         record.id()
                     ),
-                    PodRetry::RevokeAtPods {
-                        key: record.id().clone(),
-                        account: account.clone(),
-                    },
+                    retry.clone(),
                 );
             }
         }
-        for pod in running {
+        for pod in live.running {
             let seen = crate::observe::pod_report(txn, now, &pod);
             if !seen.keys.iter().any(|k| k.id.as_ref() == Some(record.id())) {
                 continue;
@@ -453,4 +481,12 @@ fn targets_holding(txn: &Txn, ids: &[KeyId]) -> Result<BTreeMap<TargetSpec, Vec<
         }
     }
     Ok(per_target)
+}
+
+/// Whether `report` says pod target `name` is gone.
+fn gone_from(report: &Report, name: &TargetSpec) -> bool {
+    report
+        .pods
+        .iter()
+        .any(|p| p.outcome == PodOutcomeKind::Gone && p.pod == pod_id(name))
 }

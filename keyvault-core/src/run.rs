@@ -29,6 +29,9 @@ pub(crate) struct Opened<'a> {
     /// `passphrase_env` / `passphrase_file` failed, or gave a wrong passphrase), for the
     /// pods that wait on it.
     pub(crate) not_unlocked: BTreeMap<KeyId, String>,
+    /// Pods of the journal that are starting (`PROVISIONING`, `STARTING`), with their
+    /// status: not logged in to in this run (they cannot be yet); they stay in the journal.
+    pub(crate) starting: BTreeMap<TargetSpec, String>,
 }
 
 impl Vault {
@@ -59,6 +62,7 @@ impl<'a> Opened<'a> {
             open: BTreeMap::new(),
             identities: BTreeMap::new(),
             not_unlocked: BTreeMap::new(),
+            starting: BTreeMap::new(),
         }
     }
     /// `": "` and why the new key `id` could not be unlocked without a person, if that was

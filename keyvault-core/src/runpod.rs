@@ -172,6 +172,14 @@ impl Pod {
         self.status == "RUNNING"
     }
 
+    /// Whether the pod is on its way to running (`PROVISIONING`, `STARTING`): it cannot be
+    /// logged in to yet, and shortly runs trusting the keys in its `PUBLIC_KEY` (added to
+    /// whatever its `~/.ssh/authorized_keys` kept, if it kept anything).
+    #[must_use]
+    pub fn is_starting(&self) -> bool {
+        matches!(self.status.as_str(), "PROVISIONING" | "STARTING")
+    }
+
     /// Whether the pod is gone for good (`TERMINATED`). Any other pod that is not running
     /// (`EXITED`, `ERROR`, `PROVISIONING`, `STARTING`, or a status keyvault does not know)
     /// may start again, and then trusts the keys in its `PUBLIC_KEY` again: a restart reuses

@@ -28,6 +28,10 @@ impl Vault {
     /// passphrase; [`Vault::sweep_with_env`] also uses the purpose's `passphrase_env` /
     /// `passphrase_file`. Where it cannot, the pod keeps the old key and is reported
     /// failed with [`crate::PodRetry::FinishRotation`].
+    ///
+    /// A key keyvault added to a pod over SSH stops being deployed there once the pod is
+    /// gone (terminated, or listed by none of the vault's RunPod accounts when each could
+    /// list its pods): recorded, audited, and reported as [`crate::PodOutcomeKind::Gone`].
     pub fn sweep(&self, targets: &dyn Targets) -> Result<Report> {
         self.sweep_keeping(targets, false, &|_| None)
     }
@@ -78,6 +82,7 @@ impl Vault {
         let mut opened = Opened::new(targets);
         let mut report = Report::default();
         self.drop_gone_pods(&mut txn, &mut opened, true, &mut report)?;
+        self.end_gone_pod_deployments(&mut txn, &[], &mut opened, &mut report)?;
         self.unlock_to_prove(&txn, self.now(), &mut opened, env)?;
         self.drive(&mut txn, None, &mut opened, &mut report)?;
         let now = self.now();

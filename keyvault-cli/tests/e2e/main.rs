@@ -31,6 +31,7 @@ mod pg_store;
 mod pod_finish;
 mod pod_logins;
 mod pod_restart;
+mod pod_starting;
 mod pods;
 mod pods_review;
 mod provider_fakes;

@@ -371,3 +371,104 @@ fn a_sweep_drops_a_stopped_pod_keyvault_added_the_old_key_to_as_needing_a_redepl
     );
     assert_eq!(swept["revoked"], serde_json::json!(["personal-2"]));
 }
+
+/// The field `survives_restart` of pod `id`'s outcome in a JSON report.
+fn survives(report: &Value, id: &str) -> Value {
+    report["pods"]
+        .as_array()
+        .expect("pods")
+        .iter()
+        .find(|p| p["pod"] == id)
+        .map(|p| p["survives_restart"].clone())
+        .unwrap_or_else(|| panic!("no outcome for {id}: {report}"))
+}
+
+#[test]
+fn deploy_to_pods_says_a_key_added_over_ssh_may_be_lost_on_restart() {
+    let fleet = crate::pod_logins::Fleet::new(1);
+    let v = &fleet.v;
+    // Rotated without --pods: personal-2 is active, pod0's PUBLIC_KEY holds personal-1.
+    v.run(&[
+        "rotate",
+        "personal",
+        "--passphrase-env",
+        "KV_PASS2",
+        "--old-passphrase-env",
+        "KV_PASS",
+    ])
+    .expect(0);
+    let new_key = v.run(&["--json", "show", "personal-2"]).expect(0).json()["public_key"]
+        .as_str()
+        .expect("pk")
+        .to_owned();
+    // A pod created since, whose PUBLIC_KEY holds the new key (never logged in to).
+    fleet
+        .server
+        .add_pod(pod("fresh", "RUNNING", &[&new_key], None));
+    let deploy = |json: bool| {
+        let mut args = vec![
+            "deploy",
+            "personal",
+            "--to",
+            "runpod-pods",
+            "--passphrase-env",
+            "KV_PASS2",
+            "--login-passphrase-env",
+            "KV_PASS",
+        ];
+        if json {
+            args.insert(0, "--json");
+        }
+        v.run(&args).expect(0).no_secrets()
+    };
+
+    let report = deploy(true).json();
+    assert_eq!(outcomes(&report, "pod0"), ["added"], "{report}");
+    assert_eq!(survives(&report, "pod0"), Value::Bool(false), "{report}");
+    assert_eq!(
+        detail(&report, "pod0"),
+        "key added and proven to log in; a restart of the pod may drop it (its PUBLIC_KEY \
+         lacks it, and whether ~/.ssh/authorized_keys survives a restart depends on the image \
+         and volume)"
+    );
+    assert_eq!(outcomes(&report, "fresh"), ["already"], "{report}");
+    assert_eq!(survives(&report, "fresh"), Value::Bool(true), "{report}");
+    assert_eq!(
+        detail(&report, "fresh"),
+        "already trusts personal-2 (its PUBLIC_KEY holds it)"
+    );
+
+    // Run again, and in words: pod0 trusts it only through what keyvault added over SSH.
+    let text = deploy(false).stdout;
+    assert!(
+        text.contains("already trusts personal-2 (added over SSH; a restart of the pod may drop it: its PUBLIC_KEY lacks it)"),
+        "{text}"
+    );
+    let report = deploy(true).json();
+    assert_eq!(survives(&report, "pod0"), Value::Bool(false), "{report}");
+    // Other outcomes carry no such field (fresh is proxy-only: revoking there takes a redeploy).
+    let pods = v
+        .run(&[
+            "--json",
+            "revoke",
+            "personal-2",
+            "--to",
+            "runpod-pods",
+            "--passphrase-env",
+            "KV_PASS2",
+        ])
+        .expect(1)
+        .json();
+    assert_eq!(outcomes(&pods, "pod0"), ["removed"], "{pods}");
+    assert_eq!(outcomes(&pods, "fresh"), ["needs-redeploy"], "{pods}");
+    for p in pods["pods"].as_array().expect("pods") {
+        assert!(p.get("survives_restart").is_none(), "{pods}");
+    }
+
+    let help = v.run(&["deploy", "--help"]).expect(0).stdout;
+    let words = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains("so a restart of the pod may drop it"),
+        "{help}"
+    );
+}

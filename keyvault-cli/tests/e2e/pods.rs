@@ -167,7 +167,7 @@ fn rotate_pods_updates_reachable_pods_and_keeps_the_old_key_for_the_rest() {
     assert!(
         findings.iter().any(|f| f["message"]
             .as_str()
-            .is_some_and(|m| m.contains("running pods dead still trust it"))),
+            .is_some_and(|m| m.contains("pods dead still trust it, and the rotation has yet"))),
         "{status}"
     );
     // Updated pods no longer trust the old key, but their PUBLIC_KEY still names it and a
