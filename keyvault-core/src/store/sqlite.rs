@@ -1,7 +1,12 @@
 //! The SQLite store, every vault's default: `vault.db` in the home (rusqlite's bundled
 //! SQLite, so nothing is needed on the machine).
 //!
-//! WAL mode, foreign keys on, `synchronous=FULL`. The writer lock is the home's `.lock`
+//! WAL mode, foreign keys on, `synchronous=FULL`: a commit that returned is in the
+//! write-ahead log `vault.db-wal`, fsynced. The log stays between commands (no checkpoint
+//! when a connection closes, so the next writer neither makes a new log, with its header
+//! and the directory fsynced, nor pays a checkpoint): it is part of the vault, read by every
+//! connection, and copied into the database by a checkpoint once it holds
+//! [`CHECKPOINT_PAGES`] pages. The writer lock is the home's `.lock`
 //! flock, as for the files (with `.FILE.lock` beside a database in another directory, which
 //! other homes may name too), held for a whole [`super::Txn`]; each save is one
 //! `BEGIN IMMEDIATE … COMMIT`. Readers read a snapshot (one read transaction) without the
@@ -10,7 +15,10 @@
 //! history as at a thousand.
 //!
 //! A new database is built beside the home's other files under a temporary name
-//! (`.vault.db.new`) and renamed into place, so a reader never sees a half-made one; what a
+//! (`.vault.db.new`), checkpointed whole into that file (no log left beside it) and renamed
+//! into place, so a reader never sees a half-made one, and a log left at the final name
+//! from a database no longer there (SQLite would apply it to any database of that name) is
+//! removed first; what a
 //! build killed before the rename leaves there (the schema, and for a migration the
 //! records and audit lines of the files, which stay) is removed under the writer lock by
 //! the next build, or by the next reader of a vault that has no database yet. A vault that still has
@@ -30,29 +38,39 @@ use crate::error::{AuditLog, Result, StoreError};
 use crate::fsutil;
 use crate::inventory::{Inventory, JournalEntry, KeyId, KeyRecord};
 use chrono::{DateTime, Utc};
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// How long a reader (or a migration started by one) waits for the writer lock or a busy
-/// database.
-const READER_WAIT: Duration = Duration::from_secs(30);
+/// How many pages (of 4 KiB) the write-ahead log holds before the commit that passes it
+/// checkpoints them into the database (SQLite's default is 1000). Each process's first
+/// connection reads the whole log to index it, so it is kept short; a checkpoint costs two
+/// fsyncs and the next commit, which starts the log over, one more, once every few dozen
+/// write commands.
+const CHECKPOINT_PAGES: u32 = 256;
+
+/// The size in bytes the log is cut back to when it starts over after a checkpoint.
+const LOG_SIZE_LIMIT: i64 = 1 << 20;
 
 /// A vault's state in a SQLite database.
 #[derive(Debug, Clone)]
 pub(crate) struct SqliteStore {
     paths: Paths,
     file: PathBuf,
+    /// How long a reader (or a migration started by one) waits for the writer lock or a
+    /// busy database: the vault's `lock_timeout`, as for a writer.
+    wait: Duration,
 }
 
 impl SqliteStore {
-    pub(crate) fn new(paths: Paths, file: PathBuf) -> Self {
-        SqliteStore { paths, file }
+    pub(crate) fn new(paths: Paths, file: PathBuf, wait: Duration) -> Self {
+        SqliteStore { paths, file, wait }
     }
 
     /// A database error on this store, in words.
     fn err(&self, operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        move |e| db_error(&self.paths, &self.file, operation, &e, READER_WAIT)
+        move |e| db_error(&self.paths, &self.file, operation, &e, self.wait)
     }
 
     fn bad_row(&self, e: BadRow) -> StoreError {
@@ -118,17 +136,17 @@ impl SqliteStore {
             }
             // Under the lock no build is under way: what is at the temporary name is the
             // remains of one that was killed (a migration's are removed by the next one).
-            let _lock = self.lock(READER_WAIT)?;
+            let _lock = self.lock(self.wait)?;
             if !Self::exists(&self.file) {
                 remove_stale(&tmp)?;
                 return Ok(None);
             }
         }
         if files {
-            let _lock = self.lock(READER_WAIT)?;
+            let _lock = self.lock(self.wait)?;
             self.create_or_migrate()?;
         }
-        self.connect(READER_WAIT).map(Some)
+        self.connect(self.wait).map(Some)
     }
 
     /// The writer lock: the home's `.lock`, and when the database is in another directory
@@ -170,7 +188,7 @@ impl SqliteStore {
 
     /// Whether the database's audit line `seq` is the one whose hash is `hash`.
     pub(super) fn holds_line(&self, seq: u64, hash: &str) -> Result<bool, StoreError> {
-        let conn = self.connect(READER_WAIT)?;
+        let conn = self.connect(self.wait)?;
         let line: Option<String> = conn
             .query_row(
                 sql::SELECT_AUDIT_LINE,
@@ -194,7 +212,7 @@ impl SqliteStore {
         let result = (|| {
             // An empty file is a valid empty database; written through the safe path.
             fsutil::write_atomic(&tmp, b"", 0o600, fsutil::Replace::No)?;
-            let mut conn = open_connection(&tmp, READER_WAIT).map_err(self.err("create"))?;
+            let mut conn = open_connection(&tmp, self.wait).map_err(self.err("create"))?;
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(self.err("create"))?;
@@ -208,8 +226,8 @@ impl SqliteStore {
             .map_err(self.err("create"))?;
             fill(&tx)?;
             tx.commit().map_err(self.err("write"))?;
-            // Closing the last connection checkpoints and removes the WAL beside `tmp`.
-            conn.close().map_err(|(_, e)| self.err("close")(e))?;
+            self.close_whole(conn, &tmp)?;
+            remove_orphan_log(&self.file)?;
             std::fs::rename(&tmp, &self.file).map_err(|source| StoreError::Io {
                 operation: "create",
                 path: self.file.clone(),
@@ -221,6 +239,34 @@ impl SqliteStore {
             let _ = remove_stale(&tmp);
         }
         result
+    }
+
+    /// Closes the only connection to the database being built at `tmp` with everything in
+    /// the file itself: the log checkpointed into it (the file fsynced) and emptied, then
+    /// removed with the index by the close; [`StoreError::Database`] if either is left.
+    fn close_whole(&self, conn: Connection, tmp: &Path) -> Result<(), StoreError> {
+        let (busy, _, _): (i64, i64, i64) = conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(self.err("create"))?;
+        // This connection's close may checkpoint (there is nothing left to copy) and so
+        // removes the log and its index.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false)
+            .map_err(self.err("create"))?;
+        conn.close().map_err(|(_, e)| self.err("close")(e))?;
+        let left = companions(tmp).into_iter().find(|p| Self::exists(p));
+        if busy != 0 || left.is_some() {
+            return Err(StoreError::Database {
+                store: tmp.display().to_string(),
+                operation: "create",
+                detail: match left {
+                    Some(path) => format!("{} was left beside the new database", path.display()),
+                    None => "the new database could not be checkpointed".to_owned(),
+                },
+            });
+        }
+        Ok(())
     }
 
     pub(super) fn paths(&self) -> &Paths {
@@ -238,6 +284,35 @@ fn temp_name(file: &Path) -> PathBuf {
     name.push(file.file_name().unwrap_or_default());
     name.push(".new");
     file.with_file_name(name)
+}
+
+/// Removes a log and index at the name of `file`, which does not exist (a database is
+/// built only then; under the writer lock): the remains of a database removed without
+/// them. SQLite ties a log to its database by name alone, and would apply its commits to
+/// the new database renamed there.
+fn remove_orphan_log(file: &Path) -> Result<(), StoreError> {
+    let [wal, shm, _] = companions(file);
+    let mut removed = false;
+    for name in [wal, shm] {
+        // Outside fsutil: an unlink of SQLite's file beside a database that is not there; a
+        // link there is removed, not followed, and nothing is written.
+        match std::fs::remove_file(&name) {
+            Ok(()) => removed = true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(StoreError::Io {
+                    operation: "remove",
+                    path: name,
+                    source,
+                });
+            }
+        }
+    }
+    if removed {
+        // Gone for good before the new database takes the name.
+        fsutil::sync_dir(fsutil::parent_dir(file))?;
+    }
+    Ok(())
 }
 
 /// The temporary name `tmp` and SQLite's companions of it.
@@ -299,6 +374,12 @@ fn open_connection(file: &Path, wait: Duration) -> rusqlite::Result<Connection> 
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(wait)?;
+    // No checkpoint when the last connection closes, so the log stays for the next
+    // command (see the module documentation): no new log to create and fsync with its
+    // directory, no checkpoint's two fsyncs, at every write command. A commit is as durable
+    // (synchronous=FULL fsyncs the log at each one); the checkpoint a commit makes once the
+    // log holds CHECKPOINT_PAGES pages keeps it short.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(rusqlite::Error::SqliteFailure(
@@ -306,7 +387,11 @@ fn open_connection(file: &Path, wait: Duration) -> rusqlite::Result<Connection> 
             Some(format!("cannot use WAL mode (journal mode is {mode})")),
         ));
     }
-    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")?;
+    conn.execute_batch(&format!(
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; \
+         PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}; \
+         PRAGMA journal_size_limit = {LOG_SIZE_LIMIT};"
+    ))?;
     Ok(conn)
 }
 
@@ -503,7 +588,7 @@ struct WriterLock {
 /// A writer on a [`SqliteStore`]: holds the writer lock and a connection.
 struct SqliteSession {
     /// Dropped first (fields drop in order): the next writer goes on while this
-    /// connection closes, which, when it is the database's last, checkpoints the WAL.
+    /// connection closes (which leaves the log as it is).
     _lock: WriterLock,
     store: SqliteStore,
     conn: Connection,
