@@ -55,7 +55,11 @@ fn committed_records_stay_in_the_log_between_commands_and_survive_a_crash() {
     // kill -9): what it committed is there for the next command.
     v.set_env("KEYVAULT_TEST_FAULT", "prepared=abort");
     let crashed = v.run(&["rotate", "a", "--passphrase-env", "KV_PASS2"]);
-    assert_ne!(crashed.code, 0, "the crash did not happen: {}", crashed.stdout);
+    assert_ne!(
+        crashed.code, 0,
+        "the crash did not happen: {}",
+        crashed.stdout
+    );
     v.set_env("KEYVAULT_TEST_FAULT", "");
     assert_eq!(in_database_file_alone(&v), (0, 0));
     assert_eq!(ids(&v), ["a-1", "b-1", "a-2"]);
@@ -132,6 +136,37 @@ fn a_database_built_anew_holds_everything_itself_and_an_orphan_log_is_never_appl
     }
     v.new_key("c", &[]);
     assert_eq!(ids(&v), ["a-1", "b-1", "c-1"]);
+    v.run(&["log", "--verify"]).expect(0);
+}
+
+#[test]
+fn the_log_is_emptied_by_the_commit_that_takes_it_past_a_mebibyte() {
+    let v = Vault::new();
+    v.write_config("[purpose.m]\npassphrase = \"optional\"\n");
+    let mut sizes = Vec::new();
+    for i in 0..32 {
+        let out = v.root.join(format!("m-{i}"));
+        let out = out.to_str().expect("utf8");
+        v.run(&[
+            "mint",
+            "--purpose",
+            "m",
+            "--ttl",
+            "1h",
+            "--no-passphrase",
+            "--private-key-out",
+            out,
+        ])
+        .expect(0);
+        sizes.push(log_size(&v));
+    }
+    // It grows with each command, never past the bound, and was emptied (then grew again).
+    assert!(sizes.iter().all(|&size| size <= 1 << 20), "{sizes:?}");
+    assert!(sizes.windows(2).any(|w| w[1] < w[0]), "{sizes:?}");
+    assert!(sizes[0] > 0 && sizes[1] > sizes[0], "{sizes:?}");
+    // What it held is in vault.db now, and nothing was lost.
+    assert!(in_database_file_alone(&v).0 > 0);
+    assert_eq!(ids(&v).len(), 32);
     v.run(&["log", "--verify"]).expect(0);
 }
 

@@ -5,8 +5,8 @@
 //! write-ahead log `vault.db-wal`, fsynced. The log stays between commands (no checkpoint
 //! when a connection closes, so the next writer neither makes a new log, with its header
 //! and the directory fsynced, nor pays a checkpoint): it is part of the vault, read by every
-//! connection, and copied into the database by a checkpoint once it holds
-//! [`CHECKPOINT_PAGES`] pages. The writer lock is the home's `.lock`
+//! connection, and copied into the database and emptied by the writer whose commit takes it
+//! past [`CHECKPOINT_BYTES`]. The writer lock is the home's `.lock`
 //! flock, as for the files (with `.FILE.lock` beside a database in another directory, which
 //! other homes may name too), held for a whole [`super::Txn`]; each save is one
 //! `BEGIN IMMEDIATE … COMMIT`. Readers read a snapshot (one read transaction) without the
@@ -43,15 +43,18 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionB
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// How many pages (of 4 KiB) the write-ahead log holds before the commit that passes it
-/// checkpoints them into the database (SQLite's default is 1000). Each process's first
-/// connection reads the whole log to index it, so it is kept short; a checkpoint costs two
-/// fsyncs and the next commit, which starts the log over, one more, once every few dozen
+/// The size of the write-ahead log (about 250 pages of 4 KiB) past which the writer whose
+/// commit took it there checkpoints it into the database and empties it. Each process's
+/// first connection reads the whole log to index it, so it is kept short; a checkpoint costs
+/// two fsyncs, and the next commit one more (the new log's header), once every twenty-odd
 /// write commands.
-const CHECKPOINT_PAGES: u32 = 256;
-
-/// The size in bytes the log is cut back to when it starts over after a checkpoint.
-const LOG_SIZE_LIMIT: i64 = 1 << 20;
+///
+/// The writer does it, in TRUNCATE mode, not SQLite's automatic checkpoint: that one
+/// (PASSIVE) leaves the log to be started over by the next writer, which happens only while
+/// a connection keeps the log's index, and keyvault's processes keep none between commands
+/// (each rebuilds it, and forgets the checkpoint), so the log would only grow, checkpointed
+/// again at every commit.
+const CHECKPOINT_BYTES: u64 = 1 << 20;
 
 /// A vault's state in a SQLite database.
 #[derive(Debug, Clone)]
@@ -109,15 +112,22 @@ impl SqliteStore {
         check_companions(&self.file)?;
         let conn = open_connection(&self.file, wait)
             .map_err(|e| db_error(&self.paths, &self.file, "open", &e, wait))?;
-        let version: i64 = conn
-            .query_row(sql::SELECT_META, [], |r| r.get(0))
-            .map_err(|e| db_error(&self.paths, &self.file, "read", &e, wait))?;
+        let version: i64 = match conn.query_row(sql::SELECT_META, [], |r| r.get(0)) {
+            Ok(version) => version,
+            Err(e) => {
+                return Err(refuse(
+                    conn,
+                    db_error(&self.paths, &self.file, "read", &e, wait),
+                ));
+            }
+        };
         if version > sql::SCHEMA_VERSION {
-            return Err(StoreError::SchemaTooNew {
+            let e = StoreError::SchemaTooNew {
                 store: self.file.display().to_string(),
                 version,
                 supported: sql::SCHEMA_VERSION,
-            });
+            };
+            return Err(refuse(conn, e));
         }
         Ok(conn)
     }
@@ -365,6 +375,15 @@ fn check_companions(file: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// `e`, once `conn` to a database keyvault refuses is closed as any other program's
+/// would be: the last connection checkpoints the log and removes it and its index, so a
+/// refused database is left as it was found, with no new file beside it.
+fn refuse(conn: Connection, e: StoreError) -> StoreError {
+    let _ = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false);
+    drop(conn);
+    e
+}
+
 /// Opens `file` (which exists) with keyvault's settings.
 fn open_connection(file: &Path, wait: Duration) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
@@ -378,7 +397,7 @@ fn open_connection(file: &Path, wait: Duration) -> rusqlite::Result<Connection> 
     // command (see the module documentation): no new log to create and fsync with its
     // directory, no checkpoint's two fsyncs, at every write command. A commit is as durable
     // (synchronous=FULL fsyncs the log at each one); the checkpoint a commit makes once the
-    // log holds CHECKPOINT_PAGES pages keeps it short.
+    // log passes CHECKPOINT_BYTES keeps it short (see `SqliteSession::keep_log_short`).
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
@@ -389,8 +408,7 @@ fn open_connection(file: &Path, wait: Duration) -> rusqlite::Result<Connection> 
     }
     conn.execute_batch(&format!(
         "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; \
-         PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}; \
-         PRAGMA journal_size_limit = {LOG_SIZE_LIMIT};"
+         PRAGMA wal_autocheckpoint = 0;"
     ))?;
     Ok(conn)
 }
@@ -630,7 +648,28 @@ impl Session for SqliteSession {
         };
         tx.commit().map_err(err("write"))?;
         state.audit = head;
+        self.keep_log_short();
         Ok(())
+    }
+}
+
+impl SqliteSession {
+    /// Once the log is past [`CHECKPOINT_BYTES`], copies it into the database and empties
+    /// it (`wal_checkpoint(TRUNCATE)`), without waiting for readers: one reading the log
+    /// leaves it for the next commit. Nothing of the commit depends on it, so a checkpoint
+    /// that fails changes nothing but the log's size.
+    fn keep_log_short(&self) {
+        let [log, _, _] = companions(&self.store.file);
+        // Outside fsutil: an lstat, which reads nothing and follows no link.
+        let long = std::fs::symlink_metadata(&log).is_ok_and(|m| m.len() > CHECKPOINT_BYTES);
+        if !long {
+            return;
+        }
+        let _ = self.conn.busy_timeout(Duration::ZERO);
+        let _ = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        let _ = self.conn.busy_timeout(self.timeout);
     }
 }
 
