@@ -406,10 +406,10 @@ fn open_connection(file: &Path, wait: Duration) -> rusqlite::Result<Connection> 
             Some(format!("cannot use WAL mode (journal mode is {mode})")),
         ));
     }
-    conn.execute_batch(&format!(
-        "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; \
-         PRAGMA wal_autocheckpoint = 0;"
-    ))?;
+    // No automatic checkpoint: the writer makes its own (`SqliteSession::keep_log_short`).
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0;",
+    )?;
     Ok(conn)
 }
 
