@@ -14,7 +14,7 @@ use std::path::PathBuf;
     after_help = "Exit codes: 0 success, 1 the operation failed, 2 usage error, \
 3 status found problems.\nData lives in $KEYVAULT_HOME, else $XDG_DATA_HOME/keyvault, else ~/.local/share/keyvault; \
 its store is `store` in config.toml, or $KEYVAULT_STORE (sqlite: vault.db, the default; files); \
-`lock_timeout` in config.toml is how long a writer waits for another's lock (default \"30s\", at most \"1d\")."
+`lock_timeout` in config.toml is how long a command waits for another's lock (default \"30s\", at most \"1d\")."
 )]
 pub struct Cli {
     /// The vault's directory (default: $KEYVAULT_HOME, see below).

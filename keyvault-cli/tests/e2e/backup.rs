@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// An age identity made by `age-keygen`, and its recipient.
-fn age_identity(dir: &Path, name: &str) -> (PathBuf, String) {
+pub fn age_identity(dir: &Path, name: &str) -> (PathBuf, String) {
     let path = dir.join(name);
     let out = Command::new("age-keygen")
         .arg("-o")

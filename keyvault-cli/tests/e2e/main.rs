@@ -52,6 +52,7 @@ mod schedule_review;
 mod scoped;
 mod secrets;
 mod sqlite_edges;
+mod sqlite_log;
 mod sqlite_store;
 mod ssh_logins;
 mod sshd;

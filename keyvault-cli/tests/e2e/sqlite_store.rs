@@ -11,6 +11,18 @@ fn db(home: &Path) -> Connection {
     Connection::open(home.join("vault.db")).expect("open vault.db")
 }
 
+/// Checkpoints the vault's write-ahead log into `vault.db` and removes it and its index,
+/// as any other program closing the database last does (keyvault leaves them).
+pub fn checkpoint(home: &Path) {
+    let conn = db(home);
+    conn.query_row("SELECT count(*) FROM meta", [], |r| r.get::<_, i64>(0))
+        .expect("read");
+    conn.close().expect("close");
+    for name in ["vault.db-wal", "vault.db-shm"] {
+        assert!(!home.join(name).exists(), "{name} is left");
+    }
+}
+
 /// The inventory document `inventory.json` would hold, made from `vault.db`'s rows: each
 /// record and journal entry on a line of its own, as keyvault writes the file.
 pub fn inventory_text(home: &Path) -> String {

@@ -365,7 +365,9 @@ pub enum Entry {
         mode: u32,
     },
     /// A regular file: its mode and the SHA-256 of its content (`.lock` holds a process
-    /// id, not vault state, so only its mode counts).
+    /// id and `vault.db-shm` SQLite's index of the write-ahead log, which the first process
+    /// to open the database rebuilds from the log: not vault state, so only their mode
+    /// counts).
     File {
         mode: u32,
         sha256: String,
@@ -411,7 +413,7 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Entry> {
                 );
                 walk(base, &path, out);
             } else {
-                let sha256 = if rel == Path::new(".lock") {
+                let sha256 = if rel == Path::new(".lock") || rel == Path::new("vault.db-shm") {
                     String::new()
                 } else {
                     digest(&std::fs::read(&path).expect("read"))

@@ -165,7 +165,9 @@ pub(crate) fn open(paths: &Paths, config: &Config) -> Result<Arc<dyn Store>> {
     let location = config.store();
     let store: Arc<dyn Store> = match &location {
         StoreLocation::Files => Arc::new(FileStore::new(paths.clone())),
-        StoreLocation::Sqlite(file) => open_sqlite(paths, &paths.home().join(file))?,
+        StoreLocation::Sqlite(file) => {
+            open_sqlite(paths, &paths.home().join(file), config.lock_timeout())?
+        }
         StoreLocation::Postgres(url) => open_postgres(paths, url)?,
     };
     Ok(Arc::new(guard::Guarded::new(
@@ -177,16 +179,17 @@ pub(crate) fn open(paths: &Paths, config: &Config) -> Result<Arc<dyn Store>> {
 
 /// The SQLite store at `file` (not built in yet).
 #[cfg(feature = "sqlite")]
-fn open_sqlite(paths: &Paths, file: &Path) -> Result<Arc<dyn Store>> {
+fn open_sqlite(paths: &Paths, file: &Path, wait: Duration) -> Result<Arc<dyn Store>> {
     Ok(Arc::new(sqlite::SqliteStore::new(
         paths.clone(),
         file.to_owned(),
+        wait,
     )))
 }
 
 /// The SQLite store (not built in).
 #[cfg(not(feature = "sqlite"))]
-fn open_sqlite(_paths: &Paths, _file: &Path) -> Result<Arc<dyn Store>> {
+fn open_sqlite(_paths: &Paths, _file: &Path, _wait: Duration) -> Result<Arc<dyn Store>> {
     Err(StoreError::NotBuiltIn { store: "sqlite" }.into())
 }
 

@@ -1,7 +1,12 @@
 //! The SQLite store, every vault's default: `vault.db` in the home (rusqlite's bundled
 //! SQLite, so nothing is needed on the machine).
 //!
-//! WAL mode, foreign keys on, `synchronous=FULL`. The writer lock is the home's `.lock`
+//! WAL mode, foreign keys on, `synchronous=FULL`: a commit that returned is in the
+//! write-ahead log `vault.db-wal`, fsynced. The log stays between commands (no checkpoint
+//! when a connection closes, so the next writer neither makes a new log, with its header
+//! and the directory fsynced, nor pays a checkpoint): it is part of the vault, read by every
+//! connection, and copied into the database and emptied by the writer whose commit takes it
+//! past [`CHECKPOINT_BYTES`]. The writer lock is the home's `.lock`
 //! flock, as for the files (with `.FILE.lock` beside a database in another directory, which
 //! other homes may name too), held for a whole [`super::Txn`]; each save is one
 //! `BEGIN IMMEDIATE … COMMIT`. Readers read a snapshot (one read transaction) without the
@@ -10,7 +15,10 @@
 //! history as at a thousand.
 //!
 //! A new database is built beside the home's other files under a temporary name
-//! (`.vault.db.new`) and renamed into place, so a reader never sees a half-made one; what a
+//! (`.vault.db.new`), checkpointed whole into that file (no log left beside it) and renamed
+//! into place, so a reader never sees a half-made one, and a log left at the final name
+//! from a database no longer there (SQLite would apply it to any database of that name) is
+//! removed first; what a
 //! build killed before the rename leaves there (the schema, and for a migration the
 //! records and audit lines of the files, which stay) is removed under the writer lock by
 //! the next build, or by the next reader of a vault that has no database yet. A vault that still has
@@ -30,29 +38,42 @@ use crate::error::{AuditLog, Result, StoreError};
 use crate::fsutil;
 use crate::inventory::{Inventory, JournalEntry, KeyId, KeyRecord};
 use chrono::{DateTime, Utc};
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// How long a reader (or a migration started by one) waits for the writer lock or a busy
-/// database.
-const READER_WAIT: Duration = Duration::from_secs(30);
+/// The size of the write-ahead log (about 250 pages of 4 KiB) past which the writer whose
+/// commit took it there checkpoints it into the database and empties it. Each process's
+/// first connection reads the whole log to index it, so it is kept short; a checkpoint costs
+/// two fsyncs, and the next commit one more (the new log's header), once every twenty-odd
+/// write commands.
+///
+/// The writer does it, in TRUNCATE mode, not SQLite's automatic checkpoint: that one
+/// (PASSIVE) leaves the log to be started over by the next writer, which happens only while
+/// a connection keeps the log's index, and keyvault's processes keep none between commands
+/// (each rebuilds it, and forgets the checkpoint), so the log would only grow, checkpointed
+/// again at every commit.
+const CHECKPOINT_BYTES: u64 = 1 << 20;
 
 /// A vault's state in a SQLite database.
 #[derive(Debug, Clone)]
 pub(crate) struct SqliteStore {
     paths: Paths,
     file: PathBuf,
+    /// How long a reader (or a migration started by one) waits for the writer lock or a
+    /// busy database: the vault's `lock_timeout`, as for a writer.
+    wait: Duration,
 }
 
 impl SqliteStore {
-    pub(crate) fn new(paths: Paths, file: PathBuf) -> Self {
-        SqliteStore { paths, file }
+    pub(crate) fn new(paths: Paths, file: PathBuf, wait: Duration) -> Self {
+        SqliteStore { paths, file, wait }
     }
 
     /// A database error on this store, in words.
     fn err(&self, operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        move |e| db_error(&self.paths, &self.file, operation, &e, READER_WAIT)
+        move |e| db_error(&self.paths, &self.file, operation, &e, self.wait)
     }
 
     fn bad_row(&self, e: BadRow) -> StoreError {
@@ -91,15 +112,22 @@ impl SqliteStore {
         check_companions(&self.file)?;
         let conn = open_connection(&self.file, wait)
             .map_err(|e| db_error(&self.paths, &self.file, "open", &e, wait))?;
-        let version: i64 = conn
-            .query_row(sql::SELECT_META, [], |r| r.get(0))
-            .map_err(|e| db_error(&self.paths, &self.file, "read", &e, wait))?;
+        let version: i64 = match conn.query_row(sql::SELECT_META, [], |r| r.get(0)) {
+            Ok(version) => version,
+            Err(e) => {
+                return Err(refuse(
+                    conn,
+                    db_error(&self.paths, &self.file, "read", &e, wait),
+                ));
+            }
+        };
         if version > sql::SCHEMA_VERSION {
-            return Err(StoreError::SchemaTooNew {
+            let e = StoreError::SchemaTooNew {
                 store: self.file.display().to_string(),
                 version,
                 supported: sql::SCHEMA_VERSION,
-            });
+            };
+            return Err(refuse(conn, e));
         }
         Ok(conn)
     }
@@ -118,17 +146,17 @@ impl SqliteStore {
             }
             // Under the lock no build is under way: what is at the temporary name is the
             // remains of one that was killed (a migration's are removed by the next one).
-            let _lock = self.lock(READER_WAIT)?;
+            let _lock = self.lock(self.wait)?;
             if !Self::exists(&self.file) {
                 remove_stale(&tmp)?;
                 return Ok(None);
             }
         }
         if files {
-            let _lock = self.lock(READER_WAIT)?;
+            let _lock = self.lock(self.wait)?;
             self.create_or_migrate()?;
         }
-        self.connect(READER_WAIT).map(Some)
+        self.connect(self.wait).map(Some)
     }
 
     /// The writer lock: the home's `.lock`, and when the database is in another directory
@@ -170,7 +198,7 @@ impl SqliteStore {
 
     /// Whether the database's audit line `seq` is the one whose hash is `hash`.
     pub(super) fn holds_line(&self, seq: u64, hash: &str) -> Result<bool, StoreError> {
-        let conn = self.connect(READER_WAIT)?;
+        let conn = self.connect(self.wait)?;
         let line: Option<String> = conn
             .query_row(
                 sql::SELECT_AUDIT_LINE,
@@ -194,7 +222,7 @@ impl SqliteStore {
         let result = (|| {
             // An empty file is a valid empty database; written through the safe path.
             fsutil::write_atomic(&tmp, b"", 0o600, fsutil::Replace::No)?;
-            let mut conn = open_connection(&tmp, READER_WAIT).map_err(self.err("create"))?;
+            let mut conn = open_connection(&tmp, self.wait).map_err(self.err("create"))?;
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(self.err("create"))?;
@@ -208,8 +236,8 @@ impl SqliteStore {
             .map_err(self.err("create"))?;
             fill(&tx)?;
             tx.commit().map_err(self.err("write"))?;
-            // Closing the last connection checkpoints and removes the WAL beside `tmp`.
-            conn.close().map_err(|(_, e)| self.err("close")(e))?;
+            self.close_whole(conn, &tmp)?;
+            remove_orphan_log(&self.file)?;
             std::fs::rename(&tmp, &self.file).map_err(|source| StoreError::Io {
                 operation: "create",
                 path: self.file.clone(),
@@ -221,6 +249,34 @@ impl SqliteStore {
             let _ = remove_stale(&tmp);
         }
         result
+    }
+
+    /// Closes the only connection to the database being built at `tmp` with everything in
+    /// the file itself: the log checkpointed into it (the file fsynced) and emptied, then
+    /// removed with the index by the close; [`StoreError::Database`] if either is left.
+    fn close_whole(&self, conn: Connection, tmp: &Path) -> Result<(), StoreError> {
+        let (busy, _, _): (i64, i64, i64) = conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(self.err("create"))?;
+        // This connection's close may checkpoint (there is nothing left to copy) and so
+        // removes the log and its index.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false)
+            .map_err(self.err("create"))?;
+        conn.close().map_err(|(_, e)| self.err("close")(e))?;
+        let left = companions(tmp).into_iter().find(|p| Self::exists(p));
+        if busy != 0 || left.is_some() {
+            return Err(StoreError::Database {
+                store: tmp.display().to_string(),
+                operation: "create",
+                detail: match left {
+                    Some(path) => format!("{} was left beside the new database", path.display()),
+                    None => "the new database could not be checkpointed".to_owned(),
+                },
+            });
+        }
+        Ok(())
     }
 
     pub(super) fn paths(&self) -> &Paths {
@@ -238,6 +294,35 @@ fn temp_name(file: &Path) -> PathBuf {
     name.push(file.file_name().unwrap_or_default());
     name.push(".new");
     file.with_file_name(name)
+}
+
+/// Removes a log and index at the name of `file`, which does not exist (a database is
+/// built only then; under the writer lock): the remains of a database removed without
+/// them. SQLite ties a log to its database by name alone, and would apply its commits to
+/// the new database renamed there.
+fn remove_orphan_log(file: &Path) -> Result<(), StoreError> {
+    let [wal, shm, _] = companions(file);
+    let mut removed = false;
+    for name in [wal, shm] {
+        // Outside fsutil: an unlink of SQLite's file beside a database that is not there; a
+        // link there is removed, not followed, and nothing is written.
+        match std::fs::remove_file(&name) {
+            Ok(()) => removed = true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(StoreError::Io {
+                    operation: "remove",
+                    path: name,
+                    source,
+                });
+            }
+        }
+    }
+    if removed {
+        // Gone for good before the new database takes the name.
+        fsutil::sync_dir(fsutil::parent_dir(file))?;
+    }
+    Ok(())
 }
 
 /// The temporary name `tmp` and SQLite's companions of it.
@@ -290,6 +375,15 @@ fn check_companions(file: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// `e`, once `conn` to a database keyvault refuses is closed as any other program's
+/// would be: the last connection checkpoints the log and removes it and its index, so a
+/// refused database is left as it was found, with no new file beside it.
+fn refuse(conn: Connection, e: StoreError) -> StoreError {
+    let _ = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false);
+    drop(conn);
+    e
+}
+
 /// Opens `file` (which exists) with keyvault's settings.
 fn open_connection(file: &Path, wait: Duration) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
@@ -299,6 +393,12 @@ fn open_connection(file: &Path, wait: Duration) -> rusqlite::Result<Connection> 
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(wait)?;
+    // No checkpoint when the last connection closes, so the log stays for the next
+    // command (see the module documentation): no new log to create and fsync with its
+    // directory, no checkpoint's two fsyncs, at every write command. A commit is as durable
+    // (synchronous=FULL fsyncs the log at each one); the checkpoint a commit makes once the
+    // log passes CHECKPOINT_BYTES keeps it short (see `SqliteSession::keep_log_short`).
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(rusqlite::Error::SqliteFailure(
@@ -306,7 +406,10 @@ fn open_connection(file: &Path, wait: Duration) -> rusqlite::Result<Connection> 
             Some(format!("cannot use WAL mode (journal mode is {mode})")),
         ));
     }
-    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")?;
+    // No automatic checkpoint: the writer makes its own (`SqliteSession::keep_log_short`).
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0;",
+    )?;
     Ok(conn)
 }
 
@@ -503,7 +606,7 @@ struct WriterLock {
 /// A writer on a [`SqliteStore`]: holds the writer lock and a connection.
 struct SqliteSession {
     /// Dropped first (fields drop in order): the next writer goes on while this
-    /// connection closes, which, when it is the database's last, checkpoints the WAL.
+    /// connection closes (which leaves the log as it is).
     _lock: WriterLock,
     store: SqliteStore,
     conn: Connection,
@@ -545,7 +648,28 @@ impl Session for SqliteSession {
         };
         tx.commit().map_err(err("write"))?;
         state.audit = head;
+        self.keep_log_short();
         Ok(())
+    }
+}
+
+impl SqliteSession {
+    /// Once the log is past [`CHECKPOINT_BYTES`], copies it into the database and empties
+    /// it (`wal_checkpoint(TRUNCATE)`), without waiting for readers: one reading the log
+    /// leaves it for the next commit. Nothing of the commit depends on it, so a checkpoint
+    /// that fails changes nothing but the log's size.
+    fn keep_log_short(&self) {
+        let [log, _, _] = companions(&self.store.file);
+        // Outside fsutil: an lstat, which reads nothing and follows no link.
+        let long = std::fs::symlink_metadata(&log).is_ok_and(|m| m.len() > CHECKPOINT_BYTES);
+        if !long {
+            return;
+        }
+        let _ = self.conn.busy_timeout(Duration::ZERO);
+        let _ = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        let _ = self.conn.busy_timeout(self.timeout);
     }
 }
 

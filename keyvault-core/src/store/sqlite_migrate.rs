@@ -165,8 +165,9 @@ pub fn bulk_import(home: &Path, records: &mut dyn Iterator<Item = KeyRecord>) ->
     fsutil::check_home(home)?;
     let paths = super::Paths::new(home.to_owned());
     paths.ensure_layout()?;
-    let store = SqliteStore::new(paths.clone(), home.join("vault.db"));
-    let _lock = paths.lock(std::time::Duration::from_secs(30))?;
+    let wait = crate::policy::Config::default().lock_timeout();
+    let store = SqliteStore::new(paths.clone(), home.join("vault.db"), wait);
+    let _lock = paths.lock(wait)?;
     if std::fs::symlink_metadata(store.file()).is_ok()
         || std::fs::symlink_metadata(paths.inventory_path()).is_ok()
     {

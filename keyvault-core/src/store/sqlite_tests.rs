@@ -30,7 +30,11 @@ fn home() -> (tempfile::TempDir, Paths) {
 }
 
 fn sqlite(paths: &Paths) -> SqliteStore {
-    SqliteStore::new(paths.clone(), paths.home().join("vault.db"))
+    SqliteStore::new(
+        paths.clone(),
+        paths.home().join("vault.db"),
+        std::time::Duration::from_secs(30),
+    )
 }
 
 fn lines(store: &dyn Store) -> Vec<Vec<u8>> {
