@@ -3,22 +3,10 @@
 //! terminated pod, or one the account no longer lists, is. keyvault says so in what it
 //! prints and records (the fake RunPod API lists the pods; no pod here is reachable).
 
-use crate::pods::{UNMANAGED, deployed, outcomes};
-use crate::support::ROTATE_PODS;
+use crate::pods::{UNMANAGED, deployed, detail, outcomes};
+use crate::support::{ROTATE, ROTATE_PODS};
 use keyvault_tests::fake_runpod::pod;
 use serde_json::Value;
-
-/// The detail of pod `id`'s first outcome in a JSON report.
-fn detail(report: &Value, id: &str) -> String {
-    report["pods"]
-        .as_array()
-        .expect("pods")
-        .iter()
-        .find(|p| p["pod"] == id)
-        .and_then(|p| p["detail"].as_str())
-        .unwrap_or_else(|| panic!("no outcome for {id}: {report}"))
-        .to_owned()
-}
 
 /// The `pod-trusts-old-key` findings of `status --json` about pod `id`, as (severity,
 /// message, fix).
@@ -388,15 +376,7 @@ fn deploy_to_pods_says_a_key_added_over_ssh_may_be_lost_on_restart() {
     let fleet = crate::pod_logins::Fleet::new(1);
     let v = &fleet.v;
     // Rotated without --pods: personal-2 is active, pod0's PUBLIC_KEY holds personal-1.
-    v.run(&[
-        "rotate",
-        "personal",
-        "--passphrase-env",
-        "KV_PASS2",
-        "--old-passphrase-env",
-        "KV_PASS",
-    ])
-    .expect(0);
+    v.run(&ROTATE).expect(0);
     let new_key = v.run(&["--json", "show", "personal-2"]).expect(0).json()["public_key"]
         .as_str()
         .expect("pk")

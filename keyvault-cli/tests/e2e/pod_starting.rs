@@ -4,21 +4,10 @@
 //! stopped (needing a redeploy). Real sshd instances stand in for the pods.
 
 use crate::pod_logins::Fleet;
-use crate::pods::{UNMANAGED, deployed, outcomes, pod_sshd};
+use crate::pods::{UNMANAGED, deployed, detail, outcomes, pod_sshd};
+use crate::support::ROTATE;
 use keyvault_tests::fake_runpod::pod;
 use serde_json::Value;
-
-/// The detail of pod `id`'s first outcome in a JSON report.
-fn detail(report: &Value, id: &str) -> String {
-    report["pods"]
-        .as_array()
-        .expect("pods")
-        .iter()
-        .find(|p| p["pod"] == id)
-        .and_then(|p| p["detail"].as_str())
-        .unwrap_or_else(|| panic!("no outcome for {id}: {report}"))
-        .to_owned()
-}
 
 /// Key `id`'s state as `show --json` gives it.
 fn state(v: &crate::support::Vault, id: &str) -> String {
@@ -96,29 +85,11 @@ fn deploy_revoke_and_status_say_a_starting_pod_is_pending_not_stopped() {
     let p1 = shown["public_key"].as_str().expect("pk").to_owned();
     server.add_pod(pod("warm", "STARTING", &[&p1], None));
     // Rotated without --pods: personal-1 is revoked, the starting pod's PUBLIC_KEY names it.
-    v.run(&[
-        "rotate",
-        "personal",
-        "--passphrase-env",
-        "KV_PASS2",
-        "--old-passphrase-env",
-        "KV_PASS",
-    ])
-    .expect(0);
+    v.run(&ROTATE).expect(0);
 
     // Not a redeploy: once it runs, the new key can be added over SSH.
     let deploy = v
-        .run(&[
-            "--json",
-            "deploy",
-            "personal",
-            "--to",
-            "runpod-pods",
-            "--passphrase-env",
-            "KV_PASS2",
-            "--login-passphrase-env",
-            "KV_PASS",
-        ])
+        .run(&[&crate::support::DEPLOY_PODS[..], &["KV_PASS"]].concat())
         .expect(1)
         .no_secrets()
         .json();
@@ -131,15 +102,7 @@ fn deploy_revoke_and_status_say_a_starting_pod_is_pending_not_stopped() {
     );
 
     let revoke = v
-        .run(&[
-            "--json",
-            "revoke",
-            "personal-1",
-            "--to",
-            "runpod-pods",
-            "--passphrase-env",
-            "KV_PASS",
-        ])
+        .run(&[&["--json"], &crate::support::REVOKE_PODS[..]].concat())
         .expect(1)
         .no_secrets()
         .json();
@@ -151,14 +114,7 @@ fn deploy_revoke_and_status_say_a_starting_pod_is_pending_not_stopped() {
          revoke personal-1 --to runpod-pods` once it runs"
     );
     let text = v
-        .run(&[
-            "revoke",
-            "personal-1",
-            "--to",
-            "runpod-pods",
-            "--passphrase-env",
-            "KV_PASS",
-        ])
+        .run(&crate::support::REVOKE_PODS)
         .expect(1)
         .no_secrets()
         .stdout;

@@ -45,6 +45,18 @@ pub(crate) fn outcomes(report: &serde_json::Value, pod: &str) -> Vec<String> {
         .collect()
 }
 
+/// The detail of pod `id`'s first outcome in a JSON report.
+pub(crate) fn detail(report: &serde_json::Value, id: &str) -> String {
+    report["pods"]
+        .as_array()
+        .expect("pods")
+        .iter()
+        .find(|p| p["pod"] == id)
+        .and_then(|p| p["detail"].as_str())
+        .unwrap_or_else(|| panic!("no outcome for {id}: {report}"))
+        .to_owned()
+}
+
 /// Pod `name`'s sshd refuses `personal-1` and takes the purpose's current key.
 #[track_caller]
 pub(crate) fn assert_new_key_only(v: &Vault, name: &str, sshd: &Sshd) {
