@@ -94,7 +94,8 @@ fn refused(path: &Path, e: crate::error::StoreError) -> SourceProblem {
 /// The first line of what `file` holds, read no more than one byte past
 /// [`MAX_PASSPHRASE_FILE`].
 fn first_line(file: File) -> Result<Passphrase, SourceProblem> {
-    let mut buf = Zeroizing::new(Vec::new());
+    // Room for all it may read, so the buffer never moves and leaves an unwiped copy.
+    let mut buf = Zeroizing::new(Vec::with_capacity(MAX_PASSPHRASE_FILE as usize + 1));
     file.take(MAX_PASSPHRASE_FILE + 1)
         .read_to_end(&mut buf)
         .map_err(|e| SourceProblem::of_io(&e))?;
