@@ -1,28 +1,28 @@
-//! Programs that die with keyvault: every `ssh` keyvault starts is killed by the kernel the
-//! moment keyvault ends, even by `kill -9`, so no login lingers until its own timeout.
+//! Programs that die with keyvault: every `ssh` keyvault starts is killed the moment
+//! keyvault ends, even by `kill -9`, so no login lingers until its own timeout, and neither
+//! does a `ProxyCommand` or `ProxyJump` process that `ssh` forks.
 //!
-//! keyvault-core has no `unsafe`, so it cannot set the parent-death signal between `fork`
-//! and `exec` itself. util-linux's `setpriv --pdeathsig KILL` does it and then runs a small
-//! `sh` guard, which runs the program only if keyvault is still its parent (keyvault dying
-//! before `setpriv` set the signal would otherwise go unnoticed), and replaces itself with
-//! it: the program keeps the pid, the pipes and the signal.
+//! Every such program runs in one process group for the whole of keyvault, led by a small
+//! `sh` keeper ([`keeper`]) whose standard input is a pipe from keyvault: when keyvault
+//! ends, however it ends, the pipe closes, and the keeper kills its group (`kill -KILL 0`),
+//! the programs' children with it. The keeper leads the group and lives until then, so the
+//! group id cannot be taken by anyone else's group in between. A process that leaves the
+//! group (`setsid`) is not covered.
 //!
-//! The kernel sends the signal when the *thread* that started the child ends, and keyvault
-//! starts logins from worker threads that end before the process does. So every such child
-//! is started from one thread of its own ([`spawn`]) that lives as long as the process.
+//! Where there is no keeper (it could not be started, or someone killed it), a program is
+//! started through util-linux's `setpriv --pdeathsig KILL` instead (keyvault-core has no
+//! `unsafe`, so it cannot set the parent-death signal between `fork` and `exec` itself),
+//! and a small `sh` guard that runs the program only if keyvault is still its parent
+//! (keyvault dying before `setpriv` set the signal would otherwise go unnoticed) and
+//! replaces itself with it: the program keeps the pid, the pipes and the signal. That
+//! costs two more programs per `ssh`, which a pod rotation starts two or three of per pod,
+//! so it is the fallback, not the rule. The kernel sends that signal when the *thread*
+//! that started the child ends, and keyvault starts logins from worker threads that end
+//! before the process does. So every such child is started from one thread of its own
+//! ([`spawn`]) that lives as long as the process.
 //!
-//! The signal reaches only that program: what it starts in turn (the `ProxyCommand` or
-//! `ProxyJump` process `ssh` forks) lives on. So every such program also runs in one
-//! process group for the whole of keyvault, led by a small `sh` keeper ([`keeper`]) whose
-//! standard input is a pipe from keyvault: when keyvault ends, however it ends, the pipe
-//! closes, and the keeper kills its group (`kill -KILL 0`), the programs' children with
-//! it. The keeper leads the group and lives until then, so the group id cannot be taken
-//! by anyone else's group in between. A process that leaves the group (`setsid`) is not
-//! covered.
-//!
-//! Where there is no `setpriv` with `--pdeathsig` (util-linux older than 2.33, or not
-//! Linux), the keeper still kills the group; where the keeper cannot be started, programs
-//! run in keyvault's own group, with the parent-death signal alone.
+//! Where there is neither (no keeper, and no `setpriv` with `--pdeathsig`: util-linux
+//! older than 2.33, or not Linux), programs run in keyvault's own group, unguarded.
 
 use std::io;
 use std::process::{Child, Command};
@@ -54,11 +54,15 @@ fn setpriv() -> Option<&'static str> {
     })
 }
 
-/// A command for `program` (a name looked up on the child's `PATH`, or a path) that the
-/// kernel kills when keyvault ends, once started with [`spawn`]. Arguments, environment,
-/// directory and standard streams are set on it as on `Command::new(program)`.
+/// A command for `program` (a name looked up on the child's `PATH`, or a path) that is
+/// killed when keyvault ends, once started with [`spawn`]: by the keeper, or where there
+/// is none, by the kernel (the `setpriv` guard). Arguments, environment, directory and
+/// standard streams are set on it as on `Command::new(program)`.
 #[must_use]
 pub(crate) fn command(program: &str) -> Command {
+    if keeper_runs() {
+        return Command::new(program);
+    }
     let Some(setpriv) = setpriv() else {
         return Command::new(program);
     };
@@ -81,11 +85,29 @@ pub(crate) fn command(program: &str) -> Command {
 /// end-of-file (keyvault has ended), then kills its process group, itself last.
 const KEEPER: &str = "read -r _; kill -s KILL 0";
 
+/// The keeper, started once per process: the pipe keyvault holds open, its process (to see
+/// whether it still runs), and its group.
+struct Keeper {
+    _pipe: std::process::ChildStdin,
+    process: std::sync::Mutex<Child>,
+    group: i32,
+}
+
+/// Whether the keeper runs (started now if it was not): a program that joins its group is
+/// killed with keyvault without a guard of its own.
+fn keeper_runs() -> bool {
+    keeper().is_some_and(|k| {
+        k.process
+            .lock()
+            .is_ok_and(|mut p| matches!(p.try_wait(), Ok(None)))
+    })
+}
+
 /// The process group every program [`spawn`] starts joins, led by the keeper, started once
 /// per process; `None` where it cannot be started.
-fn keeper() -> Option<i32> {
-    static KEEPER_GROUP: OnceLock<Option<(std::process::ChildStdin, i32)>> = OnceLock::new();
-    KEEPER_GROUP
+fn keeper() -> Option<&'static Keeper> {
+    static STARTED: OnceLock<Option<Keeper>> = OnceLock::new();
+    STARTED
         .get_or_init(|| {
             use std::os::unix::process::CommandExt;
             use std::process::Stdio;
@@ -102,13 +124,16 @@ fn keeper() -> Option<i32> {
                 .ok()?;
             let pipe = child.stdin.take()?;
             let group = i32::try_from(child.id()).ok()?;
-            // The pipe lives in a static, for as long as the process; the keeper is never
-            // waited for: it ends after keyvault, and whoever inherits it reaps it.
-            drop(child);
-            Some((pipe, group))
+            // The pipe lives in a static, for as long as the process; the keeper is waited
+            // for only to see whether it still runs: it ends after keyvault, and whoever
+            // inherits it reaps it.
+            Some(Keeper {
+                _pipe: pipe,
+                process: std::sync::Mutex::new(child),
+                group,
+            })
         })
         .as_ref()
-        .map(|(_, group)| *group)
 }
 
 /// A started child, or the command back with why it could not start.
@@ -126,10 +151,15 @@ type Request = (Command, mpsc::Sender<Spawned>);
 /// As [`Command::spawn`].
 pub(crate) fn spawn(mut cmd: Command) -> io::Result<Child> {
     use std::os::unix::process::CommandExt;
-    let grouped = keeper().map(|group| cmd.process_group(group)).is_some();
+    // A keeper that was killed leaves a group nobody kills: not joined (the command was
+    // made with the `setpriv` guard then, unless it was killed in between).
+    let grouped = keeper()
+        .filter(|_| keeper_runs())
+        .map(|k| cmd.process_group(k.group))
+        .is_some();
     match spawn_here_or_there(cmd) {
-        // The keeper is gone (someone killed it): its group cannot be joined. The program
-        // runs in keyvault's own group, as without a keeper.
+        // The keeper's group is gone (it was killed after the check above): it cannot be
+        // joined. The program runs in keyvault's own group, as without a keeper.
         Err(failed) if grouped && failed.1.raw_os_error() == Some(libc::EPERM) => {
             let (mut cmd, _) = *failed;
             cmd.process_group(rustix::process::getpgrp().as_raw_pid());
@@ -197,5 +227,47 @@ mod tests {
         .expect("run");
         assert_eq!(String::from_utf8_lossy(&out.stdout), "x y got it\n");
         assert_eq!(out.status.code(), Some(3));
+    }
+
+    #[test]
+    fn a_program_is_guarded_by_the_kernel_once_the_keeper_is_gone() {
+        // With the keeper, a program runs as itself, in the keeper's group.
+        assert!(keeper_runs(), "no keeper");
+        assert_eq!(command("true").get_program(), "true");
+        let keeper = keeper().expect("keeper");
+        keeper
+            .process
+            .lock()
+            .expect("lock")
+            .kill()
+            .expect("kill the keeper");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while keeper_runs() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the keeper still runs"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // Without it, through `setpriv --pdeathsig` and the guard, in keyvault's group.
+        let cmd = command("sh");
+        let guarded = setpriv().expect("util-linux setpriv");
+        assert_eq!(cmd.get_program(), guarded);
+        let out = spawn({
+            let mut c = cmd;
+            c.args(["-c", "echo \"$PPID\"; cut -d' ' -f5 /proc/$$/stat"])
+                .stdout(std::process::Stdio::piped());
+            c
+        })
+        .and_then(std::process::Child::wait_with_output)
+        .expect("run");
+        let out = String::from_utf8_lossy(&out.stdout);
+        let mut lines = out.lines().map(str::trim);
+        assert_eq!(lines.next(), Some(std::process::id().to_string().as_str()));
+        assert_eq!(
+            lines.next(),
+            Some(rustix::process::getpgrp().as_raw_pid().to_string().as_str()),
+            "{out}"
+        );
     }
 }
