@@ -489,7 +489,7 @@ fn an_ssh_target_that_is_a_symlink_or_no_authorized_keys_file_is_refused() {
     );
     assert_eq!(std::fs::read_to_string(&shadow).expect("read"), content);
 
-    // Over the cap: refused on the host, nothing read whole, nothing written.
+    // Over the cap: refused once the cap and a byte have been read, nothing written.
     let big = server.join("big");
     let line = format!("# {}\n", "x".repeat(1021));
     std::fs::write(&big, line.repeat(17 * 1024)).expect("write");

@@ -14,6 +14,7 @@ mod gitlab;
 #[cfg(feature = "network")]
 mod provider;
 mod runpod;
+mod shared_agent;
 mod spec;
 mod ssh;
 mod ssh_session;
@@ -25,6 +26,7 @@ pub use file::FileTarget;
 #[cfg(feature = "network")]
 pub use provider::{GITHUB_API_URL, GITHUB_API_VERSION, GITLAB_API_URL, ProviderSettings};
 pub use runpod::RunpodTarget;
+pub use shared_agent::SharedAgent;
 pub use spec::TargetSpec;
 pub use ssh::SshTarget;
 #[cfg(feature = "network")]

@@ -1,5 +1,6 @@
 //! An `authorized_keys` file on a host or a pod, through the system `ssh` client.
 
+use super::SharedAgent;
 use super::ssh_session::{
     Session, last_line, reach_options, run_with_input, sha256_hex, ssh_config_path,
 };
@@ -44,9 +45,12 @@ const BATCH: [&str; 8] = [
 #[derive(Debug)]
 pub struct SshTarget {
     spec: TargetSpec,
-    agent: Option<crate::agent::PrivateAgent>,
-    /// Each loaded key: its fingerprint and its public half in a file in the agent's
-    /// directory (for `-i`).
+    /// keyvault's private agent, perhaps shared with other targets ([`Self::with_agent`]).
+    agent: std::sync::Arc<SharedAgent>,
+    /// The agent's socket, once a key is loaded into it.
+    socket: Option<std::path::PathBuf>,
+    /// Each key loaded for this target: its fingerprint and its public half in a file in
+    /// the agent's directory (for `-i`). Only these are offered.
     identities: Vec<(ssh_key::Fingerprint, std::path::PathBuf)>,
     extra: Vec<String>,
     /// The environment `ssh` and `ssh-agent` run with (empty unless [`Self::with_env`]).
@@ -66,7 +70,8 @@ impl SshTarget {
     pub fn new(spec: TargetSpec) -> Self {
         SshTarget {
             spec,
-            agent: None,
+            agent: std::sync::Arc::default(),
+            socket: None,
             identities: Vec::new(),
             extra: Vec::new(),
             env: crate::child_env::ChildEnv::default(),
@@ -85,6 +90,15 @@ impl SshTarget {
         self
     }
 
+    /// Loads keys into `agent`, which other targets may share: one `ssh-agent` for all the
+    /// hosts or pods of a command, not one each. Each target still offers only the keys
+    /// loaded for it.
+    #[must_use]
+    pub fn with_agent(mut self, agent: std::sync::Arc<SharedAgent>) -> Self {
+        self.agent = agent;
+        self
+    }
+
     /// Runs `ssh` and `ssh-agent` with `env` (by default they get an empty environment).
     #[must_use]
     pub fn with_env(mut self, env: crate::child_env::ChildEnv) -> Self {
@@ -98,7 +112,8 @@ impl SshTarget {
     pub fn for_pod(spec: TargetSpec, known_hosts: &std::path::Path) -> Self {
         SshTarget {
             spec,
-            agent: None,
+            agent: std::sync::Arc::default(),
+            socket: None,
             identities: Vec::new(),
             extra: vec![
                 "-o".to_owned(),
@@ -209,7 +224,7 @@ impl SshTarget {
         keys: Option<&ssh_key::Fingerprint>,
         remote: &str,
     ) -> Result<std::process::Command, TargetError> {
-        let Some(agent) = &self.agent else {
+        let Some(socket) = &self.socket else {
             return Err(self.unreachable("no key of keyvault's to log in with"));
         };
         let (_, host, _, _) = self.parts();
@@ -226,7 +241,7 @@ impl SshTarget {
             "PreferredAuthentications=publickey",
         ]);
         c.arg("-o")
-            .arg(format!("IdentityAgent={}", ssh_config_path(agent.socket())));
+            .arg(format!("IdentityAgent={}", ssh_config_path(socket)));
         for (fingerprint, public) in &self.identities {
             if keys.is_none_or(|k| k == fingerprint) {
                 c.arg("-i").arg(public);
@@ -252,7 +267,7 @@ impl SshTarget {
         // the (encrypted) new key: fall back to keyvault's agent, which holds it decrypted.
         // Where that agent is the way in (a pod, or it already worked here), it goes first,
         // which saves a failed login per command.
-        if self.agent.is_some() {
+        if self.socket.is_some() {
             if self.agent_first.load(Ordering::Relaxed) {
                 attempts.insert(0, true);
             } else {
@@ -301,8 +316,9 @@ impl SshTarget {
 
     /// Reads the file, lets `decide` choose its new content (`None`: leave it), and writes
     /// that, all in one login. The write is a compare-and-swap: the host replaces the file
-    /// only if it still has the content keyvault read. Returns what was read, and the file
-    /// as the host wrote it (its answer to the write, so no second login reads it back).
+    /// only if it still has the content keyvault read, and only with content that hashes to
+    /// what keyvault sent. Returns what was read, and what was written (the host checked
+    /// its hash before renaming it into place, so no second login reads it back).
     fn edit(
         &self,
         decide: &mut dyn FnMut(Option<&str>) -> Option<String>,
@@ -315,7 +331,10 @@ impl SshTarget {
         ssh_key::rand_core::TryRng::try_fill_bytes(&mut ssh_key::getrandom::SysRng, &mut nonce)
             .map_err(|e| self.unreachable(&e.to_string()))?;
         let end = format!("keyvault-end-{}", sha256_hex(&nonce));
-        let script = Self::edit_script(&print, &end);
+        // The temporary file's name: fresh per login, so the host creates it new
+        // (`set -C`) without a `mktemp`; from the same random bytes, but not the marker.
+        let tag = sha256_hex(end.as_bytes());
+        let script = Self::edit_script(&print, &end, &tag[..16]);
         let mut last = String::new();
         for own in self.attempts() {
             let mut session = Session::start(self.attempt(own, &script)?)
@@ -365,10 +384,12 @@ impl SshTarget {
                     .unreachable(if why.is_empty() { "ssh failed" } else { &why })
                     .into());
             }
+            if written != b"written\n" {
+                return Err(self.unreachable("unexpected answer from the host").into());
+            }
             hook(&format!("written:{name}"))?;
-            let written = String::from_utf8(written)
-                .map_err(|_| self.unreachable("the file is not UTF-8 text"))?;
-            return Ok((before, Some(written)));
+            // The host renamed into place a file that hashes to `text`'s hash.
+            return Ok((before, Some(text)));
         }
         Err(self.no_login(&last).into())
     }
@@ -388,32 +409,36 @@ impl SshTarget {
     /// The script [`Self::edit`] runs: `print` (from [`Self::print_file_script`]), the
     /// line `end`, then the answer: `keep`, or `write SHA256 NEW` and the new content,
     /// written only if the file still hashes to SHA256 and the content arrived whole
-    /// (hashes to NEW).
-    fn edit_script(print: &str, end: &str) -> String {
+    /// (hashes to NEW). `tag` names the temporary file (random per login).
+    ///
+    /// Every login runs it, so it runs as few programs as it can: in the common case (the
+    /// file and its directory exist) `cat`, one `sha256sum` for both files, one `stat` for
+    /// both, and `mv`; the owner, group and mode are set only where they differ, and `id`
+    /// and the owner of the nearest directory are looked up only to create something.
+    fn edit_script(print: &str, end: &str, tag: &str) -> String {
         format!(
             "{print}; printf '\\n{end}\\n'; \
              IFS= read -r verb || exit 0; case \"$verb\" in 'write '*) ;; *) exit 0;; esac; \
              set -e; umask 077; o=; \
-             if [ \"$(id -u)\" = 0 ]; then o=$(stat -c %u:%g -- \"$e\" 2>/dev/null || stat -f %u:%g -- \"$e\"); fi; \
+             if [ ! -f \"$d/$b\" ] && [ \"$(id -u)\" = 0 ]; then o=$(stat -c %u:%g -- \"$e\" 2>/dev/null || stat -f %u:%g -- \"$e\"); fi; \
              if [ ! -d \"$d\" ]; then mkdir -p -- \"$d\"; \
-             if [ -n \"$o\" ]; then x=$d; while [ \"$x\" != \"$e\" ] && [ \"$x\" != / ]; do chown -h -- \"$o\" \"$x\"; x=$(dirname -- \"$x\"); done; fi; fi; \
-             cd -P -- \"$d\"; if [ \"$(pwd -P)\" != \"$d\" ]; then \
+             if [ -n \"$o\" ]; then x=$d; while [ \"$x\" != \"$e\" ] && [ \"$x\" != / ]; do chown -h -- \"$o\" \"$x\"; dn \"$x\"; x=$r; done; fi; fi; \
+             cd -P -- \"$d\"; if [ \"$PWD\" != \"$d\" ]; then \
              echo \"$f: $d is or passes through a symlink; keyvault does not write through it\" >&2; exit {REFUSED}; fi; a=./$b; \
-             t=$(mktemp ./.authorized_keys.keyvault.XXXXXX); cat > \"$t\"; \
+             t=./.authorized_keys.keyvault.{tag}; set -C; cat > \"$t\"; set +C; \
              if [ -L \"$a\" ] || {{ [ -e \"$a\" ] && [ ! -f \"$a\" ]; }}; then rm -f -- \"$t\"; \
              echo \"$f is a symlink or not a regular file; keyvault does not write through it\" >&2; exit {REFUSED}; fi; \
-             w=$(sha256sum < \"$t\" | cut -d' ' -f1); if [ \"${{verb##* }}\" != \"$w\" ]; then rm -f -- \"$t\"; \
+             set -f; if [ -f \"$a\" ]; then set -- $(sha256sum -- \"$t\" \"$a\"); else set -- $(sha256sum -- \"$t\") none; fi; \
+             w=${{1#\\\\}}; cur=${{3#\\\\}}; if [ \"${{verb##* }}\" != \"$w\" ]; then rm -f -- \"$t\"; \
              echo \"$f: the new content did not arrive whole; nothing was written\" >&2; exit 4; fi; \
-             if [ -f \"$a\" ]; then cur=$(sha256sum < \"$a\" | cut -d' ' -f1); else cur=none; fi; \
              if [ \"write $cur $w\" != \"$verb\" ]; then rm -f -- \"$t\"; echo \"$f changed since keyvault read it\" >&2; exit 4; fi; \
              if [ -f \"$a\" ]; then \
-             m=$(stat -c %u:%g:%a -- \"$a\" 2>/dev/null || stat -f %u:%g:%Lp -- \"$a\" 2>/dev/null) || m=; \
-             if [ -z \"$m\" ] || ! chown -- \"${{m%:*}}\" \"$t\" 2>/dev/null; then \
+             set -- $(stat -c %u:%g:%a -- \"$a\" \"$t\" 2>/dev/null || stat -f %u:%g:%Lp -- \"$a\" \"$t\" 2>/dev/null); \
+             if [ $# != 2 ] || {{ [ \"${{1%:*}}\" != \"${{2%:*}}\" ] && ! chown -- \"${{1%:*}}\" \"$t\" 2>/dev/null; }}; then \
              rm -f -- \"$t\"; echo \"cannot keep the owner and group of $f; nothing was written\" >&2; exit {REFUSED}; fi; \
-             chmod -- \"${{m##*:}}\" \"$t\"; \
-             else chmod 600 \"$t\"; if [ -n \"$o\" ]; then chown -- \"$o\" \"$t\"; fi; fi; \
-             mv -f -- \"$t\" \"$a\"; head -c {cap} -- \"$a\"",
-            cap = MAX_TARGET_BYTES + 1
+             if [ \"${{1##*:}}\" != \"${{2##*:}}\" ]; then chmod -- \"${{1##*:}}\" \"$t\"; fi; \
+             elif [ -n \"$o\" ]; then chown -- \"$o\" \"$t\"; fi; \
+             mv -f -- \"$t\" \"$a\"; printf 'written\\n'"
         )
     }
 
@@ -439,31 +464,38 @@ impl SshTarget {
     }
 
     /// A shell script that sets `f` to the file and prints `present` and its content, or
-    /// `missing` (exit [`REFUSED`] for a symlink, something that is not a regular file, or
-    /// a file over [`MAX_TARGET_BYTES`]; at most that much is ever printed).
+    /// `missing` (exit [`REFUSED`] for a symlink or something that is not a regular file).
+    /// At most [`MAX_TARGET_BYTES`] and a byte are printed: a file over the cap is refused
+    /// by [`Self::printed_file`]. It runs one program, `head`; `dirname` and `basename` are
+    /// the shell functions `dn` and `bn` (POSIX's rules, result in `r`), and paths are made
+    /// canonical with `cd -P`, which sets `PWD` to the physical path.
     fn print_file_script(&self) -> String {
         let (_, _, _, path) = self.parts();
-        let max = MAX_TARGET_BYTES;
         format!(
-            "f={path}; d=$(dirname -- \"$f\"); b=$(basename -- \"$f\"); a=$f; \
-             case \"$d\" in \"$HOME\"|\"$HOME\"/*) if h=$(cd -P -- \"$HOME\" 2>/dev/null && pwd -P); then d=$h${{d#\"$HOME\"}}; fi;; esac; \
-             e=$d; while [ ! -d \"$e\" ] && [ \"$e\" != / ] && [ \"$e\" != . ]; do e=$(dirname -- \"$e\"); done; \
-             if [ \"$(cd -P -- \"$e\" 2>/dev/null && pwd -P)\" != \"$e\" ]; then \
+            "trim() {{ while case \"$r\" in ?*/) true;; *) false;; esac; do r=${{r%/}}; done; }}; \
+             dn() {{ r=$1; trim; case \"$r\" in */*) r=${{r%/*}}; trim; r=${{r:-/}};; *) r=.;; esac; }}; \
+             bn() {{ r=$1; trim; case \"$r\" in /) ;; *) r=${{r##*/}};; esac; }}; \
+             f={path}; dn \"$f\"; d=$r; bn \"$f\"; b=$r; a=$f; \
+             case \"$d\" in \"$HOME\"|\"$HOME\"/*) if cd -P -- \"$HOME\" 2>/dev/null; then d=$PWD${{d#\"$HOME\"}}; fi;; esac; \
+             e=$d; while [ ! -d \"$e\" ] && [ \"$e\" != / ] && [ \"$e\" != . ]; do dn \"$e\"; e=$r; done; \
+             if ! cd -P -- \"$e\" 2>/dev/null || [ \"$PWD\" != \"$e\" ]; then \
              echo \"$f: $e is or passes through a symlink (or is no canonical path); keyvault does not write through it\" >&2; exit {REFUSED}; fi; \
              if [ -d \"$d\" ]; then cd -P -- \"$d\" || exit {REFUSED}; a=./$b; fi; \
              if [ -L \"$a\" ] || {{ [ -e \"$a\" ] && [ ! -f \"$a\" ]; }}; then \
              echo \"$f is a symlink or not a regular file; keyvault does not write through it\" >&2; exit {REFUSED}; \
-             elif [ -f \"$a\" ]; then n=$(wc -c < \"$a\"); if [ \"$n\" -gt {max} ]; then \
-             echo \"$f is larger than {max} bytes\" >&2; exit {REFUSED}; fi; \
-             printf 'present\\n'; head -c {cap} -- \"$a\"; else printf 'missing\\n'; fi",
-            cap = max + 1
+             elif [ -f \"$a\" ]; then printf 'present\\n'; head -c {cap} -- \"$a\"; else printf 'missing\\n'; fi",
+            cap = MAX_TARGET_BYTES + 1
         )
     }
 
     /// The file as [`Self::print_file_script`] printed it; `None` if it does not exist.
     fn printed_file(&self, out: Vec<u8>) -> Result<Option<String>, TargetError> {
         if out.len() as u64 > MAX_TARGET_BYTES + "present\n".len() as u64 {
-            return Err(self.refused(&format!("the file is larger than {MAX_TARGET_BYTES} bytes")));
+            let file = match &self.spec {
+                TargetSpec::Ssh { path: Some(p), .. } => p.as_str(),
+                _ => "~/.ssh/authorized_keys",
+            };
+            return Err(self.refused(&format!("{file} is larger than {MAX_TARGET_BYTES} bytes")));
         }
         let text =
             String::from_utf8(out).map_err(|_| self.unreachable("the file is not UTF-8 text"))?;
@@ -476,7 +508,7 @@ impl SshTarget {
 
     /// Proves that the key with this fingerprint logs in, offering it alone.
     fn verify_login(&self, fingerprint: &ssh_key::Fingerprint) -> Result<(), TargetError> {
-        if self.agent.is_none() {
+        if self.socket.is_none() {
             return Ok(());
         }
         let out = run_with_input(self.own_login(Some(fingerprint), "true")?, None)
@@ -514,39 +546,13 @@ impl Target for SshTarget {
     }
 
     fn load_identity(&mut self, key: &ssh_key::PrivateKey) -> Result<(), Error> {
-        if self.agent.is_none() {
-            self.agent = Some(crate::agent::PrivateAgent::start(
-                std::path::Path::new(crate::agent::PARENT),
-                &self.env,
-            )?);
-        }
-        let Some(agent) = &self.agent else {
-            return Ok(());
-        };
         let fingerprint = key.public_key().fingerprint(ssh_key::HashAlg::Sha256);
         if self.identities.iter().any(|(fp, _)| *fp == fingerprint) {
             return Ok(());
         }
-        // Ten minutes: a command's logins; the agent itself ends with the command.
-        agent.add(key, 600)?;
-        let public = key.public_key();
-        let line = public
-            .to_openssh()
-            .map_err(|e| crate::error::KeyError::Crypto {
-                operation: "encode",
-                reason: e.to_string(),
-            })?;
-        let path = agent
-            .dir()
-            .join(format!("id-{}.pub", self.identities.len()));
-        std::fs::write(&path, format!("{line}\n")).map_err(|source| {
-            crate::error::StoreError::Io {
-                operation: "write",
-                path: path.clone(),
-                source,
-            }
-        })?;
-        self.identities.push((fingerprint, path));
+        let (socket, public) = self.agent.load(key, &self.env)?;
+        self.socket = Some(socket);
+        self.identities.push((fingerprint, public));
         Ok(())
     }
 
@@ -559,9 +565,9 @@ impl Target for SshTarget {
         let name = self.spec.to_string();
         let allow_non_key_lines = self.allow_non_key_lines;
         let mut non_key_line = None;
-        // One login reads, edits and writes; the host answers the write with the file it
-        // wrote, so the read-back needs no login of its own either. That matters once the
-        // key keyvault logged in with has just been removed.
+        // One login reads, edits and writes; the host renames into place only content that
+        // hashes to what keyvault sent, so the read-back needs no login of its own either.
+        // That matters once the key keyvault logged in with has just been removed.
         let (before, written) = self.edit(
             &mut |current| {
                 let text = current.unwrap_or_default();
@@ -591,55 +597,5 @@ impl Target for SshTarget {
 }
 
 #[cfg(test)]
-mod edit_script_tests {
-    use super::{SshTarget, sha256_hex};
-
-    /// Runs the edit script for the file `path` locally with `sh`, `answer` on its stdin.
-    fn run(path: &std::path::Path, answer: &[u8]) -> std::process::Output {
-        use std::io::Write;
-        let spec = format!("ssh://localhost{}", path.display())
-            .parse()
-            .expect("spec");
-        let target = SshTarget::new(spec);
-        let script = SshTarget::edit_script(&target.print_file_script(), "end");
-        let mut child = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("sh");
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(answer).expect("answer");
-        drop(stdin);
-        child.wait_with_output().expect("wait")
-    }
-
-    #[test]
-    fn a_write_cut_short_leaves_the_file_as_it_was() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let dir = dir.path().canonicalize().expect("canonical");
-        let path = dir.join("authorized_keys");
-        let before = "ssh-ed25519 AAAA one\nssh-ed25519 BBBB two\n";
-        std::fs::write(&path, before).expect("write");
-        let new = "ssh-ed25519 AAAA one\nssh-ed25519 BBBB two\nssh-ed25519 CCCC three\n";
-        let verb = format!(
-            "write {} {}\n",
-            sha256_hex(before.as_bytes()),
-            sha256_hex(new.as_bytes())
-        );
-        // The sender dies after part of the content: the host reads end-of-file.
-        let cut = [verb.as_bytes(), &new.as_bytes()[..30]].concat();
-        let out = run(&path, &cut);
-        assert!(!out.status.success(), "{out:?}");
-        assert_eq!(std::fs::read_to_string(&path).expect("read"), before);
-        let left: Vec<_> = std::fs::read_dir(&dir).expect("dir").collect();
-        assert_eq!(left.len(), 1, "temporary file left: {left:?}");
-        // Whole, it is written.
-        let whole = [verb.as_bytes(), new.as_bytes()].concat();
-        let out = run(&path, &whole);
-        assert!(out.status.success(), "{out:?}");
-        assert_eq!(std::fs::read_to_string(&path).expect("read"), new);
-    }
-}
+#[path = "ssh_tests.rs"]
+mod tests;

@@ -244,6 +244,8 @@ pub struct StandardTargets<'a> {
     known_hosts: PathBuf,
     allow_non_key_lines: bool,
     child_env: ChildEnv,
+    /// One private `ssh-agent` for every host and pod these targets log in to.
+    agent: std::sync::Arc<super::SharedAgent>,
     runpod: Option<Box<dyn RunpodCredentials + 'a>>,
     #[cfg(feature = "network")]
     providers: Option<Box<dyn ProviderCredentials + 'a>>,
@@ -270,6 +272,7 @@ impl<'a> StandardTargets<'a> {
             known_hosts: known_hosts.into(),
             allow_non_key_lines: false,
             child_env: ChildEnv::default(),
+            agent: std::sync::Arc::default(),
             runpod: None,
             #[cfg(feature = "network")]
             providers: None,
@@ -367,12 +370,14 @@ impl Targets for StandardTargets<'_> {
             TargetSpec::Ssh { .. } => Ok(Box::new(
                 SshTarget::new(spec.clone())
                     .allow_non_key_lines(self.allow_non_key_lines)
-                    .with_env(self.child_env.clone()),
+                    .with_env(self.child_env.clone())
+                    .with_agent(self.agent.clone()),
             )),
             TargetSpec::Pod { .. } => Ok(Box::new(
                 SshTarget::for_pod(spec.clone(), &self.known_hosts)
                     .allow_non_key_lines(self.allow_non_key_lines)
-                    .with_env(self.child_env.clone()),
+                    .with_env(self.child_env.clone())
+                    .with_agent(self.agent.clone()),
             )),
             TargetSpec::Runpod { .. } => self.open_runpod(spec),
             TargetSpec::Github { .. } | TargetSpec::Gitlab { .. } => self.open_account(spec),
