@@ -254,6 +254,36 @@ fn pod_rotation_ignores_a_hostile_user_config_and_children_see_no_secret() {
     user.assert_children_saw_no_secret(true);
 }
 
+/// One private agent serves every pod of a rotation: `rotate --pods` over two pods starts
+/// `ssh-agent` once, and each pod still gets the new key and loses the old one.
+#[test]
+fn a_pod_rotation_starts_one_agent_for_all_its_pods() {
+    let server = FakeRunpod::start();
+    let v = vault_with_a_space();
+    v.use_runpod(&server);
+    let user = UserSsh::install(&v);
+    new_personal(&v);
+    v.run(&["deploy", "personal", "--to", "runpod"]).expect(0);
+    let p1 = public_key(&v, "personal-1");
+    let a = sshd_with(&v, "pod-a", &[&p1]);
+    let b = sshd_with(&v, "pod-b", &[&p1]);
+    server.add_pod(pod("poda", "RUNNING", &[&p1], Some(("127.0.0.1", a.port))));
+    server.add_pod(pod("podb", "RUNNING", &[&p1], Some(("127.0.0.1", b.port))));
+
+    v.run(&rotate_args("personal", &["--pods"]))
+        .expect(0)
+        .no_secrets();
+    let p2 = public_key(&v, "personal-2");
+    for pod in [&a, &b] {
+        let text = std::fs::read_to_string(&pod.authorized_keys).expect("read");
+        assert!(text.contains(&crate::support::key_body(&p2)), "{text}");
+        assert!(!text.contains(&crate::support::key_body(&p1)), "{text}");
+    }
+    let dump = std::fs::read_to_string(user.dir.join("env.txt")).expect("env.txt");
+    assert_eq!(dump.matches("--- ssh-agent\n").count(), 1, "{dump}");
+    user.assert_children_saw_no_secret(true);
+}
+
 /// An `ssh://` host known to the user by an alias whose port only their config gives: a
 /// rotation logs in with keyvault's own keys despite a hostile config, honours that port,
 /// proves the new key and removes the old one; no child saw a secret.
