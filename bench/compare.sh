@@ -170,7 +170,6 @@ ports=()
 for i in $(seq 16); do
   d="$WORK/pods/$i"; mkdir -p "$d"
   ssh-keygen -q -t ed25519 -N '' -f "$d/host_key"
-  p="$(free_port)"; ports+=("$p")
   cat > "$d/sshd_config" <<EOF
 HostKey $d/host_key
 PidFile $d/sshd.pid
@@ -182,8 +181,17 @@ KbdInteractiveAuthentication no
 UsePAM no
 SetEnv KEYVAULT_AUTHORIZED_KEYS=$d/authorized_keys
 EOF
-  /usr/sbin/sshd -D -p "$p" -o ListenAddress=127.0.0.1 -f "$d/sshd_config" -E "$d/log" &
-  PIDS+=($!)
+  # A free port can be taken before sshd binds it (other programs on the machine): start
+  # again on another until this sshd listens.
+  while :; do
+    p="$(free_port)"
+    /usr/sbin/sshd -D -p "$p" -o ListenAddress=127.0.0.1 -f "$d/sshd_config" -E "$d/log" &
+    s=$!
+    until grep -q 'Server listening' "$d/log" 2>/dev/null || ! kill -0 "$s" 2>/dev/null; do sleep 0.02; done
+    kill -0 "$s" 2>/dev/null && break
+    : > "$d/log"
+  done
+  ports+=("$p"); PIDS+=("$s")
 done
 all="$(IFS=,; echo "${ports[*]}")"
 "$FLEET" --home "$WORK/pods16" --out "$WORK/fleet-pods-out" --keys 1 --runpod 1 --pod-ports "$all" --store sqlite >/dev/null
