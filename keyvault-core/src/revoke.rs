@@ -4,7 +4,7 @@ use crate::callbacks::Callbacks;
 use crate::error::{Error, Incomplete, NextStep, Operation, RequestError, Result, WorkItem};
 use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState, Purpose};
 use crate::names::KeySelector;
-use crate::pods::{PodEdit, pod_id, pod_target};
+use crate::pods::{Listing, PodEdit, pod_id, pod_target};
 use crate::report::{PodOutcomeKind, PodRetry, Report};
 use crate::run::{Opened, draft, key, key_mut};
 use crate::store::Txn;
@@ -81,9 +81,11 @@ impl Vault {
         let mut opened = Opened::new(targets);
         let mut report = Report::default();
         // A pod it was added to over SSH that is terminated is gone: no login, nothing to retry.
+        let mut listing = Listing::default();
         if pods_of.is_some() || record.live_targets().iter().any(|t| t.is_pod()) {
             let accounts: Vec<TargetSpec> = pods_of.into_iter().cloned().collect();
-            self.end_gone_pod_deployments(&mut txn, &accounts, &mut opened, &mut report)?;
+            listing = self.list_vault_pods(&txn, &accounts, &mut opened);
+            self.end_gone_pod_deployments(&mut txn, &listing, &HashSet::new(), &mut report)?;
             names.retain(|n| !gone_from(&report, n));
         }
         let record = key(&txn, record.id())?.clone();
@@ -94,8 +96,11 @@ impl Vault {
                 .filter(|t| t.is_pod())
                 .cloned(),
         );
-        if let Some(account) = pods_of {
-            self.pods_trusting(&txn, &mut opened, account, &record, &mut names, &mut report)?;
+        match pods_of {
+            Some(account) => {
+                self.pods_trusting(&txn, &mut opened, account, &record, &mut names, &mut report)?;
+            }
+            None => not_running(&listing, &record, &mut names, &mut report),
         }
         if !names.is_empty() {
             self.remove_from_pods_of(
@@ -481,6 +486,48 @@ fn targets_holding(txn: &Txn, ids: &[KeyId]) -> Result<BTreeMap<TargetSpec, Vec<
         }
     }
     Ok(per_target)
+}
+
+/// Takes out of `names` the pods `listing` says do not run, none of which can be logged in
+/// to: a starting one is reported `pending` (the revoke at its account's pods reaches it
+/// once it runs), any other (stopped, in error) `needs-redeploy`, with why it still depends
+/// on `record` (see [`crate::pods::stopped_detail`]). Their deployments stay on record.
+fn not_running(
+    listing: &Listing,
+    record: &KeyRecord,
+    names: &mut BTreeSet<TargetSpec>,
+    report: &mut Report,
+) {
+    names.retain(|name| {
+        let id = pod_id(name);
+        let Some(pod) = (listing.pods.get(&id)).filter(|p| !p.is_running() && !p.is_terminated())
+        else {
+            return true;
+        };
+        if pod.is_starting() {
+            let retry = listing
+                .account_of
+                .get(&id)
+                .map(|account| PodRetry::RevokeAtPods {
+                    key: record.id().clone(),
+                    account: account.clone(),
+                });
+            report.pod_pending(
+                id,
+                format!(
+                    "{}; when it runs it trusts {} (keyvault added it there over SSH)",
+                    crate::pods::starting(pod),
+                    record.id()
+                ),
+                retry,
+            );
+        } else {
+            let detail = crate::pods::stopped_detail(pod, record)
+                .unwrap_or_else(|| crate::pods::not_running(pod, record.id()));
+            report.pod(id, PodOutcomeKind::NeedsRedeploy, detail);
+        }
+        false
+    });
 }
 
 /// Whether `report` says pod target `name` is gone.
