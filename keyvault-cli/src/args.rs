@@ -165,8 +165,11 @@ also removed from every running pod of the account that trusts it (keyvault logs
 a stopped pod (or one in error) whose PUBLIC_KEY holds the key trusts it again when it starts, and is reported \
 as needing a redeploy; a starting pod (PROVISIONING, STARTING) that will trust it cannot be logged in to yet and \
 is reported pending, to retry once it runs; exit 1 if a pod kept it or will trust \
-it again (each pod's result is listed; run the same command again to retry). A pod's PUBLIC_KEY is what it \
-trusts after every restart: what was removed over SSH comes back then, as `keyvault status` says.\n\n\
+it again (each pod's result is listed; run the same command again to retry). Without --to, a pod keyvault \
+added the key to over SSH that is stopped is not logged in to either: it is reported as needing a redeploy \
+(it may still trust the key when it starts), and one that is starting as pending; exit 1 then too. A pod's \
+PUBLIC_KEY is what it trusts after every restart: what was removed over SSH comes back then, as `keyvault \
+status` says.\n\n\
 Examples:\n  keyvault revoke personal-1\n  keyvault revoke ci-deploy\n  \
 keyvault revoke personal-1 --to runpod-pods --passphrase-env OLD_PASS"
     )]
@@ -192,7 +195,11 @@ finishes it. A pod the rotation waits for that is terminated, or no longer liste
 one that is stopped (or in error) is not gone, since it trusts its PUBLIC_KEY again when it starts: \
 it is dropped too and reported as needing a redeploy (as a proxy-only pod is by `rotate --pods`; the sweep \
 still exits 0, and `keyvault status` keeps flagging the pod). One that is starting (PROVISIONING, STARTING) stays \
-in the rotation and is reported pending: `keyvault rotate PURPOSE --pods` finishes it once it runs.\n\n\
+in the rotation and is reported pending: `keyvault rotate PURPOSE --pods` finishes it once it runs. A pod the \
+rotation has yet to add the new key to (it was starting or unreachable) is logged in to with the old key where \
+the sweep can unlock it without asking anyone (the OS keyring, or the purpose's passphrase_env / \
+passphrase_file), else through your own SSH setup; if that fails, the pod is reported with why and the command \
+that finishes it.\n\n\
 --rotate-due: after the usual sweep, every active key due under its purpose's rotation policy \
 (rotate_every, rotate_before_expiry in config.toml) is rotated across all its targets (with --pods where the \
 policy says pods = true), asking no one: the passphrases come from the OS keyring, or from the purpose's \
@@ -570,9 +577,10 @@ pub struct RotateArgs {
     /// two logins each (the old key adds the new one; the new key alone then logs in and
     /// removes the old one; with --grace, `keyvault sweep` logs in to remove it after the grace period).
     /// Proxy-only pods, and pods that are stopped but not terminated (they trust their
-    /// PUBLIC_KEY again when they start), are reported as needing a redeploy; starting
-    /// pods (PROVISIONING, STARTING) as pending: they join the rotation, and running this
-    /// again once they run finishes them.
+    /// PUBLIC_KEY again when they start, or keep the old key keyvault added over SSH), are
+    /// reported as needing a redeploy and never logged in to; starting pods (PROVISIONING,
+    /// STARTING) as pending: they join the rotation, and running this again once they run
+    /// finishes them.
     #[arg(long)]
     pub pods: bool,
     /// The old key's passphrase, from environment variable VAR: keyvault then logs in with the

@@ -329,9 +329,14 @@ pub fn pod_detail(pod: &PodOutcome) -> String {
             pods_target(account)
         ),
         Some(PodRetry::ResumeRotation { purpose, old }) => format!(
-            "{}; once it runs, finish it with `keyvault rotate {purpose} --pods`, which asks \
-for the passphrase of {old} to log in there",
-            pod.detail
+            "{}; {}finish it with `keyvault rotate {purpose} --pods`, which asks for the \
+passphrase of {old} to log in there",
+            pod.detail,
+            if pod.outcome == PodOutcomeKind::Pending {
+                "once it runs, "
+            } else {
+                ""
+            }
         ),
         Some(PodRetry::FinishRotation { purpose, key }) => format!(
             "{}; finish it with `keyvault rotate {purpose}`{}, which asks for the passphrase of {key}",

@@ -342,14 +342,23 @@ pub fn status_json(report: &StatusReport) -> Value {
 }
 
 /// What a lifecycle command did, as sentences or JSON.
+/// A report as printed, each pod's detail in the CLI's words (with the command that retries
+/// it).
+pub fn worded(r: &Report) -> Report {
+    let mut r = r.clone();
+    for p in &mut r.pods {
+        p.detail = crate::explain::pod_detail(p);
+    }
+    r
+}
+
 pub fn report(json: bool, r: &Report) {
     if json {
-        // Each pod's detail in the CLI's words, in the report's own field order.
-        let mut r = r.clone();
-        for p in &mut r.pods {
-            p.detail = crate::explain::pod_detail(p);
-        }
-        std::println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        // In the report's own field order.
+        std::println!(
+            "{}",
+            serde_json::to_string_pretty(&worded(r)).unwrap_or_default()
+        );
         return;
     }
     let mut said = false;
@@ -585,13 +594,20 @@ pub fn pods(pods: &[PodReport]) {
         })
         .collect();
     table(&["POD", "NAME", "STATUS", "SSH", "TRUSTS"], &rows);
-    for p in pods.iter().filter(|p| !p.warnings.is_empty()) {
-        println!(
-            "{}  {}: {}",
-            styled_severity("high"),
-            clean(&p.id),
-            clean(&p.warnings.join("; "))
-        );
+    // Each warning with its own severity; a pod's warnings of one severity on one line.
+    for p in pods {
+        let rated: Vec<(&String, String)> = (p.warnings.iter())
+            .zip(p.severities.iter().map(ToString::to_string))
+            .collect();
+        for run in rated.chunk_by(|a, b| a.1 == b.1) {
+            let words: Vec<&str> = run.iter().map(|(w, _)| w.as_str()).collect();
+            println!(
+                "{}  {}: {}",
+                styled_severity(&run[0].1),
+                clean(&p.id),
+                clean(&words.join("; "))
+            );
+        }
     }
 }
 

@@ -69,6 +69,11 @@ pub struct PodReport {
     /// again after a restart (running), once it runs (starting) or when it starts (stopped,
     /// in error).
     pub warnings: Vec<String>,
+    /// The severity of each of `warnings`, in order: that of the `status` finding it
+    /// belongs to (high for a running pod that trusts a revoked or expired key, or a
+    /// starting one about to; medium otherwise, as a restart bringing a key back is).
+    #[serde(skip)]
+    pub severities: Vec<Severity>,
 }
 
 fn classify(inventory: &Inventory, now: DateTime<Utc>, remote: &RemoteKey) -> KeyMatch {
@@ -129,8 +134,10 @@ pub(crate) fn pod_report(inventory: &Inventory, now: DateTime<Utc>, pod: &Pod) -
     } else {
         Vec::new()
     };
+    let mut severities = vec![running_severity(&keys); warnings.len()];
     for k in latent_old_keys(pod, &keys, &after_restart) {
         let id = k.id.as_ref().map_or("", KeyId::as_str);
+        severities.push(latent_severity(pod, &[k]));
         warnings.push(if pod.is_running() {
             format!(
                 "trusts {} key {id} again after a restart: its PUBLIC_KEY holds it; redeploy the pod",
@@ -153,6 +160,7 @@ pub(crate) fn pod_report(inventory: &Inventory, now: DateTime<Utc>, pod: &Pod) -
         });
     }
     for k in kept_old_keys(pod, &keys, &after_restart) {
+        severities.push(Severity::Medium);
         warnings.push(format!(
             "{}: may trust {} key {} when it starts: keyvault added it over SSH and could not \
              remove it; redeploy or terminate the pod",
@@ -169,6 +177,28 @@ pub(crate) fn pod_report(inventory: &Inventory, now: DateTime<Utc>, pod: &Pod) -
         keys,
         after_restart,
         warnings,
+        severities,
+    }
+}
+
+/// How urgent it is that a running pod trusts `keys`: high if one is revoked or expired,
+/// medium if they are retiring (or it only lacks its purpose's active key).
+fn running_severity(keys: &[KeyMatch]) -> Severity {
+    if keys.iter().any(|k| is_old(k) && k.state != "retiring") {
+        Severity::High
+    } else {
+        Severity::Medium
+    }
+}
+
+/// How urgent it is that a pod trusts the old keys `latent` again when it (re)starts:
+/// medium (a restart brings them back), but high for a starting pod about to trust a
+/// revoked or expired one, as urgent as a running pod that does.
+fn latent_severity(pod: &Pod, latent: &[&KeyMatch]) -> Severity {
+    if pod.is_starting() && latent.iter().any(|k| k.state != "retiring") {
+        Severity::High
+    } else {
+        Severity::Medium
     }
 }
 
@@ -646,98 +676,100 @@ fn summary(
 /// SSH: medium, keyvault cannot remove them while it does not run.
 fn pod_findings(inventory: &Inventory, now: DateTime<Utc>, pod: &Pod) -> Vec<Finding> {
     let report = pod_report(inventory, now, pod);
-    let mut findings = Vec::new();
-    let old: Vec<&KeyMatch> = report.keys.iter().filter(|k| is_old(k)).collect();
-    if pod.is_running() && !old.is_empty() {
-        let revoked = old.iter().any(|k| k.state != "retiring");
-        findings.push(Finding {
-            severity: if revoked {
-                Severity::High
-            } else {
-                Severity::Medium
-            },
-            kind: FindingKind::PodTrustsOldKey,
-            key_id: old[0].id.clone(),
-            message: format!(
-                "running pod {} ({}) still trusts {}",
-                report.id,
-                report.name,
-                key_list(&old)
-            ),
-            fix: match &report.reach {
-                Reach::Direct {
-                    host,
-                    port,
-                    username,
-                } if endpoint_accepted(&report.id, username, host, *port) => {
-                    Remedy::RemoveFromPod {
-                        user: username.clone(),
-                        host: host.clone(),
-                        port: *port,
-                    }
-                }
-                _ => Remedy::RedeployPod,
-            },
-        });
-    }
     let latent = latent_old_keys(pod, &report.keys, &report.after_restart);
-    if let Some(first) = latent.first() {
-        // A starting pod trusts them in a moment: as urgent as a running pod that does.
-        let soon = pod.is_starting() && latent.iter().any(|k| k.state != "retiring");
-        findings.push(Finding {
-            severity: if soon {
-                Severity::High
-            } else {
-                Severity::Medium
-            },
-            kind: FindingKind::PodTrustsOldKey,
-            key_id: first.id.clone(),
-            message: if pod.is_running() {
-                format!(
-                    "running pod {} ({}) trusts {} again after a restart: its PUBLIC_KEY \
-                     holds it, and keyvault removed it over SSH only",
-                    report.id,
-                    report.name,
-                    key_list(&latent)
-                )
-            } else if pod.is_starting() {
-                format!(
-                    "pod {} ({}), {}, will trust {} once it runs: its PUBLIC_KEY holds it",
-                    report.id,
-                    report.name,
-                    status_word(&pod.status),
-                    key_list(&latent)
-                )
-            } else {
-                format!(
-                    "pod {} ({}), {}, trusts {} again when it starts: its PUBLIC_KEY holds it",
-                    report.id,
-                    report.name,
-                    status_word(&pod.status),
-                    key_list(&latent)
-                )
-            },
-            fix: Remedy::RedeployPodEnv,
-        });
-    }
     let kept = kept_old_keys(pod, &report.keys, &report.after_restart);
-    if let Some(first) = kept.first() {
-        findings.push(Finding {
-            severity: Severity::Medium,
-            kind: FindingKind::PodTrustsOldKey,
-            key_id: first.id.clone(),
-            message: format!(
-                "pod {} ({}), {}, may trust {} when it starts: keyvault added it over SSH and \
-                 could not remove it",
-                report.id,
-                report.name,
-                status_word(&pod.status),
-                key_list(&kept)
-            ),
-            fix: Remedy::RedeployPod,
-        });
+    [
+        running_finding(pod, &report),
+        latent_finding(pod, &report, &latent),
+        kept_finding(pod, &report, &kept),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// A running pod that still trusts old keys, and how to remove them.
+fn running_finding(pod: &Pod, report: &PodReport) -> Option<Finding> {
+    let old: Vec<&KeyMatch> = report.keys.iter().filter(|k| is_old(k)).collect();
+    if !pod.is_running() || old.is_empty() {
+        return None;
     }
-    findings
+    Some(Finding {
+        severity: running_severity(&report.keys),
+        kind: FindingKind::PodTrustsOldKey,
+        key_id: old[0].id.clone(),
+        message: format!(
+            "running pod {} ({}) still trusts {}",
+            report.id,
+            report.name,
+            key_list(&old)
+        ),
+        fix: match &report.reach {
+            Reach::Direct {
+                host,
+                port,
+                username,
+            } if endpoint_accepted(&report.id, username, host, *port) => Remedy::RemoveFromPod {
+                user: username.clone(),
+                host: host.clone(),
+                port: *port,
+            },
+            _ => Remedy::RedeployPod,
+        },
+    })
+}
+
+/// A pod whose `PUBLIC_KEY` brings back the old keys `latent` when it (re)starts.
+fn latent_finding(pod: &Pod, report: &PodReport, latent: &[&KeyMatch]) -> Option<Finding> {
+    let first = latent.first()?;
+    let message = if pod.is_running() {
+        format!(
+            "running pod {} ({}) trusts {} again after a restart: its PUBLIC_KEY holds it, and \
+             keyvault removed it over SSH only",
+            report.id,
+            report.name,
+            key_list(latent)
+        )
+    } else {
+        let keys = key_list(latent);
+        let when = if pod.is_starting() {
+            format!("will trust {keys} once it runs")
+        } else {
+            format!("trusts {keys} again when it starts")
+        };
+        format!(
+            "pod {} ({}), {}, {when}: its PUBLIC_KEY holds it",
+            report.id,
+            report.name,
+            status_word(&pod.status),
+        )
+    };
+    Some(Finding {
+        severity: latent_severity(pod, latent),
+        kind: FindingKind::PodTrustsOldKey,
+        key_id: first.id.clone(),
+        message,
+        fix: Remedy::RedeployPodEnv,
+    })
+}
+
+/// A stopped pod that may keep the old keys `kept` keyvault added over SSH.
+fn kept_finding(pod: &Pod, report: &PodReport, kept: &[&KeyMatch]) -> Option<Finding> {
+    let first = kept.first()?;
+    Some(Finding {
+        severity: Severity::Medium,
+        kind: FindingKind::PodTrustsOldKey,
+        key_id: first.id.clone(),
+        message: format!(
+            "pod {} ({}), {}, may trust {} when it starts: keyvault added it over SSH and could \
+             not remove it",
+            report.id,
+            report.name,
+            status_word(&pod.status),
+            key_list(kept)
+        ),
+        fix: Remedy::RedeployPod,
+    })
 }
 
 /// Keys as `ID (state), …` for a message.

@@ -70,6 +70,40 @@ fn pod_not_finished(
     }
 }
 
+/// Reports pod `name` failed where the new keys of the rotations of `entries` were to be
+/// added (it keeps the old keys). If this run did not hold one's old key decrypted (a
+/// `sweep` asks no one), the login could not be that key's: a run that asks for its
+/// passphrase finishes it, and the report says which ([`PodRetry::ResumeRotation`]) and
+/// why the key was not unlocked. Otherwise the next sweep retries it.
+fn pod_not_added(
+    txn: &Txn,
+    name: &TargetSpec,
+    entries: &[Purpose],
+    opened: &Opened<'_>,
+    detail: String,
+    report: &mut Report,
+) {
+    let locked = entries
+        .iter()
+        .filter_map(|p| txn.rotation(p))
+        .find(|e| !opened.identities.contains_key(&e.old));
+    match locked {
+        Some(e) => report.pod_failed(
+            pod_id(name),
+            format!(
+                "{detail}; keyvault did not hold {} decrypted to log in there{}",
+                e.old,
+                opened.why_not_unlocked(&e.old)
+            ),
+            PodRetry::ResumeRotation {
+                purpose: e.purpose.clone(),
+                old: e.old.clone(),
+            },
+        ),
+        None => report.pod(pod_id(name), PodOutcomeKind::Failed, detail),
+    }
+}
+
 /// Every pod the RunPod accounts among `targets` list, by id (the first listing of an id
 /// wins); `None` unless there is such an account and every one of them could list its
 /// pods (a pod names no account: it is gone only if none of them lists it).
@@ -114,8 +148,8 @@ pub(crate) fn starting(pod: &crate::runpod::Pod) -> String {
 
 /// Reports the starting pods (`PROVISIONING`, `STARTING`) among the pods of a rotation
 /// step (`adding` the new key, or removing the old one) as `pending`, with what finishes
-/// the step once they run, and returns the rest: nothing is done at a pod that cannot be
-/// logged in to yet.
+/// the step once they run, and returns the rest but the stopped ones (`opened.idle`,
+/// reported already): nothing is done at a pod that cannot be logged in to.
 fn set_aside_starting(
     txn: &Txn,
     jobs: Vec<(TargetSpec, Vec<Purpose>)>,
@@ -125,6 +159,7 @@ fn set_aside_starting(
 ) -> Vec<(TargetSpec, Vec<Purpose>)> {
     let (later, now): (Vec<_>, Vec<_>) = jobs
         .into_iter()
+        .filter(|(name, _)| !opened.idle.contains(name))
         .partition(|(name, _)| opened.starting.contains_key(name));
     for (name, purposes) in later {
         let status = opened.starting.get(&name).map_or("", String::as_str);
@@ -162,13 +197,144 @@ fn set_aside_starting(
     now
 }
 
+/// What [`Vault::drop_gone_pods`] does with a rotation's pods that do not run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdlePods {
+    /// A sweep: a stopped pod that still depends on the old key is dropped from the
+    /// rotation, `needs-redeploy`.
+    Drop,
+    /// A rotation: such a pod is reported `needs-redeploy` and set aside for this run
+    /// (never logged in to); it stays in the journal.
+    SetAside,
+    /// A rollback: every pod that does not run is returned, not logged in to.
+    Return,
+}
+
+/// A pod of a rollback that is listed but does not run.
+pub(crate) struct Idle {
+    /// Its status, as words.
+    pub(crate) status: String,
+    /// Whether it is starting (`PROVISIONING`, `STARTING`): it runs in a moment.
+    pub(crate) starting: bool,
+}
+
+/// What [`Vault::drop_gone_pods`] found.
+#[derive(Default)]
+pub(crate) struct Settled {
+    /// For a rollback: the pods that do not run.
+    pub(crate) idle: BTreeMap<TargetSpec, Idle>,
+    /// Each pod reported `gone`, with the old key it no longer depends on.
+    pub(crate) gone: HashSet<(String, KeyId)>,
+}
+
+/// Why a pod that is stopped (or in error: neither running, starting nor terminated) still
+/// depends on `record`, if it does: its `PUBLIC_KEY` holds it (it trusts it again when it
+/// starts), or keyvault added it there over SSH and cannot take it out while the pod does
+/// not run (its `authorized_keys` may keep it). Either way only a redeploy or a terminate
+/// settles it now, and no login is tried.
+pub(crate) fn stopped_detail(pod: &crate::runpod::Pod, record: &KeyRecord) -> Option<String> {
+    if pod.starts_with_key(record.fingerprint()) {
+        return Some(not_running(pod, record.id()));
+    }
+    let added = record
+        .deployments()
+        .iter()
+        .any(|d| d.removed_at().is_none() && d.target().pod_id() == Some(pod.id.as_str()));
+    added.then(|| {
+        format!(
+            "{}, not gone: keyvault added {} over SSH and cannot remove it while the pod does \
+             not run, so it may still trust it when it starts; redeploy or terminate the pod",
+            crate::observe::status_word(&pod.status),
+            record.id()
+        )
+    })
+}
+
+/// The pods of the RunPod accounts of rotation `item` that are not terminated and whose
+/// `PUBLIC_KEY` holds its old key, as pod targets to join it; the rest reported: stopped
+/// ones and proxy-only ones as needing a redeploy, starting ones without an endpoint yet as
+/// `pending`. A starting pod with an endpoint joins, set aside in `opened` for this run.
+fn pods_trusting_old(
+    item: &crate::rotate::PlannedRotation,
+    old: &KeyRecord,
+    opened: &mut Opened<'_>,
+    report: &mut Report,
+) -> Result<Vec<TargetSpec>> {
+    let mut pods_here = Vec::new();
+    for account in item.targets.iter().filter(|t| t.is_runpod()) {
+        let Some(pods) = opened.get(account)?.pods()? else {
+            continue;
+        };
+        for pod in pods
+            .iter()
+            .filter(|p| !p.is_terminated() && p.starts_with_key(old.fingerprint()))
+        {
+            if !pod.is_running() && !pod.is_starting() {
+                report.pod(
+                    pod.id.clone(),
+                    PodOutcomeKind::NeedsRedeploy,
+                    not_running(pod, old.id()),
+                );
+                continue;
+            }
+            match pod_target(pod) {
+                // A starting pod joins the rotation; it is logged in to once it runs.
+                Some(n) if pod.is_starting() => {
+                    opened.starting.insert(n.clone(), pod.status.clone());
+                    pods_here.push(n);
+                }
+                Some(n) => pods_here.push(n),
+                None if pod.is_starting() => report.pod_pending(
+                    pod.id.clone(),
+                    format!(
+                        "{}, with no direct SSH endpoint yet: it did not join this rotation, and \
+                         when it runs it trusts {} (its PUBLIC_KEY holds it)",
+                        crate::observe::status_word(&pod.status),
+                        old.id()
+                    ),
+                    None,
+                ),
+                None => report.pod(
+                    pod.id.clone(),
+                    PodOutcomeKind::NeedsRedeploy,
+                    "no direct SSH endpoint (proxy only): redeploy the pod to change its keys",
+                ),
+            }
+        }
+    }
+    Ok(pods_here)
+}
+
+/// Whether rotation `item` logs in with its old key other than at the pods it discovers:
+/// at `ssh://` hosts when asked to (`--old-passphrase-env/-file`); at the pods a resumed
+/// rotation has yet to add the new key to (only the old key logs in there); at the pods a
+/// new rotation takes over from the old key's deployments (keyvault added it there over
+/// SSH, and it logs in there).
+fn logs_in_with_old(
+    inventory: &Inventory,
+    item: &crate::rotate::PlannedRotation,
+    request: &RotateRequest,
+) -> bool {
+    let ssh_hosts = request.unlock_old && item.targets.iter().any(TargetSpec::is_ssh);
+    let waiting = item.resumes.is_some()
+        && inventory.rotation(&item.purpose).is_some_and(|e| {
+            e.targets
+                .iter()
+                .any(|(t, p)| t.is_pod() && !p.added && !p.removed)
+        });
+    let recorded = item.resumes.is_none() && item.targets.iter().any(TargetSpec::is_pod);
+    ssh_hosts || waiting || recorded
+}
+
 mod deploy;
 mod gone;
+
+pub(crate) use gone::Listing;
 
 impl Vault {
     /// For `rotate --pods`: the running pods that trust each purpose's old key, as pod
     /// targets (reachable over direct SSH) or reported as needing a redeploy. The old key of
-    /// each purpose with such pods is unlocked (its passphrase asked for) to log in to them.
+    /// each purpose with pods to log in to with it is unlocked (its passphrase asked for).
     pub(crate) fn discover_pods(
         &self,
         inventory: &Inventory,
@@ -185,60 +351,13 @@ impl Vault {
         }
         for item in &plan.rotations {
             let old = key(inventory, &item.old)?.clone();
-            let mut pods_here = Vec::new();
             // Pods join new rotations; a resumed one keeps the pods its journal names.
-            let new_rotation = item.resumes.is_none();
-            for account in item
-                .targets
-                .iter()
-                .filter(|t| request.pods && new_rotation && t.is_runpod())
-            {
-                let Some(pods) = opened.get(account)?.pods()? else {
-                    continue;
-                };
-                for pod in pods
-                    .iter()
-                    .filter(|p| !p.is_terminated() && p.starts_with_key(old.fingerprint()))
-                {
-                    if !pod.is_running() && !pod.is_starting() {
-                        report.pod(
-                            pod.id.clone(),
-                            PodOutcomeKind::NeedsRedeploy,
-                            not_running(pod, old.id()),
-                        );
-                        continue;
-                    }
-                    match pod_target(pod) {
-                        // A starting pod joins the rotation; it is logged in to once it runs.
-                        Some(n) if pod.is_starting() => {
-                            opened.starting.insert(n.clone(), pod.status.clone());
-                            pods_here.push(n);
-                        }
-                        Some(n) => pods_here.push(n),
-                        None if pod.is_starting() => report.pod_pending(
-                            pod.id.clone(),
-                            format!(
-                                "{}, with no direct SSH endpoint yet: it did not join this \
-                                 rotation, and when it runs it trusts {} (its PUBLIC_KEY holds it)",
-                                crate::observe::status_word(&pod.status),
-                                old.id()
-                            ),
-                            None,
-                        ),
-                        None => report.pod(pod.id.clone(), PodOutcomeKind::NeedsRedeploy, "no direct SSH endpoint (proxy only): redeploy the pod to change its keys"),
-                    }
-                }
-            }
-            let ssh_hosts = request.unlock_old && item.targets.iter().any(TargetSpec::is_ssh);
-            // A resumed rotation's pods that still lack the new key (they were starting, or
-            // unreachable): only the old key logs in to add it.
-            let waiting = !new_rotation
-                && inventory.rotation(&item.purpose).is_some_and(|e| {
-                    e.targets
-                        .iter()
-                        .any(|(t, p)| t.is_pod() && !p.added && !p.removed)
-                });
-            if pods_here.is_empty() && !ssh_hosts && !waiting {
+            let pods_here = if request.pods && item.resumes.is_none() {
+                pods_trusting_old(item, &old, opened, report)?
+            } else {
+                Vec::new()
+            };
+            if pods_here.is_empty() && !logs_in_with_old(inventory, item, request) {
                 continue;
             }
             self.unlock_for_pods(opened, &old, callbacks)?;
@@ -289,28 +408,29 @@ impl Vault {
         Ok(())
     }
 
-    /// Pods a rotation is still waiting for that no longer depend on its old key are
-    /// dropped from the journal (when every RunPod account of the rotation could list its
-    /// pods): a pod that is terminated or no longer listed is `gone`. A pod that exists but
-    /// does not run (stopped, starting, in error) is not gone: when it starts it trusts the
-    /// keys in its `PUBLIC_KEY` again. With `stopped_too` (a sweep) such a pod whose
-    /// `PUBLIC_KEY` holds the old key, or that keyvault added the old key to over SSH, is
-    /// dropped too, as `needs-redeploy` (keyvault cannot change it over SSH, and its restart
-    /// would undo what it could, or it may keep its `authorized_keys`), unless it is
-    /// starting (`PROVISIONING`, `STARTING`): that one stays, set aside in `opened` for this
-    /// run (reported `pending` where it was to be logged in to), for a later sweep once it
-    /// runs. Without (a rollback) it stays, and is returned with its status, for the
-    /// rollback to report without logging in to it.
+    /// Settles the pods the rotations (of `only`, or all) are still waiting for (when every RunPod account of a
+    /// rotation could list its pods), as `mode` says; a running pod is left as it is. A pod
+    /// that is terminated or no longer listed is `gone`, dropped from the journal: it no
+    /// longer depends on the old key. A pod that exists but does not run is not gone: when it
+    /// starts it trusts the keys in its `PUBLIC_KEY` again. A starting one (`PROVISIONING`,
+    /// `STARTING`) stays, set aside in `opened` for this run (reported `pending` where it was
+    /// to be logged in to), for a later run once it runs. A stopped one (or in error) whose
+    /// `PUBLIC_KEY` holds the old key, or that keyvault added the old key to over SSH (see
+    /// [`stopped_detail`]), is `needs-redeploy`: a sweep drops it, a rotation sets it aside
+    /// (never logged in to, and it stays in the journal, retried once it runs); any other
+    /// stopped pod no longer depends on the old key (`gone`). A rollback keeps every pod
+    /// that does not run, and gets it back with its status, to report without logging in.
     pub(crate) fn drop_gone_pods(
         &self,
         txn: &mut Txn,
+        only: Option<&HashSet<Purpose>>,
         opened: &mut Opened<'_>,
-        stopped_too: bool,
+        mode: IdlePods,
         report: &mut Report,
-    ) -> Result<BTreeMap<TargetSpec, String>> {
-        let mut idle = BTreeMap::new();
+    ) -> Result<Settled> {
+        let mut settled = Settled::default();
         let mut changed = false;
-        for purpose in txn.rotating(None) {
+        for purpose in txn.rotating(only) {
             let Some(e) = txn.rotation(&purpose) else {
                 continue;
             };
@@ -323,59 +443,30 @@ impl Vault {
             if pending.is_empty() {
                 continue;
             }
-            let old = e.old.clone();
             let Some(listed) = listed_pods(opened, &e.targets) else {
                 continue;
             };
-            let old_record = key(txn, &old)?;
-            let fingerprint = old_record.fingerprint().to_owned();
-            // Pods keyvault added the old key to over SSH: a stop does not take it out.
-            let added: HashSet<String> = (old_record.deployments().iter())
-                .filter(|d| d.removed_at().is_none())
-                .filter_map(|d| d.target().pod_id().map(str::to_owned))
-                .collect();
+            let old = key(txn, &e.old)?.clone();
             for t in &pending {
-                let (outcome, detail) = match listed.get(&pod_id(t)) {
-                    None => (
-                        PodOutcomeKind::Gone,
-                        format!("no longer listed, so it no longer depends on {old}"),
-                    ),
-                    Some(p) if p.is_terminated() => (
-                        PodOutcomeKind::Gone,
-                        format!("terminated, so it no longer depends on {old}"),
-                    ),
-                    Some(p) if p.is_running() => continue,
-                    // Starting: it stays, and is logged in to once it runs.
-                    Some(p) if stopped_too && p.is_starting() => {
-                        opened.starting.insert(t.clone(), p.status.clone());
-                        continue;
-                    }
-                    Some(p) if !stopped_too => {
-                        let status = crate::observe::status_word(&p.status).to_owned();
-                        idle.insert(t.clone(), status);
-                        continue;
-                    }
-                    Some(p) if p.starts_with_key(&fingerprint) => {
-                        (PodOutcomeKind::NeedsRedeploy, not_running(p, &old))
-                    }
-                    Some(p) if added.contains(&p.id) => (
-                        PodOutcomeKind::NeedsRedeploy,
-                        format!(
-                            "{}, not gone: keyvault added {old} over SSH and cannot remove it \
-                             while the pod does not run, so it may still trust it when it \
-                             starts; redeploy or terminate the pod",
-                            crate::observe::status_word(&p.status)
-                        ),
-                    ),
-                    Some(p) => (
-                        PodOutcomeKind::Gone,
-                        format!(
-                            "{}, and its PUBLIC_KEY no longer holds {old}, so it no longer \
-                             depends on it",
-                            crate::observe::status_word(&p.status)
-                        ),
-                    ),
+                let Some((outcome, detail)) =
+                    self.settle_pod(t, listed.get(&pod_id(t)), &old, mode, opened, &mut settled)
+                else {
+                    continue;
                 };
+                if mode == IdlePods::SetAside && outcome == PodOutcomeKind::NeedsRedeploy {
+                    opened.idle.insert(t.clone());
+                    let said = report
+                        .pods
+                        .iter()
+                        .any(|p| p.pod == pod_id(t) && p.outcome == outcome);
+                    if !said {
+                        report.pod(pod_id(t), outcome, detail);
+                    }
+                    continue;
+                }
+                if outcome == PodOutcomeKind::Gone {
+                    settled.gone.insert((pod_id(t), old.id().clone()));
+                }
                 if let Some(e) = txn.rotation_mut(&purpose) {
                     e.targets.remove(t);
                 }
@@ -386,7 +477,58 @@ impl Vault {
         if changed {
             txn.save()?;
         }
-        Ok(idle)
+        Ok(settled)
+    }
+
+    /// What becomes of the rotation's pod `t` (listed as `listed`) whose old key is `old`:
+    /// `None` to leave it in the journal (running, starting, or set aside in `settled` for
+    /// a rollback), else its outcome and why.
+    fn settle_pod(
+        &self,
+        t: &TargetSpec,
+        listed: Option<&crate::runpod::Pod>,
+        old: &KeyRecord,
+        mode: IdlePods,
+        opened: &mut Opened<'_>,
+        settled: &mut Settled,
+    ) -> Option<(PodOutcomeKind, String)> {
+        let old_id = old.id();
+        let Some(p) = listed else {
+            return Some((
+                PodOutcomeKind::Gone,
+                format!("no longer listed, so it no longer depends on {old_id}"),
+            ));
+        };
+        if p.is_terminated() {
+            return Some((
+                PodOutcomeKind::Gone,
+                format!("terminated, so it no longer depends on {old_id}"),
+            ));
+        }
+        if p.is_running() {
+            return None;
+        }
+        let status = crate::observe::status_word(&p.status).to_owned();
+        if mode == IdlePods::Return {
+            let starting = p.is_starting();
+            settled.idle.insert(t.clone(), Idle { status, starting });
+            return None;
+        }
+        // Starting: it stays, and is logged in to once it runs.
+        if p.is_starting() {
+            opened.starting.insert(t.clone(), p.status.clone());
+            return None;
+        }
+        Some(match stopped_detail(p, old) {
+            Some(detail) => (PodOutcomeKind::NeedsRedeploy, detail),
+            None => (
+                PodOutcomeKind::Gone,
+                format!(
+                    "{status}, and its PUBLIC_KEY no longer holds {old_id}, so it no longer \
+                     depends on it"
+                ),
+            ),
+        })
     }
 
     /// Adds the new keys to pods in parallel (at most [`POD_FAN_OUT`] at a time), each
@@ -426,7 +568,7 @@ impl Vault {
                 .filter_map(|p| txn.rotation(p))
                 .any(|e| e.grace_until.is_some());
             if let Err(e) = result {
-                report.pod(pod_id(&name), PodOutcomeKind::Failed, e.to_string());
+                pod_not_added(txn, &name, &entries, opened, e.to_string(), report);
                 continue;
             }
             let mut drafts = Vec::new();

@@ -4,7 +4,7 @@ use crate::callbacks::Callbacks;
 use crate::error::{Error, Incomplete, NextStep, Operation, RequestError, Result, WorkItem};
 use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState, Purpose};
 use crate::names::KeySelector;
-use crate::pods::{PodEdit, pod_id, pod_target};
+use crate::pods::{Listing, PodEdit, pod_id, pod_target};
 use crate::report::{PodOutcomeKind, PodRetry, Report};
 use crate::run::{Opened, draft, key, key_mut};
 use crate::store::Txn;
@@ -81,9 +81,11 @@ impl Vault {
         let mut opened = Opened::new(targets);
         let mut report = Report::default();
         // A pod it was added to over SSH that is terminated is gone: no login, nothing to retry.
+        let mut listing = Listing::default();
         if pods_of.is_some() || record.live_targets().iter().any(|t| t.is_pod()) {
             let accounts: Vec<TargetSpec> = pods_of.into_iter().cloned().collect();
-            self.end_gone_pod_deployments(&mut txn, &accounts, &mut opened, &mut report)?;
+            listing = self.list_vault_pods(&txn, &accounts, &mut opened);
+            self.end_gone_pod_deployments(&mut txn, &listing, &HashSet::new(), &mut report)?;
             names.retain(|n| !gone_from(&report, n));
         }
         let record = key(&txn, record.id())?.clone();
@@ -94,8 +96,11 @@ impl Vault {
                 .filter(|t| t.is_pod())
                 .cloned(),
         );
-        if let Some(account) = pods_of {
-            self.pods_trusting(&txn, &mut opened, account, &record, &mut names, &mut report)?;
+        match pods_of {
+            Some(account) => {
+                self.pods_trusting(&txn, &mut opened, account, &record, &mut names, &mut report)?;
+            }
+            None => not_running(&listing, &record, &mut names, &mut report),
         }
         if !names.is_empty() {
             self.remove_from_pods_of(
@@ -178,67 +183,23 @@ impl Vault {
             key: record.id().clone(),
             account: account.clone(),
         };
-        // A starting pod cannot be logged in to yet; once it runs, the revoke is retried.
-        for pod in &live.starting {
+        let trusts = |pod: &crate::runpod::Pod| {
             let seen = crate::observe::pod_report(txn, now, pod);
+            seen.keys.iter().any(|k| k.id.as_ref() == Some(record.id()))
+        };
+        for pod in &live.starting {
             names.retain(|n| pod_id(n) != pod.id);
-            if seen.keys.iter().any(|k| k.id.as_ref() == Some(record.id())) {
-                report.pod_pending(
-                    pod.id.clone(),
-                    format!(
-                        "{}; when it runs it trusts {} (its PUBLIC_KEY holds it, or keyvault \
-                         added it there over SSH)",
-                        crate::pods::starting(pod),
-                        record.id()
-                    ),
-                    Some(retry.clone()),
-                );
+            if trusts(pod) {
+                starting_trusting(pod, record, &retry, report);
             }
         }
-        // A pod that does not run cannot be changed over SSH (none is logged in to), and
-        // trusts the key again when it starts if its PUBLIC_KEY holds it.
         for pod in &live.stopped {
             let edited = names.iter().any(|n| pod_id(n) == pod.id);
             names.retain(|n| pod_id(n) != pod.id);
-            if pod.starts_with_key(record.fingerprint()) {
-                report.pod(
-                    pod.id.clone(),
-                    PodOutcomeKind::NeedsRedeploy,
-                    crate::pods::not_running(pod, record.id()),
-                );
-            } else if edited {
-                report.pod_failed(
-                    pod.id.clone(),
-                    format!(
-                        "{}, not running: keyvault cannot remove {} over SSH (it added it \
-                         there), and the pod may still trust it when it starts",
-                        crate::observe::status_word(&pod.status),
-                        record.id()
-                    ),
-                    retry.clone(),
-                );
-            }
+            stopped_trusting(pod, record, edited, &retry, report);
         }
-        for pod in live.running {
-            let seen = crate::observe::pod_report(txn, now, &pod);
-            if !seen.keys.iter().any(|k| k.id.as_ref() == Some(record.id())) {
-                continue;
-            }
-            match pod_target(&pod) {
-                Some(name) => {
-                    // A pod keyvault edited before may have moved to another endpoint.
-                    names.retain(|n| pod_id(n) != pod.id);
-                    names.insert(name);
-                }
-                None => report.pod(
-                    pod.id.clone(),
-                    PodOutcomeKind::NeedsRedeploy,
-                    format!(
-                        "still trusts {} and has no direct SSH endpoint (proxy only): redeploy the pod",
-                        record.id()
-                    ),
-                ),
-            }
+        for pod in live.running.iter().filter(|p| trusts(p)) {
+            running_trusting(pod, record, names, report);
         }
         Ok(())
     }
@@ -481,6 +442,122 @@ fn targets_holding(txn: &Txn, ids: &[KeyId]) -> Result<BTreeMap<TargetSpec, Vec<
         }
     }
     Ok(per_target)
+}
+
+/// A starting pod that will trust `record` when it runs: it cannot be logged in to yet;
+/// once it runs, the revoke is retried (`retry`).
+fn starting_trusting(
+    pod: &crate::runpod::Pod,
+    record: &KeyRecord,
+    retry: &PodRetry,
+    report: &mut Report,
+) {
+    report.pod_pending(
+        pod.id.clone(),
+        format!(
+            "{}; when it runs it trusts {} (its PUBLIC_KEY holds it, or keyvault added it there \
+             over SSH)",
+            crate::pods::starting(pod),
+            record.id()
+        ),
+        Some(retry.clone()),
+    );
+}
+
+/// A pod that does not run cannot be changed over SSH (none is logged in to), and trusts
+/// `record` again when it starts if its `PUBLIC_KEY` holds it (a redeploy), or may, where
+/// keyvault added it over SSH (`edited`: retried once it runs).
+fn stopped_trusting(
+    pod: &crate::runpod::Pod,
+    record: &KeyRecord,
+    edited: bool,
+    retry: &PodRetry,
+    report: &mut Report,
+) {
+    if pod.starts_with_key(record.fingerprint()) {
+        report.pod(
+            pod.id.clone(),
+            PodOutcomeKind::NeedsRedeploy,
+            crate::pods::not_running(pod, record.id()),
+        );
+    } else if edited {
+        report.pod_failed(
+            pod.id.clone(),
+            format!(
+                "{}, not running: keyvault cannot remove {} over SSH (it added it there), and \
+                 the pod may still trust it when it starts",
+                crate::observe::status_word(&pod.status),
+                record.id()
+            ),
+            retry.clone(),
+        );
+    }
+}
+
+/// A running pod that trusts `record`: its direct endpoint joins `names` (replacing one
+/// keyvault edited before under another endpoint), or it is proxy-only (a redeploy).
+fn running_trusting(
+    pod: &crate::runpod::Pod,
+    record: &KeyRecord,
+    names: &mut BTreeSet<TargetSpec>,
+    report: &mut Report,
+) {
+    match pod_target(pod) {
+        Some(name) => {
+            names.retain(|n| pod_id(n) != pod.id);
+            names.insert(name);
+        }
+        None => report.pod(
+            pod.id.clone(),
+            PodOutcomeKind::NeedsRedeploy,
+            format!(
+                "still trusts {} and has no direct SSH endpoint (proxy only): redeploy the pod",
+                record.id()
+            ),
+        ),
+    }
+}
+
+/// Takes out of `names` the pods `listing` says do not run, none of which can be logged in
+/// to: a starting one is reported `pending` (the revoke at its account's pods reaches it
+/// once it runs), any other (stopped, in error) `needs-redeploy`, with why it still depends
+/// on `record` (see [`crate::pods::stopped_detail`]). Their deployments stay on record.
+fn not_running(
+    listing: &Listing,
+    record: &KeyRecord,
+    names: &mut BTreeSet<TargetSpec>,
+    report: &mut Report,
+) {
+    names.retain(|name| {
+        let id = pod_id(name);
+        let Some(pod) = (listing.pods.get(&id)).filter(|p| !p.is_running() && !p.is_terminated())
+        else {
+            return true;
+        };
+        if pod.is_starting() {
+            let retry = listing
+                .account_of
+                .get(&id)
+                .map(|account| PodRetry::RevokeAtPods {
+                    key: record.id().clone(),
+                    account: account.clone(),
+                });
+            report.pod_pending(
+                id,
+                format!(
+                    "{}; when it runs it trusts {} (keyvault added it there over SSH)",
+                    crate::pods::starting(pod),
+                    record.id()
+                ),
+                retry,
+            );
+        } else {
+            let detail = crate::pods::stopped_detail(pod, record)
+                .unwrap_or_else(|| crate::pods::not_running(pod, record.id()));
+            report.pod(id, PodOutcomeKind::NeedsRedeploy, detail);
+        }
+        false
+    });
 }
 
 /// Whether `report` says pod target `name` is gone.

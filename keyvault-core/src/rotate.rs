@@ -306,6 +306,15 @@ impl Vault {
         };
         self.prepare(&mut txn, rng, &plan, fresh, &mut opened)?;
         let only: HashSet<Purpose> = plan.rotations.iter().map(|r| r.purpose.clone()).collect();
+        // Pods that are gone leave the journal; stopped and starting ones are set aside
+        // (reported, never logged in to), and stay in it.
+        self.drop_gone_pods(
+            &mut txn,
+            Some(&only),
+            &mut opened,
+            crate::pods::IdlePods::SetAside,
+            &mut report,
+        )?;
         self.drive(&mut txn, Some(&only), &mut opened, &mut report)?;
         txn.commit()?;
         Ok(report)

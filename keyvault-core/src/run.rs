@@ -32,6 +32,9 @@ pub(crate) struct Opened<'a> {
     /// Pods of the journal that are starting (`PROVISIONING`, `STARTING`), with their
     /// status: not logged in to in this run (they cannot be yet); they stay in the journal.
     pub(crate) starting: BTreeMap<TargetSpec, String>,
+    /// Pods of the journal that do not run and are not starting (stopped, in error): not
+    /// logged in to in this run (they cannot be), already reported `needs-redeploy`.
+    pub(crate) idle: std::collections::BTreeSet<TargetSpec>,
 }
 
 impl Vault {
@@ -63,6 +66,7 @@ impl<'a> Opened<'a> {
             identities: BTreeMap::new(),
             not_unlocked: BTreeMap::new(),
             starting: BTreeMap::new(),
+            idle: std::collections::BTreeSet::new(),
         }
     }
     /// `": "` and why the new key `id` could not be unlocked without a person, if that was

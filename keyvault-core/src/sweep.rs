@@ -3,6 +3,7 @@
 use crate::audit::Outcome;
 use crate::error::{RequestError, Result, StoreError};
 use crate::inventory::{Inventory, KeyId, KeyRecord, KeyState};
+use crate::pods::IdlePods;
 use crate::report::Report;
 use crate::run::{Opened, draft, key, key_mut, run_draft};
 use crate::target::Targets;
@@ -81,8 +82,11 @@ impl Vault {
         let mut txn = self.begin(crate::store::View::Live)?;
         let mut opened = Opened::new(targets);
         let mut report = Report::default();
-        self.drop_gone_pods(&mut txn, &mut opened, true, &mut report)?;
-        self.end_gone_pod_deployments(&mut txn, &[], &mut opened, &mut report)?;
+        let settled =
+            self.drop_gone_pods(&mut txn, None, &mut opened, IdlePods::Drop, &mut report)?;
+        let listing = self.list_vault_pods(&txn, &[], &mut opened);
+        // A pod the journal dropped as gone is reported once per key.
+        self.end_gone_pod_deployments(&mut txn, &listing, &settled.gone, &mut report)?;
         self.unlock_to_prove(&txn, self.now(), &mut opened, env)?;
         self.drive(&mut txn, None, &mut opened, &mut report)?;
         let now = self.now();

@@ -56,7 +56,7 @@ fn run_json(run: &DueRun, dry_run: bool) -> Value {
     json!({
         "dry_run": dry_run,
         "sweep": match &run.swept {
-            Some(Ok(report)) => json!(report),
+            Some(Ok(report)) => json!(render::worded(report)),
             _ => Value::Null,
         },
         "sweep_error": match &run.swept {
@@ -77,7 +77,7 @@ fn rotation_json(r: &DueRotation) -> Value {
         }
         DueResult::Rotated(report) => {
             v["result"] = json!("rotated");
-            v["report"] = json!(report);
+            v["report"] = json!(render::worded(report));
         }
         DueResult::NeedsPerson => {
             v["result"] = json!("needs-person");

@@ -30,6 +30,7 @@ mod pg_passfile;
 mod pg_store;
 mod pod_finish;
 mod pod_logins;
+mod pod_outcomes;
 mod pod_restart;
 mod pod_starting;
 mod pods;

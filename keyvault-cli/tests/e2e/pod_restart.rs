@@ -330,7 +330,7 @@ fn a_sweep_drops_a_stopped_pod_keyvault_added_the_old_key_to_as_needing_a_redepl
     let (name, _) = &fleet.pods[0];
     let v = &fleet.v;
     // personal-2 reaches the pod over SSH (its PUBLIC_KEY keeps personal-1); the pod then
-    // stops, and the next rotation cannot take personal-2 out of it.
+    // stops, and the next rotation cannot take personal-2 out of it (nor logs in to try).
     fleet.rotate(0);
     fleet.server.set_pod_status(name, "EXITED");
     let rotated = v
@@ -347,7 +347,7 @@ fn a_sweep_drops_a_stopped_pod_keyvault_added_the_old_key_to_as_needing_a_redepl
         .expect(0)
         .no_secrets()
         .json();
-    assert_eq!(outcomes(&rotated, name), ["failed"], "{rotated}");
+    assert_eq!(outcomes(&rotated, name), ["needs-redeploy"], "{rotated}");
     // The sweep drops it from the rotation, not as gone: personal-2 may still be in its
     // authorized_keys when it starts, where keyvault put it.
     let swept = v.run(&["--json", "sweep"]).expect(0).no_secrets().json();

@@ -128,6 +128,7 @@ impl Vault {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<()> {
         for e in txn.journal() {
+            self.unlock_old_to_add(txn, e, opened, env)?;
             // Also a pod this sweep adds the new key to (it was down during the rotation):
             // the old key may go from it only after the new key logged in there.
             let waiting = e
@@ -140,7 +141,7 @@ impl Vault {
                 continue;
             }
             let new = key(txn, &e.new)?;
-            match self.unlock_unattended(new, env) {
+            match self.unlock_unattended(new, env, PassphraseKind::Successor) {
                 Ok(Some(plain)) => {
                     opened.identities.insert(new.id().clone(), plain);
                 }
@@ -154,11 +155,49 @@ impl Vault {
         Ok(())
     }
 
+    /// For `sweep`: unlocks the old key of rotation `e` where a pod this sweep logs in to
+    /// has yet to get the new key (it was starting or unreachable during the rotation): only
+    /// the old key logs in there. As for the new key, no one is asked: the OS keyring, no
+    /// passphrase, or the purpose's `passphrase_env` / `passphrase_file`; a key it cannot
+    /// unlock is left out, and its pods are reported with why and what finishes them.
+    fn unlock_old_to_add(
+        &self,
+        txn: &Txn,
+        e: &crate::inventory::JournalEntry,
+        opened: &mut Opened<'_>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<()> {
+        let adding = e.targets.iter().any(|(t, p)| {
+            t.is_pod()
+                && !p.added
+                && !p.removed
+                && !opened.starting.contains_key(t)
+                && !opened.idle.contains(t)
+        });
+        if !adding || opened.identities.contains_key(&e.old) {
+            return Ok(());
+        }
+        let old = key(txn, &e.old)?;
+        match self.unlock_unattended(old, env, PassphraseKind::Existing) {
+            Ok(Some(plain)) => {
+                opened.identities.insert(old.id().clone(), plain);
+            }
+            Ok(None) => {}
+            Err(err) => {
+                opened
+                    .not_unlocked
+                    .insert(old.id().clone(), err.to_string());
+            }
+        }
+        Ok(())
+    }
+
     /// `record` decrypted without asking anyone, `None` if only a person can unlock it.
     fn unlock_unattended(
         &self,
         record: &KeyRecord,
         env: &dyn Fn(&str) -> Option<String>,
+        kind: PassphraseKind,
     ) -> Result<Option<ssh_key::PrivateKey>> {
         let Some(source) = self.unattended_source(record) else {
             return Ok(None);
@@ -172,7 +211,7 @@ impl Vault {
             Some(PassphraseSource::File(path)) => Some(read_passphrase_file(&path, &subject)?),
         };
         let mut no_person = NoPerson(passphrase);
-        self.unlock(record, &mut no_person, &subject, PassphraseKind::Successor)
+        self.unlock(record, &mut no_person, &subject, kind)
             .map(Some)
     }
 }

@@ -9,7 +9,7 @@ use crate::error::{
     Error, Incomplete, NextStep, Operation, RequestError, Result, TargetError, WorkItem,
 };
 use crate::inventory::{JournalEntry, KeyRecord, KeyState, Purpose, Step};
-use crate::pods::pod_id;
+use crate::pods::{Idle, IdlePods, pod_id};
 use crate::report::{Deployed, PodOutcomeKind, PodRetry, Report};
 use crate::run::{Opened, add_key, draft, key, key_mut};
 use crate::store::Txn;
@@ -63,7 +63,8 @@ impl Vault {
             .iter()
             .any(|e| purposes.contains(e.purpose()) && e.targets.keys().any(TargetSpec::is_pod))
         {
-            self.drop_gone_pods(&mut txn, &mut opened, false, &mut report)?
+            self.drop_gone_pods(&mut txn, None, &mut opened, IdlePods::Return, &mut report)?
+                .idle
         } else {
             BTreeMap::new()
         };
@@ -78,12 +79,13 @@ impl Vault {
     }
 
     /// Rolls back the rotation `e`; the pods of `idle` (listed, not running, with their
-    /// status) are not logged in to: they are reported as possibly keeping the new key.
+    /// status) are not logged in to: they are reported as possibly keeping the new key
+    /// (`pending` when they are starting, `failed` when stopped).
     pub(crate) fn roll_back(
         &self,
         txn: &mut Txn,
         e: &JournalEntry,
-        idle: &BTreeMap<TargetSpec, String>,
+        idle: &BTreeMap<TargetSpec, Idle>,
         opened: &mut Opened<'_>,
         callbacks: &mut dyn Callbacks,
         report: &mut Report,
@@ -255,20 +257,37 @@ impl Vault {
         }
         let (old, new) = (&r.old, &r.new);
         forget_added(txn, r.e, &r.pods.iter().collect::<Vec<_>>())?;
-        for (name, status) in r.pods.iter().filter_map(|p| Some((p, r.idle.get(p)?))) {
-            report.pod_failed(
-                pod_id(name),
-                format!(
-                    "{status}, not running: keyvault cannot remove {} over SSH, and the pod may \
-                     still trust it when it starts; it keeps {}",
-                    new.id(),
-                    old.id()
-                ),
-                PodRetry::RevokeAtPods {
-                    key: new.id().clone(),
-                    account: pods_account(r.e),
-                },
-            );
+        for (name, idle) in r.pods.iter().filter_map(|p| Some((p, r.idle.get(p)?))) {
+            let retry = PodRetry::RevokeAtPods {
+                key: new.id().clone(),
+                account: pods_account(r.e),
+            };
+            let status = &idle.status;
+            if idle.starting {
+                let added = r.e.targets.get(name).is_some_and(|p| p.added);
+                report.pod_pending(
+                    pod_id(name),
+                    format!(
+                        "{status}: cannot be logged in to yet; it may trust {} when it runs (the \
+                         rotation {} it there over SSH), and it keeps {}",
+                        new.id(),
+                        if added { "added" } else { "may have added" },
+                        old.id()
+                    ),
+                    Some(retry),
+                );
+            } else {
+                report.pod_failed(
+                    pod_id(name),
+                    format!(
+                        "{status}, not running: keyvault cannot remove {} over SSH, and the pod \
+                         may still trust it when it starts; it keeps {}",
+                        new.id(),
+                        old.id()
+                    ),
+                    retry,
+                );
+            }
             left_at_pods.push(name.clone());
         }
         let jobs = r
@@ -382,7 +401,7 @@ struct RollBack<'e> {
     hosts: Vec<TargetSpec>,
     pods: Vec<TargetSpec>,
     /// Pods that are listed but do not run, with their status: not logged in to.
-    idle: &'e BTreeMap<TargetSpec, String>,
+    idle: &'e BTreeMap<TargetSpec, Idle>,
 }
 
 impl RollBack<'_> {

@@ -781,7 +781,13 @@ fn a_pod_stays_in_the_journal_while_an_account_of_its_rotation_cannot_list_its_p
     let mut opened = crate::run::Opened::new(&s.fakes);
     let mut report = Report::default();
     s.vault
-        .drop_gone_pods(&mut txn, &mut opened, true, &mut report)
+        .drop_gone_pods(
+            &mut txn,
+            None,
+            &mut opened,
+            crate::pods::IdlePods::Drop,
+            &mut report,
+        )
         .expect("drop");
     let e = txn.rotation(&web()).expect("journaled");
     assert!(e.targets.contains_key(&pod), "dropped as gone: {report:?}");
