@@ -132,3 +132,95 @@ fn what_a_killed_build_of_the_database_left_is_removed_by_the_next_command_even_
     );
     files.run(&["log", "--verify"]).expect(0);
 }
+
+/// `v.cmd(args)` run by `sh` under `umask`.
+fn run_with_umask(v: &Vault, umask: &str, args: &[&str]) -> crate::support::Run {
+    let c = v.cmd(args);
+    let mut sh = std::process::Command::new("sh");
+    sh.arg("-c")
+        .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
+        .arg(c.get_program())
+        .args(c.get_args())
+        .env_clear()
+        .stdin(std::process::Stdio::null());
+    for (k, val) in c.get_envs() {
+        if let Some(val) = val {
+            sh.env(k, val);
+        }
+    }
+    crate::support::Run::from(sh.output().expect("run sh"))
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).expect("meta").mode() & 0o7777
+}
+
+#[test]
+fn the_log_and_its_index_are_private_and_the_users_own_like_the_database() {
+    // SQLite makes the log and its index with the database's mode, whatever the umask.
+    for umask in ["000", "022", "077"] {
+        let v = Vault::new();
+        run_with_umask(
+            &v,
+            umask,
+            &["new", "--purpose", "a", "--passphrase-env", "KV_PASS"],
+        )
+        .expect(0);
+        run_with_umask(&v, umask, &["list"]).expect(0);
+        for name in ["vault.db", "vault.db-wal", "vault.db-shm"] {
+            let path = v.home.join(name);
+            if name == "vault.db" || path.exists() {
+                assert_eq!(mode(&path), 0o600, "umask {umask}: {name}");
+            }
+        }
+        assert!(v.home.join("vault.db-wal").exists(), "the log stays");
+    }
+
+    let v = Vault::new();
+    three_events(&v);
+    let listed = v.run(&["--json", "list", "--all"]).expect(0).stdout;
+    for name in ["vault.db", "vault.db-wal", "vault.db-shm"] {
+        let path = v.home.join(name);
+        if !path.exists() {
+            continue;
+        }
+        // Readable by others: refused as the database itself is, nothing changed.
+        for bad in [0o644, 0o640, 0o604] {
+            crate::support::chmod(&path, bad);
+            let before = snapshot(&v.home);
+            for args in COMMANDS {
+                let run = v.run(args).expect(1).no_secrets();
+                let said = format!(
+                    "error: {} has mode {bad:04o}; expected 0600",
+                    path.display()
+                );
+                assert!(run.stderr.starts_with(&said), "{args:?}: {}", run.stderr);
+                assert!(
+                    run.stderr
+                        .contains(&format!("hint: run `chmod 600 {}`", path.display())),
+                    "{}",
+                    run.stderr
+                );
+                assert_eq!(snapshot(&v.home), before, "{name} {args:?}");
+            }
+            crate::support::chmod(&path, 0o600);
+        }
+        // Someone else's: refused, nothing changed.
+        std::os::unix::fs::chown(&path, Some(65534), Some(65534)).expect("chown");
+        let before = snapshot(&v.home);
+        for args in COMMANDS {
+            let run = v.run(args).expect(1).no_secrets();
+            let said = format!(
+                "error: {} is owned by user 65534, not by the user running keyvault",
+                path.display()
+            );
+            assert!(run.stderr.starts_with(&said), "{args:?}: {}", run.stderr);
+            assert!(run.stderr.contains("hint: run `chown "), "{}", run.stderr);
+            assert_eq!(snapshot(&v.home), before, "{name} {args:?}");
+        }
+        std::os::unix::fs::chown(&path, Some(0), Some(0)).expect("chown back");
+    }
+    assert_eq!(v.run(&["--json", "list", "--all"]).expect(0).stdout, listed);
+    v.run(&["log", "--verify"]).expect(0);
+}

@@ -108,7 +108,7 @@ impl SqliteStore {
                 path: self.file.clone(),
             });
         }
-        fsutil::check_private_mode(&self.file, &meta)?;
+        check_private_file(&self.file, &meta)?;
         check_companions(&self.file)?;
         let conn = open_connection(&self.file, wait)
             .map_err(|e| db_error(&self.paths, &self.file, "open", &e, wait))?;
@@ -361,15 +361,34 @@ fn companions(file: &Path) -> [PathBuf; 3] {
     })
 }
 
-/// [`StoreError::NotRegular`] for a companion of `file` that is there and is a symlink or
-/// not a regular file: SQLite would only say it cannot open the database (it opens them
-/// without following links), and would never write through it.
+/// The checks of a database file and of each companion there: owned by the user running
+/// keyvault ([`StoreError::NotOwned`]) and private to them ([`StoreError::Permissions`]).
+/// The log holds the newest records and audit lines until a checkpoint copies them into
+/// the database, and the index says which of its frames are live, so each is as secret
+/// and as trusted as the database itself. SQLite makes both with the database's mode (and,
+/// as root, its owner), whatever the umask: 0600 beside a database keyvault made.
+fn check_private_file(path: &Path, meta: &std::fs::Metadata) -> Result<(), StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    if meta.uid() != crate::dirfd::effective_uid() {
+        return Err(StoreError::NotOwned {
+            path: path.to_owned(),
+            owner: meta.uid(),
+        });
+    }
+    fsutil::check_private_mode(path, meta)
+}
+
+/// For each companion of `file` that is there: [`StoreError::NotRegular`] when it is a
+/// symlink or not a regular file (SQLite would only say it cannot open the database, as it
+/// opens them without following links, and would never write through it), and the checks
+/// of the database itself ([`check_private_file`]) when it is one.
 fn check_companions(file: &Path) -> Result<(), StoreError> {
     for path in companions(file) {
         // Outside fsutil: an lstat, which reads nothing and follows no link.
         match std::fs::symlink_metadata(&path) {
             Ok(meta) if !meta.is_file() => return Err(StoreError::NotRegular { path }),
-            _ => {}
+            Ok(meta) => check_private_file(&path, &meta)?,
+            Err(_) => {}
         }
     }
     Ok(())
