@@ -144,4 +144,8 @@ impl Store for Guarded {
     fn audit_log(&self) -> crate::error::AuditLog {
         self.inner.audit_log()
     }
+
+    fn set_wait(&self, wait: Duration) {
+        self.inner.set_wait(wait);
+    }
 }

@@ -41,6 +41,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The size of the write-ahead log (about 250 pages of 4 KiB) past which the writer whose
@@ -62,18 +64,30 @@ pub(crate) struct SqliteStore {
     paths: Paths,
     file: PathBuf,
     /// How long a reader (or a migration started by one) waits for the writer lock or a
-    /// busy database: the vault's `lock_timeout`, as for a writer.
-    wait: Duration,
+    /// busy database, in nanoseconds: the vault's lock timeout, as for a writer (set again
+    /// by [`Store::set_wait`]; shared by the clones a writer's session keeps).
+    wait: Arc<AtomicU64>,
 }
 
 impl SqliteStore {
     pub(crate) fn new(paths: Paths, file: PathBuf, wait: Duration) -> Self {
-        SqliteStore { paths, file, wait }
+        let store = SqliteStore {
+            paths,
+            file,
+            wait: Arc::default(),
+        };
+        store.set_wait(wait);
+        store
+    }
+
+    /// How long a reader waits (see the field).
+    fn wait(&self) -> Duration {
+        Duration::from_nanos(self.wait.load(Ordering::Relaxed))
     }
 
     /// A database error on this store, in words.
     fn err(&self, operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        move |e| db_error(&self.paths, &self.file, operation, &e, self.wait)
+        move |e| db_error(&self.paths, &self.file, operation, &e, self.wait())
     }
 
     fn bad_row(&self, e: BadRow) -> StoreError {
@@ -146,17 +160,17 @@ impl SqliteStore {
             }
             // Under the lock no build is under way: what is at the temporary name is the
             // remains of one that was killed (a migration's are removed by the next one).
-            let _lock = self.lock(self.wait)?;
+            let _lock = self.lock(self.wait())?;
             if !Self::exists(&self.file) {
                 remove_stale(&tmp)?;
                 return Ok(None);
             }
         }
         if files {
-            let _lock = self.lock(self.wait)?;
+            let _lock = self.lock(self.wait())?;
             self.create_or_migrate()?;
         }
-        self.connect(self.wait).map(Some)
+        self.connect(self.wait()).map(Some)
     }
 
     /// The writer lock: the home's `.lock`, and when the database is in another directory
@@ -198,7 +212,7 @@ impl SqliteStore {
 
     /// Whether the database's audit line `seq` is the one whose hash is `hash`.
     pub(super) fn holds_line(&self, seq: u64, hash: &str) -> Result<bool, StoreError> {
-        let conn = self.connect(self.wait)?;
+        let conn = self.connect(self.wait())?;
         let line: Option<String> = conn
             .query_row(
                 sql::SELECT_AUDIT_LINE,
@@ -222,7 +236,7 @@ impl SqliteStore {
         let result = (|| {
             // An empty file is a valid empty database; written through the safe path.
             fsutil::write_atomic(&tmp, b"", 0o600, fsutil::Replace::No)?;
-            let mut conn = open_connection(&tmp, self.wait).map_err(self.err("create"))?;
+            let mut conn = open_connection(&tmp, self.wait()).map_err(self.err("create"))?;
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(self.err("create"))?;
@@ -613,6 +627,11 @@ impl Store for SqliteStore {
 
     fn audit_log(&self) -> AuditLog {
         AuditLog::Sqlite(self.file.clone())
+    }
+
+    fn set_wait(&self, wait: Duration) {
+        let nanos = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
+        self.wait.store(nanos, Ordering::Relaxed);
     }
 }
 
