@@ -224,3 +224,115 @@ fn the_log_and_its_index_are_private_and_the_users_own_like_the_database() {
     assert_eq!(v.run(&["--json", "list", "--all"]).expect(0).stdout, listed);
     v.run(&["log", "--verify"]).expect(0);
 }
+
+/// `v.cmd(args)` under strace, whose first stat of `path` returns `delay` late: the
+/// process is held right after it looked at `path`. `None` without a working strace.
+fn held_after_first_stat(
+    v: &Vault,
+    path: &std::path::Path,
+    delay: std::time::Duration,
+    args: &[&str],
+) -> Option<std::process::Child> {
+    let works = std::process::Command::new("strace")
+        .args(["-qq", "-o", "/dev/null", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !works {
+        eprintln!("strace is missing or cannot trace here: the held reader is left out");
+        return None;
+    }
+    let c = v.cmd(args);
+    let mut strace = std::process::Command::new("strace");
+    strace
+        .args(["-f", "-qq", "-o", "/dev/null", "-P"])
+        .arg(path)
+        .arg(format!(
+            "-einject=%stat,%lstat,statx,newfstatat:delay_exit={}:when=1",
+            delay.as_micros()
+        ))
+        .arg(c.get_program())
+        .args(c.get_args())
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, val) in c.get_envs() {
+        if let Some(val) = val {
+            strace.env(k, val);
+        }
+    }
+    Some(strace.spawn().expect("spawn strace"))
+}
+
+/// What a reader of the files said while another keyvault migrated them into SQLite: the
+/// vault whole, or that its records are now in the database; never an empty vault.
+fn whole_or_moved(run: &crate::support::Run, what: &str) {
+    if run.code == 0 {
+        assert!(
+            run.stdout.contains("a-1"),
+            "{what}: an empty vault:\n{}",
+            run.stdout
+        );
+    } else {
+        assert_eq!(run.code, 1, "{what}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("vault.db") && run.stderr.contains("does not read"),
+            "{what}: {}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn a_reader_of_the_files_overtaken_by_a_migration_never_sees_an_empty_vault() {
+    let template = Vault::files();
+    template.new_key("a", &[]);
+    let migrate = |v: &Vault| {
+        v.set_env("KEYVAULT_STORE", "sqlite");
+        v.run(&["list"]).expect(0);
+        v.set_env("KEYVAULT_STORE", "files");
+    };
+    let fresh = || {
+        let v = Vault::files();
+        let out = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&template.home)
+            .arg(&v.home)
+            .status()
+            .expect("cp");
+        assert!(out.success());
+        v
+    };
+
+    // Held between its look at the store guard and its read, while the migration runs.
+    let v = fresh();
+    let inventory = v.home.join("inventory.json");
+    let delay = std::time::Duration::from_secs(4);
+    if let Some(reader) = held_after_first_stat(&v, &inventory, delay, &["--json", "list"]) {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        migrate(&v);
+        assert!(!inventory.exists(), "migrated while the reader was held");
+        let run = crate::support::Run::from(reader.wait_with_output().expect("wait"));
+        assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+        whole_or_moved(&run, "held reader");
+    }
+
+    // Readers in other processes while migrations run.
+    for round in 0..15 {
+        let v = fresh();
+        let readers: Vec<_> = (0..3)
+            .map(|_| {
+                v.cmd(&["--json", "list"])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("spawn reader")
+            })
+            .collect();
+        migrate(&v);
+        for reader in readers {
+            let run = crate::support::Run::from(reader.wait_with_output().expect("wait"));
+            whole_or_moved(&run, &format!("round {round}"));
+        }
+    }
+}
