@@ -336,3 +336,67 @@ fn a_reader_of_the_files_overtaken_by_a_migration_never_sees_an_empty_vault() {
         }
     }
 }
+
+/// How many times `args` opened the vault's database (its `openat` calls, by strace);
+/// `None` without a working strace.
+fn database_opens(v: &Vault, args: &[&str]) -> Option<usize> {
+    let log = v.root.join("opens.strace");
+    let c = v.cmd(args);
+    let mut strace = std::process::Command::new("strace");
+    strace
+        .args(["-f", "-qq", "-e", "trace=open,openat,openat2", "-o"])
+        .arg(&log)
+        .arg(c.get_program())
+        .args(c.get_args())
+        .env_clear()
+        .stdin(std::process::Stdio::null());
+    for (k, val) in c.get_envs() {
+        if let Some(val) = val {
+            strace.env(k, val);
+        }
+    }
+    let Ok(out) = strace.output() else {
+        eprintln!("strace is missing: the database's opens are not counted");
+        return None;
+    };
+    crate::support::Run::from(out).expect(0).no_secrets();
+    let text = std::fs::read_to_string(&log).expect("strace log");
+    let name = format!("\"{}\"", v.home.join("vault.db").display());
+    Some(text.lines().filter(|l| l.contains(&name)).count())
+}
+
+#[test]
+fn new_and_mint_open_the_database_once() {
+    let v = Vault::new();
+    v.write_config(crate::support::CI_CONFIG);
+    v.run(&["ca", "init", "--passphrase-env", "KV_PASS"])
+        .expect(0);
+    v.new_key("a", &[]);
+    let out = v.root.join("minted");
+    let commands: [Vec<&str>; 3] = [
+        vec!["new", "--purpose", "b", "--passphrase-env", "KV_PASS"],
+        vec![
+            "mint",
+            "--purpose",
+            "ci",
+            "--ttl",
+            "1h",
+            "--passphrase-env",
+            "KV_PASS",
+        ],
+        crate::support::mint_ci_cert(&out),
+    ];
+    for args in commands {
+        if let Some(opens) = database_opens(&v, &args) {
+            assert_eq!(opens, 1, "{args:?}");
+        }
+    }
+    v.run(&["log", "--verify"]).expect(0);
+    assert_eq!(
+        v.run(&["--json", "list"]).expect(0).json()["keys"]
+            .as_array()
+            .expect("keys")
+            .len(),
+        5
+    );
+}

@@ -40,9 +40,10 @@ use crate::inventory::{Inventory, JournalEntry, KeyId, KeyRecord};
 use chrono::{DateTime, Utc};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The size of the write-ahead log (about 250 pages of 4 KiB) past which the writer whose
@@ -67,6 +68,29 @@ pub(crate) struct SqliteStore {
     /// busy database, in nanoseconds: the vault's lock timeout, as for a writer (set again
     /// by [`Store::set_wait`]; shared by the clones a writer's session keeps).
     wait: Arc<AtomicU64>,
+    /// The connection the last reader of this process used, kept for the next reader or
+    /// writer (see [`SqliteStore::connect`]).
+    idle: Arc<Mutex<Option<Db>>>,
+}
+
+/// A connection to the database, and which file it opened (device and inode).
+#[derive(Debug)]
+struct Db {
+    conn: Connection,
+    file_id: (u64, u64),
+}
+
+impl std::ops::Deref for Db {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Db {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
 }
 
 impl SqliteStore {
@@ -75,6 +99,7 @@ impl SqliteStore {
             paths,
             file,
             wait: Arc::default(),
+            idle: Arc::default(),
         };
         store.set_wait(wait);
         store
@@ -111,7 +136,12 @@ impl SqliteStore {
     /// symlink), private to its owner, with no symlink or other non-regular file where
     /// SQLite keeps its companions (`-wal`, `-shm`, `-journal`), of a schema this build
     /// knows.
-    fn connect(&self, wait: Duration) -> Result<Connection, StoreError> {
+    ///
+    /// The connection a reader of this process left ([`SqliteStore::keep`]) is taken
+    /// instead of a new one when it is to the file there now (checked as a new one would
+    /// be): a command that reads before it writes (`new`, `mint`) opens the database, and
+    /// has SQLite read the log to index it, once.
+    fn connect(&self, wait: Duration) -> Result<Db, StoreError> {
         let meta = std::fs::symlink_metadata(&self.file).map_err(|source| StoreError::Io {
             operation: "open",
             path: self.file.clone(),
@@ -124,8 +154,16 @@ impl SqliteStore {
         }
         check_private_file(&self.file, &meta)?;
         check_companions(&self.file)?;
-        let conn = open_connection(&self.file, wait)
-            .map_err(|e| db_error(&self.paths, &self.file, "open", &e, wait))?;
+        let file_id = (meta.dev(), meta.ino());
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.take());
+        let conn = match idle {
+            Some(db) if db.file_id == file_id => {
+                db.conn.busy_timeout(wait).map_err(self.err("open"))?;
+                db.conn
+            }
+            _ => open_connection(&self.file, wait)
+                .map_err(|e| db_error(&self.paths, &self.file, "open", &e, wait))?,
+        };
         let version: i64 = match conn.query_row(sql::SELECT_META, [], |r| r.get(0)) {
             Ok(version) => version,
             Err(e) => {
@@ -143,13 +181,23 @@ impl SqliteStore {
             };
             return Err(refuse(conn, e));
         }
-        Ok(conn)
+        Ok(Db { conn, file_id })
+    }
+
+    /// Keeps a reader's connection, out of any transaction, for the next
+    /// [`SqliteStore::connect`] of this process.
+    fn keep(&self, db: Db) {
+        if db.is_autocommit()
+            && let Ok(mut idle) = self.idle.lock()
+        {
+            *idle = Some(db);
+        }
     }
 
     /// A connection for a reader, or `None` when the vault has no state yet. Migrates a
     /// vault that still has its files, or settles files left beside the database; removes
     /// what a build killed before its rename left.
-    fn reader(&self) -> Result<Option<Connection>, StoreError> {
+    fn reader(&self) -> Result<Option<Db>, StoreError> {
         // The files first: a migration renames the database into place before it renames
         // them away, so a vault seen without files and then without a database has neither.
         let files = self.has_files();
@@ -382,7 +430,6 @@ fn companions(file: &Path) -> [PathBuf; 3] {
 /// and as trusted as the database itself. SQLite makes both with the database's mode (and,
 /// as root, its owner), whatever the umask: 0600 beside a database keyvault made.
 fn check_private_file(path: &Path, meta: &std::fs::Metadata) -> Result<(), StoreError> {
-    use std::os::unix::fs::MetadataExt;
     if meta.uid() != crate::dirfd::effective_uid() {
         return Err(StoreError::NotOwned {
             path: path.to_owned(),
@@ -540,11 +587,15 @@ fn read_head(conn: &Connection) -> rusqlite::Result<Option<AuditHead>> {
 
 impl Store for SqliteStore {
     fn load(&self, view: View) -> Result<Inventory, StoreError> {
-        let Some(mut conn) = self.reader()? else {
+        let Some(mut db) = self.reader()? else {
             return Ok(Inventory::default());
         };
-        let tx = conn.transaction().map_err(self.err("read"))?;
-        read_view(self, &tx, view)
+        let state = {
+            let tx = db.transaction().map_err(self.err("read"))?;
+            read_view(self, &tx, view)?
+        };
+        self.keep(db);
+        Ok(state)
     }
 
     fn begin(
@@ -554,6 +605,7 @@ impl Store for SqliteStore {
     ) -> Result<(Box<dyn Session>, Inventory), StoreError> {
         // A database that exists is opened before the lock is taken, so the lock is held
         // for the work alone (only making or migrating one needs the lock first).
+        // A reader's connection of this process is taken (see `connect`).
         let early = if Self::exists(&self.file) {
             Some(self.connect(timeout)?)
         } else {
@@ -579,49 +631,59 @@ impl Store for SqliteStore {
     }
 
     fn key(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        let Some(conn) = self.reader()? else {
+        let Some(db) = self.reader()? else {
             return Ok(None);
         };
         let err = self.err("read");
-        let mut statement = conn.prepare_cached(sql::SELECT_KEY).map_err(&err)?;
-        let mut rows = statement.query(params![id.as_str()]).map_err(&err)?;
-        match rows.next().map_err(&err)? {
-            Some(row) => row_record(self, row).map(Some),
-            None => Ok(None),
-        }
+        let record = {
+            let mut statement = db.prepare_cached(sql::SELECT_KEY).map_err(&err)?;
+            let mut rows = statement.query(params![id.as_str()]).map_err(&err)?;
+            match rows.next().map_err(&err)? {
+                Some(row) => Some(row_record(self, row)?),
+                None => None,
+            }
+        };
+        self.keep(db);
+        Ok(record)
     }
 
     fn each_key(&self, f: &mut dyn FnMut(KeyRecord) -> Result<()>) -> Result<()> {
-        let Some(mut conn) = self.reader()? else {
+        let Some(mut db) = self.reader()? else {
             return Ok(());
         };
         let err = self.err("read");
-        let tx = conn.transaction().map_err(&err)?;
-        let mut statement = tx.prepare(sql::SELECT_ALL_KEYS).map_err(&err)?;
-        let mut rows = statement.query([]).map_err(&err)?;
-        while let Some(row) = rows.next().map_err(&err)? {
-            f(row_record(self, row)?)?;
+        {
+            let tx = db.transaction().map_err(&err)?;
+            let mut statement = tx.prepare(sql::SELECT_ALL_KEYS).map_err(&err)?;
+            let mut rows = statement.query([]).map_err(&err)?;
+            while let Some(row) = rows.next().map_err(&err)? {
+                f(row_record(self, row)?)?;
+            }
         }
+        self.keep(db);
         Ok(())
     }
 
     fn audit_lines(&self, after: u64, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
-        let Some(mut conn) = self.reader()? else {
+        let Some(mut db) = self.reader()? else {
             return Ok(());
         };
         let err = self.err("read");
-        let tx = conn.transaction().map_err(&err)?;
-        let mut statement = tx.prepare(sql::SELECT_AUDIT_AFTER).map_err(&err)?;
-        let after = i64::try_from(after).unwrap_or(i64::MAX);
-        let mut rows = statement.query(params![after]).map_err(&err)?;
-        while let Some(row) = rows.next().map_err(&err)? {
-            let line = row.get_ref(1).map_err(&err)?;
-            let bytes = match line {
-                rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => b,
-                _ => &[][..],
-            };
-            f(bytes)?;
+        {
+            let tx = db.transaction().map_err(&err)?;
+            let mut statement = tx.prepare(sql::SELECT_AUDIT_AFTER).map_err(&err)?;
+            let after = i64::try_from(after).unwrap_or(i64::MAX);
+            let mut rows = statement.query(params![after]).map_err(&err)?;
+            while let Some(row) = rows.next().map_err(&err)? {
+                let line = row.get_ref(1).map_err(&err)?;
+                let bytes = match line {
+                    rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => b,
+                    _ => &[][..],
+                };
+                f(bytes)?;
+            }
         }
+        self.keep(db);
         Ok(())
     }
 
@@ -647,7 +709,7 @@ struct SqliteSession {
     /// connection closes (which leaves the log as it is).
     _lock: WriterLock,
     store: SqliteStore,
-    conn: Connection,
+    conn: Db,
     timeout: Duration,
 }
 
