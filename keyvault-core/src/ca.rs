@@ -118,14 +118,15 @@ impl Vault {
         Ok(Report::deployed_once(record.id().clone(), name.clone()))
     }
 
-    /// The CA named `ca`, decrypted with a passphrase from `callbacks`.
+    /// The CA named `ca` in `inventory` (the live view the caller read), decrypted with a
+    /// passphrase from `callbacks`.
     pub(crate) fn unlock_ca(
         &self,
+        inventory: &crate::inventory::Inventory,
         ca: &KeySelector,
         callbacks: &mut dyn Callbacks,
     ) -> Result<(KeyRecord, ssh_key::PrivateKey)> {
-        let inventory = self.store.load(crate::store::View::Live)?;
-        let record = self.find_record(&inventory, ca)?;
+        let record = self.find_record(inventory, ca)?;
         if record.cert_authority().is_none()
             || record.state() == KeyState::Revoked
             || record.is_expired_at(self.now())

@@ -233,13 +233,14 @@ impl Vault {
                 .into());
             }
         }
-        self.store.load(crate::store::View::Live)?;
+        // Read once: a bad store fails here, and the CA is found in it.
+        let inventory = self.store.load(crate::store::View::Live)?;
         let ca = match &request.certificate {
             Some((ca, principals)) => {
                 if principals.is_empty() {
                     return Err(RequestError::NoPrincipals.into());
                 }
-                Some(self.unlock_ca(ca, callbacks)?)
+                Some(self.unlock_ca(&inventory, ca, callbacks)?)
             }
             None => None,
         };

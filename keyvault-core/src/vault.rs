@@ -283,10 +283,15 @@ impl Vault {
         self
     }
 
-    /// How long a writer waits for another process's lock before failing.
+    /// How long an operation waits for another process before failing with
+    /// [`StoreError::Locked`], in place of `lock_timeout` from `config.toml`: a writer for
+    /// the writer lock, and a reader for whatever it waits on too (the writer lock while it
+    /// migrates a vault's files into its database or clears a killed build's remains, and a
+    /// database another program keeps busy). Zero is one try.
     #[must_use]
     pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = timeout;
+        self.store.set_wait(timeout);
         self
     }
 

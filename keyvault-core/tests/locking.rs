@@ -71,3 +71,44 @@ fn rotate_prompts_without_holding_the_lock() {
     assert_eq!(inventory.keys().len(), 3, "personal-1, other-1, personal-2");
     assert_eq!(vault.verify_audit().expect("audit").events, 5);
 }
+
+/// A reader that must wait for the writer lock (to migrate a vault's files into its
+/// database) waits the timeout given with `with_lock_timeout`, not `config.toml`'s.
+#[test]
+fn a_reader_waits_the_lock_timeout_the_vault_was_given() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("vault");
+    let files = Vault::open_with_store(&home, Some(keyvault_core::StoreLocation::Files))
+        .expect("open files");
+    let mut fixed = FixedPassphrase(Passphrase::new(PASS.to_owned()));
+    files
+        .create(
+            &mut UnwrapErr(SysRng),
+            &NewKey::new("personal".parse().expect("purpose")),
+            &mut fixed,
+        )
+        .expect("create");
+    std::fs::write(home.join("config.toml"), "lock_timeout = \"60s\"\n").expect("config");
+    // Another process's writer lock, as flock sees it (another open file description).
+    let lock = std::fs::File::open(home.join(".lock")).expect("open .lock");
+    lock.lock().expect("lock");
+    let vault = Vault::open(&home)
+        .expect("open")
+        .with_lock_timeout(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let err = vault.inventory().expect_err("locked");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "waited {:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(
+            err,
+            Error::Store(keyvault_core::StoreError::Locked { waited_secs: 0, .. })
+        ),
+        "{err}"
+    );
+    drop(lock);
+    assert_eq!(vault.inventory().expect("read").keys().len(), 1);
+}

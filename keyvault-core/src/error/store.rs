@@ -77,10 +77,11 @@ pub enum StoreError {
         /// The path.
         path: PathBuf,
     },
-    /// A vault home owned by another user.
+    /// A vault home, or its database or a file SQLite keeps beside it, owned by another
+    /// user.
     #[error("{path} is owned by user {owner}, not by the user running keyvault")]
     NotOwned {
-        /// The directory.
+        /// The directory or file.
         path: PathBuf,
         /// Its owner's uid.
         owner: u32,

@@ -19,6 +19,13 @@
 //! command that touches no records (`restore --force`, which moves the home aside) still
 //! runs; it changes nothing. A writer's check runs again once it holds the writer lock:
 //! another keyvault, told to use another store, may have migrated the home while it waited.
+//! A reader's runs again once it has read, and what it read is dropped if the check now
+//! fails: a reader of the files that another keyvault's migration into SQLite overtook
+//! between the check and its read found no `inventory.json`, an empty vault; it gets the
+//! error a reader started a moment later gets instead, never that empty vault. (A reader
+//! of the database needs no second check: a migration renames the database into place
+//! before it renames the files away, and a reader that sees the files waits for the
+//! writer lock and migrates or settles them itself.)
 
 use super::{Paths, Session, Store, View};
 use crate::error::{Result, StoreError};
@@ -53,6 +60,15 @@ impl Guarded {
                 store: self.location.clone(),
             }),
         }
+    }
+
+    /// `read` between two checks: its result only when the home still holds no state the
+    /// store leaves unread once it is done (see the module documentation).
+    fn read<T, E: From<StoreError>>(&self, read: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        self.check()?;
+        let result = read();
+        self.check()?;
+        result
     }
 }
 
@@ -108,8 +124,7 @@ fn unread(paths: &Paths, location: &StoreLocation) -> Option<PathBuf> {
 
 impl Store for Guarded {
     fn load(&self, view: View) -> Result<Inventory, StoreError> {
-        self.check()?;
-        self.inner.load(view)
+        self.read(|| self.inner.load(view))
     }
 
     fn begin(
@@ -127,21 +142,22 @@ impl Store for Guarded {
     }
 
     fn key(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        self.check()?;
-        self.inner.key(id)
+        self.read(|| self.inner.key(id))
     }
 
     fn each_key(&self, f: &mut dyn FnMut(KeyRecord) -> Result<()>) -> Result<()> {
-        self.check()?;
-        self.inner.each_key(f)
+        self.read(|| self.inner.each_key(f))
     }
 
     fn audit_lines(&self, after: u64, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
-        self.check()?;
-        self.inner.audit_lines(after, f)
+        self.read(|| self.inner.audit_lines(after, f))
     }
 
     fn audit_log(&self) -> crate::error::AuditLog {
         self.inner.audit_log()
+    }
+
+    fn set_wait(&self, wait: Duration) {
+        self.inner.set_wait(wait);
     }
 }

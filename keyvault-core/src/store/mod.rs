@@ -113,6 +113,11 @@ pub(crate) trait Store: Send + Sync {
 
     /// Where the audit log is, to name it in errors.
     fn audit_log(&self) -> crate::error::AuditLog;
+
+    /// Sets how long its readers wait at most for the writer lock or a busy store (the
+    /// vault's lock timeout; a writer is given its own in [`Store::begin`]). A store whose
+    /// readers never wait ignores it.
+    fn set_wait(&self, _wait: Duration) {}
 }
 
 /// A writer's hold on a [`Store`]: the lock is released when it is dropped.
