@@ -431,10 +431,7 @@ impl Postgres {
         csr.extend(ec);
         csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
         openssl(&csr);
-        let names = self
-            .outside
-            .map(|a| format!(",IP:{a}"))
-            .unwrap_or_default();
+        let names = self.outside.map(|a| format!(",IP:{a}")).unwrap_or_default();
         std::fs::write(
             self.dir.join("server.ext"),
             format!("subjectAltName=IP:127.0.0.1{names}\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"),

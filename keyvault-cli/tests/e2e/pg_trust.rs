@@ -63,7 +63,10 @@ fn an_unverified_server_over_a_network_gets_the_password_only_by_scram_with_chan
         (md5, "vault", "?sslmode=disable"),
         (kv, "vault", "?sslmode=disable"),
     ] {
-        refused(list(user, &outside, db, params), &format!("{user} {db}{params}"));
+        refused(
+            list(user, &outside, db, params),
+            &format!("{user} {db}{params}"),
+        );
     }
     assert_eq!(authorized(&pg, kv, cleartext), 0, "{}", pg.log());
     assert_eq!(authorized(&pg, md5, "vault"), 0, "{}", pg.log());
@@ -159,7 +162,10 @@ fn a_man_in_the_middle_that_refuses_tls_and_asks_for_the_password_gets_nothing_o
         refused(v.run(&["list"]), params);
         let seen = mitm.join().expect("the man in the middle");
         let seen = String::from_utf8_lossy(&seen);
-        assert!(seen.contains("vault"), "it saw no startup message: {seen:?}");
+        assert!(
+            seen.contains("vault"),
+            "it saw no startup message: {seen:?}"
+        );
         assert!(
             !seen.contains(Postgres::PASSWORD) && !seen.contains("md5"),
             "{params} md5={md5}: keyvault sent the password: {seen:?}"

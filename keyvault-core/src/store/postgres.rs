@@ -563,7 +563,34 @@ impl Session for PostgresSession {
         state.audit = head;
         Ok(())
     }
+
+    fn check_writable(&mut self, keys: &[KeyId]) -> Result<()> {
+        let shown = self.shown.clone();
+        let err = move |e: postgres::Error| database(&shown, "write", &e);
+        let ids: Vec<&str> = keys.iter().map(KeyId::as_str).collect();
+        let mut tx = self.client.transaction().map_err(&err)?;
+        for statement in CHECK_WRITABLE {
+            if statement.contains("$1") {
+                tx.execute(statement, &[&ids]).map_err(&err)?;
+            } else {
+                tx.execute(statement, &[]).map_err(&err)?;
+            }
+        }
+        tx.rollback().map_err(&err)?;
+        Ok(())
+    }
 }
+
+/// [`Session::check_writable`]: the rows a revoke writes, rewritten as they are (the
+/// head, the records, their purposes' counts) and an audit row as long as a long line,
+/// in a transaction rolled back. A read-only server or transaction, a missing privilege
+/// and a full disk fail these as they would fail the save.
+const CHECK_WRITABLE: [&str; 4] = [
+    "UPDATE meta SET audit_seq = audit_seq WHERE id = 1",
+    "UPDATE keys SET record = record || repeat(' ', 256) WHERE id = ANY($1)",
+    "UPDATE floors SET revoked = revoked WHERE purpose IN (SELECT purpose FROM keys WHERE id = ANY($1))",
+    "INSERT INTO audit (seq, line) SELECT audit_seq + 1, repeat(' ', 1024) FROM meta WHERE id = 1",
+];
 
 /// Appends `events` after the head `meta` records (which must be the one `state` was
 /// loaded with: the writer lock keeps it so); returns the new head.
