@@ -71,6 +71,8 @@ impl Vault {
             }
             .into());
         }
+        // A store that cannot record the revoke stops it before any target changes.
+        txn.check_writable(std::slice::from_ref(record.id()))?;
         // A retiring key in its grace period may be compromised: revoking it ends the grace.
         let grace = self.grace_of(&txn, &record);
         let grace_was_until = grace
@@ -309,7 +311,12 @@ impl Vault {
         report: &mut Report,
     ) -> Result<()> {
         let now = self.now();
-        for (name, keys) in &targets_holding(txn, ids)? {
+        let targets = targets_holding(txn, ids)?;
+        if !targets.is_empty() {
+            // A store that cannot record the removals stops this before any target changes.
+            txn.check_writable(ids)?;
+        }
+        for (name, keys) in &targets {
             if let Err(e) = self.revoke_at(txn, name, keys, opened, now) {
                 return Err(self.revoke_incomplete(txn, ids, action, e));
             }

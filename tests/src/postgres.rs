@@ -35,6 +35,7 @@ enum Kind {
     Plain,
     Tls,
     SmallDisk,
+    Outside,
 }
 
 /// A running cluster; stopped when dropped.
@@ -43,6 +44,8 @@ pub struct Postgres {
     dir: PathBuf,
     port: u16,
     ids: Option<(u32, u32)>,
+    /// The address besides 127.0.0.1 it listens on ([`Postgres::start_outside`]).
+    outside: Option<std::net::IpAddr>,
 }
 
 impl Postgres {
@@ -50,6 +53,12 @@ impl Postgres {
     pub const ROLE: &'static str = "kv";
     /// Its password: given to keyvault through `PGPASSWORD` only.
     pub const PASSWORD: &'static str = "pg-Secret-5f1e9a";
+    /// A cluster of [`Postgres::start_outside`]: the database whose password is asked for in
+    /// clear text (made by [`Postgres::create_db`] like any other).
+    pub const CLEARTEXT_DB: &'static str = "cleartext";
+    /// A cluster of [`Postgres::start_outside`]: a role whose password (also
+    /// [`Postgres::PASSWORD`]) is stored, and asked for, as MD5.
+    pub const MD5_ROLE: &'static str = "kvmd5";
 
     /// Starts a new cluster. Panics (failing the test, never skipping it) when PostgreSQL
     /// is not installed or does not start.
@@ -61,6 +70,17 @@ impl Postgres {
     /// for 127.0.0.1 issued by a CA of its own ([`Postgres::ca`]), made with `openssl`.
     pub fn start_with_tls() -> Self {
         Self::start_with(Kind::Tls)
+    }
+
+    /// Starts a TLS cluster (as [`Postgres::start_with_tls`]) that also listens on this
+    /// machine's own address on its network ([`outside_address`]), which is not a loopback
+    /// address, as a server elsewhere would be reached; its certificate names that address
+    /// too. Over TCP, database [`Postgres::CLEARTEXT_DB`] asks for the password in clear
+    /// text (`password` in `pg_hba.conf`), role [`Postgres::MD5_ROLE`] (whose password is
+    /// stored as MD5) is asked for it as MD5, and everything else by SCRAM-SHA-256.
+    /// Panics when this machine has no such address.
+    pub fn start_outside() -> Self {
+        Self::start_with(Kind::Outside)
     }
 
     /// Starts a new cluster with a tablespace, [`SMALL`], on a tmpfs of 8 MiB that only the
@@ -133,9 +153,24 @@ impl Postgres {
             std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).expect("chown");
         }
         set_mode(&dir, 0o700);
-        let mut pg = Postgres { dir, port: 0, ids };
+        let mut pg = Postgres {
+            dir,
+            port: 0,
+            ids,
+            outside: None,
+        };
         pg.initdb();
-        let ssl = if kind == Kind::Tls {
+        let outside = (kind == Kind::Outside).then(|| {
+            outside_address().expect(
+                "this machine has no address but loopback ones (hostname -I): a server \
+                 reached over a network needs one",
+            )
+        });
+        if let Some(addr) = outside {
+            pg.outside_hba();
+            pg.outside = Some(addr);
+        }
+        let ssl = if matches!(kind, Kind::Tls | Kind::Outside) {
             pg.make_certificates();
             format!(
                 " -c ssl=on -c ssl_cert_file={0}/server.pem -c ssl_key_file={0}/server.key -c log_connections=on",
@@ -154,6 +189,13 @@ impl Postgres {
             Self::ROLE,
             Self::PASSWORD
         ));
+        if kind == Kind::Outside {
+            pg.psql(&format!(
+                "SET password_encryption = 'md5'; CREATE ROLE {} LOGIN PASSWORD '{}'",
+                Self::MD5_ROLE,
+                Self::PASSWORD
+            ));
+        }
         if kind == Kind::SmallDisk {
             pg.psql(&format!(
                 "CREATE TABLESPACE {SMALL} LOCATION '{}'",
@@ -181,9 +223,10 @@ impl Postgres {
                 .arg(self.dir.join("log"))
                 .arg("-o")
                 .arg(format!(
-                    "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200{ssl}",
+                    "-p {} -k {} -c listen_addresses=127.0.0.1{} -c fsync=off -c max_connections=200{ssl}",
                     self.port,
-                    self.dir.display()
+                    self.dir.display(),
+                    self.outside.map(|a| format!(",{a}")).unwrap_or_default()
                 ))
                 .args(["-w", "-t", "60", "start"])
                 .output()
@@ -261,6 +304,38 @@ impl Postgres {
             .arg(small)
             .arg(Path::new(BIN_DIR).join("pg_ctl"));
         c
+    }
+
+    /// The address besides 127.0.0.1 a cluster of [`Postgres::start_outside`] listens on,
+    /// as a URL's host names it (`[…]` around an IPv6 address).
+    pub fn outside_host(&self) -> String {
+        match self.outside {
+            Some(std::net::IpAddr::V6(a)) => format!("[{a}]"),
+            Some(a) => a.to_string(),
+            None => panic!("not a cluster of Postgres::start_outside"),
+        }
+    }
+
+    /// `pg_hba.conf` of [`Postgres::start_outside`]: the superuser trusted on the socket,
+    /// over TCP (from anywhere) [`Postgres::CLEARTEXT_DB`] by `password`,
+    /// [`Postgres::MD5_ROLE`] by `md5`, the rest by `scram-sha-256`.
+    fn outside_hba(&self) {
+        let hba = self.data().join("pg_hba.conf");
+        std::fs::write(
+            &hba,
+            format!(
+                "local all all trust\n\
+                 host {} all all password\n\
+                 host all {} all md5\n\
+                 host all all all scram-sha-256\n",
+                Self::CLEARTEXT_DB,
+                Self::MD5_ROLE
+            ),
+        )
+        .expect("write pg_hba.conf");
+        if let Some((uid, gid)) = self.ids {
+            std::os::unix::fs::chown(&hba, Some(uid), Some(gid)).expect("chown");
+        }
     }
 
     /// The cluster's port on 127.0.0.1.
@@ -356,9 +431,10 @@ impl Postgres {
         csr.extend(ec);
         csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
         openssl(&csr);
+        let names = self.outside.map(|a| format!(",IP:{a}")).unwrap_or_default();
         std::fs::write(
             self.dir.join("server.ext"),
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+            format!("subjectAltName=IP:127.0.0.1{names}\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"),
         )
         .expect("server.ext");
         openssl(&[
@@ -461,6 +537,19 @@ fn id(args: &[&str]) -> u32 {
         .trim()
         .parse()
         .expect("a numeric id")
+}
+
+/// This machine's own address on its network (the first `hostname -I` gives, IPv4 first):
+/// not a loopback one, yet reached without leaving the machine.
+pub fn outside_address() -> Option<std::net::IpAddr> {
+    let out = Command::new("hostname").arg("-I").output().ok()?;
+    let mut addrs: Vec<std::net::IpAddr> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|a| a.parse().ok())
+        .filter(|a: &std::net::IpAddr| !a.is_loopback() && !a.is_unspecified())
+        .collect();
+    addrs.sort_by_key(|a| !a.is_ipv4());
+    addrs.into_iter().next()
 }
 
 fn free_port() -> u16 {

@@ -28,6 +28,7 @@ mod pg_full;
 mod pg_lock;
 mod pg_passfile;
 mod pg_store;
+mod pg_trust;
 mod pod_finish;
 mod pod_logins;
 mod pod_outcomes;

@@ -165,3 +165,142 @@ fn a_full_disk_fails_each_write_with_exit_1_and_changes_nothing_until_space_is_f
     clean(v.run(&["log", "--verify"]).expect(0));
     chain_verifies(&pg, DB);
 }
+
+/// Revoking a deployed key writes the store after the key left its target: a store that
+/// cannot write must be found before, so a revoke that fails changes nothing, at the
+/// target either (the key stays at the account, and the record says so).
+#[test]
+fn a_revoke_the_full_disk_refuses_leaves_the_key_at_its_target() {
+    let pg = Postgres::start_with_small_disk();
+    pg.create_db_on_small_disk(DB);
+    let server = FakeRunpod::start();
+    let v = home(&pg, DB, &server);
+    for r in 0..6 {
+        v.new_key(&format!("r{r}"), &[]);
+        clean(
+            v.run(&["deploy", &format!("r{r}"), "--to", "runpod"])
+                .expect(0),
+        );
+    }
+    assert_eq!(server.keys().len(), 6);
+    pg.psql_in(
+        DB,
+        "ALTER TABLE keys SET (fillfactor = 10); ALTER TABLE audit SET (fillfactor = 10); \
+         ALTER TABLE floors SET (fillfactor = 10); ALTER TABLE journal SET (fillfactor = 10)",
+    );
+    pg.fill_small_disk();
+    let failed = std::cell::Cell::new(0);
+    fails_on_a_full_disk(&pg, &v, &server, |n| {
+        failed.set(n);
+        vec!["revoke".to_owned(), format!("r{n}")]
+    });
+    pg.free_small_disk();
+    let r = format!("r{}", failed.get());
+    let before = server.keys().len();
+    clean(v.run(&["revoke", &r]).expect(0));
+    assert_eq!(server.keys().len(), before - 1, "{r} left the account");
+    clean(v.run(&["log", "--verify"]).expect(0));
+    chain_verifies(&pg, DB);
+}
+
+/// The same for a server that is read-only (`default_transaction_read_only`, or a standby),
+/// and for the `sweep` that revokes an expired key.
+#[test]
+fn a_revoke_a_read_only_server_refuses_leaves_the_key_at_its_target() {
+    let pg = Postgres::start();
+    pg.create_db(DB);
+    let server = FakeRunpod::start();
+    let v = home(&pg, DB, &server);
+    v.new_key("ci", &[]);
+    clean(v.run(&["deploy", "ci", "--to", "runpod"]).expect(0));
+    let deployed = server.keys();
+    assert_eq!(deployed.len(), 1);
+    pg.psql(&format!(
+        "ALTER DATABASE {DB} SET default_transaction_read_only = on"
+    ));
+    let before = state(&pg, &v, &server);
+    let out = clean(v.run(&["revoke", "ci"]));
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.starts_with("error: cannot write store ") && out.stderr.contains("read-only"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(server.keys(), deployed, "the key left the account");
+    assert_eq!(
+        state(&pg, &v, &server),
+        before,
+        "the revoke changed something"
+    );
+    pg.psql(&format!(
+        "ALTER DATABASE {DB} RESET default_transaction_read_only"
+    ));
+    clean(v.run(&["revoke", "ci"]).expect(0));
+    assert!(server.keys().is_empty(), "{:?}", server.keys());
+    // The sweep that revokes an expired key, likewise.
+    v.new_key("ex", &[]);
+    clean(v.run(&["deploy", "ex", "--to", "runpod"]).expect(0));
+    let deployed = server.keys();
+    assert_eq!(deployed.len(), 1);
+    v.set_now(chrono::Utc::now() + chrono::Duration::days(400));
+    pg.psql(&format!(
+        "ALTER DATABASE {DB} SET default_transaction_read_only = on"
+    ));
+    let before = state(&pg, &v, &server);
+    let out = clean(v.run(&["sweep"]));
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("read-only"), "{}", out.stderr);
+    assert_eq!(server.keys(), deployed, "the expired key left the account");
+    assert_eq!(
+        state(&pg, &v, &server),
+        before,
+        "the sweep changed something"
+    );
+    pg.psql(&format!(
+        "ALTER DATABASE {DB} RESET default_transaction_read_only"
+    ));
+    clean(v.run(&["sweep"]).expect(0));
+    assert!(server.keys().is_empty(), "{:?}", server.keys());
+    chain_verifies(&pg, DB);
+}
+
+/// A disk that fills up after the check and before a removal is recorded (a test trigger
+/// fails the audit row of the removal with PostgreSQL's `disk_full`): the revoke stops
+/// part-way and says so (exit 1); run again once there is room, it finishes, removing the
+/// key from what the records still name (gone already there: fine) and recording it.
+#[test]
+fn a_revoke_stopped_by_a_disk_filling_after_the_check_is_finished_by_running_it_again() {
+    let pg = Postgres::start();
+    pg.create_db(DB);
+    let server = FakeRunpod::start();
+    let v = home(&pg, DB, &server);
+    v.new_key("ci", &[]);
+    clean(v.run(&["deploy", "ci", "--to", "runpod"]).expect(0));
+    assert_eq!(server.keys().len(), 1);
+    pg.psql_in(
+        DB,
+        "CREATE FUNCTION fill() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         IF NEW.line LIKE '%undeploy%' THEN \
+         RAISE EXCEPTION USING ERRCODE = 'disk_full', MESSAGE = 'no room (test)'; END IF; \
+         RETURN NEW; END $$; \
+         CREATE TRIGGER fill BEFORE INSERT ON audit FOR EACH ROW EXECUTE FUNCTION fill()",
+    );
+    let out = clean(v.run(&["revoke", "ci"]));
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("error: revoke of ci-1 stopped: cannot write store ")
+            && out.stderr.contains(FULL),
+        "{}",
+        out.stderr
+    );
+    assert!(server.keys().is_empty(), "{:?}", server.keys());
+    pg.psql_in(DB, "DROP TRIGGER fill ON audit");
+    clean(v.run(&["revoke", "ci"]).expect(0));
+    assert!(server.keys().is_empty(), "{:?}", server.keys());
+    let records = crate::pg_store::records(&v);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["state"], "revoked", "{records:?}");
+    clean(v.run(&["log", "--verify"]).expect(0));
+    chain_verifies(&pg, DB);
+}

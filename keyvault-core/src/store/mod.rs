@@ -145,6 +145,21 @@ pub(crate) trait Session {
     fn uses_changes(&self) -> bool {
         true
     }
+
+    /// Before a change outside the store that must then be recorded (a key removed from a
+    /// target): whether the store takes the writes that record it, for the records of
+    /// `keys`, so a store that cannot write (read-only, without the privilege, its disk
+    /// full) stops the operation before anything outside changes. Writes as much as the
+    /// record will take, in a transaction it rolls back. A store whose writes cannot fail
+    /// that way, or that has no such check, says yes (the default): the later save still
+    /// fails with the reason, and the operation reports what it left undone.
+    ///
+    /// # Errors
+    ///
+    /// As [`Session::save`]; nothing is written.
+    fn check_writable(&mut self, _keys: &[KeyId]) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// What a [`Txn`] changed since its last save: worked out by the `Txn` itself by comparing
@@ -326,6 +341,16 @@ impl Txn {
         }
         self.changed = false;
         Ok(())
+    }
+
+    /// Whether the store takes the writes that record a change of `keys`, before that
+    /// change is made outside it ([`Session::check_writable`]); writes nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`Session::save`].
+    pub(crate) fn check_writable(&mut self, keys: &[KeyId]) -> Result<()> {
+        self.session.check_writable(keys)
     }
 
     /// Saves (as [`Txn::save`]) and releases the lock.

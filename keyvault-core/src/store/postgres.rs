@@ -18,7 +18,10 @@
 //!   [`passfile`]), else the OS keyring (account `postgres:USER@HOST:PORT/DB`, naming every
 //!   host, port and `hostaddr` the URL gives), never the URL (refused) or argv.
 //!   **TLS**: `sslmode=disable|prefer|require|verify-full`
-//!   as libpq reads it ([`target`]).
+//!   as libpq reads it ([`target`]). To a server that is not verified (`verify-full`) and
+//!   not reached over a Unix socket or a loopback address, a password goes only by
+//!   SCRAM-SHA-256 with channel binding (`channel_binding=require`): never in clear text or
+//!   as MD5, which a man in the middle posing as the server could ask for and reuse.
 
 mod passfile;
 mod target;
@@ -75,16 +78,37 @@ impl PostgresStore {
     /// A new connection, with the schema created or migrated.
     fn connect(&self) -> Result<Client, StoreError> {
         let mut config = self.target.config.clone();
-        if let Some(password) = self.target.password() {
-            config.password(password.as_bytes());
-        }
+        // To a server it has not verified, reached over a network, the password goes only
+        // by SCRAM-SHA-256 with channel binding: the client then refuses, before sending
+        // anything of it, a request for it in clear text or as MD5, SCRAM without channel
+        // binding, and any of them without TLS (what a man in the middle would ask for).
+        let guarded = match self.target.password() {
+            Some(password) => {
+                config.password(password.as_bytes());
+                if self.target.guarded {
+                    config.channel_binding(postgres::config::ChannelBinding::Require);
+                }
+                self.target.guarded
+            }
+            None => false,
+        };
         let client = match &self.target.tls {
             None => config.connect(postgres::NoTls),
             Some(tls) => config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(
                 (**tls).clone(),
             )),
         };
-        let mut client = client.map_err(self.err("connect to"))?;
+        let mut client = client.map_err(|e| {
+            if guarded && e.as_db_error().is_none() && describe(&e).contains("channel binding") {
+                StoreError::Database {
+                    store: self.target.shown.clone(),
+                    operation: "connect to",
+                    detail: unbound(self.target.sslmode),
+                }
+            } else {
+                database(&self.target.shown, "connect to", &e)
+            }
+        })?;
         self.migrate(&mut client)?;
         Ok(client)
     }
@@ -280,6 +304,19 @@ fn describe(e: &postgres::Error) -> String {
             .to_owned();
     }
     text
+}
+
+/// Why a guarded connection ([`target::Target::guarded`]) was refused.
+fn unbound(sslmode: &str) -> String {
+    format!(
+        "the server is not verified (sslmode={sslmode}) and did not authenticate by \
+         SCRAM-SHA-256 with channel binding over TLS, the only way keyvault sends a password \
+         to an unverified server over a network (it asked for the password in clear text or \
+         as MD5, or for SCRAM without channel binding or without TLS, as a man in the middle \
+         would): the password was not sent. Use sslmode=verify-full (sslrootcert=FILE names \
+         the server's CA), a Unix socket or a loopback address, or have the server use \
+         scram-sha-256 with TLS"
+    )
 }
 
 fn database(store: &str, operation: &'static str, e: &postgres::Error) -> StoreError {
@@ -526,7 +563,34 @@ impl Session for PostgresSession {
         state.audit = head;
         Ok(())
     }
+
+    fn check_writable(&mut self, keys: &[KeyId]) -> Result<()> {
+        let shown = self.shown.clone();
+        let err = move |e: postgres::Error| database(&shown, "write", &e);
+        let ids: Vec<&str> = keys.iter().map(KeyId::as_str).collect();
+        let mut tx = self.client.transaction().map_err(&err)?;
+        for statement in CHECK_WRITABLE {
+            if statement.contains("$1") {
+                tx.execute(statement, &[&ids]).map_err(&err)?;
+            } else {
+                tx.execute(statement, &[]).map_err(&err)?;
+            }
+        }
+        tx.rollback().map_err(&err)?;
+        Ok(())
+    }
 }
+
+/// [`Session::check_writable`]: the rows a revoke writes, rewritten as they are (the
+/// head, the records, their purposes' counts) and an audit row as long as a long line,
+/// in a transaction rolled back. A read-only server or transaction, a missing privilege
+/// and a full disk fail these as they would fail the save.
+const CHECK_WRITABLE: [&str; 4] = [
+    "UPDATE meta SET audit_seq = audit_seq WHERE id = 1",
+    "UPDATE keys SET record = record || repeat(' ', 256) WHERE id = ANY($1)",
+    "UPDATE floors SET revoked = revoked WHERE purpose IN (SELECT purpose FROM keys WHERE id = ANY($1))",
+    "INSERT INTO audit (seq, line) SELECT audit_seq + 1, repeat(' ', 1024) FROM meta WHERE id = 1",
+];
 
 /// Appends `events` after the head `meta` records (which must be the one `state` was
 /// loaded with: the writer lock keeps it so); returns the new head.

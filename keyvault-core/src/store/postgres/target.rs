@@ -32,6 +32,13 @@ pub(crate) struct Target {
     pub(crate) account: String,
     /// Host, port, database and user, as libpq's password file names them.
     passfile: [String; 4],
+    /// Whether a password may go to this server only by SCRAM-SHA-256 with channel binding
+    /// (`channel_binding=require`): the server is not verified (`sslmode` is not
+    /// `verify-full`) and is not reached over a Unix socket or a loopback address, so a man
+    /// in the middle could pose as it and ask for the password in clear text or as MD5.
+    pub(crate) guarded: bool,
+    /// `sslmode`, as the URL gave it (or libpq's default), for messages.
+    pub(crate) sslmode: &'static str,
 }
 
 /// `sslmode`, as libpq reads it.
@@ -45,6 +52,17 @@ enum Mode {
     Require,
     /// TLS, with the server's chain verified and its name matching the host.
     VerifyFull,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Disable => "disable",
+            Mode::Prefer => "prefer",
+            Mode::Require => "require",
+            Mode::VerifyFull => "verify-full",
+        }
+    }
 }
 
 impl Target {
@@ -125,6 +143,8 @@ impl Target {
         Ok(Target {
             account: account(&config),
             passfile: passfile_fields(&config),
+            guarded: mode != Mode::VerifyFull && !local(&config),
+            sslmode: mode.name(),
             config,
             tls,
             shown,
@@ -195,6 +215,32 @@ fn account(config: &postgres::Config) -> String {
         account.push_str(&addrs.join(","));
     }
     account
+}
+
+/// Whether every server `config` may connect to is on this machine, out of reach of a man
+/// in the middle: a Unix socket, `localhost`, or a loopback address (127.0.0.0/8, `::1`),
+/// where a `hostaddr` (what the client connects to in place of the host's name) decides for
+/// its host. A name is taken as written, never resolved: only `localhost` counts, as a DNS
+/// answer is no proof of where it leads.
+fn local(config: &postgres::Config) -> bool {
+    use postgres::config::Host;
+    let hosts = config.get_hosts();
+    let addrs = config.get_hostaddrs();
+    let n = hosts.len().max(addrs.len());
+    n > 0
+        && (0..n).all(|i| match (addrs.get(i), hosts.get(i)) {
+            (Some(addr), _) => addr.to_canonical().is_loopback(),
+            (None, Some(Host::Unix(_))) => true,
+            (None, Some(Host::Tcp(name))) => {
+                name.eq_ignore_ascii_case("localhost")
+                    || name
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|a| a.to_canonical().is_loopback())
+            }
+            (None, None) => false,
+        })
 }
 
 /// Host, port, database and user of `config` as libpq matches them against its password
@@ -379,6 +425,38 @@ mod tests {
             let err = Target::parse(bad).err().expect(bad).to_string();
             assert!(!err.contains("hunter2"), "{err}");
             assert!(err.contains("db"), "{err}");
+        }
+    }
+
+    #[test]
+    fn only_a_verified_or_local_server_may_ask_for_the_password_any_way_it_likes() {
+        let guarded = |url: &str| Target::parse(url).expect(url).guarded;
+        for url in [
+            "postgres://kv@db.example/kv",
+            "postgres://kv@db.example/kv?sslmode=disable",
+            "postgres://kv@db.example/kv?sslmode=require",
+            "postgres://kv@192.0.2.7/kv?sslmode=prefer",
+            "postgres://kv@[2001:db8::1]/kv?sslmode=require",
+            // A name is not resolved: only `localhost` counts.
+            "postgres://kv@localhost.example/kv?sslmode=require",
+            // Every server must be local, and a hostaddr decides for its host.
+            "postgres://kv@localhost,db.example/kv?sslmode=require",
+            "postgres://kv@localhost/kv?sslmode=require&hostaddr=192.0.2.7",
+        ] {
+            assert!(guarded(url), "{url}");
+        }
+        for url in [
+            "postgres://kv@db.example/kv?sslmode=verify-full",
+            "postgres://kv@localhost/kv?sslmode=require",
+            "postgres://kv@LOCALHOST/kv",
+            "postgres://kv@127.0.0.1:6543/kv?sslmode=disable",
+            "postgres://kv@127.8.9.10/kv",
+            "postgres://kv@[::1]/kv?sslmode=require",
+            "postgres://kv@%2Fvar%2Frun%2Fpostgresql/kv",
+            "postgres://kv@db.example/kv?hostaddr=127.0.0.1",
+            "postgres://kv@/kv?host=/tmp",
+        ] {
+            assert!(!guarded(url), "{url}");
         }
     }
 
