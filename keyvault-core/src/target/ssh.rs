@@ -549,12 +549,12 @@ impl Target for SshTarget {
 
     fn load_identity(&mut self, key: &ssh_key::PrivateKey) -> Result<(), Error> {
         let fingerprint = key.public_key().fingerprint(ssh_key::HashAlg::Sha256);
-        if self.identities.iter().any(|(fp, _)| *fp == fingerprint) {
-            return Ok(());
-        }
+        // Loaded again even where this target has it: its lifetime in the agent starts anew.
         let (socket, public) = self.agent.load(key, &self.env)?;
         self.socket = Some(socket);
-        self.identities.push((fingerprint, public));
+        if !self.identities.iter().any(|(fp, _)| *fp == fingerprint) {
+            self.identities.push((fingerprint, public));
+        }
         Ok(())
     }
 
