@@ -92,7 +92,7 @@ mod tests {
     #[test]
     fn a_key_loaded_again_by_a_later_target_is_in_the_agent_for_its_full_lifetime() {
         let agent = SharedAgent {
-            lifetime_secs: 2,
+            lifetime_secs: 4,
             ..SharedAgent::default()
         };
         let env = crate::child_env::ChildEnv::from_vars(std::env::vars_os(), &[] as &[&str]);
@@ -111,7 +111,7 @@ mod tests {
         // The first target loads it; the key's lifetime runs out before a second target of
         // the same command loads it and logs in with it.
         let (socket, first) = agent.load(&key, &env).expect("load");
-        std::thread::sleep(std::time::Duration::from_millis(2500));
+        std::thread::sleep(std::time::Duration::from_millis(5000));
         let (again, second) = agent.load(&key, &env).expect("load again");
         assert_eq!((&socket, &first), (&again, &second));
         let keys = listed(&socket);
