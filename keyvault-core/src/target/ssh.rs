@@ -414,15 +414,17 @@ impl SshTarget {
     /// Every login runs it, so it runs as few programs as it can: in the common case (the
     /// file and its directory exist) `cat`, one `sha256sum` for both files, one `stat` for
     /// both, and `mv`; the owner, group and mode are set only where they differ, and `id`
-    /// and the owner of the nearest directory are looked up only to create something.
+    /// and the owner of the nearest directory are looked up only to create something. What
+    /// it creates gets its mode explicitly (a file 0600, each directory 0700): under a
+    /// default ACL the umask does not apply, and sshd ignores a group-writable file.
     fn edit_script(print: &str, end: &str, tag: &str) -> String {
         format!(
             "{print}; printf '\\n{end}\\n'; \
              IFS= read -r verb || exit 0; case \"$verb\" in 'write '*) ;; *) exit 0;; esac; \
              set -e; umask 077; o=; \
              if [ ! -f \"$d/$b\" ] && [ \"$(id -u)\" = 0 ]; then o=$(stat -c %u:%g -- \"$e\" 2>/dev/null || stat -f %u:%g -- \"$e\"); fi; \
-             if [ ! -d \"$d\" ]; then mkdir -p -- \"$d\"; \
-             if [ -n \"$o\" ]; then x=$d; while [ \"$x\" != \"$e\" ] && [ \"$x\" != / ]; do chown -h -- \"$o\" \"$x\"; dn \"$x\"; x=$r; done; fi; fi; \
+             md() {{ if [ ! -d \"$1\" ]; then dn \"$1\"; md \"$r\"; mkdir -m 700 -- \"$1\"; \
+             if [ -n \"$o\" ]; then chown -h -- \"$o\" \"$1\"; fi; fi; }}; md \"$d\"; \
              cd -P -- \"$d\"; if [ \"$PWD\" != \"$d\" ]; then \
              echo \"$f: $d is or passes through a symlink; keyvault does not write through it\" >&2; exit {REFUSED}; fi; a=./$b; \
              t=./.authorized_keys.keyvault.{tag}; set -C; cat > \"$t\"; set +C; \
@@ -437,7 +439,7 @@ impl SshTarget {
              if [ $# != 2 ] || {{ [ \"${{1%:*}}\" != \"${{2%:*}}\" ] && ! chown -- \"${{1%:*}}\" \"$t\" 2>/dev/null; }}; then \
              rm -f -- \"$t\"; echo \"cannot keep the owner and group of $f; nothing was written\" >&2; exit {REFUSED}; fi; \
              if [ \"${{1##*:}}\" != \"${{2##*:}}\" ]; then chmod -- \"${{1##*:}}\" \"$t\"; fi; \
-             elif [ -n \"$o\" ]; then chown -- \"$o\" \"$t\"; fi; \
+             else chmod 600 \"$t\"; if [ -n \"$o\" ]; then chown -- \"$o\" \"$t\"; fi; fi; \
              mv -f -- \"$t\" \"$a\"; printf 'written\\n'"
         )
     }
@@ -547,12 +549,12 @@ impl Target for SshTarget {
 
     fn load_identity(&mut self, key: &ssh_key::PrivateKey) -> Result<(), Error> {
         let fingerprint = key.public_key().fingerprint(ssh_key::HashAlg::Sha256);
-        if self.identities.iter().any(|(fp, _)| *fp == fingerprint) {
-            return Ok(());
-        }
+        // Loaded again even where this target has it: its lifetime in the agent starts anew.
         let (socket, public) = self.agent.load(key, &self.env)?;
         self.socket = Some(socket);
-        self.identities.push((fingerprint, public));
+        if !self.identities.iter().any(|(fp, _)| *fp == fingerprint) {
+            self.identities.push((fingerprint, public));
+        }
         Ok(())
     }
 

@@ -169,3 +169,59 @@ fn the_shell_dirname_and_basename_agree_with_the_programs() {
         }
     }
 }
+
+/// Sets a default ACL on `dir` that gives new files and directories in it to the group
+/// (`user::rwx group::rwx other::---`), as a directory shared with a group has; `false`
+/// where the file system has no ACLs.
+fn share_with_group(dir: &std::path::Path) -> bool {
+    let entry = |tag: u16, perm: u16| {
+        [
+            tag.to_le_bytes().as_slice(),
+            &perm.to_le_bytes(),
+            &u32::MAX.to_le_bytes(),
+        ]
+        .concat()
+    };
+    // POSIX ACL xattr, version 2: USER_OBJ, GROUP_OBJ, OTHER.
+    let acl = [
+        2u32.to_le_bytes().to_vec(),
+        entry(0x01, 7),
+        entry(0x04, 7),
+        entry(0x20, 0),
+    ]
+    .concat();
+    rustix::fs::setxattr(
+        dir,
+        "system.posix_acl_default",
+        &acl,
+        rustix::fs::XattrFlags::empty(),
+    )
+    .is_ok()
+}
+
+#[test]
+fn a_new_file_and_its_new_directories_are_private_under_a_default_acl() {
+    use std::os::unix::fs::PermissionsExt;
+    for shell in shells() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = dir.path().canonicalize().expect("canonical");
+        if !share_with_group(&dir) {
+            eprintln!("no ACLs on {}: skipped", dir.display());
+            return;
+        }
+        // The umask does not apply under a default ACL: a file made without an explicit
+        // mode is group-writable, and sshd (StrictModes) ignores it.
+        let new = "ssh-ed25519 AAAA one\n";
+        for path in [dir.join("authorized_keys"), dir.join("a/b/authorized_keys")] {
+            let out = run_in(shell, &path, &write_answer(None, new));
+            assert!(out.status.success(), "{shell:?}: {out:?}");
+            assert_eq!(std::fs::read_to_string(&path).expect("read"), new);
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{shell:?} {}", path.display());
+        }
+        for made in [dir.join("a"), dir.join("a/b")] {
+            let mode = std::fs::metadata(&made).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{shell:?} {}: {mode:o}", made.display());
+        }
+    }
+}
