@@ -417,6 +417,8 @@ impl SshTarget {
     /// and the owner of the nearest directory are looked up only to create something. What
     /// it creates gets its mode explicitly (a file 0600, each directory 0700): under a
     /// default ACL the umask does not apply, and sshd ignores a group-writable file.
+    /// The temporary file is removed whenever the script ends without renaming it (a trap
+    /// on `EXIT`: a refusal, a failed `mv`, `chown` or `chmod`).
     fn edit_script(print: &str, end: &str, tag: &str) -> String {
         format!(
             "{print}; printf '\\n{end}\\n'; \
@@ -427,20 +429,20 @@ impl SshTarget {
              if [ -n \"$o\" ]; then chown -h -- \"$o\" \"$1\"; fi; fi; }}; md \"$d\"; \
              cd -P -- \"$d\"; if [ \"$PWD\" != \"$d\" ]; then \
              echo \"$f: $d is or passes through a symlink; keyvault does not write through it\" >&2; exit {REFUSED}; fi; a=./$b; \
-             t=./.authorized_keys.keyvault.{tag}; set -C; cat > \"$t\"; set +C; \
-             if [ -L \"$a\" ] || {{ [ -e \"$a\" ] && [ ! -f \"$a\" ]; }}; then rm -f -- \"$t\"; \
+             t=./.authorized_keys.keyvault.{tag}; trap 'rm -f -- \"$t\"' EXIT; set -C; cat > \"$t\"; set +C; \
+             if [ -L \"$a\" ] || {{ [ -e \"$a\" ] && [ ! -f \"$a\" ]; }}; then \
              echo \"$f is a symlink or not a regular file; keyvault does not write through it\" >&2; exit {REFUSED}; fi; \
              set -f; if [ -f \"$a\" ]; then set -- $(sha256sum -- \"$t\" \"$a\"); else set -- $(sha256sum -- \"$t\") none; fi; \
-             w=${{1#\\\\}}; cur=${{3#\\\\}}; if [ \"${{verb##* }}\" != \"$w\" ]; then rm -f -- \"$t\"; \
+             w=${{1#\\\\}}; cur=${{3#\\\\}}; if [ \"${{verb##* }}\" != \"$w\" ]; then \
              echo \"$f: the new content did not arrive whole; nothing was written\" >&2; exit 4; fi; \
-             if [ \"write $cur $w\" != \"$verb\" ]; then rm -f -- \"$t\"; echo \"$f changed since keyvault read it\" >&2; exit 4; fi; \
+             if [ \"write $cur $w\" != \"$verb\" ]; then echo \"$f changed since keyvault read it\" >&2; exit 4; fi; \
              if [ -f \"$a\" ]; then \
              set -- $(stat -c %u:%g:%a -- \"$a\" \"$t\" 2>/dev/null || stat -f %u:%g:%Lp -- \"$a\" \"$t\" 2>/dev/null); \
              if [ $# != 2 ] || {{ [ \"${{1%:*}}\" != \"${{2%:*}}\" ] && ! chown -- \"${{1%:*}}\" \"$t\" 2>/dev/null; }}; then \
-             rm -f -- \"$t\"; echo \"cannot keep the owner and group of $f; nothing was written\" >&2; exit {REFUSED}; fi; \
+             echo \"cannot keep the owner and group of $f; nothing was written\" >&2; exit {REFUSED}; fi; \
              if [ \"${{1##*:}}\" != \"${{2##*:}}\" ]; then chmod -- \"${{1##*:}}\" \"$t\"; fi; \
              else chmod 600 \"$t\"; if [ -n \"$o\" ]; then chown -- \"$o\" \"$t\"; fi; fi; \
-             mv -f -- \"$t\" \"$a\"; printf 'written\\n'"
+             mv -f -- \"$t\" \"$a\"; trap - EXIT; printf 'written\\n'"
         )
     }
 
