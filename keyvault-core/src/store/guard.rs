@@ -106,11 +106,23 @@ fn unread(paths: &Paths, location: &StoreLocation) -> Option<PathBuf> {
         StoreLocation::Sqlite(_) if has_files => return None,
         StoreLocation::Sqlite(file) => {
             let file = paths.home().join(file);
-            if exists(&file) {
-                let other = exists(&database) && !same_file(&database, &file);
-                return other.then_some(database);
+            // The home's own `vault.db` may be the store's file: never unread.
+            let own = file == database;
+            if !exists(&file) {
+                let found = (!own)
+                    .then(|| database.clone())
+                    .into_iter()
+                    .chain(kept)
+                    .find(|p| exists(p));
+                // Another keyvault may have built the database (renamed it into place, or
+                // migrated the files into it) since the look above: if it exists now, it
+                // is judged as one that existed.
+                if found.is_none() || !exists(&file) {
+                    return found;
+                }
             }
-            std::iter::once(database).chain(kept).collect()
+            let other = !own && exists(&database) && !same_file(&database, &file);
+            return other.then_some(database);
         }
         StoreLocation::Postgres(_) => files
             .iter()
