@@ -1,6 +1,8 @@
 //! Hooks for the end-to-end tests, read from `KEYVAULT_TEST_*` variables. Each is compiled
 //! into debug builds only (the e2e suite runs the debug binary): a release build neither
-//! reads the variables nor contains the code. The fault hook lives in `targets.rs`.
+//! reads the variables nor contains the code. The fault hook lives in `targets.rs`, the
+//! PostgreSQL store's `KEYVAULT_TEST_LOOPBACK_IS_REMOTE` in keyvault-core's
+//! `store/postgres/target.rs` (read where the store's URL is parsed).
 
 /// `KEYVAULT_TEST_NOW=<RFC 3339 instant>` runs the command with that fixed time as
 /// keyvault's clock (expiry, TTLs, grace periods, sweep, audit times), so tests move time

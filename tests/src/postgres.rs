@@ -35,7 +35,7 @@ enum Kind {
     Plain,
     Tls,
     SmallDisk,
-    Outside,
+    MixedAuth,
 }
 
 /// A running cluster; stopped when dropped.
@@ -44,8 +44,6 @@ pub struct Postgres {
     dir: PathBuf,
     port: u16,
     ids: Option<(u32, u32)>,
-    /// The address besides 127.0.0.1 it listens on ([`Postgres::start_outside`]).
-    outside: Option<std::net::IpAddr>,
 }
 
 impl Postgres {
@@ -53,10 +51,10 @@ impl Postgres {
     pub const ROLE: &'static str = "kv";
     /// Its password: given to keyvault through `PGPASSWORD` only.
     pub const PASSWORD: &'static str = "pg-Secret-5f1e9a";
-    /// A cluster of [`Postgres::start_outside`]: the database whose password is asked for in
-    /// clear text (made by [`Postgres::create_db`] like any other).
+    /// A cluster of [`Postgres::start_with_mixed_auth`]: the database whose password is
+    /// asked for in clear text (made by [`Postgres::create_db`] like any other).
     pub const CLEARTEXT_DB: &'static str = "cleartext";
-    /// A cluster of [`Postgres::start_outside`]: a role whose password (also
+    /// A cluster of [`Postgres::start_with_mixed_auth`]: a role whose password (also
     /// [`Postgres::PASSWORD`]) is stored, and asked for, as MD5.
     pub const MD5_ROLE: &'static str = "kvmd5";
 
@@ -72,15 +70,15 @@ impl Postgres {
         Self::start_with(Kind::Tls)
     }
 
-    /// Starts a TLS cluster (as [`Postgres::start_with_tls`]) that also listens on this
-    /// machine's own address on its network ([`outside_address`]), which is not a loopback
-    /// address, as a server elsewhere would be reached; its certificate names that address
-    /// too. Over TCP, database [`Postgres::CLEARTEXT_DB`] asks for the password in clear
-    /// text (`password` in `pg_hba.conf`), role [`Postgres::MD5_ROLE`] (whose password is
-    /// stored as MD5) is asked for it as MD5, and everything else by SCRAM-SHA-256.
-    /// Panics when this machine has no such address.
-    pub fn start_outside() -> Self {
-        Self::start_with(Kind::Outside)
+    /// Starts a TLS cluster (as [`Postgres::start_with_tls`]: on 127.0.0.1 only, with a
+    /// certificate for 127.0.0.1) that asks for the password in every way a server may.
+    /// Over TCP, database [`Postgres::CLEARTEXT_DB`] asks for it in clear text (`password`
+    /// in `pg_hba.conf`), role [`Postgres::MD5_ROLE`] (whose password is stored as MD5) is
+    /// asked for it as MD5, and everything else by SCRAM-SHA-256. The tests of a server
+    /// over a network reach it with `KEYVAULT_TEST_LOOPBACK_IS_REMOTE=1`, which makes
+    /// keyvault treat 127.0.0.1 as one.
+    pub fn start_with_mixed_auth() -> Self {
+        Self::start_with(Kind::MixedAuth)
     }
 
     /// Starts a new cluster with a tablespace, [`SMALL`], on a tmpfs of 8 MiB that only the
@@ -153,24 +151,12 @@ impl Postgres {
             std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).expect("chown");
         }
         set_mode(&dir, 0o700);
-        let mut pg = Postgres {
-            dir,
-            port: 0,
-            ids,
-            outside: None,
-        };
+        let mut pg = Postgres { dir, port: 0, ids };
         pg.initdb();
-        let outside = (kind == Kind::Outside).then(|| {
-            outside_address().expect(
-                "this machine has no address but loopback ones (hostname -I): a server \
-                 reached over a network needs one",
-            )
-        });
-        if let Some(addr) = outside {
-            pg.outside_hba();
-            pg.outside = Some(addr);
+        if kind == Kind::MixedAuth {
+            pg.mixed_hba();
         }
-        let ssl = if matches!(kind, Kind::Tls | Kind::Outside) {
+        let ssl = if matches!(kind, Kind::Tls | Kind::MixedAuth) {
             pg.make_certificates();
             format!(
                 " -c ssl=on -c ssl_cert_file={0}/server.pem -c ssl_key_file={0}/server.key -c log_connections=on",
@@ -189,7 +175,7 @@ impl Postgres {
             Self::ROLE,
             Self::PASSWORD
         ));
-        if kind == Kind::Outside {
+        if kind == Kind::MixedAuth {
             pg.psql(&format!(
                 "SET password_encryption = 'md5'; CREATE ROLE {} LOGIN PASSWORD '{}'",
                 Self::MD5_ROLE,
@@ -223,10 +209,9 @@ impl Postgres {
                 .arg(self.dir.join("log"))
                 .arg("-o")
                 .arg(format!(
-                    "-p {} -k {} -c listen_addresses=127.0.0.1{} -c fsync=off -c max_connections=200{ssl}",
+                    "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200{ssl}",
                     self.port,
                     self.dir.display(),
-                    self.outside.map(|a| format!(",{a}")).unwrap_or_default()
                 ))
                 .args(["-w", "-t", "60", "start"])
                 .output()
@@ -306,28 +291,18 @@ impl Postgres {
         c
     }
 
-    /// The address besides 127.0.0.1 a cluster of [`Postgres::start_outside`] listens on,
-    /// as a URL's host names it (`[…]` around an IPv6 address).
-    pub fn outside_host(&self) -> String {
-        match self.outside {
-            Some(std::net::IpAddr::V6(a)) => format!("[{a}]"),
-            Some(a) => a.to_string(),
-            None => panic!("not a cluster of Postgres::start_outside"),
-        }
-    }
-
-    /// `pg_hba.conf` of [`Postgres::start_outside`]: the superuser trusted on the socket,
-    /// over TCP (from anywhere) [`Postgres::CLEARTEXT_DB`] by `password`,
-    /// [`Postgres::MD5_ROLE`] by `md5`, the rest by `scram-sha-256`.
-    fn outside_hba(&self) {
+    /// `pg_hba.conf` of [`Postgres::start_with_mixed_auth`]: the superuser trusted on the
+    /// socket, over TCP [`Postgres::CLEARTEXT_DB`] by `password`, [`Postgres::MD5_ROLE`] by
+    /// `md5`, the rest by `scram-sha-256` (the server listens on 127.0.0.1 only).
+    fn mixed_hba(&self) {
         let hba = self.data().join("pg_hba.conf");
         std::fs::write(
             &hba,
             format!(
                 "local all all trust\n\
-                 host {} all all password\n\
-                 host all {} all md5\n\
-                 host all all all scram-sha-256\n",
+                 host {} all 127.0.0.1/32 password\n\
+                 host all {} 127.0.0.1/32 md5\n\
+                 host all all 127.0.0.1/32 scram-sha-256\n",
                 Self::CLEARTEXT_DB,
                 Self::MD5_ROLE
             ),
@@ -431,10 +406,9 @@ impl Postgres {
         csr.extend(ec);
         csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
         openssl(&csr);
-        let names = self.outside.map(|a| format!(",IP:{a}")).unwrap_or_default();
         std::fs::write(
             self.dir.join("server.ext"),
-            format!("subjectAltName=IP:127.0.0.1{names}\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
         )
         .expect("server.ext");
         openssl(&[
@@ -537,19 +511,6 @@ fn id(args: &[&str]) -> u32 {
         .trim()
         .parse()
         .expect("a numeric id")
-}
-
-/// This machine's own address on its network (the first `hostname -I` gives, IPv4 first):
-/// not a loopback one, yet reached without leaving the machine.
-pub fn outside_address() -> Option<std::net::IpAddr> {
-    let out = Command::new("hostname").arg("-I").output().ok()?;
-    let mut addrs: Vec<std::net::IpAddr> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter_map(|a| a.parse().ok())
-        .filter(|a: &std::net::IpAddr| !a.is_loopback() && !a.is_unspecified())
-        .collect();
-    addrs.sort_by_key(|a| !a.is_ipv4());
-    addrs.into_iter().next()
 }
 
 fn free_port() -> u16 {

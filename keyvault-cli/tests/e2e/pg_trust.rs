@@ -3,10 +3,15 @@
 //! `verify-full`), it gets the password only by SCRAM-SHA-256 with channel binding over TLS.
 //! A server that asks for it in clear text or as MD5 (as a man in the middle posing as the
 //! server would), or by SCRAM without channel binding or without TLS, is refused with exit
-//! 1 before anything of the password is sent. A real PostgreSQL 15 cluster on this
-//! machine's own network address ([`Postgres::start_outside`]) plays both the honest server
-//! and the one asking for too much; a fake server that refuses TLS and asks for the password
-//! in clear text plays the man in the middle of `sslmode=prefer` and `disable`.
+//! 1 before anything of the password is sent. A real PostgreSQL 15 cluster
+//! ([`Postgres::start_with_mixed_auth`]) plays both the honest server and the one asking for
+//! too much; a fake server that refuses TLS and asks for the password in clear text plays
+//! the man in the middle of `sslmode=prefer` and `disable`.
+//!
+//! Every server here listens on 127.0.0.1 only, as every test's does. A server "over a
+//! network" is one reached with [`LOOPBACK_IS_REMOTE`] set: the debug build's test switch
+//! that makes keyvault treat a loopback address as a network (it can only make keyvault
+//! stricter). Without it, 127.0.0.1 is trusted as loopback, as users get it.
 
 use crate::pg_store::clean;
 use crate::support::{Run, Vault};
@@ -14,6 +19,9 @@ use keyvault_tests::postgres::Postgres;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::Duration;
+
+/// The test-only switch that makes keyvault treat 127.0.0.1 as a server over a network.
+const LOOPBACK_IS_REMOTE: &str = "KEYVAULT_TEST_LOOPBACK_IS_REMOTE";
 
 /// What the refusal says.
 const REFUSED: &str = "did not authenticate by SCRAM-SHA-256 with channel binding over TLS";
@@ -37,16 +45,17 @@ fn refused(run: Run, what: &str) {
 
 #[test]
 fn an_unverified_server_over_a_network_gets_the_password_only_by_scram_with_channel_binding() {
-    let pg = Postgres::start_outside();
+    let pg = Postgres::start_with_mixed_auth();
     pg.create_db("vault");
     pg.create_db(Postgres::CLEARTEXT_DB);
     let v = Vault::new();
     v.set_env("PGPASSWORD", Postgres::PASSWORD);
-    let (outside, port) = (pg.outside_host(), pg.port());
-    let list = |user: &str, host: &str, db: &str, params: &str| {
+    v.set_env(LOOPBACK_IS_REMOTE, "1");
+    let port = pg.port();
+    let list = |user: &str, db: &str, params: &str| {
         v.set_env(
             "KEYVAULT_STORE",
-            &format!("postgres://{user}@{host}:{port}/{db}{params}"),
+            &format!("postgres://{user}@127.0.0.1:{port}/{db}{params}"),
         );
         v.run(&["list"])
     };
@@ -63,17 +72,14 @@ fn an_unverified_server_over_a_network_gets_the_password_only_by_scram_with_chan
         (md5, "vault", "?sslmode=disable"),
         (kv, "vault", "?sslmode=disable"),
     ] {
-        refused(
-            list(user, &outside, db, params),
-            &format!("{user} {db}{params}"),
-        );
+        refused(list(user, db, params), &format!("{user} {db}{params}"));
     }
     assert_eq!(authorized(&pg, kv, cleartext), 0, "{}", pg.log());
     assert_eq!(authorized(&pg, md5, "vault"), 0, "{}", pg.log());
     assert_eq!(authorized(&pg, kv, "vault"), 0, "{}", pg.log());
     // SCRAM-SHA-256 over TLS binds the login to the TLS channel: let in, encrypted.
     for params in ["?sslmode=require", ""] {
-        clean(list(kv, &outside, "vault", params)).expect(0);
+        clean(list(kv, "vault", params)).expect(0);
     }
     let log = pg.log();
     let logins: Vec<&str> = log
@@ -86,19 +92,21 @@ fn an_unverified_server_over_a_network_gets_the_password_only_by_scram_with_chan
     let ca = pg.ca();
     clean(list(
         kv,
-        &outside,
         cleartext,
         &format!("?sslmode=verify-full&sslrootcert={}", ca.display()),
     ))
     .expect(0);
     assert_eq!(authorized(&pg, kv, cleartext), 1, "{}", pg.log());
-    // So may one reached over a loopback address: no one stands in between.
-    clean(list(kv, "127.0.0.1", cleartext, "?sslmode=require")).expect(0);
-    clean(list(kv, "127.0.0.1", cleartext, "?sslmode=disable")).expect(0);
+    // So may one reached over a loopback address, as users get it (without the tests'
+    // switch): no one stands in between.
+    v.set_env(LOOPBACK_IS_REMOTE, "");
+    clean(list(kv, cleartext, "?sslmode=require")).expect(0);
+    clean(list(kv, cleartext, "?sslmode=disable")).expect(0);
     assert_eq!(authorized(&pg, kv, cleartext), 3, "{}", pg.log());
 }
 
-/// A man in the middle between keyvault and a server elsewhere: it refuses TLS (`N` to
+/// A man in the middle between keyvault and a server elsewhere (on 127.0.0.1, reached
+/// with [`LOOPBACK_IS_REMOTE`]): it refuses TLS (`N` to
 /// `SSLRequest`), asks for the password in clear text, or as MD5 with `md5`, and returns all
 /// keyvault sent it.
 fn man_in_the_middle(listener: TcpListener, md5: bool) -> std::thread::JoinHandle<Vec<u8>> {
@@ -138,26 +146,21 @@ fn man_in_the_middle(listener: TcpListener, md5: bool) -> std::thread::JoinHandl
 
 #[test]
 fn a_man_in_the_middle_that_refuses_tls_and_asks_for_the_password_gets_nothing_of_it() {
-    let addr = keyvault_tests::postgres::outside_address()
-        .expect("this machine has no address but loopback ones (hostname -I)");
-    let host = match addr {
-        std::net::IpAddr::V6(a) => format!("[{a}]"),
-        a => a.to_string(),
-    };
     let v = Vault::new();
     v.set_env("PGPASSWORD", Postgres::PASSWORD);
+    v.set_env(LOOPBACK_IS_REMOTE, "1");
     for (params, md5) in [
         ("", false),
         ("?sslmode=prefer", true),
         ("?sslmode=disable", false),
         ("?sslmode=disable", true),
     ] {
-        let listener = TcpListener::bind((addr, 0)).expect("listen");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
         let port = listener.local_addr().expect("port").port();
         let mitm = man_in_the_middle(listener, md5);
         v.set_env(
             "KEYVAULT_STORE",
-            &format!("postgres://kv@{host}:{port}/vault{params}"),
+            &format!("postgres://kv@127.0.0.1:{port}/vault{params}"),
         );
         refused(v.run(&["list"]), params);
         let seen = mitm.join().expect("the man in the middle");
@@ -171,4 +174,21 @@ fn a_man_in_the_middle_that_refuses_tls_and_asks_for_the_password_gets_nothing_o
             "{params} md5={md5}: keyvault sent the password: {seen:?}"
         );
     }
+}
+
+#[test]
+fn the_loopback_switch_is_1_or_nothing() {
+    // A switch that is neither on nor off is an error before any connection, never taken
+    // as off: a test that meant it would otherwise prove nothing.
+    let v = Vault::new();
+    v.set_env("KEYVAULT_STORE", "postgres://kv@127.0.0.1:1/vault");
+    v.set_env(LOOPBACK_IS_REMOTE, "yes");
+    let run = v.run(&["list"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains("KEYVAULT_TEST_LOOPBACK_IS_REMOTE=\"yes\" is not 1 (or empty, or unset)"),
+        "{}",
+        run.stderr
+    );
 }

@@ -140,10 +140,14 @@ impl Target {
             Mode::Prefer | Mode::Require => Some(Arc::new(unverified()?)),
             Mode::VerifyFull => Some(Arc::new(verified(rootcert.as_deref()).map_err(bad)?)),
         };
+        #[cfg(debug_assertions)]
+        let loopback_is_remote = loopback_is_remote().map_err(bad)?;
+        #[cfg(not(debug_assertions))]
+        let loopback_is_remote = false;
         Ok(Target {
             account: account(&config),
             passfile: passfile_fields(&config),
-            guarded: mode != Mode::VerifyFull && !local(&config),
+            guarded: mode != Mode::VerifyFull && !local(&config, loopback_is_remote),
             sslmode: mode.name(),
             config,
             tls,
@@ -217,20 +221,39 @@ fn account(config: &postgres::Config) -> String {
     account
 }
 
+/// The test-only switch `KEYVAULT_TEST_LOOPBACK_IS_REMOTE=1`: a loopback address (and
+/// `localhost`) over TCP counts as a server over a network, so the end-to-end tests prove
+/// the rule for one with servers they start on 127.0.0.1 only. A Unix socket stays local.
+/// It can only make keyvault stricter; compiled into debug builds only, like the CLI's
+/// other `KEYVAULT_TEST_*` hooks. Unset or empty: off; anything but `1` is an error.
+#[cfg(debug_assertions)]
+fn loopback_is_remote() -> Result<bool, String> {
+    match std::env::var_os("KEYVAULT_TEST_LOOPBACK_IS_REMOTE") {
+        None => Ok(false),
+        Some(v) if v.is_empty() => Ok(false),
+        Some(v) if v == "1" => Ok(true),
+        Some(v) => Err(format!(
+            "KEYVAULT_TEST_LOOPBACK_IS_REMOTE={v:?} is not 1 (or empty, or unset)"
+        )),
+    }
+}
+
 /// Whether every server `config` may connect to is on this machine, out of reach of a man
 /// in the middle: a Unix socket, `localhost`, or a loopback address (127.0.0.0/8, `::1`),
 /// where a `hostaddr` (what the client connects to in place of the host's name) decides for
 /// its host. A name is taken as written, never resolved: only `localhost` counts, as a DNS
-/// answer is no proof of where it leads.
-fn local(config: &postgres::Config) -> bool {
+/// answer is no proof of where it leads. With `loopback_is_remote` (the tests' switch, see
+/// [`loopback_is_remote`]) only a Unix socket counts.
+fn local(config: &postgres::Config, loopback_is_remote: bool) -> bool {
     use postgres::config::Host;
     let hosts = config.get_hosts();
     let addrs = config.get_hostaddrs();
     let n = hosts.len().max(addrs.len());
     n > 0
         && (0..n).all(|i| match (addrs.get(i), hosts.get(i)) {
-            (Some(addr), _) => addr.to_canonical().is_loopback(),
+            (Some(addr), _) => !loopback_is_remote && addr.to_canonical().is_loopback(),
             (None, Some(Host::Unix(_))) => true,
+            (None, Some(Host::Tcp(_))) if loopback_is_remote => false,
             (None, Some(Host::Tcp(name))) => {
                 name.eq_ignore_ascii_case("localhost")
                     || name
@@ -457,6 +480,27 @@ mod tests {
             "postgres://kv@/kv?host=/tmp",
         ] {
             assert!(!guarded(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn the_tests_switch_makes_loopback_a_network_and_leaves_sockets_local() {
+        let config = |url: &str| Target::parse(url).expect(url).config;
+        for url in [
+            "postgres://kv@localhost/kv?sslmode=require",
+            "postgres://kv@127.0.0.1:6543/kv?sslmode=disable",
+            "postgres://kv@[::1]/kv",
+            "postgres://kv@db.example/kv?hostaddr=127.0.0.1",
+            "postgres://kv@%2Ftmp,127.0.0.1/kv",
+        ] {
+            assert!(local(&config(url), false), "{url}");
+            assert!(!local(&config(url), true), "{url}");
+        }
+        for url in [
+            "postgres://kv@%2Fvar%2Frun%2Fpostgresql/kv",
+            "postgres://kv@/kv?host=/tmp",
+        ] {
+            assert!(local(&config(url), true), "{url}");
         }
     }
 
